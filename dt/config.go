@@ -1,0 +1,172 @@
+package dt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+
+	"github.com/dt-cdn/dt/dt/internal/ipguard"
+)
+
+// Config configures a Node. Zero values mean the documented default; Open does not modify the
+// Config it is given, and the node does not read it again after Open returns.
+type Config struct {
+	// Keys holds the network key, the trusted master public keys and, on a master, the master key.
+	Keys Keys
+	// Master makes this node a master: it may add and remove objects. It needs Keys.Master.
+	Master bool
+	// DataDir holds the node's identity (node.key), its database (dt.db) and its blobs. Required.
+	DataDir string
+
+	// Listen lists the addresses to accept peers on ("127.0.0.1:7000", "[::1]:7000"). Empty means
+	// no listener: the node only dials out, as a master behind NAT does.
+	Listen []string
+	// Peers lists the addresses to dial. Links are used in both directions whoever dialed.
+	Peers []string
+	// Epoch is bound into every handshake and record: bump it to start an empty table on the same
+	// network key. Zero is a valid epoch.
+	Epoch uint32
+
+	// Logger receives the node's logs. Nil discards them.
+	Logger *slog.Logger
+	// Registerer receives the node's Prometheus metrics. Nil registers nothing.
+	Registerer prometheus.Registerer
+	// Random is the source of keys and ids. Nil means crypto/rand.
+	Random io.Reader
+	// Now is the wall clock. Nil means time.Now.
+	Now func() time.Time
+	// Dial opens connections to peers. Nil means a net.Dialer with a 5 s timeout.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// TombstoneTTL is how long a delete record is kept before it is collected. It must exceed the
+	// longest time a node may be offline and still come back with its data. Zero: 30 days.
+	TombstoneTTL time.Duration
+	// MaxClockSkew rejects records whose clock runs further ahead of the local clock. Zero: 5 min.
+	MaxClockSkew time.Duration
+	// AntiEntropyInterval is how often each dialed link runs a full set reconciliation as a check
+	// behind the delta stream. Zero: 5 min.
+	AntiEntropyInterval time.Duration
+	// KeepAliveInterval is how often an idle link is pinged. Zero: 2 s.
+	KeepAliveInterval time.Duration
+	// LinkTimeout is how long a ping or write may take before the link is declared dead. Together
+	// with the keepalive this bounds detection of a dead peer to about KeepAliveInterval +
+	// LinkTimeout. Zero: 5 s.
+	LinkTimeout time.Duration
+	// RedialMin and RedialMax bound the exponential backoff between dials of one peer address.
+	// Zero: 100 ms and 10 s.
+	RedialMin, RedialMax time.Duration
+	// StartWait is how long a node with peers waits for a first complete sync before it reports
+	// Started anyway (its peers may all be down). Zero: 5 s.
+	StartWait time.Duration
+
+	// MessageWindow is how far a message's timestamp may be from the local clock, and how long its
+	// id is remembered to drop duplicates. Zero: 5 min.
+	MessageWindow time.Duration
+	// MaxMessageSize bounds a message's JSON payload. Zero: 64 KiB.
+	MaxMessageSize int
+	// MessageRate and MessageBurst bound how many messages per second one origin may flood through
+	// this node; excess messages are dropped with an error event. Zero: 200/s, burst 400.
+	MessageRate  rate.Limit
+	MessageBurst int
+	// MaxHops bounds how far a message is forwarded. Zero: 16.
+	MaxHops int
+	// MaxObjectSize bounds an object's canonical JSON. Zero: 256 MiB.
+	MaxObjectSize int64
+	// InlineBodyMax is the largest body stored in the database and sent inline with its record;
+	// larger bodies go to the blob store and travel on their own streams. Zero: 16 KiB.
+	InlineBodyMax int
+
+	// Guard configures address blocking at accept. The zero value means ipguard defaults.
+	Guard ipguard.Config
+
+	// NoSync skips fsync in the database and blob store: for tests and benchmarks only. A crash then
+	// may lose or corrupt data.
+	NoSync bool
+}
+
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.TombstoneTTL, 30*24*time.Hour)
+	def(&c.MaxClockSkew, 5*time.Minute)
+	def(&c.AntiEntropyInterval, 5*time.Minute)
+	def(&c.KeepAliveInterval, 2*time.Second)
+	def(&c.LinkTimeout, 5*time.Second)
+	def(&c.RedialMin, 100*time.Millisecond)
+	def(&c.RedialMax, 10*time.Second)
+	def(&c.StartWait, 5*time.Second)
+	def(&c.MessageWindow, 5*time.Minute)
+	if c.MaxMessageSize == 0 {
+		c.MaxMessageSize = 64 << 10
+	}
+	if c.MessageRate == 0 {
+		c.MessageRate = 200
+	}
+	if c.MessageBurst == 0 {
+		c.MessageBurst = 400
+	}
+	if c.MaxHops == 0 {
+		c.MaxHops = 16
+	}
+	if c.MaxObjectSize == 0 {
+		c.MaxObjectSize = 256 << 20
+	}
+	if c.InlineBodyMax == 0 {
+		c.InlineBodyMax = 16 << 10
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Dial == nil {
+		d := &net.Dialer{Timeout: 5 * time.Second}
+		c.Dial = d.DialContext
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("dt: Config.DataDir is required"))
+	}
+	if c.Master && c.Keys.Master == nil {
+		errs = append(errs, errors.New("dt: a master node needs Keys.Master (master.key)"))
+	}
+	if c.Keys.Network == (NetworkKey{}) {
+		errs = append(errs, errors.New("dt: Config.Keys.Network is empty"))
+	}
+	if c.MaxMessageSize > maxFrameSize/2 {
+		errs = append(errs, fmt.Errorf("dt: MaxMessageSize %d over %d", c.MaxMessageSize, maxFrameSize/2))
+	}
+	if c.InlineBodyMax > maxFrameSize/2 {
+		errs = append(errs, fmt.Errorf("dt: InlineBodyMax %d over %d", c.InlineBodyMax, maxFrameSize/2))
+	}
+	if c.MaxHops > 255 {
+		errs = append(errs, errors.New("dt: MaxHops over 255"))
+	}
+	return errors.Join(errs...)
+}
+
+// LocalConfig returns fast timers for nodes on one machine: tests, the example and the load test.
+func LocalConfig() Config {
+	return Config{
+		KeepAliveInterval: 500 * time.Millisecond,
+		LinkTimeout:       2 * time.Second,
+		RedialMin:         20 * time.Millisecond,
+		RedialMax:         500 * time.Millisecond,
+		StartWait:         2 * time.Second,
+	}
+}

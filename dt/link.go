@@ -1,0 +1,562 @@
+package dt
+
+import (
+	"bufio"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/yamux"
+
+	"github.com/dt-cdn/dt/dt/internal/hlc"
+	"github.com/dt-cdn/dt/dt/internal/ipguard"
+	"github.com/dt-cdn/dt/dt/internal/rbsr"
+	"github.com/dt-cdn/dt/dt/internal/securelink"
+)
+
+// A link is an authenticated, encrypted connection to one peer, multiplexed into streams: one
+// control stream carries the sync protocol, the peer's log and flooded messages; every large body
+// travels on a stream of its own, so a multi-megabyte object never delays a message, and yamux's
+// keepalive pings never wait behind either. Links are symmetric: whoever dialed, both ends stream
+// their log to the other.
+
+// Queue bounds of a link's writer.
+const (
+	// msgQueueLen bounds flooded messages waiting for a slow peer. Messages are never dropped
+	// silently: a peer that falls this far behind is disconnected (and resyncs on reconnect).
+	msgQueueLen = 4096
+	logQueueLen = 256
+	// bodyFetchers is how many bodies one link fetches at once.
+	bodyFetchers = 4
+	// bodyStreamTimeout bounds one body transfer without progress.
+	bodyStreamTimeout = 30 * time.Second
+)
+
+type link struct {
+	n       *Node
+	peer    NodeID
+	peerKey ed25519.PublicKey
+	hello   hello
+	dialed  bool
+	remote  net.Addr
+	sess    *yamux.Session
+	ctrl    net.Conn
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	ctrlOut chan []byte     // sync protocol frames: senders block
+	msgOut  chan []byte     // flooded messages: senders never block
+	logOut  chan []byte     // log entries from the tailer
+	wants   chan []RecordID // the peer's wants, served in order
+	fetches chan fetchJob
+
+	tailOnce sync.Once
+
+	mu          sync.Mutex
+	tracker     cursorTracker // guarded by mu
+	caughtUp    bool          // guarded by mu: the peer's tail reached its head at least once
+	wantPending int           // guarded by mu: records asked for and not yet applied
+	wantsOpen   int           // guarded by mu: want frames not yet answered by frameWantDone
+	recon       *reconcile    // guarded by mu: our reconciliation in progress, if any
+	responder   *rbsr.Responder
+	respHead    uint64
+	syncing     bool // guarded by mu: a barrier for markSynced is in flight
+	closeErr    error
+	closed      atomic.Bool
+}
+
+type fetchJob struct {
+	rec  *Record
+	id   RecordID
+	seq  uint64 // log sequence, or 0 for a record outside the log
+	want bool   // counts against wantPending
+}
+
+// yamuxConfig returns the multiplexer settings for links.
+func (n *Node) yamuxConfig() *yamux.Config {
+	c := yamux.DefaultConfig()
+	c.EnableKeepAlive = true
+	c.KeepAliveInterval = n.cfg.KeepAliveInterval
+	c.ConnectionWriteTimeout = n.cfg.LinkTimeout
+	c.StreamOpenTimeout = n.cfg.LinkTimeout
+	c.StreamCloseTimeout = n.cfg.LinkTimeout
+	c.LogOutput = io.Discard
+	return c
+}
+
+// runLink runs a connection from handshake to close. ticket is the address guard's ticket for an
+// accepted connection (nil when we dialed). It returns why the link ended.
+func (n *Node) runLink(raw net.Conn, dialed bool, ticket *ipguard.Ticket) error {
+	conn := n.metrics.count(raw)
+	h := hello{incarnation: n.store.incarnation, head: n.head.Load(), clock: uint64(n.clock.Last()), master: n.cfg.Master}
+	scfg := securelink.Config{
+		NetworkKey: n.cfg.Keys.Network,
+		Identity:   n.identity,
+		Prologue:   append(append([]byte{}, n.table[:]...), byte(n.cfg.Epoch>>24), byte(n.cfg.Epoch>>16), byte(n.cfg.Epoch>>8), byte(n.cfg.Epoch)),
+		Hello:      h.marshal(),
+		Random:     n.cfg.Random,
+	}
+	var (
+		sc   *securelink.Conn
+		peer securelink.Peer
+		err  error
+	)
+	if dialed {
+		sc, peer, err = securelink.Client(n.ctx, conn, scfg)
+	} else {
+		sc, peer, err = securelink.Server(n.ctx, conn, scfg)
+	}
+	if err != nil {
+		raw.Close()
+		n.metrics.handshakeFailures.Inc()
+		if ticket != nil {
+			ticket.Failed(err.Error())
+		}
+		if n.ctx.Err() == nil {
+			n.log.Debug("Handshake failed", slog.String("remote", raw.RemoteAddr().String()), slog.Any("err", err))
+			if dialed {
+				n.emitError(fmt.Errorf("dt: handshake with %s: %w", raw.RemoteAddr(), err), "peer "+raw.RemoteAddr().String(), nil)
+			}
+		}
+		return err
+	}
+	ph, err := parseHello(peer.Hello)
+	if err != nil {
+		sc.Close()
+		if ticket != nil {
+			ticket.Failed(err.Error())
+		}
+		return err
+	}
+	if ticket != nil {
+		ticket.Succeeded()
+	}
+	l := &link{
+		n: n, peer: NodeIDOf(peer.PublicKey), peerKey: peer.PublicKey, hello: ph, dialed: dialed,
+		remote:  raw.RemoteAddr(),
+		ctrlOut: make(chan []byte, 64),
+		msgOut:  make(chan []byte, msgQueueLen),
+		logOut:  make(chan []byte, logQueueLen),
+		wants:   make(chan []RecordID, 16),
+		fetches: make(chan fetchJob, 1<<14),
+	}
+	if l.peer == n.id {
+		sc.Close()
+		return errSelfLink
+	}
+	if dialed {
+		l.sess, err = yamux.Client(sc, n.yamuxConfig())
+	} else {
+		l.sess, err = yamux.Server(sc, n.yamuxConfig())
+	}
+	if err != nil {
+		sc.Close()
+		return fmt.Errorf("dt: start multiplexer: %w", err)
+	}
+	if dialed {
+		l.ctrl, err = l.sess.OpenStream()
+	} else {
+		l.ctrl, err = acceptWithin(l.sess, n.cfg.LinkTimeout)
+	}
+	if err != nil {
+		l.sess.Close()
+		return fmt.Errorf("dt: open control stream: %w", err)
+	}
+	l.ctx, l.cancel = context.WithCancel(n.ctx)
+	if err := n.register(l); err != nil {
+		l.sess.Close()
+		return err
+	}
+	n.clock.Observe(hlc.Timestamp(ph.clock))
+	n.log.Info("Link up", slog.Any("peer", l.peer), slog.String("remote", l.remote.String()), slog.Bool("dialed", dialed))
+	err = l.run()
+	n.unregister(l)
+	n.log.Info("Link down", slog.Any("peer", l.peer), slog.Any("err", err))
+	return err
+}
+
+var errSelfLink = errors.New("dt: link to self")
+
+// duplicateError says a link was refused because the peer is already linked.
+type duplicateError struct{ peer NodeID }
+
+func (e duplicateError) Error() string { return errDuplicateLink.Error() + " " + e.peer.Short() }
+func (e duplicateError) Unwrap() error { return errDuplicateLink }
+
+func acceptWithin(sess *yamux.Session, d time.Duration) (net.Conn, error) {
+	type result struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		c, err := sess.AcceptStream()
+		ch <- result{c, err}
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case r := <-ch:
+		return r.c, r.err
+	case <-t.C:
+		sess.Close() // ends the AcceptStream call above
+		return nil, fmt.Errorf("dt: peer opened no control stream within %s", d)
+	}
+}
+
+// register adds a link, resolving duplicates: when two nodes dial each other, both keep the link
+// dialed by the node with the smaller id, so they agree without talking.
+func (n *Node) register(l *link) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.ctx.Err() != nil {
+		return ErrClosed
+	}
+	if old := n.links[l.peer]; old != nil {
+		if preferred(l, n.id) && !preferred(old, n.id) {
+			old.close(duplicateError{peer: old.peer})
+		} else {
+			return duplicateError{peer: l.peer}
+		}
+	}
+	l.tracker = cursorTracker{base: n.store.cursor(l.peer, l.hello.incarnation)}
+	n.links[l.peer] = l
+	n.metrics.links.Set(float64(len(n.links)))
+	return nil
+}
+
+// preferred reports whether l was dialed by the node with the smaller id of its two ends.
+func preferred(l *link, self NodeID) bool {
+	dialer := self
+	if !l.dialed {
+		dialer = l.peer
+	}
+	other := l.peer
+	if !l.dialed {
+		other = self
+	}
+	return string(dialer[:]) < string(other[:])
+}
+
+func (n *Node) unregister(l *link) {
+	n.mu.Lock()
+	if n.links[l.peer] == l {
+		delete(n.links, l.peer)
+		close(n.linkGone)
+		n.linkGone = make(chan struct{})
+	}
+	n.metrics.links.Set(float64(len(n.links)))
+	n.mu.Unlock()
+}
+
+// waitLinkGone blocks until peer has no link, or the node closes.
+func (n *Node) waitLinkGone(peer NodeID) {
+	for {
+		n.mu.RLock()
+		_, ok := n.links[peer]
+		gone := n.linkGone
+		n.mu.RUnlock()
+		if !ok {
+			return
+		}
+		select {
+		case <-gone:
+		case <-n.ctx.Done():
+			return
+		}
+	}
+}
+
+// run starts the link's goroutines and waits for the link to end.
+func (l *link) run() error {
+	l.wg.Go(l.runWriter)
+	l.wg.Go(l.runReader)
+	l.wg.Go(l.runWantServer)
+	l.wg.Go(l.serveBodies)
+	for range bodyFetchers {
+		l.wg.Go(l.runFetcher)
+	}
+	if l.dialed {
+		l.wg.Go(l.runAntiEntropy)
+	}
+	l.startSync()
+	<-l.ctx.Done()
+	l.sess.Close()
+	l.wg.Wait()
+	l.saveCursor()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closeErr == nil {
+		l.closeErr = ErrClosed
+	}
+	return l.closeErr
+}
+
+// close ends the link with a reason; the first reason wins.
+func (l *link) close(err error) {
+	l.mu.Lock()
+	if l.closeErr == nil {
+		l.closeErr = err
+	}
+	l.mu.Unlock()
+	l.closed.Store(true)
+	l.cancel()
+}
+
+// fail ends the link because the peer misbehaved: the error is reported and counts as a strike
+// against the peer's address.
+func (l *link) fail(err error) {
+	err = fmt.Errorf("peer %s (%s): %w", l.peer.Short(), l.remote, err)
+	l.n.log.Warn("Dropping misbehaving peer", slog.Any("err", err))
+	l.n.emitError(err, "peer "+l.remote.String(), nil)
+	if ap, perr := netip.ParseAddrPort(l.remote.String()); perr == nil {
+		_ = ap // STRIKE
+
+	}
+	l.close(err)
+}
+
+// send queues a sync-protocol frame, blocking while the writer is busy.
+func (l *link) send(typ frameType, payload []byte) bool {
+	select {
+	case l.ctrlOut <- appendFrame(nil, typ, payload):
+		return true
+	case <-l.ctx.Done():
+		return false
+	}
+}
+
+// sendMessage queues a flooded message without blocking; a peer too slow to take it is dropped.
+func (l *link) sendMessage(frame []byte) {
+	select {
+	case l.msgOut <- frame:
+	default:
+		l.n.emitError(fmt.Errorf("dt: peer %s too slow: %d messages queued; disconnecting", l.peer.Short(), msgQueueLen), "peer "+l.remote.String(), nil)
+		l.close(errors.New("dt: peer too slow for messages"))
+	}
+}
+
+// runWriter is the only writer of the control stream. Messages go first, then sync frames, then
+// log entries, and the buffer is flushed whenever no frame is waiting.
+func (l *link) runWriter() {
+	w := bufio.NewWriterSize(l.ctrl, 64<<10)
+	for {
+		var f []byte
+		select {
+		case f = <-l.msgOut:
+		default:
+			select {
+			case f = <-l.msgOut:
+			case f = <-l.ctrlOut:
+			default:
+				select {
+				case f = <-l.msgOut:
+				case f = <-l.ctrlOut:
+				case f = <-l.logOut:
+				default:
+					if err := w.Flush(); err != nil {
+						l.close(fmt.Errorf("dt: write to peer: %w", err))
+						return
+					}
+					select {
+					case f = <-l.msgOut:
+					case f = <-l.ctrlOut:
+					case f = <-l.logOut:
+					case <-l.ctx.Done():
+						return
+					}
+				}
+			}
+		}
+		if _, err := w.Write(f); err != nil {
+			l.close(fmt.Errorf("dt: write to peer: %w", err))
+			return
+		}
+	}
+}
+
+// runReader reads and dispatches control frames until the stream ends.
+func (l *link) runReader() {
+	r := bufio.NewReaderSize(l.ctrl, 64<<10)
+	for {
+		f, err := readFrame(r)
+		if err != nil {
+			if errors.Is(err, ErrMalformed) {
+				l.fail(err)
+			} else {
+				l.close(fmt.Errorf("dt: read from peer: %w", err))
+			}
+			return
+		}
+		l.n.metrics.framesIn.Inc()
+		if err := l.dispatch(f); err != nil {
+			l.fail(err)
+			return
+		}
+		if l.ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+func (l *link) dispatch(f frame) error {
+	switch f.typ {
+	case frameSyncStart:
+		cursor, mode, err := parseSyncStart(f.payload)
+		if err != nil {
+			return err
+		}
+		if mode == syncTail {
+			l.startTail(cursor)
+		}
+		return nil // syncReconcile: the peer reconciles, then sends frameTailFrom
+	case frameTailFrom:
+		seq, err := parseUvarint(f.payload, "tail from")
+		if err != nil {
+			return err
+		}
+		l.startTail(seq)
+		return nil
+	case frameLogEntry:
+		p, err := parseRecordPayload(f.payload, true)
+		if err != nil {
+			return err
+		}
+		if p.seq == 0 {
+			return fmt.Errorf("%w: log entry with sequence 0", ErrMalformed)
+		}
+		return l.receiveRecord(p, false)
+	case frameRecord:
+		p, err := parseRecordPayload(f.payload, false)
+		if err != nil {
+			return err
+		}
+		return l.receiveRecord(p, true)
+	case frameCaughtUp:
+		head, err := parseUvarint(f.payload, "caught up")
+		if err != nil {
+			return err
+		}
+		l.caughtUpTo(head)
+		return nil
+	case frameReconcile:
+		return l.respond(f.payload)
+	case frameReconcileReply:
+		head, msg, err := parseReconcileReply(f.payload)
+		if err != nil {
+			return err
+		}
+		return l.reconcileReply(head, msg)
+	case frameWant:
+		ids, err := parseIDs(f.payload)
+		if err != nil {
+			return err
+		}
+		select {
+		case l.wants <- ids:
+		case <-l.ctx.Done():
+		}
+		return nil
+	case frameWantDone:
+		l.wantDone()
+		return nil
+	case frameMessage:
+		return l.n.receiveMessage(l, f.payload)
+	}
+	// Unknown frame types are skipped, for future extensibility.
+	return nil
+}
+
+// dialLoop keeps a link to addr up until the node closes, redialing with capped, jittered
+// exponential backoff.
+func (n *Node) dialLoop(addr string) {
+	backoff := n.cfg.RedialMin
+	for n.ctx.Err() == nil {
+		conn, err := n.cfg.Dial(n.ctx, "tcp", addr)
+		if err == nil {
+			began := time.Now()
+			err = n.runLink(conn, true, nil)
+			var dup duplicateError
+			if errors.As(err, &dup) {
+				// The peer is already linked through another connection: stay idle until that
+				// link ends rather than churning handshakes.
+				n.waitLinkGone(dup.peer)
+				backoff = n.cfg.RedialMin
+				continue
+			}
+			if time.Since(began) > 10*time.Second {
+				backoff = n.cfg.RedialMin
+			}
+		}
+		if n.ctx.Err() != nil {
+			return
+		}
+		n.log.Debug("Peer unreachable", slog.String("addr", addr), slog.Any("err", err), slog.Duration("retry", backoff))
+		jitter := time.Duration(rand.Int64N(int64(backoff)/2 + 1))
+		t := time.NewTimer(backoff/2 + jitter)
+		select {
+		case <-t.C:
+		case <-n.ctx.Done():
+			t.Stop()
+			return
+		}
+		backoff = min(2*backoff, n.cfg.RedialMax)
+	}
+}
+
+// acceptLoop admits connections through the address guard before any cryptography.
+func (n *Node) acceptLoop(ln net.Listener) {
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if n.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			n.log.Warn("Accept failed", slog.Any("err", err))
+			t := time.NewTimer(10 * time.Millisecond)
+			select {
+			case <-t.C:
+			case <-n.ctx.Done():
+				t.Stop()
+				return
+			}
+			continue
+		}
+		addr := remoteAddr(conn)
+		ticket, err := n.guard.Admit(addr)
+		if err != nil {
+			n.metrics.refused.Inc()
+			n.log.Debug("Connection refused", slog.String("remote", addr.String()), slog.Any("err", err))
+			conn.Close()
+			continue
+		}
+		n.wg.Go(func() { _ = n.runLink(conn, false, ticket) })
+	}
+}
+
+func remoteAddr(c net.Conn) netip.Addr {
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		if a, ok := netip.AddrFromSlice(ta.IP); ok {
+			return a.Unmap()
+		}
+	}
+	ap, _ := netip.ParseAddrPort(c.RemoteAddr().String())
+	return ap.Addr().Unmap()
+}
+
+func (l *link) status() LinkStatus {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return LinkStatus{Peer: l.peer, Remote: l.remote.String(), Dialed: l.dialed, Master: l.hello.master, CaughtUp: l.caughtUp, Cursor: l.tracker.cursor()}
+}

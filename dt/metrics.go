@@ -1,0 +1,102 @@
+package dt
+
+import (
+	"net"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the node's Prometheus metrics. They are registered on Config.Registerer (when set)
+// and unregistered at Close, so one process can run several nodes, as tests and the example do.
+type metrics struct {
+	reg        prometheus.Registerer
+	collectors []prometheus.Collector
+
+	bytesIn, bytesOut atomic.Uint64
+
+	links             prometheus.Gauge
+	recordsApplied    prometheus.Counter
+	reconciliations   prometheus.Counter
+	reconcileDiffs    prometheus.Counter
+	bodiesFetched     prometheus.Counter
+	framesIn          prometheus.Counter
+	handshakeFailures prometheus.Counter
+	refused           prometheus.Counter
+	errors            prometheus.Counter
+	messagesSent      prometheus.Counter
+	messagesReceived  prometheus.Counter
+	messagesDropped   *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer, n *Node) *metrics {
+	m := &metrics{reg: reg}
+	counter := func(name, help string) prometheus.Counter {
+		c := prometheus.NewCounter(prometheus.CounterOpts{Namespace: "dt", Name: name, Help: help})
+		m.collectors = append(m.collectors, c)
+		return c
+	}
+	m.links = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "dt", Name: "links", Help: "Peers linked now."})
+	m.recordsApplied = counter("records_applied_total", "Records that changed the table.")
+	m.reconciliations = counter("reconciliations_total", "Set reconciliations started.")
+	m.reconcileDiffs = counter("reconcile_differences_total", "Records found missing on one side by reconciliation.")
+	m.bodiesFetched = counter("bodies_fetched_total", "Large bodies fetched from peers.")
+	m.framesIn = counter("frames_received_total", "Control frames received.")
+	m.handshakeFailures = counter("handshake_failures_total", "Handshakes that failed (wrong key, timeout, bad data).")
+	m.refused = counter("connections_refused_total", "Connections refused by the address guard.")
+	m.errors = counter("errors_total", "Error events.")
+	m.messagesSent = counter("messages_sent_total", "Messages this node sent.")
+	m.messagesReceived = counter("messages_received_total", "Messages delivered to this node.")
+	m.messagesDropped = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "dt", Name: "messages_dropped_total", Help: "Messages dropped, by reason."}, []string{"reason"})
+	m.collectors = append(m.collectors, m.links, m.messagesDropped,
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "dt", Name: "link_bytes_received_total", Help: "Bytes received on peer connections, handshakes and encryption included."},
+			func() float64 { return float64(m.bytesIn.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "dt", Name: "link_bytes_sent_total", Help: "Bytes sent on peer connections, handshakes and encryption included."},
+			func() float64 { return float64(m.bytesOut.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "dt", Name: "objects", Help: "Objects in the table."},
+			func() float64 { n.mu.RLock(); defer n.mu.RUnlock(); return float64(n.objects) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "dt", Name: "log_head", Help: "Sequence number of the newest local log entry."},
+			func() float64 { return float64(n.head.Load()) }),
+	)
+	if reg != nil {
+		for _, c := range m.collectors {
+			_ = reg.Register(c)
+		}
+	}
+	return m
+}
+
+func (m *metrics) unregister() {
+	if m.reg == nil {
+		return
+	}
+	for _, c := range m.collectors {
+		m.reg.Unregister(c)
+	}
+}
+
+// count wraps a peer connection so its bytes are counted: what the resync benchmarks report as
+// bytes on the wire.
+func (m *metrics) count(c net.Conn) net.Conn { return &countingConn{Conn: c, m: m} }
+
+type countingConn struct {
+	net.Conn
+	m *metrics
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.m.bytesIn.Add(uint64(n))
+	return n, err
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.m.bytesOut.Add(uint64(n))
+	return n, err
+}
+
+// WireBytes returns the bytes this node received and sent on peer connections since it opened.
+func (n *Node) WireBytes() (received, sent uint64) {
+	return n.metrics.bytesIn.Load(), n.metrics.bytesOut.Load()
+}

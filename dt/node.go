@@ -1,0 +1,432 @@
+package dt
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/dt-cdn/dt/dt/internal/hlc"
+	"github.com/dt-cdn/dt/dt/internal/ipguard"
+)
+
+// Node is one member of a dt network: it holds a replica of the table, links to peers, relays
+// records and messages, and (on a master) writes records.
+//
+// Lock order: Node.mu before link.mu. Shutdown order: the listeners close first (no new links),
+// then the context ends every loop, then the links close, then the goroutines are waited for, and
+// the store closes last, when nothing can write to it.
+type Node struct {
+	cfg      Config
+	log      *slog.Logger
+	id       NodeID
+	identity ed25519.PrivateKey
+	table    [16]byte
+	store    *store
+	clock    *hlc.Clock
+	guard    *ipguard.Guard
+	events   *eventQueue
+	metrics  *metrics
+	seen     *seenCache
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	applyCh chan applyOp
+	head    atomic.Uint64
+	started bool // owned by the applier goroutine
+
+	synced     chan struct{} // closed after the first complete sync with a peer
+	syncedOnce sync.Once
+
+	listeners []net.Listener
+
+	mu        sync.RWMutex
+	index     map[string]*indexEntry // guarded by mu; written only by the applier
+	objects   int                    // guarded by mu: current put records
+	links     map[NodeID]*link       // guarded by mu
+	linkGone  chan struct{}          // guarded by mu: closed and replaced when a link ends
+	tailWake  chan struct{}          // guarded by mu: closed and replaced when the head moves
+	limiters  map[NodeID]*rate.Limiter
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open starts a node: it loads its state from Config.DataDir, listens on Config.Listen and dials
+// Config.Peers. Read Events until Close; Close stops everything Open started.
+func Open(cfg Config) (*Node, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	random := cfg.Random
+	if random == nil {
+		random = rand.Reader
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("dt: create data directory: %w", err)
+	}
+	identity, err := loadOrCreateIdentity(filepath.Join(cfg.DataDir, "node.key"), random)
+	if err != nil {
+		return nil, err
+	}
+	st, err := openStore(cfg.DataDir, cfg.NoSync, func() uint64 {
+		var b [8]byte
+		_, _ = io.ReadFull(random, b[:])
+		return binary.BigEndian.Uint64(b[:]) | 1 // never zero: zero means "no cursor"
+	})
+	if err != nil {
+		return nil, err
+	}
+	state, err := st.load()
+	if err != nil {
+		st.close()
+		return nil, err
+	}
+	gcfg := cfg.Guard
+	if gcfg.Logger == nil {
+		gcfg.Logger = cfg.Logger
+	}
+	gcfg.Store = guardState{db: st.db}
+	gcfg.Registerer = cfg.Registerer
+	if gcfg.Now == nil {
+		gcfg.Now = cfg.Now
+	}
+	guard, err := ipguard.New(gcfg)
+	if err != nil {
+		st.close()
+		return nil, fmt.Errorf("dt: address guard: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &Node{
+		cfg:      cfg,
+		identity: identity,
+		id:       NodeIDOf(identity.Public().(ed25519.PublicKey)),
+		table:    cfg.Keys.Network.TableID(),
+		store:    st,
+		clock:    hlc.New(cfg.Now, state.clock),
+		guard:    guard,
+		events:   newEventQueue(),
+		seen:     newSeenCache(cfg.MessageWindow, cfg.Now()),
+		ctx:      ctx,
+		cancel:   cancel,
+		applyCh:  make(chan applyOp, maxApplyBatch),
+		synced:   make(chan struct{}),
+		index:    state.index,
+		links:    map[NodeID]*link{},
+		linkGone: make(chan struct{}),
+		tailWake: make(chan struct{}),
+		limiters: map[NodeID]*rate.Limiter{},
+	}
+	n.log = cfg.Logger.With(slog.Any("node", n.id))
+	n.head.Store(state.head)
+	for _, e := range n.index {
+		if e.kind == KindPut {
+			n.objects++
+		}
+	}
+	n.metrics = newMetrics(cfg.Registerer, n)
+
+	for _, addr := range cfg.Listen {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			n.closeListeners()
+			cancel()
+			st.close()
+			return nil, fmt.Errorf("dt: listen on %s: %w", addr, err)
+		}
+		n.listeners = append(n.listeners, l)
+	}
+	n.wg.Go(func() { n.events.run(ctx) })
+	n.wg.Go(func() { n.runApplier(ctx) })
+	for _, l := range n.listeners {
+		n.wg.Go(func() { n.acceptLoop(l) })
+	}
+	for _, addr := range cfg.Peers {
+		n.wg.Go(func() { n.dialLoop(addr) })
+	}
+	if len(cfg.Peers) == 0 {
+		n.markSynced()
+	}
+	n.wg.Go(n.waitStart)
+	n.log.Info("Node started", slog.Int("objects", n.objects), slog.Uint64("head", state.head), slog.Bool("master", cfg.Master))
+	return n, nil
+}
+
+// waitStart tells the applier to start event delivery once the node synced or StartWait passed.
+func (n *Node) waitStart() {
+	t := time.NewTimer(n.cfg.StartWait)
+	defer t.Stop()
+	select {
+	case <-n.synced:
+	case <-t.C:
+	case <-n.ctx.Done():
+		return
+	}
+	_ = n.submit(n.ctx, applyOp{start: true})
+}
+
+func (n *Node) markSynced() {
+	n.syncedOnce.Do(func() { close(n.synced) })
+}
+
+// ID returns the node's id.
+func (n *Node) ID() NodeID { return n.id }
+
+// Events returns the channel of the node's events, in the order they happened. The same channel is
+// returned on every call. It is closed after Close; the application must keep reading it, since
+// events wait in memory until read.
+func (n *Node) Events() <-chan Event { return n.events.out }
+
+// Addrs returns the addresses the node listens on (useful with port 0).
+func (n *Node) Addrs() []net.Addr {
+	out := make([]net.Addr, len(n.listeners))
+	for i, l := range n.listeners {
+		out[i] = l.Addr()
+	}
+	return out
+}
+
+// Close stops the node: it closes its listeners and links, waits for every goroutine it started,
+// and closes the database. It is safe to call more than once.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		n.closeListeners()
+		n.cancel()
+		n.mu.Lock()
+		for _, l := range n.links {
+			l.close(ErrClosed)
+		}
+		n.mu.Unlock()
+		n.wg.Wait()
+		n.closeErr = n.store.close()
+		n.metrics.unregister()
+		n.log.Info("Node stopped")
+	})
+	return n.closeErr
+}
+
+func (n *Node) closeListeners() {
+	for _, l := range n.listeners {
+		l.Close()
+	}
+}
+
+// emitError reports an error to the application and the log.
+func (n *Node) emitError(err error, origin string, object []byte) {
+	n.metrics.errors.Inc()
+	n.events.push(Event{Type: EventError, Err: err, Origin: origin, Object: object})
+}
+
+// countObjects keeps the object count in step with a change. Called with mu held.
+func (n *Node) countObjects(old, new *indexEntry) {
+	if old != nil && old.kind == KindPut {
+		n.objects--
+	}
+	if new != nil && new.kind == KindPut {
+		n.objects++
+	}
+}
+
+// wakeTailers tells every link tailer that the log grew.
+func (n *Node) wakeTailers() {
+	n.mu.Lock()
+	close(n.tailWake)
+	n.tailWake = make(chan struct{})
+	n.mu.Unlock()
+}
+
+// AddObject adds an object (any value encoding/json accepts, or a json.RawMessage) to the table
+// and returns its id, the hex SHA-256 of its canonical JSON. It returns once the object is stored
+// on this node; it reaches peers as they sync. Only a master may add: elsewhere it returns
+// ErrNotMaster and emits an error event, as the original does. A master with peers waits (bounded
+// by ctx) until it has learnt the network's state from one of them, so its clock is ahead of every
+// record already written.
+func (n *Node) AddObject(ctx context.Context, object any) (string, error) {
+	body, err := CanonicalJSON(object)
+	if err != nil {
+		n.emitError(err, "add_object", nil)
+		return "", err
+	}
+	id := ObjectID(body)
+	if err := n.Put(ctx, id, body); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// RemoveObject removes the object with the given id. Only a master may remove.
+func (n *Node) RemoveObject(ctx context.Context, id string) error {
+	return n.Delete(ctx, id)
+}
+
+// Put writes body under key: the lower-level write under AddObject, for tables keyed by name.
+func (n *Node) Put(ctx context.Context, key string, body []byte) error {
+	if int64(len(body)) > n.cfg.MaxObjectSize {
+		err := fmt.Errorf("dt: object of %d bytes: %w (limit %d)", len(body), ErrTooLarge, n.cfg.MaxObjectSize)
+		n.emitError(err, "add_object", nil)
+		return err
+	}
+	rec := &Record{Kind: KindPut, Key: key, Hash: sha256.Sum256(body), Size: uint64(len(body))}
+	return n.write(ctx, rec, body, "add_object")
+}
+
+// Delete writes a tombstone for key. Deleting a key the table does not hold is not an error (the
+// tombstone still wins over a put of it that may be in flight).
+func (n *Node) Delete(ctx context.Context, key string) error {
+	return n.write(ctx, &Record{Kind: KindDelete, Key: key}, nil, "remove_object")
+}
+
+func (n *Node) write(ctx context.Context, rec *Record, body []byte, origin string) error {
+	if !n.cfg.Master {
+		err := fmt.Errorf("%w (%s %s)", ErrNotMaster, origin, rec.Key)
+		n.emitError(err, origin, body)
+		return err
+	}
+	if len(rec.Key) == 0 || len(rec.Key) > MaxKeySize {
+		err := fmt.Errorf("%w: key of %d bytes", ErrMalformed, len(rec.Key))
+		n.emitError(err, origin, body)
+		return err
+	}
+	select {
+	case <-n.synced:
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", ErrNotReady, ctx.Err())
+	case <-n.ctx.Done():
+		return ErrClosed
+	}
+	rec.Table, rec.Epoch, rec.Writer = n.table, n.cfg.Epoch, n.id
+	rec.Clock = n.clock.Now()
+	rec.sign(n.cfg.Keys.Master)
+	op := applyOp{rec: rec, id: rec.ID()}
+	if rec.Kind == KindPut {
+		if len(body) <= n.cfg.InlineBodyMax {
+			op.body = body
+		} else if err := n.store.blobs.PutBytes(rec.Hash, body); err != nil {
+			err = fmt.Errorf("dt: store object body: %w", err)
+			n.emitError(err, origin, body)
+			return err
+		}
+	}
+	done := make(chan applyResult, 1)
+	op.done = done
+	if err := n.submit(ctx, op); err != nil {
+		return err
+	}
+	select {
+	case res := <-done:
+		if res.err != nil {
+			n.emitError(res.err, origin, body)
+		}
+		return res.err
+	case <-n.ctx.Done():
+		return ErrClosed
+	}
+}
+
+// Get returns the body stored under key (an object's canonical JSON), or ErrNotFound.
+func (n *Node) Get(key string) ([]byte, error) {
+	n.mu.RLock()
+	e := n.index[key]
+	n.mu.RUnlock()
+	if e == nil || e.kind != KindPut {
+		return nil, fmt.Errorf("dt: %s: %w", key, ErrNotFound)
+	}
+	return n.store.body(e.hash)
+}
+
+// Keys returns the keys of every object in the table, in no particular order.
+func (n *Node) Keys() []string {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	out := make([]string, 0, n.objects)
+	for k, e := range n.index {
+		if e.kind == KindPut {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// Has reports whether the table holds an object under key.
+func (n *Node) Has(key string) bool {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	e := n.index[key]
+	return e != nil && e.kind == KindPut
+}
+
+// WaitSynced blocks until the node has completed a sync with a peer (at once for a node without
+// peers), or ctx ends.
+func (n *Node) WaitSynced(ctx context.Context) error {
+	select {
+	case <-n.synced:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", ErrNotReady, ctx.Err())
+	}
+}
+
+// Status is a snapshot of a node's state, for status pages.
+type Status struct {
+	NodeID  NodeID       `json:"node_id"`
+	Master  bool         `json:"master"`
+	Objects int          `json:"objects"`
+	Records int          `json:"records"`
+	Head    uint64       `json:"head"`
+	Peers   int          `json:"peers"`
+	Links   []LinkStatus `json:"links"`
+	Listen  []string     `json:"listen"`
+	Synced  bool         `json:"synced"`
+	Blocked []string     `json:"blocked"`
+}
+
+// LinkStatus describes one link.
+type LinkStatus struct {
+	Peer     NodeID `json:"peer"`
+	Remote   string `json:"remote"`
+	Dialed   bool   `json:"dialed"`
+	Master   bool   `json:"master"`
+	CaughtUp bool   `json:"caught_up"`
+	Cursor   uint64 `json:"cursor"`
+}
+
+// Status returns the node's current state.
+func (n *Node) Status() Status {
+	s := Status{NodeID: n.id, Master: n.cfg.Master, Head: n.head.Load(), Listen: []string{}, Links: []LinkStatus{}, Blocked: []string{}}
+	select {
+	case <-n.synced:
+		s.Synced = true
+	default:
+	}
+	for _, a := range n.Addrs() {
+		s.Listen = append(s.Listen, a.String())
+	}
+	n.mu.RLock()
+	s.Objects, s.Records = n.objects, len(n.index)
+	for _, l := range n.links {
+		s.Links = append(s.Links, l.status())
+	}
+	n.mu.RUnlock()
+	s.Peers = len(s.Links)
+	for _, b := range n.guard.Blocks() {
+		s.Blocked = append(s.Blocked, b.Prefix.String())
+	}
+	return s
+}
+
+var errDuplicateLink = errors.New("dt: duplicate link to the same node")

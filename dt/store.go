@@ -1,0 +1,287 @@
+package dt
+
+import (
+	"crypto/ed25519"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/dt-cdn/dt/blobs"
+	"github.com/dt-cdn/dt/dt/internal/hlc"
+)
+
+// The database layout. Every bucket is created at open; values are written only by the applier
+// goroutine, so there is never more than one write transaction.
+var (
+	bucketMeta    = []byte("meta")    // incarnation, hlc, head, synced
+	bucketRecords = []byte("records") // record id → recordValue
+	bucketKeys    = []byte("keys")    // key → record id of the key's current record
+	bucketLog     = []byte("log")     // local sequence (8 bytes, big endian) → record id
+	bucketBodies  = []byte("bodies")  // content hash → body, for bodies up to InlineBodyMax
+	bucketRefs    = []byte("refs")    // content hash → number of current records naming it (uvarint)
+	bucketCursors = []byte("cursors") // peer node id → peer incarnation (8) + peer sequence (8)
+	bucketGuard   = []byte("guard")   // "state" → ipguard state
+
+	metaIncarnation = []byte("incarnation")
+	metaClock       = []byte("hlc")
+	metaHead        = []byte("head")
+	metaSynced      = []byte("synced")
+)
+
+// indexEntry is the in-memory copy of a key's current record: everything needed to decide whether
+// an arriving record wins, without touching the disk.
+type indexEntry struct {
+	id     RecordID
+	clock  hlc.Timestamp
+	writer NodeID
+	kind   Kind
+	hash   [32]byte
+	size   uint64
+	seq    uint64
+}
+
+// recordValue is what bucketRecords holds: the local sequence, where the record came from, and the
+// record's wire form.
+type recordValue struct {
+	seq    uint64
+	origin NodeID
+	rec    *Record
+}
+
+func (v recordValue) marshal() []byte {
+	b := binary.BigEndian.AppendUint64(nil, v.seq)
+	b = append(b, v.origin[:]...)
+	return append(b, v.rec.Marshal()...)
+}
+
+func unmarshalRecordValue(b []byte) (recordValue, error) {
+	if len(b) < 24 {
+		return recordValue{}, fmt.Errorf("%w: stored record of %d bytes", ErrMalformed, len(b))
+	}
+	v := recordValue{seq: binary.BigEndian.Uint64(b)}
+	copy(v.origin[:], b[8:24])
+	rec, err := UnmarshalRecord(b[24:])
+	if err != nil {
+		return recordValue{}, err
+	}
+	v.rec = rec
+	return v, nil
+}
+
+// store is the node's persistent state: bbolt for records and metadata, blobs for large bodies.
+type store struct {
+	db          *bolt.DB
+	blobs       *blobs.Store
+	incarnation uint64
+}
+
+func openStore(dir string, noSync bool, newIncarnation func() uint64) (*store, error) {
+	db, err := bolt.Open(filepath.Join(dir, "dt.db"), 0o600, &bolt.Options{
+		Timeout: 2 * time.Second, // another process holds the database: fail instead of hanging
+		NoSync:  noSync,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dt: open database: %w", err)
+	}
+	bs, err := blobs.Open(filepath.Join(dir, "blobs"), blobs.Options{NoSync: noSync})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("dt: open blob store: %w", err)
+	}
+	s := &store{db: db, blobs: bs}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketMeta, bucketRecords, bucketKeys, bucketLog, bucketBodies, bucketRefs, bucketCursors, bucketGuard} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		if v := meta.Get(metaIncarnation); len(v) == 8 {
+			s.incarnation = binary.BigEndian.Uint64(v)
+			return nil
+		}
+		// A new database is a new incarnation: peers holding a cursor into an older log of ours (from
+		// before the data directory was wiped) see the change and reconcile instead.
+		s.incarnation = newIncarnation()
+		return meta.Put(metaIncarnation, binary.BigEndian.AppendUint64(nil, s.incarnation))
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("dt: initialise database: %w", err)
+	}
+	return s, nil
+}
+
+func (s *store) close() error { return s.db.Close() }
+
+// loaded is what a node needs in memory after open.
+type loaded struct {
+	index  map[string]*indexEntry
+	head   uint64
+	clock  hlc.Timestamp
+	synced time.Time
+}
+
+func (s *store) load() (loaded, error) {
+	l := loaded{index: make(map[string]*indexEntry)}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		l.head = getUint64(meta, metaHead)
+		l.clock = hlc.Timestamp(getUint64(meta, metaClock))
+		if ms := getUint64(meta, metaSynced); ms != 0 {
+			l.synced = time.UnixMilli(int64(ms))
+		}
+		records := tx.Bucket(bucketRecords)
+		return tx.Bucket(bucketKeys).ForEach(func(k, id []byte) error {
+			v, err := unmarshalRecordValue(records.Get(id))
+			if err != nil {
+				return fmt.Errorf("key %q: %w", k, err)
+			}
+			l.index[string(k)] = entryOf(v.rec, RecordID(id), v.seq)
+			return nil
+		})
+	})
+	if err != nil {
+		return l, fmt.Errorf("dt: load database: %w", err)
+	}
+	return l, nil
+}
+
+func entryOf(r *Record, id RecordID, seq uint64) *indexEntry {
+	return &indexEntry{id: id, clock: r.Clock, writer: r.Writer, kind: r.Kind, hash: r.Hash, size: r.Size, seq: seq}
+}
+
+func getUint64(b *bolt.Bucket, key []byte) uint64 {
+	if v := b.Get(key); len(v) == 8 {
+		return binary.BigEndian.Uint64(v)
+	}
+	return 0
+}
+
+func putUint64(b *bolt.Bucket, key []byte, v uint64) error {
+	return b.Put(key, binary.BigEndian.AppendUint64(nil, v))
+}
+
+// body returns a stored body, from the database or the blob store.
+func (s *store) body(hash [32]byte) ([]byte, error) {
+	var b []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketBodies).Get(hash[:]); v != nil {
+			b = append([]byte(nil), v...)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dt: read body: %w", err)
+	}
+	if b != nil {
+		return b, nil
+	}
+	b, err = s.blobs.ReadAll(blobs.Hash(hash))
+	if errors.Is(err, blobs.ErrNotFound) {
+		return nil, fmt.Errorf("dt: body %x: %w", hash[:6], ErrNotFound)
+	}
+	return b, err
+}
+
+// hasBody reports whether a body is held, in either place.
+func (s *store) hasBody(hash [32]byte) bool {
+	found := false
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		found = tx.Bucket(bucketBodies).Get(hash[:]) != nil
+		return nil
+	})
+	return found || s.blobs.Has(blobs.Hash(hash))
+}
+
+// logEntry is one entry of the local log, as a tailer reads it.
+type logEntry struct {
+	seq    uint64
+	origin NodeID
+	rec    *Record
+	raw    []byte // the record's wire form
+}
+
+// readLog returns up to max log entries with sequence above after, in order.
+func (s *store) readLog(after uint64, max int) ([]logEntry, error) {
+	var out []logEntry
+	err := s.db.View(func(tx *bolt.Tx) error {
+		records := tx.Bucket(bucketRecords)
+		c := tx.Bucket(bucketLog).Cursor()
+		start := binary.BigEndian.AppendUint64(nil, after+1)
+		for k, id := c.Seek(start); k != nil && len(out) < max; k, id = c.Next() {
+			raw := records.Get(id)
+			v, err := unmarshalRecordValue(raw)
+			if err != nil {
+				return err
+			}
+			out = append(out, logEntry{seq: v.seq, origin: v.origin, rec: v.rec, raw: raw[24:]})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dt: read log: %w", err)
+	}
+	return out, nil
+}
+
+// recordByID returns a stored record, for answering a peer's wants.
+func (s *store) recordByID(id RecordID) (*Record, error) {
+	var rec *Record
+	err := s.db.View(func(tx *bolt.Tx) error {
+		raw := tx.Bucket(bucketRecords).Get(id[:])
+		if raw == nil {
+			return ErrNotFound
+		}
+		v, err := unmarshalRecordValue(raw)
+		rec = v.rec
+		return err
+	})
+	return rec, err
+}
+
+// cursor returns the sequence of peer's log we hold everything up to, if our cursor is for the
+// peer's current incarnation; zero otherwise.
+func (s *store) cursor(peer NodeID, incarnation uint64) uint64 {
+	var seq uint64
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketCursors).Get(peer[:])
+		if len(v) == 16 && binary.BigEndian.Uint64(v) == incarnation {
+			seq = binary.BigEndian.Uint64(v[8:])
+		}
+		return nil
+	})
+	return seq
+}
+
+// guardState implements ipguard.Store on the database.
+type guardState struct{ db *bolt.DB }
+
+func (g guardState) Load() ([]byte, error) {
+	var out []byte
+	err := g.db.View(func(tx *bolt.Tx) error {
+		out = append([]byte(nil), tx.Bucket(bucketGuard).Get([]byte("state"))...)
+		return nil
+	})
+	return out, err
+}
+
+func (g guardState) Save(state []byte) error {
+	return g.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketGuard).Put([]byte("state"), state)
+	})
+}
+
+// isTrusted reports whether pub is one of the masters.
+func isTrusted(masters []ed25519.PublicKey, pub ed25519.PublicKey) bool {
+	for _, m := range masters {
+		if m.Equal(pub) {
+			return true
+		}
+	}
+	return false
+}
