@@ -35,6 +35,8 @@ type applyOp struct {
 
 	// done, when set, receives the outcome once the op is committed.
 	done chan<- applyResult
+	// committed, when set, runs on the applier after the op is committed. It must not block.
+	committed func()
 }
 
 type cursorUpdate struct {
@@ -241,6 +243,9 @@ func (n *Node) commit(batch []applyOp) {
 	for i, op := range batch {
 		if op.done != nil {
 			op.done <- results[i]
+		}
+		if op.committed != nil {
+			op.committed()
 		}
 	}
 	if startSeen && !n.started {

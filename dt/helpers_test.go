@@ -51,7 +51,7 @@ type nodeOpts func(*Config)
 
 func listenOn(addrs ...string) nodeOpts { return func(c *Config) { c.Listen = addrs } }
 func peers(addrs ...string) nodeOpts    { return func(c *Config) { c.Peers = addrs } }
-func asMaster() nodeOpts               { return func(c *Config) { c.Master = true } }
+func asMaster() nodeOpts                { return func(c *Config) { c.Master = true } }
 
 // startNode opens a node in dir (a fresh temp dir when empty) and records its events; it is
 // closed at cleanup.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/ed25519"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -62,6 +63,11 @@ type link struct {
 	fetches chan fetchJob
 
 	tailOnce sync.Once
+
+	writerDone chan struct{}
+	ackKick    chan struct{} // wakes the writer to send frameAck
+	ackOut     atomic.Uint64 // our committed cursor in the peer's log, to send
+	acked      atomic.Uint64 // the peer's committed cursor in our log
 
 	mu          sync.Mutex
 	tracker     cursorTracker // guarded by mu
@@ -150,6 +156,9 @@ func (n *Node) runLink(raw net.Conn, dialed bool, ticket *ipguard.Ticket) error 
 		logOut:  make(chan []byte, logQueueLen),
 		wants:   make(chan []RecordID, 16),
 		fetches: make(chan fetchJob, 1<<14),
+
+		writerDone: make(chan struct{}),
+		ackKick:    make(chan struct{}, 1),
 	}
 	if l.peer == n.id {
 		sc.Close()
@@ -292,6 +301,7 @@ func (l *link) run() error {
 	}
 	l.startSync()
 	<-l.ctx.Done()
+	<-l.writerDone
 	l.sess.Close()
 	l.wg.Wait()
 	l.saveCursor()
@@ -347,43 +357,84 @@ func (l *link) sendMessage(frame []byte) {
 	}
 }
 
-// runWriter is the only writer of the control stream. Messages go first, then sync frames, then
-// log entries, and the buffer is flushed whenever no frame is waiting.
+// runWriter is the only writer of the control stream. Messages go first, then acks and sync
+// frames, then log entries; the buffer is flushed whenever no frame is waiting. When the link
+// closes it still drains queued messages and acks (bounded by LinkTimeout), so a message sent just
+// before Close is not lost.
 func (l *link) runWriter() {
+	defer close(l.writerDone)
 	w := bufio.NewWriterSize(l.ctrl, 64<<10)
+	write := func(f []byte) bool {
+		if _, err := w.Write(f); err != nil {
+			l.close(fmt.Errorf("dt: write to peer: %w", err))
+			return false
+		}
+		return true
+	}
 	for {
-		var f []byte
-		select {
-		case f = <-l.msgOut:
-		default:
+		f := l.nextFrame()
+		if f == nil {
+			if err := w.Flush(); err != nil {
+				l.close(fmt.Errorf("dt: write to peer: %w", err))
+				return
+			}
 			select {
 			case f = <-l.msgOut:
 			case f = <-l.ctrlOut:
-			default:
-				select {
-				case f = <-l.msgOut:
-				case f = <-l.ctrlOut:
-				case f = <-l.logOut:
-				default:
-					if err := w.Flush(); err != nil {
-						l.close(fmt.Errorf("dt: write to peer: %w", err))
-						return
-					}
-					select {
-					case f = <-l.msgOut:
-					case f = <-l.ctrlOut:
-					case f = <-l.logOut:
-					case <-l.ctx.Done():
+			case f = <-l.logOut:
+			case <-l.ackKick:
+				f = l.ackFrame()
+			case <-l.ctx.Done():
+				_ = l.ctrl.SetWriteDeadline(time.Now().Add(l.n.cfg.LinkTimeout))
+				for f := l.nextUrgent(); f != nil; f = l.nextUrgent() {
+					if !write(f) {
 						return
 					}
 				}
+				_ = w.Flush()
+				return
 			}
 		}
-		if _, err := w.Write(f); err != nil {
-			l.close(fmt.Errorf("dt: write to peer: %w", err))
+		if !write(f) {
 			return
 		}
 	}
+}
+
+// nextFrame returns the most urgent queued frame, or nil when none waits.
+func (l *link) nextFrame() []byte {
+	if f := l.nextUrgent(); f != nil {
+		return f
+	}
+	select {
+	case f := <-l.ctrlOut:
+		return f
+	default:
+	}
+	select {
+	case f := <-l.logOut:
+		return f
+	default:
+	}
+	return nil
+}
+
+func (l *link) nextUrgent() []byte {
+	select {
+	case f := <-l.msgOut:
+		return f
+	default:
+	}
+	select {
+	case <-l.ackKick:
+		return l.ackFrame()
+	default:
+	}
+	return nil
+}
+
+func (l *link) ackFrame() []byte {
+	return appendFrame(nil, frameAck, binary.AppendUvarint(nil, l.ackOut.Load()))
 }
 
 // runReader reads and dispatches control frames until the stream ends.
@@ -473,6 +524,16 @@ func (l *link) dispatch(f frame) error {
 		return nil
 	case frameMessage:
 		return l.n.receiveMessage(l, f.payload)
+	case frameAck:
+		seq, err := parseUvarint(f.payload, "ack")
+		if err != nil {
+			return err
+		}
+		if seq > l.acked.Load() {
+			l.acked.Store(seq)
+			l.n.wakeAcks()
+		}
+		return nil
 	}
 	// Unknown frame types are skipped, for future extensibility.
 	return nil

@@ -61,6 +61,7 @@ type Node struct {
 	links     map[NodeID]*link       // guarded by mu
 	linkGone  chan struct{}          // guarded by mu: closed and replaced when a link ends
 	tailWake  chan struct{}          // guarded by mu: closed and replaced when the head moves
+	ackWake   chan struct{}          // guarded by mu: closed and replaced when a peer acks
 	limiters  map[NodeID]*rate.Limiter
 	closeOnce sync.Once
 	closeErr  error
@@ -130,6 +131,7 @@ func Open(cfg Config) (*Node, error) {
 		links:    map[NodeID]*link{},
 		linkGone: make(chan struct{}),
 		tailWake: make(chan struct{}),
+		ackWake:  make(chan struct{}),
 		limiters: map[NodeID]*rate.Limiter{},
 	}
 	n.log = cfg.Logger.With(slog.Any("node", n.id))
@@ -248,6 +250,46 @@ func (n *Node) wakeTailers() {
 	close(n.tailWake)
 	n.tailWake = make(chan struct{})
 	n.mu.Unlock()
+}
+
+func (n *Node) wakeAcks() {
+	n.mu.Lock()
+	close(n.ackWake)
+	n.ackWake = make(chan struct{})
+	n.mu.Unlock()
+}
+
+// WaitReplicated blocks until at least peers linked peers have applied key's current record on
+// this node (a put, or the tombstone of a removal), or ctx ends. A writer uses it to know that a
+// change left the machine; it does not wait for the rest of the network.
+func (n *Node) WaitReplicated(ctx context.Context, key string, peers int) error {
+	for {
+		n.mu.RLock()
+		e := n.index[key]
+		wake := n.ackWake
+		holding := 0
+		if e != nil {
+			for _, l := range n.links {
+				if l.acked.Load() >= e.seq {
+					holding++
+				}
+			}
+		}
+		n.mu.RUnlock()
+		if e == nil {
+			return fmt.Errorf("dt: %s: %w", key, ErrNotFound)
+		}
+		if holding >= peers {
+			return nil
+		}
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return fmt.Errorf("dt: %s reached %d of %d peers: %w", key, holding, peers, ctx.Err())
+		case <-n.ctx.Done():
+			return ErrClosed
+		}
+	}
 }
 
 // AddObject adds an object (any value encoding/json accepts, or a json.RawMessage) to the table

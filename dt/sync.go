@@ -473,8 +473,15 @@ func (l *link) saveCursor() {
 	// after them: a cursor never runs ahead of the records it covers.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	op := applyOp{cursor: &cursorUpdate{peer: l.peer, incarnation: l.hello.incarnation, seq: c}, committed: func() {
+		l.ackOut.Store(c)
+		select {
+		case l.ackKick <- struct{}{}:
+		default:
+		}
+	}}
 	select {
-	case l.n.applyCh <- applyOp{cursor: &cursorUpdate{peer: l.peer, incarnation: l.hello.incarnation, seq: c}}:
+	case l.n.applyCh <- op:
 	case <-ctx.Done():
 	case <-l.n.ctx.Done():
 	}

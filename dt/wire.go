@@ -38,6 +38,9 @@ const (
 	frameTailFrom frameType = 9
 	// frameMessage carries a flooded message.
 	frameMessage frameType = 10
+	// frameAck says the sender has applied the receiver's log up to uvarint seq (its committed
+	// cursor), so a writer can tell when a record reached a peer.
+	frameAck frameType = 11
 )
 
 // Sync modes of frameSyncStart.
