@@ -62,9 +62,6 @@ type Config struct {
 	// RedialMin and RedialMax bound the exponential backoff between dials of one peer address.
 	// Zero: 100 ms and 10 s.
 	RedialMin, RedialMax time.Duration
-	// StartWait is how long a node with peers waits for a first complete sync before it reports
-	// Started anyway (its peers may all be down). Zero: 5 s.
-	StartWait time.Duration
 
 	// MessageWindow is how far a message's timestamp may be from the local clock, and how long its
 	// id is remembered to drop duplicates. Zero: 5 min.
@@ -104,7 +101,6 @@ func (c Config) withDefaults() Config {
 	def(&c.LinkTimeout, 5*time.Second)
 	def(&c.RedialMin, 100*time.Millisecond)
 	def(&c.RedialMax, 10*time.Second)
-	def(&c.StartWait, 5*time.Second)
 	def(&c.MessageWindow, 5*time.Minute)
 	if c.MaxMessageSize == 0 {
 		c.MaxMessageSize = 64 << 10
@@ -167,6 +163,5 @@ func LocalConfig() Config {
 		LinkTimeout:       2 * time.Second,
 		RedialMin:         20 * time.Millisecond,
 		RedialMax:         500 * time.Millisecond,
-		StartWait:         2 * time.Second,
 	}
 }

@@ -11,9 +11,9 @@ type EventType int
 
 // The events of the original node-distributed-table.
 const (
-	// EventStarted fires once, when the node has loaded its state and, if it has peers, finished a
-	// first sync with one of them (or waited Config.StartWait). An EventObjectAdded for every object
-	// the node then holds follows it.
+	// EventStarted fires once, first, when the node has loaded its state. An EventObjectAdded for
+	// every object it holds from an earlier run follows; objects of the network that it lacks
+	// follow as the sync brings them, each as an EventObjectAdded too.
 	EventStarted EventType = iota + 1
 	// EventObjectAdded fires when an object enters the table (Key and Object are set).
 	EventObjectAdded

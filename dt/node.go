@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"golang.org/x/time/rate"
 
@@ -164,22 +163,12 @@ func Open(cfg Config) (*Node, error) {
 	if len(cfg.Peers) == 0 {
 		n.markSynced()
 	}
-	n.wg.Go(n.waitStart)
+	// Event delivery starts at once: EventStarted, then an EventObjectAdded for every object held
+	// from an earlier run, then every change as it is applied, including those that the first sync
+	// brings (objects removed while the node was away are reported as removed).
+	n.applyCh <- applyOp{start: true}
 	n.log.Info("Node started", slog.Int("objects", n.objects), slog.Uint64("head", state.head), slog.Bool("master", cfg.Master))
 	return n, nil
-}
-
-// waitStart tells the applier to start event delivery once the node synced or StartWait passed.
-func (n *Node) waitStart() {
-	t := time.NewTimer(n.cfg.StartWait)
-	defer t.Stop()
-	select {
-	case <-n.synced:
-	case <-t.C:
-	case <-n.ctx.Done():
-		return
-	}
-	_ = n.submit(n.ctx, applyOp{start: true})
 }
 
 func (n *Node) markSynced() {
