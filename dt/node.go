@@ -152,6 +152,7 @@ func Open(cfg Config) (*Node, error) {
 		}
 		n.listeners = append(n.listeners, l)
 	}
+	n.log.Info("Node started", slog.Int("objects", n.objects), slog.Uint64("head", state.head), slog.Bool("master", cfg.Master))
 	n.wg.Go(func() { n.events.run(ctx) })
 	n.wg.Go(func() { n.runApplier(ctx) })
 	for _, l := range n.listeners {
@@ -167,7 +168,6 @@ func Open(cfg Config) (*Node, error) {
 	// from an earlier run, then every change as it is applied, including those that the first sync
 	// brings (objects removed while the node was away are reported as removed).
 	n.applyCh <- applyOp{start: true}
-	n.log.Info("Node started", slog.Int("objects", n.objects), slog.Uint64("head", state.head), slog.Bool("master", cfg.Master))
 	return n, nil
 }
 

@@ -1,0 +1,77 @@
+package dt
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/dt-cdn/dt/internal/faultnet"
+)
+
+// TestLargeObjectDoesNotDelayMessages adds an object of several MiB over a slow link and sends a
+// message right after it: the message arrives first, because bodies travel on their own streams.
+func TestLargeObjectDoesNotDelayMessages(t *testing.T) {
+	keys := testKeys(t)
+	far := startNode(t, "far", keys, "", listenOn("127.0.0.1:0"))
+	proxy, err := faultnet.New("127.0.0.1:0", far.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	m := startNode(t, "master", keys, "", asMaster(), peers(proxy.Addr()))
+	ctx := ctxTimeout(t, 60*time.Second)
+	waitFor(t, 10*time.Second, func() error {
+		if far.Status().Peers != 1 {
+			return errors.New("not linked")
+		}
+		return nil
+	})
+	proxy.SetBandwidth(2 << 20) // 2 MiB/s: the object takes about 3 s to cross
+
+	data := make([]byte, 4<<20)
+	rand.Read(data)
+	object := map[string]string{"name": "big.bin", "data": base64.StdEncoding.EncodeToString(data)}
+	id, err := m.AddObject(ctx, object)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SendMessage(ctx, map[string]string{"after": "the big object"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, func() error {
+		if !far.Has(id) {
+			return errors.New("big object not there yet")
+		}
+		return nil
+	})
+	waitFor(t, 5*time.Second, func() error {
+		evs := far.allEvents()
+		msgAt, addAt := -1, -1
+		for i, ev := range evs {
+			switch {
+			case ev.Type == EventMessageReceived && msgAt < 0:
+				msgAt = i
+			case ev.Type == EventObjectAdded && ev.Key == id:
+				addAt = i
+			}
+		}
+		if msgAt < 0 || addAt < 0 {
+			return fmt.Errorf("message at %d, object at %d", msgAt, addAt)
+		}
+		if msgAt > addAt {
+			return fmt.Errorf("the message waited behind the large object (message event %d, object event %d)", msgAt, addAt)
+		}
+		return nil
+	})
+	got, err := far.Get(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := CanonicalJSON(object)
+	if string(got) != string(want) {
+		t.Fatal("large object differs after transfer")
+	}
+}
