@@ -68,7 +68,23 @@ func (n *Node) runApplier(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			// Commit what is still queued (final cursors of closing links) before stopping.
+			for {
+				batch = batch[:0]
+				for len(batch) < maxApplyBatch {
+					select {
+					case op := <-n.applyCh:
+						batch = append(batch, op)
+						continue
+					default:
+					}
+					break
+				}
+				if len(batch) == 0 {
+					return
+				}
+				n.commit(batch)
+			}
 		case <-gc.C:
 			n.collectTombstones()
 			continue

@@ -127,7 +127,7 @@ func (n *Node) runLink(raw net.Conn, dialed bool, ticket *ipguard.Ticket) error 
 		raw.Close()
 		n.metrics.handshakeFailures.Inc()
 		if ticket != nil {
-			ticket.Failed(err.Error())
+			endTicket(ticket, err)
 		}
 		if n.ctx.Err() == nil {
 			n.log.Debug("Handshake failed", slog.String("remote", raw.RemoteAddr().String()), slog.Any("err", err))
@@ -141,7 +141,7 @@ func (n *Node) runLink(raw net.Conn, dialed bool, ticket *ipguard.Ticket) error 
 	if err != nil {
 		sc.Close()
 		if ticket != nil {
-			ticket.Failed(err.Error())
+			ticket.Failed(ipguard.FailMalformed)
 		}
 		return err
 	}
@@ -193,6 +193,21 @@ func (n *Node) runLink(raw net.Conn, dialed bool, ticket *ipguard.Ticket) error 
 	n.unregister(l)
 	n.log.Info("Link down", slog.Any("peer", l.peer), slog.Any("err", err))
 	return err
+}
+
+// endTicket reports a failed handshake to the address guard with the reason it counts by. A peer
+// that closed before sending anything (a port scan, a health check) is not a failure.
+func endTicket(t *ipguard.Ticket, err error) {
+	switch {
+	case errors.Is(err, securelink.ErrAuth):
+		t.Failed(ipguard.FailBadKey)
+	case errors.Is(err, securelink.ErrTimeout):
+		t.Failed(ipguard.FailTimeout)
+	case errors.Is(err, securelink.ErrHandshake):
+		t.Abandoned()
+	default:
+		t.Failed(ipguard.FailMalformed)
+	}
 }
 
 var errSelfLink = errors.New("dt: link to self")
@@ -331,8 +346,7 @@ func (l *link) fail(err error) {
 	l.n.log.Warn("Dropping misbehaving peer", slog.Any("err", err))
 	l.n.emitError(err, "peer "+l.remote.String(), nil)
 	if ap, perr := netip.ParseAddrPort(l.remote.String()); perr == nil {
-		_ = ap // STRIKE
-
+		l.n.guard.Strike(ap.Addr().Unmap(), err.Error())
 	}
 	l.close(err)
 }
@@ -365,6 +379,7 @@ func (l *link) runWriter() {
 	defer close(l.writerDone)
 	w := bufio.NewWriterSize(l.ctrl, 64<<10)
 	write := func(f []byte) bool {
+		l.n.metrics.frameBytesOut[f[0]&15].Add(uint64(len(f)))
 		if _, err := w.Write(f); err != nil {
 			l.close(fmt.Errorf("dt: write to peer: %w", err))
 			return false

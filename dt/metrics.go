@@ -14,6 +14,7 @@ type metrics struct {
 	collectors []prometheus.Collector
 
 	bytesIn, bytesOut atomic.Uint64
+	frameBytesOut     [16]atomic.Uint64 // control frame bytes sent, by frame type
 
 	links             prometheus.Gauge
 	recordsApplied    prometheus.Counter
@@ -58,6 +59,15 @@ func newMetrics(reg prometheus.Registerer, n *Node) *metrics {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "dt", Name: "log_head", Help: "Sequence number of the newest local log entry."},
 			func() float64 { return float64(n.head.Load()) }),
 	)
+	for typ := range m.frameBytesOut {
+		if typ == 0 || frameType(typ) > frameAck {
+			continue
+		}
+		m.collectors = append(m.collectors, prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "dt", Name: "frame_bytes_sent_total", Help: "Control stream bytes sent, by frame type.",
+			ConstLabels: prometheus.Labels{"type": frameType(typ).String()},
+		}, func() float64 { return float64(m.frameBytesOut[typ].Load()) }))
+	}
 	if reg != nil {
 		for _, c := range m.collectors {
 			_ = reg.Register(c)

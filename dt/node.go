@@ -41,9 +41,12 @@ type Node struct {
 	metrics  *metrics
 	seen     *seenCache
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	ctx                     context.Context // ends at Close: every network loop and link
+	cancel                  context.CancelFunc
+	wg                      sync.WaitGroup // network loops and links
+	coreWG                  sync.WaitGroup // the applier and the event queue, stopped after the links
+	stopApplier, stopEvents context.CancelFunc
+	applierDone             chan struct{}
 
 	applyCh chan applyOp
 	head    atomic.Uint64
@@ -112,26 +115,31 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("dt: address guard: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	applierCtx, stopApplier := context.WithCancel(context.Background())
+	eventsCtx, stopEvents := context.WithCancel(context.Background())
 	n := &Node{
-		cfg:      cfg,
-		identity: identity,
-		id:       NodeIDOf(identity.Public().(ed25519.PublicKey)),
-		table:    cfg.Keys.Network.TableID(),
-		store:    st,
-		clock:    hlc.New(cfg.Now, state.clock),
-		guard:    guard,
-		events:   newEventQueue(),
-		seen:     newSeenCache(cfg.MessageWindow, cfg.Now()),
-		ctx:      ctx,
-		cancel:   cancel,
-		applyCh:  make(chan applyOp, maxApplyBatch),
-		synced:   make(chan struct{}),
-		index:    state.index,
-		links:    map[NodeID]*link{},
-		linkGone: make(chan struct{}),
-		tailWake: make(chan struct{}),
-		ackWake:  make(chan struct{}),
-		limiters: map[NodeID]*rate.Limiter{},
+		stopApplier: stopApplier,
+		stopEvents:  stopEvents,
+		applierDone: make(chan struct{}),
+		cfg:         cfg,
+		identity:    identity,
+		id:          NodeIDOf(identity.Public().(ed25519.PublicKey)),
+		table:       cfg.Keys.Network.TableID(),
+		store:       st,
+		clock:       hlc.New(cfg.Now, state.clock),
+		guard:       guard,
+		events:      newEventQueue(),
+		seen:        newSeenCache(cfg.MessageWindow, cfg.Now()),
+		ctx:         ctx,
+		cancel:      cancel,
+		applyCh:     make(chan applyOp, maxApplyBatch),
+		synced:      make(chan struct{}),
+		index:       state.index,
+		links:       map[NodeID]*link{},
+		linkGone:    make(chan struct{}),
+		tailWake:    make(chan struct{}),
+		ackWake:     make(chan struct{}),
+		limiters:    map[NodeID]*rate.Limiter{},
 	}
 	n.log = cfg.Logger.With(slog.Any("node", n.id))
 	n.head.Store(state.head)
@@ -147,14 +155,16 @@ func Open(cfg Config) (*Node, error) {
 		if err != nil {
 			n.closeListeners()
 			cancel()
+			stopApplier()
+			stopEvents()
 			st.close()
 			return nil, fmt.Errorf("dt: listen on %s: %w", addr, err)
 		}
 		n.listeners = append(n.listeners, l)
 	}
 	n.log.Info("Node started", slog.Int("objects", n.objects), slog.Uint64("head", state.head), slog.Bool("master", cfg.Master))
-	n.wg.Go(func() { n.events.run(ctx) })
-	n.wg.Go(func() { n.runApplier(ctx) })
+	n.coreWG.Go(func() { n.events.run(eventsCtx) })
+	n.coreWG.Go(func() { defer close(n.applierDone); n.runApplier(applierCtx) })
 	for _, l := range n.listeners {
 		n.wg.Go(func() { n.acceptLoop(l) })
 	}
@@ -204,8 +214,15 @@ func (n *Node) Close() error {
 		}
 		n.mu.Unlock()
 		n.wg.Wait()
+		// The links are gone; their final cursors are queued. The applier commits what is queued,
+		// then stops, and only then does the event channel close and the store close.
+		n.stopApplier()
+		<-n.applierDone
+		n.stopEvents()
+		n.coreWG.Wait()
 		n.closeErr = n.store.close()
 		n.metrics.unregister()
+		n.guard.Close()
 		n.log.Info("Node stopped")
 	})
 	return n.closeErr

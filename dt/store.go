@@ -116,7 +116,7 @@ func openStore(dir string, noSync bool, newIncarnation func() uint64) (*store, e
 	return s, nil
 }
 
-func (s *store) close() error { return s.db.Close() }
+func (s *store) close() error { return errors.Join(s.db.Close(), s.blobs.Close()) }
 
 // loaded is what a node needs in memory after open.
 type loaded struct {

@@ -43,6 +43,34 @@ const (
 	frameAck frameType = 11
 )
 
+func (t frameType) String() string {
+	switch t {
+	case frameSyncStart:
+		return "sync_start"
+	case frameLogEntry:
+		return "log_entry"
+	case frameCaughtUp:
+		return "caught_up"
+	case frameReconcile:
+		return "reconcile"
+	case frameReconcileReply:
+		return "reconcile_reply"
+	case frameWant:
+		return "want"
+	case frameRecord:
+		return "record"
+	case frameWantDone:
+		return "want_done"
+	case frameTailFrom:
+		return "tail_from"
+	case frameMessage:
+		return "message"
+	case frameAck:
+		return "ack"
+	}
+	return fmt.Sprintf("frame(%d)", uint8(t))
+}
+
 // Sync modes of frameSyncStart.
 const (
 	syncTail      = 0

@@ -1,0 +1,166 @@
+package dt
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Resync benchmarks: bytes on the wire when a node that was in sync at 100,000 objects comes back
+// with 0, 10 or 1000 objects added meanwhile, by both sync paths: the log delta (the node still
+// has its cursor) and set reconciliation (the cursor is gone). The original node-distributed-table
+// sends its full hash list, about 6.7 MB per direction, every time. Run with
+//
+//	go test -run '^$' -bench BenchmarkResync -benchtime 1x ./dt/
+//
+// and read the bytes/op and ms/op columns.
+
+var resyncObjects = envInt("DT_BENCH_OBJECTS", 100_000)
+
+func addObjects(b testing.TB, m *testNode, from, to int) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := range 8 {
+		wg.Go(func() {
+			for i := from + w; i < to; i += 8 {
+				if _, err := m.AddObject(ctx, map[string]int{"n": i}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		b.Fatal(err)
+	}
+}
+
+func copyDir(b testing.TB, src, dst string) {
+	err := filepath.Walk(src, func(path string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		target := filepath.Join(dst, rel)
+		if info.IsDir() {
+			return os.MkdirAll(target, 0o700)
+		}
+		in, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		out, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, info.Mode())
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(out, in); err != nil {
+			out.Close()
+			return err
+		}
+		return out.Close()
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+}
+
+func forgetCursors(b testing.TB, dir string) {
+	db, err := bolt.Open(filepath.Join(dir, "dt.db"), 0o600, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	err = db.Update(func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket(bucketCursors); err != nil {
+			return err
+		}
+		_, err := tx.CreateBucket(bucketCursors)
+		return err
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+}
+
+func BenchmarkResync(b *testing.B) {
+	keys := testKeys(b)
+	m := startNode(b, "master", keys, "", asMaster(), listenOn("127.0.0.1:0"))
+	start := time.Now()
+	addObjects(b, m, 0, resyncObjects)
+	b.Logf("master wrote %d objects in %s", resyncObjects, time.Since(start).Round(time.Millisecond))
+
+	template := b.TempDir()
+	start = time.Now()
+	first := startNode(b, "first", keys, template, peers(m.addr()))
+	waitFor(b, 5*time.Minute, func() error {
+		if got := len(first.Keys()); got != resyncObjects {
+			return fmt.Errorf("%d objects", got)
+		}
+		return nil
+	})
+	in, out := first.WireBytes()
+	b.Logf("initial sync of %d objects: %s, %d bytes received, %d sent", resyncObjects, time.Since(start).Round(time.Millisecond), in, out)
+	first.stop()
+
+	added := 0
+	for _, diff := range []int{0, 10, 1000} {
+		addObjects(b, m, resyncObjects+added, resyncObjects+diff)
+		added = diff
+		for _, mode := range []string{"delta", "reconcile"} {
+			b.Run(mode+"/diff="+strconv.Itoa(diff), func(b *testing.B) {
+				for b.Loop() {
+					dir := b.TempDir()
+					copyDir(b, template, dir)
+					if mode == "reconcile" {
+						forgetCursors(b, dir)
+					}
+					began := time.Now()
+					n := startNode(b, "back", keys, dir, peers(m.addr()))
+					waitFor(b, time.Minute, func() error {
+						if !n.Status().Synced || len(n.Keys()) != resyncObjects+diff {
+							return fmt.Errorf("%d objects", len(n.Keys()))
+						}
+						return nil
+					})
+					took := time.Since(began)
+					in, out := n.WireBytes()
+					b.Logf("sent by the returning node: %v; by the master so far: %v", frameBytes(n.Node), frameBytes(m.Node))
+					n.stop()
+					b.ReportMetric(float64(in+out), "bytes/op")
+					b.ReportMetric(float64(took.Milliseconds()), "ms/op")
+				}
+			})
+		}
+	}
+}
+
+// frameBytes reports the control bytes a node sent, by frame type.
+func frameBytes(n *Node) map[string]uint64 {
+	out := map[string]uint64{}
+	for typ := range n.metrics.frameBytesOut {
+		if v := n.metrics.frameBytesOut[typ].Load(); v > 0 {
+			out[frameType(typ).String()] = v
+		}
+	}
+	return out
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
