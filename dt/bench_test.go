@@ -106,8 +106,9 @@ func BenchmarkResync(b *testing.B) {
 	start = time.Now()
 	first := startNode(b, "first", keys, template, peers(m.addr()))
 	waitFor(b, 5*time.Minute, func() error {
-		if got := len(first.Keys()); got != resyncObjects {
-			return fmt.Errorf("%d objects", got)
+		st := first.Status()
+		if st.Objects != resyncObjects || len(st.Links) != 1 || st.Links[0].Cursor == 0 {
+			return fmt.Errorf("%d objects, links %+v", st.Objects, st.Links)
 		}
 		return nil
 	})
@@ -130,8 +131,8 @@ func BenchmarkResync(b *testing.B) {
 					began := time.Now()
 					n := startNode(b, "back", keys, dir, peers(m.addr()))
 					waitFor(b, time.Minute, func() error {
-						if !n.Status().Synced || len(n.Keys()) != resyncObjects+diff {
-							return fmt.Errorf("%d objects", len(n.Keys()))
+						if st := n.Status(); !st.Synced || st.Objects != resyncObjects+diff {
+							return fmt.Errorf("%d objects", st.Objects)
 						}
 						return nil
 					})

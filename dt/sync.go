@@ -608,7 +608,10 @@ func (l *link) reconcileReply(head uint64, msg []byte) error {
 			return nil
 		}
 	}
-	if len(rc.have) > 0 {
+	// What the peer lacks reaches it through its own side of the sync: it tails our log from its
+	// cursor, or reconciles and asks. Pushing it here too would send it twice. Only the periodic
+	// check pushes, since there a difference means something went wrong in the stream.
+	if len(rc.have) > 0 && !rc.initial {
 		haves := append([][32]byte(nil), rc.have...)
 		l.wg.Go(func() { l.push(haves) })
 	}

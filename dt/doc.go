@@ -1,0 +1,68 @@
+// Package dt is a replicated table: the protocol of node-distributed-table, done properly.
+//
+// A dt network is a set of nodes that share a network key. Master nodes, which also hold a master
+// signing key, add and remove objects; every node keeps a full replica and relays changes; any
+// node may flood messages to every node online. dt is what the CDN's publishing, edges and
+// redirector run on, and what replicated DNS zones run on.
+//
+// # The table
+//
+// The table maps keys to JSON bodies. For the seed's object API (AddObject, RemoveObject) the key
+// is the object's id: the hex SHA-256 of its canonical JSON (sorted keys), so the table is a set
+// of objects. Every change is a Record signed by a master's Ed25519 key and bound to the table (a
+// hash of the network key) and an epoch. Per key, the record with the highest (hybrid logical
+// clock, writer id, record id) wins; a removal is a signed tombstone that wins the same way and
+// is collected after Config.TombstoneTTL. So "the master's set wins" is well defined with several
+// masters, with several processes holding one master key, and in any delivery order.
+//
+// # Guarantees
+//
+//   - Only records signed by a trusted master (Keys.Masters) are applied or relayed. A node that
+//     holds the network key but no master key can relay records and send messages; it cannot
+//     forge or delete anything. A peer that sends a forged or malformed record is disconnected,
+//     and its address earns a strike toward being blocked.
+//   - Convergence: any two linked nodes end up holding the same records, whatever each held
+//     before and however long it was away (up to the tombstone TTL). A node that comes back makes
+//     itself equal to the network: what was removed meanwhile is removed (with events), what was
+//     added arrives. A partitioned segment converges once it links to any node with the newer
+//     records; nodes relay, so a path to a master is enough.
+//   - A master that starts with partial or no state (a new laptop) never wipes the network: there
+//     is no "replace the set" operation, and before its first write it learns the network's clock
+//     from a peer, so its new records win over its old ones.
+//   - A master need not listen: links carry records both ways whoever dialed, so a master behind
+//     NAT only dials out.
+//   - Messages are signed by their sending node and reach every node online exactly once: they are
+//     forwarded on every link but the one they came on, duplicates are dropped by id for
+//     Config.MessageWindow, and a hop limit bounds any cycle.
+//   - Durability: records and metadata are in bbolt (dt.db), bodies over Config.InlineBodyMax in a
+//     content-addressed blob store, so a restart resumes where it stopped with no full resync, and
+//     a crash (kill -9) loses nothing that was committed.
+//
+// # Sync
+//
+// Each node keeps a log of its current records in the order it applied them. On every link, each
+// side streams its log to the other from the position the other holds (a per-peer cursor, the
+// delta index that Syncthing uses): one round trip and bytes in proportion to the changes. A peer
+// with no cursor (new, or whose data was wiped) first runs range-based set reconciliation
+// (package rbsr, the Negentropy v1 protocol): a few hundred bytes when nothing differs, a few
+// kilobytes for ten differences at 100,000 records. Dialed links repeat that reconciliation every
+// Config.AntiEntropyInterval as a check. Bodies over InlineBodyMax travel on their own streams,
+// fetched from the peer that announced the record and verified by hash, so they never delay
+// records, messages or keepalives.
+//
+// # Transport
+//
+// Links are TCP (IPv4 or IPv6) with Noise XXpsk3 (package securelink): mutual authentication by
+// node keys, the network key as the pre-shared key, forward secrecy, and AEAD framing that kills
+// the session on any tampered, replayed or reordered frame. The address guard (package ipguard)
+// runs at accept, before any cryptography: it rate-limits and blocks addresses that fail to
+// authenticate or misbehave, and its blocks survive restarts.
+//
+// # Events
+//
+// Events (Node.Events) come in commit order from one goroutine: EventStarted first, then an
+// EventObjectAdded for every object held from an earlier run, then every change as it is applied
+// (including those the first sync brings), messages and errors. The node never blocks on a slow
+// reader: events queue in memory until read, so the application must keep reading. The channel
+// is closed by Close.
+package dt
