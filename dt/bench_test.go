@@ -165,3 +165,46 @@ func envInt(name string, def int) int {
 	}
 	return def
 }
+
+// BenchmarkInitialSync measures a fresh node's sync of 30,000 small objects from a master, in
+// one process (the dt loadtest command measures the same with real processes and fsync):
+//
+//	go test -run '^$' -bench BenchmarkInitialSync -benchtime 3x ./dt/
+func BenchmarkInitialSync(b *testing.B) {
+	objects := envInt("DT_BENCH_OBJECTS", 30_000)
+	keys := testKeys(b)
+	m := startNode(b, "master", keys, "", asMaster(), listenOn("127.0.0.1:0"))
+	addObjects(b, m, 0, objects)
+	for b.Loop() {
+		n := startNode(b, "fresh", keys, "", peers(m.addr()))
+		waitFor(b, 5*time.Minute, func() error {
+			if got := n.Status().Objects; got != objects {
+				return fmt.Errorf("%d objects", got)
+			}
+			return nil
+		})
+		n.stop()
+	}
+	b.ReportMetric(float64(objects)*float64(b.N)/b.Elapsed().Seconds(), "objects/s")
+}
+
+// BenchmarkLiveBurst measures objects/s from a master's AddObject calls until a linked node holds
+// them all.
+func BenchmarkLiveBurst(b *testing.B) {
+	objects := envInt("DT_BENCH_OBJECTS", 30_000)
+	keys := testKeys(b)
+	n := startNode(b, "counter", keys, "", listenOn("127.0.0.1:0"))
+	m := startNode(b, "master", keys, "", asMaster(), peers(n.addr()))
+	total := 0
+	for b.Loop() {
+		addObjects(b, m, total, total+objects)
+		total += objects
+		waitFor(b, 5*time.Minute, func() error {
+			if got := n.Status().Objects; got != total {
+				return fmt.Errorf("%d objects", got)
+			}
+			return nil
+		})
+	}
+	b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "objects/s")
+}

@@ -112,4 +112,3 @@ func TestKillDuringSync(t *testing.T) {
 		t.Fatalf("errors after restart: %v", errs)
 	}
 }
-

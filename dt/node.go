@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -48,9 +49,10 @@ type Node struct {
 	stopApplier, stopEvents context.CancelFunc
 	applierDone             chan struct{}
 
-	applyCh chan applyOp
-	head    atomic.Uint64
-	started bool // owned by the applier goroutine
+	applyCh  chan applyOp
+	verifyCh chan verifyJob
+	head     atomic.Uint64
+	started  bool // owned by the applier goroutine
 
 	synced     chan struct{} // closed after the first complete sync with a peer
 	syncedOnce sync.Once
@@ -133,6 +135,7 @@ func Open(cfg Config) (*Node, error) {
 		ctx:         ctx,
 		cancel:      cancel,
 		applyCh:     make(chan applyOp, maxApplyBatch),
+		verifyCh:    make(chan verifyJob, 1024),
 		synced:      make(chan struct{}),
 		index:       state.index,
 		links:       map[NodeID]*link{},
@@ -165,6 +168,9 @@ func Open(cfg Config) (*Node, error) {
 	n.log.Info("Node started", slog.Int("objects", n.objects), slog.Uint64("head", state.head), slog.Bool("master", cfg.Master))
 	n.coreWG.Go(func() { n.events.run(eventsCtx) })
 	n.coreWG.Go(func() { defer close(n.applierDone); n.runApplier(applierCtx) })
+	for range runtime.GOMAXPROCS(0) {
+		n.wg.Go(n.runVerifier)
+	}
 	for _, l := range n.listeners {
 		n.wg.Go(func() { n.acceptLoop(l) })
 	}

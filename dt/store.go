@@ -1,6 +1,7 @@
 package dt
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
@@ -83,6 +84,10 @@ func openStore(dir string, noSync bool, newIncarnation func() uint64) (*store, e
 	db, err := bolt.Open(filepath.Join(dir, "dt.db"), 0o600, &bolt.Options{
 		Timeout: 2 * time.Second, // another process holds the database: fail instead of hanging
 		NoSync:  noSync,
+		// As etcd does: the free list is rebuilt by a scan at open instead of being written at
+		// every commit, and kept in a hash map; both make the frequent small commits cheaper.
+		NoFreelistSync: true,
+		FreelistType:   bolt.FreelistMapType,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("dt: open database: %w", err)
@@ -219,7 +224,8 @@ func (s *store) readLog(after uint64, max int) ([]logEntry, error) {
 			if err != nil {
 				return err
 			}
-			out = append(out, logEntry{seq: v.seq, origin: v.origin, rec: v.rec, raw: raw[24:]})
+			// Copy: bbolt memory is valid only inside the transaction.
+			out = append(out, logEntry{seq: v.seq, origin: v.origin, rec: v.rec, raw: bytes.Clone(raw[24:])})
 		}
 		return nil
 	})

@@ -142,9 +142,11 @@ func (l *link) runTailer(after uint64) {
 	}
 }
 
-// receiveRecord handles a record from the peer: a log entry (fromLog) or one outside the log.
+// receiveRecord handles a record from the peer: a log entry, or one outside the log (an answer to
+// a want, or a push). Records the node already holds, or holds something newer for, are settled
+// here at once; the rest go to the node's verifiers, so signature checks use every core while the
+// reader goes on reading.
 func (l *link) receiveRecord(p recordPayload, outsideLog bool) error {
-	n := l.n
 	rec, err := UnmarshalRecord(p.record)
 	if err != nil {
 		return err
@@ -156,49 +158,87 @@ func (l *link) receiveRecord(p recordPayload, outsideLog bool) error {
 		want = l.wantPending > 0
 		l.mu.Unlock()
 	}
-	if n.holds(rec, id) {
+	if l.n.holds(rec, id) {
 		l.handled(p.seq, want, false)
 		return nil
 	}
+	l.handled(p.seq, false, true) // pending until verified and submitted
+	select {
+	case l.n.verifyCh <- verifyJob{l: l, rec: rec, id: id, body: p.body, seq: p.seq, want: want}:
+	case <-l.ctx.Done():
+	}
+	return nil
+}
+
+// verifyJob is a record waiting for its checks.
+type verifyJob struct {
+	l    *link
+	rec  *Record
+	id   RecordID
+	body []byte
+	seq  uint64
+	want bool
+}
+
+// runVerifier checks records from every link and submits the good ones.
+func (n *Node) runVerifier() {
+	for {
+		select {
+		case job := <-n.verifyCh:
+			if job.l.ctx.Err() != nil {
+				continue
+			}
+			if err := job.l.accept(job); err != nil {
+				job.l.fail(err)
+			}
+		case <-n.ctx.Done():
+			return
+		}
+	}
+}
+
+// accept checks a record and its body, then submits it, or queues a fetch of its body.
+func (l *link) accept(j verifyJob) error {
+	n, rec := l.n, j.rec
+	settle := func() { l.settle(j.seq, j.want) }
 	if err := n.checkRecord(rec); err != nil {
 		if errors.Is(err, ErrClockAhead) {
 			n.emitError(fmt.Errorf("dt: record %s from %s: %w", rec.Key, l.peer.Short(), err), "peer "+l.remote.String(), nil)
-			l.handled(p.seq, want, false)
+			settle()
 			return nil
 		}
 		return fmt.Errorf("record %s: %w", rec.Key, err)
 	}
-	op := applyOp{rec: rec, id: id, origin: l.peer}
+	op := applyOp{rec: rec, id: j.id, origin: l.peer}
 	if rec.Kind == KindPut {
 		switch {
-		case len(p.body) > 0 || rec.Size == 0:
-			if uint64(len(p.body)) != rec.Size || sha256.Sum256(p.body) != rec.Hash {
+		case len(j.body) > 0 || rec.Size == 0:
+			if uint64(len(j.body)) != rec.Size || sha256.Sum256(j.body) != rec.Hash {
 				return fmt.Errorf("record %s: %w", rec.Key, ErrBodyMismatch)
 			}
-			if len(p.body) > n.cfg.InlineBodyMax {
+			if len(j.body) > n.cfg.InlineBodyMax {
 				// Store it the way the sender should have sent it.
-				if err := n.store.blobs.PutBytes(blobs.Hash(rec.Hash), p.body); err != nil {
+				if err := n.store.blobs.PutBytes(blobs.Hash(rec.Hash), j.body); err != nil {
 					l.close(err)
 					return nil
 				}
 			} else {
-				op.body = p.body
+				op.body = j.body
 			}
 		case rec.Size <= uint64(n.cfg.InlineBodyMax) && !n.store.hasBody(rec.Hash):
 			return fmt.Errorf("%w: record %s without its inline body", ErrMalformed, rec.Key)
 		case !n.store.hasBody(rec.Hash):
-			l.handled(p.seq, want, true)
 			select {
-			case l.fetches <- fetchJob{rec: rec, id: id, seq: p.seq, want: want}:
+			case l.fetches <- fetchJob{rec: rec, id: j.id, seq: j.seq, want: j.want}:
 			case <-l.ctx.Done():
 			}
-			return nil
+			return nil // the fetcher settles it
 		}
 	}
 	if err := n.submit(l.ctx, op); err != nil {
 		return nil // closing
 	}
-	l.handled(p.seq, want, false)
+	settle()
 	return nil
 }
 
@@ -274,16 +314,27 @@ func (l *link) runFetcher() {
 		if err := l.n.submit(l.ctx, applyOp{rec: job.rec, id: job.id, origin: l.peer}); err != nil {
 			return
 		}
-		l.mu.Lock()
-		if job.seq != 0 {
-			l.tracker.done(job.seq)
-		}
-		if job.want {
-			l.wantPending--
-		}
-		l.mu.Unlock()
-		l.checkReconciled()
-		l.checkCaughtUp()
+		l.settle(job.seq, job.want)
+	}
+}
+
+// settle marks a record that waited (for verification or its body) as applied: the cursor may
+// move past it, and a reconciliation or the first sync may be complete. Once nothing is pending
+// after the peer's tail caught up, the cursor is saved (and acknowledged to the peer).
+func (l *link) settle(seq uint64, want bool) {
+	l.mu.Lock()
+	if seq != 0 {
+		l.tracker.done(seq)
+	}
+	if want {
+		l.wantPending--
+	}
+	idle := l.caughtUp && len(l.tracker.pending) == 0
+	l.mu.Unlock()
+	l.checkReconciled()
+	l.checkCaughtUp()
+	if idle {
+		l.saveCursor()
 	}
 }
 

@@ -144,6 +144,7 @@ func (c *Conn) readFrameLocked() ([]byte, error) {
 func (c *Conn) failReadLocked(err error) error {
 	c.rerr = err
 	c.plain = nil
+	c.conn.Close()
 	return err
 }
 

@@ -271,9 +271,11 @@ func TestTamperedStream(t *testing.T) {
 				if again != err {
 					t.Errorf("second read: %v, want the same error", again)
 				}
+				receiver.conn.SetWriteDeadline(time.Now()) // an open pipe fails instead of blocking
 				if _, err := receiver.conn.Write([]byte{0}); !errors.Is(err, io.ErrClosedPipe) {
 					t.Errorf("underlying connection still open: %v", err)
 				}
+				receiver.Close() // release the sender even if the check above failed
 			})
 		}
 	}
@@ -348,42 +350,49 @@ func readRecord(r io.Reader) (w, i int, err error) {
 	return w, i, nil
 }
 
-// gatedConn writes the first half of each Write, then waits for gate before the rest.
+// gatedConn writes the first split bytes of each Write, then waits for gate before the rest.
 type gatedConn struct {
 	net.Conn
-	gate chan struct{}
+	split int
+	gate  chan struct{}
 }
 
 func (g gatedConn) Write(p []byte) (int, error) {
-	n, err := g.Conn.Write(p[:len(p)/2])
+	n, err := g.Conn.Write(p[:g.split])
 	if err != nil {
 		return n, err
 	}
 	<-g.gate
-	m, err := g.Conn.Write(p[len(p)/2:])
+	m, err := g.Conn.Write(p[g.split:])
 	return n + m, err
 }
 
 func TestReadDeadlineInsideFrameResumes(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		rawC, rawS := net.Pipe()
-		c, s := linkPair(t, rawC, rawS, nil)
-		gate := make(chan struct{})
-		c.conn = gatedConn{c.conn, gate} // only transport frames from here on are split
-		go c.Write([]byte("split across a deadline"))
+	const msg = "split across a deadline"
+	for _, split := range []int{1, frameHeaderSize, frameHeaderSize + 5} {
+		t.Run(fmt.Sprintf("after %d bytes", split), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				rawC, rawS := net.Pipe()
+				c, s := linkPair(t, rawC, rawS, nil)
+				gate := make(chan struct{})
+				// Only transport frames from here on are split.
+				c.conn = gatedConn{c.conn, split, gate}
+				go c.Write([]byte(msg))
 
-		s.SetReadDeadline(time.Now().Add(time.Second))
-		buf := make([]byte, 100)
-		_, err := s.Read(buf)
-		wantErr(t, "read with half a frame", err, os.ErrDeadlineExceeded)
+				s.SetReadDeadline(time.Now().Add(time.Second))
+				buf := make([]byte, 100)
+				_, err := s.Read(buf)
+				wantErr(t, "read with part of a frame", err, os.ErrDeadlineExceeded)
 
-		s.SetReadDeadline(time.Time{})
-		close(gate)
-		n, err := s.Read(buf)
-		if err != nil || string(buf[:n]) != "split across a deadline" {
-			t.Fatalf("read after the deadline: %q, %v", buf[:n], err)
-		}
-	})
+				s.SetReadDeadline(time.Time{})
+				close(gate)
+				n, err := s.Read(buf)
+				if err != nil || string(buf[:n]) != msg {
+					t.Fatalf("read after the deadline: %q, %v", buf[:n], err)
+				}
+			})
+		})
+	}
 }
 
 func TestWriteErrorIsFinal(t *testing.T) {

@@ -19,9 +19,9 @@ var (
 	// middle of a frame. A Conn that returns it from Read has closed the underlying connection.
 	ErrMalformed = errors.New("securelink: malformed message")
 	// ErrTimeout is returned by Client and Server when the handshake did not finish within
-	// Config.HandshakeTimeout or before the context's deadline. It wraps the underlying
-	// deadline error too, so errors.Is(err, os.ErrDeadlineExceeded) or
-	// errors.Is(err, context.DeadlineExceeded) also holds.
+	// Config.HandshakeTimeout or before the context's deadline. The error also wraps what
+	// ended the wait: os.ErrDeadlineExceeded from the connection, or
+	// context.DeadlineExceeded when the context's deadline came first.
 	ErrTimeout = errors.New("securelink: handshake timed out")
 	// ErrHandshake is returned by Client and Server when the connection failed or was closed by
 	// the peer during the handshake. The initiator sees this error, not ErrAuth, when the

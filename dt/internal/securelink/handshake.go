@@ -68,6 +68,7 @@ func Server(ctx context.Context, c net.Conn, cfg Config) (*Conn, Peer, error) {
 	return handshake(ctx, c, cfg, false)
 }
 
+// handshake validates cfg and runs one side of the handshake on c.
 func handshake(ctx context.Context, c net.Conn, cfg Config, initiator bool) (*Conn, Peer, error) {
 	e, err := newEndpoint(cfg)
 	if err != nil {
@@ -117,7 +118,7 @@ func (e *endpoint) handshake(ctx context.Context, c net.Conn, initiator bool) (*
 			if errors.Is(ctxErr, context.DeadlineExceeded) {
 				return nil, Peer{}, fmt.Errorf("%w: %w", ErrTimeout, ctxErr)
 			}
-			return nil, Peer{}, fmt.Errorf("securelink: handshake canceled: %w", context.Cause(ctx))
+			return nil, Peer{}, fmt.Errorf("securelink: handshake canceled: %w", ctxErr)
 		}
 		return nil, Peer{}, err
 	}

@@ -204,6 +204,13 @@ func TestStaticKeyIsDerivedFromIdentity(t *testing.T) {
 	if bytes.Equal(a1.Public, b.Public) {
 		t.Error("two identities share a static key")
 	}
+	// Every bit of the seed counts.
+	seed := testIdentity(1).Seed()
+	seed[len(seed)-1] ^= 1
+	c, _ := staticKeypair(ed25519.NewKeyFromSeed(seed))
+	if bytes.Equal(a1.Public, c.Public) {
+		t.Error("identities differing in the last seed byte share a static key")
+	}
 	// The static key is not the Ed25519 key in another form.
 	if bytes.Equal(a1.Public, testIdentity(1).Public().(ed25519.PublicKey)) {
 		t.Error("static public key equals the Ed25519 public key")
@@ -269,9 +276,6 @@ func TestMalformedHandshake(t *testing.T) {
 			data := tc.send(t)
 			go func() {
 				rawC.Write(data)
-				// Drain message 2, if any, and hang up.
-				rawC.SetReadDeadline(time.Now())
-				io.Copy(io.Discard, rawC)
 				rawC.Close()
 			}()
 			_, _, err := Server(t.Context(), rawS, testConfig(2))
@@ -387,4 +391,55 @@ func TestDeadlinesClearedAfterHandshake(t *testing.T) {
 		exchange(t, c, s, []byte("still here"))
 		exchange(t, s, c, []byte("me too"))
 	})
+}
+
+func TestMalformedMessage3(t *testing.T) {
+	cases := []struct {
+		name string
+		size int
+		want error
+	}{
+		{"empty", 0, ErrMalformed},
+		{"too short", msg3Min - 1, ErrMalformed},
+		{"too long", msg3Max + 1, ErrMalformed},
+		{"garbage of a valid size", msg3Min, ErrAuth},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rawC, rawS := pipePair(t)
+			hs := testHandshakeState(t, 1, true)
+			go func() {
+				// A real message 1, then tc.size bytes instead of message 3.
+				msg1, _, _, _ := hs.WriteMessage(nil, nil)
+				writeFrame(rawC, msg1)
+				newFrameReader(rawC).next()
+				writeFrame(rawC, bytes.Repeat([]byte{0xa5}, tc.size))
+			}()
+			_, _, err := Server(t.Context(), rawS, testConfig(2))
+			wantErr(t, "Server", err, tc.want)
+		})
+	}
+}
+
+func TestMalformedMessage2(t *testing.T) {
+	cases := []struct {
+		name string
+		msg2 []byte
+		want error
+	}{
+		{"too short", make([]byte, msg2Size-1), ErrMalformed},
+		{"too long", make([]byte, msg2Size+1), ErrMalformed},
+		{"garbage of the right size", bytes.Repeat([]byte{3}, msg2Size), ErrAuth},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rawC, rawS := pipePair(t)
+			go func() {
+				newFrameReader(rawS).next()
+				writeFrame(rawS, tc.msg2)
+			}()
+			_, _, err := Client(t.Context(), rawC, testConfig(1))
+			wantErr(t, "Client", err, tc.want)
+		})
+	}
 }
