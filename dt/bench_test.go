@@ -28,12 +28,17 @@ var resyncObjects = envInt("DT_BENCH_OBJECTS", 100_000)
 func addObjects(b testing.TB, m *testNode, from, to int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
+	const chunk = 500
 	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	for w := range 8 {
+	errs := make(chan error, 4)
+	for w := range 4 {
 		wg.Go(func() {
-			for i := from + w; i < to; i += 8 {
-				if _, err := m.AddObject(ctx, map[string]int{"n": i}); err != nil {
+			for start := from + w*chunk; start < to; start += 4 * chunk {
+				objects := make([]any, 0, chunk)
+				for i := start; i < min(start+chunk, to); i++ {
+					objects = append(objects, map[string]int{"n": i})
+				}
+				if _, err := m.AddObjects(ctx, objects); err != nil {
 					errs <- err
 					return
 				}

@@ -346,15 +346,23 @@ func (n *Node) Delete(ctx context.Context, key string) error {
 }
 
 func (n *Node) write(ctx context.Context, rec *Record, body []byte, origin string) error {
+	return n.writeBatch(ctx, []*Record{rec}, [][]byte{body}, origin)
+}
+
+// writeBatch signs and commits records (with their bodies, nil for deletes). Records queued
+// together commit together, in as few transactions as the applier's batch allows.
+func (n *Node) writeBatch(ctx context.Context, recs []*Record, bodies [][]byte, origin string) error {
 	if !n.cfg.Master {
-		err := fmt.Errorf("%w (%s %s)", ErrNotMaster, origin, rec.Key)
-		n.emitError(err, origin, body)
+		err := fmt.Errorf("%w (%s %s)", ErrNotMaster, origin, recs[0].Key)
+		n.emitError(err, origin, bodies[0])
 		return err
 	}
-	if len(rec.Key) == 0 || len(rec.Key) > MaxKeySize {
-		err := fmt.Errorf("%w: key of %d bytes", ErrMalformed, len(rec.Key))
-		n.emitError(err, origin, body)
-		return err
+	for i, rec := range recs {
+		if len(rec.Key) == 0 || len(rec.Key) > MaxKeySize {
+			err := fmt.Errorf("%w: key of %d bytes", ErrMalformed, len(rec.Key))
+			n.emitError(err, origin, bodies[i])
+			return err
+		}
 	}
 	select {
 	case <-n.synced:
@@ -363,33 +371,68 @@ func (n *Node) write(ctx context.Context, rec *Record, body []byte, origin strin
 	case <-n.ctx.Done():
 		return ErrClosed
 	}
-	rec.Table, rec.Epoch, rec.Writer = n.table, n.cfg.Epoch, n.id
-	rec.Clock = n.clock.Now()
-	rec.sign(n.cfg.Keys.Master)
-	op := applyOp{rec: rec, id: rec.ID()}
-	if rec.Kind == KindPut {
-		if len(body) <= n.cfg.InlineBodyMax {
-			op.body = body
-		} else if err := n.store.blobs.PutBytes(rec.Hash, body); err != nil {
-			err = fmt.Errorf("dt: store object body: %w", err)
-			n.emitError(err, origin, body)
+	done := make(chan applyResult, len(recs))
+	for i, rec := range recs {
+		rec.Table, rec.Epoch, rec.Writer = n.table, n.cfg.Epoch, n.id
+		rec.Clock = n.clock.Now()
+		rec.sign(n.cfg.Keys.Master)
+		op := applyOp{rec: rec, id: rec.ID(), done: done}
+		if rec.Kind == KindPut {
+			if len(bodies[i]) <= n.cfg.InlineBodyMax {
+				op.body = bodies[i]
+			} else if err := n.store.blobs.PutBytes(rec.Hash, bodies[i]); err != nil {
+				err = fmt.Errorf("dt: store object body: %w", err)
+				n.emitError(err, origin, bodies[i])
+				return err
+			}
+		}
+		if err := n.submit(ctx, op); err != nil {
 			return err
 		}
 	}
-	done := make(chan applyResult, 1)
-	op.done = done
-	if err := n.submit(ctx, op); err != nil {
-		return err
-	}
-	select {
-	case res := <-done:
-		if res.err != nil {
-			n.emitError(res.err, origin, body)
+	var first error
+	for range recs {
+		select {
+		case res := <-done:
+			if res.err != nil && first == nil {
+				first = res.err
+				n.emitError(res.err, origin, nil)
+			}
+		case <-n.ctx.Done():
+			return ErrClosed
 		}
-		return res.err
-	case <-n.ctx.Done():
-		return ErrClosed
 	}
+	return first
+}
+
+// AddObjects adds several objects at once and returns their ids in order: the bulk form of
+// AddObject, committed in as few transactions as possible.
+func (n *Node) AddObjects(ctx context.Context, objects []any) ([]string, error) {
+	if len(objects) == 0 {
+		return nil, nil
+	}
+	recs := make([]*Record, len(objects))
+	bodies := make([][]byte, len(objects))
+	ids := make([]string, len(objects))
+	for i, object := range objects {
+		body, err := CanonicalJSON(object)
+		if err != nil {
+			n.emitError(err, "add_object", nil)
+			return nil, err
+		}
+		if int64(len(body)) > n.cfg.MaxObjectSize {
+			err := fmt.Errorf("dt: object of %d bytes: %w (limit %d)", len(body), ErrTooLarge, n.cfg.MaxObjectSize)
+			n.emitError(err, "add_object", nil)
+			return nil, err
+		}
+		ids[i] = ObjectID(body)
+		bodies[i] = body
+		recs[i] = &Record{Kind: KindPut, Key: ids[i], Hash: sha256.Sum256(body), Size: uint64(len(body))}
+	}
+	if err := n.writeBatch(ctx, recs, bodies, "add_object"); err != nil {
+		return nil, err
+	}
+	return ids, nil
 }
 
 // Get returns the body stored under key (an object's canonical JSON), or ErrNotFound.

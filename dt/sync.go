@@ -13,6 +13,7 @@ import (
 
 	"github.com/dt-cdn/dt/blobs"
 	"github.com/dt-cdn/dt/dt/internal/rbsr"
+	"github.com/hdevalence/ed25519consensus"
 )
 
 // Sync protocol, per direction of a link (both directions run at once):
@@ -180,28 +181,64 @@ type verifyJob struct {
 	want bool
 }
 
-// runVerifier checks records from every link and submits the good ones.
+// maxVerifyBatch bounds the signatures checked in one batch.
+const maxVerifyBatch = 64
+
+// runVerifier checks records from every link and submits the good ones. It takes whatever is
+// queued (up to maxVerifyBatch) and checks the signatures as one batch, which costs about half as
+// much per signature as checking them one by one; if the batch fails, each is checked alone so the
+// forged one is found.
 func (n *Node) runVerifier() {
+	batch := make([]verifyJob, 0, maxVerifyBatch)
 	for {
 		select {
 		case job := <-n.verifyCh:
+			batch = append(batch[:0], job)
+		case <-n.ctx.Done():
+			return
+		}
+	fill:
+		for len(batch) < maxVerifyBatch {
+			select {
+			case job := <-n.verifyCh:
+				batch = append(batch, job)
+			default:
+				break fill
+			}
+		}
+		verified := verifyBatch(batch)
+		for _, job := range batch {
 			if job.l.ctx.Err() != nil {
 				continue
 			}
-			if err := job.l.accept(job); err != nil {
+			if err := job.l.accept(job, verified); err != nil {
 				job.l.fail(err)
 			}
-		case <-n.ctx.Done():
-			return
 		}
 	}
 }
 
+// verifyBatch reports whether every record of the batch carries a valid signature by the key it
+// names (whether that key is trusted is checked apart).
+func verifyBatch(jobs []verifyJob) bool {
+	if len(jobs) < 2 {
+		return false
+	}
+	bv := ed25519consensus.NewBatchVerifier()
+	for _, j := range jobs {
+		if len(j.rec.Master) != ed25519.PublicKeySize || len(j.rec.Sig) != ed25519.SignatureSize {
+			return false
+		}
+		bv.Add(j.rec.Master, j.rec.signedBytes(), j.rec.Sig)
+	}
+	return bv.Verify()
+}
+
 // accept checks a record and its body, then submits it, or queues a fetch of its body.
-func (l *link) accept(j verifyJob) error {
+func (l *link) accept(j verifyJob, signatureVerified bool) error {
 	n, rec := l.n, j.rec
 	settle := func() { l.settle(j.seq, j.want) }
-	if err := n.checkRecord(rec); err != nil {
+	if err := n.checkRecord(rec, signatureVerified); err != nil {
 		if errors.Is(err, ErrClockAhead) {
 			n.emitError(fmt.Errorf("dt: record %s from %s: %w", rec.Key, l.peer.Short(), err), "peer "+l.remote.String(), nil)
 			settle()
@@ -268,7 +305,7 @@ func (n *Node) holds(rec *Record, id RecordID) bool {
 }
 
 // checkRecord validates a record from the network before it is applied or relayed.
-func (n *Node) checkRecord(r *Record) error {
+func (n *Node) checkRecord(r *Record, signatureVerified bool) error {
 	if err := r.checkShape(); err != nil {
 		return err
 	}
@@ -278,7 +315,7 @@ func (n *Node) checkRecord(r *Record) error {
 	if !isTrusted(n.cfg.Keys.Masters, r.Master) {
 		return fmt.Errorf("%w: signer %x is not a trusted master", ErrForged, r.Master[:6])
 	}
-	if !verifySignature(r) {
+	if !signatureVerified && !verifySignature(r) {
 		return fmt.Errorf("%w: bad signature", ErrForged)
 	}
 	if ahead := n.clock.Ahead(r.Clock); ahead > n.cfg.MaxClockSkew {
@@ -756,7 +793,10 @@ func (l *link) runAntiEntropy() {
 	}
 }
 
-// verifySignature checks a record's signature.
+// verifySignature checks a record's signature. It uses the ZIP-215 rules of ed25519consensus,
+// the rules its batch verification follows too, so a record is accepted or refused the same way
+// whether it was checked alone or in a batch, on every node.
 func verifySignature(r *Record) bool {
-	return len(r.Master) == 32 && len(r.Sig) == 64 && ed25519.Verify(r.Master, r.signedBytes(), r.Sig)
+	return len(r.Master) == ed25519.PublicKeySize && len(r.Sig) == ed25519.SignatureSize &&
+		ed25519consensus.Verify(r.Master, r.signedBytes(), r.Sig)
 }
