@@ -213,3 +213,57 @@ func BenchmarkLiveBurst(b *testing.B) {
 	}
 	b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "objects/s")
 }
+
+// BenchmarkFiveNodeLatency measures, on the example's five-node topology, the time from
+// AddObject on the (listener-less) master until all four other nodes hold the object, and from
+// SendMessage on the farthest node until all four others delivered it. The original took 13.3 s
+// for an add to reach five nodes.
+//
+//	go test -run '^$' -bench BenchmarkFiveNodeLatency -benchtime 50x ./dt/
+func BenchmarkFiveNodeLatency(b *testing.B) {
+	keys := testKeys(b)
+	n2 := startNode(b, "n2", keys, "", listenOn("127.0.0.1:0"))
+	n3 := startNode(b, "n3", keys, "", listenOn("127.0.0.1:0"), peers(n2.addr()))
+	n4 := startNode(b, "n4", keys, "", listenOn("127.0.0.1:0"), peers(n3.addr()))
+	n5 := startNode(b, "n5", keys, "", listenOn("[::1]:0"), peers(n2.addr()))
+	m := startNode(b, "master", keys, "", asMaster(), peers(n2.addr()))
+	plain := []*testNode{n2, n3, n4, n5}
+	waitFor(b, 10*time.Second, func() error {
+		for _, n := range plain {
+			if n.Status().Peers == 0 {
+				return fmt.Errorf("%s not linked", n.name)
+			}
+		}
+		return nil
+	})
+	ctx := context.Background()
+	var addTotal, msgTotal time.Duration
+	for i := 0; b.Loop(); i++ {
+		start := time.Now()
+		id, err := m.AddObject(ctx, map[string]int{"latency": i})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for !(n2.Has(id) && n3.Has(id) && n4.Has(id) && n5.Has(id)) {
+			time.Sleep(50 * time.Microsecond)
+		}
+		addTotal += time.Since(start)
+
+		before := make([]int, 4)
+		for j, n := range []*testNode{m, n2, n3, n5} {
+			before[j] = len(n.eventsOf(EventMessageReceived))
+		}
+		start = time.Now()
+		if err := n4.SendMessage(ctx, map[string]int{"ping": i}); err != nil {
+			b.Fatal(err)
+		}
+		for j, n := range []*testNode{m, n2, n3, n5} {
+			for len(n.eventsOf(EventMessageReceived)) == before[j] {
+				time.Sleep(50 * time.Microsecond)
+			}
+		}
+		msgTotal += time.Since(start)
+	}
+	b.ReportMetric(float64(addTotal.Microseconds())/float64(b.N)/1000, "add-ms")
+	b.ReportMetric(float64(msgTotal.Microseconds())/float64(b.N)/1000, "msg-ms")
+}
