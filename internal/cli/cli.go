@@ -1,0 +1,216 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+)
+
+// Env is what a command may touch of the outside world, so tests can run commands in-process
+// and capture their output.
+type Env struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	// NodeReady, when set, is called once by `dt node` after the node and its admin listener are
+	// serving, with the addresses actually bound (a port 0 is resolved): how a caller learns
+	// where a node started on port 0 listens. It runs on the command's goroutine; it must not
+	// block for long.
+	NodeReady func(NodeInfo)
+}
+
+// NodeInfo describes a node started by `dt node`.
+type NodeInfo struct {
+	ID     string   `json:"node_id"`
+	Listen []string `json:"listen"`          // peer listeners, resolved
+	Admin  string   `json:"admin,omitempty"` // admin HTTP listener, resolved; empty when off
+	PID    int      `json:"pid"`
+}
+
+// Main runs the dt command with the process's streams and arguments (without the program
+// name) and returns the exit code. SIGINT and SIGTERM cancel the command's context; a second one
+// kills the process as usual.
+func Main(args []string) int {
+	ctx, stop := signalContext(context.Background())
+	defer stop()
+	return Run(ctx, args, &Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr})
+}
+
+// Run runs the dt command given by args in env and returns its exit code: 0 on success or
+// help, 2 on a usage error, 1 on any other failure (see the package documentation). It is the
+// only place that turns errors into exit codes.
+func Run(ctx context.Context, args []string, env *Env) int {
+	if len(args) == 0 {
+		fmt.Fprint(env.Stderr, topUsage())
+		return 2
+	}
+	name := args[0]
+	if name == "help" || name == "-h" || name == "--help" || name == "-help" {
+		if len(args) > 1 {
+			return Run(ctx, []string{args[1], "--help"}, env)
+		}
+		fmt.Fprint(env.Stdout, topUsage())
+		return 0
+	}
+	i := slices.IndexFunc(commands(), func(c command) bool { return c.name == name })
+	if i < 0 {
+		fmt.Fprintf(env.Stderr, "dt: unknown command %q\n\n%s", name, topUsage())
+		return 2
+	}
+	err := commands()[i].run(ctx, args[1:], env)
+	var uerr *usageError
+	switch {
+	case err == nil, errors.Is(err, errHelp):
+		return 0
+	case errors.As(err, &uerr):
+		fmt.Fprintf(env.Stderr, "dt %s: %v\n\n%s", name, uerr.err, uerr.usage)
+		return 2
+	default:
+		fmt.Fprintf(env.Stderr, "dt %s: %v\n", name, err)
+		return 1
+	}
+}
+
+// command is one subcommand.
+type command struct {
+	name    string
+	summary string
+	hidden  bool // internal commands, left out of `dt help`
+	run     func(ctx context.Context, args []string, env *Env) error
+}
+
+func commands() []command {
+	return []command{
+		{name: "keygen", summary: "write a new network key and master key pair", run: runKeygen},
+		{name: "node", summary: "run a node until interrupted", run: runNode},
+		{name: "add", summary: "add a JSON object to the table through a peer", run: runAdd},
+		{name: "remove", summary: "remove an object from the table through a peer", run: runRemove},
+		{name: "send", summary: "send a message to every node online", run: runSend},
+		{name: "example", summary: "run the five-node example in one process", run: runExample},
+		{name: "loadtest", summary: "measure a two-node load test with real processes", run: runLoadtest},
+		{name: "loadtest-node", hidden: true, run: runLoadtestNode},
+	}
+}
+
+func topUsage() string {
+	var b strings.Builder
+	b.WriteString("Usage: dt <command> [flags] [arguments]\n\nCommands:\n")
+	for _, c := range commands() {
+		if !c.hidden {
+			fmt.Fprintf(&b, "  %-9s %s\n", c.name, c.summary)
+		}
+	}
+	b.WriteString("\nRun `dt help <command>` or `dt <command> --help` for its flags.\n")
+	return b.String()
+}
+
+// usageError is a malformed command line. Run prints it with usage and exits 2.
+type usageError struct {
+	err   error
+	usage string
+}
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return ErrUsage }
+
+// flagSet is a subcommand's flags with the text of its usage.
+type flagSet struct {
+	*flag.FlagSet
+	env      *Env
+	synopsis string // "dt add --keys DIR --peer ADDR [--timeout 30s] FILE"
+	about    string // what the command does, a paragraph
+}
+
+func newFlagSet(env *Env, name, synopsis, about string) *flagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	// The flag package would print its own messages; Run prints them in one format instead.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return &flagSet{FlagSet: fs, env: env, synopsis: synopsis, about: about}
+}
+
+// parse parses args, allowing flags after positional arguments (`dt add FILE --keys DIR`); a
+// "--" ends the flags. On --help it prints usage on stdout and returns errHelp.
+func (fs *flagSet) parse(args []string) error {
+	var positional []string
+	for {
+		err := fs.Parse(args)
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(fs.env.Stdout, fs.usage())
+			return errHelp
+		}
+		if err != nil {
+			return &usageError{err: err, usage: fs.usage()}
+		}
+		rest := fs.Args()
+		consumed := len(args) - len(rest)
+		if len(rest) == 0 || (consumed > 0 && args[consumed-1] == "--") {
+			positional = append(positional, rest...)
+			break
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+	// Parse again on the positional arguments alone so that Args and NArg report them.
+	return fs.Parse(append([]string{"--"}, positional...))
+}
+
+// usageErrorf reports a malformed command line.
+func (fs *flagSet) usageErrorf(format string, args ...any) error {
+	return &usageError{err: fmt.Errorf(format, args...), usage: fs.usage()}
+}
+
+// wantArgs checks the number of positional arguments.
+func (fs *flagSet) wantArgs(n int, what string) error {
+	switch {
+	case fs.NArg() < n:
+		return fs.usageErrorf("missing %s", what)
+	case fs.NArg() > n:
+		return fs.usageErrorf("unexpected argument %q", fs.Arg(n))
+	}
+	return nil
+}
+
+// usage formats the synopsis, the description and every flag, GNU style (--name).
+func (fs *flagSet) usage() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Usage: %s\n\n%s\n", fs.synopsis, fs.about)
+	first := true
+	fs.VisitAll(func(f *flag.Flag) {
+		if first {
+			b.WriteString("\nFlags:\n")
+			first = false
+		}
+		arg, text := flag.UnquoteUsage(f)
+		fmt.Fprintf(&b, "  --%s", f.Name)
+		if arg != "" {
+			fmt.Fprintf(&b, " %s", arg)
+		}
+		fmt.Fprintf(&b, "\n      %s", strings.ReplaceAll(text, "\n", "\n      "))
+		if d := f.DefValue; d != "" && d != "0" && d != "false" && d != "[]" {
+			fmt.Fprintf(&b, " (default %s)", d)
+		}
+		b.WriteString("\n")
+	})
+	return b.String()
+}
+
+// stringList is a repeatable string flag (--peer A --peer B).
+type stringList []string
+
+var _ flag.Value = (*stringList)(nil)
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(s string) error {
+	if s == "" {
+		return errors.New("empty value")
+	}
+	*l = append(*l, s)
+	return nil
+}

@@ -1,0 +1,33 @@
+// Package cli implements the dt command: keygen, node, add, remove, send, example and loadtest.
+//
+// Each subcommand lives in its own file as a run function taking a context, its arguments and an
+// Env; its flags are parsed by a FlagSet of its own into a local struct, and may come before or
+// after the positional arguments. Only Run (which Main calls) turns errors into exit codes:
+//
+//   - 0: success, and `dt help`, `dt help <command>`, `dt <command> --help` or `-h`, which print
+//     usage, with every flag, on stdout;
+//   - 2: a usage error (unknown command or flag, missing argument, bad flag value), printed as
+//     one line and the command's usage on stderr;
+//   - 1: any other failure, printed as `dt <command>: <error>` on stderr.
+//
+// # Lifecycle
+//
+// Commands that run until stopped (node, example, loadtest) end cleanly when their context ends:
+// Main cancels it on SIGINT or SIGTERM, and a second signal kills the process. Every goroutine a
+// command starts is waited for before the command returns, and every node it opened is closed.
+// `dt node` writes a heap profile on SIGUSR2.
+//
+// # Transient nodes
+//
+// add, remove and send join the network as a short-lived node: it dials --peer, never listens,
+// and keeps its data in a temporary directory removed on exit. add and remove return once a peer
+// has applied the change (dt.Node.WaitReplicated), so the change outlives the command; send
+// returns once the message is written to the link, with no proof of delivery (messages are
+// never acknowledged, as in the original).
+//
+// # Load test
+//
+// loadtest re-executes its own binary (os.Executable) as two `dt loadtest-node` processes, reads
+// their bound addresses from an inherited pipe and their progress from their admin /status, and
+// keeps their logs with internal/cappedlog.
+package cli

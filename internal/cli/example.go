@@ -1,0 +1,422 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/dt-cdn/dt/dt"
+)
+
+type exampleFlags struct {
+	basePort int
+	duration time.Duration
+	data     string
+}
+
+// exampleRound is the original example's pace: one add, one removal and one message every 2 s.
+const exampleRound = 2 * time.Second
+
+// exampleDrain bounds how long the example waits, after its last round, for deliveries still
+// in flight before it closes the nodes.
+const exampleDrain = 10 * time.Second
+
+func runExample(ctx context.Context, args []string, env *Env) error {
+	var f exampleFlags
+	fs := newFlagSet(env, "example", "dt example [--base-port 7001] [--duration 0] [--data DIR]",
+		"Runs the original five-node example in one process. node1 is a master with no listener\n"+
+			"that dials node2; node2, node3 and node4 listen on 127.0.0.1 ports base to base+2 and node5\n"+
+			"on [::1] port base+3; node3 and node5 dial node2, node4 dials node3. Once all have\n"+
+			"started, every 2 s the master adds an object and removes the one added 3 rounds\n"+
+			"earlier, and a random plain node sends a message. Every event of every node is printed\n"+
+			"as one line, and for each add and message the time until every other node had it.")
+	fs.IntVar(&f.basePort, "base-port", 7001, "first listening `PORT`; 0 lets the system pick every port")
+	fs.DurationVar(&f.duration, "duration", 0, "stop after the rounds ran for `DURATION`; 0 runs until interrupted")
+	fs.StringVar(&f.data, "data", "", "keep the nodes' data and keys in `DIR` across runs; empty: a temporary directory, removed")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if err := fs.wantArgs(0, ""); err != nil {
+		return err
+	}
+	if f.basePort < 0 || f.basePort > 65535-3 {
+		return fs.usageErrorf("--base-port %d out of range", f.basePort)
+	}
+	if f.duration < 0 {
+		return fs.usageErrorf("--duration must not be negative")
+	}
+	return runExampleNetwork(ctx, env, &f)
+}
+
+// exNode is one node of the example.
+type exNode struct {
+	name string
+	n    *dt.Node
+}
+
+// example owns the five nodes, the printer and the delivery tracker.
+type example struct {
+	out     *lineWriter
+	nodes   []*exNode // node1 .. node5
+	names   map[dt.NodeID]string
+	started chan struct{} // closed when every node has emitted started
+
+	mu         sync.Mutex
+	nStarted   int                  // guarded by mu
+	pending    map[string]*delivery // guarded by mu: tracked key → who has yet to see it
+	drained    chan struct{}        // guarded by mu: closed and replaced when pending empties
+	addLat     []time.Duration      // guarded by mu
+	msgLat     []time.Duration      // guarded by mu
+	unfinished int                  // guarded by mu
+}
+
+// delivery is an add or a message on its way to every other node.
+type delivery struct {
+	label   string
+	start   time.Time
+	waiting map[string]bool
+	message bool
+}
+
+func runExampleNetwork(ctx context.Context, env *Env, f *exampleFlags) (err error) {
+	dir := f.data
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "dt-example-*"); err != nil {
+			return fmt.Errorf("temporary directory: %w", err)
+		}
+		defer func() { err = errors.Join(err, os.RemoveAll(dir)) }()
+	}
+	keys, err := exampleKeys(filepath.Join(dir, "keys"))
+	if err != nil {
+		return err
+	}
+	ex := &example{
+		out:     &lineWriter{w: env.Stdout},
+		names:   map[dt.NodeID]string{},
+		started: make(chan struct{}),
+		pending: map[string]*delivery{},
+		drained: make(chan struct{}),
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer ex.closeNodes()
+	if err := ex.openNodes(keys, dir, f.basePort, &wg); err != nil {
+		return err
+	}
+	select {
+	case <-ex.started:
+	case <-ctx.Done():
+		return nil
+	}
+	ex.out.printf("all 5 nodes started; a round every %s", exampleRound)
+	ex.rounds(ctx, f.duration)
+	ex.drain(exampleDrain)
+	ex.summary()
+	return nil
+}
+
+// exampleKeys loads the keys in dir, generating them on first use, so data kept with --data stays
+// readable by the same network on the next run.
+func exampleKeys(dir string) (dt.Keys, error) {
+	if _, err := os.Stat(filepath.Join(dir, dt.NetworkKeyFile)); errors.Is(err, os.ErrNotExist) {
+		if err := dt.GenerateKeys(dir, nil); err != nil {
+			return dt.Keys{}, err
+		}
+	}
+	return dt.LoadKeys(dir)
+}
+
+// openNodes opens the listeners first, so the dialers can be given their resolved addresses
+// when --base-port is 0, and the master last.
+func (ex *example) openNodes(keys dt.Keys, dir string, base int, wg *sync.WaitGroup) error {
+	port := func(i int) string {
+		if base == 0 {
+			return "0"
+		}
+		return strconv.Itoa(base + i)
+	}
+	plans := []struct {
+		num    int
+		listen string
+		dial   int // node number to dial; 0: none
+	}{
+		{2, net.JoinHostPort("127.0.0.1", port(0)), 0},
+		{3, net.JoinHostPort("127.0.0.1", port(1)), 2},
+		{4, net.JoinHostPort("127.0.0.1", port(2)), 3},
+		{5, net.JoinHostPort("::1", port(3)), 2},
+		{1, "", 2},
+	}
+	ex.nodes = make([]*exNode, 5)
+	for _, p := range plans {
+		cfg := dt.LocalConfig()
+		cfg.Keys, cfg.DataDir = keys, filepath.Join(dir, fmt.Sprintf("node%d", p.num))
+		if p.num == 1 {
+			cfg.Master = true
+		} else {
+			cfg.Keys.Master = nil
+		}
+		if p.listen != "" {
+			cfg.Listen = []string{p.listen}
+		}
+		if p.dial != 0 {
+			cfg.Peers = []string{ex.nodes[p.dial-1].n.Addrs()[0].String()}
+		}
+		n, err := dt.Open(cfg)
+		if err != nil {
+			return fmt.Errorf("node%d: %w", p.num, err)
+		}
+		node := &exNode{name: fmt.Sprintf("node%d", p.num), n: n}
+		ex.nodes[p.num-1] = node
+		ex.names[n.ID()] = node.name
+		ex.out.printf("%s id %s listen %v peers %v", node.name, n.ID().Short(), cfg.Listen, cfg.Peers)
+	}
+	// The events goroutines start once every node is known, so every From can be named.
+	for _, node := range ex.nodes {
+		wg.Go(func() {
+			for ev := range node.n.Events() {
+				ex.event(node.name, ev)
+			}
+		})
+	}
+	return nil
+}
+
+func (ex *example) closeNodes() {
+	for _, node := range slices.Backward(ex.nodes) {
+		if node != nil {
+			node.n.Close()
+		}
+	}
+}
+
+// rounds runs a round now and every exampleRound until ctx ends or duration passes.
+func (ex *example) rounds(ctx context.Context, duration time.Duration) {
+	if duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, duration)
+		defer cancel()
+	}
+	tick := time.NewTicker(exampleRound)
+	defer tick.Stop()
+	var added []string
+	lastSender := -1
+	for round := 1; ctx.Err() == nil; round++ {
+		added = ex.addRound(ctx, round, added)
+		lastSender = ex.messageRound(ctx, round, lastSender)
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+		}
+	}
+}
+
+// addRound adds object N and removes the one added 3 rounds earlier.
+func (ex *example) addRound(ctx context.Context, round int, added []string) []string {
+	master := ex.nodes[0]
+	obj, _ := dt.CanonicalJSON(map[string]any{"example": round, "time": time.Now().UTC().Format(time.RFC3339Nano)})
+	id := dt.ObjectID(obj)
+	// Tracked before the write: the other nodes may apply it before AddObject returns.
+	ex.track(id, "add "+shortKey(id), master.name, false)
+	if _, err := master.n.AddObject(ctx, json.RawMessage(obj)); err != nil {
+		ex.untrack(id)
+		if ctx.Err() == nil {
+			ex.out.printf("add failed: %v", err)
+		}
+		return added
+	}
+	added = append(added, id)
+	if len(added) > 3 {
+		if err := master.n.RemoveObject(ctx, added[0]); err != nil && ctx.Err() == nil {
+			ex.out.printf("remove failed: %v", err)
+		}
+		added = added[1:]
+	}
+	return added
+}
+
+// messageRound sends a message from a random plain node other than the previous sender, so two
+// rounds reach every node.
+func (ex *example) messageRound(ctx context.Context, round, lastSender int) int {
+	i := 1 + rand.IntN(len(ex.nodes)-1)
+	for i == lastSender {
+		i = 1 + rand.IntN(len(ex.nodes)-1)
+	}
+	sender := ex.nodes[i]
+	msg, _ := dt.CanonicalJSON(map[string]any{"message": round, "from": sender.name, "time": time.Now().UTC().Format(time.RFC3339Nano)})
+	key := "message " + string(msg)
+	ex.track(key, fmt.Sprintf("message %d from %s", round, sender.name), sender.name, true)
+	if err := sender.n.SendMessage(ctx, json.RawMessage(msg)); err != nil {
+		ex.untrack(key)
+		if ctx.Err() == nil {
+			ex.out.printf("send failed: %v", err)
+		}
+	}
+	return i
+}
+
+func (ex *example) track(key, label, from string, message bool) {
+	d := &delivery{label: label, start: time.Now(), waiting: map[string]bool{}, message: message}
+	for _, node := range ex.nodes {
+		if node.name != from {
+			d.waiting[node.name] = true
+		}
+	}
+	ex.mu.Lock()
+	ex.pending[key] = d
+	ex.mu.Unlock()
+}
+
+func (ex *example) untrack(key string) {
+	ex.mu.Lock()
+	delete(ex.pending, key)
+	ex.signalIfDrainedLocked()
+	ex.mu.Unlock()
+}
+
+func (ex *example) signalIfDrainedLocked() {
+	if len(ex.pending) == 0 {
+		close(ex.drained)
+		ex.drained = make(chan struct{})
+	}
+}
+
+// event prints one event and records the delivery it completes.
+func (ex *example) event(name string, ev dt.Event) {
+	now := time.Now()
+	line := name + " " + ev.Type.String()
+	switch ev.Type {
+	case dt.EventObjectAdded, dt.EventObjectRemoved:
+		line += " " + shortKey(ev.Key) + " " + truncate(string(ev.Object), 60)
+	case dt.EventMessageReceived:
+		line += " from " + ex.nameOf(ev.From) + " " + truncate(string(ev.Object), 60)
+	case dt.EventError:
+		line += " " + ev.Origin + ": " + fmt.Sprint(ev.Err)
+	}
+	ex.out.printf("%s", line)
+	switch ev.Type {
+	case dt.EventStarted:
+		ex.mu.Lock()
+		if ex.nStarted++; ex.nStarted == len(ex.nodes) {
+			close(ex.started)
+		}
+		ex.mu.Unlock()
+	case dt.EventObjectAdded:
+		ex.delivered(ev.Key, name, now)
+	case dt.EventMessageReceived:
+		ex.delivered("message "+string(ev.Object), name, now)
+	}
+}
+
+func (ex *example) delivered(key, name string, at time.Time) {
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
+	d := ex.pending[key]
+	if d == nil || !d.waiting[name] {
+		return
+	}
+	delete(d.waiting, name)
+	if len(d.waiting) > 0 {
+		return
+	}
+	lat := at.Sub(d.start)
+	if d.message {
+		ex.msgLat = append(ex.msgLat, lat)
+	} else {
+		ex.addLat = append(ex.addLat, lat)
+	}
+	ex.out.printf("%s reached %d nodes in %s", d.label, len(ex.nodes)-1, roundDuration(lat))
+	delete(ex.pending, key)
+	ex.signalIfDrainedLocked()
+}
+
+// drain waits until every tracked delivery completed, or max passed.
+func (ex *example) drain(max time.Duration) {
+	t := time.NewTimer(max)
+	defer t.Stop()
+	for {
+		ex.mu.Lock()
+		n, wake := len(ex.pending), ex.drained
+		ex.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		select {
+		case <-wake:
+		case <-t.C:
+			ex.mu.Lock()
+			for _, d := range ex.pending {
+				ex.out.printf("%s reached only %d of %d nodes", d.label, len(ex.nodes)-1-len(d.waiting), len(ex.nodes)-1)
+			}
+			ex.unfinished = len(ex.pending)
+			ex.mu.Unlock()
+			return
+		}
+	}
+}
+
+func (ex *example) summary() {
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
+	ex.out.printf("adds: %s", latencySummary(ex.addLat))
+	ex.out.printf("messages: %s", latencySummary(ex.msgLat))
+	if ex.unfinished > 0 {
+		ex.out.printf("unfinished deliveries: %d", ex.unfinished)
+	}
+}
+
+func (ex *example) nameOf(id dt.NodeID) string {
+	if name, ok := ex.names[id]; ok {
+		return name
+	}
+	return id.Short()
+}
+
+// latencySummary formats count, median and max.
+func latencySummary(ds []time.Duration) string {
+	if len(ds) == 0 {
+		return "none delivered"
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return fmt.Sprintf("%d reached every node; median %s, max %s", len(s), roundDuration(s[len(s)/2]), roundDuration(s[len(s)-1]))
+}
+
+func roundDuration(d time.Duration) time.Duration {
+	switch {
+	case d >= time.Second:
+		return d.Round(10 * time.Millisecond)
+	case d >= time.Millisecond:
+		return d.Round(100 * time.Microsecond)
+	}
+	return d.Round(time.Microsecond)
+}
+
+// shortKey shows the first 6 hex digits of an id.
+func shortKey(k string) string {
+	if len(k) <= 6 {
+		return k
+	}
+	return k[:6] + "…"
+}
+
+// lineWriter prints whole lines from several goroutines without interleaving them.
+type lineWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lineWriter) printf(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fmt.Fprintf(l.w, format+"\n", args...)
+}

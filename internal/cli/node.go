@@ -1,0 +1,278 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/dt-cdn/dt/dt"
+)
+
+// nodeFlags are the flags of `dt node`, shared with the load test's node processes.
+type nodeFlags struct {
+	keys       string
+	data       string
+	master     bool
+	listen     stringList
+	peers      stringList
+	admin      string
+	logLevel   string
+	logFormat  string
+	profileDir string
+	local      bool
+	noSync     bool
+}
+
+func (f *nodeFlags) register(fs *flagSet) {
+	fs.StringVar(&f.keys, "keys", "", "`DIR` of keys written by dt keygen (network.key, master.pub; master.key for --master)")
+	fs.StringVar(&f.data, "data", "", "`DATADIR` holding the node's identity, database and blobs (created if missing)")
+	fs.BoolVar(&f.master, "master", false, "run as a master, which may add and remove objects (needs DIR/master.key)")
+	fs.Var(&f.listen, "listen", "accept peers on `ADDR` (host:port, [::1]:port for IPv6); repeatable; none: dial out only")
+	fs.Var(&f.peers, "peer", "dial the peer at `ADDR`; repeatable")
+	fs.StringVar(&f.admin, "admin", "", "serve /status, /metrics and /debug/pprof/ on `ADDR` (off unless given; keep it on loopback)")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log `LEVEL` on stderr: debug, info, warn or error")
+	fs.StringVar(&f.logFormat, "log-format", "text", "log `FORMAT`: text or json")
+	fs.StringVar(&f.profileDir, "profile-dir", ".", "`DIR` where SIGUSR2 writes heap-<unix-nanos>.pprof")
+	fs.BoolVar(&f.local, "local", false, "use fast timers for nodes on one machine (dt.LocalConfig)")
+	fs.BoolVar(&f.noSync, "no-sync", false, "skip fsync: faster writes, but a crash may lose or corrupt the data (tests and benchmarks only)")
+}
+
+// check validates the flags that parsing alone cannot.
+func (f *nodeFlags) check(fs *flagSet) error {
+	if f.keys == "" {
+		return fs.usageErrorf("--keys is required")
+	}
+	if f.data == "" {
+		return fs.usageErrorf("--data is required")
+	}
+	if _, err := parseLevel(f.logLevel); err != nil {
+		return fs.usageErrorf("--log-level: %v", err)
+	}
+	if f.logFormat != "text" && f.logFormat != "json" {
+		return fs.usageErrorf("--log-format: %q is not text or json", f.logFormat)
+	}
+	return nil
+}
+
+func runNode(ctx context.Context, args []string, env *Env) error {
+	var f nodeFlags
+	fs := newFlagSet(env, "node", "dt node --keys DIR --data DATADIR [--master] [--listen ADDR]... [--peer ADDR]... [--admin ADDR] [flags]",
+		"Runs a node until SIGINT or SIGTERM, then closes it cleanly. Every event (started,\n"+
+			"object_added, object_removed, message_received, error) is logged on stderr.\n"+
+			"SIGUSR2 writes a heap profile for `go tool pprof`.")
+	f.register(fs)
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if err := fs.wantArgs(0, ""); err != nil {
+		return err
+	}
+	if err := f.check(fs); err != nil {
+		return err
+	}
+	return serveNode(ctx, env, &f, nodeHooks{})
+}
+
+// nodeHooks let the load test extend a node without a second copy of its lifecycle.
+type nodeHooks struct {
+	// event sees every event after it is logged, on the event goroutine.
+	event func(dt.Event)
+	// status fills the load test's part of /status.
+	status func(*nodeStatus)
+	// ready is called with the bound addresses once the node serves.
+	ready func(NodeInfo) error
+	// work runs once the node serves, until it returns or ctx ends; an error stops the node.
+	work func(ctx context.Context, n *dt.Node, log *slog.Logger) error
+}
+
+// serveNode runs a node with its event log, admin server and heap-profile signal until ctx ends
+// or hooks.work fails. Shutdown order: the admin server first (no request sees a closed node),
+// then the node, whose Close ends the event channel, then the goroutines that read it.
+func serveNode(ctx context.Context, env *Env, f *nodeFlags, hooks nodeHooks) error {
+	log, err := newLogger(env.Stderr, f.logLevel, f.logFormat)
+	if err != nil {
+		return err
+	}
+	keys, err := loadKeys(f.keys, f.master)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	cfg := dt.Config{}
+	if f.local {
+		cfg = dt.LocalConfig()
+	}
+	cfg.Keys, cfg.Master, cfg.DataDir = keys, f.master, f.data
+	cfg.Listen, cfg.Peers = f.listen, f.peers
+	cfg.Logger, cfg.Registerer = log, reg
+	cfg.NoSync = f.noSync
+	n, err := dt.Open(cfg)
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for ev := range n.Events() {
+			logEvent(log, ev)
+			if hooks.event != nil {
+				hooks.event(ev)
+			}
+		}
+	})
+	srv := &nodeServer{env: env, f: f, hooks: hooks, n: n, gatherer: reg, log: log}
+	err = srv.serve(ctx)
+	err = errors.Join(err, n.Close())
+	wg.Wait()
+	return err
+}
+
+// nodeServer is an open node's admin server, heap-profile signal and work hook.
+type nodeServer struct {
+	env      *Env
+	f        *nodeFlags
+	hooks    nodeHooks
+	n        *dt.Node
+	gatherer prometheus.Gatherer
+	log      *slog.Logger
+}
+
+// serve serves until ctx ends or the work hook fails.
+func (s *nodeServer) serve(ctx context.Context) (err error) {
+	info := NodeInfo{ID: s.n.ID().String(), Listen: []string{}, PID: os.Getpid()}
+	for _, a := range s.n.Addrs() {
+		info.Listen = append(info.Listen, a.String())
+	}
+	if s.f.admin != "" {
+		admin, err := startAdmin(s.f.admin, s.status, s.gatherer, s.log)
+		if err != nil {
+			return err
+		}
+		defer func() { err = errors.Join(err, admin.shutdown()) }()
+		info.Admin = admin.addr()
+	}
+	stopSignal := watchHeapSignal(s.f.profileDir, s.log)
+	defer stopSignal()
+
+	s.log.Info("Node serving", slog.String("node_id", info.ID), slog.Any("listen", info.Listen),
+		slog.String("admin", info.Admin), slog.Any("peers", []string(s.f.peers)))
+	if s.hooks.ready != nil {
+		if err := s.hooks.ready(info); err != nil {
+			return err
+		}
+	}
+	if s.env.NodeReady != nil {
+		s.env.NodeReady(info)
+	}
+	if s.hooks.work != nil {
+		if err := s.hooks.work(ctx, s.n, s.log); err != nil && ctx.Err() == nil {
+			return err
+		}
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// status is the body of GET /status.
+func (s *nodeServer) status() nodeStatus {
+	st := nodeStatus{Status: s.n.Status()}
+	st.LinkBytesReceived, st.LinkBytesSent = s.n.WireBytes()
+	if s.hooks.status != nil {
+		s.hooks.status(&st)
+	}
+	return st
+}
+
+// loadKeys reads a keys directory; a plain node drops the master key even when the directory
+// holds one, so it never signs anything.
+func loadKeys(dir string, master bool) (dt.Keys, error) {
+	keys, err := dt.LoadKeys(dir)
+	if err != nil {
+		return keys, err
+	}
+	if master && keys.Master == nil {
+		return keys, fmt.Errorf("%w: %s", ErrNoMasterKey, filepath.Join(dir, dt.MasterKeyFile))
+	}
+	if !master {
+		keys.Master = nil
+	}
+	return keys, nil
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	switch s {
+	case "debug", "info", "warn", "error":
+		return l, l.UnmarshalText([]byte(s))
+	}
+	return l, fmt.Errorf("%q is not debug, info, warn or error", s)
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	l, err := parseLevel(level)
+	if err != nil {
+		return nil, err
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), nil
+}
+
+// maxLoggedObject bounds how much of an object or message one log line shows.
+const maxLoggedObject = 200
+
+// logEvent logs one event with stable keys: type, key, from, origin, err, object.
+func logEvent(log *slog.Logger, ev dt.Event) {
+	level := slog.LevelInfo
+	attrs := []slog.Attr{slog.String("type", ev.Type.String())}
+	if ev.Key != "" {
+		attrs = append(attrs, slog.String("key", ev.Key))
+	}
+	if ev.From != (dt.NodeID{}) {
+		attrs = append(attrs, slog.Any("from", ev.From))
+	}
+	if ev.Origin != "" {
+		attrs = append(attrs, slog.String("origin", ev.Origin))
+	}
+	if ev.Err != nil {
+		level = slog.LevelWarn
+		attrs = append(attrs, slog.Any("err", ev.Err))
+	}
+	if len(ev.Object) > 0 {
+		attrs = append(attrs, slog.String("object", truncate(string(ev.Object), maxLoggedObject)))
+	}
+	log.LogAttrs(context.Background(), level, "Event", attrs...)
+}
+
+// truncate shortens s to at most n bytes plus an ellipsis, never splitting a UTF-8 sequence.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+// writeJSON writes v as one line of JSON.
+func writeJSON(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}

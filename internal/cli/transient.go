@@ -1,0 +1,117 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/dt-cdn/dt/dt"
+)
+
+// clientFlags are the flags of the commands that act through a transient node: add, remove, send.
+type clientFlags struct {
+	keys     string
+	peers    stringList
+	timeout  time.Duration
+	logLevel string
+}
+
+func (f *clientFlags) register(fs *flagSet) {
+	fs.StringVar(&f.keys, "keys", "", "`DIR` of keys written by dt keygen")
+	fs.Var(&f.peers, "peer", "reach the network through the node at `ADDR` (host:port); repeatable; required")
+	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "give up after `DURATION`")
+	fs.StringVar(&f.logLevel, "log-level", "warn", "log `LEVEL` of the transient node on stderr: debug, info, warn or error")
+}
+
+func (f *clientFlags) check(fs *flagSet) error {
+	if f.keys == "" {
+		return fs.usageErrorf("--keys is required")
+	}
+	if len(f.peers) == 0 {
+		return fs.usageErrorf("--peer is required")
+	}
+	if f.timeout <= 0 {
+		return fs.usageErrorf("--timeout must be positive")
+	}
+	if _, err := parseLevel(f.logLevel); err != nil {
+		return fs.usageErrorf("--log-level: %v", err)
+	}
+	return nil
+}
+
+// transient is a short-lived node that joins the network for one change or message: it dials the
+// given peers, never listens, and keeps its data in a temporary directory removed at close. Its
+// durability comes from the peers: a write is done once a peer acknowledged it.
+type transient struct {
+	n   *dt.Node
+	dir string
+	wg  sync.WaitGroup
+
+	mu      sync.Mutex
+	lastErr error // guarded by mu: the newest error event, to explain a failure
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+func openTransient(env *Env, f *clientFlags, master bool) (*transient, error) {
+	keys, err := loadKeys(f.keys, master)
+	if err != nil {
+		return nil, err
+	}
+	log, err := newLogger(env.Stderr, f.logLevel, "text")
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "dt-client-*")
+	if err != nil {
+		return nil, fmt.Errorf("temporary data directory: %w", err)
+	}
+	cfg := dt.LocalConfig() // fast redials: the command is short and waits on its first link
+	cfg.Keys, cfg.Master, cfg.DataDir, cfg.Peers, cfg.Logger = keys, master, dir, f.peers, log
+	// The data dies with the command, so fsync would buy nothing.
+	cfg.NoSync = true
+	n, err := dt.Open(cfg)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	t := &transient{n: n, dir: dir}
+	t.wg.Go(func() {
+		for ev := range n.Events() {
+			if ev.Type == dt.EventError {
+				t.mu.Lock()
+				t.lastErr = fmt.Errorf("%s: %w", ev.Origin, ev.Err)
+				t.mu.Unlock()
+			}
+		}
+	})
+	return t, nil
+}
+
+// explain adds the newest error event to err: after a timeout it usually says why (a wrong
+// network key shows up as a failed handshake).
+func (t *transient) explain(err error) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.lastErr == nil || !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return fmt.Errorf("%w (last error: %v)", err, t.lastErr)
+}
+
+// close closes the node (flushing queued messages) and removes its data. Safe to call twice.
+func (t *transient) close() error {
+	t.closeOnce.Do(func() {
+		err := t.n.Close()
+		t.wg.Wait()
+		if rerr := os.RemoveAll(t.dir); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("remove temporary data: %w", rerr))
+		}
+		t.closeErr = err
+	})
+	return t.closeErr
+}
