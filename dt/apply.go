@@ -1,9 +1,9 @@
 package dt
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -127,6 +127,7 @@ func (n *Node) commit(batch []applyOp) {
 		maxClock  hlc.Timestamp
 		startSeen bool
 	)
+	started := n.started
 	lookup := func(key string) *indexEntry {
 		if e, ok := overlay[key]; ok {
 			return e
@@ -136,8 +137,7 @@ func (n *Node) commit(batch []applyOp) {
 		return n.index[key]
 	}
 	err := n.store.db.Update(func(tx *bolt.Tx) error {
-		records, keys, log := tx.Bucket(bucketRecords), tx.Bucket(bucketKeys), tx.Bucket(bucketLog)
-		bodies, refs, cursors := tx.Bucket(bucketBodies), tx.Bucket(bucketRefs), tx.Bucket(bucketCursors)
+		records, bodies, cursors := tx.Bucket(bucketRecords), tx.Bucket(bucketBodies), tx.Bucket(bucketCursors)
 		for i, op := range batch {
 			switch {
 			case op.cursor != nil:
@@ -158,47 +158,30 @@ func (n *Node) commit(batch []applyOp) {
 			}
 			head++
 			entry := entryOf(rec, op.id, head)
+			// The record goes under its sequence number: the bucket is the log itself, and
+			// appending at its end is the cheapest write a B+tree has.
 			val := recordValue{seq: head, origin: op.origin, rec: rec}
-			if err := records.Put(op.id[:], val.marshal()); err != nil {
-				return err
-			}
-			if err := log.Put(seqKey(head), op.id[:]); err != nil {
-				return err
-			}
-			if err := keys.Put([]byte(rec.Key), op.id[:]); err != nil {
+			if err := records.Put(seqKey(head), val.marshal()); err != nil {
 				return err
 			}
 			ch := change{key: rec.Key, old: old, new: entry, newBody: op.body}
 			if rec.Kind == KindPut {
-				if err := addRef(refs, rec.Hash); err != nil {
+				if err := refBody(bodies, rec.Hash, op.body); err != nil {
 					return err
-				}
-				if op.body != nil && bodies.Get(rec.Hash[:]) == nil {
-					if err := bodies.Put(rec.Hash[:], op.body); err != nil {
-						return err
-					}
 				}
 			}
 			if old != nil {
-				if err := records.Delete(old.id[:]); err != nil {
-					return err
-				}
-				if err := log.Delete(seqKey(old.seq)); err != nil {
+				if err := records.Delete(seqKey(old.seq)); err != nil {
 					return err
 				}
 				if old.kind == KindPut {
-					if v := bodies.Get(old.hash[:]); v != nil && old.hash != rec.Hash {
-						ch.oldBody = append([]byte(nil), v...)
-					}
-					zero, err := dropRef(refs, old.hash)
+					oldBody, zero, err := unrefBody(bodies, old.hash, started && old.hash != rec.Hash)
 					if err != nil {
 						return err
 					}
+					ch.oldBody = oldBody
 					if zero {
 						unrefd = append(unrefd, old.hash)
-						if err := bodies.Delete(old.hash[:]); err != nil {
-							return err
-						}
 					}
 				}
 			}
@@ -229,8 +212,7 @@ func (n *Node) commit(batch []applyOp) {
 
 	n.mu.Lock()
 	for _, ch := range changes {
-		n.index[ch.key] = ch.new
-		n.countObjects(ch.old, ch.new)
+		n.setIndexLocked(ch.key, ch.old, ch.new)
 	}
 	n.mu.Unlock()
 	if len(changes) > 0 {
@@ -239,7 +221,6 @@ func (n *Node) commit(batch []applyOp) {
 		n.metrics.recordsApplied.Add(float64(len(changes)))
 	}
 
-	started := n.started
 	for i := range changes {
 		ch := &changes[i]
 		if ch.old != nil && ch.old.kind == KindPut && ch.oldBody == nil && ch.old.hash != ch.new.hash && started {
@@ -341,11 +322,7 @@ func (n *Node) collectTombstones() {
 			n.mu.RLock()
 			e := n.index[k]
 			n.mu.RUnlock()
-			if err := errors.Join(
-				tx.Bucket(bucketRecords).Delete(e.id[:]),
-				tx.Bucket(bucketLog).Delete(seqKey(e.seq)),
-				tx.Bucket(bucketKeys).Delete([]byte(k)),
-			); err != nil {
+			if err := tx.Bucket(bucketRecords).Delete(seqKey(e.seq)); err != nil {
 				return err
 			}
 		}
@@ -357,7 +334,7 @@ func (n *Node) collectTombstones() {
 	}
 	n.mu.Lock()
 	for _, k := range victims {
-		delete(n.index, k)
+		n.setIndexLocked(k, n.index[k], nil)
 	}
 	n.mu.Unlock()
 	n.log.Info("Collected tombstones", slog.Int("count", len(victims)))
@@ -365,16 +342,52 @@ func (n *Node) collectTombstones() {
 
 func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
 
-func addRef(refs *bolt.Bucket, h [32]byte) error {
-	n, _ := binary.Uvarint(refs.Get(h[:]))
-	return refs.Put(h[:], binary.AppendUvarint(nil, n+1))
+// Bodies bucket values: a kind byte (bodyInline, or bodyInBlobs when the body is in the blob
+// store), the uvarint number of current records naming the body, then the inline body.
+const (
+	bodyInline  = 1
+	bodyInBlobs = 2
+)
+
+// refBody counts one more record naming hash, storing body inline when given.
+func refBody(bodies *bolt.Bucket, hash [32]byte, body []byte) error {
+	kind, refs, inline := parseBodyValue(bodies.Get(hash[:]))
+	if refs == 0 {
+		kind, inline = bodyInBlobs, nil
+		if body != nil {
+			kind, inline = bodyInline, body
+		}
+	}
+	return bodies.Put(hash[:], bodyValue(kind, refs+1, inline))
 }
 
-// dropRef decrements a body's reference count and reports whether it reached zero.
-func dropRef(refs *bolt.Bucket, h [32]byte) (bool, error) {
-	n, _ := binary.Uvarint(refs.Get(h[:]))
-	if n <= 1 {
-		return true, refs.Delete(h[:])
+// unrefBody counts one record less naming hash. It returns the inline body when keep is set (for
+// the removal event), and whether no record names the body any more (it is then deleted here, and
+// the caller deletes a blob-store copy after the commit).
+func unrefBody(bodies *bolt.Bucket, hash [32]byte, keep bool) (body []byte, zero bool, err error) {
+	kind, refs, inline := parseBodyValue(bodies.Get(hash[:]))
+	if keep && kind == bodyInline {
+		body = bytes.Clone(inline)
 	}
-	return false, refs.Put(h[:], binary.AppendUvarint(nil, n-1))
+	if refs <= 1 {
+		return body, true, bodies.Delete(hash[:])
+	}
+	return body, false, bodies.Put(hash[:], bodyValue(kind, refs-1, inline))
+}
+
+func bodyValue(kind byte, refs uint64, inline []byte) []byte {
+	b := binary.AppendUvarint(append(make([]byte, 0, 11+len(inline)), kind), refs)
+	return append(b, inline...)
+}
+
+// parseBodyValue decodes a bodies value; nil gives zero refs. The slice aliases bbolt memory.
+func parseBodyValue(v []byte) (kind byte, refs uint64, inline []byte) {
+	if len(v) < 2 {
+		return 0, 0, nil
+	}
+	refs, n := binary.Uvarint(v[1:])
+	if n <= 0 {
+		return 0, 0, nil
+	}
+	return v[0], refs, v[1+n:]
 }

@@ -84,7 +84,7 @@ func TestKillDuringSync(t *testing.T) {
 		for err := range tx.Check() {
 			return err
 		}
-		held = tx.Bucket(bucketKeys).Stats().KeyN
+		held = tx.Bucket(bucketRecords).Stats().KeyN
 		return nil
 	})
 	db.Close()

@@ -61,6 +61,7 @@ type Node struct {
 
 	mu        sync.RWMutex
 	index     map[string]*indexEntry // guarded by mu; written only by the applier
+	ids       map[RecordID]string    // guarded by mu: the key of every current record, by id
 	objects   int                    // guarded by mu: current put records
 	links     map[NodeID]*link       // guarded by mu
 	linkGone  chan struct{}          // guarded by mu: closed and replaced when a link ends
@@ -138,6 +139,7 @@ func Open(cfg Config) (*Node, error) {
 		verifyCh:    make(chan verifyJob, 1024),
 		synced:      make(chan struct{}),
 		index:       state.index,
+		ids:         make(map[RecordID]string, len(state.index)),
 		links:       map[NodeID]*link{},
 		linkGone:    make(chan struct{}),
 		tailWake:    make(chan struct{}),
@@ -146,7 +148,8 @@ func Open(cfg Config) (*Node, error) {
 	}
 	n.log = cfg.Logger.With(slog.Any("node", n.id))
 	n.head.Store(state.head)
-	for _, e := range n.index {
+	for k, e := range n.index {
+		n.ids[e.id] = k
 		if e.kind == KindPut {
 			n.objects++
 		}
@@ -244,6 +247,31 @@ func (n *Node) closeListeners() {
 func (n *Node) emitError(err error, origin string, object []byte) {
 	n.metrics.errors.Inc()
 	n.events.push(Event{Type: EventError, Err: err, Origin: origin, Object: object})
+}
+
+// setIndexLocked replaces a key's current record in memory (new nil: forget the key).
+func (n *Node) setIndexLocked(key string, old, new *indexEntry) {
+	if old != nil {
+		delete(n.ids, old.id)
+	}
+	if new != nil {
+		n.index[key] = new
+		n.ids[new.id] = key
+	} else {
+		delete(n.index, key)
+	}
+	n.countObjects(old, new)
+}
+
+// recordByID returns a current record by id, for answering a peer's wants.
+func (n *Node) recordByID(id RecordID) (*Record, error) {
+	n.mu.RLock()
+	e := n.index[n.ids[id]]
+	n.mu.RUnlock()
+	if e == nil || e.id != id {
+		return nil, ErrNotFound
+	}
+	return n.store.recordAt(e.seq)
 }
 
 // countObjects keeps the object count in step with a change. Called with mu held.

@@ -18,24 +18,26 @@ import (
 // The database layout. Every bucket is created at open; values are written only by the applier
 // goroutine, so there is never more than one write transaction.
 var (
-	bucketMeta    = []byte("meta")    // incarnation, hlc, head, synced
-	bucketRecords = []byte("records") // record id → recordValue
-	bucketKeys    = []byte("keys")    // key → record id of the key's current record
-	bucketLog     = []byte("log")     // local sequence (8 bytes, big endian) → record id
-	bucketBodies  = []byte("bodies")  // content hash → body, for bodies up to InlineBodyMax
-	bucketRefs    = []byte("refs")    // content hash → number of current records naming it (uvarint)
+	bucketMeta    = []byte("meta")    // format, incarnation, hlc, head
+	bucketRecords = []byte("records") // local sequence (8 bytes, big endian) → recordValue: the log
+	bucketBodies  = []byte("bodies")  // content hash → bodyValue (reference count, inline body)
 	bucketCursors = []byte("cursors") // peer node id → peer incarnation (8) + peer sequence (8)
 	bucketGuard   = []byte("guard")   // "state" → ipguard state
 
+	metaFormat      = []byte("format")
 	metaIncarnation = []byte("incarnation")
 	metaClock       = []byte("hlc")
 	metaHead        = []byte("head")
-	metaSynced      = []byte("synced")
 )
+
+// storeFormat is the version of the database layout; a database of another version is refused
+// rather than misread.
+const storeFormat = 2
 
 // indexEntry is the in-memory copy of a key's current record: everything needed to decide whether
 // an arriving record wins, without touching the disk.
 type indexEntry struct {
+	key    string
 	id     RecordID
 	clock  hlc.Timestamp
 	writer NodeID
@@ -54,18 +56,17 @@ type recordValue struct {
 }
 
 func (v recordValue) marshal() []byte {
-	b := binary.BigEndian.AppendUint64(nil, v.seq)
-	b = append(b, v.origin[:]...)
-	return append(b, v.rec.Marshal()...)
+	return append(append(make([]byte, 0, 300), v.origin[:]...), v.rec.Marshal()...)
 }
 
-func unmarshalRecordValue(b []byte) (recordValue, error) {
-	if len(b) < 24 {
+// unmarshalRecordValue decodes a records bucket value (its sequence is the bucket key).
+func unmarshalRecordValue(seq uint64, b []byte) (recordValue, error) {
+	if len(b) < 16 {
 		return recordValue{}, fmt.Errorf("%w: stored record of %d bytes", ErrMalformed, len(b))
 	}
-	v := recordValue{seq: binary.BigEndian.Uint64(b)}
-	copy(v.origin[:], b[8:24])
-	rec, err := UnmarshalRecord(b[24:])
+	v := recordValue{seq: seq}
+	copy(v.origin[:], b[:16])
+	rec, err := UnmarshalRecord(b[16:])
 	if err != nil {
 		return recordValue{}, err
 	}
@@ -99,15 +100,21 @@ func openStore(dir string, noSync bool, newIncarnation func() uint64) (*store, e
 	}
 	s := &store{db: db, blobs: bs}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketMeta, bucketRecords, bucketKeys, bucketLog, bucketBodies, bucketRefs, bucketCursors, bucketGuard} {
+		for _, name := range [][]byte{bucketMeta, bucketRecords, bucketBodies, bucketCursors, bucketGuard} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
 		}
 		meta := tx.Bucket(bucketMeta)
 		if v := meta.Get(metaIncarnation); len(v) == 8 {
+			if f := getUint64(meta, metaFormat); f != storeFormat {
+				return fmt.Errorf("database format %d, this dt reads format %d", f, storeFormat)
+			}
 			s.incarnation = binary.BigEndian.Uint64(v)
 			return nil
+		}
+		if err := putUint64(meta, metaFormat, storeFormat); err != nil {
+			return err
 		}
 		// A new database is a new incarnation: peers holding a cursor into an older log of ours (from
 		// before the data directory was wiped) see the change and reconcile instead.
@@ -125,10 +132,9 @@ func (s *store) close() error { return errors.Join(s.db.Close(), s.blobs.Close()
 
 // loaded is what a node needs in memory after open.
 type loaded struct {
-	index  map[string]*indexEntry
-	head   uint64
-	clock  hlc.Timestamp
-	synced time.Time
+	index map[string]*indexEntry
+	head  uint64
+	clock hlc.Timestamp
 }
 
 func (s *store) load() (loaded, error) {
@@ -137,16 +143,13 @@ func (s *store) load() (loaded, error) {
 		meta := tx.Bucket(bucketMeta)
 		l.head = getUint64(meta, metaHead)
 		l.clock = hlc.Timestamp(getUint64(meta, metaClock))
-		if ms := getUint64(meta, metaSynced); ms != 0 {
-			l.synced = time.UnixMilli(int64(ms))
-		}
-		records := tx.Bucket(bucketRecords)
-		return tx.Bucket(bucketKeys).ForEach(func(k, id []byte) error {
-			v, err := unmarshalRecordValue(records.Get(id))
+		// The records bucket holds exactly the current record of every key.
+		return tx.Bucket(bucketRecords).ForEach(func(k, raw []byte) error {
+			v, err := unmarshalRecordValue(binary.BigEndian.Uint64(k), raw)
 			if err != nil {
-				return fmt.Errorf("key %q: %w", k, err)
+				return fmt.Errorf("record %d: %w", binary.BigEndian.Uint64(k), err)
 			}
-			l.index[string(k)] = entryOf(v.rec, RecordID(id), v.seq)
+			l.index[v.rec.Key] = entryOf(v.rec, v.rec.ID(), v.seq)
 			return nil
 		})
 	})
@@ -157,7 +160,7 @@ func (s *store) load() (loaded, error) {
 }
 
 func entryOf(r *Record, id RecordID, seq uint64) *indexEntry {
-	return &indexEntry{id: id, clock: r.Clock, writer: r.Writer, kind: r.Kind, hash: r.Hash, size: r.Size, seq: seq}
+	return &indexEntry{key: r.Key, id: id, clock: r.Clock, writer: r.Writer, kind: r.Kind, hash: r.Hash, size: r.Size, seq: seq}
 }
 
 func getUint64(b *bolt.Bucket, key []byte) uint64 {
@@ -173,17 +176,24 @@ func putUint64(b *bolt.Bucket, key []byte, v uint64) error {
 
 // body returns a stored body, from the database or the blob store.
 func (s *store) body(hash [32]byte) ([]byte, error) {
-	var b []byte
+	var (
+		b      []byte
+		inline bool
+	)
 	err := s.db.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bucketBodies).Get(hash[:]); v != nil {
-			b = append([]byte(nil), v...)
+		kind, _, v := parseBodyValue(tx.Bucket(bucketBodies).Get(hash[:]))
+		if kind == bodyInline {
+			b, inline = bytes.Clone(v), true
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("dt: read body: %w", err)
 	}
-	if b != nil {
+	if inline {
+		if b == nil {
+			b = []byte{}
+		}
 		return b, nil
 	}
 	b, err = s.blobs.ReadAll(blobs.Hash(hash))
@@ -193,14 +203,15 @@ func (s *store) body(hash [32]byte) ([]byte, error) {
 	return b, err
 }
 
-// hasBody reports whether a body is held, in either place.
+// hasBody reports whether a body is held, inline or in the blob store.
 func (s *store) hasBody(hash [32]byte) bool {
-	found := false
+	inline := false
 	_ = s.db.View(func(tx *bolt.Tx) error {
-		found = tx.Bucket(bucketBodies).Get(hash[:]) != nil
+		kind, _, _ := parseBodyValue(tx.Bucket(bucketBodies).Get(hash[:]))
+		inline = kind == bodyInline
 		return nil
 	})
-	return found || s.blobs.Has(blobs.Hash(hash))
+	return inline || s.blobs.Has(blobs.Hash(hash))
 }
 
 // logEntry is one entry of the local log, as a tailer reads it.
@@ -209,23 +220,32 @@ type logEntry struct {
 	origin NodeID
 	rec    *Record
 	raw    []byte // the record's wire form
+	body   []byte // the inline body of a put, when stored inline
 }
 
-// readLog returns up to max log entries with sequence above after, in order.
+// readLog returns up to max log entries with sequence above after, in order, with their inline
+// bodies.
 func (s *store) readLog(after uint64, max int) ([]logEntry, error) {
 	var out []logEntry
 	err := s.db.View(func(tx *bolt.Tx) error {
-		records := tx.Bucket(bucketRecords)
-		c := tx.Bucket(bucketLog).Cursor()
-		start := binary.BigEndian.AppendUint64(nil, after+1)
-		for k, id := c.Seek(start); k != nil && len(out) < max; k, id = c.Next() {
-			raw := records.Get(id)
-			v, err := unmarshalRecordValue(raw)
+		bodies := tx.Bucket(bucketBodies)
+		c := tx.Bucket(bucketRecords).Cursor()
+		for k, raw := c.Seek(seqKey(after + 1)); k != nil && len(out) < max; k, raw = c.Next() {
+			v, err := unmarshalRecordValue(binary.BigEndian.Uint64(k), raw)
 			if err != nil {
 				return err
 			}
 			// Copy: bbolt memory is valid only inside the transaction.
-			out = append(out, logEntry{seq: v.seq, origin: v.origin, rec: v.rec, raw: bytes.Clone(raw[24:])})
+			e := logEntry{seq: v.seq, origin: v.origin, rec: v.rec, raw: bytes.Clone(raw[16:])}
+			if v.rec.Kind == KindPut {
+				if kind, _, inline := parseBodyValue(bodies.Get(v.rec.Hash[:])); kind == bodyInline {
+					e.body = bytes.Clone(inline)
+					if e.body == nil {
+						e.body = []byte{}
+					}
+				}
+			}
+			out = append(out, e)
 		}
 		return nil
 	})
@@ -235,15 +255,15 @@ func (s *store) readLog(after uint64, max int) ([]logEntry, error) {
 	return out, nil
 }
 
-// recordByID returns a stored record, for answering a peer's wants.
-func (s *store) recordByID(id RecordID) (*Record, error) {
+// recordAt returns the record stored at a sequence number.
+func (s *store) recordAt(seq uint64) (*Record, error) {
 	var rec *Record
 	err := s.db.View(func(tx *bolt.Tx) error {
-		raw := tx.Bucket(bucketRecords).Get(id[:])
+		raw := tx.Bucket(bucketRecords).Get(seqKey(seq))
 		if raw == nil {
 			return ErrNotFound
 		}
-		v, err := unmarshalRecordValue(raw)
+		v, err := unmarshalRecordValue(seq, raw)
 		rec = v.rec
 		return err
 	})

@@ -113,13 +113,12 @@ func (l *link) runTailer(after uint64) {
 			if e.origin == l.peer {
 				continue
 			}
-			p := recordPayload{seq: e.seq, record: e.raw}
-			if e.rec.Kind == KindPut && e.rec.Size <= inline {
-				if p.body, err = n.store.body(e.rec.Hash); err != nil {
-					n.emitError(err, "store", nil)
-					l.close(err)
-					return
-				}
+			p := recordPayload{seq: e.seq, record: e.raw, body: e.body}
+			if e.rec.Kind == KindPut && e.rec.Size <= inline && e.body == nil {
+				err := fmt.Errorf("dt: log entry %d: inline body missing", e.seq)
+				n.emitError(err, "store", nil)
+				l.close(err)
+				return
 			}
 			select {
 			case l.logOut <- appendFrame(nil, frameLogEntry, p.marshal(true)):
@@ -718,7 +717,7 @@ func (l *link) push(ids [][32]byte) {
 
 // sendRecord sends one record (with its body inline when small) outside the log.
 func (l *link) sendRecord(id RecordID) bool {
-	rec, err := l.n.store.recordByID(id)
+	rec, err := l.n.recordByID(id)
 	if err != nil {
 		return true // replaced since the snapshot: the log carries its successor
 	}
