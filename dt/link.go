@@ -32,6 +32,9 @@ import (
 
 // Queue bounds of a link's writer.
 const (
+	// closeGrace bounds how long a closing link waits for the peer to close its side.
+	closeGrace = time.Second
+
 	// msgQueueLen bounds flooded messages waiting for a slow peer. Messages are never dropped
 	// silently: a peer that falls this far behind is disconnected (and resyncs on reconnect).
 	msgQueueLen = 4096
@@ -65,6 +68,7 @@ type link struct {
 	tailOnce sync.Once
 
 	writerDone chan struct{}
+	readerDone chan struct{}
 	ackKick    chan struct{} // wakes the writer to send frameAck
 	ackOut     atomic.Uint64 // our committed cursor in the peer's log, to send
 	acked      atomic.Uint64 // the peer's committed cursor in our log
@@ -158,6 +162,7 @@ func (n *Node) runLink(raw net.Conn, dialed bool, ticket *ipguard.Ticket) error 
 		fetches: make(chan fetchJob, 1<<14),
 
 		writerDone: make(chan struct{}),
+		readerDone: make(chan struct{}),
 		ackKick:    make(chan struct{}, 1),
 	}
 	if l.peer == n.id {
@@ -317,6 +322,13 @@ func (l *link) run() error {
 	l.startSync()
 	<-l.ctx.Done()
 	<-l.writerDone
+	// Half-close: the peer reads the end of our stream, ends its side and closes. Reading on until
+	// then (bounded by closeGrace) means no unread data is left in our socket when it closes, so
+	// TCP never resets a connection whose last frames (a message sent just before Close) are
+	// still on their way to the peer.
+	_ = l.ctrl.SetReadDeadline(time.Now().Add(closeGrace))
+	_ = l.ctrl.Close()
+	<-l.readerDone
 	l.sess.Close()
 	l.wg.Wait()
 	l.saveCursor()
@@ -454,9 +466,13 @@ func (l *link) ackFrame() []byte {
 
 // runReader reads and dispatches control frames until the stream ends.
 func (l *link) runReader() {
+	defer close(l.readerDone)
 	r := bufio.NewReaderSize(l.ctrl, 64<<10)
 	for {
 		f, err := readFrame(r)
+		if err == nil && l.ctx.Err() != nil {
+			continue // closing: drain what the peer still sends until it closes too
+		}
 		if err != nil {
 			if errors.Is(err, ErrMalformed) {
 				l.fail(err)
@@ -468,9 +484,6 @@ func (l *link) runReader() {
 		l.n.metrics.framesIn.Inc()
 		if err := l.dispatch(f); err != nil {
 			l.fail(err)
-			return
-		}
-		if l.ctx.Err() != nil {
 			return
 		}
 	}

@@ -86,3 +86,33 @@ func TestPlainNodeCannotWrite(t *testing.T) {
 		return nil
 	})
 }
+
+// TestMessageSentJustBeforeCloseArrives: a node that sends and closes at once (as `dt send`
+// does) still delivers, because a closing link drains its queue and half-closes before the socket
+// closes.
+func TestMessageSentJustBeforeCloseArrives(t *testing.T) {
+	keys := testKeys(t)
+	hub := startNode(t, "hub", keys, "", listenOn("127.0.0.1:0"))
+	const rounds = 10
+	for i := range rounds {
+		sender := startNode(t, fmt.Sprintf("sender%d", i), keys, "", peers(hub.addr()))
+		ctx := ctxTimeout(t, 10*time.Second)
+		if err := sender.WaitSynced(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// Keep the hub busy sending to the sender while it closes, as a real peer would be.
+		if err := hub.SendMessage(ctx, map[string]int{"to-sender": i}); err != nil {
+			t.Fatal(err)
+		}
+		if err := sender.SendMessage(ctx, map[string]int{"round": i}); err != nil {
+			t.Fatal(err)
+		}
+		sender.stop()
+	}
+	waitFor(t, 5*time.Second, func() error {
+		if got := len(hub.eventsOf(EventMessageReceived)); got != rounds {
+			return fmt.Errorf("hub received %d of %d messages", got, rounds)
+		}
+		return nil
+	})
+}

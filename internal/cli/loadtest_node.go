@@ -30,6 +30,7 @@ type loadStatus struct {
 // a counter that notes when every expected object arrived (node 2).
 type loadNode struct {
 	add, size, writers, expect int
+	batch                      int
 	readyFD                    int
 
 	added, addErrors, firstAdd, addsDone atomic.Int64
@@ -45,7 +46,8 @@ func runLoadtestNode(ctx context.Context, args []string, env *Env) error {
 	f.register(fs)
 	fs.IntVar(&l.add, "add", 0, "add `N` generated objects once linked (needs --master)")
 	fs.IntVar(&l.size, "object-size", 200, "approximate size of each generated object in `BYTES`")
-	fs.IntVar(&l.writers, "writers", 8, "`N` goroutines calling AddObject concurrently")
+	fs.IntVar(&l.writers, "writers", 8, "`N` goroutines adding objects concurrently")
+	fs.IntVar(&l.batch, "batch", 256, "objects per AddObjects call (1: one AddObject call per object)")
 	fs.IntVar(&l.expect, "expect", 0, "note the time when `N` objects are held")
 	fs.IntVar(&l.readyFD, "ready-fd", 0, "write the node's addresses as JSON to file descriptor `FD` once serving")
 	if err := fs.parse(args); err != nil {
@@ -59,6 +61,9 @@ func runLoadtestNode(ctx context.Context, args []string, env *Env) error {
 	}
 	if l.add > 0 && !f.master {
 		return fs.usageErrorf("--add needs --master")
+	}
+	if l.batch < 1 {
+		return fs.usageErrorf("--batch must be at least 1")
 	}
 	if l.writers < 1 {
 		return fs.usageErrorf("--writers must be at least 1")
@@ -116,12 +121,19 @@ func (l *loadNode) addObjects(ctx context.Context, n *dt.Node, log *slog.Logger)
 	for w := range l.writers {
 		rng := rand.New(rand.NewPCG(uint64(start.UnixNano()), uint64(w)))
 		wg.Go(func() {
-			for i := next.Add(1) - 1; i < int64(l.add) && ctx.Err() == nil; i = next.Add(1) - 1 {
-				if _, err := n.AddObject(ctx, loadObject(i, l.size, rng)); err != nil {
-					l.addErrors.Add(1)
+			batch := int64(l.batch)
+			for first := next.Add(batch) - batch; first < int64(l.add) && ctx.Err() == nil; first = next.Add(batch) - batch {
+				objects := make([]any, 0, batch)
+				for i := first; i < min(first+batch, int64(l.add)); i++ {
+					objects = append(objects, loadObject(i, l.size, rng))
+				}
+				if len(objects) == 1 {
+					_, err := n.AddObject(ctx, objects[0])
+					l.count(1, err)
 					continue
 				}
-				l.added.Add(1)
+				_, err := n.AddObjects(ctx, objects)
+				l.count(len(objects), err)
 			}
 		})
 	}
@@ -132,6 +144,15 @@ func (l *loadNode) addObjects(ctx context.Context, n *dt.Node, log *slog.Logger)
 	log.Info("Objects added", slog.Int64("added", l.added.Load()), slog.Int64("errors", l.addErrors.Load()),
 		slog.Float64("seconds", secs), slog.Float64("per_second", float64(l.added.Load())/secs))
 	return nil
+}
+
+// count tallies the outcome of adding k objects.
+func (l *loadNode) count(k int, err error) {
+	if err != nil {
+		l.addErrors.Add(int64(k))
+		return
+	}
+	l.added.Add(int64(k))
 }
 
 // loadObject makes object i, padded with random letters to about size bytes of JSON.
