@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/dt-cdn/dt/internal/wait"
 )
 
 // testKeys returns fresh keys for a test network: a network key and one master.
@@ -119,20 +121,10 @@ func (tn *testNode) allEvents() []Event {
 	return append([]Event(nil), tn.events...)
 }
 
-// waitFor polls cond until it returns nil or the timeout passes, then fails with its last error.
+// waitFor polls cond until it returns nil or the timeout passes (see package wait).
 func waitFor(t testing.TB, timeout time.Duration, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %v", timeout, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	wait.For(t, timeout, cond)
 }
 
 // sameKeys checks that every node holds exactly want.

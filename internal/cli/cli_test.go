@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/dt-cdn/dt/internal/wait"
 )
 
 // childEnv makes the test binary act as the dt binary: the load test re-executes its own binary
@@ -68,20 +70,10 @@ func keygen(t testing.TB) string {
 	return dir
 }
 
-// waitFor polls cond until it returns nil or timeout passes, then fails with its last error.
+// waitFor polls cond until it returns nil or the timeout passes (see package wait).
 func waitFor(t testing.TB, timeout time.Duration, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %v", timeout, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	wait.For(t, timeout, cond)
 }
 
 func TestUsage(t *testing.T) {
