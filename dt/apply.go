@@ -3,6 +3,7 @@ package dt
 import (
 	"bytes"
 	"context"
+	"errors"
 	"encoding/binary"
 	"fmt"
 	"log/slog"
@@ -270,12 +271,17 @@ func (n *Node) emitChange(ch change) {
 		body := ch.newBody
 		if body == nil {
 			var err error
-			if body, err = n.store.body(ch.new.hash); err != nil {
+			if body, err = n.store.body(ch.new.hash); err != nil && !n.lazyMiss(err) {
 				n.emitError(fmt.Errorf("dt: read added object %s: %w", ch.key, err), "store", nil)
 			}
 		}
 		n.events.push(Event{Type: EventObjectAdded, Key: ch.key, Object: body})
 	}
+}
+
+// lazyMiss reports whether err is a body a lazy node does not hold by design.
+func (n *Node) lazyMiss(err error) bool {
+	return n.cfg.LazyBodies && errors.Is(err, ErrNotFound)
 }
 
 // emitStart emits EventStarted and then one EventObjectAdded per object held, in log order. It runs
@@ -298,7 +304,7 @@ func (n *Node) emitStart() {
 				continue
 			}
 			body, err := n.store.body(e.rec.Hash)
-			if err != nil {
+			if err != nil && !n.lazyMiss(err) {
 				n.emitError(fmt.Errorf("dt: read object %s: %w", e.rec.Key, err), "store", nil)
 				continue
 			}

@@ -75,3 +75,50 @@ func TestLargeObjectDoesNotDelayMessages(t *testing.T) {
 		t.Fatal("large object differs after transfer")
 	}
 }
+
+// TestLazyBodies: a lazy node learns every record but fetches no large body, and still writes.
+func TestLazyBodies(t *testing.T) {
+	keys := testKeys(t)
+	m := startNode(t, "master", keys, "", asMaster(), listenOn("127.0.0.1:0"))
+	ctx := ctxTimeout(t, 20*time.Second)
+	big := make([]byte, 256<<10)
+	rand.Read(big)
+	bigID, err := m.AddObject(ctx, map[string]string{"data": base64.StdEncoding.EncodeToString(big)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	smallID, err := m.AddObject(ctx, map[string]int{"small": 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lazy := startNode(t, "lazy", keys, "", asMaster(), peers(m.addr()), func(c *Config) { c.LazyBodies = true })
+	if err := lazy.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !lazy.Has(bigID) || !lazy.Has(smallID) {
+		t.Fatal("the lazy node does not know every record")
+	}
+	if _, err := lazy.Get(bigID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("lazy Get of a large body: %v, want ErrNotFound", err)
+	}
+	if _, err := lazy.Get(smallID); err != nil {
+		t.Fatalf("inline body missing on the lazy node: %v", err)
+	}
+	if in, _ := lazy.WireBytes(); in > 64<<10 {
+		t.Fatalf("the lazy node received %d bytes for a 256 KiB body it should not fetch", in)
+	}
+	if errs := lazy.eventsOf(EventError); len(errs) != 0 {
+		t.Fatalf("error events on the lazy node: %v", errs)
+	}
+	// It writes like any master, and its writes reach the network.
+	id, err := lazy.AddObject(ctx, "from the lazy master")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lazy.WaitReplicated(ctx, id, 1); err != nil {
+		t.Fatal(err)
+	}
+	if !m.Has(id) {
+		t.Fatal("the origin lacks the lazy master's object")
+	}
+}

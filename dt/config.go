@@ -80,6 +80,13 @@ type Config struct {
 	// larger bodies go to the blob store and travel on their own streams. Zero: 16 KiB.
 	InlineBodyMax int
 
+	// LazyBodies makes the node keep records without fetching bodies that do not travel inline
+	// (over InlineBodyMax): Get returns ErrNotFound for them and their events carry no object. It
+	// is for transient masters (a publisher on a laptop) that need to know what the table holds,
+	// not its data. A lazy node does not pass such records on, since it could not serve their
+	// bodies. Default false.
+	LazyBodies bool
+
 	// Guard configures address blocking at accept. The zero value means ipguard defaults.
 	Guard ipguard.Config
 

@@ -113,6 +113,9 @@ func (l *link) runTailer(after uint64) {
 			if e.origin == l.peer {
 				continue
 			}
+			if e.rec.Kind == KindPut && e.rec.Size > inline && n.cfg.LazyBodies && !n.store.hasBody(e.rec.Hash) {
+				continue // a lazy node does not pass on what it cannot serve
+			}
 			p := recordPayload{seq: e.seq, record: e.raw, body: e.body}
 			if e.rec.Kind == KindPut && e.rec.Size <= inline && e.body == nil {
 				err := fmt.Errorf("dt: log entry %d: inline body missing", e.seq)
@@ -263,6 +266,8 @@ func (l *link) accept(j verifyJob, signatureVerified bool) error {
 			}
 		case rec.Size <= uint64(n.cfg.InlineBodyMax) && !n.store.hasBody(rec.Hash):
 			return fmt.Errorf("%w: record %s without its inline body", ErrMalformed, rec.Key)
+		case !n.store.hasBody(rec.Hash) && n.cfg.LazyBodies:
+			// Keep the record without its body; Get reports the body as not found.
 		case !n.store.hasBody(rec.Hash):
 			select {
 			case l.fetches <- fetchJob{rec: rec, id: j.id, seq: j.seq, want: j.want}:
@@ -726,6 +731,8 @@ func (l *link) sendRecord(id RecordID) bool {
 		if p.body, err = l.n.store.body(rec.Hash); err != nil {
 			return true
 		}
+	} else if rec.Kind == KindPut && !l.n.store.hasBody(rec.Hash) {
+		return true // a lazy node does not pass on what it cannot serve
 	}
 	return l.send(frameRecord, p.marshal(false))
 }
