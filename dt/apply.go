@@ -3,8 +3,8 @@ package dt
 import (
 	"bytes"
 	"context"
-	"errors"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
