@@ -151,6 +151,11 @@ func (n *Node) commit(batch []applyOp) {
 				if err := cursors.Put(op.cursor.peer[:], v); err != nil {
 					return err
 				}
+				// A cursor moves when a peer's log was applied: the node was in touch with the
+				// network at this time (see store.expireIfStale).
+				if err := putUint64(tx.Bucket(bucketMeta), metaSynced, uint64(n.cfg.Now().UnixMilli())); err != nil {
+					return err
+				}
 				continue
 			case op.rec == nil:
 				startSeen = startSeen || op.start

@@ -2,6 +2,7 @@ package dt
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -315,4 +316,41 @@ func TestWaitReplicated(t *testing.T) {
 	if err := m.WaitReplicated(short, id, 2); err == nil {
 		t.Fatal("WaitReplicated for 2 peers succeeded with one peer")
 	}
+}
+
+// TestNodeOfflineLongerThanTombstoneTTLResyncs: a node away longer than the tombstone TTL cannot
+// tell removed objects from live ones any more, so it starts from an empty table and takes the
+// network's set; an object removed (and its tombstone collected) while it was away stays gone.
+func TestNodeOfflineLongerThanTombstoneTTLResyncs(t *testing.T) {
+	keys := testKeys(t)
+	m := startNode(t, "master", keys, "", asMaster(), listenOn("127.0.0.1:0"))
+	ctx := ctxTimeout(t, 20*time.Second)
+	keep, err := m.AddObject(ctx, "keep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone, err := m.AddObject(ctx, "gone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	away := startNode(t, "away", keys, dir, peers(m.addr()))
+	waitFor(t, 10*time.Second, sameKeys(map[string]bool{keep: true, gone: true}, away))
+	waitFor(t, 5*time.Second, func() error {
+		if away.Status().Links[0].Cursor == 0 {
+			return errors.New("no cursor saved yet")
+		}
+		return nil
+	})
+	away.stop()
+	if err := m.RemoveObject(ctx, gone); err != nil {
+		t.Fatal(err)
+	}
+	// 40 days later (the default TTL is 30): the tombstone would be collected by now.
+	later := func(c *Config) { c.Now = func() time.Time { return time.Now().Add(40 * 24 * time.Hour) } }
+	back := startNode(t, "back", keys, dir, peers(m.addr()), later)
+	if got := back.Status().Records; got != 0 {
+		t.Fatalf("a node away past the TTL kept %d records", got)
+	}
+	waitFor(t, 10*time.Second, sameKeys(map[string]bool{keep: true}, back))
 }

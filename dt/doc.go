@@ -22,10 +22,12 @@
 //     forge or delete anything. A peer that sends a forged or malformed record is disconnected,
 //     and its address earns a strike toward being blocked.
 //   - Convergence: any two linked nodes end up holding the same records, whatever each held
-//     before and however long it was away (up to the tombstone TTL). A node that comes back makes
+//     before and however long it was away. A node that comes back makes
 //     itself equal to the network: what was removed meanwhile is removed (with events), what was
 //     added arrives. A partitioned segment converges once it links to any node with the newer
-//     records; nodes relay, so a path to a master is enough.
+//     records; nodes relay, so a path to a master is enough. A node away for longer than
+//     Config.TombstoneTTL can no longer tell removed objects from live ones (their tombstones
+//     may be collected), so it empties its table at start and syncs it anew.
 //   - A master that starts with partial or no state (a new laptop) never wipes the network: there
 //     is no "replace the set" operation, and before its first write it learns the network's clock
 //     from a peer, so its new records win over its old ones.

@@ -90,13 +90,22 @@ func Open(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := openStore(cfg.DataDir, cfg.NoSync, func() uint64 {
+	newIncarnation := func() uint64 {
 		var b [8]byte
 		_, _ = io.ReadFull(random, b[:])
 		return binary.BigEndian.Uint64(b[:]) | 1 // never zero: zero means "no cursor"
-	})
+	}
+	st, err := openStore(cfg.DataDir, cfg.NoSync, newIncarnation)
 	if err != nil {
 		return nil, err
+	}
+	expired, err := st.expireIfStale(cfg.Now(), cfg.TombstoneTTL, newIncarnation())
+	if err != nil {
+		st.close()
+		return nil, err
+	}
+	if expired {
+		cfg.Logger.Warn("Table expired: offline longer than the tombstone TTL; syncing it anew", slog.Duration("ttl", cfg.TombstoneTTL))
 	}
 	state, err := st.load()
 	if err != nil {

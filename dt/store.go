@@ -28,6 +28,7 @@ var (
 	metaIncarnation = []byte("incarnation")
 	metaClock       = []byte("hlc")
 	metaHead        = []byte("head")
+	metaSynced      = []byte("synced") // Unix milliseconds of the last applied peer log position
 )
 
 // storeFormat is the version of the database layout; a database of another version is refused
@@ -129,6 +130,41 @@ func openStore(dir string, noSync bool, newIncarnation func() uint64) (*store, e
 }
 
 func (s *store) close() error { return errors.Join(s.db.Close(), s.blobs.Close()) }
+
+// expireIfStale empties the table of a node that has been out of touch with the network for
+// longer than ttl, the tombstone TTL. Its peers may have collected the tombstones of objects
+// removed meanwhile, so its old records could no longer be told apart from live ones: rather than
+// risk bringing deleted objects back, it starts again from an empty table (with a new incarnation,
+// so peers do not resume an old cursor into it) and syncs everything anew, as the original
+// node-distributed-table did on every start. It reports whether it did.
+func (s *store) expireIfStale(now time.Time, ttl time.Duration, newIncarnation uint64) (bool, error) {
+	expired := false
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		last := getUint64(meta, metaSynced)
+		if last == 0 || now.Sub(time.UnixMilli(int64(last))) <= ttl {
+			return nil
+		}
+		for _, name := range [][]byte{bucketRecords, bucketBodies, bucketCursors} {
+			if err := tx.DeleteBucket(name); err != nil {
+				return err
+			}
+			if _, err := tx.CreateBucket(name); err != nil {
+				return err
+			}
+		}
+		if err := meta.Delete(metaSynced); err != nil {
+			return err
+		}
+		s.incarnation = newIncarnation
+		expired = true
+		return putUint64(meta, metaIncarnation, newIncarnation)
+	})
+	if err != nil {
+		return false, fmt.Errorf("dt: expire stale table: %w", err)
+	}
+	return expired, nil
+}
 
 // loaded is what a node needs in memory after open.
 type loaded struct {
