@@ -354,3 +354,55 @@ func TestNodeOfflineLongerThanTombstoneTTLResyncs(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, sameKeys(map[string]bool{keep: true}, back))
 }
+
+// TestSlowLinksConverge runs a chain master → relay → leaf over links with 40 ms of latency each
+// way and a 1 MB/s cap, and expects every change to arrive, in any order.
+func TestSlowLinksConverge(t *testing.T) {
+	keys := testKeys(t)
+	leaf := startNode(t, "leaf", keys, "", listenOn("127.0.0.1:0"))
+	slowLeaf, err := faultnet.New("127.0.0.1:0", leaf.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slowLeaf.Close()
+	relay := startNode(t, "relay", keys, "", listenOn("127.0.0.1:0"), peers(slowLeaf.Addr()))
+	slowRelay, err := faultnet.New("127.0.0.1:0", relay.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slowRelay.Close()
+	for _, p := range []*faultnet.Proxy{slowLeaf, slowRelay} {
+		p.SetLatency(40 * time.Millisecond)
+		p.SetBandwidth(1 << 20)
+	}
+	m := startNode(t, "master", keys, "", asMaster(), peers(slowRelay.Addr()))
+	ctx := ctxTimeout(t, 60*time.Second)
+	want := map[string]bool{}
+	objects := make([]any, 300)
+	for i := range objects {
+		objects[i] = map[string]any{"i": i, "pad": strings.Repeat("s", 500)}
+	}
+	ids, err := m.AddObjects(ctx, objects)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		want[id] = true
+	}
+	for _, id := range ids[:100] {
+		if err := m.RemoveObject(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		delete(want, id)
+	}
+	if err := m.SendMessage(ctx, "over slow links"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 40*time.Second, sameKeys(want, relay, leaf))
+	waitFor(t, 5*time.Second, func() error {
+		if len(leaf.eventsOf(EventMessageReceived)) != 1 {
+			return errors.New("the message did not reach the leaf")
+		}
+		return nil
+	})
+}
