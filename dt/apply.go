@@ -1,7 +1,6 @@
 package dt
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -169,30 +168,37 @@ func (n *Node) commit(batch []applyOp) {
 			head++
 			entry := entryOf(rec, op.id, head)
 			// The record goes under its sequence number: the bucket is the log itself, and
-			// appending at its end is the cheapest write a B+tree has.
-			val := recordValue{seq: head, origin: op.origin, rec: rec}
+			// appending at its end is the cheapest write a B+tree has. A small body rides along.
+			val := recordValue{seq: head, origin: op.origin, rec: rec, body: op.body}
 			if err := records.Put(seqKey(head), val.marshal()); err != nil {
 				return err
 			}
 			ch := change{key: rec.Key, old: old, new: entry, newBody: op.body}
-			if rec.Kind == KindPut {
-				if err := refBody(bodies, rec.Hash, op.body); err != nil {
+			if rec.Kind == KindPut && op.body == nil {
+				if err := refBlob(bodies, rec.Hash, 1); err != nil {
 					return err
 				}
 			}
 			if old != nil {
-				if err := records.Delete(seqKey(old.seq)); err != nil {
-					return err
-				}
 				if old.kind == KindPut {
-					oldBody, zero, err := unrefBody(bodies, old.hash, started && old.hash != rec.Hash)
+					prev, _, err := unmarshalRecordValue(old.seq, records.Get(seqKey(old.seq)))
 					if err != nil {
 						return err
 					}
-					ch.oldBody = oldBody
-					if zero {
-						unrefd = append(unrefd, old.hash)
+					if started && old.hash != rec.Hash {
+						ch.oldBody = cloneBody(prev.body)
 					}
+					if prev.body == nil {
+						if err := refBlob(bodies, old.hash, -1); err != nil {
+							return err
+						}
+						if bodies.Get(old.hash[:]) == nil {
+							unrefd = append(unrefd, old.hash)
+						}
+					}
+				}
+				if err := records.Delete(seqKey(old.seq)); err != nil {
+					return err
 				}
 			}
 			overlay[rec.Key] = entry
@@ -234,7 +240,7 @@ func (n *Node) commit(batch []applyOp) {
 	for i := range changes {
 		ch := &changes[i]
 		if ch.old != nil && ch.old.kind == KindPut && ch.oldBody == nil && ch.old.hash != ch.new.hash && started {
-			ch.oldBody, _ = n.store.blobs.ReadAll(blobs.Hash(ch.old.hash))
+			ch.oldBody, _ = n.store.blobBody(ch.old.hash) // before the blob is deleted below
 		}
 	}
 	for _, h := range unrefd {
@@ -276,7 +282,7 @@ func (n *Node) emitChange(ch change) {
 		body := ch.newBody
 		if body == nil {
 			var err error
-			if body, err = n.store.body(ch.new.hash); err != nil && !n.lazyMiss(err) {
+			if body, err = n.store.blobBody(ch.new.hash); err != nil && !n.lazyMiss(err) {
 				n.emitError(fmt.Errorf("dt: read added object %s: %w", ch.key, err), "store", nil)
 			}
 		}
@@ -308,7 +314,11 @@ func (n *Node) emitStart() {
 			if e.rec.Kind != KindPut {
 				continue
 			}
-			body, err := n.store.body(e.rec.Hash)
+			body := e.body
+			var err error
+			if body == nil {
+				body, err = n.store.blobBody(e.rec.Hash)
+			}
 			if err != nil && !n.lazyMiss(err) {
 				n.emitError(fmt.Errorf("dt: read object %s: %w", e.rec.Key, err), "store", nil)
 				continue
@@ -357,52 +367,13 @@ func (n *Node) collectTombstones() {
 
 func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
 
-// Bodies bucket values: a kind byte (bodyInline, or bodyInBlobs when the body is in the blob
-// store), the uvarint number of current records naming the body, then the inline body.
-const (
-	bodyInline  = 1
-	bodyInBlobs = 2
-)
-
-// refBody counts one more record naming hash, storing body inline when given.
-func refBody(bodies *bolt.Bucket, hash [32]byte, body []byte) error {
-	kind, refs, inline := parseBodyValue(bodies.Get(hash[:]))
-	if refs == 0 {
-		kind, inline = bodyInBlobs, nil
-		if body != nil {
-			kind, inline = bodyInline, body
-		}
+// refBlob adds delta to the count of current records naming a blob-store body; at zero the count
+// goes, and the caller deletes the blob after the commit.
+func refBlob(bodies *bolt.Bucket, hash [32]byte, delta int) error {
+	n, _ := binary.Uvarint(bodies.Get(hash[:]))
+	next := int64(n) + int64(delta)
+	if next <= 0 {
+		return bodies.Delete(hash[:])
 	}
-	return bodies.Put(hash[:], bodyValue(kind, refs+1, inline))
-}
-
-// unrefBody counts one record less naming hash. It returns the inline body when keep is set (for
-// the removal event), and whether no record names the body any more (it is then deleted here, and
-// the caller deletes a blob-store copy after the commit).
-func unrefBody(bodies *bolt.Bucket, hash [32]byte, keep bool) (body []byte, zero bool, err error) {
-	kind, refs, inline := parseBodyValue(bodies.Get(hash[:]))
-	if keep && kind == bodyInline {
-		body = bytes.Clone(inline)
-	}
-	if refs <= 1 {
-		return body, true, bodies.Delete(hash[:])
-	}
-	return body, false, bodies.Put(hash[:], bodyValue(kind, refs-1, inline))
-}
-
-func bodyValue(kind byte, refs uint64, inline []byte) []byte {
-	b := binary.AppendUvarint(append(make([]byte, 0, 11+len(inline)), kind), refs)
-	return append(b, inline...)
-}
-
-// parseBodyValue decodes a bodies value; nil gives zero refs. The slice aliases bbolt memory.
-func parseBodyValue(v []byte) (kind byte, refs uint64, inline []byte) {
-	if len(v) < 2 {
-		return 0, 0, nil
-	}
-	refs, n := binary.Uvarint(v[1:])
-	if n <= 0 {
-		return 0, 0, nil
-	}
-	return v[0], refs, v[1+n:]
+	return bodies.Put(hash[:], binary.AppendUvarint(nil, uint64(next)))
 }

@@ -272,13 +272,14 @@ func (n *Node) setIndexLocked(key string, old, new *indexEntry) {
 	n.countObjects(old, new)
 }
 
-// recordByID returns a current record by id, for answering a peer's wants.
-func (n *Node) recordByID(id RecordID) (*Record, error) {
+// recordByID returns a current record by id, and its inline body if it has one, for answering a
+// peer's wants.
+func (n *Node) recordByID(id RecordID) (*Record, []byte, error) {
 	n.mu.RLock()
 	e := n.index[n.ids[id]]
 	n.mu.RUnlock()
 	if e == nil || e.id != id {
-		return nil, ErrNotFound
+		return nil, nil, ErrNotFound
 	}
 	return n.store.recordAt(e.seq)
 }
@@ -480,7 +481,7 @@ func (n *Node) Get(key string) ([]byte, error) {
 	if e == nil || e.kind != KindPut {
 		return nil, fmt.Errorf("dt: %s: %w", key, ErrNotFound)
 	}
-	return n.store.body(e.hash)
+	return n.store.bodyOf(e.seq)
 }
 
 // Keys returns the keys of every object in the table, in no particular order.

@@ -20,7 +20,7 @@ import (
 var (
 	bucketMeta    = []byte("meta")    // format, incarnation, hlc, head
 	bucketRecords = []byte("records") // local sequence (8 bytes, big endian) → recordValue: the log
-	bucketBodies  = []byte("bodies")  // content hash → bodyValue (reference count, inline body)
+	bucketBodies  = []byte("bodies")  // content hash → uvarint count of records naming a blob-store body
 	bucketCursors = []byte("cursors") // peer node id → peer incarnation (8) + peer sequence (8)
 	bucketGuard   = []byte("guard")   // "state" → ipguard state
 
@@ -33,7 +33,7 @@ var (
 
 // storeFormat is the version of the database layout; a database of another version is refused
 // rather than misread.
-const storeFormat = 2
+const storeFormat = 3
 
 // indexEntry is the in-memory copy of a key's current record: everything needed to decide whether
 // an arriving record wins, without touching the disk.
@@ -48,31 +48,57 @@ type indexEntry struct {
 	seq    uint64
 }
 
-// recordValue is what bucketRecords holds: the local sequence, where the record came from, and the
-// record's wire form.
+// recordValue is what bucketRecords holds under a record's local sequence: where the record came
+// from, the record, and its body when the body is small enough to live inline. Keeping small
+// bodies beside their records makes the log the only bucket a burst of small objects appends to.
 type recordValue struct {
 	seq    uint64
 	origin NodeID
 	rec    *Record
+	body   []byte // the inline body; nil when the body is in the blob store (or for a delete)
 }
+
+const (
+	valueNoBody     = 0
+	valueInlineBody = 1
+)
 
 func (v recordValue) marshal() []byte {
-	return append(append(make([]byte, 0, 300), v.origin[:]...), v.rec.Marshal()...)
+	raw := v.rec.Marshal()
+	b := make([]byte, 0, 16+1+3+len(raw)+len(v.body))
+	b = append(b, v.origin[:]...)
+	if v.body != nil {
+		b = append(b, valueInlineBody)
+	} else {
+		b = append(b, valueNoBody)
+	}
+	b = appendLenBytes(b, raw)
+	return append(b, v.body...)
 }
 
-// unmarshalRecordValue decodes a records bucket value (its sequence is the bucket key).
-func unmarshalRecordValue(seq uint64, b []byte) (recordValue, error) {
-	if len(b) < 16 {
-		return recordValue{}, fmt.Errorf("%w: stored record of %d bytes", ErrMalformed, len(b))
-	}
+// unmarshalRecordValue decodes a records bucket value (its sequence is the bucket key). The body
+// and the returned wire form alias b.
+func unmarshalRecordValue(seq uint64, b []byte) (recordValue, []byte, error) {
+	d := decoder{b: b}
 	v := recordValue{seq: seq}
-	copy(v.origin[:], b[:16])
-	rec, err := UnmarshalRecord(b[16:])
+	copy(v.origin[:], d.bytes(16))
+	flag := d.byte()
+	raw := d.lenBytes(maxRecordSize)
+	if d.err != nil {
+		return v, nil, fmt.Errorf("%w: stored record %d: %w", ErrMalformed, seq, d.err)
+	}
+	if flag == valueInlineBody {
+		v.body = d.b
+		if v.body == nil {
+			v.body = []byte{}
+		}
+	}
+	rec, err := UnmarshalRecord(raw)
 	if err != nil {
-		return recordValue{}, err
+		return v, nil, err
 	}
 	v.rec = rec
-	return v, nil
+	return v, raw, nil
 }
 
 // store is the node's persistent state: bbolt for records and metadata, blobs for large bodies.
@@ -181,7 +207,7 @@ func (s *store) load() (loaded, error) {
 		l.clock = hlc.Timestamp(getUint64(meta, metaClock))
 		// The records bucket holds exactly the current record of every key.
 		return tx.Bucket(bucketRecords).ForEach(func(k, raw []byte) error {
-			v, err := unmarshalRecordValue(binary.BigEndian.Uint64(k), raw)
+			v, _, err := unmarshalRecordValue(binary.BigEndian.Uint64(k), raw)
 			if err != nil {
 				return fmt.Errorf("record %d: %w", binary.BigEndian.Uint64(k), err)
 			}
@@ -210,45 +236,17 @@ func putUint64(b *bolt.Bucket, key []byte, v uint64) error {
 	return b.Put(key, binary.BigEndian.AppendUint64(nil, v))
 }
 
-// body returns a stored body, from the database or the blob store.
-func (s *store) body(hash [32]byte) ([]byte, error) {
-	var (
-		b      []byte
-		inline bool
-	)
-	err := s.db.View(func(tx *bolt.Tx) error {
-		kind, _, v := parseBodyValue(tx.Bucket(bucketBodies).Get(hash[:]))
-		if kind == bodyInline {
-			b, inline = bytes.Clone(v), true
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("dt: read body: %w", err)
-	}
-	if inline {
-		if b == nil {
-			b = []byte{}
-		}
-		return b, nil
-	}
-	b, err = s.blobs.ReadAll(blobs.Hash(hash))
+// blobBody returns a body kept in the blob store.
+func (s *store) blobBody(hash [32]byte) ([]byte, error) {
+	b, err := s.blobs.ReadAll(blobs.Hash(hash))
 	if errors.Is(err, blobs.ErrNotFound) {
 		return nil, fmt.Errorf("dt: body %x: %w", hash[:6], ErrNotFound)
 	}
 	return b, err
 }
 
-// hasBody reports whether a body is held, inline or in the blob store.
-func (s *store) hasBody(hash [32]byte) bool {
-	inline := false
-	_ = s.db.View(func(tx *bolt.Tx) error {
-		kind, _, _ := parseBodyValue(tx.Bucket(bucketBodies).Get(hash[:]))
-		inline = kind == bodyInline
-		return nil
-	})
-	return inline || s.blobs.Has(blobs.Hash(hash))
-}
+// hasBlob reports whether a body is in the blob store.
+func (s *store) hasBlob(hash [32]byte) bool { return s.blobs.Has(blobs.Hash(hash)) }
 
 // logEntry is one entry of the local log, as a tailer reads it.
 type logEntry struct {
@@ -264,24 +262,14 @@ type logEntry struct {
 func (s *store) readLog(after uint64, max int) ([]logEntry, error) {
 	var out []logEntry
 	err := s.db.View(func(tx *bolt.Tx) error {
-		bodies := tx.Bucket(bucketBodies)
 		c := tx.Bucket(bucketRecords).Cursor()
-		for k, raw := c.Seek(seqKey(after + 1)); k != nil && len(out) < max; k, raw = c.Next() {
-			v, err := unmarshalRecordValue(binary.BigEndian.Uint64(k), raw)
+		for k, val := c.Seek(seqKey(after + 1)); k != nil && len(out) < max; k, val = c.Next() {
+			v, raw, err := unmarshalRecordValue(binary.BigEndian.Uint64(k), val)
 			if err != nil {
 				return err
 			}
 			// Copy: bbolt memory is valid only inside the transaction.
-			e := logEntry{seq: v.seq, origin: v.origin, rec: v.rec, raw: bytes.Clone(raw[16:])}
-			if v.rec.Kind == KindPut {
-				if kind, _, inline := parseBodyValue(bodies.Get(v.rec.Hash[:])); kind == bodyInline {
-					e.body = bytes.Clone(inline)
-					if e.body == nil {
-						e.body = []byte{}
-					}
-				}
-			}
-			out = append(out, e)
+			out = append(out, logEntry{seq: v.seq, origin: v.origin, rec: v.rec, raw: bytes.Clone(raw), body: cloneBody(v.body)})
 		}
 		return nil
 	})
@@ -291,19 +279,42 @@ func (s *store) readLog(after uint64, max int) ([]logEntry, error) {
 	return out, nil
 }
 
-// recordAt returns the record stored at a sequence number.
-func (s *store) recordAt(seq uint64) (*Record, error) {
-	var rec *Record
+// cloneBody copies a body out of bbolt memory, keeping an empty body distinct from none.
+func cloneBody(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append(make([]byte, 0, len(b)), b...)
+}
+
+// recordAt returns the record stored at a sequence number and its inline body, if any.
+func (s *store) recordAt(seq uint64) (*Record, []byte, error) {
+	var (
+		rec  *Record
+		body []byte
+	)
 	err := s.db.View(func(tx *bolt.Tx) error {
 		raw := tx.Bucket(bucketRecords).Get(seqKey(seq))
 		if raw == nil {
 			return ErrNotFound
 		}
-		v, err := unmarshalRecordValue(seq, raw)
-		rec = v.rec
+		v, _, err := unmarshalRecordValue(seq, raw)
+		rec, body = v.rec, cloneBody(v.body)
 		return err
 	})
-	return rec, err
+	return rec, body, err
+}
+
+// bodyOf returns the body of the put stored at seq: inline, or from the blob store.
+func (s *store) bodyOf(seq uint64) ([]byte, error) {
+	rec, body, err := s.recordAt(seq)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		return body, nil
+	}
+	return s.blobBody(rec.Hash)
 }
 
 // cursor returns the sequence of peer's log we hold everything up to, if our cursor is for the

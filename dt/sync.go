@@ -97,7 +97,6 @@ func (l *link) runTailer(after uint64) {
 	if head := n.head.Load(); after > head {
 		after = 0 // the peer's cursor is beyond our log: send all of it
 	}
-	inline := uint64(n.cfg.InlineBodyMax)
 	for {
 		n.mu.RLock()
 		wake := n.tailWake
@@ -113,16 +112,11 @@ func (l *link) runTailer(after uint64) {
 			if e.origin == l.peer {
 				continue
 			}
-			if e.rec.Kind == KindPut && e.rec.Size > inline && n.cfg.LazyBodies && !n.store.hasBody(e.rec.Hash) {
+			if e.rec.Kind == KindPut && e.body == nil && n.cfg.LazyBodies && !n.store.hasBlob(e.rec.Hash) {
 				continue // a lazy node does not pass on what it cannot serve
 			}
 			p := recordPayload{seq: e.seq, record: e.raw, body: e.body}
-			if e.rec.Kind == KindPut && e.rec.Size <= inline && e.body == nil {
-				err := fmt.Errorf("dt: log entry %d: inline body missing", e.seq)
-				n.emitError(err, "store", nil)
-				l.close(err)
-				return
-			}
+
 			select {
 			case l.logOut <- appendFrame(nil, frameLogEntry, p.marshal(true)):
 			case <-l.ctx.Done():
@@ -264,11 +258,9 @@ func (l *link) accept(j verifyJob, signatureVerified bool) error {
 			} else {
 				op.body = j.body
 			}
-		case rec.Size <= uint64(n.cfg.InlineBodyMax) && !n.store.hasBody(rec.Hash):
-			return fmt.Errorf("%w: record %s without its inline body", ErrMalformed, rec.Key)
-		case !n.store.hasBody(rec.Hash) && n.cfg.LazyBodies:
+		case !n.store.hasBlob(rec.Hash) && n.cfg.LazyBodies:
 			// Keep the record without its body; Get reports the body as not found.
-		case !n.store.hasBody(rec.Hash):
+		case !n.store.hasBlob(rec.Hash):
 			select {
 			case l.fetches <- fetchJob{rec: rec, id: j.id, seq: j.seq, want: j.want}:
 			case <-l.ctx.Done():
@@ -340,7 +332,7 @@ func (l *link) runFetcher() {
 		case <-l.ctx.Done():
 			return
 		}
-		if !l.n.store.hasBody(job.rec.Hash) {
+		if !l.n.store.hasBlob(job.rec.Hash) {
 			if err := l.fetchBody(job.rec); err != nil {
 				if l.ctx.Err() == nil {
 					if errors.Is(err, ErrBodyMismatch) || errors.Is(err, ErrMalformed) {
@@ -477,12 +469,8 @@ func (n *Node) writeBody(s interface {
 }, h [32]byte) error {
 	f, err := n.store.blobs.Open(blobs.Hash(h))
 	if err != nil {
-		body, berr := n.store.body(h)
-		if berr != nil {
-			_, _ = s.Write([]byte{bodyNotFound})
-			return berr
-		}
-		_, err = s.Write(append(binary.AppendUvarint([]byte{bodyFound}, uint64(len(body))), body...))
+		// Only bodies in the blob store travel on body streams; inline ones go with their records.
+		_, _ = s.Write([]byte{bodyNotFound})
 		return err
 	}
 	defer f.Close()
@@ -722,19 +710,14 @@ func (l *link) push(ids [][32]byte) {
 
 // sendRecord sends one record (with its body inline when small) outside the log.
 func (l *link) sendRecord(id RecordID) bool {
-	rec, err := l.n.recordByID(id)
+	rec, body, err := l.n.recordByID(id)
 	if err != nil {
 		return true // replaced since the snapshot: the log carries its successor
 	}
-	p := recordPayload{record: rec.Marshal()}
-	if rec.Kind == KindPut && rec.Size <= uint64(l.n.cfg.InlineBodyMax) {
-		if p.body, err = l.n.store.body(rec.Hash); err != nil {
-			return true
-		}
-	} else if rec.Kind == KindPut && !l.n.store.hasBody(rec.Hash) {
+	if rec.Kind == KindPut && body == nil && !l.n.store.hasBlob(rec.Hash) {
 		return true // a lazy node does not pass on what it cannot serve
 	}
-	return l.send(frameRecord, p.marshal(false))
+	return l.send(frameRecord, recordPayload{record: rec.Marshal(), body: body}.marshal(false))
 }
 
 // runWantServer answers the peer's wants in order.
