@@ -1,0 +1,179 @@
+// Package heartbeat defines what an edge tells the network about itself every couple of seconds,
+// and how the rest of the network (the redirector, the publisher, the dashboard) turns those
+// reports into a view of which edges are alive and serving which deploy.
+//
+// Heartbeats travel as dt messages, so they are signed by the edge's node identity: a receiver
+// takes the sender from the message (dt.Event.From), never from the payload, and a node cannot
+// speak for another.
+package heartbeat
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/netip"
+	"net/url"
+	"time"
+)
+
+// Type is the value of the "type" field that marks a dt message as a heartbeat.
+const Type = "heartbeat"
+
+// Version is the heartbeat format written by this code. Readers accept newer minor additions
+// (unknown fields are ignored) and refuse other versions.
+const Version = 1
+
+// MaxSize bounds an encoded heartbeat; the brief's budget is about 200 bytes of useful fields.
+const MaxSize = 4 << 10
+
+// Heartbeat is one report of an edge.
+type Heartbeat struct {
+	Type    string `json:"type"` // always Type
+	V       int    `json:"v"`    // format version
+	Seq     uint64 `json:"seq"`  // increases by one per heartbeat of a process; restarts at 1
+	Time    int64  `json:"time"` // Unix milliseconds at the edge
+	Version string `json:"version,omitempty"`
+
+	// PublicURL is where visitors reach this edge ("https://e1.example.com").
+	PublicURL string     `json:"url"`
+	IPv4      netip.Addr `json:"ipv4,omitzero"`
+	IPv6      netip.Addr `json:"ipv6,omitzero"`
+	Location  *Location  `json:"loc,omitempty"`
+
+	// Deploy is the deploy the edge serves; Synced says it holds every blob of the network's
+	// current deploy (so Deploy is the current one).
+	Deploy string `json:"deploy,omitempty"`
+	Synced bool   `json:"synced"`
+
+	Objects  int64  `json:"objects"`
+	Bytes    int64  `json:"bytes"`
+	DiskFree uint64 `json:"disk_free"`
+	Load     Load   `json:"load"`
+
+	// CertExpiry is when the edge's TLS certificate expires (zero: no certificate, plain HTTP).
+	CertExpiry int64 `json:"cert_expiry,omitempty"`
+	// Draining is set on graceful shutdown: send no new visitors here.
+	Draining bool `json:"draining,omitempty"`
+}
+
+// Location is where an edge is.
+type Location struct {
+	Lat       float64 `json:"lat"`
+	Lon       float64 `json:"lon"`
+	Country   string  `json:"country,omitempty"`   // ISO 3166-1 alpha-2
+	Continent string  `json:"continent,omitempty"` // two-letter code: EU, NA, …
+}
+
+// Load is how busy an edge is.
+type Load struct {
+	CPU          float64 `json:"cpu"`            // 0..1 of all cores, over the last interval
+	RequestsPS   float64 `json:"rps"`            // requests per second
+	BytesPS      float64 `json:"bps"`            // response bytes per second
+	ErrorRate5xx float64 `json:"err5xx"`         // fraction of responses with status 5xx
+	Connections  int64   `json:"conns,omitzero"` // open client connections
+}
+
+// Errors returned by Decode.
+var (
+	// ErrNotHeartbeat is returned for a message that is not a heartbeat (other message types
+	// share the network).
+	ErrNotHeartbeat = errors.New("heartbeat: not a heartbeat")
+	// ErrInvalid is returned for a heartbeat that does not decode or whose fields are out of range.
+	ErrInvalid = errors.New("heartbeat: invalid")
+)
+
+// Encode returns the JSON form of h, with Type and V filled in.
+func Encode(h Heartbeat) ([]byte, error) {
+	h.Type, h.V = Type, Version
+	if err := h.validate(); err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(h)
+	if err != nil {
+		return nil, fmt.Errorf("heartbeat: encode: %w", err)
+	}
+	if len(b) > MaxSize {
+		return nil, fmt.Errorf("%w: %d bytes over %d", ErrInvalid, len(b), MaxSize)
+	}
+	return b, nil
+}
+
+// Decode parses a dt message payload. It returns ErrNotHeartbeat for other messages and
+// ErrInvalid for heartbeats that are malformed; it never trusts the payload's values further
+// than validate checks them.
+func Decode(b []byte) (Heartbeat, error) {
+	var h Heartbeat
+	if len(b) > MaxSize {
+		return h, fmt.Errorf("%w: %d bytes over %d", ErrInvalid, len(b), MaxSize)
+	}
+	var probe struct {
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal(b, &probe); err != nil || probe.Type != Type {
+		return h, ErrNotHeartbeat
+	}
+	if err := json.Unmarshal(b, &h); err != nil {
+		return h, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if h.V != Version {
+		return h, fmt.Errorf("%w: version %d", ErrInvalid, h.V)
+	}
+	if err := h.validate(); err != nil {
+		return h, err
+	}
+	return h, nil
+}
+
+// validate checks ranges, so that no consumer has to: a URL it can redirect to, a real location,
+// finite non-negative load figures.
+func (h *Heartbeat) validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)
+	}
+	if h.Seq == 0 {
+		return bad("sequence 0")
+	}
+	u, err := url.Parse(h.PublicURL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return bad("public URL %q is not an http(s) origin", h.PublicURL)
+	}
+	if h.IPv4.IsValid() && !h.IPv4.Is4() {
+		return bad("ipv4 %s", h.IPv4)
+	}
+	if h.IPv6.IsValid() && (!h.IPv6.Is6() || h.IPv6.Is4In6()) {
+		return bad("ipv6 %s", h.IPv6)
+	}
+	if l := h.Location; l != nil {
+		if !finite(l.Lat, l.Lon) || l.Lat < -90 || l.Lat > 90 || l.Lon < -180 || l.Lon > 180 {
+			return bad("location %v,%v", l.Lat, l.Lon)
+		}
+		if len(l.Country) > 2 || len(l.Continent) > 2 {
+			return bad("country %q, continent %q", l.Country, l.Continent)
+		}
+	}
+	ld := h.Load
+	if !finite(ld.CPU, ld.RequestsPS, ld.BytesPS, ld.ErrorRate5xx) || ld.CPU < 0 || ld.RequestsPS < 0 || ld.BytesPS < 0 ||
+		ld.ErrorRate5xx < 0 || ld.ErrorRate5xx > 1 || ld.Connections < 0 {
+		return bad("load %+v", ld)
+	}
+	if h.Objects < 0 || h.Bytes < 0 {
+		return bad("negative counts")
+	}
+	if len(h.Deploy) > 128 || len(h.Version) > 64 {
+		return bad("field too long")
+	}
+	return nil
+}
+
+func finite(vs ...float64) bool {
+	for _, v := range vs {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// At returns the heartbeat's send time.
+func (h Heartbeat) At() time.Time { return time.UnixMilli(h.Time) }
