@@ -1,6 +1,7 @@
 package dt
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -121,4 +122,42 @@ func TestLazyBodies(t *testing.T) {
 	if !m.Has(id) {
 		t.Fatal("the origin lacks the lazy master's object")
 	}
+}
+
+// TestLoadFetchesOnDemand: a lazy node loads one large body from a peer when asked.
+func TestLoadFetchesOnDemand(t *testing.T) {
+	keys := testKeys(t)
+	m := startNode(t, "master", keys, "", asMaster(), listenOn("127.0.0.1:0"))
+	ctx := ctxTimeout(t, 20*time.Second)
+	big := make([]byte, 100<<10)
+	rand.Read(big)
+	if err := m.Put(ctx, "manifest", big); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.PutMany(ctx, []string{"a", "b"}, [][]byte{[]byte(`"a"`), []byte(`"b"`)}); err != nil {
+		t.Fatal(err)
+	}
+	lazy := startNode(t, "lazy", keys, "", peers(m.addr()), func(c *Config) { c.LazyBodies = true })
+	if err := lazy.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lazy.Get("manifest"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get before Load: %v", err)
+	}
+	got, err := lazy.Load(ctx, "manifest")
+	if err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("Load: %d bytes, %v", len(got), err)
+	}
+	if got, err := lazy.Get("manifest"); err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("Get after Load: %v", err)
+	}
+	if err := m.DeleteMany(ctx, []string{"a", "b"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() error {
+		if lazy.Has("a") || lazy.Has("b") {
+			return errors.New("deleted keys still there")
+		}
+		return nil
+	})
 }

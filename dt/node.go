@@ -443,6 +443,73 @@ func (n *Node) writeBatch(ctx context.Context, recs []*Record, bodies [][]byte, 
 	return first
 }
 
+// PutMany writes several keyed bodies at once, committed in as few transactions as possible.
+func (n *Node) PutMany(ctx context.Context, keys []string, bodies [][]byte) error {
+	if len(keys) != len(bodies) {
+		return fmt.Errorf("dt: PutMany: %d keys, %d bodies", len(keys), len(bodies))
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	recs := make([]*Record, len(keys))
+	for i, key := range keys {
+		if int64(len(bodies[i])) > n.cfg.MaxObjectSize {
+			err := fmt.Errorf("dt: object of %d bytes: %w (limit %d)", len(bodies[i]), ErrTooLarge, n.cfg.MaxObjectSize)
+			n.emitError(err, "add_object", nil)
+			return err
+		}
+		recs[i] = &Record{Kind: KindPut, Key: key, Hash: sha256.Sum256(bodies[i]), Size: uint64(len(bodies[i]))}
+	}
+	return n.writeBatch(ctx, recs, bodies, "add_object")
+}
+
+// DeleteMany writes tombstones for several keys at once.
+func (n *Node) DeleteMany(ctx context.Context, keys []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	recs := make([]*Record, len(keys))
+	for i, key := range keys {
+		recs[i] = &Record{Kind: KindDelete, Key: key}
+	}
+	return n.writeBatch(ctx, recs, make([][]byte, len(keys)), "remove_object")
+}
+
+// Load returns the body under key like Get, but a node with LazyBodies that does not hold the body
+// fetches it from a linked peer first (verified by hash, then kept).
+func (n *Node) Load(ctx context.Context, key string) ([]byte, error) {
+	body, err := n.Get(key)
+	if err == nil || !n.cfg.LazyBodies || !errors.Is(err, ErrNotFound) {
+		return body, err
+	}
+	n.mu.RLock()
+	e := n.index[key]
+	links := make([]*link, 0, len(n.links))
+	for _, l := range n.links {
+		links = append(links, l)
+	}
+	n.mu.RUnlock()
+	if e == nil || e.kind != KindPut {
+		return nil, err
+	}
+	rec, _, rerr := n.store.recordAt(e.seq)
+	if rerr != nil {
+		return nil, rerr
+	}
+	var errs []error
+	for _, l := range links {
+		if ctx.Err() != nil {
+			break
+		}
+		if ferr := l.fetchBody(rec); ferr != nil {
+			errs = append(errs, ferr)
+			continue
+		}
+		return n.store.blobBody(rec.Hash)
+	}
+	return nil, fmt.Errorf("dt: load %s: no peer had it: %w", key, errors.Join(append(errs, ErrNotFound)...))
+}
+
 // AddObjects adds several objects at once and returns their ids in order: the bulk form of
 // AddObject, committed in as few transactions as possible.
 func (n *Node) AddObjects(ctx context.Context, objects []any) ([]string, error) {
