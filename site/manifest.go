@@ -1,7 +1,3 @@
-// Package site defines a deploy of a static site as dt carries it: the manifest that maps each
-// site path to its content, and the site rules (_redirects, _headers) that go with it. A manifest
-// is built by package publish from a directory, signed as a dt record by a master, and served by
-// package edge. It is the contract between them: what is valid here is what an edge serves.
 package site
 
 import (
@@ -19,8 +15,9 @@ type Manifest struct {
 	Version int       `json:"v"`
 	Created time.Time `json:"created"` // when it was published; edges use it as Last-Modified
 	// Files maps a site path to its file. Paths are absolute, clean and case-sensitive
-	// ("/index.html", "/css/site.css"), never with a dot segment, a dot file or a trailing slash;
-	// see CheckPath.
+	// ("/index.html", "/css/site.css"), never with a dot segment, a ".git" segment or a trailing
+	// slash; see CheckPath. A dot file (a name starting with ".") appears only when the publisher
+	// asked for hidden files, or under /.well-known/ (RFC 8615).
 	Files map[string]File `json:"files"`
 	// Redirects are the rules of the site's _redirects file, in order.
 	Redirects []Redirect `json:"redirects,omitempty"`

@@ -1,0 +1,246 @@
+// Package deploy keeps a node's blob store holding the network's current deploy and switches to a
+// new deploy only once every blob of it is on disk, so visitors of an edge never see a mix of two
+// deploys or a file that is not there yet.
+//
+// A deploy lives in the dt table under three kinds of keys (see package site): blob objects with
+// the file data, a manifest per deploy, and the current pointer that publishing and rollback
+// write. The Follower reads the table's events, decodes and verifies each blob into the blob store
+// (raw bytes, ready to serve), and reports the active deploy through a callback.
+package deploy
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/dt-cdn/dt/blobs"
+	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/site"
+)
+
+// Active is the deploy a node serves.
+type Active struct {
+	ID       site.DeployID
+	Manifest *site.Manifest
+	Since    time.Time // when this node switched to it
+}
+
+// Status says how far a node is from serving the network's current deploy.
+type Status struct {
+	Active       site.DeployID `json:"active"`         // zero before the first switch
+	Target       site.DeployID `json:"target"`         // the network's current deploy, as last seen
+	Synced       bool          `json:"synced"`         // Active is Target
+	MissingBlobs int           `json:"missing_blobs"`  // blobs of Target not on disk yet
+	Manifests    int           `json:"manifests_kept"` // deploys whose manifest this node holds
+}
+
+// Config configures a Follower.
+type Config struct {
+	// Blobs is where file data goes. Required.
+	Blobs *blobs.Store
+	// OnSwitch is called (from the goroutine calling Handle, with no lock held) each time the
+	// active deploy changes, after every blob of it is on disk. Optional.
+	OnSwitch func(Active)
+	// MaxBlobSize bounds one decoded blob. Zero: 64 MiB (site's chunking keeps file blobs at 4 MiB;
+	// precompressed variants of large files can be bigger).
+	MaxBlobSize int64
+	// Logger receives the follower's logs. Nil discards them.
+	Logger *slog.Logger
+	// Now is the clock. Nil: time.Now.
+	Now func() time.Time
+}
+
+// Follower follows the current deploy. Feed it every event of the node with Handle. It is safe for
+// concurrent use, though events must be handled in the order the node delivers them.
+type Follower struct {
+	cfg Config
+	log *slog.Logger
+
+	mu        sync.Mutex
+	manifests map[site.DeployID]*site.Manifest // guarded by mu
+	target    site.DeployID                    // guarded by mu
+	active    *Active                          // guarded by mu
+	missing   int                              // guarded by mu: blobs of target still missing
+}
+
+// New returns a follower.
+func New(cfg Config) (*Follower, error) {
+	if cfg.Blobs == nil {
+		return nil, errors.New("deploy: Config.Blobs is required")
+	}
+	if cfg.MaxBlobSize == 0 {
+		cfg.MaxBlobSize = 64 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Follower{cfg: cfg, log: cfg.Logger, manifests: map[site.DeployID]*site.Manifest{}}, nil
+}
+
+// Handle applies one event of the node. It returns an error for objects that do not decode
+// (a master wrote something invalid); the follower stays as it was for that object.
+func (f *Follower) Handle(ev dt.Event) error {
+	switch ev.Type {
+	case dt.EventObjectAdded:
+		return f.added(ev.Key, ev.Object)
+	case dt.EventObjectRemoved:
+		f.removed(ev.Key)
+	}
+	return nil
+}
+
+func (f *Follower) added(key string, body []byte) error {
+	if h, ok := site.ParseBlobKey(key); ok {
+		if !f.cfg.Blobs.Has(h) {
+			if body == nil {
+				return nil // a node that keeps records without bodies
+			}
+			got, raw, err := site.DecodeBlob(body, f.cfg.MaxBlobSize)
+			if err != nil {
+				return fmt.Errorf("deploy: blob %s: %w", h.Short(), err)
+			}
+			if got != h {
+				return fmt.Errorf("deploy: blob object under %s holds %s", h.Short(), got.Short())
+			}
+			if err := f.cfg.Blobs.PutBytes(h, raw); err != nil {
+				return fmt.Errorf("deploy: store blob %s: %w", h.Short(), err)
+			}
+		}
+		f.evaluate()
+		return nil
+	}
+	if id, ok := site.ParseDeployKey(key); ok {
+		m, err := site.ParseManifest(body)
+		if err != nil {
+			return fmt.Errorf("deploy: manifest %s: %w", id.Short(), err)
+		}
+		if got, err := m.ID(); err != nil || got != id {
+			return fmt.Errorf("deploy: manifest under %s hashes to %s", id.Short(), got.Short())
+		}
+		f.mu.Lock()
+		f.manifests[id] = m
+		f.mu.Unlock()
+		f.evaluate()
+		return nil
+	}
+	if key == site.CurrentKey {
+		c, err := site.ParseCurrent(body)
+		if err != nil {
+			return fmt.Errorf("deploy: current pointer: %w", err)
+		}
+		f.mu.Lock()
+		f.target = c.Deploy
+		f.mu.Unlock()
+		f.evaluate()
+	}
+	return nil
+}
+
+func (f *Follower) removed(key string) {
+	if id, ok := site.ParseDeployKey(key); ok {
+		f.mu.Lock()
+		if f.active == nil || f.active.ID != id {
+			delete(f.manifests, id)
+		}
+		f.mu.Unlock()
+		return
+	}
+	if h, ok := site.ParseBlobKey(key); ok {
+		f.mu.Lock()
+		needed := f.neededLocked(h)
+		f.mu.Unlock()
+		if !needed {
+			if err := f.cfg.Blobs.Delete(h); err != nil {
+				f.log.Warn("Delete blob", slog.Any("blob", h), slog.Any("err", err))
+			}
+		}
+	}
+}
+
+// neededLocked reports whether a kept manifest (or the active one) names h: a blob the publisher
+// collected may still serve the active deploy until the switch. A publisher collecting a deploy
+// removes its manifest before its blobs, so that the blobs can go here as their objects do.
+func (f *Follower) neededLocked(h blobs.Hash) bool {
+	check := func(m *site.Manifest) bool {
+		for _, b := range m.Blobs() {
+			if b == h {
+				return true
+			}
+		}
+		return false
+	}
+	if f.active != nil && check(f.active.Manifest) {
+		return true
+	}
+	for _, m := range f.manifests {
+		if check(m) {
+			return true
+		}
+	}
+	return false
+}
+
+// evaluateLocked switches to the target once its manifest and every blob are here, and returns
+// the new active deploy when it switched.
+func (f *Follower) evaluateLocked() *Active {
+	if f.target.IsZero() || (f.active != nil && f.active.ID == f.target) {
+		f.missing = 0
+		return nil
+	}
+	m := f.manifests[f.target]
+	if m == nil {
+		f.missing = -1 // the manifest itself has not arrived
+		return nil
+	}
+	missing := 0
+	for _, h := range m.Blobs() {
+		if !f.cfg.Blobs.Has(h) {
+			missing++
+		}
+	}
+	f.missing = missing
+	if missing > 0 {
+		return nil
+	}
+	a := Active{ID: f.target, Manifest: m, Since: f.cfg.Now()}
+	f.active = &a
+	f.log.Info("Deploy active", slog.Any("deploy", a.ID), slog.Int("files", len(m.Files)))
+	return &a
+}
+
+// evaluate re-checks the target and reports a switch, outside the lock.
+func (f *Follower) evaluate() {
+	f.mu.Lock()
+	a := f.evaluateLocked()
+	f.mu.Unlock()
+	if a != nil && f.cfg.OnSwitch != nil {
+		f.cfg.OnSwitch(*a)
+	}
+}
+
+// Active returns the active deploy, if any.
+func (f *Follower) Active() (Active, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.active == nil {
+		return Active{}, false
+	}
+	return *f.active, true
+}
+
+// Status reports the follower's state.
+func (f *Follower) Status() Status {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := Status{Target: f.target, Manifests: len(f.manifests), MissingBlobs: max(f.missing, 0)}
+	if f.active != nil {
+		s.Active = f.active.ID
+	}
+	s.Synced = !s.Target.IsZero() && s.Active == s.Target
+	return s
+}

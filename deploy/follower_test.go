@@ -1,0 +1,233 @@
+package deploy
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/dt-cdn/dt/blobs"
+	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/internal/wait"
+	"github.com/dt-cdn/dt/site"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// network starts a listening master and an edge node whose events feed a Follower.
+func network(t *testing.T) (master *dt.Node, f *Follower, switches func() []site.DeployID) {
+	t.Helper()
+	var keys dt.Keys
+	rand.Read(keys.Network[:])
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	keys.Masters, keys.Master = []ed25519.PublicKey{pub}, priv
+	open := func(cfg dt.Config) *dt.Node {
+		n, err := dt.Open(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	mc := dt.LocalConfig()
+	mc.Keys, mc.Master, mc.DataDir, mc.NoSync, mc.Listen = keys, true, t.TempDir(), true, []string{"127.0.0.1:0"}
+	master = open(mc)
+	go func() {
+		for range master.Events() {
+		}
+	}()
+	t.Cleanup(func() { master.Close() })
+
+	store, err := blobs.Open(t.TempDir(), blobs.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	var mu sync.Mutex
+	var seen []site.DeployID
+	f, err = New(Config{Blobs: store, OnSwitch: func(a Active) {
+		mu.Lock()
+		seen = append(seen, a.ID)
+		mu.Unlock()
+		if f.Status().Active != a.ID { // callbacks may call back into the follower
+			t.Errorf("Status during OnSwitch does not show the new deploy")
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ec := dt.LocalConfig()
+	plain := keys
+	plain.Master = nil
+	ec.Keys, ec.DataDir, ec.NoSync, ec.Peers = plain, t.TempDir(), true, []string{master.Addrs()[0].String()}
+	edge := open(ec)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ev := range edge.Events() {
+			if err := f.Handle(ev); err != nil {
+				t.Errorf("follower: %v", err)
+			}
+		}
+	}()
+	t.Cleanup(func() { edge.Close(); <-done })
+	return master, f, func() []site.DeployID {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]site.DeployID(nil), seen...)
+	}
+}
+
+// makeDeploy returns a manifest of n files with random content, and the blob objects to publish.
+func makeDeploy(t *testing.T, n int) (*site.Manifest, site.DeployID, map[blobs.Hash][]byte) {
+	t.Helper()
+	m := &site.Manifest{Version: site.ManifestVersion, Created: time.Now().UTC().Truncate(time.Second), Files: map[string]site.File{}}
+	objects := map[blobs.Hash][]byte{}
+	for i := range n {
+		raw := make([]byte, 1000+i*3000)
+		rand.Read(raw)
+		h := blobs.Sum(raw)
+		obj, err := site.EncodeBlob(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		objects[h] = obj
+		m.Files[fmt.Sprintf("/f%d.bin", i)] = site.File{Hash: h, Size: int64(len(raw)), Type: "application/octet-stream"}
+	}
+	id, err := m.ID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, id, objects
+}
+
+func publishPointer(t *testing.T, ctx context.Context, master *dt.Node, m *site.Manifest, id site.DeployID) {
+	t.Helper()
+	body, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := master.Put(ctx, site.DeployKey(id), body); err != nil {
+		t.Fatal(err)
+	}
+	cur, err := site.Current{Deploy: id, Time: time.Now()}.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := master.Put(ctx, site.CurrentKey, cur); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSwitchOnlyWhenEveryBlobIsHere publishes the manifest and the pointer before the blobs, then
+// the blobs one at a time: the follower must not switch until the last one is on disk.
+func TestSwitchOnlyWhenEveryBlobIsHere(t *testing.T) {
+	master, f, switches := network(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	m, id, objects := makeDeploy(t, 5)
+	publishPointer(t, ctx, master, m, id)
+	wait.For(t, 10*time.Second, func() error {
+		if s := f.Status(); s.Target != id || s.MissingBlobs != 5 {
+			return fmt.Errorf("status %+v", s)
+		}
+		return nil
+	})
+	left := len(objects)
+	for h, obj := range objects {
+		if err := master.Put(ctx, site.BlobKey(h), obj); err != nil {
+			t.Fatal(err)
+		}
+		left--
+		want := left
+		wait.For(t, 10*time.Second, func() error {
+			if s := f.Status(); s.MissingBlobs != want {
+				return fmt.Errorf("status %+v, want %d missing", s, want)
+			}
+			return nil
+		})
+		if left > 0 && len(switches()) != 0 {
+			t.Fatalf("switched with %d blobs missing", left)
+		}
+	}
+	wait.For(t, 10*time.Second, func() error {
+		if got := switches(); len(got) != 1 || got[0] != id || !f.Status().Synced {
+			return fmt.Errorf("switches %v, status %+v", got, f.Status())
+		}
+		return nil
+	})
+
+	// A second deploy that shares a blob with the first; then rolling back is instant (nothing
+	// to fetch) and the shared blob is not deleted when the second deploy's objects go.
+	m2, id2, objects2 := makeDeploy(t, 2)
+	for _, file := range m.Files {
+		m2.Files["/shared.bin"] = file
+		break
+	}
+	id2, _ = m2.ID()
+	for h, obj := range objects2 {
+		if err := master.Put(ctx, site.BlobKey(h), obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publishPointer(t, ctx, master, m2, id2)
+	wait.For(t, 10*time.Second, func() error {
+		if a, _ := f.Active(); a.ID != id2 {
+			return fmt.Errorf("active %v, want %v", a.ID, id2)
+		}
+		return nil
+	})
+	publishPointer(t, ctx, master, m, id) // rollback
+	wait.For(t, 10*time.Second, func() error {
+		if a, _ := f.Active(); a.ID != id {
+			return fmt.Errorf("after rollback active %v", a.ID)
+		}
+		return nil
+	})
+	// The publisher collects a dropped deploy: its manifest first, then its blobs.
+	if err := master.Delete(ctx, site.DeployKey(id2)); err != nil {
+		t.Fatal(err)
+	}
+	for h := range objects2 {
+		if err := master.Delete(ctx, site.BlobKey(h)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wait.For(t, 10*time.Second, func() error {
+		for h := range objects2 {
+			if f.cfg.Blobs.Has(h) {
+				return fmt.Errorf("blob %s of the dropped deploy still stored", h.Short())
+			}
+		}
+		return nil
+	})
+	for _, file := range m.Files {
+		if !f.cfg.Blobs.Has(file.Hash) {
+			t.Fatalf("a blob of the active deploy was deleted")
+		}
+	}
+}
+
+func TestRejectsForgedBlobObject(t *testing.T) {
+	store, err := blobs.Open(t.TempDir(), blobs.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	f, err := New(Config{Blobs: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, _ := site.EncodeBlob([]byte("real content"))
+	other := blobs.Sum([]byte("claimed content"))
+	if err := f.Handle(dt.Event{Type: dt.EventObjectAdded, Key: site.BlobKey(other), Object: obj}); err == nil {
+		t.Fatal("a blob object under the wrong key was accepted")
+	}
+	if store.Has(other) || store.Has(blobs.Sum([]byte("real content"))) {
+		t.Fatal("the mismatched blob was stored")
+	}
+}

@@ -1,0 +1,36 @@
+// Package publish turns a directory into a deploy: a site.Manifest and the blobs it names.
+//
+// [Scan] reads the directory once and returns a [Plan]: the manifest, and for every blob where
+// its bytes are (a range of a site file, or a precompressed variant in memory or in a temporary
+// file), so a publisher streams blobs without reading or compressing anything twice.
+// [Plan.Diff] compares the plan with the deploy before it and lists the blobs the network lacks:
+// only those are sent, so publishing the same content again sends no file data, and an edit to a
+// large file resends only the chunks near the edit.
+//
+// # Guarantees
+//
+//   - Scan never reads outside the directory: it is opened as an [os.Root], so no symbolic link
+//     or ".." can lead out of it, even one that appears while Scan runs. Links are refused
+//     unless ScanOptions.FollowSymlinks, and then followed only inside the directory.
+//   - Hidden files are refused unless ScanOptions.IncludeHidden; .git never leaves the machine.
+//     Names that cannot be site paths (a newline, a backslash, invalid UTF-8) and special files
+//     are refused. Refused files are named together in one error (up to 20), before any file is
+//     read.
+//   - _redirects and _headers are validated before any file is hashed; an error names
+//     file:line.
+//   - The manifest depends only on the directory's content and the options: the same directory
+//     scanned twice with the same ScanOptions.Created gives the same site.DeployID, on any
+//     machine (content types come from a built-in table first, and gzip headers carry no time).
+//   - A file that changes while it is read fails the scan ([ErrChanged]); one that changes
+//     after it is caught when the plan's reader for it reaches its end.
+//
+// # Large files and compression
+//
+// Files of [ChunkThreshold] bytes or more are split into chunks by FastCDC over their raw bytes
+// (github.com/jotfs/fastcdc-go): 256 KiB to 4 MiB, 1 MiB on average. Text, JavaScript, JSON,
+// SVG, XML, wasm and uncompressed fonts are precompressed into br (andybalholm/brotli, quality
+// 11 up to 1 MiB), zstd and gzip (klauspost/compress, best level); a variant is kept only when at
+// least 5% smaller.
+//
+// The network part (signing the manifest, sending blobs, moving site/current) is not here.
+package publish

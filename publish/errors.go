@@ -1,0 +1,28 @@
+package publish
+
+import "errors"
+
+// Errors returned by Scan and the Plan. Check them with errors.Is; returned errors wrap them with
+// the file concerned. Scan reports every refused file it finds (up to a limit), joined with
+// errors.Join, so one run lists them all.
+var (
+	// ErrHidden is returned by Scan for a hidden file or directory (a name starting with ".")
+	// when ScanOptions.IncludeHidden is not set, and for .git always.
+	ErrHidden = errors.New("publish: hidden file refused")
+	// ErrSymlink is returned by Scan for a symbolic link when ScanOptions.FollowSymlinks is not
+	// set, and for one that points outside the site directory, loops, or dangles.
+	ErrSymlink = errors.New("publish: symbolic link refused")
+	// ErrUnsafeName is returned by Scan for a file whose name cannot be a site path: not UTF-8,
+	// or with a control character (a newline), a backslash, or over site.MaxPathLen.
+	ErrUnsafeName = errors.New("publish: unsafe file name")
+	// ErrNotRegular is returned by Scan for a device, FIFO, socket or other special file.
+	ErrNotRegular = errors.New("publish: not a regular file")
+	// ErrEmpty is returned by Scan when the directory holds no file to publish and no redirect.
+	ErrEmpty = errors.New("publish: nothing to publish")
+	// ErrChanged is returned when a file changes while Scan reads it, or when Plan.Open or
+	// Plan.ReadBlob find that a blob's bytes no longer hash to its hash (the file changed after
+	// the scan). Scan again.
+	ErrChanged = errors.New("publish: file changed during publishing")
+	// ErrUnknownBlob is returned by Plan.Open and Plan.ReadBlob for a hash the plan does not hold.
+	ErrUnknownBlob = errors.New("publish: blob not in the plan")
+)

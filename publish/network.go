@@ -1,0 +1,539 @@
+package publish
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/dt-cdn/dt/blobs"
+	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/heartbeat"
+	"github.com/dt-cdn/dt/site"
+)
+
+// NetworkOptions configure how a plan is published to a dt network.
+type NetworkOptions struct {
+	// Keys must hold the network key and a master key.
+	Keys dt.Keys
+	// Peers are the nodes to dial (any node of the network). At least one.
+	Peers []string
+	// Keep is how many deploys the network keeps (for rollback); older ones and the blobs only
+	// they use are collected. Zero: 10.
+	Keep int
+	// Wait bounds how long Publish waits for the edges to serve the deploy. Zero: 2 min. The
+	// upload itself is bounded by ctx only.
+	Wait time.Duration
+	// HeartbeatInterval is the edges' heartbeat interval, to know how long to listen before the
+	// set of edges is known. Zero: 2 s.
+	HeartbeatInterval time.Duration
+	// DryRun computes what would be sent and sends nothing.
+	DryRun bool
+	// Progress receives the steps of the publish as they happen. Optional; called from one
+	// goroutine at a time.
+	Progress func(Step)
+	// Logger receives the transient node's logs. Nil discards them.
+	Logger *slog.Logger
+	// Node tunes the transient node (timers for tests). Keys, Master, DataDir, Peers, LazyBodies
+	// are set by Publish.
+	Node dt.Config
+}
+
+// Phase names a step of a publish.
+type Phase string
+
+// Phases of a publish, in order.
+const (
+	PhaseConnecting Phase = "connecting" // linking to the network and learning its state
+	PhaseUploading  Phase = "uploading"  // sending the blobs the network lacks
+	PhaseSwitching  Phase = "switching"  // writing the manifest and the current pointer
+	PhaseWaiting    Phase = "waiting"    // waiting for the edges to serve it
+	PhaseCollecting Phase = "collecting" // removing deploys beyond Keep
+)
+
+// Step reports progress.
+type Step struct {
+	Phase                 Phase
+	BlobsSent, BlobsTotal int
+	BytesSent, BytesTotal int64 // raw bytes of the blobs
+	EdgesLive, EdgesTotal int
+	Elapsed               time.Duration
+}
+
+// Result is what a publish did.
+type Result struct {
+	Deploy    site.DeployID   `json:"deploy"`
+	Previous  site.DeployID   `json:"previous"`
+	Files     int             `json:"files"`
+	Diff      Diff            `json:"diff"`
+	BlobsSent int             `json:"blobs_sent"`
+	BytesSent int64           `json:"bytes_sent"`      // raw bytes of the blobs sent
+	WireBytes uint64          `json:"wire_bytes_sent"` // bytes the node put on the network, all included
+	Edges     []EdgeResult    `json:"edges"`
+	EdgesLive int             `json:"edges_live"`
+	Collected []site.DeployID `json:"collected,omitempty"`
+	DryRun    bool            `json:"dry_run,omitempty"`
+}
+
+// EdgeResult is one edge's state at the end of the wait.
+type EdgeResult struct {
+	Node   string `json:"node"`
+	URL    string `json:"url"`
+	Live   bool   `json:"live"`   // serves this deploy
+	Deploy string `json:"deploy"` // what it serves
+}
+
+// ErrNotLive is returned (with a Result) when the deploy is in the table but not every live
+// edge serves it by the end of the wait; ErrNoEdges when no edge was heard from at all.
+var (
+	ErrNotLive = errors.New("publish: not live on every edge")
+	ErrNoEdges = errors.New("publish: no edge reported")
+)
+
+// Publish sends a plan to the network: only the blobs the network lacks, then the manifest and the
+// current pointer (so edges switch only once they hold every blob), then it waits for the edges'
+// heartbeats to report the deploy, and collects deploys beyond Keep.
+func Publish(ctx context.Context, plan *Plan, opts NetworkOptions) (Result, error) {
+	res := Result{Files: len(plan.Manifest.Files), DryRun: opts.DryRun}
+	id, err := plan.Manifest.ID()
+	if err != nil {
+		return res, err
+	}
+	res.Deploy = id
+	opts = opts.withDefaults()
+	began := time.Now()
+	step := func(s Step) {
+		if opts.Progress != nil {
+			s.Elapsed = time.Since(began)
+			opts.Progress(s)
+		}
+	}
+
+	step(Step{Phase: PhaseConnecting})
+	s, err := openSession(ctx, opts)
+	if err != nil {
+		return res, err
+	}
+	defer s.close()
+
+	prev, prevID, err := s.current(ctx)
+	if err != nil {
+		return res, err
+	}
+	res.Previous = prevID
+	res.Diff = plan.Diff(prev, func(h blobs.Hash) bool { return s.node.Has(site.BlobKey(h)) })
+	if opts.DryRun {
+		return res, nil
+	}
+
+	total := Step{Phase: PhaseUploading, BlobsTotal: len(res.Diff.Send), BytesTotal: res.Diff.SendBytes}
+	step(total)
+	if err := s.upload(ctx, plan, res.Diff.Send, func(blobs int, bytes int64) {
+		total.BlobsSent, total.BytesSent = blobs, bytes
+		step(total)
+	}); err != nil {
+		return res, err
+	}
+	res.BlobsSent, res.BytesSent = len(res.Diff.Send), res.Diff.SendBytes
+
+	step(Step{Phase: PhaseSwitching})
+	if err := s.switchTo(ctx, plan.Manifest, id); err != nil {
+		return res, err
+	}
+
+	res.Edges, res.EdgesLive, err = s.waitLive(ctx, id, opts, func(live, all int) {
+		step(Step{Phase: PhaseWaiting, EdgesLive: live, EdgesTotal: all})
+	})
+	if err == nil || errors.Is(err, ErrNotLive) || errors.Is(err, ErrNoEdges) {
+		step(Step{Phase: PhaseCollecting})
+		collected, cerr := s.collect(ctx, id, opts.Keep)
+		res.Collected = collected
+		if cerr != nil && err == nil {
+			err = cerr
+		}
+	}
+	_, res.WireBytes = s.node.WireBytes()
+	return res, err
+}
+
+func (o NetworkOptions) withDefaults() NetworkOptions {
+	if o.Keep <= 0 {
+		o.Keep = 10
+	}
+	if o.Wait <= 0 {
+		o.Wait = 2 * time.Minute
+	}
+	if o.HeartbeatInterval <= 0 {
+		o.HeartbeatInterval = 2 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// session is a transient master linked to the network: it keeps records without their large
+// bodies (it needs to know what the network holds, not its data) and listens to heartbeats.
+type session struct {
+	node    *dt.Node
+	dir     string
+	tracker *heartbeat.Tracker
+	done    chan struct{}
+	wg      sync.WaitGroup
+}
+
+func openSession(ctx context.Context, opts NetworkOptions) (*session, error) {
+	if len(opts.Peers) == 0 {
+		return nil, errors.New("publish: no peer to publish to (--peer)")
+	}
+	if opts.Keys.Master == nil {
+		return nil, fmt.Errorf("publish: %w", dt.ErrNotMaster)
+	}
+	dir, err := os.MkdirTemp("", "dt-publish-")
+	if err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	cfg := opts.Node
+	cfg.Keys, cfg.Master, cfg.DataDir, cfg.Peers, cfg.LazyBodies = opts.Keys, true, dir, opts.Peers, true
+	cfg.NoSync = true // the node's data is thrown away at the end
+	cfg.Logger = opts.Logger
+	node, err := dt.Open(cfg)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	s := &session{node: node, dir: dir, done: make(chan struct{}),
+		tracker: heartbeat.NewTracker(heartbeat.Config{Interval: opts.HeartbeatInterval})}
+	s.wg.Go(func() {
+		for ev := range node.Events() {
+			if ev.Type != dt.EventMessageReceived {
+				continue
+			}
+			if h, err := heartbeat.Decode(ev.Object); err == nil {
+				s.tracker.Observe(ev.From.String(), h, time.Now())
+			}
+		}
+	})
+	if err := node.WaitSynced(ctx); err != nil {
+		s.close()
+		return nil, fmt.Errorf("publish: could not sync with %v: %w", opts.Peers, err)
+	}
+	return s, nil
+}
+
+func (s *session) close() {
+	s.node.Close()
+	s.wg.Wait()
+	os.RemoveAll(s.dir)
+}
+
+// current returns the network's current deploy, if any.
+func (s *session) current(ctx context.Context) (*site.Manifest, site.DeployID, error) {
+	if !s.node.Has(site.CurrentKey) {
+		return nil, site.DeployID{}, nil
+	}
+	raw, err := s.node.Load(ctx, site.CurrentKey)
+	if err != nil {
+		return nil, site.DeployID{}, fmt.Errorf("publish: read current deploy: %w", err)
+	}
+	cur, err := site.ParseCurrent(raw)
+	if err != nil {
+		return nil, site.DeployID{}, err
+	}
+	m, err := s.manifest(ctx, cur.Deploy)
+	if err != nil {
+		return nil, cur.Deploy, err
+	}
+	return m, cur.Deploy, nil
+}
+
+func (s *session) manifest(ctx context.Context, id site.DeployID) (*site.Manifest, error) {
+	raw, err := s.node.Load(ctx, site.DeployKey(id))
+	if err != nil {
+		return nil, fmt.Errorf("publish: read manifest %s: %w", id.Short(), err)
+	}
+	return site.ParseManifest(raw)
+}
+
+// upload sends blobs in batches of about 8 MiB of objects, each batch committed at once.
+func (s *session) upload(ctx context.Context, plan *Plan, send []blobs.Hash, progress func(int, int64)) error {
+	const batchBytes = 8 << 20
+	var (
+		keys   []string
+		bodies [][]byte
+		size   int
+		done   int
+		bytes  int64
+	)
+	flush := func() error {
+		if len(keys) == 0 {
+			return nil
+		}
+		if err := s.node.PutMany(ctx, keys, bodies); err != nil {
+			return fmt.Errorf("publish: upload: %w", err)
+		}
+		keys, bodies, size = keys[:0], bodies[:0], 0
+		progress(done, bytes)
+		return nil
+	}
+	for _, h := range send {
+		raw, err := plan.ReadBlob(h)
+		if err != nil {
+			return err
+		}
+		obj, err := site.EncodeBlob(raw)
+		if err != nil {
+			return err
+		}
+		keys, bodies = append(keys, site.BlobKey(h)), append(bodies, obj)
+		size += len(obj)
+		done++
+		bytes += int64(len(raw))
+		if size >= batchBytes {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return flush()
+}
+
+// switchTo writes the manifest and then the current pointer, and waits until a peer holds the
+// pointer: from then on the deploy is the network's, whatever happens to this process.
+func (s *session) switchTo(ctx context.Context, m *site.Manifest, id site.DeployID) error {
+	body, err := m.Marshal()
+	if err != nil {
+		return err
+	}
+	cur, err := site.Current{Deploy: id, Time: time.Now()}.Marshal()
+	if err != nil {
+		return err
+	}
+	if err := s.node.PutMany(ctx, []string{site.DeployKey(id), site.CurrentKey}, [][]byte{body, cur}); err != nil {
+		return fmt.Errorf("publish: write deploy: %w", err)
+	}
+	if err := s.node.WaitReplicated(ctx, site.CurrentKey, 1); err != nil {
+		return fmt.Errorf("publish: deploy written but not confirmed by a peer: %w", err)
+	}
+	return nil
+}
+
+// waitLive listens to heartbeats until every live edge serves id, or the wait ends. It listens
+// at least 1.5 heartbeat intervals first, so that edges which have not spoken since the session
+// began are counted.
+func (s *session) waitLive(ctx context.Context, id site.DeployID, opts NetworkOptions, progress func(live, all int)) ([]EdgeResult, int, error) {
+	ctx, cancel := context.WithTimeout(ctx, opts.Wait)
+	defer cancel()
+	listenUntil := time.Now().Add(opts.HeartbeatInterval * 3 / 2)
+	want := id.String()
+	for {
+		var edges []EdgeResult
+		live := 0
+		for _, e := range s.tracker.Edges() {
+			if e.State != heartbeat.Alive || e.Last.Draining {
+				continue
+			}
+			r := EdgeResult{Node: e.Node, URL: e.Last.PublicURL, Deploy: e.Last.Deploy, Live: e.Last.Deploy == want && e.Last.Synced}
+			if r.Live {
+				live++
+			}
+			edges = append(edges, r)
+		}
+		slices.SortFunc(edges, func(a, b EdgeResult) int { return cmp.Compare(a.URL, b.URL) })
+		progress(live, len(edges))
+		if time.Now().After(listenUntil) && len(edges) > 0 && live == len(edges) {
+			return edges, live, nil
+		}
+		changed := s.tracker.Changed()
+		t := time.NewTimer(250 * time.Millisecond)
+		select {
+		case <-changed:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			if len(edges) == 0 {
+				return edges, 0, ErrNoEdges
+			}
+			return edges, live, fmt.Errorf("%w: %d of %d", ErrNotLive, live, len(edges))
+		}
+		t.Stop()
+	}
+}
+
+// collect removes the deploys beyond keep (newest first by creation time, the current one always
+// kept), their manifests first and then the blobs no kept deploy uses.
+func (s *session) collect(ctx context.Context, current site.DeployID, keep int) ([]site.DeployID, error) {
+	type kept struct {
+		id site.DeployID
+		m  *site.Manifest
+	}
+	var all []kept
+	for _, key := range s.node.Keys() {
+		id, ok := site.ParseDeployKey(key)
+		if !ok {
+			continue
+		}
+		m, err := s.manifest(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, kept{id, m})
+	}
+	slices.SortFunc(all, func(a, b kept) int {
+		if a.id == current {
+			return -1
+		}
+		if b.id == current {
+			return 1
+		}
+		return b.m.Created.Compare(a.m.Created)
+	})
+	if len(all) <= keep {
+		return nil, nil
+	}
+	inUse := map[blobs.Hash]bool{}
+	for _, k := range all[:keep] {
+		for _, h := range k.m.Blobs() {
+			inUse[h] = true
+		}
+	}
+	var dropKeys, blobKeys []string
+	var dropped []site.DeployID
+	for _, k := range all[keep:] {
+		dropped = append(dropped, k.id)
+		dropKeys = append(dropKeys, site.DeployKey(k.id))
+		for _, h := range k.m.Blobs() {
+			if !inUse[h] {
+				inUse[h] = true // once
+				blobKeys = append(blobKeys, site.BlobKey(h))
+			}
+		}
+	}
+	// Manifests first: an edge frees a blob only when no manifest it keeps names it.
+	if err := s.node.DeleteMany(ctx, dropKeys); err != nil {
+		return nil, err
+	}
+	if err := s.node.DeleteMany(ctx, blobKeys); err != nil {
+		return nil, err
+	}
+	return dropped, nil
+}
+
+// DeployInfo describes one kept deploy.
+type DeployInfo struct {
+	ID      site.DeployID `json:"id"`
+	Created time.Time     `json:"created"`
+	Files   int           `json:"files"`
+	Bytes   int64         `json:"bytes"`
+	Current bool          `json:"current"`
+	LiveOn  []string      `json:"live_on"` // public URLs of the edges serving it
+}
+
+// Deploys lists the deploys the network keeps, newest first, with the edges serving each (from
+// one and a half heartbeat intervals of listening).
+func Deploys(ctx context.Context, opts NetworkOptions) ([]DeployInfo, error) {
+	opts = opts.withDefaults()
+	s, err := openSession(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	_, current, err := s.current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []DeployInfo
+	for _, key := range s.node.Keys() {
+		id, ok := site.ParseDeployKey(key)
+		if !ok {
+			continue
+		}
+		m, err := s.manifest(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		info := DeployInfo{ID: id, Created: m.Created, Files: len(m.Files), Current: id == current, LiveOn: []string{}}
+		for _, f := range m.Files {
+			info.Bytes += f.Size
+		}
+		out = append(out, info)
+	}
+	t := time.NewTimer(opts.HeartbeatInterval * 3 / 2)
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		t.Stop()
+	}
+	for _, e := range s.tracker.Edges() {
+		if e.State != heartbeat.Alive || !e.Last.Synced {
+			continue
+		}
+		for i := range out {
+			if out[i].ID.String() == e.Last.Deploy {
+				out[i].LiveOn = append(out[i].LiveOn, e.Last.PublicURL)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b DeployInfo) int { return b.Created.Compare(a.Created) })
+	return out, nil
+}
+
+// Rollback makes a kept deploy current again; nothing is uploaded, since the network holds every
+// blob of a kept deploy. A zero id means the newest deploy older than the current one. It waits
+// for the edges like Publish.
+func Rollback(ctx context.Context, id site.DeployID, opts NetworkOptions) (Result, error) {
+	opts = opts.withDefaults()
+	s, err := openSession(ctx, opts)
+	if err != nil {
+		return Result{}, err
+	}
+	defer s.close()
+	_, current, err := s.current(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	if id.IsZero() {
+		var best *site.Manifest
+		var curCreated time.Time
+		if !current.IsZero() {
+			if m, err := s.manifest(ctx, current); err == nil {
+				curCreated = m.Created
+			}
+		}
+		for _, key := range s.node.Keys() {
+			kid, ok := site.ParseDeployKey(key)
+			if !ok || kid == current {
+				continue
+			}
+			m, err := s.manifest(ctx, kid)
+			if err != nil {
+				return Result{}, err
+			}
+			if (curCreated.IsZero() || m.Created.Before(curCreated)) && (best == nil || m.Created.After(best.Created)) {
+				best, id = m, kid
+			}
+		}
+		if best == nil {
+			return Result{}, errors.New("publish: no earlier deploy to roll back to")
+		}
+	}
+	if !s.node.Has(site.DeployKey(id)) {
+		return Result{}, fmt.Errorf("publish: deploy %s is not kept by the network", id.Short())
+	}
+	m, err := s.manifest(ctx, id)
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{Deploy: id, Previous: current, Files: len(m.Files)}
+	if err := s.switchTo(ctx, m, id); err != nil {
+		return res, err
+	}
+	res.Edges, res.EdgesLive, err = s.waitLive(ctx, id, opts, func(int, int) {})
+	_, res.WireBytes = s.node.WireBytes()
+	return res, err
+}
