@@ -551,6 +551,19 @@ func (n *Node) Get(key string) ([]byte, error) {
 	return n.store.bodyOf(e.seq)
 }
 
+// Version returns the hybrid logical clock of the current record under key (a put; false for a
+// missing or deleted key). Versions grow with every write and compare across keys in the order the
+// writes happened, so they order, say, deploys by when they were published.
+func (n *Node) Version(key string) (uint64, bool) {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	e := n.index[key]
+	if e == nil || e.kind != KindPut {
+		return 0, false
+	}
+	return uint64(e.clock), true
+}
+
 // Keys returns the keys of every object in the table, in no particular order.
 func (n *Node) Keys() []string {
 	n.mu.RLock()

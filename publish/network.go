@@ -317,6 +317,23 @@ func (s *session) switchTo(ctx context.Context, m *site.Manifest, id site.Deploy
 	if err := s.node.PutMany(ctx, []string{site.DeployKey(id), site.CurrentKey}, [][]byte{body, cur}); err != nil {
 		return fmt.Errorf("publish: write deploy: %w", err)
 	}
+	return s.confirm(ctx)
+}
+
+// point makes a kept deploy current (a rollback): only the pointer is written, so the deploys
+// keep their publish order.
+func (s *session) point(ctx context.Context, id site.DeployID) error {
+	cur, err := site.Current{Deploy: id, Time: time.Now()}.Marshal()
+	if err != nil {
+		return err
+	}
+	if err := s.node.Put(ctx, site.CurrentKey, cur); err != nil {
+		return fmt.Errorf("publish: write current deploy: %w", err)
+	}
+	return s.confirm(ctx)
+}
+
+func (s *session) confirm(ctx context.Context) error {
 	if err := s.node.WaitReplicated(ctx, site.CurrentKey, 1); err != nil {
 		return fmt.Errorf("publish: deploy written but not confirmed by a peer: %w", err)
 	}
@@ -365,13 +382,15 @@ func (s *session) waitLive(ctx context.Context, id site.DeployID, opts NetworkOp
 	}
 }
 
-// collect removes the deploys beyond keep (newest first by creation time, the current one always
-// kept), their manifests first and then the blobs no kept deploy uses.
-func (s *session) collect(ctx context.Context, current site.DeployID, keep int) ([]site.DeployID, error) {
-	type kept struct {
-		id site.DeployID
-		m  *site.Manifest
-	}
+// kept is a deploy the network keeps.
+type kept struct {
+	id      site.DeployID
+	m       *site.Manifest
+	version uint64 // when it was published, as the table orders writes
+}
+
+// deploys returns the kept deploys, newest published first.
+func (s *session) deploys(ctx context.Context) ([]kept, error) {
 	var all []kept
 	for _, key := range s.node.Keys() {
 		id, ok := site.ParseDeployKey(key)
@@ -382,16 +401,29 @@ func (s *session) collect(ctx context.Context, current site.DeployID, keep int) 
 		if err != nil {
 			return nil, err
 		}
-		all = append(all, kept{id, m})
+		v, _ := s.node.Version(key)
+		all = append(all, kept{id, m, v})
 	}
-	slices.SortFunc(all, func(a, b kept) int {
-		if a.id == current {
+	slices.SortFunc(all, func(a, b kept) int { return cmp.Compare(b.version, a.version) })
+	return all, nil
+}
+
+// collect removes the deploys beyond keep (newest published first, the current one always kept),
+// their manifests first and then the blobs no kept deploy uses.
+func (s *session) collect(ctx context.Context, current site.DeployID, keep int) ([]site.DeployID, error) {
+	all, err := s.deploys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// The current deploy first (a rollback makes an older one current), then newest first.
+	slices.SortStableFunc(all, func(a, b kept) int {
+		switch {
+		case a.id == current:
 			return -1
-		}
-		if b.id == current {
+		case b.id == current:
 			return 1
 		}
-		return b.m.Created.Compare(a.m.Created)
+		return 0
 	})
 	if len(all) <= keep {
 		return nil, nil
@@ -421,6 +453,15 @@ func (s *session) collect(ctx context.Context, current site.DeployID, keep int) 
 	if err := s.node.DeleteMany(ctx, blobKeys); err != nil {
 		return nil, err
 	}
+	// The session ends right after: wait until a peer holds the last removal (the log carries
+	// the others before it).
+	last := dropKeys[len(dropKeys)-1]
+	if len(blobKeys) > 0 {
+		last = blobKeys[len(blobKeys)-1]
+	}
+	if err := s.node.WaitReplicated(ctx, last, 1); err != nil {
+		return dropped, fmt.Errorf("publish: collected deploys not confirmed by a peer: %w", err)
+	}
 	return dropped, nil
 }
 
@@ -447,18 +488,14 @@ func Deploys(ctx context.Context, opts NetworkOptions) ([]DeployInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []DeployInfo
-	for _, key := range s.node.Keys() {
-		id, ok := site.ParseDeployKey(key)
-		if !ok {
-			continue
-		}
-		m, err := s.manifest(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		info := DeployInfo{ID: id, Created: m.Created, Files: len(m.Files), Current: id == current, LiveOn: []string{}}
-		for _, f := range m.Files {
+	all, err := s.deploys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]DeployInfo, 0, len(all))
+	for _, k := range all {
+		info := DeployInfo{ID: k.id, Created: k.m.Created, Files: len(k.m.Files), Current: k.id == current, LiveOn: []string{}}
+		for _, f := range k.m.Files {
 			info.Bytes += f.Size
 		}
 		out = append(out, info)
@@ -479,7 +516,6 @@ func Deploys(ctx context.Context, opts NetworkOptions) ([]DeployInfo, error) {
 			}
 		}
 	}
-	slices.SortFunc(out, func(a, b DeployInfo) int { return b.Created.Compare(a.Created) })
 	return out, nil
 }
 
@@ -498,27 +534,17 @@ func Rollback(ctx context.Context, id site.DeployID, opts NetworkOptions) (Resul
 		return Result{}, err
 	}
 	if id.IsZero() {
-		var best *site.Manifest
-		var curCreated time.Time
-		if !current.IsZero() {
-			if m, err := s.manifest(ctx, current); err == nil {
-				curCreated = m.Created
+		// The deploy published just before the current one.
+		all, err := s.deploys(ctx)
+		if err != nil {
+			return Result{}, err
+		}
+		for i, k := range all {
+			if k.id == current && i+1 < len(all) {
+				id = all[i+1].id
 			}
 		}
-		for _, key := range s.node.Keys() {
-			kid, ok := site.ParseDeployKey(key)
-			if !ok || kid == current {
-				continue
-			}
-			m, err := s.manifest(ctx, kid)
-			if err != nil {
-				return Result{}, err
-			}
-			if (curCreated.IsZero() || m.Created.Before(curCreated)) && (best == nil || m.Created.After(best.Created)) {
-				best, id = m, kid
-			}
-		}
-		if best == nil {
+		if id.IsZero() {
 			return Result{}, errors.New("publish: no earlier deploy to roll back to")
 		}
 	}
@@ -530,7 +556,7 @@ func Rollback(ctx context.Context, id site.DeployID, opts NetworkOptions) (Resul
 		return Result{}, err
 	}
 	res := Result{Deploy: id, Previous: current, Files: len(m.Files)}
-	if err := s.switchTo(ctx, m, id); err != nil {
+	if err := s.point(ctx, id); err != nil {
 		return res, err
 	}
 	res.Edges, res.EdgesLive, err = s.waitLive(ctx, id, opts, func(int, int) {})
