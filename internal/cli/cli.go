@@ -64,12 +64,16 @@ func Run(ctx context.Context, args []string, env *Env) int {
 	}
 	err := commands()[i].run(ctx, args[1:], env)
 	var uerr *usageError
+	var cerr *exitCodeError
 	switch {
 	case err == nil, errors.Is(err, errHelp):
 		return 0
 	case errors.As(err, &uerr):
 		fmt.Fprintf(env.Stderr, "dt %s: %v\n\n%s", name, uerr.err, uerr.usage)
 		return 2
+	case errors.As(err, &cerr):
+		fmt.Fprintf(env.Stderr, "dt %s: %v\n", name, cerr.err)
+		return cerr.code
 	default:
 		fmt.Fprintf(env.Stderr, "dt %s: %v\n", name, err)
 		return 1
@@ -91,6 +95,9 @@ func commands() []command {
 		{name: "add", summary: "add a JSON object to the table through a peer", run: runAdd},
 		{name: "remove", summary: "remove an object from the table through a peer", run: runRemove},
 		{name: "send", summary: "send a message to every node online", run: runSend},
+		{name: "publish", summary: "publish a static site directory (the same as dt-publish)", run: runPublish},
+		{name: "deploys", summary: "list the deploys the network keeps", run: runDeploys},
+		{name: "rollback", summary: "make a kept deploy current again", run: runRollback},
 		{name: "example", summary: "run the five-node example in one process", run: runExample},
 		{name: "loadtest", summary: "measure a two-node load test with real processes", run: runLoadtest},
 		{name: "loadtest-node", hidden: true, run: runLoadtestNode},

@@ -1,0 +1,447 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/publish"
+	"github.com/dt-cdn/dt/site"
+)
+
+// Exit codes of dt publish and dt rollback beyond 0 (live on every live edge), 1 (failure) and 2
+// (usage).
+const (
+	exitPartial = 3 // the deploy is the network's, but not every live edge serves it yet
+	exitNoEdges = 4 // the deploy is the network's, but no edge reported in the wait
+)
+
+// exitCodeError carries a specific exit code to Run.
+type exitCodeError struct {
+	code int
+	err  error
+}
+
+func (e *exitCodeError) Error() string { return e.err.Error() }
+func (e *exitCodeError) Unwrap() error { return e.err }
+
+// siteFlags are the flags shared by publish, deploys and rollback: where the keys are and how to
+// reach the network, also read from the environment (DT_KEYS, DT_PEERS comma-separated) and from
+// a config file (dt-publish.json in the current directory, or --config), in that order of
+// precedence after the flags.
+type siteFlags struct {
+	config   string
+	keys     string
+	peers    stringList
+	wait     time.Duration
+	keep     int
+	json     bool
+	logLevel string
+}
+
+// publishConfig is the config file: {"keys": "DIR", "peers": ["host:port", …]}.
+type publishConfig struct {
+	Keys  string   `json:"keys"`
+	Peers []string `json:"peers"`
+}
+
+func (f *siteFlags) register(fs *flagSet) {
+	fs.StringVar(&f.config, "config", "", "read keys and peers from `FILE` (default: dt-publish.json in the current directory, if present)")
+	fs.StringVar(&f.keys, "keys", "", "`DIR` of keys written by dt keygen (env DT_KEYS)")
+	fs.Var(&f.peers, "peer", "reach the network through the node at `ADDR`; repeatable (env DT_PEERS, comma-separated)")
+	fs.DurationVar(&f.wait, "timeout", 2*time.Minute, "wait at most `DURATION` for the edges to serve the deploy")
+	fs.IntVar(&f.keep, "keep", 10, "keep the newest `N` deploys for rollback; collect older ones and the blobs only they use")
+	fs.BoolVar(&f.json, "json", false, "print a machine-readable summary on stdout")
+	fs.StringVar(&f.logLevel, "log-level", "warn", "log `LEVEL` of the transient node on stderr")
+}
+
+// resolve fills keys and peers from the environment and the config file, then checks them.
+func (f *siteFlags) resolve(fs *flagSet) error {
+	if f.keys == "" {
+		f.keys = os.Getenv("DT_KEYS")
+	}
+	if len(f.peers) == 0 && os.Getenv("DT_PEERS") != "" {
+		for _, p := range strings.Split(os.Getenv("DT_PEERS"), ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				f.peers = append(f.peers, p)
+			}
+		}
+	}
+	path, explicit := f.config, f.config != ""
+	if !explicit {
+		path = "dt-publish.json"
+	}
+	if raw, err := os.ReadFile(path); err == nil {
+		var c publishConfig
+		if err := json.Unmarshal(raw, &c); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		if f.keys == "" {
+			f.keys = c.Keys
+		}
+		if len(f.peers) == 0 {
+			f.peers = c.Peers
+		}
+	} else if explicit || !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("read config: %w", err)
+	}
+	switch {
+	case f.keys == "":
+		return fs.usageErrorf("--keys is required (or DT_KEYS, or dt-publish.json)")
+	case len(f.peers) == 0:
+		return fs.usageErrorf("--peer is required (or DT_PEERS, or dt-publish.json)")
+	case f.wait <= 0:
+		return fs.usageErrorf("--timeout must be positive")
+	case f.keep < 1:
+		return fs.usageErrorf("--keep must be at least 1")
+	}
+	if _, err := parseLevel(f.logLevel); err != nil {
+		return fs.usageErrorf("--log-level: %v", err)
+	}
+	return nil
+}
+
+func (f *siteFlags) options(env *Env) (publish.NetworkOptions, error) {
+	keys, err := dt.LoadKeys(f.keys)
+	if err != nil {
+		return publish.NetworkOptions{}, err
+	}
+	if keys.Master == nil {
+		return publish.NetworkOptions{}, fmt.Errorf("%s has no %s: %w", f.keys, dt.MasterKeyFile, ErrNoMasterKey)
+	}
+	log, err := newLogger(env.Stderr, f.logLevel, "text")
+	if err != nil {
+		return publish.NetworkOptions{}, err
+	}
+	return publish.NetworkOptions{Keys: keys, Peers: f.peers, Keep: f.keep, Wait: f.wait, Logger: log}, nil
+}
+
+func runPublish(ctx context.Context, args []string, env *Env) error {
+	var (
+		f                                    siteFlags
+		dryRun, hidden, symlinks, spa, clean bool
+	)
+	fs := newFlagSet(env, "publish", "dt publish [flags] DIR   (the same as dt-publish [flags] DIR)",
+		"Publishes the static site in DIR: hashes every file, sends only the blobs the network lacks\n"+
+			"(compressed, as dt objects), then switches the network to the new deploy. Edges switch\n"+
+			"only once they hold all of it. Waits until the edges report it and prints where it is live.\n"+
+			"Exit status: 0 live on every live edge; 3 live on some; 4 no edge reported; 1 failure.")
+	f.register(fs)
+	fs.BoolVar(&dryRun, "dry-run", false, "list what would change and the bytes that would be sent; send nothing")
+	fs.BoolVar(&hidden, "include-hidden", false, "publish hidden files (.well-known is always published; .git never)")
+	fs.BoolVar(&symlinks, "follow-symlinks", false, "follow symbolic links that stay inside DIR")
+	fs.BoolVar(&spa, "spa", false, "serve /index.html for paths that match nothing (single-page applications)")
+	fs.BoolVar(&clean, "clean-urls", false, "serve /about.html at /about")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if err := fs.wantArgs(1, "DIR"); err != nil {
+		return err
+	}
+	if err := f.resolve(fs); err != nil {
+		return err
+	}
+	opts, err := f.options(env)
+	if err != nil {
+		return err
+	}
+	out := newProgress(env, f.json)
+	began := time.Now()
+	plan, err := publish.Scan(ctx, fs.Arg(0), publish.ScanOptions{
+		IncludeHidden: hidden, FollowSymlinks: symlinks, SPA: spa, CleanURLs: clean,
+		Progress: func(p publish.Progress) { out.bar("hashing", p.Bytes, p.BytesTotal, began) },
+	})
+	if err != nil {
+		return err
+	}
+	defer plan.Close()
+	out.done("hashed %d files (%s) in %s", len(plan.Manifest.Files), sizeOf(total(plan)), time.Since(began).Round(time.Millisecond))
+	for _, w := range plan.Warnings {
+		out.line("warning: %s", w)
+	}
+	opts.DryRun = dryRun
+	var uploaded publish.Step
+	uploadBegan := time.Now()
+	opts.Progress = func(s publish.Step) {
+		switch s.Phase {
+		case publish.PhaseConnecting:
+			out.line("connecting to %s", strings.Join(f.peers, ", "))
+		case publish.PhaseUploading:
+			if uploaded.Phase == "" {
+				uploadBegan = time.Now()
+			}
+			uploaded = s
+			out.bar("uploading", s.BytesSent, s.BytesTotal, uploadBegan)
+		case publish.PhaseSwitching:
+			out.done("uploaded %d of %d blobs (%s) in %s", uploaded.BlobsSent, uploaded.BlobsTotal, sizeOf(uploaded.BytesSent), time.Since(uploadBegan).Round(time.Millisecond))
+		case publish.PhaseWaiting:
+			out.status("live on %d/%d edges", s.EdgesLive, s.EdgesTotal)
+		}
+	}
+	res, err := publish.Publish(ctx, plan, opts)
+	return reportPublish(env, out, f.json, res, err)
+}
+
+// reportPublish prints the outcome and picks the exit code.
+func reportPublish(env *Env, out *progress, asJSON bool, res publish.Result, err error) error {
+	if asJSON {
+		enc := json.NewEncoder(env.Stdout)
+		enc.SetIndent("", "  ")
+		if jerr := enc.Encode(res); jerr != nil {
+			return jerr
+		}
+	} else {
+		out.done("")
+		d := res.Diff
+		if res.DryRun {
+			for _, p := range d.Added {
+				fmt.Fprintf(env.Stdout, "+ %s\n", p)
+			}
+			for _, p := range d.Changed {
+				fmt.Fprintf(env.Stdout, "~ %s\n", p)
+			}
+			for _, p := range d.Deleted {
+				fmt.Fprintf(env.Stdout, "- %s\n", p)
+			}
+			fmt.Fprintf(env.Stdout, "dry run: %d added, %d changed, %d deleted; would send %d blobs (%s)\n",
+				len(d.Added), len(d.Changed), len(d.Deleted), len(d.Send), sizeOf(d.SendBytes))
+			return err
+		}
+		fmt.Fprintf(env.Stdout, "deploy %s: %d files; %d added, %d changed, %d deleted; sent %d blobs (%s)\n",
+			res.Deploy, res.Files, len(d.Added), len(d.Changed), len(d.Deleted), res.BlobsSent, sizeOf(res.BytesSent))
+		fmt.Fprintf(env.Stdout, "live on %d/%d edges\n", res.EdgesLive, len(res.Edges))
+		for _, e := range res.Edges {
+			state := "live"
+			if !e.Live {
+				state = "not yet (serves " + short(e.Deploy) + ")"
+			}
+			fmt.Fprintf(env.Stdout, "  %s  %s\n", e.URL, state)
+		}
+		for _, id := range res.Collected {
+			fmt.Fprintf(env.Stdout, "collected deploy %s\n", id.Short())
+		}
+	}
+	switch {
+	case errors.Is(err, publish.ErrNotLive):
+		return &exitCodeError{code: exitPartial, err: err}
+	case errors.Is(err, publish.ErrNoEdges):
+		return &exitCodeError{code: exitNoEdges, err: err}
+	}
+	return err
+}
+
+func short(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	if s == "" {
+		return "nothing"
+	}
+	return s
+}
+
+func total(p *publish.Plan) int64 {
+	var n int64
+	for _, f := range p.Manifest.Files {
+		n += f.Size
+	}
+	return n
+}
+
+func runDeploys(ctx context.Context, args []string, env *Env) error {
+	var f siteFlags
+	fs := newFlagSet(env, "deploys", "dt deploys --keys DIR --peer ADDR [--json]",
+		"Lists the deploys the network keeps, newest first: id, time, files, size, and the edges\n"+
+			"serving each (from a few seconds of heartbeats). The current one is marked with *.")
+	f.register(fs)
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if err := fs.wantArgs(0, ""); err != nil {
+		return err
+	}
+	if err := f.resolve(fs); err != nil {
+		return err
+	}
+	opts, err := f.options(env)
+	if err != nil {
+		return err
+	}
+	list, err := publish.Deploys(ctx, opts)
+	if err != nil {
+		return err
+	}
+	if f.json {
+		enc := json.NewEncoder(env.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(list)
+	}
+	for _, d := range list {
+		mark := " "
+		if d.Current {
+			mark = "*"
+		}
+		fmt.Fprintf(env.Stdout, "%s %s  %s  %5d files  %9s  live on %d: %s\n", mark, d.ID.Short(),
+			d.Created.Local().Format(time.DateTime), d.Files, sizeOf(d.Bytes), len(d.LiveOn), strings.Join(d.LiveOn, " "))
+	}
+	return nil
+}
+
+func runRollback(ctx context.Context, args []string, env *Env) error {
+	var f siteFlags
+	fs := newFlagSet(env, "rollback", "dt rollback --keys DIR --peer ADDR [ID]",
+		"Makes a kept deploy current again, uploading nothing; by default the one published before\n"+
+			"the current one. ID is a deploy id as dt deploys prints it (a unique prefix will do).\n"+
+			"Waits for the edges like dt publish and exits with the same codes.")
+	f.register(fs)
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 1 {
+		return fs.usageErrorf("at most one deploy id")
+	}
+	if err := f.resolve(fs); err != nil {
+		return err
+	}
+	opts, err := f.options(env)
+	if err != nil {
+		return err
+	}
+	var id site.DeployID
+	if fs.NArg() == 1 {
+		if id, err = findDeploy(ctx, opts, fs.Arg(0)); err != nil {
+			return err
+		}
+	}
+	out := newProgress(env, f.json)
+	res, err := publish.Rollback(ctx, id, opts)
+	if err != nil && !errors.Is(err, publish.ErrNotLive) && !errors.Is(err, publish.ErrNoEdges) {
+		return err
+	}
+	return reportPublish(env, out, f.json, res, err)
+}
+
+// findDeploy resolves a full id or a unique prefix of a kept deploy.
+func findDeploy(ctx context.Context, opts publish.NetworkOptions, prefix string) (site.DeployID, error) {
+	if id, err := site.ParseDeployID(prefix); err == nil {
+		return id, nil
+	}
+	list, err := publish.Deploys(ctx, opts)
+	if err != nil {
+		return site.DeployID{}, err
+	}
+	var found []site.DeployID
+	for _, d := range list {
+		if strings.HasPrefix(d.ID.String(), strings.ToLower(prefix)) {
+			found = append(found, d.ID)
+		}
+	}
+	switch len(found) {
+	case 1:
+		return found[0], nil
+	case 0:
+		return site.DeployID{}, fmt.Errorf("no kept deploy starts with %q", prefix)
+	}
+	return site.DeployID{}, fmt.Errorf("%q names %d deploys; give more of the id", prefix, len(found))
+}
+
+// progress prints a publish's progress on stderr: a redrawn bar on a terminal, plain lines
+// otherwise, nothing with --json.
+type progress struct {
+	w          io.Writer
+	tty        bool
+	quiet      bool
+	drawing    bool
+	last       time.Time
+	lastStatus string
+}
+
+func newProgress(env *Env, quiet bool) *progress {
+	p := &progress{w: env.Stderr, quiet: quiet}
+	if f, ok := env.Stderr.(*os.File); ok {
+		p.tty = term.IsTerminal(int(f.Fd()))
+	}
+	return p
+}
+
+func (p *progress) line(format string, args ...any) {
+	if p.quiet {
+		return
+	}
+	p.clear()
+	fmt.Fprintf(p.w, format+"\n", args...)
+}
+
+// done ends a bar with a summary line (an empty format only ends the bar).
+func (p *progress) done(format string, args ...any) {
+	if format == "" {
+		p.clear()
+		return
+	}
+	p.line(format, args...)
+}
+
+func (p *progress) clear() {
+	if p.drawing {
+		fmt.Fprint(p.w, "\r\033[K")
+		p.drawing = false
+	}
+}
+
+// bar shows how far a phase is: bytes, percentage, rate and time left.
+func (p *progress) bar(what string, done, total int64, began time.Time) {
+	if p.quiet || !p.tty || time.Since(p.last) < 100*time.Millisecond && done < total {
+		return
+	}
+	p.last = time.Now()
+	const width = 30
+	frac := 1.0
+	if total > 0 {
+		frac = float64(done) / float64(total)
+	}
+	rate := float64(done) / max(time.Since(began).Seconds(), 1e-3)
+	eta := ""
+	if rate > 0 && done < total {
+		eta = " ETA " + time.Duration(float64(total-done)/rate*float64(time.Second)).Round(time.Second).String()
+	}
+	filled := int(frac * width)
+	fmt.Fprintf(p.w, "\r\033[K%-9s [%s%s] %3.0f%% %s/%s %s/s%s", what, strings.Repeat("=", filled), strings.Repeat(" ", width-filled),
+		frac*100, sizeOf(done), sizeOf(total), sizeOf(int64(rate)), eta)
+	p.drawing = true
+}
+
+// status shows a one-line state that replaces itself on a terminal and prints on change otherwise.
+func (p *progress) status(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if p.quiet || msg == p.lastStatus {
+		return
+	}
+	p.lastStatus = msg
+	if p.tty {
+		fmt.Fprint(p.w, "\r\033[K"+msg)
+		p.drawing = true
+		return
+	}
+	fmt.Fprintln(p.w, msg)
+}
+
+// sizeOf formats a byte count.
+func sizeOf(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
