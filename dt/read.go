@@ -1,0 +1,181 @@
+package dt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Reading the table and the node's state.
+
+// WaitReplicated blocks until at least peers linked peers have applied key's current record on
+// this node (a put, or the tombstone of a removal), or ctx ends. A writer uses it to know that a
+// change left the machine; it does not wait for the rest of the network.
+func (n *Node) WaitReplicated(ctx context.Context, key string, peers int) error {
+	for {
+		n.mu.RLock()
+		e := n.index[key]
+		wake := n.ackWake
+		holding := 0
+		if e != nil {
+			for _, l := range n.links {
+				if l.acked.Load() >= e.seq {
+					holding++
+				}
+			}
+		}
+		n.mu.RUnlock()
+		if e == nil {
+			return fmt.Errorf("dt: %s: %w", key, ErrNotFound)
+		}
+		if holding >= peers {
+			return nil
+		}
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return fmt.Errorf("dt: %s reached %d of %d peers: %w", key, holding, peers, ctx.Err())
+		case <-n.ctx.Done():
+			return ErrClosed
+		}
+	}
+}
+
+// Load returns the body under key like Get, but a node with LazyBodies that does not hold the body
+// fetches it from a linked peer first (verified by hash, then kept).
+func (n *Node) Load(ctx context.Context, key string) ([]byte, error) {
+	body, err := n.Get(key)
+	if err == nil || !n.cfg.LazyBodies || !errors.Is(err, ErrNotFound) {
+		return body, err
+	}
+	n.mu.RLock()
+	e := n.index[key]
+	links := make([]*link, 0, len(n.links))
+	for _, l := range n.links {
+		links = append(links, l)
+	}
+	n.mu.RUnlock()
+	if e == nil || e.kind != KindPut {
+		return nil, err
+	}
+	rec, _, rerr := n.store.recordAt(e.seq)
+	if rerr != nil {
+		return nil, rerr
+	}
+	var errs []error
+	for _, l := range links {
+		if ctx.Err() != nil {
+			break
+		}
+		if ferr := l.fetchBody(rec); ferr != nil {
+			errs = append(errs, ferr)
+			continue
+		}
+		return n.store.blobBody(rec.Hash)
+	}
+	return nil, fmt.Errorf("dt: load %s: no peer had it: %w", key, errors.Join(append(errs, ErrNotFound)...))
+}
+
+// Get returns the body stored under key (an object's canonical JSON), or ErrNotFound.
+func (n *Node) Get(key string) ([]byte, error) {
+	n.mu.RLock()
+	e := n.index[key]
+	n.mu.RUnlock()
+	if e == nil || e.kind != KindPut {
+		return nil, fmt.Errorf("dt: %s: %w", key, ErrNotFound)
+	}
+	return n.store.bodyOf(e.seq)
+}
+
+// Version returns the hybrid logical clock of the current record under key (a put; false for a
+// missing or deleted key). Versions grow with every write and compare across keys in the order the
+// writes happened, so they order, say, deploys by when they were published.
+func (n *Node) Version(key string) (uint64, bool) {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	e := n.index[key]
+	if e == nil || e.kind != KindPut {
+		return 0, false
+	}
+	return uint64(e.clock), true
+}
+
+// Keys returns the keys of every object in the table, in no particular order.
+func (n *Node) Keys() []string {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	out := make([]string, 0, n.objects)
+	for k, e := range n.index {
+		if e.kind == KindPut {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// Has reports whether the table holds an object under key.
+func (n *Node) Has(key string) bool {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	e := n.index[key]
+	return e != nil && e.kind == KindPut
+}
+
+// WaitSynced blocks until the node has completed a sync with a peer (at once for a node without
+// peers), or ctx ends.
+func (n *Node) WaitSynced(ctx context.Context) error {
+	select {
+	case <-n.synced:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", ErrNotReady, ctx.Err())
+	}
+}
+
+// Status is a snapshot of a node's state, for status pages.
+type Status struct {
+	NodeID  NodeID       `json:"node_id"`
+	Master  bool         `json:"master"`
+	Objects int          `json:"objects"`
+	Records int          `json:"records"`
+	Head    uint64       `json:"head"`
+	Peers   int          `json:"peers"`
+	Links   []LinkStatus `json:"links"`
+	Listen  []string     `json:"listen"`
+	Synced  bool         `json:"synced"`
+	Blocked []string     `json:"blocked"`
+}
+
+// LinkStatus describes one link.
+type LinkStatus struct {
+	Peer     NodeID `json:"peer"`
+	Remote   string `json:"remote"`
+	Dialed   bool   `json:"dialed"`
+	Master   bool   `json:"master"`
+	CaughtUp bool   `json:"caught_up"`
+	Cursor   uint64 `json:"cursor"`
+}
+
+// Status returns the node's current state.
+func (n *Node) Status() Status {
+	s := Status{NodeID: n.id, Master: n.cfg.Master, Head: n.head.Load(), Listen: []string{}, Links: []LinkStatus{}, Blocked: []string{}}
+	select {
+	case <-n.synced:
+		s.Synced = true
+	default:
+	}
+	for _, a := range n.Addrs() {
+		s.Listen = append(s.Listen, a.String())
+	}
+	n.mu.RLock()
+	s.Objects, s.Records = n.objects, len(n.index)
+	for _, l := range n.links {
+		s.Links = append(s.Links, l.status())
+	}
+	n.mu.RUnlock()
+	s.Peers = len(s.Links)
+	for _, b := range n.guard.Blocks() {
+		s.Blocked = append(s.Blocked, b.Prefix.String())
+	}
+	return s
+}
