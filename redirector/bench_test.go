@@ -1,0 +1,120 @@
+package redirector
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/dt-cdn/dt/heartbeat"
+)
+
+// benchClients are addresses spread over the test database's networks (and one it lacks).
+var benchClients = []string{"145.100.1.1", "2001:610::1", "85.88.7.7", "81.240.3.3", "24.1.2.3",
+	"2600:1f00::5", "126.1.1.1", "177.1.1.1", "41.0.9.9", "90.0.1.1", "8.8.8.8"}
+
+// discardWriter is a ResponseWriter that keeps nothing, so the benchmark measures the handler.
+type discardWriter struct{ h http.Header }
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (w *discardWriter) WriteHeader(int)             {}
+
+func benchHandler(b testing.TB, trusted []netip.Prefix) *Handler {
+	edges := testEdges() // 16 edges, 5 eligible: one snapshot, as a cached tracker view would be
+	h, err := NewHandler(HandlerConfig{
+		Edges:          func() ([]heartbeat.Edge, string) { return edges, testCurrent },
+		Geo:            openTestGeoDB(b),
+		TrustedProxies: trusted,
+		Select:         SelectOptions{Weights: testWeights()},
+		Now:            func() time.Time { return testNow },
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return h
+}
+
+func benchRequests() []*http.Request {
+	reqs := make([]*http.Request, len(benchClients))
+	for i, ip := range benchClients {
+		reqs[i] = httptest.NewRequest("GET", "/assets/app.js?v=3", nil)
+		reqs[i].RemoteAddr = "10.0.0.1:40000"
+		reqs[i].Header.Set("X-Forwarded-For", ip)
+	}
+	return reqs
+}
+
+// BenchmarkHandlerRedirect measures one redirect with a GeoIP lookup and a trusted
+// X-Forwarded-For, on all cores; redirects/s is the throughput across them.
+func BenchmarkHandlerRedirect(b *testing.B) {
+	h := benchHandler(b, prefixes("10.0.0.0/8"))
+	reqs := benchRequests()
+	b.ReportAllocs()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		w := &discardWriter{h: http.Header{}}
+		i := 0
+		for pb.Next() {
+			clear(w.h)
+			h.ServeHTTP(w, reqs[i%len(reqs)])
+			i++
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "redirects/s")
+}
+
+func BenchmarkSelect(b *testing.B) {
+	edges := testEdges()
+	opts := SelectOptions{Weights: testWeights()}
+	b.ReportAllocs()
+	for b.Loop() {
+		Select(edges, liege, testCurrent, testNow, opts)
+	}
+}
+
+func BenchmarkGeoLookup(b *testing.B) {
+	g := openTestGeoDB(b)
+	ips := make([]netip.Addr, len(benchClients))
+	for i, s := range benchClients {
+		ips[i] = netip.MustParseAddr(s)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := g.Lookup(ips[i%len(ips)]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+// TestWrk loads the handler over HTTP on 127.0.0.1 with wrk, when DT_WRK=1 and wrk is installed:
+// a figure to compare with other redirectors, not a check.
+func TestWrk(t *testing.T) {
+	wrk, err := exec.LookPath("wrk")
+	if os.Getenv("DT_WRK") != "1" || err != nil {
+		t.Skip("set DT_WRK=1 with wrk installed to run")
+	}
+	// wrk connects from loopback, which the database does not know: the second run trusts
+	// loopback as a proxy and names a located client, so each request does a successful lookup.
+	for _, trusted := range []bool{false, true} {
+		args := []string{"-t2", "-c64", "-d5s", "--latency"}
+		var proxies []netip.Prefix
+		if trusted {
+			proxies = prefixes("127.0.0.0/8")
+			args = append(args, "-H", "X-Forwarded-For: 145.100.1.1")
+		}
+		srv := httptest.NewServer(benchHandler(t, proxies))
+		defer srv.Close()
+		out, err := exec.CommandContext(t.Context(), wrk, append(args, srv.URL+"/assets/app.js")...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("wrk: %v\n%s", err, out)
+		}
+		fmt.Printf("wrk (geo lookup via trusted XFF: %v):\n%s\n", trusted, out)
+	}
+}

@@ -1,0 +1,155 @@
+package redirector
+
+import (
+	"math"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/dt-cdn/dt/heartbeat"
+)
+
+// family is a set of IP families.
+type family uint8
+
+const (
+	familyV4 family = 1 << iota
+	familyV6
+
+	familyAny = familyV4 | familyV6
+)
+
+// familyOf is the family a client reached the redirector over; an unknown address imposes none.
+func familyOf(ip netip.Addr) family {
+	switch {
+	case !ip.IsValid():
+		return familyAny
+	case ip.Unmap().Is4():
+		return familyV4
+	}
+	return familyV6
+}
+
+// exclusionOf checks one edge against every eligibility rule, in the order of ExcludeReason, and
+// returns the first that fails, or 0 and the origin to redirect to.
+func exclusionOf(e *heartbeat.Edge, client family, current string, now time.Time, opts SelectOptions) (string, ExcludeReason) {
+	if e.State != heartbeat.Alive {
+		return "", ExcludeNotAlive
+	}
+	if isStale(e, now, opts.MaxAge) {
+		return "", ExcludeStale
+	}
+	url, https, ok := publicOrigin(e.Last.PublicURL)
+	if !ok {
+		return "", ExcludeNoPublicURL
+	}
+	switch {
+	case e.Last.Draining:
+		return "", ExcludeDraining
+	case current == "" || e.Last.Deploy != current:
+		return "", ExcludeOldDeploy
+	case !e.Last.Synced:
+		return "", ExcludeNotSynced
+	case https && !certValid(e.Last.CertExpiry, now):
+		return "", ExcludeCertificate
+	case edgeFamilies(e, url)&client == 0:
+		return "", ExcludeWrongFamily
+	case !usableWeight(configuredWeight(e, opts.Weights)):
+		return "", ExcludeDisabled
+	}
+	return url, 0
+}
+
+// isStale reports whether the edge's last heartbeat arrived longer than maxAge ago. The local
+// arrival time is used, not the heartbeat's own timestamp: the edge's clock may be off.
+func isStale(e *heartbeat.Edge, now time.Time, maxAge time.Duration) bool {
+	if maxAge <= 0 {
+		maxAge = defaultMaxAge
+	}
+	return now.Sub(e.LastSeen) > maxAge
+}
+
+// certValid reports whether a certificate expiring at expiry (Unix milliseconds, as heartbeats
+// report it; 0 for none) is valid at now. An edge whose certificate has lapsed would show
+// visitors a browser error page, which is worse than sending them further away.
+func certValid(expiry int64, now time.Time) bool {
+	return expiry != 0 && now.Before(time.UnixMilli(expiry))
+}
+
+// usableWeight reports whether a configured weight lets an edge take visitors.
+func usableWeight(w float64) bool {
+	return w > 0 && !math.IsInf(w, 1)
+}
+
+// publicOrigin checks that s is an absolute http(s) URL with a host and nothing after the path
+// (heartbeat.Decode checks the same; Edge values may come from elsewhere) and returns it without
+// a trailing slash, whether it is https, and whether it is usable. It refuses bytes that could
+// not be sent in a Location header. It does not allocate.
+func publicOrigin(s string) (origin string, https, ok bool) {
+	rest, found := cutPrefixFold(s, "https://")
+	https = found
+	if !found {
+		if rest, found = cutPrefixFold(s, "http://"); !found {
+			return "", false, false
+		}
+	}
+	if rest == "" || rest[0] == '/' {
+		return "", false, false // no host
+	}
+	for i := range len(rest) {
+		switch c := rest[i]; {
+		case c <= ' ' || c >= 0x7f, c == '?', c == '#', c == '@', c == '\\':
+			return "", false, false
+		}
+	}
+	return strings.TrimRight(s, "/"), https, true
+}
+
+// cutPrefixFold is strings.CutPrefix with an ASCII case-insensitive prefix (URL schemes are
+// case-insensitive, RFC 3986 §3.1).
+func cutPrefixFold(s, prefix string) (string, bool) {
+	if len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix) {
+		return s[len(prefix):], true
+	}
+	return s, false
+}
+
+// edgeFamilies is the set of IP families that can reach an edge: the families of the addresses
+// its heartbeat reports; failing those, the family of its URL's host when that is an IP literal;
+// failing that, both. An edge that reports no address is trusted to be reachable by the name in
+// its URL over either family, since the redirector cannot know what that name resolves to;
+// operators of single-stack edges should let them report their address.
+func edgeFamilies(e *heartbeat.Edge, origin string) family {
+	var f family
+	if e.Last.IPv4.IsValid() {
+		f |= familyV4
+	}
+	if e.Last.IPv6.IsValid() {
+		f |= familyV6
+	}
+	if f != 0 {
+		return f
+	}
+	if ip, ok := hostIP(origin); ok {
+		return familyOf(ip)
+	}
+	return familyAny
+}
+
+// hostIP returns the URL host of origin as an address, when it is an IP literal (RFC 3986
+// §3.2.2: IPv6 in brackets).
+func hostIP(origin string) (netip.Addr, bool) {
+	_, rest, _ := strings.Cut(origin, "://")
+	host, _, _ := strings.Cut(rest, "/")
+	if strings.HasPrefix(host, "[") {
+		end := strings.IndexByte(host, ']')
+		if end < 0 {
+			return netip.Addr{}, false
+		}
+		ip, err := netip.ParseAddr(host[1:end])
+		return ip, err == nil
+	}
+	host, _, _ = strings.Cut(host, ":")
+	ip, err := netip.ParseAddr(host)
+	return ip, err == nil
+}

@@ -1,0 +1,78 @@
+package redirector
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/dt-cdn/dt/heartbeat"
+)
+
+// FuzzExplainIP feeds the explain endpoint arbitrary ip parameters: it answers 200 exactly when
+// the parameter is an address, 400 otherwise, always with JSON, and never fails or panics.
+func FuzzExplainIP(f *testing.F) {
+	for _, s := range []string{"145.100.1.1", "2001:610::1", "::ffff:145.100.1.1", "fe80::1%eth0", "", "garbage",
+		"1.2.3.4/8", "[2001:db8::1]", "1.2.3.4:80", "999.1.1.1", "::", "0.0.0.0", "\x00", "%zz"} {
+		f.Add(s)
+	}
+	h, err := NewHandler(HandlerConfig{
+		Edges: func() ([]heartbeat.Edge, string) { return testEdges(), testCurrent },
+		Geo:   openTestGeoDB(f),
+		Now:   func() time.Time { return testNow },
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
+	explainer := h.Explain()
+	f.Fuzz(func(t *testing.T, ip string) {
+		req := httptest.NewRequest("GET", "/explain?ip="+url.QueryEscape(ip), nil)
+		rec := httptest.NewRecorder()
+		explainer.ServeHTTP(rec, req)
+		var body struct {
+			Error  string `json:"error"`
+			Client struct {
+				IP string `json:"ip"`
+			} `json:"client"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+			t.Fatalf("%q: status %d, body not JSON: %v", ip, rec.Code, err)
+		}
+		want, perr := netip.ParseAddr(ip)
+		switch {
+		case perr == nil && len(ip) <= maxExplainIPLen:
+			if rec.Code != http.StatusOK || body.Client.IP != want.Unmap().WithZone("").String() {
+				t.Fatalf("%q: status %d, client %q", ip, rec.Code, body.Client.IP)
+			}
+		case rec.Code != http.StatusBadRequest || body.Error == "":
+			t.Fatalf("%q: status %d, error %q", ip, rec.Code, body.Error)
+		}
+	})
+}
+
+// FuzzOpenGeoBytes feeds damaged databases to the loader: a file that loads must answer lookups
+// without failing the process, and one that does not must be refused with an error, never a panic,
+// so that Reload can keep the database it has.
+func FuzzOpenGeoBytes(f *testing.F) {
+	small := buildGeoDB(f, testNets()[:4], layoutMaxMind)
+	f.Add(small)
+	f.Add(small[:len(small)/2])
+	f.Add(buildGeoDB(f, testNets()[:2], layoutDBIP))
+	f.Add(buildGeoDBv4(f))
+	ips := []netip.Addr{netip.MustParseAddr("145.100.1.1"), netip.MustParseAddr("2001:610::1"), netip.MustParseAddr("8.8.8.8")}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		g, err := openGeoBytes(data)
+		if err != nil {
+			return
+		}
+		for _, ip := range ips {
+			rec, err := g.lookup(ip)
+			if rec != nil && err != nil {
+				t.Fatalf("%v: record and error", ip)
+			}
+		}
+	})
+}

@@ -1,0 +1,293 @@
+package redirector
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"math"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+func writeFile(t testing.TB, path string, data []byte, mtime time.Time) {
+	t.Helper()
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The watcher compares size and modification time; set the time so that two writes within
+	// the file system's timestamp granularity still differ.
+	if err := os.Chtimes(path, mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustLookup(t testing.TB, g *GeoDB, ip string) *GeoRecord {
+	t.Helper()
+	rec, err := g.Lookup(netip.MustParseAddr(ip))
+	if err != nil {
+		t.Fatalf("lookup %s: %v", ip, err)
+	}
+	return rec
+}
+
+func TestGeoDBLookupLayouts(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		layout layout
+		radius uint16
+		tol    float64 // float32 coordinates in DB-IP's layout
+	}{
+		{"GeoLite2-City", layoutMaxMind, 20, 0},
+		{"DB-IP lite", layoutDBIP, 0, 1e-5},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "db.mmdb")
+			writeFile(t, path, buildGeoDB(t, testNets(), tt.layout), testNow)
+			g, err := OpenGeoDB(path, GeoOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer g.Close()
+			for _, ip := range []string{"145.100.200.1", "2001:610:1::1", "::ffff:145.100.200.1"} {
+				rec := mustLookup(t, g, ip)
+				if rec == nil || rec.Country != "NL" || rec.Continent != "EU" || !rec.HasLocation ||
+					math.Abs(rec.Lat-52.37) > tt.tol || math.Abs(rec.Lon-4.89) > tt.tol || rec.AccuracyRadius != tt.radius {
+					t.Errorf("%s: %+v", ip, rec)
+				}
+			}
+			if rec := mustLookup(t, g, "145.100.200.1"); rec.Network != netip.MustParsePrefix("145.100.0.0/16") {
+				t.Errorf("network %v", rec.Network)
+			}
+			if rec := mustLookup(t, g, "90.0.0.1"); rec == nil || rec.Country != "FR" || rec.HasLocation {
+				t.Errorf("country-level record: %+v", rec)
+			}
+			if rec := mustLookup(t, g, "5.5.0.1"); rec == nil || rec.Country != "AT" {
+				t.Errorf("registered-country record: %+v", rec)
+			}
+			for _, ip := range []string{"8.8.8.8", "2001:4860::1", "127.0.0.1", "fe80::1%eth0"} {
+				if rec := mustLookup(t, g, ip); rec != nil {
+					t.Errorf("%s: want no record, got %+v", ip, rec)
+				}
+			}
+		})
+	}
+}
+
+func TestGeoDBIPv4Only(t *testing.T) {
+	tree := buildGeoDBv4(t)
+	path := filepath.Join(t.TempDir(), "v4.mmdb")
+	writeFile(t, path, tree, testNow)
+	g, err := OpenGeoDB(path, GeoOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if rec := mustLookup(t, g, "145.100.0.1"); rec == nil || rec.Country != "NL" {
+		t.Errorf("IPv4 in an IPv4 database: %+v", rec)
+	}
+	if rec := mustLookup(t, g, "2001:610::1"); rec != nil {
+		t.Errorf("IPv6 in an IPv4 database: %+v", rec)
+	}
+}
+
+func TestOpenGeoDBRefusesBadFiles(t *testing.T) {
+	good := buildGeoDB(t, testNets(), layoutMaxMind)
+	dir := t.TempDir()
+	for name, data := range map[string][]byte{
+		"empty":     {},
+		"garbage":   bytes.Repeat([]byte("not a database "), 1000),
+		"truncated": good[:len(good)/2],
+		"tree only": good[:len(good)-200],
+	} {
+		path := filepath.Join(dir, name)
+		writeFile(t, path, data, testNow)
+		if g, err := OpenGeoDB(path, GeoOptions{}); !errors.Is(err, ErrBadGeoDB) {
+			t.Errorf("%s: got %v, %v; want ErrBadGeoDB", name, g, err)
+		}
+	}
+	if _, err := OpenGeoDB(filepath.Join(dir, "missing"), GeoOptions{}); !errors.Is(err, ErrBadGeoDB) {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+// movedNets is testNets with the Dutch network moved to Belgium: a second database to reload.
+func movedNets() []geoNet {
+	nets := testNets()
+	for i := range nets {
+		if nets[i].country == "NL" {
+			nets[i].country, nets[i].lat, nets[i].lon = "BE", 50.85, 4.35
+		}
+	}
+	return nets
+}
+
+// syncBuffer is a log sink safe for the watcher's goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestGeoDBReloadKeepsOldOnCorruptFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "city.mmdb")
+	writeFile(t, path, buildGeoDB(t, testNets(), layoutMaxMind), testNow)
+	var logs syncBuffer
+	g, err := OpenGeoDB(path, GeoOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+
+	good := buildGeoDB(t, movedNets(), layoutMaxMind)
+	writeFile(t, path, good[:len(good)/3], testNow.Add(time.Minute)) // a copy cut short
+	if err := g.Reload(); !errors.Is(err, ErrBadGeoDB) {
+		t.Fatalf("reload of a corrupt file: %v", err)
+	}
+	if rec := mustLookup(t, g, "145.100.0.1"); rec == nil || rec.Country != "NL" {
+		t.Fatalf("after a bad reload: %+v, want the old NL record", rec)
+	}
+	if !strings.Contains(logs.String(), "keeping the previous one") {
+		t.Errorf("bad reload not logged: %q", logs.String())
+	}
+
+	writeFile(t, path, good, testNow.Add(2*time.Minute))
+	if err := g.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if rec := mustLookup(t, g, "145.100.0.1"); rec == nil || rec.Country != "BE" {
+		t.Fatalf("after a good reload: %+v, want BE", rec)
+	}
+}
+
+// TestGeoDBWatch follows the file through a corrupt copy and a good one, on fake time.
+func TestGeoDBWatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "city.mmdb")
+		writeFile(t, path, buildGeoDB(t, testNets(), layoutMaxMind), testNow)
+		g, err := OpenGeoDB(path, GeoOptions{PollInterval: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			if err := g.Watch(ctx); err != nil {
+				t.Errorf("Watch: %v", err)
+			}
+		})
+		poll := func() {
+			time.Sleep(time.Second + time.Millisecond)
+			synctest.Wait() // the watcher is back waiting on its ticker: its check is done
+		}
+
+		writeFile(t, path, []byte("garbage"), testNow.Add(time.Minute))
+		poll()
+		if rec := mustLookup(t, g, "145.100.0.1"); rec == nil || rec.Country != "NL" {
+			t.Fatalf("after a corrupt file: %+v, want the old NL record", rec)
+		}
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+		poll()
+		if rec := mustLookup(t, g, "145.100.0.1"); rec == nil || rec.Country != "NL" {
+			t.Fatalf("with the file gone: %+v, want the old NL record", rec)
+		}
+		writeFile(t, path, buildGeoDB(t, movedNets(), layoutMaxMind), testNow.Add(2*time.Minute))
+		poll()
+		if rec := mustLookup(t, g, "145.100.0.1"); rec == nil || rec.Country != "BE" {
+			t.Fatalf("after a good file: %+v, want BE", rec)
+		}
+
+		cancel()
+		wg.Wait()
+		// Close also ends a Watch.
+		wg.Go(func() { _ = g.Watch(t.Context()) })
+		synctest.Wait()
+		g.Close()
+		wg.Wait()
+	})
+}
+
+// TestGeoDBLookupsDuringReload runs lookups on several goroutines while the database is swapped
+// back and forth: each sees one database whole, never an error. Run with -race.
+func TestGeoDBLookupsDuringReload(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "city.mmdb")
+	dbs := [][]byte{buildGeoDB(t, testNets(), layoutMaxMind), buildGeoDB(t, movedNets(), layoutMaxMind)}
+	writeFile(t, path, dbs[0], testNow)
+	g, err := OpenGeoDB(path, GeoOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			ip := netip.MustParseAddr("145.100.9.9")
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				rec, err := g.Lookup(ip)
+				if err != nil || rec == nil || (rec.Country != "NL" && rec.Country != "BE") {
+					t.Errorf("lookup during reload: %+v, %v", rec, err)
+					return
+				}
+			}
+		})
+	}
+	for i := range 20 {
+		// Renamed into place, as database updaters do.
+		tmp := filepath.Join(dir, "next")
+		writeFile(t, tmp, dbs[(i+1)%2], testNow.Add(time.Duration(i+1)*time.Minute))
+		if err := os.Rename(tmp, path); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.Reload(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+}
+
+func TestGeoDBClose(t *testing.T) {
+	g := openTestGeoDB(t)
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if _, err := g.Lookup(netip.MustParseAddr("145.100.0.1")); !errors.Is(err, ErrGeoDBClosed) {
+		t.Errorf("lookup after Close: %v", err)
+	}
+	if err := g.Reload(); !errors.Is(err, ErrGeoDBClosed) {
+		t.Errorf("reload after Close: %v", err)
+	}
+	var none *GeoDB
+	if rec, err := none.Lookup(netip.MustParseAddr("145.100.0.1")); rec != nil || err != nil {
+		t.Errorf("nil GeoDB: %v, %v", rec, err)
+	}
+}

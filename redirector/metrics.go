@@ -1,0 +1,21 @@
+package redirector
+
+// Metrics receives the Handler's counts (a Prometheus adapter lives with the command that
+// registers it). Its methods are called on request goroutines, many at once, just before the
+// response is written: they must be cheap, must not block, and must be safe for concurrent use.
+type Metrics interface {
+	// Redirected counts one redirect to the edge with node id node, with status code.
+	Redirected(node string, code int)
+	// GeoMiss counts a request whose client address the GeoIP database did not know (or failed
+	// to look up). It is not called when the Handler has no database.
+	GeoMiss()
+	// Unavailable counts a 503: no edge was eligible.
+	Unavailable()
+}
+
+// nopMetrics stands in when HandlerConfig.Metrics is nil.
+type nopMetrics struct{}
+
+func (nopMetrics) Redirected(string, int) {}
+func (nopMetrics) GeoMiss()               {}
+func (nopMetrics) Unavailable()           {}

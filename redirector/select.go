@@ -1,0 +1,290 @@
+package redirector
+
+import (
+	"cmp"
+	"math"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/dt-cdn/dt/heartbeat"
+)
+
+// Client is the visitor a decision is made for.
+type Client struct {
+	// IP is the client's address (see ClientIP); its family decides which edges can reach it.
+	// The zero Addr means unknown, and then no edge is excluded for its family.
+	IP netip.Addr
+	// Geo is where the client is; nil when unknown (no database, or the address is not in it).
+	Geo *GeoRecord
+}
+
+// SelectOptions tunes Select. The zero value gives the defaults stated per field.
+type SelectOptions struct {
+	// Weights scales each edge's share of the visitors it is near to, by node id. A missing entry
+	// means 1. A weight of 0 (or a negative or non-finite one) takes the edge out of rotation
+	// (ExcludeDisabled) without stopping it; NewHandler refuses negative and non-finite weights.
+	Weights map[string]float64
+	// NearFactor makes the near band: an edge whose distance to the client is at most NearFactor
+	// times the nearest edge's distance counts as near as the nearest (mirrorbits uses 1.5).
+	// Zero: 1.5. Values below 1 are treated as 1.
+	NearFactor float64
+	// NearFloorKm is the least width of the near band: every edge within this many kilometres of
+	// the client counts as near, so edges 1 km and 12 km away share visitors although one is
+	// twelve times nearer. GeoIP places clients no better than this anyway. Zero: 100 km.
+	NearFloorKm float64
+	// MaxChoices caps how many of the nearest edges in the near band are drawn from. Zero: no
+	// cap, every edge in the band takes visitors in proportion to its weight.
+	MaxChoices int
+	// MaxAge is how old an edge's last heartbeat (by the local arrival time) may be. The tracker
+	// marks silent edges Suspect on its own schedule; MaxAge bounds the lag when its check runs
+	// late. Zero: 10 s (five missed heartbeats at the default 2 s interval).
+	MaxAge time.Duration
+	// DefaultLocation stands in for clients with no GeoIP record at all (no database, or an
+	// address not in it): such clients are ranked as if they were there. Nil: such clients go to
+	// any eligible edge, by weight. A record without coordinates only contributes its country
+	// and continent.
+	DefaultLocation *GeoRecord
+	// Rand draws among the near edges. Nil: the runtime's random source (math/rand/v2's
+	// top-level functions). Select calls Uint64 at most once; a Rand shared between goroutines
+	// must be safe for concurrent use (a *rand.Rand is not).
+	Rand rand.Source
+}
+
+// Decision is the outcome of Select.
+type Decision struct {
+	// Chosen is the edge to send the client to, pointing into Candidates; nil when no edge is
+	// eligible.
+	Chosen *Candidate
+	// Candidates are the eligible edges, best first: by Match, then distance (known distances
+	// first), then node id.
+	Candidates []Candidate
+	// Excluded are the other edges with their reason, in the order they were given.
+	Excluded []Exclusion
+	// Basis says what was known of the client's place.
+	Basis Basis
+	// NearKm is the outer edge of the near band in km, or 0 when distance took no part.
+	NearKm float64
+}
+
+// Candidate is an eligible edge and how it ranked.
+type Candidate struct {
+	// Edge points into the edges given to Select.
+	Edge *heartbeat.Edge
+	// URL is the origin visitors are sent to: the edge's public URL without a trailing slash.
+	URL string
+	// Match says how the edge's country and continent relate to the client's.
+	Match Match
+	// Distance is the great-circle distance between client and edge in km; valid only when
+	// HasDistance (both locations known).
+	Distance    float64
+	HasDistance bool
+	// Near says the edge was drawn from: it has the best Match among the candidates and, when
+	// distances count, lies within the near band (and among the first MaxChoices).
+	Near bool
+	// Weight is the configured weight divided by (1 + the edge's reported CPU load).
+	Weight float64
+	// Score is the chance that this decision picks the edge: Weight over the sum of the near
+	// edges' weights, 0 for edges that are not near.
+	Score float64
+}
+
+// Exclusion is an edge that was not a candidate.
+type Exclusion struct {
+	// Edge points into the edges given to Select.
+	Edge   *heartbeat.Edge
+	Reason ExcludeReason
+}
+
+// Defaults of SelectOptions.
+const (
+	defaultNearFactor  = 1.5
+	defaultNearFloorKm = 100
+	defaultMaxAge      = 10 * time.Second
+)
+
+// Select chooses the edge for client among edges, given the network's current deploy id and the
+// time. It is a pure function of its arguments (the only state it touches is opts.Rand) and keeps
+// pointers into edges in its result.
+//
+// An edge is eligible when it passes every check of exclusionOf. Eligible edges are ranked by
+// the client's place: same country first, then same continent, then elsewhere; within the best
+// of these tiers, when the client's location is known, by great-circle distance, keeping the
+// near band (the nearest distance × NearFactor, at least NearFloorKm, widened by the client's
+// GeoIP accuracy radius). One of the near edges is drawn at random in proportion to its weight.
+// Select never picks an ineligible edge, however few eligible ones remain.
+func Select(edges []heartbeat.Edge, client Client, current string, now time.Time, opts SelectOptions) Decision {
+	d := Decision{Basis: BasisNone}
+	here := client.Geo
+	if here == nil && opts.DefaultLocation != nil {
+		here, d.Basis = opts.DefaultLocation, BasisDefaultLocation
+	}
+	if here != nil && d.Basis == BasisNone {
+		d.Basis = BasisCountry
+		if here.HasLocation {
+			d.Basis = BasisLocation
+		}
+	}
+	fam := familyOf(client.IP)
+	d.Candidates = make([]Candidate, 0, len(edges))
+	d.Excluded = make([]Exclusion, 0, len(edges))
+	for i := range edges {
+		e := &edges[i]
+		url, reason := exclusionOf(e, fam, current, now, opts)
+		if reason != 0 {
+			d.Excluded = append(d.Excluded, Exclusion{Edge: e, Reason: reason})
+			continue
+		}
+		d.Candidates = append(d.Candidates, rate(e, url, here, opts))
+	}
+	if len(d.Candidates) == 0 {
+		return d
+	}
+	slices.SortFunc(d.Candidates, compareCandidates)
+	d.NearKm = markNear(d.Candidates, here, opts)
+	d.Chosen = draw(d.Candidates, opts.Rand)
+	return d
+}
+
+// rate places one eligible edge relative to the client.
+func rate(e *heartbeat.Edge, url string, here *GeoRecord, opts SelectOptions) Candidate {
+	c := Candidate{Edge: e, URL: url, Match: MatchElsewhere, Weight: weightOf(e, opts.Weights)}
+	loc := e.Last.Location
+	if here == nil || loc == nil {
+		return c
+	}
+	switch {
+	case here.Country != "" && strings.EqualFold(here.Country, loc.Country):
+		c.Match = MatchCountry
+	case here.Continent != "" && strings.EqualFold(here.Continent, loc.Continent):
+		c.Match = MatchContinent
+	}
+	// heartbeat.Location cannot say "coordinates unknown"; an edge reporting exactly (0, 0), a
+	// point in the Gulf of Guinea, is taken to have none rather than be measured from there.
+	if here.HasLocation && (loc.Lat != 0 || loc.Lon != 0) {
+		c.Distance, c.HasDistance = haversineKm(here.Lat, here.Lon, loc.Lat, loc.Lon), true
+	}
+	return c
+}
+
+// compareCandidates orders candidates best first. The node id breaks ties, so that a decision
+// depends on the set of edges, not on the order the caller listed them in.
+func compareCandidates(a, b Candidate) int {
+	if c := cmp.Compare(a.Match, b.Match); c != 0 {
+		return c
+	}
+	if a.HasDistance != b.HasDistance {
+		if a.HasDistance {
+			return -1
+		}
+		return 1
+	}
+	if c := cmp.Compare(a.Distance, b.Distance); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Edge.Node, b.Edge.Node)
+}
+
+// markNear sets Near on the candidates to draw from (cs is sorted) and their Scores, and returns
+// the near band's outer distance (0 when distance took no part).
+//
+// The band follows mirrorbits (http/selection.go): edges up to 1.5 × the nearest's distance are
+// as good as the nearest. The floor keeps a 1 km edge from starving a 12 km one over a ratio
+// GeoIP cannot resolve, and the client's accuracy radius widens the band by what the database
+// admits it does not know.
+func markNear(cs []Candidate, here *GeoRecord, opts SelectOptions) float64 {
+	best := cs[0].Match
+	band := math.Inf(1)
+	if cs[0].HasDistance {
+		factor, floor := opts.NearFactor, opts.NearFloorKm
+		if factor == 0 {
+			factor = defaultNearFactor
+		}
+		if floor == 0 {
+			floor = defaultNearFloorKm
+		}
+		nearest := cs[0].Distance
+		band = max(nearest*max(factor, 1), floor, nearest+float64(here.AccuracyRadius))
+	}
+	var total float64
+	n := 0
+	for i := range cs {
+		c := &cs[i]
+		if c.Match != best || (cs[0].HasDistance && (!c.HasDistance || c.Distance > band)) {
+			break // sorted: nothing further is near either
+		}
+		if opts.MaxChoices > 0 && n == opts.MaxChoices {
+			break
+		}
+		c.Near = true
+		total += c.Weight
+		n++
+	}
+	for i := range cs[:n] {
+		cs[i].Score = cs[i].Weight / total
+	}
+	if math.IsInf(band, 1) {
+		return 0
+	}
+	return band
+}
+
+// draw picks one near candidate with probability equal to its Score.
+func draw(cs []Candidate, src rand.Source) *Candidate {
+	var u float64
+	if src != nil {
+		u = float64(src.Uint64()>>11) / (1 << 53)
+	} else {
+		u = rand.Float64()
+	}
+	last := 0
+	for i := range cs {
+		if !cs[i].Near {
+			break
+		}
+		last = i
+		u -= cs[i].Score
+		if u < 0 {
+			return &cs[i]
+		}
+	}
+	return &cs[last] // rounding left u a hair above the sum of the scores
+}
+
+// weightOf is the edge's configured weight divided by (1 + its CPU load). CPU is the fraction of
+// all its cores in use over the last heartbeat interval (0..1), so a saturated edge gets half the
+// share of an idle one of the same weight: a gentle push, since a redirect decides where a visitor
+// goes for the whole visit and load figures are two seconds old.
+func weightOf(e *heartbeat.Edge, weights map[string]float64) float64 {
+	cpu := e.Last.Load.CPU
+	if !(cpu >= 0) { // NaN or negative: heartbeat.Decode refuses both, but Edge values may come from elsewhere
+		cpu = 0
+	}
+	return configuredWeight(e, weights) / (1 + min(cpu, maxCPU))
+}
+
+// maxCPU bounds the load figure so that no finite weight divides down to zero.
+const maxCPU = 1000
+
+// configuredWeight is the edge's weight in weights, 1 when it has none.
+func configuredWeight(e *heartbeat.Edge, weights map[string]float64) float64 {
+	if v, ok := weights[e.Node]; ok {
+		return v
+	}
+	return 1
+}
+
+// earthRadiusKm is the mean radius of the Earth (IUGG), the usual sphere for haversine.
+const earthRadiusKm = 6371.0088
+
+// haversineKm returns the great-circle distance between two points given in degrees.
+func haversineKm(lat1, lon1, lat2, lon2 float64) float64 {
+	const rad = math.Pi / 180
+	dLat := (lat2 - lat1) * rad
+	dLon := (lon2 - lon1) * rad
+	a := math.Sin(dLat/2)*math.Sin(dLat/2) +
+		math.Cos(lat1*rad)*math.Cos(lat2*rad)*math.Sin(dLon/2)*math.Sin(dLon/2)
+	return 2 * earthRadiusKm * math.Asin(math.Sqrt(min(a, 1)))
+}
