@@ -1,0 +1,141 @@
+package redirector
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/heartbeat"
+	"github.com/dt-cdn/dt/internal/wait"
+	"github.com/dt-cdn/dt/site"
+)
+
+// TestServiceFollowsHeartbeatsAndDeploys runs a redirector on a real dt network with two edges
+// that send heartbeats: visitors go to an edge serving the current deploy; an edge that stops is
+// avoided once its heartbeats are missed and its probe fails.
+func TestServiceFollowsHeartbeatsAndDeploys(t *testing.T) {
+	const beat = 100 * time.Millisecond
+	var keys dt.Keys
+	rand.Read(keys.Network[:])
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	keys.Masters, keys.Master = []ed25519.PublicKey{pub}, priv
+	plain := keys
+	plain.Master = nil
+	open := func(k dt.Keys, master bool, listen, peers []string) *dt.Node {
+		cfg := dt.LocalConfig()
+		cfg.Keys, cfg.Master, cfg.DataDir, cfg.NoSync, cfg.Listen, cfg.Peers = k, master, t.TempDir(), true, listen, peers
+		n, err := dt.Open(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close() })
+		return n
+	}
+	drain := func(n *dt.Node) {
+		go func() {
+			for range n.Events() {
+			}
+		}()
+	}
+	rnode := open(plain, false, []string{"127.0.0.1:0"}, nil)
+	addr := []string{rnode.Addrs()[0].String()}
+	master := open(keys, true, nil, addr)
+	drain(master)
+
+	// Two edges: their public URLs are test servers whose health endpoint answers while "up".
+	type edge struct {
+		node   *dt.Node
+		srv    *httptest.Server
+		cancel context.CancelFunc
+		done   chan struct{}
+	}
+	deployID := site.DeployIDOf([]byte("deploy one"))
+	start := func(name string) *edge {
+		e := &edge{node: open(plain, false, nil, addr), done: make(chan struct{})}
+		drain(e.node)
+		e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == HealthPath {
+				fmt.Fprintln(w, deployID)
+			}
+		}))
+		t.Cleanup(e.srv.Close)
+		var ctx context.Context
+		ctx, e.cancel = context.WithCancel(context.Background())
+		go func() {
+			defer close(e.done)
+			heartbeat.Send(ctx, e.node, beat, func(h *heartbeat.Heartbeat) {
+				h.PublicURL, h.Deploy, h.Synced = e.srv.URL, deployID.String(), true
+			}, nil)
+		}()
+		t.Cleanup(func() { e.cancel(); <-e.done })
+		return e
+	}
+	a, b := start("a"), start("b")
+
+	reg := prometheus.NewRegistry()
+	svc, err := NewService(ServiceConfig{Node: rnode, HeartbeatInterval: beat, Code: 302, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	go func() { runDone <- svc.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-runDone })
+
+	front := httptest.NewServer(svc.Handler())
+	t.Cleanup(front.Close)
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	location := func() (string, int) {
+		resp, err := client.Get(front.URL + "/page?x=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.Header.Get("Location"), resp.StatusCode
+	}
+
+	// No current deploy yet: nothing is eligible.
+	if _, code := location(); code != http.StatusServiceUnavailable {
+		t.Fatalf("before any deploy: %d", code)
+	}
+	cur, _ := site.Current{Deploy: deployID, Time: time.Now()}.Marshal()
+	if err := master.Put(context.Background(), site.CurrentKey, cur); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, 10*time.Second, func() error {
+		loc, code := location()
+		if code != http.StatusFound || (loc != a.srv.URL+"/page?x=1" && loc != b.srv.URL+"/page?x=1") {
+			return fmt.Errorf("redirect %d to %q", code, loc)
+		}
+		return nil
+	})
+
+	// Edge a stops (heartbeats end with a draining one, then its server goes).
+	a.cancel()
+	<-a.done
+	a.srv.Close()
+	wait.For(t, 5*time.Second, func() error {
+		for range 20 {
+			if loc, _ := location(); loc != b.srv.URL+"/page?x=1" {
+				return fmt.Errorf("still sent to %q", loc)
+			}
+		}
+		return nil
+	})
+	st := svc.Status()
+	if len(st.Edges) != 2 || st.Current != deployID.String() {
+		t.Fatalf("status: %+v", st)
+	}
+	families, err := reg.Gather()
+	if err != nil || len(families) == 0 {
+		t.Fatalf("metrics: %v", err)
+	}
+}
