@@ -26,8 +26,8 @@ const HealthPath = "/.well-known/dt/health"
 
 // ServiceConfig configures a redirector running on a dt node.
 type ServiceConfig struct {
-	// Node is the redirector's node in the network. The Service reads its events (heartbeats and
-	// the current deploy pointer): nothing else may read Node.Events. Required.
+	// Node is the redirector's node in the network (for its status). Its events reach the Service
+	// through HandleEvent. Required.
 	Node *dt.Node
 	// Geo, TrustedProxies, Code, Select and ACME are passed to the Handler (see HandlerConfig).
 	Geo            GeoLookup
@@ -128,28 +128,18 @@ func (s *Service) Handler() http.Handler { return s.handler }
 // Explain returns the explain endpoint (see Handler.Explain).
 func (s *Service) Explain() http.Handler { return s.handler.Explain() }
 
-// Run follows the node's events and the edges' liveness until ctx ends. Close the node after Run
-// returns.
+// Run follows the edges' liveness (missed heartbeats, probes) until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = s.tracker.Run(ctx) })
 	wg.Go(func() { s.refresh(ctx) })
-	defer wg.Wait()
-	events := s.cfg.Node.Events()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case ev, ok := <-events:
-			if !ok {
-				return nil
-			}
-			s.handle(ev)
-		}
-	}
+	wg.Wait()
+	return nil
 }
 
-func (s *Service) handle(ev dt.Event) {
+// HandleEvent takes one event of the node: heartbeats and the current deploy pointer matter, the
+// rest is ignored. Call it with every event, in order, from one goroutine.
+func (s *Service) HandleEvent(ev dt.Event) {
 	switch ev.Type {
 	case dt.EventMessageReceived:
 		h, err := heartbeat.Decode(ev.Object)

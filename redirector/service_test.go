@@ -88,6 +88,11 @@ func TestServiceFollowsHeartbeatsAndDeploys(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	runDone := make(chan error, 1)
 	go func() { runDone <- svc.Run(ctx) }()
+	go func() {
+		for ev := range rnode.Events() {
+			svc.HandleEvent(ev)
+		}
+	}()
 	t.Cleanup(func() { cancel(); <-runDone })
 
 	front := httptest.NewServer(svc.Handler())

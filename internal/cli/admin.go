@@ -25,6 +25,8 @@ type nodeStatus struct {
 	LinkBytesReceived uint64      `json:"link_bytes_received"`
 	LinkBytesSent     uint64      `json:"link_bytes_sent"`
 	Load              *loadStatus `json:"load,omitempty"`
+	// Redirector is the redirector's view of the edges, on `dt redirector` nodes.
+	Redirector any `json:"redirector,omitempty"`
 }
 
 // adminServer serves a node's status, metrics and profiles over HTTP. It exposes heap contents
@@ -37,7 +39,7 @@ type adminServer struct {
 }
 
 // startAdmin listens on addr and serves in the background until shutdown.
-func startAdmin(addr string, status func() nodeStatus, gatherer prometheus.Gatherer, log *slog.Logger) (*adminServer, error) {
+func startAdmin(addr string, status func() nodeStatus, gatherer prometheus.Gatherer, extra func(*http.ServeMux), log *slog.Logger) (*adminServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("admin listener: %w", err)
@@ -46,7 +48,7 @@ func startAdmin(addr string, status func() nodeStatus, gatherer prometheus.Gathe
 		ln:   ln,
 		errc: make(chan error, 1),
 		srv: &http.Server{
-			Handler:           adminHandler(status, gatherer),
+			Handler:           adminHandler(status, gatherer, extra),
 			ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		},
@@ -77,8 +79,11 @@ func (a *adminServer) shutdown() error {
 }
 
 // adminHandler registers every admin route.
-func adminHandler(status func() nodeStatus, gatherer prometheus.Gatherer) http.Handler {
+func adminHandler(status func() nodeStatus, gatherer prometheus.Gatherer, extra func(*http.ServeMux)) http.Handler {
 	mux := http.NewServeMux()
+	if extra != nil {
+		extra(mux)
+	}
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)

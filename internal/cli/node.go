@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -93,6 +94,10 @@ type nodeHooks struct {
 	ready func(NodeInfo) error
 	// work runs once the node serves, until it returns or ctx ends; an error stops the node.
 	work func(ctx context.Context, n *dt.Node, log *slog.Logger) error
+	// config adjusts the node's configuration before it opens.
+	config func(*dt.Config)
+	// admin adds routes to the admin server.
+	admin func(*http.ServeMux)
 }
 
 // serveNode runs a node with its event log, admin server and heap-profile signal until ctx ends
@@ -117,6 +122,9 @@ func serveNode(ctx context.Context, env *Env, f *nodeFlags, hooks nodeHooks) err
 	cfg.Listen, cfg.Peers = f.listen, f.peers
 	cfg.Logger, cfg.Registerer = log, reg
 	cfg.NoSync = f.noSync
+	if hooks.config != nil {
+		hooks.config(&cfg)
+	}
 	n, err := dt.Open(cfg)
 	if err != nil {
 		return err
@@ -154,7 +162,7 @@ func (s *nodeServer) serve(ctx context.Context) (err error) {
 		info.Listen = append(info.Listen, a.String())
 	}
 	if s.f.admin != "" {
-		admin, err := startAdmin(s.f.admin, s.status, s.gatherer, s.log)
+		admin, err := startAdmin(s.f.admin, s.status, s.gatherer, s.hooks.admin, s.log)
 		if err != nil {
 			return err
 		}
