@@ -1,0 +1,301 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dt-cdn/dt/blobs"
+	follow "github.com/dt-cdn/dt/deploy"
+	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/heartbeat"
+)
+
+// HealthPath answers 200 with the deploy id when the edge serves the network's current deploy,
+// and 503 when it does not (yet): what redirectors probe and load balancers may check.
+const HealthPath = "/.well-known/dt/health"
+
+// NodeConfig configures an edge on a dt node.
+type NodeConfig struct {
+	// Node is the edge's dt node. Its events reach the edge through HandleEvent. Required.
+	Node *dt.Node
+	// Blobs holds the site's file data. Required.
+	Blobs *blobs.Store
+	// PublicURL is where visitors reach this edge ("https://e1.example.com"). Required: the
+	// redirector sends visitors there.
+	PublicURL string
+	// IPv4 and IPv6 are the edge's public addresses, for the redirector's choice by address
+	// family. Zero: unknown (the redirector then treats the edge as reachable by both).
+	IPv4, IPv6 netip.Addr
+	// Location is where the edge is. Nil: unknown (the redirector then does not rank it by
+	// distance).
+	Location *heartbeat.Location
+	// HeartbeatInterval is how often the edge reports. Zero: 2 s.
+	HeartbeatInterval time.Duration
+	// CertExpiry returns when the edge's certificate expires. Nil: no certificate (plain HTTP).
+	CertExpiry func() time.Time
+	// Version is the software version reported in heartbeats.
+	Version string
+	// Registerer receives the edge's metrics (requests by status and encoding, bytes, latency).
+	// Nil: none.
+	Registerer prometheus.Registerer
+	// Logger receives the edge's logs. Nil discards them.
+	Logger *slog.Logger
+	// Routes registers further routes before the site (an ACME challenge handler, say).
+	Routes func(r chi.Router)
+}
+
+// Node is an edge: it follows the current deploy into its blob store, switches the served site
+// atomically once every blob is on disk, reports itself in heartbeats and serves visitors.
+type Node struct {
+	cfg      NodeConfig
+	log      *slog.Logger
+	server   *Server
+	follower *follow.Follower
+	load     loadMeter
+	metrics  *edgeMetrics
+
+	mu       sync.Mutex
+	site     *Site // guarded by mu: the site being served
+	draining atomic.Bool
+}
+
+// NewNode builds an edge; Run sends its heartbeats and Serve serves visitors.
+func NewNode(cfg NodeConfig) (*Node, error) {
+	var errs []error
+	if cfg.Node == nil {
+		errs = append(errs, errors.New("edge: NodeConfig.Node is required"))
+	}
+	if cfg.Blobs == nil {
+		errs = append(errs, errors.New("edge: NodeConfig.Blobs is required"))
+	}
+	if cfg.PublicURL == "" {
+		errs = append(errs, errors.New("edge: NodeConfig.PublicURL is required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = 2 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	e := &Node{cfg: cfg, log: cfg.Logger}
+	e.load.start = time.Now()
+	if cfg.Registerer != nil {
+		m, err := newEdgeMetrics(cfg.Registerer)
+		if err != nil {
+			return nil, err
+		}
+		e.metrics = m
+	}
+	srv, err := New(Config{
+		Logger:   cfg.Logger,
+		Observer: e,
+		Routes: func(r chi.Router) {
+			r.Get(HealthPath, e.serveHealth)
+			r.Head(HealthPath, e.serveHealth)
+			if cfg.Routes != nil {
+				cfg.Routes(r)
+			}
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	e.server = srv
+	e.follower, err = follow.New(follow.Config{Blobs: cfg.Blobs, Logger: cfg.Logger, OnSwitch: e.switchTo})
+	if err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// switchTo builds the new deploy's site (reading its small files into memory) and swaps it in:
+// requests already running finish on the old site, new ones get the new one.
+func (e *Node) switchTo(a follow.Active) {
+	e.mu.Lock()
+	prev := e.site
+	e.mu.Unlock()
+	s, err := NewSite(a.ID, a.Manifest, e.cfg.Blobs, SiteOptions{Previous: prev})
+	if err != nil {
+		e.log.Error("Cannot serve deploy", slog.Any("deploy", a.ID), slog.Any("err", err))
+		return
+	}
+	e.mu.Lock()
+	e.site = s
+	e.mu.Unlock()
+	e.server.SetSite(s)
+	e.log.Info("Serving deploy", slog.Any("deploy", a.ID), slog.Int("files", len(a.Manifest.Files)), slog.Int64("memory_bytes", s.MemoryBytes()))
+}
+
+// HandleEvent takes one event of the node; call it with every event, in order, from one goroutine.
+func (e *Node) HandleEvent(ev dt.Event) {
+	if err := e.follower.Handle(ev); err != nil {
+		e.log.Warn("Deploy object refused", slog.String("key", ev.Key), slog.Any("err", err))
+	}
+}
+
+// Handler returns the HTTP handler serving visitors (and the health endpoint).
+func (e *Node) Handler() http.Handler { return e.server.Handler() }
+
+// Server returns the HTTP server, to Serve on listeners.
+func (e *Node) Server() *Server { return e.server }
+
+// Status reports the deploy state for /status.
+func (e *Node) Status() follow.Status { return e.follower.Status() }
+
+// Drain marks the edge as going away: the next heartbeats say so and the health endpoint answers
+// 503, so redirectors stop sending visitors before the listener closes.
+func (e *Node) Drain() { e.draining.Store(true) }
+
+func (e *Node) serveHealth(w http.ResponseWriter, r *http.Request) {
+	st := e.follower.Status()
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if !st.Synced || e.draining.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		if e.draining.Load() {
+			fmt.Fprintln(w, "draining")
+		} else {
+			fmt.Fprintln(w, "syncing")
+		}
+		return
+	}
+	fmt.Fprintln(w, st.Active)
+}
+
+// Run sends heartbeats until ctx ends, and a last one saying the edge drains.
+func (e *Node) Run(ctx context.Context) {
+	heartbeat.Send(ctx, e.cfg.Node, e.cfg.HeartbeatInterval, e.report, func(err error) {
+		e.log.Warn("Heartbeat not sent", slog.Any("err", err))
+	})
+}
+
+// report fills a heartbeat.
+func (e *Node) report(h *heartbeat.Heartbeat) {
+	st := e.follower.Status()
+	h.Version = e.cfg.Version
+	h.PublicURL = e.cfg.PublicURL
+	h.IPv4, h.IPv6 = e.cfg.IPv4, e.cfg.IPv6
+	h.Location = e.cfg.Location
+	if !st.Active.IsZero() {
+		h.Deploy = st.Active.String()
+	}
+	h.Synced = st.Synced
+	h.Draining = e.draining.Load()
+	if n, b, err := e.cfg.Blobs.Usage(); err == nil {
+		h.Objects, h.Bytes = n, b
+	}
+	if free, err := e.cfg.Blobs.DiskFree(); err == nil {
+		h.DiskFree = free
+	}
+	h.Load = e.load.sample()
+	if e.cfg.CertExpiry != nil {
+		if t := e.cfg.CertExpiry(); !t.IsZero() {
+			h.CertExpiry = t.UnixMilli()
+		}
+	}
+}
+
+// ObserveResponse counts a response for the load report and the metrics.
+func (e *Node) ObserveResponse(ri ResponseInfo) {
+	e.load.requests.Add(1)
+	e.load.bytes.Add(ri.Bytes)
+	if ri.Status >= 500 {
+		e.load.errors5xx.Add(1)
+	}
+	if e.metrics != nil {
+		e.metrics.observe(ri)
+	}
+}
+
+// loadMeter turns counters into the rates a heartbeat reports, over the time since the last one.
+type loadMeter struct {
+	requests, bytes, errors5xx atomic.Int64
+
+	mu        sync.Mutex
+	start     time.Time
+	lastCPU   time.Duration
+	lastReqs  int64
+	lastBytes int64
+	lastErrs  int64
+}
+
+func (m *loadMeter) sample() heartbeat.Load {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := time.Now()
+	secs := now.Sub(m.start).Seconds()
+	if secs <= 0 {
+		secs = 1
+	}
+	reqs, bytes, errs := m.requests.Load(), m.bytes.Load(), m.errors5xx.Load()
+	cpu := processCPU()
+	l := heartbeat.Load{
+		RequestsPS: float64(reqs-m.lastReqs) / secs,
+		BytesPS:    float64(bytes-m.lastBytes) / secs,
+		CPU:        min(1, max(0, (cpu-m.lastCPU).Seconds()/secs/float64(runtime.NumCPU()))),
+	}
+	if reqs > m.lastReqs {
+		l.ErrorRate5xx = float64(errs-m.lastErrs) / float64(reqs-m.lastReqs)
+	}
+	m.start, m.lastCPU, m.lastReqs, m.lastBytes, m.lastErrs = now, cpu, reqs, bytes, errs
+	return l
+}
+
+// processCPU returns the CPU time the process used so far (user + system).
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// edgeMetrics are the edge's Prometheus metrics.
+type edgeMetrics struct {
+	requests *prometheus.CounterVec
+	bytes    prometheus.Counter
+	latency  prometheus.Histogram
+}
+
+func newEdgeMetrics(reg prometheus.Registerer) (*edgeMetrics, error) {
+	m := &edgeMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "dt", Subsystem: "edge", Name: "requests_total",
+			Help: "Responses of the site, by status code and content coding."}, []string{"code", "encoding"}),
+		bytes: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "dt", Subsystem: "edge", Name: "response_bytes_total",
+			Help: "Body bytes sent."}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "dt", Subsystem: "edge", Name: "response_seconds",
+			Help: "Time to serve a response, body included.", Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10)}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.bytes, m.latency} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("edge: register metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+func (m *edgeMetrics) observe(ri ResponseInfo) {
+	enc := ri.Encoding
+	if enc == "" {
+		enc = "identity"
+	}
+	m.requests.WithLabelValues(strconv.Itoa(ri.Status), enc).Inc()
+	m.bytes.Add(float64(ri.Bytes))
+	m.latency.Observe(ri.Duration.Seconds())
+}

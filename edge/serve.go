@@ -1,0 +1,307 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime/multipart"
+	"net/http"
+	"net/textproto"
+	"os"
+	"strconv"
+)
+
+// serveFile answers with a file of the site: status is 200, or the error status of a page such
+// as 404.html (which gets no preconditions, ranges or validators: RFC 9110 §13.2.1 and §14.2
+// apply them to what would be a 200).
+//
+// It does not use http.ServeContent, whose logic it follows step by step (conditional.go,
+// ranges.go): ServeContent answers a malformed Range with 416 where RFC 9110 §14.2 says to
+// ignore it, cannot keep ranges to the raw content while negotiating encodings, and formats
+// Last-Modified and Content-Length on every request; here they are precomputed per deploy.
+func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, s *Site, f *file, hs *headerSet, status int) outcome {
+	hdr := w.Header()
+	ae := parseAcceptEncoding(r.Header[hAcceptEncoding])
+	rangeLines := r.Header[hRange]
+	// Range is defined for GET only (RFC 9110 §14.2) and applies to the raw content here.
+	ranged := status == http.StatusOK && r.Method == http.MethodGet && len(rangeLines) > 0
+	var rp *rep
+	if ranged && ae.identityWeight() > 0 {
+		rp = f.reps[identity]
+	} else {
+		var ok bool
+		if rp, ok = ae.choose(&f.reps); !ok {
+			if status != http.StatusOK {
+				rp = f.reps[identity] // an error page is sent anyway (RFC 9110 §12.5.3)
+			} else {
+				return h.writeError(w, r, http.StatusNotAcceptable, f)
+			}
+		}
+		ranged = ranged && rp.coding == identity
+	}
+	if status == http.StatusOK {
+		v := validators{etag: rp.etag, modTime: s.modTime, hasMod: s.lastModified != nil}
+		switch checkPreconditions(r.Header, v) {
+		case http.StatusNotModified:
+			// RFC 9110 §15.4.5: the fields a 200 would have had that guide caches (ETag,
+			// Cache-Control, Vary, …), no representation metadata.
+			setFields(hdr, hs.notModified)
+			hdr[hETag] = rp.etagH
+			w.WriteHeader(http.StatusNotModified)
+			return outcome{status: http.StatusNotModified, coding: rp.coding}
+		case http.StatusPreconditionFailed:
+			return h.writeError(w, r, http.StatusPreconditionFailed, f)
+		}
+		// Range needs exactly one field; If-Range false means "send it all".
+		if ranged && len(rangeLines) == 1 && checkIfRange(r.Header, v) != condFalse {
+			ranges, res := parseRange(rangeLines[0], rp.size)
+			switch res {
+			case rangeUnsatisfiable:
+				hdr[hContentRange] = []string{"bytes */" + rp.lenH[0]}
+				return h.writeError(w, r, http.StatusRequestedRangeNotSatisfiable, f)
+			case rangePartial:
+				h.setFileHeaders(hdr, s, hs, rp, status)
+				return h.serveRanges(w, r, s, f, rp, hs, ranges)
+			}
+		}
+	}
+	h.setFileHeaders(hdr, s, hs, rp, status)
+	hdr[hContentLength] = rp.lenH
+	if r.Method == http.MethodHead {
+		w.WriteHeader(status)
+		return outcome{status: status, coding: rp.coding}
+	}
+	b, err := h.openBody(s, rp, 0, rp.size)
+	if err != nil {
+		h.logBlobError(s, f, err)
+		clearFileHeaders(hdr)
+		return h.writeError(w, r, http.StatusInternalServerError, nil)
+	}
+	w.WriteHeader(status)
+	n, err := h.writeBody(w, s, b)
+	if err != nil {
+		h.logBodyError(s, f, err)
+	}
+	return outcome{status: status, coding: rp.coding, bytes: n}
+}
+
+// setFileHeaders sets the headers of a response that carries (part of) a representation.
+func (h *Handler) setFileHeaders(hdr http.Header, s *Site, hs *headerSet, rp *rep, status int) {
+	setFields(hdr, hs.full)
+	if rp.encH != nil {
+		hdr[hContentEncoding] = rp.encH
+	}
+	if status == http.StatusOK {
+		hdr[hETag] = rp.etagH
+		if rp.coding == identity {
+			// Ranges are served on the raw content only; advertising them on an encoded
+			// response would promise ranges of the encoded bytes (RFC 9110 §14.3).
+			hdr[hAcceptRanges] = h.vAcceptRanges
+		}
+		if s.lastModified != nil {
+			hdr[hLastModified] = s.lastModified
+		}
+	}
+}
+
+// clearFileHeaders removes what setFileHeaders set before an error response replaces it.
+func clearFileHeaders(hdr http.Header) {
+	for k := range hdr {
+		if k != hNosniff {
+			delete(hdr, k)
+		}
+	}
+}
+
+func setFields(hdr http.Header, fields []field) {
+	for _, f := range fields {
+		hdr[f.key] = f.values
+	}
+}
+
+// serveRanges sends a 206 (RFC 9110 §15.3.7): one range as such, several as
+// multipart/byteranges (RFC 9110 §14.6). Called for GET only.
+func (h *Handler) serveRanges(w http.ResponseWriter, r *http.Request, s *Site, f *file, rp *rep, hs *headerSet, ranges []byteRange) outcome {
+	hdr := w.Header()
+	if len(ranges) == 1 {
+		br := ranges[0]
+		b, err := h.openBody(s, rp, br.start, br.length)
+		if err != nil {
+			h.logBlobError(s, f, err)
+			clearFileHeaders(hdr)
+			return h.writeError(w, r, http.StatusInternalServerError, nil)
+		}
+		hdr[hContentRange] = []string{formatContentRange(br, rp.size)}
+		hdr[hContentLength] = []string{strconv.FormatInt(br.length, 10)}
+		w.WriteHeader(http.StatusPartialContent)
+		n, err := h.writeBody(w, s, b)
+		if err != nil {
+			h.logBodyError(s, f, err)
+		}
+		return outcome{status: http.StatusPartialContent, bytes: n}
+	}
+	partHeader := func(br byteRange) textproto.MIMEHeader {
+		return textproto.MIMEHeader{
+			hContentType:  {hs.contentType},
+			hContentRange: {formatContentRange(br, rp.size)},
+		}
+	}
+	// The length of a multipart body is known in advance: the part headers are counted by
+	// writing them once to a counter, with the boundary the real writer then uses.
+	var size countingWriter
+	mw := multipart.NewWriter(&size)
+	for _, br := range ranges {
+		mw.CreatePart(partHeader(br)) // writes to a counter: cannot fail
+		size += countingWriter(br.length)
+	}
+	mw.Close()
+	boundary := mw.Boundary()
+	hdr[hContentType] = []string{"multipart/byteranges; boundary=" + boundary}
+	hdr[hContentLength] = []string{strconv.FormatInt(int64(size), 10)}
+	w.WriteHeader(http.StatusPartialContent)
+
+	var sent countingWriter
+	mw = multipart.NewWriter(io.MultiWriter(w, &sent))
+	if err := mw.SetBoundary(boundary); err != nil {
+		panic(fmt.Sprintf("edge: multipart boundary %q: %v", boundary, err)) // multipart made it
+	}
+	for _, br := range ranges {
+		pw, err := mw.CreatePart(partHeader(br))
+		if err == nil {
+			var b body
+			if b, err = h.openBody(s, rp, br.start, br.length); err == nil {
+				_, err = h.writeBody(pw, s, b)
+			}
+		}
+		if err != nil {
+			h.logBodyError(s, f, err)
+			return outcome{status: http.StatusPartialContent, bytes: int64(sent)}
+		}
+	}
+	mw.Close()
+	return outcome{status: http.StatusPartialContent, bytes: int64(sent)}
+}
+
+type countingWriter int64
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	*c += countingWriter(len(p))
+	return len(p), nil
+}
+
+// body is a span of a representation about to be written: n bytes from off. For a
+// representation on disk, first is the blob file holding off, opened before the status line
+// is sent so that a missing blob is still a clean 500.
+type body struct {
+	rep    *rep
+	off, n int64
+	first  *os.File
+	part   int // index in rep.parts of first
+}
+
+// blobError marks an error reading a blob, as opposed to writing to the client.
+type blobError struct{ err error }
+
+func (e *blobError) Error() string { return e.err.Error() }
+func (e *blobError) Unwrap() error { return e.err }
+
+// openBody prepares writing n bytes of rp from off.
+func (h *Handler) openBody(s *Site, rp *rep, off, n int64) (body, error) {
+	b := body{rep: rp, off: off, n: n}
+	if rp.data != nil || n == 0 {
+		return b, nil
+	}
+	for i, pt := range rp.parts {
+		if b.off >= pt.size {
+			b.off -= pt.size
+			continue
+		}
+		f, err := s.src.Open(pt.hash)
+		if err != nil {
+			return body{}, &blobError{fmt.Errorf("edge: open blob %s: %w", pt.hash.Short(), err)}
+		}
+		b.first, b.part = f, i
+		return b, nil
+	}
+	return b, nil
+}
+
+// writeBody writes a body and closes its files. Bytes from disk go through io.CopyBuffer so
+// that a plain HTTP/1.1 connection sends them with sendfile(2) (http's response implements
+// io.ReaderFrom); the buffer serves TLS and HTTP/2.
+func (h *Handler) writeBody(w io.Writer, s *Site, b body) (int64, error) {
+	if b.rep.data != nil {
+		n, err := w.Write(b.rep.data[b.off : b.off+b.n])
+		return int64(n), err
+	}
+	if b.first == nil {
+		return 0, nil
+	}
+	bufp := h.bufs.Get().(*[]byte)
+	defer h.bufs.Put(bufp)
+	var written int64
+	f, off, left := b.first, b.off, b.n
+	for i := b.part; left > 0; i++ {
+		pt := b.rep.parts[i]
+		if f == nil {
+			var err error
+			if f, err = s.src.Open(pt.hash); err != nil {
+				return written, &blobError{fmt.Errorf("edge: open blob %s: %w", pt.hash.Short(), err)}
+			}
+		}
+		k := min(pt.size-off, left)
+		m, err := copyBlob(w, f, off, k, *bufp)
+		f.Close()
+		f = nil
+		written += m
+		if err != nil {
+			return written, err
+		}
+		left -= k
+		off = 0
+	}
+	return written, nil
+}
+
+// copyBlob copies n bytes of a blob file from off.
+func copyBlob(w io.Writer, f *os.File, off, n int64, buf []byte) (int64, error) {
+	if off > 0 {
+		if _, err := f.Seek(off, io.SeekStart); err != nil {
+			return 0, &blobError{fmt.Errorf("edge: seek blob: %w", err)}
+		}
+	}
+	m, err := io.CopyBuffer(w, io.LimitReader(f, n), buf)
+	if err == nil && m < n {
+		// The blob is shorter than the manifest says (NewSite checked; it changed since).
+		err = &blobError{fmt.Errorf("edge: blob %s ends %d bytes early: %w", f.Name(), n-m, io.ErrUnexpectedEOF)}
+	}
+	return m, err
+}
+
+func (h *Handler) logBlobError(s *Site, f *file, err error) {
+	h.log.LogAttrs(context.Background(), slog.LevelError, "Cannot read file of deploy",
+		slog.Any("deploy", s.id), slog.String("path", pathOf(f)), slog.Any("error", err))
+}
+
+// logBodyError logs a body that could not be finished: at Error if a blob failed, at Debug if
+// the client went away (the common case, not the edge's fault).
+func (h *Handler) logBodyError(s *Site, f *file, err error) {
+	var be *blobError
+	if errors.As(err, &be) {
+		h.logBlobError(s, f, err)
+		return
+	}
+	if h.log.Enabled(context.Background(), slog.LevelDebug) {
+		h.log.LogAttrs(context.Background(), slog.LevelDebug, "Response body not finished",
+			slog.Any("deploy", s.id), slog.String("path", pathOf(f)), slog.Any("error", err))
+	}
+}
+
+func pathOf(f *file) string {
+	if f == nil {
+		return ""
+	}
+	return f.path
+}

@@ -1,0 +1,134 @@
+package edge
+
+import (
+	"cmp"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+)
+
+// Config configures a Server. Zero fields take the defaults given with each; New does not
+// modify the Config.
+type Config struct {
+	// Logger receives the server's log lines. Nil discards them.
+	Logger *slog.Logger
+	// Observer, if set, is told about every response of the site (see Observer).
+	Observer Observer
+	// Routes, if set, registers the node's own routes before the site (see HandlerConfig).
+	Routes func(r chi.Router)
+
+	// ReadHeaderTimeout bounds the time to read a request's headers, so that slow-loris
+	// clients cannot hold connections. Zero means 10 s.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout closes keep-alive connections idle this long. Zero means 2 minutes.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds the request line and headers. Zero means 64 KiB: a static site
+	// needs no more, and a smaller limit than net/http's 1 MiB bounds memory per connection.
+	MaxHeaderBytes int
+	// ShutdownTimeout is how long Serve waits for requests in flight once its context is done,
+	// before closing their connections. Zero means 10 s.
+	ShutdownTimeout time.Duration
+}
+
+// Defaults of Config.
+const (
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultIdleTimeout       = 2 * time.Minute
+	DefaultMaxHeaderBytes    = 64 << 10
+	DefaultShutdownTimeout   = 10 * time.Second
+)
+
+// Server is a dt edge: it serves the current deploy to visitors. It has no write timeout: a
+// 10 MiB file to a slow phone takes as long as it takes (IdleTimeout still reaps idle
+// connections).
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	handler *Handler
+}
+
+// New checks cfg and returns a Server with no site (it answers 503 until SetSite).
+func New(cfg Config) (*Server, error) {
+	var errs []error
+	if cfg.ReadHeaderTimeout < 0 || cfg.IdleTimeout < 0 || cfg.ShutdownTimeout < 0 {
+		errs = append(errs, fmt.Errorf("%w: negative timeout", ErrInvalidConfig))
+	}
+	if cfg.MaxHeaderBytes < 0 {
+		errs = append(errs, fmt.Errorf("%w: negative MaxHeaderBytes", ErrInvalidConfig))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.cfg.ReadHeaderTimeout = cmp.Or(cfg.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	s.cfg.IdleTimeout = cmp.Or(cfg.IdleTimeout, DefaultIdleTimeout)
+	s.cfg.MaxHeaderBytes = cmp.Or(cfg.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	s.cfg.ShutdownTimeout = cmp.Or(cfg.ShutdownTimeout, DefaultShutdownTimeout)
+	s.handler = NewHandler(HandlerConfig{Logger: s.log, Observer: cfg.Observer, Routes: cfg.Routes})
+	return s, nil
+}
+
+// Handler returns the server's HTTP handler.
+func (s *Server) Handler() *Handler { return s.handler }
+
+// SetSite switches the served deploy (see Handler.SetSite).
+func (s *Server) SetSite(site *Site) { s.handler.SetSite(site) }
+
+// Serve serves HTTP on ln until ctx is done, then shuts down gracefully: it stops accepting,
+// lets requests in flight finish for up to ShutdownTimeout, then closes what is left. With a
+// nil tlsConfig it speaks plain HTTP/1.1; otherwise TLS with HTTP/2 and HTTP/1.1 by ALPN
+// (tlsConfig is cloned, not modified). Serve closes ln. It returns nil after a shutdown caused
+// by ctx, or the error that stopped it.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, tlsConfig *tls.Config) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	if tlsConfig != nil {
+		tc := tlsConfig.Clone()
+		for _, p := range []string{"h2", "http/1.1"} {
+			if !slices.Contains(tc.NextProtos, p) {
+				tc.NextProtos = append(tc.NextProtos, p)
+			}
+		}
+		srv.TLSConfig = tc
+	}
+	errc := make(chan error, 1)
+	go func() {
+		if tlsConfig != nil {
+			errc <- srv.ServeTLS(ln, "", "")
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("edge: serve %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		s.log.LogAttrs(context.Background(), slog.LevelWarn, "Closing connections still busy at shutdown",
+			slog.String("addr", ln.Addr().String()), slog.Any("error", err))
+		srv.Close()
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("edge: serve %s: %w", ln.Addr(), err)
+	}
+	return nil
+}

@@ -1,0 +1,117 @@
+// Command edgebench measures the edge's HTTP serving against its peers on this machine: nginx,
+// Caddy and Go's http.FileServer, serving the same three files (a 1 KiB HTML page, a 100 KiB
+// script with a precompressed gzip variant, a 10 MiB binary) in one run, loaded by the same
+// clients: wrk over HTTP/1.1 and h2load over HTTPS with HTTP/2. Runs are interleaved (every
+// server once per round, in a different order each round) so that drift on a shared machine
+// spreads over all of them. It prints requests and megabytes per second per server and the
+// ratio to nginx.
+//
+// All servers listen on 127.0.0.1 only. Every process edgebench starts is stopped by its PID
+// before it exits. scripts/bench-edge.sh installs the peers and runs it.
+//
+// Usage:
+//
+//	edgebench [-d 3s] [-rounds 2] [-only test] [-servers edge,nginx,caddy,fileserver] [-keep]
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type options struct {
+	duration   time.Duration
+	rounds     int
+	conns      int // wrk connections
+	bigConns   int // wrk connections for the 10 MiB file
+	h2Clients  int // h2load clients (connections)
+	h2Streams  int // h2load concurrent streams per connection
+	threads    int // client threads (wrk -t, h2load -t)
+	keep       bool
+	only       string
+	servers    string
+	cpuProfile string
+}
+
+func main() {
+	var o options
+	flag.DurationVar(&o.duration, "d", 3*time.Second, "duration of one load run")
+	flag.IntVar(&o.rounds, "rounds", 2, "rounds (every server is loaded once per round and test)")
+	flag.IntVar(&o.conns, "c", 32, "wrk connections (HTTP/1.1)")
+	flag.IntVar(&o.bigConns, "bigc", 8, "wrk connections for the 10 MiB file")
+	flag.IntVar(&o.h2Clients, "h2c", 8, "h2load clients (HTTP/2 connections)")
+	flag.IntVar(&o.h2Streams, "h2m", 10, "h2load concurrent streams per connection (1 for the 10 MiB file)")
+	flag.IntVar(&o.threads, "t", 1, "client threads; the client shares the machine's cores with the server")
+	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, logs, files)")
+	flag.StringVar(&o.only, "only", "", "run only tests whose name contains this (e.g. html, h2)")
+	flag.StringVar(&o.servers, "servers", "edge,nginx,caddy,fileserver", "servers to run, comma-separated")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (the edge and Go FileServer) during the load runs")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "edgebench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options) (err error) {
+	dir, err := os.MkdirTemp("", "edgebench-")
+	if err != nil {
+		return err
+	}
+	// nginx workers may run as another user: they must be able to read the files.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return err
+	}
+	if o.keep {
+		fmt.Println("files, configs and logs in", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	fx, err := makeFixture(dir)
+	if err != nil {
+		return err
+	}
+	servers, err := startServers(ctx, dir, fx, strings.Split(o.servers, ","))
+	defer func() {
+		for _, s := range servers {
+			if serr := s.stop(); serr != nil && err == nil {
+				err = fmt.Errorf("stop %s: %w", s.name, serr)
+			}
+		}
+	}()
+	if err != nil {
+		return err
+	}
+	for _, s := range servers {
+		if err := verify(ctx, s, fx); err != nil {
+			return err
+		}
+	}
+	printVersions(ctx)
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	results, err := load(ctx, o, servers, fx)
+	if err != nil {
+		return err
+	}
+	report(os.Stdout, o, servers, fx, results)
+	return nil
+}
