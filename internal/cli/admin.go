@@ -27,6 +27,8 @@ type nodeStatus struct {
 	Load              *loadStatus `json:"load,omitempty"`
 	// Redirector is the redirector's view of the edges, on `dt redirector` nodes.
 	Redirector any `json:"redirector,omitempty"`
+	// Edge is the deploy an edge serves, on `dt edge` nodes.
+	Edge any `json:"edge,omitempty"`
 }
 
 // adminServer serves a node's status, metrics and profiles over HTTP. It exposes heap contents

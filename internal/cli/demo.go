@@ -1,0 +1,276 @@
+package cli
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/dt-cdn/dt/blobs"
+	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/edge"
+	"github.com/dt-cdn/dt/heartbeat"
+	"github.com/dt-cdn/dt/publish"
+	"github.com/dt-cdn/dt/redirector"
+)
+
+// demoSite is the example site `dt demo` publishes unless --publish names another.
+//
+//go:embed demosite
+var demoSite embed.FS
+
+// demoEdges are the demo's edges, each at a distinct place.
+var demoEdges = []struct {
+	name string
+	loc  heartbeat.Location
+}{
+	{"amsterdam", heartbeat.Location{Lat: 52.37, Lon: 4.90, Country: "NL", Continent: "EU"}},
+	{"new-york", heartbeat.Location{Lat: 40.71, Lon: -74.01, Country: "US", Continent: "NA"}},
+	{"tokyo", heartbeat.Location{Lat: 35.68, Lon: 139.69, Country: "JP", Continent: "AS"}},
+}
+
+// demoLargeFile is the size of the large file added to the example site.
+const demoLargeFile = 8 << 20
+
+func runDemo(ctx context.Context, args []string, env *Env) error {
+	var (
+		keep    bool
+		siteDir string
+		level   string
+	)
+	fs := newFlagSet(env, "demo", "dt demo [--publish DIR] [--keep]",
+		"Runs a whole CDN on this machine: a redirector and three edges (Amsterdam, New York, Tokyo)\n"+
+			"on loopback, publishes an example site (or --publish DIR) through a transient master, and\n"+
+			"prints the URLs. Runs until interrupted, then stops everything and removes its data.")
+	fs.BoolVar(&keep, "keep", false, "keep the temporary keys and data directories")
+	fs.StringVar(&siteDir, "publish", "", "publish the site in `DIR` instead of the example")
+	fs.StringVar(&level, "log-level", "warn", "log `LEVEL` of the nodes on stderr")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if err := fs.wantArgs(0, ""); err != nil {
+		return err
+	}
+	log, err := newLogger(env.Stderr, level, "text")
+	if err != nil {
+		return fs.usageErrorf("--log-level: %v", err)
+	}
+	tmp, err := os.MkdirTemp("", "dt-demo-")
+	if err != nil {
+		return err
+	}
+	if keep {
+		defer fmt.Fprintf(env.Stdout, "kept:        %s\n", tmp)
+	} else {
+		defer os.RemoveAll(tmp)
+	}
+	if siteDir == "" {
+		if siteDir, err = writeDemoSite(filepath.Join(tmp, "site")); err != nil {
+			return err
+		}
+	}
+	d := &demo{tmp: tmp, log: log}
+	defer d.stop()
+	return d.run(ctx, env, siteDir)
+}
+
+// writeDemoSite copies the embedded example into dir and adds a large generated file.
+func writeDemoSite(dir string) (string, error) {
+	sub, err := fs.Sub(demoSite, "demosite")
+	if err != nil {
+		return "", err
+	}
+	if err := os.CopyFS(dir, sub); err != nil {
+		return "", fmt.Errorf("write example site: %w", err)
+	}
+	big := make([]byte, demoLargeFile)
+	r := rand.NewChaCha8([32]byte{'d', 't'})
+	_, _ = r.Read(big)
+	if err := os.MkdirAll(filepath.Join(dir, "files"), 0o755); err != nil {
+		return "", err
+	}
+	return dir, os.WriteFile(filepath.Join(dir, "files", "big.bin"), big, 0o644)
+}
+
+// demo holds everything the demo started, to stop it in order.
+type demo struct {
+	tmp string
+	log *slog.Logger
+
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	nodes   []*dt.Node
+	servers []*http.Server
+	stores  []*blobs.Store
+}
+
+func (d *demo) run(ctx context.Context, env *Env, siteDir string) error {
+	keysDir := filepath.Join(d.tmp, "keys")
+	if err := dt.GenerateKeys(keysDir, nil); err != nil {
+		return err
+	}
+	keys, err := dt.LoadKeys(keysDir)
+	if err != nil {
+		return err
+	}
+	plain := keys
+	plain.Master = nil
+	runCtx, cancel := context.WithCancel(context.Background())
+	d.cancel = cancel
+
+	// The first edge's node listens: the other edges, the redirector and the publisher link to
+	// it. (A redirector keeps no file data, so it is no place for edges to fetch it from.)
+	var (
+		peer     string
+		edgeURLs []string
+	)
+	for i, de := range demoEdges {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		url := "http://" + ln.Addr().String()
+		var peers []string
+		if i > 0 {
+			peers = []string{peer}
+		}
+		n, err := d.open(plain, de.name, i == 0, peers, false)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		if i == 0 {
+			peer = n.Addrs()[0].String()
+		}
+		store, err := blobs.Open(filepath.Join(d.tmp, de.name, "site"), blobs.Options{})
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		d.stores = append(d.stores, store)
+		loc := de.loc
+		e, err := edge.NewNode(edge.NodeConfig{Node: n, Blobs: store, PublicURL: url, IPv4: mustAddr("127.0.0.1"),
+			Location: &loc, Logger: d.log.With("edge", de.name)})
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		d.wg.Go(func() {
+			for ev := range n.Events() {
+				e.HandleEvent(ev)
+			}
+		})
+		d.wg.Go(func() { e.Run(runCtx) })
+		d.wg.Go(func() { _ = e.Server().Serve(runCtx, ln, nil) })
+		edgeURLs = append(edgeURLs, url)
+	}
+
+	rnode, err := d.open(plain, "redirector", false, []string{peer}, true)
+	if err != nil {
+		return err
+	}
+	svc, err := redirector.NewService(redirector.ServiceConfig{Node: rnode, Code: 302, Logger: d.log})
+	if err != nil {
+		return err
+	}
+	d.wg.Go(func() {
+		for ev := range rnode.Events() {
+			svc.HandleEvent(ev)
+		}
+	})
+	d.wg.Go(func() { _ = svc.Run(runCtx) })
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /.well-known/dt/status", svc.ServeStatus)
+	mux.Handle("GET /.well-known/dt/explain", svc.Explain())
+	mux.Handle("/", svc.Handler())
+	redirectURL, err := d.serve(mux)
+	if err != nil {
+		return err
+	}
+
+	fmt.Fprintf(env.Stdout, "publishing:  %s\n", siteDir)
+	plan, err := publish.Scan(ctx, siteDir, publish.ScanOptions{CleanURLs: true})
+	if err != nil {
+		return err
+	}
+	defer plan.Close()
+	res, err := publish.Publish(ctx, plan, publish.NetworkOptions{Keys: keys, Peers: []string{peer}, Wait: time.Minute, Node: dt.LocalConfig(), Logger: d.log})
+	if err != nil {
+		return fmt.Errorf("publish the example: %w", err)
+	}
+	fmt.Fprintf(env.Stdout, "deploy:      %s (%d files, %d blobs sent, live on %d/%d edges)\n", res.Deploy.Short(), res.Files, res.BlobsSent, res.EdgesLive, len(res.Edges))
+	fmt.Fprintf(env.Stdout, "redirector:  %s\n", redirectURL)
+	for i, u := range edgeURLs {
+		fmt.Fprintf(env.Stdout, "edge:        %s  (%s)\n", u, demoEdges[i].name)
+	}
+	fmt.Fprintf(env.Stdout, "dashboard:   %s/.well-known/dt/status\n", redirectURL)
+	fmt.Fprintf(env.Stdout, "explain:     %s/.well-known/dt/explain?ip=203.0.113.7\n", redirectURL)
+	fmt.Fprintf(env.Stdout, "keys:        %s (publish more with: dt publish --keys %s --peer %s DIR)\n", keysDir, keysDir, peer)
+	fmt.Fprintln(env.Stdout, "Ctrl-C stops the demo.")
+	<-ctx.Done()
+	return nil
+}
+
+// open starts a node of the demo.
+func (d *demo) open(keys dt.Keys, name string, listen bool, peers []string, lazy bool) (*dt.Node, error) {
+	cfg := dt.LocalConfig()
+	cfg.Keys, cfg.DataDir, cfg.Peers, cfg.LazyBodies = keys, filepath.Join(d.tmp, name, "node"), peers, lazy
+	cfg.Logger = d.log.With("node", name)
+	if listen {
+		cfg.Listen = []string{"127.0.0.1:0"}
+	}
+	n, err := dt.Open(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d.nodes = append(d.nodes, n)
+	return n, nil
+}
+
+// serve serves h on a new loopback port and returns its URL.
+func (d *demo) serve(h http.Handler) (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelDebug)}
+	d.servers = append(d.servers, srv)
+	d.wg.Go(func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Warn("Server stopped", slog.Any("err", err))
+		}
+	})
+	return "http://" + ln.Addr().String(), nil
+}
+
+// stop stops servers, loops and nodes, in that order.
+func (d *demo) stop() {
+	for _, s := range d.servers {
+		shutdown(s)
+	}
+	if d.cancel != nil {
+		d.cancel()
+	}
+	for _, n := range d.nodes {
+		n.Close() // ends each node's event loop
+	}
+	d.wg.Wait()
+	for _, s := range d.stores {
+		s.Close()
+	}
+}
+
+func mustAddr(s string) (a netip.Addr) {
+	a, _ = netip.ParseAddr(s)
+	return a
+}

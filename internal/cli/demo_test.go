@@ -1,0 +1,70 @@
+package cli
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDemo runs `dt demo` in-process and fetches the example site through the redirector,
+// following the redirect to an edge: the bytes are the embedded page's.
+func TestDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a whole CDN")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := &syncBuffer{}
+	errOut := &syncBuffer{}
+	done := make(chan int, 1)
+	go func() { done <- Run(ctx, []string{"demo"}, &Env{Stdin: strings.NewReader(""), Stdout: out, Stderr: errOut}) }()
+	waitFor(t, 2*time.Minute, func() error {
+		if !strings.Contains(out.String(), "Ctrl-C stops the demo.") {
+			select {
+			case code := <-done:
+				t.Fatalf("demo exited with %d:\n%s%s", code, out, errOut)
+			default:
+			}
+			return errorString("demo not up yet:\n" + out.String())
+		}
+		return nil
+	})
+	var redirector string
+	edges := 0
+	for _, line := range strings.Split(out.String(), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 2 && f[0] == "redirector:":
+			redirector = f[1]
+		case len(f) >= 2 && f[0] == "edge:":
+			edges++
+		}
+	}
+	if redirector == "" || edges != 3 || !strings.Contains(out.String(), "live on 3/3 edges") {
+		t.Fatalf("demo output:\n%s", out)
+	}
+	want, err := demoSite.ReadFile("demosite/index.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(redirector + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != string(want) || resp.Request.URL.Host == strings.TrimPrefix(redirector, "http://") {
+		t.Fatalf("through the redirector: %d from %s, %d bytes", resp.StatusCode, resp.Request.URL, len(body))
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("demo exit %d:\n%s", code, errOut)
+	}
+}
+
+type errorString string
+
+func (e errorString) Error() string { return string(e) }
