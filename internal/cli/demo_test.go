@@ -20,7 +20,9 @@ func TestDemo(t *testing.T) {
 	out := &syncBuffer{}
 	errOut := &syncBuffer{}
 	done := make(chan int, 1)
-	go func() { done <- Run(ctx, []string{"demo"}, &Env{Stdin: strings.NewReader(""), Stdout: out, Stderr: errOut}) }()
+	go func() {
+		done <- Run(ctx, []string{"demo"}, &Env{Stdin: strings.NewReader(""), Stdout: out, Stderr: errOut})
+	}()
 	waitFor(t, 2*time.Minute, func() error {
 		if !strings.Contains(out.String(), "Ctrl-C stops the demo.") {
 			select {
