@@ -31,7 +31,7 @@ type testEdge struct {
 }
 
 // testNetwork starts an origin node (listening, holding nothing special) and n edges linked to it.
-func testNetwork(t *testing.T, n int) (dt.Keys, string, []*testEdge) {
+func testNetwork(t testing.TB, n int) (dt.Keys, string, []*testEdge) {
 	t.Helper()
 	var keys dt.Keys
 	rand.Read(keys.Network[:])
@@ -103,7 +103,7 @@ func testNetwork(t *testing.T, n int) (dt.Keys, string, []*testEdge) {
 	return keys, addr, edges
 }
 
-func writeSite(t *testing.T, dir string, files map[string]string) {
+func writeSite(t testing.TB, dir string, files map[string]string) {
 	t.Helper()
 	for name, content := range files {
 		p := filepath.Join(dir, filepath.FromSlash(name))
