@@ -96,6 +96,7 @@ func commands() []command {
 		{name: "remove", summary: "remove an object from the table through a peer", run: runRemove},
 		{name: "send", summary: "send a message to every node online", run: runSend},
 		{name: "demo", summary: "run a whole CDN on this machine: a redirector, three edges and an example site", run: runDemo},
+		{name: "edge", summary: "run an edge: serve the current deploy to visitors over HTTPS", run: runEdge},
 		{name: "redirector", summary: "run a redirector: send visitors to the nearest live edge", run: runRedirector},
 		{name: "publish", summary: "publish a static site directory (the same as dt-publish)", run: runPublish},
 		{name: "deploys", summary: "list the deploys the network keeps", run: runDeploys},

@@ -1,0 +1,324 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dt-cdn/dt/blobs"
+	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/edge"
+	"github.com/dt-cdn/dt/heartbeat"
+	"github.com/dt-cdn/dt/internal/certs"
+	"github.com/dt-cdn/dt/redirector"
+)
+
+// edgeFlags are dt edge's own flags, beside the node's.
+type edgeFlags struct {
+	http, https   string
+	domains       stringList
+	acmeDirectory string
+	email         string
+	publicURL     string
+	location      string
+	geoip         string
+	publicIPs     stringList
+	heartbeat     time.Duration
+	drainWait     time.Duration
+}
+
+func runEdge(ctx context.Context, args []string, env *Env) error {
+	var (
+		nf nodeFlags
+		ef edgeFlags
+	)
+	fs := newFlagSet(env, "edge", "dt edge --keys DIR --data DATADIR --peer ADDR... [--listen ADDR] --http ADDR --https ADDR [--domain NAME]... [--acme-directory URL] [--public-url URL] [--location LAT,LON] [--geoip FILE] [--admin ADDR]",
+		"Runs an edge: a dt node that serves the network's current deploy to visitors, switching to a\n"+
+			"new deploy only once it holds every file of it, and reports itself in heartbeats.\n"+
+			"With --domain, certificates come from ACME (Let's Encrypt unless --acme-directory) and\n"+
+			"--http answers ACME challenges and redirects to HTTPS; without, --https uses a locally\n"+
+			"generated certificate and --http serves the site too. SIGTERM drains: the edge announces\n"+
+			"it, waits --drain-wait for redirectors to stop sending visitors, finishes requests in\n"+
+			"flight and exits.")
+	nf.register(fs)
+	fs.StringVar(&ef.http, "http", "", "serve HTTP on `ADDR` (ACME challenges and redirects with --domain; the site without)")
+	fs.StringVar(&ef.https, "https", "", "serve HTTPS (HTTP/2) on `ADDR`")
+	fs.Var(&ef.domains, "domain", "get a certificate for `NAME` by ACME; repeatable")
+	fs.StringVar(&ef.acmeDirectory, "acme-directory", "", "ACME directory `URL` (default: Let's Encrypt)")
+	fs.StringVar(&ef.email, "acme-email", "", "contact `ADDRESS` for the ACME account")
+	fs.StringVar(&ef.publicURL, "public-url", "", "the `URL` visitors reach this edge at (default: from --domain or the listeners)")
+	fs.StringVar(&ef.location, "location", "", "the edge's location `LAT,LON` (default: from --geoip and --public-ip)")
+	fs.StringVar(&ef.geoip, "geoip", "", "MaxMind-format `FILE.mmdb` to locate the edge by its public address")
+	fs.Var(&ef.publicIPs, "public-ip", "the edge's public `ADDR` (IPv4 and/or IPv6); repeatable")
+	fs.DurationVar(&ef.heartbeat, "heartbeat-interval", 2*time.Second, "send a heartbeat every `INTERVAL`")
+	fs.DurationVar(&ef.drainWait, "drain-wait", 0, "on SIGTERM, keep serving this `LONG` after announcing the drain (default: 2 heartbeat intervals)")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if err := fs.wantArgs(0, ""); err != nil {
+		return err
+	}
+	if err := nf.check(fs); err != nil {
+		return err
+	}
+	if nf.master {
+		return fs.usageErrorf("an edge is not a master: drop --master")
+	}
+	if ef.http == "" && ef.https == "" {
+		return fs.usageErrorf("--http or --https is required")
+	}
+	if len(ef.domains) > 0 && ef.https == "" {
+		return fs.usageErrorf("--domain needs --https")
+	}
+	if ef.drainWait == 0 {
+		ef.drainWait = 2 * ef.heartbeat
+	}
+	cfg := edge.NodeConfig{HeartbeatInterval: ef.heartbeat, Version: "dt"}
+	for _, s := range ef.publicIPs {
+		ip, err := netip.ParseAddr(s)
+		if err != nil {
+			return fs.usageErrorf("--public-ip %q: %v", s, err)
+		}
+		if ip.Unmap().Is4() {
+			cfg.IPv4 = ip.Unmap()
+		} else {
+			cfg.IPv6 = ip
+		}
+	}
+	if ef.location != "" {
+		loc, err := parseLocation(ef.location)
+		if err != nil {
+			return fs.usageErrorf("--location: %v", err)
+		}
+		cfg.Location = loc
+	}
+
+	var e *edge.Node
+	ready := make(chan struct{})
+	started := func() *edge.Node {
+		select {
+		case <-ready:
+			return e
+		default:
+			return nil
+		}
+	}
+	hooks := nodeHooks{
+		event: func(ev dt.Event) {
+			<-ready
+			if e != nil {
+				e.HandleEvent(ev)
+			}
+		},
+		status: func(st *nodeStatus) {
+			if e := started(); e != nil {
+				s := e.Status()
+				st.Edge = &s
+			}
+		},
+	}
+	hooks.work = func(ctx context.Context, n *dt.Node, log *slog.Logger) error {
+		defer func() {
+			select {
+			case <-ready:
+			default:
+				close(ready)
+			}
+		}()
+		store, err := blobs.Open(filepath.Join(nf.data, "site"), blobs.Options{NoSync: nf.noSync, Logger: log})
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		var cm *certs.Manager
+		if ef.https != "" {
+			if cm, err = certs.New(certs.Config{Domains: ef.domains, CacheDir: filepath.Join(nf.data, "certs"),
+				ACMEDirectory: ef.acmeDirectory, Email: ef.email, Logger: log}); err != nil {
+				return err
+			}
+		}
+		cfg.Node, cfg.Blobs, cfg.Logger = n, store, log
+		if cfg.PublicURL, err = publicURL(ef); err != nil {
+			return err
+		}
+		if cm != nil {
+			host := hostOf(cfg.PublicURL)
+			cfg.CertExpiry = func() time.Time { t, _ := cm.Expiry(host); return t }
+		}
+		if cfg.Location == nil && ef.geoip != "" {
+			cfg.Location = locate(ef.geoip, cfg.IPv4, cfg.IPv6, log)
+		}
+		if e, err = edge.NewNode(cfg); err != nil {
+			return err
+		}
+		close(ready)
+		return serveEdge(ctx, e, cm, ef, log)
+	}
+	return serveNode(ctx, env, &nf, hooks)
+}
+
+// serveEdge serves until ctx ends, then drains: it announces the drain (health 503, a draining
+// heartbeat), keeps serving drainWait so redirectors move visitors away, and only then stops the
+// listeners, letting requests in flight finish.
+func serveEdge(ctx context.Context, e *edge.Node, cm *certs.Manager, ef edgeFlags, log *slog.Logger) error {
+	serveCtx, stopServing := context.WithCancel(context.Background())
+	defer stopServing()
+	var wg sync.WaitGroup
+	errc := make(chan error, 3)
+	listen := func(addr string, serve func(net.Listener) error) error {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w", addr, err)
+		}
+		wg.Go(func() { errc <- serve(ln) })
+		return nil
+	}
+	if ef.https != "" {
+		if err := listen(ef.https, func(ln net.Listener) error { return e.Server().Serve(serveCtx, ln, cm.TLSConfig()) }); err != nil {
+			return err
+		}
+	}
+	if ef.http != "" {
+		var err error
+		if len(ef.domains) > 0 {
+			err = listen(ef.http, func(ln net.Listener) error { return serveHTTP(serveCtx, ln, cm.HTTPHandler(nil), log) })
+		} else {
+			err = listen(ef.http, func(ln net.Listener) error { return e.Server().Serve(serveCtx, ln, nil) })
+		}
+		if err != nil {
+			stopServing()
+			wg.Wait()
+			return err
+		}
+	}
+	hbCtx, stopBeats := context.WithCancel(context.Background())
+	beatsDone := make(chan struct{})
+	go func() { defer close(beatsDone); e.Run(hbCtx) }()
+	log.Info("Edge serving", slog.String("http", ef.http), slog.String("https", ef.https))
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	e.Drain()
+	stopBeats() // sends the draining heartbeat
+	<-beatsDone
+	if err == nil {
+		log.Info("Draining", slog.Duration("wait", ef.drainWait))
+		t := time.NewTimer(ef.drainWait)
+		select {
+		case <-t.C:
+		case err = <-errc:
+			t.Stop()
+		}
+	}
+	stopServing()
+	wg.Wait()
+	close(errc)
+	for serr := range errc {
+		err = errors.Join(err, serr)
+	}
+	return err
+}
+
+// serveHTTP serves h on ln until ctx ends.
+func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		shutdown(srv)
+		<-errc
+		return nil
+	}
+}
+
+// publicURL is --public-url, or the URL visitors reach the edge at by its domain or listeners.
+func publicURL(ef edgeFlags) (string, error) {
+	if ef.publicURL != "" {
+		u, err := url.Parse(ef.publicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return "", fmt.Errorf("--public-url %q is not an http(s) URL", ef.publicURL)
+		}
+		return strings.TrimSuffix(ef.publicURL, "/"), nil
+	}
+	if len(ef.domains) > 0 {
+		_, port, _ := net.SplitHostPort(ef.https)
+		if port == "443" || port == "" {
+			return "https://" + ef.domains[0], nil
+		}
+		return "https://" + net.JoinHostPort(ef.domains[0], port), nil
+	}
+	if ef.https != "" {
+		return "https://" + listenHost(ef.https), nil
+	}
+	return "http://" + listenHost(ef.http), nil
+}
+
+// listenHost turns a listen address into one a visitor can use (an empty host means localhost).
+func listenHost(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func hostOf(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return ""
+	}
+	return p.Hostname()
+}
+
+// parseLocation reads "LAT,LON".
+func parseLocation(s string) (*heartbeat.Location, error) {
+	lat, lon, ok := strings.Cut(s, ",")
+	if !ok {
+		return nil, errors.New("want LAT,LON")
+	}
+	la, err1 := strconv.ParseFloat(strings.TrimSpace(lat), 64)
+	lo, err2 := strconv.ParseFloat(strings.TrimSpace(lon), 64)
+	if err1 != nil || err2 != nil || la < -90 || la > 90 || lo < -180 || lo > 180 {
+		return nil, fmt.Errorf("%q is not a latitude,longitude", s)
+	}
+	return &heartbeat.Location{Lat: la, Lon: lo}, nil
+}
+
+// locate looks the edge's public address up in a GeoIP database.
+func locate(path string, v4, v6 netip.Addr, log *slog.Logger) *heartbeat.Location {
+	db, err := redirector.OpenGeoDB(path, redirector.GeoOptions{Logger: log})
+	if err != nil {
+		log.Warn("GeoIP database unusable; location unknown", slog.Any("err", err))
+		return nil
+	}
+	defer db.Close()
+	for _, ip := range []netip.Addr{v4, v6} {
+		if !ip.IsValid() {
+			continue
+		}
+		if rec, err := db.Lookup(ip); err == nil && rec != nil && rec.HasLocation {
+			return &heartbeat.Location{Lat: rec.Lat, Lon: rec.Lon, Country: rec.Country, Continent: rec.Continent}
+		}
+	}
+	log.Warn("Public address not found in the GeoIP database; location unknown (give --location)")
+	return nil
+}
