@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,16 +11,22 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
 	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/internal/certs"
 	"github.com/dt-cdn/dt/redirector"
 )
 
 // redirectorFlags are dt redirector's own flags, beside the node's.
 type redirectorFlags struct {
 	http      string
+	https     string
+	domains   stringList
+	acmeDir   string
+	acmeEmail string
 	geoip     string
 	code      int
 	trusted   stringList
@@ -31,13 +38,17 @@ func runRedirector(ctx context.Context, args []string, env *Env) error {
 		nf nodeFlags
 		rf redirectorFlags
 	)
-	fs := newFlagSet(env, "redirector", "dt redirector --keys DIR --data DATADIR --peer ADDR... [--listen ADDR] --http ADDR [--geoip FILE.mmdb] [--redirect-code 301|302|307|308] [--trusted-proxy CIDR]... [--admin ADDR]",
+	fs := newFlagSet(env, "redirector", "dt redirector --keys DIR --data DATADIR --peer ADDR... [--listen ADDR] --http ADDR [--https ADDR] [--domain NAME]... [--geoip FILE.mmdb] [--redirect-code 301|302|307|308] [--trusted-proxy CIDR]... [--admin ADDR]",
 		"Runs a redirector: a dt node that follows the edges' heartbeats and the current deploy, and\n"+
 			"answers every visitor with a redirect to the nearest live edge that serves it. Point the\n"+
 			"site's public name here. The admin listener adds /explain?ip=ADDR (why each edge would or\n"+
 			"would not get that client) and the edges to /status. SIGHUP reloads the GeoIP database.")
 	nf.register(fs)
-	fs.StringVar(&rf.http, "http", "", "serve visitors over HTTP on `ADDR` (host:port); required")
+	fs.StringVar(&rf.http, "http", "", "serve visitors over HTTP on `ADDR` (host:port); it also answers ACME challenges")
+	fs.StringVar(&rf.https, "https", "", "serve visitors over HTTPS (HTTP/2) on `ADDR`")
+	fs.Var(&rf.domains, "domain", "get a certificate for `NAME` (the site's public name) by ACME; repeatable")
+	fs.StringVar(&rf.acmeDir, "acme-directory", "", "ACME directory `URL` (default: Let's Encrypt)")
+	fs.StringVar(&rf.acmeEmail, "acme-email", "", "contact `ADDRESS` for the ACME account")
 	fs.StringVar(&rf.geoip, "geoip", "", "locate visitors with the MaxMind-format database `FILE.mmdb` (reloaded when the file changes)")
 	fs.IntVar(&rf.code, "redirect-code", 301, "redirect with status `CODE`: 301, 302, 307 or 308 (every redirect carries Cache-Control: private, no-store)")
 	fs.Var(&rf.trusted, "trusted-proxy", "believe X-Forwarded-For and Forwarded from `CIDR`; repeatable")
@@ -54,8 +65,11 @@ func runRedirector(ctx context.Context, args []string, env *Env) error {
 	if nf.master {
 		return fs.usageErrorf("a redirector is not a master: drop --master")
 	}
-	if rf.http == "" {
-		return fs.usageErrorf("--http is required")
+	if rf.http == "" && rf.https == "" {
+		return fs.usageErrorf("--http or --https is required")
+	}
+	if len(rf.domains) > 0 && rf.https == "" {
+		return fs.usageErrorf("--domain needs --https")
 	}
 	switch rf.code {
 	case 301, 302, 307, 308:
@@ -115,40 +129,86 @@ func runRedirector(ctx context.Context, args []string, env *Env) error {
 				close(ready) // a failed start: release the event goroutine
 			}
 		}()
-		var geo *redirector.GeoDB
+		var (
+			geo *redirector.GeoDB
+			err error
+		)
 		if rf.geoip != "" {
-			var err error
 			if geo, err = redirector.OpenGeoDB(rf.geoip, redirector.GeoOptions{Logger: log}); err != nil {
 				return err
 			}
 			defer geo.Close()
 		}
+		var cm *certs.Manager
+		if rf.https != "" {
+			if cm, err = certs.New(certs.Config{Domains: rf.domains, CacheDir: filepath.Join(nf.data, "certs"),
+				ACMEDirectory: rf.acmeDir, Email: rf.acmeEmail, Logger: log}); err != nil {
+				return err
+			}
+		}
 		cfg := redirector.ServiceConfig{Node: n, TrustedProxies: trusted, Code: rf.code, HeartbeatInterval: rf.heartbeat, Logger: log}
+		if len(rf.domains) > 0 {
+			cfg.ACME = cm.HTTPHandler(nil) // answers challenges; the Service never redirects them
+		}
 		if geo != nil {
 			cfg.Geo = geo
 		}
-		var err error
 		if svc, err = redirector.NewService(cfg); err != nil {
 			return err
 		}
 		close(ready)
-		return serveRedirector(ctx, svc, geo, rf.http, log)
+		return serveRedirector(ctx, svc, geo, rf, cm, log)
 	}
 	return serveNode(ctx, env, &nf, hooks)
 }
 
 // serveRedirector serves visitors until ctx ends, reloading the GeoIP database on SIGHUP.
-func serveRedirector(ctx context.Context, svc *redirector.Service, geo *redirector.GeoDB, addr string, log *slog.Logger) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("http listener: %w", err)
-	}
-	srv := &http.Server{Handler: svc.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+func serveRedirector(ctx context.Context, svc *redirector.Service, geo *redirector.GeoDB, rf redirectorFlags, cm *certs.Manager, log *slog.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 3)
-	go func() { errc <- srv.Serve(ln) }()
+	errc := make(chan error, 4)
+	var servers []*http.Server
+	serve := func(addr string, tlsConfig *tls.Config) error {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w", addr, err)
+		}
+		srv := &http.Server{Handler: svc.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+			TLSConfig: tlsConfig, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		servers = append(servers, srv)
+		go func() {
+			if tlsConfig != nil {
+				errc <- srv.ServeTLS(ln, "", "")
+			} else {
+				errc <- srv.Serve(ln)
+			}
+		}()
+		log.Info("Redirector serving", slog.String("addr", ln.Addr().String()), slog.Bool("tls", tlsConfig != nil))
+		return nil
+	}
+	stop := func() {
+		for _, srv := range servers {
+			shutdown(srv)
+		}
+	}
+	defer stop()
+	if rf.http != "" {
+		if err := serve(rf.http, nil); err != nil {
+			return err
+		}
+	}
+	if rf.https != "" {
+		if err := serve(rf.https, cm.TLSConfig()); err != nil {
+			return err
+		}
+		if len(rf.domains) > 0 {
+			go func() {
+				if err := cm.Warm(ctx); err != nil && ctx.Err() == nil {
+					log.Warn("Certificate not obtained yet", slog.Any("err", err))
+				}
+			}()
+		}
+	}
 	go func() { errc <- svc.Run(ctx) }()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -156,7 +216,6 @@ func serveRedirector(ctx context.Context, svc *redirector.Service, geo *redirect
 	if geo != nil {
 		go func() { errc <- geo.Watch(ctx) }()
 	}
-	log.Info("Redirector serving", slog.String("http", ln.Addr().String()))
 	for {
 		select {
 		case <-hup:
@@ -170,12 +229,9 @@ func serveRedirector(ctx context.Context, svc *redirector.Service, geo *redirect
 			}
 		case err := <-errc:
 			if ctx.Err() == nil && err != nil && !errors.Is(err, http.ErrServerClosed) {
-				cancel()
-				shutdown(srv)
 				return err
 			}
 		case <-ctx.Done():
-			shutdown(srv)
 			return nil
 		}
 	}
