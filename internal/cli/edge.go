@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"net/url"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -83,7 +84,7 @@ func runEdge(ctx context.Context, args []string, env *Env) error {
 	if ef.drainWait == 0 {
 		ef.drainWait = 2 * ef.heartbeat
 	}
-	cfg := edge.NodeConfig{HeartbeatInterval: ef.heartbeat, Version: "dt"}
+	cfg := edge.NodeConfig{HeartbeatInterval: ef.heartbeat, Version: softwareVersion()}
 	for _, s := range ef.publicIPs {
 		ip, err := netip.ParseAddr(s)
 		if err != nil {
@@ -114,6 +115,8 @@ func runEdge(ctx context.Context, args []string, env *Env) error {
 		}
 	}
 	hooks := nodeHooks{
+		// The edge's metrics go on the node's registry, served on the admin listener.
+		config: func(c *dt.Config) { cfg.Registerer = c.Registerer },
 		event: func(ev dt.Event) {
 			<-ready
 			if e != nil {
@@ -321,4 +324,20 @@ func locate(path string, v4, v6 netip.Addr, log *slog.Logger) *heartbeat.Locatio
 	}
 	log.Warn("Public address not found in the GeoIP database; location unknown (give --location)")
 	return nil
+}
+
+// softwareVersion names this build for heartbeats: the module version, or the VCS revision of a
+// development build.
+func softwareVersion() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "dt (unknown build)"
+	}
+	v := info.Main.Version
+	for _, kv := range info.Settings {
+		if kv.Key == "vcs.revision" && len(kv.Value) >= 12 && (v == "" || v == "(devel)") {
+			v = kv.Value[:12]
+		}
+	}
+	return "dt " + v
 }
