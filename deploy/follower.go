@@ -63,6 +63,11 @@ type Follower struct {
 	target    site.DeployID                    // guarded by mu
 	active    *Active                          // guarded by mu
 	missing   int                              // guarded by mu: blobs of target still missing
+	// orphans are blobs whose objects left the table while a kept manifest still named them;
+	// they go when the last such manifest goes. (Records from one peer may be applied in a
+	// different order than they were written, so a blob's removal can come before its
+	// manifest's.) Guarded by mu.
+	orphans map[blobs.Hash]bool
 }
 
 // New returns a follower.
@@ -79,7 +84,7 @@ func New(cfg Config) (*Follower, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Follower{cfg: cfg, log: cfg.Logger, manifests: map[site.DeployID]*site.Manifest{}}, nil
+	return &Follower{cfg: cfg, log: cfg.Logger, manifests: map[site.DeployID]*site.Manifest{}, orphans: map[blobs.Hash]bool{}}, nil
 }
 
 // Handle applies one event of the node. It returns an error for objects that do not decode
@@ -96,6 +101,9 @@ func (f *Follower) Handle(ev dt.Event) error {
 
 func (f *Follower) added(key string, body []byte) error {
 	if h, ok := site.ParseBlobKey(key); ok {
+		f.mu.Lock()
+		delete(f.orphans, h)
+		f.mu.Unlock()
 		if !f.cfg.Blobs.Has(h) {
 			if body == nil {
 				return nil // a node that keeps records without bodies
@@ -147,17 +155,34 @@ func (f *Follower) removed(key string) {
 		if f.active == nil || f.active.ID != id {
 			delete(f.manifests, id)
 		}
+		var free []blobs.Hash
+		for h := range f.orphans {
+			if !f.neededLocked(h) {
+				free = append(free, h)
+				delete(f.orphans, h)
+			}
+		}
 		f.mu.Unlock()
+		f.deleteBlobs(free)
 		return
 	}
 	if h, ok := site.ParseBlobKey(key); ok {
 		f.mu.Lock()
 		needed := f.neededLocked(h)
+		if needed {
+			f.orphans[h] = true
+		}
 		f.mu.Unlock()
 		if !needed {
-			if err := f.cfg.Blobs.Delete(h); err != nil {
-				f.log.Warn("Delete blob", slog.Any("blob", h), slog.Any("err", err))
-			}
+			f.deleteBlobs([]blobs.Hash{h})
+		}
+	}
+}
+
+func (f *Follower) deleteBlobs(hs []blobs.Hash) {
+	for _, h := range hs {
+		if err := f.cfg.Blobs.Delete(h); err != nil {
+			f.log.Warn("Delete blob", slog.Any("blob", h), slog.Any("err", err))
 		}
 	}
 }

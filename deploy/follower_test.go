@@ -231,3 +231,50 @@ func TestRejectsForgedBlobObject(t *testing.T) {
 		t.Fatal("the mismatched blob was stored")
 	}
 }
+
+// TestBlobRemovedBeforeItsManifest: records from one peer can be applied out of order, so a
+// blob's removal may arrive while its manifest is still kept; the blob goes with the manifest.
+func TestBlobRemovedBeforeItsManifest(t *testing.T) {
+	store, err := blobs.Open(t.TempDir(), blobs.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	f, err := New(Config{Blobs: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	add := func(key string, body []byte) {
+		t.Helper()
+		if err := f.Handle(dt.Event{Type: dt.EventObjectAdded, Key: key, Object: body}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish := func(m *site.Manifest, id site.DeployID, objects map[blobs.Hash][]byte) {
+		for h, obj := range objects {
+			add(site.BlobKey(h), obj)
+		}
+		body, _ := m.Marshal()
+		add(site.DeployKey(id), body)
+		cur, _ := site.Current{Deploy: id, Time: time.Now()}.Marshal()
+		add(site.CurrentKey, cur)
+	}
+	old, oldID, oldObjects := makeDeploy(t, 1)
+	publish(old, oldID, oldObjects)
+	newer, newID, newObjects := makeDeploy(t, 1)
+	publish(newer, newID, newObjects)
+	if a, _ := f.Active(); a.ID != newID {
+		t.Fatal("not on the newer deploy")
+	}
+	var h blobs.Hash
+	for h = range oldObjects {
+	}
+	f.Handle(dt.Event{Type: dt.EventObjectRemoved, Key: site.BlobKey(h)})
+	if !store.Has(h) {
+		t.Fatal("a blob named by a kept manifest was deleted")
+	}
+	f.Handle(dt.Event{Type: dt.EventObjectRemoved, Key: site.DeployKey(oldID)})
+	if store.Has(h) {
+		t.Fatal("the blob stayed after its manifest went")
+	}
+}

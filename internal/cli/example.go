@@ -118,6 +118,11 @@ func runExampleNetwork(ctx context.Context, env *Env, f *exampleFlags) (err erro
 	case <-ctx.Done():
 		return nil
 	}
+	// Messages reach the nodes that are linked when they are sent: wait for the whole topology
+	// (every link of the example up, both ends) before the first round.
+	if !ex.waitLinked(ctx, 20*time.Second) {
+		return ctx.Err()
+	}
 	ex.out.printf("all 5 nodes started; a round every %s", exampleRound)
 	ex.rounds(ctx, f.duration)
 	ex.drain(exampleDrain)
@@ -419,4 +424,22 @@ func (l *lineWriter) printf(format string, args ...any) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	fmt.Fprintf(l.w, format+"\n", args...)
+}
+
+// waitLinked waits until every node has all its links: the one it dials and those dialed to it.
+// The master dials node2, node3 and node5 dial node2, node4 dials node3.
+func (ex *example) waitLinked(ctx context.Context, limit time.Duration) bool {
+	want := []int{1, 3, 2, 1, 1} // links of node1..node5
+	deadline := time.Now().Add(limit)
+	for ctx.Err() == nil && time.Now().Before(deadline) {
+		ok := true
+		for i, node := range ex.nodes {
+			ok = ok && node.n.Status().Peers >= want[i]
+		}
+		if ok {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return ctx.Err() == nil // linked or not, go on after the limit: the summary will show it
 }
