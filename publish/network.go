@@ -246,6 +246,11 @@ func (s *session) current(ctx context.Context) (*site.Manifest, site.DeployID, e
 		return nil, site.DeployID{}, err
 	}
 	m, err := s.manifest(ctx, cur.Deploy)
+	if errors.Is(err, dt.ErrNotFound) {
+		// The pointer names a deploy no reachable node holds (its publisher died before a peer
+		// had the manifest): compare with nothing; blobs the network has are still not resent.
+		return nil, cur.Deploy, nil
+	}
 	if err != nil {
 		return nil, cur.Deploy, err
 	}
@@ -303,21 +308,22 @@ func (s *session) upload(ctx context.Context, plan *Plan, send []blobs.Hash, pro
 	return flush()
 }
 
-// switchTo writes the manifest and then the current pointer, and waits until a peer holds the
-// pointer: from then on the deploy is the network's, whatever happens to this process.
+// switchTo writes the manifest, waits until a peer holds it (and so every blob before it, since a
+// peer's acknowledgement covers the log up to a point), and only then writes the current pointer
+// and waits for that too. A publisher killed at any moment leaves the network pointing either at
+// the previous deploy or at one whose every part a peer holds.
 func (s *session) switchTo(ctx context.Context, m *site.Manifest, id site.DeployID) error {
 	body, err := m.Marshal()
 	if err != nil {
 		return err
 	}
-	cur, err := site.Current{Deploy: id, Time: time.Now()}.Marshal()
-	if err != nil {
-		return err
+	if err := s.node.Put(ctx, site.DeployKey(id), body); err != nil {
+		return fmt.Errorf("publish: write manifest: %w", err)
 	}
-	if err := s.node.PutMany(ctx, []string{site.DeployKey(id), site.CurrentKey}, [][]byte{body, cur}); err != nil {
-		return fmt.Errorf("publish: write deploy: %w", err)
+	if err := s.node.WaitReplicated(ctx, site.DeployKey(id), 1); err != nil {
+		return fmt.Errorf("publish: manifest not confirmed by a peer: %w", err)
 	}
-	return s.confirm(ctx)
+	return s.point(ctx, id)
 }
 
 // point makes a kept deploy current (a rollback): only the pointer is written, so the deploys

@@ -26,16 +26,13 @@ import (
 
 // edgeFlags are dt edge's own flags, beside the node's.
 type edgeFlags struct {
-	http, https   string
-	domains       stringList
-	acmeDirectory string
-	email         string
-	publicURL     string
-	location      string
-	geoip         string
-	publicIPs     stringList
-	heartbeat     time.Duration
-	drainWait     time.Duration
+	servingFlags
+	publicURL string
+	location  string
+	geoip     string
+	publicIPs stringList
+	heartbeat time.Duration
+	drainWait time.Duration
 }
 
 func runEdge(ctx context.Context, args []string, env *Env) error {
@@ -52,34 +49,18 @@ func runEdge(ctx context.Context, args []string, env *Env) error {
 			"it, waits --drain-wait for redirectors to stop sending visitors, finishes requests in\n"+
 			"flight and exits.")
 	nf.register(fs)
-	fs.StringVar(&ef.http, "http", "", "serve HTTP on `ADDR` (ACME challenges and redirects with --domain; the site without)")
-	fs.StringVar(&ef.https, "https", "", "serve HTTPS (HTTP/2) on `ADDR`")
-	fs.Var(&ef.domains, "domain", "get a certificate for `NAME` by ACME; repeatable")
-	fs.StringVar(&ef.acmeDirectory, "acme-directory", "", "ACME directory `URL` (default: Let's Encrypt)")
-	fs.StringVar(&ef.email, "acme-email", "", "contact `ADDRESS` for the ACME account")
+	ef.servingFlags.register(fs, "serve HTTP on `ADDR` (ACME challenges and redirects with --domain; the site without)")
 	fs.StringVar(&ef.publicURL, "public-url", "", "the `URL` visitors reach this edge at (default: from --domain or the listeners)")
 	fs.StringVar(&ef.location, "location", "", "the edge's location `LAT,LON` (default: from --geoip and --public-ip)")
 	fs.StringVar(&ef.geoip, "geoip", "", "MaxMind-format `FILE.mmdb` to locate the edge by its public address")
 	fs.Var(&ef.publicIPs, "public-ip", "the edge's public `ADDR` (IPv4 and/or IPv6); repeatable")
 	fs.DurationVar(&ef.heartbeat, "heartbeat-interval", 2*time.Second, "send a heartbeat every `INTERVAL`")
 	fs.DurationVar(&ef.drainWait, "drain-wait", 0, "on SIGTERM, keep serving this `LONG` after announcing the drain (default: 2 heartbeat intervals)")
-	if err := fs.parse(args); err != nil {
+	if err := parsePlainNode(fs, args, &nf, "an edge"); err != nil {
 		return err
 	}
-	if err := fs.wantArgs(0, ""); err != nil {
+	if err := ef.servingFlags.check(fs); err != nil {
 		return err
-	}
-	if err := nf.check(fs); err != nil {
-		return err
-	}
-	if nf.master {
-		return fs.usageErrorf("an edge is not a master: drop --master")
-	}
-	if ef.http == "" && ef.https == "" {
-		return fs.usageErrorf("--http or --https is required")
-	}
-	if len(ef.domains) > 0 && ef.https == "" {
-		return fs.usageErrorf("--domain needs --https")
 	}
 	if ef.drainWait == 0 {
 		ef.drainWait = 2 * ef.heartbeat
@@ -143,12 +124,9 @@ func runEdge(ctx context.Context, args []string, env *Env) error {
 			return err
 		}
 		defer store.Close()
-		var cm *certs.Manager
-		if ef.https != "" {
-			if cm, err = certs.New(certs.Config{Domains: ef.domains, CacheDir: filepath.Join(nf.data, "certs"),
-				ACMEDirectory: ef.acmeDirectory, Email: ef.email, Logger: log}); err != nil {
-				return err
-			}
+		cm, err := ef.certificates(nf.data, log)
+		if err != nil {
+			return err
 		}
 		cfg.Node, cfg.Blobs, cfg.Logger = n, store, log
 		if cfg.PublicURL, err = publicURL(ef); err != nil {

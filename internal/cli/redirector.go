@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -22,11 +21,7 @@ import (
 
 // redirectorFlags are dt redirector's own flags, beside the node's.
 type redirectorFlags struct {
-	http      string
-	https     string
-	domains   stringList
-	acmeDir   string
-	acmeEmail string
+	servingFlags
 	geoip     string
 	code      int
 	trusted   stringList
@@ -44,32 +39,16 @@ func runRedirector(ctx context.Context, args []string, env *Env) error {
 			"site's public name here. The admin listener adds /explain?ip=ADDR (why each edge would or\n"+
 			"would not get that client) and the edges to /status. SIGHUP reloads the GeoIP database.")
 	nf.register(fs)
-	fs.StringVar(&rf.http, "http", "", "serve visitors over HTTP on `ADDR` (host:port); it also answers ACME challenges")
-	fs.StringVar(&rf.https, "https", "", "serve visitors over HTTPS (HTTP/2) on `ADDR`")
-	fs.Var(&rf.domains, "domain", "get a certificate for `NAME` (the site's public name) by ACME; repeatable")
-	fs.StringVar(&rf.acmeDir, "acme-directory", "", "ACME directory `URL` (default: Let's Encrypt)")
-	fs.StringVar(&rf.acmeEmail, "acme-email", "", "contact `ADDRESS` for the ACME account")
+	rf.servingFlags.register(fs, "serve visitors over HTTP on `ADDR` (host:port); it also answers ACME challenges")
 	fs.StringVar(&rf.geoip, "geoip", "", "locate visitors with the MaxMind-format database `FILE.mmdb` (reloaded when the file changes)")
 	fs.IntVar(&rf.code, "redirect-code", 301, "redirect with status `CODE`: 301, 302, 307 or 308 (every redirect carries Cache-Control: private, no-store)")
 	fs.Var(&rf.trusted, "trusted-proxy", "believe X-Forwarded-For and Forwarded from `CIDR`; repeatable")
 	fs.DurationVar(&rf.heartbeat, "heartbeat-interval", 2*time.Second, "the edges' heartbeat `INTERVAL`")
-	if err := fs.parse(args); err != nil {
+	if err := parsePlainNode(fs, args, &nf, "a redirector"); err != nil {
 		return err
 	}
-	if err := fs.wantArgs(0, ""); err != nil {
+	if err := rf.servingFlags.check(fs); err != nil {
 		return err
-	}
-	if err := nf.check(fs); err != nil {
-		return err
-	}
-	if nf.master {
-		return fs.usageErrorf("a redirector is not a master: drop --master")
-	}
-	if rf.http == "" && rf.https == "" {
-		return fs.usageErrorf("--http or --https is required")
-	}
-	if len(rf.domains) > 0 && rf.https == "" {
-		return fs.usageErrorf("--domain needs --https")
 	}
 	switch rf.code {
 	case 301, 302, 307, 308:
@@ -139,12 +118,9 @@ func runRedirector(ctx context.Context, args []string, env *Env) error {
 			}
 			defer geo.Close()
 		}
-		var cm *certs.Manager
-		if rf.https != "" {
-			if cm, err = certs.New(certs.Config{Domains: rf.domains, CacheDir: filepath.Join(nf.data, "certs"),
-				ACMEDirectory: rf.acmeDir, Email: rf.acmeEmail, Logger: log}); err != nil {
-				return err
-			}
+		cm, err := rf.certificates(nf.data, log)
+		if err != nil {
+			return err
 		}
 		cfg := redirector.ServiceConfig{Node: n, TrustedProxies: trusted, Code: rf.code, HeartbeatInterval: rf.heartbeat, Logger: log}
 		if len(rf.domains) > 0 {

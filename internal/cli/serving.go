@@ -1,0 +1,63 @@
+package cli
+
+import (
+	"log/slog"
+	"path/filepath"
+
+	"github.com/dt-cdn/dt/internal/certs"
+)
+
+// servingFlags are the visitor-facing listeners and certificates shared by dt edge and dt
+// redirector.
+type servingFlags struct {
+	http, https string
+	domains     stringList
+	acmeDir     string
+	acmeEmail   string
+}
+
+func (s *servingFlags) register(fs *flagSet, httpUsage string) {
+	fs.StringVar(&s.http, "http", "", httpUsage)
+	fs.StringVar(&s.https, "https", "", "serve visitors over HTTPS (HTTP/2) on `ADDR`")
+	fs.Var(&s.domains, "domain", "get a certificate for `NAME` by ACME; repeatable (without: a locally generated certificate)")
+	fs.StringVar(&s.acmeDir, "acme-directory", "", "ACME directory `URL` (default: Let's Encrypt)")
+	fs.StringVar(&s.acmeEmail, "acme-email", "", "contact `ADDRESS` for the ACME account")
+}
+
+func (s *servingFlags) check(fs *flagSet) error {
+	if s.http == "" && s.https == "" {
+		return fs.usageErrorf("--http or --https is required")
+	}
+	if len(s.domains) > 0 && s.https == "" {
+		return fs.usageErrorf("--domain needs --https")
+	}
+	return nil
+}
+
+// certificates returns the certificate manager for --https (kept in DATADIR/certs), or nil
+// without --https.
+func (s *servingFlags) certificates(dataDir string, log *slog.Logger) (*certs.Manager, error) {
+	if s.https == "" {
+		return nil, nil
+	}
+	return certs.New(certs.Config{Domains: s.domains, CacheDir: filepath.Join(dataDir, "certs"),
+		ACMEDirectory: s.acmeDir, Email: s.acmeEmail, Logger: log})
+}
+
+// parsePlainNode parses the flags of a command that runs a plain (non-master) node with no
+// positional arguments, and checks the node's flags.
+func parsePlainNode(fs *flagSet, args []string, nf *nodeFlags, role string) error {
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if err := fs.wantArgs(0, ""); err != nil {
+		return err
+	}
+	if err := nf.check(fs); err != nil {
+		return err
+	}
+	if nf.master {
+		return fs.usageErrorf("%s is not a master: drop --master", role)
+	}
+	return nil
+}
