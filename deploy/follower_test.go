@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"context"
-	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
 	"sync"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/dt-cdn/dt/blobs"
 	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/internal/testnet"
 	"github.com/dt-cdn/dt/internal/wait"
 	"github.com/dt-cdn/dt/site"
 )
@@ -22,25 +22,9 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // network starts a listening master and an edge node whose events feed a Follower.
 func network(t *testing.T) (master *dt.Node, f *Follower, switches func() []site.DeployID) {
 	t.Helper()
-	var keys dt.Keys
-	rand.Read(keys.Network[:])
-	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-	keys.Masters, keys.Master = []ed25519.PublicKey{pub}, priv
-	open := func(cfg dt.Config) *dt.Node {
-		n, err := dt.Open(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
-	mc := dt.LocalConfig()
-	mc.Keys, mc.Master, mc.DataDir, mc.NoSync, mc.Listen = keys, true, t.TempDir(), true, []string{"127.0.0.1:0"}
-	master = open(mc)
-	go func() {
-		for range master.Events() {
-		}
-	}()
-	t.Cleanup(func() { master.Close() })
+	keys, plain := testnet.Keys(t)
+	master = testnet.Node(t, testnet.Options{Keys: keys, Master: true, Listen: true})
+	testnet.Drain(master)
 
 	store, err := blobs.Open(t.TempDir(), blobs.Options{NoSync: true})
 	if err != nil {
@@ -60,11 +44,7 @@ func network(t *testing.T) (master *dt.Node, f *Follower, switches func() []site
 	if err != nil {
 		t.Fatal(err)
 	}
-	ec := dt.LocalConfig()
-	plain := keys
-	plain.Master = nil
-	ec.Keys, ec.DataDir, ec.NoSync, ec.Peers = plain, t.TempDir(), true, []string{master.Addrs()[0].String()}
-	edge := open(ec)
+	edge := testnet.Node(t, testnet.Options{Keys: plain, Peers: []string{testnet.Addr(master)}})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

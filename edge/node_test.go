@@ -2,8 +2,6 @@ package edge
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +16,7 @@ import (
 	"github.com/dt-cdn/dt/blobs"
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/heartbeat"
+	"github.com/dt-cdn/dt/internal/testnet"
 	"github.com/dt-cdn/dt/internal/wait"
 	"github.com/dt-cdn/dt/site"
 )
@@ -28,24 +27,9 @@ import (
 // health before anything closes.
 func TestNodeServesPublishedDeployAndReports(t *testing.T) {
 	const beat = 100 * time.Millisecond
-	var keys dt.Keys
-	rand.Read(keys.Network[:])
-	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-	keys.Masters, keys.Master = []ed25519.PublicKey{pub}, priv
-	plain := keys
-	plain.Master = nil
-	open := func(k dt.Keys, master bool, listen, peers []string) *dt.Node {
-		cfg := dt.LocalConfig()
-		cfg.Keys, cfg.Master, cfg.DataDir, cfg.NoSync, cfg.Listen, cfg.Peers = k, master, t.TempDir(), true, listen, peers
-		n, err := dt.Open(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
-	observer := open(plain, false, []string{"127.0.0.1:0"}, nil)
-	t.Cleanup(func() { observer.Close() })
-	addr := []string{observer.Addrs()[0].String()}
+	keys, plain := testnet.Keys(t)
+	observer := testnet.Node(t, testnet.Options{Keys: plain, Listen: true})
+	addr := []string{testnet.Addr(observer)}
 	var mu sync.Mutex
 	var beats []heartbeat.Heartbeat
 	go func() {
@@ -57,19 +41,15 @@ func TestNodeServesPublishedDeployAndReports(t *testing.T) {
 			}
 		}
 	}()
-	master := open(keys, true, nil, addr)
-	t.Cleanup(func() { master.Close() })
-	go func() {
-		for range master.Events() {
-		}
-	}()
+	master := testnet.Node(t, testnet.Options{Keys: keys, Master: true, Peers: addr})
+	testnet.Drain(master)
 
 	store, err := blobs.Open(t.TempDir(), blobs.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	node := open(plain, false, nil, addr)
+	node := testnet.Node(t, testnet.Options{Keys: plain, Peers: addr})
 	reg := prometheus.NewRegistry()
 	e, err := NewNode(NodeConfig{Node: node, Blobs: store, PublicURL: "http://127.0.0.1:1", HeartbeatInterval: beat,
 		Location: &heartbeat.Location{Lat: 52.4, Lon: 4.9, Country: "NL", Continent: "EU"}, Registerer: reg})

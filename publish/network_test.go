@@ -2,7 +2,6 @@ package publish
 
 import (
 	"context"
-	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	"github.com/dt-cdn/dt/deploy"
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/heartbeat"
+	"github.com/dt-cdn/dt/internal/testnet"
 	"github.com/dt-cdn/dt/internal/wait"
 	"github.com/dt-cdn/dt/site"
 )
@@ -33,25 +33,10 @@ type testEdge struct {
 // testNetwork starts an origin node (listening, holding nothing special) and n edges linked to it.
 func testNetwork(t testing.TB, n int) (dt.Keys, string, []*testEdge) {
 	t.Helper()
-	var keys dt.Keys
-	rand.Read(keys.Network[:])
-	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-	keys.Masters, keys.Master = []ed25519.PublicKey{pub}, priv
-	plain := keys
-	plain.Master = nil
-
-	cfg := dt.LocalConfig()
-	cfg.Keys, cfg.DataDir, cfg.NoSync, cfg.Listen = plain, t.TempDir(), true, []string{"127.0.0.1:0"}
-	origin, err := dt.Open(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		for range origin.Events() {
-		}
-	}()
-	t.Cleanup(func() { origin.Close() })
-	addr := origin.Addrs()[0].String()
+	keys, plain := testnet.Keys(t)
+	origin := testnet.Node(t, testnet.Options{Keys: plain, Listen: true})
+	testnet.Drain(origin)
+	addr := testnet.Addr(origin)
 
 	var edges []*testEdge
 	for i := range n {

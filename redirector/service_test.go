@@ -2,8 +2,6 @@ package redirector
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/heartbeat"
+	"github.com/dt-cdn/dt/internal/testnet"
 	"github.com/dt-cdn/dt/internal/wait"
 	"github.com/dt-cdn/dt/site"
 )
@@ -23,31 +22,14 @@ import (
 // avoided once its heartbeats are missed and its probe fails.
 func TestServiceFollowsHeartbeatsAndDeploys(t *testing.T) {
 	const beat = 100 * time.Millisecond
-	var keys dt.Keys
-	rand.Read(keys.Network[:])
-	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-	keys.Masters, keys.Master = []ed25519.PublicKey{pub}, priv
-	plain := keys
-	plain.Master = nil
-	open := func(k dt.Keys, master bool, listen, peers []string) *dt.Node {
-		cfg := dt.LocalConfig()
-		cfg.Keys, cfg.Master, cfg.DataDir, cfg.NoSync, cfg.Listen, cfg.Peers = k, master, t.TempDir(), true, listen, peers
-		n, err := dt.Open(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { n.Close() })
-		return n
+	keys, plain := testnet.Keys(t)
+	open := func(k dt.Keys, master bool, listen bool, peers []string) *dt.Node {
+		return testnet.Node(t, testnet.Options{Keys: k, Master: master, Listen: listen, Peers: peers})
 	}
-	drain := func(n *dt.Node) {
-		go func() {
-			for range n.Events() {
-			}
-		}()
-	}
-	rnode := open(plain, false, []string{"127.0.0.1:0"}, nil)
+	drain := testnet.Drain
+	rnode := open(plain, false, true, nil)
 	addr := []string{rnode.Addrs()[0].String()}
-	master := open(keys, true, nil, addr)
+	master := open(keys, true, false, addr)
 	drain(master)
 
 	// Two edges: their public URLs are test servers whose health endpoint answers while "up".
@@ -59,7 +41,7 @@ func TestServiceFollowsHeartbeatsAndDeploys(t *testing.T) {
 	}
 	deployID := site.DeployIDOf([]byte("deploy one"))
 	start := func(name string) *edge {
-		e := &edge{node: open(plain, false, nil, addr), done: make(chan struct{})}
+		e := &edge{node: open(plain, false, false, addr), done: make(chan struct{})}
 		drain(e.node)
 		e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path == HealthPath {

@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"fmt"
 	"net"
 	"net/http"
@@ -19,6 +17,7 @@ import (
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/edge"
 	"github.com/dt-cdn/dt/heartbeat"
+	"github.com/dt-cdn/dt/internal/testnet"
 	"github.com/dt-cdn/dt/internal/wait"
 	"github.com/dt-cdn/dt/publish"
 	"github.com/dt-cdn/dt/redirector"
@@ -56,31 +55,13 @@ func TestRedirectorAvoidsCrashedEdge(t *testing.T) {
 		t.Skip("waits for heartbeats to be missed")
 	}
 	const beat = 2 * time.Second // the default interval: the figure is the one users get
-	var keys dt.Keys
-	rand.Read(keys.Network[:])
-	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-	keys.Masters, keys.Master = []ed25519.PublicKey{pub}, priv
-	plain := keys
-	plain.Master = nil
+	keys, plain := testnet.Keys(t)
 	open := func(listen bool, peers []string, lazy bool) *dt.Node {
-		cfg := dt.LocalConfig()
-		cfg.Keys, cfg.DataDir, cfg.NoSync, cfg.Peers, cfg.LazyBodies = plain, t.TempDir(), true, peers, lazy
-		if listen {
-			cfg.Listen = []string{"127.0.0.1:0"}
-		}
-		n, err := dt.Open(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
+		return testnet.Node(t, testnet.Options{Keys: plain, Listen: listen, Peers: peers, LazyBodies: lazy})
 	}
 	hub := open(true, nil, false)
-	t.Cleanup(func() { hub.Close() })
-	go func() {
-		for range hub.Events() {
-		}
-	}()
-	peer := hub.Addrs()[0].String()
+	testnet.Drain(hub)
+	peer := testnet.Addr(hub)
 
 	start := func(name string, loc heartbeat.Location) *runningEdge {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
