@@ -1,0 +1,270 @@
+// Command publishbench measures publishing a generated site to three edges on loopback, beside
+// rsync -a --delete of the same tree to three local directories, in one run:
+//
+//	go run ./internal/benchcmd/publishbench --files 10000      # about 300 MB
+//
+// It reports the full publish (wall time, bytes the publisher put on the wire) and an
+// incremental publish of one changed text file (bytes on the wire, time until every edge serves
+// it), and the same two for rsync. Everything runs in one process on 127.0.0.1.
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/dt-cdn/dt/blobs"
+	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/edge"
+	"github.com/dt-cdn/dt/publish"
+	"github.com/dt-cdn/dt/site"
+)
+
+func main() {
+	files := flag.Int("files", 10000, "files in the generated site (about 30 KB each on average)")
+	flag.Parse()
+	if err := run(*files); err != nil {
+		fmt.Fprintln(os.Stderr, "publishbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(files int) error {
+	tmp, err := os.MkdirTemp("", "publishbench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	dir := filepath.Join(tmp, "site")
+	total, err := generate(dir, files)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("site: %d files, %.1f MB\n", files, float64(total)/1e6)
+
+	keysDir := filepath.Join(tmp, "keys")
+	if err := dt.GenerateKeys(keysDir, nil); err != nil {
+		return err
+	}
+	keys, err := dt.LoadKeys(keysDir)
+	if err != nil {
+		return err
+	}
+	plain := keys
+	plain.Master = nil
+	net, err := startEdges(tmp, plain)
+	if err != nil {
+		return err
+	}
+	defer net.stop()
+	opts := publish.NetworkOptions{Keys: keys, Peers: []string{net.hub}, HeartbeatInterval: 200 * time.Millisecond, Wait: 10 * time.Minute}
+
+	// Full publish.
+	start := time.Now()
+	plan, err := publish.Scan(context.Background(), dir, publish.ScanOptions{})
+	if err != nil {
+		return err
+	}
+	scanned := time.Since(start)
+	res, err := publish.Publish(context.Background(), plan, opts)
+	plan.Close()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("dt full publish:        %s (scan %s, upload and switch %s), %d blobs, %.1f MB of blobs, %.1f MB on the wire, live on %d/%d edges\n",
+		time.Since(start).Round(time.Millisecond), scanned.Round(time.Millisecond), (time.Since(start) - scanned).Round(time.Millisecond),
+		res.BlobsSent, float64(res.BytesSent)/1e6, float64(res.WireBytes)/1e6, res.EdgesLive, len(res.Edges))
+
+	rsyncDirs := []string{filepath.Join(tmp, "r1"), filepath.Join(tmp, "r2"), filepath.Join(tmp, "r3")}
+	t, sent, err := rsyncAll(dir, rsyncDirs)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("rsync -a --delete x3:   %s, %.1f MB sent\n", t.Round(time.Millisecond), float64(sent)/1e6)
+
+	// Incremental: one changed text file.
+	changed := filepath.Join(dir, "d000", "f00000.html")
+	content := textContent(rand.New(rand.NewPCG(99, 1)), 30<<10)
+	if err := os.WriteFile(changed, content, 0o644); err != nil {
+		return err
+	}
+	enc, _ := zstd.NewWriter(nil)
+	compressed := len(enc.EncodeAll(content, nil))
+	start = time.Now()
+	plan, err = publish.Scan(context.Background(), dir, publish.ScanOptions{})
+	if err != nil {
+		return err
+	}
+	scanned = time.Since(start)
+	upload := time.Now()
+	var served time.Duration
+	var wg sync.WaitGroup
+	id, _ := plan.Manifest.ID()
+	wg.Go(func() { served = net.waitServing(id, upload) })
+	res, err = publish.Publish(context.Background(), plan, opts)
+	plan.Close()
+	wg.Wait()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("dt one changed file:    %.1f KB on the wire (the file: %d bytes, %d zstd), %d blobs; every edge served it %s after the upload began (scan took %s)\n",
+		float64(res.WireBytes)/1e3, len(content), compressed, res.BlobsSent, served.Round(time.Millisecond), scanned.Round(time.Millisecond))
+	t, sent, err = rsyncAll(dir, rsyncDirs)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("rsync one changed file: %s, %.1f KB sent\n", t.Round(time.Millisecond), float64(sent)/1e3)
+	return nil
+}
+
+// generate writes n files: 60% text (compressible, 5–60 KB), 40% binary (random, 10–80 KB).
+func generate(dir string, n int) (int64, error) {
+	r := rand.New(rand.NewPCG(1, 2))
+	var total int64
+	for i := range n {
+		var b []byte
+		name := fmt.Sprintf("f%05d.bin", i)
+		if i%5 < 3 {
+			b = textContent(r, 5<<10+r.IntN(55<<10))
+			name = fmt.Sprintf("f%05d.html", i)
+		} else {
+			b = make([]byte, 10<<10+r.IntN(70<<10))
+			for j := range b {
+				b[j] = byte(r.Uint32())
+			}
+		}
+		p := filepath.Join(dir, fmt.Sprintf("d%03d", i%100), name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return 0, err
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			return 0, err
+		}
+		total += int64(len(b))
+	}
+	return total, os.WriteFile(filepath.Join(dir, "index.html"), []byte("<h1>bench</h1>"), 0o644)
+}
+
+var words = strings.Fields("the edge serves a static site from blobs replicated over a signed table while the redirector sends visitors to the nearest live edge")
+
+func textContent(r *rand.Rand, size int) []byte {
+	var b bytes.Buffer
+	for b.Len() < size {
+		b.WriteString("<p>")
+		for range 12 {
+			b.WriteString(words[r.IntN(len(words))])
+			b.WriteByte(' ')
+		}
+		b.WriteString("</p>\n")
+	}
+	return b.Bytes()
+}
+
+var sentRe = regexp.MustCompile(`Total bytes sent: ([\d,]+)`)
+
+// rsyncAll copies src to every destination in turn, as an rsync fan-out would.
+func rsyncAll(src string, dsts []string) (time.Duration, int64, error) {
+	start := time.Now()
+	var sent int64
+	for _, d := range dsts {
+		out, err := exec.Command("rsync", "-a", "--delete", "--stats", src+"/", d+"/").CombinedOutput()
+		if err != nil {
+			return 0, 0, fmt.Errorf("rsync: %w: %s", err, out)
+		}
+		if m := sentRe.FindSubmatch(out); m != nil {
+			n, _ := strconv.ParseInt(strings.ReplaceAll(string(m[1]), ",", ""), 10, 64)
+			sent += n
+		}
+	}
+	return time.Since(start), sent, nil
+}
+
+// edges is three edge nodes on loopback; the first listens and the others, and the publisher,
+// link to it.
+type edges struct {
+	hub    string
+	nodes  []*dt.Node
+	edges  []*edge.Node
+	stores []*blobs.Store
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func startEdges(tmp string, keys dt.Keys) (*edges, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	es := &edges{cancel: cancel}
+	for i := range 3 {
+		cfg := dt.Config{Keys: keys, DataDir: filepath.Join(tmp, fmt.Sprintf("edge%d", i)), NoSync: true, Logger: slog.New(slog.DiscardHandler)}
+		if i == 0 {
+			cfg.Listen = []string{"127.0.0.1:0"}
+		} else {
+			cfg.Peers = []string{es.hub}
+		}
+		n, err := dt.Open(cfg)
+		if err != nil {
+			es.stop()
+			return nil, err
+		}
+		es.nodes = append(es.nodes, n)
+		if i == 0 {
+			es.hub = n.Addrs()[0].String()
+		}
+		store, err := blobs.Open(filepath.Join(tmp, fmt.Sprintf("edge%d", i), "site"), blobs.Options{NoSync: true})
+		if err != nil {
+			es.stop()
+			return nil, err
+		}
+		es.stores = append(es.stores, store)
+		e, err := edge.NewNode(edge.NodeConfig{Node: n, Blobs: store, PublicURL: fmt.Sprintf("http://127.0.0.1:%d", 9000+i), HeartbeatInterval: 200 * time.Millisecond})
+		if err != nil {
+			es.stop()
+			return nil, err
+		}
+		es.edges = append(es.edges, e)
+		es.wg.Go(func() {
+			for ev := range n.Events() {
+				e.HandleEvent(ev)
+			}
+		})
+		es.wg.Go(func() { e.Run(ctx) })
+	}
+	return es, nil
+}
+
+// waitServing returns how long after since every edge switched to id.
+func (es *edges) waitServing(id site.DeployID, since time.Time) time.Duration {
+	for {
+		all := true
+		for _, e := range es.edges {
+			all = all && e.Status().Active == id
+		}
+		if all {
+			return time.Since(since)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (es *edges) stop() {
+	es.cancel()
+	for _, n := range es.nodes {
+		n.Close()
+	}
+	es.wg.Wait()
+	for _, s := range es.stores {
+		s.Close()
+	}
+}
