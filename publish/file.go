@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"sync"
 
 	"github.com/jotfs/fastcdc-go"
@@ -58,7 +59,11 @@ func (s *scanner) processFile(ctx context.Context, enc *encoders, e entry) (_ fi
 	whole := sha256.New()
 	sinks := []io.Writer{whole}
 	var vws []*variantWriter
-	if size > 0 && size <= s.opts.MaxCompressSize && compressible(typ) {
+	wantVariants := size > 0 && size <= s.opts.MaxCompressSize && compressible(typ)
+	// With a previous deploy to reuse variants from, hash first and compress only content that
+	// is new (a second read); without, hash and compress in one pass.
+	deferVariants := wantVariants && s.reuse != nil
+	if wantVariants && !deferVariants {
 		if vws, err = enc.startVariants(size, s.tempFile); err != nil {
 			return fileResult{}, err
 		}
@@ -93,6 +98,30 @@ func (s *scanner) processFile(ctx context.Context, enc *encoders, e entry) (_ fi
 		sources = []blobSource{{h, Source{Size: size, File: e.rel}}}
 	}
 	res := fileResult{file: site.File{Hash: h, Size: size, Type: typ, Chunks: chunks}, sources: sources}
+	if deferVariants {
+		if prev, ok := s.reuse[h]; ok {
+			res.file.Variants = maps.Clone(prev)
+			return res, nil
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return fileResult{}, fmt.Errorf("publish: read %s again: %w", e.rel, err)
+		}
+		if vws, err = enc.startVariants(size, s.tempFile); err != nil {
+			return fileResult{}, err
+		}
+		encs := make([]io.Writer, len(vws))
+		for i, vw := range vws {
+			encs[i] = vw.enc
+		}
+		// The content must be what was hashed: a file changed between the reads fails the scan.
+		again := sha256.New()
+		if _, err := io.Copy(io.MultiWriter(append(encs, again)...), f); err != nil {
+			return fileResult{}, fmt.Errorf("publish: read %s: %w", e.rel, err)
+		}
+		if blobs.Hash(again.Sum(nil)) != h {
+			return fileResult{}, fmt.Errorf("%w: %s changed while it was read", ErrChanged, e.rel)
+		}
+	}
 	if vws != nil {
 		variants, vsrc, err := finishVariants(vws, size)
 		vws = nil

@@ -37,6 +37,8 @@ type NetworkOptions struct {
 	// Progress receives the steps of the publish as they happen. Optional; called from one
 	// goroutine at a time.
 	Progress func(Step)
+	// Scanned, used by PublishDir, is called once the directory is scanned (to report it).
+	Scanned func(*Plan)
 	// Logger receives the transient node's logs. Nil discards them.
 	Logger *slog.Logger
 	// Node tunes the transient node (timers for tests). Keys, Master, DataDir, Peers, LazyBodies
@@ -78,6 +80,7 @@ type Result struct {
 	EdgesLive int             `json:"edges_live"`
 	Collected []site.DeployID `json:"collected,omitempty"`
 	DryRun    bool            `json:"dry_run,omitempty"`
+	Warnings  []string        `json:"warnings,omitempty"`
 }
 
 // EdgeResult is one edge's state at the end of the wait.
@@ -99,34 +102,75 @@ var (
 // current pointer (so edges switch only once they hold every blob), then it waits for the edges'
 // heartbeats to report the deploy, and collects deploys beyond Keep.
 func Publish(ctx context.Context, plan *Plan, opts NetworkOptions) (Result, error) {
-	res := Result{Files: len(plan.Manifest.Files), DryRun: opts.DryRun}
+	opts = opts.withDefaults()
+	step := opts.stepper()
+	step(Step{Phase: PhaseConnecting})
+	s, err := openSession(ctx, opts)
+	if err != nil {
+		return Result{Files: len(plan.Manifest.Files), DryRun: opts.DryRun}, err
+	}
+	defer s.close()
+	prev, prevID, err := s.current(ctx)
+	if err != nil {
+		return Result{Files: len(plan.Manifest.Files), DryRun: opts.DryRun}, err
+	}
+	return s.publish(ctx, plan, prev, prevID, opts, step)
+}
+
+// PublishDir scans dir and publishes it, like Scan followed by Publish, but links to the network
+// first so that files unchanged since the current deploy reuse its compressed variants
+// (ScanOptions.Previous): a republish of a large site then costs reading it, not recompressing
+// it. The plan's warnings are in the result.
+func PublishDir(ctx context.Context, dir string, scan ScanOptions, opts NetworkOptions) (Result, error) {
+	opts = opts.withDefaults()
+	step := opts.stepper()
+	step(Step{Phase: PhaseConnecting})
+	s, err := openSession(ctx, opts)
+	if err != nil {
+		return Result{DryRun: opts.DryRun}, err
+	}
+	defer s.close()
+	prev, prevID, err := s.current(ctx)
+	if err != nil {
+		return Result{DryRun: opts.DryRun}, err
+	}
+	scan.Previous = prev
+	plan, err := Scan(ctx, dir, scan)
+	if err != nil {
+		return Result{DryRun: opts.DryRun}, err
+	}
+	defer plan.Close()
+	if opts.Scanned != nil {
+		opts.Scanned(plan)
+	}
+	return s.publish(ctx, plan, prev, prevID, opts, step)
+}
+
+func (o NetworkOptions) stepper() func(Step) {
+	began := time.Now()
+	return func(s Step) {
+		if o.Progress != nil {
+			s.Elapsed = time.Since(began)
+			o.Progress(s)
+		}
+	}
+}
+
+// publish sends plan over an open session: the blobs the network lacks, the manifest, the
+// pointer; then it waits for the edges and collects old deploys.
+func (s *session) publish(ctx context.Context, plan *Plan, prev *site.Manifest, prevID site.DeployID, opts NetworkOptions, step func(Step)) (Result, error) {
+	res := Result{Files: len(plan.Manifest.Files), DryRun: opts.DryRun, Previous: prevID, Warnings: plan.Warnings}
 	id, err := plan.Manifest.ID()
 	if err != nil {
 		return res, err
 	}
 	res.Deploy = id
-	opts = opts.withDefaults()
-	began := time.Now()
-	step := func(s Step) {
-		if opts.Progress != nil {
-			s.Elapsed = time.Since(began)
-			opts.Progress(s)
+	res.Diff = plan.Diff(prev, func(h blobs.Hash) bool { return s.node.Has(site.BlobKey(h)) })
+	for _, h := range res.Diff.Send {
+		if _, ok := plan.Sources[h]; !ok {
+			return res, fmt.Errorf("publish: blob %s, a variant reused from the current deploy, is not in the network; scan without ScanOptions.Previous", h.Short())
 		}
 	}
-
-	step(Step{Phase: PhaseConnecting})
-	s, err := openSession(ctx, opts)
-	if err != nil {
-		return res, err
-	}
-	defer s.close()
-
-	prev, prevID, err := s.current(ctx)
-	if err != nil {
-		return res, err
-	}
-	res.Previous = prevID
-	res.Diff = plan.Diff(prev, func(h blobs.Hash) bool { return s.node.Has(site.BlobKey(h)) })
 	if opts.DryRun {
 		return res, nil
 	}

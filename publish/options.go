@@ -1,6 +1,8 @@
 package publish
 
 import (
+	"github.com/dt-cdn/dt/site"
+
 	"os"
 	"runtime"
 	"time"
@@ -50,6 +52,12 @@ type ScanOptions struct {
 	// they are (they take long to compress at high quality and are often downloaded with Range
 	// requests, which variants do not serve). Zero: DefaultMaxCompressSize; negative: never.
 	MaxCompressSize int64
+	// Previous is the deploy being replaced, when known. A file whose content is unchanged (the
+	// same SHA-256 anywhere in Previous) takes its variants from there instead of being compressed
+	// again, so rescanning a large site costs a read, not minutes of brotli. The network must
+	// still hold those variant blobs (it does while Previous is current); Publish and PublishDir
+	// check, and Plan.Sources has no entry for them.
+	Previous *site.Manifest
 	// Progress, when set, is called as files are read: with every file done and at least every
 	// megabyte within a file. Calls come from the worker goroutines but never concurrently, and
 	// the counts never go down. It should return quickly: workers wait for it.

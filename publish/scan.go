@@ -31,6 +31,9 @@ type scanner struct {
 	progMu   sync.Mutex
 	prog     Progress // guarded by progMu
 	reported int64    // prog.Bytes at the last report; guarded by progMu
+
+	// reuse maps the raw hash of each file of opts.Previous that has variants to them; read-only.
+	reuse map[blobs.Hash]map[string]site.Variant
 }
 
 // Scan reads the site in dir and returns the plan to publish it: the manifest, and where the
@@ -53,6 +56,14 @@ func Scan(ctx context.Context, dir string, opts ScanOptions) (*Plan, error) {
 		return nil, fmt.Errorf("publish: open site: %w", err)
 	}
 	s := &scanner{dir: dir, root: root, opts: opts}
+	if opts.Previous != nil {
+		s.reuse = map[blobs.Hash]map[string]site.Variant{}
+		for _, f := range opts.Previous.Files {
+			if len(f.Variants) > 0 {
+				s.reuse[f.Hash] = f.Variants
+			}
+		}
+	}
 	done := false
 	defer func() {
 		if !done {

@@ -155,17 +155,15 @@ func runPublish(ctx context.Context, args []string, env *Env) error {
 	}
 	out := newProgress(env, f.json)
 	began := time.Now()
-	plan, err := publish.Scan(ctx, fs.Arg(0), publish.ScanOptions{
+	scan := publish.ScanOptions{
 		IncludeHidden: hidden, FollowSymlinks: symlinks, SPA: spa, CleanURLs: clean,
 		Progress: func(p publish.Progress) { out.bar("hashing", p.Bytes, p.BytesTotal, began) },
-	})
-	if err != nil {
-		return err
 	}
-	defer plan.Close()
-	out.done("hashed %d files (%s) in %s", len(plan.Manifest.Files), sizeOf(total(plan)), time.Since(began).Round(time.Millisecond))
-	for _, w := range plan.Warnings {
-		out.line("warning: %s", w)
+	opts.Scanned = func(plan *publish.Plan) {
+		out.done("hashed %d files (%s) in %s", len(plan.Manifest.Files), sizeOf(total(plan)), time.Since(began).Round(time.Millisecond))
+		for _, w := range plan.Warnings {
+			out.line("warning: %s", w)
+		}
 	}
 	opts.DryRun = dryRun
 	var uploaded publish.Step
@@ -186,7 +184,8 @@ func runPublish(ctx context.Context, args []string, env *Env) error {
 			out.status("live on %d/%d edges", s.EdgesLive, s.EdgesTotal)
 		}
 	}
-	res, err := publish.Publish(ctx, plan, opts)
+	// Linking first lets unchanged files reuse the current deploy's compressed variants.
+	res, err := publish.PublishDir(ctx, fs.Arg(0), scan, opts)
 	return reportPublish(env, out, f.json, res, err)
 }
 
