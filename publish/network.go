@@ -3,10 +3,12 @@ package publish
 import (
 	"cmp"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -37,6 +39,9 @@ type NetworkOptions struct {
 	// Progress receives the steps of the publish as they happen. Optional; called from one
 	// goroutine at a time.
 	Progress func(Step)
+	// CacheDir keeps the publisher's copy of the table between runs (records, no file data), so
+	// a publish syncs only what changed since the last one. Empty: a temporary copy each time.
+	CacheDir string
 	// Scanned, used by PublishDir, is called once the directory is scanned (to report it).
 	Scanned func(*Plan)
 	// Logger receives the transient node's logs. Nil discards them.
@@ -238,18 +243,35 @@ func openSession(ctx context.Context, opts NetworkOptions) (*session, error) {
 	if opts.Keys.Master == nil {
 		return nil, fmt.Errorf("publish: %w", dt.ErrNotMaster)
 	}
-	dir, err := os.MkdirTemp("", "dt-publish-")
-	if err != nil {
-		return nil, fmt.Errorf("publish: %w", err)
-	}
 	cfg := opts.Node
-	cfg.Keys, cfg.Master, cfg.DataDir, cfg.Peers, cfg.LazyBodies = opts.Keys, true, dir, opts.Peers, true
-	cfg.NoSync = true // the node's data is thrown away at the end
+	cfg.Keys, cfg.Master, cfg.Peers, cfg.LazyBodies = opts.Keys, true, opts.Peers, true
 	cfg.Logger = opts.Logger
-	node, err := dt.Open(cfg)
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, err
+	var (
+		node *dt.Node
+		dir  string // removed at close; empty when the node keeps its data in opts.CacheDir
+		err  error
+	)
+	if opts.CacheDir != "" {
+		// A publisher that kept its table since the last run resumes from its cursor: only the
+		// records written since travel, instead of a list of every record. The cache is only a
+		// copy: when another publish holds it, or it is unusable, a temporary one does.
+		table := opts.Keys.Network.TableID()
+		cfg.DataDir = filepath.Join(opts.CacheDir, hex.EncodeToString(table[:]))
+		cfg.NoSync = true
+		if node, err = dt.Open(cfg); err != nil {
+			opts.Logger.Info("Publish cache unusable; using a temporary one", slog.Any("err", err))
+		}
+	}
+	if node == nil {
+		if dir, err = os.MkdirTemp("", "dt-publish-"); err != nil {
+			return nil, fmt.Errorf("publish: %w", err)
+		}
+		cfg.DataDir = dir
+		cfg.NoSync = true // the node's data is thrown away at the end
+		if node, err = dt.Open(cfg); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
 	}
 	s := &session{node: node, dir: dir, done: make(chan struct{}),
 		tracker: heartbeat.NewTracker(heartbeat.Config{Interval: opts.HeartbeatInterval})}
@@ -273,7 +295,9 @@ func openSession(ctx context.Context, opts NetworkOptions) (*session, error) {
 func (s *session) close() {
 	s.node.Close()
 	s.wg.Wait()
-	os.RemoveAll(s.dir)
+	if s.dir != "" {
+		os.RemoveAll(s.dir)
+	}
 }
 
 // current returns the network's current deploy, if any.

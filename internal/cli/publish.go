@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -39,6 +40,7 @@ func (e *exitCodeError) Unwrap() error { return e.err }
 // precedence after the flags.
 type siteFlags struct {
 	config   string
+	cacheDir string
 	keys     string
 	peers    stringList
 	wait     time.Duration
@@ -61,6 +63,17 @@ func (f *siteFlags) register(fs *flagSet) {
 	fs.IntVar(&f.keep, "keep", 10, "keep the newest `N` deploys for rollback; collect older ones and the blobs only they use")
 	fs.BoolVar(&f.json, "json", false, "print a machine-readable summary on stdout")
 	fs.StringVar(&f.logLevel, "log-level", "warn", "log `LEVEL` of the transient node on stderr")
+	fs.StringVar(&f.cacheDir, "cache-dir", defaultCacheDir(), "keep a copy of the table (records, no file data) in `DIR` between runs, so each run syncs only what changed; empty: none")
+}
+
+// defaultCacheDir is the user's cache directory for publishing, or none when there is no such
+// directory (no HOME).
+func defaultCacheDir() string {
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(d, "dt", "publish")
 }
 
 // resolve fills keys and peers from the environment and the config file, then checks them.
@@ -121,7 +134,7 @@ func (f *siteFlags) options(env *Env) (publish.NetworkOptions, error) {
 	if err != nil {
 		return publish.NetworkOptions{}, err
 	}
-	return publish.NetworkOptions{Keys: keys, Peers: f.peers, Keep: f.keep, Wait: f.wait, Logger: log}, nil
+	return publish.NetworkOptions{Keys: keys, Peers: f.peers, Keep: f.keep, Wait: f.wait, Logger: log, CacheDir: f.cacheDir}, nil
 }
 
 func runPublish(ctx context.Context, args []string, env *Env) error {

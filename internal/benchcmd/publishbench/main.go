@@ -70,7 +70,8 @@ func run(files int) error {
 		return err
 	}
 	defer net.stop()
-	opts := publish.NetworkOptions{Keys: keys, Peers: []string{net.hub}, HeartbeatInterval: 200 * time.Millisecond, Wait: 10 * time.Minute}
+	opts := publish.NetworkOptions{Keys: keys, Peers: []string{net.hub}, HeartbeatInterval: 200 * time.Millisecond, Wait: 10 * time.Minute,
+		CacheDir: filepath.Join(tmp, "publish-cache")} // as dt publish keeps one
 
 	// Full publish.
 	start := time.Now()
