@@ -68,6 +68,9 @@ type Follower struct {
 	// different order than they were written, so a blob's removal can come before its
 	// manifest's.) Guarded by mu.
 	orphans map[blobs.Hash]bool
+	// refs are manifests stored as chunk references (site.ManifestRef), by deploy, kept as long as
+	// their deploys: pending ones are assembled once every chunk is on disk. Guarded by mu.
+	refs map[site.DeployID]*site.ManifestRef
 }
 
 // New returns a follower.
@@ -84,7 +87,7 @@ func New(cfg Config) (*Follower, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Follower{cfg: cfg, log: cfg.Logger, manifests: map[site.DeployID]*site.Manifest{}, orphans: map[blobs.Hash]bool{}}, nil
+	return &Follower{cfg: cfg, log: cfg.Logger, manifests: map[site.DeployID]*site.Manifest{}, orphans: map[blobs.Hash]bool{}, refs: map[site.DeployID]*site.ManifestRef{}}, nil
 }
 
 // Handle applies one event of the node. It returns an error for objects that do not decode
@@ -123,9 +126,16 @@ func (f *Follower) added(key string, body []byte) error {
 		return nil
 	}
 	if id, ok := site.ParseDeployKey(key); ok {
-		m, err := site.ParseManifest(body)
+		m, ref, err := site.ParseDeployObject(body)
 		if err != nil {
 			return fmt.Errorf("deploy: manifest %s: %w", id.Short(), err)
+		}
+		if ref != nil {
+			f.mu.Lock()
+			f.refs[id] = ref
+			f.mu.Unlock()
+			f.evaluate() // assembles it when its chunks are here
+			return nil
 		}
 		if got, err := m.ID(); err != nil || got != id {
 			return fmt.Errorf("deploy: manifest under %s hashes to %s", id.Short(), got.Short())
@@ -155,6 +165,7 @@ func (f *Follower) removed(key string) {
 		if f.active == nil || f.active.ID != id {
 			delete(f.manifests, id)
 		}
+		delete(f.refs, id)
 		var free []blobs.Hash
 		for h := range f.orphans {
 			if !f.neededLocked(h) {
@@ -202,6 +213,13 @@ func (f *Follower) neededLocked(h blobs.Hash) bool {
 	if f.active != nil && check(f.active.Manifest) {
 		return true
 	}
+	for _, ref := range f.refs {
+		for _, c := range ref.Chunks {
+			if c.Hash == h {
+				return true
+			}
+		}
+	}
 	for _, m := range f.manifests {
 		if check(m) {
 			return true
@@ -238,9 +256,28 @@ func (f *Follower) evaluateLocked() *Active {
 	return &a
 }
 
-// evaluate re-checks the target and reports a switch, outside the lock.
+// evaluate assembles manifests whose chunks are all here, re-checks the target and reports a
+// switch, outside the lock.
 func (f *Follower) evaluate() {
 	f.mu.Lock()
+	for id, ref := range f.refs {
+		if _, done := f.manifests[id]; done {
+			continue
+		}
+		complete := true
+		for _, c := range ref.Chunks {
+			complete = complete && f.cfg.Blobs.Has(c.Hash)
+		}
+		if !complete {
+			continue
+		}
+		m, err := site.AssembleManifest(ref, id, f.cfg.Blobs.ReadAll)
+		if err != nil {
+			f.log.Warn("Manifest does not assemble", slog.Any("deploy", id), slog.Any("err", err))
+			continue
+		}
+		f.manifests[id] = m
+	}
 	a := f.evaluateLocked()
 	f.mu.Unlock()
 	if a != nil && f.cfg.OnSwitch != nil {

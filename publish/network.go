@@ -326,11 +326,8 @@ func (s *session) current(ctx context.Context) (*site.Manifest, site.DeployID, e
 }
 
 func (s *session) manifest(ctx context.Context, id site.DeployID) (*site.Manifest, error) {
-	raw, err := s.node.Load(ctx, site.DeployKey(id))
-	if err != nil {
-		return nil, fmt.Errorf("publish: read manifest %s: %w", id.Short(), err)
-	}
-	return site.ParseManifest(raw)
+	m, _, err := s.readManifest(ctx, id)
+	return m, err
 }
 
 // upload sends blobs in batches of about 8 MiB of objects, each batch committed at once.
@@ -381,12 +378,8 @@ func (s *session) upload(ctx context.Context, plan *Plan, send []blobs.Hash, pro
 // and waits for that too. A publisher killed at any moment leaves the network pointing either at
 // the previous deploy or at one whose every part a peer holds.
 func (s *session) switchTo(ctx context.Context, m *site.Manifest, id site.DeployID) error {
-	body, err := m.Marshal()
-	if err != nil {
+	if err := s.writeManifest(ctx, m, id); err != nil {
 		return err
-	}
-	if err := s.node.Put(ctx, site.DeployKey(id), body); err != nil {
-		return fmt.Errorf("publish: write manifest: %w", err)
 	}
 	if err := s.node.WaitReplicated(ctx, site.DeployKey(id), 1); err != nil {
 		return fmt.Errorf("publish: manifest not confirmed by a peer: %w", err)
@@ -460,8 +453,12 @@ func (s *session) waitLive(ctx context.Context, id site.DeployID, opts NetworkOp
 type kept struct {
 	id      site.DeployID
 	m       *site.Manifest
-	version uint64 // when it was published, as the table orders writes
+	version uint64       // when it was published, as the table orders writes
+	chunks  []blobs.Hash // the manifest's own chunks, when stored as a reference
 }
+
+// blobs returns every blob the deploy uses: its files' and its manifest's.
+func (k kept) blobs() []blobs.Hash { return append(k.m.Blobs(), k.chunks...) }
 
 // deploys returns the kept deploys, newest published first.
 func (s *session) deploys(ctx context.Context) ([]kept, error) {
@@ -471,12 +468,12 @@ func (s *session) deploys(ctx context.Context) ([]kept, error) {
 		if !ok {
 			continue
 		}
-		m, err := s.manifest(ctx, id)
+		m, chunks, err := s.readManifest(ctx, id)
 		if err != nil {
 			return nil, err
 		}
 		v, _ := s.node.Version(key)
-		all = append(all, kept{id, m, v})
+		all = append(all, kept{id: id, m: m, version: v, chunks: chunks})
 	}
 	slices.SortFunc(all, func(a, b kept) int { return cmp.Compare(b.version, a.version) })
 	return all, nil
@@ -504,7 +501,7 @@ func (s *session) collect(ctx context.Context, current site.DeployID, keep int) 
 	}
 	inUse := map[blobs.Hash]bool{}
 	for _, k := range all[:keep] {
-		for _, h := range k.m.Blobs() {
+		for _, h := range k.blobs() {
 			inUse[h] = true
 		}
 	}
@@ -513,7 +510,7 @@ func (s *session) collect(ctx context.Context, current site.DeployID, keep int) 
 	for _, k := range all[keep:] {
 		dropped = append(dropped, k.id)
 		dropKeys = append(dropKeys, site.DeployKey(k.id))
-		for _, h := range k.m.Blobs() {
+		for _, h := range k.blobs() {
 			if !inUse[h] {
 				inUse[h] = true // once
 				blobKeys = append(blobKeys, site.BlobKey(h))

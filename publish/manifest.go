@@ -1,0 +1,125 @@
+package publish
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	fastcdc "github.com/jotfs/fastcdc-go"
+
+	"github.com/dt-cdn/dt/blobs"
+	"github.com/dt-cdn/dt/site"
+)
+
+// Manifests up to inlineManifestMax bytes are stored whole under their deploy key; larger ones as
+// a site.ManifestRef to content-defined chunks of about 8 KiB, which consecutive deploys share.
+const (
+	inlineManifestMax = 16 << 10
+	manifestChunkMin  = 2 << 10
+	manifestChunkAvg  = 8 << 10
+	manifestChunkMax  = 32 << 10
+)
+
+// chunkManifest splits a manifest's canonical JSON into content-defined chunks.
+func chunkManifest(canonical []byte) ([]site.Chunk, map[blobs.Hash][]byte, error) {
+	fastcdcMu.Lock()
+	defer fastcdcMu.Unlock()
+	c, err := fastcdc.NewChunker(bytes.NewReader(canonical), fastcdc.Options{MinSize: manifestChunkMin, AverageSize: manifestChunkAvg, MaxSize: manifestChunkMax})
+	if err != nil {
+		return nil, nil, fmt.Errorf("chunker: %w", err)
+	}
+	var chunks []site.Chunk
+	data := map[blobs.Hash][]byte{}
+	for {
+		ch, err := c.Next()
+		if errors.Is(err, io.EOF) {
+			return chunks, data, nil
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		b := bytes.Clone(ch.Data)
+		h := blobs.Sum(b)
+		chunks = append(chunks, site.Chunk{Hash: h, Size: int64(len(b))})
+		data[h] = b
+	}
+}
+
+// writeManifest stores a manifest under its deploy key: whole when small, else as a reference to
+// chunks, sending only the chunks the network lacks.
+func (s *session) writeManifest(ctx context.Context, m *site.Manifest, id site.DeployID) error {
+	body, err := m.Marshal()
+	if err != nil {
+		return err
+	}
+	if len(body) > inlineManifestMax {
+		chunks, data, err := chunkManifest(body)
+		if err != nil {
+			return fmt.Errorf("publish: split manifest: %w", err)
+		}
+		var keys []string
+		var objects [][]byte
+		for _, c := range chunks {
+			key := site.BlobKey(c.Hash)
+			if s.node.Has(key) || contains(keys, key) {
+				continue
+			}
+			obj, err := site.EncodeBlob(data[c.Hash])
+			if err != nil {
+				return err
+			}
+			keys, objects = append(keys, key), append(objects, obj)
+		}
+		if err := s.node.PutMany(ctx, keys, objects); err != nil {
+			return fmt.Errorf("publish: write manifest chunks: %w", err)
+		}
+		if body, err = (site.ManifestRef{Chunks: chunks}).Marshal(); err != nil {
+			return err
+		}
+	}
+	if err := s.node.Put(ctx, site.DeployKey(id), body); err != nil {
+		return fmt.Errorf("publish: write manifest: %w", err)
+	}
+	return nil
+}
+
+func contains(keys []string, key string) bool {
+	for _, k := range keys {
+		if k == key {
+			return true
+		}
+	}
+	return false
+}
+
+// readManifest loads a deploy's manifest, assembling it from chunks when it was stored as a
+// reference; it also returns the chunk blobs (none for an inline manifest).
+func (s *session) readManifest(ctx context.Context, id site.DeployID) (*site.Manifest, []blobs.Hash, error) {
+	raw, err := s.node.Load(ctx, site.DeployKey(id))
+	if err != nil {
+		return nil, nil, fmt.Errorf("publish: read manifest %s: %w", id.Short(), err)
+	}
+	m, ref, err := site.ParseDeployObject(raw)
+	if err != nil || ref == nil {
+		return m, nil, err
+	}
+	m, err = site.AssembleManifest(ref, id, func(h blobs.Hash) ([]byte, error) {
+		obj, err := s.node.Load(ctx, site.BlobKey(h))
+		if err != nil {
+			return nil, err
+		}
+		_, b, err := site.DecodeBlob(obj, site.MaxManifestSize)
+		return b, err
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("publish: manifest %s: %w", id.Short(), err)
+	}
+	hs := make([]blobs.Hash, len(ref.Chunks))
+	for i, c := range ref.Chunks {
+		hs[i] = c.Hash
+	}
+	return m, hs, nil
+}
+
