@@ -122,4 +122,3 @@ func (s *session) readManifest(ctx context.Context, id site.DeployID) (*site.Man
 	}
 	return m, hs, nil
 }
-
