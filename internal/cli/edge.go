@@ -85,40 +85,24 @@ func runEdge(ctx context.Context, args []string, env *Env) error {
 		cfg.Location = loc
 	}
 
-	var e *edge.Node
-	ready := make(chan struct{})
-	started := func() *edge.Node {
-		select {
-		case <-ready:
-			return e
-		default:
-			return nil
-		}
-	}
+	node := newLater[edge.Node]()
 	hooks := nodeHooks{
 		// The edge's metrics go on the node's registry, served on the admin listener.
 		config: func(c *dt.Config) { cfg.Registerer = c.Registerer },
 		event: func(ev dt.Event) {
-			<-ready
-			if e != nil {
+			if e := node.wait(); e != nil {
 				e.HandleEvent(ev)
 			}
 		},
 		status: func(st *nodeStatus) {
-			if e := started(); e != nil {
+			if e := node.get(); e != nil {
 				s := e.Status()
 				st.Edge = &s
 			}
 		},
 	}
 	hooks.work = func(ctx context.Context, n *dt.Node, log *slog.Logger) error {
-		defer func() {
-			select {
-			case <-ready:
-			default:
-				close(ready)
-			}
-		}()
+		defer node.set(nil) // a failed start: release the event goroutine
 		store, err := blobs.Open(filepath.Join(nf.data, "site"), blobs.Options{NoSync: nf.noSync, Logger: log})
 		if err != nil {
 			return err
@@ -139,10 +123,11 @@ func runEdge(ctx context.Context, args []string, env *Env) error {
 		if cfg.Location == nil && ef.geoip != "" {
 			cfg.Location = locate(ef.geoip, cfg.IPv4, cfg.IPv6, log)
 		}
-		if e, err = edge.NewNode(cfg); err != nil {
+		e, err := edge.NewNode(cfg)
+		if err != nil {
 			return err
 		}
-		close(ready)
+		node.set(e)
 		return serveEdge(ctx, e, cm, ef, log)
 	}
 	return serveNode(ctx, env, &nf, hooks)

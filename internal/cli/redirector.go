@@ -66,28 +66,18 @@ func runRedirector(ctx context.Context, args []string, env *Env) error {
 
 	// The service needs the open node, and the node's events need the service: events wait (in
 	// the node's queue) until the service exists, and the admin routes answer 503 until then.
-	var svc *redirector.Service
-	ready := make(chan struct{})
-	current := func() *redirector.Service {
-		select {
-		case <-ready:
-			return svc
-		default:
-			return nil
-		}
-	}
+	service := newLater[redirector.Service]()
 	hooks := nodeHooks{
 		// A redirector needs to know what the table holds, not the site's file data.
 		config: func(c *dt.Config) { c.LazyBodies = true },
 		event: func(ev dt.Event) {
-			<-ready
-			if svc != nil {
-				svc.HandleEvent(ev)
+			if s := service.wait(); s != nil {
+				s.HandleEvent(ev)
 			}
 		},
 		admin: func(mux *http.ServeMux) {
 			mux.HandleFunc("GET /explain", func(w http.ResponseWriter, r *http.Request) {
-				if s := current(); s != nil {
+				if s := service.get(); s != nil {
 					s.Explain().ServeHTTP(w, r)
 					return
 				}
@@ -95,19 +85,13 @@ func runRedirector(ctx context.Context, args []string, env *Env) error {
 			})
 		},
 		status: func(st *nodeStatus) {
-			if s := current(); s != nil {
+			if s := service.get(); s != nil {
 				st.Redirector = s.Status()
 			}
 		},
 	}
 	hooks.work = func(ctx context.Context, n *dt.Node, log *slog.Logger) error {
-		defer func() {
-			select {
-			case <-ready:
-			default:
-				close(ready) // a failed start: release the event goroutine
-			}
-		}()
+		defer service.set(nil) // a failed start: release the event goroutine
 		var (
 			geo *redirector.GeoDB
 			err error
@@ -129,10 +113,11 @@ func runRedirector(ctx context.Context, args []string, env *Env) error {
 		if geo != nil {
 			cfg.Geo = geo
 		}
-		if svc, err = redirector.NewService(cfg); err != nil {
+		svc, err := redirector.NewService(cfg)
+		if err != nil {
 			return err
 		}
-		close(ready)
+		service.set(svc)
 		return serveRedirector(ctx, svc, geo, rf, cm, log)
 	}
 	return serveNode(ctx, env, &nf, hooks)

@@ -3,6 +3,7 @@ package cli
 import (
 	"log/slog"
 	"path/filepath"
+	"sync"
 
 	"github.com/dt-cdn/dt/internal/certs"
 )
@@ -60,4 +61,39 @@ func parsePlainNode(fs *flagSet, args []string, nf *nodeFlags, role string) erro
 		return fs.usageErrorf("%s is not a master: drop --master", role)
 	}
 	return nil
+}
+
+// later holds a service built on a node after the node opened, for the node's hooks, which run
+// from the start: the event hook waits for it (events queue in the node meanwhile), status and
+// admin hooks see nil until then. A failed start settles it with nil, releasing the waiters.
+type later[T any] struct {
+	once sync.Once
+	done chan struct{}
+	v    *T
+}
+
+func newLater[T any]() *later[T] { return &later[T]{done: make(chan struct{})} }
+
+// set settles the value; only the first call counts.
+func (l *later[T]) set(v *T) {
+	l.once.Do(func() {
+		l.v = v
+		close(l.done)
+	})
+}
+
+// wait blocks until the value is settled, and returns it (nil after a failed start).
+func (l *later[T]) wait() *T {
+	<-l.done
+	return l.v
+}
+
+// get returns the value if it is settled, nil otherwise, without blocking.
+func (l *later[T]) get() *T {
+	select {
+	case <-l.done:
+		return l.v
+	default:
+		return nil
+	}
 }
