@@ -109,7 +109,8 @@ func (n *Node) yamuxConfig() *yamux.Config {
 // accepted connection (nil when we dialed). It returns why the link ended.
 func (n *Node) runLink(raw net.Conn, dialed bool, ticket *ipguard.Ticket) error {
 	conn := n.metrics.count(raw)
-	h := hello{incarnation: n.store.incarnation, head: n.head.Load(), clock: uint64(n.clock.Last()), master: n.cfg.Master}
+	h := hello{incarnation: n.store.incarnation, head: n.head.Load(), clock: uint64(n.clock.Last()), master: n.cfg.Master,
+		observed: addrPortOf(raw.RemoteAddr())}
 	scfg := securelink.Config{
 		NetworkKey: n.cfg.Keys.Network,
 		Identity:   n.identity,
@@ -216,6 +217,17 @@ func endTicket(t *ipguard.Ticket, err error) {
 }
 
 var errSelfLink = errors.New("dt: link to self")
+
+// addrPortOf returns a TCP address as an AddrPort with IPv4-mapped addresses unmapped, and an
+// invalid one for other transports.
+func addrPortOf(a net.Addr) netip.AddrPort {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return netip.AddrPort{}
+	}
+	ap := ta.AddrPort()
+	return netip.AddrPortFrom(ap.Addr().Unmap().WithZone(""), ap.Port())
+}
 
 // duplicateError says a link was refused because the peer is already linked.
 type duplicateError struct{ peer NodeID }

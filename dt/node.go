@@ -1,6 +1,7 @@
 package dt
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -9,10 +10,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -216,6 +220,29 @@ func (n *Node) Addrs() []net.Addr {
 	for i, l := range n.listeners {
 		out[i] = l.Addr()
 	}
+	return out
+}
+
+// ObservedAddrs returns the addresses this node's linked peers see it at (each peer says so in
+// its handshake), the address seen by most peers first. For a node behind NAT that only dials
+// out, these are its public addresses, which nothing on the machine knows. They are only as
+// honest as the peers, which hold the network key.
+func (n *Node) ObservedAddrs() []netip.Addr {
+	n.mu.Lock()
+	count := map[netip.Addr]int{}
+	for _, l := range n.links {
+		if ap := l.hello.observed; ap.IsValid() {
+			count[ap.Addr()]++
+		}
+	}
+	n.mu.Unlock()
+	out := slices.Collect(maps.Keys(count))
+	slices.SortFunc(out, func(a, b netip.Addr) int {
+		if c := cmp.Compare(count[b], count[a]); c != 0 {
+			return c
+		}
+		return a.Compare(b)
+	})
 	return out
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"net/netip"
 )
 
 // Frames on a link's control stream: a type byte, a uvarint payload length, the payload.
@@ -205,6 +206,10 @@ type hello struct {
 	head        uint64 // the sender's log head
 	clock       uint64 // the sender's highest hybrid logical clock
 	master      bool
+	// observed is the receiver's address as the sender's socket sees it: for a node behind NAT
+	// that dials out, its public address, which it cannot learn by itself. Invalid when the
+	// transport has none (the field is then left out).
+	observed netip.AddrPort
 }
 
 const helloVersion = 1
@@ -218,7 +223,12 @@ func (h hello) marshal() []byte {
 	if h.master {
 		flags |= 1
 	}
-	return append(b, flags)
+	b = append(b, flags)
+	if h.observed.IsValid() {
+		ap, _ := h.observed.MarshalBinary() // never fails
+		b = appendLenBytes(b, ap)
+	}
+	return b
 }
 
 func parseHello(b []byte) (hello, error) {
@@ -232,5 +242,13 @@ func parseHello(b []byte) (hello, error) {
 	h.clock = d.uvarint()
 	flags := d.byte()
 	h.master = flags&1 != 0
+	if d.err == nil && len(d.b) > 0 {
+		ap := d.lenBytes(18) // an IPv6 address and a port; a zone could make it longer, and is refused
+		if d.err == nil {
+			if err := h.observed.UnmarshalBinary(ap); err != nil || !h.observed.IsValid() || h.observed.Addr().Zone() != "" {
+				return hello{}, fmt.Errorf("%w: hello: observed address %x", ErrMalformed, ap)
+			}
+		}
+	}
 	return h, d.finish("hello")
 }

@@ -37,11 +37,16 @@ type NodeConfig struct {
 	// redirector sends visitors there.
 	PublicURL string
 	// IPv4 and IPv6 are the edge's public addresses, for the redirector's choice by address
-	// family. Zero: unknown (the redirector then treats the edge as reachable by both).
+	// family. When both are zero the edge reports the public addresses its dt peers see it at
+	// (dt.Node.ObservedAddrs), one per family; with none of those, nothing (the redirector then
+	// treats the edge as reachable by both families).
 	IPv4, IPv6 netip.Addr
-	// Location is where the edge is. Nil: unknown (the redirector then does not rank it by
-	// distance).
+	// Location is where the edge is. Nil: from Locate, else unknown (the redirector then does
+	// not rank it by distance).
 	Location *heartbeat.Location
+	// Locate, when set and Location is nil, finds where the edge is from the public address it
+	// reports (a GeoIP lookup). It is called again only when that address changes.
+	Locate func(netip.Addr) *heartbeat.Location
 	// HeartbeatInterval is how often the edge reports. Zero: 2 s.
 	HeartbeatInterval time.Duration
 	// CertExpiry returns when the edge's certificate expires. Nil: no certificate (plain HTTP).
@@ -70,6 +75,9 @@ type Node struct {
 	mu       sync.Mutex
 	site     *Site // guarded by mu: the site being served
 	draining atomic.Bool
+
+	located   netip.Addr          // the address Locate was last asked about; only report touches it
+	locatedAt *heartbeat.Location // what Locate answered for it
 }
 
 // NewNode builds an edge; Run sends its heartbeats and Serve serves visitors.
@@ -191,7 +199,13 @@ func (e *Node) report(h *heartbeat.Heartbeat) {
 	h.Version = e.cfg.Version
 	h.PublicURL = e.cfg.PublicURL
 	h.IPv4, h.IPv6 = e.cfg.IPv4, e.cfg.IPv6
+	if !h.IPv4.IsValid() && !h.IPv6.IsValid() {
+		h.IPv4, h.IPv6 = publicAddrs(e.cfg.Node.ObservedAddrs())
+	}
 	h.Location = e.cfg.Location
+	if h.Location == nil && e.cfg.Locate != nil {
+		h.Location = e.locate(h.IPv4, h.IPv6)
+	}
 	if !st.Active.IsZero() {
 		h.Deploy = st.Active.String()
 	}
@@ -210,6 +224,43 @@ func (e *Node) report(h *heartbeat.Heartbeat) {
 		}
 	}
 }
+
+// locate returns where the edge's reported address is, asking Locate only when the address
+// changed. IPv4 is looked up first: GeoIP databases place it better.
+func (e *Node) locate(v4, v6 netip.Addr) *heartbeat.Location {
+	ip := v4
+	if !ip.IsValid() {
+		ip = v6
+	}
+	if !ip.IsValid() {
+		return nil
+	}
+	if ip != e.located {
+		e.located, e.locatedAt = ip, e.cfg.Locate(ip)
+	}
+	return e.locatedAt
+}
+
+// publicAddrs picks, from the addresses peers see this node at (most-seen first), the first
+// public one of each family. Loopback, private (RFC 1918, RFC 4193), link-local and shared
+// carrier-grade NAT (RFC 6598) addresses are no use to visitors elsewhere.
+func publicAddrs(observed []netip.Addr) (v4, v6 netip.Addr) {
+	for _, ip := range observed {
+		ip = ip.Unmap()
+		if !ip.IsGlobalUnicast() || ip.IsPrivate() || sharedNAT.Contains(ip) {
+			continue
+		}
+		if ip.Is4() && !v4.IsValid() {
+			v4 = ip
+		} else if ip.Is6() && !v6.IsValid() {
+			v6 = ip
+		}
+	}
+	return v4, v6
+}
+
+// sharedNAT is RFC 6598's shared address space, used behind carrier-grade NAT.
+var sharedNAT = netip.MustParsePrefix("100.64.0.0/10")
 
 // ObserveResponse counts a response for the load report and the metrics.
 func (e *Node) ObserveResponse(ri ResponseInfo) {

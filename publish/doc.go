@@ -28,9 +28,10 @@
 //
 // Files of [ChunkThreshold] bytes or more are split into chunks by FastCDC over their raw bytes
 // (github.com/jotfs/fastcdc-go): 256 KiB to 4 MiB, 1 MiB on average. Text, JavaScript, JSON,
-// SVG, XML, wasm and uncompressed fonts are precompressed into br (andybalholm/brotli, quality
-// 11 up to 1 MiB), zstd and gzip (klauspost/compress, best level); a variant is kept only when at
-// least 5% smaller.
+// SVG, XML, wasm and uncompressed fonts are precompressed into br (andybalholm/brotli), zstd and
+// gzip (klauspost/compress); a variant is kept only when at least 5% smaller. How hard is a
+// [Compression]: the best levels (brotli 11) for sites up to [AutoBestMax], fast ones above,
+// unless ScanOptions.Compression says otherwise.
 //
 // The network part (signing the manifest, sending blobs, moving site/current) is not here.
 package publish

@@ -52,6 +52,8 @@ type ScanOptions struct {
 	// they are (they take long to compress at high quality and are often downloaded with Range
 	// requests, which variants do not serve). Zero: DefaultMaxCompressSize; negative: never.
 	MaxCompressSize int64
+	// Compression chooses how hard variants are compressed; the zero value is CompressionAuto.
+	Compression Compression
 	// Previous is the deploy being replaced, when known. A file whose content is unchanged (the
 	// same SHA-256 anywhere in Previous) takes its variants from there instead of being compressed
 	// again, so rescanning a large site costs a read, not minutes of brotli. The network must

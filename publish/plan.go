@@ -28,6 +28,8 @@ type Plan struct {
 	Warnings []string
 	// Dir is the scanned directory.
 	Dir string
+	// Compression is how hard new variants were compressed (never CompressionAuto).
+	Compression Compression
 
 	root   *os.Root
 	tmpDir string

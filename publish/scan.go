@@ -84,11 +84,11 @@ func Scan(ctx context.Context, dir string, opts ScanOptions) (*Plan, error) {
 	if len(w.files) == 0 && len(m.Redirects) == 0 {
 		return nil, fmt.Errorf("%w: %s holds no files", ErrEmpty, dir)
 	}
-	results, err := s.processAll(ctx, w.files)
+	results, compression, err := s.processAll(ctx, w.files)
 	if err != nil {
 		return nil, err
 	}
-	plan := &Plan{Manifest: m, Sources: map[blobs.Hash]Source{}, Warnings: w.warnings, Dir: dir, root: root, tmpDir: s.tmpDir}
+	plan := &Plan{Manifest: m, Sources: map[blobs.Hash]Source{}, Warnings: w.warnings, Dir: dir, Compression: compression, root: root, tmpDir: s.tmpDir}
 	for i, e := range w.files {
 		m.Files["/"+e.rel] = results[i].file
 		for _, bs := range results[i].sources {
@@ -147,19 +147,20 @@ func (s *scanner) parseRules(rel string, parse func(name string, r io.Reader) er
 
 // processAll processes the files on opts.Workers goroutines and returns their results in order.
 // The first error stops the scan.
-func (s *scanner) processAll(ctx context.Context, files []entry) ([]fileResult, error) {
+func (s *scanner) processAll(ctx context.Context, files []entry) ([]fileResult, Compression, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	s.prog.FilesTotal = len(files)
 	for _, e := range files {
 		s.prog.BytesTotal += e.size
 	}
+	compression := s.opts.Compression.resolve(s.prog.BytesTotal)
 	results := make([]fileResult, len(files))
 	jobs := make(chan int)
 	var wg sync.WaitGroup
 	for range min(s.opts.Workers, len(files)) {
 		wg.Go(func() {
-			enc, err := newEncoders()
+			enc, err := newEncoders(compression)
 			if err != nil {
 				cancel(err)
 				return
@@ -191,11 +192,11 @@ feed:
 	wg.Wait()
 	if err := context.Cause(ctx); err != nil {
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			return nil, fmt.Errorf("publish: scan: %w", err)
+			return nil, 0, fmt.Errorf("publish: scan: %w", err)
 		}
-		return nil, err
+		return nil, 0, err
 	}
-	return results, nil
+	return results, compression, nil
 }
 
 // tempFile creates a file in the scan's temporary directory, creating the directory first.

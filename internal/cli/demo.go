@@ -1,10 +1,12 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"math/rand/v2"
@@ -209,6 +211,11 @@ func (d *demo) run(ctx context.Context, env *Env, siteDir string) error {
 		return fmt.Errorf("publish the example: %w", err)
 	}
 	fmt.Fprintf(env.Stdout, "deploy:      %s (%d files, %d blobs sent, live on %d/%d edges)\n", res.Deploy.Short(), res.Files, res.BlobsSent, res.EdgesLive, len(res.Edges))
+	// The publisher saw the edges' heartbeats; the redirector sees them on its own clock. The
+	// URLs are printed once a visitor would be redirected, so the first click works.
+	if err := waitRedirecting(ctx, redirectURL, time.Minute); err != nil {
+		return err
+	}
 	fmt.Fprintf(env.Stdout, "redirector:  %s\n", redirectURL)
 	for i, u := range edgeURLs {
 		fmt.Fprintf(env.Stdout, "edge:        %s  (%s)\n", u, demoEdges[i].name)
@@ -219,6 +226,35 @@ func (d *demo) run(ctx context.Context, env *Env, siteDir string) error {
 	fmt.Fprintln(env.Stdout, "Ctrl-C stops the demo.")
 	<-ctx.Done()
 	return nil
+}
+
+// waitRedirecting asks the redirector at url for / until it answers with a redirect.
+func waitRedirecting(ctx context.Context, url string, within time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	last := "no answer"
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/", nil)
+		if err != nil {
+			return err
+		}
+		if resp, err := client.Do(req); err == nil {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+			resp.Body.Close()
+			if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+				return nil
+			}
+			last = fmt.Sprintf("%s: %s", resp.Status, bytes.TrimSpace(body))
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the redirector sends visitors nowhere (%s)", last)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // open starts a node of the demo.

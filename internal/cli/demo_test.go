@@ -59,7 +59,7 @@ func TestDemo(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != 200 || string(body) != string(want) || resp.Request.URL.Host == strings.TrimPrefix(redirector, "http://") {
-		t.Fatalf("through the redirector: %d from %s, %d bytes", resp.StatusCode, resp.Request.URL, len(body))
+		t.Fatalf("through the redirector: %d from %s, %d bytes: %.300s", resp.StatusCode, resp.Request.URL, len(body), body)
 	}
 	cancel()
 	if code := <-done; code != 0 {

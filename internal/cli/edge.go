@@ -51,9 +51,9 @@ func runEdge(ctx context.Context, args []string, env *Env) error {
 	nf.register(fs)
 	ef.servingFlags.register(fs, "serve HTTP on `ADDR` (ACME challenges and redirects with --domain; the site without)")
 	fs.StringVar(&ef.publicURL, "public-url", "", "the `URL` visitors reach this edge at (default: from --domain or the listeners)")
-	fs.StringVar(&ef.location, "location", "", "the edge's location `LAT,LON` (default: from --geoip and --public-ip)")
+	fs.StringVar(&ef.location, "location", "", "the edge's location `LAT,LON` (default: its public address looked up in --geoip)")
 	fs.StringVar(&ef.geoip, "geoip", "", "MaxMind-format `FILE.mmdb` to locate the edge by its public address")
-	fs.Var(&ef.publicIPs, "public-ip", "the edge's public `ADDR` (IPv4 and/or IPv6); repeatable")
+	fs.Var(&ef.publicIPs, "public-ip", "the edge's public `ADDR` (IPv4 and/or IPv6); repeatable (default: the addresses its dt peers see it at, when public)")
 	fs.DurationVar(&ef.heartbeat, "heartbeat-interval", 2*time.Second, "send a heartbeat every `INTERVAL`")
 	fs.DurationVar(&ef.drainWait, "drain-wait", 0, "on SIGTERM, keep serving this `LONG` after announcing the drain (default: 2 heartbeat intervals)")
 	if err := parsePlainNode(fs, args, &nf, "an edge"); err != nil {
@@ -121,7 +121,13 @@ func runEdge(ctx context.Context, args []string, env *Env) error {
 			cfg.CertExpiry = func() time.Time { t, _ := cm.Expiry(host); return t }
 		}
 		if cfg.Location == nil && ef.geoip != "" {
-			cfg.Location = locate(ef.geoip, cfg.IPv4, cfg.IPv6, log)
+			// Kept open: the address to locate may be learned from peers later, and change.
+			db, err := redirector.OpenGeoDB(ef.geoip, redirector.GeoOptions{Logger: log})
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			cfg.Locate = geoLocator(db, log)
 		}
 		e, err := edge.NewNode(cfg)
 		if err != nil {
@@ -269,24 +275,15 @@ func parseLocation(s string) (*heartbeat.Location, error) {
 	return &heartbeat.Location{Lat: la, Lon: lo}, nil
 }
 
-// locate looks the edge's public address up in a GeoIP database.
-func locate(path string, v4, v6 netip.Addr, log *slog.Logger) *heartbeat.Location {
-	db, err := redirector.OpenGeoDB(path, redirector.GeoOptions{Logger: log})
-	if err != nil {
-		log.Warn("GeoIP database unusable; location unknown", slog.Any("err", err))
-		return nil
-	}
-	defer db.Close()
-	for _, ip := range []netip.Addr{v4, v6} {
-		if !ip.IsValid() {
-			continue
-		}
+// geoLocator returns an edge.NodeConfig.Locate that looks an address up in db.
+func geoLocator(db *redirector.GeoDB, log *slog.Logger) func(netip.Addr) *heartbeat.Location {
+	return func(ip netip.Addr) *heartbeat.Location {
 		if rec, err := db.Lookup(ip); err == nil && rec != nil && rec.HasLocation {
 			return &heartbeat.Location{Lat: rec.Lat, Lon: rec.Lon, Country: rec.Country, Continent: rec.Continent}
 		}
+		log.Warn("Public address not found in the GeoIP database; location unknown (give --location)", slog.String("addr", ip.String()))
+		return nil
 	}
-	log.Warn("Public address not found in the GeoIP database; location unknown (give --location)")
-	return nil
 }
 
 // softwareVersion names this build for heartbeats: the module version, or the VCS revision of a

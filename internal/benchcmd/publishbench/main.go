@@ -35,14 +35,20 @@ import (
 
 func main() {
 	files := flag.Int("files", 10000, "files in the generated site (about 30 KB each on average)")
+	level := flag.String("compression", "auto", "precompression level: auto, best or fast")
 	flag.Parse()
-	if err := run(*files); err != nil {
+	compression, err := publish.ParseCompression(*level)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "publishbench:", err)
+		os.Exit(2)
+	}
+	if err := run(*files, compression); err != nil {
 		fmt.Fprintln(os.Stderr, "publishbench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(files int) error {
+func run(files int, compression publish.Compression) error {
 	tmp, err := os.MkdirTemp("", "publishbench-")
 	if err != nil {
 		return err
@@ -75,7 +81,7 @@ func run(files int) error {
 
 	// Full publish.
 	start := time.Now()
-	plan, err := publish.Scan(context.Background(), dir, publish.ScanOptions{})
+	plan, err := publish.Scan(context.Background(), dir, publish.ScanOptions{Compression: compression})
 	if err != nil {
 		return err
 	}
@@ -85,8 +91,8 @@ func run(files int) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("dt full publish:        %s (scan %s, upload and switch %s), %d blobs, %.1f MB of blobs, %.1f MB on the wire, live on %d/%d edges\n",
-		time.Since(start).Round(time.Millisecond), firstScan.Round(time.Millisecond), (time.Since(start) - firstScan).Round(time.Millisecond),
+	fmt.Printf("dt full publish:        %s (scan %s at %s compression, upload and switch %s), %d blobs, %.1f MB of blobs, %.1f MB on the wire, live on %d/%d edges\n",
+		time.Since(start).Round(time.Millisecond), firstScan.Round(time.Millisecond), plan.Compression, (time.Since(start) - firstScan).Round(time.Millisecond),
 		res.BlobsSent, float64(res.BytesSent)/1e6, float64(res.WireBytes)/1e6, res.EdgesLive, len(res.Edges))
 
 	rsyncDirs := []string{filepath.Join(tmp, "r1"), filepath.Join(tmp, "r2"), filepath.Join(tmp, "r3")}
@@ -115,7 +121,7 @@ func run(files int) error {
 		wg.Go(func() { served = net.waitServing(id, upload) })
 	}
 	// PublishDir links first, so unchanged files reuse the current deploy's variants.
-	res, err = publish.PublishDir(context.Background(), dir, publish.ScanOptions{}, opts)
+	res, err = publish.PublishDir(context.Background(), dir, publish.ScanOptions{Compression: compression}, opts)
 	wg.Wait()
 	if err != nil {
 		return err
