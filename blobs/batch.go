@@ -212,10 +212,13 @@ func (b *Batch) Commit() error {
 	hashes := slices.SortedFunc(maps.Keys(pending), func(a, b Hash) int { return slices.Compare(a[:], b[:]) })
 	var dirs []string
 	for _, h := range hashes {
-		dir, err := b.s.link(pending[h].t.name, h)
+		dir, added, err := b.s.link(pending[h].t.name, h)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", h.Short(), err))
 			continue
+		}
+		if added {
+			b.s.usage.add(1, pending[h].t.n)
 		}
 		if len(dirs) == 0 || dirs[len(dirs)-1] != dir {
 			dirs = append(dirs, dir)

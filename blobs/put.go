@@ -55,7 +55,7 @@ func (s *Store) put(want Hash, r io.Reader) (int64, error) {
 		t.discard()
 		return 0, err
 	}
-	return t.n, s.publish(t.name, want)
+	return t.n, s.publish(t.name, want, t.n)
 }
 
 // PutBytes stores b as the blob want. It checks the hash before it creates any file, so a
@@ -85,7 +85,7 @@ func (s *Store) putBytes(want Hash, b []byte) error {
 		t.discard()
 		return err
 	}
-	return s.publish(t.name, want)
+	return s.publish(t.name, want, int64(len(b)))
 }
 
 // Write stores the bytes read from r (until EOF) under the hash of their content, and returns that
@@ -119,7 +119,7 @@ func (s *Store) write(r io.Reader) (Hash, int64, error) {
 		t.discard()
 		return Hash{}, 0, err
 	}
-	return h, t.n, s.publish(t.name, h)
+	return h, t.n, s.publish(t.name, h, t.n)
 }
 
 // temp is a blob being written in DIR/tmp. Nothing is visible under a hash name until publish.
@@ -248,10 +248,13 @@ func (t *temp) discard() {
 
 // publish renames the finished (fsynced, closed) temporary file to the blob's name and fsyncs the
 // fan-out directory, so the blob survives a crash once publish returns.
-func (s *Store) publish(tmpName string, h Hash) error {
-	dir, err := s.link(tmpName, h)
+func (s *Store) publish(tmpName string, h Hash, size int64) error {
+	dir, added, err := s.link(tmpName, h)
 	if err != nil {
 		return err
+	}
+	if added {
+		s.usage.add(1, size)
 	}
 	if s.opts.NoSync {
 		return nil
@@ -263,25 +266,25 @@ func (s *Store) publish(tmpName string, h Hash) error {
 }
 
 // link moves a finished temporary file to the blob's name and returns the fan-out directory the
-// caller must fsync. If the blob appeared meanwhile (a concurrent Put of the same hash) the
+// caller must fsync, and whether the blob is new. If the blob appeared meanwhile (a concurrent Put of the same hash) the
 // temporary file is dropped instead, so a stored file is never rewritten; the directory still
 // needs its fsync, since the other Put may not have reached its own yet.
-func (s *Store) link(tmpName string, h Hash) (dir string, err error) {
+func (s *Store) link(tmpName string, h Hash) (dir string, added bool, err error) {
 	fan, name := h.path()
 	dir = filepath.Join(s.dir, fan)
 	dst := filepath.Join(dir, name)
 	for attempt := 0; ; attempt++ {
 		if err := s.ensureFanout(h[0], dir); err != nil {
 			os.Remove(tmpName)
-			return "", err
+			return "", false, err
 		}
 		if _, err := os.Lstat(dst); err == nil {
 			os.Remove(tmpName)
-			return dir, nil
+			return dir, false, nil
 		}
 		err := os.Rename(tmpName, dst)
 		if err == nil {
-			return dir, nil
+			return dir, true, nil
 		}
 		// The fan-out directory may have been removed behind our back (an operator cleaning
 		// up); forget that it exists and try once more.
@@ -290,7 +293,7 @@ func (s *Store) link(tmpName string, h Hash) (dir string, err error) {
 			continue
 		}
 		os.Remove(tmpName)
-		return "", fmt.Errorf("rename into place: %w", err)
+		return "", false, fmt.Errorf("rename into place: %w", err)
 	}
 }
 

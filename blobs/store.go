@@ -66,6 +66,8 @@ type Store struct {
 	// dirReady[i] is set once the fan-out directory for first byte i exists and DIR has been
 	// fsynced after it was seen, so its entry survives a crash. Guarded by dirMu.
 	dirReady [256]bool
+
+	usage usageCount
 }
 
 // Open opens the store in dir, creating the directory if needed. If no other Store holds dir, it
@@ -242,9 +244,13 @@ func (s *Store) Verify(h Hash) error {
 // Delete removes a blob. A missing blob is not an error. Readers that have it open keep reading
 // it. Delete does not fsync, so after a crash the blob may reappear (see the package Caveats).
 func (s *Store) Delete(h Hash) error {
+	size, ok := s.stat(h)
 	err := os.Remove(s.blobPath(h))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("blobs: delete %s: %w", h.Short(), err)
+	}
+	if ok && err == nil {
+		s.usage.add(-1, -size)
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestRoundTrip(t *testing.T) {
@@ -553,4 +554,57 @@ func TestDiskFree(t *testing.T) {
 	if free == 0 {
 		t.Error("DiskFree = 0 on the test's temporary directory")
 	}
+}
+
+// TestCount: the running count follows this store's puts (single, streamed and batched) and
+// deletes without a walk, and picks up changes made behind its back at the next walk.
+func TestCount(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	check := func(maxAge time.Duration, blobs, bytes int64) {
+		t.Helper()
+		n, b, err := s.Count(maxAge)
+		if err != nil || n != blobs || b != bytes {
+			t.Fatalf("Count = %d blobs, %d bytes, %v; want %d, %d", n, b, err, blobs, bytes)
+		}
+	}
+	check(time.Hour, 0, 0)
+	a, bb := []byte("alpha"), []byte("bravo!")
+	if err := s.PutBytes(Sum(a), a); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(Sum(bb), bytes.NewReader(bb)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutBytes(Sum(a), a); err != nil { // already there: not counted twice
+		t.Fatal(err)
+	}
+	check(time.Hour, 2, 11)
+	batch := s.NewBatch()
+	c := []byte("charlie")
+	if err := batch.PutBytes(Sum(c), c); err != nil {
+		t.Fatal(err)
+	}
+	if err := batch.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	check(time.Hour, 3, 18)
+	if err := s.Delete(Sum(a)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(Sum(a)); err != nil { // gone already: nothing to subtract
+		t.Fatal(err)
+	}
+	check(time.Hour, 2, 13)
+
+	// Removed behind the store's back: the count does not know until it walks again.
+	if err := os.Remove(s.blobPath(Sum(bb))); err != nil {
+		t.Fatal(err)
+	}
+	check(time.Hour, 2, 13)
+	check(0, 1, 7)
 }

@@ -7,6 +7,8 @@ import (
 	"iter"
 	"os"
 	"path/filepath"
+	"sync"
+	"time"
 )
 
 // All returns every stored blob, in ascending hash order. It walks the fan-out directories (one
@@ -25,8 +27,62 @@ func (s *Store) All() iter.Seq2[Hash, error] {
 }
 
 // Usage returns how many blobs the store holds and their total size in bytes (file sizes, not
-// blocks allocated on disk). It walks the whole store; the first error ends it.
+// blocks allocated on disk). It walks the whole store; the first error ends it. It also resets
+// the running count that Count reports.
 func (s *Store) Usage() (blobs, bytes int64, err error) {
+	u := &s.usage
+	u.walk.Lock()
+	defer u.walk.Unlock()
+	blobs, bytes, err = s.walkUsage()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if err != nil {
+		u.counted = time.Time{}
+		return 0, 0, err
+	}
+	// A put or delete that ran during the walk may or may not have been seen by it, so the count
+	// can be off by those until the next walk.
+	u.blobs, u.bytes, u.counted = blobs, bytes, time.Now()
+	return blobs, bytes, nil
+}
+
+// Count returns what Usage would, cheaply: the result of a walk (a Usage call) at most maxAge
+// old, kept current since by this Store's puts and deletes. Changes made by other processes or
+// by hand show at the next walk. It is for figures reported often, such as heartbeats, where a
+// walk of a large store every time would cost more than the report is worth.
+func (s *Store) Count(maxAge time.Duration) (blobs, bytes int64, err error) {
+	u := &s.usage
+	u.mu.Lock()
+	if !u.counted.IsZero() && time.Since(u.counted) <= maxAge {
+		blobs, bytes = u.blobs, u.bytes
+		u.mu.Unlock()
+		return blobs, bytes, nil
+	}
+	u.mu.Unlock()
+	return s.Usage()
+}
+
+// usageCount is the running count behind Count.
+type usageCount struct {
+	walk sync.Mutex // held by the one Usage walk at a time
+
+	mu           sync.Mutex // guards what follows; never held during a walk, so puts do not wait
+	counted      time.Time  // when the last walk ended; zero: none has succeeded
+	blobs, bytes int64      // what it found, plus the changes since
+}
+
+// add records a blob stored (+1, +size) or deleted (-1, -size) by this Store.
+func (u *usageCount) add(blobs, bytes int64) {
+	u.mu.Lock()
+	if !u.counted.IsZero() {
+		u.blobs += blobs
+		u.bytes += bytes
+	}
+	u.mu.Unlock()
+}
+
+// walkUsage counts the blobs by walking the store.
+func (s *Store) walkUsage() (blobs, bytes int64, err error) {
 	for e, err := range s.entries() {
 		if err != nil {
 			return 0, 0, fmt.Errorf("blobs: usage: %w", err)

@@ -71,6 +71,16 @@ type Follower struct {
 	// refs are manifests stored as chunk references (site.ManifestRef), by deploy, kept as long as
 	// their deploys: pending ones are assembled once every chunk is on disk. Guarded by mu.
 	refs map[site.DeployID]*site.ManifestRef
+	// Blobs not yet on disk that something waits for: the chunks of each unassembled ref, and
+	// the blobs of the target (targetMissing, filled for the deploy targetMissingFor). Each set
+	// is filled once, with a look at the disk per blob, and shrinks as blobs arrive, so following
+	// a deploy of N blobs costs O(N) looks, not one per blob per arrival. Guarded by mu.
+	refMissing       map[site.DeployID]map[blobs.Hash]bool
+	targetMissing    map[blobs.Hash]bool
+	targetMissingFor site.DeployID
+	// needed is every blob a kept manifest, ref or the active deploy names, built on demand
+	// and dropped (nil) whenever one of those changes. Guarded by mu.
+	needed map[blobs.Hash]bool
 }
 
 // New returns a follower.
@@ -87,7 +97,8 @@ func New(cfg Config) (*Follower, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Follower{cfg: cfg, log: cfg.Logger, manifests: map[site.DeployID]*site.Manifest{}, orphans: map[blobs.Hash]bool{}, refs: map[site.DeployID]*site.ManifestRef{}}, nil
+	return &Follower{cfg: cfg, log: cfg.Logger, manifests: map[site.DeployID]*site.Manifest{}, orphans: map[blobs.Hash]bool{}, refs: map[site.DeployID]*site.ManifestRef{},
+		refMissing: map[site.DeployID]map[blobs.Hash]bool{}}, nil
 }
 
 // Handle applies one event of the node. It returns an error for objects that do not decode
@@ -111,6 +122,7 @@ func (f *Follower) added(key string, body []byte) error {
 			if body == nil {
 				return nil // a node that keeps records without bodies
 			}
+
 			got, raw, err := site.DecodeBlob(body, f.cfg.MaxBlobSize)
 			if err != nil {
 				return fmt.Errorf("deploy: blob %s: %w", h.Short(), err)
@@ -122,7 +134,19 @@ func (f *Follower) added(key string, body []byte) error {
 				return fmt.Errorf("deploy: store blob %s: %w", h.Short(), err)
 			}
 		}
-		f.evaluate()
+		f.mu.Lock()
+		waited := f.targetMissing[h]
+		delete(f.targetMissing, h)
+		for _, set := range f.refMissing {
+			if set[h] {
+				delete(set, h)
+				waited = true
+			}
+		}
+		f.mu.Unlock()
+		if waited {
+			f.evaluate()
+		}
 		return nil
 	}
 	if id, ok := site.ParseDeployKey(key); ok {
@@ -133,6 +157,7 @@ func (f *Follower) added(key string, body []byte) error {
 		if ref != nil {
 			f.mu.Lock()
 			f.refs[id] = ref
+			f.needed = nil
 			f.mu.Unlock()
 			f.evaluate() // assembles it when its chunks are here
 			return nil
@@ -142,6 +167,7 @@ func (f *Follower) added(key string, body []byte) error {
 		}
 		f.mu.Lock()
 		f.manifests[id] = m
+		f.needed = nil
 		f.mu.Unlock()
 		f.evaluate()
 		return nil
@@ -166,6 +192,8 @@ func (f *Follower) removed(key string) {
 			delete(f.manifests, id)
 		}
 		delete(f.refs, id)
+		f.needed = nil
+		delete(f.refMissing, id)
 		var free []blobs.Hash
 		for h := range f.orphans {
 			if !f.neededLocked(h) {
@@ -202,35 +230,34 @@ func (f *Follower) deleteBlobs(hs []blobs.Hash) {
 // collected may still serve the active deploy until the switch. A publisher collecting a deploy
 // removes its manifest before its blobs, so that the blobs can go here as their objects do.
 func (f *Follower) neededLocked(h blobs.Hash) bool {
-	check := func(m *site.Manifest) bool {
-		for _, b := range m.Blobs() {
-			if b == h {
-				return true
+	if f.needed == nil {
+		f.needed = map[blobs.Hash]bool{}
+		add := func(m *site.Manifest) {
+			for _, b := range m.Blobs() {
+				f.needed[b] = true
 			}
 		}
-		return false
-	}
-	if f.active != nil && check(f.active.Manifest) {
-		return true
-	}
-	for _, ref := range f.refs {
-		for _, c := range ref.Chunks {
-			if c.Hash == h {
-				return true
+		if f.active != nil {
+			add(f.active.Manifest)
+		}
+		for _, ref := range f.refs {
+			for _, c := range ref.Chunks {
+				f.needed[c.Hash] = true
 			}
 		}
-	}
-	for _, m := range f.manifests {
-		if check(m) {
-			return true
+		for _, m := range f.manifests {
+			add(m)
 		}
 	}
-	return false
+	return f.needed[h]
 }
 
 // evaluateLocked switches to the target once its manifest and every blob are here, and returns
 // the new active deploy when it switched.
 func (f *Follower) evaluateLocked() *Active {
+	if f.targetMissingFor != f.target {
+		f.targetMissing, f.targetMissingFor = nil, site.DeployID{}
+	}
 	if f.target.IsZero() || (f.active != nil && f.active.ID == f.target) {
 		f.missing = 0
 		return nil
@@ -240,20 +267,35 @@ func (f *Follower) evaluateLocked() *Active {
 		f.missing = -1 // the manifest itself has not arrived
 		return nil
 	}
-	missing := 0
-	for _, h := range m.Blobs() {
-		if !f.cfg.Blobs.Has(h) {
-			missing++
-		}
+	if f.targetMissingFor != f.target {
+		f.targetMissing, f.targetMissingFor = f.missingLocked(m.Blobs()), f.target
 	}
-	f.missing = missing
-	if missing > 0 {
+	if f.missing = len(f.targetMissing); f.missing > 0 {
 		return nil
 	}
+	// Every blob arrived: look once more at the disk, in case one went meanwhile (deleted by
+	// hand, say), before visitors are sent to it.
+	if again := f.missingLocked(m.Blobs()); len(again) > 0 {
+		f.targetMissing, f.missing = again, len(again)
+		return nil
+	}
+	f.targetMissing, f.targetMissingFor = nil, site.DeployID{}
 	a := Active{ID: f.target, Manifest: m, Since: f.cfg.Now()}
 	f.active = &a
+	f.needed = nil
 	f.log.Info("Deploy active", slog.Any("deploy", a.ID), slog.Int("files", len(m.Files)))
 	return &a
+}
+
+// missingLocked returns the blobs of hs that are not on disk.
+func (f *Follower) missingLocked(hs []blobs.Hash) map[blobs.Hash]bool {
+	missing := map[blobs.Hash]bool{}
+	for _, h := range hs {
+		if !f.cfg.Blobs.Has(h) {
+			missing[h] = true
+		}
+	}
+	return missing
 }
 
 // evaluate assembles manifests whose chunks are all here, re-checks the target and reports a
@@ -264,19 +306,26 @@ func (f *Follower) evaluate() {
 		if _, done := f.manifests[id]; done {
 			continue
 		}
-		complete := true
-		for _, c := range ref.Chunks {
-			complete = complete && f.cfg.Blobs.Has(c.Hash)
+		set, ok := f.refMissing[id]
+		if !ok {
+			hs := make([]blobs.Hash, len(ref.Chunks))
+			for i, c := range ref.Chunks {
+				hs[i] = c.Hash
+			}
+			set = f.missingLocked(hs)
+			f.refMissing[id] = set
 		}
-		if !complete {
+		if len(set) > 0 {
 			continue
 		}
+		delete(f.refMissing, id)
 		m, err := site.AssembleManifest(ref, id, f.cfg.Blobs.ReadAll)
 		if err != nil {
 			f.log.Warn("Manifest does not assemble", slog.Any("deploy", id), slog.Any("err", err))
 			continue
 		}
 		f.manifests[id] = m
+		f.needed = nil
 	}
 	a := f.evaluateLocked()
 	f.mu.Unlock()

@@ -211,7 +211,7 @@ func (e *Node) report(h *heartbeat.Heartbeat) {
 	}
 	h.Synced = st.Synced
 	h.Draining = e.draining.Load()
-	if n, b, err := e.cfg.Blobs.Usage(); err == nil {
+	if n, b, err := e.cfg.Blobs.Count(usageMaxAge); err == nil {
 		h.Objects, h.Bytes = n, b
 	}
 	if free, err := e.cfg.Blobs.DiskFree(); err == nil {
@@ -224,6 +224,10 @@ func (e *Node) report(h *heartbeat.Heartbeat) {
 		}
 	}
 }
+
+// usageMaxAge is how old the blob store's count in a heartbeat may be: the store keeps it current
+// for its own writes, and a walk of a large store on every beat would cost more than it tells.
+const usageMaxAge = 10 * time.Minute
 
 // locate returns where the edge's reported address is, asking Locate only when the address
 // changed. IPv4 is looked up first: GeoIP databases place it better.

@@ -36,7 +36,8 @@ const (
 	// best levels.
 	CompressionBest
 	// CompressionFast: brotli quality 6 (over ten times faster than 11 and within about 2% of
-	// quality 9), zstd at its "better" level and gzip at level 9. zstd and gzip variants are
+	// quality 9), zstd at its "better" level and gzip at level 6 (three times faster than 9 and
+	// about 3% larger). zstd and gzip variants are
 	// served only to clients without brotli, or when smaller than the brotli one, which at these
 	// levels they rarely are.
 	CompressionFast
@@ -113,9 +114,9 @@ type encoders struct {
 }
 
 func newEncoders(c Compression) (*encoders, error) {
-	level := zstd.SpeedBestCompression
+	level, gzipLevel := zstd.SpeedBestCompression, gzip.BestCompression
 	if c == CompressionFast {
-		level = zstd.SpeedBetterCompression
+		level, gzipLevel = zstd.SpeedBetterCompression, gzip.DefaultCompression
 	}
 	// Concurrency 1: the encoder works in the calling goroutine (no goroutines to leak), and the
 	// workers already use every CPU.
@@ -123,7 +124,7 @@ func newEncoders(c Compression) (*encoders, error) {
 	if err != nil {
 		return nil, fmt.Errorf("publish: zstd encoder: %w", err)
 	}
-	g, err := gzip.NewWriterLevel(nil, gzip.BestCompression)
+	g, err := gzip.NewWriterLevel(nil, gzipLevel)
 	if err != nil {
 		return nil, fmt.Errorf("publish: gzip encoder: %w", err)
 	}

@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,7 +37,21 @@ import (
 func main() {
 	files := flag.Int("files", 10000, "files in the generated site (about 30 KB each on average)")
 	level := flag.String("compression", "auto", "precompression level: auto, best or fast")
+	profile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to `FILE`")
 	flag.Parse()
+	if *profile != "" {
+		f, err := os.Create(*profile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "publishbench:", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "publishbench:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	compression, err := publish.ParseCompression(*level)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "publishbench:", err)
@@ -44,7 +59,7 @@ func main() {
 	}
 	if err := run(*files, compression); err != nil {
 		fmt.Fprintln(os.Stderr, "publishbench:", err)
-		os.Exit(1)
+		os.Exit(1) // the profile of a failed run is of no use
 	}
 }
 
