@@ -71,6 +71,10 @@ type Follower struct {
 	// refs are manifests stored as chunk references (site.ManifestRef), by deploy, kept as long as
 	// their deploys: pending ones are assembled once every chunk is on disk. Guarded by mu.
 	refs map[site.DeployID]*site.ManifestRef
+	// refLevel is the level of a nested ref being resolved (absent: the top, in refs), and
+	// refInner the chunks of the inner levels expanded so far, kept like the top's. Guarded by mu.
+	refLevel map[site.DeployID]*site.ManifestRef
+	refInner map[site.DeployID][]blobs.Hash
 	// Blobs not yet on disk that something waits for: the chunks of each unassembled ref, and
 	// the blobs of the target (targetMissing, filled for the deploy targetMissingFor). Each set
 	// is filled once, with a look at the disk per blob, and shrinks as blobs arrive, so following
@@ -98,7 +102,8 @@ func New(cfg Config) (*Follower, error) {
 		cfg.Now = time.Now
 	}
 	return &Follower{cfg: cfg, log: cfg.Logger, manifests: map[site.DeployID]*site.Manifest{}, orphans: map[blobs.Hash]bool{}, refs: map[site.DeployID]*site.ManifestRef{},
-		refMissing: map[site.DeployID]map[blobs.Hash]bool{}}, nil
+		refMissing: map[site.DeployID]map[blobs.Hash]bool{}, refLevel: map[site.DeployID]*site.ManifestRef{},
+		refInner: map[site.DeployID][]blobs.Hash{}}, nil
 }
 
 // Handle applies one event of the node. It returns an error for objects that do not decode
@@ -192,8 +197,10 @@ func (f *Follower) removed(key string) {
 			delete(f.manifests, id)
 		}
 		delete(f.refs, id)
-		f.needed = nil
 		delete(f.refMissing, id)
+		delete(f.refLevel, id)
+		delete(f.refInner, id)
+		f.needed = nil
 		var free []blobs.Hash
 		for h := range f.orphans {
 			if !f.neededLocked(h) {
@@ -243,6 +250,11 @@ func (f *Follower) neededLocked(h blobs.Hash) bool {
 		for _, ref := range f.refs {
 			for _, c := range ref.Chunks {
 				f.needed[c.Hash] = true
+			}
+		}
+		for _, hs := range f.refInner {
+			for _, h := range hs {
+				f.needed[h] = true
 			}
 		}
 		for _, m := range f.manifests {
@@ -302,35 +314,54 @@ func (f *Follower) missingLocked(hs []blobs.Hash) map[blobs.Hash]bool {
 // switch, outside the lock.
 func (f *Follower) evaluate() {
 	f.mu.Lock()
-	for id, ref := range f.refs {
-		if _, done := f.manifests[id]; done {
-			continue
+	for id := range f.refs {
+		if _, done := f.manifests[id]; !done {
+			f.resolveRefLocked(id)
 		}
-		set, ok := f.refMissing[id]
-		if !ok {
-			hs := make([]blobs.Hash, len(ref.Chunks))
-			for i, c := range ref.Chunks {
-				hs[i] = c.Hash
-			}
-			set = f.missingLocked(hs)
-			f.refMissing[id] = set
-		}
-		if len(set) > 0 {
-			continue
-		}
-		delete(f.refMissing, id)
-		m, err := site.AssembleManifest(ref, id, f.cfg.Blobs.ReadAll)
-		if err != nil {
-			f.log.Warn("Manifest does not assemble", slog.Any("deploy", id), slog.Any("err", err))
-			continue
-		}
-		f.manifests[id] = m
-		f.needed = nil
 	}
 	a := f.evaluateLocked()
 	f.mu.Unlock()
 	if a != nil && f.cfg.OnSwitch != nil {
 		f.cfg.OnSwitch(*a)
+	}
+}
+
+// resolveRefLocked takes a deploy stored as a ref as far as the blobs on disk allow: through
+// each level of a nested ref whose chunks are all here, to the assembled manifest.
+func (f *Follower) resolveRefLocked(id site.DeployID) {
+	for {
+		ref := f.refLevel[id]
+		if ref == nil {
+			ref = f.refs[id]
+		}
+		set, ok := f.refMissing[id]
+		if !ok {
+			set = f.missingLocked(ref.Hashes())
+			f.refMissing[id] = set
+		}
+		if len(set) > 0 {
+			return
+		}
+		delete(f.refMissing, id)
+		if ref.Depth > 0 {
+			inner, err := ref.Expand(f.cfg.Blobs.ReadAll)
+			if err != nil {
+				f.log.Warn("Manifest reference does not expand", slog.Any("deploy", id), slog.Any("err", err))
+				return
+			}
+			f.refLevel[id] = inner
+			f.refInner[id] = append(f.refInner[id], inner.Hashes()...)
+			f.needed = nil
+			continue
+		}
+		m, _, err := site.AssembleManifest(ref, id, f.cfg.Blobs.ReadAll)
+		if err != nil {
+			f.log.Warn("Manifest does not assemble", slog.Any("deploy", id), slog.Any("err", err))
+			return
+		}
+		f.manifests[id] = m
+		f.needed = nil
+		return
 	}
 }
 

@@ -258,3 +258,135 @@ func TestBlobRemovedBeforeItsManifest(t *testing.T) {
 		t.Fatal("the blob stayed after its manifest went")
 	}
 }
+
+// TestNestedManifestRef publishes a deploy whose manifest is stored as a reference of depth 1 (a
+// reference to the chunks of a reference to the manifest's chunks), each level arriving after
+// the one above it: the follower expands level by level and switches once the manifest and every
+// blob are here. The chunks of both levels stay while the deploy does, even when their objects
+// go first, and go with it.
+func TestNestedManifestRef(t *testing.T) {
+	master, f, switches := network(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	m, id, objects := makeDeploy(t, 3)
+	body, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunkObjects := map[blobs.Hash][]byte{}
+	split := func(b []byte, depth int) site.ManifestRef {
+		r := site.ManifestRef{Depth: depth}
+		for _, p := range [][]byte{b[:len(b)/3], b[len(b)/3 : 2*len(b)/3], b[2*len(b)/3:]} {
+			h := blobs.Sum(p)
+			obj, err := site.EncodeBlob(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			chunkObjects[h] = obj
+			r.Chunks = append(r.Chunks, site.Chunk{Hash: h, Size: int64(len(p))})
+		}
+		return r
+	}
+	inner := split(body, 0)
+	innerJSON, err := inner.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	outer := split(innerJSON, 1)
+	outerJSON, err := outer.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(hs []blobs.Hash, from map[blobs.Hash][]byte) {
+		t.Helper()
+		for _, h := range hs {
+			if err := master.Put(ctx, site.BlobKey(h), from[h]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := master.Put(ctx, site.DeployKey(id), outerJSON); err != nil {
+		t.Fatal(err)
+	}
+	cur, err := site.Current{Deploy: id, Time: time.Now()}.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := master.Put(ctx, site.CurrentKey, cur); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, 10*time.Second, func() error {
+		if s := f.Status(); s.Target != id {
+			return fmt.Errorf("status %+v", s)
+		}
+		return nil
+	})
+	put(outer.Hashes(), chunkObjects)
+	put(inner.Hashes(), chunkObjects)
+	wait.For(t, 10*time.Second, func() error {
+		if s := f.Status(); s.MissingBlobs != 3 { // the manifest assembled; its blobs missing
+			return fmt.Errorf("status %+v, want the manifest and 3 blobs missing", s)
+		}
+		return nil
+	})
+	if got := switches(); len(got) != 0 {
+		t.Fatalf("switched with blobs missing: %v", got)
+	}
+	for h, obj := range objects {
+		if err := master.Put(ctx, site.BlobKey(h), obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wait.For(t, 10*time.Second, func() error {
+		if got := switches(); len(got) != 1 || got[0] != id {
+			return fmt.Errorf("switches %v", got)
+		}
+		return nil
+	})
+
+	// The chunk objects go first (records may apply in any order): the chunks stay for the
+	// deploy; then the deploy goes, and they go with it.
+	for h := range chunkObjects {
+		if err := master.Delete(ctx, site.BlobKey(h)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wait.For(t, 10*time.Second, func() error {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if n := len(f.orphans); n != len(chunkObjects) {
+			return fmt.Errorf("%d chunks kept as orphans, want %d", n, len(chunkObjects))
+		}
+		return nil
+	})
+	for h := range chunkObjects {
+		if !f.cfg.Blobs.Has(h) {
+			t.Fatalf("chunk %s deleted while its deploy is kept", h.Short())
+		}
+	}
+	// A new deploy replaces it; then the old one is collected.
+	m2, id2, objects2 := makeDeploy(t, 1)
+	for h, obj := range objects2 {
+		if err := master.Put(ctx, site.BlobKey(h), obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publishPointer(t, ctx, master, m2, id2)
+	wait.For(t, 10*time.Second, func() error {
+		if a, _ := f.Active(); a.ID != id2 {
+			return fmt.Errorf("active %v, want %v", a.ID, id2)
+		}
+		return nil
+	})
+	if err := master.Delete(ctx, site.DeployKey(id)); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, 10*time.Second, func() error {
+		for h := range chunkObjects {
+			if f.cfg.Blobs.Has(h) {
+				return fmt.Errorf("chunk %s of the collected deploy still stored", h.Short())
+			}
+		}
+		return nil
+	})
+}

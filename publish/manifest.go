@@ -48,19 +48,22 @@ func chunkManifest(canonical []byte) ([]site.Chunk, map[blobs.Hash][]byte, error
 }
 
 // writeManifest stores a manifest under its deploy key: whole when small, else as a reference to
-// chunks, sending only the chunks the network lacks.
+// chunks (nested while the reference itself is large), sending only the chunks the network lacks.
 func (s *session) writeManifest(ctx context.Context, m *site.Manifest, id site.DeployID) error {
 	body, err := m.Marshal()
 	if err != nil {
 		return err
 	}
-	if len(body) > inlineManifestMax {
+	var keys []string
+	var objects [][]byte
+	for depth := 0; len(body) > inlineManifestMax; depth++ {
+		if depth > site.MaxRefDepth {
+			return fmt.Errorf("publish: manifest of %d bytes needs references deeper than %d", len(body), site.MaxRefDepth)
+		}
 		chunks, data, err := chunkManifest(body)
 		if err != nil {
 			return fmt.Errorf("publish: split manifest: %w", err)
 		}
-		var keys []string
-		var objects [][]byte
 		for _, c := range chunks {
 			key := site.BlobKey(c.Hash)
 			if s.node.Has(key) || contains(keys, key) {
@@ -72,11 +75,13 @@ func (s *session) writeManifest(ctx context.Context, m *site.Manifest, id site.D
 			}
 			keys, objects = append(keys, key), append(objects, obj)
 		}
+		if body, err = (site.ManifestRef{Depth: depth, Chunks: chunks}).Marshal(); err != nil {
+			return err
+		}
+	}
+	if len(keys) > 0 {
 		if err := s.node.PutMany(ctx, keys, objects); err != nil {
 			return fmt.Errorf("publish: write manifest chunks: %w", err)
-		}
-		if body, err = (site.ManifestRef{Chunks: chunks}).Marshal(); err != nil {
-			return err
 		}
 	}
 	if err := s.node.Put(ctx, site.DeployKey(id), body); err != nil {
@@ -105,7 +110,7 @@ func (s *session) readManifest(ctx context.Context, id site.DeployID) (*site.Man
 	if err != nil || ref == nil {
 		return m, nil, err
 	}
-	m, err = site.AssembleManifest(ref, id, func(h blobs.Hash) ([]byte, error) {
+	m, hs, err := site.AssembleManifest(ref, id, func(h blobs.Hash) ([]byte, error) {
 		obj, err := s.node.Load(ctx, site.BlobKey(h))
 		if err != nil {
 			return nil, err
@@ -115,10 +120,6 @@ func (s *session) readManifest(ctx context.Context, id site.DeployID) (*site.Man
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("publish: manifest %s: %w", id.Short(), err)
-	}
-	hs := make([]blobs.Hash, len(ref.Chunks))
-	for i, c := range ref.Chunks {
-		hs[i] = c.Hash
 	}
 	return m, hs, nil
 }
