@@ -25,11 +25,14 @@ func TestObservedAddrs(t *testing.T) {
 		return nil
 	})
 	// The dialer reports the address it dialed: the hub's own listening address.
-	for hub, want := range map[*testNode]netip.Addr{hub4: v4, hub6: v6} {
-		if got := hub.ObservedAddrs(); !slices.Equal(got, []netip.Addr{want}) {
-			t.Errorf("%s observed at %v, want [%v]", hub.name, got, want)
+	waitFor(t, 10*time.Second, func() error {
+		for hub, want := range map[*testNode]netip.Addr{hub4: v4, hub6: v6} {
+			if got := hub.ObservedAddrs(); !slices.Equal(got, []netip.Addr{want}) {
+				return fmt.Errorf("%s observed at %v, want [%v]", hub.name, got, want)
+			}
 		}
-	}
+		return nil
+	})
 	// Gone with the link.
 	hub6.stop()
 	waitFor(t, 10*time.Second, func() error {
