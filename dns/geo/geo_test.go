@@ -50,7 +50,7 @@ func (p places) Lookup(ip netip.Addr) (*redirector.GeoRecord, error) {
 }
 
 var world = places{
-	netip.MustParsePrefix("203.0.113.0/24"): {Country: "NL", Continent: "EU", Lat: 52.1, Lon: 5.1, HasLocation: true},
+	netip.MustParsePrefix("203.0.113.0/24"):  {Country: "NL", Continent: "EU", Lat: 52.1, Lon: 5.1, HasLocation: true},
 	netip.MustParsePrefix("198.51.100.0/24"): {Country: "US", Continent: "NA", Lat: 40.0, Lon: -75.0, HasLocation: true},
 	netip.MustParsePrefix("2001:db8:1::/48"): {Country: "JP", Continent: "AS", Lat: 35.0, Lon: 139.0, HasLocation: true},
 }
