@@ -84,6 +84,6 @@ func Zones(keys []string) []string {
 		seen[apex] = true
 		out = append(out, strings.ReplaceAll(apex, `\047`, "/"))
 	}
-	slices.SortFunc(out, compareNames)
+	slices.SortFunc(out, CompareNames)
 	return out
 }

@@ -155,14 +155,14 @@ func compareSets(a, b Set) int {
 		}
 		return -1
 	}
-	if c := compareNames(a.Name, b.Name); c != 0 {
+	if c := CompareNames(a.Name, b.Name); c != 0 {
 		return c
 	}
 	return cmp.Compare(a.Type, b.Type)
 }
 
-// compareNames orders names label by label from the root.
-func compareNames(a, b string) int {
+// CompareNames orders names label by label from the root, as a zone file reads top-down.
+func CompareNames(a, b string) int {
 	la, lb := dns.SplitDomainName(a), dns.SplitDomainName(b)
 	slices.Reverse(la)
 	slices.Reverse(lb)
@@ -257,7 +257,7 @@ func sortedKeys[V any](m map[string]V) []string {
 	for k := range m {
 		keys = append(keys, k)
 	}
-	slices.SortFunc(keys, compareNames)
+	slices.SortFunc(keys, CompareNames)
 	return keys
 }
 
