@@ -76,15 +76,12 @@ func runDNS(ctx context.Context, args []string, env *Env) error {
 	defer listeners.Close() // a no-op error once Serve has closed them
 
 	svc := newLater[dnsService]()
+	events := &eventBuffer{}
 	var reg prometheus.Registerer
 	hooks := nodeHooks{
 		// A DNS node needs the table's records, not a site's file data; RRsets travel inline.
 		config: func(c *dt.Config) { c.LazyBodies, reg = true, c.Registerer },
-		event: func(ev dt.Event) {
-			if s := svc.wait(); s != nil {
-				s.handleEvent(ev)
-			}
-		},
+		event:  events.handle,
 		admin: func(mux *http.ServeMux) {
 			mux.HandleFunc("GET /dns", func(w http.ResponseWriter, r *http.Request) {
 				s := svc.get()
@@ -101,17 +98,60 @@ func runDNS(ctx context.Context, args []string, env *Env) error {
 		},
 	}
 	hooks.work = func(ctx context.Context, n *dt.Node, log *slog.Logger) error {
-		defer svc.set(nil) // a failed start: release the event goroutine
 		s, err := df.start(n, listeners.Addr(), reg, log)
 		if err != nil {
 			return err
 		}
 		defer s.close()
 		svc.set(s)
+		events.attach(s.handleEvent)
 		log.Info("DNS serving", slog.String("addr", listeners.Addr()), slog.String("geo_name", df.geoName))
 		return s.serve(ctx, listeners)
 	}
 	return serveNode(ctx, env, &nf, hooks)
+}
+
+// eventBuffer holds a node's events until the service that needs every one of them exists (it is
+// built on the open node), then hands them over in order and passes the rest straight through.
+// Unlike waiting on the event goroutine, it never blocks the node's event loop, so a node whose
+// start fails before the service exists still closes.
+type eventBuffer struct {
+	mu      sync.Mutex
+	pending []dt.Event     // guarded by mu: events before attach
+	target  func(dt.Event) // guarded by mu: set by attach once pending is drained
+}
+
+// handle takes one event, on the node's event goroutine.
+func (b *eventBuffer) handle(ev dt.Event) {
+	b.mu.Lock()
+	target := b.target
+	if target == nil {
+		b.pending = append(b.pending, ev)
+	}
+	b.mu.Unlock()
+	if target != nil {
+		target(ev)
+	}
+}
+
+// attach replays the held events into f, in order, then routes every later event to it. Events
+// that arrive during the replay join the queue and are replayed too; f is never called by two
+// goroutines at once.
+func (b *eventBuffer) attach(f func(dt.Event)) {
+	for {
+		b.mu.Lock()
+		batch := b.pending
+		b.pending = nil
+		if len(batch) == 0 {
+			b.target = f
+			b.mu.Unlock()
+			return
+		}
+		b.mu.Unlock()
+		for _, ev := range batch {
+			f(ev)
+		}
+	}
 }
 
 // dnsService is what dt dns runs on its node: the zones, the DNS handler, and optionally GeoDNS

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -199,5 +200,26 @@ func TestDNSPublishValidatesFirst(t *testing.T) {
 	}
 	if r := run(t, "", "resolve", "--keys", keys, "--peer", "127.0.0.1:1", "example.com", "ANY"); r.code != 2 {
 		t.Errorf("dt resolve ANY: %d %s", r.code, r.stderr)
+	}
+}
+
+// TestDNSFailedStartExits checks that a DNS node (and a plain node, which answers dt resolve)
+// whose admin listener cannot bind exits with an error instead of waiting forever for a service
+// that never starts, while the node's first events wait to be handed over.
+func TestDNSFailedStartExits(t *testing.T) {
+	keys := keygen(t)
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	for _, args := range [][]string{
+		{"dns", "--dns", "127.0.0.1:0"},
+		{"node"},
+	} {
+		args = append(args, "--keys", keys, "--data", t.TempDir(), "--local", "--no-sync", "--admin", busy.Addr().String())
+		if r := run(t, "", args...); r.code != 1 || !strings.Contains(r.stderr, "admin listener") {
+			t.Errorf("dt %s with a busy admin port: exit %d\n%s", args[0], r.code, r.stderr)
+		}
 	}
 }

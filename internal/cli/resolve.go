@@ -56,12 +56,14 @@ func (r *resolverFlags) responder(n *dt.Node, log *slog.Logger) *resolve.Respond
 	return resp
 }
 
-// nodeHooks are the hooks of `dt node`: it answers dt resolve.
+// nodeHooks are the hooks of `dt node`: it answers dt resolve. Requests that arrive before the
+// responder exists are dropped (the asker sees no answer from this node), which never blocks the
+// node's event loop.
 func (r *resolverFlags) nodeHooks() nodeHooks {
 	resp := newLater[resolve.Responder]()
 	return nodeHooks{
 		event: func(ev dt.Event) {
-			if s := resp.wait(); s != nil {
+			if s := resp.get(); s != nil {
 				s.HandleEvent(ev)
 			}
 		},

@@ -54,6 +54,7 @@ func TestResolveFindsTheLyingNode(t *testing.T) {
 	if r.code != exitDisagree {
 		t.Fatalf("exit %d, want %d\n%s%s", r.code, exitDisagree, r.stdout, r.stderr)
 	}
+	t.Logf("dt resolve printed:\n%s", r.stdout)
 	verdict := r.stdout[strings.Index(r.stdout, "verdict:"):]
 	if !strings.Contains(verdict, "DISAGREE") || !strings.Contains(verdict, lying.info.ID) || strings.Contains(verdict, hub.info.ID) || strings.Contains(verdict, second.info.ID) {
 		t.Errorf("the verdict does not name the lying node %s alone:\n%s", lying.info.ID, r.stdout)
