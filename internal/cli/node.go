@@ -66,12 +66,16 @@ func (f *nodeFlags) check(fs *flagSet) error {
 }
 
 func runNode(ctx context.Context, args []string, env *Env) error {
-	var f nodeFlags
+	var (
+		f  nodeFlags
+		rf resolverFlags
+	)
 	fs := newFlagSet(env, "node", "dt node --keys DIR --data DATADIR [--master] [--listen ADDR]... [--peer ADDR]... [--admin ADDR] [flags]",
 		"Runs a node until SIGINT or SIGTERM, then closes it cleanly. Every event (started,\n"+
 			"object_added, object_removed, message_received, error) is logged on stderr.\n"+
-			"SIGUSR2 writes a heap profile for `go tool pprof`.")
+			"SIGUSR2 writes a heap profile for `go tool pprof`. The node answers dt resolve.")
 	f.register(fs)
+	rf.register(fs)
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -81,7 +85,7 @@ func runNode(ctx context.Context, args []string, env *Env) error {
 	if err := f.check(fs); err != nil {
 		return err
 	}
-	return serveNode(ctx, env, &f, nodeHooks{})
+	return serveNode(ctx, env, &f, rf.nodeHooks())
 }
 
 // nodeHooks let the load test extend a node without a second copy of its lifecycle.

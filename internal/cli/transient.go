@@ -58,6 +58,21 @@ type transient struct {
 }
 
 func openTransient(env *Env, f *clientFlags, master bool) (*transient, error) {
+	return openTransientWith(env, f, transientOptions{master: master})
+}
+
+// transientOptions extend a transient node beyond add, remove and send.
+type transientOptions struct {
+	master bool
+	// lazy keeps records without fetching bodies over the inline limit (dt.Config.LazyBodies):
+	// for commands that need the table's small records, not a site's file data.
+	lazy bool
+	// event sees every event, on the event goroutine.
+	event func(dt.Event)
+}
+
+func openTransientWith(env *Env, f *clientFlags, o transientOptions) (*transient, error) {
+	master := o.master
 	keys, err := loadKeys(f.keys, master)
 	if err != nil {
 		return nil, err
@@ -74,6 +89,7 @@ func openTransient(env *Env, f *clientFlags, master bool) (*transient, error) {
 	cfg.Keys, cfg.Master, cfg.DataDir, cfg.Peers, cfg.Logger = keys, master, dir, f.peers, log
 	// The data dies with the command, so fsync would buy nothing.
 	cfg.NoSync = true
+	cfg.LazyBodies = o.lazy
 	n, err := dt.Open(cfg)
 	if err != nil {
 		os.RemoveAll(dir)
@@ -82,6 +98,9 @@ func openTransient(env *Env, f *clientFlags, master bool) (*transient, error) {
 	t := &transient{n: n, dir: dir}
 	t.wg.Go(func() {
 		for ev := range n.Events() {
+			if o.event != nil {
+				o.event(ev)
+			}
 			if ev.Type == dt.EventError {
 				t.mu.Lock()
 				t.lastErr = fmt.Errorf("%s: %w", ev.Origin, ev.Err)

@@ -1,0 +1,185 @@
+// Package geo answers DNS for the site's public name with the addresses of the nearest live
+// edges: GeoDNS, so that visitors reach an edge without the redirector's extra hop.
+//
+// It makes no choice of its own. The edges are the redirector's (its Service follows the same
+// heartbeats), and the choice is redirector.Select, so an address is in an answer exactly when
+// the redirector would send that client to that edge: alive, heartbeat fresh, serving the current
+// deploy, not draining, with a valid certificate, and in the near band of the client's place. The
+// client's place comes from the EDNS Client Subnet the resolver passed on, else from the
+// resolver's own address; with neither known, or no GeoIP database, every eligible edge is in the
+// answer.
+//
+// # Caveats
+//
+// Resolvers cache an answer for its TTL, so a crashed edge stays in cached answers up to the TTL
+// after it leaves fresh ones; answers therefore carry a short TTL and, when there are several
+// eligible edges, at least two addresses, so that a client whose first address fails has another.
+// An edge leaves fresh answers once its heartbeat is older than SelectOptions.MaxAge, which
+// defaults here to 2.5 heartbeat intervals rather than the redirector's 10 s, since the TTL
+// already adds to the delay.
+package geo
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/dt-cdn/dt/dns/server"
+	"github.com/dt-cdn/dt/dns/zone"
+	"github.com/dt-cdn/dt/heartbeat"
+	"github.com/dt-cdn/dt/redirector"
+)
+
+// Config configures an Answerer. Zero values mean the defaults given per field.
+type Config struct {
+	// Name is the site's public name (any case, trailing dot optional). Required.
+	Name string
+	// Edges returns the tracked edges and the network's current deploy id, as
+	// redirector.Service.Edges does. Required.
+	Edges func() ([]heartbeat.Edge, string)
+	// Geo locates clients. Nil: no database; every answer holds all eligible edges (or the
+	// Select.DefaultLocation's nearest).
+	Geo redirector.GeoLookup
+	// Select tunes the choice exactly as for the redirector. MaxAge zero: 5 s, 2.5 times the
+	// default heartbeat interval (see the package Caveats).
+	Select redirector.SelectOptions
+	// TTL is the answers' TTL. Zero: 20 s.
+	TTL time.Duration
+	// MaxAnswers bounds the addresses in one answer. Zero: 4.
+	MaxAnswers int
+	// MinAnswers is how many addresses an answer holds at least, when that many edges are
+	// eligible: the next nearest fill in behind the near band, as somewhere to go should the
+	// first fail before the TTL runs out. Zero: 2.
+	MinAnswers int
+	// Now is the clock. Nil: time.Now.
+	Now func() time.Time
+}
+
+// Answerer chooses the addresses for the site's name. It is safe for concurrent use.
+type Answerer struct {
+	cfg  Config
+	name string
+	ttl  uint32
+}
+
+var _ server.Dynamic = (*Answerer)(nil)
+
+// New checks cfg and returns an Answerer.
+func New(cfg Config) (*Answerer, error) {
+	name := zone.CanonicalName(cfg.Name)
+	var errs []error
+	if cfg.Name == "" || name == "" {
+		errs = append(errs, errors.New("geo: Config.Name must be a domain name"))
+	}
+	if cfg.Edges == nil {
+		errs = append(errs, errors.New("geo: Config.Edges is required"))
+	}
+	if cfg.TTL < 0 || cfg.MaxAnswers < 0 || cfg.MinAnswers < 0 {
+		errs = append(errs, errors.New("geo: negative TTL or answer count"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if cfg.Select.MaxAge == 0 {
+		cfg.Select.MaxAge = 5 * time.Second
+	}
+	if cfg.TTL == 0 {
+		cfg.TTL = 20 * time.Second
+	}
+	if cfg.MaxAnswers == 0 {
+		cfg.MaxAnswers = 4
+	}
+	if cfg.MinAnswers == 0 {
+		cfg.MinAnswers = 2
+	}
+	cfg.MinAnswers = min(cfg.MinAnswers, cfg.MaxAnswers)
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Answerer{cfg: cfg, name: name, ttl: uint32(cfg.TTL / time.Second)}, nil
+}
+
+// Name returns the name answered for, canonical.
+func (a *Answerer) Name() string { return a.name }
+
+// Answer returns A (or AAAA) records of the edges for a client in the given prefix (invalid when
+// unknown), and the prefix length the answer holds for. ok is false when no edge is eligible at
+// all; records are empty when edges are eligible but none has an address of the type asked.
+func (a *Answerer) Answer(qtype uint16, client netip.Prefix) (rrs []dns.RR, scope int, ok bool) {
+	if qtype != dns.TypeA && qtype != dns.TypeAAAA {
+		return nil, 0, false
+	}
+	edges, current := a.cfg.Edges()
+	now := a.cfg.Now()
+	place, scope := a.locate(client)
+	reachable := slices.DeleteFunc(slices.Clone(edges), func(e heartbeat.Edge) bool { return !address(e, qtype).IsValid() })
+	// The client's address family does not matter here: the query type says which family of
+	// edge address is wanted, and the edges without one are gone already.
+	d := redirector.Select(reachable, redirector.Client{Geo: place}, current, now, a.cfg.Select)
+	if d.Chosen == nil {
+		if len(reachable) < len(edges) && redirector.Select(edges, redirector.Client{Geo: place}, current, now, a.cfg.Select).Chosen != nil {
+			return nil, scope, true
+		}
+		return nil, 0, false
+	}
+	for _, c := range a.pick(d) {
+		rrs = append(rrs, a.record(qtype, address(*c.Edge, qtype)))
+	}
+	return rrs, scope, true
+}
+
+// locate looks the client up, and returns its place (nil when unknown) and the ECS scope of an
+// answer made for it: the database network's length when the database placed it (the answer
+// holds for the whole network), the client prefix's length when it did not, 0 when no client was
+// given or no database is loaded (the answer is the same for everyone).
+func (a *Answerer) locate(client netip.Prefix) (*redirector.GeoRecord, int) {
+	if !client.IsValid() || a.cfg.Geo == nil {
+		return nil, 0
+	}
+	rec, err := a.cfg.Geo.Lookup(client.Addr())
+	if err != nil || rec == nil {
+		return nil, client.Bits()
+	}
+	if rec.Network.IsValid() && rec.Network.Addr().BitLen() == client.Addr().BitLen() {
+		return rec, rec.Network.Bits()
+	}
+	return rec, client.Bits()
+}
+
+// pick orders the answer: the edge Select drew first (weighted by configuration and load), then
+// the rest of the near band by rank, then the nearest others up to MinAnswers; at most
+// MaxAnswers in all.
+func (a *Answerer) pick(d redirector.Decision) []*redirector.Candidate {
+	out := []*redirector.Candidate{d.Chosen}
+	for i := range d.Candidates {
+		c := &d.Candidates[i]
+		if c == d.Chosen {
+			continue
+		}
+		if len(out) == a.cfg.MaxAnswers || (!c.Near && len(out) >= a.cfg.MinAnswers) {
+			break
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+func (a *Answerer) record(qtype uint16, ip netip.Addr) dns.RR {
+	h := dns.RR_Header{Name: a.name, Rrtype: qtype, Class: dns.ClassINET, Ttl: a.ttl}
+	if qtype == dns.TypeA {
+		return &dns.A{Hdr: h, A: net.IP(ip.AsSlice())}
+	}
+	return &dns.AAAA{Hdr: h, AAAA: net.IP(ip.AsSlice())}
+}
+
+// address is the edge's public address of the family qtype asks for, from its heartbeat.
+func address(e heartbeat.Edge, qtype uint16) netip.Addr {
+	if qtype == dns.TypeA {
+		return e.Last.IPv4
+	}
+	return e.Last.IPv6
+}

@@ -1,0 +1,84 @@
+package cli
+
+import (
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// fakeResolver is a recursive resolver on loopback as a node would see it: it answers MX for
+// example.com with mailHost, and NXDOMAIN for anything else.
+func fakeResolver(t *testing.T, mailHost string) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		m.RecursionAvailable = true
+		if q := r.Question[0]; q.Name == "example.com." && q.Qtype == dns.TypeMX {
+			m.Answer = append(m.Answer, &dns.MX{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeMX, Class: dns.ClassINET, Ttl: 300}, Preference: 10, Mx: mailHost})
+		} else {
+			m.Rcode = dns.RcodeNameError
+		}
+		_ = w.WriteMsg(m)
+	})}
+	started := make(chan struct{})
+	srv.NotifyStartedFunc = func() { close(started) }
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.ActivateAndServe() }()
+	<-started
+	t.Cleanup(func() { _ = srv.Shutdown(); <-done })
+	return pc.LocalAddr().String()
+}
+
+// TestResolveFindsTheLyingNode runs three nodes whose resolvers are test DNS servers, one of them
+// lying about example.com's MX, and checks that dt resolve names that node and exits 3; with the
+// liar gone, the nodes agree and it exits 0.
+func TestResolveFindsTheLyingNode(t *testing.T) {
+	keys := keygen(t)
+	honest := fakeResolver(t, "mail.example.com.")
+	liar := fakeResolver(t, "mail.attacker.example.")
+	common := []string{"--keys", keys, "--local", "--no-sync", "--log-level", "warn"}
+	hub := startNodeCmd(t, append([]string{"--data", t.TempDir(), "--listen", "127.0.0.1:0", "--resolver", honest}, common...)...)
+	peer := hub.info.Listen[0]
+	second := startNodeCmd(t, append([]string{"--data", t.TempDir(), "--peer", peer, "--resolver", honest}, common...)...)
+	lying := startNodeCmd(t, append([]string{"--data", t.TempDir(), "--peer", peer, "--resolver", liar}, common...)...)
+
+	r := run(t, "", "resolve", "--keys", keys, "--peer", peer, "--local=false", "--expect", "3", "--timeout", "20s", "--type", "MX", "example.com")
+	if r.code != exitDisagree {
+		t.Fatalf("exit %d, want %d\n%s%s", r.code, exitDisagree, r.stdout, r.stderr)
+	}
+	t.Logf("dt resolve printed:\n%s", r.stdout)
+	verdict := r.stdout[strings.Index(r.stdout, "verdict:"):]
+	if !strings.Contains(verdict, "DISAGREE") || !strings.Contains(verdict, lying.info.ID) || strings.Contains(verdict, hub.info.ID) || strings.Contains(verdict, second.info.ID) {
+		t.Errorf("the verdict does not name the lying node %s alone:\n%s", lying.info.ID, r.stdout)
+	}
+	for _, id := range []string{hub.info.ID, second.info.ID, lying.info.ID} {
+		if !strings.Contains(r.stdout, "node "+id) {
+			t.Errorf("node %s's answer is not shown:\n%s", id, r.stdout)
+		}
+	}
+	if !strings.Contains(r.stdout, "example.com. MX 10 mail.attacker.example.") {
+		t.Errorf("the lie is not shown:\n%s", r.stdout)
+	}
+
+	lying.stop(t)
+	// This machine's view (through the honest resolver) joins the two remaining nodes.
+	r = run(t, "", "resolve", "--keys", keys, "--peer", peer, "--resolver", honest, "--expect", "3", "--timeout", "20s", "example.com", "mx")
+	if r.code != 0 || !strings.Contains(r.stdout, "verdict: agree (3 nodes)") || !strings.Contains(r.stdout, "(this machine)") {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// Too few answers for --expect: no verdict, exit 4, within the timeout.
+	began := time.Now()
+	r = run(t, "", "resolve", "--keys", keys, "--peer", peer, "--local=false", "--expect", "5", "--timeout", "2s", "example.com", "MX")
+	if r.code != exitNoVerdict {
+		t.Fatalf("exit %d, want %d\n%s%s", r.code, exitNoVerdict, r.stdout, r.stderr)
+	}
+	t.Logf("a resolve with a missing node took %s (--timeout 2s)", time.Since(began).Round(time.Millisecond))
+}
