@@ -28,8 +28,8 @@ type HistoryConfig struct {
 	Node Loader
 	// ReadTimeout bounds the reading of one manifest (its chunks may come from a peer). Zero: 30 s.
 	ReadTimeout time.Duration
-	// RetryAfter is how long a manifest that could not be read waits before the next attempt.
-	// Zero: 15 s.
+	// RetryAfter is how long a manifest that could not be read waits before the next attempt;
+	// the wait doubles with each failure, up to 64 times RetryAfter. Zero: 15 s.
 	RetryAfter time.Duration
 	// Logger receives the History's logs. Nil discards them.
 	Logger *slog.Logger
@@ -53,10 +53,11 @@ type History struct {
 
 // deployEntry is one deploy of the table.
 type deployEntry struct {
-	info    Deploy
-	object  []byte    // the deploy object from the event, until read; nil: load it
-	order   uint64    // when it arrived
-	retryAt time.Time // after a failed read
+	info     Deploy
+	object   []byte    // the deploy object from the event, until read; nil: load it
+	order    uint64    // when it arrived
+	retryAt  time.Time // after a failed read
+	failures int       // failed reads so far
 }
 
 var _ DeploySource = (*History)(nil)
@@ -138,11 +139,11 @@ func (h *History) Run(ctx context.Context) error {
 	retry := time.NewTimer(time.Hour)
 	defer retry.Stop()
 	for {
-		next := h.readPending(ctx)
-		retry.Reset(time.Hour)
-		if !next.IsZero() {
-			retry.Reset(time.Until(next))
+		wait := time.Hour // nothing to retry: wait for a deploy
+		if next := h.readPending(ctx); !next.IsZero() {
+			wait = time.Until(next)
 		}
+		retry.Reset(wait)
 		select {
 		case <-h.wake:
 		case <-retry.C:
@@ -191,7 +192,8 @@ func (h *History) readPending(ctx context.Context) time.Time {
 			continue // removed meanwhile
 		}
 		if err != nil {
-			j.entry.retryAt = time.Now().Add(h.cfg.RetryAfter)
+			j.entry.retryAt = time.Now().Add(h.cfg.RetryAfter << min(j.entry.failures, 6))
+			j.entry.failures++
 			if next.IsZero() || j.entry.retryAt.Before(next) {
 				next = j.entry.retryAt
 			}

@@ -118,3 +118,40 @@ func TestHistoryFollowsPublishes(t *testing.T) {
 	last := publishSite(2, 1)
 	check(last)
 }
+
+// TestHistoryUnreadableDeploy keeps a deploy whose object does not decode, unread and listed
+// first (retried, never guessed at), beside one that reads, until it leaves the table.
+func TestHistoryUnreadableDeploy(t *testing.T) {
+	_, plain := testnet.Keys(t)
+	node := testnet.Node(t, testnet.Options{Keys: plain})
+	testnet.Drain(node)
+	h, err := NewHistory(HistoryConfig{Node: node, RetryAfter: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runHistory(t, h)
+	good := &site.Manifest{Version: site.ManifestVersion, Created: time.Now().Truncate(time.Second), Files: map[string]site.File{}}
+	body, err := good.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	goodID, err := good.ID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := site.DeployIDOf([]byte("garbage"))
+	h.HandleEvent(dt.Event{Type: dt.EventObjectAdded, Key: site.DeployKey(goodID), Object: body})
+	h.HandleEvent(dt.Event{Type: dt.EventObjectAdded, Key: site.DeployKey(bad), Object: []byte("not a manifest")})
+	h.HandleEvent(dt.Event{Type: dt.EventObjectAdded, Key: "blob/not-a-deploy", Object: []byte("{}")})
+	wait.For(t, 5*time.Second, func() error {
+		d := h.Deploys()
+		if len(d) != 2 || d[0].ID != bad.String() || d[0].Read || d[1].ID != goodID.String() || !d[1].Read {
+			return errorf("deploys: %+v", d)
+		}
+		return nil
+	})
+	h.HandleEvent(dt.Event{Type: dt.EventObjectRemoved, Key: site.DeployKey(bad)})
+	if d := h.Deploys(); len(d) != 1 || d[0].ID != goodID.String() {
+		t.Fatalf("after the removal: %+v", d)
+	}
+}
