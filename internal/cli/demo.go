@@ -18,12 +18,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/dt-cdn/dt/blobs"
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/edge"
 	"github.com/dt-cdn/dt/heartbeat"
 	"github.com/dt-cdn/dt/publish"
 	"github.com/dt-cdn/dt/redirector"
+	"github.com/dt-cdn/dt/web"
 )
 
 // demoSite is the example site `dt demo` publishes unless --publish names another.
@@ -109,11 +112,13 @@ type demo struct {
 	tmp string
 	log *slog.Logger
 
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	nodes   []*dt.Node
-	servers []*http.Server
-	stores  []*blobs.Store
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	nodes      []*dt.Node
+	servers    []*http.Server
+	admins     []*adminServer
+	dashboards []*web.Dashboard
+	stores     []*blobs.Store
 }
 
 func (d *demo) run(ctx context.Context, env *Env, siteDir string) error {
@@ -181,24 +186,36 @@ func (d *demo) run(ctx context.Context, env *Env, siteDir string) error {
 	if err != nil {
 		return err
 	}
-	svc, err := redirector.NewService(redirector.ServiceConfig{Node: rnode, Code: 302, Logger: d.log})
+	// The redirector's admin listener, as dt redirector --admin has: the dashboard, /status,
+	// /explain and /metrics.
+	reg := prometheus.NewRegistry()
+	rp, err := newRedirectorParts(rnode, redirector.ServiceConfig{Node: rnode, Code: 302, Registerer: reg, Logger: d.log}, d.log)
 	if err != nil {
 		return err
 	}
+	d.dashboards = append(d.dashboards, rp.dash)
 	d.wg.Go(func() {
 		for ev := range rnode.Events() {
-			svc.HandleEvent(ev)
+			rp.handleEvent(ev)
 		}
 	})
-	d.wg.Go(func() { _ = svc.Run(runCtx) })
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /.well-known/dt/status", svc.ServeStatus)
-	mux.Handle("GET /.well-known/dt/explain", svc.Explain())
-	mux.Handle("/", svc.Handler())
-	redirectURL, err := d.serve(mux)
+	d.wg.Go(func() { _ = rp.svc.Run(runCtx) })
+	d.wg.Go(func() { _ = rp.history.Run(runCtx) })
+	redirectURL, err := d.serve(rp.svc.Handler())
 	if err != nil {
 		return err
 	}
+	status := func() nodeStatus {
+		st := nodeStatus{Status: rnode.Status(), Redirector: rp.svc.Status()}
+		st.LinkBytesReceived, st.LinkBytesSent = rnode.WireBytes()
+		return st
+	}
+	admin, err := startAdmin("127.0.0.1:0", status, reg, func(mux *http.ServeMux) { mux.Handle("/", rp.admin) }, d.log)
+	if err != nil {
+		return err
+	}
+	d.admins = append(d.admins, admin)
+	adminURL := "http://" + admin.addr()
 
 	fmt.Fprintf(env.Stdout, "publishing:  %s\n", siteDir)
 	plan, err := publish.Scan(ctx, siteDir, publish.ScanOptions{CleanURLs: true})
@@ -220,8 +237,8 @@ func (d *demo) run(ctx context.Context, env *Env, siteDir string) error {
 	for i, u := range edgeURLs {
 		fmt.Fprintf(env.Stdout, "edge:        %s  (%s)\n", u, demoEdges[i].name)
 	}
-	fmt.Fprintf(env.Stdout, "dashboard:   %s/.well-known/dt/status\n", redirectURL)
-	fmt.Fprintf(env.Stdout, "explain:     %s/.well-known/dt/explain?ip=203.0.113.7\n", redirectURL)
+	fmt.Fprintf(env.Stdout, "dashboard:   %s/\n", adminURL)
+	fmt.Fprintf(env.Stdout, "explain:     %s/explain?ip=203.0.113.7\n", adminURL)
 	fmt.Fprintf(env.Stdout, "keys:        %s (publish more with: dt publish --keys %s --peer %s DIR)\n", keysDir, keysDir, peer)
 	fmt.Fprintln(env.Stdout, "Ctrl-C stops the demo.")
 	<-ctx.Done()
@@ -289,8 +306,17 @@ func (d *demo) serve(h http.Handler) (string, error) {
 	return "http://" + ln.Addr().String(), nil
 }
 
-// stop stops servers, loops and nodes, in that order.
+// stop stops servers (the dashboards' live streams first, which a server's shutdown would wait
+// for), loops and nodes, in that order.
 func (d *demo) stop() {
+	for _, dash := range d.dashboards {
+		dash.Close()
+	}
+	for _, a := range d.admins {
+		if err := a.shutdown(); err != nil {
+			d.log.Warn("Admin server stopped", slog.Any("err", err))
+		}
+	}
 	for _, s := range d.servers {
 		shutdown(s)
 	}

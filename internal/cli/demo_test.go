@@ -2,11 +2,15 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dt-cdn/dt/web"
 )
 
 // TestDemo runs `dt demo` in-process and fetches the example site through the redirector,
@@ -34,7 +38,7 @@ func TestDemo(t *testing.T) {
 		}
 		return nil
 	})
-	var redirector string
+	var redirector, dashboard string
 	edges := 0
 	for _, line := range strings.Split(out.String(), "\n") {
 		f := strings.Fields(line)
@@ -43,9 +47,11 @@ func TestDemo(t *testing.T) {
 			redirector = f[1]
 		case len(f) >= 2 && f[0] == "edge:":
 			edges++
+		case len(f) >= 2 && f[0] == "dashboard:":
+			dashboard = f[1]
 		}
 	}
-	if redirector == "" || edges != 3 || !strings.Contains(out.String(), "live on 3/3 edges") {
+	if redirector == "" || dashboard == "" || edges != 3 || !strings.Contains(out.String(), "live on 3/3 edges") {
 		t.Fatalf("demo output:\n%s", out)
 	}
 	want, err := demoSite.ReadFile("demosite/index.html")
@@ -61,6 +67,22 @@ func TestDemo(t *testing.T) {
 	if resp.StatusCode != 200 || string(body) != string(want) || resp.Request.URL.Host == strings.TrimPrefix(redirector, "http://") {
 		t.Fatalf("through the redirector: %d from %s, %d bytes: %.300s", resp.StatusCode, resp.Request.URL, len(body), body)
 	}
+	// The dashboard lists the three edges.
+	waitFor(t, 10*time.Second, func() error {
+		resp, err := http.Get(strings.TrimSuffix(dashboard, "/") + "/api/snapshot")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var snap web.Snapshot
+		if err := json.NewDecoder(resp.Body).Decode(&snap); err != nil {
+			return err
+		}
+		if len(snap.Edges) != 3 || len(snap.Deploys) != 1 {
+			return fmt.Errorf("dashboard: %d edges, %d deploys", len(snap.Edges), len(snap.Deploys))
+		}
+		return nil
+	})
 	cancel()
 	if code := <-done; code != 0 {
 		t.Fatalf("demo exit %d:\n%s", code, errOut)

@@ -11,12 +11,14 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/internal/certs"
 	"github.com/dt-cdn/dt/redirector"
+	"github.com/dt-cdn/dt/web"
 )
 
 // redirectorFlags are dt redirector's own flags, beside the node's.
@@ -36,8 +38,9 @@ func runRedirector(ctx context.Context, args []string, env *Env) error {
 	fs := newFlagSet(env, "redirector", "dt redirector --keys DIR --data DATADIR --peer ADDR... [--listen ADDR] --http ADDR [--https ADDR] [--domain NAME]... [--geoip FILE.mmdb] [--redirect-code 301|302|307|308] [--trusted-proxy CIDR]... [--admin ADDR]",
 		"Runs a redirector: a dt node that follows the edges' heartbeats and the current deploy, and\n"+
 			"answers every visitor with a redirect to the nearest live edge that serves it. Point the\n"+
-			"site's public name here. The admin listener adds /explain?ip=ADDR (why each edge would or\n"+
-			"would not get that client) and the edges to /status. SIGHUP reloads the GeoIP database.")
+			"site's public name here. The admin listener serves the dashboard at / (every edge, a map,\n"+
+			"the deploys, live), adds /explain?ip=ADDR (why each edge would or would not get that\n"+
+			"client) and the edges to /status. SIGHUP reloads the GeoIP database.")
 	nf.register(fs)
 	rf.servingFlags.register(fs, "serve visitors over HTTP on `ADDR` (host:port); it also answers ACME challenges")
 	fs.StringVar(&rf.geoip, "geoip", "", "locate visitors with the MaxMind-format database `FILE.mmdb` (reloaded when the file changes)")
@@ -66,32 +69,32 @@ func runRedirector(ctx context.Context, args []string, env *Env) error {
 
 	// The service needs the open node, and the node's events need the service: events wait (in
 	// the node's queue) until the service exists, and the admin routes answer 503 until then.
-	service := newLater[redirector.Service]()
+	parts := newLater[redirectorParts]()
 	hooks := nodeHooks{
 		// A redirector needs to know what the table holds, not the site's file data.
 		config: func(c *dt.Config) { c.LazyBodies = true },
 		event: func(ev dt.Event) {
-			if s := service.wait(); s != nil {
-				s.HandleEvent(ev)
+			if p := parts.wait(); p != nil {
+				p.handleEvent(ev)
 			}
 		},
 		admin: func(mux *http.ServeMux) {
-			mux.HandleFunc("GET /explain", func(w http.ResponseWriter, r *http.Request) {
-				if s := service.get(); s != nil {
-					s.Explain().ServeHTTP(w, r)
+			mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+				if p := parts.get(); p != nil {
+					p.admin.ServeHTTP(w, r)
 					return
 				}
 				http.Error(w, "starting", http.StatusServiceUnavailable)
 			})
 		},
 		status: func(st *nodeStatus) {
-			if s := service.get(); s != nil {
-				st.Redirector = s.Status()
+			if p := parts.get(); p != nil {
+				st.Redirector = p.svc.Status()
 			}
 		},
 	}
 	hooks.work = func(ctx context.Context, n *dt.Node, log *slog.Logger) error {
-		defer service.set(nil) // a failed start: release the event goroutine
+		defer parts.set(nil) // a failed start: release the event goroutine
 		var (
 			geo *redirector.GeoDB
 			err error
@@ -113,20 +116,61 @@ func runRedirector(ctx context.Context, args []string, env *Env) error {
 		if geo != nil {
 			cfg.Geo = geo
 		}
-		svc, err := redirector.NewService(cfg)
+		p, err := newRedirectorParts(n, cfg, log)
 		if err != nil {
 			return err
 		}
-		service.set(svc)
-		return serveRedirector(ctx, svc, geo, rf, cm, log)
+		defer p.dash.Close() // before the admin server shuts down: it waits for open streams
+		parts.set(p)
+		return serveRedirector(ctx, p, geo, rf, cm, log)
 	}
 	return serveNode(ctx, env, &nf, hooks)
 }
 
+// redirectorParts are what a redirector builds on its open node: the service that answers
+// visitors, and the dashboard with the deploy history it shows.
+type redirectorParts struct {
+	svc     *redirector.Service
+	history *web.History
+	dash    *web.Dashboard
+	// admin holds the redirector's admin routes beside the node's: /explain, and the dashboard
+	// on every other path.
+	admin *http.ServeMux
+}
+
+func newRedirectorParts(n *dt.Node, cfg redirector.ServiceConfig, log *slog.Logger) (*redirectorParts, error) {
+	svc, err := redirector.NewService(cfg)
+	if err != nil {
+		return nil, err
+	}
+	history, err := web.NewHistory(web.HistoryConfig{Node: n, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	dash, err := web.New(web.Config{Edges: svc, Deploys: history, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	p := &redirectorParts{svc: svc, history: history, dash: dash, admin: http.NewServeMux()}
+	p.admin.Handle("GET /explain", svc.Explain())
+	p.admin.Handle("/", dash)
+	return p, nil
+}
+
+// handleEvent passes one of the node's events on; call it with every event, in order, from one
+// goroutine.
+func (p *redirectorParts) handleEvent(ev dt.Event) {
+	p.svc.HandleEvent(ev)
+	p.history.HandleEvent(ev)
+}
+
 // serveRedirector serves visitors until ctx ends, reloading the GeoIP database on SIGHUP.
-func serveRedirector(ctx context.Context, svc *redirector.Service, geo *redirector.GeoDB, rf redirectorFlags, cm *certs.Manager, log *slog.Logger) error {
+func serveRedirector(ctx context.Context, p *redirectorParts, geo *redirector.GeoDB, rf redirectorFlags, cm *certs.Manager, log *slog.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	svc := p.svc
+	wg.Go(func() { _ = p.history.Run(ctx) })
 	errc := make(chan error, 4)
 	var servers []*http.Server
 	serve := func(addr string, tlsConfig *tls.Config) error {

@@ -1,0 +1,184 @@
+package e2e
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/dt-cdn/dt/blobs"
+	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/edge"
+	"github.com/dt-cdn/dt/heartbeat"
+	"github.com/dt-cdn/dt/internal/testnet"
+	"github.com/dt-cdn/dt/publish"
+	"github.com/dt-cdn/dt/redirector"
+	"github.com/dt-cdn/dt/web"
+)
+
+// Places of test edges.
+var (
+	amsterdam = heartbeat.Location{Lat: 52.37, Lon: 4.9, Country: "NL", Continent: "EU"}
+	newYork   = heartbeat.Location{Lat: 40.71, Lon: -74.0, Country: "US", Continent: "NA"}
+)
+
+// testNetwork is a dt network on loopback: a hub node that everything else links to, and the
+// keys to publish with. Everything it starts stops at the end of the test.
+type testNetwork struct {
+	t           *testing.T
+	keys, plain dt.Keys
+	peer        string        // the hub's address
+	beat        time.Duration // the edges' heartbeat interval
+}
+
+func newTestNetwork(t *testing.T, beat time.Duration) *testNetwork {
+	keys, plain := testnet.Keys(t)
+	n := &testNetwork{t: t, keys: keys, plain: plain, beat: beat}
+	hub := n.open(true, nil, false)
+	testnet.Drain(hub)
+	n.peer = testnet.Addr(hub)
+	return n
+}
+
+func (n *testNetwork) open(listen bool, peers []string, lazy bool) *dt.Node {
+	return testnet.Node(n.t, testnet.Options{Keys: n.plain, Listen: listen, Peers: peers, LazyBodies: lazy})
+}
+
+// runningEdge is an edge.Node with its own dt node and HTTP listener.
+type runningEdge struct {
+	url    string
+	node   *dt.Node
+	srv    context.CancelFunc
+	beats  context.CancelFunc
+	done   chan struct{}
+	closed bool
+}
+
+// crash stops the edge the way a killed process does: no draining heartbeat, the listener and
+// the dt links simply gone.
+func (e *runningEdge) crash() {
+	if e.closed {
+		return
+	}
+	e.closed = true
+	e.node.Close() // links drop first, so no last heartbeat gets out
+	e.beats()
+	e.srv()
+	<-e.done
+}
+
+// startEdge starts an edge at loc, linked to the hub, serving HTTP on a loopback port.
+func (n *testNetwork) startEdge(loc heartbeat.Location) *runningEdge {
+	t := n.t
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := blobs.Open(t.TempDir(), blobs.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := n.open(false, []string{n.peer}, false)
+	re := &runningEdge{url: "http://" + ln.Addr().String(), node: node, done: make(chan struct{})}
+	e, err := edge.NewNode(edge.NodeConfig{Node: node, Blobs: store, PublicURL: re.url, HeartbeatInterval: n.beat, Location: &loc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvCtx, stopSrv := context.WithCancel(context.Background())
+	beatCtx, stopBeats := context.WithCancel(context.Background())
+	re.srv, re.beats = stopSrv, stopBeats
+	evDone, srvDone, beatDone := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(evDone)
+		for ev := range node.Events() {
+			e.HandleEvent(ev)
+		}
+	}()
+	go func() { defer close(srvDone); _ = e.Server().Serve(srvCtx, ln, nil) }()
+	go func() { defer close(beatDone); e.Run(beatCtx) }()
+	go func() { <-evDone; <-srvDone; <-beatDone; store.Close(); close(re.done) }()
+	t.Cleanup(re.crash)
+	return re
+}
+
+// runningRedirector is a redirector.Service on its own lazy node, with the deploy history its
+// dashboard shows, answering visitors at url.
+type runningRedirector struct {
+	svc     *redirector.Service
+	history *web.History
+	url     string
+}
+
+// startRedirector starts a redirector linked to the hub; cfg.Node is filled in.
+func (n *testNetwork) startRedirector(cfg redirector.ServiceConfig) *runningRedirector {
+	t := n.t
+	node := n.open(false, []string{n.peer}, true)
+	cfg.Node = node
+	svc, err := redirector.NewService(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	history, err := web.NewHistory(web.HistoryConfig{Node: node})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	svcDone, histDone, evDone := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	go func() { defer close(svcDone); _ = svc.Run(ctx) }()
+	go func() { defer close(histDone); _ = history.Run(ctx) }()
+	go func() {
+		defer close(evDone)
+		for ev := range node.Events() {
+			svc.HandleEvent(ev)
+			history.HandleEvent(ev)
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-svcDone; <-histDone; node.Close(); <-evDone })
+	return &runningRedirector{svc: svc, history: history, url: serve(t, svc.Handler())}
+}
+
+// serve serves h on a loopback port until the end of the test, and returns its URL.
+func serve(t *testing.T, h http.Handler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Close(); <-done })
+	return "http://" + ln.Addr().String()
+}
+
+// publishFiles publishes a site of the given files (path → content) and fails the test unless
+// every one of wantLive edges serves it.
+func (n *testNetwork) publishFiles(files map[string]string, wantLive int) publish.Result {
+	t := n.t
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	plan, err := publish.Scan(context.Background(), dir, publish.ScanOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plan.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := publish.Publish(ctx, plan, publish.NetworkOptions{Keys: n.keys, Peers: []string{n.peer}, HeartbeatInterval: n.beat, Node: dt.LocalConfig()})
+	if err != nil || res.EdgesLive != wantLive {
+		t.Fatalf("publish: live on %d of %d: %v", res.EdgesLive, wantLive, err)
+	}
+	return res
+}

@@ -1,0 +1,23 @@
+// Package web is the status dashboard of a redirector: one page that lists every edge with its
+// state, location, deploy, load, heartbeat age and certificate expiry, places the edges on a world
+// map, lists the deploys the network keeps, and updates itself live.
+//
+// Everything the page needs is embedded in the binary (go:embed): the HTML, the stylesheet, the
+// script and the land outline of the map. It loads nothing from elsewhere, and its
+// Content-Security-Policy forbids it to.
+//
+// The Dashboard is an http.Handler meant for the admin listener, beside /status and /metrics:
+//
+//	GET /               the page
+//	GET /static/NAME    its assets
+//	GET /api/snapshot   the page's data as JSON (Snapshot)
+//	GET /api/events     the same, pushed as Server-Sent Events on every change of an edge's
+//	                    state and at least every Config.Tick, so heartbeat ages keep moving
+//
+// It reads the redirector's view of the edges through EdgeSource (a *redirector.Service) and the
+// deploy history through DeploySource (a *History fed with the redirector node's events). It
+// shows what the redirector knows and changes nothing.
+//
+// The map's land outline is Natural Earth's 1:110m land (public domain), converted once by
+// gen_land.go; see map.go.
+package web
