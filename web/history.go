@@ -226,17 +226,13 @@ func (h *History) readManifest(ctx context.Context, id site.DeployID, object []b
 	if err != nil || ref == nil {
 		return m, err
 	}
-	sizes := make(map[blobs.Hash]int64, len(ref.Chunks))
-	for _, c := range ref.Chunks {
-		sizes[c.Hash] = c.Size
-	}
-	m, err = site.AssembleManifest(ref, id, func(hash blobs.Hash) ([]byte, error) {
+	m, _, err = site.AssembleManifest(ref, id, func(hash blobs.Hash) ([]byte, error) {
 		obj, err := h.cfg.Node.Load(ctx, site.BlobKey(hash))
 		if err != nil {
 			return nil, err
 		}
-		// The chunk's size from the reference bounds what decoding may allocate.
-		_, raw, err := site.DecodeBlob(obj, sizes[hash])
+		// AssembleManifest checks each chunk's size and hash; the bound is the manifest's.
+		_, raw, err := site.DecodeBlob(obj, site.MaxManifestSize)
 		return raw, err
 	})
 	if err != nil {
