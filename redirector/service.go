@@ -24,12 +24,20 @@ import (
 // it serves the current deploy, 503 when not.
 const HealthPath = "/.well-known/dt/health"
 
+// suspectAfter is how many heartbeat intervals of silence make an edge suspect, and ineligible
+// until a probe or a heartbeat vouches for it again.
+const suspectAfter = 3
+
 // ServiceConfig configures a redirector running on a dt node.
 type ServiceConfig struct {
 	// Node is the redirector's node in the network (for its status). Its events reach the Service
 	// through HandleEvent. Required.
 	Node *dt.Node
-	// Geo, TrustedProxies, Code, Select and ACME are passed to the Handler (see HandlerConfig).
+	// Geo, TrustedProxies, Code, Select and ACME are passed to the Handler (see HandlerConfig),
+	// except that a zero Select.MaxAge means three heartbeat intervals: the silence after which
+	// the tracker suspects an edge, judged at each request instead of at the tracker's next
+	// check, so a dead edge stops getting visitors three intervals after its last heartbeat and
+	// not up to a check period later.
 	Geo            GeoLookup
 	TrustedProxies []netip.Prefix
 	Code           int
@@ -70,11 +78,14 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Select.MaxAge == 0 {
+		cfg.Select.MaxAge = suspectAfter * cfg.HeartbeatInterval
+	}
 	if cfg.Probe == nil {
 		cfg.Probe = probeHealth(&http.Client{Timeout: 2 * time.Second})
 	}
 	s := &Service{cfg: cfg, log: cfg.Logger}
-	s.tracker = heartbeat.NewTracker(heartbeat.Config{Interval: cfg.HeartbeatInterval, Probe: cfg.Probe})
+	s.tracker = heartbeat.NewTracker(heartbeat.Config{Interval: cfg.HeartbeatInterval, SuspectAfter: suspectAfter * cfg.HeartbeatInterval, Probe: cfg.Probe})
 	empty, none := []heartbeat.Edge{}, ""
 	s.snapshot.Store(&empty)
 	s.current.Store(&none)
