@@ -65,6 +65,9 @@ type Service struct {
 
 	current  atomic.Pointer[string]
 	snapshot atomic.Pointer[[]heartbeat.Edge] // the tracker's edges, refreshed on change
+	// snapMu makes taking and storing a snapshot one step, so an older one never replaces a
+	// newer one.
+	snapMu sync.Mutex
 }
 
 // NewService builds a Service; Run starts it.
@@ -162,6 +165,9 @@ func (s *Service) HandleEvent(ev dt.Event) {
 			return
 		}
 		s.tracker.Observe(ev.From.String(), h, time.Now())
+		// A heartbeat may make an edge eligible (it now serves the current deploy) without any
+		// change of state the refresh loop would wake for: visitors should not wait for its tick.
+		s.refreshSnapshot()
 	case dt.EventObjectAdded:
 		if ev.Key != site.CurrentKey {
 			return
@@ -186,15 +192,22 @@ func (s *Service) refresh(ctx context.Context) {
 	defer t.Stop()
 	for {
 		changed := s.tracker.Changed()
-		edges := s.tracker.Edges()
-		s.snapshot.Store(&edges)
+		s.refreshSnapshot()
 		select {
 		case <-changed:
-		case <-t.C: // heartbeats update Last without a state change
+		case <-t.C: // a safety net: heartbeats and state changes refresh it already
 		case <-ctx.Done():
 			return
 		}
 	}
+}
+
+// refreshSnapshot replaces the handler's snapshot with the tracker's edges.
+func (s *Service) refreshSnapshot() {
+	s.snapMu.Lock()
+	defer s.snapMu.Unlock()
+	edges := s.tracker.Edges()
+	s.snapshot.Store(&edges)
 }
 
 // Edges returns the tracked edges and the current deploy.
