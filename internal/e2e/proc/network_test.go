@@ -170,6 +170,7 @@ type redirectorStatus struct {
 	Edges   []struct {
 		Node string `json:"node"`
 		Last struct {
+			Seq    uint64 `json:"seq"`
 			URL    string `json:"url"`
 			Deploy string `json:"deploy"`
 		} `json:"last"`
@@ -191,6 +192,16 @@ func (n *network) redirectorStatus() (redirectorStatus, error) {
 		return redirectorStatus{}, fmt.Errorf("redirector still starting")
 	}
 	return *st.Redirector, nil
+}
+
+// lastSeq is the sequence number of the edge's latest heartbeat the redirector holds, 0 if none.
+func (st redirectorStatus) lastSeq(e *edgeProc) uint64 {
+	for _, x := range st.Edges {
+		if x.Node == e.at.ID {
+			return x.Last.Seq
+		}
+	}
+	return 0
 }
 
 // eligible reports whether the redirector would send visitors to the edge, and if not why.
