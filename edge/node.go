@@ -21,6 +21,7 @@ import (
 	follow "github.com/dt-cdn/dt/deploy"
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/heartbeat"
+	"github.com/dt-cdn/dt/site"
 )
 
 // HealthPath answers 200 with the deploy id when the edge serves the network's current deploy,
@@ -75,6 +76,8 @@ type Node struct {
 	mu       sync.Mutex
 	site     *Site // guarded by mu: the site being served
 	draining atomic.Bool
+	// beatNow asks for a heartbeat at once (buffered: one pending request is enough).
+	beatNow chan struct{}
 
 	located   netip.Addr          // the address Locate was last asked about; only report touches it
 	locatedAt *heartbeat.Location // what Locate answered for it
@@ -101,7 +104,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	e := &Node{cfg: cfg, log: cfg.Logger}
+	e := &Node{cfg: cfg, log: cfg.Logger, beatNow: make(chan struct{}, 1)}
 	e.load.start = time.Now()
 	if cfg.Registerer != nil {
 		m, err := newEdgeMetrics(cfg.Registerer)
@@ -148,6 +151,25 @@ func (e *Node) switchTo(a follow.Active) {
 	e.mu.Unlock()
 	e.server.SetSite(s)
 	e.log.Info("Serving deploy", slog.Any("deploy", a.ID), slog.Int("files", len(a.Manifest.Files)), slog.Int64("memory_bytes", s.MemoryBytes()))
+	// Redirectors send visitors only to edges that say they serve the current deploy: tell
+	// them now rather than at the next tick, or every edge looks outdated for up to an interval
+	// after each publish and visitors get 503s meanwhile.
+	select {
+	case e.beatNow <- struct{}{}:
+	default:
+	}
+}
+
+// serving returns the deploy whose site answers new requests (zero before the first) and
+// whether it is the network's current deploy. Heartbeats and the health endpoint report these
+// rather than the follower's active deploy, which the follower sets before the site is built and
+// swapped in, and which stays set when the site fails to build.
+func (e *Node) serving() (served site.DeployID, synced bool) {
+	if s := e.server.Handler().Site(); s != nil {
+		served = s.ID()
+	}
+	target := e.follower.Status().Target
+	return served, !target.IsZero() && served == target
 }
 
 // HandleEvent takes one event of the node; call it with every event, in order, from one goroutine.
@@ -171,10 +193,10 @@ func (e *Node) Status() follow.Status { return e.follower.Status() }
 func (e *Node) Drain() { e.draining.Store(true) }
 
 func (e *Node) serveHealth(w http.ResponseWriter, r *http.Request) {
-	st := e.follower.Status()
+	served, synced := e.serving()
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if !st.Synced || e.draining.Load() {
+	if !synced || e.draining.Load() {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		if e.draining.Load() {
 			fmt.Fprintln(w, "draining")
@@ -183,19 +205,19 @@ func (e *Node) serveHealth(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	fmt.Fprintln(w, st.Active)
+	fmt.Fprintln(w, served)
 }
 
-// Run sends heartbeats until ctx ends, and a last one saying the edge drains.
+// Run sends heartbeats until ctx ends, and a last one saying the edge drains; one goes out at once
+// each time the edge starts serving a new deploy.
 func (e *Node) Run(ctx context.Context) {
-	heartbeat.Send(ctx, e.cfg.Node, e.cfg.HeartbeatInterval, e.report, func(err error) {
+	heartbeat.SendWhen(ctx, e.cfg.Node, e.cfg.HeartbeatInterval, e.beatNow, e.report, func(err error) {
 		e.log.Warn("Heartbeat not sent", slog.Any("err", err))
 	})
 }
 
 // report fills a heartbeat.
 func (e *Node) report(h *heartbeat.Heartbeat) {
-	st := e.follower.Status()
 	h.Version = e.cfg.Version
 	h.PublicURL = e.cfg.PublicURL
 	h.IPv4, h.IPv6 = e.cfg.IPv4, e.cfg.IPv6
@@ -206,10 +228,11 @@ func (e *Node) report(h *heartbeat.Heartbeat) {
 	if h.Location == nil && e.cfg.Locate != nil {
 		h.Location = e.locate(h.IPv4, h.IPv6)
 	}
-	if !st.Active.IsZero() {
-		h.Deploy = st.Active.String()
+	served, synced := e.serving()
+	if !served.IsZero() {
+		h.Deploy = served.String()
 	}
-	h.Synced = st.Synced
+	h.Synced = synced
 	h.Draining = e.draining.Load()
 	if n, b, err := e.cfg.Blobs.Count(usageMaxAge); err == nil {
 		h.Objects, h.Bytes = n, b

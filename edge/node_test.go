@@ -142,3 +142,122 @@ func TestNodeServesPublishedDeployAndReports(t *testing.T) {
 		t.Fatalf("metrics: %v", err)
 	}
 }
+
+// TestNodeReportsTheDeployItServes publishes a deploy, then one whose site cannot be built (a
+// file's manifest size does not match its blob): the follower holds every blob of the second, but
+// the edge goes on serving the first, and its health and heartbeats say so (the first deploy,
+// not synced), so redirectors send no visitor expecting the second.
+func TestNodeReportsTheDeployItServes(t *testing.T) {
+	const beat = 50 * time.Millisecond
+	keys, plain := testnet.Keys(t)
+	observer := testnet.Node(t, testnet.Options{Keys: plain, Listen: true})
+	addr := []string{testnet.Addr(observer)}
+	var (
+		mu    sync.Mutex
+		last  heartbeat.Heartbeat
+		heard int
+	)
+	go func() {
+		for ev := range observer.Events() {
+			if h, err := heartbeat.Decode(ev.Object); err == nil && ev.Type == dt.EventMessageReceived {
+				mu.Lock()
+				last, heard = h, heard+1
+				mu.Unlock()
+			}
+		}
+	}()
+	heardSoFar := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return heard
+	}
+	master := testnet.Node(t, testnet.Options{Keys: keys, Master: true, Peers: addr})
+	testnet.Drain(master)
+	store, err := blobs.Open(t.TempDir(), blobs.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	node := testnet.Node(t, testnet.Options{Keys: plain, Peers: addr})
+	e, err := NewNode(NodeConfig{Node: node, Blobs: store, PublicURL: "http://127.0.0.1:1", HeartbeatInterval: beat})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventsDone, runDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(eventsDone)
+		for ev := range node.Events() {
+			e.HandleEvent(ev)
+		}
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { defer close(runDone); e.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-runDone; node.Close(); <-eventsDone })
+	srv := httptest.NewServer(e.Handler())
+	t.Cleanup(srv.Close)
+	get := func(path string) (int, string) {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	publish := func(page []byte, size int64) site.DeployID {
+		h := blobs.Sum(page)
+		m := &site.Manifest{Version: site.ManifestVersion, Created: time.Now().UTC().Truncate(time.Second),
+			Files: map[string]site.File{"/index.html": {Hash: h, Size: size, Type: "text/html; charset=utf-8"}}}
+		id, err := m.ID()
+		if err != nil {
+			t.Fatal(err)
+		}
+		obj, _ := site.EncodeBlob(page)
+		body, _ := m.Marshal()
+		cur, _ := site.Current{Deploy: id, Time: time.Now()}.Marshal()
+		pctx, pcancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer pcancel()
+		if err := master.PutMany(pctx, []string{site.BlobKey(h), site.DeployKey(id), site.CurrentKey}, [][]byte{obj, body, cur}); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	reports := func(id site.DeployID, synced bool) error {
+		mu.Lock()
+		h := last
+		mu.Unlock()
+		if h.Deploy != id.String() || h.Synced != synced {
+			return fmt.Errorf("last heartbeat: deploy %q synced %v, want %s synced %v", h.Deploy, h.Synced, id, synced)
+		}
+		return nil
+	}
+
+	good := []byte("<h1>good</h1>")
+	first := publish(good, int64(len(good)))
+	wait.For(t, 10*time.Second, func() error { return reports(first, true) })
+
+	second := publish([]byte("<h1>bad</h1>"), 1000)
+	wait.For(t, 10*time.Second, func() error {
+		if st := e.Status(); st.Target != second || st.Active != second {
+			return fmt.Errorf("follower: %+v", st)
+		}
+		return nil
+	})
+	// Two heartbeats after the follower took the second deploy: still the first one.
+	after := heardSoFar()
+	wait.For(t, 10*time.Second, func() error {
+		if heardSoFar() < after+2 {
+			return errors.New("waiting for two more heartbeats")
+		}
+		return nil
+	})
+	if err := reports(first, false); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := get(HealthPath); code != http.StatusServiceUnavailable {
+		t.Fatalf("health: %d %q, want 503", code, body)
+	}
+	if code, body := get("/"); code != 200 || body != string(good) {
+		t.Fatalf("GET / = %d %q", code, body)
+	}
+}

@@ -17,6 +17,15 @@ type Messenger interface {
 // last heartbeat built with draining set, so the network stops sending visitors here before the
 // node goes away (pass a ctx that ends when shutdown begins, and close the node afterwards).
 func Send(ctx context.Context, m Messenger, interval time.Duration, report func(*Heartbeat), onError func(error)) {
+	SendWhen(ctx, m, interval, nil, report, onError)
+}
+
+// SendWhen is Send that also sends a heartbeat at once, out of turn, each time now receives (a
+// nil now never does), for news that should not wait for the next tick: an edge that starts
+// serving a new deploy is eligible for visitors only once a redirector hears so. The interval
+// restarts after such a heartbeat, so the next one comes a whole interval later. An out-of-turn
+// heartbeat is an ordinary heartbeat to receivers: it also counts toward a tracker's readmission.
+func SendWhen(ctx context.Context, m Messenger, interval time.Duration, now <-chan struct{}, report func(*Heartbeat), onError func(error)) {
 	var seq uint64
 	send := func(sendCtx context.Context, draining bool) {
 		seq++
@@ -38,6 +47,9 @@ func Send(ctx context.Context, m Messenger, interval time.Duration, report func(
 		select {
 		case <-t.C:
 			send(ctx, false)
+		case <-now:
+			send(ctx, false)
+			t.Reset(interval)
 		case <-ctx.Done():
 			final, cancel := context.WithTimeout(context.Background(), time.Second)
 			send(final, true)

@@ -57,3 +57,45 @@ func TestSendEveryIntervalThenDrain(t *testing.T) {
 		}
 	})
 }
+
+// TestSendWhenSendsAtOnce checks that a kick sends a heartbeat out of turn and restarts the
+// interval.
+func TestSendWhenSendsAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := &recordingMessenger{}
+		ctx, cancel := context.WithCancel(t.Context())
+		now := make(chan struct{}, 1)
+		done := make(chan struct{})
+		began := time.Now()
+		var (
+			mu    sync.Mutex
+			times []time.Duration
+		)
+		go func() {
+			defer close(done)
+			SendWhen(ctx, m, 2*time.Second, now, func(h *Heartbeat) {
+				mu.Lock()
+				times = append(times, time.Since(began))
+				mu.Unlock()
+				h.PublicURL = "https://e1.example"
+			}, func(err error) { t.Error(err) })
+		}()
+		time.Sleep(500 * time.Millisecond)
+		now <- struct{}{}
+		time.Sleep(3 * time.Second) // the next regular beat: 2 s after the kick, at 2.5 s
+		synctest.Wait()
+		cancel()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		want := []time.Duration{0, 500 * time.Millisecond, 2500 * time.Millisecond, 3500 * time.Millisecond}
+		if len(times) != len(want) {
+			t.Fatalf("heartbeats at %v, want %v (the last one draining)", times, want)
+		}
+		for i := range want {
+			if times[i] != want[i] {
+				t.Fatalf("heartbeats at %v, want %v", times, want)
+			}
+		}
+	})
+}

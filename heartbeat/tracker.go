@@ -56,7 +56,8 @@ type Config struct {
 	// (three missed heartbeats).
 	SuspectAfter time.Duration
 	// Readmit is how many heartbeats in a row, none later than 1.5 × Interval after the previous,
-	// bring a Dead edge back. Zero: 3.
+	// bring a Dead edge back; one sooner than half an interval after the previous does not
+	// count. Zero: 3.
 	Readmit int
 	// Probe checks a Suspect edge directly (its health endpoint). Nil: a Suspect edge is Dead at once.
 	Probe func(ctx context.Context, e Edge) error
@@ -126,10 +127,16 @@ func (t *Tracker) Observe(node string, h Heartbeat, now time.Time) {
 		// It spoke again before the probe settled it.
 		t.setLocked(e, Alive, "", now)
 	case Dead:
-		if now.Sub(prevSeen) > t.cfg.Interval*3/2 {
+		gap := now.Sub(prevSeen)
+		if gap > t.cfg.Interval*3/2 {
 			e.Good = 0
 		}
-		e.Good++
+		// A heartbeat sent out of turn (an edge switching deploys sends one at once) is a sign
+		// of life but no proof of staying up: only one half an interval or more after the
+		// previous counts, so readmission still takes Readmit-1 intervals.
+		if e.Good == 0 || gap >= t.cfg.Interval/2 {
+			e.Good++
+		}
 		if e.Good >= t.cfg.Readmit {
 			t.setLocked(e, Alive, "", now)
 		}

@@ -94,6 +94,29 @@ func TestDeadEdgeNeedsThreeGoodHeartbeatsInARow(t *testing.T) {
 	}
 }
 
+func TestOutOfTurnHeartbeatsDoNotShortenReadmission(t *testing.T) {
+	tr := NewTracker(Config{})
+	now := time.Unix(1000, 0)
+	tr.Observe("e1", beat(1, now), now)
+	now = now.Add(7 * time.Second)
+	tr.Check(context.Background(), now)
+	seq := uint64(1)
+	next := func(gap time.Duration) State {
+		now = now.Add(gap)
+		seq++
+		tr.Observe("e1", beat(seq, now), now)
+		return stateOf(t, tr, "e1")
+	}
+	// Back after a restart: a heartbeat, one out of turn 300 ms later (a deploy switch), then the
+	// regular ones.
+	if next(time.Second) != Dead || next(300*time.Millisecond) != Dead || next(2*time.Second) != Dead {
+		t.Fatal("readmitted within one interval of coming back")
+	}
+	if s := next(2 * time.Second); s != Alive {
+		t.Fatalf("not readmitted after three regular heartbeats: %v", s)
+	}
+}
+
 func TestLostLinkSuspectsAtOnceAndOldBeatsAreIgnored(t *testing.T) {
 	tr := NewTracker(Config{Probe: func(context.Context, Edge) error { return errors.New("refused") }})
 	now := time.Unix(1000, 0)

@@ -24,12 +24,20 @@ import (
 // it serves the current deploy, 503 when not.
 const HealthPath = "/.well-known/dt/health"
 
+// suspectAfter is how many heartbeat intervals of silence make an edge suspect, and ineligible
+// until a probe or a heartbeat vouches for it again.
+const suspectAfter = 3
+
 // ServiceConfig configures a redirector running on a dt node.
 type ServiceConfig struct {
 	// Node is the redirector's node in the network (for its status). Its events reach the Service
 	// through HandleEvent. Required.
 	Node *dt.Node
-	// Geo, TrustedProxies, Code, Select and ACME are passed to the Handler (see HandlerConfig).
+	// Geo, TrustedProxies, Code, Select and ACME are passed to the Handler (see HandlerConfig),
+	// except that a zero Select.MaxAge means three heartbeat intervals: the silence after which
+	// the tracker suspects an edge, judged at each request instead of at the tracker's next
+	// check, so a dead edge stops getting visitors three intervals after its last heartbeat and
+	// not up to a check period later.
 	Geo            GeoLookup
 	TrustedProxies []netip.Prefix
 	Code           int
@@ -57,6 +65,9 @@ type Service struct {
 
 	current  atomic.Pointer[string]
 	snapshot atomic.Pointer[[]heartbeat.Edge] // the tracker's edges, refreshed on change
+	// snapMu makes taking and storing a snapshot one step, so an older one never replaces a
+	// newer one.
+	snapMu sync.Mutex
 }
 
 // NewService builds a Service; Run starts it.
@@ -70,11 +81,14 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Select.MaxAge == 0 {
+		cfg.Select.MaxAge = suspectAfter * cfg.HeartbeatInterval
+	}
 	if cfg.Probe == nil {
 		cfg.Probe = probeHealth(&http.Client{Timeout: 2 * time.Second})
 	}
 	s := &Service{cfg: cfg, log: cfg.Logger}
-	s.tracker = heartbeat.NewTracker(heartbeat.Config{Interval: cfg.HeartbeatInterval, Probe: cfg.Probe})
+	s.tracker = heartbeat.NewTracker(heartbeat.Config{Interval: cfg.HeartbeatInterval, SuspectAfter: suspectAfter * cfg.HeartbeatInterval, Probe: cfg.Probe})
 	empty, none := []heartbeat.Edge{}, ""
 	s.snapshot.Store(&empty)
 	s.current.Store(&none)
@@ -151,6 +165,9 @@ func (s *Service) HandleEvent(ev dt.Event) {
 			return
 		}
 		s.tracker.Observe(ev.From.String(), h, time.Now())
+		// A heartbeat may make an edge eligible (it now serves the current deploy) without any
+		// change of state the refresh loop would wake for: visitors should not wait for its tick.
+		s.refreshSnapshot()
 	case dt.EventObjectAdded:
 		if ev.Key != site.CurrentKey {
 			return
@@ -175,15 +192,22 @@ func (s *Service) refresh(ctx context.Context) {
 	defer t.Stop()
 	for {
 		changed := s.tracker.Changed()
-		edges := s.tracker.Edges()
-		s.snapshot.Store(&edges)
+		s.refreshSnapshot()
 		select {
 		case <-changed:
-		case <-t.C: // heartbeats update Last without a state change
+		case <-t.C: // a safety net: heartbeats and state changes refresh it already
 		case <-ctx.Done():
 			return
 		}
 	}
+}
+
+// refreshSnapshot replaces the handler's snapshot with the tracker's edges.
+func (s *Service) refreshSnapshot() {
+	s.snapMu.Lock()
+	defer s.snapMu.Unlock()
+	edges := s.tracker.Edges()
+	s.snapshot.Store(&edges)
 }
 
 // Edges returns the tracked edges and the current deploy.

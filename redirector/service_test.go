@@ -126,3 +126,79 @@ func TestServiceFollowsHeartbeatsAndDeploys(t *testing.T) {
 		t.Fatalf("metrics: %v", err)
 	}
 }
+
+// TestServiceDropsSilentEdgeAtRequestTime checks that an edge silent for three heartbeat
+// intervals is no longer eligible even when the tracker has not checked it yet (the Service is
+// not running here, so no check ever runs): the age is judged when the request comes.
+func TestServiceDropsSilentEdgeAtRequestTime(t *testing.T) {
+	const beat = 20 * time.Millisecond
+	_, plain := testnet.Keys(t)
+	node := testnet.Node(t, testnet.Options{Keys: plain})
+	testnet.Drain(node)
+	svc, err := NewService(ServiceConfig{Node: node, HeartbeatInterval: beat})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deployID := site.DeployIDOf([]byte("deploy"))
+	cur, _ := site.Current{Deploy: deployID, Time: time.Now()}.Marshal()
+	svc.HandleEvent(dt.Event{Type: dt.EventObjectAdded, Key: site.CurrentKey, Object: cur})
+	hb, err := heartbeat.Encode(heartbeat.Heartbeat{Seq: 1, Time: time.Now().UnixMilli(), PublicURL: "http://192.0.2.1",
+		Deploy: deployID.String(), Synced: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.HandleEvent(dt.Event{Type: dt.EventMessageReceived, From: dt.NodeID{1}, Object: hb})
+	heard := time.Now()
+	if st := svc.Status(); len(st.Edges) != 1 || !st.Edges[0].Eligible {
+		t.Fatalf("fresh edge: %+v", st.Edges)
+	}
+	time.Sleep(time.Until(heard.Add(3*beat + beat/2)))
+	st := svc.Status()
+	if len(st.Edges) != 1 || st.Edges[0].Eligible || st.Edges[0].Excluded != ExcludeStale.String() {
+		t.Fatalf("edge silent for %s, three intervals of %s: %+v", time.Since(heard), beat, st.Edges)
+	}
+}
+
+// TestServiceRedirectsOnHeartbeatAtOnce checks that a heartbeat reporting the current deploy
+// makes its edge take visitors at once, not at the next refresh of the Service's view (the
+// Service is not running here, so no periodic refresh ever happens).
+func TestServiceRedirectsOnHeartbeatAtOnce(t *testing.T) {
+	_, plain := testnet.Keys(t)
+	node := testnet.Node(t, testnet.Options{Keys: plain})
+	testnet.Drain(node)
+	svc, err := NewService(ServiceConfig{Node: node, Code: http.StatusFound})
+	if err != nil {
+		t.Fatal(err)
+	}
+	visit := func() *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		svc.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "http://dt.example/page", nil))
+		return rec
+	}
+	beat := func(seq uint64, deploy site.DeployID) {
+		hb, err := heartbeat.Encode(heartbeat.Heartbeat{Seq: seq, Time: time.Now().UnixMilli(), PublicURL: "http://192.0.2.1",
+			Deploy: deploy.String(), Synced: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc.HandleEvent(dt.Event{Type: dt.EventMessageReceived, From: dt.NodeID{1}, Object: hb})
+	}
+	first, second := site.DeployIDOf([]byte("first")), site.DeployIDOf([]byte("second"))
+	point := func(id site.DeployID) {
+		cur, _ := site.Current{Deploy: id, Time: time.Now()}.Marshal()
+		svc.HandleEvent(dt.Event{Type: dt.EventObjectAdded, Key: site.CurrentKey, Object: cur})
+	}
+	point(first)
+	beat(1, first)
+	if rec := visit(); rec.Code != http.StatusFound || rec.Header().Get("Location") != "http://192.0.2.1/page" {
+		t.Fatalf("after the edge's first heartbeat: %d %q", rec.Code, rec.Header().Get("Location"))
+	}
+	point(second) // the edge still serves the first deploy
+	if rec := visit(); rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("edge on the old deploy: %d %q", rec.Code, rec.Header().Get("Location"))
+	}
+	beat(2, second)
+	if rec := visit(); rec.Code != http.StatusFound {
+		t.Fatalf("after the edge reported the new deploy: %d", rec.Code)
+	}
+}

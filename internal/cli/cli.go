@@ -17,19 +17,28 @@ type Env struct {
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
-	// NodeReady, when set, is called once by `dt node` after the node and its admin listener are
-	// serving, with the addresses actually bound (a port 0 is resolved): how a caller learns
-	// where a node started on port 0 listens. It runs on the command's goroutine; it must not
-	// block for long.
+	// NodeReady, when set, is called once by `dt node`, `dt edge` and `dt redirector` after the
+	// node, its admin listener and its visitor listeners are serving, with the addresses actually
+	// bound (a port 0 is resolved): how a caller learns where a node started on port 0 listens.
+	// It runs on the command's goroutine; it must not block for long. --ready-file writes the
+	// same NodeInfo as JSON, for callers in another process.
 	NodeReady func(NodeInfo)
 }
 
-// NodeInfo describes a node started by `dt node`.
+// NodeInfo describes a node started by `dt node`, `dt edge` or `dt redirector`.
 type NodeInfo struct {
 	ID     string   `json:"node_id"`
 	Listen []string `json:"listen"`          // peer listeners, resolved
 	Admin  string   `json:"admin,omitempty"` // admin HTTP listener, resolved; empty when off
 	PID    int      `json:"pid"`
+	Serving
+}
+
+// Serving is what an edge or a redirector serves visitors on; empty for a plain node.
+type Serving struct {
+	HTTP      string `json:"http,omitempty"`       // --http listener, resolved
+	HTTPS     string `json:"https,omitempty"`      // --https listener, resolved
+	PublicURL string `json:"public_url,omitempty"` // where an edge tells redirectors to send visitors
 }
 
 // Main runs the dt command with the process's streams and arguments (without the program

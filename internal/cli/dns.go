@@ -97,7 +97,7 @@ func runDNS(ctx context.Context, args []string, env *Env) error {
 			})
 		},
 	}
-	hooks.work = func(ctx context.Context, n *dt.Node, log *slog.Logger) error {
+	hooks.work = func(ctx context.Context, n *dt.Node, log *slog.Logger, _ func(Serving) error) error {
 		s, err := df.start(n, listeners.Addr(), reg, log)
 		if err != nil {
 			return err

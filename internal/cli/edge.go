@@ -101,7 +101,8 @@ func runEdge(ctx context.Context, args []string, env *Env) error {
 			}
 		},
 	}
-	hooks.work = func(ctx context.Context, n *dt.Node, log *slog.Logger) error {
+	hooks.serves = true
+	hooks.work = func(ctx context.Context, n *dt.Node, log *slog.Logger, up func(Serving) error) error {
 		defer node.set(nil) // a failed start: release the event goroutine
 		store, err := blobs.Open(filepath.Join(nf.data, "site"), blobs.Options{NoSync: nf.noSync, Logger: log})
 		if err != nil {
@@ -112,6 +113,13 @@ func runEdge(ctx context.Context, args []string, env *Env) error {
 		if err != nil {
 			return err
 		}
+		// Listening first resolves a :0 port before the public URL is derived from it.
+		lns, err := listenEdge(ef)
+		if err != nil {
+			return err
+		}
+		defer lns.close()
+		ef.http, ef.https = lns.addr(lns.http), lns.addr(lns.https)
 		cfg.Node, cfg.Blobs, cfg.Logger = n, store, log
 		if cfg.PublicURL, err = publicURL(ef); err != nil {
 			return err
@@ -134,43 +142,74 @@ func runEdge(ctx context.Context, args []string, env *Env) error {
 			return err
 		}
 		node.set(e)
-		return serveEdge(ctx, e, cm, ef, log)
+		return serveEdge(ctx, e, cm, ef, lns, log, func() error {
+			return up(Serving{HTTP: ef.http, HTTPS: ef.https, PublicURL: cfg.PublicURL})
+		})
 	}
 	return serveNode(ctx, env, &nf, hooks)
 }
 
-// serveEdge serves until ctx ends, then drains: it announces the drain (health 503, a draining
-// heartbeat), keeps serving drainWait so redirectors move visitors away, and only then stops the
-// listeners, letting requests in flight finish.
-func serveEdge(ctx context.Context, e *edge.Node, cm *certs.Manager, ef edgeFlags, log *slog.Logger) error {
+// edgeListeners are the visitor listeners of an edge; a nil one is not configured.
+type edgeListeners struct {
+	http, https net.Listener
+}
+
+func listenEdge(ef edgeFlags) (*edgeListeners, error) {
+	var lns edgeListeners
+	listen := func(addr string) (net.Listener, error) {
+		if addr == "" {
+			return nil, nil
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("listen on %s: %w", addr, err)
+		}
+		return ln, nil
+	}
+	var err error
+	if lns.https, err = listen(ef.https); err != nil {
+		return nil, err
+	}
+	if lns.http, err = listen(ef.http); err != nil {
+		lns.close()
+		return nil, err
+	}
+	return &lns, nil
+}
+
+// addr is ln's bound address, or "" for none.
+func (l *edgeListeners) addr(ln net.Listener) string {
+	if ln == nil {
+		return ""
+	}
+	return ln.Addr().String()
+}
+
+// close closes the listeners; closing one a server already closed is harmless.
+func (l *edgeListeners) close() {
+	for _, ln := range []net.Listener{l.http, l.https} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+}
+
+// serveEdge serves on lns until ctx ends, then drains: it announces the drain (health 503, a
+// draining heartbeat), keeps serving drainWait so redirectors move visitors away, and only then
+// stops the listeners, letting requests in flight finish. It calls up once the servers run.
+func serveEdge(ctx context.Context, e *edge.Node, cm *certs.Manager, ef edgeFlags, lns *edgeListeners, log *slog.Logger, up func() error) error {
 	serveCtx, stopServing := context.WithCancel(context.Background())
 	defer stopServing()
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
-	listen := func(addr string, serve func(net.Listener) error) error {
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			return fmt.Errorf("listen on %s: %w", addr, err)
-		}
-		wg.Go(func() { errc <- serve(ln) })
-		return nil
+	if lns.https != nil {
+		wg.Go(func() { errc <- e.Server().Serve(serveCtx, lns.https, cm.TLSConfig()) })
 	}
-	if ef.https != "" {
-		if err := listen(ef.https, func(ln net.Listener) error { return e.Server().Serve(serveCtx, ln, cm.TLSConfig()) }); err != nil {
-			return err
-		}
-	}
-	if ef.http != "" {
-		var err error
+	if lns.http != nil {
 		if len(ef.domains) > 0 {
-			err = listen(ef.http, func(ln net.Listener) error { return serveHTTP(serveCtx, ln, cm.HTTPHandler(nil), log) })
+			wg.Go(func() { errc <- serveHTTP(serveCtx, lns.http, cm.HTTPHandler(nil), log) })
 		} else {
-			err = listen(ef.http, func(ln net.Listener) error { return e.Server().Serve(serveCtx, ln, nil) })
-		}
-		if err != nil {
-			stopServing()
-			wg.Wait()
-			return err
+			wg.Go(func() { errc <- e.Server().Serve(serveCtx, lns.http, nil) })
 		}
 	}
 	hbCtx, stopBeats := context.WithCancel(context.Background())
@@ -178,10 +217,12 @@ func serveEdge(ctx context.Context, e *edge.Node, cm *certs.Manager, ef edgeFlag
 	go func() { defer close(beatsDone); e.Run(hbCtx) }()
 	log.Info("Edge serving", slog.String("http", ef.http), slog.String("https", ef.https))
 
-	var err error
-	select {
-	case <-ctx.Done():
-	case err = <-errc:
+	err := up()
+	if err == nil {
+		select {
+		case <-ctx.Done():
+		case err = <-errc:
+		}
 	}
 	e.Drain()
 	stopBeats() // sends the draining heartbeat

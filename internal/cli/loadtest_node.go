@@ -70,7 +70,9 @@ func runLoadtestNode(ctx context.Context, args []string, env *Env) error {
 	}
 	hooks := nodeHooks{event: l.event, status: l.status, ready: l.ready}
 	if l.add > 0 {
-		hooks.work = l.addObjects
+		hooks.work = func(ctx context.Context, n *dt.Node, log *slog.Logger, _ func(Serving) error) error {
+			return l.addObjects(ctx, n, log)
+		}
 	}
 	return serveNode(ctx, env, &f, hooks)
 }

@@ -32,6 +32,7 @@ type nodeFlags struct {
 	profileDir string
 	local      bool
 	noSync     bool
+	readyFile  string
 }
 
 func (f *nodeFlags) register(fs *flagSet) {
@@ -46,6 +47,7 @@ func (f *nodeFlags) register(fs *flagSet) {
 	fs.StringVar(&f.profileDir, "profile-dir", ".", "`DIR` where SIGUSR2 writes heap-<unix-nanos>.pprof")
 	fs.BoolVar(&f.local, "local", false, "use fast timers for nodes on one machine (dt.LocalConfig)")
 	fs.BoolVar(&f.noSync, "no-sync", false, "skip fsync: faster writes, but a crash may lose or corrupt the data (tests and benchmarks only)")
+	fs.StringVar(&f.readyFile, "ready-file", "", "once every listener serves, write their bound addresses (a :0 port resolved) as JSON to `FILE`,\nreplacing it atomically; removed at a clean exit")
 }
 
 // check validates the flags that parsing alone cannot.
@@ -97,7 +99,13 @@ type nodeHooks struct {
 	// ready is called with the bound addresses once the node serves.
 	ready func(NodeInfo) error
 	// work runs once the node serves, until it returns or ctx ends; an error stops the node.
-	work func(ctx context.Context, n *dt.Node, log *slog.Logger) error
+	// It is given the function that reports the node ready (see serves).
+	work func(ctx context.Context, n *dt.Node, log *slog.Logger, up func(Serving) error) error
+	// serves says that work opens listeners of its own (for visitors): the node is reported
+	// ready (ready, Env.NodeReady, --ready-file) only when work calls up with their addresses,
+	// so that the report names every listener. Without it the node is reported ready before
+	// work starts, and up does nothing.
+	serves bool
 	// config adjusts the node's configuration before it opens.
 	config func(*dt.Config)
 	// admin adds routes to the admin server.
@@ -178,20 +186,76 @@ func (s *nodeServer) serve(ctx context.Context) (err error) {
 
 	s.log.Info("Node serving", slog.String("node_id", info.ID), slog.Any("listen", info.Listen),
 		slog.String("admin", info.Admin), slog.Any("peers", []string(s.f.peers)))
+	if s.f.readyFile != "" {
+		// A ready file left by this run would tell a reader the node still serves.
+		defer func() {
+			if rerr := os.Remove(s.f.readyFile); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+				err = errors.Join(err, fmt.Errorf("remove ready file: %w", rerr))
+			}
+		}()
+	}
+	var once sync.Once
+	up := func(sv Serving) (err error) {
+		once.Do(func() { err = s.announce(info, sv) })
+		return err
+	}
+	if !s.hooks.serves {
+		if err := up(Serving{}); err != nil {
+			return err
+		}
+		up = func(Serving) error { return nil }
+	}
+	if s.hooks.work != nil {
+		if err := s.hooks.work(ctx, s.n, s.log, up); err != nil && ctx.Err() == nil {
+			return err
+		}
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// announce reports the node ready with every bound address: to the ready hook, the ready file
+// and Env.NodeReady, in that order.
+func (s *nodeServer) announce(info NodeInfo, sv Serving) error {
+	info.Serving = sv
 	if s.hooks.ready != nil {
 		if err := s.hooks.ready(info); err != nil {
+			return err
+		}
+	}
+	if s.f.readyFile != "" {
+		if err := writeReadyFile(s.f.readyFile, info); err != nil {
 			return err
 		}
 	}
 	if s.env.NodeReady != nil {
 		s.env.NodeReady(info)
 	}
-	if s.hooks.work != nil {
-		if err := s.hooks.work(ctx, s.n, s.log); err != nil && ctx.Err() == nil {
-			return err
-		}
+	return nil
+}
+
+// writeReadyFile writes info as JSON to path through a temporary file in the same directory
+// renamed over it, so a reader polling for the file never sees it half written.
+func writeReadyFile(path string, info NodeInfo) error {
+	b, err := json.Marshal(info)
+	if err != nil {
+		return err
 	}
-	<-ctx.Done()
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("ready file: %w", err)
+	}
+	_, werr := tmp.Write(append(b, '\n'))
+	if cerr := tmp.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Rename(tmp.Name(), path)
+	}
+	if werr != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("ready file: %w", werr)
+	}
 	return nil
 }
 

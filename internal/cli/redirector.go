@@ -93,7 +93,8 @@ func runRedirector(ctx context.Context, args []string, env *Env) error {
 			}
 		},
 	}
-	hooks.work = func(ctx context.Context, n *dt.Node, log *slog.Logger) error {
+	hooks.serves = true
+	hooks.work = func(ctx context.Context, n *dt.Node, log *slog.Logger, up func(Serving) error) error {
 		defer parts.set(nil) // a failed start: release the event goroutine
 		var (
 			geo *redirector.GeoDB
@@ -122,7 +123,7 @@ func runRedirector(ctx context.Context, args []string, env *Env) error {
 		}
 		defer p.dash.Close() // before the admin server shuts down: it waits for open streams
 		parts.set(p)
-		return serveRedirector(ctx, p, geo, rf, cm, log)
+		return serveRedirector(ctx, p, geo, rf, cm, log, up)
 	}
 	return serveNode(ctx, env, &nf, hooks)
 }
@@ -164,8 +165,9 @@ func (p *redirectorParts) handleEvent(ev dt.Event) {
 	p.history.HandleEvent(ev)
 }
 
-// serveRedirector serves visitors until ctx ends, reloading the GeoIP database on SIGHUP.
-func serveRedirector(ctx context.Context, p *redirectorParts, geo *redirector.GeoDB, rf redirectorFlags, cm *certs.Manager, log *slog.Logger) error {
+// serveRedirector serves visitors until ctx ends, reloading the GeoIP database on SIGHUP. It
+// calls up once every listener serves.
+func serveRedirector(ctx context.Context, p *redirectorParts, geo *redirector.GeoDB, rf redirectorFlags, cm *certs.Manager, log *slog.Logger, up func(Serving) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
@@ -173,10 +175,16 @@ func serveRedirector(ctx context.Context, p *redirectorParts, geo *redirector.Ge
 	wg.Go(func() { _ = p.history.Run(ctx) })
 	errc := make(chan error, 4)
 	var servers []*http.Server
+	var bound Serving
 	serve := func(addr string, tlsConfig *tls.Config) error {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			return fmt.Errorf("listen on %s: %w", addr, err)
+		}
+		if tlsConfig != nil {
+			bound.HTTPS = ln.Addr().String()
+		} else {
+			bound.HTTP = ln.Addr().String()
 		}
 		srv := &http.Server{Handler: svc.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 			TLSConfig: tlsConfig, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
@@ -215,6 +223,9 @@ func serveRedirector(ctx context.Context, p *redirectorParts, geo *redirector.Ge
 		}
 	}
 	go func() { errc <- svc.Run(ctx) }()
+	if err := up(bound); err != nil {
+		return err
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)

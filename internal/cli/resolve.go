@@ -67,7 +67,7 @@ func (r *resolverFlags) nodeHooks() nodeHooks {
 				s.HandleEvent(ev)
 			}
 		},
-		work: func(ctx context.Context, n *dt.Node, log *slog.Logger) error {
+		work: func(ctx context.Context, n *dt.Node, log *slog.Logger, _ func(Serving) error) error {
 			s := r.responder(n, log)
 			resp.set(s)
 			if s == nil {
