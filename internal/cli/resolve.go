@@ -168,7 +168,12 @@ func runResolve(ctx context.Context, args []string, env *Env) error {
 	if stub != nil {
 		wg.Go(func() { c.Add(resolve.Resolve(collect, stub.Lookup, req, t.n.ID(), f.timeout)) })
 	}
-	waitAnswers(collect, c, expect)
+	// A node that links up after the first send never saw it: the request goes out again each
+	// resendInterval while answers are awaited. Nodes that answered drop the repeats (they keep
+	// the request's id), so each node answers once.
+	waitAnswers(collect, c, expect, resendInterval, func() {
+		_ = t.n.SendMessage(collect, req) // the first send succeeded; a repeat that fails only answers less
+	})
 	stop()
 	wg.Wait()
 	answers := c.Answers()
@@ -206,8 +211,14 @@ func runResolve(ctx context.Context, args []string, env *Env) error {
 // connectTimeout bounds how long dt resolve waits to link to the network.
 const connectTimeout = 30 * time.Second
 
-// waitAnswers returns once expect answers arrived (never, when expect is 0) or ctx ends.
-func waitAnswers(ctx context.Context, c *resolve.Collector, expect int) {
+// resendInterval is how often dt resolve repeats its request while it waits for answers.
+const resendInterval = time.Second
+
+// waitAnswers returns once expect answers arrived (never, when expect is 0) or ctx ends, calling
+// resend every interval meanwhile.
+func waitAnswers(ctx context.Context, c *resolve.Collector, expect int, interval time.Duration, resend func()) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
 	for {
 		n, changed := c.Count()
 		if expect > 0 && n >= expect {
@@ -215,6 +226,8 @@ func waitAnswers(ctx context.Context, c *resolve.Collector, expect int) {
 		}
 		select {
 		case <-changed:
+		case <-tick.C:
+			resend()
 		case <-ctx.Done():
 			return
 		}

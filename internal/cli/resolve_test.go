@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"net"
 	"strings"
 	"testing"
@@ -81,4 +82,42 @@ func TestResolveFindsTheLyingNode(t *testing.T) {
 		t.Fatalf("exit %d, want %d\n%s%s", r.code, exitNoVerdict, r.stdout, r.stderr)
 	}
 	t.Logf("a resolve with a missing node took %s (--timeout 2s)", time.Since(began).Round(time.Millisecond))
+}
+
+// TestResolveReachesLateNodes starts dt resolve while only two of three nodes are up: the third,
+// linking a moment later, answers too, because the request is repeated while answers are
+// awaited (and each node answers it once).
+func TestResolveReachesLateNodes(t *testing.T) {
+	keys := keygen(t)
+	honest := fakeResolver(t, "mail.example.com.")
+	common := []string{"--keys", keys, "--local", "--no-sync", "--log-level", "warn", "--resolver", honest}
+	hub := startNodeCmd(t, append([]string{"--data", t.TempDir(), "--listen", "127.0.0.1:0"}, common...)...)
+	peer := hub.info.Listen[0]
+	startNodeCmd(t, append([]string{"--data", t.TempDir(), "--peer", peer}, common...)...)
+
+	done := make(chan result, 1)
+	go func() {
+		done <- run(t, "", "resolve", "--keys", keys, "--peer", peer, "--local=false", "--expect", "3", "--timeout", "20s", "--json", "example.com", "MX")
+	}()
+	time.Sleep(1500 * time.Millisecond) // the first request has gone out to the two nodes
+	late := startNodeCmd(t, append([]string{"--data", t.TempDir(), "--peer", peer}, common...)...)
+	r := <-done
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	var out struct {
+		Answers []struct {
+			Node string `json:"node"`
+		} `json:"answers"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+		t.Fatalf("%v\n%s", err, r.stdout)
+	}
+	nodes := map[string]int{}
+	for _, a := range out.Answers {
+		nodes[a.Node]++
+	}
+	if len(out.Answers) != 3 || nodes[late.info.ID] != 1 {
+		t.Fatalf("answers from %v, want one from each of 3 nodes including the late %s", nodes, late.info.ID)
+	}
 }
