@@ -87,6 +87,7 @@ func runEdge(ctx context.Context, args []string, env *Env) error {
 
 	node := newLater[edge.Node]()
 	hooks := nodeHooks{
+		release: func() { node.set(nil) }, // a no-op once work has set it
 		// The edge's metrics go on the node's registry, served on the admin listener.
 		config: func(c *dt.Config) { cfg.Registerer = c.Registerer },
 		event: func(ev dt.Event) {

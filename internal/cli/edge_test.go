@@ -90,3 +90,22 @@ func TestEdgeCommand(t *testing.T) {
 		t.Fatalf("dt edge exit %d:\n%s", code, errOut)
 	}
 }
+
+// TestAdminPortTaken: an edge or redirector whose admin listener cannot bind fails with that
+// error and exits, rather than waiting forever on its own event hook.
+func TestAdminPortTaken(t *testing.T) {
+	keys := keygen(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	for _, cmd := range []string{"edge", "redirector"} {
+		began := time.Now()
+		r := run(t, "", cmd, "--keys", keys, "--data", t.TempDir(), "--local", "--no-sync", "--listen", "127.0.0.1:0",
+			"--http", "127.0.0.1:0", "--admin", taken.Addr().String())
+		if r.code == 0 || !strings.Contains(r.stderr, "admin listener") {
+			t.Errorf("dt %s with its admin port taken: exit %d after %s\n%s", cmd, r.code, time.Since(began).Round(time.Millisecond), r.stderr)
+		}
+	}
+}

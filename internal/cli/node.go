@@ -110,6 +110,10 @@ type nodeHooks struct {
 	config func(*dt.Config)
 	// admin adds routes to the admin server.
 	admin func(*http.ServeMux)
+	// release is called once the node has stopped, whether or not work ran (an admin listener
+	// that could not bind stops the node before it): it settles whatever the event hook waits
+	// for, so that the event goroutine can finish.
+	release func()
 }
 
 // serveNode runs a node with its event log, admin server and heap-profile signal until ctx ends
@@ -153,6 +157,9 @@ func serveNode(ctx context.Context, env *Env, f *nodeFlags, hooks nodeHooks) err
 	srv := &nodeServer{env: env, f: f, hooks: hooks, n: n, gatherer: reg, log: log}
 	err = srv.serve(ctx)
 	err = errors.Join(err, n.Close())
+	if hooks.release != nil {
+		hooks.release()
+	}
 	wg.Wait()
 	return err
 }

@@ -71,6 +71,7 @@ func runRedirector(ctx context.Context, args []string, env *Env) error {
 	// the node's queue) until the service exists, and the admin routes answer 503 until then.
 	parts := newLater[redirectorParts]()
 	hooks := nodeHooks{
+		release: func() { parts.set(nil) }, // a no-op once work has set it
 		// A redirector needs to know what the table holds, not the site's file data.
 		config: func(c *dt.Config) { c.LazyBodies = true },
 		event: func(ev dt.Event) {
