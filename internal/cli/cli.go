@@ -123,9 +123,15 @@ func commands() []command {
 func topUsage() string {
 	var b strings.Builder
 	b.WriteString("Usage: dt <command> [flags] [arguments]\n\nCommands:\n")
+	width := 0
 	for _, c := range commands() {
 		if !c.hidden {
-			fmt.Fprintf(&b, "  %-9s %s\n", c.name, c.summary)
+			width = max(width, len(c.name))
+		}
+	}
+	for _, c := range commands() {
+		if !c.hidden {
+			fmt.Fprintf(&b, "  %-*s  %s\n", width, c.name, c.summary)
 		}
 	}
 	b.WriteString("\nRun `dt help <command>` or `dt <command> --help` for its flags.\n")
