@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/dt-cdn/dt/blobs"
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/edge"
 	"github.com/dt-cdn/dt/heartbeat"
@@ -31,37 +29,7 @@ import (
 // startReportingEdge runs an edge that reports ipv4 as its public address, on its own dt node
 // linked to peer; it crashes at the end of the test at the latest.
 func startReportingEdge(t *testing.T, keys dt.Keys, peer string, ipv4 string, loc heartbeat.Location, beat time.Duration) *runningEdge {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := blobs.Open(t.TempDir(), blobs.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := testnet.Node(t, testnet.Options{Keys: keys, Peers: []string{peer}})
-	re := &runningEdge{url: "http://" + ln.Addr().String(), node: n, done: make(chan struct{})}
-	e, err := edge.NewNode(edge.NodeConfig{Node: n, Blobs: store, PublicURL: re.url, HeartbeatInterval: beat, Location: &loc,
-		IPv4: netip.MustParseAddr(ipv4)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srvCtx, stopSrv := context.WithCancel(context.Background())
-	beatCtx, stopBeats := context.WithCancel(context.Background())
-	re.srv, re.beats = stopSrv, stopBeats
-	evDone, srvDone, beatDone := make(chan struct{}), make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(evDone)
-		for ev := range n.Events() {
-			e.HandleEvent(ev)
-		}
-	}()
-	go func() { defer close(srvDone); _ = e.Server().Serve(srvCtx, ln, nil) }()
-	go func() { defer close(beatDone); e.Run(beatCtx) }()
-	go func() { <-evDone; <-srvDone; <-beatDone; store.Close(); close(re.done) }()
-	t.Cleanup(re.crash)
-	return re
+	return startEdgeNode(t, keys, peer, beat, loc, func(c *edge.NodeConfig) { c.IPv4 = netip.MustParseAddr(ipv4) })
 }
 
 // runCLI runs a dt command that runs a node in-process until the test ends; the channel receives
@@ -104,8 +72,8 @@ func TestGeoDNSFollowsLiveness(t *testing.T) {
 	hub := testnet.Node(t, testnet.Options{Keys: plain, Listen: true})
 	testnet.Drain(hub)
 	peer := testnet.Addr(hub)
-	ams := startReportingEdge(t, plain, peer, "192.0.2.1", heartbeat.Location{Lat: 52.37, Lon: 4.9, Country: "NL", Continent: "EU"}, beat)
-	nyc := startReportingEdge(t, plain, peer, "192.0.2.2", heartbeat.Location{Lat: 40.71, Lon: -74.0, Country: "US", Continent: "NA"}, beat)
+	ams := startReportingEdge(t, plain, peer, "192.0.2.1", amsterdam, beat)
+	nyc := startReportingEdge(t, plain, peer, "192.0.2.2", newYork, beat)
 
 	ready := runCLI(t, "dns", "--keys", keysDir, "--data", t.TempDir(), "--peer", peer, "--local", "--no-sync", "--log-level", "warn",
 		"--dns", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--geo-name", "www.example.com", "--heartbeat-interval", beat.String())

@@ -72,7 +72,14 @@ func (e *runningEdge) crash() {
 
 // startEdge starts an edge at loc, linked to the hub, serving HTTP on a loopback port.
 func (n *testNetwork) startEdge(loc heartbeat.Location) *runningEdge {
-	t := n.t
+	return startEdgeNode(n.t, n.plain, n.peer, n.beat, loc, nil)
+}
+
+// startEdgeNode starts an edge at loc on its own dt node linked to peer, serving HTTP on a
+// loopback port; configure, when set, adjusts the edge's configuration. The edge crashes at the
+// end of the test at the latest.
+func startEdgeNode(t *testing.T, keys dt.Keys, peer string, beat time.Duration, loc heartbeat.Location, configure func(*edge.NodeConfig)) *runningEdge {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -81,9 +88,13 @@ func (n *testNetwork) startEdge(loc heartbeat.Location) *runningEdge {
 	if err != nil {
 		t.Fatal(err)
 	}
-	node := n.open(false, []string{n.peer}, false)
+	node := testnet.Node(t, testnet.Options{Keys: keys, Peers: []string{peer}})
 	re := &runningEdge{url: "http://" + ln.Addr().String(), node: node, done: make(chan struct{})}
-	e, err := edge.NewNode(edge.NodeConfig{Node: node, Blobs: store, PublicURL: re.url, HeartbeatInterval: n.beat, Location: &loc})
+	cfg := edge.NodeConfig{Node: node, Blobs: store, PublicURL: re.url, HeartbeatInterval: beat, Location: &loc}
+	if configure != nil {
+		configure(&cfg)
+	}
+	e, err := edge.NewNode(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
