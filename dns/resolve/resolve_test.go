@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
-	"net"
 	"slices"
 	"sync"
 	"testing"
@@ -15,38 +14,10 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/internal/testdns"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// testResolver is a DNS server on loopback that answers MX for example.com with the given mail
-// host, as a recursive resolver would.
-func testResolver(t *testing.T, mailHost string) string {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(r)
-		m.RecursionAvailable = true
-		switch q := r.Question[0]; {
-		case q.Name == "example.com." && q.Qtype == dns.TypeMX:
-			m.Answer = append(m.Answer, &dns.MX{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeMX, Class: dns.ClassINET, Ttl: 300}, Preference: 10, Mx: mailHost})
-		default:
-			m.Rcode = dns.RcodeNameError
-		}
-		_ = w.WriteMsg(m)
-	})}
-	started := make(chan struct{})
-	srv.NotifyStartedFunc = func() { close(started) }
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.ActivateAndServe() }()
-	<-started
-	t.Cleanup(func() { _ = srv.Shutdown(); <-done })
-	return pc.LocalAddr().String()
-}
 
 func nodeID(b byte) dt.NodeID {
 	var id dt.NodeID
@@ -84,7 +55,7 @@ func TestRequestAnswerRoundTrip(t *testing.T) {
 		t.Error("bad name accepted")
 	}
 
-	addr := testResolver(t, "mail.example.com.")
+	addr := testdns.MXResolver(t, "mail.example.com.")
 	a := Resolve(context.Background(), (&Stub{Servers: []string{addr}}).Lookup, req, nodeID(2), 2*time.Second)
 	if a.Error != "" || a.Rcode != "NOERROR" || !slices.Equal(a.Records, []string{"example.com. MX 10 mail.example.com."}) {
 		t.Fatalf("answer %+v", a)
@@ -140,7 +111,7 @@ func (m *messages) SendMessage(_ context.Context, v any) error {
 }
 
 func TestResponder(t *testing.T) {
-	addr := testResolver(t, "mail.example.com.")
+	addr := testdns.MXResolver(t, "mail.example.com.")
 	out := &messages{got: make(chan struct{}, 100)}
 	self := nodeID(9)
 	r, err := NewResponder(ResponderConfig{Node: out, Self: self, Lookup: (&Stub{Servers: []string{addr}}).Lookup, PerOrigin: 0.001, PerOriginBurst: 2})

@@ -2,49 +2,20 @@ package cli
 
 import (
 	"encoding/json"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/miekg/dns"
+	"github.com/dt-cdn/dt/internal/testdns"
 )
-
-// fakeResolver is a recursive resolver on loopback as a node would see it: it answers MX for
-// example.com with mailHost, and NXDOMAIN for anything else.
-func fakeResolver(t *testing.T, mailHost string) string {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(r)
-		m.RecursionAvailable = true
-		if q := r.Question[0]; q.Name == "example.com." && q.Qtype == dns.TypeMX {
-			m.Answer = append(m.Answer, &dns.MX{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeMX, Class: dns.ClassINET, Ttl: 300}, Preference: 10, Mx: mailHost})
-		} else {
-			m.Rcode = dns.RcodeNameError
-		}
-		_ = w.WriteMsg(m)
-	})}
-	started := make(chan struct{})
-	srv.NotifyStartedFunc = func() { close(started) }
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.ActivateAndServe() }()
-	<-started
-	t.Cleanup(func() { _ = srv.Shutdown(); <-done })
-	return pc.LocalAddr().String()
-}
 
 // TestResolveFindsTheLyingNode runs three nodes whose resolvers are test DNS servers, one of them
 // lying about example.com's MX, and checks that dt resolve names that node and exits 3; with the
 // liar gone, the nodes agree and it exits 0.
 func TestResolveFindsTheLyingNode(t *testing.T) {
 	keys := keygen(t)
-	honest := fakeResolver(t, "mail.example.com.")
-	liar := fakeResolver(t, "mail.attacker.example.")
+	honest := testdns.MXResolver(t, "mail.example.com.")
+	liar := testdns.MXResolver(t, "mail.attacker.example.")
 	common := []string{"--keys", keys, "--local", "--no-sync", "--log-level", "warn"}
 	hub := startNodeCmd(t, append([]string{"--data", t.TempDir(), "--listen", "127.0.0.1:0", "--resolver", honest}, common...)...)
 	peer := hub.info.Listen[0]
@@ -89,7 +60,7 @@ func TestResolveFindsTheLyingNode(t *testing.T) {
 // awaited (and each node answers it once).
 func TestResolveReachesLateNodes(t *testing.T) {
 	keys := keygen(t)
-	honest := fakeResolver(t, "mail.example.com.")
+	honest := testdns.MXResolver(t, "mail.example.com.")
 	common := []string{"--keys", keys, "--local", "--no-sync", "--log-level", "warn", "--resolver", honest}
 	hub := startNodeCmd(t, append([]string{"--data", t.TempDir(), "--listen", "127.0.0.1:0"}, common...)...)
 	peer := hub.info.Listen[0]
