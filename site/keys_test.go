@@ -250,3 +250,41 @@ func blobBenchInputs() []blobBenchInput {
 	rand.Read(random)
 	return []blobBenchInput{{"text-1MiB", text.Bytes()[:1<<20]}, {"random-1MiB", random}}
 }
+
+// FuzzParseEncodedBlob checks the fast reader of blob objects against encoding/json: whatever it
+// accepts, json.Unmarshal decodes to the same object. Objects EncodeBlob writes take the fast way.
+func FuzzParseEncodedBlob(f *testing.F) {
+	for _, raw := range [][]byte{nil, []byte("x"), bytes.Repeat([]byte("abc"), 300), {0, 1, 2, 0xff}} {
+		b, err := EncodeBlob(raw)
+		if err != nil {
+			f.Fatal(err)
+		}
+		if _, ok := parseEncodedBlob(b); !ok && len(raw) > 0 { // an empty blob's data is null
+			f.Fatalf("EncodeBlob's own form %s is not read the fast way", b)
+		}
+		f.Add(b)
+	}
+	h := strings.Repeat("ab", 32)
+	for _, s := range []string{
+		`{"hash":"` + h + `","size":007,"enc":"identity","data":""}`,
+		`{"hash":"` + h + `","size":1,"enc":"identity","data":"eA=="} `,
+		`{"hash":"` + h + `","size":1,"enc":"identity","data":"eA="}`,
+		`{"hash":"` + strings.ToUpper(h) + `","size":1,"enc":"identity","data":"eA=="}`,
+		`{"hash":"` + h + `","size":99999999999999999999,"enc":"zstd","data":"eA=="}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		fast, ok := parseEncodedBlob(body)
+		if !ok {
+			return
+		}
+		var slow BlobObject
+		if err := json.Unmarshal(body, &slow); err != nil {
+			t.Fatalf("fast read accepted %q, encoding/json refuses it: %v", body, err)
+		}
+		if fast.Hash != slow.Hash || fast.Size != slow.Size || fast.Enc != slow.Enc || !bytes.Equal(fast.Data, slow.Data) {
+			t.Fatalf("%q: fast read %+v, encoding/json %+v", body, fast, slow)
+		}
+	})
+}
