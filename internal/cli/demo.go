@@ -114,6 +114,7 @@ type demo struct {
 
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
+	beats      sync.WaitGroup // the edges' heartbeat senders, which end with a draining beat
 	nodes      []*dt.Node
 	servers    []*http.Server
 	admins     []*adminServer
@@ -177,7 +178,7 @@ func (d *demo) run(ctx context.Context, env *Env, siteDir string) error {
 				e.HandleEvent(ev)
 			}
 		})
-		d.wg.Go(func() { e.Run(runCtx) })
+		d.beats.Go(func() { e.Run(runCtx) })
 		d.wg.Go(func() { _ = e.Server().Serve(runCtx, ln, nil) })
 		edgeURLs = append(edgeURLs, url)
 	}
@@ -323,6 +324,7 @@ func (d *demo) stop() {
 	if d.cancel != nil {
 		d.cancel()
 	}
+	d.beats.Wait() // the edges' last, draining heartbeats go out before the nodes close
 	for _, n := range d.nodes {
 		n.Close() // ends each node's event loop
 	}
