@@ -180,14 +180,17 @@ func (df *dnsFlags) start(n *dt.Node, addr string, reg prometheus.Registerer, lo
 		}
 		// The redirector's Service follows the heartbeats and the current deploy; GeoDNS asks it
 		// for the edges and chooses among them with redirector.Select.
-		rcfg := redirector.ServiceConfig{Node: n, HeartbeatInterval: df.heartbeat, Registerer: reg, Logger: log}
+		// One choice for answers and for /dns: an edge leaves both once its heartbeat is 2.5
+		// intervals old (the answers' TTL adds to the delay, so sooner than the redirector).
+		sel := redirector.SelectOptions{MaxAge: df.heartbeat * 5 / 2}
+		rcfg := redirector.ServiceConfig{Node: n, HeartbeatInterval: df.heartbeat, Select: sel, Registerer: reg, Logger: log}
 		edges, err := redirector.NewService(rcfg)
 		if err != nil {
 			s.close()
 			return nil, err
 		}
 		gcfg := geo.Config{Name: df.geoName, Edges: edges.Edges, TTL: df.geoTTL, MaxAnswers: df.geoAnswers,
-			Select: redirector.SelectOptions{MaxAge: df.heartbeat * 5 / 2}}
+			Select: sel}
 		if s.geoDB != nil {
 			gcfg.Geo = s.geoDB
 		}
