@@ -185,6 +185,28 @@ func TestDNSNodesStayIdentical(t *testing.T) {
 		!strings.HasPrefix(strings.SplitN(r.stdout, "\n", 3)[1], "example.com.\t300\tIN\tSOA") {
 		t.Fatalf("dns-records: %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+	// The whole zone goes: no node answers for it, and nothing of it is left in the table.
+	if r := run(t, "", "dns-publish", "--keys", keys, "--peer", hub, "--remove-zone", "Example.COM", "--dry-run"); r.code != 0 ||
+		!strings.HasPrefix(r.stdout, "remove example.com./SOA\n") || !strings.Contains(r.stdout, "8 RRsets to remove (dry run") {
+		t.Fatalf("remove-zone dry run: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := run(t, "", "dns-publish", "--keys", keys, "--peer", hub, "--remove-zone", "example.com"); r.code != 0 || !strings.Contains(r.stdout, "8 RRsets removed") {
+		t.Fatalf("remove-zone: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	waitFor(t, 20*time.Second, func() error {
+		for _, addr := range []string{addrA, addrB, addrC} {
+			if soa, err := query(addr, "udp", "example.com.", dns.TypeSOA); err != nil || !strings.Contains(soa, "REFUSED") {
+				return fmt.Errorf("%s still answers for the removed zone (%v):\n%s", addr, err, soa)
+			}
+		}
+		return nil
+	})
+	if r := run(t, "", "dns-records", "--keys", keys, "--peer", hub); r.code != 0 || strings.Contains(r.stdout, "example.com") {
+		t.Fatalf("dns-records after remove-zone: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := run(t, "", "dns-publish", "--keys", keys, "--peer", hub, "--remove-zone", "example.com"); r.code == 0 || !strings.Contains(r.stderr, "no zone example.com.") {
+		t.Fatalf("removing a zone that is not there: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 }
 
 func TestDNSPublishValidatesFirst(t *testing.T) {

@@ -18,18 +18,35 @@ func runDNSPublish(ctx context.Context, args []string, env *Env) error {
 		f      clientFlags
 		origin string
 		dryRun bool
+		remove string
 	)
-	fs := newFlagSet(env, "dns-publish", "dt dns-publish --keys DIR --peer ADDR [--origin NAME] [--dry-run] [--timeout 30s] ZONEFILE",
+	fs := newFlagSet(env, "dns-publish", "dt dns-publish --keys DIR --peer ADDR [--origin NAME] [--dry-run] [--timeout 30s] ZONEFILE\n"+
+		"       dt dns-publish --keys DIR --peer ADDR --remove-zone NAME [--dry-run]",
 		"Publishes a zone to every DNS node of the network: it reads ZONEFILE (standard zone-file\n"+
 			"syntax; the SOA's owner is the zone) and validates it before anything is sent, then, as a\n"+
 			"transient master, writes the RRsets that are new or changed, removes those gone from the\n"+
 			"file, writes the SOA last, and waits until a peer holds it all. Republishing an unchanged\n"+
-			"file writes nothing. Needs master.key in the keys directory.")
+			"file writes nothing. --remove-zone takes a whole zone off every DNS node instead (its SOA\n"+
+			"first, so nodes stop answering for it at once). Needs master.key in the keys directory.")
 	f.register(fs)
 	fs.StringVar(&origin, "origin", "", "the zone's `NAME`, for relative names before any $ORIGIN (default: the file's $ORIGIN)")
 	fs.BoolVar(&dryRun, "dry-run", false, "print what would change; write nothing")
+	fs.StringVar(&remove, "remove-zone", "", "remove the zone `NAME` and every record in it, instead of publishing a file")
 	if err := fs.parse(args); err != nil {
 		return err
+	}
+	if remove != "" {
+		if err := fs.wantArgs(0, ""); err != nil {
+			return err
+		}
+		apex := zone.CanonicalName(remove)
+		if apex == "" {
+			return fs.usageErrorf("--remove-zone %q is not a domain name", remove)
+		}
+		if err := f.check(fs); err != nil {
+			return err
+		}
+		return removeZone(ctx, env, &f, apex, dryRun)
 	}
 	if err := fs.wantArgs(1, "ZONEFILE"); err != nil {
 		return err
@@ -89,6 +106,68 @@ func runDNSPublish(ctx context.Context, args []string, env *Env) error {
 		return err
 	}
 	fmt.Fprintf(env.Stdout, "%s: %d RRsets written, %d removed, %d unchanged (serial %d)\n", z.Apex, len(changes.Put), len(changes.Delete), changes.Unchanged, z.Serial())
+	return nil
+}
+
+// removeZone deletes every RRset of the zone apex, its SOA first: DNS nodes serve a zone only while
+// its apex has a SOA, so they stop answering for it with the first removal they apply.
+func removeZone(ctx context.Context, env *Env, f *clientFlags, apex string, dryRun bool) error {
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	t, err := openTransientWith(env, f, transientOptions{master: true, lazy: true})
+	if err != nil {
+		return err
+	}
+	defer t.close()
+	if err := t.n.WaitSynced(ctx); err != nil {
+		return t.explain(err)
+	}
+	prefix := zone.ZonePrefix(apex)
+	var keys []string
+	for _, k := range t.n.Keys() {
+		if strings.HasPrefix(k, prefix) {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return fmt.Errorf("no zone %s in the table", apex)
+	}
+	soa := (&zone.Set{Zone: apex, Name: apex, Type: dns.TypeSOA}).Key()
+	slices.SortStableFunc(keys, func(a, b string) int {
+		switch {
+		case a == soa:
+			return -1
+		case b == soa:
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
+	if dryRun {
+		for _, k := range keys {
+			fmt.Fprintf(env.Stdout, "remove %s\n", strings.TrimPrefix(k, prefix))
+		}
+		fmt.Fprintf(env.Stdout, "%s: %d RRsets to remove (dry run: nothing sent)\n", apex, len(keys))
+		return nil
+	}
+	rest := keys
+	if keys[0] == soa {
+		if err := t.n.Delete(ctx, soa); err != nil {
+			return t.explain(fmt.Errorf("remove the SOA: %w", err))
+		}
+		rest = keys[1:]
+	}
+	if len(rest) > 0 {
+		if err := t.n.DeleteMany(ctx, rest); err != nil {
+			return t.explain(fmt.Errorf("remove RRsets: %w", err))
+		}
+	}
+	if err := t.n.WaitReplicated(ctx, keys[len(keys)-1], 1); err != nil {
+		return t.explain(fmt.Errorf("zone removed but not confirmed by a peer: %w", err))
+	}
+	if err := t.close(); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "%s: %d RRsets removed\n", apex, len(keys))
 	return nil
 }
 
