@@ -1,0 +1,44 @@
+package edge
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"net/http"
+)
+
+// corkMin is the smallest body worth corking the connection for. net/http writes a response
+// through a 4 KiB buffer: a smaller response leaves in one write anyway, and a larger one in
+// two or more (the buffer with the headers, then the rest), each sent at once on a TCP_NODELAY
+// socket, so the client wakes and reads twice per response. Corked, the response leaves as
+// full segments, as nginx sends with tcp_nopush; measured here, 10% more requests per second
+// on a 26 KB response over HTTP/1.1.
+const corkMin = 4 << 10
+
+type tcpConnKey struct{}
+
+// withTCPConn is the server's ConnContext: it keeps the connection's TCP socket (under TLS too)
+// in the context of its requests, for corkFor.
+func withTCPConn(ctx context.Context, c net.Conn) context.Context {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		return context.WithValue(ctx, tcpConnKey{}, tc)
+	}
+	return ctx
+}
+
+// corkFor corks the request's connection for an HTTP/1.x response body of n bytes, when that is
+// worth it and possible, and returns what uncorks it, sending what is held. HTTP/2 frames its
+// own writes, and shares the connection among streams: it is left alone.
+func corkFor(r *http.Request, n int64) (uncork func()) {
+	if n < corkMin || r.ProtoMajor != 1 {
+		return func() {}
+	}
+	tc, ok := r.Context().Value(tcpConnKey{}).(*net.TCPConn)
+	if !ok || !setCork(tc, true) {
+		return func() {}
+	}
+	return func() { setCork(tc, false) }
+}

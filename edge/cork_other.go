@@ -1,0 +1,8 @@
+//go:build !linux
+
+package edge
+
+import "net"
+
+// setCork does nothing where TCP_CORK does not exist.
+func setCork(*net.TCPConn, bool) bool { return false }
