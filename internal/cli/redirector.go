@@ -19,6 +19,7 @@ import (
 	"github.com/dt-cdn/dt/internal/certs"
 	"github.com/dt-cdn/dt/redirector"
 	"github.com/dt-cdn/dt/web"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // redirectorFlags are dt redirector's own flags, beside the node's.
@@ -70,10 +71,14 @@ func runRedirector(ctx context.Context, args []string, env *Env) error {
 	// The service needs the open node, and the node's events need the service: events wait (in
 	// the node's queue) until the service exists, and the admin routes answer 503 until then.
 	parts := newLater[redirectorParts]()
+	var registerer prometheus.Registerer
 	hooks := nodeHooks{
 		release: func() { parts.set(nil) }, // a no-op once work has set it
 		// A redirector needs to know what the table holds, not the site's file data.
-		config: func(c *dt.Config) { c.LazyBodies = true },
+		config: func(c *dt.Config) {
+			c.LazyBodies = true
+			registerer = c.Registerer // the service's metrics go on the node's registry, served on --admin
+		},
 		event: func(ev dt.Event) {
 			if p := parts.wait(); p != nil {
 				p.handleEvent(ev)
@@ -111,7 +116,7 @@ func runRedirector(ctx context.Context, args []string, env *Env) error {
 		if err != nil {
 			return err
 		}
-		cfg := redirector.ServiceConfig{Node: n, TrustedProxies: trusted, Code: rf.code, HeartbeatInterval: rf.heartbeat, Logger: log}
+		cfg := redirector.ServiceConfig{Node: n, TrustedProxies: trusted, Code: rf.code, HeartbeatInterval: rf.heartbeat, Registerer: registerer, Logger: log}
 		if len(rf.domains) > 0 {
 			cfg.ACME = cm.HTTPHandler(nil) // answers challenges; the Service never redirects them
 		}

@@ -29,11 +29,12 @@ func TestRedirectorDashboard(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	admin := "http://" + freeAddr(t)
+	visitors := freeAddr(t)
 	var errOut syncBuffer
 	redirectorDone, edgeDone := make(chan int, 1), make(chan int, 1)
 	go func() {
 		redirectorDone <- Run(ctx, []string{"redirector", "--keys", keys, "--data", t.TempDir(), "--peer", peer.addr, "--local",
-			"--http", freeAddr(t), "--admin", strings.TrimPrefix(admin, "http://"), "--heartbeat-interval", "200ms"},
+			"--http", visitors, "--admin", strings.TrimPrefix(admin, "http://"), "--heartbeat-interval", "200ms"},
 			&Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: &errOut})
 	}()
 	go func() {
@@ -87,6 +88,32 @@ func TestRedirectorDashboard(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
 			t.Errorf("GET %s: %s, want %q in:\n%.400s", path, resp.Status, want, body)
+		}
+	}
+
+	// A visitor is redirected, and /metrics counts it, beside the edges by state.
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	redirect, err := noFollow.Get("http://" + visitors + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	redirect.Body.Close()
+	if redirect.StatusCode != http.StatusMovedPermanently {
+		t.Fatalf("visitor: %s", redirect.Status)
+	}
+	metrics, err := http.Get(admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(metrics.Body)
+	metrics.Body.Close()
+	for _, want := range []string{
+		`dt_redirector_redirects_total{code="301",edge="` + snap.Edges[0].Node + `"} 1`,
+		`dt_redirector_edges{state="alive"} 1`,
+		"dt_redirector_geo_misses_total",
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
 		}
 	}
 
