@@ -143,12 +143,12 @@ func TestSwitchOnlyWhenEveryBlobIsHere(t *testing.T) {
 
 	// A second deploy that shares a blob with the first; then rolling back is instant (nothing
 	// to fetch) and the shared blob is not deleted when the second deploy's objects go.
-	m2, id2, objects2 := makeDeploy(t, 2)
+	m2, _, objects2 := makeDeploy(t, 2)
 	for _, file := range m.Files {
 		m2.Files["/shared.bin"] = file
 		break
 	}
-	id2, _ = m2.ID()
+	id2, _ := m2.ID()
 	for h, obj := range objects2 {
 		if err := master.Put(ctx, site.BlobKey(h), obj); err != nil {
 			t.Fatal(err)

@@ -83,7 +83,7 @@ func TestDeadEdgeNeedsThreeGoodHeartbeatsInARow(t *testing.T) {
 		tr.Observe("e1", beat(seq, now), now)
 		return stateOf(t, tr, "e1")
 	}
-	if next(2*time.Second) != Dead || next(2*time.Second) != Dead {
+	if first, second := next(2*time.Second), next(2*time.Second); first != Dead || second != Dead {
 		t.Fatal("readmitted before three heartbeats")
 	}
 	if s := next(5 * time.Second); s != Dead { // a gap breaks the run

@@ -163,7 +163,7 @@ func TestHandlerRedirects(t *testing.T) {
 	}
 	ts.metrics.mu.Lock()
 	defer ts.metrics.mu.Unlock()
-	if got := ts.metrics.redirects["ams "+http.StatusText(301)]; got != 6 {
+	if got := ts.metrics.redirects["ams "+http.StatusText(http.StatusMovedPermanently)]; got != 6 {
 		t.Errorf("metrics: %d redirects to ams, want 6 (%v)", got, ts.metrics.redirects)
 	}
 }
