@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every check the project has, after installing what they need on a fresh Debian machine.
-# Usage: ./scripts/test.sh            (vet, then all tests with the race detector)
+# Usage: ./scripts/test.sh            (gofmt, vet, staticcheck, then all tests with the race detector)
 #        DT_SHORT=1 ./scripts/test.sh (skip the slow end-to-end and fault tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +23,9 @@ fi
 
 echo "== go vet"
 go vet ./...
+
+echo "== staticcheck"
+go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 echo "== go test -race"
 short=()
