@@ -85,6 +85,11 @@ type Follower struct {
 	// needed is every blob a kept manifest, ref or the active deploy names, built on demand
 	// and dropped (nil) whenever one of those changes. Guarded by mu.
 	needed map[blobs.Hash]bool
+	// derive makes the blobs a node derives (site.File.RawFrom, site.Variant.Level); underivable
+	// are derived variants whose bytes came out other than the manifest says (another encoder
+	// version): this node does without them. Guarded by mu.
+	derive      site.Deriver
+	underivable map[blobs.Hash]bool
 }
 
 // New returns a follower.
@@ -103,7 +108,7 @@ func New(cfg Config) (*Follower, error) {
 	}
 	return &Follower{cfg: cfg, log: cfg.Logger, manifests: map[site.DeployID]*site.Manifest{}, orphans: map[blobs.Hash]bool{}, refs: map[site.DeployID]*site.ManifestRef{},
 		refMissing: map[site.DeployID]map[blobs.Hash]bool{}, refLevel: map[site.DeployID]*site.ManifestRef{},
-		refInner: map[site.DeployID][]blobs.Hash{}}, nil
+		refInner: map[site.DeployID][]blobs.Hash{}, underivable: map[blobs.Hash]bool{}}, nil
 }
 
 // Handle applies one event of the node. It returns an error for objects that do not decode
@@ -142,6 +147,14 @@ func (f *Follower) added(key string, body []byte) error {
 		f.mu.Lock()
 		waited := f.targetMissing[h]
 		delete(f.targetMissing, h)
+		if len(f.targetMissing) > 0 {
+			if m := f.manifests[f.targetMissingFor]; m != nil {
+				for _, made := range f.deriveLocked(m, h) {
+					waited = waited || f.targetMissing[made]
+					delete(f.targetMissing, made)
+				}
+			}
+		}
 		for _, set := range f.refMissing {
 			if set[h] {
 				delete(set, h)
@@ -193,6 +206,21 @@ func (f *Follower) added(key string, body []byte) error {
 func (f *Follower) removed(key string) {
 	if id, ok := site.ParseDeployKey(key); ok {
 		f.mu.Lock()
+		// What this node derived for the deploy has no blob object whose removal would free
+		// it: it goes with the manifest, unless another kept deploy names it.
+		var derived []blobs.Hash
+		if m := f.manifests[id]; m != nil {
+			for _, file := range m.Files {
+				if file.RawFrom != "" && len(file.Chunks) == 0 {
+					derived = append(derived, file.Hash)
+				}
+				for _, v := range file.Variants {
+					if v.Level != 0 {
+						derived = append(derived, v.Hash)
+					}
+				}
+			}
+		}
 		if f.active == nil || f.active.ID != id {
 			delete(f.manifests, id)
 		}
@@ -206,6 +234,12 @@ func (f *Follower) removed(key string) {
 			if !f.neededLocked(h) {
 				free = append(free, h)
 				delete(f.orphans, h)
+			}
+		}
+		for _, h := range derived {
+			if !f.neededLocked(h) {
+				free = append(free, h)
+				delete(f.underivable, h)
 			}
 		}
 		f.mu.Unlock()
@@ -280,6 +314,7 @@ func (f *Follower) evaluateLocked() *Active {
 		return nil
 	}
 	if f.targetMissingFor != f.target {
+		f.deriveLocked(m, blobs.Hash{}) // sources already on disk (a rollback, or the manifest last)
 		f.targetMissing, f.targetMissingFor = f.missingLocked(m.Blobs()), f.target
 	}
 	if f.missing = len(f.targetMissing); f.missing > 0 {
@@ -303,11 +338,73 @@ func (f *Follower) evaluateLocked() *Active {
 func (f *Follower) missingLocked(hs []blobs.Hash) map[blobs.Hash]bool {
 	missing := map[blobs.Hash]bool{}
 	for _, h := range hs {
-		if !f.cfg.Blobs.Has(h) {
+		if !f.underivable[h] && !f.cfg.Blobs.Has(h) {
 			missing[h] = true
 		}
 	}
 	return missing
+}
+
+// deriveLocked makes what this node derives for the files of m whose brotli variant is source
+// (every such file when source is zero) and whose source is on disk: the raw content (RawFrom),
+// checked against the file's hash, and the derived variants, kept only when they hash as m
+// says. It returns the blobs it stored. A source that does not decompress to its file is logged
+// and left: the deploy waits, as for a missing blob.
+func (f *Follower) deriveLocked(m *site.Manifest, source blobs.Hash) []blobs.Hash {
+	var made []blobs.Hash
+	for path, file := range m.Files {
+		if file.RawFrom == "" {
+			continue
+		}
+		src := file.Variants[file.RawFrom].Hash
+		if !source.IsZero() && src != source {
+			continue
+		}
+		var todo []string // derived codings not on disk
+		for coding, v := range file.Variants {
+			if v.Level != 0 && !f.underivable[v.Hash] && !f.cfg.Blobs.Has(v.Hash) {
+				todo = append(todo, coding)
+			}
+		}
+		needRaw := !f.cfg.Blobs.Has(file.Hash)
+		if !needRaw && len(todo) == 0 {
+			continue
+		}
+		var raw []byte
+		if br, err := f.cfg.Blobs.ReadAll(src); err != nil {
+			continue // not here yet
+		} else if raw, err = site.RawFromBrotli(br, file.Size, file.Hash); err != nil {
+			f.log.Warn("Raw content not derived", slog.String("path", path), slog.Any("err", err))
+			continue
+		}
+		if needRaw {
+			if err := f.cfg.Blobs.PutBytes(file.Hash, raw); err != nil {
+				f.log.Warn("Derived blob not stored", slog.String("path", path), slog.Any("err", err))
+				continue
+			}
+			made = append(made, file.Hash)
+		}
+		for _, coding := range todo {
+			v := file.Variants[coding]
+			b, err := f.derive.Derive(coding, v.Level, raw)
+			if err == nil && blobs.Sum(b) != v.Hash {
+				err = fmt.Errorf("made %d bytes hashing to %s, the manifest says %d bytes, %s", len(b), blobs.Sum(b).Short(), v.Size, v.Hash.Short())
+			}
+			if err != nil {
+				// Another encoder version: visitors get the other codings of this file.
+				f.log.Warn("Variant not derived; this node serves without it", slog.String("path", path), slog.String("coding", coding), slog.Any("err", err))
+				f.underivable[v.Hash] = true
+				made = append(made, v.Hash)
+				continue
+			}
+			if err := f.cfg.Blobs.PutBytes(v.Hash, b); err != nil {
+				f.log.Warn("Derived blob not stored", slog.String("path", path), slog.Any("err", err))
+				continue
+			}
+			made = append(made, v.Hash)
+		}
+	}
+	return made
 }
 
 // evaluate assembles manifests whose chunks are all here, re-checks the target and reports a

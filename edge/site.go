@@ -98,6 +98,9 @@ type rep struct {
 	lenH   []string // the Content-Length field value
 	data   []byte   // the bytes, if held in memory; else read from parts
 	parts  []part   // blobs holding the bytes, in order
+	// derived is a variant each node makes itself (site.Variant.Level): one this node could not
+	// make is left out rather than failing the deploy.
+	derived bool
 }
 
 type part struct {
@@ -176,6 +179,7 @@ func NewSite(id site.DeployID, m *site.Manifest, src BlobSource, opts SiteOption
 		}
 		files[p] = f
 	}
+	s.dropUnderived(files)
 	if err := s.loadBlobs(files, paths, opts); err != nil {
 		return nil, err
 	}
@@ -249,7 +253,7 @@ func newFile(p string, mf site.File, defaults map[defaultsKey]*headerSet) (*file
 		if v.Size < 0 {
 			return nil, bad("negative variant size")
 		}
-		r := &rep{coding: c, size: v.Size, parts: []part{{v.Hash, v.Size}}}
+		r := &rep{coding: c, size: v.Size, parts: []part{{v.Hash, v.Size}}, derived: v.Level != 0}
 		setRepHeaders(r, v.Hash)
 		r.encH = []string{c.String()}
 		f.reps[c] = r
@@ -268,6 +272,21 @@ func setRepHeaders(r *rep, h blobs.Hash) {
 	r.etag = `"` + h.String() + `"`
 	r.etagH = []string{r.etag}
 	r.lenH = []string{strconv.FormatInt(r.size, 10)}
+}
+
+// dropUnderived leaves out the derived variants that are not on disk: made with another encoder
+// version, their bytes did not match the manifest, so this node serves the file's other codings.
+func (s *Site) dropUnderived(files map[string]*file) {
+	for _, f := range files {
+		if f == nil {
+			continue
+		}
+		for c, r := range f.reps {
+			if r != nil && r.derived && s.checkBlob(r.parts[0]) != nil {
+				f.reps[c] = nil
+			}
+		}
+	}
 }
 
 // loadBlobs checks that every blob of the deploy is present with its size and reads the small

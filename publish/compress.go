@@ -108,6 +108,7 @@ func keepVariant(n, size int64) bool { return n > 0 && n <= size-size/20 }
 // allocate megabytes of tables when built).
 type encoders struct {
 	compression Compression // never CompressionAuto
+	derive      site.Deriver
 	zstd        *zstd.Encoder
 	gzip        *gzip.Writer
 	brotli      map[int]*brotli.Writer // by quality
@@ -131,8 +132,38 @@ func newEncoders(c Compression) (*encoders, error) {
 	return &encoders{compression: c, zstd: z, gzip: g, brotli: map[int]*brotli.Writer{}}, nil
 }
 
-// close releases the zstd encoder's buffers.
-func (e *encoders) close() { e.zstd.Close() }
+// close releases the zstd encoders' buffers.
+func (e *encoders) close() {
+	e.zstd.Close()
+	e.derive.Close()
+}
+
+// derivedLevels are the levels of the derived zstd and gzip variants: those of the streamed ones.
+func (c Compression) derivedLevels() (zstdLevel, gzipLevel int) {
+	if c == CompressionFast {
+		return int(zstd.SpeedBetterCompression), 6
+	}
+	return int(zstd.SpeedBestCompression), gzip.BestCompression
+}
+
+// deriveVariants makes the derived zstd and gzip variants of raw (Variant.Level) and adds those
+// worth keeping to variants. Their bytes are not kept: they never travel, every node makes them.
+func (e *encoders) deriveVariants(raw []byte, variants map[string]site.Variant) error {
+	zl, gl := e.compression.derivedLevels()
+	for _, d := range []struct {
+		coding string
+		level  int
+	}{{site.EncodingZstd, zl}, {site.EncodingGzip, gl}} {
+		b, err := e.derive.Derive(d.coding, d.level, raw)
+		if err != nil {
+			return err
+		}
+		if keepVariant(int64(len(b)), int64(len(raw))) {
+			variants[d.coding] = site.Variant{Hash: blobs.Sum(b), Size: int64(len(b)), Level: d.level}
+		}
+	}
+	return nil
+}
 
 // variantWriter compresses one file into one coding as the file is read, hashing the output and
 // keeping it in memory or, for a large file, in a temporary file.
@@ -164,10 +195,13 @@ func (s *variantSink) Write(p []byte) (int, error) {
 	return s.mem.Write(p)
 }
 
-// startVariants returns writers for the br, zstd and gzip variants of a file of size bytes.
-// tempFile creates a temporary file for a large variant.
-func (e *encoders) startVariants(size int64, tempFile func() (*os.File, error)) ([]*variantWriter, error) {
+// startVariants returns writers for the variants of a file of size bytes: br, zstd and gzip, or
+// only br when brOnly. tempFile creates a temporary file for a large variant.
+func (e *encoders) startVariants(size int64, brOnly bool, tempFile func() (*os.File, error)) ([]*variantWriter, error) {
 	codings := []string{site.EncodingBrotli, site.EncodingZstd, site.EncodingGzip}
+	if brOnly {
+		codings = codings[:1]
+	}
 	vws := make([]*variantWriter, 0, len(codings))
 	for _, coding := range codings {
 		vw := &variantWriter{coding: coding, out: variantSink{h: sha256.New()}}

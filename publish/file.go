@@ -63,8 +63,17 @@ func (s *scanner) processFile(ctx context.Context, enc *encoders, e entry) (_ fi
 	// With a previous deploy to reuse variants from, hash first and compress only content that
 	// is new (a second read); without, hash and compress in one pass.
 	deferVariants := wantVariants && s.reuse != nil
+	// A file below ChunkThreshold with a br variant travels as that variant alone: the nodes
+	// make its raw content and its zstd and gzip variants themselves (site.File.RawFrom,
+	// site.Variant.Level), so the raw bytes are kept here to derive those from.
+	derive := wantVariants && size < ChunkThreshold
+	var raw *bytes.Buffer
 	if wantVariants && !deferVariants {
-		if vws, err = enc.startVariants(size, s.tempFile); err != nil {
+		if derive {
+			raw = bytes.NewBuffer(make([]byte, 0, size))
+			sinks = append(sinks, raw)
+		}
+		if vws, err = enc.startVariants(size, derive, s.tempFile); err != nil {
 			return fileResult{}, err
 		}
 		defer func() {
@@ -100,18 +109,22 @@ func (s *scanner) processFile(ctx context.Context, enc *encoders, e entry) (_ fi
 	res := fileResult{file: site.File{Hash: h, Size: size, Type: typ, Chunks: chunks}, sources: sources}
 	if deferVariants {
 		if prev, ok := s.reuse[h]; ok {
-			res.file.Variants = maps.Clone(prev)
+			res.file.Variants, res.file.RawFrom = maps.Clone(prev.Variants), prev.RawFrom
 			return res, nil
 		}
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			return fileResult{}, fmt.Errorf("publish: read %s again: %w", e.rel, err)
 		}
-		if vws, err = enc.startVariants(size, s.tempFile); err != nil {
+		if vws, err = enc.startVariants(size, derive, s.tempFile); err != nil {
 			return fileResult{}, err
 		}
 		encs := make([]io.Writer, len(vws))
 		for i, vw := range vws {
 			encs[i] = vw.enc
+		}
+		if derive {
+			raw = bytes.NewBuffer(make([]byte, 0, size))
+			encs = append(encs, raw)
 		}
 		// The content must be what was hashed: a file changed between the reads fails the scan.
 		again := sha256.New()
@@ -127,6 +140,12 @@ func (s *scanner) processFile(ctx context.Context, enc *encoders, e entry) (_ fi
 		vws = nil
 		if err != nil {
 			return fileResult{}, fmt.Errorf("publish: %s: %w", e.rel, err)
+		}
+		if _, ok := variants[site.EncodingBrotli]; ok && raw != nil {
+			if err := enc.deriveVariants(raw.Bytes(), variants); err != nil {
+				return fileResult{}, fmt.Errorf("publish: %s: %w", e.rel, err)
+			}
+			res.file.RawFrom = site.EncodingBrotli
 		}
 		res.file.Variants = variants
 		res.sources = append(res.sources, vsrc...)

@@ -105,8 +105,10 @@ func scan(t testing.TB, dir string, opts ScanOptions) *Plan {
 }
 
 // checkPlan checks a plan against the directory it was scanned from: the manifest is valid, has
-// a source for every blob, and every file's blobs (whole, chunks, variants) give back the file's
-// bytes as read from disk now.
+// a source for every blob but the derived variants (which never travel), and every file's blobs
+// (whole, chunks, variants) give back the file's bytes as read from disk now; a derived variant
+// is made again with a site.Deriver and must hash as the manifest says, and the brotli variant of
+// a file under RawFrom must decompress to it.
 func checkPlan(t *testing.T, p *Plan) {
 	t.Helper()
 	m := p.Manifest
@@ -116,9 +118,18 @@ func checkPlan(t *testing.T, p *Plan) {
 	if _, err := m.Marshal(); err != nil {
 		t.Fatal(err)
 	}
-	all := m.Blobs()
-	if len(all) != len(p.Sources) {
-		t.Errorf("%d blobs in the manifest, %d sources", len(all), len(p.Sources))
+	var d site.Deriver
+	defer d.Close()
+	derived := 0
+	for _, f := range m.Files {
+		for _, v := range f.Variants {
+			if v.Level != 0 {
+				derived++
+			}
+		}
+	}
+	if all := m.Blobs(); len(all)-derived != len(p.Sources) {
+		t.Errorf("%d blobs in the manifest (%d derived), %d sources", len(all), derived, len(p.Sources))
 	}
 	for path, f := range m.Files {
 		raw, err := os.ReadFile(filepath.Join(p.Dir, filepath.FromSlash(path[1:])))
@@ -138,7 +149,23 @@ func checkPlan(t *testing.T, p *Plan) {
 		if !bytes.Equal(content, raw) {
 			t.Errorf("%s: blobs do not rebuild the file", path)
 		}
+		if f.RawFrom != "" {
+			br := readBlob(t, p, f.Variants[f.RawFrom].Hash)
+			if got, err := site.RawFromBrotli(br, f.Size, f.Hash); err != nil || !bytes.Equal(got, raw) {
+				t.Errorf("%s: raw content from br: %v", path, err)
+			}
+		}
 		for coding, v := range f.Variants {
+			if v.Level != 0 {
+				b, err := d.Derive(coding, v.Level, raw)
+				if err != nil || blobs.Sum(b) != v.Hash || int64(len(b)) != v.Size {
+					t.Errorf("%s: derived %s variant at level %d does not make the manifest's bytes (%v)", path, coding, v.Level, err)
+				}
+				if dec := decompress(t, coding, b); !bytes.Equal(dec, raw) {
+					t.Errorf("%s: derived %s variant does not decompress to the file", path, coding)
+				}
+				continue
+			}
 			enc := readBlob(t, p, v.Hash)
 			if int64(len(enc)) != v.Size || len(enc) >= len(raw) {
 				t.Errorf("%s: %s variant of %d bytes for %d raw", path, coding, len(enc), len(raw))

@@ -458,7 +458,9 @@ type kept struct {
 }
 
 // blobs returns every blob the deploy uses: its files' and its manifest's.
-func (k kept) blobs() []blobs.Hash { return append(k.m.Blobs(), k.chunks...) }
+// blobs returns the deploy's blobs in the table (not those the nodes derive), and its manifest's
+// chunks.
+func (k kept) blobs() []blobs.Hash { return append(k.m.TableBlobs(), k.chunks...) }
 
 // deploys returns the kept deploys, newest published first.
 func (s *session) deploys(ctx context.Context) ([]kept, error) {

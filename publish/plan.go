@@ -163,7 +163,7 @@ func (p *Plan) Diff(previous *site.Manifest, has func(blobs.Hash) bool) Diff {
 	if has == nil {
 		held := map[blobs.Hash]bool{}
 		if previous != nil {
-			for _, h := range previous.Blobs() {
+			for _, h := range previous.TableBlobs() {
 				held[h] = true
 			}
 		}
@@ -201,23 +201,26 @@ func (p *Plan) Diff(previous *site.Manifest, has func(blobs.Hash) bool) Diff {
 
 // fileBlobs lists the blobs of one file: its content (or its chunks, in order), then its
 // variants by coding.
+// fileBlobs returns the blobs of a file that travel in the table (not those the nodes derive).
 func fileBlobs(f site.File) []blobs.Hash {
 	var out []blobs.Hash
-	if len(f.Chunks) == 0 {
+	if len(f.Chunks) == 0 && f.RawFrom == "" {
 		out = append(out, f.Hash)
 	}
 	for _, c := range f.Chunks {
 		out = append(out, c.Hash)
 	}
 	for _, coding := range slices.Sorted(maps.Keys(f.Variants)) {
-		out = append(out, f.Variants[coding].Hash)
+		if v := f.Variants[coding]; v.Level == 0 {
+			out = append(out, v.Hash)
+		}
 	}
 	return out
 }
 
 func sameFile(a, b site.File) bool {
 	return a.Hash == b.Hash && a.Size == b.Size && a.Type == b.Type && slices.Equal(a.Chunks, b.Chunks) &&
-		maps.Equal(a.Variants, b.Variants)
+		maps.Equal(a.Variants, b.Variants) && a.RawFrom == b.RawFrom
 }
 
 func sameRules(a, b *site.Manifest) bool {

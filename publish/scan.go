@@ -32,8 +32,9 @@ type scanner struct {
 	prog     Progress // guarded by progMu
 	reported int64    // prog.Bytes at the last report; guarded by progMu
 
-	// reuse maps the raw hash of each file of opts.Previous that has variants to them; read-only.
-	reuse map[blobs.Hash]map[string]site.Variant
+	// reuse maps the raw hash of each file of opts.Previous that has variants to that file, whose
+	// variants (and RawFrom) a file with the same content takes; read-only.
+	reuse map[blobs.Hash]site.File
 }
 
 // Scan reads the site in dir and returns the plan to publish it: the manifest, and where the
@@ -57,10 +58,10 @@ func Scan(ctx context.Context, dir string, opts ScanOptions) (*Plan, error) {
 	}
 	s := &scanner{dir: dir, root: root, opts: opts}
 	if opts.Previous != nil {
-		s.reuse = map[blobs.Hash]map[string]site.Variant{}
+		s.reuse = map[blobs.Hash]site.File{}
 		for _, f := range opts.Previous.Files {
 			if len(f.Variants) > 0 {
-				s.reuse[f.Hash] = f.Variants
+				s.reuse[f.Hash] = f
 			}
 		}
 	}

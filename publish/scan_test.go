@@ -66,8 +66,16 @@ func TestScanSite(t *testing.T) {
 			t.Errorf("%s: unexpected variants %v", path, slices.Sorted(maps.Keys(v)))
 		}
 	}
-	if v := m.Files["/big/log.txt"].Variants[site.EncodingZstd]; p.Sources[v.Hash].Temp == "" {
+	if v := m.Files["/big/log.txt"].Variants[site.EncodingBrotli]; p.Sources[v.Hash].Temp == "" {
 		t.Error("the variant of a large file is not in a temporary file")
+	}
+	// Below ChunkThreshold, a compressible file travels as its brotli variant alone: the raw
+	// content and the zstd and gzip variants are derived on the nodes.
+	for _, path := range []string{"/index.html", "/big/log.txt"} {
+		f := m.Files[path]
+		if f.RawFrom != site.EncodingBrotli || f.Variants[site.EncodingZstd].Level == 0 || f.Variants[site.EncodingGzip].Level == 0 || f.Variants[site.EncodingBrotli].Level != 0 {
+			t.Errorf("%s: raw from %q, variants %+v: want raw and zstd/gzip derived from br", path, f.RawFrom, f.Variants)
+		}
 	}
 	if n := len(m.Files["/big/large.bin"].Chunks); n < 2 {
 		t.Errorf("a 5 MiB file has %d chunks", n)
@@ -142,9 +150,9 @@ func TestDiff(t *testing.T) {
 	}
 	// The first deploy sends every blob.
 	first := before.Diff(nil, nil)
-	if len(first.Added) != len(before.Manifest.Files) || len(first.Send) != len(before.Sources) || !first.RulesChanged {
-		t.Fatalf("first deploy: %d added, %d to send, of %d files and %d blobs", len(first.Added), len(first.Send),
-			len(before.Manifest.Files), len(before.Sources))
+	if len(first.Added) != len(before.Manifest.Files) || len(first.Send) != len(before.Manifest.TableBlobs()) || !first.RulesChanged {
+		t.Fatalf("first deploy: %d added, %d to send, of %d files and %d blobs in the table", len(first.Added), len(first.Send),
+			len(before.Manifest.Files), len(before.Manifest.TableBlobs()))
 	}
 
 	// One changed file: the diff names it and exactly its blobs.
@@ -159,16 +167,16 @@ func TestDiff(t *testing.T) {
 		t.Fatalf("diff %+v, want only /css/site.css changed", d)
 	}
 	f := after.Manifest.Files["/css/site.css"]
-	want := append([]blobs.Hash{f.Hash}, f.Variants["br"].Hash, f.Variants["gzip"].Hash, f.Variants["zstd"].Hash)
+	want := []blobs.Hash{f.Variants["br"].Hash} // the raw content and the other variants are derived from it
 	if !slices.Equal(d.Send, want) {
-		t.Fatalf("send %v, want the file and its variants %v", d.Send, want)
+		t.Fatalf("send %v, want the file's br variant %v", d.Send, want)
 	}
-	if wantBytes := f.Size + f.Variants["br"].Size + f.Variants["gzip"].Size + f.Variants["zstd"].Size; d.SendBytes != wantBytes {
+	if wantBytes := f.Variants["br"].Size; d.SendBytes != wantBytes {
 		t.Fatalf("send %d bytes, want %d", d.SendBytes, wantBytes)
 	}
 
 	// has decides what is sent: a network that lacks a blob of an unchanged file gets it again.
-	lost := after.Manifest.Files["/index.html"].Hash
+	lost := after.Manifest.Files["/index.html"].Variants["br"].Hash
 	held := map[blobs.Hash]bool{}
 	for _, h := range before.Manifest.Blobs() {
 		held[h] = h != lost

@@ -44,6 +44,10 @@ type File struct {
 	// Variants are precompressed representations, by content coding ("br", "zstd", "gzip"), each
 	// a single blob, kept only when smaller than the raw content.
 	Variants map[string]Variant `json:"variants,omitempty"`
+	// RawFrom, when set, names the variant ("br", the only one allowed) that decompresses to the
+	// raw content. The raw blob then does not travel in the table: each node makes it from that
+	// variant and checks it against Hash. Never with Chunks.
+	RawFrom string `json:"raw_from,omitempty"`
 }
 
 // Chunk is one piece of a chunked file.
@@ -56,6 +60,10 @@ type Chunk struct {
 type Variant struct {
 	Hash blobs.Hash `json:"hash"`
 	Size int64      `json:"size"`
+	// Level, when not zero, makes the variant derived: it does not travel in the table, and each
+	// node makes it from the raw content with a Deriver at this level. A node whose encoder makes
+	// other bytes (another version) does not serve it. Only zstd and gzip variants are derived.
+	Level int `json:"level,omitempty"`
 }
 
 // Redirect is one rule of a _redirects file (Netlify syntax):
@@ -81,7 +89,27 @@ type HeaderRule struct {
 
 // Blobs returns every blob a deploy needs, each once: the raw content (or its chunks) and the
 // variants of every file. An edge may serve a deploy only once it holds all of them.
-func (m *Manifest) Blobs() []blobs.Hash {
+func (m *Manifest) Blobs() []blobs.Hash { return m.blobs(false) }
+
+// TableBlobs returns the blobs of Blobs that travel in the table as blob objects: all but the
+// raw content of files with RawFrom and derived variants, which nodes make themselves.
+func (m *Manifest) TableBlobs() []blobs.Hash { return m.blobs(true) }
+
+// Derived reports whether a node makes blob h of the file itself (its raw content under
+// RawFrom, or a derived variant) rather than taking it from the table.
+func (f File) Derived(h blobs.Hash) bool {
+	if f.RawFrom != "" && h == f.Hash && len(f.Chunks) == 0 {
+		return true
+	}
+	for _, v := range f.Variants {
+		if v.Level != 0 && v.Hash == h {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *Manifest) blobs(tableOnly bool) []blobs.Hash {
 	seen := map[blobs.Hash]bool{}
 	var out []blobs.Hash
 	add := func(h blobs.Hash) {
@@ -95,11 +123,13 @@ func (m *Manifest) Blobs() []blobs.Hash {
 			for _, c := range f.Chunks {
 				add(c.Hash)
 			}
-		} else {
+		} else if !tableOnly || f.RawFrom == "" {
 			add(f.Hash)
 		}
 		for _, v := range f.Variants {
-			add(v.Hash)
+			if !tableOnly || v.Level == 0 {
+				add(v.Hash)
+			}
 		}
 	}
 	return out

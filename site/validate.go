@@ -110,8 +110,15 @@ func checkFile(f File, sizes map[blobs.Hash]int64) []string {
 			bad = append(bad, fmt.Sprintf("variant %s: size %d is not between 0 and the file's %d", enc, v.Size, f.Size))
 		case v.Hash == f.Hash:
 			bad = append(bad, fmt.Sprintf("variant %s is the raw content", enc))
+		case v.Level != 0 && !validLevel(enc, v.Level):
+			bad = append(bad, fmt.Sprintf("variant %s: level %d cannot be derived", enc, v.Level))
 		default:
 			note("variant "+enc, v.Hash, v.Size)
+		}
+	}
+	if f.RawFrom != "" {
+		if v, ok := f.Variants[f.RawFrom]; f.RawFrom != EncodingBrotli || !ok || v.Level != 0 || len(f.Chunks) > 0 {
+			bad = append(bad, fmt.Sprintf("raw content from %q: not a brotli variant that travels, of an unchunked file", truncate(f.RawFrom)))
 		}
 	}
 	return bad
