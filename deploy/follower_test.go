@@ -1,15 +1,18 @@
 package deploy
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/andybalholm/brotli"
 	"github.com/dt-cdn/dt/blobs"
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/internal/testnet"
@@ -385,6 +388,125 @@ func TestNestedManifestRef(t *testing.T) {
 		for h := range chunkObjects {
 			if f.cfg.Blobs.Has(h) {
 				return fmt.Errorf("chunk %s of the collected deploy still stored", h.Short())
+			}
+		}
+		return nil
+	})
+}
+
+// derivedFile builds a file that travels as its brotli variant alone (site.File.RawFrom) with
+// derived zstd and gzip variants, and returns it with the brotli blob's object.
+func derivedFile(t *testing.T, text string) (site.File, blobs.Hash, []byte) {
+	t.Helper()
+	raw := []byte(strings.Repeat(text, 200))
+	var buf bytes.Buffer
+	w := brotli.NewWriterLevel(&buf, 5)
+	w.Write(raw)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	br := buf.Bytes()
+	var d site.Deriver
+	defer d.Close()
+	f := site.File{Hash: blobs.Sum(raw), Size: int64(len(raw)), Type: "text/html; charset=utf-8", RawFrom: site.EncodingBrotli,
+		Variants: map[string]site.Variant{site.EncodingBrotli: {Hash: blobs.Sum(br), Size: int64(len(br))}}}
+	for coding, level := range map[string]int{site.EncodingZstd: 3, site.EncodingGzip: 6} {
+		b, err := d.Derive(coding, level, raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Variants[coding] = site.Variant{Hash: blobs.Sum(b), Size: int64(len(b)), Level: level}
+	}
+	obj, err := site.EncodeBlob(br)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, blobs.Sum(br), obj
+}
+
+// TestDerivedBlobs publishes files that travel as their brotli variants alone: the follower
+// makes their raw content and their zstd and gzip variants, switches, and leaves out (without
+// holding the switch) a variant whose bytes come out other than the manifest says, as another
+// encoder version would make them. When the deploy is collected, what was derived for it goes.
+func TestDerivedBlobs(t *testing.T) {
+	master, f, switches := network(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	index, indexBr, indexObj := derivedFile(t, "<p>derived on every node</p>\n")
+	about, aboutBr, aboutObj := derivedFile(t, "<p>about this site</p>\n")
+	mismatched := about.Variants[site.EncodingGzip]
+	mismatched.Hash = blobs.Sum([]byte("another encoder's bytes"))
+	about.Variants[site.EncodingGzip] = mismatched
+	m := &site.Manifest{Version: site.ManifestVersion, Created: time.Now().UTC().Truncate(time.Second),
+		Files: map[string]site.File{"/index.html": index, "/about.html": about}}
+	id, err := m.ID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The brotli blob first and the manifest after, as publishing writes them: the follower
+	// derives when the manifest arrives.
+	if err := master.Put(ctx, site.BlobKey(indexBr), indexObj); err != nil {
+		t.Fatal(err)
+	}
+	publishPointer(t, ctx, master, m, id)
+	wait.For(t, 10*time.Second, func() error {
+		if s := f.Status(); s.Target != id || s.MissingBlobs != 4 { // about's br, and what comes of it
+			return fmt.Errorf("status %+v, want 4 blobs missing", s)
+		}
+		return nil
+	})
+	// The second brotli blob after the manifest: the follower derives when it arrives.
+	if err := master.Put(ctx, site.BlobKey(aboutBr), aboutObj); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, 10*time.Second, func() error {
+		if got := switches(); len(got) != 1 || got[0] != id {
+			return fmt.Errorf("switches %v, status %+v", got, f.Status())
+		}
+		return nil
+	})
+	store := f.cfg.Blobs
+	for _, file := range []site.File{index, about} {
+		raw, err := store.ReadAll(file.Hash)
+		if err != nil || blobs.Sum(raw) != file.Hash {
+			t.Fatalf("raw content not derived: %v", err)
+		}
+	}
+	for name, v := range map[string]site.Variant{"index zstd": index.Variants[site.EncodingZstd], "index gzip": index.Variants[site.EncodingGzip], "about zstd": about.Variants[site.EncodingZstd]} {
+		if !store.Has(v.Hash) {
+			t.Errorf("%s variant not derived", name)
+		}
+	}
+	if store.Has(mismatched.Hash) {
+		t.Error("a variant that does not hash as the manifest says was stored")
+	}
+
+	// A new deploy; the first is collected, and what was derived for it goes with it.
+	m2, id2, objects2 := makeDeploy(t, 1)
+	for h, obj := range objects2 {
+		if err := master.Put(ctx, site.BlobKey(h), obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publishPointer(t, ctx, master, m2, id2)
+	wait.For(t, 10*time.Second, func() error {
+		if a, _ := f.Active(); a.ID != id2 {
+			return fmt.Errorf("active %v, want %v", a.ID, id2)
+		}
+		return nil
+	})
+	if err := master.Delete(ctx, site.DeployKey(id)); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []blobs.Hash{indexBr, aboutBr} {
+		if err := master.Delete(ctx, site.BlobKey(h)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wait.For(t, 10*time.Second, func() error {
+		for _, h := range m.Blobs() {
+			if store.Has(h) {
+				return fmt.Errorf("blob %s of the collected deploy still stored", h.Short())
 			}
 		}
 		return nil

@@ -280,3 +280,30 @@ func TestCompileRedirects(t *testing.T) {
 		t.Errorf("compileRedirects = %+v, want %+v", got, want)
 	}
 }
+
+// TestUnderivedVariantLeftOut: a derived variant (site.Variant.Level) that this node could not
+// make, so not on disk, does not fail the deploy: the file is served in its other codings. A
+// derived variant on disk is served like any other.
+func TestUnderivedVariantLeftOut(t *testing.T) {
+	body := htmlPage("derived", 4000)
+	files := map[string]*testFile{"/index.html": {body: body, typ: "text/html; charset=utf-8", codings: []string{"gzip"}}}
+	d := newDeploy(t, files, func(m *site.Manifest) {
+		f := m.Files["/index.html"]
+		gz := f.Variants["gzip"]
+		gz.Level = 6 // derived, and on disk
+		f.Variants["gzip"] = gz
+		f.Variants["zstd"] = site.Variant{Hash: blobs.Sum([]byte("never made here")), Size: 100, Level: 3}
+		m.Files["/index.html"] = f
+	}, SiteOptions{})
+	h := NewHandler(HandlerConfig{})
+	h.SetSite(d.site)
+	srv := startServer(t, h)
+	r := do(t, srv, "GET", "/", "Accept-Encoding: zstd")
+	if r.status != 200 || r.header.Get("Content-Encoding") != "" || !bytes.Equal(r.body, body) {
+		t.Errorf("zstd asked: %d, Content-Encoding %q, %d bytes", r.status, r.header.Get("Content-Encoding"), len(r.body))
+	}
+	r = do(t, srv, "GET", "/", "Accept-Encoding: zstd, gzip;q=0.5")
+	if r.status != 200 || r.header.Get("Content-Encoding") != "gzip" || !bytes.Equal(r.body, files["/index.html"].variants["gzip"]) {
+		t.Errorf("zstd or gzip asked: %d, Content-Encoding %q", r.status, r.header.Get("Content-Encoding"))
+	}
+}

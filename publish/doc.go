@@ -29,7 +29,11 @@
 // Files of [ChunkThreshold] bytes or more are split into chunks by FastCDC over their raw bytes
 // (github.com/jotfs/fastcdc-go): 256 KiB to 4 MiB, 1 MiB on average. Text, JavaScript, JSON,
 // SVG, XML, wasm and uncompressed fonts are precompressed into br (andybalholm/brotli), zstd and
-// gzip (klauspost/compress); a variant is kept only when at least 5% smaller. How hard is a
+// gzip (klauspost/compress); a variant is kept only when at least 5% smaller. A file below
+// [ChunkThreshold] with a brotli variant travels as that variant alone: its raw content
+// (site.File.RawFrom) and its zstd and gzip variants (site.Variant.Level, made with a
+// site.Deriver) are made again on every node and checked against the manifest's hashes, so a
+// changed text file costs its brotli bytes on the wire. How hard is a
 // [Compression]: the best levels (brotli 11) for sites up to [AutoBestMax], fast ones above,
 // unless ScanOptions.Compression says otherwise.
 //
