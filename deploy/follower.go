@@ -12,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -90,6 +92,11 @@ type Follower struct {
 	// version): this node does without them. Guarded by mu.
 	derive      site.Deriver
 	underivable map[blobs.Hash]bool
+	// sources maps each brotli blob of the target's files under RawFrom to those files' paths,
+	// built once per target (sourcesFor), so each arriving blob finds its files at once. Guarded
+	// by mu.
+	sources    map[blobs.Hash][]string
+	sourcesFor site.DeployID
 }
 
 // New returns a follower.
@@ -149,9 +156,20 @@ func (f *Follower) added(key string, body []byte) error {
 		delete(f.targetMissing, h)
 		if len(f.targetMissing) > 0 {
 			if m := f.manifests[f.targetMissingFor]; m != nil {
-				for _, made := range f.deriveLocked(m, h) {
-					waited = waited || f.targetMissing[made]
-					delete(f.targetMissing, made)
+				if f.sourcesFor != f.targetMissingFor {
+					f.sources, f.sourcesFor = map[blobs.Hash][]string{}, f.targetMissingFor
+					for path, file := range m.Files {
+						if file.RawFrom != "" {
+							src := file.Variants[file.RawFrom].Hash
+							f.sources[src] = append(f.sources[src], path)
+						}
+					}
+				}
+				if paths := f.sources[h]; len(paths) > 0 {
+					for _, made := range f.deriveLocked(m, paths) {
+						waited = waited || f.targetMissing[made]
+						delete(f.targetMissing, made)
+					}
 				}
 			}
 		}
@@ -314,7 +332,7 @@ func (f *Follower) evaluateLocked() *Active {
 		return nil
 	}
 	if f.targetMissingFor != f.target {
-		f.deriveLocked(m, blobs.Hash{}) // sources already on disk (a rollback, or the manifest last)
+		f.deriveLocked(m, nil) // sources already on disk (a rollback, or the manifest last)
 		f.targetMissing, f.targetMissingFor = f.missingLocked(m.Blobs()), f.target
 	}
 	if f.missing = len(f.targetMissing); f.missing > 0 {
@@ -345,21 +363,22 @@ func (f *Follower) missingLocked(hs []blobs.Hash) map[blobs.Hash]bool {
 	return missing
 }
 
-// deriveLocked makes what this node derives for the files of m whose brotli variant is source
-// (every such file when source is zero) and whose source is on disk: the raw content (RawFrom),
-// checked against the file's hash, and the derived variants, kept only when they hash as m
-// says. It returns the blobs it stored. A source that does not decompress to its file is logged
-// and left: the deploy waits, as for a missing blob.
-func (f *Follower) deriveLocked(m *site.Manifest, source blobs.Hash) []blobs.Hash {
+// deriveLocked makes what this node derives for the given files of m (every file when paths is
+// nil) whose brotli variant is on disk: the raw content (RawFrom), checked against the file's
+// hash, and the derived variants, kept only when they hash as m says. It returns the blobs it
+// stored, and the variants it found it cannot make. A brotli variant that does not decompress
+// to its file is logged and left: the deploy waits, as for a missing blob.
+func (f *Follower) deriveLocked(m *site.Manifest, paths []string) []blobs.Hash {
+	if paths == nil {
+		paths = slices.Collect(maps.Keys(m.Files))
+	}
 	var made []blobs.Hash
-	for path, file := range m.Files {
+	for _, path := range paths {
+		file := m.Files[path]
 		if file.RawFrom == "" {
 			continue
 		}
 		src := file.Variants[file.RawFrom].Hash
-		if !source.IsZero() && src != source {
-			continue
-		}
 		var todo []string // derived codings not on disk
 		for coding, v := range file.Variants {
 			if v.Level != 0 && !f.underivable[v.Hash] && !f.cfg.Blobs.Has(v.Hash) {
