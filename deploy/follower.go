@@ -331,16 +331,20 @@ func (f *Follower) evaluateLocked() *Active {
 		f.missing = -1 // the manifest itself has not arrived
 		return nil
 	}
+	news, newFiles := f.newSinceActiveLocked(m)
 	if f.targetMissingFor != f.target {
-		f.deriveLocked(m, nil) // sources already on disk (a rollback, or the manifest last)
-		f.targetMissing, f.targetMissingFor = f.missingLocked(m.Blobs()), f.target
+		// Sources already on disk (a rollback, or the manifest last).
+		if len(newFiles) > 0 {
+			f.deriveLocked(m, newFiles)
+		}
+		f.targetMissing, f.targetMissingFor = f.missingLocked(news), f.target
 	}
 	if f.missing = len(f.targetMissing); f.missing > 0 {
 		return nil
 	}
 	// Every blob arrived: look once more at the disk, in case one went meanwhile (deleted by
 	// hand, say), before visitors are sent to it.
-	if again := f.missingLocked(m.Blobs()); len(again) > 0 {
+	if again := f.missingLocked(news); len(again) > 0 {
 		f.targetMissing, f.missing = again, len(again)
 		return nil
 	}
@@ -350,6 +354,32 @@ func (f *Follower) evaluateLocked() *Active {
 	f.needed = nil
 	f.log.Info("Deploy active", slog.Any("deploy", a.ID), slog.Int("files", len(m.Files)))
 	return &a
+}
+
+// newSinceActiveLocked returns the blobs of m that the active deploy does not name, and the
+// paths of m's files whose content is not the same file in the active deploy. The active
+// deploy's blobs are on disk (they were when it became active, and nothing collects what it
+// needs), so only the others need a look at the disk: a deploy that changes a few files of a
+// large site costs a few looks, not one per blob. With no active deploy, every blob and file.
+func (f *Follower) newSinceActiveLocked(m *site.Manifest) (news []blobs.Hash, paths []string) {
+	if f.active == nil {
+		return m.Blobs(), slices.Collect(maps.Keys(m.Files))
+	}
+	have := map[blobs.Hash]bool{}
+	for _, h := range f.active.Manifest.Blobs() {
+		have[h] = true
+	}
+	for _, h := range m.Blobs() {
+		if !have[h] {
+			news = append(news, h)
+		}
+	}
+	for path, file := range m.Files {
+		if old, ok := f.active.Manifest.Files[path]; !ok || old.Hash != file.Hash || old.RawFrom != file.RawFrom || !maps.Equal(old.Variants, file.Variants) {
+			paths = append(paths, path)
+		}
+	}
+	return news, paths
 }
 
 // missingLocked returns the blobs of hs that are not on disk.

@@ -179,7 +179,7 @@ func NewSite(id site.DeployID, m *site.Manifest, src BlobSource, opts SiteOption
 		}
 		files[p] = f
 	}
-	s.dropUnderived(files)
+	s.dropUnderived(files, opts.Previous)
 	if err := s.loadBlobs(files, paths, opts); err != nil {
 		return nil, err
 	}
@@ -276,13 +276,17 @@ func setRepHeaders(r *rep, h blobs.Hash) {
 
 // dropUnderived leaves out the derived variants that are not on disk: made with another encoder
 // version, their bytes did not match the manifest, so this node serves the file's other codings.
-func (s *Site) dropUnderived(files map[string]*file) {
+// Those the previous Site holds in memory were read and verified then: they need no look.
+func (s *Site) dropUnderived(files map[string]*file, prev *Site) {
 	for _, f := range files {
 		if f == nil {
 			continue
 		}
 		for c, r := range f.reps {
-			if r != nil && r.derived && s.checkBlob(r.parts[0]) != nil {
+			if r == nil || !r.derived || (prev != nil && prev.memory[r.hash] != nil) {
+				continue
+			}
+			if s.checkBlob(r.parts[0]) != nil {
 				f.reps[c] = nil
 			}
 		}
