@@ -368,19 +368,7 @@ func TestNestedManifestRef(t *testing.T) {
 		}
 	}
 	// A new deploy replaces it; then the old one is collected.
-	m2, id2, objects2 := makeDeploy(t, 1)
-	for h, obj := range objects2 {
-		if err := master.Put(ctx, site.BlobKey(h), obj); err != nil {
-			t.Fatal(err)
-		}
-	}
-	publishPointer(t, ctx, master, m2, id2)
-	wait.For(t, 10*time.Second, func() error {
-		if a, _ := f.Active(); a.ID != id2 {
-			return fmt.Errorf("active %v, want %v", a.ID, id2)
-		}
-		return nil
-	})
+	replaceDeploy(t, ctx, master, f)
 	if err := master.Delete(ctx, site.DeployKey(id)); err != nil {
 		t.Fatal(err)
 	}
@@ -389,6 +377,24 @@ func TestNestedManifestRef(t *testing.T) {
 			if f.cfg.Blobs.Has(h) {
 				return fmt.Errorf("chunk %s of the collected deploy still stored", h.Short())
 			}
+		}
+		return nil
+	})
+}
+
+// replaceDeploy publishes a new one-file deploy, blobs first, and waits until f serves it.
+func replaceDeploy(t *testing.T, ctx context.Context, master *dt.Node, f *Follower) {
+	t.Helper()
+	m, id, objects := makeDeploy(t, 1)
+	for h, obj := range objects {
+		if err := master.Put(ctx, site.BlobKey(h), obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publishPointer(t, ctx, master, m, id)
+	wait.For(t, 10*time.Second, func() error {
+		if a, _ := f.Active(); a.ID != id {
+			return fmt.Errorf("active %v, want %v", a.ID, id)
 		}
 		return nil
 	})
@@ -482,19 +488,7 @@ func TestDerivedBlobs(t *testing.T) {
 	}
 
 	// A new deploy; the first is collected, and what was derived for it goes with it.
-	m2, id2, objects2 := makeDeploy(t, 1)
-	for h, obj := range objects2 {
-		if err := master.Put(ctx, site.BlobKey(h), obj); err != nil {
-			t.Fatal(err)
-		}
-	}
-	publishPointer(t, ctx, master, m2, id2)
-	wait.For(t, 10*time.Second, func() error {
-		if a, _ := f.Active(); a.ID != id2 {
-			return fmt.Errorf("active %v, want %v", a.ID, id2)
-		}
-		return nil
-	})
+	replaceDeploy(t, ctx, master, f)
 	if err := master.Delete(ctx, site.DeployKey(id)); err != nil {
 		t.Fatal(err)
 	}
