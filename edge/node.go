@@ -54,6 +54,8 @@ type NodeConfig struct {
 	CertExpiry func() time.Time
 	// Version is the software version reported in heartbeats.
 	Version string
+	// Name is what the operator calls the edge, reported in heartbeats for dashboards. Optional.
+	Name string
 	// Registerer receives the edge's metrics (requests by status and encoding, bytes, latency).
 	// Nil: none.
 	Registerer prometheus.Registerer
@@ -218,7 +220,7 @@ func (e *Node) Run(ctx context.Context) {
 
 // report fills a heartbeat.
 func (e *Node) report(h *heartbeat.Heartbeat) {
-	h.Version = e.cfg.Version
+	h.Version, h.Name = e.cfg.Version, e.cfg.Name
 	h.PublicURL = e.cfg.PublicURL
 	h.IPv4, h.IPv6 = e.cfg.IPv4, e.cfg.IPv6
 	if !h.IPv4.IsValid() && !h.IPv6.IsValid() {

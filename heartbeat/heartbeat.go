@@ -15,6 +15,8 @@ import (
 	"net/netip"
 	"net/url"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Type is the value of the "type" field that marks a dt message as a heartbeat.
@@ -34,6 +36,9 @@ type Heartbeat struct {
 	Seq     uint64 `json:"seq"`  // increases by one per heartbeat of a process; restarts at 1
 	Time    int64  `json:"time"` // Unix milliseconds at the edge
 	Version string `json:"version,omitempty"`
+	// Name is what the operator calls the edge ("ams-1"), for people reading dashboards; empty:
+	// none given.
+	Name string `json:"name,omitempty"`
 
 	// PublicURL is where visitors reach this edge ("https://e1.example.com").
 	PublicURL string     `json:"url"`
@@ -160,10 +165,29 @@ func (h *Heartbeat) validate() error {
 	if h.Objects < 0 || h.Bytes < 0 {
 		return bad("negative counts")
 	}
-	if len(h.Deploy) > 128 || len(h.Version) > 64 {
+	if len(h.Deploy) > 128 || len(h.Version) > 64 || len(h.Name) > maxNameLen {
 		return bad("field too long")
 	}
+	if !printable(h.Name) || !printable(h.Version) {
+		return bad("name or version with control characters")
+	}
 	return nil
+}
+
+// maxNameLen bounds Heartbeat.Name.
+const maxNameLen = 64
+
+// printable reports whether s is valid UTF-8 without control characters: it is shown to people.
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
 }
 
 func finite(vs ...float64) bool {

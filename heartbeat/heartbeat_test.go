@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math"
 	"net/netip"
+	"strings"
 	"testing"
 )
 
@@ -118,4 +119,30 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("not stable:\n%s\n%s", x, y)
 		}
 	})
+}
+
+// TestNameValidated: an edge's name is shown to people: bounded, valid UTF-8, no control
+// characters.
+func TestNameValidated(t *testing.T) {
+	base := Heartbeat{Type: Type, V: Version, Seq: 1, Time: 1, PublicURL: "https://e1.example.com"}
+	for name, ok := range map[string]bool{
+		"":                        true,
+		"ams-1":                   true,
+		"Zürich Ost":              true,
+		strings.Repeat("x", 64):   true,
+		strings.Repeat("x", 65):   false,
+		"bell\a":                  false,
+		"line\nbreak":             false,
+		string([]byte{0xff, 'a'}): false,
+	} {
+		h := base
+		h.Name = name
+		b, err := Encode(h)
+		if err == nil {
+			_, err = Decode(b)
+		}
+		if (err == nil) != ok {
+			t.Errorf("name %q: %v, want ok=%v", name, err, ok)
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"cmp"
 	"net/url"
 	"time"
 
@@ -34,7 +35,7 @@ type RedirectorInfo struct {
 // Edge is one row of the page: an edge as the redirector sees it.
 type Edge struct {
 	Node string `json:"node"` // the node id, from the signed heartbeat
-	Name string `json:"name"` // the host of URL
+	Name string `json:"name"` // the edge's name (dt edge --name), else the host of URL
 	URL  string `json:"url"`  // where visitors reach it
 
 	State  string    `json:"state"`            // alive, suspect or dead
@@ -96,7 +97,7 @@ func snapshot(now time.Time, st redirector.Status, deploys []Deploy) Snapshot {
 func edgeRow(e redirector.EdgeStatus, current string) Edge {
 	h := e.Last
 	row := Edge{
-		Node: e.Node, Name: hostOf(h.PublicURL), URL: h.PublicURL,
+		Node: e.Node, Name: cmp.Or(h.Name, hostOf(h.PublicURL)), URL: h.PublicURL,
 		State: e.State.String(), Reason: e.Reason, Since: e.Since,
 		Eligible: e.Eligible, Excluded: e.Excluded,
 		Location: h.Location, Map: project(h.Location),

@@ -167,7 +167,7 @@ func (d *demo) run(ctx context.Context, env *Env, siteDir string) error {
 		}
 		d.stores = append(d.stores, store)
 		loc := de.loc
-		e, err := edge.NewNode(edge.NodeConfig{Node: n, Blobs: store, PublicURL: url, IPv4: mustAddr("127.0.0.1"),
+		e, err := edge.NewNode(edge.NodeConfig{Node: n, Blobs: store, PublicURL: url, IPv4: mustAddr("127.0.0.1"), Name: de.name,
 			Location: &loc, Logger: d.log.With("edge", de.name)})
 		if err != nil {
 			ln.Close()

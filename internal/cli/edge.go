@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/dt-cdn/dt/blobs"
 	"github.com/dt-cdn/dt/dt"
@@ -28,6 +29,7 @@ import (
 type edgeFlags struct {
 	servingFlags
 	publicURL string
+	name      string
 	location  string
 	geoip     string
 	publicIPs stringList
@@ -51,6 +53,7 @@ func runEdge(ctx context.Context, args []string, env *Env) error {
 	nf.register(fs)
 	ef.servingFlags.register(fs, "serve HTTP on `ADDR` (ACME challenges and redirects with --domain; the site without)")
 	fs.StringVar(&ef.publicURL, "public-url", "", "the `URL` visitors reach this edge at (default: from --domain or the listeners)")
+	fs.StringVar(&ef.name, "name", "", "call the edge `NAME` in heartbeats and on the dashboard (default: its public URL's host)")
 	fs.StringVar(&ef.location, "location", "", "the edge's location `LAT,LON` (default: its public address looked up in --geoip)")
 	fs.StringVar(&ef.geoip, "geoip", "", "MaxMind-format `FILE.mmdb` to locate the edge by its public address")
 	fs.Var(&ef.publicIPs, "public-ip", "the edge's public `ADDR` (IPv4 and/or IPv6); repeatable (default: the addresses its dt peers see it at, when public)")
@@ -65,7 +68,10 @@ func runEdge(ctx context.Context, args []string, env *Env) error {
 	if ef.drainWait == 0 {
 		ef.drainWait = 2 * ef.heartbeat
 	}
-	cfg := edge.NodeConfig{HeartbeatInterval: ef.heartbeat, Version: softwareVersion()}
+	if len(ef.name) > 64 || strings.IndexFunc(ef.name, unicode.IsControl) >= 0 {
+		return fs.usageErrorf("--name: at most 64 characters, none of them control characters")
+	}
+	cfg := edge.NodeConfig{HeartbeatInterval: ef.heartbeat, Version: softwareVersion(), Name: ef.name}
 	for _, s := range ef.publicIPs {
 		ip, err := netip.ParseAddr(s)
 		if err != nil {

@@ -39,7 +39,7 @@ func TestRedirectorDashboard(t *testing.T) {
 	}()
 	go func() {
 		edgeDone <- Run(ctx, []string{"edge", "--keys", keys, "--data", t.TempDir(), "--peer", peer.addr, "--local",
-			"--http", freeAddr(t), "--location", "52.37,4.90", "--heartbeat-interval", "200ms", "--drain-wait", "200ms"},
+			"--http", freeAddr(t), "--location", "52.37,4.90", "--name", "ams-1", "--heartbeat-interval", "200ms", "--drain-wait", "200ms"},
 			&Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: &errOut})
 	}()
 	dir := t.TempDir()
@@ -74,6 +74,9 @@ func TestRedirectorDashboard(t *testing.T) {
 	})
 	if l := snap.Edges[0].Location; l == nil || l.Lat != 52.37 || l.Lon != 4.9 {
 		t.Errorf("edge location %+v", l)
+	}
+	if name := snap.Edges[0].Name; name != "ams-1" {
+		t.Errorf("edge name %q, want the --name given", name)
 	}
 	for path, want := range map[string]string{
 		"/":                     `<svg id="map"`,
