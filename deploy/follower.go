@@ -84,6 +84,7 @@ type Follower struct {
 	refMissing       map[site.DeployID]map[blobs.Hash]bool
 	targetMissing    map[blobs.Hash]bool
 	targetMissingFor site.DeployID
+	targetNew        []blobs.Hash // the target's blobs the active deploy does not name
 	// needed is every blob a kept manifest, ref or the active deploy names, built on demand
 	// and dropped (nil) whenever one of those changes. Guarded by mu.
 	needed map[blobs.Hash]bool
@@ -320,7 +321,7 @@ func (f *Follower) neededLocked(h blobs.Hash) bool {
 // the new active deploy when it switched.
 func (f *Follower) evaluateLocked() *Active {
 	if f.targetMissingFor != f.target {
-		f.targetMissing, f.targetMissingFor = nil, site.DeployID{}
+		f.targetMissing, f.targetMissingFor, f.targetNew = nil, site.DeployID{}, nil
 	}
 	if f.target.IsZero() || (f.active != nil && f.active.ID == f.target) {
 		f.missing = 0
@@ -331,24 +332,24 @@ func (f *Follower) evaluateLocked() *Active {
 		f.missing = -1 // the manifest itself has not arrived
 		return nil
 	}
-	news, newFiles := f.newSinceActiveLocked(m)
 	if f.targetMissingFor != f.target {
+		news, newFiles := f.newSinceActiveLocked(m)
 		// Sources already on disk (a rollback, or the manifest last).
 		if len(newFiles) > 0 {
 			f.deriveLocked(m, newFiles)
 		}
-		f.targetMissing, f.targetMissingFor = f.missingLocked(news), f.target
+		f.targetMissing, f.targetMissingFor, f.targetNew = f.missingLocked(news), f.target, news
 	}
 	if f.missing = len(f.targetMissing); f.missing > 0 {
 		return nil
 	}
 	// Every blob arrived: look once more at the disk, in case one went meanwhile (deleted by
 	// hand, say), before visitors are sent to it.
-	if again := f.missingLocked(news); len(again) > 0 {
+	if again := f.missingLocked(f.targetNew); len(again) > 0 {
 		f.targetMissing, f.missing = again, len(again)
 		return nil
 	}
-	f.targetMissing, f.targetMissingFor = nil, site.DeployID{}
+	f.targetMissing, f.targetMissingFor, f.targetNew = nil, site.DeployID{}, nil
 	a := Active{ID: f.target, Manifest: m, Since: f.cfg.Now()}
 	f.active = &a
 	f.needed = nil
