@@ -59,6 +59,11 @@ func (s *scanner) processFile(ctx context.Context, enc *encoders, e entry) (_ fi
 	whole := sha256.New()
 	sinks := []io.Writer{whole}
 	var vws []*variantWriter
+	defer func() {
+		if vws != nil { // a failure before finishVariants: drop what was compressed
+			discardVariants(vws)
+		}
+	}()
 	wantVariants := size > 0 && size <= s.opts.MaxCompressSize && compressible(typ)
 	// With a previous deploy to reuse variants from, hash first and compress only content that
 	// is new (a second read); without, hash and compress in one pass.
@@ -76,11 +81,6 @@ func (s *scanner) processFile(ctx context.Context, enc *encoders, e entry) (_ fi
 		if vws, err = enc.startVariants(size, derive, s.tempFile); err != nil {
 			return fileResult{}, err
 		}
-		defer func() {
-			if vws != nil {
-				discardVariants(vws)
-			}
-		}()
 		for _, vw := range vws {
 			sinks = append(sinks, vw.enc)
 		}
