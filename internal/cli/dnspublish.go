@@ -19,6 +19,7 @@ func runDNSPublish(ctx context.Context, args []string, env *Env) error {
 		origin string
 		dryRun bool
 		remove string
+		cache  string
 	)
 	fs := newFlagSet(env, "dns-publish", "dt dns-publish --keys DIR --peer ADDR [--origin NAME] [--dry-run] [--timeout 30s] ZONEFILE\n"+
 		"       dt dns-publish --keys DIR --peer ADDR --remove-zone NAME [--dry-run]",
@@ -32,6 +33,7 @@ func runDNSPublish(ctx context.Context, args []string, env *Env) error {
 	fs.StringVar(&origin, "origin", "", "the zone's `NAME`, for relative names before any $ORIGIN (default: the file's $ORIGIN)")
 	fs.BoolVar(&dryRun, "dry-run", false, "print what would change; write nothing")
 	fs.StringVar(&remove, "remove-zone", "", "remove the zone `NAME` and every record in it, instead of publishing a file")
+	fs.StringVar(&cache, "cache-dir", defaultCacheDir(), "keep a copy of the table (records, no file data) in `DIR` between runs, shared with dt publish; empty: none")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -46,7 +48,7 @@ func runDNSPublish(ctx context.Context, args []string, env *Env) error {
 		if err := f.check(fs); err != nil {
 			return err
 		}
-		return removeZone(ctx, env, &f, apex, dryRun)
+		return removeZone(ctx, env, &f, apex, dryRun, cache)
 	}
 	if err := fs.wantArgs(1, "ZONEFILE"); err != nil {
 		return err
@@ -66,7 +68,7 @@ func runDNSPublish(ctx context.Context, args []string, env *Env) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	t, err := openTransientWith(env, &f, transientOptions{master: true, lazy: true})
+	t, err := openTransientWith(env, &f, transientOptions{master: true, lazy: true, cacheDir: cache})
 	if err != nil {
 		return err
 	}
@@ -111,10 +113,10 @@ func runDNSPublish(ctx context.Context, args []string, env *Env) error {
 
 // removeZone deletes every RRset of the zone apex, its SOA first: DNS nodes serve a zone only while
 // its apex has a SOA, so they stop answering for it with the first removal they apply.
-func removeZone(ctx context.Context, env *Env, f *clientFlags, apex string, dryRun bool) error {
+func removeZone(ctx context.Context, env *Env, f *clientFlags, apex string, dryRun bool, cache string) error {
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	t, err := openTransientWith(env, f, transientOptions{master: true, lazy: true})
+	t, err := openTransientWith(env, f, transientOptions{master: true, lazy: true, cacheDir: cache})
 	if err != nil {
 		return err
 	}

@@ -2,9 +2,12 @@ package cli
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -69,6 +72,10 @@ type transientOptions struct {
 	lazy bool
 	// event sees every event, on the event goroutine.
 	event func(dt.Event)
+	// cacheDir, when set, keeps the node's copy of the table between runs, as dt publish does
+	// (under a directory per network), so a run syncs only what changed since the last. When
+	// another run holds it, a temporary directory serves instead.
+	cacheDir string
 }
 
 func openTransientWith(env *Env, f *clientFlags, o transientOptions) (*transient, error) {
@@ -81,19 +88,31 @@ func openTransientWith(env *Env, f *clientFlags, o transientOptions) (*transient
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "dt-client-*")
-	if err != nil {
-		return nil, fmt.Errorf("temporary data directory: %w", err)
-	}
 	cfg := dt.LocalConfig() // fast redials: the command is short and waits on its first link
-	cfg.Keys, cfg.Master, cfg.DataDir, cfg.Peers, cfg.Logger = keys, master, dir, f.peers, log
-	// The data dies with the command, so fsync would buy nothing.
+	cfg.Keys, cfg.Master, cfg.Peers, cfg.Logger = keys, master, f.peers, log
+	// The data is a copy of the peers' (or dies with the command): fsync would buy nothing.
 	cfg.NoSync = true
 	cfg.LazyBodies = o.lazy
-	n, err := dt.Open(cfg)
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, err
+	var (
+		n   *dt.Node
+		dir string // removed at close; empty for the cache
+	)
+	if o.cacheDir != "" {
+		table := keys.Network.TableID()
+		cfg.DataDir = filepath.Join(o.cacheDir, hex.EncodeToString(table[:]))
+		if n, err = dt.Open(cfg); err != nil {
+			log.Info("Cache unusable; using a temporary one", slog.Any("err", err))
+		}
+	}
+	if n == nil {
+		if dir, err = os.MkdirTemp("", "dt-client-*"); err != nil {
+			return nil, fmt.Errorf("temporary data directory: %w", err)
+		}
+		cfg.DataDir = dir
+		if n, err = dt.Open(cfg); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
 	}
 	t := &transient{n: n, dir: dir}
 	t.wg.Go(func() {
@@ -127,8 +146,10 @@ func (t *transient) close() error {
 	t.closeOnce.Do(func() {
 		err := t.n.Close()
 		t.wg.Wait()
-		if rerr := os.RemoveAll(t.dir); rerr != nil {
-			err = errors.Join(err, fmt.Errorf("remove temporary data: %w", rerr))
+		if t.dir != "" {
+			if rerr := os.RemoveAll(t.dir); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("remove temporary data: %w", rerr))
+			}
 		}
 		t.closeErr = err
 	})

@@ -105,7 +105,7 @@ func TestGeoDNSFollowsLiveness(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out, errOut strings.Builder
-	if code := cli.Run(context.Background(), []string{"dns-publish", "--keys", keysDir, "--peer", peer, zoneFile},
+	if code := cli.Run(context.Background(), []string{"dns-publish", "--keys", keysDir, "--peer", peer, "--cache-dir", t.TempDir(), zoneFile},
 		&cli.Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errOut}); code != 0 {
 		t.Fatalf("dns-publish: %d %s%s", code, out.String(), errOut.String())
 	}
