@@ -62,55 +62,22 @@ func checkPreconditions(h http.Header, v validators) int {
 }
 
 // checkIfMatch: true if the field is "*" or lists the current ETag, by strong comparison
-// (RFC 9110 §13.1.1). A weak tag never matches strongly.
+// (RFC 9110 §13.1.1). A weak tag never matches strongly. "*" matches: this is only called for a
+// current representation.
 func checkIfMatch(h http.Header, v validators) condResult {
-	lines := h[hIfMatch]
-	if len(lines) == 0 {
-		return condNone
-	}
-	for _, line := range lines {
-		for s := line; ; {
-			s = trimListSeparators(s)
-			if s == "" {
-				break
-			}
-			if s[0] == '*' {
-				return condTrue // the file exists: this is only called for a current representation
-			}
-			tag, weak, rest, ok := scanETag(s)
-			if !ok {
-				break // an unparsable list matches nothing further
-			}
-			if !weak && tag == v.etag {
-				return condTrue
-			}
-			s = rest
-		}
-	}
-	return condFalse
-}
-
-// checkIfUnmodifiedSince: false if the representation changed after the date (RFC 9110
-// §13.1.4). An invalid date, or no known modification time, makes the field ignored.
-func checkIfUnmodifiedSince(h http.Header, v validators) condResult {
-	lines := h[hIfUnmodifiedSince]
-	if len(lines) == 0 || !v.hasMod {
-		return condNone
-	}
-	t, err := http.ParseTime(lines[0])
-	if err != nil {
-		return condNone
-	}
-	if v.modTime <= t.Unix() {
-		return condTrue
-	}
-	return condFalse
+	return tagListMatches(h[hIfMatch], v.etag, true, condTrue, condFalse)
 }
 
 // checkIfNoneMatch: false if the field is "*" or lists the current ETag, by weak comparison
 // (RFC 9110 §13.1.2): W/"x" matches "x", as a cache revalidating a weakened copy expects.
 func checkIfNoneMatch(h http.Header, v validators) condResult {
-	lines := h[hIfNoneMatch]
+	return tagListMatches(h[hIfNoneMatch], v.etag, false, condFalse, condTrue)
+}
+
+// tagListMatches evaluates an entity-tag list field: condNone when absent, match when it holds
+// "*" or etag (a weak tag counts only when !strong), otherwise noMatch. An unparsable list
+// matches nothing from the point it stops parsing.
+func tagListMatches(lines []string, etag string, strong bool, match, noMatch condResult) condResult {
 	if len(lines) == 0 {
 		return condNone
 	}
@@ -121,25 +88,37 @@ func checkIfNoneMatch(h http.Header, v validators) condResult {
 				break
 			}
 			if s[0] == '*' {
-				return condFalse
+				return match
 			}
-			tag, _, rest, ok := scanETag(s)
+			tag, weak, rest, ok := scanETag(s)
 			if !ok {
 				break
 			}
-			if tag == v.etag {
-				return condFalse
+			if tag == etag && !(strong && weak) {
+				return match
 			}
 			s = rest
 		}
 	}
-	return condTrue
+	return noMatch
+}
+
+// checkIfUnmodifiedSince: false if the representation changed after the date (RFC 9110
+// §13.1.4). An invalid date, or no known modification time, makes the field ignored.
+func checkIfUnmodifiedSince(h http.Header, v validators) condResult {
+	return unchangedSince(h[hIfUnmodifiedSince], v, condTrue, condFalse)
 }
 
 // checkIfModifiedSince: false if the representation has not changed since the date (RFC 9110
 // §13.1.3). It is evaluated only when If-None-Match is absent; an invalid date is ignored.
 func checkIfModifiedSince(h http.Header, v validators) condResult {
-	lines := h[hIfModifiedSince]
+	return unchangedSince(h[hIfModifiedSince], v, condFalse, condTrue)
+}
+
+// unchangedSince evaluates a date field: condNone when absent, invalid or without a known
+// modification time, unchanged when the representation was last modified at or before the
+// date, otherwise changed.
+func unchangedSince(lines []string, v validators, unchanged, changed condResult) condResult {
 	if len(lines) == 0 || !v.hasMod {
 		return condNone
 	}
@@ -148,9 +127,9 @@ func checkIfModifiedSince(h http.Header, v validators) condResult {
 		return condNone
 	}
 	if v.modTime <= t.Unix() {
-		return condFalse
+		return unchanged
 	}
-	return condTrue
+	return changed
 }
 
 // checkIfRange: true if the Range field applies (RFC 9110 §13.1.5): the field's entity-tag
