@@ -195,16 +195,23 @@ func TestSwitchOnlyWhenEveryBlobIsHere(t *testing.T) {
 	}
 }
 
-func TestRejectsForgedBlobObject(t *testing.T) {
+// newFollower returns a follower on a store of its own, fed by hand through Handle.
+func newFollower(t *testing.T) (*Follower, *blobs.Store) {
+	t.Helper()
 	store, err := blobs.Open(t.TempDir(), blobs.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
+	t.Cleanup(func() { store.Close() })
 	f, err := New(Config{Blobs: store})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return f, store
+}
+
+func TestRejectsForgedBlobObject(t *testing.T) {
+	f, store := newFollower(t)
 	obj, _ := site.EncodeBlob([]byte("real content"))
 	other := blobs.Sum([]byte("claimed content"))
 	if err := f.Handle(dt.Event{Type: dt.EventObjectAdded, Key: site.BlobKey(other), Object: obj}); err == nil {
@@ -218,15 +225,7 @@ func TestRejectsForgedBlobObject(t *testing.T) {
 // TestBlobRemovedBeforeItsManifest: records from one peer can be applied out of order, so a
 // blob's removal may arrive while its manifest is still kept; the blob goes with the manifest.
 func TestBlobRemovedBeforeItsManifest(t *testing.T) {
-	store, err := blobs.Open(t.TempDir(), blobs.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	f, err := New(Config{Blobs: store})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, store := newFollower(t)
 	add := func(key string, body []byte) {
 		t.Helper()
 		if err := f.Handle(dt.Event{Type: dt.EventObjectAdded, Key: key, Object: body}); err != nil {
