@@ -88,21 +88,7 @@ func TestNodeServesPublishedDeployAndReports(t *testing.T) {
 	}
 
 	page := []byte("<h1>hello from dt</h1>")
-	h := blobs.Sum(page)
-	m := &site.Manifest{Version: site.ManifestVersion, Created: time.Unix(1_700_000_000, 0).UTC(),
-		Files: map[string]site.File{"/index.html": {Hash: h, Size: int64(len(page)), Type: "text/html; charset=utf-8"}}}
-	id, err := m.ID()
-	if err != nil {
-		t.Fatal(err)
-	}
-	obj, _ := site.EncodeBlob(page)
-	body, _ := m.Marshal()
-	cur, _ := site.Current{Deploy: id, Time: time.Now()}.Marshal()
-	pctx, pcancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer pcancel()
-	if err := master.PutMany(pctx, []string{site.BlobKey(h), site.DeployKey(id), site.CurrentKey}, [][]byte{obj, body, cur}); err != nil {
-		t.Fatal(err)
-	}
+	id := publishPage(t, master, page, int64(len(page)), time.Unix(1_700_000_000, 0).UTC())
 	wait.For(t, 10*time.Second, func() error {
 		if code, b := get("/"); code != 200 || b != string(page) {
 			return fmt.Errorf("GET / = %d %q", code, b)
@@ -205,22 +191,7 @@ func TestNodeReportsTheDeployItServes(t *testing.T) {
 		return resp.StatusCode, string(b)
 	}
 	publish := func(page []byte, size int64) site.DeployID {
-		h := blobs.Sum(page)
-		m := &site.Manifest{Version: site.ManifestVersion, Created: time.Now().UTC().Truncate(time.Second),
-			Files: map[string]site.File{"/index.html": {Hash: h, Size: size, Type: "text/html; charset=utf-8"}}}
-		id, err := m.ID()
-		if err != nil {
-			t.Fatal(err)
-		}
-		obj, _ := site.EncodeBlob(page)
-		body, _ := m.Marshal()
-		cur, _ := site.Current{Deploy: id, Time: time.Now()}.Marshal()
-		pctx, pcancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer pcancel()
-		if err := master.PutMany(pctx, []string{site.BlobKey(h), site.DeployKey(id), site.CurrentKey}, [][]byte{obj, body, cur}); err != nil {
-			t.Fatal(err)
-		}
-		return id
+		return publishPage(t, master, page, size, time.Now().UTC().Truncate(time.Second))
 	}
 	reports := func(id site.DeployID, synced bool) error {
 		mu.Lock()
@@ -260,4 +231,26 @@ func TestNodeReportsTheDeployItServes(t *testing.T) {
 	if code, body := get("/"); code != 200 || body != string(good) {
 		t.Fatalf("GET / = %d %q", code, body)
 	}
+}
+
+// publishPage makes a one-page deploy of page, its manifest claiming size bytes, created at
+// created, and writes its blob, manifest and current pointer through master.
+func publishPage(t *testing.T, master *dt.Node, page []byte, size int64, created time.Time) site.DeployID {
+	t.Helper()
+	h := blobs.Sum(page)
+	m := &site.Manifest{Version: site.ManifestVersion, Created: created,
+		Files: map[string]site.File{"/index.html": {Hash: h, Size: size, Type: "text/html; charset=utf-8"}}}
+	id, err := m.ID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, _ := site.EncodeBlob(page)
+	body, _ := m.Marshal()
+	cur, _ := site.Current{Deploy: id, Time: time.Now()}.Marshal()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := master.PutMany(ctx, []string{site.BlobKey(h), site.DeployKey(id), site.CurrentKey}, [][]byte{obj, body, cur}); err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
