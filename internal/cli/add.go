@@ -19,13 +19,7 @@ func runAdd(ctx context.Context, args []string, env *Env) error {
 			"until a peer holds it and prints its id (the hex SHA-256 of its canonical JSON).\n"+
 			"Needs master.key in the keys directory.")
 	f.register(fs)
-	if err := fs.parse(args); err != nil {
-		return err
-	}
-	if err := fs.wantArgs(1, "FILE"); err != nil {
-		return err
-	}
-	if err := f.check(fs); err != nil {
+	if err := f.parse(fs, args, 1, "FILE"); err != nil {
 		return err
 	}
 	// Check the object before touching keys or the network.
@@ -82,13 +76,7 @@ func runRemove(ctx context.Context, args []string, env *Env) error {
 			"it and prints the id. An id the table does not hold is an error.\n"+
 			"Needs master.key in the keys directory.")
 	f.register(fs)
-	if err := fs.parse(args); err != nil {
-		return err
-	}
-	if err := fs.wantArgs(1, "ID"); err != nil {
-		return err
-	}
-	if err := f.check(fs); err != nil {
+	if err := f.parse(fs, args, 1, "ID"); err != nil {
 		return err
 	}
 	id := fs.Arg(0)

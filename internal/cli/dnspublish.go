@@ -243,13 +243,7 @@ func runDNSRecords(ctx context.Context, args []string, env *Env) error {
 			"every DNS node serves them), through a transient plain node.")
 	f.register(fs)
 	fs.StringVar(&which, "zone", "", "list only the zone `NAME`")
-	if err := fs.parse(args); err != nil {
-		return err
-	}
-	if err := fs.wantArgs(0, ""); err != nil {
-		return err
-	}
-	if err := f.check(fs); err != nil {
+	if err := f.parse(fs, args, 0, ""); err != nil {
 		return err
 	}
 	if which != "" {

@@ -16,13 +16,7 @@ func runSend(ctx context.Context, args []string, env *Env) error {
 			"the link.\n"+
 			"Nodes receive it as a message_received event; nodes offline now never do.")
 	f.register(fs)
-	if err := fs.parse(args); err != nil {
-		return err
-	}
-	if err := fs.wantArgs(1, "JSON"); err != nil {
-		return err
-	}
-	if err := f.check(fs); err != nil {
+	if err := f.parse(fs, args, 1, "JSON"); err != nil {
 		return err
 	}
 	msg, err := dt.CanonicalJSON(json.RawMessage(fs.Arg(0)))

@@ -29,6 +29,17 @@ func (f *clientFlags) register(fs *flagSet) {
 	fs.StringVar(&f.logLevel, "log-level", "warn", "log `LEVEL` of the transient node on stderr: debug, info, warn or error")
 }
 
+// parse parses args, wants n arguments (named what, for the message) and checks the flags.
+func (f *clientFlags) parse(fs *flagSet, args []string, n int, what string) error {
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if err := fs.wantArgs(n, what); err != nil {
+		return err
+	}
+	return f.check(fs)
+}
+
 func (f *clientFlags) check(fs *flagSet) error {
 	if f.keys == "" {
 		return fs.usageErrorf("--keys is required")
