@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+
+	"github.com/dt-cdn/dt/internal/h2"
 )
 
 // Config configures a Server. Zero fields take the defaults given with each; New does not
@@ -36,6 +38,10 @@ type Config struct {
 	// ShutdownTimeout is how long Serve waits for requests in flight once its context is done,
 	// before closing their connections. Zero means 10 s.
 	ShutdownTimeout time.Duration
+	// StdHTTP2 serves HTTP/2 with net/http's own server instead of package h2's, which answers
+	// small requests with a fraction of the work (see internal/h2). It is the way back should
+	// a client ever disagree with h2.
+	StdHTTP2 bool
 }
 
 // Defaults of Config.
@@ -107,6 +113,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, tlsConfig *tls.Conf
 			}
 		}
 		srv.TLSConfig = tc
+		if !s.cfg.StdHTTP2 {
+			h2s := &h2.Server{IdleTimeout: s.cfg.IdleTimeout, Logger: s.log}
+			h2s.Configure(srv)
+		}
 	}
 	errc := make(chan error, 1)
 	go func() {
