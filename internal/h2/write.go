@@ -6,9 +6,9 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
-	"golang.org/x/net/http/httpguts"
 )
 
 // outBufferSize is the output buffer a connection holds while it has frames to send (it holds
