@@ -9,7 +9,6 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
@@ -304,7 +303,8 @@ func TestConformance(t *testing.T) {
 		{name: "plain asset revalidates", target: "/medium.bin", status: 200, hdr: hdrWant{"Cache-Control": ccRevalidate}},
 		{name: "404 page Cache-Control", target: "/nope", status: 404, hdr: hdrWant{"Cache-Control": ccRevalidate}},
 	}
-	runConformance(t, srv, cases)
+	t.Run("HTTP/1.1", func(t *testing.T) { runConformance(t, overHTTP1(srv), cases) })
+	t.Run("HTTP/2", func(t *testing.T) { runConformance(t, overHTTP2(t, h), cases) })
 }
 
 func manyRanges(n int) string {
@@ -316,12 +316,12 @@ func manyRanges(n int) string {
 }
 
 // runConformance sends every case over a real connection and checks status, fields and body.
-func runConformance(t *testing.T, srv *httptest.Server, cases []conformanceCase) {
+func runConformance(t *testing.T, send sender, cases []conformanceCase) {
 	t.Helper()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			method := cmp.Or(c.method, "GET")
-			r := do(t, srv, method, c.target, c.header...)
+			r := send(t, method, c.target, c.header...)
 			if r.status != c.status {
 				t.Fatalf("%s %s: status %d, want %d (body %.80q)", method, c.target, r.status, c.status, r.body)
 			}

@@ -56,6 +56,8 @@ type NodeConfig struct {
 	Version string
 	// Name is what the operator calls the edge, reported in heartbeats for dashboards. Optional.
 	Name string
+	// StdHTTP2 serves HTTP/2 with net/http's server instead of package h2's (Config.StdHTTP2).
+	StdHTTP2 bool
 	// Registerer receives the edge's metrics (requests by status and encoding, bytes, latency).
 	// Nil: none.
 	Registerer prometheus.Registerer
@@ -118,6 +120,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	srv, err := New(Config{
 		Logger:   cfg.Logger,
 		Observer: e,
+		StdHTTP2: cfg.StdHTTP2,
 		Routes: func(r chi.Router) {
 			r.Get(HealthPath, e.serveHealth)
 			r.Head(HealthPath, e.serveHealth)

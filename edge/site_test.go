@@ -37,7 +37,7 @@ func TestSPA(t *testing.T) {
 	h.SetSite(d.site)
 	srv := startServer(t, h)
 	index := files["/index.html"].body
-	runConformance(t, srv, []conformanceCase{
+	runConformance(t, overHTTP1(srv), []conformanceCase{
 		{name: "client route", target: "/dashboard/settings", status: 200, body: index, hdr: hdrWant{"Etag": etagOf(index), "X-App": ""}},
 		{name: "client route with rule headers", target: "/app/x", status: 200, body: index, hdr: hdrWant{"X-App": "1"}},
 		{name: "client route trailing slash", target: "/dashboard/", status: 200, body: index},
@@ -60,7 +60,7 @@ func TestPlainNotFound(t *testing.T) {
 	h := NewHandler(HandlerConfig{})
 	h.SetSite(d.site)
 	srv := startServer(t, h)
-	runConformance(t, srv, []conformanceCase{
+	runConformance(t, overHTTP1(srv), []conformanceCase{
 		{name: "plain 404", target: "/nope", status: 404, body: []byte("404 Not Found\n"),
 			hdr: hdrWant{"Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store", "Content-Length": "14"}},
 		{name: "HEAD plain 404", method: "HEAD", target: "/nope", status: 404, body: []byte{}, hdr: hdrWant{"Content-Length": "14"}},
@@ -71,7 +71,7 @@ func TestPlainNotFound(t *testing.T) {
 
 func TestNoSite(t *testing.T) {
 	srv := startServer(t, NewHandler(HandlerConfig{}))
-	runConformance(t, srv, []conformanceCase{
+	runConformance(t, overHTTP1(srv), []conformanceCase{
 		{name: "503 before a deploy", target: "/", status: 503, body: []byte("503 Service Unavailable\n")},
 	})
 }

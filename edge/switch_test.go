@@ -2,6 +2,7 @@ package edge
 
 import (
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -24,32 +25,45 @@ func TestSwitchUnderLoad(t *testing.T) {
 	a := newDeploy(t, mk(1), nil, SiteOptions{})
 	b := newDeploy(t, mk(2), nil, SiteOptions{})
 	// owner maps every ETag to its deploy and the bytes it names.
-	type rep struct {
-		deploy string
-		body   []byte
-	}
-	owner := map[string]rep{}
+	owner := map[string]ownedRep{}
 	for name, d := range map[string]*deploy{"a": a, "b": b} {
 		for _, f := range d.files {
-			owner[etagOf(f.body)] = rep{name, f.body}
+			owner[etagOf(f.body)] = ownedRep{name, f.body}
 			for _, v := range f.variants {
-				owner[etagOf(v)] = rep{name, v}
+				owner[etagOf(v)] = ownedRep{name, v}
 			}
 		}
 	}
-	h := NewHandler(HandlerConfig{})
-	h.SetSite(a.site)
-	srv := startServer(t, h)
-	client := srv.Client()
-	client.Transport.(*http.Transport).DisableCompression = true // the test checks encoded bytes
-	t.Cleanup(client.CloseIdleConnections)
+	t.Run("HTTP/1.1", func(t *testing.T) {
+		h := NewHandler(HandlerConfig{})
+		h.SetSite(a.site)
+		srv := startServer(t, h)
+		client := srv.Client()
+		client.Transport.(*http.Transport).DisableCompression = true // the test checks encoded bytes
+		t.Cleanup(client.CloseIdleConnections)
+		switchUnderLoad(t, h, srv.URL, client, a.site, b.site, owner)
+	})
+	t.Run("HTTP/2", func(t *testing.T) {
+		h := NewHandler(HandlerConfig{})
+		h.SetSite(a.site)
+		addr, pool := serveTLS(t, h)
+		var p http.Protocols
+		p.SetHTTP2(true)
+		client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, Protocols: &p, DisableCompression: true}}
+		t.Cleanup(client.CloseIdleConnections)
+		switchUnderLoad(t, h, "https://"+addr, client, a.site, b.site, owner)
+	})
+}
+
+// switchUnderLoad runs the workers of TestSwitchUnderLoad against h, serving site a, at url.
+func switchUnderLoad(t *testing.T, h *Handler, url string, client *http.Client, a, b *Site, owner map[string]ownedRep) {
 
 	// The switcher flips the deploy whenever a worker asks, and acknowledges the flip.
 	flip := make(chan chan struct{})
 	done := make(chan struct{})
 	var switches int
 	go func() {
-		sites := []*Site{b.site, a.site}
+		sites := []*Site{b, a}
 		for {
 			select {
 			case ack := <-flip:
@@ -76,7 +90,7 @@ func TestSwitchUnderLoad(t *testing.T) {
 				case 2, 3:
 					path = "/big.bin"
 				}
-				req, _ := http.NewRequest("GET", srv.URL+path, nil)
+				req, _ := http.NewRequest("GET", url+path, nil)
 				if hdr != "" {
 					req.Header.Set("Accept-Encoding", hdr)
 				}
@@ -130,6 +144,12 @@ func TestSwitchUnderLoad(t *testing.T) {
 		t.Errorf("responses per deploy: %v; both should have served", seen)
 	}
 	t.Logf("%d switches; responses per deploy: %v", switches, seen)
+}
+
+// ownedRep is the deploy a representation belongs to, and its bytes.
+type ownedRep struct {
+	deploy string
+	body   []byte
 }
 
 func hashOf(b []byte) []byte {

@@ -27,6 +27,12 @@ go vet ./...
 echo "== staticcheck"
 go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
+echo "== build h2spec (HTTP/2 conformance suite, pinned in go.mod as a tool)"
+tools=$(mktemp -d)
+trap 'rm -rf "$tools"' EXIT
+go build -o "$tools/h2spec" github.com/summerwind/h2spec/cmd/h2spec
+export DT_H2SPEC="$tools/h2spec"
+
 echo "== go test -race"
 short=()
 [ -n "${DT_SHORT:-}" ] && short=(-short)

@@ -158,14 +158,13 @@ func (c *conn) readFailed(err error) bool {
 		c.closeWith(http2.ErrCode(ce), nil)
 		return false
 	}
-	c.mu.Lock()
-	graceful := c.shuttingDown && c.handlers == 0
-	c.mu.Unlock()
-	if graceful || errors.Is(err, io.EOF) {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, io.EOF) {
+		// Idle, shut down or stalled (see keepReading), or the peer finished: a GOAWAY
+		// tells a peer still listening not to reuse the connection.
 		c.closeWith(http2.ErrCodeNo, nil)
 	} else {
-		// A timeout or a broken connection: no GOAWAY is owed to a peer that is gone.
-		c.closeWith(http2.ErrCodeNo, err)
+		c.closeWith(http2.ErrCodeNo, err) // broken: no GOAWAY is owed to a peer that is gone
 	}
 	return false
 }

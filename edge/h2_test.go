@@ -1,0 +1,138 @@
+package edge
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// sender sends one request with exactly the given request target and header lines and reads
+// the response.
+type sender func(t testing.TB, method, target string, lines ...string) rawResponse
+
+// overHTTP1 sends requests to srv over HTTP/1.1 (see do).
+func overHTTP1(srv *httptest.Server) sender {
+	return func(t testing.TB, method, target string, lines ...string) rawResponse {
+		t.Helper()
+		return do(t, srv, method, target, lines...)
+	}
+}
+
+// overHTTP2 serves h as an edge does over TLS (see serveTLS) and sends requests to it as raw
+// HTTP/2 frames, one connection each: the :path is the target exactly as given, which no
+// HTTP/2 client library would leave alone.
+func overHTTP2(t *testing.T, h *Handler) sender {
+	t.Helper()
+	addr, pool := serveTLS(t, h)
+	return func(t testing.TB, method, target string, lines ...string) rawResponse {
+		t.Helper()
+		return doH2(t, addr, pool, method, target, lines...)
+	}
+}
+
+// serveTLS serves h with Server.Serve over TLS on loopback until the test ends: HTTP/2 by
+// package h2, as an edge serves it.
+func serveTLS(t *testing.T, h *Handler) (addr string, pool *x509.CertPool) {
+	t.Helper()
+	s, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.handler = h
+	cert, pool := selfSigned(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx, ln, &tls.Config{Certificates: []tls.Certificate{cert}}) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return ln.Addr().String(), pool
+}
+
+// doH2 sends one request as HEADERS on stream 1 of a new connection and reads its response.
+func doH2(t testing.TB, addr string, pool *x509.CertPool, method, target string, lines ...string) rawResponse {
+	t.Helper()
+	conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(conn, conn)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 30})
+	fr.WriteWindowUpdate(0, 1<<30)
+	var block bytes.Buffer
+	enc := hpack.NewEncoder(&block)
+	fields := []hpack.HeaderField{
+		{Name: ":method", Value: method}, {Name: ":scheme", Value: "https"},
+		{Name: ":authority", Value: "edge.test"}, {Name: ":path", Value: target},
+	}
+	for _, l := range lines {
+		k, v, _ := strings.Cut(l, ":")
+		fields = append(fields, hpack.HeaderField{Name: strings.ToLower(k), Value: strings.TrimSpace(v)})
+	}
+	for _, f := range fields {
+		enc.WriteField(f)
+	}
+	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	r := rawResponse{header: http.Header{}}
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("%s %s over HTTP/2: %v", method, target, err)
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				fr.WriteSettingsAck()
+			}
+		case *http2.MetaHeadersFrame:
+			status, _ := strconv.Atoi(f.PseudoValue("status"))
+			if status < 200 {
+				continue
+			}
+			r.status = status
+			for _, hf := range f.RegularFields() {
+				k := http.CanonicalHeaderKey(hf.Name)
+				r.header[k] = append(r.header[k], hf.Value)
+			}
+			if f.StreamEnded() {
+				return r
+			}
+		case *http2.DataFrame:
+			r.body = append(r.body, f.Data()...)
+			if f.StreamEnded() {
+				return r
+			}
+		case *http2.RSTStreamFrame:
+			t.Fatalf("%s %s over HTTP/2: stream reset with %v", method, target, f.ErrCode)
+		case *http2.GoAwayFrame:
+			t.Fatalf("%s %s over HTTP/2: GOAWAY %v", method, target, f.ErrCode)
+		}
+	}
+}
