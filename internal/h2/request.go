@@ -20,7 +20,6 @@ var (
 	errStreamClosed    = errors.New("h2: stream closed")
 	errBodyTooLong     = errors.New("h2: request body longer than its content-length")
 	errBodyTooShort    = errors.New("h2: request body shorter than its content-length")
-	errTooManyHandlers = errors.New("h2: too many concurrent streams")
 )
 
 // processHeaders handles a HEADERS frame with its CONTINUATIONs: a new request, which it runs,
