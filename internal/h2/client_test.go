@@ -532,6 +532,51 @@ func TestRequestBody(t *testing.T) {
 	}
 }
 
+// TestBodyReadAfterReset has the client reset a stream after sending the whole request body
+// but before the handler reads it: the handler may get the body or an error, never a shorter
+// body that ends as if complete.
+func TestBodyReadAfterReset(t *testing.T) {
+	type outcome struct {
+		body []byte
+		err  error
+	}
+	out := make(chan outcome, 1)
+	ts := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// A write after more than InlineLimit bytes: the handler leaves the reading goroutine,
+		// which goes on to read the body and the reset.
+		w.Write(make([]byte, DefaultInlineLimit+1))
+		w.Write([]byte("x"))
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+		case <-time.After(waitTimeout):
+			out <- outcome{err: errors.New("the request's context is not done")}
+			return
+		}
+		b, err := io.ReadAll(r.Body)
+		out <- outcome{b, err}
+	}), nil)
+	body := []byte("hello, world")
+	wrote := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	trace := &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { close(wrote) }}
+	req := newRequest(t, "POST", ts.url("/upload"), bytes.NewReader(body))
+	req = req.WithContext(httptrace.WithClientTrace(ctx, trace))
+	resp, err := newClient(t, ts).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	recv(t, wrote, waitTimeout, "end of the request body")
+	cancel() // RST_STREAM, after the body on the connection
+	o := recv(t, out, 2*waitTimeout, "handler's read")
+	if o.err == nil && !bytes.Equal(o.body, body) {
+		t.Errorf("handler read %q and a clean EOF, want %q or an error", o.body, body)
+	}
+	t.Logf("handler read %q, %v", o.body, o.err)
+}
+
 // TestHandlerPanic checks that a panicking handler resets its stream only, and that only
 // panics other than http.ErrAbortHandler are logged.
 func TestHandlerPanic(t *testing.T) {
