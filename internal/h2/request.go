@@ -429,6 +429,10 @@ func (b *requestBody) closeWithErrorLocked(err error) {
 		b.err = err
 	}
 	b.closed = true
-	b.buf = nil
+	if b.err != io.EOF {
+		// A body that ended (END_STREAM) is kept whole for the handler to read, as net/http
+		// does: dropping it would make a shorter body read as complete, ending in io.EOF.
+		b.buf = nil
+	}
 	b.st.c.cond.Broadcast()
 }
