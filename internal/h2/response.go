@@ -234,6 +234,13 @@ func (st *stream) send(p []byte, end bool) error {
 		st.inlineBytes += int(n)
 		p = p[n:]
 	}
+	if st.inline && st.inlineBytes > c.inlineLimit {
+		// Past the limit: the handler's next wait, whatever it is for, must not hold up the
+		// connection's other streams.
+		c.mu.Unlock()
+		c.moveReader(st)
+		c.mu.Lock()
+	}
 	if !st.inline {
 		c.flushLocked()
 	}
