@@ -17,9 +17,9 @@ import (
 )
 
 var (
-	errStreamClosed    = errors.New("h2: stream closed")
-	errBodyTooLong     = errors.New("h2: request body longer than its content-length")
-	errBodyTooShort    = errors.New("h2: request body shorter than its content-length")
+	errStreamClosed = errors.New("h2: stream closed")
+	errBodyTooLong  = errors.New("h2: request body longer than its content-length")
+	errBodyTooShort = errors.New("h2: request body shorter than its content-length")
 )
 
 // processHeaders handles a HEADERS frame with its CONTINUATIONs: a new request, which it runs,
