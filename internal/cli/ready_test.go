@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"io"
@@ -48,7 +49,7 @@ func TestReadyFile(t *testing.T) {
 	}{
 		{cmd: "node"},
 		{cmd: "edge", args: []string{"--http", "127.0.0.1:0", "--https", "127.0.0.1:0", "--drain-wait", "1ms"}, visitor: "/.well-known/dt/health", status: http.StatusServiceUnavailable},
-		{cmd: "redirector", args: []string{"--http", "127.0.0.1:0"}, visitor: "/", status: http.StatusServiceUnavailable},
+		{cmd: "redirector", args: []string{"--http", "127.0.0.1:0", "--https", "127.0.0.1:0"}, visitor: "/", status: http.StatusServiceUnavailable},
 	}
 	for _, c := range cases {
 		t.Run(c.cmd, func(t *testing.T) {
@@ -83,6 +84,24 @@ func TestReadyFile(t *testing.T) {
 				resp.Body.Close()
 				if resp.StatusCode != c.status {
 					t.Errorf("GET %s%s: %s, want %d", info.HTTP, c.visitor, resp.Status, c.status)
+				}
+			}
+			if c.visitor != "" {
+				// HTTPS, with the locally generated certificate, speaks HTTP/2.
+				if info.HTTPS == "" || strings.HasSuffix(info.HTTPS, ":0") {
+					t.Fatalf("ready file names no resolved HTTPS listener: %+v", info)
+				}
+				var p http.Protocols
+				p.SetHTTP2(true)
+				client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, Protocols: &p}}
+				resp, err := client.Get("https://" + info.HTTPS + c.visitor)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				client.CloseIdleConnections()
+				if resp.StatusCode != c.status || resp.ProtoMajor != 2 {
+					t.Errorf("GET https://%s%s: %s %s, want %d over HTTP/2", info.HTTPS, c.visitor, resp.Proto, resp.Status, c.status)
 				}
 			}
 			if c.cmd == "edge" && (info.PublicURL != "https://"+info.HTTPS || strings.HasSuffix(info.HTTPS, ":0")) {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/internal/certs"
+	"github.com/dt-cdn/dt/internal/h2"
 	"github.com/dt-cdn/dt/redirector"
 	"github.com/dt-cdn/dt/web"
 	"github.com/prometheus/client_golang/prometheus"
@@ -194,6 +195,10 @@ func serveRedirector(ctx context.Context, p *redirectorParts, geo *redirector.Ge
 		}
 		srv := &http.Server{Handler: svc.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 			TLSConfig: tlsConfig, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		if tlsConfig != nil {
+			// Redirects are answered from memory: HTTP/2 runs them on the connection's goroutine.
+			(&h2.Server{IdleTimeout: srv.IdleTimeout, Logger: log}).Configure(srv)
+		}
 		servers = append(servers, srv)
 		go func() {
 			if tlsConfig != nil {

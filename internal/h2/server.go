@@ -59,8 +59,8 @@ const (
 )
 
 // Configure makes hs serve HTTP/2 with s on the TLS connections that negotiate "h2", and
-// announce GOAWAY on its graceful Shutdown. It adds "h2" to hs.TLSConfig's NextProtos when a
-// TLSConfig is set. Call it before hs serves.
+// announce GOAWAY on its graceful Shutdown. When hs.TLSConfig is set and lacks "h2" in
+// NextProtos, it is replaced by a copy that has it. Call it before hs serves.
 func (s *Server) Configure(hs *http.Server) {
 	if hs.TLSNextProto == nil {
 		hs.TLSNextProto = make(map[string]func(*http.Server, *tls.Conn, http.Handler))
@@ -68,6 +68,7 @@ func (s *Server) Configure(hs *http.Server) {
 	hs.TLSNextProto[http2.NextProtoTLS] = s.serveTLS
 	hs.RegisterOnShutdown(s.shutdown)
 	if hs.TLSConfig != nil && !slices.Contains(hs.TLSConfig.NextProtos, http2.NextProtoTLS) {
+		hs.TLSConfig = hs.TLSConfig.Clone() // it may be shared with other servers
 		hs.TLSConfig.NextProtos = append([]string{http2.NextProtoTLS}, hs.TLSConfig.NextProtos...)
 	}
 }
