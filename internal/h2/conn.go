@@ -66,7 +66,7 @@ type conn struct {
 	canonCache map[string]string
 
 	wake      atomic.Bool  // the reader should look at the state again (see wakeReader)
-	lastMoved atomic.Int64 // unix ns of the last frame read or output written
+	lastMoved atomic.Int64 // unix ns of the last request, body data, window update or response data
 
 	mu                sync.Mutex
 	cond              sync.Cond // L is &mu; broadcast when windows grow, streams end, the conn fails
@@ -131,7 +131,6 @@ func (c *conn) readLoop() {
 			}
 			continue
 		}
-		c.lastMoved.Store(time.Now().UnixNano())
 		err, moved := c.processFrame(f)
 		if moved {
 			return
@@ -211,12 +210,15 @@ func (c *conn) processFrame(f http2.Frame) (err error, moved bool) {
 	}
 	switch f := f.(type) {
 	case *http2.MetaHeadersFrame:
+		c.moved()
 		return c.processHeaders(f)
 	case *http2.DataFrame:
+		c.moved()
 		return c.processData(f), false
 	case *http2.SettingsFrame:
 		return c.processSettings(f), false
 	case *http2.WindowUpdateFrame:
+		c.moved()
 		return c.processWindowUpdate(f), false
 	case *http2.PingFrame:
 		return c.processPing(f), false
@@ -394,6 +396,9 @@ func (c *conn) closeWith(code http2.ErrCode, cause error) {
 	c.nc.Close()
 }
 
+// moved notes progress on the connection (see keepReading).
+func (c *conn) moved() { c.lastMoved.Store(time.Now().UnixNano()) }
+
 // wakeReader makes a reader blocked in Read look at the connection's state again (a shutdown
 // began, the last handler returned, a write failed). See connReader.
 func (c *conn) wakeReader() {
@@ -453,7 +458,10 @@ func (c *conn) keepReading() bool {
 	case c.lim.idle > 0 && c.handlers == 0 && time.Since(c.idleSince) >= c.lim.idle:
 		return false
 	case c.lim.idle > 0 && time.Since(time.Unix(0, c.lastMoved.Load())) >= c.lim.idle:
-		return false // requests in progress, but nothing moved either way
+		// Requests in progress, but nothing moved either way: no request, body data or
+		// window from the peer, no response data to it. PINGs and SETTINGS do not count, so
+		// a peer cannot hold handlers waiting on a closed window forever by pinging.
+		return false
 	}
 	c.armedAt = time.Time{}
 	return true

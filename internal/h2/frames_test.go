@@ -286,6 +286,39 @@ func TestStalledConnectionIsClosed(t *testing.T) {
 	}
 }
 
+// PINGs are no progress: a client that keeps a response waiting on a closed window while
+// pinging is closed after IdleTimeout all the same.
+func TestStalledConnectionPingingIsClosed(t *testing.T) {
+	returned := make(chan error, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1000")
+		_, err := w.Write(pattern(1000))
+		returned <- err
+	})
+	ts := startServer(t, h, func(s *Server, _ *http.Server) { s.IdleTimeout = 300 * time.Millisecond })
+	fc := newFrameClient(t, ts, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+	fc.get(1, "/")
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	pings := tick.C
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case err := <-returned:
+			if err == nil {
+				t.Fatal("Write succeeded without window")
+			}
+			return
+		case <-pings:
+			if err := fc.fr.WritePing(false, [8]byte{}); err != nil {
+				pings = nil // closed by the server: the handler's error follows
+			}
+		case <-deadline:
+			t.Fatal("handler still waiting for window 10 s later, the client pinging")
+		}
+	}
+}
+
 func TestPingIsAcknowledged(t *testing.T) {
 	ts := startServer(t, sizedHandler(), nil)
 	fc := newFrameClient(t, ts)

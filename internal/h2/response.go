@@ -201,6 +201,7 @@ func (st *stream) send(p []byte, end bool) error {
 			st.endSent = true
 		}
 	}
+	sent := false
 	for len(p) > 0 || end && !st.endSent {
 		if st.inline && st.inlineBytes > c.inlineLimit {
 			c.mu.Unlock()
@@ -229,10 +230,14 @@ func (st *stream) send(p []byte, end bool) error {
 		}
 		c.appendFrameHeader(int(n), http2.FrameData, flags, st.id)
 		c.appendOut(p[:n])
+		sent = sent || n > 0
 		c.sendWindow -= n
 		st.sendWindow -= n
 		st.inlineBytes += int(n)
 		p = p[n:]
+	}
+	if sent {
+		c.moved()
 	}
 	if st.inline && st.inlineBytes > c.inlineLimit {
 		// Past the limit: the handler's next wait, whatever it is for, must not hold up the

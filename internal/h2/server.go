@@ -30,7 +30,9 @@ type Server struct {
 	// asset is answered in line, a large download is not.
 	InlineLimit int
 	// IdleTimeout closes a connection with no request in progress for this long, and one
-	// where nothing has moved either way for this long. Zero means the http.Server's
+	// with requests in progress where nothing has moved either way for this long: no request,
+	// request body data or window update from the client, no response data to it (PINGs do
+	// not count). Zero means the http.Server's
 	// IdleTimeout, then its ReadTimeout; if those are zero too, connections never time out.
 	IdleTimeout time.Duration
 	// Logger receives handler panics and protocol errors at debug level. Nil discards them.

@@ -54,8 +54,6 @@ func (c *conn) flushLocked() {
 			c.werr = err
 			c.cond.Broadcast()
 			defer c.wakeReader()
-		} else {
-			c.lastMoved.Store(time.Now().UnixNano())
 		}
 	}
 	c.releaseOutLocked()
