@@ -15,15 +15,28 @@ import (
 // on a 26 KB response over HTTP/1.1.
 const corkMin = 4 << 10
 
+// notSentLowat bounds the bytes a connection's socket holds unsent (TCP_NOTSENT_LOWAT). By
+// default Linux lets a socket queue up to its whole send buffer, which autotuning grows to
+// 4 MiB: a large file is then pushed out in bursts of megabytes that wait in the kernel, behind
+// which any other response on the connection (an HTTP/2 stream, the next HTTP/1.1 response)
+// must queue, and which the receiving side's buffers grow to absorb. Bounded, the socket asks
+// for more only as data leaves; what is in flight is not limited, so throughput on long paths
+// is not either. 128 KiB is a value common in production web serving; measured here with
+// wrk over loopback (8 connections, a 10 MiB file, plain Go server with sendfile), 185–205
+// responses/s without it and 254–265 with it.
+const notSentLowat = 128 << 10
+
 type tcpConnKey struct{}
 
-// withTCPConn is the server's ConnContext: it keeps the connection's TCP socket (under TLS too)
-// in the context of its requests, for corkFor.
+// withTCPConn is the server's ConnContext: it bounds the socket's unsent bytes (notSentLowat)
+// and keeps the connection's TCP socket (under TLS too) in the context of its requests, for
+// corkFor.
 func withTCPConn(ctx context.Context, c net.Conn) context.Context {
 	if tc, ok := c.(*tls.Conn); ok {
 		c = tc.NetConn()
 	}
 	if tc, ok := c.(*net.TCPConn); ok {
+		setNotSentLowat(tc, notSentLowat)
 		return context.WithValue(ctx, tcpConnKey{}, tc)
 	}
 	return ctx

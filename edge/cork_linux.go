@@ -3,6 +3,8 @@ package edge
 import (
 	"net"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // setCork sets TCP_CORK on the socket and reports whether it did. Failing is harmless: the
@@ -21,4 +23,14 @@ func setCork(c *net.TCPConn, on bool) bool {
 		return false
 	}
 	return serr == nil
+}
+
+// setNotSentLowat sets TCP_NOTSENT_LOWAT: the socket takes more data only once less than n
+// bytes of what it holds are still unsent. Failing is harmless (the kernel's default applies).
+func setNotSentLowat(c *net.TCPConn, n int) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return
+	}
+	rc.Control(func(fd uintptr) { unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_NOTSENT_LOWAT, n) })
 }

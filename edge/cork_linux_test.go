@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestCork corks a real loopback socket for a large HTTP/1.1 body only, and uncorks it after.
@@ -39,6 +41,23 @@ func TestCork(t *testing.T) {
 			t.Fatal(gerr)
 		}
 		return v
+	}
+
+	// Every connection the server hands out gets its unsent bytes bounded.
+	rc, err := server.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lowat int
+	var gerr error
+	rc.Control(func(fd uintptr) { lowat, gerr = unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_NOTSENT_LOWAT) })
+	if gerr != nil || lowat == notSentLowat {
+		t.Fatalf("TCP_NOTSENT_LOWAT %d (%v) before the server saw the connection", lowat, gerr)
+	}
+	withTCPConn(context.Background(), tls.Server(server, &tls.Config{}))
+	rc.Control(func(fd uintptr) { lowat, gerr = unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_NOTSENT_LOWAT) })
+	if gerr != nil || lowat != notSentLowat {
+		t.Fatalf("TCP_NOTSENT_LOWAT %d (%v), want %d", lowat, gerr, notSentLowat)
 	}
 
 	// Under TLS the socket is found through the TLS connection.
