@@ -128,10 +128,14 @@ func htmlPage(name string, n int) []byte {
 	return []byte(b.String())
 }
 
-// startServer serves h on a loopback port, closed at cleanup.
+// startServer serves h on a loopback port, closed at cleanup, with the connections of
+// Server.Serve: corked for large HTTP/1.1 bodies (corkListener, withTCPConn).
 func startServer(t testing.TB, h http.Handler) *httptest.Server {
 	t.Helper()
-	srv := httptest.NewServer(h)
+	srv := httptest.NewUnstartedServer(h)
+	srv.Listener = corkListener{srv.Listener}
+	srv.Config.ConnContext = withTCPConn
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return srv
 }

@@ -80,7 +80,7 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, s *Site, f *
 		return h.writeError(w, r, http.StatusInternalServerError, nil)
 	}
 	w.WriteHeader(status)
-	uncork := corkFor(r, b.n)
+	uncork := corkFor(w, r, b.n)
 	n, err := h.writeBody(w, s, b)
 	uncork()
 	if err != nil {

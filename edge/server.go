@@ -118,6 +118,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, tlsConfig *tls.Conf
 			h2s.Configure(srv)
 		}
 	}
+	ln = corkListener{ln}
 	errc := make(chan error, 1)
 	go func() {
 		if tlsConfig != nil {
