@@ -139,12 +139,6 @@ func (st *stream) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (st *stream) WriteString(s string) (int, error) {
-	// The body is copied into the output buffer anyway; this saves a conversion's allocation
-	// only for short strings, which is what handlers write as strings.
-	return st.Write([]byte(s))
-}
-
 // Flush sends what the handler wrote so far (http.Flusher).
 func (st *stream) Flush() { st.FlushError() }
 
