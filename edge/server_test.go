@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -47,10 +48,18 @@ func selfSigned(t testing.TB) (tls.Certificate, *x509.CertPool) {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
 }
 
+// TestServerTLSAndPlain serves over plain HTTP/1.1 and over TLS with HTTP/2, by package h2 and
+// by net/http's server (StdHTTP2).
 func TestServerTLSAndPlain(t *testing.T) {
+	for _, std := range []bool{false, true} {
+		t.Run(fmt.Sprintf("StdHTTP2=%v", std), func(t *testing.T) { serveTLSAndPlain(t, Config{StdHTTP2: std}) })
+	}
+}
+
+func serveTLSAndPlain(t *testing.T, cfg Config) {
 	files := mainFiles()
 	d := newDeploy(t, files, mainRules, SiteOptions{})
-	s, err := New(Config{})
+	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
