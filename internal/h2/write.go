@@ -2,7 +2,9 @@ package h2
 
 import (
 	"encoding/binary"
+	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -126,25 +128,10 @@ func (c *conn) responseFieldName(k string) (string, bool) {
 	case "Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade", "Te", "Trailer":
 		return "", false
 	}
-	if !httpguts.ValidHeaderFieldName(k) || len(k) > len("Trailer:") && k[:len("Trailer:")] == "Trailer:" {
+	if !httpguts.ValidHeaderFieldName(k) || strings.HasPrefix(k, http.TrailerPrefix) {
 		return "", false
 	}
-	return asciiLower(k), true
-}
-
-func asciiLower(s string) string {
-	for i := 0; i < len(s); i++ {
-		if 'A' <= s[i] && s[i] <= 'Z' {
-			b := []byte(s)
-			for j := i; j < len(b); j++ {
-				if 'A' <= b[j] && b[j] <= 'Z' {
-					b[j] += 'a' - 'A'
-				}
-			}
-			return string(b)
-		}
-	}
-	return s
+	return strings.ToLower(k), true
 }
 
 // statusValue is the :status value of code, without formatting for the common ones.
@@ -183,7 +170,7 @@ var commonLower = func() map[string]string {
 		"Server", "Set-Cookie", "Strict-Transport-Security", "Vary", "Www-Authenticate",
 		"X-Content-Type-Options", "X-Frame-Options",
 	} {
-		m[k] = asciiLower(k)
+		m[k] = strings.ToLower(k)
 	}
 	return m
 }()
