@@ -16,6 +16,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/dt-cdn/dt/internal/testcert"
 )
 
 // sender sends one request with exactly the given request target and header lines and reads
@@ -51,7 +53,7 @@ func serveTLS(t *testing.T, h *Handler) (addr string, pool *x509.CertPool) {
 		t.Fatal(err)
 	}
 	s.handler = h
-	cert, pool := selfSigned(t)
+	cert, pool := testcert.SelfSigned(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

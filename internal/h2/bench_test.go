@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strconv"
 	"testing"
+
+	"github.com/dt-cdn/dt/internal/testcert"
 )
 
 // BenchmarkSmallResponses loads a 1 KiB response over HTTP/2 with Go's client, 10 streams at a
@@ -58,7 +60,7 @@ func BenchmarkSmallResponses(b *testing.B) {
 
 // startStdServer serves h over TLS with net/http's own HTTP/2 server, for comparison.
 func startStdServer(b *testing.B, h http.Handler) (string, *http.Client) {
-	cert, pool := testCert(b)
+	cert, pool := testcert.SelfSigned(b)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

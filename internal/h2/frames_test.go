@@ -2,7 +2,6 @@ package h2
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -242,31 +241,45 @@ func TestShutdownGoAwayThenFinish(t *testing.T) {
 	if err := <-shut; err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
+	fc.expectClosed("after Shutdown returned")
+}
+
+// stalledStream starts a server with a 300 ms IdleTimeout whose handler writes a 1000-byte
+// body, and a client that requests it with a zero window: the handler waits for window, and
+// its Write's error arrives on returned.
+func stalledStream(t *testing.T) (fc *frameClient, returned <-chan error) {
+	t.Helper()
+	errc := make(chan error, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1000")
+		_, err := w.Write(pattern(1000))
+		errc <- err
+	})
+	ts := startServer(t, h, func(s *Server, _ *http.Server) { s.IdleTimeout = 300 * time.Millisecond })
+	fc = newFrameClient(t, ts, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+	fc.get(1, "/")
+	return fc, errc
+}
+
+// expectClosed reads until the server closes the connection, failing if it is still open 5 s
+// later.
+func (fc *frameClient) expectClosed(when string) {
+	fc.t.Helper()
 	fc.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	for {
-		_, err := fc.fr.ReadFrame()
-		if err == nil {
-			continue
+		if _, err := fc.fr.ReadFrame(); err != nil {
+			if isTimeout(err) {
+				fc.t.Fatal("connection still open " + when)
+			}
+			return
 		}
-		if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
-			t.Fatal("connection still open after Shutdown returned")
-		}
-		break
 	}
 }
 
 // A connection where a response waits for window and the peer says nothing for IdleTimeout is
 // closed, and its handler returns.
 func TestStalledConnectionIsClosed(t *testing.T) {
-	returned := make(chan error, 1)
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Length", "1000")
-		_, err := w.Write(pattern(1000))
-		returned <- err
-	})
-	ts := startServer(t, h, func(s *Server, _ *http.Server) { s.IdleTimeout = 300 * time.Millisecond })
-	fc := newFrameClient(t, ts, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
-	fc.get(1, "/")
+	fc, returned := stalledStream(t)
 	select {
 	case err := <-returned:
 		if err == nil {
@@ -275,29 +288,13 @@ func TestStalledConnectionIsClosed(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("handler still waiting for window 10 s later")
 	}
-	fc.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	for {
-		if _, err := fc.fr.ReadFrame(); err != nil {
-			if isTimeout(err) {
-				t.Fatal("connection still open")
-			}
-			break
-		}
-	}
+	fc.expectClosed("after the idle timeout")
 }
 
 // PINGs are no progress: a client that keeps a response waiting on a closed window while
 // pinging is closed after IdleTimeout all the same.
 func TestStalledConnectionPingingIsClosed(t *testing.T) {
-	returned := make(chan error, 1)
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Length", "1000")
-		_, err := w.Write(pattern(1000))
-		returned <- err
-	})
-	ts := startServer(t, h, func(s *Server, _ *http.Server) { s.IdleTimeout = 300 * time.Millisecond })
-	fc := newFrameClient(t, ts, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
-	fc.get(1, "/")
+	fc, returned := stalledStream(t)
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	pings := tick.C

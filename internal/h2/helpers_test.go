@@ -2,18 +2,15 @@ package h2
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
-	"math/big"
 	"net"
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/dt-cdn/dt/internal/testcert"
 )
 
 // testServer is an http.Server on 127.0.0.1 serving HTTPS with an h2.Server.
@@ -29,7 +26,7 @@ type testServer struct {
 // startServer serves h over TLS on loopback until the test ends.
 func startServer(t testing.TB, h http.Handler, configure func(*Server, *http.Server)) *testServer {
 	t.Helper()
-	cert, pool := testCert(t)
+	cert, pool := testcert.SelfSigned(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -102,33 +99,4 @@ func (ts *testServer) dialH2(t testing.TB) *tls.Conn {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
-}
-
-// testCert makes a self-signed certificate for 127.0.0.1 and a pool trusting it.
-func testCert(t testing.TB) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "h2 test"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
 }
