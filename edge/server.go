@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/dt-cdn/dt/internal/h1"
 	"github.com/dt-cdn/dt/internal/h2"
 )
 
@@ -38,6 +39,14 @@ type Config struct {
 	// ShutdownTimeout is how long Serve waits for requests in flight once its context is done,
 	// before closing their connections. Zero means 10 s.
 	ShutdownTimeout time.Duration
+	// SendTimeout closes a plain HTTP/1.x connection whose client takes no bytes of a
+	// response for this long (nginx's send_timeout): a slow download goes on, a stalled one
+	// does not hold its connection. Zero means 1 minute.
+	SendTimeout time.Duration
+	// StdHTTP1 serves plain HTTP/1.x with net/http's own server instead of package h1's,
+	// which answers with a fraction of the work (see internal/h1). It is the way back should a
+	// client ever disagree with h1.
+	StdHTTP1 bool
 	// StdHTTP2 serves HTTP/2 with net/http's own server instead of package h2's, which answers
 	// small requests with a fraction of the work (see internal/h2). It is the way back should
 	// a client ever disagree with h2.
@@ -50,6 +59,7 @@ const (
 	DefaultIdleTimeout       = 2 * time.Minute
 	DefaultMaxHeaderBytes    = 64 << 10
 	DefaultShutdownTimeout   = 10 * time.Second
+	DefaultSendTimeout       = time.Minute
 )
 
 // Server is a dt edge: it serves the current deploy to visitors. It has no write timeout: a
@@ -64,7 +74,7 @@ type Server struct {
 // New checks cfg and returns a Server with no site (it answers 503 until SetSite).
 func New(cfg Config) (*Server, error) {
 	var errs []error
-	if cfg.ReadHeaderTimeout < 0 || cfg.IdleTimeout < 0 || cfg.ShutdownTimeout < 0 {
+	if cfg.ReadHeaderTimeout < 0 || cfg.IdleTimeout < 0 || cfg.ShutdownTimeout < 0 || cfg.SendTimeout < 0 {
 		errs = append(errs, fmt.Errorf("%w: negative timeout", ErrInvalidConfig))
 	}
 	if cfg.MaxHeaderBytes < 0 {
@@ -81,6 +91,7 @@ func New(cfg Config) (*Server, error) {
 	s.cfg.IdleTimeout = cmp.Or(cfg.IdleTimeout, DefaultIdleTimeout)
 	s.cfg.MaxHeaderBytes = cmp.Or(cfg.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	s.cfg.ShutdownTimeout = cmp.Or(cfg.ShutdownTimeout, DefaultShutdownTimeout)
+	s.cfg.SendTimeout = cmp.Or(cfg.SendTimeout, DefaultSendTimeout)
 	s.handler = NewHandler(HandlerConfig{Logger: s.log, Observer: cfg.Observer, Routes: cfg.Routes})
 	return s, nil
 }
@@ -97,6 +108,50 @@ func (s *Server) SetSite(site *Site) { s.handler.SetSite(site) }
 // (tlsConfig is cloned, not modified). Serve closes ln. It returns nil after a shutdown caused
 // by ctx, or the error that stopped it.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, tlsConfig *tls.Config) error {
+	srv := s.newHTTPServer(tlsConfig)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("edge: serve %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		s.log.LogAttrs(context.Background(), slog.LevelWarn, "Closing connections still busy at shutdown",
+			slog.String("addr", ln.Addr().String()), slog.Any("error", err))
+		srv.Close()
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("edge: serve %s: %w", ln.Addr(), err)
+	}
+	return nil
+}
+
+// httpServer is what Serve runs: an *h1.Server or an *http.Server.
+type httpServer interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
+}
+
+// newHTTPServer returns the server for a listener: h1 for plain HTTP, net/http with h2 for TLS
+// (h1 does not negotiate TLS), net/http alone when the configuration asks for it.
+func (s *Server) newHTTPServer(tlsConfig *tls.Config) httpServer {
+	if tlsConfig == nil && !s.cfg.StdHTTP1 {
+		// Connections are left as the listener gives them, *net.TCPConn, which h1 writes
+		// with writev and sendfile: it gathers a response's writes itself (no corkConn).
+		return &h1.Server{
+			Handler:           s.handler,
+			ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+			IdleTimeout:       s.cfg.IdleTimeout,
+			SendTimeout:       s.cfg.SendTimeout,
+			MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
+			Logger:            s.log,
+			ConnContext:       withTCPConn,
+		}
+	}
 	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
@@ -118,29 +173,17 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, tlsConfig *tls.Conf
 			h2s.Configure(srv)
 		}
 	}
+	return stdServer{srv}
+}
+
+// stdServer serves net/http's way, on corked connections (corkConn), with TLS when it has a
+// configuration.
+type stdServer struct{ *http.Server }
+
+func (s stdServer) Serve(ln net.Listener) error {
 	ln = corkListener{ln}
-	errc := make(chan error, 1)
-	go func() {
-		if tlsConfig != nil {
-			errc <- srv.ServeTLS(ln, "", "")
-		} else {
-			errc <- srv.Serve(ln)
-		}
-	}()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("edge: serve %s: %w", ln.Addr(), err)
-	case <-ctx.Done():
+	if s.TLSConfig != nil {
+		return s.ServeTLS(ln, "", "")
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		s.log.LogAttrs(context.Background(), slog.LevelWarn, "Closing connections still busy at shutdown",
-			slog.String("addr", ln.Addr().String()), slog.Any("error", err))
-		srv.Close()
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("edge: serve %s: %w", ln.Addr(), err)
-	}
-	return nil
+	return s.Server.Serve(ln)
 }

@@ -1,0 +1,414 @@
+package h1
+
+import (
+	"bufio"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+const (
+	// readBufferSize is a connection's read buffer: a request's header section is read into
+	// it, whole in the common case.
+	readBufferSize = 4 << 10
+	// outBufferSize is how much output a connection gathers before it writes; a larger body is
+	// written at once, with what is gathered, in one writev.
+	outBufferSize = 16 << 10
+	// headerSlack is read beyond MaxHeaderBytes before a header section is called too large,
+	// as net/http does (the limit is on the fields, not the buffer that happens to hold them).
+	headerSlack = 4 << 10
+	// maxDrainBytes is how much of a request body the handler left unread is read and thrown
+	// away to keep the connection; past that it is closed (net/http's figure).
+	maxDrainBytes = 256 << 10
+	// lingerTimeout bounds the wait for the client to close after a response the connection
+	// ends with, so that unread request bytes do not make the kernel reset the connection
+	// before the client has read the response.
+	lingerTimeout = 500 * time.Millisecond
+	// errorWriteTimeout bounds the write of an error response to a client that sent a bad
+	// request.
+	errorWriteTimeout = time.Second
+)
+
+// The states of a connection's reader, which choose its read deadline.
+const (
+	readingIdle = iota // waiting for a request: IdleTimeout
+	readingHead        // in a request's header section: ReadHeaderTimeout from its start
+	readingBody        // a handler reads the request body: IdleTimeout from each read
+)
+
+// errServerClosing ends a connection that waits for a request once the server shuts down.
+var errServerClosing = errors.New("h1: server closing")
+
+// conn is one HTTP/1.x connection. Everything but idle belongs to the connection's goroutine.
+type conn struct {
+	srv        *Server
+	nc         net.Conn
+	ctx        context.Context
+	cancel     context.CancelFunc
+	remoteAddr string
+	log        *slog.Logger
+
+	br   *bufio.Reader
+	out  []byte      // output not yet written
+	bufs net.Buffers // scratch for writev, over vecs
+	vecs [3][]byte
+	werr error // the first write error: the connection is done
+
+	// idle is set while the reader waits for a request, for Shutdown.
+	idle atomic.Bool
+
+	readState  int
+	headStart  time.Time
+	headLimit  int64 // bytes left before the header section is too large; <0 when not reading one
+	hitLimit   bool
+	readArmed  time.Time // the read deadline set on nc (zero: none)
+	writeArmed time.Time
+	lastMethod string
+	stage      []byte // body bytes held while a response's length is unknown
+}
+
+// connReader is what the connection's bufio.Reader reads from.
+type connReader struct{ c *conn }
+
+func (s *Server) newConn(ctx context.Context, nc net.Conn) *conn {
+	ctx = context.WithValue(ctx, http.LocalAddrContextKey, nc.LocalAddr())
+	if s.ConnContext != nil {
+		ctx = s.ConnContext(ctx, nc)
+	}
+	c := &conn{
+		srv:        s,
+		nc:         nc,
+		remoteAddr: nc.RemoteAddr().String(),
+		log:        s.logger(),
+		out:        make([]byte, 0, outBufferSize),
+		headLimit:  -1,
+		readState:  readingHead,
+		headStart:  time.Now(),
+	}
+	c.ctx, c.cancel = context.WithCancel(ctx)
+	c.br = bufio.NewReaderSize(connReader{c}, readBufferSize)
+	return c
+}
+
+// serve runs the connection: read a request, answer it, until either side ends it.
+func (c *conn) serve() {
+	defer c.nc.Close()
+	defer c.cancel()
+	for first := true; ; first = false {
+		if !first {
+			c.readState = readingHead
+			if c.br.Buffered() == 0 {
+				c.readState = readingIdle
+			} else {
+				c.headStart = time.Now()
+			}
+		}
+		req, err := c.readRequest()
+		if err != nil {
+			c.idle.Store(false)
+			c.answerBadRequest(err)
+			return
+		}
+		w := c.newResponse(req)
+		if !c.runHandler(w) {
+			c.flush()
+			return
+		}
+		w.finish()
+		if w.closeAfter || c.werr != nil {
+			c.end(w.lingerAfter || c.br.Buffered() > 0)
+			return
+		}
+	}
+}
+
+// runHandler calls the handler; it reports false if the handler panicked, which ends the
+// connection as it stands (what was written is sent; the client sees the response cut short).
+func (c *conn) runHandler(w *response) (ok bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler {
+				buf := make([]byte, 64<<10)
+				buf = buf[:runtime.Stack(buf, false)]
+				c.log.LogAttrs(c.ctx, slog.LevelError, "Handler panicked",
+					slog.String("remote", c.remoteAddr), slog.Any("panic", v), slog.String("stack", string(buf)))
+			}
+			ok = false
+		}
+	}()
+	c.readState = readingBody
+	c.srv.Handler.ServeHTTP(w, w.req)
+	return true
+}
+
+// end finishes a connection after its last response: the output is written, and when the
+// client may still be sending (linger), the sending side is shut first and the client given a
+// moment to close, so that its unread bytes do not make the kernel reset the connection before
+// the response is read.
+func (c *conn) end(linger bool) {
+	if c.flush() == nil && linger {
+		c.linger()
+	}
+}
+
+// linger shuts the sending side and waits, briefly, for the client to close.
+func (c *conn) linger() {
+	cw, ok := c.nc.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	c.nc.SetReadDeadline(time.Now().Add(lingerTimeout))
+	io.Copy(io.Discard, c.nc)
+}
+
+// readRequest reads the next request and checks it as net/http's server does.
+func (c *conn) readRequest() (*http.Request, error) {
+	c.headLimit = int64(cmp.Or(c.srv.MaxHeaderBytes, DefaultMaxHeaderBytes)) + headerSlack
+	c.hitLimit = false
+	if c.lastMethod == "POST" {
+		// RFC 9112 §2.2: a client may send a CRLF after a POST body; it is skipped.
+		peek, _ := c.br.Peek(4)
+		c.br.Discard(leadingCRLF(peek))
+	}
+	req, err := http.ReadRequest(c.br)
+	c.headLimit = -1
+	if err != nil {
+		if c.hitLimit {
+			return nil, &statusError{http.StatusRequestHeaderFieldsTooLarge, ""}
+		}
+		return nil, err
+	}
+	c.lastMethod = req.Method
+	if req.ProtoMajor != 1 {
+		return nil, &statusError{http.StatusHTTPVersionNotSupported, "unsupported protocol version"}
+	}
+	// http.ReadRequest has taken Host out of the header (refusing more than one) and into
+	// req.Host, from the request target in absolute form if there is one. An HTTP/1.1 request
+	// without it is refused (RFC 9112 §3.2), and with it an empty one: a request this server
+	// cannot place.
+	if req.Host == "" && req.ProtoAtLeast(1, 1) && req.Method != http.MethodConnect {
+		return nil, &statusError{http.StatusBadRequest, "missing required Host header"}
+	}
+	if !httpguts.ValidHostHeader(req.Host) {
+		return nil, &statusError{http.StatusBadRequest, "malformed Host header"}
+	}
+	for k, vv := range req.Header {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return nil, &statusError{http.StatusBadRequest, "invalid header name"}
+		}
+		for _, v := range vv {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return nil, &statusError{http.StatusBadRequest, "invalid header value"}
+			}
+		}
+	}
+	// RFC 9110 §10.1.1: 100-continue is the only expectation; another is answered 417.
+	expect, hasExpect := req.Header["Expect"]
+	if hasExpect && (len(expect) != 1 || !strings.EqualFold(expect[0], "100-continue")) {
+		return nil, &statusError{http.StatusExpectationFailed, ""}
+	}
+	req = req.WithContext(c.ctx)
+	req.RemoteAddr = c.remoteAddr
+	if req.Body != http.NoBody {
+		req.Body = &requestBody{r: req.Body, expect: hasExpect && req.ProtoAtLeast(1, 1)}
+	}
+	return req, nil
+}
+
+func leadingCRLF(b []byte) int {
+	n := 0
+	for _, ch := range b {
+		if ch != '\r' && ch != '\n' {
+			break
+		}
+		n++
+	}
+	return n
+}
+
+// statusError is a request the server answers itself, with code and a reason.
+type statusError struct {
+	code   int
+	reason string
+}
+
+func (e *statusError) Error() string {
+	return fmt.Sprintf("h1: %d %s: %s", e.code, http.StatusText(e.code), e.reason)
+}
+
+// answerBadRequest answers a request that could not be read, when the client is still there to
+// be told, then ends the connection.
+func (c *conn) answerBadRequest(err error) {
+	if errors.Is(err, io.EOF) || errors.Is(err, errServerClosing) || c.werr != nil {
+		return // the client closed between requests, or the server is closing
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return // a timeout, or the connection failed: nobody to answer
+	}
+	c.log.LogAttrs(c.ctx, slog.LevelDebug, "Bad request", slog.String("remote", c.remoteAddr), slog.Any("error", err))
+	code, reason := http.StatusBadRequest, ""
+	var se *statusError
+	switch {
+	case errors.As(err, &se):
+		code, reason = se.code, se.reason
+	case strings.HasPrefix(err.Error(), "unsupported transfer encoding"):
+		// RFC 9112 §6.1: a transfer coding the server does not understand is answered 501.
+		// net/http's parser reports it with this text and an unexported type.
+		code = http.StatusNotImplemented
+	}
+	text := fmt.Sprint(code, " ", http.StatusText(code))
+	if reason != "" {
+		text += ": " + reason
+	}
+	if c.flush() != nil { // the responses before it, if pipelined
+		return
+	}
+	c.nc.SetWriteDeadline(time.Now().Add(errorWriteTimeout))
+	if _, err := io.WriteString(c.nc, "HTTP/1.1 "+text+"\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"+text); err == nil {
+		c.linger()
+	}
+}
+
+// Read reads from the connection for the request parser and for request bodies. Output
+// gathered so far is written first: the connection is about to wait for the client, which may
+// be waiting for it.
+func (r connReader) Read(p []byte) (int, error) {
+	c := r.c
+	if err := c.flush(); err != nil {
+		return 0, err
+	}
+	if c.headLimit >= 0 {
+		if c.headLimit == 0 {
+			c.hitLimit = true
+			return 0, io.EOF
+		}
+		if int64(len(p)) > c.headLimit {
+			p = p[:c.headLimit]
+		}
+	}
+	if err := c.armRead(); err != nil {
+		return 0, err
+	}
+	if c.readState == readingIdle {
+		c.idle.Store(true)
+		// After the deadline is set: Shutdown sets the flag, then a past deadline, so either
+		// this sees the flag or the read below sees the deadline.
+		if c.srv.closing.Load() {
+			return 0, errServerClosing
+		}
+	}
+	n, err := c.nc.Read(p)
+	if c.readState == readingIdle {
+		c.idle.Store(false)
+		if err != nil && c.srv.closing.Load() {
+			return 0, errServerClosing
+		}
+		if n > 0 {
+			c.readState, c.headStart = readingHead, time.Now()
+		}
+	}
+	if c.headLimit >= 0 {
+		c.headLimit -= int64(n)
+	}
+	return n, err
+}
+
+// armRead sets the read deadline the reader's state calls for. A sliding deadline is moved only
+// when it is off by more than an eighth of its timeout, so that a busy connection does not
+// reset it on every request.
+func (c *conn) armRead() error {
+	switch c.readState {
+	case readingHead:
+		want := time.Time{}
+		if d := c.srv.ReadHeaderTimeout; d > 0 {
+			want = c.headStart.Add(d)
+		}
+		if want.Equal(c.readArmed) {
+			return nil
+		}
+		c.readArmed = want
+		return c.nc.SetReadDeadline(want)
+	default:
+		return slide(c.nc.SetReadDeadline, &c.readArmed, c.srv.IdleTimeout)
+	}
+}
+
+func (c *conn) armWrite() error {
+	return slide(c.nc.SetWriteDeadline, &c.writeArmed, c.srv.SendTimeout)
+}
+
+// slide keeps a deadline between d·7/8 and d from now (none when d is zero), calling set only
+// when it has to move.
+func slide(set func(time.Time) error, armed *time.Time, d time.Duration) error {
+	if d <= 0 {
+		if armed.IsZero() {
+			return nil
+		}
+		*armed = time.Time{}
+		return set(time.Time{})
+	}
+	now := time.Now()
+	want := now.Add(d)
+	if !armed.IsZero() && !armed.After(want) && armed.After(want.Add(-d/8)) {
+		return nil
+	}
+	*armed = want
+	return set(want)
+}
+
+// flush writes the gathered output.
+func (c *conn) flush() error {
+	if c.werr != nil || len(c.out) == 0 {
+		return c.werr
+	}
+	if err := c.armWrite(); err != nil {
+		c.werr = err
+		return err
+	}
+	_, err := c.nc.Write(c.out)
+	c.out = c.out[:0]
+	if err != nil {
+		c.werr = err
+	}
+	return err
+}
+
+// write sends the gathered output and then p, in one writev when p does not fit the buffer.
+// The extra buffers (at most one: a chunk's CRLF) follow p.
+func (c *conn) write(p []byte, after []byte) error {
+	if c.werr != nil {
+		return c.werr
+	}
+	if len(c.out)+len(p)+len(after) <= cap(c.out) {
+		c.out = append(c.out, p...)
+		c.out = append(c.out, after...)
+		return nil
+	}
+	if err := c.armWrite(); err != nil {
+		c.werr = err
+		return err
+	}
+	c.bufs = append(c.vecs[:0], c.out, p)
+	if len(after) > 0 {
+		c.bufs = append(c.bufs, after)
+	}
+	_, err := c.bufs.WriteTo(c.nc)
+	c.vecs = [3][]byte{} // no reference to the handler's bytes stays behind
+	c.out = c.out[:0]
+	if err != nil {
+		c.werr = err
+	}
+	return err
+}

@@ -1,0 +1,522 @@
+package h1
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+const (
+	// stageSize is how much body a handler may write before its response's length is decided,
+	// when the handler does not give one: a body that ends within it gets a Content-Length,
+	// a longer one is chunked (net/http holds 2 KiB).
+	stageSize = 4 << 10
+	// sniffLen is how much of a body http.DetectContentType looks at.
+	sniffLen = 512
+	// sendStep is the most a file body sends in one ReadFrom, so that SendTimeout bounds
+	// each step rather than the whole file.
+	sendStep = 4 << 20
+)
+
+// response is the http.ResponseWriter of one request.
+type response struct {
+	c      *conn
+	req    *http.Request
+	header http.Header
+	// snapshot is the header as of WriteHeader, when the header section could not be
+	// written then (its framing waits on the body); nil otherwise.
+	snapshot http.Header
+
+	status      int  // the final status, once WriteHeader is called
+	headerSent  bool // the status line and header section are in the output
+	isHEAD      bool
+	bodyAllowed bool
+	clen        int64 // the body's length, or -1 while unknown
+	written     int64 // body bytes the handler wrote
+	chunked     bool
+	closeAfter  bool // the connection ends after this response
+	lingerAfter bool // ... and the client may still be sending
+	handlerDone bool
+	sent100     bool
+}
+
+var _ interface {
+	http.ResponseWriter
+	http.Flusher
+	io.ReaderFrom
+} = (*response)(nil)
+
+func (c *conn) newResponse(req *http.Request) *response {
+	w := &response{
+		c:      c,
+		req:    req,
+		header: make(http.Header, 8),
+		clen:   -1,
+		isHEAD: req.Method == http.MethodHead,
+	}
+	if rb, ok := req.Body.(*requestBody); ok {
+		rb.w = w
+	}
+	return w
+}
+
+func (w *response) Header() http.Header { return w.header }
+
+func (w *response) WriteHeader(code int) {
+	if code < 100 || code > 999 {
+		panic("h1: invalid WriteHeader code " + strconv.Itoa(code))
+	}
+	if w.status != 0 {
+		w.c.log.LogAttrs(w.c.ctx, slog.LevelDebug, "Superfluous WriteHeader call",
+			slog.Int("code", code), slog.String("path", w.req.URL.Path))
+		return
+	}
+	if code < 200 && code != http.StatusSwitchingProtocols {
+		w.writeInformational(code)
+		return
+	}
+	w.status = code
+	w.bodyAllowed = bodyAllowedForStatus(code)
+	if code == http.StatusSwitchingProtocols {
+		w.closeAfter = true // there is no protocol to switch to
+	}
+	if cl, ok := w.header["Content-Length"]; ok {
+		if v, err := strconv.ParseInt(strings.TrimSpace(strings.Join(cl, "")), 10, 64); err == nil && v >= 0 && len(cl) == 1 {
+			w.clen = v
+		} else {
+			w.c.log.LogAttrs(w.c.ctx, slog.LevelDebug, "Invalid Content-Length from handler",
+				slog.Any("value", cl), slog.String("path", w.req.URL.Path))
+			delete(w.header, "Content-Length")
+		}
+	}
+	_, haveType := w.header["Content-Type"]
+	sniff := w.bodyAllowed && !haveType && w.header.Get("Content-Encoding") == ""
+	if !w.bodyAllowed || (w.clen >= 0 && !sniff) {
+		w.writeHeaderSection(nil)
+		return
+	}
+	// The framing or the type waits on the body: hold on to the header as it is now.
+	w.snapshot = w.header.Clone()
+}
+
+// writeInformational sends a 1xx response at once, with the header fields set so far (103
+// Early Hints). An HTTP/1.0 client is not sent one (RFC 9110 §15.2).
+func (w *response) writeInformational(code int) {
+	c := w.c
+	if !w.req.ProtoAtLeast(1, 1) || c.werr != nil {
+		return
+	}
+	if code == http.StatusContinue {
+		w.send100()
+		return
+	}
+	c.out = appendStatusLine(c.out, true, code)
+	c.out = appendFields(c.out, w.header, 0)
+	c.out = append(c.out, "\r\n"...)
+	c.flush()
+}
+
+// send100 answers "Expect: 100-continue" once, before the final response.
+func (w *response) send100() {
+	if w.sent100 || w.headerSent {
+		return
+	}
+	w.sent100 = true
+	w.c.out = append(w.c.out, "HTTP/1.1 100 Continue\r\n\r\n"...)
+}
+
+func (w *response) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.bodyAllowed {
+		return 0, http.ErrBodyNotAllowed
+	}
+	if w.clen >= 0 && w.written+int64(len(p)) > w.clen {
+		return 0, http.ErrContentLength
+	}
+	w.written += int64(len(p))
+	if !w.headerSent {
+		if w.clen < 0 && len(w.c.stage)+len(p) <= stageSize {
+			w.c.stage = append(w.c.stage, p...)
+			return len(p), nil
+		}
+		w.writeHeaderSection(p)
+		if err := w.writeStage(); err != nil {
+			return 0, err
+		}
+	}
+	if w.isHEAD {
+		return len(p), nil
+	}
+	if err := w.writeBody(p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// writeBody frames p as the response's framing says and hands it to the connection.
+func (w *response) writeBody(p []byte) error {
+	if len(p) == 0 {
+		return nil
+	}
+	c := w.c
+	if !w.chunked {
+		return c.write(p, nil)
+	}
+	c.out = strconv.AppendInt(c.out, int64(len(p)), 16)
+	c.out = append(c.out, "\r\n"...)
+	return c.write(p, crlf)
+}
+
+var crlf = []byte("\r\n")
+
+// writeStage sends the body bytes held before the header section was written.
+func (w *response) writeStage() error {
+	stage := w.c.stage
+	w.c.stage = w.c.stage[:0]
+	if w.isHEAD {
+		return nil
+	}
+	return w.writeBody(stage)
+}
+
+// Flush sends the header section and the body so far. A response whose length is still
+// unknown is chunked from here (or, to an HTTP/1.0 client, ends with the connection).
+func (w *response) Flush() {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.headerSent {
+		w.writeHeaderSection(nil)
+		w.writeStage()
+	}
+	w.c.flush()
+}
+
+// ReadFrom sends a body from src: from a file, by the connection's own ReadFrom (sendfile on
+// TCP), once the header section is out.
+func (w *response) ReadFrom(src io.Reader) (int64, error) {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	rf, ok := w.c.nc.(io.ReaderFrom)
+	if !ok || !w.bodyAllowed || w.isHEAD || w.clen < 0 {
+		return copyBuffered(w, src)
+	}
+	if !w.headerSent {
+		w.writeHeaderSection(nil)
+	}
+	c := w.c
+	if err := c.flush(); err != nil {
+		return 0, err
+	}
+	r, limit := src, int64(-1)
+	lr, isLimited := src.(*io.LimitedReader)
+	if isLimited {
+		r, limit = lr.R, lr.N
+	}
+	var total int64
+	for {
+		step := min(int64(sendStep), w.clen-w.written)
+		if limit >= 0 {
+			step = min(step, limit)
+		}
+		if step <= 0 {
+			break
+		}
+		if err := c.armWrite(); err != nil {
+			c.werr = err
+			return total, err
+		}
+		n, err := rf.ReadFrom(io.LimitReader(r, step))
+		total += n
+		w.written += n
+		if limit >= 0 {
+			limit -= n
+		}
+		if err != nil {
+			c.werr = err
+			return total, err
+		}
+		if n < step {
+			return total, nil // src ended
+		}
+	}
+	if isLimited {
+		lr.N = limit
+		src = lr
+	}
+	if limit == 0 {
+		return total, nil
+	}
+	// The declared length is sent; src may still have more, which Write refuses.
+	n, err := copyBuffered(w, src)
+	return total + n, err
+}
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// copyBuffered copies src to w by Write, hiding w's ReadFrom from io.CopyBuffer.
+func copyBuffered(w *response, src io.Reader) (int64, error) {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	return io.CopyBuffer(struct{ io.Writer }{w}, src, *bp)
+}
+
+// finish ends the response once the handler has returned.
+func (w *response) finish() {
+	w.handlerDone = true
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.headerSent {
+		w.writeHeaderSection(nil)
+		w.writeStage()
+	}
+	if w.chunked {
+		w.c.out = append(w.c.out, "0\r\n\r\n"...)
+	}
+	if w.bodyAllowed && !w.isHEAD && w.clen >= 0 && w.written < w.clen {
+		// The client waits for bytes that will not come: only closing tells it.
+		w.closeAfter = true
+	}
+	if w.c.srv.closing.Load() {
+		w.closeAfter = true
+	}
+}
+
+// writeHeaderSection decides the response's framing and writes its status line and header
+// section to the output. p is the body write that prompted it, if any, for sniffing.
+func (w *response) writeHeaderSection(p []byte) {
+	if w.headerSent {
+		return
+	}
+	w.headerSent = true
+	c := w.c
+	h := w.header
+	if w.snapshot != nil {
+		h = w.snapshot
+	}
+	var skip skipFields
+	if w.clen < 0 && w.handlerDone && w.bodyAllowed && (!w.isHEAD || len(c.stage) > 0) {
+		w.clen = int64(len(c.stage))
+	}
+	switch {
+	case !w.bodyAllowed:
+		skip |= skipLength | skipTransferEncoding
+		if w.status == http.StatusNotModified {
+			skip |= skipType
+		}
+		w.clen = -1
+	case w.clen >= 0:
+		skip |= skipLength | skipTransferEncoding
+	case w.isHEAD:
+		skip |= skipLength | skipTransferEncoding
+	case w.req.ProtoAtLeast(1, 1):
+		w.chunked = true
+		skip |= skipLength | skipTransferEncoding
+	default:
+		// HTTP/1.0 has no chunking: the body ends with the connection.
+		w.closeAfter = true
+		skip |= skipLength | skipTransferEncoding
+	}
+	w.drainRequestBody()
+
+	keepAlive10 := false
+	if !w.req.ProtoAtLeast(1, 1) {
+		if hasToken(w.req.Header["Connection"], "keep-alive") && !w.closeAfter &&
+			(w.isHEAD || w.clen >= 0 || !w.bodyAllowed) {
+			keepAlive10 = true
+		} else {
+			w.closeAfter = true
+		}
+	} else if hasToken(w.req.Header["Connection"], "close") {
+		w.closeAfter = true
+	}
+	if hasToken(h["Connection"], "close") || c.srv.closing.Load() {
+		w.closeAfter = true
+	}
+	if w.closeAfter || keepAlive10 {
+		skip |= skipConnection
+	}
+	var sniffed string
+	if w.bodyAllowed {
+		if _, haveType := h["Content-Type"]; !haveType && h.Get("Content-Encoding") == "" {
+			body := c.stage
+			if len(body) == 0 {
+				body = p
+			}
+			if len(body) > 0 {
+				sniffed = http.DetectContentType(body[:min(len(body), sniffLen)])
+			}
+		}
+	}
+
+	b := appendStatusLine(c.out, w.req.ProtoAtLeast(1, 1), w.status)
+	b = appendFields(b, h, skip)
+	if _, ok := h["Date"]; !ok {
+		b = append(b, "Date: "...)
+		b = c.srv.appendDate(b, time.Now())
+		b = append(b, "\r\n"...)
+	}
+	if sniffed != "" {
+		b = append(b, "Content-Type: "...)
+		b = append(b, sniffed...)
+		b = append(b, "\r\n"...)
+	}
+	if w.clen >= 0 && w.bodyAllowed {
+		b = append(b, "Content-Length: "...)
+		b = strconv.AppendInt(b, w.clen, 10)
+		b = append(b, "\r\n"...)
+	}
+	if w.chunked {
+		b = append(b, "Transfer-Encoding: chunked\r\n"...)
+	}
+	switch {
+	case w.closeAfter && w.req.ProtoAtLeast(1, 1):
+		b = append(b, "Connection: close\r\n"...)
+	case keepAlive10:
+		b = append(b, "Connection: keep-alive\r\n"...)
+	}
+	c.out = append(b, "\r\n"...)
+}
+
+// drainRequestBody reads what the handler left of the request body, up to maxDrainBytes, so
+// that the connection can carry the next request; past that, or when the client waits for a
+// 100 Continue it was not sent, the connection ends after the response.
+func (w *response) drainRequestBody() {
+	rb, ok := w.req.Body.(*requestBody)
+	if !ok || rb.eof || w.closeAfter {
+		return
+	}
+	if rb.closed || (rb.expect && !w.sent100) {
+		w.closeAfter, w.lingerAfter = true, true
+		return
+	}
+	n, err := io.CopyN(io.Discard, rb.r, maxDrainBytes+1)
+	if err == io.EOF {
+		rb.eof = true
+		return
+	}
+	if n > maxDrainBytes || err != nil {
+		w.closeAfter, w.lingerAfter = true, true
+	}
+}
+
+// requestBody is a request's body as a handler sees it: it answers "Expect: 100-continue" on
+// the first read, and Close does not read what is left (the server decides that).
+type requestBody struct {
+	r      io.ReadCloser
+	w      *response
+	expect bool
+	eof    bool
+	closed bool
+}
+
+func (b *requestBody) Read(p []byte) (int, error) {
+	if b.closed {
+		return 0, http.ErrBodyReadAfterClose
+	}
+	if b.eof {
+		return 0, io.EOF
+	}
+	if b.expect && b.w != nil {
+		b.w.send100()
+	}
+	n, err := b.r.Read(p)
+	if errors.Is(err, io.EOF) {
+		b.eof = true
+	}
+	return n, err
+}
+
+func (b *requestBody) Close() error {
+	b.closed = true
+	return nil
+}
+
+// skipFields are the handler's fields the server replaces or drops.
+type skipFields uint8
+
+const (
+	skipLength skipFields = 1 << iota
+	skipTransferEncoding
+	skipConnection
+	skipType
+)
+
+// appendFields appends h's fields. Names that are not valid tokens are left out, and line
+// breaks in values become spaces, so that nothing a handler sets can split the response.
+func appendFields(b []byte, h http.Header, skip skipFields) []byte {
+	for k, vv := range h {
+		switch {
+		case k == "Content-Length" && skip&skipLength != 0,
+			k == "Transfer-Encoding" && skip&skipTransferEncoding != 0,
+			k == "Connection" && skip&skipConnection != 0,
+			k == "Content-Type" && skip&skipType != 0,
+			strings.HasPrefix(k, http.TrailerPrefix),
+			!httpguts.ValidHeaderFieldName(k):
+			continue
+		}
+		for _, v := range vv {
+			b = append(b, k...)
+			b = append(b, ": "...)
+			b = appendValue(b, v)
+			b = append(b, "\r\n"...)
+		}
+	}
+	return b
+}
+
+func appendValue(b []byte, v string) []byte {
+	v = strings.TrimSpace(v)
+	start := len(b)
+	b = append(b, v...)
+	for i := start; i < len(b); i++ {
+		if b[i] == '\r' || b[i] == '\n' {
+			b[i] = ' '
+		}
+	}
+	return b
+}
+
+func appendStatusLine(b []byte, http11 bool, code int) []byte {
+	if http11 {
+		b = append(b, "HTTP/1.1 "...)
+	} else {
+		b = append(b, "HTTP/1.0 "...)
+	}
+	b = strconv.AppendInt(b, int64(code), 10)
+	b = append(b, ' ')
+	if text := http.StatusText(code); text != "" {
+		b = append(b, text...)
+	} else {
+		b = append(b, "status code "...)
+		b = strconv.AppendInt(b, int64(code), 10)
+	}
+	return append(b, "\r\n"...)
+}
+
+func bodyAllowedForStatus(code int) bool {
+	return code >= 200 && code != http.StatusNoContent && code != http.StatusNotModified
+}
+
+// hasToken reports whether a comma-separated field holds token, case-insensitively.
+func hasToken(values []string, token string) bool {
+	for _, v := range values {
+		for part := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(part), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
