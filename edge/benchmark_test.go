@@ -76,15 +76,22 @@ func BenchmarkHandler(b *testing.B) {
 }
 
 // BenchmarkLoopback measures whole requests over HTTP/1.1 keep-alive on 127.0.0.1, client
-// included.
+// included, served by package h1 (as the edge serves plain HTTP) and by net/http's server.
 func BenchmarkLoopback(b *testing.B) {
 	d := newDeploy(b, benchFiles(), nil, SiteOptions{})
 	h := NewHandler(HandlerConfig{})
 	h.SetSite(d.site)
-	srv := startServer(b, h)
+	for _, server := range []struct {
+		name  string
+		start func(testing.TB, *Handler) *testServer
+	}{{"h1", startServer}, {"net-http", startStdServer}} {
+		b.Run(server.name, func(b *testing.B) { benchmarkLoopback(b, server.start(b, h)) })
+	}
+}
+
+func benchmarkLoopback(b *testing.B, srv *testServer) {
 	client := srv.Client()
 	client.Transport.(*http.Transport).DisableCompression = true
-	b.Cleanup(client.CloseIdleConnections)
 	for _, c := range benchCases {
 		b.Run(c.name, func(b *testing.B) {
 			req, _ := http.NewRequest("GET", srv.URL+c.path, nil)

@@ -129,7 +129,7 @@ func TestCorkedResponsesWhole(t *testing.T) {
 		w.Write(body[n/3:])
 		uncork()
 	})
-	srv := startServer(t, h)
+	srv := startHandlerServer(t, h)
 	client := srv.Client()
 	for round := range 2 {
 		for _, n := range sizes {

@@ -7,7 +7,8 @@
 // request is computed there, once per deploy, and small files are read into memory, so the
 // request path does no formatting and, for small files, no system call but the socket write.
 // A Handler serves one Site at a time and switches atomically (Handler.SetSite); a Server runs
-// the Handler on a listener, plain or TLS with HTTP/2.
+// the Handler on a listener: plain HTTP/1.x by package internal/h1, or TLS with HTTP/2 by
+// package internal/h2 and HTTP/1.1 by net/http.
 //
 // # Guarantees
 //

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -25,7 +24,7 @@ import (
 type sender func(t testing.TB, method, target string, lines ...string) rawResponse
 
 // overHTTP1 sends requests to srv over HTTP/1.1 (see do).
-func overHTTP1(srv *httptest.Server) sender {
+func overHTTP1(srv *testServer) sender {
 	return func(t testing.TB, method, target string, lines ...string) rawResponse {
 		t.Helper()
 		return do(t, srv, method, target, lines...)

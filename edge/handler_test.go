@@ -304,6 +304,7 @@ func TestConformance(t *testing.T) {
 		{name: "404 page Cache-Control", target: "/nope", status: 404, hdr: hdrWant{"Cache-Control": ccRevalidate}},
 	}
 	t.Run("HTTP/1.1", func(t *testing.T) { runConformance(t, overHTTP1(srv), cases) })
+	t.Run("HTTP/1.1 net/http", func(t *testing.T) { runConformance(t, overHTTP1(startStdServer(t, h)), cases) })
 	t.Run("HTTP/2", func(t *testing.T) { runConformance(t, overHTTP2(t, h), cases) })
 }
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -130,7 +131,62 @@ func htmlPage(name string, n int) []byte {
 
 // startServer serves h on a loopback port, closed at cleanup, with the connections of
 // Server.Serve: corked for large HTTP/1.1 bodies (corkListener, withTCPConn).
-func startServer(t testing.TB, h http.Handler) *httptest.Server {
+// testServer is a Server serving plain HTTP on loopback until its test ends.
+type testServer struct {
+	t    testing.TB
+	URL  string // http://addr
+	Addr string
+}
+
+// Client returns a client of its own for the server, whose idle connections close with the
+// test.
+func (s *testServer) Client() *http.Client {
+	tr := &http.Transport{MaxIdleConnsPerHost: 64}
+	s.t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr}
+}
+
+// startServer serves h as an edge serves plain HTTP: by package h1.
+func startServer(t testing.TB, h *Handler) *testServer {
+	t.Helper()
+	return serveWith(t, h, Config{})
+}
+
+// startStdServer serves h by net/http's server on corked connections (Config.StdHTTP1).
+func startStdServer(t testing.TB, h *Handler) *testServer {
+	t.Helper()
+	return serveWith(t, h, Config{StdHTTP1: true})
+}
+
+// serveWith serves h with Server.Serve over plain HTTP on 127.0.0.1 until the test ends, and
+// checks that the server then shuts down cleanly.
+func serveWith(t testing.TB, h *Handler, cfg Config) *testServer {
+	t.Helper()
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.handler = h
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx, ln, nil) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	addr := ln.Addr().String()
+	return &testServer{t: t, URL: "http://" + addr, Addr: addr}
+}
+
+// startHandlerServer serves any handler by net/http's server on corked connections, as
+// Server.Serve does with StdHTTP1, for tests of the cork itself.
+func startHandlerServer(t testing.TB, h http.Handler) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(h)
 	srv.Listener = corkListener{srv.Listener}
@@ -150,9 +206,9 @@ type rawResponse struct {
 // do sends one request with exactly the given request target and header lines, on a new
 // connection, and reads the response. Writing the request by hand keeps clients from cleaning
 // paths or adding Accept-Encoding.
-func do(t testing.TB, srv *httptest.Server, method, target string, lines ...string) rawResponse {
+func do(t testing.TB, srv *testServer, method, target string, lines ...string) rawResponse {
 	t.Helper()
-	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	conn, err := net.Dial("tcp", srv.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}

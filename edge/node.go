@@ -56,6 +56,9 @@ type NodeConfig struct {
 	Version string
 	// Name is what the operator calls the edge, reported in heartbeats for dashboards. Optional.
 	Name string
+	// StdHTTP1 serves plain HTTP/1.x with net/http's server instead of package h1's
+	// (Config.StdHTTP1).
+	StdHTTP1 bool
 	// StdHTTP2 serves HTTP/2 with net/http's server instead of package h2's (Config.StdHTTP2).
 	StdHTTP2 bool
 	// Registerer receives the edge's metrics (requests by status and encoding, bytes, latency).
@@ -120,6 +123,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	srv, err := New(Config{
 		Logger:   cfg.Logger,
 		Observer: e,
+		StdHTTP1: cfg.StdHTTP1,
 		StdHTTP2: cfg.StdHTTP2,
 		Routes: func(r chi.Router) {
 			r.Get(HealthPath, e.serveHealth)

@@ -63,8 +63,8 @@ const (
 )
 
 // Server is a dt edge: it serves the current deploy to visitors. It has no write timeout: a
-// 10 MiB file to a slow phone takes as long as it takes (IdleTimeout still reaps idle
-// connections).
+// 10 MiB file to a slow phone takes as long as it takes. A connection where nothing moves is
+// closed: by IdleTimeout between requests and over HTTP/2, by SendTimeout for plain HTTP/1.x.
 type Server struct {
 	cfg     Config
 	log     *slog.Logger

@@ -34,15 +34,16 @@ func TestSwitchUnderLoad(t *testing.T) {
 			}
 		}
 	}
-	t.Run("HTTP/1.1", func(t *testing.T) {
-		h := NewHandler(HandlerConfig{})
-		h.SetSite(a.site)
-		srv := startServer(t, h)
-		client := srv.Client()
-		client.Transport.(*http.Transport).DisableCompression = true // the test checks encoded bytes
-		t.Cleanup(client.CloseIdleConnections)
-		switchUnderLoad(t, h, srv.URL, client, a.site, b.site, owner)
-	})
+	for name, start := range map[string]func(testing.TB, *Handler) *testServer{"HTTP/1.1": startServer, "HTTP/1.1 net/http": startStdServer} {
+		t.Run(name, func(t *testing.T) {
+			h := NewHandler(HandlerConfig{})
+			h.SetSite(a.site)
+			srv := start(t, h)
+			client := srv.Client()
+			client.Transport.(*http.Transport).DisableCompression = true // the test checks encoded bytes
+			switchUnderLoad(t, h, srv.URL, client, a.site, b.site, owner)
+		})
+	}
 	t.Run("HTTP/2", func(t *testing.T) {
 		h := NewHandler(HandlerConfig{})
 		h.SetSite(a.site)

@@ -35,6 +35,7 @@ type edgeFlags struct {
 	publicIPs stringList
 	heartbeat time.Duration
 	drainWait time.Duration
+	stdHTTP1  bool
 	stdHTTP2  bool
 }
 
@@ -60,6 +61,7 @@ func runEdge(ctx context.Context, args []string, env *Env) error {
 	fs.Var(&ef.publicIPs, "public-ip", "the edge's public `ADDR` (IPv4 and/or IPv6); repeatable (default: the addresses its dt peers see it at, when public)")
 	fs.DurationVar(&ef.heartbeat, "heartbeat-interval", 2*time.Second, "send a heartbeat every `INTERVAL`")
 	fs.DurationVar(&ef.drainWait, "drain-wait", 0, "on SIGTERM, keep serving this `LONG` after announcing the drain (default: 2 heartbeat intervals)")
+	fs.BoolVar(&ef.stdHTTP1, "std-http1", false, "serve plain HTTP/1.x with Go's net/http server rather than dt's own (slower; a fallback should a client disagree with dt's)")
 	fs.BoolVar(&ef.stdHTTP2, "std-http2", false, "serve HTTP/2 with Go's net/http server rather than dt's own (slower; a fallback should a client disagree with dt's)")
 	if err := parsePlainNode(fs, args, &nf, "an edge"); err != nil {
 		return err
@@ -73,7 +75,7 @@ func runEdge(ctx context.Context, args []string, env *Env) error {
 	if len(ef.name) > 64 || strings.IndexFunc(ef.name, unicode.IsControl) >= 0 {
 		return fs.usageErrorf("--name: at most 64 characters, none of them control characters")
 	}
-	cfg := edge.NodeConfig{HeartbeatInterval: ef.heartbeat, Version: softwareVersion(), Name: ef.name, StdHTTP2: ef.stdHTTP2}
+	cfg := edge.NodeConfig{HeartbeatInterval: ef.heartbeat, Version: softwareVersion(), Name: ef.name, StdHTTP1: ef.stdHTTP1, StdHTTP2: ef.stdHTTP2}
 	for _, s := range ef.publicIPs {
 		ip, err := netip.ParseAddr(s)
 		if err != nil {

@@ -25,6 +25,13 @@ const (
 	// outBufferSize is how much output a connection gathers before it writes; a larger body is
 	// written at once, with what is gathered, in one writev.
 	outBufferSize = 16 << 10
+	// maxOutBuffer is the most the output buffer is kept at between writes: a handler's huge
+	// header section may grow it, but not for the rest of the connection.
+	maxOutBuffer = 64 << 10
+	// sendStep is the most written in one call, so that SendTimeout bounds the progress of
+	// each step rather than the whole body: at the default minute, a client that takes less
+	// than about 5 KB/s is cut off.
+	sendStep = 256 << 10
 	// headerSlack is read beyond MaxHeaderBytes before a header section is called too large,
 	// as net/http does (the limit is on the fields, not the buffer that happens to hold them).
 	headerSlack = 4 << 10
@@ -65,9 +72,10 @@ type conn struct {
 	vecs [3][]byte
 	werr error // the first write error: the connection is done
 
-	// idle is set while the reader waits for a request, for Shutdown.
+	// idle is set while the reader waits for the first byte of a request, for Shutdown.
 	idle atomic.Bool
 
+	fresh      bool // no byte of the current request has been read
 	readState  int
 	headStart  time.Time
 	headLimit  int64 // bytes left before the header section is too large; <0 when not reading one
@@ -95,6 +103,7 @@ func (s *Server) newConn(ctx context.Context, nc net.Conn) *conn {
 		headLimit:  -1,
 		readState:  readingHead,
 		headStart:  time.Now(),
+		fresh:      true,
 	}
 	c.ctx, c.cancel = context.WithCancel(ctx)
 	c.br = bufio.NewReaderSize(connReader{c}, readBufferSize)
@@ -107,8 +116,8 @@ func (c *conn) serve() {
 	defer c.cancel()
 	for first := true; ; first = false {
 		if !first {
-			c.readState = readingHead
-			if c.br.Buffered() == 0 {
+			c.readState, c.fresh = readingHead, c.br.Buffered() == 0
+			if c.fresh {
 				c.readState = readingIdle
 			} else {
 				c.headStart = time.Now()
@@ -301,21 +310,29 @@ func (r connReader) Read(p []byte) (int, error) {
 	if err := c.armRead(); err != nil {
 		return 0, err
 	}
-	if c.readState == readingIdle {
-		c.idle.Store(true)
-		// After the deadline is set: Shutdown sets the flag, then a past deadline, so either
-		// this sees the flag or the read below sees the deadline.
-		if c.srv.closing.Load() {
-			return 0, errServerClosing
+	if !c.fresh {
+		n, err := c.nc.Read(p)
+		if c.headLimit >= 0 {
+			c.headLimit -= int64(n)
 		}
+		return n, err
+	}
+	// Waiting for a request, which Shutdown may end. The flag is checked after the deadline
+	// is set: Shutdown sets the flag, then a past deadline, so either this sees the flag or
+	// the read below sees the deadline.
+	c.idle.Store(true)
+	if c.srv.closing.Load() {
+		c.idle.Store(false)
+		return 0, errServerClosing
 	}
 	n, err := c.nc.Read(p)
-	if c.readState == readingIdle {
-		c.idle.Store(false)
-		if err != nil && c.srv.closing.Load() {
-			return 0, errServerClosing
-		}
-		if n > 0 {
+	c.idle.Store(false)
+	if err != nil && c.srv.closing.Load() {
+		return 0, errServerClosing
+	}
+	if n > 0 {
+		c.fresh = false
+		if c.readState == readingIdle {
 			c.readState, c.headStart = readingHead, time.Now()
 		}
 	}
@@ -378,15 +395,33 @@ func (c *conn) flush() error {
 		return err
 	}
 	_, err := c.nc.Write(c.out)
-	c.out = c.out[:0]
+	c.resetOut()
 	if err != nil {
 		c.werr = err
 	}
 	return err
 }
 
-// write sends the gathered output and then p, in one writev when p does not fit the buffer.
-// The extra buffers (at most one: a chunk's CRLF) follow p.
+// resetOut empties the output buffer once written, shrinking it if a large header grew it.
+func (c *conn) resetOut() {
+	if cap(c.out) > maxOutBuffer {
+		c.out = make([]byte, 0, outBufferSize)
+		return
+	}
+	c.out = c.out[:0]
+}
+
+// reserve writes the gathered output if n more bytes would not fit the buffer, so that a run
+// of pipelined responses does not grow it.
+func (c *conn) reserve(n int) error {
+	if len(c.out)+n <= cap(c.out) {
+		return nil
+	}
+	return c.flush()
+}
+
+// write sends the gathered output and then p, in one writev when p does not fit the buffer,
+// in steps of sendStep when p is larger. after (at most a chunk's CRLF) follows p.
 func (c *conn) write(p []byte, after []byte) error {
 	if c.werr != nil {
 		return c.werr
@@ -396,6 +431,16 @@ func (c *conn) write(p []byte, after []byte) error {
 		c.out = append(c.out, after...)
 		return nil
 	}
+	for len(p) > sendStep {
+		if err := c.writev(p[:sendStep], nil); err != nil {
+			return err
+		}
+		p = p[sendStep:]
+	}
+	return c.writev(p, after)
+}
+
+func (c *conn) writev(p, after []byte) error {
 	if err := c.armWrite(); err != nil {
 		c.werr = err
 		return err
@@ -406,7 +451,7 @@ func (c *conn) write(p []byte, after []byte) error {
 	}
 	_, err := c.bufs.WriteTo(c.nc)
 	c.vecs = [3][]byte{} // no reference to the handler's bytes stays behind
-	c.out = c.out[:0]
+	c.resetOut()
 	if err != nil {
 		c.werr = err
 	}

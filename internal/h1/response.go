@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,11 +19,11 @@ const (
 	// when the handler does not give one: a body that ends within it gets a Content-Length,
 	// a longer one is chunked (net/http holds 2 KiB).
 	stageSize = 4 << 10
+	// headerReserve is the room made in the output buffer before a header section is added:
+	// enough for a typical one, which then needs no write of its own.
+	headerReserve = 2 << 10
 	// sniffLen is how much of a body http.DetectContentType looks at.
 	sniffLen = 512
-	// sendStep is the most a file body sends in one ReadFrom, so that SendTimeout bounds
-	// each step rather than the whole file.
-	sendStep = 4 << 20
 )
 
 // response is the http.ResponseWriter of one request.
@@ -88,7 +89,7 @@ func (w *response) WriteHeader(code int) {
 		w.closeAfter = true // there is no protocol to switch to
 	}
 	if cl, ok := w.header["Content-Length"]; ok {
-		if v, err := strconv.ParseInt(strings.TrimSpace(strings.Join(cl, "")), 10, 64); err == nil && v >= 0 && len(cl) == 1 {
+		if v, err := strconv.ParseInt(strings.TrimSpace(cl[0]), 10, 64); len(cl) == 1 && err == nil && v >= 0 {
 			w.clen = v
 		} else {
 			w.c.log.LogAttrs(w.c.ctx, slog.LevelDebug, "Invalid Content-Length from handler",
@@ -171,6 +172,7 @@ func (w *response) writeBody(p []byte) error {
 	if !w.chunked {
 		return c.write(p, nil)
 	}
+	c.reserve(len(crlf) + 16 + len(crlf))
 	c.out = strconv.AppendInt(c.out, int64(len(p)), 16)
 	c.out = append(c.out, "\r\n"...)
 	return c.write(p, crlf)
@@ -207,8 +209,13 @@ func (w *response) ReadFrom(src io.Reader) (int64, error) {
 	if w.status == 0 {
 		w.WriteHeader(http.StatusOK)
 	}
+	r, limit := src, int64(-1)
+	lr, isLimited := src.(*io.LimitedReader)
+	if isLimited {
+		r, limit = lr.R, lr.N
+	}
 	rf, ok := w.c.nc.(io.ReaderFrom)
-	if !ok || !w.bodyAllowed || w.isHEAD || w.clen < 0 {
+	if _, isFile := r.(*os.File); !isFile || !ok || !w.bodyAllowed || w.isHEAD || w.clen < 0 {
 		return copyBuffered(w, src)
 	}
 	if !w.headerSent {
@@ -217,11 +224,6 @@ func (w *response) ReadFrom(src io.Reader) (int64, error) {
 	c := w.c
 	if err := c.flush(); err != nil {
 		return 0, err
-	}
-	r, limit := src, int64(-1)
-	lr, isLimited := src.(*io.LimitedReader)
-	if isLimited {
-		r, limit = lr.R, lr.N
 	}
 	var total int64
 	for {
@@ -301,6 +303,7 @@ func (w *response) writeHeaderSection(p []byte) {
 	}
 	w.headerSent = true
 	c := w.c
+	c.reserve(headerReserve)
 	h := w.header
 	if w.snapshot != nil {
 		h = w.snapshot
