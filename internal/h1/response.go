@@ -118,7 +118,8 @@ func (w *response) writeInformational(code int) {
 		return
 	}
 	c.out = appendStatusLine(c.out, true, code)
-	c.out = appendFields(c.out, w.header, 0)
+	// RFC 9110 §8.6 and RFC 9112 §6.1: no Content-Length or Transfer-Encoding in a 1xx.
+	c.out = appendFields(c.out, w.header, skipLength|skipTransferEncoding)
 	c.out = append(c.out, "\r\n"...)
 	c.flush()
 }
@@ -211,19 +212,26 @@ func (w *response) ReadFrom(src io.Reader) (int64, error) {
 	if !ok || !w.bodyAllowed || w.isHEAD || w.clen < 0 {
 		return copyBuffered(w, src)
 	}
+	var total int64
 	if !w.headerSent {
-		w.writeHeaderSection(nil)
+		// The header waits to sniff the type from the body's start, as net/http's does: that
+		// much goes by Write.
+		head := min(sniffLen, w.clen)
+		n, err := copyBuffered(w, io.LimitReader(src, head))
+		if err != nil || n < head {
+			return n, err
+		}
+		total = n
 	}
 	c := w.c
 	if err := c.flush(); err != nil {
-		return 0, err
+		return total, err
 	}
 	r, limit := src, int64(-1)
 	lr, isLimited := src.(*io.LimitedReader)
 	if isLimited {
 		r, limit = lr.R, lr.N
 	}
-	var total int64
 	for {
 		step := min(int64(sendStep), w.clen-w.written)
 		if limit >= 0 {
@@ -397,7 +405,7 @@ func (w *response) drainRequestBody() {
 	if !ok || rb.eof || w.closeAfter {
 		return
 	}
-	if rb.closed || (rb.expect && !w.sent100) {
+	if rb.expect && !w.sent100 {
 		w.closeAfter, w.lingerAfter = true, true
 		return
 	}
