@@ -37,10 +37,11 @@ func listenLoopback(t testing.TB) net.Listener {
 }
 
 // startH1 serves h with an h1.Server on loopback until the test ends and returns its address.
-// configure, if not nil, sets the server's fields before it serves.
+// /ping is answered for probeOpen. configure, if not nil, sets the server's fields before it
+// serves.
 func startH1(t testing.TB, h http.Handler, configure func(*h1.Server)) string {
 	t.Helper()
-	srv := &h1.Server{Handler: h}
+	srv := &h1.Server{Handler: pingOr(h)}
 	if configure != nil {
 		configure(srv)
 	}
@@ -62,12 +63,16 @@ func startH1(t testing.TB, h http.Handler, configure func(*h1.Server)) string {
 }
 
 // startStd serves h with net/http's server on loopback until the test ends and returns its
-// address: the reference h1 is compared with.
-func startStd(t testing.TB, h http.Handler) string {
+// address: the reference h1 is compared with. /ping is answered for probeOpen. configure, if
+// not nil, sets the server's fields before it serves.
+func startStd(t testing.TB, h http.Handler, configure func(*http.Server)) string {
 	t.Helper()
 	ln := listenLoopback(t)
 	// Its complaints about handlers (superfluous WriteHeader and the like) are expected here.
-	hs := &http.Server{Handler: h, ErrorLog: log.New(io.Discard, "", 0)}
+	hs := &http.Server{Handler: pingOr(h), ErrorLog: log.New(io.Discard, "", 0)}
+	if configure != nil {
+		configure(hs)
+	}
 	go hs.Serve(ln)
 	t.Cleanup(func() { hs.Close() })
 	return ln.Addr().String()

@@ -2,7 +2,10 @@ package h1_test
 
 import (
 	"bytes"
+	"cmp"
 	"compress/gzip"
+	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/dt-cdn/dt/internal/h1"
 )
 
 // observation is what a client sees of a response to one raw request, in a form that compares
@@ -373,11 +378,11 @@ func TestMatchesNetHTTP(t *testing.T) {
 	for _, tt := range tests {
 		handlers["/"+strings.ReplaceAll(tt.name, " ", "-")] = tt.handler
 	}
-	mux := pingOr(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	mux := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		handlers[r.URL.Path].ServeHTTP(w, r)
-	}))
+	})
 	h1Addr := startH1(t, mux, nil)
-	stdAddr := startStd(t, mux)
+	stdAddr := startStd(t, mux, nil)
 
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -392,5 +397,478 @@ func TestMatchesNetHTTP(t *testing.T) {
 				t.Error(d)
 			}
 		})
+	}
+}
+
+// echo answers with the request's method, target and body, with a declared length.
+func echo(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	answer := r.Method + " " + r.RequestURI + " " + string(body)
+	w.Header().Set("Content-Type", "text/plain")
+	w.Header().Set("Content-Length", strconv.Itoa(len(answer)))
+	io.WriteString(w, answer)
+}
+
+// echoRequest is a raw request to the echo handler and the body echo answers it with.
+type echoRequest struct {
+	raw, method, want string
+}
+
+// echoRequests makes n requests of assorted kinds, each to a path of its own.
+func echoRequests(n int) []echoRequest {
+	reqs := make([]echoRequest, n)
+	for i := range reqs {
+		path := fmt.Sprintf("/r/%d", i)
+		body := strings.Repeat(strconv.Itoa(i%10), i%50)
+		switch i % 4 {
+		case 0:
+			reqs[i] = echoRequest{get(path), "GET", "GET " + path + " "}
+		case 1:
+			// HEAD gets the length GET would, and no body.
+			reqs[i] = echoRequest{"HEAD " + path + " HTTP/1.1\r\nHost: example.com\r\n\r\n", "HEAD", ""}
+		case 2:
+			reqs[i] = echoRequest{
+				fmt.Sprintf("POST %s HTTP/1.1\r\nHost: example.com\r\nContent-Length: %d\r\n\r\n%s", path, len(body), body),
+				"POST", "POST " + path + " " + body,
+			}
+		case 3:
+			reqs[i] = echoRequest{
+				fmt.Sprintf("PUT %s HTTP/1.1\r\nHost: example.com\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n", path, len(body)+1, body+"!"),
+				"PUT", "PUT " + path + " " + body + "!",
+			}
+		}
+	}
+	return reqs
+}
+
+// checkEcho checks r as the answer to req.
+func checkEcho(t *testing.T, i int, req echoRequest, r reply) {
+	t.Helper()
+	if r.resp.StatusCode != http.StatusOK || r.bodyErr != nil || string(r.body) != req.want {
+		t.Fatalf("response %d: got %s %q (%v), want 200 %q", i, r.resp.Status, r.body, r.bodyErr, req.want)
+	}
+	if r.resp.Close {
+		t.Fatalf("response %d says the connection closes, want it kept", i)
+	}
+	if req.method == "HEAD" && r.resp.ContentLength != int64(len("HEAD /r/ ")+len(strconv.Itoa(i))) {
+		t.Fatalf("response %d to HEAD: Content-Length %d, want that of the GET body", i, r.resp.ContentLength)
+	}
+}
+
+func TestKeepAliveManyRequests(t *testing.T) {
+	t.Parallel()
+	c := dial(t, startH1(t, http.HandlerFunc(echo), nil))
+	for i, req := range echoRequests(200) {
+		c.send(req.raw)
+		checkEcho(t, i, req, c.readReply(req.method))
+	}
+}
+
+func TestPipelinedRequestsAnsweredInOrder(t *testing.T) {
+	t.Parallel()
+	c := dial(t, startH1(t, http.HandlerFunc(echo), nil))
+	reqs := echoRequests(100)
+	var burst strings.Builder
+	for _, req := range reqs {
+		burst.WriteString(req.raw)
+	}
+	for round := range 3 {
+		c.send(burst.String())
+		for i, req := range reqs {
+			checkEcho(t, i, req, c.readReply(req.method))
+		}
+		if n := c.br.Buffered(); n > 0 {
+			t.Fatalf("round %d: %d bytes after the last response, want none", round, n)
+		}
+	}
+}
+
+// TestPipelinedRequestsAfterClose checks that a request asking to close ends the connection
+// after its response, with the requests pipelined behind it left unanswered.
+func TestPipelinedRequestsAfterClose(t *testing.T) {
+	t.Parallel()
+	c := dial(t, startH1(t, http.HandlerFunc(echo), nil))
+	c.send(get("/1") + "GET /2 HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n" + get("/3"))
+	if r := c.readOK("GET"); string(r.body) != "GET /1 " || r.resp.Close {
+		t.Fatalf("first response: %q, close %v; want \"GET /1 \" on a kept connection", r.body, r.resp.Close)
+	}
+	if r := c.readOK("GET"); string(r.body) != "GET /2 " || !r.resp.Close {
+		t.Fatalf("second response: %q, close %v; want \"GET /2 \" with Connection: close", r.body, r.resp.Close)
+	}
+	c.expectClosed()
+}
+
+// TestPipelinedBurstOfSmallResponses checks a burst of pipelined requests for small bodies of
+// unknown length (each framed by the server) is answered whole.
+func TestPipelinedBurstOfSmallResponses(t *testing.T) {
+	t.Parallel()
+	c := dial(t, startH1(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "small answer to "+r.URL.Path)
+	}), nil))
+	const n = 500
+	var burst strings.Builder
+	for i := range n {
+		burst.WriteString(get(fmt.Sprintf("/%d", i)))
+	}
+	c.send(burst.String())
+	for i := range n {
+		r := c.readOK("GET")
+		if want := fmt.Sprintf("small answer to /%d", i); string(r.body) != want || r.resp.ContentLength != int64(len(want)) {
+			t.Fatalf("response %d: %q with Content-Length %d, want %q with its length", i, r.body, r.resp.ContentLength, want)
+		}
+	}
+}
+
+// hashBody answers with the SHA-256 of the request body it reads, its length, and the
+// request's ContentLength.
+func hashBody(w http.ResponseWriter, r *http.Request) {
+	h := sha256.New()
+	n, err := io.Copy(h, r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	fmt.Fprintf(w, "%x %d %d", h.Sum(nil), n, r.ContentLength)
+}
+
+// chunked encodes body in chunks of size bytes.
+func chunked(body []byte, size int) string {
+	var b strings.Builder
+	for len(body) > 0 {
+		n := min(size, len(body))
+		fmt.Fprintf(&b, "%x\r\n%s\r\n", n, body[:n])
+		body = body[n:]
+	}
+	b.WriteString("0\r\n\r\n")
+	return b.String()
+}
+
+func TestRequestBodyRead(t *testing.T) {
+	t.Parallel()
+	addr := startH1(t, http.HandlerFunc(hashBody), nil)
+	big := randomBytes(10, 1<<20)
+	tests := []struct {
+		name       string
+		headers    string // framing fields
+		wire       string // the body as sent
+		body       []byte // the body as the handler should read it
+		wantLength int64  // ContentLength the handler should see
+	}{
+		{"no body", "", "", nil, 0},
+		{"empty with length", "Content-Length: 0\r\n", "", nil, 0},
+		{"small with length", "Content-Length: 11\r\n", "hello world", []byte("hello world"), 11},
+		{"1 MiB with length", "Content-Length: 1048576\r\n", string(big), big, 1 << 20},
+		{"1 MiB chunked", "Transfer-Encoding: chunked\r\n", chunked(big, 100_000), big, -1},
+		{"one-byte chunks", "Transfer-Encoding: chunked\r\n", chunked([]byte("chunky"), 1), []byte("chunky"), -1},
+		{
+			"chunked with extension and trailer", "Transfer-Encoding: chunked\r\n",
+			"5;name=value\r\nhello\r\n0\r\nX-Trailer: t\r\n\r\n", []byte("hello"), -1,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := dial(t, addr)
+			c.send("POST /upload HTTP/1.1\r\nHost: example.com\r\n" + tt.headers + "\r\n" + tt.wire)
+			r := c.readOK("POST")
+			want := fmt.Sprintf("%s %d %d", sha256Hex(tt.body), len(tt.body), tt.wantLength)
+			if string(r.body) != want {
+				t.Errorf("handler read %q, want %q", r.body, want)
+			}
+			if !c.probeOpen() {
+				t.Error("connection closed after a request body read whole, want it kept")
+			}
+		})
+	}
+}
+
+func TestUnreadRequestBody(t *testing.T) {
+	t.Parallel()
+	addr := startH1(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Has("read10") {
+			io.ReadFull(r.Body, make([]byte, 10))
+		}
+		io.WriteString(w, "ignored your body")
+	}), nil)
+	small := randomBytes(11, 4<<10)
+	// Past what the server reads on the handler's behalf (256 KiB) to keep the connection.
+	large := randomBytes(12, 1<<20)
+	tests := []struct {
+		name    string
+		target  string
+		headers string
+		wire    string
+		kept    bool
+	}{
+		{"small with length", "/", "Content-Length: 4096\r\n", string(small), true},
+		{"small chunked", "/", "Transfer-Encoding: chunked\r\n", chunked(small, 1000), true},
+		{"small partly read", "/?read10", "Content-Length: 4096\r\n", string(small), true},
+		{"large with length", "/", "Content-Length: 1048576\r\n", string(large), false},
+		{"large chunked", "/", "Transfer-Encoding: chunked\r\n", chunked(large, 64<<10), false},
+		{"large partly read", "/?read10", "Content-Length: 1048576\r\n", string(large), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := dial(t, addr)
+			// The client sends all before it reads, as many do: the server must not wait on it.
+			sent := make(chan error, 1)
+			go func() {
+				_, err := io.WriteString(c.nc, "POST "+tt.target+" HTTP/1.1\r\nHost: example.com\r\n"+tt.headers+"\r\n"+tt.wire)
+				sent <- err
+			}()
+			r := c.readOK("POST")
+			if string(r.body) != "ignored your body" {
+				t.Fatalf("body %q, want the handler's answer", r.body)
+			}
+			if tt.kept {
+				if err := <-sent; err != nil {
+					t.Fatalf("sending the request: %v", err)
+				}
+				if r.resp.Close {
+					t.Error("response says Connection: close, want the connection kept")
+				}
+				if !c.probeOpen() {
+					t.Error("connection closed, want it kept after a small unread body")
+				}
+				return
+			}
+			if !r.resp.Close {
+				t.Error("response lacks Connection: close, want it for a large unread body")
+			}
+			c.expectClosed()
+			<-sent // ends either way once the server has closed
+		})
+	}
+}
+
+func TestExpectContinue(t *testing.T) {
+	t.Parallel()
+	addr := startH1(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/read" {
+			hashBody(w, r)
+			return
+		}
+		io.WriteString(w, "not reading")
+	}), nil)
+	const expectHead = "POST %s HTTP/1.1\r\nHost: example.com\r\nExpect: 100-continue\r\nContent-Length: 11\r\n\r\n"
+	wantHash := fmt.Sprintf("%s 11 11", sha256Hex([]byte("hello world")))
+
+	t.Run("handler reads", func(t *testing.T) {
+		t.Parallel()
+		c := dial(t, addr)
+		c.send(fmt.Sprintf(expectHead, "/read"))
+		// The client holds the body back until it is told to go on.
+		if r := c.readReply("POST"); r.resp.StatusCode != http.StatusContinue {
+			t.Fatalf("got %s first, want 100 Continue", r.resp.Status)
+		}
+		c.send("hello world")
+		if r := c.readOK("POST"); string(r.body) != wantHash {
+			t.Errorf("handler read %q, want %q", r.body, wantHash)
+		}
+		if !c.probeOpen() {
+			t.Error("connection closed after the body was read, want it kept")
+		}
+	})
+	t.Run("handler reads a body sent at once", func(t *testing.T) {
+		t.Parallel()
+		c := dial(t, addr)
+		c.send(fmt.Sprintf(expectHead, "/read") + "hello world")
+		interim, r := c.readFinal("POST")
+		if len(interim) != 1 || interim[0].StatusCode != http.StatusContinue {
+			t.Errorf("interim responses %v, want one 100 Continue before the final one", interim)
+		}
+		if r.resp.StatusCode != http.StatusOK || string(r.body) != wantHash {
+			t.Errorf("got %s %q, want 200 %q", r.resp.Status, r.body, wantHash)
+		}
+		if !c.probeOpen() {
+			t.Error("connection closed after the body was read, want it kept")
+		}
+	})
+	t.Run("handler does not read", func(t *testing.T) {
+		t.Parallel()
+		c := dial(t, addr)
+		c.send(fmt.Sprintf(expectHead, "/ignore"))
+		// A 100 here would ask for a body nobody reads; the final response comes instead.
+		r := c.readReply("POST")
+		if r.resp.StatusCode != http.StatusOK || string(r.body) != "not reading" {
+			t.Fatalf("got %s %q, want 200 \"not reading\" with no 100 Continue before it", r.resp.Status, r.body)
+		}
+		// The client may or may not send the body now: the connection cannot be kept.
+		if !r.resp.Close {
+			t.Error("response lacks Connection: close")
+		}
+		c.expectClosed()
+	})
+	t.Run("HTTP/1.0", func(t *testing.T) {
+		t.Parallel()
+		c := dial(t, addr)
+		c.send("POST /read HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 11\r\n\r\nhello world")
+		interim, r := c.readFinal("POST")
+		if len(interim) != 0 {
+			t.Errorf("interim responses %v to an HTTP/1.0 client, want none", interim)
+		}
+		if r.resp.StatusCode != http.StatusOK || string(r.body) != wantHash {
+			t.Errorf("got %s %q, want 200 %q", r.resp.Status, r.body, wantHash)
+		}
+	})
+	t.Run("other expectation", func(t *testing.T) {
+		t.Parallel()
+		c := dial(t, addr)
+		c.send("POST /read HTTP/1.1\r\nHost: example.com\r\nExpect: something-else\r\nContent-Length: 11\r\n\r\nhello world")
+		r := c.readReply("POST")
+		if r.resp.StatusCode != http.StatusExpectationFailed || !r.resp.Close {
+			t.Fatalf("got %s (close %v), want 417 with Connection: close", r.resp.Status, r.resp.Close)
+		}
+		c.expectClosed()
+	})
+}
+
+func TestBodyReadAfterClose(t *testing.T) {
+	t.Parallel()
+	c := dial(t, startH1(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body.Close()
+		_, err := r.Body.Read(make([]byte, 10))
+		fmt.Fprint(w, errors.Is(err, http.ErrBodyReadAfterClose))
+	}), nil))
+	c.send("POST / HTTP/1.1\r\nHost: example.com\r\nContent-Length: 5\r\n\r\nhello")
+	if r := c.readOK("POST"); string(r.body) != "true" {
+		t.Errorf("Read after Close: errors.Is(err, http.ErrBodyReadAfterClose) = %s, want true", r.body)
+	}
+	// As net/http's, the server reads a small body the handler closed, to keep the connection.
+	if !c.probeOpen() {
+		t.Error("connection closed after a small body closed unread, want it kept")
+	}
+}
+
+// TestBadRequests checks the answers to requests the server refuses: each with Connection:
+// close, then the end of the connection. net/http's server gets the same requests, so that the
+// expected codes are its own.
+func TestBadRequests(t *testing.T) {
+	t.Parallel()
+	const maxHeader = 1 << 10
+	addr := startH1(t, http.HandlerFunc(echo), func(s *h1.Server) { s.MaxHeaderBytes = maxHeader })
+	stdAddr := startStd(t, http.HandlerFunc(echo), func(s *http.Server) { s.MaxHeaderBytes = maxHeader })
+	// Both servers read this much past MaxHeaderBytes before they call a header too large.
+	tooLarge := strings.Repeat("x", maxHeader+8<<10)
+	tests := []struct {
+		name string
+		raw  string
+		want int
+		// stdWant, if not 0, is net/http's answer where h1 deliberately differs.
+		stdWant int
+	}{
+		{name: "missing Host", raw: "GET / HTTP/1.1\r\n\r\n", want: 400},
+		{name: "two Host fields", raw: "GET / HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n", want: 400},
+		{name: "Host with a space", raw: "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", want: 400},
+		{name: "Host with a slash", raw: "GET / HTTP/1.1\r\nHost: a.example/x\r\n\r\n", want: 400},
+		{
+			name: "empty Host", raw: "GET / HTTP/1.1\r\nHost:\r\n\r\n", want: 400,
+			// h1 refuses an empty Host, which leaves it nothing to place the request by
+			// (conn.go, readRequest); net/http takes it.
+			stdWant: 200,
+		},
+		{name: "space in field name", raw: "GET / HTTP/1.1\r\nHost: example.com\r\nBad Name: x\r\n\r\n", want: 400},
+		{name: "field line without colon", raw: "GET / HTTP/1.1\r\nHost: example.com\r\nNoColon\r\n\r\n", want: 400},
+		{name: "control byte in field value", raw: "GET / HTTP/1.1\r\nHost: example.com\r\nX-Ctl: a\x01b\r\n\r\n", want: 400},
+		{name: "header section too large", raw: "GET / HTTP/1.1\r\nHost: example.com\r\nX-Big: " + tooLarge + "\r\n\r\n", want: 431},
+		{name: "HTTP/2.0 request line", raw: "GET / HTTP/2.0\r\nHost: example.com\r\n\r\n", want: 505},
+		{name: "HTTP/0.9 request line", raw: "GET / HTTP/0.9\r\nHost: example.com\r\n\r\n", want: 505},
+		{name: "HTTP/2 preface", raw: "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", want: 505, stdWant: 200},
+		{name: "unknown transfer coding", raw: "POST / HTTP/1.1\r\nHost: example.com\r\nTransfer-Encoding: gzip\r\n\r\n", want: 501},
+		{name: "chunked twice", raw: "POST / HTTP/1.1\r\nHost: example.com\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", want: 501},
+		{name: "chunked not last", raw: "POST / HTTP/1.1\r\nHost: example.com\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n", want: 501},
+		{name: "unknown coding with Content-Length", raw: "POST / HTTP/1.1\r\nHost: example.com\r\nContent-Length: 5\r\nTransfer-Encoding: identity\r\n\r\nhello", want: 501},
+		{name: "conflicting Content-Length fields", raw: "POST / HTTP/1.1\r\nHost: example.com\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", want: 400},
+		{name: "Content-Length list", raw: "POST / HTTP/1.1\r\nHost: example.com\r\nContent-Length: 5, 6\r\n\r\nhello!", want: 400},
+		{name: "Content-Length not a number", raw: "POST / HTTP/1.1\r\nHost: example.com\r\nContent-Length: five\r\n\r\nhello", want: 400},
+		{name: "negative Content-Length", raw: "POST / HTTP/1.1\r\nHost: example.com\r\nContent-Length: -1\r\n\r\n", want: 400},
+		{name: "garbage", raw: "GARBAGE\r\n\r\n", want: 400},
+		{name: "TLS handshake", raw: "\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n\r\n", want: 400},
+		{name: "empty request target", raw: "GET  HTTP/1.1\r\nHost: example.com\r\n\r\n", want: 400},
+		{name: "bad escape in request target", raw: "GET /%zz HTTP/1.1\r\nHost: example.com\r\n\r\n", want: 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := dial(t, addr)
+			c.send(tt.raw)
+			r := c.readReply(methodOf(tt.raw))
+			if r.resp.StatusCode != tt.want {
+				t.Errorf("got %s, want %d", r.resp.Status, tt.want)
+			}
+			if !r.resp.Close {
+				t.Error("response lacks Connection: close")
+			}
+			c.expectClosed()
+
+			want := cmp.Or(tt.stdWant, tt.want)
+			std := dial(t, stdAddr)
+			std.send(tt.raw)
+			if r := std.readReply(methodOf(tt.raw)); r.resp.StatusCode != want {
+				t.Errorf("net/http answered %s, want %d", r.resp.Status, want)
+			}
+		})
+	}
+
+	t.Run("header section within the limit", func(t *testing.T) {
+		t.Parallel()
+		c := dial(t, addr)
+		c.send("GET / HTTP/1.1\r\nHost: example.com\r\nX-Big: " + strings.Repeat("x", maxHeader-100) + "\r\n\r\n")
+		c.readOK("GET")
+	})
+	t.Run("answers before it", func(t *testing.T) {
+		t.Parallel()
+		// The responses to the requests pipelined before a bad one go out before its 400.
+		c := dial(t, addr)
+		c.send(get("/1") + get("/2") + "GARBAGE\r\n\r\n")
+		for _, want := range []string{"GET /1 ", "GET /2 "} {
+			if r := c.readOK("GET"); string(r.body) != want {
+				t.Fatalf("got %q, want %q", r.body, want)
+			}
+		}
+		if r := c.readReply("GET"); r.resp.StatusCode != http.StatusBadRequest || !r.resp.Close {
+			t.Fatalf("got %s (close %v), want 400 with Connection: close", r.resp.Status, r.resp.Close)
+		}
+		c.expectClosed()
+	})
+}
+
+func TestCRLFAfterPOSTBody(t *testing.T) {
+	t.Parallel()
+	c := dial(t, startH1(t, http.HandlerFunc(echo), nil))
+	// RFC 9112 §2.2: some clients end a POST body with a CRLF it does not count.
+	c.send("POST /a HTTP/1.1\r\nHost: example.com\r\nContent-Length: 5\r\n\r\nhello\r\n" + get("/b"))
+	if r := c.readOK("POST"); string(r.body) != "POST /a hello" {
+		t.Fatalf("got %q, want \"POST /a hello\"", r.body)
+	}
+	if r := c.readOK("GET"); string(r.body) != "GET /b " {
+		t.Fatalf("got %q after the CRLF, want \"GET /b \"", r.body)
+	}
+}
+
+// TestTransferEncodingOverridesContentLength sends a request framed both ways, as in request
+// smuggling: the chunked framing is the one that counts (RFC 9112 §6.3), so the bytes after the
+// chunked body are read as the next request and not as part of a body.
+func TestTransferEncodingOverridesContentLength(t *testing.T) {
+	t.Parallel()
+	const smuggle = "POST /a HTTP/1.1\r\nHost: example.com\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n" +
+		"5\r\nhello\r\n0\r\n\r\n" + "GET /b HTTP/1.1\r\nHost: example.com\r\n\r\n"
+	for name, addr := range map[string]string{
+		"h1":       startH1(t, http.HandlerFunc(echo), nil),
+		"net/http": startStd(t, http.HandlerFunc(echo), nil),
+	} {
+		c := dial(t, addr)
+		c.send(smuggle)
+		if r := c.readOK("POST"); string(r.body) != "POST /a hello" {
+			t.Errorf("%s: handler read %q, want the chunked body \"POST /a hello\"", name, r.body)
+		}
+		if r := c.readOK("GET"); string(r.body) != "GET /b " {
+			t.Errorf("%s: next request read as %q, want \"GET /b \"", name, r.body)
+		}
 	}
 }
