@@ -4,16 +4,21 @@ import (
 	"bytes"
 	"cmp"
 	"compress/gzip"
+	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"reflect"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dt-cdn/dt/internal/h1"
 )
@@ -870,5 +875,391 @@ func TestTransferEncodingOverridesContentLength(t *testing.T) {
 		if r := c.readOK("GET"); string(r.body) != "GET /b " {
 			t.Errorf("%s: next request read as %q, want \"GET /b \"", name, r.body)
 		}
+	}
+}
+
+// startLogged serves h with an h1.Server whose Logger writes text records to the returned
+// buffer, at every level.
+func startLogged(t *testing.T, h http.Handler) (string, *lockedBuffer) {
+	t.Helper()
+	logs := new(lockedBuffer)
+	addr := startH1(t, h, func(s *h1.Server) {
+		s.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	return addr, logs
+}
+
+func TestHandlerPanic(t *testing.T) {
+	t.Parallel()
+	addr, logs := startLogged(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/panic":
+			panic("boom in handler")
+		case "/panic-mid-body":
+			w.Header().Set("Content-Type", "text/plain")
+			w.Header().Set("Content-Length", "100")
+			io.WriteString(w, "partial")
+			panic("boom mid-body")
+		}
+		echo(w, r)
+	}))
+
+	t.Run("before writing", func(t *testing.T) {
+		c := dial(t, addr)
+		// The response before the panicking request still arrives, and nothing after it.
+		c.send(get("/ok") + get("/panic") + get("/after"))
+		if r := c.readOK("GET"); string(r.body) != "GET /ok " {
+			t.Fatalf("got %q, want \"GET /ok \"", r.body)
+		}
+		c.expectClosed()
+		if got := logs.String(); !strings.Contains(got, "level=ERROR") || !strings.Contains(got, "boom in handler") {
+			t.Errorf("log %q, want an ERROR record with the panic value", got)
+		}
+	})
+	t.Run("mid-body", func(t *testing.T) {
+		c := dial(t, addr)
+		c.send(get("/panic-mid-body"))
+		// What was written may go out, but the client must see the body cut short.
+		resp, err := http.ReadResponse(c.br, nil)
+		if err == nil {
+			body, err := io.ReadAll(resp.Body)
+			if err == nil {
+				t.Fatalf("got a whole response %s %q from a handler that panicked, want it cut short", resp.Status, body)
+			}
+		}
+		c.expectClosed()
+		if got := logs.String(); !strings.Contains(got, "boom mid-body") {
+			t.Errorf("log %q, want the panic value", got)
+		}
+	})
+}
+
+func TestHandlerAbort(t *testing.T) {
+	t.Parallel()
+	addr, logs := startLogged(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/abort" {
+			io.WriteString(w, "some")
+			panic(http.ErrAbortHandler)
+		}
+		echo(w, r)
+	}))
+	c := dial(t, addr)
+	c.send(get("/ok") + get("/abort"))
+	c.readOK("GET")
+	// The staged "some" must not become a response of its own: the connection just ends.
+	c.expectClosed()
+	if got := logs.String(); strings.Contains(got, "level=ERROR") {
+		t.Errorf("log %q, want no ERROR record for http.ErrAbortHandler", got)
+	}
+}
+
+// TestWriteErrors checks the errors a handler's writes return, on both servers.
+func TestWriteErrors(t *testing.T) {
+	t.Parallel()
+	write := func(s string) func(http.ResponseWriter) error {
+		return func(w http.ResponseWriter) error { _, err := io.WriteString(w, s); return err }
+	}
+	readFrom := func(s string) func(http.ResponseWriter) error {
+		return func(w http.ResponseWriter) error {
+			// io.Copy goes by the ResponseWriter's ReadFrom.
+			_, err := io.Copy(w, strings.NewReader(s))
+			return err
+		}
+	}
+	tests := []struct {
+		name   string
+		method string
+		status int    // written before the writes, unless 0
+		length string // declared Content-Length, unless empty
+		writes []func(http.ResponseWriter) error
+		want   []error
+	}{
+		{"within declared length", "GET", 0, "10", []func(http.ResponseWriter) error{write("hello"), write("world")}, []error{nil, nil}},
+		{"one write past declared length", "GET", 0, "5", []func(http.ResponseWriter) error{write("hello world")}, []error{http.ErrContentLength}},
+		{"second write past declared length", "GET", 0, "5", []func(http.ResponseWriter) error{write("hello"), write("!")}, []error{nil, http.ErrContentLength}},
+		{"ReadFrom past declared length", "GET", 0, "5", []func(http.ResponseWriter) error{readFrom("hello world")}, []error{http.ErrContentLength}},
+		{"write on 204", "GET", 204, "", []func(http.ResponseWriter) error{write("x")}, []error{http.ErrBodyNotAllowed}},
+		{"write on 304", "GET", 304, "", []func(http.ResponseWriter) error{write("x")}, []error{http.ErrBodyNotAllowed}},
+		{"ReadFrom on 304", "GET", 304, "", []func(http.ResponseWriter) error{readFrom("x")}, []error{http.ErrBodyNotAllowed}},
+		{"write on HEAD", "HEAD", 0, "", []func(http.ResponseWriter) error{write("hello")}, []error{nil}},
+		{"write on HEAD past declared length", "HEAD", 0, "2", []func(http.ResponseWriter) error{write("hello")}, []error{http.ErrContentLength}},
+	}
+	results := make(chan []error, 1)
+	handler := func(w http.ResponseWriter, r *http.Request) {
+		i, _ := strconv.Atoi(r.URL.Query().Get("case"))
+		tt := tests[i]
+		if tt.length != "" {
+			w.Header().Set("Content-Length", tt.length)
+		}
+		if tt.status != 0 {
+			w.WriteHeader(tt.status)
+		}
+		var errs []error
+		for _, f := range tt.writes {
+			errs = append(errs, f(w))
+		}
+		results <- errs
+	}
+	servers := []struct{ name, addr string }{
+		{"h1", startH1(t, http.HandlerFunc(handler), nil)},
+		{"net/http", startStd(t, http.HandlerFunc(handler), nil)},
+	}
+	// One request at a time: results carries the errors of the last one.
+	for i, tt := range tests {
+		for _, srv := range servers {
+			c := dial(t, srv.addr)
+			c.send(fmt.Sprintf("%s /?case=%d HTTP/1.1\r\nHost: example.com\r\n\r\n", tt.method, i))
+			var got []error
+			select {
+			case got = <-results:
+			case <-time.After(ioTimeout):
+				t.Fatalf("%s, %s: handler did not finish", tt.name, srv.name)
+			}
+			c.readFinal(tt.method)
+			for j, err := range got {
+				if !errors.Is(err, tt.want[j]) {
+					t.Errorf("%s, %s: write %d returned %v, want %v", tt.name, srv.name, j, err, tt.want[j])
+				}
+			}
+		}
+	}
+}
+
+// TestLargeBodies sends 20 MiB bodies from memory and from a file, the latter by the
+// connection's ReadFrom (sendfile), and checks each arrives whole on a connection that then
+// serves the next request.
+func TestLargeBodies(t *testing.T) {
+	t.Parallel()
+	const size = 20 << 20
+	content := randomBytes(20, size)
+	path := writeTempFile(t, content)
+	// A range of the file, as the edge serves one: an odd offset and length.
+	const offset, n = 1<<20 + 7, size - 1<<20 - 7 - 13
+	open := func(w http.ResponseWriter) *os.File {
+		f, err := os.Open(path)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return nil
+		}
+		return f
+	}
+	tests := []struct {
+		name    string
+		want    []byte
+		chunked bool
+		handler http.HandlerFunc
+	}{
+		{
+			name: "memory with declared length", want: content,
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/octet-stream")
+				w.Header().Set("Content-Length", strconv.Itoa(size))
+				w.Write(content)
+			},
+		},
+		{
+			name: "memory of unknown length", want: content, chunked: true,
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/octet-stream")
+				for b := content; len(b) > 0; b = b[1<<20:] {
+					w.Write(b[:1<<20])
+				}
+			},
+		},
+		{
+			name: "file by io.Copy", want: content,
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				if f := open(w); f != nil {
+					defer f.Close()
+					w.Header().Set("Content-Type", "application/octet-stream")
+					w.Header().Set("Content-Length", strconv.Itoa(size))
+					io.Copy(w, f)
+				}
+			},
+		},
+		{
+			name: "file by io.Copy without type", want: content,
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				if f := open(w); f != nil {
+					defer f.Close()
+					w.Header().Set("Content-Length", strconv.Itoa(size))
+					io.Copy(w, f)
+				}
+			},
+		},
+		{
+			name: "file range by io.CopyBuffer", want: content[offset : offset+n],
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				if f := open(w); f != nil {
+					defer f.Close()
+					if _, err := f.Seek(offset, io.SeekStart); err != nil {
+						http.Error(w, err.Error(), http.StatusInternalServerError)
+						return
+					}
+					w.Header().Set("Content-Type", "application/octet-stream")
+					w.Header().Set("Content-Length", strconv.Itoa(n))
+					w.WriteHeader(http.StatusPartialContent)
+					io.CopyBuffer(w, io.LimitReader(f, n), make([]byte, 32<<10))
+				}
+			},
+		},
+		{
+			name: "file of unknown length by io.Copy", want: content, chunked: true,
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				if f := open(w); f != nil {
+					defer f.Close()
+					w.Header().Set("Content-Type", "application/octet-stream")
+					io.Copy(w, f)
+				}
+			},
+		},
+	}
+	handlers := make(map[string]http.HandlerFunc)
+	for i, tt := range tests {
+		handlers["/"+strconv.Itoa(i)] = tt.handler
+	}
+	addr := startH1(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		handlers[r.URL.Path](w, r)
+	}), nil)
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := dial(t, addr)
+			for range 2 {
+				c.send(get("/" + strconv.Itoa(i)))
+				resp, err := http.ReadResponse(c.br, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if resp.StatusCode/100 != 2 || resp.Close {
+					t.Fatalf("got %s (close %v), want success on a kept connection", resp.Status, resp.Close)
+				}
+				if isChunked := len(resp.TransferEncoding) > 0; isChunked != tt.chunked {
+					t.Errorf("Transfer-Encoding %v, want chunked %v", resp.TransferEncoding, tt.chunked)
+				}
+				if !tt.chunked && resp.ContentLength != int64(len(tt.want)) {
+					t.Errorf("Content-Length %d, want %d", resp.ContentLength, len(tt.want))
+				}
+				h := sha256.New()
+				got, err := io.Copy(h, resp.Body)
+				if err != nil {
+					t.Fatalf("reading the body: %v after %d bytes", err, got)
+				}
+				if sum := hex.EncodeToString(h.Sum(nil)); got != int64(len(tt.want)) || sum != sha256Hex(tt.want) {
+					t.Fatalf("got %d bytes with SHA-256 %s, want %d with %s", got, sum, len(tt.want), sha256Hex(tt.want))
+				}
+			}
+			if !c.probeOpen() {
+				t.Error("connection closed after whole bodies, want it kept")
+			}
+		})
+	}
+}
+
+// requestView is what a handler sees of a request, in a form that compares across servers.
+type requestView struct {
+	Method, RequestURI, Host, Proto string
+	ProtoMajor, ProtoMinor          int
+	URL                             string
+	Path, RawPath, RawQuery         string
+	Header                          http.Header
+	ContentLength                   int64
+	TransferEncoding                []string
+	Close                           bool
+	Body                            string
+}
+
+func viewRequest(r *http.Request) requestView {
+	body, _ := io.ReadAll(r.Body)
+	return requestView{
+		Method: r.Method, RequestURI: r.RequestURI, Host: r.Host, Proto: r.Proto,
+		ProtoMajor: r.ProtoMajor, ProtoMinor: r.ProtoMinor,
+		URL: r.URL.String(), Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery,
+		Header: r.Header, ContentLength: r.ContentLength, TransferEncoding: r.TransferEncoding,
+		Close: r.Close, Body: string(body),
+	}
+}
+
+type connKey struct{}
+
+// seenRequest is a request's view with what a handler learns of its connection.
+type seenRequest struct {
+	view       requestView
+	remoteAddr string
+	localAddr  net.Addr // the context's http.LocalAddrContextKey
+	connValue  any      // the context's value from ConnContext
+}
+
+// TestRequestFields checks what handlers see of requests: the same as net/http's handlers,
+// and the connection's addresses and ConnContext value.
+func TestRequestFields(t *testing.T) {
+	t.Parallel()
+	seen := make(chan seenRequest, 1)
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+		seen <- seenRequest{viewRequest(r), r.RemoteAddr, local, r.Context().Value(connKey{})}
+	})
+	// ConnContext gets a context that already carries the local address.
+	connContextSawLocal := make(chan bool, 1)
+	addr := startH1(t, handler, func(s *h1.Server) {
+		s.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+			local, _ := ctx.Value(http.LocalAddrContextKey).(net.Addr)
+			select {
+			case connContextSawLocal <- local != nil && local.String() == c.LocalAddr().String():
+			default:
+			}
+			return context.WithValue(ctx, connKey{}, "conn from "+c.RemoteAddr().String())
+		}
+	})
+	// h1 has no handler of its own for "OPTIONS *": it goes to the handler, as with net/http's
+	// DisableGeneralOptionsHandler.
+	stdAddr := startStd(t, handler, func(s *http.Server) { s.DisableGeneralOptionsHandler = true })
+
+	tests := []struct{ name, raw string }{
+		{"origin form", "GET /a/b?x=1&y=%20z HTTP/1.1\r\nHost: example.com:8080\r\nUser-Agent: test\r\nX-Multi: 1\r\nX-Multi: 2\r\nx-lower: v\r\n\r\n"},
+		{"absolute form", "GET http://origin.example:81/p?q=1 HTTP/1.1\r\nHost: other.example\r\n\r\n"},
+		{"escaped slash", "GET /a%2Fb/c HTTP/1.1\r\nHost: example.com\r\n\r\n"},
+		{"asterisk", "OPTIONS * HTTP/1.1\r\nHost: example.com\r\n\r\n"},
+		{"body with length", "POST /upload HTTP/1.1\r\nHost: example.com\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello"},
+		{"chunked body", "PUT /upload HTTP/1.1\r\nHost: example.com\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"},
+		{"Connection close", "GET / HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n"},
+		{"HTTP/1.0 without Host", "GET /old HTTP/1.0\r\nPragma: no-cache\r\n\r\n"},
+		{"HTTP/1.0 keep-alive", "HEAD /old HTTP/1.0\r\nHost: example.com\r\nConnection: keep-alive\r\n\r\n"},
+	}
+	for _, tt := range tests {
+		var views [2]requestView
+		for i, a := range []string{addr, stdAddr} {
+			c := dial(t, a)
+			c.send(tt.raw)
+			var s seenRequest
+			select {
+			case s = <-seen:
+			case <-time.After(ioTimeout):
+				t.Fatalf("%s: handler not called", tt.name)
+			}
+			c.readFinal(methodOf(tt.raw))
+			views[i] = s.view
+			if a != addr {
+				continue
+			}
+			if s.remoteAddr != c.nc.LocalAddr().String() {
+				t.Errorf("%s: RemoteAddr %q, want the client's address %q", tt.name, s.remoteAddr, c.nc.LocalAddr())
+			}
+			if s.localAddr == nil || s.localAddr.String() != addr {
+				t.Errorf("%s: context's LocalAddrContextKey %v, want the server's address %s", tt.name, s.localAddr, addr)
+			}
+			if want := "conn from " + c.nc.LocalAddr().String(); s.connValue != want {
+				t.Errorf("%s: context's ConnContext value %v, want %q", tt.name, s.connValue, want)
+			}
+		}
+		if !reflect.DeepEqual(views[0], views[1]) {
+			t.Errorf("%s: handler saw\n%+v\nwant what net/http's sees\n%+v", tt.name, views[0], views[1])
+		}
+		if _, ok := views[0].Header["Host"]; ok {
+			t.Errorf("%s: Host left in the header, want it in Request.Host only", tt.name)
+		}
+	}
+	if !<-connContextSawLocal {
+		t.Error("ConnContext's context lacks the connection's local address")
 	}
 }
