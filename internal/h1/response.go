@@ -45,6 +45,10 @@ type response struct {
 	lingerAfter bool // ... and the client may still be sending
 	handlerDone bool
 	sent100     bool
+	// What the request's Connection field asks for, read before the handler runs, as it may
+	// change the request's header.
+	wantsClose       bool
+	wantsKeepAlive10 bool
 }
 
 var _ interface {
@@ -60,6 +64,11 @@ func (c *conn) newResponse(req *http.Request) *response {
 		header: make(http.Header, 8),
 		clen:   -1,
 		isHEAD: req.Method == http.MethodHead,
+	}
+	if req.ProtoAtLeast(1, 1) {
+		w.wantsClose = hasToken(req.Header["Connection"], "close")
+	} else {
+		w.wantsKeepAlive10 = hasToken(req.Header["Connection"], "keep-alive")
 	}
 	if rb, ok := req.Body.(*requestBody); ok {
 		rb.w = w
@@ -340,13 +349,13 @@ func (w *response) writeHeaderSection(p []byte) {
 
 	keepAlive10 := false
 	if !w.req.ProtoAtLeast(1, 1) {
-		if hasToken(w.req.Header["Connection"], "keep-alive") && !w.closeAfter &&
+		if w.wantsKeepAlive10 && !w.closeAfter &&
 			(w.isHEAD || w.clen >= 0 || !w.bodyAllowed) {
 			keepAlive10 = true
 		} else {
 			w.closeAfter = true
 		}
-	} else if hasToken(w.req.Header["Connection"], "close") {
+	} else if w.wantsClose {
 		w.closeAfter = true
 	}
 	if hasToken(h["Connection"], "close") || c.srv.closing.Load() {
