@@ -24,7 +24,7 @@ import (
 )
 
 // observation is what a client sees of a response to one raw request, in a form that compares
-// across servers: the Date value (a clock reading) is left out.
+// across servers: the Date the server adds (a clock reading) is left out.
 type observation struct {
 	Interim          []string // each interim response's status and fields
 	Status           string
@@ -493,9 +493,11 @@ func echo(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, answer)
 }
 
-// echoRequest is a raw request to the echo handler and the body echo answers it with.
+// echoRequest is a raw request to the echo handler, the body echo answers it with, and the
+// Content-Length of the answer.
 type echoRequest struct {
 	raw, method, want string
+	length            int
 }
 
 // echoRequests makes n requests of assorted kinds, each to a path of its own.
@@ -506,20 +508,28 @@ func echoRequests(n int) []echoRequest {
 		body := strings.Repeat(strconv.Itoa(i%10), i%50)
 		switch i % 4 {
 		case 0:
-			reqs[i] = echoRequest{get(path), "GET", "GET " + path + " "}
+			reqs[i] = echoRequest{raw: get(path), method: "GET", want: "GET " + path + " "}
 		case 1:
-			// HEAD gets the length GET would, and no body.
-			reqs[i] = echoRequest{"HEAD " + path + " HTTP/1.1\r\nHost: example.com\r\n\r\n", "HEAD", ""}
+			// HEAD gets the length of the body echo writes, and no body.
+			reqs[i] = echoRequest{
+				raw:    "HEAD " + path + " HTTP/1.1\r\nHost: example.com\r\n\r\n",
+				method: "HEAD", want: "", length: len("HEAD " + path + " "),
+			}
 		case 2:
 			reqs[i] = echoRequest{
-				fmt.Sprintf("POST %s HTTP/1.1\r\nHost: example.com\r\nContent-Length: %d\r\n\r\n%s", path, len(body), body),
-				"POST", "POST " + path + " " + body,
+				raw:    fmt.Sprintf("POST %s HTTP/1.1\r\nHost: example.com\r\nContent-Length: %d\r\n\r\n%s", path, len(body), body),
+				method: "POST", want: "POST " + path + " " + body,
 			}
 		case 3:
 			reqs[i] = echoRequest{
-				fmt.Sprintf("PUT %s HTTP/1.1\r\nHost: example.com\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n", path, len(body)+1, body+"!"),
-				"PUT", "PUT " + path + " " + body + "!",
+				raw:    fmt.Sprintf("PUT %s HTTP/1.1\r\nHost: example.com\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n", path, len(body)+1, body+"!"),
+				method: "PUT", want: "PUT " + path + " " + body + "!",
 			}
+		}
+	}
+	for i := range reqs {
+		if reqs[i].method != "HEAD" {
+			reqs[i].length = len(reqs[i].want)
 		}
 	}
 	return reqs
@@ -534,8 +544,8 @@ func checkEcho(t *testing.T, i int, req echoRequest, r reply) {
 	if r.resp.Close {
 		t.Fatalf("response %d says the connection closes, want it kept", i)
 	}
-	if req.method == "HEAD" && r.resp.ContentLength != int64(len("HEAD /r/ ")+len(strconv.Itoa(i))) {
-		t.Fatalf("response %d to HEAD: Content-Length %d, want that of the GET body", i, r.resp.ContentLength)
+	if r.resp.ContentLength != int64(req.length) {
+		t.Fatalf("response %d: Content-Length %d, want %d", i, r.resp.ContentLength, req.length)
 	}
 }
 
