@@ -347,6 +347,10 @@ func (w *response) writeHeaderSection(p []byte) {
 	}
 	w.drainRequestBody()
 
+	// Before the HTTP/1.0 keep-alive decision, which must not promise what these take back.
+	if hasToken(h["Connection"], "close") || c.srv.closing.Load() {
+		w.closeAfter = true
+	}
 	keepAlive10 := false
 	if !w.req.ProtoAtLeast(1, 1) {
 		if w.wantsKeepAlive10 && !w.closeAfter &&
@@ -356,9 +360,6 @@ func (w *response) writeHeaderSection(p []byte) {
 			w.closeAfter = true
 		}
 	} else if w.wantsClose {
-		w.closeAfter = true
-	}
-	if hasToken(h["Connection"], "close") || c.srv.closing.Load() {
 		w.closeAfter = true
 	}
 	if w.closeAfter || keepAlive10 {

@@ -399,6 +399,17 @@ func TestMatchesNetHTTP(t *testing.T) {
 				io.WriteString(w, "<p>late</p>")
 			},
 		},
+		{
+			name: "HTTP/1.0 handler sets Connection close", request: get10k,
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Connection", "close")
+				io.WriteString(w, "bye")
+			},
+			// h1 puts its own Connection field in place of the handler's, and to HTTP/1.0
+			// that is none when the connection ends (as net/http's own when it closes
+			// unasked); net/http keeps the handler's "close" here.
+			deliberate: func(o *observation) { o.Header.Del("Connection") },
+		},
 		{name: "HTTP/1.0 fixed length", request: get10, handler: fixed},
 		{name: "HTTP/1.0 unknown length small body", request: get10, handler: unknownSmall},
 		{name: "HTTP/1.0 unknown length large body", request: get10, handler: unknownLarge},
@@ -892,6 +903,8 @@ func TestBadRequests(t *testing.T) {
 		{name: "field line without colon", raw: "GET / HTTP/1.1\r\nHost: example.com\r\nNoColon\r\n\r\n", want: 400},
 		{name: "control byte in field value", raw: "GET / HTTP/1.1\r\nHost: example.com\r\nX-Ctl: a\x01b\r\n\r\n", want: 400},
 		{name: "header section too large", raw: "GET / HTTP/1.1\r\nHost: example.com\r\nX-Big: " + tooLarge + "\r\n\r\n", want: 431},
+		{name: "request line too large", raw: "GET /" + tooLarge + " HTTP/1.1\r\nHost: example.com\r\n\r\n", want: 431},
+		{name: "lowercase version", raw: "GET / http/1.1\r\nHost: example.com\r\n\r\n", want: 400},
 		{name: "HTTP/2.0 request line", raw: "GET / HTTP/2.0\r\nHost: example.com\r\n\r\n", want: 505},
 		{name: "HTTP/0.9 request line", raw: "GET / HTTP/0.9\r\nHost: example.com\r\n\r\n", want: 505},
 		{name: "HTTP/2 preface", raw: "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", want: 505, stdWant: 200},
@@ -1372,5 +1385,65 @@ func TestRequestFields(t *testing.T) {
 	}
 	if !<-connContextSawLocal {
 		t.Error("ConnContext's context lacks the connection's local address")
+	}
+}
+
+// TestShutdownEndsKeepAlive checks that a response finished while the server shuts down does
+// not offer to keep the connection, to an HTTP/1.1 client or to an HTTP/1.0 one that asked for
+// keep-alive, and that the connection then ends.
+func TestShutdownEndsKeepAlive(t *testing.T) {
+	t.Parallel()
+	for name, raw := range map[string]string{
+		"HTTP/1.1":            get("/"),
+		"HTTP/1.0 keep-alive": "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			entered, release := make(chan struct{}), make(chan struct{})
+			srv := &h1.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				close(entered)
+				<-release
+				w.Header().Set("Content-Length", "4")
+				io.WriteString(w, "done")
+			})}
+			ln := listenLoopback(t)
+			addr := ln.Addr().String()
+			go srv.Serve(ln)
+			t.Cleanup(func() { srv.Close() })
+
+			c := dial(t, addr)
+			c.send(raw)
+			select {
+			case <-entered:
+			case <-time.After(ioTimeout):
+				t.Fatal("handler not called")
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+			defer cancel()
+			shutdown := make(chan error, 1)
+			go func() { shutdown <- srv.Shutdown(ctx) }()
+			// Shutdown marks the server closing before it closes the listener: once a dial is
+			// refused, the handler answers on a closing server.
+			for {
+				nc, err := net.DialTimeout("tcp", addr, ioTimeout)
+				if err != nil {
+					break
+				}
+				nc.Close()
+				if ctx.Err() != nil {
+					t.Fatal("listener still accepting after Shutdown began")
+				}
+			}
+			close(release)
+
+			r := c.readOK("GET")
+			if got := r.resp.Header.Get("Connection"); !r.resp.Close || strings.EqualFold(got, "keep-alive") {
+				t.Errorf("response has Connection %q (close %v), want it to end the connection", got, r.resp.Close)
+			}
+			c.expectClosed()
+			if err := <-shutdown; err != nil {
+				t.Errorf("Shutdown: %v", err)
+			}
+		})
 	}
 }
