@@ -1249,32 +1249,30 @@ func TestLargeBodies(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			c := dial(t, addr)
-			for range 2 {
-				c.send(get("/" + strconv.Itoa(i)))
-				resp, err := http.ReadResponse(c.br, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if resp.StatusCode/100 != 2 || resp.Close {
-					t.Fatalf("got %s (close %v), want success on a kept connection", resp.Status, resp.Close)
-				}
-				if isChunked := len(resp.TransferEncoding) > 0; isChunked != tt.chunked {
-					t.Errorf("Transfer-Encoding %v, want chunked %v", resp.TransferEncoding, tt.chunked)
-				}
-				if !tt.chunked && resp.ContentLength != int64(len(tt.want)) {
-					t.Errorf("Content-Length %d, want %d", resp.ContentLength, len(tt.want))
-				}
-				h := sha256.New()
-				got, err := io.Copy(h, resp.Body)
-				if err != nil {
-					t.Fatalf("reading the body: %v after %d bytes", err, got)
-				}
-				if sum := hex.EncodeToString(h.Sum(nil)); got != int64(len(tt.want)) || sum != sha256Hex(tt.want) {
-					t.Fatalf("got %d bytes with SHA-256 %s, want %d with %s", got, sum, len(tt.want), sha256Hex(tt.want))
-				}
+			c.send(get("/" + strconv.Itoa(i)))
+			resp, err := http.ReadResponse(c.br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode/100 != 2 || resp.Close {
+				t.Fatalf("got %s (close %v), want success on a kept connection", resp.Status, resp.Close)
+			}
+			if isChunked := len(resp.TransferEncoding) > 0; isChunked != tt.chunked {
+				t.Errorf("Transfer-Encoding %v, want chunked %v", resp.TransferEncoding, tt.chunked)
+			}
+			if !tt.chunked && resp.ContentLength != int64(len(tt.want)) {
+				t.Errorf("Content-Length %d, want %d", resp.ContentLength, len(tt.want))
+			}
+			h := sha256.New()
+			got, err := io.Copy(h, resp.Body)
+			if err != nil {
+				t.Fatalf("reading the body: %v after %d bytes", err, got)
+			}
+			if sum, want := hex.EncodeToString(h.Sum(nil)), sha256Hex(tt.want); got != int64(len(tt.want)) || sum != want {
+				t.Fatalf("got %d bytes with SHA-256 %s, want %d with %s", got, sum, len(tt.want), want)
 			}
 			if !c.probeOpen() {
-				t.Error("connection closed after whole bodies, want it kept")
+				t.Error("connection closed after a whole body, want it kept")
 			}
 		})
 	}
