@@ -187,9 +187,9 @@ func (c *clientConn) probeOpen() bool {
 
 // truncate shortens b for a failure message.
 func truncate(b []byte) string {
-	const max = 200
-	if len(b) > max {
-		return string(b[:max]) + "..."
+	const limit = 200
+	if len(b) > limit {
+		return string(b[:limit]) + "..."
 	}
 	return string(b)
 }

@@ -13,10 +13,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -1443,5 +1445,58 @@ func TestShutdownEndsKeepAlive(t *testing.T) {
 				t.Errorf("Shutdown: %v", err)
 			}
 		})
+	}
+}
+
+// TestGoClient serves Go's own client: requests of all kinds, one after another, go over one
+// connection, the request bodies with "Expect: 100-continue" included.
+func TestGoClient(t *testing.T) {
+	t.Parallel()
+	var conns sync.Map
+	addr := startH1(t, http.HandlerFunc(hashBody), func(s *h1.Server) {
+		s.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+			conns.Store(c.RemoteAddr().String(), true)
+			return ctx
+		}
+	})
+	client := &http.Client{
+		Timeout: ioTimeout,
+		Transport: &http.Transport{
+			MaxConnsPerHost:       1,
+			ExpectContinueTimeout: ioTimeout, // the body waits for the server's 100 Continue
+		},
+	}
+	t.Cleanup(client.CloseIdleConnections)
+	for i := range 20 {
+		body := randomBytes(uint64(100+i), i*7000)
+		req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		expect := i%2 == 1
+		if expect {
+			req.Header.Set("Expect", "100-continue")
+		}
+		got100 := false
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+			Got100Continue: func() { got100 = true },
+		}))
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		got, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if want := fmt.Sprintf("%s %d %d", sha256Hex(body), len(body), len(body)); err != nil || string(got) != want {
+			t.Fatalf("request %d: got %q (%v), want %q", i, got, err, want)
+		}
+		if got100 != expect {
+			t.Errorf("request %d: 100 Continue received %v, want %v", i, got100, expect)
+		}
+	}
+	n := 0
+	conns.Range(func(any, any) bool { n++; return true })
+	if n != 1 {
+		t.Errorf("client used %d connections, want 1 kept for all requests", n)
 	}
 }
