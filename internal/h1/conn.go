@@ -262,8 +262,11 @@ func (c *conn) answerBadRequest(err error) {
 	if errors.Is(err, io.EOF) || errors.Is(err, errServerClosing) || c.werr != nil {
 		return // the client closed between requests, or the server is closing
 	}
+	// Not every net.Error is the connection's: a request target that does not parse is a
+	// *url.Error, which is one too.
 	var ne net.Error
-	if errors.As(err, &ne) {
+	var oe *net.OpError
+	if errors.As(err, &oe) || (errors.As(err, &ne) && ne.Timeout()) {
 		return // a timeout, or the connection failed: nobody to answer
 	}
 	c.log.LogAttrs(c.ctx, slog.LevelDebug, "Bad request", slog.String("remote", c.remoteAddr), slog.Any("error", err))
@@ -272,9 +275,10 @@ func (c *conn) answerBadRequest(err error) {
 	switch {
 	case errors.As(err, &se):
 		code, reason = se.code, se.reason
-	case strings.HasPrefix(err.Error(), "unsupported transfer encoding"):
+	case strings.HasPrefix(err.Error(), "unsupported transfer encoding"),
+		strings.HasPrefix(err.Error(), "too many transfer encodings"):
 		// RFC 9112 §6.1: a transfer coding the server does not understand is answered 501.
-		// net/http's parser reports it with this text and an unexported type.
+		// net/http's parser reports it with these texts and an unexported type.
 		code = http.StatusNotImplemented
 	}
 	text := fmt.Sprint(code, " ", http.StatusText(code))

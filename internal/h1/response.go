@@ -46,6 +46,10 @@ type response struct {
 	lingerAfter bool // ... and the client may still be sending
 	handlerDone bool
 	sent100     bool
+	// What the request's Connection field asks for, read before the handler runs, as it may
+	// change the request's header.
+	wantsClose       bool
+	wantsKeepAlive10 bool
 }
 
 var _ interface {
@@ -61,6 +65,11 @@ func (c *conn) newResponse(req *http.Request) *response {
 		header: make(http.Header, 8),
 		clen:   -1,
 		isHEAD: req.Method == http.MethodHead,
+	}
+	if req.ProtoAtLeast(1, 1) {
+		w.wantsClose = hasToken(req.Header["Connection"], "close")
+	} else {
+		w.wantsKeepAlive10 = hasToken(req.Header["Connection"], "keep-alive")
 	}
 	if rb, ok := req.Body.(*requestBody); ok {
 		rb.w = w
@@ -119,7 +128,8 @@ func (w *response) writeInformational(code int) {
 		return
 	}
 	c.out = appendStatusLine(c.out, true, code)
-	c.out = appendFields(c.out, w.header, 0)
+	// RFC 9110 §8.6 and RFC 9112 §6.1: no Content-Length or Transfer-Encoding in a 1xx.
+	c.out = appendFields(c.out, w.header, skipLength|skipTransferEncoding)
 	c.out = append(c.out, "\r\n"...)
 	c.flush()
 }
@@ -218,14 +228,24 @@ func (w *response) ReadFrom(src io.Reader) (int64, error) {
 	if _, isFile := r.(*os.File); !isFile || !ok || !w.bodyAllowed || w.isHEAD || w.clen < 0 {
 		return copyBuffered(w, src)
 	}
+	var total int64
 	if !w.headerSent {
-		w.writeHeaderSection(nil)
+		// The header waits to sniff the type from the body's start, as net/http's does: that
+		// much goes by Write.
+		head := min(sniffLen, w.clen)
+		n, err := copyBuffered(w, io.LimitReader(src, head))
+		if err != nil || n < head {
+			return n, err
+		}
+		total = n
 	}
 	c := w.c
 	if err := c.flush(); err != nil {
-		return 0, err
+		return total, err
 	}
-	var total int64
+	if isLimited {
+		limit = lr.N // what the head took is gone
+	}
 	for {
 		step := min(int64(sendStep), w.clen-w.written)
 		if limit >= 0 {
@@ -333,18 +353,19 @@ func (w *response) writeHeaderSection(p []byte) {
 	}
 	w.drainRequestBody()
 
+	// Before the HTTP/1.0 keep-alive decision, which must not promise what these take back.
+	if hasToken(h["Connection"], "close") || c.srv.closing.Load() {
+		w.closeAfter = true
+	}
 	keepAlive10 := false
 	if !w.req.ProtoAtLeast(1, 1) {
-		if hasToken(w.req.Header["Connection"], "keep-alive") && !w.closeAfter &&
+		if w.wantsKeepAlive10 && !w.closeAfter &&
 			(w.isHEAD || w.clen >= 0 || !w.bodyAllowed) {
 			keepAlive10 = true
 		} else {
 			w.closeAfter = true
 		}
-	} else if hasToken(w.req.Header["Connection"], "close") {
-		w.closeAfter = true
-	}
-	if hasToken(h["Connection"], "close") || c.srv.closing.Load() {
+	} else if w.wantsClose {
 		w.closeAfter = true
 	}
 	if w.closeAfter || keepAlive10 {
@@ -400,7 +421,7 @@ func (w *response) drainRequestBody() {
 	if !ok || rb.eof || w.closeAfter {
 		return
 	}
-	if rb.closed || (rb.expect && !w.sent100) {
+	if rb.expect && !w.sent100 {
 		w.closeAfter, w.lingerAfter = true, true
 		return
 	}
