@@ -386,7 +386,10 @@ func (c *conn) flush() error {
 }
 
 // write sends the gathered output and then p, in one writev when p does not fit the buffer.
-// The extra buffers (at most one: a chunk's CRLF) follow p.
+// The extra buffers (at most one: a chunk's CRLF) follow p. A p larger than sendStep goes in
+// steps of sendStep, the write deadline moved before each, so that SendTimeout bounds each
+// step rather than the whole of p (one deadline for a large body would cut off a client that
+// reads slowly but steadily).
 func (c *conn) write(p []byte, after []byte) error {
 	if c.werr != nil {
 		return c.werr
@@ -396,19 +399,26 @@ func (c *conn) write(p []byte, after []byte) error {
 		c.out = append(c.out, after...)
 		return nil
 	}
-	if err := c.armWrite(); err != nil {
-		c.werr = err
-		return err
+	for {
+		if err := c.armWrite(); err != nil {
+			c.werr = err
+			return err
+		}
+		step := p[:min(len(p), sendStep)]
+		p = p[len(step):]
+		c.bufs = append(c.vecs[:0], c.out, step)
+		if len(p) == 0 && len(after) > 0 {
+			c.bufs = append(c.bufs, after)
+		}
+		_, err := c.bufs.WriteTo(c.nc)
+		c.vecs = [3][]byte{} // no reference to the handler's bytes stays behind
+		c.out = c.out[:0]
+		if err != nil {
+			c.werr = err
+			return err
+		}
+		if len(p) == 0 {
+			return nil
+		}
 	}
-	c.bufs = append(c.vecs[:0], c.out, p)
-	if len(after) > 0 {
-		c.bufs = append(c.bufs, after)
-	}
-	_, err := c.bufs.WriteTo(c.nc)
-	c.vecs = [3][]byte{} // no reference to the handler's bytes stays behind
-	c.out = c.out[:0]
-	if err != nil {
-		c.werr = err
-	}
-	return err
 }
