@@ -253,9 +253,13 @@ func (c *conn) answerBadRequest(err error) {
 	if errors.Is(err, io.EOF) || errors.Is(err, errServerClosing) || c.werr != nil {
 		return // the client closed between requests, or the server is closing
 	}
+	// A timeout, or the connection failed: nobody to answer. Not any net.Error: a request
+	// target that does not parse is a *url.Error, which is one, and is answered 400 as
+	// net/http does.
 	var ne net.Error
-	if errors.As(err, &ne) {
-		return // a timeout, or the connection failed: nobody to answer
+	var oe *net.OpError
+	if errors.As(err, &oe) || (errors.As(err, &ne) && ne.Timeout()) {
+		return
 	}
 	c.log.LogAttrs(c.ctx, slog.LevelDebug, "Bad request", slog.String("remote", c.remoteAddr), slog.Any("error", err))
 	code, reason := http.StatusBadRequest, ""

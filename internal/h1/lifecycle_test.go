@@ -1066,3 +1066,19 @@ func TestServeAcceptErrors(t *testing.T) {
 		}
 	})
 }
+
+// A request target that does not parse is a client error the server answers, as net/http's
+// does, not a failed connection to drop in silence (url.Error is a net.Error).
+func TestUnparsableRequestTargetAnswered(t *testing.T) {
+	for _, target := range []string{"/n\x00ul", "http://[::1/", "http://lc.test/%zz"} {
+		t.Run(strconv.Quote(target), func(t *testing.T) {
+			ls := lcServe(t, &Server{Handler: lcHello})
+			c := lcConnect(t, ls.addr)
+			resp, _ := c.roundTrip(t, "GET "+target+" HTTP/1.1\r\nHost: lc.test\r\n\r\n")
+			if resp.StatusCode != http.StatusBadRequest || !resp.Close {
+				t.Errorf("got %q (Close %v), want 400 with Connection: close", resp.Status, resp.Close)
+			}
+			lcExpectClosed(t, c, c.br)
+		})
+	}
+}
