@@ -90,13 +90,18 @@ func lcServeFuzzInput(t *testing.T, l net.Listener, in []byte) {
 	lcCheckResponses(t, in, out, reset)
 }
 
-// lcFuzzHandler reads the request body and answers in one of several ways that the request
-// path chooses: a length the handler gives or not, a flush, a chunked body, no body.
+// lcFuzzHandler reads the request body, unless the path says not to (the server then reads
+// or refuses what is left), and answers in one of several ways that the path chooses: a
+// length the handler gives or not, a flush, a chunked body, no body.
 func lcFuzzHandler(t *testing.T) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n, err := io.Copy(io.Discard, r.Body)
-		if err == nil && r.ContentLength >= 0 && n != r.ContentLength {
-			t.Errorf("request body read as complete with %d bytes, Content-Length %d", n, r.ContentLength)
+		var n int64
+		if !strings.Contains(r.URL.Path, "noread") {
+			var err error
+			n, err = io.Copy(io.Discard, r.Body)
+			if err == nil && r.ContentLength >= 0 && n != r.ContentLength {
+				t.Errorf("request body read as complete with %d bytes, Content-Length %d", n, r.ContentLength)
+			}
 		}
 		// The client needs the method to know whether a body follows the header section.
 		w.Header().Set("X-Lc-Method", r.Method)
@@ -223,6 +228,9 @@ func lcFuzzSeeds() []string {
 		"PUT /up HTTP/1.1\r\nHost: lc.test\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc" + get("/"),
 		"PUT /up HTTP/1.1\r\nHost: lc.test\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
 		"PUT /up HTTP/1.1\r\nHost: lc.test\r\nExpect: teapot\r\nContent-Length: 3\r\n\r\nabc",
+		"PUT /noread HTTP/1.1\r\nHost: lc.test\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc" + get("/"),
+		"POST /noread HTTP/1.1\r\nHost: lc.test\r\nContent-Length: 5\r\n\r\nhello" + get("/after-drain"),
+		"POST /noread/big HTTP/1.1\r\nHost: lc.test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n" + get("/"),
 		"GET / HTTP/1.1\r\nHost: lc.test\r\nX-Big: " + strings.Repeat("h", 2*lcFuzzMaxHeaderBytes) + "\r\n\r\n",
 		"GET /" + strings.Repeat("p", 3*lcFuzzMaxHeaderBytes) + " HTTP/1.1\r\nHost: lc.test\r\n\r\n",
 		"GET http://lc.test/abs?q=1 HTTP/1.1\r\nHost: lc.test\r\n\r\n",
