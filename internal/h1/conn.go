@@ -54,6 +54,10 @@ const (
 	readingBody        // a handler reads the request body: IdleTimeout from each read
 )
 
+// staleDeadline stands for a read deadline set behind the reader's back: whatever the next
+// read wants differs from it.
+var staleDeadline = time.Unix(1, 0)
+
 // errServerClosing ends a connection that waits for a request once the server shuts down.
 var errServerClosing = errors.New("h1: server closing")
 
@@ -157,9 +161,19 @@ func (c *conn) runHandler(w *response) (ok bool) {
 		}
 	}()
 	c.readState = readingBody
-	c.srv.Handler.ServeHTTP(w, w.req)
+	h := c.srv.Handler
+	if w.req.RequestURI == "*" && w.req.Method == http.MethodOptions && !c.srv.DisableGeneralOptionsHandler {
+		h = generalOptions
+	}
+	h.ServeHTTP(w, w.req)
 	return true
 }
+
+// generalOptions answers "OPTIONS *", a question about the server in general (RFC 9110
+// §9.3.7), as net/http's server does: 200, no body. A request body is drained as any other.
+var generalOptions = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Length", "0")
+})
 
 // end finishes a connection after its last response: the output is written, and when the
 // client may still be sending (linger), the sending side is shut first and the client given a
@@ -331,8 +345,12 @@ func (r connReader) Read(p []byte) (int, error) {
 	}
 	n, err := c.nc.Read(p)
 	c.idle.Store(false)
-	if err != nil && c.srv.closing.Load() {
-		return 0, errServerClosing
+	if c.srv.closing.Load() {
+		if err != nil {
+			return 0, errServerClosing
+		}
+		// Shutdown may have set a past deadline that the read beat: arm the next read anew.
+		c.readArmed = staleDeadline
 	}
 	if n > 0 {
 		c.fresh = false

@@ -26,5 +26,8 @@
 // # Caveats
 //
 //   - No Hijack, no response trailers, no h2c upgrade; a 101 response ends the connection.
+//   - A request target in absolute form ("GET http://example.com/ HTTP/1.1", which proxies
+//     send) stands for the Host field, which http.ReadRequest drops unseen: such a request is
+//     not refused for a missing or malformed Host, as net/http's server would refuse it.
 //   - The server does not negotiate TLS: over a *tls.Conn it speaks HTTP/1.x only.
 package h1

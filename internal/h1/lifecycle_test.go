@@ -626,6 +626,31 @@ func TestShutdownClosesIdleConnections(t *testing.T) {
 	checkGoroutines()
 }
 
+// TestShutdownClosesFreshConnection: a connection that has sent nothing yet is as idle as one
+// between requests; with no ReadHeaderTimeout, only Shutdown can end it.
+func TestShutdownClosesFreshConnection(t *testing.T) {
+	checkGoroutines := lcGoroutines(t)
+	accepted := make(chan struct{}, 1)
+	s := &Server{Handler: lcHello, ConnContext: func(ctx context.Context, _ net.Conn) context.Context {
+		accepted <- struct{}{}
+		return ctx
+	}}
+	ls := lcServe(t, s)
+	c := lcConnect(t, ls.addr)
+	select {
+	case <-accepted:
+	case <-time.After(lcWait):
+		t.Fatal("connection not accepted")
+	}
+	lcShutdown(t, s)
+	lcExpectClosed(t, c, c.br)
+	c.Close()
+	if err := ls.served(t); err != http.ErrServerClosed {
+		t.Errorf("Serve returned %v, want http.ErrServerClosed", err)
+	}
+	checkGoroutines()
+}
+
 func TestShutdownFinishesRequestInFlight(t *testing.T) {
 	checkGoroutines := lcGoroutines(t)
 	entered, release := make(chan struct{}), make(chan struct{})
@@ -1085,4 +1110,90 @@ func TestUnparsableRequestTargetAnswered(t *testing.T) {
 			lcExpectClosed(t, c, c.br)
 		})
 	}
+}
+
+// lcShutdownRaceConn is a server's connection on which Shutdown strikes at the worst moment:
+// once armed, its next Read returns the client's bytes after the server has started closing and
+// a past read deadline has been set, as Shutdown does to a connection it finds idle.
+type lcShutdownRaceConn struct {
+	net.Conn
+	srv   *Server
+	armed atomic.Bool
+}
+
+func (c *lcShutdownRaceConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 && c.armed.CompareAndSwap(true, false) {
+		c.srv.closing.Store(true)
+		c.Conn.SetReadDeadline(time.Now().Add(-time.Second))
+	}
+	return n, err
+}
+
+// TestShutdownRaceKeepsRequest: a request whose first bytes arrive as Shutdown begins is still
+// served whole; the past deadline Shutdown set does not cut off the reading of its body.
+func TestShutdownRaceKeepsRequest(t *testing.T) {
+	started := make(chan struct{}, 1)
+	s := &Server{IdleTimeout: lcWait, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			io.WriteString(w, "ok")
+			return
+		}
+		started <- struct{}{}
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Write(body)
+	})}
+	client, server := lcTCPPair(t)
+	rc := &lcShutdownRaceConn{Conn: server, srv: s}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.ServeConn(context.Background(), rc)
+	}()
+	c := &lcClient{TCPConn: client, br: bufio.NewReader(client)}
+	// A first request, so that the second is read by a connection waiting between requests.
+	if resp, body := c.roundTrip(t, lcGet("/first")); resp.StatusCode != http.StatusOK || body != "ok" {
+		t.Fatalf("first request: %d %q", resp.StatusCode, body)
+	}
+	rc.armed.Store(true)
+	io.WriteString(client, "POST /second HTTP/1.1\r\nHost: lc.test\r\nContent-Length: 5\r\n\r\n")
+	select {
+	case <-started:
+	case <-time.After(lcWait):
+		t.Fatal("handler not called for the second request")
+	}
+	io.WriteString(client, "hello") // read by the handler, after Shutdown's deadline
+	resp, body := c.readResponse(t, http.MethodPost)
+	if resp.StatusCode != http.StatusOK || body != "hello" {
+		t.Errorf("second request: %d %q, want 200 \"hello\"", resp.StatusCode, body)
+	}
+	if !resp.Close {
+		t.Errorf("a response while the server closes does not end the connection")
+	}
+	select {
+	case <-done:
+	case <-time.After(lcWait):
+		t.Fatal("ServeConn did not return")
+	}
+}
+
+// lcTCPPair returns both ends of a loopback TCP connection.
+func lcTCPPair(t *testing.T) (client *net.TCPConn, server net.Conn) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	client = lcDial(t, l.Addr().String())
+	server, err = l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close() })
+	return client, server
 }

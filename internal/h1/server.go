@@ -34,6 +34,9 @@ type Server struct {
 	// Logger receives handler panics at error level and protocol errors at debug level. Nil
 	// discards them.
 	Logger *slog.Logger
+	// DisableGeneralOptionsHandler passes "OPTIONS *" requests to Handler; otherwise they are
+	// answered 200 with an empty body, as net/http's server does.
+	DisableGeneralOptionsHandler bool
 	// ConnContext, if set, derives the context of a connection's requests from the server's
 	// (which carries http.LocalAddrContextKey).
 	ConnContext func(ctx context.Context, c net.Conn) context.Context

@@ -1326,6 +1326,7 @@ func TestRequestFields(t *testing.T) {
 	// ConnContext gets a context that already carries the local address.
 	connContextSawLocal := make(chan bool, 1)
 	addr := startH1(t, handler, func(s *h1.Server) {
+		s.DisableGeneralOptionsHandler = true
 		s.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
 			local, _ := ctx.Value(http.LocalAddrContextKey).(net.Addr)
 			select {
@@ -1335,8 +1336,7 @@ func TestRequestFields(t *testing.T) {
 			return context.WithValue(ctx, connKey{}, "conn from "+c.RemoteAddr().String())
 		}
 	})
-	// h1 has no handler of its own for "OPTIONS *": it goes to the handler, as with net/http's
-	// DisableGeneralOptionsHandler.
+	// "OPTIONS *" goes to the handler on both.
 	stdAddr := startStd(t, handler, func(s *http.Server) { s.DisableGeneralOptionsHandler = true })
 
 	tests := []struct{ name, raw string }{
@@ -1498,5 +1498,33 @@ func TestGoClient(t *testing.T) {
 	conns.Range(func(any, any) bool { n++; return true })
 	if n != 1 {
 		t.Errorf("client used %d connections, want 1 kept for all requests", n)
+	}
+}
+
+// TestGeneralOptions: "OPTIONS *" asks about the server, not a resource; it is answered as
+// net/http's server answers it, without the handler, and the connection carries on.
+func TestGeneralOptions(t *testing.T) {
+	t.Parallel()
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusTeapot)
+	})
+	for _, server := range []struct{ name, addr string }{
+		{"h1", startH1(t, handler, nil)},
+		{"net/http", startStd(t, handler, nil)},
+	} {
+		for _, raw := range []string{
+			"OPTIONS * HTTP/1.1\r\nHost: example.com\r\n\r\n",
+			"OPTIONS * HTTP/1.1\r\nHost: example.com\r\nContent-Length: 5\r\n\r\nhello",
+		} {
+			c := dial(t, server.addr)
+			c.send(raw)
+			r := c.readOK("OPTIONS")
+			if len(r.body) != 0 || r.resp.ContentLength != 0 {
+				t.Errorf("%s: %q: body %q, Content-Length %d, want an empty body of length 0", server.name, raw, r.body, r.resp.ContentLength)
+			}
+			if !c.probeOpen() {
+				t.Errorf("%s: %q: connection closed, want it kept", server.name, raw)
+			}
+		}
 	}
 }
