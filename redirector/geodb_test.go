@@ -14,6 +14,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/dt-cdn/dt/internal/syncbuf"
 )
 
 func writeFile(t testing.TB, path string, data []byte, mtime time.Time) {
@@ -128,28 +130,10 @@ func movedNets() []geoNet {
 	return nets
 }
 
-// syncBuffer is a log sink safe for the watcher's goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestGeoDBReloadKeepsOldOnCorruptFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "city.mmdb")
 	writeFile(t, path, buildGeoDB(t, testNets(), layoutMaxMind), testNow)
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	g, err := OpenGeoDB(path, GeoOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dt-cdn/dt/internal/syncbuf"
 	"github.com/dt-cdn/dt/web"
 )
 
@@ -21,8 +22,8 @@ func TestDemo(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	out := &syncBuffer{}
-	errOut := &syncBuffer{}
+	out := &syncbuf.Buffer{}
+	errOut := &syncbuf.Buffer{}
 	done := make(chan int, 1)
 	go func() {
 		done <- Run(ctx, []string{"demo"}, &Env{Stdin: strings.NewReader(""), Stdout: out, Stderr: errOut})

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dt-cdn/dt/internal/syncbuf"
 	"github.com/miekg/dns"
 )
 
@@ -21,7 +22,7 @@ import (
 func startDNSCmd(t *testing.T, args ...string) (*runningNode, string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	rn := &runningNode{stderr: &syncBuffer{}, cancel: cancel, done: make(chan int, 1)}
+	rn := &runningNode{stderr: &syncbuf.Buffer{}, cancel: cancel, done: make(chan int, 1)}
 	ready := make(chan NodeInfo, 1)
 	env := &Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: rn.stderr, NodeReady: func(i NodeInfo) { ready <- i }}
 	go func() { rn.done <- Run(ctx, append([]string{"dns"}, args...), env) }()

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dt-cdn/dt/internal/syncbuf"
 )
 
 // freeAddr returns a loopback address with a port free at the time of the call.
@@ -35,7 +37,7 @@ func TestEdgeCommand(t *testing.T) {
 	httpAddr, httpsAddr := freeAddr(t), freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	errOut := &syncBuffer{}
+	errOut := &syncbuf.Buffer{}
 	done := make(chan int, 1)
 	go func() {
 		done <- Run(ctx, []string{"edge", "--keys", keys, "--data", t.TempDir(), "--peer", peer.addr, "--local",

@@ -14,12 +14,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dt-cdn/dt/internal/syncbuf"
 )
 
 // runningNode is `dt node` running in a goroutine of the test.
 type runningNode struct {
 	info   NodeInfo
-	stderr *syncBuffer
+	stderr *syncbuf.Buffer
 	cancel context.CancelFunc
 	done   chan int // the exit code
 }
@@ -28,7 +30,7 @@ type runningNode struct {
 func startNodeCmd(t *testing.T, args ...string) *runningNode {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	rn := &runningNode{stderr: &syncBuffer{}, cancel: cancel, done: make(chan int, 1)}
+	rn := &runningNode{stderr: &syncbuf.Buffer{}, cancel: cancel, done: make(chan int, 1)}
 	ready := make(chan NodeInfo, 1)
 	env := &Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: rn.stderr, NodeReady: func(i NodeInfo) { ready <- i }}
 	go func() { rn.done <- Run(ctx, append([]string{"node"}, args...), env) }()

@@ -12,10 +12,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dt-cdn/dt/internal/syncbuf"
 )
 
 // readReadyFile waits for a ready file and decodes it.
-func readReadyFile(t *testing.T, path string, done <-chan int, stderr *syncBuffer) NodeInfo {
+func readReadyFile(t *testing.T, path string, done <-chan int, stderr *syncbuf.Buffer) NodeInfo {
 	t.Helper()
 	var info NodeInfo
 	waitFor(t, 30*time.Second, func() error {
@@ -58,7 +60,7 @@ func TestReadyFile(t *testing.T) {
 				"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--ready-file", ready}, c.args...)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			stderr := &syncBuffer{}
+			stderr := &syncbuf.Buffer{}
 			done := make(chan int, 1)
 			go func() {
 				done <- Run(ctx, args, &Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: stderr})

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dt-cdn/dt/internal/syncbuf"
 	"github.com/dt-cdn/dt/web"
 )
 
@@ -30,7 +31,7 @@ func TestRedirectorDashboard(t *testing.T) {
 	defer cancel()
 	admin := "http://" + freeAddr(t)
 	visitors := freeAddr(t)
-	var errOut syncBuffer
+	var errOut syncbuf.Buffer
 	redirectorDone, edgeDone := make(chan int, 1), make(chan int, 1)
 	go func() {
 		redirectorDone <- Run(ctx, []string{"redirector", "--keys", keys, "--data", t.TempDir(), "--peer", peer.addr, "--local",

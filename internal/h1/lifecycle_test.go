@@ -463,38 +463,40 @@ var lcBody = sync.OnceValue(func() []byte {
 	return b
 })
 
-// lcBodyFile writes lcBody to a file in the test's directory and returns its name.
-func lcBodyFile(t *testing.T) string {
+// lcBodyFile writes the first size bytes of lcBody to a file in the test's directory and
+// returns its name.
+func lcBodyFile(t *testing.T, size int) string {
 	t.Helper()
 	name := filepath.Join(t.TempDir(), "body")
-	if err := os.WriteFile(name, lcBody(), 0o600); err != nil {
+	if err := os.WriteFile(name, lcBody()[:size], 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return name
 }
 
-// lcLargeBodies are the ways a handler sends lcBody: from memory in one Write, with its length
-// and without (chunked), and from a file by io.Copy, which goes by the connection's ReadFrom
-// (sendfile).
-func lcLargeBodies(t *testing.T) []struct {
+// lcLargeBodies are the ways a handler sends the first size bytes of lcBody: from memory in
+// one Write, with its length and without (chunked), and from a file by io.Copy, which goes by
+// the connection's ReadFrom (sendfile).
+func lcLargeBodies(t *testing.T, size int) []struct {
 	name string
 	send func(w http.ResponseWriter) error
 } {
-	file := lcBodyFile(t)
+	file := lcBodyFile(t, size)
+	body := lcBody()[:size]
 	return []struct {
 		name string
 		send func(w http.ResponseWriter) error
 	}{{
 		name: "memory",
 		send: func(w http.ResponseWriter) error {
-			w.Header().Set("Content-Length", strconv.Itoa(lcBodySize))
-			_, err := w.Write(lcBody())
+			w.Header().Set("Content-Length", strconv.Itoa(size))
+			_, err := w.Write(body)
 			return err
 		},
 	}, {
 		name: "memory chunked",
 		send: func(w http.ResponseWriter) error {
-			_, err := w.Write(lcBody())
+			_, err := w.Write(body)
 			return err
 		},
 	}, {
@@ -505,7 +507,7 @@ func lcLargeBodies(t *testing.T) []struct {
 				return err
 			}
 			defer f.Close()
-			w.Header().Set("Content-Length", strconv.Itoa(lcBodySize))
+			w.Header().Set("Content-Length", strconv.Itoa(size))
 			_, err = io.Copy(w, f)
 			return err
 		},
@@ -513,7 +515,7 @@ func lcLargeBodies(t *testing.T) []struct {
 }
 
 func TestSendTimeoutEndsStalledClient(t *testing.T) {
-	for _, tt := range lcLargeBodies(t) {
+	for _, tt := range lcLargeBodies(t, lcBodySize) {
 		t.Run(tt.name, func(t *testing.T) {
 			sendErr := make(chan error, 1)
 			s := &Server{
@@ -546,7 +548,7 @@ func TestSendTimeoutEndsStalledClient(t *testing.T) {
 // A client that reads slowly but steadily is not a stalled one: SendTimeout bounds the time
 // without progress, not the whole response.
 func TestSendTimeoutSlowReaderGetsWholeBody(t *testing.T) {
-	for _, tt := range lcLargeBodies(t) {
+	for _, tt := range lcLargeBodies(t, lcBodySize) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel() // each takes a second or more of reading, by design
 			sendErr := make(chan error, 1)
@@ -840,44 +842,7 @@ func TestServeConnEndsWhenContextDone(t *testing.T) {
 // the server goes on serving other connections.
 func TestClientClosesMidResponse(t *testing.T) {
 	const size = 16 << 20
-	body := lcBody()[:size]
-	file := filepath.Join(t.TempDir(), "body")
-	if err := os.WriteFile(file, body, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name string
-		send func(w http.ResponseWriter) error
-	}{{
-		name: "memory",
-		send: func(w http.ResponseWriter) error {
-			w.Header().Set("Content-Length", strconv.Itoa(size))
-			_, err := w.Write(body)
-			return err
-		},
-	}, {
-		name: "chunked",
-		send: func(w http.ResponseWriter) error {
-			for b := body; len(b) > 0; b = b[32<<10:] {
-				if _, err := w.Write(b[:32<<10]); err != nil {
-					return err
-				}
-			}
-			return nil
-		},
-	}, {
-		name: "file",
-		send: func(w http.ResponseWriter) error {
-			f, err := os.Open(file)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			w.Header().Set("Content-Length", strconv.Itoa(size))
-			_, err = io.Copy(w, f)
-			return err
-		},
-	}}
+	tests := lcLargeBodies(t, size)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			sendErr := make(chan error, 1)

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/dt-cdn/dt/internal/h1"
+	"github.com/dt-cdn/dt/internal/syncbuf"
 )
 
 // observation is what a client sees of a response to one raw request, in a form that compares
@@ -1006,9 +1007,9 @@ func TestTransferEncodingOverridesContentLength(t *testing.T) {
 
 // startLogged serves h with an h1.Server whose Logger writes text records to the returned
 // buffer, at every level.
-func startLogged(t *testing.T, h http.Handler) (string, *lockedBuffer) {
+func startLogged(t *testing.T, h http.Handler) (string, *syncbuf.Buffer) {
 	t.Helper()
-	logs := new(lockedBuffer)
+	logs := new(syncbuf.Buffer)
 	addr := startH1(t, h, func(s *h1.Server) {
 		s.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
