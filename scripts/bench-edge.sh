@@ -4,7 +4,11 @@
 # same clients (wrk for HTTP/1.1, h2load for HTTPS with HTTP/2), interleaved rounds, all on
 # 127.0.0.1. Prints req/s and MiB/s per server and the ratio to nginx. About 3 minutes.
 #
-# Usage: ./scripts/bench-edge.sh [edgebench flags]   e.g. -d 5s -rounds 3, -only h2, -keep
+# Usage: ./scripts/bench-edge.sh [edgebench flags]   e.g. -d 5s -rounds 3, -only h2, -pin, -keep
+#
+# -pin runs the servers on CPU 0 and the clients on CPU 1: each server has one core to itself
+# instead of contending with the client for both, which on a small machine decides the Go
+# servers' figures as much as their work per request does (see internal/benchcmd/edgebench).
 #
 # Installs the peers with apt-get when they are missing (Debian; root or sudo). Every process
 # the benchmark starts is stopped by its PID before it exits.

@@ -95,6 +95,9 @@ func runLoad(ctx context.Context, o options, t test, s *server) (measure, error)
 	}
 	cctx, cancel := context.WithTimeout(ctx, o.duration+30*time.Second)
 	defer cancel()
+	if o.pin {
+		argv = append([]string{"taskset", "-c", clientCPU}, argv...)
+	}
 	out, err := exec.CommandContext(cctx, argv[0], argv[1:]...).CombinedOutput()
 	if err != nil {
 		return measure{}, fmt.Errorf("%s: %w\n%s", strings.Join(argv, " "), err, out)

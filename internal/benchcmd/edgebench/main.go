@@ -6,20 +6,29 @@
 // spreads over all of them. It prints requests and megabytes per second per server and the
 // ratio to nginx.
 //
+// With -pin, the servers (this process, nginx and Caddy) run on CPU 0 and the clients on CPU 1,
+// by taskset: each server then has one core to itself, as on a machine that serves remote
+// clients, instead of contending with the client for both. Go servers size themselves to the
+// one CPU (GOMAXPROCS 1), nginx runs one worker. Unpinned, Go's runtime wakes threads on the
+// core the client runs on, and the figures measure that contention as much as the servers.
+//
 // All servers listen on 127.0.0.1 only. Every process edgebench starts is stopped by its PID
 // before it exits. scripts/bench-edge.sh installs the peers and runs it.
 //
 // Usage:
 //
-//	edgebench [-d 3s] [-rounds 2] [-only test] [-servers edge,nginx,caddy,fileserver] [-keep]
+//	edgebench [-d 3s] [-rounds 2] [-only test] [-servers edge,nginx,caddy,fileserver] [-pin] [-keep]
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -38,7 +47,17 @@ type options struct {
 	only       string
 	servers    string
 	cpuProfile string
+	pin        bool
 }
+
+// pinnedEnv marks the process re-run under taskset by -pin.
+const pinnedEnv = "DT_EDGEBENCH_PINNED"
+
+// Where -pin puts the servers and the clients.
+const (
+	serverCPU = "0"
+	clientCPU = "1"
+)
 
 func main() {
 	var o options
@@ -53,7 +72,14 @@ func main() {
 	flag.StringVar(&o.only, "only", "", "run only tests whose name contains this (e.g. html, h2)")
 	flag.StringVar(&o.servers, "servers", "edge,nginx,caddy,fileserver", "servers to run, comma-separated")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (the edge and Go FileServer) during the load runs")
+	flag.BoolVar(&o.pin, "pin", false, "servers on CPU 0, clients on CPU 1 (taskset), instead of all sharing every core")
 	flag.Parse()
+	if o.pin && os.Getenv(pinnedEnv) == "" {
+		if err := rerunPinned(); err != nil {
+			fmt.Fprintln(os.Stderr, "edgebench:", err)
+			os.Exit(1)
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, o); err != nil {
@@ -113,5 +139,37 @@ func run(ctx context.Context, o options) (err error) {
 		return err
 	}
 	report(os.Stdout, o, servers, fx, results)
+	return nil
+}
+
+// rerunPinned runs this command again on serverCPU, where the servers it starts stay too, and
+// exits with its status. The Go runtime sizes GOMAXPROCS to the CPUs a process may use at
+// start, so pinning has to come before the process starts, not after.
+func rerunPinned() error {
+	if runtime.NumCPU() < 2 {
+		return fmt.Errorf("-pin needs two CPUs, this process may use %d", runtime.NumCPU())
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	taskset, err := exec.LookPath("taskset")
+	if err != nil {
+		return fmt.Errorf("-pin: %w (util-linux)", err)
+	}
+	cmd := exec.Command(taskset, append([]string{"-c", serverCPU, self}, os.Args[1:]...)...)
+	cmd.Env = append(os.Environ(), pinnedEnv+"=1")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	// Interrupts reach the child too (same process group); this process waits for it.
+	signal.Ignore(os.Interrupt, syscall.SIGTERM)
+	err = cmd.Run()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		os.Exit(exit.ExitCode())
+	}
+	if err != nil {
+		return err
+	}
+	os.Exit(0)
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -147,9 +148,9 @@ func startNginx(ctx context.Context, dir string, fx *fixture) (*server, error) {
 	}
 	// Production settings a static site would use: sendfile, gzip_static for the precompressed
 	// script, no access log (the edge keeps none either), keep-alive without a request cap (the
-	// Go servers have none), one worker per core.
+	// Go servers have none), one worker per core it may use (with -pin, one).
 	conf := fmt.Sprintf(`daemon off;
-worker_processes auto;
+worker_processes %[7]d;
 pid %[1]s/nginx.pid;
 error_log %[1]s/logs/error.log warn;
 events { worker_connections 4096; }
@@ -174,7 +175,7 @@ http {
 		gzip_static on;
 	}
 }
-`, ndir, p1, p2, fx.certFile, fx.keyFile, fx.www)
+`, ndir, p1, p2, fx.certFile, fx.keyFile, fx.www, runtime.NumCPU())
 	confFile := filepath.Join(ndir, "nginx.conf")
 	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
 		return nil, err
