@@ -75,10 +75,11 @@ func main() {
 	flag.BoolVar(&o.pin, "pin", false, "servers on CPU 0, clients on CPU 1 (taskset), instead of all sharing every core")
 	flag.Parse()
 	if o.pin && os.Getenv(pinnedEnv) == "" {
-		if err := rerunPinned(); err != nil {
+		code, err := rerunPinned()
+		if err != nil {
 			fmt.Fprintln(os.Stderr, "edgebench:", err)
-			os.Exit(1)
 		}
+		os.Exit(code)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -143,19 +144,19 @@ func run(ctx context.Context, o options) (err error) {
 }
 
 // rerunPinned runs this command again on serverCPU, where the servers it starts stay too, and
-// exits with its status. The Go runtime sizes GOMAXPROCS to the CPUs a process may use at
+// returns its exit status. The Go runtime sizes GOMAXPROCS to the CPUs a process may use at
 // start, so pinning has to come before the process starts, not after.
-func rerunPinned() error {
+func rerunPinned() (exitCode int, err error) {
 	if runtime.NumCPU() < 2 {
-		return fmt.Errorf("-pin needs two CPUs, this process may use %d", runtime.NumCPU())
+		return 1, fmt.Errorf("-pin needs two CPUs, this process may use %d", runtime.NumCPU())
 	}
 	self, err := os.Executable()
 	if err != nil {
-		return err
+		return 1, err
 	}
 	taskset, err := exec.LookPath("taskset")
 	if err != nil {
-		return fmt.Errorf("-pin: %w (util-linux)", err)
+		return 1, fmt.Errorf("-pin: %w (util-linux)", err)
 	}
 	cmd := exec.Command(taskset, append([]string{"-c", serverCPU, self}, os.Args[1:]...)...)
 	cmd.Env = append(os.Environ(), pinnedEnv+"=1")
@@ -165,11 +166,10 @@ func rerunPinned() error {
 	err = cmd.Run()
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
-		os.Exit(exit.ExitCode())
+		return exit.ExitCode(), nil // the child has said why
 	}
 	if err != nil {
-		return err
+		return 1, err
 	}
-	os.Exit(0)
-	return nil
+	return 0, nil
 }
