@@ -4,13 +4,14 @@
 //
 // Requests are read by net/http's parser (http.ReadRequest: the request line, the header
 // section, and the body's framing with its checks against request smuggling), then checked as
-// net/http's server checks them: HTTP/1.x only, exactly one valid Host in HTTP/1.1, valid field
+// net/http's server checks them: HTTP/1.x only, one valid Host in HTTP/1.1, valid field
 // names and values, a bounded header section, Expect. What is this package's own is the
 // connection loop and the response path, where net/http spends most of its time on a small
 // response:
 //
-//   - The status line and header fields go straight into the connection's output buffer, with
-//     a Date value formatted once a second. A response whose length the handler gives leaves
+//   - The status line and header fields go straight into the connection's output buffer, in
+//     the handler's map order (net/http sorts them; HTTP gives order no meaning between
+//     fields of different names), with a Date value formatted once a second. A response whose length the handler gives leaves
 //     in one write, its body alongside the header (writev) when it does not fit the buffer.
 //   - Output is written when the connection would otherwise wait for input, so a burst of
 //     pipelined requests is answered with one write.
@@ -19,9 +20,9 @@
 //     request's context is cancelled when its connection ends, not before.
 //   - Read and write deadlines slide with progress but are only moved when they would be off
 //     by more than an eighth of their timeout, not on every request.
-//   - A file body (a handler's io.Copy from an *os.File) goes by the connection's ReadFrom, which
-//     is sendfile(2) on TCP, in steps of sendStep bytes so that SendTimeout is a bound on
-//     progress, not on the whole transfer.
+//   - A large body goes out in steps of sendStep bytes, each under a fresh write deadline, so
+//     that SendTimeout bounds progress, not the whole transfer; a file body (a handler's
+//     io.Copy from an *os.File) by the connection's ReadFrom, which is sendfile(2) on TCP.
 //
 // # Caveats
 //
