@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"sync"
+
+	"github.com/dt-cdn/dt/internal/tcpopt"
 )
 
 // corkMin is the smallest body worth corking the connection for. net/http writes a response
@@ -82,8 +84,8 @@ func (c *corkConn) ReadFrom(r io.Reader) (int64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.held) > 0 {
-		if setCork(c.TCPConn, true) {
-			defer setCork(c.TCPConn, false)
+		if tcpopt.SetCork(c.TCPConn, true) {
+			defer tcpopt.SetCork(c.TCPConn, false)
 		}
 		if err := c.flushLocked(); err != nil {
 			return 0, err
@@ -126,10 +128,10 @@ func withTCPConn(ctx context.Context, c net.Conn) context.Context {
 	}
 	switch c := c.(type) {
 	case *corkConn:
-		setNotSentLowat(c.TCPConn, notSentLowat)
+		tcpopt.SetNotSentLowat(c.TCPConn, notSentLowat)
 		return context.WithValue(ctx, corkConnKey{}, c)
 	case *net.TCPConn:
-		setNotSentLowat(c, notSentLowat)
+		tcpopt.SetNotSentLowat(c, notSentLowat)
 	}
 	return ctx
 }

@@ -5,12 +5,13 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
+	"github.com/dt-cdn/dt/internal/tcpopt"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -224,11 +225,19 @@ func (w *response) ReadFrom(src io.Reader) (int64, error) {
 	if isLimited {
 		r, limit = lr.R, lr.N
 	}
+	// A file is an *os.File, or what io.Copy makes of one (*os.File's WriteTo hands a writer
+	// that is not a socket a wrapper that hides WriteTo): net's ReadFrom takes any
+	// syscall.Conn to sendfile from, and falls back to copying for what is not a file.
 	rf, ok := w.c.nc.(io.ReaderFrom)
-	if _, isFile := r.(*os.File); !isFile || !ok || !w.bodyAllowed || w.isHEAD || w.clen < 0 {
+	if _, isFile := r.(syscall.Conn); !isFile || !ok || !w.bodyAllowed || w.isHEAD || w.clen < 0 {
 		return copyBuffered(w, src)
 	}
 	var total int64
+	// Corked, the header and the file's data leave in full segments, and so do the ends of
+	// the sendfile calls (each would otherwise be pushed out short).
+	if sc, ok := w.c.nc.(syscall.Conn); ok && tcpopt.SetCork(sc, true) {
+		defer tcpopt.SetCork(sc, false)
+	}
 	if !w.headerSent {
 		// The header waits to sniff the type from the body's start, as net/http's does: that
 		// much goes by Write.
