@@ -107,9 +107,7 @@ func (w *response) WriteHeader(code int) {
 			delete(w.header, "Content-Length")
 		}
 	}
-	_, haveType := w.header["Content-Type"]
-	sniff := w.bodyAllowed && !haveType && w.header.Get("Content-Encoding") == ""
-	if !w.bodyAllowed || (w.clen >= 0 && !sniff) {
+	if !w.bodyAllowed || (w.clen >= 0 && !sniffs(w.header)) {
 		w.writeHeaderSection(nil)
 		return
 	}
@@ -337,28 +335,24 @@ func (w *response) writeHeaderSection(p []byte) {
 	if w.snapshot != nil {
 		h = w.snapshot
 	}
-	var skip skipFields
+	// The framing is the server's: the handler's Content-Length went into clen, and its
+	// Transfer-Encoding is replaced by what is decided here.
+	skip := skipLength | skipTransferEncoding
 	if w.clen < 0 && w.handlerDone && w.bodyAllowed && (!w.isHEAD || len(c.stage) > 0) {
 		w.clen = int64(len(c.stage))
 	}
 	switch {
 	case !w.bodyAllowed:
-		skip |= skipLength | skipTransferEncoding
 		if w.status == http.StatusNotModified {
 			skip |= skipType
 		}
 		w.clen = -1
-	case w.clen >= 0:
-		skip |= skipLength | skipTransferEncoding
-	case w.isHEAD:
-		skip |= skipLength | skipTransferEncoding
+	case w.clen >= 0, w.isHEAD:
 	case w.req.ProtoAtLeast(1, 1):
 		w.chunked = true
-		skip |= skipLength | skipTransferEncoding
 	default:
 		// HTTP/1.0 has no chunking: the body ends with the connection.
 		w.closeAfter = true
-		skip |= skipLength | skipTransferEncoding
 	}
 	w.drainRequestBody()
 
@@ -381,15 +375,13 @@ func (w *response) writeHeaderSection(p []byte) {
 		skip |= skipConnection
 	}
 	var sniffed string
-	if w.bodyAllowed {
-		if _, haveType := h["Content-Type"]; !haveType && h.Get("Content-Encoding") == "" {
-			body := c.stage
-			if len(body) == 0 {
-				body = p
-			}
-			if len(body) > 0 {
-				sniffed = http.DetectContentType(body[:min(len(body), sniffLen)])
-			}
+	if w.bodyAllowed && sniffs(h) {
+		body := c.stage
+		if len(body) == 0 {
+			body = p
+		}
+		if len(body) > 0 {
+			sniffed = http.DetectContentType(body[:min(len(body), sniffLen)])
 		}
 	}
 
@@ -536,6 +528,13 @@ func appendStatusLine(b []byte, http11 bool, code int) []byte {
 		b = strconv.AppendInt(b, int64(code), 10)
 	}
 	return append(b, "\r\n"...)
+}
+
+// sniffs reports whether a response with header h gets its Content-Type from its body, as
+// net/http's do: when the handler set none (not even an empty one) and no Content-Encoding.
+func sniffs(h http.Header) bool {
+	_, haveType := h["Content-Type"]
+	return !haveType && h.Get("Content-Encoding") == ""
 }
 
 func bodyAllowedForStatus(code int) bool {
