@@ -129,7 +129,6 @@ func (c *conn) serve() {
 		}
 		req, err := c.readRequest()
 		if err != nil {
-			c.idle.Store(false)
 			c.answerBadRequest(err)
 			return
 		}
