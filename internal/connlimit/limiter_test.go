@@ -34,8 +34,8 @@ func TestKey(t *testing.T) {
 		{"::ffff:192.0.2.1", "192.0.2.1"}, // IPv4-mapped: the IPv4 address
 		{"2001:db8:1:2:3:4:5:6", "2001:db8:1:2::"},
 		{"2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::"}, // same /64
-		{"2001:db8:1:3::1", "2001:db8:1:3::"},                   // the next /64
-		{"fe80::1%eth0", "fe80::"},                              // zone dropped
+		{"2001:db8:1:3::1", "2001:db8:1:3::"},                  // the next /64
+		{"fe80::1%eth0", "fe80::"},                             // zone dropped
 		{"::1", "::"},
 	} {
 		if got := Key(netip.MustParseAddr(tc.in)); got != netip.MustParseAddr(tc.want) {
