@@ -86,4 +86,3 @@ func TestCorkThroughCaps(t *testing.T) {
 		})
 	}
 }
-
