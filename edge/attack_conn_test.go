@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"runtime"
 	"strings"
@@ -16,6 +17,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/dt-cdn/dt/internal/testcert"
 	"github.com/dt-cdn/dt/internal/wait"
@@ -38,6 +42,7 @@ const (
 type attackTarget struct {
 	name string
 	srv  *Server
+	reg  *prometheus.Registry
 	addr string
 	tls  *tls.Config // the client's; nil for plain HTTP
 }
@@ -48,7 +53,8 @@ func startAttackTarget(t *testing.T, mode string) *attackTarget {
 		"/index.html": {body: htmlPage("index", 2000), typ: "text/html; charset=utf-8"},
 		"/big.bin":    {body: randomBytes(7, attackBigSize), typ: "application/octet-stream"},
 	}, nil, SiteOptions{})
-	cfg := Config{MaxConns: attackMaxConns, MaxConnsPerIP: attackMaxConnsPerIP, ReadHeaderTimeout: attackHeaderTimeout,
+	reg := prometheus.NewRegistry()
+	cfg := Config{Registerer: reg, MaxConns: attackMaxConns, MaxConnsPerIP: attackMaxConnsPerIP, ReadHeaderTimeout: attackHeaderTimeout,
 		SendTimeout: attackSendTimeout, IdleTimeout: 5 * time.Second, ShutdownTimeout: time.Second, StdHTTP1: mode == "std"}
 	s, err := New(cfg)
 	if err != nil {
@@ -59,7 +65,7 @@ func startAttackTarget(t *testing.T, mode string) *attackTarget {
 	if err != nil {
 		t.Fatal(err)
 	}
-	at := &attackTarget{name: mode, srv: s, addr: ln.Addr().String()}
+	at := &attackTarget{name: mode, srv: s, reg: reg, addr: ln.Addr().String()}
 	var serverTLS *tls.Config
 	if mode == "tls" {
 		cert, pool := testcert.SelfSigned(t)
@@ -159,6 +165,14 @@ func (at *attackTarget) visit(t *testing.T) time.Duration {
 	}
 	t.Fatalf("%s: the visitor was not served within %s: %v (conns %+v)", at.name, visitBound, last, at.srv.ConnStats())
 	return 0
+}
+
+// metrics returns the edge's metrics in the text format.
+func (at *attackTarget) metrics(t *testing.T) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	promhttp.HandlerFor(at.reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	return rec.Body.String()
 }
 
 // usage is what the process holds: descriptors and goroutines.
@@ -266,6 +280,16 @@ func floodOneAddress(t *testing.T, at *attackTarget) {
 	during := usageNow(t)
 	took := at.visit(t)
 	t.Logf("during: %s, edge %+v; visitor served in %s", during, at.srv.ConnStats(), took.Round(time.Millisecond))
+	metrics := at.metrics(t)
+	for _, want := range []string{
+		fmt.Sprintf(`dt_edge_conns_refused_total{reason="per_ip"} %d`, at.srv.ConnStats().RefusedPerAddr),
+		fmt.Sprintf("dt_edge_conns_max %d", attackMaxConns),
+		"dt_edge_conns_open ",
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s:\n%s", want, metrics)
+		}
+	}
 	for _, c := range conns {
 		c.Close()
 	}

@@ -204,7 +204,7 @@ func TestRedirectorConnCaps(t *testing.T) {
 	}
 	body, _ := io.ReadAll(metrics.Body)
 	metrics.Body.Close()
-	if want := `dt_redirector_conns_refused_total{reason="per_addr"} 2`; !strings.Contains(string(body), want) {
+	if want := `dt_redirector_conns_refused_total{reason="per_ip"} 2`; !strings.Contains(string(body), want) {
 		t.Errorf("/metrics lacks %s", want)
 	}
 	cancel()

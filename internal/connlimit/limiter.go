@@ -55,7 +55,7 @@ type Config struct {
 	// descriptor limit at all.
 	FDReserve int
 	// Registerer receives the metrics, named dt_<Subsystem>_conns_*: connections open, the cap
-	// in force, and connections refused by reason ("per_addr", "total"). Nil: none.
+	// in force, and connections refused by reason ("per_ip": one IPv4 address or IPv6 /64; "total"). Nil: none.
 	Registerer prometheus.Registerer
 	// Subsystem names the metrics ("edge", "redirector"). Empty means "http".
 	Subsystem string
@@ -66,7 +66,7 @@ type Config struct {
 
 // Reasons a connection is refused, as the metrics label them.
 const (
-	ReasonPerAddr = "per_addr"
+	ReasonPerAddr = "per_ip"
 	ReasonTotal   = "total"
 )
 
@@ -125,7 +125,7 @@ func New(cfg Config) (*Limiter, error) {
 			return nil, err
 		}
 	}
-	log.Info("Connection limits", slog.Int("max_conns", l.max), slog.Int("max_conns_per_addr", l.perAddr),
+	log.Info("Connection limits", slog.Int("max_conns", l.max), slog.Int("max_conns_per_ip", l.perAddr),
 		slog.Uint64("fd_limit", l.fdLimit), slog.Int("fd_reserve", max(reserve, 0)))
 	return l, nil
 }
@@ -246,7 +246,7 @@ func (l *Limiter) refuse(c net.Conn, key netip.Addr, reason string) {
 	switch reason {
 	case ReasonPerAddr:
 		l.refusedPerAddr.Add(1)
-		l.logPerAddr.Hit(ctx, slog.String("addr", key.String()), slog.Int("max_conns_per_addr", l.perAddr))
+		l.logPerAddr.Hit(ctx, slog.String("addr", key.String()), slog.Int("max_conns_per_ip", l.perAddr))
 	default:
 		l.refusedTotal.Add(1)
 		l.logTotal.Hit(ctx, slog.String("addr", key.String()), slog.Int("max_conns", l.max))

@@ -228,7 +228,7 @@ func TestPerAddrCap(t *testing.T) {
 	}
 
 	if got := metric(t, reg, "dt_test_conns_refused_total", ReasonPerAddr); got != 5 {
-		t.Errorf("dt_test_conns_refused_total{reason=per_addr} = %v, want 5", got)
+		t.Errorf("dt_test_conns_refused_total{reason=per_ip} = %v, want 5", got)
 	}
 	if lines := strings.Count(logs.String(), "too many from one address"); lines != 1 {
 		t.Errorf("%d log lines for one burst of refusals, want 1:\n%s", lines, logs.String())
