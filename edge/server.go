@@ -84,9 +84,12 @@ const (
 	DefaultSendTimeout       = time.Minute
 )
 
-// Server is a dt edge: it serves the current deploy to visitors. It has no write timeout: a
-// 10 MiB file to a slow phone takes as long as it takes. A connection where nothing moves is
-// closed: by IdleTimeout between requests and over HTTP/2, by SendTimeout for plain HTTP/1.x.
+// Server is a dt edge: it serves the current deploy to visitors. It has no timeout on a whole
+// response: a 10 MiB file to a slow phone takes as long as it takes. A connection where nothing
+// moves is closed: by ReadHeaderTimeout while a request's headers or a TLS handshake trickle
+// in, by IdleTimeout between requests and over HTTP/2, by SendTimeout while a write makes no
+// progress (plain HTTP/1.x and every TLS connection). Connections past MaxConns or
+// MaxConnsPerIP are reset at accept.
 type Server struct {
 	cfg     Config
 	log     *slog.Logger
