@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/dt-cdn/dt/internal/connlimit"
 	"github.com/dt-cdn/dt/internal/testcert"
 	"github.com/dt-cdn/dt/internal/wait"
 )
@@ -308,10 +309,16 @@ func floodManyAddresses(t *testing.T, at *attackTarget) {
 			}
 		}
 	}
-	st := at.srv.ConnStats()
-	if st.Open > attackMaxConns || st.RefusedTotal-start.RefusedTotal == 0 {
-		t.Errorf("after 300 connections from 100 addresses: %+v, want at most %d open and some refused", st, attackMaxConns)
-	}
+	var st connlimit.Stats
+	wait.For(t, 5*time.Second, func() error {
+		// Some of the first to arrive may already have been closed by ReadHeaderTimeout, and
+		// their slots taken by later ones: at least 300 − 2·attackMaxConns are refused.
+		st = at.srv.ConnStats()
+		if st.Open > attackMaxConns || st.RefusedTotal-start.RefusedTotal < 300-2*attackMaxConns {
+			return fmt.Errorf("after 300 connections from 100 addresses: %+v, want at most %d open and at least %d refused", st, attackMaxConns, 300-2*attackMaxConns)
+		}
+		return nil
+	})
 	during := usageNow(t)
 	took := at.visit(t)
 	t.Logf("during: %s, edge %+v (refused by the total cap: %d); visitor served in %s", during, st, st.RefusedTotal-start.RefusedTotal, took.Round(time.Millisecond))
