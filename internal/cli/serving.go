@@ -36,7 +36,7 @@ func (s *servingFlags) register(fs *flagSet, httpUsage string) {
 	fs.StringVar(&s.acmeEmail, "acme-email", "", "contact `ADDRESS` for the ACME account")
 	fs.IntVar(&s.conns.max, "max-conns", connlimit.DefaultMaxConns, "accept at most `N` visitor connections at once, over all listeners (lowered to fit the descriptor limit less --fd-reserve)")
 	fs.IntVar(&s.conns.perIP, "max-conns-per-ip", connlimit.DefaultMaxConnsPerAddr, "accept at most `N` visitor connections at once from one IPv4 address or IPv6 /64")
-	fs.IntVar(&s.conns.fdReserve, "fd-reserve", connlimit.DefaultFDReserve, "keep `N` file descriptors that visitors cannot take, for the node's peers, database and files")
+	fs.IntVar(&s.conns.fdReserve, "fd-reserve", connlimit.DefaultFDReserve, "keep `N` file descriptors that visitors cannot take, for the node's peers, database and files (negative: no bound from the descriptor limit)")
 }
 
 func (s *servingFlags) check(fs *flagSet) error {
