@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/dt-cdn/dt/internal/tcpopt"
 )
@@ -32,15 +33,22 @@ const holdMax = 8 << 10
 // responses/s without it and 254–265 with it.
 const notSentLowat = 128 << 10
 
-// corkListener hands out connections that can be corked (corkConn).
-type corkListener struct{ net.Listener }
+// corkListener hands out connections that can be corked (corkConn), and whose writes have a
+// deadline of sendTimeout per step (sendConn).
+type corkListener struct {
+	net.Listener
+	sendTimeout time.Duration
+}
 
 func (l corkListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
-	if tc, ok := c.(*net.TCPConn); ok {
-		return &corkConn{TCPConn: tc}, nil
+	if err != nil {
+		return nil, err
 	}
-	return c, err
+	if tc := tcpConnOf(c); tc != nil {
+		return &corkConn{sendConn: newSendConn(tc, c, l.sendTimeout)}, nil
+	}
+	return c, nil
 }
 
 // corkConn is a TCP connection that can hold a response's writes and send them together: a
@@ -49,7 +57,7 @@ func (l corkListener) Accept() (net.Conn, error) {
 // in one writev, one system call instead of two, and two fewer than the kernel's TCP_CORK needs
 // (set, then clear). As nginx's tcp_nopush, what leaves is full segments.
 type corkConn struct {
-	*net.TCPConn
+	*sendConn
 	mu     sync.Mutex
 	corked bool
 	held   []byte
@@ -59,17 +67,16 @@ func (c *corkConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.corked {
-		return c.TCPConn.Write(p)
+		return c.sendConn.Write(p)
 	}
 	if len(c.held)+len(p) <= holdMax {
 		c.held = append(c.held, p...)
 		return len(p), nil
 	}
 	if len(c.held) == 0 {
-		return c.TCPConn.Write(p)
+		return c.sendConn.Write(p)
 	}
-	bufs := net.Buffers{c.held, p}
-	n, err := bufs.WriteTo(c.TCPConn)
+	n, err := c.sendConn.writeBuffers(net.Buffers{c.held, p})
 	sent := int(n) - len(c.held)
 	c.held = c.held[:0]
 	if err != nil {
@@ -91,7 +98,7 @@ func (c *corkConn) ReadFrom(r io.Reader) (int64, error) {
 			return 0, err
 		}
 	}
-	return c.TCPConn.ReadFrom(r)
+	return c.sendConn.ReadFrom(r)
 }
 
 // cork holds writes until uncork.
@@ -113,7 +120,7 @@ func (c *corkConn) flushLocked() error {
 	if len(c.held) == 0 {
 		return nil
 	}
-	_, err := c.TCPConn.Write(c.held)
+	_, err := c.sendConn.Write(c.held)
 	c.held = c.held[:0]
 	return err
 }
@@ -126,12 +133,14 @@ func withTCPConn(ctx context.Context, c net.Conn) context.Context {
 	if tc, ok := c.(*tls.Conn); ok {
 		c = tc.NetConn()
 	}
-	switch c := c.(type) {
-	case *corkConn:
-		tcpopt.SetNotSentLowat(c.TCPConn, notSentLowat)
-		return context.WithValue(ctx, corkConnKey{}, c)
-	case *net.TCPConn:
-		tcpopt.SetNotSentLowat(c, notSentLowat)
+	if cc, ok := c.(*corkConn); ok {
+		tcpopt.SetNotSentLowat(cc.TCPConn, notSentLowat)
+		return context.WithValue(ctx, corkConnKey{}, cc)
+	}
+	// internal/h1 takes the listener's connection as it is: a *net.TCPConn, or the connection
+	// caps' wrapper of one.
+	if tc := tcpConnOf(c); tc != nil {
+		tcpopt.SetNotSentLowat(tc, notSentLowat)
 	}
 	return ctx
 }

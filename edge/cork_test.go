@@ -159,7 +159,7 @@ func tcpPair(t *testing.T) (net.Conn, *corkConn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := corkListener{ln}.Accept()
+	c, err := corkListener{Listener: ln}.Accept()
 	if err != nil {
 		t.Fatal(err)
 	}

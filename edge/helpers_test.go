@@ -189,7 +189,7 @@ func serveWith(t testing.TB, h *Handler, cfg Config) *testServer {
 func startHandlerServer(t testing.TB, h http.Handler) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(h)
-	srv.Listener = corkListener{srv.Listener}
+	srv.Listener = corkListener{Listener: srv.Listener, sendTimeout: DefaultSendTimeout}
 	srv.Config.ConnContext = withTCPConn
 	srv.Start()
 	t.Cleanup(srv.Close)

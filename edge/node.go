@@ -61,8 +61,11 @@ type NodeConfig struct {
 	StdHTTP1 bool
 	// StdHTTP2 serves HTTP/2 with net/http's server instead of package h2's (Config.StdHTTP2).
 	StdHTTP2 bool
-	// Registerer receives the edge's metrics (requests by status and encoding, bytes, latency).
-	// Nil: none.
+	// MaxConns, MaxConnsPerIP and FDReserve cap visitor connections (see Config). Zero: the
+	// defaults given there.
+	MaxConns, MaxConnsPerIP, FDReserve int
+	// Registerer receives the edge's metrics (requests by status and encoding, bytes, latency,
+	// connections open and refused). Nil: none.
 	Registerer prometheus.Registerer
 	// Logger receives the edge's logs. Nil discards them.
 	Logger *slog.Logger
@@ -121,10 +124,14 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		e.metrics = m
 	}
 	srv, err := New(Config{
-		Logger:   cfg.Logger,
-		Observer: e,
-		StdHTTP1: cfg.StdHTTP1,
-		StdHTTP2: cfg.StdHTTP2,
+		Logger:        cfg.Logger,
+		Observer:      e,
+		StdHTTP1:      cfg.StdHTTP1,
+		StdHTTP2:      cfg.StdHTTP2,
+		MaxConns:      cfg.MaxConns,
+		MaxConnsPerIP: cfg.MaxConnsPerIP,
+		FDReserve:     cfg.FDReserve,
+		Registerer:    cfg.Registerer,
 		Routes: func(r chi.Router) {
 			r.Get(HealthPath, e.serveHealth)
 			r.Head(HealthPath, e.serveHealth)

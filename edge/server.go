@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/dt-cdn/dt/internal/connlimit"
 	"github.com/dt-cdn/dt/internal/h1"
 	"github.com/dt-cdn/dt/internal/h2"
 )
@@ -39,10 +41,30 @@ type Config struct {
 	// ShutdownTimeout is how long Serve waits for requests in flight once its context is done,
 	// before closing their connections. Zero means 10 s.
 	ShutdownTimeout time.Duration
-	// SendTimeout closes a plain HTTP/1.x connection whose client takes no bytes of a
-	// response for this long (nginx's send_timeout): a slow download goes on, a stalled one
-	// does not hold its connection. Zero means 1 minute.
+	// SendTimeout closes a connection whose client takes no bytes of a response for this long
+	// (nginx's send_timeout): a slow download goes on, a stalled one does not hold its
+	// connection. It bounds every write, plain HTTP/1.x and TLS alike (see sendConn). Zero
+	// means 1 minute.
 	SendTimeout time.Duration
+
+	// MaxConns caps the visitor connections open at once over all the listeners Serve runs
+	// on (nginx's worker_connections); a connection past it is reset at accept, before its TLS
+	// handshake. The cap in force is lower when the descriptor limit leaves less room (see
+	// FDReserve). Zero means connlimit.DefaultMaxConns (10,000; connlimit says why).
+	MaxConns int
+	// MaxConnsPerIP caps the visitor connections open at once from one IPv4 address or one
+	// IPv6 /64 (nginx's limit_conn). Zero means connlimit.DefaultMaxConnsPerAddr (256: room
+	// for a busy NAT).
+	MaxConnsPerIP int
+	// FDReserve is how many of the process's descriptors visitors cannot take: what the node's
+	// peer links, database and files need. MaxConns is held to (descriptor limit −
+	// FDReserve) / 2, since a visitor connection may hold a file open besides its socket. Zero
+	// means connlimit.DefaultFDReserve (1,024); negative means no bound from the descriptor
+	// limit.
+	FDReserve int
+	// Registerer receives the connection metrics (dt_edge_conns_open, dt_edge_conns_max,
+	// dt_edge_conns_refused_total by reason). Nil: none.
+	Registerer prometheus.Registerer
 	// StdHTTP1 serves plain HTTP/1.x with net/http's own server instead of package h1's,
 	// which answers with a fraction of the work (see internal/h1). It is the way back should a
 	// client ever disagree with h1.
@@ -62,13 +84,17 @@ const (
 	DefaultSendTimeout       = time.Minute
 )
 
-// Server is a dt edge: it serves the current deploy to visitors. It has no write timeout: a
-// 10 MiB file to a slow phone takes as long as it takes. A connection where nothing moves is
-// closed: by IdleTimeout between requests and over HTTP/2, by SendTimeout for plain HTTP/1.x.
+// Server is a dt edge: it serves the current deploy to visitors. It has no timeout on a whole
+// response: a 10 MiB file to a slow phone takes as long as it takes. A connection where nothing
+// moves is closed: by ReadHeaderTimeout while a request's headers or a TLS handshake trickle
+// in, by IdleTimeout between requests and over HTTP/2, by SendTimeout while a write makes no
+// progress (plain HTTP/1.x and every TLS connection). Connections past MaxConns or
+// MaxConnsPerIP are reset at accept.
 type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	handler *Handler
+	conns   *connlimit.Limiter // shared by every listener Serve runs on
 }
 
 // New checks cfg and returns a Server with no site (it answers 503 until SetSite).
@@ -79,6 +105,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxHeaderBytes < 0 {
 		errs = append(errs, fmt.Errorf("%w: negative MaxHeaderBytes", ErrInvalidConfig))
+	}
+	if cfg.MaxConns < 0 || cfg.MaxConnsPerIP < 0 {
+		errs = append(errs, fmt.Errorf("%w: negative connection cap", ErrInvalidConfig))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -92,6 +121,12 @@ func New(cfg Config) (*Server, error) {
 	s.cfg.MaxHeaderBytes = cmp.Or(cfg.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	s.cfg.ShutdownTimeout = cmp.Or(cfg.ShutdownTimeout, DefaultShutdownTimeout)
 	s.cfg.SendTimeout = cmp.Or(cfg.SendTimeout, DefaultSendTimeout)
+	lim, err := connlimit.New(connlimit.Config{MaxConns: cfg.MaxConns, MaxConnsPerAddr: cfg.MaxConnsPerIP,
+		FDReserve: cfg.FDReserve, Registerer: cfg.Registerer, Subsystem: "edge", Logger: s.log})
+	if err != nil {
+		return nil, fmt.Errorf("edge: %w", err)
+	}
+	s.conns = lim
 	s.handler = NewHandler(HandlerConfig{Logger: s.log, Observer: cfg.Observer, Routes: cfg.Routes})
 	return s, nil
 }
@@ -99,16 +134,25 @@ func New(cfg Config) (*Server, error) {
 // Handler returns the server's HTTP handler.
 func (s *Server) Handler() *Handler { return s.handler }
 
+// Limit returns ln with its connections counted against the server's caps, for a listener
+// another server runs (an ACME challenge responder, say). Serve does this to its listener itself.
+func (s *Server) Limit(ln net.Listener) net.Listener { return s.conns.Listener(ln) }
+
+// ConnStats returns the counts of the server's connection caps.
+func (s *Server) ConnStats() connlimit.Stats { return s.conns.Stats() }
+
 // SetSite switches the served deploy (see Handler.SetSite).
 func (s *Server) SetSite(site *Site) { s.handler.SetSite(site) }
 
 // Serve serves HTTP on ln until ctx is done, then shuts down gracefully: it stops accepting,
 // lets requests in flight finish for up to ShutdownTimeout, then closes what is left. With a
 // nil tlsConfig it speaks plain HTTP/1.1; otherwise TLS with HTTP/2 and HTTP/1.1 by ALPN
-// (tlsConfig is cloned, not modified). Serve closes ln. It returns nil after a shutdown caused
-// by ctx, or the error that stopped it.
+// (tlsConfig is cloned, not modified). Connections past the caps (MaxConns, MaxConnsPerIP) are
+// reset at accept. Serve closes ln. It returns nil after a shutdown caused by ctx, or the error
+// that stopped it.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, tlsConfig *tls.Config) error {
 	srv := s.newHTTPServer(tlsConfig)
+	ln = s.conns.Listener(ln)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -140,8 +184,9 @@ type httpServer interface {
 // (h1 does not negotiate TLS), net/http alone when the configuration asks for it.
 func (s *Server) newHTTPServer(tlsConfig *tls.Config) httpServer {
 	if tlsConfig == nil && !s.cfg.StdHTTP1 {
-		// Connections are left as the listener gives them, *net.TCPConn, which h1 writes
-		// with writev and sendfile: it gathers a response's writes itself (no corkConn).
+		// Connections are left as the listener gives them, a *net.TCPConn in the caps'
+		// wrapper, which h1 writes with writev and sendfile: it gathers a response's writes
+		// itself (no corkConn) and bounds them with SendTimeout itself (no sendConn).
 		return &h1.Server{
 			Handler:           s.handler,
 			ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
@@ -173,15 +218,19 @@ func (s *Server) newHTTPServer(tlsConfig *tls.Config) httpServer {
 			h2s.Configure(srv)
 		}
 	}
-	return stdServer{srv}
+	return stdServer{srv, s.cfg.SendTimeout}
 }
 
-// stdServer serves net/http's way, on corked connections (corkConn), with TLS when it has a
-// configuration.
-type stdServer struct{ *http.Server }
+// stdServer serves net/http's way, on corked connections (corkConn) whose writes are bounded
+// by sendTimeout (sendConn), with TLS when it has a configuration. net/http bounds the TLS
+// handshake by ReadHeaderTimeout.
+type stdServer struct {
+	*http.Server
+	sendTimeout time.Duration
+}
 
 func (s stdServer) Serve(ln net.Listener) error {
-	ln = corkListener{ln}
+	ln = corkListener{Listener: ln, sendTimeout: s.sendTimeout}
 	if s.TLSConfig != nil {
 		return s.ServeTLS(ln, "", "")
 	}

@@ -106,6 +106,9 @@ func TestUsage(t *testing.T) {
 		{name: "bad duration", args: []string{"add", "--timeout", "soon"}, code: 2, stderr: []string{"invalid value"}},
 		{name: "loadtest bad mode", args: []string{"loadtest", "--mode", "fast"}, code: 2, stderr: []string{`--mode "fast"`}},
 		{name: "empty peer", args: []string{"send", "--peer", "", "{}"}, code: 2, stderr: []string{"empty value"}},
+		{name: "edge zero cap", args: []string{"edge", "--keys", keys, "--data", "d", "--http", "127.0.0.1:0", "--max-conns", "0"}, code: 2, stderr: []string{"--max-conns"}},
+		{name: "redirector negative cap", args: []string{"redirector", "--keys", keys, "--data", "d", "--http", "127.0.0.1:0", "--max-conns-per-ip", "-1"}, code: 2, stderr: []string{"--max-conns-per-ip"}},
+		{name: "edge --help", args: []string{"edge", "--help"}, code: 0, stdout: []string{"--max-conns N", "(default 10000)", "--max-conns-per-ip N", "(default 256)", "--fd-reserve N", "(default 1024)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -75,7 +75,8 @@ func runEdge(ctx context.Context, args []string, env *Env) error {
 	if len(ef.name) > 64 || strings.IndexFunc(ef.name, unicode.IsControl) >= 0 {
 		return fs.usageErrorf("--name: at most 64 characters, none of them control characters")
 	}
-	cfg := edge.NodeConfig{HeartbeatInterval: ef.heartbeat, Version: softwareVersion(), Name: ef.name, StdHTTP1: ef.stdHTTP1, StdHTTP2: ef.stdHTTP2}
+	cfg := edge.NodeConfig{HeartbeatInterval: ef.heartbeat, Version: softwareVersion(), Name: ef.name, StdHTTP1: ef.stdHTTP1, StdHTTP2: ef.stdHTTP2,
+		MaxConns: ef.conns.max, MaxConnsPerIP: ef.conns.perIP, FDReserve: ef.conns.fdReserve}
 	for _, s := range ef.publicIPs {
 		ip, err := netip.ParseAddr(s)
 		if err != nil {
@@ -218,7 +219,8 @@ func serveEdge(ctx context.Context, e *edge.Node, cm *certs.Manager, ef edgeFlag
 	}
 	if lns.http != nil {
 		if len(ef.domains) > 0 {
-			wg.Go(func() { errc <- serveHTTP(serveCtx, lns.http, cm.HTTPHandler(nil), log) })
+			// ACME challenges and redirects count against the visitor caps too.
+			wg.Go(func() { errc <- serveHTTP(serveCtx, e.Server().Limit(lns.http), cm.HTTPHandler(nil), log) })
 		} else {
 			wg.Go(func() { errc <- e.Server().Serve(serveCtx, lns.http, nil) })
 		}

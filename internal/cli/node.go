@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/internal/connlimit"
 )
 
 // nodeFlags are the flags of `dt node`, shared with the load test's node processes.
@@ -124,6 +125,7 @@ func serveNode(ctx context.Context, env *Env, f *nodeFlags, hooks nodeHooks) err
 	if err != nil {
 		return err
 	}
+	logDescriptorLimit(log)
 	keys, err := loadKeys(f.keys, f.master)
 	if err != nil {
 		return err
@@ -358,4 +360,20 @@ func writeJSON(w io.Writer, v any) error {
 	}
 	_, err = w.Write(append(b, '\n'))
 	return err
+}
+
+// logDescriptorLimit raises the soft descriptor limit to the hard limit where the Go runtime has
+// not (it does at start on every Unix), and logs both: a server short of descriptors stops
+// accepting peers and visitors alike, and the limit is the first thing to look at.
+func logDescriptorLimit(log *slog.Logger) {
+	soft, hard, err := connlimit.RaiseDescriptorLimit()
+	if err != nil && soft == 0 {
+		log.Debug("No descriptor limit", slog.Any("err", err))
+		return
+	}
+	if err != nil {
+		log.Warn("Descriptor limit not raised", slog.Uint64("soft", soft), slog.Uint64("hard", hard), slog.Any("err", err))
+		return
+	}
+	log.Info("Descriptor limit", slog.Uint64("soft", soft), slog.Uint64("hard", hard))
 }

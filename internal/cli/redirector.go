@@ -17,6 +17,7 @@ import (
 
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/internal/certs"
+	"github.com/dt-cdn/dt/internal/connlimit"
 	"github.com/dt-cdn/dt/internal/h2"
 	"github.com/dt-cdn/dt/redirector"
 	"github.com/dt-cdn/dt/web"
@@ -129,6 +130,7 @@ func runRedirector(ctx context.Context, args []string, env *Env) error {
 			return err
 		}
 		defer p.dash.Close() // before the admin server shuts down: it waits for open streams
+		p.registerer = registerer
 		parts.set(p)
 		return serveRedirector(ctx, p, geo, rf, cm, log, up)
 	}
@@ -144,6 +146,8 @@ type redirectorParts struct {
 	// admin holds the redirector's admin routes beside the node's: /explain, and the dashboard
 	// on every other path.
 	admin *http.ServeMux
+	// registerer receives the visitor listeners' connection metrics; nil for none.
+	registerer prometheus.Registerer
 }
 
 func newRedirectorParts(n *dt.Node, cfg redirector.ServiceConfig, log *slog.Logger) (*redirectorParts, error) {
@@ -181,6 +185,12 @@ func serveRedirector(ctx context.Context, p *redirectorParts, geo *redirector.Ge
 	svc := p.svc
 	wg.Go(func() { _ = p.history.Run(ctx) })
 	errc := make(chan error, 4)
+	ccfg := rf.conns.config()
+	ccfg.Registerer, ccfg.Subsystem, ccfg.Logger = p.registerer, "redirector", log
+	conns, err := connlimit.New(ccfg)
+	if err != nil {
+		return err
+	}
 	var servers []*http.Server
 	var bound Serving
 	serve := func(addr string, tlsConfig *tls.Config) error {
@@ -193,6 +203,8 @@ func serveRedirector(ctx context.Context, p *redirectorParts, geo *redirector.Ge
 		} else {
 			bound.HTTP = ln.Addr().String()
 		}
+		// Past the caps, connections are reset at accept, before a TLS handshake.
+		ln = conns.Listener(ln)
 		srv := &http.Server{Handler: svc.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 			TLSConfig: tlsConfig, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 		if tlsConfig != nil {

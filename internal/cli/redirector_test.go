@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -145,4 +147,68 @@ func TestRedirectorDashboard(t *testing.T) {
 		t.Errorf("the stream ended with %v after %d bytes", err, n)
 	}
 	<-edgeDone
+}
+
+// TestRedirectorConnCaps: the redirector's visitor listener is capped per address, counts the
+// connections it refuses in /metrics, and serves other addresses meanwhile.
+func TestRedirectorConnCaps(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a redirector")
+	}
+	keys := keygen(t)
+	peer := startPeer(t, keys)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	admin := "http://" + freeAddr(t)
+	visitors := freeAddr(t)
+	var errOut syncbuf.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(ctx, []string{"redirector", "--keys", keys, "--data", t.TempDir(), "--peer", peer.addr, "--local",
+			"--http", visitors, "--admin", strings.TrimPrefix(admin, "http://"), "--max-conns-per-ip", "3"},
+			&Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: &errOut})
+	}()
+	waitFor(t, 30*time.Second, func() error {
+		resp, err := http.Get("http://" + visitors + "/")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return nil
+	})
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, Timeout: 5 * time.Second}
+	refused := 0
+	for range 5 {
+		c, err := d.Dial("tcp", visitors)
+		if err != nil {
+			refused++ // reset before connect returned
+			continue
+		}
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		if _, err := c.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+			refused++
+		}
+	}
+	if refused != 2 {
+		t.Errorf("%d of 5 connections from one address refused, want 2", refused)
+	}
+	resp, err := http.Get("http://" + visitors + "/")
+	if err != nil {
+		t.Fatalf("a visitor from another address: %v", err)
+	}
+	resp.Body.Close()
+	metrics, err := http.Get(admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(metrics.Body)
+	metrics.Body.Close()
+	if want := `dt_redirector_conns_refused_total{reason="per_ip"} 2`; !strings.Contains(string(body), want) {
+		t.Errorf("/metrics lacks %s", want)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("redirector exit %d:\n%s", code, errOut.String())
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/dt-cdn/dt/internal/certs"
+	"github.com/dt-cdn/dt/internal/connlimit"
 )
 
 // servingFlags are the visitor-facing listeners and certificates shared by dt edge and dt
@@ -15,6 +16,16 @@ type servingFlags struct {
 	domains     stringList
 	acmeDir     string
 	acmeEmail   string
+	conns       connFlags
+}
+
+// connFlags cap visitor connections (connlimit.Config).
+type connFlags struct {
+	max, perIP, fdReserve int
+}
+
+func (c *connFlags) config() connlimit.Config {
+	return connlimit.Config{MaxConns: c.max, MaxConnsPerAddr: c.perIP, FDReserve: c.fdReserve}
 }
 
 func (s *servingFlags) register(fs *flagSet, httpUsage string) {
@@ -23,6 +34,9 @@ func (s *servingFlags) register(fs *flagSet, httpUsage string) {
 	fs.Var(&s.domains, "domain", "get a certificate for `NAME` by ACME; repeatable (without: a locally generated certificate)")
 	fs.StringVar(&s.acmeDir, "acme-directory", "", "ACME directory `URL` (default: Let's Encrypt)")
 	fs.StringVar(&s.acmeEmail, "acme-email", "", "contact `ADDRESS` for the ACME account")
+	fs.IntVar(&s.conns.max, "max-conns", connlimit.DefaultMaxConns, "accept at most `N` visitor connections at once, over all listeners (lowered to fit the descriptor limit less --fd-reserve)")
+	fs.IntVar(&s.conns.perIP, "max-conns-per-ip", connlimit.DefaultMaxConnsPerAddr, "accept at most `N` visitor connections at once from one IPv4 address or IPv6 /64")
+	fs.IntVar(&s.conns.fdReserve, "fd-reserve", connlimit.DefaultFDReserve, "keep `N` file descriptors that visitors cannot take, for the node's peers, database and files (negative: no bound from the descriptor limit)")
 }
 
 func (s *servingFlags) check(fs *flagSet) error {
@@ -31,6 +45,9 @@ func (s *servingFlags) check(fs *flagSet) error {
 	}
 	if len(s.domains) > 0 && s.https == "" {
 		return fs.usageErrorf("--domain needs --https")
+	}
+	if s.conns.max <= 0 || s.conns.perIP <= 0 {
+		return fs.usageErrorf("--max-conns and --max-conns-per-ip must be positive")
 	}
 	return nil
 }

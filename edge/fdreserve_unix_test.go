@@ -1,0 +1,204 @@
+//go:build unix
+
+package edge
+
+import (
+	"bufio"
+	"context"
+	"crypto/ed25519"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/internal/connlimit"
+	"github.com/dt-cdn/dt/internal/testnet"
+	"github.com/dt-cdn/dt/internal/wait"
+)
+
+// The child's descriptor limit and reserve: it may hold (256 − 100) / 2 = 78 visitor
+// connections.
+const (
+	childFDLimit   = 256
+	childFDReserve = 100
+	childMaxConns  = (childFDLimit - childFDReserve) / 2
+)
+
+// childAddrs is what the child process of TestFDReserve reports on its first line of output.
+type childAddrs struct {
+	Edge, DT, Admin string
+}
+
+// TestFDReserve runs an edge and a dt node in a process whose descriptor limit is 256, and
+// floods the edge with 250 idle connections from 84 addresses: the edge keeps as many as the
+// descriptor budget allows and resets the rest, and meanwhile the node's dt port still takes a
+// peer and its admin endpoint still answers.
+func TestFDReserve(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a child process")
+	}
+	_, plain := testnet.Keys(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestFDReserveChild$", "-test.v")
+	cmd.Env = append(os.Environ(), "EDGE_FD_CHILD="+hex.EncodeToString(plain.Network[:])+","+hex.EncodeToString(plain.Masters[0]))
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	out := bufio.NewScanner(stdout)
+	var addrs childAddrs
+	for out.Scan() {
+		if line, ok := bytesCut(out.Bytes(), "ADDRS "); ok {
+			if err := json.Unmarshal(line, &addrs); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	go func() {
+		io.Copy(io.Discard, stdout)
+		exited <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		stdin.Close()
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("child: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			t.Error("the child did not exit")
+		}
+	})
+	if addrs.Edge == "" {
+		t.Fatal("the child reported no addresses")
+	}
+
+	stats := func() connlimit.Stats {
+		t.Helper()
+		resp, err := http.Get("http://" + addrs.Admin + "/stats")
+		if err != nil {
+			t.Fatalf("the admin endpoint: %v", err)
+		}
+		defer resp.Body.Close()
+		var st connlimit.Stats
+		if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	if st := stats(); st.Max != childMaxConns {
+		t.Fatalf("cap in force %d, want %d from the descriptor limit %d less %d", st.Max, childMaxConns, childFDLimit, childFDReserve)
+	}
+	var conns []net.Conn
+	for i := range 250 {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 1, byte(2+i/3))}, Timeout: 5 * time.Second}
+		if c, err := d.Dial("tcp", addrs.Edge); err == nil {
+			conns = append(conns, c)
+		}
+	}
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	wait.For(t, 10*time.Second, func() error {
+		if st := stats(); st.Open != childMaxConns || st.RefusedTotal != 250-childMaxConns {
+			return fmt.Errorf("edge %+v, want %d open and %d refused", st, childMaxConns, 250-childMaxConns)
+		}
+		return nil
+	})
+	// The dt port takes a peer, with the visitors' share of descriptors all taken.
+	peer := testnet.Node(t, testnet.Options{Keys: plain, Peers: []string{addrs.DT}})
+	testnet.Drain(peer)
+	wait.For(t, 10*time.Second, func() error {
+		if links := peer.Status().Links; len(links) == 0 {
+			return fmt.Errorf("the peer has no link to the edge's node")
+		}
+		return nil
+	})
+	t.Logf("edge %+v; the peer linked and the admin endpoint answered", stats())
+}
+
+func bytesCut(b []byte, prefix string) ([]byte, bool) {
+	if len(b) < len(prefix) || string(b[:len(prefix)]) != prefix {
+		return nil, false
+	}
+	return b[len(prefix):], true
+}
+
+// TestFDReserveChild is TestFDReserve's child process: with its soft descriptor limit lowered,
+// it runs a dt node, an edge and an admin endpoint reporting the edge's connection counts, until
+// its standard input closes.
+func TestFDReserveChild(t *testing.T) {
+	env := os.Getenv("EDGE_FD_CHILD")
+	if env == "" {
+		t.Skip("the child of TestFDReserve")
+	}
+	var keys dt.Keys
+	var netHex, pubHex string
+	fmt.Sscanf(env, "%64s", &netHex)
+	pubHex = env[len(netHex)+1:]
+	nk, err1 := hex.DecodeString(netHex)
+	pub, err2 := hex.DecodeString(pubHex)
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	copy(keys.Network[:], nk)
+	keys.Masters = []ed25519.PublicKey{pub}
+
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	lim.Cur = childFDLimit
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	node := testnet.Node(t, testnet.Options{Keys: keys, Listen: true})
+	testnet.Drain(node)
+	s, err := New(Config{FDReserve: childFDReserve, ReadHeaderTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(s.ConnStats())
+	})}
+	go admin.Serve(adminLn)
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx, ln, nil) }()
+	a, _ := json.Marshal(childAddrs{Edge: ln.Addr().String(), DT: testnet.Addr(node), Admin: adminLn.Addr().String()})
+	fmt.Printf("ADDRS %s\n", a)
+	io.Copy(io.Discard, os.Stdin)
+	cancel()
+	admin.Close()
+	if err := <-served; err != nil {
+		t.Error(err)
+	}
+}
