@@ -39,6 +39,9 @@ type HandlerConfig struct {
 	// Routes, if set, registers the edge's own routes (health, metrics, ACME challenges) on the
 	// router before the site. They take precedence over any path of the site.
 	Routes func(r chi.Router)
+	// SendTimeout, if positive, is the write deadline set before each step of a body written
+	// over net/http's HTTP/2 server (Config.StdHTTP2); package h2 applies its own.
+	SendTimeout time.Duration
 }
 
 // Handler serves the current deploy (a Site) over HTTP with the semantics of RFC 9110 and RFC
