@@ -447,6 +447,12 @@ func (c *conn) closeWith(code http2.ErrCode, cause error) {
 	c.cond.Broadcast()
 	c.mu.Unlock()
 	c.cancel()
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		// tls.Conn's Close sends close_notify and waits up to 5 s for a peer that may not
+		// read; the GOAWAY above already said goodbye, and HTTP/2's framing needs no
+		// close_notify to tell a whole response from a cut one.
+		tc.NetConn().Close()
+	}
 	c.nc.Close()
 }
 
@@ -551,7 +557,8 @@ func (c *conn) keepReading() bool {
 }
 
 // reapStalledLocked resets the streams that have had a response to send and no flow-control
-// window for SendTimeout. When that is every open stream, it reports false: the connection is
+// window for SendTimeout. When that is every open stream and nothing else moved on the
+// connection for as long (no request, no response data), it reports false: the connection is
 // closed instead, its peer takes nothing.
 func (c *conn) reapStalledLocked(now time.Time) bool {
 	var stalled []*stream
@@ -570,7 +577,7 @@ func (c *conn) reapStalledLocked(now time.Time) bool {
 	if len(stalled) == 0 {
 		return true
 	}
-	if uint32(len(stalled)) >= c.open {
+	if uint32(len(stalled)) >= c.open && now.Sub(time.Unix(0, c.lastMoved.Load())) >= c.sendTimeout {
 		c.srv.stats().StalledConns.Add(1)
 		c.srv.logs().stalled.Hit(c.ctx, slog.String("remote", c.remoteAddr), slog.Int("streams", len(stalled)), slog.Duration("send_timeout", c.sendTimeout))
 		return false

@@ -113,7 +113,7 @@ func (c *conn) flushLocked() {
 }
 
 // writeDeadlineLocked is the deadline of the next write: SendTimeout from now, moved forward
-// at most once a second (each move costs a timer update), so that a slow download whose
+// at most every tenth of it, and at most once a second (each move costs a timer update), so that a slow download whose
 // every step progresses lives on and a stalled one does not. A connection being closed gets
 // goAwayTimeout for its last words.
 func (c *conn) writeDeadlineLocked() time.Time {
@@ -122,8 +122,8 @@ func (c *conn) writeDeadlineLocked() time.Time {
 		c.wArmed = time.Time{}
 		return now.Add(goAwayTimeout)
 	}
-	if now.Sub(c.wArmed) < time.Second {
-		return time.Time{} // the one set less than a second ago stands
+	if now.Sub(c.wArmed) < min(c.sendTimeout/10, time.Second) {
+		return time.Time{} // the one set a moment ago stands: each write gets 90% of it or more
 	}
 	c.wArmed = now
 	return now.Add(c.sendTimeout)
