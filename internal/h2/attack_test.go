@@ -7,16 +7,21 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"runtime"
 	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/dt-cdn/dt/internal/syncbuf"
 )
 
 // The attacks here run over real sockets on loopback against a Server with short bounds; each
@@ -78,6 +83,7 @@ func (r *patternReader) Close() error {
 type bodyServer struct {
 	*testServer
 	open, opens atomic.Int64
+	log         syncbuf.Buffer
 }
 
 func startBodyServer(t *testing.T, configure func(*Server, *http.Server)) *bodyServer {
@@ -100,6 +106,7 @@ func startBodyServer(t *testing.T, configure func(*Server, *http.Server)) *bodyS
 	})
 	bs.testServer = startServer(t, h, func(s *Server, hs *http.Server) {
 		s.SendTimeout = attackSendTimeout
+		s.Logger = slog.New(slog.NewTextHandler(&bs.log, nil))
 		if configure != nil {
 			configure(s, hs)
 		}
@@ -237,6 +244,9 @@ func TestZeroWindowHoldsNothing(t *testing.T) {
 	}
 	if n := bs.h2.Counters().StalledConns.Load(); n < conns {
 		t.Errorf("StalledConns %d, want %d", n, conns)
+	}
+	if n := strings.Count(bs.log.String(), "every stream without window"); n != 1 {
+		t.Errorf("%d log lines for %d stalled connections in one burst, want 1:\n%s", n, conns, bs.log.String())
 	}
 	bs.visit(t, "the aftermath")
 	if n := bs.open.Load(); n != 0 {
@@ -528,5 +538,42 @@ func TestContinuationFlood(t *testing.T) {
 			}
 			bs.visit(t, tc.name+" CONTINUATION flood")
 		})
+	}
+}
+
+// TestSendMemoryBudget: with SendMemory for one sending connection, three downloading at once
+// take turns: every download completes, and the waits are counted.
+func TestSendMemoryBudget(t *testing.T) {
+	bs := startBodyServer(t, func(s *Server, _ *http.Server) { s.SendMemory = sendSlot })
+	const n, size = 3, 4 << 20
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		c := bs.client()
+		wg.Go(func() {
+			defer c.CloseIdleConnections()
+			resp, err := c.Get(bs.url("/" + strconv.Itoa(size)))
+			if err != nil {
+				errs <- err
+				return
+			}
+			m, err := io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if err != nil || m != size {
+				errs <- fmt.Errorf("%d of %d bytes: %v", m, size, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	t.Logf("%d downloads of 4 MiB with one connection's SendMemory: %d waits", n, bs.h2.Counters().SendMemoryWaits.Load())
+	if bs.h2.Counters().SendMemoryWaits.Load() == 0 {
+		t.Error("no connection waited for SendMemory")
+	}
+	if !strings.Contains(bs.log.String(), "send memory exhausted") {
+		t.Error("the budget's exhaustion was not logged")
 	}
 }

@@ -32,11 +32,12 @@ type Server struct {
 	// goroutine before it moves to a goroutine of its own. Zero means 64 KiB: a page or an
 	// asset is answered in line, a large download is not.
 	InlineLimit int
-	// IdleTimeout closes a connection with no request in progress for this long, and one
-	// with requests in progress where nothing has moved either way for this long: no request,
-	// request body data or window update from the client, no response data to it (PINGs do
-	// not count). Zero means the http.Server's
-	// IdleTimeout, then its ReadTimeout; if those are zero too, connections never time out.
+	// IdleTimeout closes a connection this long after its last stream ended (or its preface)
+	// when no stream is open, whatever other frames it sends, and one with streams open where
+	// nothing has moved either way for this long: no request, request body data or window
+	// update from the client, no response data to it (PINGs do not count). Zero means the
+	// http.Server's IdleTimeout, then its ReadTimeout; if those are zero too, connections
+	// never time out.
 	IdleTimeout time.Duration
 	// SendTimeout bounds how long the peer may take nothing: every socket write has this
 	// deadline, moved forward at each write so that a slow download that keeps moving lives;
