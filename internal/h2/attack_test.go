@@ -577,3 +577,57 @@ func TestSendMemoryBudget(t *testing.T) {
 		t.Error("the budget's exhaustion was not logged")
 	}
 }
+
+// TestContinuationBound: a header block in MaxContinuationFrames CONTINUATIONs is a request
+// like any other; one more ends the connection with ENHANCE_YOUR_CALM.
+func TestContinuationBound(t *testing.T) {
+	for _, tc := range []struct {
+		frames int
+		served bool
+	}{{DefaultMaxContinuationFrames, true}, {DefaultMaxContinuationFrames + 1, false}} {
+		t.Run(strconv.Itoa(tc.frames), func(t *testing.T) {
+			bs := startBodyServer(t, nil)
+			c, fr := bs.dialRaw(t)
+			var block []byte
+			enc := hpack.NewEncoder(sliceWriter{&block})
+			for _, hf := range []hpack.HeaderField{
+				{Name: ":method", Value: "GET"}, {Name: ":scheme", Value: "https"},
+				{Name: ":authority", Value: "127.0.0.1"}, {Name: ":path", Value: "/small"},
+			} {
+				enc.WriteField(hf)
+			}
+			// The block's first byte in HEADERS, the rest spread over the CONTINUATIONs (the
+			// first ones empty).
+			fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block[:1], EndStream: true})
+			rest := block[1:]
+			for i := range tc.frames {
+				var frag []byte
+				if i == tc.frames-1 {
+					frag = rest
+				}
+				fr.WriteContinuation(1, i == tc.frames-1, frag)
+			}
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			for {
+				f, err := fr.ReadFrame()
+				if err != nil {
+					t.Fatalf("read: %v", err)
+				}
+				switch f := f.(type) {
+				case *http2.DataFrame:
+					if f.StreamEnded() {
+						if !tc.served {
+							t.Fatal("served past the bound")
+						}
+						return
+					}
+				case *http2.GoAwayFrame:
+					if tc.served || f.ErrCode != http2.ErrCodeEnhanceYourCalm {
+						t.Fatalf("GOAWAY %v", f.ErrCode)
+					}
+					return
+				}
+			}
+		})
+	}
+}
