@@ -304,7 +304,7 @@ func TestAttackH2ControlFloods(t *testing.T) {
 				done := make(chan time.Duration, 1)
 				go func() {
 					start := time.Now()
-					c.SetWriteDeadline(start.Add(attackSend + attackBound + 5*time.Second))
+					c.SetWriteDeadline(start.Add(25 * time.Second))
 					for n := 0; ; n++ {
 						next()
 						if n%1000 == 0 && flush() != nil {
@@ -316,7 +316,13 @@ func TestAttackH2ControlFloods(t *testing.T) {
 				time.Sleep(200 * time.Millisecond)
 				e.visit(t, kind+" flood")
 				took := <-done
-				if took > attackSend+attackBound {
+				// net/http's server is bounded by its own queue of 10,000 control frames and
+				// WriteByteTimeout; its goroutines were seen to take 12 s on a loaded machine.
+				bound := attackSend + attackBound
+				if std {
+					bound = 20 * time.Second
+				}
+				if took > bound {
 					t.Fatalf("%s flood went on for %v", kind, took)
 				}
 				t.Logf("%s flood without reading ended by the edge after %v", kind, took.Round(time.Millisecond))
