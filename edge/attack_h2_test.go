@@ -301,31 +301,43 @@ func TestAttackH2ControlFloods(t *testing.T) {
 				if kind == "SETTINGS" {
 					next = func() { fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 65535}) }
 				}
-				done := make(chan time.Duration, 1)
+				type result struct {
+					took    time.Duration
+					timeout bool // the client's deadline ended the flood, not the edge
+				}
+				done := make(chan result, 1)
 				go func() {
 					start := time.Now()
-					c.SetWriteDeadline(start.Add(25 * time.Second))
-					for n := 0; ; n++ {
+					deadline := start.Add(attackSend + attackBound)
+					if std && kind == "SETTINGS" {
+						deadline = start.Add(3 * time.Second)
+					}
+					c.SetWriteDeadline(deadline)
+					var err error
+					for n := 0; err == nil; n++ {
 						next()
-						if n%1000 == 0 && flush() != nil {
-							break
+						if n%1000 == 0 {
+							err = flush()
 						}
 					}
-					done <- time.Since(start)
+					var ne net.Error
+					done <- result{time.Since(start), errors.As(err, &ne) && ne.Timeout()}
 				}()
 				time.Sleep(200 * time.Millisecond)
 				e.visit(t, kind+" flood")
-				took := <-done
-				// net/http's server is bounded by its own queue of 10,000 control frames and
-				// WriteByteTimeout; its goroutines were seen to take 12 s on a loaded machine.
-				bound := attackSend + attackBound
-				if std {
-					bound = 20 * time.Second
+				r := <-done
+				switch {
+				case !r.timeout:
+					t.Logf("%s flood without reading ended by the edge after %v", kind, r.took.Round(time.Millisecond))
+				case std && kind == "SETTINGS":
+					// net/http's server answers a run of SETTINGS with one ack (a flag, not a
+					// queue), so their acks never fill its socket: the flood costs it CPU,
+					// no memory, and it is not closed for it. PING acks are queued and
+					// bounded (10,000, and WriteByteTimeout).
+					t.Logf("net/http's server had not closed the connection after %v (SETTINGS acks coalesced)", r.took.Round(time.Millisecond))
+				default:
+					t.Fatalf("%s flood went on for %v", kind, r.took)
 				}
-				if took > bound {
-					t.Fatalf("%s flood went on for %v", kind, took)
-				}
-				t.Logf("%s flood without reading ended by the edge after %v", kind, took.Round(time.Millisecond))
 				c.Close()
 				t.Logf("after: %v (before: %v)", settle(t, u0, 10), u0)
 			})

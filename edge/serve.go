@@ -168,11 +168,27 @@ func (h *Handler) serveRanges(w http.ResponseWriter, r *http.Request, s *Site, f
 	hdr[hContentLength] = []string{strconv.FormatInt(int64(size), 10)}
 	w.WriteHeader(http.StatusPartialContent)
 
+	if bs, ok := w.(h2.BodySender); ok {
+		// The part headers go in memory and the ranges stay spans of the representation,
+		// read when the client has window, as for one range.
+		var sb segmentedBody
+		mw = multipart.NewWriter(&sb)
+		if err := mw.SetBoundary(boundary); err != nil {
+			panic(fmt.Sprintf("edge: multipart boundary %q: %v", boundary, err)) // multipart made it
+		}
+		for _, br := range ranges {
+			mw.CreatePart(partHeader(br)) // writes to memory: cannot fail
+			sb.addSpan(s, rp, br.start, br.length)
+		}
+		mw.Close()
+		sb.flush()
+		if err := bs.SendBody(&sb); err != nil {
+			h.logBodyError(s, f, err)
+			return outcome{status: http.StatusPartialContent}
+		}
+		return outcome{status: http.StatusPartialContent, bytes: sb.Len()}
+	}
 	var sent countingWriter
-	// The parts are written as they come, by this handler: over HTTP/2 a multipart body
-	// waits for window on the handler's goroutine with a blob open, bounded by SendTimeout
-	// (package h2 resets a stream without window for that long). A client asks for several
-	// ranges at once rarely, and each costs it a request of its own.
 	mw = multipart.NewWriter(io.MultiWriter(h.bodyWriter(w, r), &sent))
 	if err := mw.SetBoundary(boundary); err != nil {
 		panic(fmt.Sprintf("edge: multipart boundary %q: %v", boundary, err)) // multipart made it
@@ -318,6 +334,94 @@ func (b *blobBody) Open(off int64) (io.ReadCloser, error) {
 		return nil, fmt.Errorf("edge: body offset %d of %d", off, b.n)
 	}
 	return &partsReader{src: b.src, parts: b.parts, pos: b.start + off, left: b.n - off}, nil
+}
+
+// segmentedBody is a body made of spans of memory and of representations, for h2.BodySender: a
+// multipart/byteranges body, whose part headers are written to it (Write) between the
+// ranges (addSpan).
+type segmentedBody struct {
+	segs []h2.Body
+	cur  []byte // written and not yet a segment
+	n    int64
+}
+
+func (sb *segmentedBody) Write(p []byte) (int, error) {
+	sb.cur = append(sb.cur, p...)
+	return len(p), nil
+}
+
+// flush makes what was written a segment.
+func (sb *segmentedBody) flush() {
+	if len(sb.cur) > 0 {
+		sb.segs = append(sb.segs, memBody(sb.cur))
+		sb.n += int64(len(sb.cur))
+		sb.cur = nil
+	}
+}
+
+// addSpan adds n bytes of rp from off.
+func (sb *segmentedBody) addSpan(s *Site, rp *rep, off, n int64) {
+	sb.flush()
+	if rp.data != nil {
+		sb.segs = append(sb.segs, memBody(rp.data[off:off+n]))
+	} else {
+		sb.segs = append(sb.segs, &blobBody{src: s.src, parts: rp.parts, start: off, n: n})
+	}
+	sb.n += n
+}
+
+func (sb *segmentedBody) Len() int64 { return sb.n }
+
+func (sb *segmentedBody) Open(off int64) (io.ReadCloser, error) {
+	if off < 0 || off > sb.n {
+		return nil, fmt.Errorf("edge: body offset %d of %d", off, sb.n)
+	}
+	return &segmentsReader{segs: sb.segs, off: off}, nil
+}
+
+// segmentsReader reads segments in turn from off, opening each when it is reached.
+type segmentsReader struct {
+	segs []h2.Body
+	off  int64 // in the first of segs
+	rd   io.ReadCloser
+}
+
+func (sr *segmentsReader) Read(p []byte) (int, error) {
+	for {
+		if sr.rd == nil {
+			for len(sr.segs) > 0 && sr.off >= sr.segs[0].Len() {
+				sr.off -= sr.segs[0].Len()
+				sr.segs = sr.segs[1:]
+			}
+			if len(sr.segs) == 0 {
+				return 0, io.EOF
+			}
+			rd, err := sr.segs[0].Open(sr.off)
+			if err != nil {
+				return 0, err
+			}
+			sr.rd, sr.off = rd, 0
+			sr.segs = sr.segs[1:]
+		}
+		n, err := sr.rd.Read(p)
+		if err == io.EOF {
+			sr.rd.Close()
+			sr.rd = nil
+			if n == 0 {
+				continue
+			}
+			err = nil
+		}
+		return n, err
+	}
+}
+
+func (sr *segmentsReader) Close() error {
+	if sr.rd != nil {
+		sr.rd.Close()
+		sr.rd = nil
+	}
+	return nil
 }
 
 // partsReader reads a representation's blobs from pos on with pread, opening each blob when
