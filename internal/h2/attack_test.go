@@ -631,3 +631,22 @@ func TestContinuationBound(t *testing.T) {
 		})
 	}
 }
+
+// TestConnectionWindowStall: streams with window of their own behind a connection window the
+// client never refreshes are reaped too: the connection is closed SendTimeout after the
+// window ran out.
+func TestConnectionWindowStall(t *testing.T) {
+	bs := startBodyServer(t, nil)
+	c, fr := bs.dialRaw(t, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 20})
+	for _, id := range []uint32{1, 3, 5} {
+		getFrames(t, fr, id, "/1000000")
+	}
+	took := waitClosed(t, c, attackSendTimeout+closeBound, "connection with a spent window")
+	t.Logf("closed %v after its streams began", took.Round(time.Millisecond))
+	if n := bs.h2.Counters().StalledConns.Load(); n != 1 {
+		t.Errorf("StalledConns %d, want 1", n)
+	}
+	if n := bs.open.Load(); n != 0 {
+		t.Errorf("%d bodies open", n)
+	}
+}

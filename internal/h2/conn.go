@@ -563,11 +563,15 @@ func (c *conn) keepReading() bool {
 func (c *conn) reapStalledLocked(now time.Time) bool {
 	var stalled []*stream
 	for _, st := range c.streams {
-		if st.stalledSince.IsZero() {
-			continue
+		if st.dbody == nil && st.stalledSince.IsZero() {
+			continue // no response waiting for window
 		}
 		if min(c.sendWindow, st.sendWindow) > 0 {
 			st.stalledSince = time.Time{} // the sender or the handler is on it
+			continue
+		}
+		if st.stalledSince.IsZero() {
+			st.stalledSince = now // a body queued behind a spent connection window
 			continue
 		}
 		if now.Sub(st.stalledSince) >= c.sendTimeout {

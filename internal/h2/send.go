@@ -226,6 +226,16 @@ func (c *conn) sendLoop() {
 			c.flushLocked()
 			// Window may have come during the write.
 			if st = c.nextSendLocked(nil, 0); st == nil {
+				if c.sendWindow <= 0 {
+					// The connection's window is spent: every body in line waits
+					// for it from now.
+					now := time.Now()
+					for _, q := range c.sendq {
+						if q.stalledSince.IsZero() {
+							q.stalledSince = now
+						}
+					}
+				}
 				break
 			}
 		}
