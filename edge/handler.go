@@ -24,8 +24,13 @@ type Observer interface {
 type ResponseInfo struct {
 	Status   int
 	Encoding string        // content coding sent: "br", "zstd", "gzip", or "" for none
-	Bytes    int64         // body bytes written (0 for HEAD, 304 and redirects)
-	Duration time.Duration // from the handler's start to the end of the body
+	// Bytes are the body bytes written (0 for HEAD, 304 and redirects); over package h2,
+	// those handed to the connection to send as the client gives window (h2.BodySender),
+	// counted when handed over.
+	Bytes int64
+	// Duration runs from the handler's start to the end of the body, or over package h2 to
+	// the body's handing over: the transfer that follows is the connection's.
+	Duration time.Duration
 }
 
 // HandlerConfig configures a Handler. The zero value serves the site with no logging, metrics
