@@ -23,7 +23,7 @@ type Observer interface {
 // ResponseInfo describes one response of the site handler.
 type ResponseInfo struct {
 	Status   int
-	Encoding string        // content coding sent: "br", "zstd", "gzip", or "" for none
+	Encoding string // content coding sent: "br", "zstd", "gzip", or "" for none
 	// Bytes are the body bytes written (0 for HEAD, 304 and redirects); over package h2,
 	// those handed to the connection to send as the client gives window (h2.BodySender),
 	// counted when handed over.
