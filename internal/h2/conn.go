@@ -62,7 +62,8 @@ type conn struct {
 	wg          sync.WaitGroup // the goroutines of the reader role, of moved handlers and of the sender
 
 	// reader
-	br         *bufio.Reader
+	br         *bufio.Reader // pooled; nil while waiting with no stream open (idleRead)
+	resume     resumeReader  // br's reader after idleRead
 	frames     *frameCounter // between br and fr; nil without a CONTINUATION bound
 	fr         *http2.Framer // reads; its write side writes into out under mu
 	armedFor   time.Time     // the read deadline set, valid when armed
@@ -135,7 +136,11 @@ func (c *conn) readLoop() {
 			// Everything received is answered: send it before waiting for more.
 			c.mu.Lock()
 			c.flushLocked()
+			idle := c.open == 0 && c.prefaceOK
 			c.mu.Unlock()
+			if idle {
+				c.idleRead()
+			}
 		}
 		f, err := c.fr.ReadFrame()
 		if err != nil {
@@ -159,6 +164,47 @@ func (c *conn) readLoop() {
 		}
 	}
 }
+
+// brPool holds the connections' read buffers. A connection with no stream open gives its
+// buffer back while it waits (most of what an idle connection would hold).
+var brPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufferSize) }}
+
+// idleRead waits for the peer's next byte without a read buffer, then takes one again with
+// the byte (or the read's error) in front of the socket's next bytes.
+func (c *conn) idleRead() {
+	c.br.Reset(nil)
+	brPool.Put(c.br)
+	c.br = nil
+	var one [1]byte
+	n, err := connReader{c}.Read(one[:])
+	c.resume = resumeReader{c: c, b: one[0], has: n == 1, err: err}
+	c.br = brPool.Get().(*bufio.Reader)
+	c.br.Reset(&c.resume)
+}
+
+// resumeReader gives the byte idleRead read, or its error, then reads the socket.
+type resumeReader struct {
+	c   *conn
+	b   byte
+	has bool
+	err error
+}
+
+func (r *resumeReader) Read(p []byte) (int, error) {
+	if r.has && len(p) > 0 {
+		p[0], r.has = r.b, false
+		return 1, nil
+	}
+	if r.err != nil {
+		return 0, r.err
+	}
+	return connReader{r.c}.Read(p)
+}
+
+// brReader reads the connection's current read buffer, which idleRead swaps.
+type brReader struct{ c *conn }
+
+func (r brReader) Read(p []byte) (int, error) { return r.c.br.Read(p) }
 
 // readFailed handles an error from ReadFrame; it reports whether reading goes on.
 func (c *conn) readFailed(err error) bool {

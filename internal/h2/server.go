@@ -242,6 +242,8 @@ func (s *Server) serve(ctx context.Context, nc net.Conn, h http.Handler, lim lim
 	c.wg.Go(c.run)
 	c.wg.Wait()
 	c.cancel()
+	c.br.Reset(nil)
+	brPool.Put(c.br)
 }
 
 func (s *Server) newConn(ctx context.Context, nc net.Conn, h http.Handler, lim limits) *conn {
@@ -278,10 +280,11 @@ func (s *Server) newConn(ctx context.Context, nc net.Conn, h http.Handler, lim l
 		st := tc.ConnectionState()
 		c.tls = &st
 	}
-	c.br = bufio.NewReaderSize(connReader{c}, readBufferSize)
-	var fr io.Reader = c.br
+	c.br = brPool.Get().(*bufio.Reader)
+	c.br.Reset(connReader{c})
+	var fr io.Reader = brReader{c}
 	if maxCont := cmp.Or(s.MaxContinuationFrames, DefaultMaxContinuationFrames); maxCont > 0 {
-		c.frames = &frameCounter{r: c.br, maxContinuations: maxCont}
+		c.frames = &frameCounter{r: fr, maxContinuations: maxCont}
 		fr = c.frames
 	}
 	c.fr = http2.NewFramer(outWriter{c}, fr)
