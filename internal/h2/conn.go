@@ -543,7 +543,13 @@ func (c *conn) armReadDeadline() {
 	c.mu.Lock()
 	d := c.readDeadlineLocked()
 	c.mu.Unlock()
-	if c.armed && d.Equal(c.armedFor) {
+	// A deadline earlier than needed only wakes keepReading, which re-arms; so the one set
+	// stands unless it is later than needed or none is set. A connection whose streams come
+	// and go then moves its timer once per check, not at every burst.
+	if c.armed && !c.armedFor.IsZero() && (d.IsZero() || !c.armedFor.After(d)) {
+		return
+	}
+	if c.armed && c.armedFor.IsZero() && d.IsZero() {
 		return
 	}
 	c.armed, c.armedFor = true, d
