@@ -10,8 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -177,19 +175,6 @@ func (at *attackTarget) metrics(t *testing.T) string {
 }
 
 // usage is what the process holds: descriptors and goroutines.
-type usage struct{ fds, goroutines int }
-
-func (u usage) String() string { return fmt.Sprintf("%d fds, %d goroutines", u.fds, u.goroutines) }
-
-func usageNow(t *testing.T) usage {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Skip("no /proc/self/fd:", err)
-	}
-	return usage{fds: len(ents), goroutines: runtime.NumGoroutine()}
-}
-
 // settled waits until the edge holds no visitor connection and the process is back to about
 // what it held before the attack (the few descriptors and goroutines of a client's or the
 // runtime's that come and go are allowed).
@@ -197,7 +182,7 @@ func (at *attackTarget) settled(t *testing.T, before usage) usage {
 	t.Helper()
 	var now usage
 	wait.For(t, settleBound, func() error {
-		now = usageNow(t)
+		now = measure(t)
 		if st := at.srv.ConnStats(); st.Open != 0 {
 			return fmt.Errorf("%d visitor connections still open", st.Open)
 		}
@@ -209,9 +194,9 @@ func (at *attackTarget) settled(t *testing.T, before usage) usage {
 	return now
 }
 
-// closedWithin reports whether the edge closed c (a read ends in EOF or an error other than
+// serverClosed reports whether the edge closed c (a read ends in EOF or an error other than
 // the client's own timeout) within d; the client's own read deadline is d.
-func closedWithin(c net.Conn, d time.Duration) bool {
+func serverClosed(c net.Conn, d time.Duration) bool {
 	c.SetReadDeadline(time.Now().Add(d))
 	_, err := io.Copy(io.Discard, c)
 	var ne net.Error
@@ -226,9 +211,6 @@ func closedWithin(c net.Conn, d time.Duration) bool {
 func TestAttackConn(t *testing.T) {
 	if testing.Short() {
 		t.Skip("attacks take seconds each")
-	}
-	if _, err := os.Stat("/proc/self/fd"); err != nil {
-		t.Skip("counts descriptors in /proc/self/fd")
 	}
 	for _, mode := range []string{"h1", "std", "tls"} {
 		t.Run(mode, func(t *testing.T) {
@@ -251,7 +233,7 @@ func TestAttackConn(t *testing.T) {
 			}
 			for _, a := range attacks {
 				t.Run(a.name, func(t *testing.T) {
-					before := usageNow(t)
+					before := measure(t)
 					a.run(t, at)
 					after := at.settled(t, before)
 					t.Logf("%s/%s: before %s; after %s", mode, a.name, before, after)
@@ -278,7 +260,7 @@ func floodOneAddress(t *testing.T, at *attackTarget) {
 		}
 		return nil
 	})
-	during := usageNow(t)
+	during := measure(t)
 	took := at.visit(t)
 	t.Logf("during: %s, edge %+v; visitor served in %s", during, at.srv.ConnStats(), took.Round(time.Millisecond))
 	metrics := at.metrics(t)
@@ -319,7 +301,7 @@ func floodManyAddresses(t *testing.T, at *attackTarget) {
 		}
 		return nil
 	})
-	during := usageNow(t)
+	during := measure(t)
 	took := at.visit(t)
 	t.Logf("during: %s, edge %+v (refused by the total cap: %d); visitor served in %s", during, st, st.RefusedTotal-start.RefusedTotal, took.Round(time.Millisecond))
 	for _, c := range conns {
@@ -360,7 +342,7 @@ func slowloris(t *testing.T, at *attackTarget) {
 		})
 	}
 	took := at.visit(t)
-	during := usageNow(t)
+	during := measure(t)
 	wg.Wait()
 	close(closed)
 	for _, c := range conns {
@@ -404,7 +386,7 @@ func stopReading(t *testing.T, at *attackTarget) {
 		steady <- err
 	}()
 	took := at.visit(t)
-	during := usageNow(t)
+	during := measure(t)
 	stallStart := time.Now()
 	wait.For(t, settleBound, func() error {
 		if st := at.srv.ConnStats(); st.Open > 1 {
@@ -470,10 +452,10 @@ func handshakeNeverDone(t *testing.T, at *attackTarget) {
 		conns = append(conns, c)
 	}
 	took := at.visit(t)
-	during := usageNow(t)
+	during := measure(t)
 	start := time.Now()
 	for i, c := range conns {
-		if !closedWithin(c, attackHeaderTimeout+4*time.Second) {
+		if !serverClosed(c, attackHeaderTimeout+4*time.Second) {
 			t.Fatalf("connection %d with its handshake not done still open after %s", i, time.Since(start))
 		}
 	}

@@ -23,9 +23,14 @@ type Observer interface {
 // ResponseInfo describes one response of the site handler.
 type ResponseInfo struct {
 	Status   int
-	Encoding string        // content coding sent: "br", "zstd", "gzip", or "" for none
-	Bytes    int64         // body bytes written (0 for HEAD, 304 and redirects)
-	Duration time.Duration // from the handler's start to the end of the body
+	Encoding string // content coding sent: "br", "zstd", "gzip", or "" for none
+	// Bytes are the body bytes written (0 for HEAD, 304 and redirects); over package h2,
+	// those handed to the connection to send as the client gives window (h2.BodySender),
+	// counted when handed over.
+	Bytes int64
+	// Duration runs from the handler's start to the end of the body, or over package h2 to
+	// the body's handing over: the transfer that follows is the connection's.
+	Duration time.Duration
 }
 
 // HandlerConfig configures a Handler. The zero value serves the site with no logging, metrics
@@ -39,6 +44,9 @@ type HandlerConfig struct {
 	// Routes, if set, registers the edge's own routes (health, metrics, ACME challenges) on the
 	// router before the site. They take precedence over any path of the site.
 	Routes func(r chi.Router)
+	// SendTimeout, if positive, is the write deadline set before each step of a body written
+	// over net/http's HTTP/2 server (Config.StdHTTP2); package h2 applies its own.
+	SendTimeout time.Duration
 }
 
 // Handler serves the current deploy (a Site) over HTTP with the semantics of RFC 9110 and RFC

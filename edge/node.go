@@ -21,6 +21,7 @@ import (
 	follow "github.com/dt-cdn/dt/deploy"
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/heartbeat"
+	"github.com/dt-cdn/dt/internal/h2"
 	"github.com/dt-cdn/dt/site"
 )
 
@@ -116,13 +117,6 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	}
 	e := &Node{cfg: cfg, log: cfg.Logger, beatNow: make(chan struct{}, 1)}
 	e.load.start = time.Now()
-	if cfg.Registerer != nil {
-		m, err := newEdgeMetrics(cfg.Registerer)
-		if err != nil {
-			return nil, err
-		}
-		e.metrics = m
-	}
 	srv, err := New(Config{
 		Logger:        cfg.Logger,
 		Observer:      e,
@@ -144,6 +138,13 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		return nil, err
 	}
 	e.server = srv
+	if cfg.Registerer != nil {
+		m, err := newEdgeMetrics(cfg.Registerer, srv.H2Stats())
+		if err != nil {
+			return nil, err
+		}
+		e.metrics = m
+	}
 	e.follower, err = follow.New(follow.Config{Blobs: cfg.Blobs, Logger: cfg.Logger, OnSwitch: e.switchTo})
 	if err != nil {
 		return nil, err
@@ -367,7 +368,7 @@ type edgeMetrics struct {
 	latency  prometheus.Histogram
 }
 
-func newEdgeMetrics(reg prometheus.Registerer) (*edgeMetrics, error) {
+func newEdgeMetrics(reg prometheus.Registerer, h2s *h2.Stats) (*edgeMetrics, error) {
 	m := &edgeMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "dt", Subsystem: "edge", Name: "requests_total",
 			Help: "Responses of the site, by status code and content coding."}, []string{"code", "encoding"}),
@@ -376,7 +377,23 @@ func newEdgeMetrics(reg prometheus.Registerer) (*edgeMetrics, error) {
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "dt", Subsystem: "edge", Name: "response_seconds",
 			Help: "Time to serve a response, body included.", Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10)}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.bytes, m.latency} {
+	cs := []prometheus.Collector{m.requests, m.bytes, m.latency}
+	for _, l := range []struct {
+		name, help string
+		v          *atomic.Uint64
+	}{
+		{"h2_streams_reaped_total", "HTTP/2 streams reset after SendTimeout without flow-control window.", &h2s.StreamsReaped},
+		{"h2_stalled_conns_total", "HTTP/2 connections closed: every open stream without window for SendTimeout.", &h2s.StalledConns},
+		{"h2_write_timeouts_total", "HTTP/2 connections closed: the client took nothing for SendTimeout.", &h2s.WriteTimeouts},
+		{"h2_idle_conns_total", "HTTP/2 connections closed after IdleTimeout without a request.", &h2s.IdleConns},
+		{"h2_control_floods_total", "HTTP/2 connections closed: too many control frames queued for a client that does not read.", &h2s.ControlFloods},
+		{"h2_continuation_floods_total", "HTTP/2 connections closed: too many CONTINUATION frames in a header block.", &h2s.ContinuationFloods},
+		{"h2_send_memory_waits_total", "Times an HTTP/2 connection waited for the send memory budget.", &h2s.SendMemoryWaits},
+	} {
+		cs = append(cs, prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "dt", Subsystem: "edge", Name: l.name, Help: l.help},
+			func() float64 { return float64(l.v.Load()) }))
+	}
+	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("edge: register metrics: %w", err)
 		}

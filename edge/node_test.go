@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -124,8 +125,18 @@ func TestNodeServesPublishedDeployAndReports(t *testing.T) {
 	if code, _ := get("/"); code != 200 {
 		t.Fatalf("a draining edge stopped serving before its listener closed: %d", code)
 	}
-	if mf, err := reg.Gather(); err != nil || len(mf) == 0 {
+	mf, err := reg.Gather()
+	if err != nil || len(mf) == 0 {
 		t.Fatalf("metrics: %v", err)
+	}
+	h2Limits := 0
+	for _, m := range mf {
+		if strings.HasPrefix(m.GetName(), "dt_edge_h2_") {
+			h2Limits++
+		}
+	}
+	if h2Limits != 7 {
+		t.Errorf("%d dt_edge_h2_* metrics, want the 7 counters of h2's limits", h2Limits)
 	}
 }
 

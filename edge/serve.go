@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,9 @@ import (
 	"net/textproto"
 	"os"
 	"strconv"
+	"time"
+
+	"github.com/dt-cdn/dt/internal/h2"
 )
 
 // serveFile answers with a file of the site: status is 200, or the error status of a page such
@@ -81,7 +85,7 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, s *Site, f *
 	}
 	w.WriteHeader(status)
 	uncork := corkFor(w, r, b.n)
-	n, err := h.writeBody(w, s, b)
+	n, err := h.sendBody(w, r, s, b)
 	uncork()
 	if err != nil {
 		h.logBodyError(s, f, err)
@@ -138,7 +142,7 @@ func (h *Handler) serveRanges(w http.ResponseWriter, r *http.Request, s *Site, f
 		hdr[hContentRange] = []string{formatContentRange(br, rp.size)}
 		hdr[hContentLength] = []string{strconv.FormatInt(br.length, 10)}
 		w.WriteHeader(http.StatusPartialContent)
-		n, err := h.writeBody(w, s, b)
+		n, err := h.sendBody(w, r, s, b)
 		if err != nil {
 			h.logBodyError(s, f, err)
 		}
@@ -164,8 +168,28 @@ func (h *Handler) serveRanges(w http.ResponseWriter, r *http.Request, s *Site, f
 	hdr[hContentLength] = []string{strconv.FormatInt(int64(size), 10)}
 	w.WriteHeader(http.StatusPartialContent)
 
+	if bs, ok := w.(h2.BodySender); ok {
+		// The part headers go in memory and the ranges stay spans of the representation,
+		// read when the client has window, as for one range.
+		var sb segmentedBody
+		mw = multipart.NewWriter(&sb)
+		if err := mw.SetBoundary(boundary); err != nil {
+			panic(fmt.Sprintf("edge: multipart boundary %q: %v", boundary, err)) // multipart made it
+		}
+		for _, br := range ranges {
+			mw.CreatePart(partHeader(br)) // writes to memory: cannot fail
+			sb.addSpan(s, rp, br.start, br.length)
+		}
+		mw.Close()
+		sb.flush()
+		if err := bs.SendBody(&sb); err != nil {
+			h.logBodyError(s, f, err)
+			return outcome{status: http.StatusPartialContent}
+		}
+		return outcome{status: http.StatusPartialContent, bytes: sb.Len()}
+	}
 	var sent countingWriter
-	mw = multipart.NewWriter(io.MultiWriter(w, &sent))
+	mw = multipart.NewWriter(io.MultiWriter(h.bodyWriter(w, r), &sent))
 	if err := mw.SetBoundary(boundary); err != nil {
 		panic(fmt.Sprintf("edge: multipart boundary %q: %v", boundary, err)) // multipart made it
 	}
@@ -198,7 +222,8 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 // is sent so that a missing blob is still a clean 500.
 type body struct {
 	rep    *rep
-	off, n int64
+	start  int64 // offset in the representation
+	off, n int64 // off is in the blob of first
 	first  *os.File
 	part   int // index in rep.parts of first
 }
@@ -211,7 +236,7 @@ func (e *blobError) Unwrap() error { return e.err }
 
 // openBody prepares writing n bytes of rp from off.
 func (h *Handler) openBody(s *Site, rp *rep, off, n int64) (body, error) {
-	b := body{rep: rp, off: off, n: n}
+	b := body{rep: rp, start: off, off: off, n: n}
 	if rp.data != nil || n == 0 {
 		return b, nil
 	}
@@ -228,6 +253,232 @@ func (h *Handler) openBody(s *Site, rp *rep, off, n int64) (body, error) {
 		return b, nil
 	}
 	return b, nil
+}
+
+// sendBody sends a body to w. When w is package h2's, the body is handed over (h2.BodySender)
+// and the handler returns at once: the connection reads it when the client has window for it,
+// so a client that opens streams and never reads holds no file and no goroutine. The bytes
+// reported are then those scheduled, which the Observer counts as sent. Any other w gets the
+// body written here, with a write deadline per step over net/http's HTTP/2 (bodyWriter).
+func (h *Handler) sendBody(w http.ResponseWriter, r *http.Request, s *Site, b body) (int64, error) {
+	if bs, ok := w.(h2.BodySender); ok {
+		if b.first != nil {
+			// Opened to answer a missing blob with a clean 500; it is opened again when
+			// there is window, so that nothing stays open while a client does not read.
+			b.first.Close()
+		}
+		var hb h2.Body
+		switch {
+		case b.rep.data != nil:
+			hb = memBody(b.rep.data[b.start : b.start+b.n])
+		default:
+			hb = &blobBody{src: s.src, parts: b.rep.parts, start: b.start, n: b.n}
+		}
+		if err := bs.SendBody(hb); err != nil {
+			return 0, err
+		}
+		return b.n, nil
+	}
+	return h.writeBody(h.bodyWriter(w, r), s, b)
+}
+
+// bodyWriter is w, with a write deadline of SendTimeout set before each write when net/http
+// serves HTTP/2 (Config.StdHTTP2), as package h2 does itself: a stream whose client takes
+// nothing for that long is reset. What this fallback cannot bound: the handler's goroutine
+// and open blob stay with a stream waiting for flow-control window until that deadline, and
+// net/http's server decides itself how much it buffers per connection.
+func (h *Handler) bodyWriter(w http.ResponseWriter, r *http.Request) io.Writer {
+	if r.ProtoMajor != 2 || h.cfg.SendTimeout <= 0 {
+		return w
+	}
+	return &deadlineWriter{w: w, rc: http.NewResponseController(w), d: h.cfg.SendTimeout}
+}
+
+// deadlineWriter moves the response's write deadline forward before each write, so a slow
+// download that progresses lives and a stalled one ends.
+type deadlineWriter struct {
+	w  io.Writer
+	rc *http.ResponseController
+	d  time.Duration
+}
+
+func (dw *deadlineWriter) Write(p []byte) (int, error) {
+	if err := dw.rc.SetWriteDeadline(time.Now().Add(dw.d)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return 0, err
+	}
+	return dw.w.Write(p)
+}
+
+// memBody is a span of a representation held in memory, for h2.BodySender: it is sent from
+// the Site's bytes, not copied.
+type memBody []byte
+
+func (m memBody) Len() int64    { return int64(len(m)) }
+func (m memBody) Bytes() []byte { return m }
+func (m memBody) Open(off int64) (io.ReadCloser, error) {
+	return io.NopCloser(bytes.NewReader(m[off:])), nil
+}
+
+// blobBody is a span of a representation on disk, for h2.BodySender: n bytes from start,
+// across the blobs that hold them.
+type blobBody struct {
+	src      BlobSource
+	parts    []part
+	start, n int64
+}
+
+func (b *blobBody) Len() int64 { return b.n }
+
+func (b *blobBody) Open(off int64) (io.ReadCloser, error) {
+	if off < 0 || off > b.n {
+		return nil, fmt.Errorf("edge: body offset %d of %d", off, b.n)
+	}
+	return &partsReader{src: b.src, parts: b.parts, pos: b.start + off, left: b.n - off}, nil
+}
+
+// segmentedBody is a body made of spans of memory and of representations, for h2.BodySender: a
+// multipart/byteranges body, whose part headers are written to it (Write) between the
+// ranges (addSpan).
+type segmentedBody struct {
+	segs []h2.Body
+	cur  []byte // written and not yet a segment
+	n    int64
+}
+
+func (sb *segmentedBody) Write(p []byte) (int, error) {
+	sb.cur = append(sb.cur, p...)
+	return len(p), nil
+}
+
+// flush makes what was written a segment.
+func (sb *segmentedBody) flush() {
+	if len(sb.cur) > 0 {
+		sb.segs = append(sb.segs, memBody(sb.cur))
+		sb.n += int64(len(sb.cur))
+		sb.cur = nil
+	}
+}
+
+// addSpan adds n bytes of rp from off.
+func (sb *segmentedBody) addSpan(s *Site, rp *rep, off, n int64) {
+	sb.flush()
+	if rp.data != nil {
+		sb.segs = append(sb.segs, memBody(rp.data[off:off+n]))
+	} else {
+		sb.segs = append(sb.segs, &blobBody{src: s.src, parts: rp.parts, start: off, n: n})
+	}
+	sb.n += n
+}
+
+func (sb *segmentedBody) Len() int64 { return sb.n }
+
+func (sb *segmentedBody) Open(off int64) (io.ReadCloser, error) {
+	if off < 0 || off > sb.n {
+		return nil, fmt.Errorf("edge: body offset %d of %d", off, sb.n)
+	}
+	return &segmentsReader{segs: sb.segs, off: off}, nil
+}
+
+// segmentsReader reads segments in turn from off, opening each when it is reached.
+type segmentsReader struct {
+	segs []h2.Body
+	off  int64 // in the first of segs
+	rd   io.ReadCloser
+}
+
+func (sr *segmentsReader) Read(p []byte) (int, error) {
+	for {
+		if sr.rd == nil {
+			for len(sr.segs) > 0 && sr.off >= sr.segs[0].Len() {
+				sr.off -= sr.segs[0].Len()
+				sr.segs = sr.segs[1:]
+			}
+			if len(sr.segs) == 0 {
+				return 0, io.EOF
+			}
+			rd, err := sr.segs[0].Open(sr.off)
+			if err != nil {
+				return 0, err
+			}
+			sr.rd, sr.off = rd, 0
+			sr.segs = sr.segs[1:]
+		}
+		n, err := sr.rd.Read(p)
+		if err == io.EOF {
+			sr.rd.Close()
+			sr.rd = nil
+			if n == 0 {
+				continue
+			}
+			err = nil
+		}
+		return n, err
+	}
+}
+
+func (sr *segmentsReader) Close() error {
+	if sr.rd != nil {
+		sr.rd.Close()
+		sr.rd = nil
+	}
+	return nil
+}
+
+// partsReader reads a representation's blobs from pos on with pread, opening each blob when
+// it is first read and closing it when the reader moves past it or is closed.
+type partsReader struct {
+	src       BlobSource
+	parts     []part
+	pos, left int64
+	f         *os.File
+	fStart    int64 // offset of f's blob in the representation
+	fEnd      int64
+}
+
+func (pr *partsReader) Read(p []byte) (int, error) {
+	if pr.left == 0 {
+		return 0, io.EOF
+	}
+	if pr.f != nil && pr.pos >= pr.fEnd {
+		pr.f.Close()
+		pr.f = nil
+	}
+	if pr.f == nil {
+		var start int64
+		for _, pt := range pr.parts {
+			if pr.pos < start+pt.size {
+				f, err := pr.src.Open(pt.hash)
+				if err != nil {
+					return 0, &blobError{fmt.Errorf("edge: open blob %s: %w", pt.hash.Short(), err)}
+				}
+				pr.f, pr.fStart, pr.fEnd = f, start, start+pt.size
+				break
+			}
+			start += pt.size
+		}
+		if pr.f == nil {
+			return 0, &blobError{fmt.Errorf("edge: offset %d past the representation: %w", pr.pos, io.ErrUnexpectedEOF)}
+		}
+	}
+	p = p[:min(int64(len(p)), pr.left, pr.fEnd-pr.pos)]
+	n, err := pr.f.ReadAt(p, pr.pos-pr.fStart)
+	pr.pos += int64(n)
+	pr.left -= int64(n)
+	if n == len(p) {
+		return n, nil
+	}
+	if err == nil || err == io.EOF {
+		err = io.ErrUnexpectedEOF // the blob is shorter than the manifest says
+	}
+	return n, &blobError{fmt.Errorf("edge: read blob %s: %w", pr.f.Name(), err)}
+}
+
+func (pr *partsReader) Close() error {
+	if pr.f != nil {
+		pr.f.Close()
+		pr.f = nil
+	}
+	return nil
 }
 
 // writeBody writes a body and closes its files. Bytes from disk go through io.CopyBuffer so

@@ -95,6 +95,7 @@ type Server struct {
 	log     *slog.Logger
 	handler *Handler
 	conns   *connlimit.Limiter // shared by every listener Serve runs on
+	h2stats h2.Stats           // the limits' hits of every h2.Server this Server runs
 }
 
 // New checks cfg and returns a Server with no site (it answers 503 until SetSite).
@@ -127,9 +128,12 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
 	s.conns = lim
-	s.handler = NewHandler(HandlerConfig{Logger: s.log, Observer: cfg.Observer, Routes: cfg.Routes})
+	s.handler = NewHandler(HandlerConfig{Logger: s.log, Observer: cfg.Observer, Routes: cfg.Routes, SendTimeout: s.cfg.SendTimeout})
 	return s, nil
 }
+
+// H2Stats returns the counts of the HTTP/2 limits' hits (package h2; zero with StdHTTP2).
+func (s *Server) H2Stats() *h2.Stats { return &s.h2stats }
 
 // Handler returns the server's HTTP handler.
 func (s *Server) Handler() *Handler { return s.handler }
@@ -214,8 +218,16 @@ func (s *Server) newHTTPServer(tlsConfig *tls.Config) httpServer {
 		}
 		srv.TLSConfig = tc
 		if !s.cfg.StdHTTP2 {
-			h2s := &h2.Server{IdleTimeout: s.cfg.IdleTimeout, Logger: s.log}
+			h2s := &h2.Server{IdleTimeout: s.cfg.IdleTimeout, SendTimeout: s.cfg.SendTimeout, Stats: &s.h2stats, Logger: s.log}
 			h2s.Configure(srv)
+		} else {
+			// net/http's HTTP/2 server with the bounds h2 has where it offers them: a
+			// write that takes no byte for SendTimeout ends the connection, and streams
+			// are capped as h2's are. Its idle timeout counts streams, not PINGs.
+			srv.HTTP2 = &http.HTTP2Config{
+				MaxConcurrentStreams: h2.DefaultMaxConcurrentStreams,
+				WriteByteTimeout:     s.cfg.SendTimeout,
+			}
 		}
 	}
 	return stdServer{srv, s.cfg.SendTimeout}

@@ -56,27 +56,40 @@ type conn struct {
 	tls         *tls.ConnectionState // nil without TLS
 	maxStreams  uint32
 	inlineLimit int
-	wg          sync.WaitGroup // the goroutines of the reader role and of moved handlers
+	sendTimeout time.Duration
+	checkEvery  time.Duration  // how often streams are checked for stalls while some are open
+	maxCtrl     int            // MaxQueuedControlFrames
+	wg          sync.WaitGroup // the goroutines of the reader role, of moved handlers and of the sender
 
 	// reader
-	br         *bufio.Reader
+	br         *bufio.Reader // pooled; nil while waiting with no stream open (idleRead)
+	resume     resumeReader  // br's reader after idleRead
+	frames     *frameCounter // between br and fr; nil without a CONTINUATION bound
 	fr         *http2.Framer // reads; its write side writes into out under mu
-	armedAt    time.Time     // when the read deadline was last pushed forward
+	armedFor   time.Time     // the read deadline set, valid when armed
+	armed      bool
 	prefaceOK  bool
 	canonCache map[string]string
 
 	wake      atomic.Bool  // the reader should look at the state again (see wakeReader)
+	flooded   atomic.Bool  // control frames queued past maxCtrl: the reader closes the connection
 	lastMoved atomic.Int64 // unix ns of the last request, body data, window update or response data
 
 	mu                sync.Mutex
 	cond              sync.Cond // L is &mu; broadcast when windows grow, streams end, the conn fails
 	out               *[]byte   // frames not yet written (pooled), nil when there are none
 	werr              error     // the write error, or errConnClosed, after which nothing is written
+	writing           bool      // a goroutine is writing to the socket, without mu (flushLocked)
+	closing           bool      // the last write gets goAwayTimeout, not SendTimeout
+	wArmed            time.Time // when the write deadline was last moved
+	ctrlQueued        int       // control frames queued since the last write began
+	sendq             []*stream // streams whose body the sender sends (SendBody)
+	senderRunning     bool
 	enc               *hpack.Encoder
 	hbuf              bytes.Buffer // enc's output
 	streams           map[uint32]*stream
 	maxClientStreamID uint32
-	handlers          uint32 // handlers running
+	open              uint32 // streams with a handler running or a body still to send
 	sendWindow        int64  // connection-level send window
 	recvWindow        int64  // connection-level window the peer may still fill
 	recvRefund        int64  // received bytes not yet given back by WINDOW_UPDATE
@@ -84,7 +97,8 @@ type conn struct {
 	peerMaxFrame      uint32 // the peer's SETTINGS_MAX_FRAME_SIZE
 	goAwaySent        bool
 	shuttingDown      bool
-	idleSince         time.Time // when handlers last dropped to zero
+	idleSince         time.Time // when open last dropped to zero (or the connection began)
+	lastCheck         time.Time // when streams were last checked for stalls
 }
 
 // run holds the reader role first: it checks the preface, sends the server's SETTINGS and
@@ -122,7 +136,11 @@ func (c *conn) readLoop() {
 			// Everything received is answered: send it before waiting for more.
 			c.mu.Lock()
 			c.flushLocked()
+			idle := c.open == 0 && c.prefaceOK
 			c.mu.Unlock()
+			if idle {
+				c.idleRead()
+			}
 		}
 		f, err := c.fr.ReadFrame()
 		if err != nil {
@@ -132,6 +150,12 @@ func (c *conn) readLoop() {
 			continue
 		}
 		err, moved := c.processFrame(f)
+		if c.flooded.Load() {
+			c.srv.stats().ControlFloods.Add(1)
+			c.srv.logs().controlFlood.Hit(c.ctx, slog.String("remote", c.remoteAddr), slog.Int("limit", c.maxCtrl))
+			c.closeWith(http2.ErrCodeEnhanceYourCalm, nil)
+			return
+		}
 		if moved {
 			return
 		}
@@ -141,10 +165,57 @@ func (c *conn) readLoop() {
 	}
 }
 
+// brPool holds the connections' read buffers. A connection with no stream open gives its
+// buffer back while it waits (most of what an idle connection would hold).
+var brPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufferSize) }}
+
+// idleRead waits for the peer's next byte without a read buffer, then takes one again with
+// the byte (or the read's error) in front of the socket's next bytes.
+func (c *conn) idleRead() {
+	c.br.Reset(nil)
+	brPool.Put(c.br)
+	c.br = nil
+	var one [1]byte
+	n, err := connReader{c}.Read(one[:])
+	c.resume = resumeReader{c: c, b: one[0], has: n == 1, err: err}
+	c.br = brPool.Get().(*bufio.Reader)
+	c.br.Reset(&c.resume)
+}
+
+// resumeReader gives the byte idleRead read, or its error, then reads the socket.
+type resumeReader struct {
+	c   *conn
+	b   byte
+	has bool
+	err error
+}
+
+func (r *resumeReader) Read(p []byte) (int, error) {
+	if r.has && len(p) > 0 {
+		p[0], r.has = r.b, false
+		return 1, nil
+	}
+	if r.err != nil {
+		return 0, r.err
+	}
+	return connReader{r.c}.Read(p)
+}
+
+// brReader reads the connection's current read buffer, which idleRead swaps.
+type brReader struct{ c *conn }
+
+func (r brReader) Read(p []byte) (int, error) { return r.c.br.Read(p) }
+
 // readFailed handles an error from ReadFrame; it reports whether reading goes on.
 func (c *conn) readFailed(err error) bool {
 	if errors.Is(err, http2.ErrFrameTooLarge) {
 		err = http2.ConnectionError(http2.ErrCodeFrameSize) // §4.2
+	}
+	if errors.Is(err, errContinuationFlood) {
+		c.srv.stats().ContinuationFloods.Add(1)
+		c.srv.logs().continuationFlood.Hit(c.ctx, slog.String("remote", c.remoteAddr), slog.Int("limit", c.frames.maxContinuations))
+		c.closeWith(http2.ErrCodeEnhanceYourCalm, nil)
+		return false
 	}
 	var se http2.StreamError
 	if errors.As(err, &se) {
@@ -205,7 +276,7 @@ func (c *conn) processFrame(f http2.Frame) (err error, moved bool) {
 			return http2.ConnectionError(http2.ErrCodeProtocol), false
 		}
 		c.prefaceOK = true
-		c.armedAt = time.Time{}
+		c.armed = false
 		c.armReadDeadline()
 	}
 	switch f := f.(type) {
@@ -264,6 +335,7 @@ func (c *conn) processSettings(f *http2.SettingsFrame) error {
 				}
 			}
 			c.cond.Broadcast()
+			c.kickSenderLocked()
 		case http2.SettingMaxFrameSize:
 			c.peerMaxFrame = s.Val
 		case http2.SettingHeaderTableSize:
@@ -288,6 +360,7 @@ func (c *conn) processWindowUpdate(f *http2.WindowUpdateFrame) error {
 		}
 		c.sendWindow += inc
 		c.cond.Broadcast()
+		c.kickSenderLocked()
 		return nil
 	}
 	if f.StreamID > c.maxClientStreamID {
@@ -302,6 +375,9 @@ func (c *conn) processWindowUpdate(f *http2.WindowUpdateFrame) error {
 	}
 	st.sendWindow += inc
 	c.cond.Broadcast()
+	if st.dbody != nil {
+		c.kickSenderLocked()
+	}
 	return nil
 }
 
@@ -343,11 +419,28 @@ func (c *conn) resetLocked(id uint32, code http2.ErrCode) {
 	c.fr.WriteRSTStream(id, code)
 }
 
-// closeStreamLocked forgets st; its handler, if still running, sees it closed.
+// closeStreamLocked forgets st; its handler, if still running, sees it closed. A body given to
+// SendBody and not yet sent ends here, and with it the stream's count in open.
 func (c *conn) closeStreamLocked(st *stream) {
 	delete(c.streams, st.id)
 	if st.body != nil {
 		st.body.closeWithErrorLocked(errStreamClosed)
+	}
+	if st.dbody != nil {
+		st.dbody = nil
+		c.releaseLocked()
+	}
+}
+
+// releaseLocked notes that a stream no longer counts as open: its handler returned with the
+// response complete, or its deferred body ended.
+func (c *conn) releaseLocked() {
+	c.open--
+	if c.open == 0 {
+		c.idleSince = time.Now()
+		if c.shuttingDown {
+			defer c.wakeReader()
+		}
 	}
 }
 
@@ -358,14 +451,15 @@ func (c *conn) moveReader(st *stream) {
 	c.wg.Go(c.readLoop)
 }
 
-// startShutdown sends GOAWAY and lets the connection end once its handlers return.
+// startShutdown queues GOAWAY and lets the connection end once its streams are done. It does
+// not write: the reader, woken, sends the GOAWAY (or the goroutine writing already does), so
+// that a peer that does not read holds up no one but its own connection.
 func (c *conn) startShutdown() {
 	c.mu.Lock()
 	c.shuttingDown = true
 	if !c.goAwaySent && c.werr == nil {
 		c.goAwaySent = true
 		c.fr.WriteGoAway(c.maxClientStreamID, http2.ErrCodeNo, nil)
-		c.flushLocked()
 	}
 	c.mu.Unlock()
 	c.wakeReader()
@@ -374,13 +468,18 @@ func (c *conn) startShutdown() {
 // closeWith ends the connection: GOAWAY with code unless cause says the connection is already
 // broken, then the socket is closed and every handler still running sees its stream gone.
 func (c *conn) closeWith(code http2.ErrCode, cause error) {
-	// A write blocked on a peer that does not read holds mu; the deadline frees it.
-	c.nc.SetWriteDeadline(time.Now().Add(goAwayTimeout))
 	c.mu.Lock()
-	if cause == nil && c.werr == nil && !(c.goAwaySent && code == http2.ErrCodeNo) {
-		c.goAwaySent = true
-		c.fr.WriteGoAway(c.maxClientStreamID, code, nil)
-		c.flushLocked()
+	if cause == nil && c.werr == nil {
+		if !(c.goAwaySent && code == http2.ErrCodeNo) {
+			c.goAwaySent = true
+			c.fr.WriteGoAway(c.maxClientStreamID, code, nil)
+		}
+		if !c.writing {
+			// The last words get goAwayTimeout. A write in progress is not waited for:
+			// closing the socket below ends it.
+			c.closing = true
+			c.flushLocked()
+		}
 	}
 	if c.werr == nil {
 		c.werr = errConnClosed
@@ -390,9 +489,16 @@ func (c *conn) closeWith(code http2.ErrCode, cause error) {
 		st.markReset()
 		c.closeStreamLocked(st)
 	}
+	c.sendq = nil
 	c.cond.Broadcast()
 	c.mu.Unlock()
 	c.cancel()
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		// tls.Conn's Close sends close_notify and waits up to 5 s for a peer that may not
+		// read; the GOAWAY above already said goodbye, and HTTP/2's framing needs no
+		// close_notify to tell a whole response from a cut one.
+		tc.NetConn().Close()
+	}
 	c.nc.Close()
 }
 
@@ -427,43 +533,117 @@ func (r connReader) Read(p []byte) (int, error) {
 	}
 }
 
-// armReadDeadline pushes the read deadline forward, at most once a second (each push costs a
-// timer update).
+// armReadDeadline sets the read deadline to when the connection's state must next be looked
+// at (readDeadlineLocked). The deadline is absolute: frames that carry no request (PING,
+// SETTINGS, WINDOW_UPDATE, PRIORITY, unknown types) do not move it.
 func (c *conn) armReadDeadline() {
 	if c.wake.Load() {
 		return // a past deadline is set or about to be: let it fire
 	}
-	now := time.Now()
-	if now.Sub(c.armedAt) < time.Second {
+	c.mu.Lock()
+	d := c.readDeadlineLocked()
+	c.mu.Unlock()
+	// A deadline earlier than needed only wakes keepReading, which re-arms; so the one set
+	// stands unless it is later than needed or none is set. A connection whose streams come
+	// and go then moves its timer once per check, not at every burst.
+	if c.armed && !c.armedFor.IsZero() && (d.IsZero() || !c.armedFor.After(d)) {
 		return
 	}
-	c.armedAt = now
-	if c.lim.idle > 0 {
-		c.nc.SetReadDeadline(now.Add(c.lim.idle))
-	} else {
-		c.nc.SetReadDeadline(time.Time{})
+	if c.armed && c.armedFor.IsZero() && d.IsZero() {
+		return
 	}
+	c.armed, c.armedFor = true, d
+	c.nc.SetReadDeadline(d)
 }
 
-// keepReading decides, when a read deadline passed, whether the connection lives on.
+// readDeadlineLocked is when the reader must next look at the connection: IdleTimeout after
+// the last stream ended when none is open, otherwise the next check for stalled streams.
+func (c *conn) readDeadlineLocked() time.Time {
+	if c.open == 0 {
+		if c.lim.idle > 0 {
+			return c.idleSince.Add(c.lim.idle)
+		}
+		return time.Time{}
+	}
+	if c.lastCheck.IsZero() {
+		c.lastCheck = time.Now()
+	}
+	return c.lastCheck.Add(c.checkEvery)
+}
+
+// keepReading decides, when a read deadline passed, whether the connection lives on. It
+// sends what was queued meanwhile (a GOAWAY from startShutdown) and resets streams stalled
+// for SendTimeout.
 func (c *conn) keepReading() bool {
 	c.wake.Store(false)
+	c.armed = false
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.flushLocked()
+	now := time.Now()
 	switch {
 	case c.werr != nil:
 		return false
-	case c.shuttingDown && c.handlers == 0:
+	case c.shuttingDown && c.open == 0:
 		return false
-	case c.lim.idle > 0 && c.handlers == 0 && time.Since(c.idleSince) >= c.lim.idle:
+	case c.lim.idle > 0 && c.open == 0 && now.Sub(c.idleSince) >= c.lim.idle:
+		c.srv.stats().IdleConns.Add(1)
 		return false
-	case c.lim.idle > 0 && time.Since(time.Unix(0, c.lastMoved.Load())) >= c.lim.idle:
-		// Requests in progress, but nothing moved either way: no request, body data or
-		// window from the peer, no response data to it. PINGs and SETTINGS do not count, so
-		// a peer cannot hold handlers waiting on a closed window forever by pinging.
+	case c.open == 0:
+		return true
+	}
+	if now.Sub(c.lastCheck) < c.checkEvery {
+		return true
+	}
+	c.lastCheck = now
+	if !c.reapStalledLocked(now) {
 		return false
 	}
-	c.armedAt = time.Time{}
+	if c.lim.idle > 0 && now.Sub(time.Unix(0, c.lastMoved.Load())) >= c.lim.idle {
+		// Streams open, but nothing moved either way: no request, body data or window
+		// from the peer, no response data to it (a handler waiting for a request body
+		// that does not come).
+		return false
+	}
+	return true
+}
+
+// reapStalledLocked resets the streams that have had a response to send and no flow-control
+// window for SendTimeout. When that is every open stream and nothing else moved on the
+// connection for as long (no request, no response data), it reports false: the connection is
+// closed instead, its peer takes nothing.
+func (c *conn) reapStalledLocked(now time.Time) bool {
+	var stalled []*stream
+	for _, st := range c.streams {
+		if st.dbody == nil && st.stalledSince.IsZero() {
+			continue // no response waiting for window
+		}
+		if min(c.sendWindow, st.sendWindow) > 0 {
+			st.stalledSince = time.Time{} // the sender or the handler is on it
+			continue
+		}
+		if st.stalledSince.IsZero() {
+			st.stalledSince = now // a body queued behind a spent connection window
+			continue
+		}
+		if now.Sub(st.stalledSince) >= c.sendTimeout {
+			stalled = append(stalled, st)
+		}
+	}
+	if len(stalled) == 0 {
+		return true
+	}
+	if uint32(len(stalled)) >= c.open && now.Sub(time.Unix(0, c.lastMoved.Load())) >= c.sendTimeout {
+		c.srv.stats().StalledConns.Add(1)
+		c.srv.logs().stalled.Hit(c.ctx, slog.String("remote", c.remoteAddr), slog.Int("streams", len(stalled)), slog.Duration("send_timeout", c.sendTimeout))
+		return false
+	}
+	c.srv.stats().StreamsReaped.Add(uint64(len(stalled)))
+	c.srv.logs().reaped.Hit(c.ctx, slog.String("remote", c.remoteAddr), slog.Int("streams", len(stalled)), slog.Duration("send_timeout", c.sendTimeout))
+	for _, st := range stalled {
+		c.resetLocked(st.id, http2.ErrCodeCancel)
+	}
+	c.flushLocked()
 	return true
 }
 

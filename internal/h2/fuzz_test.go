@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,12 +33,18 @@ func FuzzServeConn(f *testing.F) {
 func serveFuzzInput(t *testing.T, in []byte) {
 	client, server := net.Pipe()
 	defer client.Close()
+	var open, opens atomic.Int64
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n, err := io.Copy(io.Discard, r.Body)
 		if err == nil && r.ContentLength >= 0 && n != r.ContentLength {
 			t.Errorf("request body read as complete with %d bytes, content-length %d", n, r.ContentLength)
 		}
 		w.Header().Set("Content-Type", "text/plain")
+		if strings.HasPrefix(r.URL.Path, "/big") {
+			// Large enough to wait for window, and be sent by the connection's sender.
+			w.(BodySender).SendBody(countingBody{n: 200_000, open: &open, opens: &opens})
+			return
+		}
 		io.WriteString(w, "hello")
 	})
 	served := make(chan struct{})
@@ -65,6 +73,9 @@ func serveFuzzInput(t *testing.T, in []byte) {
 		t.Fatalf("ServeConn did not return within %v of the client closing the connection", waitTimeout)
 	}
 	<-drained
+	if n := open.Load(); n != 0 {
+		t.Errorf("%d response bodies left open after ServeConn returned", n)
+	}
 }
 
 // fuzzSeeds returns inputs that follow the preface and SETTINGS: valid requests and frames, and
@@ -120,6 +131,18 @@ func fuzzSeeds(t testing.TB) [][]byte {
 	frames(func(fr *http2.Framer, hdr func(...string) []byte) {
 		check(fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0}))
 		check(fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hdr(get...), EndStream: true, EndHeaders: true}))
+	})
+	// Bodies sent by the connection's sender as window comes, one of them reset midway.
+	big := []string{":method", "GET", ":scheme", "https", ":path", "/big", ":authority", "example.com"}
+	frames(func(fr *http2.Framer, hdr func(...string) []byte) {
+		check(fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1000}))
+		check(fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hdr(big...), EndStream: true, EndHeaders: true}))
+		check(fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, BlockFragment: hdr(big...), EndStream: true, EndHeaders: true}))
+		check(fr.WriteWindowUpdate(0, 1<<20))
+		check(fr.WriteWindowUpdate(1, 50000))
+		check(fr.WriteWindowUpdate(3, 300000))
+		check(fr.WriteRSTStream(1, http2.ErrCodeCancel))
+		check(fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0}))
 	})
 	// A header block split over CONTINUATION, and request trailers.
 	frames(func(fr *http2.Framer, hdr func(...string) []byte) {

@@ -54,7 +54,7 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) (err error, moved bool)
 		c.mu.Unlock()
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}, false
 	}
-	if c.handlers >= c.maxStreams {
+	if c.open >= c.maxStreams {
 		c.fr.WriteRSTStream(id, http2.ErrCodeRefusedStream) // §5.1.2
 		c.mu.Unlock()
 		return nil, false
@@ -73,7 +73,7 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) (err error, moved bool)
 	c.mu.Lock()
 	st.sendWindow = c.peerWindow
 	c.streams[id] = st
-	c.handlers++
+	c.open++
 	c.mu.Unlock()
 	return nil, c.runHandler(st, h, req)
 }
@@ -392,8 +392,7 @@ func (b *requestBody) Read(p []byte) (int, error) {
 			c.mu.Lock()
 			continue
 		}
-		c.flushLocked()
-		c.cond.Wait()
+		c.waitLocked()
 	}
 	if len(b.buf) == 0 {
 		return 0, b.err

@@ -44,9 +44,14 @@ type stream struct {
 	endSent     bool // END_STREAM sent, or the stream reset
 	noBody      bool // HEAD, 1xx, 204 or 304: no body is sent
 
+	deferred bool // SendBody handed the rest of the body to the sender
+
 	// mu
-	sendWindow int64
-	reset      bool // RST_STREAM sent or received
+	sendWindow   int64
+	reset        bool      // RST_STREAM sent or received
+	stalledSince time.Time // since when the response has waited for window; zero if it is not
+	dbody        Body      // the body SendBody left to the sender, until it is sent or the stream closed
+	dOff, dLeft  int64     // where the sender is in dbody, and what is left
 }
 
 func (st *stream) Header() http.Header {
@@ -113,6 +118,9 @@ func (st *stream) sendInterim(code int) {
 func (st *stream) Write(p []byte) (int, error) {
 	if st.status == 0 {
 		st.WriteHeader(http.StatusOK)
+	}
+	if st.deferred {
+		return 0, errAfterSendBody
 	}
 	if st.noBody {
 		if st.req.Method == http.MethodHead {
@@ -209,14 +217,27 @@ func (st *stream) send(p []byte, end bool) error {
 				c.moveReader(st)
 				c.mu.Lock()
 			} else {
-				c.flushLocked()
-				c.cond.Wait()
+				if st.stalledSince.IsZero() {
+					st.stalledSince = time.Now()
+				}
+				c.waitLocked()
 			}
 			if err := st.sendErrLocked(); err != nil {
 				return err
 			}
 		}
-		n = min(n, c.sendWindow, st.sendWindow)
+		st.stalledSince = time.Time{}
+		c.makeRoomLocked(9 + int(n))
+		if err := st.sendErrLocked(); err != nil {
+			return err
+		}
+		if n > 0 {
+			if w := min(c.sendWindow, st.sendWindow); w <= 0 {
+				continue // taken back by a SETTINGS frame while room was made
+			} else {
+				n = min(n, w)
+			}
+		}
 		var flags http2.Flags
 		if end && n == int64(len(p)) {
 			flags = http2.FlagDataEndStream
@@ -262,6 +283,12 @@ func (st *stream) finish() {
 	if st.status == 0 {
 		st.WriteHeader(http.StatusOK)
 	}
+	if st.deferred {
+		// The stream lives on without its handler until the sender has sent the body;
+		// the stream's count in open goes with it (closeStreamLocked).
+		st.cancel()
+		return
+	}
 	if !st.endSent {
 		if st.declaredLen >= 0 && st.written < st.declaredLen && !st.noBody {
 			// A body cut short (a failed read of a blob) must not look complete.
@@ -282,19 +309,12 @@ func (st *stream) finish() {
 		}
 		c.closeStreamLocked(st)
 	}
-	c.handlers--
-	if c.handlers == 0 {
-		c.idleSince = time.Now()
-	}
-	wake := c.shuttingDown && c.handlers == 0
+	c.releaseLocked()
 	if !st.inline {
 		c.flushLocked()
 	}
 	c.mu.Unlock()
 	st.cancel()
-	if wake {
-		c.wakeReader()
-	}
 }
 
 // abort resets the stream with code.

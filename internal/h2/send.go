@@ -1,0 +1,321 @@
+package h2
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// Body is a response body the server reads only when the peer can take it (SendBody): a
+// stream waiting for flow-control window holds the Body and an offset, no open file and no
+// goroutine.
+type Body interface {
+	// Len is the body's length in bytes.
+	Len() int64
+	// Open returns a reader of the body from off on. The server closes it once the peer's
+	// window is spent or the body sent, and opens it again at the next offset when window
+	// comes. An error, or a reader that ends early, resets the stream (INTERNAL_ERROR).
+	Open(off int64) (io.ReadCloser, error)
+}
+
+// BodySender is implemented by the http.ResponseWriter this server gives handlers.
+type BodySender interface {
+	// SendBody sends b as the rest of the response body and ends the stream with it; the
+	// handler may return at once. A small body the peer's window takes now is sent in line,
+	// as Write would; any other is sent by the connection's sender as window comes. Nothing
+	// may be written after it. With a declared Content-Length, b must complete it.
+	SendBody(b Body) error
+}
+
+var (
+	errAfterSendBody = errors.New("h2: write after SendBody")
+	errBodyLength    = errors.New("h2: SendBody's body does not complete the declared Content-Length")
+)
+
+const (
+	// sendChunk is the most a DATA frame from the sender carries: one TLS record.
+	sendChunk = 16 << 10
+	// sendQuantum is how much one stream sends before the sender turns to the next one
+	// that has window, so that downloads on one connection share it.
+	sendQuantum = 256 << 10
+)
+
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, sendChunk); return &b }}
+
+var inlinePool = sync.Pool{New: func() any { b := make([]byte, 0, DefaultInlineLimit); return &b }}
+
+// SendBody implements BodySender.
+func (st *stream) SendBody(b Body) error {
+	if st.status == 0 {
+		st.WriteHeader(http.StatusOK)
+	}
+	if st.deferred {
+		return errAfterSendBody
+	}
+	n := b.Len()
+	if st.noBody {
+		if st.req.Method == http.MethodHead || n == 0 {
+			return nil
+		}
+		return http.ErrBodyNotAllowed
+	}
+	if st.declaredLen >= 0 && st.written+n != st.declaredLen {
+		return errBodyLength
+	}
+	c := st.c
+	if n == 0 {
+		return st.finishBody()
+	}
+	if st.inline && n <= int64(c.inlineLimit-st.inlineBytes) {
+		c.mu.Lock()
+		fits := n <= min(c.sendWindow, st.sendWindow)
+		c.mu.Unlock()
+		if fits {
+			return st.sendInline(b, n)
+		}
+	}
+	if !st.headerSent {
+		if err := st.sendPending(false); err != nil {
+			return err
+		}
+	}
+	st.written += n
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := st.sendErrLocked(); err != nil {
+		return err
+	}
+	st.deferred = true
+	st.endSent = true // the sender ends the stream
+	st.dbody, st.dLeft = b, n
+	if min(c.sendWindow, st.sendWindow) <= 0 {
+		st.stalledSince = time.Now()
+	}
+	c.sendq = append(c.sendq, st)
+	c.kickSenderLocked()
+	return nil
+}
+
+// finishBody ends the stream now: an empty body, or one already written.
+func (st *stream) finishBody() error {
+	if !st.headerSent {
+		return st.sendPending(true)
+	}
+	return st.send(nil, true)
+}
+
+// sendInline reads a small body and sends it as Write would, on the handler's goroutine.
+func (st *stream) sendInline(b Body, n int64) error {
+	var p []byte
+	if bb, ok := b.(interface{ Bytes() []byte }); ok {
+		p = bb.Bytes()
+	} else {
+		bufp := inlinePool.Get().(*[]byte)
+		defer inlinePool.Put(bufp)
+		if int64(cap(*bufp)) < n {
+			*bufp = make([]byte, n)
+		}
+		p = (*bufp)[:n]
+		rd, err := b.Open(0)
+		if err != nil {
+			return err
+		}
+		_, err = io.ReadFull(rd, p)
+		rd.Close()
+		if err != nil {
+			return err
+		}
+	}
+	if int64(len(p)) != n {
+		return fmt.Errorf("h2: body of %d bytes says it has %d", len(p), n)
+	}
+	st.written += n
+	if !st.headerSent && st.declaredLen < 0 && len(st.pending)+len(p) <= pendingMax {
+		st.pending = append(st.pending, p...)
+		return st.sendPending(true)
+	}
+	if !st.headerSent {
+		if err := st.sendPending(false); err != nil {
+			return err
+		}
+	}
+	return st.send(p, true)
+}
+
+// kickSenderLocked starts the connection's sender when a stream has a body to send and
+// window for it, and none runs.
+func (c *conn) kickSenderLocked() {
+	if c.senderRunning || c.werr != nil || c.sendWindow <= 0 || len(c.sendq) == 0 {
+		return
+	}
+	if c.nextSendLocked(nil, 0) != nil {
+		c.senderRunning = true
+		c.wg.Go(c.sendLoop)
+	}
+}
+
+// nextSendLocked is the stream the sender sends from next: cur while its quantum lasts, else
+// the first in line with window, cur going to the back of the line. Streams whose body ended
+// or was reset leave the line here.
+func (c *conn) nextSendLocked(cur *stream, sent int) *stream {
+	if c.sendWindow <= 0 {
+		return nil
+	}
+	if cur != nil && cur.dbody != nil && cur.sendWindow > 0 && sent < sendQuantum {
+		return cur
+	}
+	q := c.sendq[:0]
+	for _, st := range c.sendq {
+		if st.dbody != nil && st != cur {
+			q = append(q, st)
+		}
+	}
+	if cur != nil && cur.dbody != nil {
+		q = append(q, cur)
+	}
+	clear(c.sendq[len(q):])
+	c.sendq = q
+	for _, st := range c.sendq {
+		if st.sendWindow > 0 {
+			return st
+		}
+	}
+	return nil
+}
+
+// sendLoop is the connection's sender: it runs while some stream has a body to send and
+// window for it, holding a share of SendMemory and at most one body open, and ends when the
+// windows are spent or the bodies sent.
+func (c *conn) sendLoop() {
+	ok := c.srv.acquireSend(c.ctx, c.remoteAddr)
+	if ok {
+		defer c.srv.releaseSend()
+	}
+	bufp := chunkPool.Get().(*[]byte)
+	defer chunkPool.Put(bufp)
+	buf := *bufp
+	var (
+		cur  *stream
+		rd   io.ReadCloser
+		sent int
+	)
+	closeBody := func() {
+		if rd != nil {
+			rd.Close()
+			rd = nil
+		}
+	}
+	defer closeBody()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !ok {
+		c.senderRunning = false
+		return
+	}
+	for c.werr == nil {
+		st := c.nextSendLocked(cur, sent)
+		if st == nil {
+			closeBody()
+			cur = nil
+			c.flushLocked()
+			// Window may have come during the write.
+			if st = c.nextSendLocked(nil, 0); st == nil {
+				if c.sendWindow <= 0 {
+					// The connection's window is spent: every body in line waits
+					// for it from now.
+					now := time.Now()
+					for _, q := range c.sendq {
+						if q.stalledSince.IsZero() {
+							q.stalledSince = now
+						}
+					}
+				}
+				break
+			}
+		}
+		if st != cur {
+			closeBody()
+			cur, sent = st, 0
+		} else if sent >= sendQuantum {
+			sent = 0
+		}
+		b, off := st.dbody, st.dOff
+		n := min(c.sendWindow, st.sendWindow, st.dLeft, int64(len(buf)), int64(c.peerMaxFrame))
+		c.mu.Unlock()
+		var err error
+		if rd == nil {
+			rd, err = b.Open(off)
+		}
+		if err == nil {
+			_, err = io.ReadFull(rd, buf[:n])
+		}
+		c.mu.Lock()
+		if err != nil {
+			closeBody()
+			if st.dbody == b {
+				c.log.LogAttrs(c.ctx, slog.LevelError, "HTTP/2 response body cannot be read",
+					slog.String("remote", c.remoteAddr), slog.Int64("offset", off), slog.Any("error", err))
+				c.resetLocked(st.id, http2.ErrCodeInternal)
+			}
+			continue
+		}
+		c.makeRoomLocked(9 + int(n))
+		if c.werr != nil {
+			break
+		}
+		if st.dbody != b || st.dOff != off {
+			closeBody() // reset while the body was read
+			continue
+		}
+		if w := min(c.sendWindow, st.sendWindow); w < n {
+			// A SETTINGS frame shrank the window meanwhile: send what it allows, and
+			// read the rest again from its offset.
+			closeBody()
+			if w <= 0 {
+				continue
+			}
+			n = w
+		}
+		last := n == st.dLeft
+		var flags http2.Flags
+		if last {
+			flags = http2.FlagDataEndStream
+		}
+		c.appendFrameHeader(int(n), http2.FrameData, flags, st.id)
+		c.appendOut(buf[:n])
+		c.sendWindow -= n
+		st.sendWindow -= n
+		st.dOff += n
+		st.dLeft -= n
+		st.stalledSince = time.Time{}
+		sent += int(n)
+		c.moved()
+		if last {
+			closeBody()
+			c.endDeferredLocked(st)
+		} else if min(c.sendWindow, st.sendWindow) <= 0 {
+			closeBody()
+			st.stalledSince = time.Now()
+		}
+	}
+	c.senderRunning = false
+	if c.werr == nil {
+		c.flushLocked()
+	}
+}
+
+// endDeferredLocked forgets a stream whose body the sender has sent whole.
+func (c *conn) endDeferredLocked(st *stream) {
+	if st.body != nil && !st.body.ended && !st.reset {
+		// The response is complete; the rest of the request is not wanted (§8.1).
+		c.fr.WriteRSTStream(st.id, http2.ErrCodeNo)
+		st.reset = true
+	}
+	c.closeStreamLocked(st)
+}
