@@ -59,6 +59,9 @@ func Run(ctx context.Context, args []string, env *Env) int {
 		return 2
 	}
 	name := args[0]
+	if name == "--version" || name == "-version" {
+		name, args = "version", append([]string{"version"}, args[1:]...)
+	}
 	if name == "help" || name == "-h" || name == "--help" || name == "-help" {
 		if len(args) > 1 {
 			return Run(ctx, []string{args[1], "--help"}, env)
@@ -78,13 +81,13 @@ func Run(ctx context.Context, args []string, env *Env) int {
 	case err == nil, errors.Is(err, errHelp):
 		return 0
 	case errors.As(err, &uerr):
-		fmt.Fprintf(env.Stderr, "dt %s: %v\n\n%s", name, uerr.err, uerr.usage)
+		fmt.Fprintf(env.Stderr, "dt %s: %s\n\n%s", name, sentence(uerr.err), uerr.usage)
 		return 2
 	case errors.As(err, &cerr):
-		fmt.Fprintf(env.Stderr, "dt %s: %v\n", name, cerr.err)
+		fmt.Fprintf(env.Stderr, "dt %s: %s\n", name, sentence(cerr.err))
 		return cerr.code
 	default:
-		fmt.Fprintf(env.Stderr, "dt %s: %v\n", name, err)
+		fmt.Fprintf(env.Stderr, "dt %s: %s\n", name, sentence(err))
 		return 1
 	}
 }
@@ -116,6 +119,7 @@ func commands() []command {
 		{name: "resolve", summary: "resolve a name on every node online and check that they agree", run: runResolve},
 		{name: "example", summary: "run the five-node example in one process", run: runExample},
 		{name: "loadtest", summary: "measure a two-node load test with real processes", run: runLoadtest},
+		{name: "version", summary: "print the version of this dt (also dt --version)", run: runVersion},
 		{name: "loadtest-node", hidden: true, run: runLoadtestNode},
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"net/url"
 	"path/filepath"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -340,16 +339,4 @@ func geoLocator(db *redirector.GeoDB, log *slog.Logger) func(netip.Addr) *heartb
 
 // softwareVersion names this build for heartbeats: the module version, or the VCS revision of a
 // development build.
-func softwareVersion() string {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "dt (unknown build)"
-	}
-	v := info.Main.Version
-	for _, kv := range info.Settings {
-		if kv.Key == "vcs.revision" && len(kv.Value) >= 12 && (v == "" || v == "(devel)") {
-			v = kv.Value[:12]
-		}
-	}
-	return "dt " + v
-}
+func softwareVersion() string { return readBuildInfo().short() }

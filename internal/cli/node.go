@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/dt-cdn/dt/dt"
 )
@@ -124,6 +125,7 @@ func serveNode(ctx context.Context, env *Env, f *nodeFlags, hooks nodeHooks) err
 	if err != nil {
 		return err
 	}
+	log.Info("Starting", readBuildInfo().logAttrs()...)
 	keys, err := loadKeys(f.keys, f.master)
 	if err != nil {
 		return err
@@ -142,9 +144,16 @@ func serveNode(ctx context.Context, env *Env, f *nodeFlags, hooks nodeHooks) err
 		hooks.config(&cfg)
 	}
 	n, err := dt.Open(cfg)
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return &lockedDir{dir: f.data, err: err}
+	}
 	if err != nil {
 		return err
 	}
+	if err := writePID(f.data); err != nil {
+		log.Warn("Could not record this process in the data directory", slog.Any("err", err))
+	}
+	defer removePID(f.data)
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for ev := range n.Events() {
@@ -191,7 +200,7 @@ func (s *nodeServer) serve(ctx context.Context) (err error) {
 	stopSignal := watchHeapSignal(s.f.profileDir, s.log)
 	defer stopSignal()
 
-	s.log.Info("Node serving", slog.String("node_id", info.ID), slog.Any("listen", info.Listen),
+	s.log.Info("Node serving", slog.String("version", readBuildInfo().short()), slog.String("node_id", info.ID), slog.Any("listen", info.Listen),
 		slog.String("admin", info.Admin), slog.Any("peers", []string(s.f.peers)))
 	if s.f.readyFile != "" {
 		// A ready file left by this run would tell a reader the node still serves.
@@ -268,7 +277,7 @@ func writeReadyFile(path string, info NodeInfo) error {
 
 // status is the body of GET /status.
 func (s *nodeServer) status() nodeStatus {
-	st := nodeStatus{Status: s.n.Status()}
+	st := nodeStatus{Status: s.n.Status(), Build: readBuildInfo()}
 	st.LinkBytesReceived, st.LinkBytesSent = s.n.WireBytes()
 	if s.hooks.status != nil {
 		s.hooks.status(&st)
