@@ -96,9 +96,9 @@ type Result struct {
 	// no deploy was made, and Deploy is the current one.
 	Unchanged bool `json:"unchanged,omitempty"`
 	// SPA and CleanURLs are the deploy's serving settings.
-	SPA       bool `json:"spa"`
-	CleanURLs bool `json:"clean_urls"`
-	Warnings  []string        `json:"warnings,omitempty"`
+	SPA       bool     `json:"spa"`
+	CleanURLs bool     `json:"clean_urls"`
+	Warnings  []string `json:"warnings,omitempty"`
 }
 
 // EdgeResult is one edge's state at the end of the wait.

@@ -225,11 +225,17 @@ func (fs *flagSet) usage() string {
 			fmt.Fprintf(&b, " %s", arg)
 		}
 		fmt.Fprintf(&b, "\n      %s", strings.ReplaceAll(text, "\n", "\n      "))
-		if d := f.DefValue; d != "" && d != "0" && d != "false" && d != "[]" {
+		if d := f.DefValue; d != "" && d != "0" && d != "0s" && d != "false" && d != "[]" && !strings.Contains(text, "(default") {
 			fmt.Fprintf(&b, " (default %s)", d)
 		}
 		b.WriteString("\n")
 	})
+	if ex := examples[fs.Name()]; len(ex) > 0 {
+		b.WriteString("\nExamples:\n")
+		for _, e := range ex {
+			fmt.Fprintf(&b, "  %s\n", e)
+		}
+	}
 	return b.String()
 }
 

@@ -59,7 +59,7 @@ func runEdge(ctx context.Context, args []string, env *Env) error {
 	fs.StringVar(&ef.geoip, "geoip", "", "MaxMind-format `FILE.mmdb` to locate the edge by its public address")
 	fs.Var(&ef.publicIPs, "public-ip", "the edge's public `ADDR` (IPv4 and/or IPv6); repeatable (default: the addresses its dt peers see it at, when public)")
 	fs.DurationVar(&ef.heartbeat, "heartbeat-interval", 2*time.Second, "send a heartbeat every `INTERVAL`")
-	fs.DurationVar(&ef.drainWait, "drain-wait", 0, "on SIGTERM, keep serving this `LONG` after announcing the drain (default: 2 heartbeat intervals)")
+	fs.DurationVar(&ef.drainWait, "drain-wait", 0, "on SIGTERM, keep serving for `DURATION` after announcing the drain (0: 2 heartbeat intervals)")
 	fs.BoolVar(&ef.stdHTTP1, "std-http1", false, "serve plain HTTP/1.x with Go's net/http server rather than dt's own (slower; a fallback should a client disagree with dt's)")
 	fs.BoolVar(&ef.stdHTTP2, "std-http2", false, "serve HTTP/2 with Go's net/http server rather than dt's own (slower; a fallback should a client disagree with dt's)")
 	if err := parsePlainNode(fs, args, &nf, "an edge"); err != nil {

@@ -39,7 +39,6 @@ type nodeFlags struct {
 func (f *nodeFlags) register(fs *flagSet) {
 	fs.StringVar(&f.keys, "keys", "", "`DIR` of keys written by dt keygen (network.key, master.pub; master.key for --master)")
 	fs.StringVar(&f.data, "data", "", "`DATADIR` holding the node's identity, database and blobs (created if missing)")
-	fs.BoolVar(&f.master, "master", false, "run as a master, which may add and remove objects (needs DIR/master.key)")
 	fs.Var(&f.listen, "listen", "accept peers on `ADDR` (host:port, [::1]:port for IPv6); repeatable; none: dial out only")
 	fs.Var(&f.peers, "peer", "dial the peer at `ADDR`; repeatable")
 	fs.StringVar(&f.admin, "admin", "", "serve /status, /metrics and /debug/pprof/ on `ADDR` (off unless given; keep it on loopback)")
@@ -49,6 +48,12 @@ func (f *nodeFlags) register(fs *flagSet) {
 	fs.BoolVar(&f.local, "local", false, "use fast timers for nodes on one machine (dt.LocalConfig)")
 	fs.BoolVar(&f.noSync, "no-sync", false, "skip fsync: faster writes, but a crash may lose or corrupt the data (tests and benchmarks only)")
 	fs.StringVar(&f.readyFile, "ready-file", "", "once every listener serves, write their bound addresses (a :0 port resolved) as JSON to `FILE`,\nreplacing it atomically; removed at a clean exit")
+}
+
+// registerMaster adds --master, which only `dt node` takes: an edge, a redirector and a DNS node
+// are never masters.
+func (f *nodeFlags) registerMaster(fs *flagSet) {
+	fs.BoolVar(&f.master, "master", false, "run as a master, which may add and remove objects (needs DIR/master.key)")
 }
 
 // check validates the flags that parsing alone cannot.
@@ -78,6 +83,7 @@ func runNode(ctx context.Context, args []string, env *Env) error {
 			"object_added, object_removed, message_received, error) is logged on stderr.\n"+
 			"SIGUSR2 writes a heap profile for `go tool pprof`. The node answers dt resolve.")
 	f.register(fs)
+	f.registerMaster(fs)
 	rf.register(fs)
 	if err := fs.parse(args); err != nil {
 		return err

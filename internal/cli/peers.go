@@ -199,7 +199,7 @@ func (st *peerState) describe(addr string, timeout time.Duration) string {
 		return "connected, but the node did not finish syncing in time: try a longer --timeout"
 	case st.handshake:
 		return "connected, but the node refused the handshake: is its network.key the same as the one in --keys? " +
-			"If it is, the node may have blocked this address after failed handshakes: run `dt guard unblock ADDR` on that node, " +
+			"If it is, the node may have blocked this machine's address after failed handshakes: run `dt guard unblock ADDR` on that node, with this machine's address as ADDR, " +
 			"or wait for the block to end (an hour for a first block)"
 	case errors.As(st.err, &dnsErr) && dnsErr.IsNotFound:
 		by := ""

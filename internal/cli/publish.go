@@ -62,7 +62,6 @@ func (f *siteFlags) register(fs *flagSet) {
 	fs.StringVar(&f.keys, "keys", "", "`DIR` of keys written by dt keygen (env DT_KEYS)")
 	fs.Var(&f.peers, "peer", "reach the network through the node at `ADDR`; repeatable (env DT_PEERS, comma-separated)")
 	fs.DurationVar(&f.wait, "timeout", 2*time.Minute, "give up after `DURATION` without reaching and syncing with the network, or without a peer's\nconfirmation of a write, or without the edges serving the deploy")
-	fs.IntVar(&f.keep, "keep", 10, "keep the newest `N` deploys for rollback; collect older ones and the blobs only they use")
 	fs.BoolVar(&f.json, "json", false, "print a machine-readable summary on stdout")
 	fs.StringVar(&f.logLevel, "log-level", "warn", "log `LEVEL` of the transient node on stderr")
 	fs.StringVar(&f.cacheDir, "cache-dir", defaultCacheDir(), "keep a copy of the table (records, no file data) in `DIR` between runs, so each run syncs only what changed; empty: none")
@@ -115,7 +114,7 @@ func (f *siteFlags) resolve(fs *flagSet) error {
 		return fs.usageErrorf("--peer is required (or DT_PEERS, or dt-publish.json)")
 	case f.wait <= 0:
 		return fs.usageErrorf("--timeout must be positive")
-	case f.keep < 1:
+	case f.keep < 1 && fs.Name() == "publish":
 		return fs.usageErrorf("--keep must be at least 1")
 	}
 	if err := checkPeerAddrs(f.peers); err != nil {
@@ -161,6 +160,7 @@ func runPublish(ctx context.Context, args []string, env *Env) error {
 			"only once they hold all of it. Waits until the edges report it and prints where it is live.\n"+
 			"Exit status: 0 live on every live edge; 3 live on some; 4 no edge reported; 1 failure.")
 	f.register(fs)
+	fs.IntVar(&f.keep, "keep", 10, "keep the newest `N` deploys for rollback; collect older ones and the blobs only they use")
 	fs.BoolVar(&dryRun, "dry-run", false, "list what would change and the bytes that would be sent; send nothing")
 	fs.BoolVar(&hidden, "include-hidden", false, "publish hidden files (.well-known is always published; .git never)")
 	fs.BoolVar(&symlinks, "follow-symlinks", false, "follow symbolic links that stay inside DIR")

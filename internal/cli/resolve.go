@@ -29,7 +29,7 @@ type resolverFlags struct {
 }
 
 func (r *resolverFlags) register(fs *flagSet) {
-	fs.Var(&r.servers, "resolver", "answer `dt resolve` with the recursive resolver at `ADDR` (host:port); repeatable (default: the nameservers of /etc/resolv.conf)")
+	fs.Var(&r.servers, "resolver", "answer dt resolve with the recursive resolver at `ADDR` (host:port); repeatable (default: the nameservers of /etc/resolv.conf)")
 }
 
 // stub returns the resolver: the flags' servers, or the system's.

@@ -63,10 +63,10 @@ func (f *clientFlags) check(fs *flagSet) error {
 // given peers, never listens, and keeps its data in a temporary directory removed at close. Its
 // durability comes from the peers: a write is done once a peer acknowledged it.
 type transient struct {
-	n       *dt.Node
-	dir     string
-	wg      sync.WaitGroup
-	peers   *peerWatch
+	n     *dt.Node
+	dir   string
+	wg    sync.WaitGroup
+	peers *peerWatch
 	// timeout is what explain reports as the bound of a wait that ran out; timeoutFlag names the
 	// flag that set it, if one did.
 	timeout     time.Duration

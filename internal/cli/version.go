@@ -29,8 +29,8 @@ var (
 )
 
 // readBuildInfo reads the running binary's build info.
-func readBuildInfo() buildInfo {
-	b := buildInfo{Version: "devel", Go: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
+func readBuildInfo() (b buildInfo) {
+	b = buildInfo{Version: "devel", Go: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
 	defer func() {
 		if releaseVersion != "" {
 			b.Version = releaseVersion
@@ -97,10 +97,9 @@ func (b buildInfo) logAttrs() []any {
 
 func runVersion(ctx context.Context, args []string, env *Env) error {
 	var asJSON bool
-	fs := newFlagSet(env, "version", "dt version [--json]   (also: dt --version)",
-		"Prints the version of this dt: the module version of a release build, the VCS revision\n"+
-			"of a build from a checkout, and the Go version and platform it was built for.\n\n"+
-			"Example:\n  dt version --json")
+	fs := newFlagSet(env, "version", "dt version [--json]",
+		"Prints the version of this dt (dt --version prints the same): the module version of a release build, the VCS revision\n"+
+			"of a build from a checkout, and the Go version and platform it was built for.")
 	fs.BoolVar(&asJSON, "json", false, "print the version as JSON")
 	if err := fs.parse(args); err != nil {
 		return err
