@@ -3,11 +3,14 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"io/fs"
+	"net"
 	"os"
 	"regexp"
 	"runtime"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -166,5 +169,27 @@ func TestErrorsReadAsSentences(t *testing.T) {
 	want := fmt.Sprintf("in use by another running process (PID %d", os.Getpid())
 	if r.code != 1 || !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, "--data") {
 		t.Errorf("second node on one data directory: %d\n%s", r.code, r.stderr)
+	}
+}
+
+// TestHints: the common causes of a failure get a hint that says what to do.
+func TestHints(t *testing.T) {
+	wrap := func(err error) error { return fmt.Errorf("dt: edge: %w", err) }
+	cases := []struct {
+		err  error
+		want string
+	}{
+		{wrap(&net.OpError{Op: "listen", Net: "tcp", Addr: &net.TCPAddr{Port: 443}, Err: os.NewSyscallError("bind", syscall.EACCES)}),
+			"setcap cap_net_bind_service=+ep"},
+		{wrap(&net.OpError{Op: "listen", Net: "tcp", Addr: &net.TCPAddr{Port: 7000}, Err: os.NewSyscallError("bind", syscall.EADDRINUSE)}),
+			"ss -ltnp"},
+		{wrap(&fs.PathError{Op: "open", Path: "/etc/dt/keys/network.key", Err: syscall.EACCES}),
+			"/etc/dt/keys/network.key cannot be read or written by user"},
+	}
+	for _, c := range cases {
+		got := sentence(c.err)
+		if !strings.Contains(got, "hint: ") || !strings.Contains(got, c.want) || strings.Contains(got, "dt: ") {
+			t.Errorf("%v:\n%s\nwant a hint with %q and no package prefix", c.err, got, c.want)
+		}
 	}
 }

@@ -164,16 +164,17 @@ func (w *peerWatch) explain(ctx context.Context, err error, timeout time.Duratio
 	cause := context.Cause(ctx)
 	switch {
 	case errors.Is(cause, errPeersFailed) && errors.Is(err, context.Canceled):
-		return fmt.Errorf("could not reach the network: %s", w.report(timeout))
+		return fmt.Errorf("could not reach the network:%s", w.report(timeout))
 	case errors.Is(err, context.DeadlineExceeded) && flag != "":
-		return fmt.Errorf("gave up after %s (%s): %s", timeout, flag, w.report(timeout))
+		return fmt.Errorf("gave up after %s (%s):%s", timeout, flag, w.report(timeout))
 	case errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("gave up after %s: %s", timeout, w.report(timeout))
+		return fmt.Errorf("gave up after %s:%s", timeout, w.report(timeout))
 	}
 	return err
 }
 
-// report describes each peer's state, one line per peer when there are several.
+// report describes each peer's state after a space, or on lines of their own when there are
+// several peers.
 func (w *peerWatch) report(timeout time.Duration) string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -182,7 +183,7 @@ func (w *peerWatch) report(timeout time.Duration) string {
 		lines = append(lines, p+": "+w.peers[p].describe(p, timeout))
 	}
 	if len(lines) == 1 {
-		return lines[0]
+		return " " + lines[0]
 	}
 	return "\n  " + strings.Join(lines, "\n  ")
 }
@@ -196,7 +197,11 @@ func (st *peerState) describe(addr string, timeout time.Duration) string {
 	case st.attempts == 0:
 		return fmt.Sprintf("no connection within %s: the name may be slow to resolve, or the host drops the packets (a firewall?)", timeout)
 	case st.err == nil && st.linked:
-		return "connected, but the node did not finish syncing in time: try a longer --timeout"
+		return "connected, but the handshake and first sync did not finish in time: try a longer --timeout; " +
+			"if that does not help, check that a dt node listens there"
+	case st.handshake && strings.Contains(st.err.Error(), "handshake timed out"):
+		return "connected, but no dt handshake came back in time: is a dt node listening on that port (not another service), " +
+			"and is it not overloaded?"
 	case st.handshake:
 		return "connected, but the node refused the handshake: is its network.key the same as the one in --keys? " +
 			"If it is, the node may have blocked this machine's address after failed handshakes: run `dt guard unblock ADDR` on that node, with this machine's address as ADDR, " +
