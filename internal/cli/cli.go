@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -178,7 +179,7 @@ func (fs *flagSet) parse(args []string) error {
 			return errHelp
 		}
 		if err != nil {
-			return &usageError{err: err, usage: fs.usage()}
+			return &usageError{err: gnuFlagNames(err), usage: fs.usage()}
 		}
 		rest := fs.Args()
 		consumed := len(args) - len(rest)
@@ -191,6 +192,16 @@ func (fs *flagSet) parse(args []string) error {
 	}
 	// Parse again on the positional arguments alone so that Args and NArg report them.
 	return fs.Parse(append([]string{"--"}, positional...))
+}
+
+// flagRef is a flag as the flag package names it in its errors: -name.
+var flagRef = regexp.MustCompile(`(flag|defined:) -([a-zA-Z0-9])`)
+
+// gnuFlagNames rewrites the flag package's errors to name flags as the usage does, --name.
+func gnuFlagNames(err error) error {
+	msg := flagRef.ReplaceAllString(err.Error(), "$1 --$2")
+	msg = strings.Replace(msg, "flag provided but not defined:", "unknown flag", 1)
+	return errors.New(msg)
 }
 
 // usageErrorf reports a malformed command line.

@@ -20,12 +20,21 @@ import (
 // packagePrefixes are the prefixes the packages put on their errors ("dt: key file exists"):
 // right in a log line, a stutter in a message for a person (`dt keygen: dt: x: dt: y`).
 var packagePrefixes = []string{"dt: ", "cli: ", "publish: ", "site: ", "blobs: ", "deploy: ", "edge: ",
-	"redirector: ", "heartbeat: ", "zone: ", "certs: ", "resolve: ", "server: "}
+	"redirector: ", "heartbeat: ", "zone: ", "certs: ", "resolve: ", "server: ", "geo: "}
+
+// fieldFlags names, in the packages' configuration errors a command line can reach, the flag
+// (or file) a person set instead of the Go field.
+var fieldFlags = strings.NewReplacer(
+	"Config.DataDir", "--data",
+	"Config.Keys.Network", "network.key",
+	"NodeConfig.PublicURL", "--public-url",
+	"Config.Name must be a domain name", "--geo-name must be a domain name",
+)
 
 // sentence formats err for a person: one line (several for a list of peers) with the package
 // prefixes dropped, and a hint when the cause is a common one.
 func sentence(err error) string {
-	msg := err.Error()
+	msg := fieldFlags.Replace(err.Error())
 	for _, p := range packagePrefixes {
 		msg = strings.TrimPrefix(msg, p)
 		msg = strings.ReplaceAll(msg, ": "+p, ": ")

@@ -141,6 +141,7 @@ func (f *siteFlags) options(ctx context.Context, env *Env, needMaster bool) (pub
 	if err != nil {
 		return publish.NetworkOptions{}, nil, nil, err
 	}
+	log.Info("Starting", readBuildInfo().logAttrs()...)
 	watch, ctx := newPeerWatch(ctx, f.peers)
 	opts := publish.NetworkOptions{Keys: keys, Peers: f.peers, Keep: f.keep, Wait: f.wait, ConnectTimeout: f.wait,
 		Logger: log, CacheDir: f.cacheDir, Events: watch.observe}
