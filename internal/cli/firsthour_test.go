@@ -276,3 +276,24 @@ func TestRepublish(t *testing.T) {
 		t.Fatalf("settings after a republish: %+v", l[0])
 	}
 }
+
+// FuzzCheckPeerAddrs: a peer address is either refused with a reason or one that dials as
+// host:port with a port from 1 to 65535; never a panic.
+func FuzzCheckPeerAddrs(f *testing.F) {
+	for _, s := range []string{"127.0.0.1:7000", "example.com", "[::1]:7000", "::1", ":7000", "host:0", "host:99999", "[::1]", "a:b:c", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, addr string) {
+		err := checkPeerAddrs([]string{addr})
+		if err != nil {
+			if !strings.Contains(err.Error(), "peer address") {
+				t.Fatalf("%q: error does not name the peer address: %v", addr, err)
+			}
+			return
+		}
+		host, port, serr := net.SplitHostPort(addr)
+		if serr != nil || host == "" || port == "" || port == "0" {
+			t.Fatalf("%q accepted: host %q port %q, %v", addr, host, port, serr)
+		}
+	})
+}
