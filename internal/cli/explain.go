@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -31,10 +32,15 @@ var fieldFlags = strings.NewReplacer(
 	"Config.Name must be a domain name", "--geo-name must be a domain name",
 )
 
+// repeatedOp is a net error wrapped with the operation it already names: "listen on ADDR: listen
+// tcp ADDR: bind: …".
+var repeatedOp = regexp.MustCompile(`(listen on \S+): listen tcp[46]? \S+: `)
+
 // sentence formats err for a person: one line (several for a list of peers) with the package
 // prefixes dropped, and a hint when the cause is a common one.
 func sentence(err error) string {
 	msg := fieldFlags.Replace(err.Error())
+	msg = repeatedOp.ReplaceAllString(msg, "$1: ")
 	for _, p := range packagePrefixes {
 		msg = strings.TrimPrefix(msg, p)
 		msg = strings.ReplaceAll(msg, ": "+p, ": ")
@@ -63,10 +69,26 @@ func hint(err error) string {
 	case errors.Is(err, dt.ErrKeyExists):
 		return "keygen never overwrites keys: choose another directory, or remove the old keys if nothing uses them"
 	case errors.As(err, &pathErr) && errors.Is(err, fs.ErrPermission):
-		return fmt.Sprintf("%s cannot be read or written by user %s: key files need mode 0600 (or 0640 with group dt) and that user as owner or group, "+
-			"data directories must be owned by it; check with `ls -l %s`", pathErr.Path, currentUser(), filepath.Dir(pathErr.Path))
+		return permissionHint(pathErr.Path)
 	}
 	return ""
+}
+
+// permissionHint says who may not use path and how the packages set such a file up.
+func permissionHint(path string) string {
+	what := path
+	if fi, err := os.Stat(path); err == nil {
+		what = fmt.Sprintf("%s (%s, mode %04o)", path, ownerOf(fi), fi.Mode().Perm())
+	}
+	h := fmt.Sprintf("user %s may not use %s", currentUser(), what)
+	if filepath.Base(path) == dt.MasterKeyFile {
+		return h + ": only a machine that publishes needs master.key; on a server, remove it from the keys directory"
+	}
+	if strings.HasSuffix(path, ".key") || strings.HasSuffix(path, ".pub") {
+		return h + ": keys on a server are owner root, group dt, network.key mode 0640 and master.pub 0644, in /etc/dt/keys " +
+			"(owner root, group dt, mode 0750), and dt runs as user dt; on a laptop, your own user with mode 0600 (dt keygen's)"
+	}
+	return h + ": a data directory belongs to the user dt runs as (the units run as dt; `chown -R dt:dt DIR`)"
 }
 
 func portOf(a net.Addr) int {

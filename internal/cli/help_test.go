@@ -2,13 +2,18 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net"
 	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
 	"regexp"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -175,6 +180,15 @@ func TestErrorsReadAsSentences(t *testing.T) {
 // TestHints: the common causes of a failure get a hint that says what to do.
 func TestHints(t *testing.T) {
 	wrap := func(err error) error { return fmt.Errorf("dt: edge: %w", err) }
+	key := writeFile(t, "network.key", "x")
+	if err := os.Chmod(key, 0); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := ownerOf(fi)
 	cases := []struct {
 		err  error
 		want string
@@ -184,12 +198,87 @@ func TestHints(t *testing.T) {
 		{wrap(&net.OpError{Op: "listen", Net: "tcp", Addr: &net.TCPAddr{Port: 7000}, Err: os.NewSyscallError("bind", syscall.EADDRINUSE)}),
 			"ss -ltnp"},
 		{wrap(&fs.PathError{Op: "open", Path: "/etc/dt/keys/network.key", Err: syscall.EACCES}),
-			"/etc/dt/keys/network.key cannot be read or written by user"},
+			"may not use /etc/dt/keys/network.key: keys on a server are owner root, group dt, network.key mode 0640"},
+		{wrap(&fs.PathError{Op: "open", Path: key, Err: syscall.EACCES}), fmt.Sprintf("%s (%s, mode 0000)", key, owner)},
 	}
 	for _, c := range cases {
 		got := sentence(c.err)
 		if !strings.Contains(got, "hint: ") || !strings.Contains(got, c.want) || strings.Contains(got, "dt: ") {
 			t.Errorf("%v:\n%s\nwant a hint with %q and no package prefix", c.err, got, c.want)
 		}
+	}
+}
+
+// TestHintsAsAnotherUser runs dt node as user nobody, which a root test can: on keys only root
+// may read, it exits 1 naming the user, the file, its owner and mode, and how the packages set
+// keys up; on a port below 1024, it exits 1 saying how to grant the capability.
+func TestHintsAsAnotherUser(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to run dt as another user")
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skip("no user nobody")
+	}
+	uid, _ := strconv.Atoi(nobody.Uid)
+	gid, _ := strconv.Atoi(nobody.Gid)
+	dir, err := os.MkdirTemp("", "dt-perm-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "dt")
+	raw, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, raw, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	keys := filepath.Join(dir, "keys")
+	if r := run(t, "", "keygen", keys); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	data := filepath.Join(dir, "data")
+	for _, d := range []string{dir, keys} {
+		os.Chmod(d, 0o755)
+	}
+	asNobody := func(args ...string) string {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), childEnv+"=1")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+		out, err := cmd.CombinedOutput()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+			t.Fatalf("dt %v as nobody: %v\n%s", args, err, out)
+		}
+		t.Logf("dt %s as nobody:\n%s", strings.Join(args, " "), out)
+		return string(out)
+	}
+	out := asNobody("node", "--keys", keys, "--data", data)
+	want := fmt.Sprintf("user nobody may not use %s (root:root, mode 0600)", filepath.Join(keys, "network.key"))
+	if !strings.Contains(out, want) || !strings.Contains(out, "group dt, network.key mode 0640") {
+		t.Errorf("output lacks %q", want)
+	}
+
+	for _, name := range []string{"network.key", "master.pub"} {
+		os.Chmod(filepath.Join(keys, name), 0o644)
+	}
+	out = asNobody("node", "--keys", keys, "--data", data)
+	if !strings.Contains(out, "on a server, remove it from the keys directory") {
+		t.Errorf("no hint to remove master.key")
+	}
+	os.Remove(filepath.Join(keys, "master.key"))
+	if err := os.Mkdir(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	os.Chown(data, uid, gid)
+	out = asNobody("node", "--keys", keys, "--data", data, "--listen", "127.0.0.1:1")
+	if !strings.Contains(out, "port 1 is below 1024") || !strings.Contains(out, "setcap cap_net_bind_service=+ep") {
+		t.Errorf("no capability hint")
 	}
 }
