@@ -159,14 +159,16 @@ func runPublish(ctx context.Context, args []string, env *Env) error {
 		"Publishes the static site in DIR: hashes every file, sends only the blobs the network lacks\n"+
 			"(compressed, as dt objects), then switches the network to the new deploy. Edges switch\n"+
 			"only once they hold all of it. Waits until the edges report it and prints where it is live.\n"+
+			"A site identical to the current deploy makes no new deploy. The directory, _redirects and\n"+
+			"_headers are checked before any peer is dialed.\n"+
 			"Exit status: 0 live on every live edge; 3 live on some; 4 no edge reported; 1 failure.")
 	f.register(fs)
 	fs.IntVar(&f.keep, "keep", 10, "keep the newest `N` deploys for rollback; collect older ones and the blobs only they use")
-	fs.BoolVar(&dryRun, "dry-run", false, "list what would change and the bytes that would be sent; send nothing")
+	fs.BoolVar(&dryRun, "dry-run", false, "list what would change and the bytes that would be sent; send nothing (needs no master.key)")
 	fs.BoolVar(&hidden, "include-hidden", false, "publish hidden files (.well-known is always published; .git never)")
 	fs.BoolVar(&symlinks, "follow-symlinks", false, "follow symbolic links that stay inside DIR")
-	fs.BoolVar(&spa, "spa", false, "serve /index.html for paths that match nothing (single-page applications)")
-	fs.BoolVar(&clean, "clean-urls", false, "serve /about.html at /about")
+	fs.BoolVar(&spa, "spa", false, "serve /index.html for paths that match nothing (single-page applications);\nwhen not given, the current deploy's setting is kept (--spa=false turns it off)")
+	fs.BoolVar(&clean, "clean-urls", false, "serve /about.html at /about;\nwhen not given, the current deploy's setting is kept (--clean-urls=false turns it off)")
 	fs.StringVar(&compression, "compression", "auto", "precompress text `LEVEL`: best (brotli 11, about 1 MB/s per CPU), fast (brotli 6, over ten times faster, variants a few percent larger), or auto (best for sites up to 64 MB, fast above)")
 	if err := fs.parse(args); err != nil {
 		return err
