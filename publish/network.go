@@ -31,6 +31,13 @@ type NetworkOptions struct {
 	// Wait bounds how long Publish waits for the edges to serve the deploy. Zero: 2 min. The
 	// upload itself is bounded by ctx only.
 	Wait time.Duration
+	// ConnectTimeout bounds how long a session waits to link to a peer and sync the table, and
+	// how long it waits for a peer to confirm a write, so that an unreachable network fails the
+	// command instead of hanging it. Zero: 2 min.
+	ConnectTimeout time.Duration
+	// Events, when set, sees every event of the transient node, on its event goroutine (a
+	// failed handshake shows up there, to explain a failure to connect). It must not block.
+	Events func(dt.Event)
 	// HeartbeatInterval is the edges' heartbeat interval, to know how long to listen before the
 	// set of edges is known. Zero: 2 s.
 	HeartbeatInterval time.Duration
@@ -85,7 +92,13 @@ type Result struct {
 	EdgesLive int             `json:"edges_live"`
 	Collected []site.DeployID `json:"collected,omitempty"`
 	DryRun    bool            `json:"dry_run,omitempty"`
-	Warnings  []string        `json:"warnings,omitempty"`
+	// Unchanged is set when the site is identical to the current deploy (all but its time):
+	// no deploy was made, and Deploy is the current one.
+	Unchanged bool `json:"unchanged,omitempty"`
+	// SPA and CleanURLs are the deploy's serving settings.
+	SPA       bool     `json:"spa"`
+	CleanURLs bool     `json:"clean_urls"`
+	Warnings  []string `json:"warnings,omitempty"`
 }
 
 // EdgeResult is one edge's state at the end of the wait.
@@ -110,7 +123,7 @@ func Publish(ctx context.Context, plan *Plan, opts NetworkOptions) (Result, erro
 	opts = opts.withDefaults()
 	step := opts.stepper()
 	step(Step{Phase: PhaseConnecting})
-	s, err := openSession(ctx, opts)
+	s, err := openSession(ctx, opts, opts.DryRun)
 	if err != nil {
 		return Result{Files: len(plan.Manifest.Files), DryRun: opts.DryRun}, err
 	}
@@ -130,7 +143,7 @@ func PublishDir(ctx context.Context, dir string, scan ScanOptions, opts NetworkO
 	opts = opts.withDefaults()
 	step := opts.stepper()
 	step(Step{Phase: PhaseConnecting})
-	s, err := openSession(ctx, opts)
+	s, err := openSession(ctx, opts, opts.DryRun)
 	if err != nil {
 		return Result{DryRun: opts.DryRun}, err
 	}
@@ -164,7 +177,23 @@ func (o NetworkOptions) stepper() func(Step) {
 // publish sends plan over an open session: the blobs the network lacks, the manifest, the
 // pointer; then it waits for the edges and collects old deploys.
 func (s *session) publish(ctx context.Context, plan *Plan, prev *site.Manifest, prevID site.DeployID, opts NetworkOptions, step func(Step)) (Result, error) {
-	res := Result{Files: len(plan.Manifest.Files), DryRun: opts.DryRun, Previous: prevID, Warnings: plan.Warnings}
+	res := Result{Files: len(plan.Manifest.Files), DryRun: opts.DryRun, Previous: prevID, Warnings: plan.Warnings,
+		SPA: plan.Manifest.SPA, CleanURLs: plan.Manifest.CleanURLs}
+	if same, err := sameSite(plan.Manifest, prev, prevID); err != nil {
+		return res, err
+	} else if same {
+		// A new deploy of the same site would differ only in its time, and take a --keep slot
+		// from a deploy worth rolling back to.
+		res.Deploy, res.Unchanged = prevID, true
+		res.Diff = plan.Diff(prev, func(h blobs.Hash) bool { return s.node.Has(site.BlobKey(h)) })
+		if opts.DryRun {
+			return res, nil
+		}
+		res.Edges, res.EdgesLive, err = s.waitLive(ctx, prevID, opts, func(live, all int) {
+			step(Step{Phase: PhaseWaiting, EdgesLive: live, EdgesTotal: all})
+		})
+		return res, err
+	}
 	id, err := plan.Manifest.ID()
 	if err != nil {
 		return res, err
@@ -210,12 +239,29 @@ func (s *session) publish(ctx context.Context, plan *Plan, prev *site.Manifest, 
 	return res, err
 }
 
+// sameSite reports whether m is the deploy prevID (read as prev) but for its time.
+func sameSite(m, prev *site.Manifest, prevID site.DeployID) (bool, error) {
+	if prev == nil {
+		return false, nil
+	}
+	c := *m
+	c.Created = prev.Created
+	id, err := c.ID()
+	if err != nil {
+		return false, err
+	}
+	return id == prevID, nil
+}
+
 func (o NetworkOptions) withDefaults() NetworkOptions {
 	if o.Keep <= 0 {
 		o.Keep = 10
 	}
 	if o.Wait <= 0 {
 		o.Wait = 2 * time.Minute
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = 2 * time.Minute
 	}
 	if o.HeartbeatInterval <= 0 {
 		o.HeartbeatInterval = 2 * time.Second
@@ -234,17 +280,28 @@ type session struct {
 	tracker *heartbeat.Tracker
 	done    chan struct{}
 	wg      sync.WaitGroup
+	// confirmWait bounds each wait for a peer to acknowledge a write.
+	confirmWait time.Duration
 }
 
-func openSession(ctx context.Context, opts NetworkOptions) (*session, error) {
+// replicated waits until a peer holds key, for at most confirmWait.
+func (s *session) replicated(ctx context.Context, key string) error {
+	ctx, cancel := context.WithTimeout(ctx, s.confirmWait)
+	defer cancel()
+	return s.node.WaitReplicated(ctx, key, 1)
+}
+
+// openSession links a transient node to the network and syncs the table. A readOnly session
+// (a dry run, a listing) needs no master key.
+func openSession(ctx context.Context, opts NetworkOptions, readOnly bool) (*session, error) {
 	if len(opts.Peers) == 0 {
 		return nil, errors.New("publish: no peer to publish to (--peer)")
 	}
-	if opts.Keys.Master == nil {
+	if opts.Keys.Master == nil && !readOnly {
 		return nil, fmt.Errorf("publish: %w", dt.ErrNotMaster)
 	}
 	cfg := opts.Node
-	cfg.Keys, cfg.Master, cfg.Peers, cfg.LazyBodies = opts.Keys, true, opts.Peers, true
+	cfg.Keys, cfg.Master, cfg.Peers, cfg.LazyBodies = opts.Keys, opts.Keys.Master != nil, opts.Peers, true
 	cfg.Logger = opts.Logger
 	var (
 		node *dt.Node
@@ -273,10 +330,13 @@ func openSession(ctx context.Context, opts NetworkOptions) (*session, error) {
 			return nil, err
 		}
 	}
-	s := &session{node: node, dir: dir, done: make(chan struct{}),
+	s := &session{node: node, dir: dir, done: make(chan struct{}), confirmWait: opts.ConnectTimeout,
 		tracker: heartbeat.NewTracker(heartbeat.Config{Interval: opts.HeartbeatInterval})}
 	s.wg.Go(func() {
 		for ev := range node.Events() {
+			if opts.Events != nil {
+				opts.Events(ev)
+			}
 			if ev.Type != dt.EventMessageReceived {
 				continue
 			}
@@ -285,7 +345,9 @@ func openSession(ctx context.Context, opts NetworkOptions) (*session, error) {
 			}
 		}
 	})
-	if err := node.WaitSynced(ctx); err != nil {
+	syncCtx, cancel := context.WithTimeout(ctx, opts.ConnectTimeout)
+	defer cancel()
+	if err := node.WaitSynced(syncCtx); err != nil {
 		s.close()
 		return nil, fmt.Errorf("publish: could not sync with %v: %w", opts.Peers, err)
 	}
@@ -381,7 +443,7 @@ func (s *session) switchTo(ctx context.Context, m *site.Manifest, id site.Deploy
 	if err := s.writeManifest(ctx, m, id); err != nil {
 		return err
 	}
-	if err := s.node.WaitReplicated(ctx, site.DeployKey(id), 1); err != nil {
+	if err := s.replicated(ctx, site.DeployKey(id)); err != nil {
 		return fmt.Errorf("publish: manifest not confirmed by a peer: %w", err)
 	}
 	return s.point(ctx, id)
@@ -401,7 +463,7 @@ func (s *session) point(ctx context.Context, id site.DeployID) error {
 }
 
 func (s *session) confirm(ctx context.Context) error {
-	if err := s.node.WaitReplicated(ctx, site.CurrentKey, 1); err != nil {
+	if err := s.replicated(ctx, site.CurrentKey); err != nil {
 		return fmt.Errorf("publish: deploy written but not confirmed by a peer: %w", err)
 	}
 	return nil
@@ -532,7 +594,7 @@ func (s *session) collect(ctx context.Context, current site.DeployID, keep int) 
 	if len(blobKeys) > 0 {
 		last = blobKeys[len(blobKeys)-1]
 	}
-	if err := s.node.WaitReplicated(ctx, last, 1); err != nil {
+	if err := s.replicated(ctx, last); err != nil {
 		return dropped, fmt.Errorf("publish: collected deploys not confirmed by a peer: %w", err)
 	}
 	return dropped, nil
@@ -546,13 +608,16 @@ type DeployInfo struct {
 	Bytes   int64         `json:"bytes"`
 	Current bool          `json:"current"`
 	LiveOn  []string      `json:"live_on"` // public URLs of the edges serving it
+	// SPA and CleanURLs are the deploy's serving settings.
+	SPA       bool `json:"spa"`
+	CleanURLs bool `json:"clean_urls"`
 }
 
 // Deploys lists the deploys the network keeps, newest first, with the edges serving each (from
 // one and a half heartbeat intervals of listening).
 func Deploys(ctx context.Context, opts NetworkOptions) ([]DeployInfo, error) {
 	opts = opts.withDefaults()
-	s, err := openSession(ctx, opts)
+	s, err := openSession(ctx, opts, true)
 	if err != nil {
 		return nil, err
 	}
@@ -567,7 +632,8 @@ func Deploys(ctx context.Context, opts NetworkOptions) ([]DeployInfo, error) {
 	}
 	out := make([]DeployInfo, 0, len(all))
 	for _, k := range all {
-		info := DeployInfo{ID: k.id, Created: k.m.Created, Files: len(k.m.Files), Current: k.id == current, LiveOn: []string{}}
+		info := DeployInfo{ID: k.id, Created: k.m.Created, Files: len(k.m.Files), Current: k.id == current, LiveOn: []string{},
+			SPA: k.m.SPA, CleanURLs: k.m.CleanURLs}
 		for _, f := range k.m.Files {
 			info.Bytes += f.Size
 		}
@@ -597,7 +663,7 @@ func Deploys(ctx context.Context, opts NetworkOptions) ([]DeployInfo, error) {
 // for the edges like Publish.
 func Rollback(ctx context.Context, id site.DeployID, opts NetworkOptions) (Result, error) {
 	opts = opts.withDefaults()
-	s, err := openSession(ctx, opts)
+	s, err := openSession(ctx, opts, false)
 	if err != nil {
 		return Result{}, err
 	}

@@ -39,6 +39,10 @@ type ScanOptions struct {
 	FollowSymlinks bool
 	// SPA and CleanURLs are copied into the manifest (see site.Manifest).
 	SPA, CleanURLs bool
+	// KeepSPA and KeepCleanURLs take that setting from Previous instead of SPA or CleanURLs,
+	// when there is a Previous: a site's serving settings belong to the site, so a republish
+	// that does not name one keeps it. Without a Previous, SPA and CleanURLs apply.
+	KeepSPA, KeepCleanURLs bool
 	// Created stamps the manifest (its Last-Modified on the edges). Zero: the current time,
 	// truncated to the second. The deploy id covers it: give the same time (a build's
 	// SOURCE_DATE_EPOCH, say) to get the same id for the same directory.

@@ -79,6 +79,12 @@ func Scan(ctx context.Context, dir string, opts ScanOptions) (*Plan, error) {
 		Version: site.ManifestVersion, Created: opts.Created, Files: make(map[string]site.File, len(w.files)),
 		SPA: opts.SPA, CleanURLs: opts.CleanURLs,
 	}
+	if opts.Previous != nil && opts.KeepSPA {
+		m.SPA = opts.Previous.SPA
+	}
+	if opts.Previous != nil && opts.KeepCleanURLs {
+		m.CleanURLs = opts.Previous.CleanURLs
+	}
 	if err := s.readRules(w.rules, m); err != nil {
 		return nil, err
 	}

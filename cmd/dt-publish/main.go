@@ -9,5 +9,9 @@ import (
 )
 
 func main() {
-	os.Exit(cli.Main(append([]string{"publish"}, os.Args[1:]...)))
+	args := os.Args[1:]
+	if len(args) == 1 && (args[0] == "--version" || args[0] == "-version") {
+		os.Exit(cli.Main([]string{"version"}))
+	}
+	os.Exit(cli.Main(append([]string{"publish"}, args...)))
 }

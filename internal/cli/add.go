@@ -29,17 +29,17 @@ func runAdd(ctx context.Context, args []string, env *Env) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	t, err := openTransient(env, &f, true)
+	t, ctx, err := openTransient(ctx, env, &f, true)
 	if err != nil {
 		return err
 	}
 	defer t.close()
 	id, err := t.n.AddObject(ctx, body)
 	if err != nil {
-		return t.explain(fmt.Errorf("add: %w", err))
+		return t.explain(ctx, err)
 	}
 	if err := t.n.WaitReplicated(ctx, id, 1); err != nil {
-		return t.explain(fmt.Errorf("add %s: %w", id, err))
+		return t.explain(ctx, fmt.Errorf("object %s written but not confirmed by a peer: %w", id, err))
 	}
 	if err := t.close(); err != nil {
 		return err
@@ -85,22 +85,22 @@ func runRemove(ctx context.Context, args []string, env *Env) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	t, err := openTransient(env, &f, true)
+	t, ctx, err := openTransient(ctx, env, &f, true)
 	if err != nil {
 		return err
 	}
 	defer t.close()
 	if err := t.n.WaitSynced(ctx); err != nil {
-		return t.explain(err)
+		return t.explain(ctx, err)
 	}
 	if !t.n.Has(id) {
 		return fmt.Errorf("%s: %w", id, dt.ErrNotFound)
 	}
 	if err := t.n.RemoveObject(ctx, id); err != nil {
-		return t.explain(fmt.Errorf("remove: %w", err))
+		return t.explain(ctx, err)
 	}
 	if err := t.n.WaitReplicated(ctx, id, 1); err != nil {
-		return t.explain(fmt.Errorf("remove %s: %w", id, err))
+		return t.explain(ctx, fmt.Errorf("removal of %s written but not confirmed by a peer: %w", id, err))
 	}
 	if err := t.close(); err != nil {
 		return err

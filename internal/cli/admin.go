@@ -22,6 +22,8 @@ import (
 // counters, and the load test's progress on loadtest nodes.
 type nodeStatus struct {
 	dt.Status
+	// Build is the version of the binary the node runs.
+	Build             buildInfo   `json:"build"`
 	LinkBytesReceived uint64      `json:"link_bytes_received"`
 	LinkBytesSent     uint64      `json:"link_bytes_sent"`
 	Load              *loadStatus `json:"load,omitempty"`

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -59,6 +60,9 @@ func Run(ctx context.Context, args []string, env *Env) int {
 		return 2
 	}
 	name := args[0]
+	if name == "--version" || name == "-version" {
+		name, args = "version", append([]string{"version"}, args[1:]...)
+	}
 	if name == "help" || name == "-h" || name == "--help" || name == "-help" {
 		if len(args) > 1 {
 			return Run(ctx, []string{args[1], "--help"}, env)
@@ -78,13 +82,13 @@ func Run(ctx context.Context, args []string, env *Env) int {
 	case err == nil, errors.Is(err, errHelp):
 		return 0
 	case errors.As(err, &uerr):
-		fmt.Fprintf(env.Stderr, "dt %s: %v\n\n%s", name, uerr.err, uerr.usage)
+		fmt.Fprintf(env.Stderr, "dt %s: %s\n\n%s", name, sentence(uerr.err), uerr.usage)
 		return 2
 	case errors.As(err, &cerr):
-		fmt.Fprintf(env.Stderr, "dt %s: %v\n", name, cerr.err)
+		fmt.Fprintf(env.Stderr, "dt %s: %s\n", name, sentence(cerr.err))
 		return cerr.code
 	default:
-		fmt.Fprintf(env.Stderr, "dt %s: %v\n", name, err)
+		fmt.Fprintf(env.Stderr, "dt %s: %s\n", name, sentence(err))
 		return 1
 	}
 }
@@ -116,6 +120,7 @@ func commands() []command {
 		{name: "resolve", summary: "resolve a name on every node online and check that they agree", run: runResolve},
 		{name: "example", summary: "run the five-node example in one process", run: runExample},
 		{name: "loadtest", summary: "measure a two-node load test with real processes", run: runLoadtest},
+		{name: "version", summary: "print the version of this dt (also dt --version)", run: runVersion},
 		{name: "loadtest-node", hidden: true, run: runLoadtestNode},
 	}
 }
@@ -174,7 +179,7 @@ func (fs *flagSet) parse(args []string) error {
 			return errHelp
 		}
 		if err != nil {
-			return &usageError{err: err, usage: fs.usage()}
+			return &usageError{err: gnuFlagNames(err), usage: fs.usage()}
 		}
 		rest := fs.Args()
 		consumed := len(args) - len(rest)
@@ -187,6 +192,16 @@ func (fs *flagSet) parse(args []string) error {
 	}
 	// Parse again on the positional arguments alone so that Args and NArg report them.
 	return fs.Parse(append([]string{"--"}, positional...))
+}
+
+// flagRef is a flag as the flag package names it in its errors: -name.
+var flagRef = regexp.MustCompile(`(flag|defined:) -([a-zA-Z0-9])`)
+
+// gnuFlagNames rewrites the flag package's errors to name flags as the usage does, --name.
+func gnuFlagNames(err error) error {
+	msg := flagRef.ReplaceAllString(err.Error(), "$1 --$2")
+	msg = strings.Replace(msg, "flag provided but not defined:", "unknown flag", 1)
+	return errors.New(msg)
 }
 
 // usageErrorf reports a malformed command line.
@@ -221,11 +236,17 @@ func (fs *flagSet) usage() string {
 			fmt.Fprintf(&b, " %s", arg)
 		}
 		fmt.Fprintf(&b, "\n      %s", strings.ReplaceAll(text, "\n", "\n      "))
-		if d := f.DefValue; d != "" && d != "0" && d != "false" && d != "[]" {
+		if d := f.DefValue; d != "" && d != "0" && d != "0s" && d != "false" && d != "[]" && !strings.Contains(text, "(default") {
 			fmt.Fprintf(&b, " (default %s)", d)
 		}
 		b.WriteString("\n")
 	})
+	if ex := examples[fs.Name()]; len(ex) > 0 {
+		b.WriteString("\nExamples:\n")
+		for _, e := range ex {
+			fmt.Fprintf(&b, "  %s\n", e)
+		}
+	}
 	return b.String()
 }
 

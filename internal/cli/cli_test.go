@@ -96,7 +96,7 @@ func TestUsage(t *testing.T) {
 		{name: "loadtest --help", args: []string{"loadtest", "--help"}, code: 0, stdout: []string{"--objects N", "(default 10000)", "--mode burst|initial", "(default burst)", "--dir DIR", "--object-size BYTES", "--json"}},
 		{name: "keygen without DIR", args: []string{"keygen"}, code: 2, stderr: []string{"dt keygen: missing DIR", "Usage: dt keygen"}, noStdout: true},
 		{name: "keygen two dirs", args: []string{"keygen", "a", "b"}, code: 2, stderr: []string{`unexpected argument "b"`}},
-		{name: "unknown flag", args: []string{"node", "--bogus"}, code: 2, stderr: []string{"dt node: flag provided but not defined: -bogus", "Usage: dt node"}},
+		{name: "unknown flag", args: []string{"node", "--bogus"}, code: 2, stderr: []string{"dt node: unknown flag --bogus", "Usage: dt node"}},
 		{name: "node without --data", args: []string{"node", "--keys", keys}, code: 2, stderr: []string{"--data is required"}},
 		{name: "node bad level", args: []string{"node", "--keys", keys, "--data", "d", "--log-level", "loud"}, code: 2, stderr: []string{"--log-level"}},
 		{name: "node bad format", args: []string{"node", "--keys", keys, "--data", "d", "--log-format", "xml"}, code: 2, stderr: []string{"--log-format"}},

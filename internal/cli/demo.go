@@ -79,14 +79,18 @@ func runDemo(ctx context.Context, args []string, env *Env) error {
 	} else {
 		defer os.RemoveAll(tmp)
 	}
+	// The example site links to /about, so it needs clean URLs; a site of the user's gets what
+	// dt publish gives it, so that the two agree and a republish changes nothing.
+	scan := publish.ScanOptions{}
 	if siteDir == "" {
+		scan.CleanURLs = true
 		if siteDir, err = writeDemoSite(filepath.Join(tmp, "site")); err != nil {
 			return err
 		}
 	}
 	d := &demo{tmp: tmp, log: log}
 	defer d.stop()
-	return d.run(ctx, env, siteDir)
+	return d.run(ctx, env, siteDir, scan)
 }
 
 // writeDemoSite copies the embedded example into dir and adds a large generated file.
@@ -122,7 +126,7 @@ type demo struct {
 	stores     []*blobs.Store
 }
 
-func (d *demo) run(ctx context.Context, env *Env, siteDir string) error {
+func (d *demo) run(ctx context.Context, env *Env, siteDir string, scan publish.ScanOptions) error {
 	keysDir := filepath.Join(d.tmp, "keys")
 	if err := dt.GenerateKeys(keysDir, nil); err != nil {
 		return err
@@ -219,7 +223,7 @@ func (d *demo) run(ctx context.Context, env *Env, siteDir string) error {
 	adminURL := "http://" + admin.addr()
 
 	fmt.Fprintf(env.Stdout, "publishing:  %s\n", siteDir)
-	plan, err := publish.Scan(ctx, siteDir, publish.ScanOptions{CleanURLs: true})
+	plan, err := publish.Scan(ctx, siteDir, scan)
 	if err != nil {
 		return err
 	}
@@ -228,7 +232,8 @@ func (d *demo) run(ctx context.Context, env *Env, siteDir string) error {
 	if err != nil {
 		return fmt.Errorf("publish the example: %w", err)
 	}
-	fmt.Fprintf(env.Stdout, "deploy:      %s (%d files, %d blobs sent, live on %d/%d edges)\n", res.Deploy.Short(), res.Files, res.BlobsSent, res.EdgesLive, len(res.Edges))
+	fmt.Fprintf(env.Stdout, "deploy:      %s (%d files, %d blobs sent, live on %d/%d edges; settings %s, kept by later publishes)\n",
+		res.Deploy.Short(), res.Files, res.BlobsSent, res.EdgesLive, len(res.Edges), settingsOf(res.SPA, res.CleanURLs))
 	// The publisher saw the edges' heartbeats; the redirector sees them on its own clock. The
 	// URLs are printed once a visitor would be redirected, so the first click works.
 	if err := waitRedirecting(ctx, redirectURL, time.Minute); err != nil {

@@ -84,6 +84,22 @@ func TestDemo(t *testing.T) {
 		}
 		return nil
 	})
+	// The command the demo prints republishes its site unchanged: the same deploy, clean URLs
+	// still on (the site's setting, not the command's).
+	var siteDir, publishCmd string
+	for _, line := range strings.Split(out.String(), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "publishing:" {
+			siteDir = f[1]
+		}
+		if _, after, ok := strings.Cut(line, "publish more with: dt "); ok {
+			publishCmd = strings.TrimSuffix(after, ")")
+		}
+	}
+	args := strings.Fields(strings.Replace(publishCmd, "DIR", siteDir, 1))
+	r := run(t, "", append(args, "--timeout", "30s")...)
+	if r.code != 0 || !strings.Contains(r.stdout, "nothing changed") || !strings.Contains(r.stdout, "--clean-urls=true") {
+		t.Fatalf("dt %s: exit %d\n%s%s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+	}
 	cancel()
 	if code := <-done; code != 0 {
 		t.Fatalf("demo exit %d:\n%s", code, errOut)

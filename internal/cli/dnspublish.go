@@ -68,17 +68,17 @@ func runDNSPublish(ctx context.Context, args []string, env *Env) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	t, err := openTransientWith(env, &f, transientOptions{master: true, lazy: true, cacheDir: cache})
+	t, ctx, err := openTransientWith(ctx, env, &f, transientOptions{master: true, lazy: true, cacheDir: cache})
 	if err != nil {
 		return err
 	}
 	defer t.close()
 	if err := t.n.WaitSynced(ctx); err != nil {
-		return t.explain(err)
+		return t.explain(ctx, err)
 	}
 	have, err := tableSets(ctx, t.n, zone.ZonePrefix(z.Apex))
 	if err != nil {
-		return t.explain(err)
+		return t.explain(ctx, err)
 	}
 	changes, err := zone.Diff(z, have)
 	if err != nil {
@@ -102,7 +102,7 @@ func runDNSPublish(ctx context.Context, args []string, env *Env) error {
 		fmt.Fprintf(env.Stderr, "dt dns-publish: warning: %s changes but its SOA serial %d does not; secondaries outside dt would not notice\n", z.Apex, z.Serial())
 	}
 	if err := writeZone(ctx, t.n, changes); err != nil {
-		return t.explain(err)
+		return t.explain(ctx, err)
 	}
 	if err := t.close(); err != nil {
 		return err
@@ -116,13 +116,13 @@ func runDNSPublish(ctx context.Context, args []string, env *Env) error {
 func removeZone(ctx context.Context, env *Env, f *clientFlags, apex string, dryRun bool, cache string) error {
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	t, err := openTransientWith(env, f, transientOptions{master: true, lazy: true, cacheDir: cache})
+	t, ctx, err := openTransientWith(ctx, env, f, transientOptions{master: true, lazy: true, cacheDir: cache})
 	if err != nil {
 		return err
 	}
 	defer t.close()
 	if err := t.n.WaitSynced(ctx); err != nil {
-		return t.explain(err)
+		return t.explain(ctx, err)
 	}
 	prefix := zone.ZonePrefix(apex)
 	var keys []string
@@ -154,17 +154,17 @@ func removeZone(ctx context.Context, env *Env, f *clientFlags, apex string, dryR
 	rest := keys
 	if keys[0] == soa {
 		if err := t.n.Delete(ctx, soa); err != nil {
-			return t.explain(fmt.Errorf("remove the SOA: %w", err))
+			return t.explain(ctx, fmt.Errorf("remove the SOA: %w", err))
 		}
 		rest = keys[1:]
 	}
 	if len(rest) > 0 {
 		if err := t.n.DeleteMany(ctx, rest); err != nil {
-			return t.explain(fmt.Errorf("remove RRsets: %w", err))
+			return t.explain(ctx, fmt.Errorf("remove RRsets: %w", err))
 		}
 	}
 	if err := t.n.WaitReplicated(ctx, keys[len(keys)-1], 1); err != nil {
-		return t.explain(fmt.Errorf("zone removed but not confirmed by a peer: %w", err))
+		return t.explain(ctx, fmt.Errorf("zone removed but not confirmed by a peer: %w", err))
 	}
 	if err := t.close(); err != nil {
 		return err
@@ -253,13 +253,13 @@ func runDNSRecords(ctx context.Context, args []string, env *Env) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	t, err := openTransientWith(env, &f, transientOptions{lazy: true})
+	t, ctx, err := openTransientWith(ctx, env, &f, transientOptions{lazy: true})
 	if err != nil {
 		return err
 	}
 	defer t.close()
 	if err := t.n.WaitSynced(ctx); err != nil {
-		return t.explain(err)
+		return t.explain(ctx, err)
 	}
 	keys := t.n.Keys()
 	zones := zone.Zones(keys)
@@ -272,7 +272,7 @@ func runDNSRecords(ctx context.Context, args []string, env *Env) error {
 	for i, apex := range zones {
 		have, err := tableSets(ctx, t.n, zone.ZonePrefix(apex))
 		if err != nil {
-			return t.explain(err)
+			return t.explain(ctx, err)
 		}
 		var sets []*zone.Set
 		var rrs [][]dns.RR

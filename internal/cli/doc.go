@@ -1,4 +1,6 @@
-// Package cli implements the dt command: keygen, node, add, remove, send, example and loadtest.
+// Package cli implements the dt command: keygen, node, add, remove, send, the CDN roles (edge,
+// redirector, dns), publishing (publish, deploys, rollback), DNS publishing, resolve, demo,
+// example, loadtest and version.
 //
 // Each subcommand lives in its own file as a run function taking a context, its arguments and an
 // Env; its flags are parsed by a FlagSet of its own into a local struct, and may come before or
@@ -8,7 +10,16 @@
 //     usage, with every flag, on stdout;
 //   - 2: a usage error (unknown command or flag, missing argument, bad flag value), printed as
 //     one line and the command's usage on stderr;
-//   - 1: any other failure, printed as `dt <command>: <error>` on stderr.
+//   - 1: any other failure, printed as `dt <command>: <error>` on stderr: one sentence without
+//     the packages' prefixes, with a hint where the cause is a common one (a port below 1024, a
+//     data directory another process holds, an unreadable key file).
+//
+// # Reaching the network
+//
+// Every command that dials peers checks their addresses first (a missing port is a usage
+// error), follows each dial and handshake (peerWatch), and gives up as soon as every peer has
+// failed in a way a retry would not fix (a name that does not resolve, a refused handshake, a
+// port that keeps refusing) or at --timeout, saying for each peer what happened and what to do.
 //
 // # Lifecycle
 //

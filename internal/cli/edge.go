@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"net/url"
 	"path/filepath"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -60,7 +59,7 @@ func runEdge(ctx context.Context, args []string, env *Env) error {
 	fs.StringVar(&ef.geoip, "geoip", "", "MaxMind-format `FILE.mmdb` to locate the edge by its public address")
 	fs.Var(&ef.publicIPs, "public-ip", "the edge's public `ADDR` (IPv4 and/or IPv6); repeatable (default: the addresses its dt peers see it at, when public)")
 	fs.DurationVar(&ef.heartbeat, "heartbeat-interval", 2*time.Second, "send a heartbeat every `INTERVAL`")
-	fs.DurationVar(&ef.drainWait, "drain-wait", 0, "on SIGTERM, keep serving this `LONG` after announcing the drain (default: 2 heartbeat intervals)")
+	fs.DurationVar(&ef.drainWait, "drain-wait", 0, "on SIGTERM, keep serving for `DURATION` after announcing the drain (0: 2 heartbeat intervals)")
 	fs.BoolVar(&ef.stdHTTP1, "std-http1", false, "serve plain HTTP/1.x with Go's net/http server rather than dt's own (slower; a fallback should a client disagree with dt's)")
 	fs.BoolVar(&ef.stdHTTP2, "std-http2", false, "serve HTTP/2 with Go's net/http server rather than dt's own (slower; a fallback should a client disagree with dt's)")
 	if err := parsePlainNode(fs, args, &nf, "an edge"); err != nil {
@@ -342,16 +341,4 @@ func geoLocator(db *redirector.GeoDB, log *slog.Logger) func(netip.Addr) *heartb
 
 // softwareVersion names this build for heartbeats: the module version, or the VCS revision of a
 // development build.
-func softwareVersion() string {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "dt (unknown build)"
-	}
-	v := info.Main.Version
-	for _, kv := range info.Settings {
-		if kv.Key == "vcs.revision" && len(kv.Value) >= 12 && (v == "" || v == "(devel)") {
-			v = kv.Value[:12]
-		}
-	}
-	return "dt " + v
-}
+func softwareVersion() string { return readBuildInfo().short() }

@@ -52,7 +52,7 @@ func runLoadtest(ctx context.Context, args []string, env *Env) error {
 	fs.StringVar(&f.dir, "dir", ".", "`DIR` for 1.log and 2.log")
 	fs.IntVar(&f.objectSize, "object-size", 200, "approximate size of each object in `BYTES` of JSON")
 	fs.IntVar(&f.writers, "writers", 8, "`N` goroutines adding objects on node 1")
-	fs.IntVar(&f.batch, "batch", 256, "objects per AddObjects call on node 1 (1: one AddObject call per object, as the original does)")
+	fs.IntVar(&f.batch, "batch", 256, "`N` objects per AddObjects call on node 1 (1: one AddObject call per object, as the original does)")
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "fail if the counts have not settled after `DURATION`")
 	fs.Int64Var(&f.logCap, "log-cap", 10_000_000, "keep at most `BYTES` of each node's log")
 	fs.BoolVar(&f.json, "json", false, "print the summary as JSON")

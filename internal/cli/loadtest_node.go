@@ -44,10 +44,11 @@ func runLoadtestNode(ctx context.Context, args []string, env *Env) error {
 		"A node process of dt loadtest: dt node, plus adding --add generated objects as fast as\n"+
 			"possible (on a master) and noting when --expect objects are held. Not for direct use.")
 	f.register(fs)
+	f.registerMaster(fs)
 	fs.IntVar(&l.add, "add", 0, "add `N` generated objects once linked (needs --master)")
 	fs.IntVar(&l.size, "object-size", 200, "approximate size of each generated object in `BYTES`")
 	fs.IntVar(&l.writers, "writers", 8, "`N` goroutines adding objects concurrently")
-	fs.IntVar(&l.batch, "batch", 256, "objects per AddObjects call (1: one AddObject call per object)")
+	fs.IntVar(&l.batch, "batch", 256, "`N` objects per AddObjects call (1: one AddObject call per object)")
 	fs.IntVar(&l.expect, "expect", 0, "note the time when `N` objects are held")
 	fs.IntVar(&l.readyFD, "ready-fd", 0, "write the node's addresses as JSON to file descriptor `FD` once serving")
 	if err := fs.parse(args); err != nil {

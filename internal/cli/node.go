@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/internal/connlimit"
@@ -39,7 +40,6 @@ type nodeFlags struct {
 func (f *nodeFlags) register(fs *flagSet) {
 	fs.StringVar(&f.keys, "keys", "", "`DIR` of keys written by dt keygen (network.key, master.pub; master.key for --master)")
 	fs.StringVar(&f.data, "data", "", "`DATADIR` holding the node's identity, database and blobs (created if missing)")
-	fs.BoolVar(&f.master, "master", false, "run as a master, which may add and remove objects (needs DIR/master.key)")
 	fs.Var(&f.listen, "listen", "accept peers on `ADDR` (host:port, [::1]:port for IPv6); repeatable; none: dial out only")
 	fs.Var(&f.peers, "peer", "dial the peer at `ADDR`; repeatable")
 	fs.StringVar(&f.admin, "admin", "", "serve /status, /metrics and /debug/pprof/ on `ADDR` (off unless given; keep it on loopback)")
@@ -49,6 +49,12 @@ func (f *nodeFlags) register(fs *flagSet) {
 	fs.BoolVar(&f.local, "local", false, "use fast timers for nodes on one machine (dt.LocalConfig)")
 	fs.BoolVar(&f.noSync, "no-sync", false, "skip fsync: faster writes, but a crash may lose or corrupt the data (tests and benchmarks only)")
 	fs.StringVar(&f.readyFile, "ready-file", "", "once every listener serves, write their bound addresses (a :0 port resolved) as JSON to `FILE`,\nreplacing it atomically; removed at a clean exit")
+}
+
+// registerMaster adds --master, which only `dt node` takes: an edge, a redirector and a DNS node
+// are never masters.
+func (f *nodeFlags) registerMaster(fs *flagSet) {
+	fs.BoolVar(&f.master, "master", false, "run as a master, which may add and remove objects (needs DIR/master.key)")
 }
 
 // check validates the flags that parsing alone cannot.
@@ -78,6 +84,7 @@ func runNode(ctx context.Context, args []string, env *Env) error {
 			"object_added, object_removed, message_received, error) is logged on stderr.\n"+
 			"SIGUSR2 writes a heap profile for `go tool pprof`. The node answers dt resolve.")
 	f.register(fs)
+	f.registerMaster(fs)
 	rf.register(fs)
 	if err := fs.parse(args); err != nil {
 		return err
@@ -125,6 +132,7 @@ func serveNode(ctx context.Context, env *Env, f *nodeFlags, hooks nodeHooks) err
 	if err != nil {
 		return err
 	}
+	log.Info("Starting", readBuildInfo().logAttrs()...)
 	logDescriptorLimit(log)
 	keys, err := loadKeys(f.keys, f.master)
 	if err != nil {
@@ -144,9 +152,16 @@ func serveNode(ctx context.Context, env *Env, f *nodeFlags, hooks nodeHooks) err
 		hooks.config(&cfg)
 	}
 	n, err := dt.Open(cfg)
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return &lockedDir{dir: f.data, err: err}
+	}
 	if err != nil {
 		return err
 	}
+	if err := writePID(f.data); err != nil {
+		log.Warn("Could not record this process in the data directory", slog.Any("err", err))
+	}
+	defer removePID(f.data)
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for ev := range n.Events() {
@@ -193,7 +208,7 @@ func (s *nodeServer) serve(ctx context.Context) (err error) {
 	stopSignal := watchHeapSignal(s.f.profileDir, s.log)
 	defer stopSignal()
 
-	s.log.Info("Node serving", slog.String("node_id", info.ID), slog.Any("listen", info.Listen),
+	s.log.Info("Node serving", slog.String("version", readBuildInfo().short()), slog.String("node_id", info.ID), slog.Any("listen", info.Listen),
 		slog.String("admin", info.Admin), slog.Any("peers", []string(s.f.peers)))
 	if s.f.readyFile != "" {
 		// A ready file left by this run would tell a reader the node still serves.
@@ -270,7 +285,7 @@ func writeReadyFile(path string, info NodeInfo) error {
 
 // status is the body of GET /status.
 func (s *nodeServer) status() nodeStatus {
-	st := nodeStatus{Status: s.n.Status()}
+	st := nodeStatus{Status: s.n.Status(), Build: readBuildInfo()}
 	st.LinkBytesReceived, st.LinkBytesSent = s.n.WireBytes()
 	if s.hooks.status != nil {
 		s.hooks.status(&st)

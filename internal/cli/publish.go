@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,8 +61,7 @@ func (f *siteFlags) register(fs *flagSet) {
 	fs.StringVar(&f.config, "config", "", "read keys and peers from `FILE` (default: dt-publish.json in the current directory, if present)")
 	fs.StringVar(&f.keys, "keys", "", "`DIR` of keys written by dt keygen (env DT_KEYS)")
 	fs.Var(&f.peers, "peer", "reach the network through the node at `ADDR`; repeatable (env DT_PEERS, comma-separated)")
-	fs.DurationVar(&f.wait, "timeout", 2*time.Minute, "wait at most `DURATION` for the edges to serve the deploy")
-	fs.IntVar(&f.keep, "keep", 10, "keep the newest `N` deploys for rollback; collect older ones and the blobs only they use")
+	fs.DurationVar(&f.wait, "timeout", 2*time.Minute, "give up after `DURATION` without reaching and syncing with the network, or without a peer's\nconfirmation of a write, or without the edges serving the deploy")
 	fs.BoolVar(&f.json, "json", false, "print a machine-readable summary on stdout")
 	fs.StringVar(&f.logLevel, "log-level", "warn", "log `LEVEL` of the transient node on stderr")
 	fs.StringVar(&f.cacheDir, "cache-dir", defaultCacheDir(), "keep a copy of the table (records, no file data) in `DIR` between runs, so each run syncs only what changed; empty: none")
@@ -113,8 +114,11 @@ func (f *siteFlags) resolve(fs *flagSet) error {
 		return fs.usageErrorf("--peer is required (or DT_PEERS, or dt-publish.json)")
 	case f.wait <= 0:
 		return fs.usageErrorf("--timeout must be positive")
-	case f.keep < 1:
+	case f.keep < 1 && fs.Name() == "publish":
 		return fs.usageErrorf("--keep must be at least 1")
+	}
+	if err := checkPeerAddrs(f.peers); err != nil {
+		return fs.usageErrorf("--peer: %v", err)
 	}
 	if _, err := parseLevel(f.logLevel); err != nil {
 		return fs.usageErrorf("--log-level: %v", err)
@@ -122,19 +126,27 @@ func (f *siteFlags) resolve(fs *flagSet) error {
 	return nil
 }
 
-func (f *siteFlags) options(env *Env) (publish.NetworkOptions, error) {
+// options loads the keys and builds the network options, with a watch of the peers: the
+// returned context ends early once every peer failed for good, and the watch explains a failure
+// to reach the network. needMaster is false for commands that only read (deploys, dry runs).
+func (f *siteFlags) options(ctx context.Context, env *Env, needMaster bool) (publish.NetworkOptions, context.Context, *peerWatch, error) {
 	keys, err := dt.LoadKeys(f.keys)
 	if err != nil {
-		return publish.NetworkOptions{}, err
+		return publish.NetworkOptions{}, nil, nil, err
 	}
-	if keys.Master == nil {
-		return publish.NetworkOptions{}, fmt.Errorf("%s has no %s: %w", f.keys, dt.MasterKeyFile, ErrNoMasterKey)
+	if keys.Master == nil && needMaster {
+		return publish.NetworkOptions{}, nil, nil, fmt.Errorf("%s has no %s: %w", f.keys, dt.MasterKeyFile, ErrNoMasterKey)
 	}
 	log, err := newLogger(env.Stderr, f.logLevel, "text")
 	if err != nil {
-		return publish.NetworkOptions{}, err
+		return publish.NetworkOptions{}, nil, nil, err
 	}
-	return publish.NetworkOptions{Keys: keys, Peers: f.peers, Keep: f.keep, Wait: f.wait, Logger: log, CacheDir: f.cacheDir}, nil
+	log.Info("Starting", readBuildInfo().logAttrs()...)
+	watch, ctx := newPeerWatch(ctx, f.peers)
+	opts := publish.NetworkOptions{Keys: keys, Peers: f.peers, Keep: f.keep, Wait: f.wait, ConnectTimeout: f.wait,
+		Logger: log, CacheDir: f.cacheDir, Events: watch.observe}
+	opts.Node.Dial = watch.dialer(nil)
+	return opts, ctx, watch, nil
 }
 
 func runPublish(ctx context.Context, args []string, env *Env) error {
@@ -147,13 +159,16 @@ func runPublish(ctx context.Context, args []string, env *Env) error {
 		"Publishes the static site in DIR: hashes every file, sends only the blobs the network lacks\n"+
 			"(compressed, as dt objects), then switches the network to the new deploy. Edges switch\n"+
 			"only once they hold all of it. Waits until the edges report it and prints where it is live.\n"+
+			"A site identical to the current deploy makes no new deploy. The directory, _redirects and\n"+
+			"_headers are checked before any peer is dialed.\n"+
 			"Exit status: 0 live on every live edge; 3 live on some; 4 no edge reported; 1 failure.")
 	f.register(fs)
-	fs.BoolVar(&dryRun, "dry-run", false, "list what would change and the bytes that would be sent; send nothing")
+	fs.IntVar(&f.keep, "keep", 10, "keep the newest `N` deploys for rollback; collect older ones and the blobs only they use")
+	fs.BoolVar(&dryRun, "dry-run", false, "list what would change and the bytes that would be sent; send nothing (needs no master.key)")
 	fs.BoolVar(&hidden, "include-hidden", false, "publish hidden files (.well-known is always published; .git never)")
 	fs.BoolVar(&symlinks, "follow-symlinks", false, "follow symbolic links that stay inside DIR")
-	fs.BoolVar(&spa, "spa", false, "serve /index.html for paths that match nothing (single-page applications)")
-	fs.BoolVar(&clean, "clean-urls", false, "serve /about.html at /about")
+	fs.BoolVar(&spa, "spa", false, "serve /index.html for paths that match nothing (single-page applications);\nwhen not given, the current deploy's setting is kept (--spa=false turns it off)")
+	fs.BoolVar(&clean, "clean-urls", false, "serve /about.html at /about;\nwhen not given, the current deploy's setting is kept (--clean-urls=false turns it off)")
 	fs.StringVar(&compression, "compression", "auto", "precompress text `LEVEL`: best (brotli 11, about 1 MB/s per CPU), fast (brotli 6, over ten times faster, variants a few percent larger), or auto (best for sites up to 64 MB, fast above)")
 	if err := fs.parse(args); err != nil {
 		return err
@@ -168,14 +183,24 @@ func runPublish(ctx context.Context, args []string, env *Env) error {
 	if err := f.resolve(fs); err != nil {
 		return err
 	}
-	opts, err := f.options(env)
+	dir := fs.Arg(0)
+	// Everything that can be checked here is, before a peer is dialed: a typo in the directory
+	// or a rules file must not cost a connection, or look like a network problem.
+	if err := checkSiteDir(dir); err != nil {
+		return err
+	}
+	opts, ctx, watch, err := f.options(ctx, env, !dryRun)
 	if err != nil {
 		return err
 	}
+	defer watch.stop()
+	given := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
 	out := newProgress(env, f.json)
 	began := time.Now()
 	scan := publish.ScanOptions{
 		IncludeHidden: hidden, FollowSymlinks: symlinks, SPA: spa, CleanURLs: clean, Compression: level,
+		KeepSPA: !given["spa"], KeepCleanURLs: !given["clean-urls"],
 		Progress: func(p publish.Progress) { out.bar("hashing", p.Bytes, p.BytesTotal, began) },
 	}
 	opts.Scanned = func(plan *publish.Plan) {
@@ -204,12 +229,54 @@ func runPublish(ctx context.Context, args []string, env *Env) error {
 		}
 	}
 	// Linking first lets unchanged files reuse the current deploy's compressed variants.
-	res, err := publish.PublishDir(ctx, fs.Arg(0), scan, opts)
-	return reportPublish(env, out, f.json, res, err)
+	res, err := publish.PublishDir(ctx, dir, scan, opts)
+	return reportPublish(env, out, f.json, res, watch.explain(ctx, err, f.wait, "--timeout"))
+}
+
+// checkSiteDir checks what a publish can check without the network: that dir is a directory
+// and that its _redirects and _headers parse.
+func checkSiteDir(dir string) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("site directory %s does not exist", dir)
+	case err != nil:
+		return fmt.Errorf("site directory: %w", err)
+	case !fi.IsDir():
+		return fmt.Errorf("%s is not a directory: give the directory that holds the site (its index.html)", dir)
+	}
+	rules := []struct {
+		name  string
+		parse func(string, io.Reader) error
+	}{
+		{"_redirects", func(n string, r io.Reader) error { _, err := site.ParseRedirects(n, r); return err }},
+		{"_headers", func(n string, r io.Reader) error { _, err := site.ParseHeaders(n, r); return err }},
+	}
+	for _, rule := range rules {
+		path := filepath.Join(dir, rule.name)
+		f, err := os.Open(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		err = rule.parse(path, f)
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // reportPublish prints the outcome and picks the exit code.
 func reportPublish(env *Env, out *progress, asJSON bool, res publish.Result, err error) error {
+	failed := err != nil && !errors.Is(err, publish.ErrNotLive) && !errors.Is(err, publish.ErrNoEdges)
+	if failed {
+		// Whatever the result holds, it is not a publish that happened: stdout stays empty.
+		return err
+	}
 	if asJSON {
 		enc := json.NewEncoder(env.Stdout)
 		enc.SetIndent("", "  ")
@@ -229,12 +296,22 @@ func reportPublish(env *Env, out *progress, asJSON bool, res publish.Result, err
 			for _, p := range d.Deleted {
 				fmt.Fprintf(env.Stdout, "- %s\n", p)
 			}
-			fmt.Fprintf(env.Stdout, "dry run: %d added, %d changed, %d deleted; would send %d blobs (%s)\n",
-				len(d.Added), len(d.Changed), len(d.Deleted), len(d.Send), sizeOf(d.SendBytes))
+			if res.Unchanged {
+				fmt.Fprintf(env.Stdout, "dry run: nothing changed since the current deploy %s; no deploy would be made\n", res.Deploy)
+			} else {
+				fmt.Fprintf(env.Stdout, "dry run: %d added, %d changed, %d deleted; would send %d blobs (%s)\n",
+					len(d.Added), len(d.Changed), len(d.Deleted), len(d.Send), sizeOf(d.SendBytes))
+			}
+			fmt.Fprintf(env.Stdout, "settings: %s\n", settingsOf(res.SPA, res.CleanURLs))
 			return err
 		}
-		fmt.Fprintf(env.Stdout, "deploy %s: %d files; %d added, %d changed, %d deleted; sent %d blobs (%s)\n",
-			res.Deploy, res.Files, len(d.Added), len(d.Changed), len(d.Deleted), res.BlobsSent, sizeOf(res.BytesSent))
+		if res.Unchanged {
+			fmt.Fprintf(env.Stdout, "nothing changed: the site is the current deploy %s; no new deploy made\n", res.Deploy)
+		} else {
+			fmt.Fprintf(env.Stdout, "deploy %s: %d files; %d added, %d changed, %d deleted; sent %d blobs (%s)\n",
+				res.Deploy, res.Files, len(d.Added), len(d.Changed), len(d.Deleted), res.BlobsSent, sizeOf(res.BytesSent))
+		}
+		fmt.Fprintf(env.Stdout, "settings: %s\n", settingsOf(res.SPA, res.CleanURLs))
 		fmt.Fprintf(env.Stdout, "live on %d/%d edges\n", res.EdgesLive, len(res.Edges))
 		for _, e := range res.Edges {
 			state := "live"
@@ -254,6 +331,11 @@ func reportPublish(env *Env, out *progress, asJSON bool, res publish.Result, err
 		return &exitCodeError{code: exitNoEdges, err: err}
 	}
 	return err
+}
+
+// settingsOf names a deploy's serving settings as the flags that set them.
+func settingsOf(spa, clean bool) string {
+	return fmt.Sprintf("--spa=%t --clean-urls=%t", spa, clean)
 }
 
 func short(s string) string {
@@ -289,26 +371,31 @@ func runDeploys(ctx context.Context, args []string, env *Env) error {
 	if err := f.resolve(fs); err != nil {
 		return err
 	}
-	opts, err := f.options(env)
+	opts, ctx, watch, err := f.options(ctx, env, false)
 	if err != nil {
 		return err
 	}
+	defer watch.stop()
 	list, err := publish.Deploys(ctx, opts)
 	if err != nil {
-		return err
+		return watch.explain(ctx, err, f.wait, "--timeout")
 	}
 	if f.json {
 		enc := json.NewEncoder(env.Stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(list)
 	}
+	if len(list) == 0 {
+		fmt.Fprintln(env.Stderr, "no deploys yet: publish a site with `dt publish --keys DIR --peer ADDR SITEDIR`")
+		return nil
+	}
 	for _, d := range list {
 		mark := " "
 		if d.Current {
 			mark = "*"
 		}
-		fmt.Fprintf(env.Stdout, "%s %s  %s  %5d files  %9s  live on %d: %s\n", mark, d.ID.Short(),
-			d.Created.Local().Format(time.DateTime), d.Files, sizeOf(d.Bytes), len(d.LiveOn), strings.Join(d.LiveOn, " "))
+		fmt.Fprintf(env.Stdout, "%s %s  %s  %5d files  %9s  %s  live on %d: %s\n", mark, d.ID.Short(),
+			d.Created.Local().Format(time.DateTime), d.Files, sizeOf(d.Bytes), settingsOf(d.SPA, d.CleanURLs), len(d.LiveOn), strings.Join(d.LiveOn, " "))
 	}
 	return nil
 }
@@ -329,20 +416,21 @@ func runRollback(ctx context.Context, args []string, env *Env) error {
 	if err := f.resolve(fs); err != nil {
 		return err
 	}
-	opts, err := f.options(env)
+	opts, ctx, watch, err := f.options(ctx, env, true)
 	if err != nil {
 		return err
 	}
+	defer watch.stop()
 	var id site.DeployID
 	if fs.NArg() == 1 {
 		if id, err = findDeploy(ctx, opts, fs.Arg(0)); err != nil {
-			return err
+			return watch.explain(ctx, err, f.wait, "--timeout")
 		}
 	}
 	out := newProgress(env, f.json)
 	res, err := publish.Rollback(ctx, id, opts)
 	if err != nil && !errors.Is(err, publish.ErrNotLive) && !errors.Is(err, publish.ErrNoEdges) {
-		return err
+		return watch.explain(ctx, err, f.wait, "--timeout")
 	}
 	return reportPublish(env, out, f.json, res, err)
 }

@@ -29,7 +29,7 @@ type resolverFlags struct {
 }
 
 func (r *resolverFlags) register(fs *flagSet) {
-	fs.Var(&r.servers, "resolver", "answer `dt resolve` with the recursive resolver at `ADDR` (host:port); repeatable (default: the nameservers of /etc/resolv.conf)")
+	fs.Var(&r.servers, "resolver", "answer dt resolve with the recursive resolver at `ADDR` (host:port); repeatable (default: the nameservers of /etc/resolv.conf)")
 }
 
 // stub returns the resolver: the flags' servers, or the system's.
@@ -139,7 +139,7 @@ func runResolve(ctx context.Context, args []string, env *Env) error {
 	}
 
 	var collector atomic.Pointer[resolve.Collector]
-	t, err := openTransientWith(env, &f, transientOptions{lazy: true, event: func(ev dt.Event) {
+	t, ctx, err := openTransientWith(ctx, env, &f, transientOptions{lazy: true, event: func(ev dt.Event) {
 		if c := collector.Load(); c != nil {
 			c.HandleEvent(ev)
 		}
@@ -148,10 +148,11 @@ func runResolve(ctx context.Context, args []string, env *Env) error {
 		return err
 	}
 	defer t.close()
+	t.timeout, t.timeoutFlag = connectTimeout, ""
 	connect, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
 	if err := t.n.WaitSynced(connect); err != nil {
-		return t.explain(err)
+		return t.explain(connect, err)
 	}
 	req, err := resolve.NewRequest(t.n.ID(), fs.Arg(0), qtype, rand.Reader, time.Now())
 	if err != nil {

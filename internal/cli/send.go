@@ -25,7 +25,7 @@ func runSend(ctx context.Context, args []string, env *Env) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	t, err := openTransient(env, &f, false)
+	t, ctx, err := openTransient(ctx, env, &f, false)
 	if err != nil {
 		return err
 	}
@@ -34,7 +34,7 @@ func runSend(ctx context.Context, args []string, env *Env) error {
 	// still streaming the table to it resets the connection (unread data at close makes TCP send
 	// an RST), and the peer then drops the message still in its receive buffer.
 	if err := t.n.WaitSynced(ctx); err != nil {
-		return t.explain(err)
+		return t.explain(ctx, err)
 	}
 	if err := t.n.SendMessage(ctx, json.RawMessage(msg)); err != nil {
 		return fmt.Errorf("send: %w", err)

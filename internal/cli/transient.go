@@ -50,6 +50,9 @@ func (f *clientFlags) check(fs *flagSet) error {
 	if f.timeout <= 0 {
 		return fs.usageErrorf("--timeout must be positive")
 	}
+	if err := checkPeerAddrs(f.peers); err != nil {
+		return fs.usageErrorf("--peer: %v", err)
+	}
 	if _, err := parseLevel(f.logLevel); err != nil {
 		return fs.usageErrorf("--log-level: %v", err)
 	}
@@ -60,19 +63,21 @@ func (f *clientFlags) check(fs *flagSet) error {
 // given peers, never listens, and keeps its data in a temporary directory removed at close. Its
 // durability comes from the peers: a write is done once a peer acknowledged it.
 type transient struct {
-	n   *dt.Node
-	dir string
-	wg  sync.WaitGroup
-
-	mu      sync.Mutex
-	lastErr error // guarded by mu: the newest error event, to explain a failure
+	n     *dt.Node
+	dir   string
+	wg    sync.WaitGroup
+	peers *peerWatch
+	// timeout is what explain reports as the bound of a wait that ran out; timeoutFlag names the
+	// flag that set it, if one did.
+	timeout     time.Duration
+	timeoutFlag string
 
 	closeOnce sync.Once
 	closeErr  error
 }
 
-func openTransient(env *Env, f *clientFlags, master bool) (*transient, error) {
-	return openTransientWith(env, f, transientOptions{master: master})
+func openTransient(ctx context.Context, env *Env, f *clientFlags, master bool) (*transient, context.Context, error) {
+	return openTransientWith(ctx, env, f, transientOptions{master: master})
 }
 
 // transientOptions extend a transient node beyond add, remove and send.
@@ -89,18 +94,23 @@ type transientOptions struct {
 	cacheDir string
 }
 
-func openTransientWith(env *Env, f *clientFlags, o transientOptions) (*transient, error) {
+// openTransientWith opens the node and returns it with a context derived from ctx that also ends
+// once every peer has failed for good (see peerWatch); the command waits on that context and
+// passes its failures through explain.
+func openTransientWith(ctx context.Context, env *Env, f *clientFlags, o transientOptions) (*transient, context.Context, error) {
 	master := o.master
 	keys, err := loadKeys(f.keys, master)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	log, err := newLogger(env.Stderr, f.logLevel, "text")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	watch, ctx := newPeerWatch(ctx, f.peers)
 	cfg := dt.LocalConfig() // fast redials: the command is short and waits on its first link
 	cfg.Keys, cfg.Master, cfg.Peers, cfg.Logger = keys, master, f.peers, log
+	cfg.Dial = watch.dialer(nil)
 	// The data is a copy of the peers' (or dies with the command): fsync would buy nothing.
 	cfg.NoSync = true
 	cfg.LazyBodies = o.lazy
@@ -117,39 +127,32 @@ func openTransientWith(env *Env, f *clientFlags, o transientOptions) (*transient
 	}
 	if n == nil {
 		if dir, err = os.MkdirTemp("", "dt-client-*"); err != nil {
-			return nil, fmt.Errorf("temporary data directory: %w", err)
+			watch.stop()
+			return nil, nil, fmt.Errorf("temporary data directory: %w", err)
 		}
 		cfg.DataDir = dir
 		if n, err = dt.Open(cfg); err != nil {
+			watch.stop()
 			os.RemoveAll(dir)
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	t := &transient{n: n, dir: dir}
+	t := &transient{n: n, dir: dir, peers: watch, timeout: f.timeout, timeoutFlag: "--timeout"}
 	t.wg.Go(func() {
 		for ev := range n.Events() {
 			if o.event != nil {
 				o.event(ev)
 			}
-			if ev.Type == dt.EventError {
-				t.mu.Lock()
-				t.lastErr = fmt.Errorf("%s: %w", ev.Origin, ev.Err)
-				t.mu.Unlock()
-			}
+			watch.observe(ev)
 		}
 	})
-	return t, nil
+	return t, ctx, nil
 }
 
-// explain adds the newest error event to err: after a timeout it usually says why (a wrong
-// network key shows up as a failed handshake).
-func (t *transient) explain(err error) error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.lastErr == nil || !errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	return fmt.Errorf("%w (last error: %v)", err, t.lastErr)
+// explain says, for an error of a wait on the network under ctx (the context openTransientWith
+// returned), what happened to each peer; other errors pass through unchanged.
+func (t *transient) explain(ctx context.Context, err error) error {
+	return t.peers.explain(ctx, err, t.timeout, t.timeoutFlag)
 }
 
 // close closes the node (flushing queued messages) and removes its data. Safe to call twice.
@@ -163,6 +166,7 @@ func (t *transient) close() error {
 			}
 		}
 		t.closeErr = err
+		t.peers.stop()
 	})
 	return t.closeErr
 }

@@ -1,0 +1,44 @@
+package cli
+
+// examples are the command lines each command's --help ends with: one that works as written
+// against the README's loopback network (keys in keys/, a node on 127.0.0.1:7002), and the
+// common variations.
+var examples = map[string][]string{
+	"keygen": {"dt keygen keys/"},
+	"node": {
+		"dt node --keys keys --data n2 --listen 127.0.0.1:7002 --admin 127.0.0.1:9002",
+		"dt node --keys keys --data m --master --peer 127.0.0.1:7002   # a master needs no listener",
+	},
+	"add":    {"echo '{\"hello\":\"world\"}' | dt add --keys keys --peer 127.0.0.1:7002 -"},
+	"remove": {"dt remove --keys keys --peer 127.0.0.1:7002 ID"},
+	"send":   {"dt send --keys keys --peer 127.0.0.1:7003 '{\"ping\":1}'"},
+	"demo":   {"dt demo", "dt demo --publish ./public"},
+	"edge": {
+		"dt edge --keys /etc/dt/keys --data /var/lib/dt/edge --peer 10.0.0.1:7000 --listen :7000 \\\n" +
+			"      --http :80 --https :443 --domain cdn.example.com --location 52.37,4.90",
+	},
+	"redirector": {
+		"dt redirector --keys /etc/dt/keys --data /var/lib/dt/redirector --listen :7000 --http :80 --https :443 \\\n" +
+			"      --domain example.com --geoip /var/lib/dt/GeoLite2-City.mmdb",
+	},
+	"publish": {
+		"dt publish --keys keys --peer 127.0.0.1:7002 ./public",
+		"dt publish --keys keys --peer 127.0.0.1:7002 --dry-run ./public   # what would change; no master.key needed",
+		"dt publish --keys keys --peer 127.0.0.1:7002 --clean-urls ./public   # kept by later publishes until changed",
+	},
+	"deploys":  {"dt deploys --keys keys --peer 127.0.0.1:7002"},
+	"rollback": {"dt rollback --keys keys --peer 127.0.0.1:7002", "dt rollback --keys keys --peer 127.0.0.1:7002 3f2a9c"},
+	"dns": {
+		"dt dns --keys keys --data d1 --peer 127.0.0.1:7002 --dns 127.0.0.1:5353",
+		"dt dns --keys keys --data d1 --peer 127.0.0.1:7002 --dns :53 --geo-name cdn.example.com --geoip GeoLite2-City.mmdb",
+	},
+	"dns-publish": {
+		"dt dns-publish --keys keys --peer 127.0.0.1:7002 example.com.zone",
+		"dt dns-publish --keys keys --peer 127.0.0.1:7002 --remove-zone example.com",
+	},
+	"dns-records": {"dt dns-records --keys keys --peer 127.0.0.1:7002 --zone example.com"},
+	"resolve":     {"dt resolve --keys keys --peer 127.0.0.1:7002 --type MX example.com"},
+	"example":     {"dt example --duration 30s"},
+	"loadtest":    {"dt loadtest --objects 30000 --mode initial"},
+	"version":     {"dt version", "dt --version"},
+}
