@@ -35,8 +35,9 @@ const (
 	// closeGrace bounds how long a closing link waits for the peer to close its side.
 	closeGrace = time.Second
 
-	// msgQueueLen bounds flooded messages waiting for a slow peer. Messages are never dropped
-	// silently: a peer that falls this far behind is disconnected (and resyncs on reconnect).
+	// msgQueueLen bounds flooded messages waiting for a slow peer, as Config.MessageQueueBytes
+	// bounds their bytes. Messages are never dropped silently: a peer that falls this far behind
+	// is disconnected (and resyncs on reconnect).
 	msgQueueLen = 4096
 	logQueueLen = 256
 	// bodyFetchers is how many bodies one link fetches at once.
@@ -59,11 +60,13 @@ type link struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	ctrlOut chan []byte     // sync protocol frames: senders block
-	msgOut  chan []byte     // flooded messages: senders never block
-	logOut  chan []byte     // log entries from the tailer
-	wants   chan []RecordID // the peer's wants, served in order
-	fetches chan fetchJob
+	ctrlOut     chan []byte      // sync protocol frames: senders block
+	msgOut      chan []byte      // flooded messages: senders never block
+	msgOutBytes atomic.Int64     // bytes in msgOut
+	budget      *neighbourBudget // what the peer may flood to us
+	logOut      chan []byte      // log entries from the tailer
+	wants       chan []RecordID  // the peer's wants, served in order
+	fetches     chan fetchJob
 
 	tailOnce sync.Once
 
@@ -189,6 +192,7 @@ func (n *Node) runLink(raw net.Conn, dialed bool, ticket *ipguard.Ticket) error 
 		return fmt.Errorf("dt: open control stream: %w", err)
 	}
 	l.ctx, l.cancel = context.WithCancel(n.ctx)
+	l.budget = n.flood.neighbour(neighbourOf(l))
 	if err := n.register(l); err != nil {
 		l.sess.Close()
 		return err
@@ -385,14 +389,34 @@ func (l *link) send(typ frameType, payload []byte) bool {
 	}
 }
 
-// sendMessage queues a flooded message without blocking; a peer too slow to take it is dropped.
+// sendMessage queues a flooded message without blocking; a peer too slow to take it (msgQueueLen
+// frames or Config.MessageQueueBytes queued) is disconnected. Frames are shared by every link
+// they are queued on, so the bound is on what one peer holds back, not on copies.
 func (l *link) sendMessage(frame []byte) {
-	select {
-	case l.msgOut <- frame:
-	default:
-		l.n.emitError(fmt.Errorf("dt: peer %s too slow: %d messages queued; disconnecting", l.peer.Short(), msgQueueLen), "peer "+l.remote.String(), nil)
-		l.close(errors.New("dt: peer too slow for messages"))
+	if l.closed.Load() {
+		return
 	}
+	if l.msgOutBytes.Add(int64(len(frame))) <= int64(l.n.cfg.MessageQueueBytes) {
+		select {
+		case l.msgOut <- frame:
+			return
+		default:
+		}
+	}
+	l.msgOutBytes.Add(-int64(len(frame)))
+	l.n.metrics.slowPeers.Inc()
+	err := fmt.Errorf("dt: peer %s too slow: %d messages (%d bytes) queued; disconnecting", l.peer.Short(), len(l.msgOut), l.msgOutBytes.Load())
+	if l.n.slowLog.Hit(context.Background(), slog.Any("peer", l.peer), slog.String("remote", l.remote.String()),
+		slog.Int("queued", len(l.msgOut)), slog.Int64("queued_bytes", l.msgOutBytes.Load())) {
+		l.n.emitError(err, "peer "+l.remote.String(), nil)
+	}
+	l.close(errors.New("dt: peer too slow for messages"))
+}
+
+// takeMessage accounts for a frame taken from msgOut.
+func (l *link) takeMessage(f []byte) []byte {
+	l.msgOutBytes.Add(-int64(len(f)))
+	return f
 }
 
 // runWriter is the only writer of the control stream. Messages go first, then acks and sync
@@ -419,6 +443,7 @@ func (l *link) runWriter() {
 			}
 			select {
 			case f = <-l.msgOut:
+				l.takeMessage(f)
 			case f = <-l.ctrlOut:
 			case f = <-l.logOut:
 			case <-l.ackKick:
@@ -461,7 +486,7 @@ func (l *link) nextFrame() []byte {
 func (l *link) nextUrgent() []byte {
 	select {
 	case f := <-l.msgOut:
-		return f
+		return l.takeMessage(f)
 	default:
 	}
 	select {
