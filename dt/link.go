@@ -129,7 +129,11 @@ func (n *Node) runLink(raw net.Conn, dialed bool, ticket *ipguard.Ticket) error 
 	if dialed {
 		sc, peer, err = securelink.Client(n.ctx, conn, scfg)
 	} else {
-		sc, peer, err = securelink.Server(n.ctx, conn, scfg)
+		// The guard's deadline: shorter while many handshakes are in flight, so that
+		// connections that send nothing cannot hold the slots for long.
+		hctx, cancel := context.WithDeadline(n.ctx, ticket.Deadline())
+		sc, peer, err = securelink.Server(hctx, conn, scfg)
+		cancel()
 	}
 	if err != nil {
 		raw.Close()
@@ -155,6 +159,9 @@ func (n *Node) runLink(raw net.Conn, dialed bool, ticket *ipguard.Ticket) error 
 	}
 	if ticket != nil {
 		ticket.Succeeded()
+	} else if ap := addrPortOf(raw.RemoteAddr()); ap.IsValid() {
+		// A peer this node dials may dial back; its connections take the reserved slots.
+		n.guard.AddKnown(ap.Addr())
 	}
 	l := &link{
 		n: n, peer: NodeIDOf(peer.PublicKey), peerKey: peer.PublicKey, hello: ph, dialed: dialed,

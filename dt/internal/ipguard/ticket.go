@@ -16,7 +16,8 @@ type Ticket struct {
 	state    *keyState // nil for a never-block address
 	addr     netip.Addr
 	key      netip.Prefix
-	window   int64 // the fixed window the connection was counted in
+	window   int64        // the fixed window the connection was counted in
+	subnet   netip.Prefix // the /24 or /48 whose count it holds; invalid for a known peer
 	deadline time.Time
 	done     atomic.Bool
 }
@@ -37,7 +38,8 @@ func (t *Ticket) Addr() netip.Addr { return t.addr }
 func (t *Ticket) Key() netip.Prefix { return t.key }
 
 // Deadline returns when the handshake should be abandoned as timed out: Admit's time plus
-// Config.HandshakeTimeout. The guard does not enforce it; set it on the connection.
+// Config.HandshakeTimeout, or plus Config.PressureHandshakeTimeout when more than half of the
+// handshake slots were taken. The guard does not enforce it; set it on the connection.
 func (t *Ticket) Deadline() time.Time { return t.deadline }
 
 // Succeeded reports that the peer authenticated. It releases the slot, clears the key's
