@@ -75,7 +75,8 @@ type Config struct {
 	MessageRate  rate.Limit
 	MessageBurst int
 	// LinkMessageRate and LinkMessageBurst bound the messages one neighbour may deliver to this
-	// node, whatever their origins: an address for links it dialed to us (so identities made per
+	// node, whatever their origins (a quarter of them kept for quiet origins, see
+	// QuietOriginRate): an address for links it dialed to us (so identities made per
 	// connection share one budget), an identity for links we dialed. This is the bound on a flood
 	// from one holder of the network key, who can make a new identity per message; a flood passes
 	// this node at no more than this rate. Every message of the network may cross one link, so
@@ -83,6 +84,11 @@ type Config struct {
 	// Zero: 1000/s, burst 2000 (the heartbeats of 2000 edges; five origins at MessageRate).
 	LinkMessageRate  rate.Limit
 	LinkMessageBurst int
+	// QuietOriginRate is the rate at or under which an origin counts as quiet: its messages may
+	// use the quarter of each neighbour's LinkMessageRate kept for quiet origins, so that a flood
+	// through a neighbour does not starve the heartbeats relayed through it. Zero: 2/s (an edge
+	// sends one heartbeat per 2 s), with a burst of five seconds' worth.
+	QuietOriginRate rate.Limit
 	// NewOriginRate and NewOriginBurst bound how many origins this node does not know yet one
 	// neighbour may introduce; messages from further new origins are dropped before they spend
 	// the neighbour's LinkMessageRate, so a flood of identities made per message does not crowd
@@ -156,6 +162,9 @@ func (c Config) withDefaults() Config {
 	if c.LinkMessageBurst == 0 {
 		c.LinkMessageBurst = 2000
 	}
+	if c.QuietOriginRate == 0 {
+		c.QuietOriginRate = 2
+	}
 	if c.NewOriginRate == 0 {
 		c.NewOriginRate = 1
 	}
@@ -210,8 +219,8 @@ func (c Config) validate() error {
 	if c.InlineBodyMax > maxFrameSize/2 {
 		errs = append(errs, fmt.Errorf("dt: InlineBodyMax %d over %d", c.InlineBodyMax, maxFrameSize/2))
 	}
-	if c.MessageRate < 0 || c.LinkMessageRate < 0 || c.NewOriginRate < 0 {
-		errs = append(errs, errors.New("dt: negative MessageRate, LinkMessageRate or NewOriginRate"))
+	if c.MessageRate < 0 || c.LinkMessageRate < 0 || c.NewOriginRate < 0 || c.QuietOriginRate < 0 {
+		errs = append(errs, errors.New("dt: negative MessageRate, LinkMessageRate, NewOriginRate or QuietOriginRate"))
 	}
 	if c.MessageBurst < 0 || c.LinkMessageBurst < 0 || c.NewOriginBurst < 0 {
 		errs = append(errs, errors.New("dt: negative MessageBurst, LinkMessageBurst or NewOriginBurst"))

@@ -60,8 +60,34 @@ func neighbourOf(l *link) neighbourKey {
 // neighbourBudget is what one neighbour may send, shared by all its links. Its limiters are safe
 // for concurrent use.
 type neighbourBudget struct {
-	msgs       *rate.Limiter // every message it delivers
+	msgs       *rate.Limiter // three quarters of LinkMessageRate: any message
+	reserve    *rate.Limiter // the last quarter: messages of quiet origins only
 	newOrigins *rate.Limiter // messages from origins this node does not know yet
+}
+
+// originBudget is what one origin may send through this node.
+type originBudget struct {
+	msgs  *rate.Limiter // MessageRate
+	quiet quietMeter    // guarded by floodLimits.mu
+}
+
+// quietMeter tells whether an origin sends at most QuietOriginRate. It is a leaky bucket that
+// every message fills, whether it passes or not, so an origin that sends faster never counts as
+// quiet, not even for the share of its messages a token bucket would let through; its level is
+// capped at twice the burst, so an origin that stops flooding is quiet again within seconds.
+type quietMeter struct {
+	level float64
+	last  time.Time
+}
+
+// add counts one message at now and reports whether the origin is quiet.
+func (q *quietMeter) add(now time.Time, r rate.Limit, burst int) bool {
+	if !q.last.IsZero() {
+		q.level = max(0, q.level-float64(r)*now.Sub(q.last).Seconds())
+	}
+	q.last = now
+	q.level = min(q.level+1, float64(2*burst))
+	return q.level <= float64(burst)
 }
 
 // floodLimits holds the budgets. The maps are bounded: the least recently used entry is
@@ -70,12 +96,12 @@ type floodLimits struct {
 	cfg *Config
 
 	mu         sync.Mutex
-	origins    *lru[NodeID, *rate.Limiter]          // guarded by mu
+	origins    *lru[NodeID, *originBudget]          // guarded by mu
 	neighbours *lru[neighbourKey, *neighbourBudget] // guarded by mu
 }
 
 func newFloodLimits(cfg *Config) *floodLimits {
-	return &floodLimits{cfg: cfg, origins: newLRU[NodeID, *rate.Limiter](cfg.MaxOrigins),
+	return &floodLimits{cfg: cfg, origins: newLRU[NodeID, *originBudget](cfg.MaxOrigins),
 		neighbours: newLRU[neighbourKey, *neighbourBudget](maxNeighbours)}
 }
 
@@ -86,8 +112,10 @@ func (f *floodLimits) neighbour(k neighbourKey) *neighbourBudget {
 	if b, ok := f.neighbours.get(k); ok {
 		return b
 	}
+	reserveBurst := max(1, f.cfg.LinkMessageBurst/4)
 	b := &neighbourBudget{
-		msgs:       rate.NewLimiter(f.cfg.LinkMessageRate, f.cfg.LinkMessageBurst),
+		msgs:       rate.NewLimiter(f.cfg.LinkMessageRate*3/4, max(1, f.cfg.LinkMessageBurst-reserveBurst)),
+		reserve:    rate.NewLimiter(f.cfg.LinkMessageRate/4, reserveBurst),
 		newOrigins: rate.NewLimiter(f.cfg.NewOriginRate, f.cfg.NewOriginBurst),
 	}
 	f.neighbours.put(k, b)
@@ -96,30 +124,44 @@ func (f *floodLimits) neighbour(k neighbourKey) *neighbourBudget {
 
 // admit decides whether a message from origin, delivered by the neighbour whose budget is nb,
 // goes on. own says the origin is the neighbour itself (authenticated by the link), which
-// needs no new-origin token. The checks run from the narrowest budget to the widest, so a
-// message refused by its origin's or the new-origin budget spends none of the neighbour's: a
-// flood from minted identities is dropped at the new-origin budget and leaves the neighbour's
-// budget to the established origins it relays.
+// needs no new-origin token.
+//
+// The checks run from the narrowest budget to the widest, so a message refused by its origin's
+// or the new-origin budget spends none of the neighbour's: a flood from identities made per
+// message is dropped at the new-origin budget and leaves the neighbour's budget to the
+// established origins it relays. A quarter of the neighbour's budget is kept for quiet origins
+// (at most QuietOriginRate, as heartbeats are), so that established origins flooding through
+// the same neighbour cannot starve them either: taking the reserve as well takes as many
+// established identities as the reserve's rate over QuietOriginRate, each introduced at no more
+// than NewOriginRate.
 func (f *floodLimits) admit(nb *neighbourBudget, origin NodeID, own bool, now time.Time) dropReason {
 	f.mu.Lock()
-	lim, ok := f.origins.get(origin)
+	ob, ok := f.origins.get(origin)
 	if !ok {
 		if !own && !nb.newOrigins.AllowN(now, 1) {
 			f.mu.Unlock()
 			return dropNewOrigin
 		}
-		lim = rate.NewLimiter(f.cfg.MessageRate, f.cfg.MessageBurst)
-		f.origins.put(origin, lim)
+		ob = &originBudget{msgs: rate.NewLimiter(f.cfg.MessageRate, f.cfg.MessageBurst)}
+		f.origins.put(origin, ob)
 	}
+	quiet := ob.quiet.add(now, f.cfg.QuietOriginRate, quietBurst(f.cfg.QuietOriginRate))
 	f.mu.Unlock()
-	if !lim.AllowN(now, 1) {
+	if !ob.msgs.AllowN(now, 1) {
 		return dropOriginRate
+	}
+	if quiet && nb.reserve.AllowN(now, 1) {
+		return dropNone
 	}
 	if !nb.msgs.AllowN(now, 1) {
 		return dropLinkRate
 	}
 	return dropNone
 }
+
+// quietBurst is the burst of a quiet origin: five seconds of QuietOriginRate, so that a
+// heartbeat sent together with a few other messages still counts as quiet.
+func quietBurst(r rate.Limit) int { return max(1, int(5*r)) }
 
 // sizes returns the number of origins and neighbours tracked, and how many origins were
 // forgotten for room.
