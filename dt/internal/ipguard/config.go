@@ -97,8 +97,9 @@ type Config struct {
 
 	// MaxHandshakesPerSubnet caps the handshakes in flight from one IPv4 /24 or IPv6 /48 (a
 	// hosting provider's range, a NAT pool): beyond it Admit refuses with [ErrBusy], so holding
-	// the general slots takes addresses in many subnets. Known peers are not counted against it.
-	// If zero, MaxHandshakes/8 (32 by default), at least 1.
+	// the slots not reserved takes addresses in twelve subnets by default. Known peers are not
+	// counted against it, and a handshake takes milliseconds, so even many nodes of one subnet
+	// starting together do not reach it. If zero, MaxHandshakes/16 (16 by default), at least 1.
 	MaxHandshakesPerSubnet int
 
 	// ReservedHandshakes is the share of MaxHandshakes that only known peers may take: addresses
@@ -179,7 +180,7 @@ func DefaultConfig() Config {
 		IdleTimeout:      time.Hour,
 		MaxKeys:          100_000,
 
-		MaxHandshakesPerSubnet:   32,
+		MaxHandshakesPerSubnet:   16,
 		ReservedHandshakes:       64,
 		PressureHandshakeTimeout: time.Second,
 		KnownPeerTTL:             24 * time.Hour,
@@ -206,7 +207,7 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.SubnetThreshold, d.SubnetThreshold)
 	setDefault(&c.MaxHandshakes, d.MaxHandshakes)
 	setDefault(&c.HandshakeTimeout, d.HandshakeTimeout)
-	setDefault(&c.MaxHandshakesPerSubnet, max(1, c.MaxHandshakes/8))
+	setDefault(&c.MaxHandshakesPerSubnet, max(1, c.MaxHandshakes/16))
 	setDefault(&c.ReservedHandshakes, c.MaxHandshakes/4)
 	setDefault(&c.PressureHandshakeTimeout, d.PressureHandshakeTimeout)
 	setDefault(&c.KnownPeerTTL, d.KnownPeerTTL)

@@ -428,10 +428,10 @@ func netipPrefixes(ss ...string) []netip.Prefix {
 func TestHandshakeCap(t *testing.T) {
 	h := newHarness(t, Config{})
 	var tickets []*Ticket
-	// 192 addresses in eight /24s, under the per-subnet cap: they fill the slots that are not
+	// 192 addresses in twelve /24s, at the per-subnet cap: they fill the slots that are not
 	// reserved for known peers.
 	for i := range 192 {
-		tickets = append(tickets, h.admit(t, fmt.Sprintf("10.0.%d.%d", i%8, i/8+1)))
+		tickets = append(tickets, h.admit(t, fmt.Sprintf("10.0.%d.%d", i%12, i/12+1)))
 	}
 	if got := h.metric(t, "handshakes_in_flight"); got != 192 {
 		t.Fatalf("handshakes_in_flight = %v, want 192", got)
@@ -474,7 +474,7 @@ func TestHandshakeSubnetCap(t *testing.T) {
 	var buf syncbuf.Buffer
 	h := newHarness(t, Config{Logger: slog.New(slog.NewTextHandler(&buf, nil))})
 	var tickets []*Ticket
-	for i := range 32 {
+	for i := range 16 {
 		tickets = append(tickets, h.admit(t, fmt.Sprintf("198.51.100.%d", i+1)))
 		tickets = append(tickets, h.admit(t, fmt.Sprintf("2001:db8:7:%x::1", i)))
 	}
