@@ -117,7 +117,7 @@ func (n *Node) runLink(raw net.Conn, dialed bool, ticket *ipguard.Ticket) error 
 	scfg := securelink.Config{
 		NetworkKey: n.cfg.Keys.Network,
 		Identity:   n.identity,
-		Prologue:   append(append([]byte{}, n.table[:]...), byte(n.cfg.Epoch>>24), byte(n.cfg.Epoch>>16), byte(n.cfg.Epoch>>8), byte(n.cfg.Epoch)),
+		Prologue:   n.prologue(),
 		Hello:      h.marshal(),
 		Random:     n.cfg.Random,
 	}
@@ -210,6 +210,11 @@ func (n *Node) runLink(raw net.Conn, dialed bool, ticket *ipguard.Ticket) error 
 	n.unregister(l)
 	n.log.Info("Link down", slog.Any("peer", l.peer), slog.Any("err", err))
 	return err
+}
+
+// prologue binds a link's handshake to the table and epoch.
+func (n *Node) prologue() []byte {
+	return binary.BigEndian.AppendUint32(append([]byte{}, n.table[:]...), n.cfg.Epoch)
 }
 
 // endTicket reports a failed handshake to the address guard with the reason it counts by. A peer
@@ -344,6 +349,10 @@ func (l *link) run() error {
 	}
 	l.startSync()
 	<-l.ctx.Done()
+	// A write blocked on a peer that keeps its session alive but stopped reading the control
+	// stream (which is how a peer falls msgQueueLen behind) would never return: the deadline
+	// ends it.
+	_ = l.ctrl.SetWriteDeadline(time.Now().Add(l.n.cfg.LinkTimeout))
 	<-l.writerDone
 	// Half-close: the peer reads the end of our stream, ends its side and closes. Reading on until
 	// then (bounded by closeGrace) means no unread data is left in our socket when it closes, so
