@@ -106,6 +106,12 @@ type Config struct {
 	// forgotten early (see seenCache for why that cannot start a replay storm). Zero: 262,144
 	// (about 15 MB; a full MessageWindow at 870 messages/s).
 	MaxSeenMessages int
+	// MaxLinksPerAddress bounds the links peers may dial to this node from one address (an IPv4
+	// address or IPv6 /64): a holder of the network key can link under as many identities as it
+	// likes, and each link holds goroutines, buffers and a descriptor. Links beyond it are closed
+	// after the handshake, counted in dt_links_refused_total and logged once per burst. Links
+	// this node dials are not counted. Zero: 16 (several nodes on one host or behind one NAT).
+	MaxLinksPerAddress int
 	// MessageQueueBytes bounds the bytes of flooded messages queued for one peer; a peer that
 	// falls further behind is disconnected (and resyncs on reconnect). Zero: 16 MiB (256 messages
 	// of the largest size, thousands of heartbeats).
@@ -177,6 +183,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxSeenMessages == 0 {
 		c.MaxSeenMessages = 1 << 18
 	}
+	if c.MaxLinksPerAddress == 0 {
+		c.MaxLinksPerAddress = 16
+	}
 	if c.MessageQueueBytes == 0 {
 		c.MessageQueueBytes = 16 << 20
 	}
@@ -225,8 +234,8 @@ func (c Config) validate() error {
 	if c.MessageBurst < 0 || c.LinkMessageBurst < 0 || c.NewOriginBurst < 0 {
 		errs = append(errs, errors.New("dt: negative MessageBurst, LinkMessageBurst or NewOriginBurst"))
 	}
-	if c.MaxOrigins < 0 || c.MessageQueueBytes < 0 {
-		errs = append(errs, errors.New("dt: negative MaxOrigins or MessageQueueBytes"))
+	if c.MaxOrigins < 0 || c.MessageQueueBytes < 0 || c.MaxLinksPerAddress < 0 {
+		errs = append(errs, errors.New("dt: negative MaxOrigins, MessageQueueBytes or MaxLinksPerAddress"))
 	}
 	if c.MaxSeenMessages < 0 || c.MaxSeenMessages == 1 {
 		errs = append(errs, fmt.Errorf("dt: MaxSeenMessages %d, want at least 2", c.MaxSeenMessages))

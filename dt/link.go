@@ -280,6 +280,12 @@ func (n *Node) register(l *link) error {
 	if n.ctx.Err() != nil {
 		return ErrClosed
 	}
+	if !l.dialed && n.linksFromLocked(l) >= n.cfg.MaxLinksPerAddress {
+		n.metrics.linksRefused.Inc()
+		n.linksLog.Hit(context.Background(), slog.String("remote", l.remote.String()), slog.Any("peer", l.peer),
+			slog.Int("max", n.cfg.MaxLinksPerAddress))
+		return errTooManyLinks
+	}
 	if old := n.links[l.peer]; old != nil {
 		if preferred(l, n.id) && !preferred(old, n.id) {
 			old.close(duplicateError{peer: old.peer})
@@ -292,6 +298,21 @@ func (n *Node) register(l *link) error {
 	n.metrics.links.Set(float64(len(n.links)))
 	return nil
 }
+
+// linksFromLocked counts the links dialed to this node from l's address key, l's peer's own
+// link aside (a redial that replaces it). Called with n.mu held.
+func (n *Node) linksFromLocked(l *link) int {
+	key := neighbourOf(l)
+	count := 0
+	for peer, o := range n.links {
+		if peer != l.peer && !o.dialed && neighbourOf(o) == key {
+			count++
+		}
+	}
+	return count
+}
+
+var errTooManyLinks = errors.New("dt: too many links from one address")
 
 // preferred reports whether l was dialed by the node with the smaller id of its two ends.
 func preferred(l *link, self NodeID) bool {

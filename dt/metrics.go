@@ -29,6 +29,7 @@ type metrics struct {
 	messagesReceived  prometheus.Counter
 	messagesDropped   *prometheus.CounterVec
 	slowPeers         prometheus.Counter
+	linksRefused      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, n *Node) *metrics {
@@ -53,6 +54,7 @@ func newMetrics(reg prometheus.Registerer, n *Node) *metrics {
 	for _, r := range dropReasons {
 		m.messagesDropped.WithLabelValues(string(r))
 	}
+	m.linksRefused = counter("links_refused_total", "Authenticated links closed because their address had Config.MaxLinksPerAddress already.")
 	m.slowPeers = counter("slow_peers_total", "Peers disconnected because their queue of flooded messages was full (Config.MessageQueueBytes).")
 	m.collectors = append(m.collectors, m.links, m.messagesDropped,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "dt", Name: "link_bytes_received_total", Help: "Bytes received on peer connections, handshakes and encryption included."},

@@ -46,6 +46,7 @@ type Node struct {
 	flood    *floodLimits
 	dropLogs dropLogs
 	slowLog  *burstlog.Logger // peers disconnected for a full message queue
+	linksLog *burstlog.Logger // links refused over MaxLinksPerAddress
 
 	ctx                     context.Context // ends at Close: every network loop and link
 	cancel                  context.CancelFunc
@@ -162,6 +163,7 @@ func Open(cfg Config) (*Node, error) {
 	n.flood = newFloodLimits(&n.cfg)
 	n.dropLogs = newDropLogs(n.log)
 	n.slowLog = &burstlog.Logger{Log: n.log, Level: slog.LevelWarn, Msg: "Peer too slow for messages: disconnected"}
+	n.linksLog = &burstlog.Logger{Log: n.log, Level: slog.LevelWarn, Msg: "Too many links from one address: refused"}
 	n.head.Store(state.head)
 	for k, e := range n.index {
 		n.ids[e.id] = k

@@ -28,35 +28,7 @@ func TestPeerThatStopsReadingIsDisconnected(t *testing.T) {
 		c.Registerer = reg
 	})
 
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.8")}, Timeout: 5 * time.Second}
-	raw, err := d.Dial("tcp", a.addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	_, id, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc, _, err := securelink.Client(ctxTimeout(t, 5*time.Second), raw, securelink.Config{
-		NetworkKey: keys.Network, Identity: id, Prologue: a.prologue(),
-		Hello: hello{incarnation: 1}.marshal(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ycfg := yamux.DefaultConfig()
-	ycfg.LogOutput = io.Discard
-	sess, err := yamux.Client(sc, ycfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Close()
-	ctrl, err := sess.OpenStream()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ctrl.Close()
+	rawLink(t, a, "127.0.0.8") // and never read
 	waitFor(t, 5*time.Second, func() error {
 		if p := a.Status().Peers; p != 1 {
 			return fmt.Errorf("a has %d links", p)
@@ -94,7 +66,86 @@ func TestPeerThatStopsReadingIsDisconnected(t *testing.T) {
 	}
 }
 
+// rawLink links to n from the address from as a holder of the network key with an identity of
+// its own making, opens the control stream and reads nothing. The link is closed at cleanup.
+// It does not wait for the node to register the link.
+func rawLink(t *testing.T, n *testNode, from string) *yamux.Session {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
+	raw, err := d.Dial("tcp", n.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	_, id, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, _, err := securelink.Client(ctxTimeout(t, 5*time.Second), raw, securelink.Config{
+		NetworkKey: n.Node.cfg.Keys.Network, Identity: id, Prologue: n.prologue(),
+		Hello: hello{incarnation: 1}.marshal(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ycfg := yamux.DefaultConfig()
+	ycfg.LogOutput = io.Discard
+	sess, err := yamux.Client(sc, ycfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sess.Close() })
+	// A refused link is closed as soon as its control stream is accepted, which may be before
+	// OpenStream returns: the error is not the test's concern.
+	_, _ = sess.OpenStream()
+	return sess
+}
+
 // rawJSON passes bytes that are JSON already to SendMessage unchanged.
 type rawJSON []byte
 
 func (j rawJSON) MarshalJSON() ([]byte, error) { return j, nil }
+
+// A holder of the network key links from one address under 40 identities: MaxLinksPerAddress
+// are kept, the rest refused and counted; another address still links.
+func TestLinksPerAddressAreCapped(t *testing.T) {
+	keys := testKeys(t)
+	reg := prometheus.NewRegistry()
+	a := startNode(t, "a", keys, "", listenOn("127.0.0.1:0"), func(c *Config) {
+		c.Registerer = reg
+		c.Guard.ConnBurst = 100 // this test is about links, not connection rates
+	})
+	heapBefore := heapInUse()
+	var sessions []*yamux.Session
+	for range 40 {
+		sessions = append(sessions, rawLink(t, a, "127.0.0.10"))
+	}
+	waitFor(t, 10*time.Second, func() error {
+		if r := gathered(t, reg, "dt_links_refused_total"); r != 24 {
+			return fmt.Errorf("%v links refused, want 24", r)
+		}
+		if p := a.Status().Peers; p != 16 {
+			return fmt.Errorf("a has %d links, want 16", p)
+		}
+		return nil
+	})
+	heapLinked := heapInUse()
+	t.Logf("16 links held: heap %d KiB before, %d KiB with them (%d KiB per link)",
+		heapBefore>>10, heapLinked>>10, int64(heapLinked-heapBefore)/16>>10)
+	rawLink(t, a, "127.0.0.11")
+	waitFor(t, 5*time.Second, func() error {
+		if p := a.Status().Peers; p != 17 {
+			return fmt.Errorf("a has %d links, want 17", p)
+		}
+		return nil
+	})
+	for _, s := range sessions {
+		s.Close()
+	}
+	waitFor(t, 10*time.Second, func() error {
+		if p := a.Status().Peers; p != 1 {
+			return fmt.Errorf("a has %d links after the attacker left, want 1", p)
+		}
+		return nil
+	})
+}
