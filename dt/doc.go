@@ -84,7 +84,7 @@
 // (Config.MaxSeenMessages; the older half is forgotten early when it fills, see seenCache),
 // origins (Config.MaxOrigins, least recently heard forgotten first), neighbours (4096), and the
 // messages queued for each peer (4096 and Config.MessageQueueBytes; a peer further behind is
-// disconnected). Drops are counted in dt_messages_dropped_total by reason and logged once per
+// disconnected), and the links dialed in from one address (Config.MaxLinksPerAddress). Drops are counted in dt_messages_dropped_total by reason and logged once per
 // burst. What is not bounded: a key holder patient enough to establish origins one per second
 // per address can, with enough of them, take the quiet reserve too; it still gets no more than
 // LinkMessageRate per address.
