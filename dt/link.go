@@ -66,7 +66,7 @@ type link struct {
 	budget      *neighbourBudget // what the peer may flood to us
 	logOut      chan []byte      // log entries from the tailer
 	wants       chan []RecordID  // the peer's wants, served in order
-	fetches     chan fetchJob
+	fetches     *fetchQueue
 
 	tailOnce sync.Once
 
@@ -170,7 +170,7 @@ func (n *Node) runLink(raw net.Conn, dialed bool, ticket *ipguard.Ticket) error 
 		msgOut:  make(chan []byte, msgQueueLen),
 		logOut:  make(chan []byte, logQueueLen),
 		wants:   make(chan []RecordID, 16),
-		fetches: make(chan fetchJob, 1<<14),
+		fetches: newFetchQueue(),
 
 		writerDone: make(chan struct{}),
 		readerDone: make(chan struct{}),
