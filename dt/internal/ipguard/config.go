@@ -30,8 +30,10 @@ type Config struct {
 	// Store persists blocks so they survive a restart. If nil, blocks live in memory only.
 	Store Store
 
-	// Logger receives one record per decision (admissions and refusals at Debug, blocks and
-	// warnings at Warn, operator actions at Info). If nil, nothing is logged.
+	// Logger receives one record per decision at Debug (admissions, refusals, outcomes), blocks
+	// and warnings at Warn, operator actions at Info, and once per burst (with the count the
+	// burst swallowed) failed handshakes at Info and refusals for lack of a slot at Warn. If
+	// nil, nothing is logged.
 	Logger *slog.Logger
 
 	// Registerer receives the guard's Prometheus metrics (namespace "dt", subsystem "ipguard").

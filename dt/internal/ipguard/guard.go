@@ -42,6 +42,7 @@ type Guard struct {
 	subnets   map[netip.Prefix]int       // guarded by mu; tickets in flight by /24 or /48, not known peers
 	known     map[netip.Prefix]time.Time // guarded by mu; known peers' keys, until when
 	fullLog   *burstlog.Logger           // refusals for lack of a slot, once per burst
+	failLog   *burstlog.Logger           // failed handshakes, once per burst
 	lastPrune time.Time                  // guarded by mu
 	version   uint64                     // guarded by mu; counts changes of blocks
 
@@ -78,6 +79,7 @@ func New(cfg Config) (*Guard, error) {
 		subnets: make(map[netip.Prefix]int),
 		known:   make(map[netip.Prefix]time.Time),
 		fullLog: &burstlog.Logger{Log: cfg.Logger, Level: slog.LevelWarn, Msg: "handshake slots full: connections refused"},
+		failLog: &burstlog.Logger{Log: cfg.Logger, Level: slog.LevelInfo, Msg: "handshake failed"},
 	}
 	if err := g.load(); err != nil {
 		return nil, err

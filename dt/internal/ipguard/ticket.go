@@ -75,7 +75,8 @@ func (g *Guard) countOutcome(o outcome, reason string) {
 	}
 }
 
-// logOutcome logs how a ticket ended: failures at Info, the rest at Debug.
+// logOutcome logs how a ticket ended at Debug; failures also at Info, once per burst, since a
+// flood of connections that time out would otherwise log a line each.
 func (g *Guard) logOutcome(t *Ticket, o outcome, reason string) {
 	switch o {
 	case outcomeSucceeded:
@@ -83,8 +84,8 @@ func (g *Guard) logOutcome(t *Ticket, o outcome, reason string) {
 	case outcomeAbandoned:
 		g.debug("connection abandoned", t.addr, t.key)
 	case outcomeFailed:
-		g.log.LogAttrs(context.Background(), slog.LevelInfo, "handshake failed",
-			slog.String("addr", t.addr.String()), slog.String("key", t.key.String()),
-			slog.String("reason", reason))
+		g.debug("handshake failed", t.addr, t.key, slog.String("reason", reason))
+		g.failLog.Hit(context.Background(), slog.String("addr", t.addr.String()),
+			slog.String("key", t.key.String()), slog.String("reason", reason))
 	}
 }
