@@ -79,7 +79,7 @@ func New(cfg Config) (*Guard, error) {
 		subnets: make(map[netip.Prefix]int),
 		known:   make(map[netip.Prefix]time.Time),
 		fullLog: &burstlog.Logger{Log: cfg.Logger, Level: slog.LevelWarn, Msg: "handshake slots full: connections refused"},
-		failLog: &burstlog.Logger{Log: cfg.Logger, Level: slog.LevelInfo, Msg: "handshake failed"},
+		failLog: &burstlog.Logger{Log: cfg.Logger, Level: slog.LevelInfo, Msg: "handshakes failed"},
 	}
 	if err := g.load(); err != nil {
 		return nil, err

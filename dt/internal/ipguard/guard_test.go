@@ -758,3 +758,16 @@ func TestMetricsRegistrationConflict(t *testing.T) {
 		t.Fatalf("admitted_total = %v, want 1", got)
 	}
 }
+
+func TestFailuresLoggedOncePerBurst(t *testing.T) {
+	h := newHarness(t, Config{})
+	for i := range 200 {
+		h.fail(t, fmt.Sprintf("10.3.%d.%d", i/200, i%200+1))
+	}
+	if got := h.logs.count("handshakes failed"); got != 1 {
+		t.Fatalf("200 failures in one burst logged %d lines, want 1", got)
+	}
+	if got := h.metric(t, "failures_total", "reason", FailBadKey); got != 200 {
+		t.Fatalf("failures_total{bad_key} = %v, want 200", got)
+	}
+}
