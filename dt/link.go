@@ -686,7 +686,7 @@ func (n *Node) acceptLoop(ln net.Listener) {
 			if n.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return
 			}
-			n.log.Warn("Accept failed", slog.Any("err", err))
+			n.acceptLog.Hit(context.Background(), slog.Any("err", err)) // out of descriptors: every 10 ms
 			t := time.NewTimer(10 * time.Millisecond)
 			select {
 			case <-t.C:

@@ -32,21 +32,22 @@ import (
 // then the context ends every loop, then the links close, then the goroutines are waited for, and
 // the store closes last, when nothing can write to it.
 type Node struct {
-	cfg      Config
-	log      *slog.Logger
-	id       NodeID
-	identity ed25519.PrivateKey
-	table    [16]byte
-	store    *store
-	clock    *hlc.Clock
-	guard    *ipguard.Guard
-	events   *eventQueue
-	metrics  *metrics
-	seen     *seenCache
-	flood    *floodLimits
-	dropLogs dropLogs
-	slowLog  *burstlog.Logger // peers disconnected for a full message queue
-	linksLog *burstlog.Logger // links refused over MaxLinksPerAddress
+	cfg       Config
+	log       *slog.Logger
+	id        NodeID
+	identity  ed25519.PrivateKey
+	table     [16]byte
+	store     *store
+	clock     *hlc.Clock
+	guard     *ipguard.Guard
+	events    *eventQueue
+	metrics   *metrics
+	seen      *seenCache
+	flood     *floodLimits
+	dropLogs  dropLogs
+	slowLog   *burstlog.Logger // peers disconnected for a full message queue
+	linksLog  *burstlog.Logger // links refused over MaxLinksPerAddress
+	acceptLog *burstlog.Logger // accept errors, such as running out of descriptors
 
 	ctx                     context.Context // ends at Close: every network loop and link
 	cancel                  context.CancelFunc
@@ -164,6 +165,7 @@ func Open(cfg Config) (*Node, error) {
 	n.dropLogs = newDropLogs(n.log)
 	n.slowLog = &burstlog.Logger{Log: n.log, Level: slog.LevelWarn, Msg: "Peer too slow for messages: disconnected"}
 	n.linksLog = &burstlog.Logger{Log: n.log, Level: slog.LevelWarn, Msg: "Too many links from one address: refused"}
+	n.acceptLog = &burstlog.Logger{Log: n.log, Level: slog.LevelWarn, Msg: "Accept failed"}
 	n.head.Store(state.head)
 	for k, e := range n.index {
 		n.ids[e.id] = k
