@@ -441,6 +441,9 @@ func (l *link) sendMessage(frame []byte) {
 		}
 	}
 	l.msgOutBytes.Add(-int64(len(frame)))
+	if !l.closed.CompareAndSwap(false, true) {
+		return // another forward found the queue full first, or the link is closing anyway
+	}
 	l.n.metrics.slowPeers.Inc()
 	err := fmt.Errorf("dt: peer %s too slow: %d messages (%d bytes) queued; disconnecting", l.peer.Short(), len(l.msgOut), l.msgOutBytes.Load())
 	if l.n.slowLog.Hit(context.Background(), slog.Any("peer", l.peer), slog.String("remote", l.remote.String()),
