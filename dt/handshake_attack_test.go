@@ -140,7 +140,7 @@ func testHandshakeSlots(t *testing.T, perSubnet int, held float64) {
 		}
 		return nil
 	})
-	fds0, goroutines0 := openFDs(t), runtime.NumGoroutine()
+	fds0, goroutines0, heap0 := openFDs(t), runtime.NumGoroutine(), heapInUse()
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -163,7 +163,7 @@ func testHandshakeSlots(t *testing.T, perSubnet int, held float64) {
 		return nil
 	})
 	attackBegan := time.Now()
-	fdsDuring := openFDs(t)
+	fdsDuring, goroutinesDuring, heapDuring := openFDs(t), runtime.NumGoroutine(), heapInUse()
 
 	// A known peer comes back, and a new one joins from an address of its own.
 	again := startNode(t, "known-again", keys, knownDir, peers(target.addr()))
@@ -208,12 +208,13 @@ func testHandshakeSlots(t *testing.T, perSubnet int, held float64) {
 		}
 		return nil
 	})
-	fdsAfter := openFDs(t)
+	fdsAfter, heapAfter := openFDs(t), heapInUse()
 
 	t.Logf("known peer linked %s into the attack, new peer %s; both messages delivered by %s",
 		knownAfter.Round(time.Millisecond), newAfter.Round(time.Millisecond), delivered.Round(time.Millisecond))
-	t.Logf("attack: %d attacker connections open, %v handshakes in flight, descriptors %d before, %d at peak, %d after; goroutines %d before, %d after",
-		open, peakInFlight, fds0, fdsPeak, fdsAfter, goroutines0, runtime.NumGoroutine())
+	t.Logf("attack: %d attacker connections open, %v handshakes in flight, descriptors %d before, %d at peak, %d after; goroutines %d before, %d during (%d of them the attackers'), %d after (two more nodes)",
+		open, peakInFlight, fds0, fdsPeak, fdsAfter, goroutines0, goroutinesDuring, addrs, runtime.NumGoroutine())
+	t.Logf("heap: %d KiB before, %d KiB during (attackers included), %d KiB after", heap0>>10, heapDuring>>10, heapAfter>>10)
 	var reasons []string
 	for _, r := range []string{"handshakes_full", "subnet_full", "rate", "blocked"} {
 		reasons = append(reasons, fmt.Sprintf("%s=%v", r, gathered(t, reg, "dt_ipguard_refused_total", "reason="+r)))
