@@ -115,9 +115,9 @@ type Config struct {
 	// with [Ticket.Failed]. If zero, 5 seconds.
 	HandshakeTimeout time.Duration
 
-	// PressureHandshakeTimeout replaces HandshakeTimeout for connections admitted while more than
-	// half of MaxHandshakes are in flight, so that slots held by connections that send nothing
-	// turn over five times as fast. A handshake takes 1.5 round trips, so it still leaves room for
+	// PressureHandshakeTimeout replaces HandshakeTimeout for connections from addresses not
+	// known admitted while more than half of MaxHandshakes are in flight, so that slots held by
+	// connections that send nothing turn over five times as fast. A handshake takes 1.5 round trips, so it still leaves room for
 	// links across the world. If zero, 1 second.
 	PressureHandshakeTimeout time.Duration
 

@@ -194,9 +194,10 @@ func (g *Guard) Admit(remote netip.Addr) (*Ticket, error) {
 		}
 	}
 	// Under pressure a connection gets the short deadline: slots held by connections that send
-	// nothing then turn over quickly.
+	// nothing then turn over quickly. Known peers keep the full one, so a peer on a slow path
+	// or a loaded machine is not cut off by a flood from elsewhere.
 	timeout := g.cfg.HandshakeTimeout
-	pressure := g.inflight > g.cfg.MaxHandshakes/2
+	pressure := !known && g.inflight > g.cfg.MaxHandshakes/2
 	if pressure {
 		timeout = min(timeout, g.cfg.PressureHandshakeTimeout)
 	}

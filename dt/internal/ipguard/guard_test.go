@@ -525,6 +525,12 @@ func TestPressureShortensDeadline(t *testing.T) {
 	if got := h.metric(t, "short_deadlines_total"); got != 1 {
 		t.Fatalf("short_deadlines_total = %v, want 1", got)
 	}
+	h.AddKnown(netip.MustParseAddr("10.1.1.1"))
+	if k := h.admit(t, "10.1.1.1"); !k.Deadline().Equal(epoch.Add(5 * time.Second)) {
+		t.Fatalf("a known peer's deadline under pressure %v, want the full 5 s", k.Deadline())
+	} else {
+		k.Succeeded()
+	}
 	tk.Abandoned()
 	for _, tk := range tickets {
 		tk.Abandoned()
