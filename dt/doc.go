@@ -92,7 +92,8 @@
 // Handshakes are admitted by the address guard (package ipguard) before any cryptography: at
 // most 256 in flight, 16 per IPv4 /24 or IPv6 /48, a quarter of the slots kept for known peers
 // (addresses that completed a handshake within a day, and the peers this node dials), and a
-// deadline of 5 s that drops to 1 s while more than half the slots are taken.
+// deadline of 5 s that drops to 1 s for other addresses while more than half the slots are
+// taken.
 //
 // # Events
 //
