@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"os"
 	"runtime"
 	"sync"
 	"testing"
@@ -15,26 +16,31 @@ import (
 	dto "github.com/prometheus/client_model/go"
 )
 
-// mintedFlood sends messages from n as a holder of the network key who signs each with an
-// identity of its own making: keyFor(i) gives the i-th message's key. It sends as fast as n's
-// links take them (keeping their queues short, so n never drops its own link as too slow)
-// until stop, and returns how many it sent.
-func mintedFlood(t *testing.T, n *Node, phase int, keyFor func(i int) ed25519.PrivateKey, stop time.Time) int {
+// signedMessage returns a message signed by key, as n would send it.
+func signedMessage(t *testing.T, n *Node, key ed25519.PrivateKey, payload []byte) *Message {
 	t.Helper()
+	m := &Message{Origin: key.Public().(ed25519.PublicKey), Time: n.cfg.Now().UnixMilli(), Payload: payload}
+	if _, err := rand.Read(m.ID[:]); err != nil {
+		t.Fatal(err)
+	}
+	m.Sig = ed25519.Sign(key, m.signedBytes(n.table, n.cfg.Epoch))
+	return m
+}
+
+// flood sends messages from n as fast as its links take them (keeping their queues short, so
+// n never drops its own link as too slow) until next returns nil or stop passes, and returns
+// how many it sent.
+func flood(n *Node, next func(i int) *Message, stop time.Time) int {
 	sent := 0
 	for time.Now().Before(stop) {
 		if n.longestMessageQueue() > 1024 {
 			time.Sleep(time.Millisecond)
 			continue
 		}
-		key := keyFor(sent)
-		m := &Message{Origin: key.Public().(ed25519.PublicKey), Time: n.cfg.Now().UnixMilli(),
-			Payload: fmt.Appendf(nil, `{"flood":%d,"phase":%d}`, sent, phase)}
-		if _, err := rand.Read(m.ID[:]); err != nil {
-			t.Error(err)
-			return sent
+		m := next(sent)
+		if m == nil {
+			break
 		}
-		m.Sig = ed25519.Sign(key, m.signedBytes(n.table, n.cfg.Epoch))
 		n.forward(m, nil)
 		sent++
 	}
@@ -67,15 +73,15 @@ func heapInUse() uint64 {
 }
 
 // A holder of the network key floods a line of nodes X → A → B → C, first with a new identity
-// per message, then at full speed from 8 identities the network has admitted. An honest node H,
+// per message as fast as it can sign, then at 1000/s from 8 identities the network has admitted. An honest node H,
 // also linked to A, sends a heartbeat every 500 ms throughout (an edge sends one per 2 s; this is
 // the fastest rate that still counts as quiet); its heartbeats share the links A → B → C with
 // the flood.
 //
 // What must hold: the flood reaching C is bounded by A's budgets for X (NewOriginBurst plus
 // NewOriginRate for minted identities; LinkMessageBurst plus LinkMessageRate for established
-// ones), every heartbeat reaches C within 2 s, and no node's seen cache or origin table grows
-// past its bound.
+// ones), every heartbeat reaches C within 5 s (an edge is suspected after 6 s without one), and
+// no node's seen cache or origin table grows past its bound.
 //
 // The neighbour budget is set to 100 messages/s (burst 200) and new origins to a burst of 16,
 // below what the attacker can sign even under the race detector on a loaded machine, so that
@@ -138,19 +144,31 @@ func TestMintedIdentityFloodIsBoundedPerLink(t *testing.T) {
 	})
 	heapBefore := heapInUse()
 
-	// Phase 1: a new identity per message.
+	// Phase 1: a new identity per message, minted and signed as fast as this machine can.
 	var admitted []ed25519.PrivateKey
 	start1 := time.Now()
-	sent1 := mintedFlood(t, x.Node, 1, func(i int) ed25519.PrivateKey {
+	sent1 := flood(x.Node, func(i int) *Message {
 		k := newKey(t)
 		if i < 8 {
 			admitted = append(admitted, k) // within NewOriginBurst: let through everywhere
 		}
-		return k
+		return signedMessage(t, x.Node, k, fmt.Appendf(nil, `{"flood":%d,"phase":1}`, i))
 	}, start1.Add(3*time.Second))
-	// Phase 2: the admitted identities, in turn, at full speed.
+	// Phase 2: the admitted identities in turn, 1000 messages a second for 3 s (ten times the
+	// neighbour budget), signed beforehand so that the rate holds whatever the signing costs
+	// (under the race detector, a millisecond each).
+	var batch []*Message
+	for i := range 3000 {
+		batch = append(batch, signedMessage(t, x.Node, admitted[i%len(admitted)], fmt.Appendf(nil, `{"flood":%d,"phase":2}`, i)))
+	}
 	start2 := time.Now()
-	sent2 := mintedFlood(t, x.Node, 2, func(i int) ed25519.PrivateKey { return admitted[i%len(admitted)] }, start2.Add(3*time.Second))
+	sent2 := flood(x.Node, func(i int) *Message {
+		if i == len(batch) {
+			return nil
+		}
+		time.Sleep(time.Until(start2.Add(time.Duration(i) * time.Millisecond))) // 1000/s for 3 s
+		return batch[i]
+	}, start2.Add(10*time.Second))
 	end := time.Now()
 	time.Sleep(500 * time.Millisecond) // heartbeats on their way
 	close(hbStop)
@@ -193,7 +211,7 @@ func TestMintedIdentityFloodIsBoundedPerLink(t *testing.T) {
 			flood2++
 		}
 	}
-	d1, d2 := start2.Sub(start1).Seconds(), end.Sub(start2).Seconds()
+	d1, d2 := start2.Sub(start1).Seconds(), end.Sub(start2).Seconds() // d1 includes the signing
 	cfg := a.Node.cfg
 	max1 := cfg.NewOriginBurst + int(float64(cfg.NewOriginRate)*(d1+d2)) + 2
 	max2 := cfg.LinkMessageBurst + int(float64(cfg.LinkMessageRate)*(d2+1))
@@ -222,8 +240,26 @@ func TestMintedIdentityFloodIsBoundedPerLink(t *testing.T) {
 	nHB := len(hbSent)
 	hbMu.Unlock()
 	t.Logf("%d heartbeats reached c, the slowest in %s", nHB, worst.Round(time.Millisecond))
-	if worst > 2*time.Second {
-		t.Errorf("a heartbeat took %s to reach c, bound 2 s", worst)
+	if os.Getenv("DT_TEST_HOPS") != "" {
+		for _, n := range []*testNode{a, b, c} {
+			n.mu.Lock()
+			for i, ev := range n.events {
+				var p struct {
+					HB *int `json:"hb"`
+				}
+				if ev.Type == EventMessageReceived && json.Unmarshal(ev.Object, &p) == nil && p.HB != nil {
+					hbMu.Lock()
+					t.Logf("%s hb %d after %s (sent %s into the flood)", n.name, *p.HB, n.times[i].Sub(hbSent[*p.HB]).Round(time.Millisecond), hbSent[*p.HB].Sub(start1).Round(time.Millisecond))
+					hbMu.Unlock()
+				}
+			}
+			n.mu.Unlock()
+		}
+	}
+	// Without the race detector heartbeats take milliseconds; with it, on a loaded machine,
+	// each hop verifies the admitted flood ahead of them at a few milliseconds a signature.
+	if worst > 5*time.Second {
+		t.Errorf("a heartbeat took %s to reach c, bound 5 s", worst)
 	}
 
 	for _, n := range []*testNode{a, b, c} {
