@@ -105,7 +105,7 @@ type Config struct {
 	// for MessageWindow; when half the bound is reached within a window, the older half is
 	// forgotten early. That cannot start a replay storm: a message whose id was forgotten is
 	// taken again only within MessageWindow of its origin's clock, within the budgets above, and
-	// never past MaxHops. Zero: 262,144 (about 15 MB; a full MessageWindow at 870 messages/s).
+	// never past MaxHops. Zero: 262,144 (about 9 MB; a full MessageWindow at 870 messages/s).
 	MaxSeenMessages int
 	// MaxLinksPerAddress bounds the links peers may dial to this node from one address (an IPv4
 	// address or IPv6 /64): a holder of the network key can link under as many identities as it
