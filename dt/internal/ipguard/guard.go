@@ -473,7 +473,7 @@ func (g *Guard) apply(ch change) error {
 }
 
 // maintainLocked forgets idle keys from the tail of the recency list, a few at a time, and
-// once per pruneInterval drops block history past BlockMemory.
+// once per pruneInterval drops block history past BlockMemory and known peers past their time.
 func (g *Guard) maintainLocked(now time.Time) {
 	for range sweepBatch {
 		st := g.recency.tail
@@ -489,6 +489,11 @@ func (g *Guard) maintainLocked(now time.Time) {
 	}
 	if now.Sub(g.lastPrune) >= pruneInterval {
 		g.blocks.prune(now, g.cfg.BlockMemory)
+		for k, until := range g.known {
+			if !now.Before(until) {
+				delete(g.known, k)
+			}
+		}
 		g.lastPrune = now
 	}
 }

@@ -566,6 +566,11 @@ func TestKnownPeerExpires(t *testing.T) {
 	_, err = h.Admit(netip.MustParseAddr("192.0.2.5"))
 	mustErr(t, err, ErrBusy)
 	h.admit(t, "192.0.2.7").Abandoned()
+	h.clock.Advance(2 * time.Hour)
+	_, _ = h.Admit(netip.MustParseAddr("10.2.0.98")) // maintenance runs on Admit
+	if got := h.metric(t, "known_peers"); got != 0 {
+		t.Fatalf("known_peers = %v two hours on, want 0", got)
+	}
 }
 
 func TestTicket(t *testing.T) {
