@@ -81,13 +81,14 @@
 // identities made per connection share one budget, and the peer's identity for a link we dialed.
 // A flood from one key holder thus leaves a node at no more than LinkMessageRate per address it
 // holds. Memory stays bounded however fast messages come: message ids remembered
-// (Config.MaxSeenMessages; the older half is forgotten early when it fills, see seenCache),
-// origins (Config.MaxOrigins, least recently heard forgotten first), neighbours (4096), and the
-// messages queued for each peer (4096 and Config.MessageQueueBytes; a peer further behind is
-// disconnected), and the links dialed in from one address (Config.MaxLinksPerAddress). Drops are counted in dt_messages_dropped_total by reason and logged once per
-// burst. What is not bounded: a key holder patient enough to establish origins one per second
-// per address can, with enough of them, take the quiet reserve too; it still gets no more than
-// LinkMessageRate per address.
+// (Config.MaxSeenMessages; the older half is forgotten early when it fills), origins
+// (Config.MaxOrigins, least recently heard forgotten first), neighbours (4096), the messages
+// queued for each peer (4096 and Config.MessageQueueBytes; a peer further behind is
+// disconnected), and the links dialed in from one address (Config.MaxLinksPerAddress). Drops
+// are counted in dt_messages_dropped_total by reason and logged once per burst. What is not
+// bounded: a key holder patient enough to establish origins one per second per address can,
+// with enough of them, take the quiet reserve too; it still gets no more than LinkMessageRate
+// per address.
 //
 // Handshakes are admitted by the address guard (package ipguard) before any cryptography: at
 // most 256 in flight, 16 per IPv4 /24 or IPv6 /48, a quarter of the slots kept for known peers
