@@ -20,10 +20,10 @@
 // counted per subnet, so however many addresses hold the other slots, a known peer gets one. A
 // connection from an address not known admitted while more than half the slots are taken gets a
 // 1 s deadline instead of 5 s ([Ticket.Deadline]), so slots held by connections that send
-// nothing turn over quickly.
-// Refusals for load are logged once per burst. A refusal for rate or load is not a block. A key is blocked when it fails authentication 5
-// times within 10 minutes, or when it opens more than 600 connections in an hour that do not end in
-// a successful handshake (a warning is logged once per hour from 80 on). Blocks last 1 h, then 6 h,
+// nothing turn over quickly. Refusals for load are logged once per burst. A refusal for rate or
+// load is not a block. A key is blocked when it fails authentication 5 times within 10 minutes,
+// or when it opens more than 600 connections in an hour that do not end in a successful
+// handshake (a warning is logged once per hour from 80 on). Blocks last 1 h, then 6 h,
 // then 24 h for each later block; a key's block count is forgotten 7 days after its last block
 // ended. A successful handshake clears the key's failures. Addresses in the never-block list are
 // never blocked, rate limited or refused. Every value is configurable (see [Config]).

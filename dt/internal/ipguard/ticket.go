@@ -39,7 +39,8 @@ func (t *Ticket) Key() netip.Prefix { return t.key }
 
 // Deadline returns when the handshake should be abandoned as timed out: Admit's time plus
 // Config.HandshakeTimeout, or plus Config.PressureHandshakeTimeout when more than half of the
-// handshake slots were taken and the address is not a known peer. The guard does not enforce it; set it on the connection.
+// handshake slots were taken and the address is not a known peer. The guard does not enforce
+// it; set it on the connection.
 func (t *Ticket) Deadline() time.Time { return t.deadline }
 
 // Succeeded reports that the peer authenticated. It releases the slot, clears the key's
