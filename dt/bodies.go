@@ -17,10 +17,8 @@ import (
 // runFetcher fetches bodies that did not travel inline, from the peer that sent their record.
 func (l *link) runFetcher() {
 	for {
-		var job fetchJob
-		select {
-		case job = <-l.fetches:
-		case <-l.ctx.Done():
+		job, ok := l.fetches.take(l.ctx)
+		if !ok {
 			return
 		}
 		if !l.n.store.hasBlob(job.rec.Hash) {

@@ -69,9 +69,54 @@ type Config struct {
 	// MaxMessageSize bounds a message's JSON payload. Zero: 64 KiB.
 	MaxMessageSize int
 	// MessageRate and MessageBurst bound how many messages per second one origin may flood through
-	// this node; excess messages are dropped with an error event. Zero: 200/s, burst 400.
+	// this node. Zero: 200/s, burst 400. Excess messages are dropped, counted in
+	// dt_messages_dropped_total and logged (and reported as an error event) once per burst, as are
+	// those over the budgets below.
 	MessageRate  rate.Limit
 	MessageBurst int
+	// LinkMessageRate and LinkMessageBurst bound the messages one neighbour may deliver to this
+	// node, whatever their origins (a quarter of them kept for quiet origins, see
+	// QuietOriginRate): an address for links it dialed to us (so identities made per
+	// connection share one budget), an identity for links we dialed. This is the bound on a flood
+	// from one holder of the network key, who can make a new identity per message; a flood passes
+	// this node at no more than this rate. Every message of the network may cross one link, so
+	// it must exceed the network's whole honest message rate: edges send one heartbeat per 2 s.
+	// Zero: 1000/s, burst 2000 (the heartbeats of 2000 edges; five origins at MessageRate).
+	LinkMessageRate  rate.Limit
+	LinkMessageBurst int
+	// QuietOriginRate is the rate at or under which an origin counts as quiet: its messages may
+	// use the quarter of each neighbour's LinkMessageRate kept for quiet origins, so that a flood
+	// through a neighbour does not starve the heartbeats relayed through it. Zero: 2/s (an edge
+	// sends one heartbeat per 2 s), with a burst of five seconds' worth.
+	QuietOriginRate rate.Limit
+	// NewOriginRate and NewOriginBurst bound how many origins this node does not know yet one
+	// neighbour may introduce; messages from further new origins are dropped before they spend
+	// the neighbour's LinkMessageRate, so a flood of identities made per message does not crowd
+	// out the established origins it shares a link with. A node learns a network's origins once
+	// (they stay known up to MaxOrigins) and CLI tools add one per run. Zero: 1/s, burst 64 (a
+	// restarted node learns 64 edges at once, the rest at one per second).
+	NewOriginRate  rate.Limit
+	NewOriginBurst int
+	// MaxOrigins bounds the origins (and their MessageRate budgets) remembered; past it the least
+	// recently heard is forgotten, and counts as new when it is heard again. Zero: 10,000 (about
+	// 2 MB).
+	MaxOrigins int
+	// MaxSeenMessages bounds the message ids remembered to drop duplicates. Ids are remembered
+	// for MessageWindow; when half the bound is reached within a window, the older half is
+	// forgotten early. That cannot start a replay storm: a message whose id was forgotten is
+	// taken again only within MessageWindow of its origin's clock, within the budgets above, and
+	// never past MaxHops. Zero: 262,144 (about 9 MB; a full MessageWindow at 870 messages/s).
+	MaxSeenMessages int
+	// MaxLinksPerAddress bounds the links peers may dial to this node from one address (an IPv4
+	// address or IPv6 /64): a holder of the network key can link under as many identities as it
+	// likes, and each link holds goroutines, buffers and a descriptor. Links beyond it are closed
+	// after the handshake, counted in dt_links_refused_total and logged once per burst. Links
+	// this node dials are not counted. Zero: 16 (several nodes on one host or behind one NAT).
+	MaxLinksPerAddress int
+	// MessageQueueBytes bounds the bytes of flooded messages queued for one peer; a peer that
+	// falls further behind is disconnected (and resyncs on reconnect). Zero: 16 MiB (256 messages
+	// of the largest size, thousands of heartbeats).
+	MessageQueueBytes int
 	// MaxHops bounds how far a message is forwarded. Zero: 16.
 	MaxHops int
 	// MaxObjectSize bounds an object's canonical JSON. Zero: 256 MiB.
@@ -118,6 +163,33 @@ func (c Config) withDefaults() Config {
 	if c.MessageBurst == 0 {
 		c.MessageBurst = 400
 	}
+	if c.LinkMessageRate == 0 {
+		c.LinkMessageRate = 1000
+	}
+	if c.LinkMessageBurst == 0 {
+		c.LinkMessageBurst = 2000
+	}
+	if c.QuietOriginRate == 0 {
+		c.QuietOriginRate = 2
+	}
+	if c.NewOriginRate == 0 {
+		c.NewOriginRate = 1
+	}
+	if c.NewOriginBurst == 0 {
+		c.NewOriginBurst = 64
+	}
+	if c.MaxOrigins == 0 {
+		c.MaxOrigins = 10_000
+	}
+	if c.MaxSeenMessages == 0 {
+		c.MaxSeenMessages = 1 << 18
+	}
+	if c.MaxLinksPerAddress == 0 {
+		c.MaxLinksPerAddress = 16
+	}
+	if c.MessageQueueBytes == 0 {
+		c.MessageQueueBytes = 16 << 20
+	}
 	if c.MaxHops == 0 {
 		c.MaxHops = 16
 	}
@@ -156,6 +228,21 @@ func (c Config) validate() error {
 	}
 	if c.InlineBodyMax > maxFrameSize/2 {
 		errs = append(errs, fmt.Errorf("dt: InlineBodyMax %d over %d", c.InlineBodyMax, maxFrameSize/2))
+	}
+	if c.MessageRate < 0 || c.LinkMessageRate < 0 || c.NewOriginRate < 0 || c.QuietOriginRate < 0 {
+		errs = append(errs, errors.New("dt: negative MessageRate, LinkMessageRate, NewOriginRate or QuietOriginRate"))
+	}
+	if c.MessageBurst < 0 || c.LinkMessageBurst < 0 || c.NewOriginBurst < 0 {
+		errs = append(errs, errors.New("dt: negative MessageBurst, LinkMessageBurst or NewOriginBurst"))
+	}
+	if c.MaxOrigins < 0 || c.MessageQueueBytes < 0 || c.MaxLinksPerAddress < 0 {
+		errs = append(errs, errors.New("dt: negative MaxOrigins, MessageQueueBytes or MaxLinksPerAddress"))
+	}
+	if c.MaxSeenMessages < 0 || c.MaxSeenMessages == 1 {
+		errs = append(errs, fmt.Errorf("dt: MaxSeenMessages %d, want at least 2", c.MaxSeenMessages))
+	}
+	if c.MessageQueueBytes > 0 && c.MessageQueueBytes < c.MaxMessageSize+256 {
+		errs = append(errs, fmt.Errorf("dt: MessageQueueBytes %d cannot hold one message of MaxMessageSize %d", c.MessageQueueBytes, c.MaxMessageSize))
 	}
 	if c.MaxHops > 255 {
 		errs = append(errs, errors.New("dt: MaxHops over 255"))

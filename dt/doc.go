@@ -33,9 +33,10 @@
 //     from a peer, so its new records win over its old ones.
 //   - A master need not listen: links carry records both ways whoever dialed, so a master behind
 //     NAT only dials out.
-//   - Messages are signed by their sending node and reach every node online exactly once: they are
-//     forwarded on every link but the one they came on, duplicates are dropped by id for
-//     Config.MessageWindow, and a hop limit bounds any cycle.
+//   - Messages are signed by their sending node and reach every node online at most once, and
+//     exactly once within the flood limits below: they are forwarded on every link but the one
+//     they came on, duplicates are dropped by id for Config.MessageWindow, and a hop limit
+//     bounds any cycle.
 //   - Durability: records and metadata are in bbolt (dt.db), bodies over Config.InlineBodyMax in a
 //     content-addressed blob store, so a restart resumes where it stopped with no full resync, and
 //     a crash (kill -9) loses nothing that was committed.
@@ -59,6 +60,41 @@
 // the session on any tampered, replayed or reordered frame. The address guard (package ipguard)
 // runs at accept, before any cryptography: it rate-limits and blocks addresses that fail to
 // authenticate or misbehave, and its blocks survive restarts.
+//
+// # Flood limits
+//
+// Identities are not registered: any holder of the network key may make one per message, so a
+// limit per origin alone bounds nothing. A node takes a flooded message only within three
+// budgets, checked in this order before the signature (so a dropped message costs a hash and a
+// few token buckets, and is not forwarded):
+//
+//   - its origin's: Config.MessageRate (200/s, burst 400), for one identity;
+//   - for an origin the node does not know yet, the delivering neighbour's budget of new
+//     origins: Config.NewOriginRate (1/s, burst 64). Identities made per message end here,
+//     before they spend anything of the neighbour's budget that established origins share;
+//   - the delivering neighbour's: Config.LinkMessageRate (1000/s, burst 2000), whatever the
+//     origins. A quarter is kept for quiet origins (at most Config.QuietOriginRate, 2/s, which
+//     heartbeats are), so that established origins flooding through a neighbour do not starve
+//     the heartbeats it relays.
+//
+// A neighbour is the remote address (an IPv4 address or IPv6 /64) of a link it dialed to us, so
+// identities made per connection share one budget, and the peer's identity for a link we dialed.
+// A flood from one key holder thus leaves a node at no more than LinkMessageRate per address it
+// holds. Memory stays bounded however fast messages come: message ids remembered
+// (Config.MaxSeenMessages; the older half is forgotten early when it fills), origins
+// (Config.MaxOrigins, least recently heard forgotten first), neighbours (4096), the messages
+// queued for each peer (4096 and Config.MessageQueueBytes; a peer further behind is
+// disconnected), and the links dialed in from one address (Config.MaxLinksPerAddress). Drops
+// are counted in dt_messages_dropped_total by reason and logged once per burst. What is not
+// bounded: a key holder patient enough to establish origins one per second per address can,
+// with enough of them, take the quiet reserve too; it still gets no more than LinkMessageRate
+// per address.
+//
+// Handshakes are admitted by the address guard (package ipguard) before any cryptography: at
+// most 256 in flight, 16 per IPv4 /24 or IPv6 /48, a quarter of the slots kept for known peers
+// (addresses that completed a handshake within a day, and the peers this node dials), and a
+// deadline of 5 s that drops to 1 s for other addresses while more than half the slots are
+// taken.
 //
 // # Events
 //

@@ -7,8 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-
-	"golang.org/x/time/rate"
 )
 
 // SendMessage floods a message to every node of the network that is online. Any node may send.
@@ -59,34 +57,37 @@ func (n *Node) forward(m *Message, from *link) {
 	}
 }
 
-// receiveMessage handles a flooded message from a link. Duplicates are dropped before any other
-// work; the signature is checked before the message is delivered or forwarded, so a forged message
-// goes no further than the node it was first sent to.
+// receiveMessage handles a flooded message from a link. Duplicates are dropped first, then
+// messages over a budget (floodLimits.admit); the signature is checked last of all, so that a
+// flood costs a hash lookup and a few token buckets per message, not a signature check, and a
+// forged message goes no further than the node it was first sent to. An id enters the seen cache
+// only once the message is accepted: a copy dropped for a budget may still come through another
+// link.
 func (n *Node) receiveMessage(from *link, payload []byte) error {
 	m, err := parseMessage(payload, n.cfg.MaxMessageSize)
 	if err != nil {
 		return err
 	}
 	now := n.cfg.Now()
+	origin := NodeIDOf(m.Origin)
 	if err := checkWindow(m.Time, now, n.cfg.MessageWindow); err != nil {
-		n.metrics.messagesDropped.WithLabelValues("window").Inc()
-		n.emitError(fmt.Errorf("dt: message from %s: %w", NodeIDOf(m.Origin).Short(), err), "peer "+from.remote.String(), m.Payload)
+		n.dropMessage(from, origin, dropWindow)
 		return nil
 	}
-	if !n.seen.add(m.ID, now) {
-		n.metrics.messagesDropped.WithLabelValues("duplicate").Inc()
+	if origin == n.id || n.seen.contains(m.ID, now) {
+		// Our own message back through another path, or one delivered already.
+		n.metrics.messagesDropped.WithLabelValues(string(dropDuplicate)).Inc()
+		return nil
+	}
+	if r := n.flood.admit(from.budget, origin, origin == from.peer, now); r != dropNone {
+		n.dropMessage(from, origin, r)
 		return nil
 	}
 	if !ed25519.Verify(m.Origin, m.signedBytes(n.table, n.cfg.Epoch), m.Sig) {
 		return fmt.Errorf("%w: message signature", ErrForged)
 	}
-	origin := NodeIDOf(m.Origin)
-	if origin == n.id {
-		return nil // our own message, back through another path
-	}
-	if !n.allowMessage(origin) {
-		n.metrics.messagesDropped.WithLabelValues("rate").Inc()
-		n.emitError(fmt.Errorf("dt: messages from %s over the rate limit: dropped", origin.Short()), "peer "+from.remote.String(), nil)
+	if !n.seen.add(m.ID, now) {
+		n.metrics.messagesDropped.WithLabelValues(string(dropDuplicate)).Inc()
 		return nil
 	}
 	n.metrics.messagesReceived.Inc()
@@ -96,22 +97,4 @@ func (n *Node) receiveMessage(from *link, payload []byte) error {
 		n.forward(m, from)
 	}
 	return nil
-}
-
-// maxLimiters bounds the per-origin rate limiters kept; past it they are all forgotten (a fresh
-// limiter starts with a full burst, so this only ever errs on the side of delivering).
-const maxLimiters = 10000
-
-func (n *Node) allowMessage(origin NodeID) bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	lim := n.limiters[origin]
-	if lim == nil {
-		if len(n.limiters) >= maxLimiters {
-			n.limiters = map[NodeID]*rate.Limiter{}
-		}
-		lim = rate.NewLimiter(n.cfg.MessageRate, n.cfg.MessageBurst)
-		n.limiters[origin] = lim
-	}
-	return lim.AllowN(n.cfg.Now(), 1)
 }

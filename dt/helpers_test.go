@@ -45,6 +45,7 @@ type testNode struct {
 
 	mu     sync.Mutex
 	events []Event
+	times  []time.Time // when each event was read
 	done   chan struct{}
 }
 
@@ -85,6 +86,7 @@ func startNode(t testing.TB, name string, keys Keys, dir string, opts ...nodeOpt
 		for ev := range n.Events() {
 			tn.mu.Lock()
 			tn.events = append(tn.events, ev)
+			tn.times = append(tn.times, time.Now())
 			tn.mu.Unlock()
 		}
 	}()

@@ -35,8 +35,9 @@ const (
 	// closeGrace bounds how long a closing link waits for the peer to close its side.
 	closeGrace = time.Second
 
-	// msgQueueLen bounds flooded messages waiting for a slow peer. Messages are never dropped
-	// silently: a peer that falls this far behind is disconnected (and resyncs on reconnect).
+	// msgQueueLen bounds flooded messages waiting for a slow peer, as Config.MessageQueueBytes
+	// bounds their bytes. Messages are never dropped silently: a peer that falls this far behind
+	// is disconnected (and resyncs on reconnect).
 	msgQueueLen = 4096
 	logQueueLen = 256
 	// bodyFetchers is how many bodies one link fetches at once.
@@ -59,11 +60,13 @@ type link struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	ctrlOut chan []byte     // sync protocol frames: senders block
-	msgOut  chan []byte     // flooded messages: senders never block
-	logOut  chan []byte     // log entries from the tailer
-	wants   chan []RecordID // the peer's wants, served in order
-	fetches chan fetchJob
+	ctrlOut     chan []byte      // sync protocol frames: senders block
+	msgOut      chan []byte      // flooded messages: senders never block
+	msgOutBytes atomic.Int64     // bytes in msgOut
+	budget      *neighbourBudget // what the peer may flood to us
+	logOut      chan []byte      // log entries from the tailer
+	wants       chan []RecordID  // the peer's wants, served in order
+	fetches     *fetchQueue
 
 	tailOnce sync.Once
 
@@ -114,7 +117,7 @@ func (n *Node) runLink(raw net.Conn, dialed bool, ticket *ipguard.Ticket) error 
 	scfg := securelink.Config{
 		NetworkKey: n.cfg.Keys.Network,
 		Identity:   n.identity,
-		Prologue:   append(append([]byte{}, n.table[:]...), byte(n.cfg.Epoch>>24), byte(n.cfg.Epoch>>16), byte(n.cfg.Epoch>>8), byte(n.cfg.Epoch)),
+		Prologue:   n.prologue(),
 		Hello:      h.marshal(),
 		Random:     n.cfg.Random,
 	}
@@ -126,7 +129,11 @@ func (n *Node) runLink(raw net.Conn, dialed bool, ticket *ipguard.Ticket) error 
 	if dialed {
 		sc, peer, err = securelink.Client(n.ctx, conn, scfg)
 	} else {
-		sc, peer, err = securelink.Server(n.ctx, conn, scfg)
+		// The guard's deadline: shorter while many handshakes are in flight, so that
+		// connections that send nothing cannot hold the slots for long.
+		hctx, cancel := context.WithDeadline(n.ctx, ticket.Deadline())
+		sc, peer, err = securelink.Server(hctx, conn, scfg)
+		cancel()
 	}
 	if err != nil {
 		raw.Close()
@@ -152,6 +159,9 @@ func (n *Node) runLink(raw net.Conn, dialed bool, ticket *ipguard.Ticket) error 
 	}
 	if ticket != nil {
 		ticket.Succeeded()
+	} else if ap := addrPortOf(raw.RemoteAddr()); ap.IsValid() {
+		// A peer this node dials may dial back; its connections take the reserved slots.
+		n.guard.AddKnown(ap.Addr())
 	}
 	l := &link{
 		n: n, peer: NodeIDOf(peer.PublicKey), peerKey: peer.PublicKey, hello: ph, dialed: dialed,
@@ -160,7 +170,7 @@ func (n *Node) runLink(raw net.Conn, dialed bool, ticket *ipguard.Ticket) error 
 		msgOut:  make(chan []byte, msgQueueLen),
 		logOut:  make(chan []byte, logQueueLen),
 		wants:   make(chan []RecordID, 16),
-		fetches: make(chan fetchJob, 1<<14),
+		fetches: newFetchQueue(),
 
 		writerDone: make(chan struct{}),
 		readerDone: make(chan struct{}),
@@ -189,6 +199,7 @@ func (n *Node) runLink(raw net.Conn, dialed bool, ticket *ipguard.Ticket) error 
 		return fmt.Errorf("dt: open control stream: %w", err)
 	}
 	l.ctx, l.cancel = context.WithCancel(n.ctx)
+	l.budget = n.flood.neighbour(neighbourOf(l))
 	if err := n.register(l); err != nil {
 		l.sess.Close()
 		return err
@@ -199,6 +210,11 @@ func (n *Node) runLink(raw net.Conn, dialed bool, ticket *ipguard.Ticket) error 
 	n.unregister(l)
 	n.log.Info("Link down", slog.Any("peer", l.peer), slog.Any("err", err))
 	return err
+}
+
+// prologue binds a link's handshake to the table and epoch.
+func (n *Node) prologue() []byte {
+	return binary.BigEndian.AppendUint32(append([]byte{}, n.table[:]...), n.cfg.Epoch)
 }
 
 // endTicket reports a failed handshake to the address guard with the reason it counts by. A peer
@@ -264,6 +280,12 @@ func (n *Node) register(l *link) error {
 	if n.ctx.Err() != nil {
 		return ErrClosed
 	}
+	if !l.dialed && n.linksFromLocked(l) >= n.cfg.MaxLinksPerAddress {
+		n.metrics.linksRefused.Inc()
+		n.linksLog.Hit(context.Background(), slog.String("remote", l.remote.String()), slog.Any("peer", l.peer),
+			slog.Int("max", n.cfg.MaxLinksPerAddress))
+		return errTooManyLinks
+	}
 	if old := n.links[l.peer]; old != nil {
 		if preferred(l, n.id) && !preferred(old, n.id) {
 			old.close(duplicateError{peer: old.peer})
@@ -276,6 +298,21 @@ func (n *Node) register(l *link) error {
 	n.metrics.links.Set(float64(len(n.links)))
 	return nil
 }
+
+// linksFromLocked counts the links dialed to this node from l's address key, l's peer's own
+// link aside (a redial that replaces it). Called with n.mu held.
+func (n *Node) linksFromLocked(l *link) int {
+	key := neighbourOf(l)
+	count := 0
+	for peer, o := range n.links {
+		if peer != l.peer && !o.dialed && neighbourOf(o) == key {
+			count++
+		}
+	}
+	return count
+}
+
+var errTooManyLinks = errors.New("dt: too many links from one address")
 
 // preferred reports whether l was dialed by the node with the smaller id of its two ends.
 func preferred(l *link, self NodeID) bool {
@@ -333,6 +370,10 @@ func (l *link) run() error {
 	}
 	l.startSync()
 	<-l.ctx.Done()
+	// A write blocked on a peer that keeps its session alive but stopped reading the control
+	// stream (which is how a peer falls msgQueueLen behind) would never return: the deadline
+	// ends it.
+	_ = l.ctrl.SetWriteDeadline(time.Now().Add(l.n.cfg.LinkTimeout))
 	<-l.writerDone
 	// Half-close: the peer reads the end of our stream, ends its side and closes. Reading on until
 	// then (bounded by closeGrace) means no unread data is left in our socket when it closes, so
@@ -385,14 +426,37 @@ func (l *link) send(typ frameType, payload []byte) bool {
 	}
 }
 
-// sendMessage queues a flooded message without blocking; a peer too slow to take it is dropped.
+// sendMessage queues a flooded message without blocking; a peer too slow to take it (msgQueueLen
+// frames or Config.MessageQueueBytes queued) is disconnected. Frames are shared by every link
+// they are queued on, so the bound is on what one peer holds back, not on copies.
 func (l *link) sendMessage(frame []byte) {
-	select {
-	case l.msgOut <- frame:
-	default:
-		l.n.emitError(fmt.Errorf("dt: peer %s too slow: %d messages queued; disconnecting", l.peer.Short(), msgQueueLen), "peer "+l.remote.String(), nil)
-		l.close(errors.New("dt: peer too slow for messages"))
+	if l.closed.Load() {
+		return
 	}
+	if l.msgOutBytes.Add(int64(len(frame))) <= int64(l.n.cfg.MessageQueueBytes) {
+		select {
+		case l.msgOut <- frame:
+			return
+		default:
+		}
+	}
+	l.msgOutBytes.Add(-int64(len(frame)))
+	if !l.closed.CompareAndSwap(false, true) {
+		return // another forward found the queue full first, or the link is closing anyway
+	}
+	l.n.metrics.slowPeers.Inc()
+	err := fmt.Errorf("dt: peer %s too slow: %d messages (%d bytes) queued; disconnecting", l.peer.Short(), len(l.msgOut), l.msgOutBytes.Load())
+	if l.n.slowLog.Hit(context.Background(), slog.Any("peer", l.peer), slog.String("remote", l.remote.String()),
+		slog.Int("queued", len(l.msgOut)), slog.Int64("queued_bytes", l.msgOutBytes.Load())) {
+		l.n.emitError(err, "peer "+l.remote.String(), nil)
+	}
+	l.close(errors.New("dt: peer too slow for messages"))
+}
+
+// takeMessage accounts for a frame taken from msgOut.
+func (l *link) takeMessage(f []byte) []byte {
+	l.msgOutBytes.Add(-int64(len(f)))
+	return f
 }
 
 // runWriter is the only writer of the control stream. Messages go first, then acks and sync
@@ -419,6 +483,7 @@ func (l *link) runWriter() {
 			}
 			select {
 			case f = <-l.msgOut:
+				l.takeMessage(f)
 			case f = <-l.ctrlOut:
 			case f = <-l.logOut:
 			case <-l.ackKick:
@@ -461,7 +526,7 @@ func (l *link) nextFrame() []byte {
 func (l *link) nextUrgent() []byte {
 	select {
 	case f := <-l.msgOut:
-		return f
+		return l.takeMessage(f)
 	default:
 	}
 	select {
@@ -624,7 +689,7 @@ func (n *Node) acceptLoop(ln net.Listener) {
 			if n.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return
 			}
-			n.log.Warn("Accept failed", slog.Any("err", err))
+			n.acceptLog.Hit(context.Background(), slog.Any("err", err)) // out of descriptors: every 10 ms
 			t := time.NewTimer(10 * time.Millisecond)
 			select {
 			case <-t.C:

@@ -56,35 +56,72 @@ func parseMessage(b []byte, maxPayload int) (*Message, error) {
 }
 
 // seenCache remembers message ids for at least window: two maps, rotated every window, so an id is
-// remembered between one and two windows and memory stays bounded by the message rate.
+// remembered between one and two windows. The maps hold at most max ids together: when the
+// current map reaches max/2 it is rotated early, and the previous map's ids are forgotten before
+// their window ends. That is the eviction: the oldest half goes. A message whose id was forgotten
+// early and that arrives again is delivered and forwarded once more, but only within
+// MessageWindow of its origin's clock (older messages are dropped by checkWindow, whatever the
+// cache holds), only as its origin's and its neighbour's budgets allow, and never past MaxHops,
+// so forgetting cannot start a replay storm.
 type seenCache struct {
 	mu      sync.Mutex
 	window  time.Duration
+	max     int
 	rotated time.Time
 	cur     map[[16]byte]struct{}
 	prev    map[[16]byte]struct{}
+	early   uint64 // rotations forced by max
 }
 
-func newSeenCache(window time.Duration, now time.Time) *seenCache {
-	return &seenCache{window: window, rotated: now, cur: map[[16]byte]struct{}{}, prev: map[[16]byte]struct{}{}}
+func newSeenCache(window time.Duration, max int, now time.Time) *seenCache {
+	return &seenCache{window: window, max: max, rotated: now, cur: map[[16]byte]struct{}{}, prev: map[[16]byte]struct{}{}}
 }
 
 // add records id and reports whether it was new.
 func (c *seenCache) add(id [16]byte, now time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.rotateLocked(now)
+	if c.hasLocked(id) {
+		return false
+	}
+	if len(c.cur) >= c.max/2 {
+		c.prev, c.cur = c.cur, make(map[[16]byte]struct{})
+		c.rotated = now
+		c.early++
+	}
+	c.cur[id] = struct{}{}
+	return true
+}
+
+// contains reports whether id is remembered, without recording it.
+func (c *seenCache) contains(id [16]byte, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.rotateLocked(now)
+	return c.hasLocked(id)
+}
+
+func (c *seenCache) rotateLocked(now time.Time) {
 	if now.Sub(c.rotated) >= c.window {
 		c.prev, c.cur = c.cur, make(map[[16]byte]struct{}, len(c.cur))
 		c.rotated = now
 	}
+}
+
+func (c *seenCache) hasLocked(id [16]byte) bool {
 	if _, ok := c.cur[id]; ok {
-		return false
+		return true
 	}
-	if _, ok := c.prev[id]; ok {
-		return false
-	}
-	c.cur[id] = struct{}{}
-	return true
+	_, ok := c.prev[id]
+	return ok
+}
+
+// size returns the ids remembered and the rotations forced by the bound.
+func (c *seenCache) size() (ids int, early uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.cur) + len(c.prev), c.early
 }
 
 // checkWindow rejects messages whose timestamp is outside the window around now: older ones may

@@ -28,6 +28,8 @@ type metrics struct {
 	messagesSent      prometheus.Counter
 	messagesReceived  prometheus.Counter
 	messagesDropped   *prometheus.CounterVec
+	slowPeers         prometheus.Counter
+	linksRefused      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, n *Node) *metrics {
@@ -49,6 +51,11 @@ func newMetrics(reg prometheus.Registerer, n *Node) *metrics {
 	m.messagesSent = counter("messages_sent_total", "Messages this node sent.")
 	m.messagesReceived = counter("messages_received_total", "Messages delivered to this node.")
 	m.messagesDropped = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "dt", Name: "messages_dropped_total", Help: "Messages dropped, by reason."}, []string{"reason"})
+	for _, r := range dropReasons {
+		m.messagesDropped.WithLabelValues(string(r))
+	}
+	m.linksRefused = counter("links_refused_total", "Authenticated links closed because their address had Config.MaxLinksPerAddress already.")
+	m.slowPeers = counter("slow_peers_total", "Peers disconnected because their queue of flooded messages was full (Config.MessageQueueBytes).")
 	m.collectors = append(m.collectors, m.links, m.messagesDropped,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "dt", Name: "link_bytes_received_total", Help: "Bytes received on peer connections, handshakes and encryption included."},
 			func() float64 { return float64(m.bytesIn.Load()) }),
@@ -56,6 +63,16 @@ func newMetrics(reg prometheus.Registerer, n *Node) *metrics {
 			func() float64 { return float64(m.bytesOut.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "dt", Name: "objects", Help: "Objects in the table."},
 			func() float64 { n.mu.RLock(); defer n.mu.RUnlock(); return float64(n.objects) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "dt", Name: "message_ids_seen", Help: "Message ids remembered to drop duplicates (at most Config.MaxSeenMessages)."},
+			func() float64 { ids, _ := n.seen.size(); return float64(ids) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "dt", Name: "message_ids_forgotten_early_total", Help: "Times the seen cache reached half of Config.MaxSeenMessages and forgot its older half before MessageWindow."},
+			func() float64 { _, early := n.seen.size(); return float64(early) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "dt", Name: "message_origins", Help: "Origins whose message budget is remembered (at most Config.MaxOrigins)."},
+			func() float64 { o, _, _ := n.flood.sizes(); return float64(o) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "dt", Name: "message_origins_forgotten_total", Help: "Origins forgotten to make room under Config.MaxOrigins."},
+			func() float64 { _, _, ev := n.flood.sizes(); return float64(ev) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "dt", Name: "message_neighbours", Help: "Neighbours whose message budget is remembered."},
+			func() float64 { _, nb, _ := n.flood.sizes(); return float64(nb) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "dt", Name: "log_head", Help: "Sequence number of the newest local log entry."},
 			func() float64 { return float64(n.head.Load()) }),
 	)

@@ -20,10 +20,9 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"golang.org/x/time/rate"
-
 	"github.com/dt-cdn/dt/dt/internal/hlc"
 	"github.com/dt-cdn/dt/dt/internal/ipguard"
+	"github.com/dt-cdn/dt/internal/burstlog"
 )
 
 // Node is one member of a dt network: it holds a replica of the table, links to peers, relays
@@ -33,17 +32,22 @@ import (
 // then the context ends every loop, then the links close, then the goroutines are waited for, and
 // the store closes last, when nothing can write to it.
 type Node struct {
-	cfg      Config
-	log      *slog.Logger
-	id       NodeID
-	identity ed25519.PrivateKey
-	table    [16]byte
-	store    *store
-	clock    *hlc.Clock
-	guard    *ipguard.Guard
-	events   *eventQueue
-	metrics  *metrics
-	seen     *seenCache
+	cfg       Config
+	log       *slog.Logger
+	id        NodeID
+	identity  ed25519.PrivateKey
+	table     [16]byte
+	store     *store
+	clock     *hlc.Clock
+	guard     *ipguard.Guard
+	events    *eventQueue
+	metrics   *metrics
+	seen      *seenCache
+	flood     *floodLimits
+	dropLogs  dropLogs
+	slowLog   *burstlog.Logger // peers disconnected for a full message queue
+	linksLog  *burstlog.Logger // links refused over MaxLinksPerAddress
+	acceptLog *burstlog.Logger // accept errors, such as running out of descriptors
 
 	ctx                     context.Context // ends at Close: every network loop and link
 	cancel                  context.CancelFunc
@@ -70,7 +74,6 @@ type Node struct {
 	linkGone  chan struct{}          // guarded by mu: closed and replaced when a link ends
 	tailWake  chan struct{}          // guarded by mu: closed and replaced when the head moves
 	ackWake   chan struct{}          // guarded by mu: closed and replaced when a peer acks
-	limiters  map[NodeID]*rate.Limiter
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -144,7 +147,7 @@ func Open(cfg Config) (*Node, error) {
 		clock:       hlc.New(cfg.Now, state.clock),
 		guard:       guard,
 		events:      newEventQueue(),
-		seen:        newSeenCache(cfg.MessageWindow, cfg.Now()),
+		seen:        newSeenCache(cfg.MessageWindow, cfg.MaxSeenMessages, cfg.Now()),
 		ctx:         ctx,
 		cancel:      cancel,
 		applyCh:     make(chan applyOp, maxApplyBatch),
@@ -156,9 +159,13 @@ func Open(cfg Config) (*Node, error) {
 		linkGone:    make(chan struct{}),
 		tailWake:    make(chan struct{}),
 		ackWake:     make(chan struct{}),
-		limiters:    map[NodeID]*rate.Limiter{},
 	}
 	n.log = cfg.Logger.With(slog.Any("node", n.id))
+	n.flood = newFloodLimits(&n.cfg)
+	n.dropLogs = newDropLogs(n.log)
+	n.slowLog = &burstlog.Logger{Log: n.log, Level: slog.LevelWarn, Msg: "Peer too slow for messages: disconnected"}
+	n.linksLog = &burstlog.Logger{Log: n.log, Level: slog.LevelWarn, Msg: "Too many links from one address: refused"}
+	n.acceptLog = &burstlog.Logger{Log: n.log, Level: slog.LevelWarn, Msg: "Accept failed"}
 	n.head.Store(state.head)
 	for k, e := range n.index {
 		n.ids[e.id] = k

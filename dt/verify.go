@@ -137,10 +137,7 @@ func (l *link) accept(j verifyJob, signatureVerified bool) error {
 		case !n.store.hasBlob(rec.Hash) && n.cfg.LazyBodies:
 			// Keep the record without its body; Get reports the body as not found.
 		case !n.store.hasBlob(rec.Hash):
-			select {
-			case l.fetches <- fetchJob{rec: rec, id: j.id, seq: j.seq, want: j.want}:
-			case <-l.ctx.Done():
-			}
+			l.fetches.put(l.ctx, fetchJob{rec: rec, id: j.id, seq: j.seq, want: j.want})
 			return nil // the fetcher settles it
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	bolterrors "go.etcd.io/bbolt/errors"
+	"golang.org/x/time/rate"
 
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/internal/connlimit"
@@ -35,6 +36,12 @@ type nodeFlags struct {
 	local      bool
 	noSync     bool
 	readyFile  string
+
+	// Limits of the dt port; zero means dt's default.
+	linkMessageRate float64
+	newOriginBurst  int
+	maxHandshakes   int
+	subnetHandshake int
 }
 
 func (f *nodeFlags) register(fs *flagSet) {
@@ -48,6 +55,10 @@ func (f *nodeFlags) register(fs *flagSet) {
 	fs.StringVar(&f.profileDir, "profile-dir", ".", "`DIR` where SIGUSR2 writes heap-<unix-nanos>.pprof")
 	fs.BoolVar(&f.local, "local", false, "use fast timers for nodes on one machine (dt.LocalConfig)")
 	fs.BoolVar(&f.noSync, "no-sync", false, "skip fsync: faster writes, but a crash may lose or corrupt the data (tests and benchmarks only)")
+	fs.Float64Var(&f.linkMessageRate, "link-message-rate", 0, "flooded messages one neighbour may deliver per second, burst twice that (`RATE`; 0: 1000)")
+	fs.IntVar(&f.newOriginBurst, "new-origin-burst", 0, "origins not known yet that one neighbour may introduce at once, then one per second (`N`; 0: 64)")
+	fs.IntVar(&f.maxHandshakes, "max-handshakes", 0, "handshakes in flight on the dt port, a quarter reserved for known peers (`N`; 0: 256)")
+	fs.IntVar(&f.subnetHandshake, "handshakes-per-subnet", 0, "handshakes in flight from one IPv4 /24 or IPv6 /48 (`N`; 0: max-handshakes/16)")
 	fs.StringVar(&f.readyFile, "ready-file", "", "once every listener serves, write their bound addresses (a :0 port resolved) as JSON to `FILE`,\nreplacing it atomically; removed at a clean exit")
 }
 
@@ -70,6 +81,9 @@ func (f *nodeFlags) check(fs *flagSet) error {
 	}
 	if f.logFormat != "text" && f.logFormat != "json" {
 		return fs.usageErrorf("--log-format: %q is not text or json", f.logFormat)
+	}
+	if f.linkMessageRate < 0 || f.newOriginBurst < 0 || f.maxHandshakes < 0 || f.subnetHandshake < 0 {
+		return fs.usageErrorf("--link-message-rate, --new-origin-burst, --max-handshakes and --handshakes-per-subnet cannot be negative")
 	}
 	return nil
 }
@@ -148,6 +162,11 @@ func serveNode(ctx context.Context, env *Env, f *nodeFlags, hooks nodeHooks) err
 	cfg.Listen, cfg.Peers = f.listen, f.peers
 	cfg.Logger, cfg.Registerer = log, reg
 	cfg.NoSync = f.noSync
+	if f.linkMessageRate > 0 {
+		cfg.LinkMessageRate, cfg.LinkMessageBurst = rate.Limit(f.linkMessageRate), max(1, int(2*f.linkMessageRate))
+	}
+	cfg.NewOriginBurst = f.newOriginBurst
+	cfg.Guard.MaxHandshakes, cfg.Guard.MaxHandshakesPerSubnet = f.maxHandshakes, f.subnetHandshake
 	if hooks.config != nil {
 		hooks.config(&cfg)
 	}

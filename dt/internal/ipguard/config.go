@@ -30,8 +30,10 @@ type Config struct {
 	// Store persists blocks so they survive a restart. If nil, blocks live in memory only.
 	Store Store
 
-	// Logger receives one record per decision (admissions and refusals at Debug, blocks and
-	// warnings at Warn, operator actions at Info). If nil, nothing is logged.
+	// Logger receives one record per decision at Debug (admissions, refusals, outcomes), blocks
+	// and warnings at Warn, operator actions at Info, and once per burst (with the count the
+	// burst swallowed) failed handshakes at Info and refusals for lack of a slot at Warn. If
+	// nil, nothing is logged.
 	Logger *slog.Logger
 
 	// Registerer receives the guard's Prometheus metrics (namespace "dt", subsystem "ipguard").
@@ -95,10 +97,37 @@ type Config struct {
 	// take. If zero, 256.
 	MaxHandshakes int
 
+	// MaxHandshakesPerSubnet caps the handshakes in flight from one IPv4 /24 or IPv6 /48 (a
+	// hosting provider's range, a NAT pool): beyond it Admit refuses with [ErrBusy], so holding
+	// the slots not reserved takes addresses in twelve subnets by default. Known peers are not
+	// counted against it, and a handshake takes milliseconds, so even many nodes of one subnet
+	// starting together do not reach it. If zero, MaxHandshakes/16 (16 by default), at least 1.
+	MaxHandshakesPerSubnet int
+
+	// ReservedHandshakes is the share of MaxHandshakes that only known peers may take: addresses
+	// that completed a handshake within KnownPeerTTL and addresses marked with [Guard.AddKnown]
+	// (the peers a node dials). However many addresses hold the other slots, a known peer
+	// reconnecting finds one free. If zero, MaxHandshakes/4 (64 by default).
+	ReservedHandshakes int
+
 	// HandshakeTimeout is how long a caller should allow a handshake ([Ticket.Deadline]). The
 	// guard does not enforce it: the caller sets the connection deadline and reports a timeout
 	// with [Ticket.Failed]. If zero, 5 seconds.
 	HandshakeTimeout time.Duration
+
+	// PressureHandshakeTimeout replaces HandshakeTimeout for connections from addresses not
+	// known admitted while more than half of MaxHandshakes are in flight, so that slots held by
+	// connections that send nothing turn over five times as fast. A handshake takes 1.5 round trips, so it still leaves room for
+	// links across the world. If zero, 1 second.
+	PressureHandshakeTimeout time.Duration
+
+	// KnownPeerTTL is how long an address stays known after its last successful handshake (or
+	// [Guard.AddKnown]). If zero, 24 hours: a peer down for a day is still let in first.
+	KnownPeerTTL time.Duration
+
+	// MaxKnownPeers caps the known addresses remembered; past it the one known longest ago is
+	// forgotten. If zero, 4096.
+	MaxKnownPeers int
 
 	// IdleTimeout is how long a key with no handshake in flight and no activity is remembered.
 	// It must be at least ConnWindow and FailureWindow, so that nothing that still counts is
@@ -152,6 +181,12 @@ func DefaultConfig() Config {
 		HandshakeTimeout: 5 * time.Second,
 		IdleTimeout:      time.Hour,
 		MaxKeys:          100_000,
+
+		MaxHandshakesPerSubnet:   16,
+		ReservedHandshakes:       64,
+		PressureHandshakeTimeout: time.Second,
+		KnownPeerTTL:             24 * time.Hour,
+		MaxKnownPeers:            4096,
 	}
 }
 
@@ -174,6 +209,11 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.SubnetThreshold, d.SubnetThreshold)
 	setDefault(&c.MaxHandshakes, d.MaxHandshakes)
 	setDefault(&c.HandshakeTimeout, d.HandshakeTimeout)
+	setDefault(&c.MaxHandshakesPerSubnet, max(1, c.MaxHandshakes/16))
+	setDefault(&c.ReservedHandshakes, c.MaxHandshakes/4)
+	setDefault(&c.PressureHandshakeTimeout, d.PressureHandshakeTimeout)
+	setDefault(&c.KnownPeerTTL, d.KnownPeerTTL)
+	setDefault(&c.MaxKnownPeers, d.MaxKnownPeers)
 	setDefault(&c.IdleTimeout, max(d.IdleTimeout, c.ConnWindow, c.FailureWindow))
 	setDefault(&c.MaxKeys, d.MaxKeys)
 	if len(c.BlockDurations) == 0 {
@@ -220,6 +260,11 @@ func (c Config) validate() error {
 		{"MaxHandshakes", int64(c.MaxHandshakes)},
 		{"HandshakeTimeout", int64(c.HandshakeTimeout)},
 		{"IdleTimeout", int64(c.IdleTimeout)},
+		{"MaxHandshakesPerSubnet", int64(c.MaxHandshakesPerSubnet)},
+		{"ReservedHandshakes", int64(c.ReservedHandshakes)},
+		{"PressureHandshakeTimeout", int64(c.PressureHandshakeTimeout)},
+		{"KnownPeerTTL", int64(c.KnownPeerTTL)},
+		{"MaxKnownPeers", int64(c.MaxKnownPeers)},
 		{"MaxKeys", int64(c.MaxKeys)},
 	}
 	for _, f := range positive {
@@ -230,6 +275,10 @@ func (c Config) validate() error {
 	if c.WarnConnections > c.BlockConnections {
 		bad("WarnConnections", "(%d) exceeds BlockConnections (%d), so it would never warn",
 			c.WarnConnections, c.BlockConnections)
+	}
+	if c.ReservedHandshakes > 0 && c.ReservedHandshakes >= c.MaxHandshakes {
+		bad("ReservedHandshakes", "(%d) leaves none of MaxHandshakes (%d) to addresses not known",
+			c.ReservedHandshakes, c.MaxHandshakes)
 	}
 	if c.FailureThreshold > maxFailureThreshold {
 		bad("FailureThreshold", "is %d, want at most %d", c.FailureThreshold, maxFailureThreshold)

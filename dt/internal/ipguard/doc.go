@@ -14,9 +14,16 @@
 //
 // [Guard.Admit] refuses a connection whose key is blocked, that arrives faster than the key's token
 // bucket allows (2/s, burst 20), or that would push the number of handshakes in flight over the cap
-// (256). A refusal for rate or load is not a block. A key is blocked when it fails authentication 5
-// times within 10 minutes, or when it opens more than 600 connections in an hour that do not end in
-// a successful handshake (a warning is logged once per hour from 80 on). Blocks last 1 h, then 6 h,
+// (256), over the cap of its subnet (16 per IPv4 /24 or IPv6 /48), or into the share reserved for
+// known peers (64 of the 256). Known peers are addresses that completed a handshake within the
+// last 24 hours and those marked with [Guard.AddKnown] (the peers a node dials); they are not
+// counted per subnet, so however many addresses hold the other slots, a known peer gets one. A
+// connection from an address not known admitted while more than half the slots are taken gets a
+// 1 s deadline instead of 5 s ([Ticket.Deadline]), so slots held by connections that send
+// nothing turn over quickly. Refusals for load are logged once per burst. A refusal for rate or
+// load is not a block. A key is blocked when it fails authentication 5 times within 10 minutes,
+// or when it opens more than 600 connections in an hour that do not end in a successful
+// handshake (a warning is logged once per hour from 80 on). Blocks last 1 h, then 6 h,
 // then 24 h for each later block; a key's block count is forgotten 7 days after its last block
 // ended. A successful handshake clears the key's failures. Addresses in the never-block list are
 // never blocked, rate limited or refused. Every value is configurable (see [Config]).

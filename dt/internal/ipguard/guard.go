@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/dt-cdn/dt/internal/burstlog"
 )
 
 const (
@@ -37,6 +39,10 @@ type Guard struct {
 	recency   keyList                    // guarded by mu; the states of keys, most recent first
 	blocks    blockTable                 // guarded by mu
 	inflight  int                        // guarded by mu; tickets of tracked keys not yet ended
+	subnets   map[netip.Prefix]int       // guarded by mu; tickets in flight by /24 or /48, not known peers
+	known     map[netip.Prefix]time.Time // guarded by mu; known peers' keys, until when
+	fullLog   *burstlog.Logger           // refusals for lack of a slot, once per burst
+	failLog   *burstlog.Logger           // failed handshakes, once per burst
 	lastPrune time.Time                  // guarded by mu
 	version   uint64                     // guarded by mu; counts changes of blocks
 
@@ -64,12 +70,16 @@ func New(cfg Config) (*Guard, error) {
 		return nil, err
 	}
 	g := &Guard{
-		cfg:    cfg,
-		log:    cfg.Logger,
-		m:      newMetrics(),
-		never:  cfg.NeverBlock,
-		keys:   make(map[netip.Prefix]*keyState),
-		blocks: newBlockTable(),
+		cfg:     cfg,
+		log:     cfg.Logger,
+		m:       newMetrics(),
+		never:   cfg.NeverBlock,
+		keys:    make(map[netip.Prefix]*keyState),
+		blocks:  newBlockTable(),
+		subnets: make(map[netip.Prefix]int),
+		known:   make(map[netip.Prefix]time.Time),
+		fullLog: &burstlog.Logger{Log: cfg.Logger, Level: slog.LevelWarn, Msg: "handshake slots full: connections refused"},
+		failLog: &burstlog.Logger{Log: cfg.Logger, Level: slog.LevelInfo, Msg: "handshakes failed"},
 	}
 	if err := g.load(); err != nil {
 		return nil, err
@@ -160,19 +170,39 @@ func (g *Guard) Admit(remote netip.Addr) (*Ticket, error) {
 	if warn {
 		st.warnedAt = now
 	}
-	// The handshake cap is checked before the token bucket so that a refusal for load does
-	// not also spend one of the key's tokens.
+	// The handshake caps are checked before the token bucket so that a refusal for load does
+	// not also spend one of the key's tokens. Known peers may take the reserved slots and are
+	// not counted per subnet.
+	known := g.knownLocked(key, now)
+	subnet := SubnetOf(addr)
 	var refusal error
+	var reason string
 	switch {
 	case g.inflight >= g.cfg.MaxHandshakes:
-		refusal = ErrBusy
+		refusal, reason = ErrBusy, refusedBusy
+	case !known && g.inflight >= g.cfg.MaxHandshakes-g.cfg.ReservedHandshakes:
+		refusal, reason = ErrBusy, refusedBusy
+	case !known && g.subnets[subnet] >= g.cfg.MaxHandshakesPerSubnet:
+		refusal, reason = ErrBusy, refusedSubnet
 	case !st.limiter.AllowN(now, 1):
-		refusal = ErrRateLimited
+		refusal, reason = ErrRateLimited, refusedRate
 	default:
 		g.inflight++
 		st.inflight++
+		if !known {
+			g.subnets[subnet]++
+		}
+	}
+	// Under pressure a connection gets the short deadline: slots held by connections that send
+	// nothing then turn over quickly. Known peers keep the full one, so a peer on a slow path
+	// or a loaded machine is not cut off by a flood from elsewhere.
+	timeout := g.cfg.HandshakeTimeout
+	pressure := !known && g.inflight > g.cfg.MaxHandshakes/2
+	if pressure {
+		timeout = min(timeout, g.cfg.PressureHandshakeTimeout)
 	}
 	window := st.conns.window
+	inflight, inSubnet := g.inflight, g.subnets[subnet]
 	g.mu.Unlock()
 
 	if warn {
@@ -183,16 +213,70 @@ func (g *Guard) Admit(remote netip.Addr) (*Ticket, error) {
 	}
 	switch refusal {
 	case ErrBusy:
-		g.refused(refusedBusy, addr, key)
-		return nil, fmt.Errorf("ipguard: admit %v: %w", addr, ErrBusy)
+		g.refused(reason, addr, key)
+		g.fullLog.Hit(context.Background(), slog.String("reason", reason), slog.String("addr", addr.String()),
+			slog.String("subnet", subnet.String()), slog.Int("in_flight", inflight), slog.Int("in_subnet", inSubnet),
+			slog.Int("max", g.cfg.MaxHandshakes), slog.Int("max_per_subnet", g.cfg.MaxHandshakesPerSubnet))
+		return nil, fmt.Errorf("ipguard: admit %v: %w (%s)", addr, ErrBusy, reason)
 	case ErrRateLimited:
 		g.refused(refusedRate, addr, key)
 		return nil, fmt.Errorf("ipguard: admit %v: %w", addr, ErrRateLimited)
 	}
 	g.m.admitted.Inc()
-	g.debug("connection admitted", addr, key)
-	deadline := now.Add(g.cfg.HandshakeTimeout)
-	return &Ticket{g: g, state: st, addr: addr, key: key, window: window, deadline: deadline}, nil
+	if known {
+		g.m.admittedKnown.Inc()
+	}
+	if pressure {
+		g.m.shortDeadlines.Inc()
+	}
+	g.debug("connection admitted", addr, key, slog.Bool("known", known), slog.Duration("timeout", timeout))
+	t := &Ticket{g: g, state: st, addr: addr, key: key, window: window, deadline: now.Add(timeout)}
+	if !known {
+		t.subnet = subnet
+	}
+	return t, nil
+}
+
+// AddKnown marks addr as a known peer for KnownPeerTTL: its connections may take the reserved
+// handshake slots and are not counted per subnet. A node calls it for the peers it dials, whose
+// connections back to it must not wait behind a flood; a successful handshake marks its address
+// known as well. It changes nothing for blocks or rate limits.
+func (g *Guard) AddKnown(addr netip.Addr) {
+	key := KeyOf(addr)
+	if !key.IsValid() {
+		return
+	}
+	now := g.cfg.Now()
+	g.mu.Lock()
+	g.addKnownLocked(key, now)
+	g.mu.Unlock()
+}
+
+// knownLocked reports whether key is a known peer at now, forgetting it if it expired.
+func (g *Guard) knownLocked(key netip.Prefix, now time.Time) bool {
+	until, ok := g.known[key]
+	if ok && !now.Before(until) {
+		delete(g.known, key)
+		return false
+	}
+	return ok
+}
+
+// addKnownLocked marks key known until now+KnownPeerTTL. When MaxKnownPeers are known, the one
+// that expires first goes; the scan is linear, but it runs only on a successful handshake of a
+// new address with the table full.
+func (g *Guard) addKnownLocked(key netip.Prefix, now time.Time) {
+	if _, ok := g.known[key]; !ok && len(g.known) >= g.cfg.MaxKnownPeers {
+		var oldest netip.Prefix
+		var oldestUntil time.Time
+		for k, until := range g.known {
+			if oldestUntil.IsZero() || until.Before(oldestUntil) {
+				oldest, oldestUntil = k, until
+			}
+		}
+		delete(g.known, oldest)
+	}
+	g.known[key] = now.Add(g.cfg.KnownPeerTTL)
 }
 
 // Blocked reports whether connections from addr are refused as blocked, and until when. It is
@@ -286,12 +370,18 @@ func (g *Guard) finish(t *Ticket, o outcome, reason string) {
 	st := t.state // never forgotten while st.inflight > 0, so still g.keys[t.key]
 	g.inflight--
 	st.inflight--
+	if t.subnet.IsValid() {
+		if g.subnets[t.subnet]--; g.subnets[t.subnet] <= 0 {
+			delete(g.subnets, t.subnet)
+		}
+	}
 	st.lastSeen = now
 	g.recency.moveToFront(st)
 	switch o {
 	case outcomeSucceeded:
 		st.failures = st.failures[:0]
 		st.conns.remove(t.window)
+		g.addKnownLocked(t.key, now)
 	case outcomeFailed:
 		if g.recordFailureLocked(st, now) {
 			ch = g.blockLocked(t.key, BlockReasonFailures, now)
@@ -383,7 +473,7 @@ func (g *Guard) apply(ch change) error {
 }
 
 // maintainLocked forgets idle keys from the tail of the recency list, a few at a time, and
-// once per pruneInterval drops block history past BlockMemory.
+// once per pruneInterval drops block history past BlockMemory and known peers past their time.
 func (g *Guard) maintainLocked(now time.Time) {
 	for range sweepBatch {
 		st := g.recency.tail
@@ -399,6 +489,11 @@ func (g *Guard) maintainLocked(now time.Time) {
 	}
 	if now.Sub(g.lastPrune) >= pruneInterval {
 		g.blocks.prune(now, g.cfg.BlockMemory)
+		for k, until := range g.known {
+			if !now.Before(until) {
+				delete(g.known, k)
+			}
+		}
 		g.lastPrune = now
 	}
 }

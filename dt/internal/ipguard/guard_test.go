@@ -3,11 +3,15 @@ package ipguard
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/dt-cdn/dt/internal/syncbuf"
 )
 
 func TestFailuresWithinWindowBlock(t *testing.T) {
@@ -424,25 +428,148 @@ func netipPrefixes(ss ...string) []netip.Prefix {
 func TestHandshakeCap(t *testing.T) {
 	h := newHarness(t, Config{})
 	var tickets []*Ticket
-	for i := range 256 {
-		tickets = append(tickets, h.admit(t, fmt.Sprintf("10.0.%d.%d", i/256, i%256)))
+	// 192 addresses in twelve /24s, at the per-subnet cap: they fill the slots that are not
+	// reserved for known peers.
+	for i := range 192 {
+		tickets = append(tickets, h.admit(t, fmt.Sprintf("10.0.%d.%d", i%12, i/12+1)))
 	}
-	if got := h.metric(t, "handshakes_in_flight"); got != 256 {
-		t.Fatalf("handshakes_in_flight = %v, want 256", got)
+	if got := h.metric(t, "handshakes_in_flight"); got != 192 {
+		t.Fatalf("handshakes_in_flight = %v, want 192", got)
 	}
 	_, err := h.Admit(netip.MustParseAddr("192.0.2.1"))
 	mustErr(t, err, ErrBusy)
-	tickets[0].Succeeded()
+	tickets[0].Succeeded() // 10.0.0.1 is a known peer now
 	tickets[0].Succeeded() // ignored: must not free a second slot
 	tickets[0].Failed(FailTimeout)
 	h.admit(t, "192.0.2.1")
 	_, err = h.Admit(netip.MustParseAddr("192.0.2.2"))
 	mustErr(t, err, ErrBusy)
-	if got := h.metric(t, "refused_total", "reason", "handshakes_full"); got != 2 {
-		t.Fatalf("refused_total{handshakes_full} = %v, want 2", got)
+	// Known peers take the 64 reserved slots, and no more.
+	h.AddKnown(netip.MustParseAddr("192.0.2.3"))
+	for range 63 {
+		tickets = append(tickets, h.admit(t, "192.0.2.3"))
+		h.clock.Advance(time.Second) // the key's connection rate
+	}
+	tickets = append(tickets, h.admit(t, "10.0.0.1"))
+	_, err = h.Admit(netip.MustParseAddr("10.0.0.1"))
+	mustErr(t, err, ErrBusy)
+	if got := h.metric(t, "refused_total", "reason", "handshakes_full"); got != 3 {
+		t.Fatalf("refused_total{handshakes_full} = %v, want 3", got)
+	}
+	if got := h.metric(t, "admitted_known_total"); got != 64 {
+		t.Fatalf("admitted_known_total = %v, want 64", got)
 	}
 	if got := h.metric(t, "failures_total", "reason", FailTimeout); got != 0 {
 		t.Fatalf("an ignored Failed was counted: failures_total{timeout} = %v", got)
+	}
+	for _, tk := range tickets {
+		tk.Abandoned()
+	}
+	if got := h.metric(t, "handshakes_in_flight"); got != 1 { // 192.0.2.1's
+		t.Fatalf("handshakes_in_flight = %v after every ticket ended, want 1", got)
+	}
+}
+
+func TestHandshakeSubnetCap(t *testing.T) {
+	var buf syncbuf.Buffer
+	h := newHarness(t, Config{Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	var tickets []*Ticket
+	for i := range 16 {
+		tickets = append(tickets, h.admit(t, fmt.Sprintf("198.51.100.%d", i+1)))
+		tickets = append(tickets, h.admit(t, fmt.Sprintf("2001:db8:7:%x::1", i)))
+	}
+	for range 100 {
+		_, err := h.Admit(netip.MustParseAddr("198.51.100.200"))
+		mustErr(t, err, ErrBusy)
+		_, err = h.Admit(netip.MustParseAddr("2001:db8:7:ffff::1"))
+		mustErr(t, err, ErrBusy)
+	}
+	if got := h.metric(t, "refused_total", "reason", "subnet_full"); got != 200 {
+		t.Fatalf("refused_total{subnet_full} = %v, want 200", got)
+	}
+	if n := strings.Count(buf.String(), "handshake slots full"); n != 1 {
+		t.Fatalf("200 refusals in one burst logged %d lines, want 1:\n%s", n, buf.String())
+	}
+	// Other subnets, and known peers within the full ones, still get slots.
+	h.admit(t, "198.51.101.1").Succeeded()
+	h.admit(t, "2001:db8:8::1").Succeeded()
+	h.AddKnown(netip.MustParseAddr("198.51.100.201"))
+	h.admit(t, "198.51.100.201").Succeeded()
+	// A slot freed in the subnet is taken again.
+	tickets[0].Failed(FailTimeout)
+	h.admit(t, "198.51.100.202").Abandoned()
+	for _, tk := range tickets[1:] {
+		tk.Abandoned()
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.subnets) != 0 {
+		t.Fatalf("subnet counts left after every ticket ended: %v", h.subnets)
+	}
+}
+
+func TestPressureShortensDeadline(t *testing.T) {
+	h := newHarness(t, Config{MaxHandshakes: 8, MaxHandshakesPerSubnet: 8, ReservedHandshakes: 2})
+	var tickets []*Ticket
+	for i := range 4 {
+		tk := h.admit(t, fmt.Sprintf("10.1.0.%d", i+1))
+		if want := epoch.Add(5 * time.Second); !tk.Deadline().Equal(want) {
+			t.Fatalf("ticket %d with %d in flight: deadline %v, want %v", i, i+1, tk.Deadline(), want)
+		}
+		tickets = append(tickets, tk)
+	}
+	tk := h.admit(t, "10.1.0.9") // the fifth of 8: over half
+	if want := epoch.Add(time.Second); !tk.Deadline().Equal(want) {
+		t.Fatalf("deadline under pressure %v, want %v", tk.Deadline(), want)
+	}
+	if got := h.metric(t, "short_deadlines_total"); got != 1 {
+		t.Fatalf("short_deadlines_total = %v, want 1", got)
+	}
+	h.AddKnown(netip.MustParseAddr("10.1.1.1"))
+	if k := h.admit(t, "10.1.1.1"); !k.Deadline().Equal(epoch.Add(5 * time.Second)) {
+		t.Fatalf("a known peer's deadline under pressure %v, want the full 5 s", k.Deadline())
+	} else {
+		k.Succeeded()
+	}
+	tk.Abandoned()
+	for _, tk := range tickets {
+		tk.Abandoned()
+	}
+	if tk := h.admit(t, "10.1.0.10"); !tk.Deadline().Equal(epoch.Add(5 * time.Second)) {
+		t.Fatalf("deadline after the pressure ended %v, want the full 5 s", tk.Deadline())
+	}
+}
+
+func TestKnownPeerExpires(t *testing.T) {
+	h := newHarness(t, Config{MaxHandshakes: 4, MaxHandshakesPerSubnet: 4, ReservedHandshakes: 1, KnownPeerTTL: time.Hour, MaxKnownPeers: 2})
+	h.admit(t, "192.0.2.1").Succeeded()
+	for i := range 3 {
+		h.admit(t, fmt.Sprintf("10.2.0.%d", i+1)) // holds the three general slots
+	}
+	_, err := h.Admit(netip.MustParseAddr("10.2.0.99"))
+	mustErr(t, err, ErrBusy)
+	h.clock.Advance(59 * time.Minute)
+	h.admit(t, "192.0.2.1").Succeeded() // known: takes the reserved slot, and renews
+	h.clock.Advance(59 * time.Minute)
+	h.admit(t, "192.0.2.1").Succeeded()
+	h.clock.Advance(61 * time.Minute)
+	_, err = h.Admit(netip.MustParseAddr("192.0.2.1"))
+	mustErr(t, err, ErrBusy)
+	// At most MaxKnownPeers are remembered; the one that expires first goes.
+	h.AddKnown(netip.MustParseAddr("192.0.2.5"))
+	h.clock.Advance(time.Minute)
+	h.AddKnown(netip.MustParseAddr("192.0.2.6"))
+	h.AddKnown(netip.MustParseAddr("192.0.2.7"))
+	if got := h.metric(t, "known_peers"); got != 2 {
+		t.Fatalf("known_peers = %v, want 2", got)
+	}
+	_, err = h.Admit(netip.MustParseAddr("192.0.2.5"))
+	mustErr(t, err, ErrBusy)
+	h.admit(t, "192.0.2.7").Abandoned()
+	h.clock.Advance(2 * time.Hour)
+	_, _ = h.Admit(netip.MustParseAddr("10.2.0.98")) // maintenance runs on Admit
+	if got := h.metric(t, "known_peers"); got != 0 {
+		t.Fatalf("known_peers = %v two hours on, want 0", got)
 	}
 }
 
@@ -539,7 +666,7 @@ func TestIdleKeysAreForgotten(t *testing.T) {
 }
 
 func TestKeyCapEvictsOldestIdle(t *testing.T) {
-	h := newHarness(t, Config{MaxKeys: 50, MaxHandshakes: 10})
+	h := newHarness(t, Config{MaxKeys: 50, MaxHandshakes: 10, MaxHandshakesPerSubnet: 10})
 	h.blockByFailures(t, "192.0.2.1")
 	held := h.admit(t, "10.9.9.9")
 	h.fail(t, "10.9.9.8") // one failure, then pushed out by newer keys
@@ -640,5 +767,18 @@ func TestMetricsRegistrationConflict(t *testing.T) {
 	h.admit(t, "192.0.2.1").Succeeded()
 	if got := h.metric(t, "admitted_total"); got != 1 {
 		t.Fatalf("admitted_total = %v, want 1", got)
+	}
+}
+
+func TestFailuresLoggedOncePerBurst(t *testing.T) {
+	h := newHarness(t, Config{})
+	for i := range 200 {
+		h.fail(t, fmt.Sprintf("10.3.%d.%d", i/200, i%200+1))
+	}
+	if got := h.logs.count("handshakes failed"); got != 1 {
+		t.Fatalf("200 failures in one burst logged %d lines, want 1", got)
+	}
+	if got := h.metric(t, "failures_total", "reason", FailBadKey); got != 200 {
+		t.Fatalf("failures_total{bad_key} = %v, want 200", got)
 	}
 }

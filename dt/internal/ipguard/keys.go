@@ -13,6 +13,9 @@ const (
 	ipv4KeyBits   = 32
 	ipv6KeyBits   = 64
 	ipv6SubnetBit = 48
+	// ipv4SubnetBits is the IPv4 subnet handshakes are capped by: a /24 is the smallest block
+	// routed on the Internet, so one party rarely holds addresses in many of them.
+	ipv4SubnetBits = 24
 )
 
 // KeyOf returns the key the guard tracks addr under: the IPv4 address as a /32, or its IPv6 /64.
@@ -27,6 +30,22 @@ func KeyOf(addr netip.Addr) netip.Prefix {
 		return netip.PrefixFrom(addr, ipv4KeyBits)
 	}
 	p, _ := addr.Prefix(ipv6KeyBits) // cannot fail: addr is valid IPv6 and 64 <= 128
+	return p
+}
+
+// SubnetOf returns the subnet whose handshakes in flight are capped together
+// (Config.MaxHandshakesPerSubnet): the /24 of an IPv4 address, the /48 of an IPv6 one. It returns
+// the zero Prefix for the zero Addr.
+func SubnetOf(addr netip.Addr) netip.Prefix {
+	if !addr.IsValid() {
+		return netip.Prefix{}
+	}
+	addr = addr.WithZone("").Unmap()
+	bits := ipv6SubnetBit
+	if addr.Is4() {
+		bits = ipv4SubnetBits
+	}
+	p, _ := addr.Prefix(bits) // cannot fail: bits fits either family
 	return p
 }
 

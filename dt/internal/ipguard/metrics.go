@@ -11,22 +11,27 @@ const (
 	refusedBlocked = "blocked"
 	refusedRate    = "rate"
 	refusedBusy    = "handshakes_full"
+	refusedSubnet  = "subnet_full"
 	refusedInvalid = "invalid_address"
 )
 
 // metrics are the guard's Prometheus metrics. They exist even when no Registerer is given, so
 // the code that counts never checks for nil.
 type metrics struct {
-	admitted   prometheus.Counter
-	refused    *prometheus.CounterVec // by reason
-	succeeded  prometheus.Counter
-	failures   *prometheus.CounterVec // by reason
-	abandoned  prometheus.Counter
-	blocks     *prometheus.CounterVec // by reason
-	warnings   prometheus.Counter
-	evicted    prometheus.Counter
-	unblocks   prometheus.Counter
-	stateError *prometheus.CounterVec // by op: load, decode, save
+	admitted prometheus.Counter
+	// admittedKnown counts admissions of known peers, which may take the reserved slots.
+	admittedKnown prometheus.Counter
+	// shortDeadlines counts admissions given PressureHandshakeTimeout.
+	shortDeadlines prometheus.Counter
+	refused        *prometheus.CounterVec // by reason
+	succeeded      prometheus.Counter
+	failures       *prometheus.CounterVec // by reason
+	abandoned      prometheus.Counter
+	blocks         *prometheus.CounterVec // by reason
+	warnings       prometheus.Counter
+	evicted        prometheus.Counter
+	unblocks       prometheus.Counter
+	stateError     *prometheus.CounterVec // by op: load, decode, save
 }
 
 func newMetrics() *metrics {
@@ -41,19 +46,21 @@ func newMetrics() *metrics {
 		}, []string{label})
 	}
 	m := &metrics{
-		admitted:   counter("admitted_total", "Connections admitted to a handshake."),
-		refused:    vec("refused_total", "Connections refused at accept, by reason.", "reason"),
-		succeeded:  counter("handshakes_succeeded_total", "Admitted handshakes that authenticated."),
-		failures:   vec("failures_total", "Admitted handshakes that failed, by reason.", "reason"),
-		abandoned:  counter("handshakes_abandoned_total", "Admitted connections closed by the peer before a handshake."),
-		blocks:     vec("blocks_total", "Blocks imposed, by reason.", "reason"),
-		warnings:   counter("warnings_total", "Keys warned about for many unauthenticated connections."),
-		evicted:    counter("evicted_keys_total", "Tracked keys forgotten early because the key table was full."),
-		unblocks:   counter("unblocks_total", "Blocks lifted by an operator."),
-		stateError: vec("state_errors_total", "Failures to load, decode or save the stored blocks.", "op"),
+		admitted:       counter("admitted_total", "Connections admitted to a handshake."),
+		admittedKnown:  counter("admitted_known_total", "Connections from known peers admitted (they may take the reserved handshake slots)."),
+		shortDeadlines: counter("short_deadlines_total", "Connections admitted with the short handshake deadline, more than half the slots being taken."),
+		refused:        vec("refused_total", "Connections refused at accept, by reason.", "reason"),
+		succeeded:      counter("handshakes_succeeded_total", "Admitted handshakes that authenticated."),
+		failures:       vec("failures_total", "Admitted handshakes that failed, by reason.", "reason"),
+		abandoned:      counter("handshakes_abandoned_total", "Admitted connections closed by the peer before a handshake."),
+		blocks:         vec("blocks_total", "Blocks imposed, by reason.", "reason"),
+		warnings:       counter("warnings_total", "Keys warned about for many unauthenticated connections."),
+		evicted:        counter("evicted_keys_total", "Tracked keys forgotten early because the key table was full."),
+		unblocks:       counter("unblocks_total", "Blocks lifted by an operator."),
+		stateError:     vec("state_errors_total", "Failures to load, decode or save the stored blocks.", "op"),
 	}
 	// Pre-create the known label values so they are exported as 0 before the first event.
-	for _, r := range []string{refusedBlocked, refusedRate, refusedBusy, refusedInvalid} {
+	for _, r := range []string{refusedBlocked, refusedRate, refusedBusy, refusedSubnet, refusedInvalid} {
 		m.refused.WithLabelValues(r)
 	}
 	for _, r := range []string{FailBadKey, FailTimeout, FailMalformed, "other"} {
@@ -76,7 +83,7 @@ func (m *metrics) collectors(g *Guard) []prometheus.Collector {
 		}, f)
 	}
 	return []prometheus.Collector{
-		m.admitted, m.refused, m.succeeded, m.failures, m.abandoned, m.blocks, m.warnings,
+		m.admitted, m.admittedKnown, m.shortDeadlines, m.refused, m.succeeded, m.failures, m.abandoned, m.blocks, m.warnings,
 		m.evicted, m.unblocks, m.stateError,
 		gauge("blocked_keys", "Prefixes blocked now (keys and /48s).", func() float64 {
 			g.mu.Lock()
@@ -87,6 +94,11 @@ func (m *metrics) collectors(g *Guard) []prometheus.Collector {
 			g.mu.Lock()
 			defer g.mu.Unlock()
 			return float64(g.inflight)
+		}),
+		gauge("known_peers", "Addresses known as peers (Config.KnownPeerTTL), which may take the reserved handshake slots.", func() float64 {
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			return float64(len(g.known))
 		}),
 		gauge("tracked_keys", "Keys the guard holds state for.", func() float64 {
 			g.mu.Lock()

@@ -16,7 +16,8 @@ type Ticket struct {
 	state    *keyState // nil for a never-block address
 	addr     netip.Addr
 	key      netip.Prefix
-	window   int64 // the fixed window the connection was counted in
+	window   int64        // the fixed window the connection was counted in
+	subnet   netip.Prefix // the /24 or /48 whose count it holds; invalid for a known peer
 	deadline time.Time
 	done     atomic.Bool
 }
@@ -37,7 +38,9 @@ func (t *Ticket) Addr() netip.Addr { return t.addr }
 func (t *Ticket) Key() netip.Prefix { return t.key }
 
 // Deadline returns when the handshake should be abandoned as timed out: Admit's time plus
-// Config.HandshakeTimeout. The guard does not enforce it; set it on the connection.
+// Config.HandshakeTimeout, or plus Config.PressureHandshakeTimeout when more than half of the
+// handshake slots were taken and the address is not a known peer. The guard does not enforce
+// it; set it on the connection.
 func (t *Ticket) Deadline() time.Time { return t.deadline }
 
 // Succeeded reports that the peer authenticated. It releases the slot, clears the key's
@@ -73,7 +76,8 @@ func (g *Guard) countOutcome(o outcome, reason string) {
 	}
 }
 
-// logOutcome logs how a ticket ended: failures at Info, the rest at Debug.
+// logOutcome logs how a ticket ended at Debug; failures also at Info, once per burst, since a
+// flood of connections that time out would otherwise log a line each.
 func (g *Guard) logOutcome(t *Ticket, o outcome, reason string) {
 	switch o {
 	case outcomeSucceeded:
@@ -81,8 +85,8 @@ func (g *Guard) logOutcome(t *Ticket, o outcome, reason string) {
 	case outcomeAbandoned:
 		g.debug("connection abandoned", t.addr, t.key)
 	case outcomeFailed:
-		g.log.LogAttrs(context.Background(), slog.LevelInfo, "handshake failed",
-			slog.String("addr", t.addr.String()), slog.String("key", t.key.String()),
-			slog.String("reason", reason))
+		g.debug("handshake failed", t.addr, t.key, slog.String("reason", reason))
+		g.failLog.Hit(context.Background(), slog.String("addr", t.addr.String()),
+			slog.String("key", t.key.String()), slog.String("reason", reason))
 	}
 }
