@@ -155,7 +155,7 @@ func (w *response) Write(p []byte) (int, error) {
 	w.written += int64(len(p))
 	if !w.headerSent {
 		if w.clen < 0 && len(w.c.stage)+len(p) <= stageSize {
-			w.c.stage = append(w.c.stage, p...)
+			w.c.stage = append(w.c.stageBuf(), p...)
 			return len(p), nil
 		}
 		w.writeHeaderSection(p)
