@@ -79,15 +79,20 @@ type conn struct {
 	remoteAddr string
 	log        *slog.Logger
 
-	br     *bufio.Reader // from readers while a request is read or buffered; nil in between
-	rawFD  int           // ≥0 while awaitRequest reads without blocking: the socket's descriptor
-	outp   *[]byte       // from outBufs while a response is gathered; nil in between
-	out    []byte        // output not yet written, in *outp or in what a large header grew
-	bufs   net.Buffers   // scratch for writev, over vecs
-	vecs   [3][]byte
-	werr   error   // the first write error: the connection is done
-	stagep *[]byte // from stageBufs once a response needs stage
-	stage  []byte  // body bytes held while a response's length is unknown
+	br    *bufio.Reader // from readers while a request is read or buffered; nil in between
+	rawFD int           // ≥0 while awaitRequest reads without blocking: the socket's descriptor
+	// tryRead as a func value, made once: a method value made per request would be allocated
+	// per request.
+	tryReadFn func(fd uintptr) bool
+	first     *bufio.Reader // what tryRead read, for readFirst
+	firstErr  error
+	outp      *[]byte     // from outBufs while a response is gathered; nil in between
+	out       []byte      // output not yet written, in *outp or in what a large header grew
+	bufs      net.Buffers // scratch for writev, over vecs
+	vecs      [3][]byte
+	werr      error   // the first write error: the connection is done
+	stagep    *[]byte // from stageBufs once a response needs stage
+	stage     []byte  // body bytes held while a response's length is unknown
 
 	// idle is set while the reader waits for the first byte of a request, for Shutdown.
 	idle atomic.Bool
@@ -127,7 +132,9 @@ func (s *Server) newConn(ctx context.Context, nc net.Conn) *conn {
 		readState:  readingHead,
 		headStart:  time.Now(),
 	}
-	c.raw = rawConnOf(nc)
+	if c.raw = rawConnOf(nc); c.raw != nil {
+		c.tryReadFn = c.tryRead
+	}
 	c.ctx, c.cancel = context.WithCancel(ctx)
 	return c
 }
@@ -412,28 +419,30 @@ func (c *conn) readFirst() (*bufio.Reader, error) {
 		}
 		return br, nil
 	}
-	var (
-		br   *bufio.Reader
-		rerr error
-	)
-	// The raw read calls the function again each time the socket turns readable, until it
-	// returns true; it returns the poller's errors (a deadline, a closed connection) itself.
-	err := c.raw.Read(func(fd uintptr) bool {
-		br = readers.Get().(*bufio.Reader)
-		br.Reset(connReader{c})
-		c.rawFD = int(fd)
-		_, rerr = br.Peek(1)
-		c.rawFD = -1
-		if rerr != nil {
-			readers.Put(br)
-			br = nil
-		}
-		return !errors.Is(rerr, errWouldBlock)
-	})
-	if err != nil {
+	// The raw read calls tryRead again each time the socket turns readable, until it returns
+	// true; it returns the poller's errors (a deadline, a closed connection) itself.
+	if err := c.raw.Read(c.tryReadFn); err != nil {
 		return nil, err
 	}
-	return br, rerr
+	br, err := c.first, c.firstErr
+	c.first, c.firstErr = nil, nil
+	return br, err
+}
+
+// tryRead is readFirst's step on a socket: it reads what has arrived into a read buffer from
+// the pool, and gives the buffer back if nothing had. It reports whether the wait is over.
+func (c *conn) tryRead(fd uintptr) bool {
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(connReader{c})
+	c.rawFD = int(fd)
+	_, err := br.Peek(1)
+	c.rawFD = -1
+	if err != nil {
+		readers.Put(br)
+		br = nil
+	}
+	c.first, c.firstErr = br, err
+	return !errors.Is(err, errWouldBlock)
 }
 
 // readNow reads what the socket holds without waiting: errWouldBlock when it holds nothing.
