@@ -18,6 +18,7 @@ import (
 	"github.com/dt-cdn/dt/internal/connlimit"
 	"github.com/dt-cdn/dt/internal/h1"
 	"github.com/dt-cdn/dt/internal/h2"
+	"github.com/dt-cdn/dt/internal/sendconn"
 )
 
 // Config configures a Server. Zero fields take the defaults given with each; New does not
@@ -43,7 +44,7 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// SendTimeout closes a connection whose client takes no bytes of a response for this long
 	// (nginx's send_timeout): a slow download goes on, a stalled one does not hold its
-	// connection. It bounds every write, plain HTTP/1.x and TLS alike (see sendConn). Zero
+	// connection. It bounds every write, plain HTTP/1.x and TLS alike (see internal/sendconn). Zero
 	// means 1 minute.
 	SendTimeout time.Duration
 
@@ -186,7 +187,7 @@ func (s *Server) newHTTPServer(tlsConfig *tls.Config) httpServer {
 	if tlsConfig == nil && !s.cfg.StdHTTP1 {
 		// Connections are left as the listener gives them, a *net.TCPConn in the caps'
 		// wrapper, which h1 writes with writev and sendfile: it gathers a response's writes
-		// itself (no corkConn) and bounds them with SendTimeout itself (no sendConn).
+		// and bounds them with SendTimeout itself (no sendconn.Conn).
 		return &h1.Server{
 			Handler:           s.handler,
 			ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
@@ -194,7 +195,7 @@ func (s *Server) newHTTPServer(tlsConfig *tls.Config) httpServer {
 			SendTimeout:       s.cfg.SendTimeout,
 			MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
 			Logger:            s.log,
-			ConnContext:       withTCPConn,
+			ConnContext:       sendconn.ConnContext,
 		}
 	}
 	srv := &http.Server{
@@ -203,7 +204,7 @@ func (s *Server) newHTTPServer(tlsConfig *tls.Config) httpServer {
 		IdleTimeout:       s.cfg.IdleTimeout,
 		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-		ConnContext:       withTCPConn,
+		ConnContext:       sendconn.ConnContext,
 	}
 	if tlsConfig != nil {
 		tc := tlsConfig.Clone()
@@ -221,8 +222,8 @@ func (s *Server) newHTTPServer(tlsConfig *tls.Config) httpServer {
 	return stdServer{srv, s.cfg.SendTimeout}
 }
 
-// stdServer serves net/http's way, on corked connections (corkConn) whose writes are bounded
-// by sendTimeout (sendConn), with TLS when it has a configuration. net/http bounds the TLS
+// stdServer serves net/http's way, on connections that can be corked and whose writes are
+// bounded by sendTimeout per step (sendconn.Conn), with TLS when it has a configuration. net/http bounds the TLS
 // handshake by ReadHeaderTimeout.
 type stdServer struct {
 	*http.Server
@@ -230,7 +231,7 @@ type stdServer struct {
 }
 
 func (s stdServer) Serve(ln net.Listener) error {
-	ln = corkListener{Listener: ln, sendTimeout: s.sendTimeout}
+	ln = sendconn.Listener{Listener: ln, Timeout: s.sendTimeout}
 	if s.TLSConfig != nil {
 		return s.ServeTLS(ln, "", "")
 	}

@@ -1,4 +1,21 @@
-package edge
+// Package sendconn gives a server's TCP connections a deadline on every step of a write, and a
+// cork for net/http's responses.
+//
+// net/http's server has only a WriteTimeout on a whole response, which would cut off a long
+// download on a slow line, and none by default, which leaves a client that stops reading holding
+// its connection, goroutine and buffers forever. A Conn sets a write deadline of its timeout
+// before each step of at most 256 KiB (nginx's send_timeout, and internal/h1's SendTimeout): a
+// slow but steady client is served, a stalled one is cut off. It sits under TLS as well, so
+// that HTTP/2 and HTTPS HTTP/1.1 get it too. A deadline the server sets itself stands while it
+// is earlier than the step's.
+//
+// The cork (Cork, under ConnContext) holds a net/http response's writes and sends them in one
+// writev, as nginx's tcp_nopush does; the connections also get their unsent bytes bounded
+// (TCP_NOTSENT_LOWAT, see NotSentLowat).
+//
+// Listener hands out such connections; the connection caps' wrappers (internal/connlimit) are
+// seen through, and their Close is kept.
+package sendconn
 
 import (
 	"io"
@@ -8,18 +25,15 @@ import (
 	"time"
 )
 
-// sendStep is the most a sendConn writes under one deadline, so that SendTimeout bounds the
-// progress of each step rather than a whole body: at the default minute, a client that takes
-// less than about 4 KiB/s is cut off, and a slower but steady one is not. It is internal/h1's
-// step.
+// sendStep is the most a sendConn writes under one deadline, so that the timeout bounds the
+// progress of each step rather than a whole body: at a minute, a client that takes less than
+// about 4 KiB/s is cut off, and a faster one is not. It is internal/h1's step.
 const sendStep = 256 << 10
 
 // sendConn is a TCP connection whose writes cannot block for longer than a timeout without
 // progress: before each step of at most sendStep bytes it sets the write deadline timeout from
 // now (moving it only once it is an eighth stale, so that a busy connection does not reset it on
-// every write). It is what gives net/http's HTTP/1.x, and TLS under any protocol, the
-// SendTimeout internal/h1 has: net/http has only a WriteTimeout for a whole response, which
-// would cut off a long download on a slow line.
+// every write).
 //
 // A deadline the server sets itself (SetWriteDeadline, SetDeadline) stands while it is earlier
 // than the step's: servers set short ones to close connections (a TLS close_notify, an HTTP/2
