@@ -40,6 +40,9 @@ type Listener struct {
 	// Timeout closes a connection whose client takes nothing of a write for this long. Zero
 	// means no deadline but the server's own.
 	Timeout time.Duration
+	// Expired, if set, is called once for each connection whose write Timeout ended (a
+	// deadline the server set does not count), to count and log them.
+	Expired func()
 }
 
 func (l Listener) Accept() (net.Conn, error) {
@@ -48,7 +51,7 @@ func (l Listener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	if tc := tcpConnOf(c); tc != nil {
-		return &Conn{sendConn: newSendConn(tc, c, l.Timeout)}, nil
+		return &Conn{sendConn: newSendConn(tc, c, l.Timeout, l.Expired)}, nil
 	}
 	return c, nil
 }

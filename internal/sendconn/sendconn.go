@@ -18,9 +18,12 @@
 package sendconn
 
 import (
+	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -44,14 +47,31 @@ type sendConn struct {
 	// to do than close the socket (give back its slot under the connection caps).
 	outer   io.Closer
 	timeout time.Duration // zero: no deadline but the server's
+	expired func()        // called once when a step's deadline ends a write; nil for none
+	fired   atomic.Bool
 
 	mu       sync.Mutex
 	explicit time.Time // guarded by mu: the write deadline the server set; zero for none
 	armed    time.Time // guarded by mu: the write deadline set on the socket
 }
 
-func newSendConn(tc *net.TCPConn, outer io.Closer, timeout time.Duration) *sendConn {
-	return &sendConn{TCPConn: tc, outer: outer, timeout: timeout}
+func newSendConn(tc *net.TCPConn, outer io.Closer, timeout time.Duration, expired func()) *sendConn {
+	return &sendConn{TCPConn: tc, outer: outer, timeout: timeout, expired: expired}
+}
+
+// check passes a write's error on, first calling expired if it is the step's deadline that
+// ended the write (not one the server set).
+func (c *sendConn) check(err error) error {
+	if err == nil || c.expired == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
+		return err
+	}
+	c.mu.Lock()
+	ours := !c.armed.IsZero() && !c.armed.Equal(c.explicit)
+	c.mu.Unlock()
+	if ours && !c.fired.Swap(true) {
+		c.expired()
+	}
+	return err
 }
 
 func (c *sendConn) Close() error { return c.outer.Close() }
@@ -101,7 +121,7 @@ func (c *sendConn) Write(p []byte) (int, error) {
 		n, err := c.TCPConn.Write(step)
 		sent += n
 		if err != nil {
-			return sent, err
+			return sent, c.check(err)
 		}
 		p = p[n:]
 	}
@@ -137,7 +157,7 @@ func (c *sendConn) ReadFrom(r io.Reader) (int64, error) {
 			lr.N = limit
 		}
 		if err != nil || n < step {
-			return total, err
+			return total, c.check(err)
 		}
 	}
 	return total, nil
@@ -163,7 +183,8 @@ func (c *sendConn) writeBuffers(bufs net.Buffers) (int64, error) {
 	if err := c.arm(); err != nil {
 		return 0, err
 	}
-	return bufs.WriteTo(c.TCPConn)
+	n, err := bufs.WriteTo(c.TCPConn)
+	return n, c.check(err)
 }
 
 // tcpConnOf returns the TCP connection c is or wraps (by a NetConn method, as the connection
