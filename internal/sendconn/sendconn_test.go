@@ -87,8 +87,7 @@ type closerFunc func() error
 func (f closerFunc) Close() error { return f() }
 
 // Expired is called once per connection when the step's deadline ends a write (two blocked
-// writes here), and not when the server's own
-// deadline does.
+// writes here), and not when the server's own deadline does.
 func TestSendConnExpired(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
