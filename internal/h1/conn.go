@@ -84,8 +84,8 @@ type conn struct {
 	// tryRead as a func value, made once: a method value made per request would be allocated
 	// per request.
 	tryReadFn func(fd uintptr) bool
-	first     *bufio.Reader // what tryRead read, for readFirst
-	firstErr  error
+	awaited   *bufio.Reader // what tryRead read, for readFirst
+	awaitErr  error
 	outp      *[]byte     // from outBufs while a response is gathered; nil in between
 	out       []byte      // output not yet written, in *outp or in what a large header grew
 	bufs      net.Buffers // scratch for writev, over vecs
@@ -424,8 +424,8 @@ func (c *conn) readFirst() (*bufio.Reader, error) {
 	if err := c.raw.Read(c.tryReadFn); err != nil {
 		return nil, err
 	}
-	br, err := c.first, c.firstErr
-	c.first, c.firstErr = nil, nil
+	br, err := c.awaited, c.awaitErr
+	c.awaited, c.awaitErr = nil, nil
 	return br, err
 }
 
@@ -441,7 +441,7 @@ func (c *conn) tryRead(fd uintptr) bool {
 		readers.Put(br)
 		br = nil
 	}
-	c.first, c.firstErr = br, err
+	c.awaited, c.awaitErr = br, err
 	return !errors.Is(err, errWouldBlock)
 }
 
