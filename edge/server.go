@@ -15,6 +15,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/dt-cdn/dt/internal/burstlog"
 	"github.com/dt-cdn/dt/internal/connlimit"
 	"github.com/dt-cdn/dt/internal/h1"
 	"github.com/dt-cdn/dt/internal/h2"
@@ -64,7 +65,7 @@ type Config struct {
 	// limit.
 	FDReserve int
 	// Registerer receives the connection metrics (dt_edge_conns_open, dt_edge_conns_max,
-	// dt_edge_conns_refused_total by reason). Nil: none.
+	// dt_edge_conns_refused_total by reason, dt_edge_send_timeouts_total). Nil: none.
 	Registerer prometheus.Registerer
 	// StdHTTP1 serves plain HTTP/1.x with net/http's own server instead of package h1's,
 	// which answers with a fraction of the work (see internal/h1). It is the way back should a
@@ -96,6 +97,9 @@ type Server struct {
 	log     *slog.Logger
 	handler *Handler
 	conns   *connlimit.Limiter // shared by every listener Serve runs on
+	// sendTimeouts counts the connections SendTimeout closed, on every listener.
+	sendTimeouts   prometheus.Counter
+	logSendTimeout *burstlog.Logger
 }
 
 // New checks cfg and returns a Server with no site (it answers 503 until SetSite).
@@ -128,6 +132,15 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
 	s.conns = lim
+	s.sendTimeouts = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "dt", Subsystem: "edge",
+		Name: "send_timeouts_total", Help: "Visitor connections closed because the client took nothing of a response for the send timeout."})
+	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(s.sendTimeouts); err != nil {
+			return nil, fmt.Errorf("edge: register metrics: %w", err)
+		}
+	}
+	s.logSendTimeout = &burstlog.Logger{Log: s.log, Level: slog.LevelWarn,
+		Msg: "Closing connections whose client stopped reading (send timeout)"}
 	s.handler = NewHandler(HandlerConfig{Logger: s.log, Observer: cfg.Observer, Routes: cfg.Routes})
 	return s, nil
 }
@@ -193,6 +206,7 @@ func (s *Server) newHTTPServer(tlsConfig *tls.Config) httpServer {
 			ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 			IdleTimeout:       s.cfg.IdleTimeout,
 			SendTimeout:       s.cfg.SendTimeout,
+			OnSendTimeout:     s.sendTimedOut,
 			MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
 			Logger:            s.log,
 			ConnContext:       sendconn.ConnContext,
@@ -219,7 +233,13 @@ func (s *Server) newHTTPServer(tlsConfig *tls.Config) httpServer {
 			h2s.Configure(srv)
 		}
 	}
-	return stdServer{srv, s.cfg.SendTimeout}
+	return stdServer{srv, s.cfg.SendTimeout, s.sendTimedOut}
+}
+
+// sendTimedOut counts and logs a connection SendTimeout closed.
+func (s *Server) sendTimedOut() {
+	s.sendTimeouts.Inc()
+	s.logSendTimeout.Hit(context.Background(), slog.Duration("send_timeout", s.cfg.SendTimeout))
 }
 
 // stdServer serves net/http's way, on connections that can be corked and whose writes are
@@ -228,10 +248,11 @@ func (s *Server) newHTTPServer(tlsConfig *tls.Config) httpServer {
 type stdServer struct {
 	*http.Server
 	sendTimeout time.Duration
+	expired     func()
 }
 
 func (s stdServer) Serve(ln net.Listener) error {
-	ln = sendconn.Listener{Listener: ln, Timeout: s.sendTimeout}
+	ln = sendconn.Listener{Listener: ln, Timeout: s.sendTimeout, Expired: s.expired}
 	if s.TLSConfig != nil {
 		return s.ServeTLS(ln, "", "")
 	}

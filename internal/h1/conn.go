@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -544,15 +545,14 @@ func (c *conn) flush() error {
 		return c.werr
 	}
 	if err := c.armWrite(); err != nil {
-		c.werr = err
-		return err
+		return c.writeFailed(err)
 	}
 	_, err := c.nc.Write(c.out)
 	c.resetOut()
 	if err != nil {
-		c.werr = err
+		return c.writeFailed(err)
 	}
-	return err
+	return nil
 }
 
 // resetOut empties the output buffer once written, going back to the pool's buffer if a large
@@ -596,8 +596,7 @@ func (c *conn) write(p []byte, after []byte) error {
 
 func (c *conn) writev(p, after []byte) error {
 	if err := c.armWrite(); err != nil {
-		c.werr = err
-		return err
+		return c.writeFailed(err)
 	}
 	c.bufs = append(c.vecs[:0], c.out, p)
 	if len(after) > 0 {
@@ -607,7 +606,20 @@ func (c *conn) writev(p, after []byte) error {
 	c.vecs = [3][]byte{} // no reference to the handler's bytes stays behind
 	c.resetOut()
 	if err != nil {
-		c.werr = err
+		return c.writeFailed(err)
+	}
+	return nil
+}
+
+// writeFailed records the connection's first write error, which ends it, and tells
+// OnSendTimeout when SendTimeout is what ended it.
+func (c *conn) writeFailed(err error) error {
+	if c.werr != nil {
+		return err
+	}
+	c.werr = err
+	if c.srv.OnSendTimeout != nil && c.srv.SendTimeout > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+		c.srv.OnSendTimeout()
 	}
 	return err
 }

@@ -262,8 +262,7 @@ func (w *response) ReadFrom(src io.Reader) (int64, error) {
 			break
 		}
 		if err := c.armWrite(); err != nil {
-			c.werr = err
-			return total, err
+			return total, c.writeFailed(err)
 		}
 		n, err := rf.ReadFrom(io.LimitReader(r, step))
 		total += n
@@ -272,8 +271,7 @@ func (w *response) ReadFrom(src io.Reader) (int64, error) {
 			limit -= n
 		}
 		if err != nil {
-			c.werr = err
-			return total, err
+			return total, c.writeFailed(err)
 		}
 		if n < step {
 			return total, nil // src ended
