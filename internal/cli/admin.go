@@ -53,7 +53,9 @@ func startAdmin(addr string, status func() nodeStatus, gatherer prometheus.Gathe
 		srv: &http.Server{
 			Handler:           adminHandler(status, gatherer, extra),
 			ReadHeaderTimeout: 10 * time.Second,
-			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+			// Without it net/http keeps an idle keep-alive connection for ever.
+			IdleTimeout: 2 * time.Minute,
+			ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		},
 	}
 	// A client that stops reading (a scrape, a profile, the redirector's live dashboard) gives
