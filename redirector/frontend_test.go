@@ -9,6 +9,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -124,6 +126,35 @@ func dialSmallWindow(t *testing.T, addr string) net.Conn {
 	return c
 }
 
+// usage is what the test process holds: descriptors (server and client side alike) and
+// goroutines.
+type usage struct{ fds, goroutines int }
+
+func (u usage) String() string { return fmt.Sprintf("%d fds, %d goroutines", u.fds, u.goroutines) }
+
+func usageNow(t *testing.T) usage {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("counts descriptors in /proc/self/fd")
+	}
+	return usage{fds: len(ents), goroutines: runtime.NumGoroutine()}
+}
+
+// settled waits until the process holds about what it held before an attack.
+func settled(t *testing.T, before usage) usage {
+	t.Helper()
+	var now usage
+	wait.For(t, 10*time.Second, func() error {
+		now = usageNow(t)
+		if now.fds > before.fds+2 || now.goroutines > before.goroutines+2 {
+			return fmt.Errorf("holding %s, %s before the attack", now, before)
+		}
+		return nil
+	})
+	return now
+}
+
 // readUntilClosed reads c to its end and reports how long that took; it fails the test if the
 // server has not closed the connection within 10 s.
 func readUntilClosed(t *testing.T, c net.Conn) time.Duration {
@@ -147,6 +178,7 @@ func TestFrontendSlowloris(t *testing.T) {
 	for _, useTLS := range []bool{false, true} {
 		t.Run(fmt.Sprintf("tls=%v", useTLS), func(t *testing.T) {
 			f := startFrontend(t, redirector.FrontendConfig{ReadHeaderTimeout: rht}, ok, useTLS)
+			before := usageNow(t)
 			c, err := net.Dial("tcp", f.addr)
 			if err != nil {
 				t.Fatal(err)
@@ -176,6 +208,8 @@ func TestFrontendSlowloris(t *testing.T) {
 			if d > 5*time.Second {
 				t.Errorf("slowloris held its connection for %s, ReadHeaderTimeout %s", d, rht)
 			}
+			c.Close()
+			t.Logf("before %s; after %s", before, settled(t, before))
 		})
 	}
 }
@@ -188,6 +222,7 @@ func TestFrontendClientStopsReading(t *testing.T) {
 	body := bytes.Repeat([]byte("r"), 16<<10)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) })
 	f := startFrontend(t, redirector.FrontendConfig{SendTimeout: sendTimeout}, h, false)
+	before := usageNow(t)
 	c := dialSmallWindow(t, f.addr)
 	writerDone := make(chan struct{})
 	go func() {
@@ -200,15 +235,21 @@ func TestFrontendClientStopsReading(t *testing.T) {
 			}
 		}
 	}()
+	start := time.Now()
+	during := usageNow(t)
+	f.visit(t, "/")
 	wait.For(t, 10*time.Second, func() error {
 		if n := f.sendTimeouts(t); n != 1 {
 			return fmt.Errorf("dt_redirector_send_timeouts_total %v, want 1", n)
 		}
 		return nil
 	})
-	f.visit(t, "/")
+	t.Logf("the client that stopped reading was cut off %s after it began (SendTimeout %s)", time.Since(start).Round(time.Millisecond), sendTimeout)
 	readUntilClosed(t, c)
 	<-writerDone
+	c.Close()
+	after := settled(t, before)
+	t.Logf("before %s; during %s; after %s", before, during, after)
 }
 
 // A live dashboard stream lasts for many SendTimeouts while its client reads, and a stream whose
@@ -255,9 +296,11 @@ func TestFrontendDashboardStream(t *testing.T) {
 		}
 	}()
 
+	before := usageNow(t)
 	stalled := dialSmallWindow(t, f.addr)
 	openStream(t, stalled) // and then read nothing
 	start := time.Now()
+	during := usageNow(t)
 	wait.For(t, 10*time.Second, func() error {
 		if n := f.sendTimeouts(t); n != 1 {
 			return fmt.Errorf("dt_redirector_send_timeouts_total %v, want 1", n)
@@ -266,6 +309,9 @@ func TestFrontendDashboardStream(t *testing.T) {
 	})
 	t.Logf("stalled stream cut off %s after it opened (SendTimeout %s)", time.Since(start).Round(time.Millisecond), sendTimeout)
 	readUntilClosed(t, stalled)
+	stalled.Close()
+	after := settled(t, before)
+	t.Logf("beside the live stream: before %s; during %s; after %s", before, during, after)
 
 	// The live stream goes on for 4 more SendTimeouts.
 	time.Sleep(4 * sendTimeout)
