@@ -34,7 +34,8 @@ const holdMax = 8 << 10
 const NotSentLowat = 128 << 10
 
 // Listener hands out connections whose writes have a deadline of Timeout per step, and that can
-// be corked (Conn). A connection that is not TCP, or a wrapper of one, is handed out as it is.
+// be corked (Conn). A connection that is neither TCP nor a wrapper of TCP is handed out as it
+// is.
 type Listener struct {
 	net.Listener
 	// Timeout closes a connection whose client takes nothing of a write for this long. Zero
@@ -57,8 +58,8 @@ func (l Listener) Accept() (net.Conn, error) {
 }
 
 // Conn is a TCP connection whose writes have a deadline per step (see the package
-// documentation), and that can hold a response's writes and send them together: a
-// cork in user space. net/http writes a response of a few tens of kilobytes in two writes (its
+// documentation), and that can hold a response's writes and send them together: a cork in
+// user space. net/http writes a response of a few tens of kilobytes in two writes (its
 // buffer with the headers, then the rest); corked, the first is held and leaves with the second
 // in one writev, one system call instead of two, and two fewer than the kernel's TCP_CORK needs
 // (set, then clear). As nginx's tcp_nopush, what leaves is full segments.
