@@ -216,14 +216,28 @@ func TestFrontendSlowloris(t *testing.T) {
 
 // A client that pipelines requests and never reads the answers is closed once the server's
 // writes have made no progress for SendTimeout, counted in the metric, while a visitor from
-// another address is answered.
+// another address is answered: over plain HTTP and over TLS.
 func TestFrontendClientStopsReading(t *testing.T) {
+	for _, useTLS := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tls=%v", useTLS), func(t *testing.T) { clientStopsReading(t, useTLS) })
+	}
+}
+
+func clientStopsReading(t *testing.T, useTLS bool) {
 	const sendTimeout = 500 * time.Millisecond
 	body := bytes.Repeat([]byte("r"), 16<<10)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) })
-	f := startFrontend(t, redirector.FrontendConfig{SendTimeout: sendTimeout}, h, false)
+	f := startFrontend(t, redirector.FrontendConfig{SendTimeout: sendTimeout}, h, useTLS)
 	before := usageNow(t)
 	c := dialSmallWindow(t, f.addr)
+	if useTLS {
+		tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+		tc.SetDeadline(time.Now().Add(5 * time.Second))
+		if err := tc.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		c = tc
+	}
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
