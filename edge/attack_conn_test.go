@@ -194,6 +194,22 @@ func (at *attackTarget) settled(t *testing.T, before usage) usage {
 	return now
 }
 
+// sendTimeouts reads dt_edge_send_timeouts_total.
+func (at *attackTarget) sendTimeouts(t *testing.T) float64 {
+	t.Helper()
+	mfs, err := at.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "dt_edge_send_timeouts_total" {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatal("dt_edge_send_timeouts_total not registered")
+	return 0
+}
+
 // serverClosed reports whether the edge closed c (a read ends in EOF or an error other than
 // the client's own timeout) within d; the client's own read deadline is d.
 func serverClosed(c net.Conn, d time.Duration) bool {
@@ -360,10 +376,11 @@ func slowloris(t *testing.T, at *attackTarget) {
 }
 
 // stopReading: 5 clients from 127.0.0.3 ask for the large file and read 64 KiB of it, then
-// nothing; each is closed about SendTimeout after its socket buffers fill. A client reading
+// nothing; each is closed about SendTimeout after its socket buffers fill, and counted. A client reading
 // slowly but steadily, taking several SendTimeouts in all, gets the whole file.
 func stopReading(t *testing.T, at *attackTarget) {
 	const stalled = 5
+	timeoutsBefore := at.sendTimeouts(t)
 	var conns []net.Conn
 	for range stalled {
 		c := at.request(t, "127.0.0.3", "/big.bin", 64<<10)
@@ -396,6 +413,9 @@ func stopReading(t *testing.T, at *attackTarget) {
 	})
 	t.Logf("during: %s; visitor served in %s; stalled downloads closed %s after they were all stalled (SendTimeout %s)",
 		during, took.Round(time.Millisecond), time.Since(stallStart).Round(time.Millisecond), attackSendTimeout)
+	if got := at.sendTimeouts(t) - timeoutsBefore; got != stalled {
+		t.Errorf("dt_edge_send_timeouts_total rose by %v, want %d", got, stalled)
+	}
 	if err := <-steady; err != nil {
 		t.Fatalf("the steady reader: %v", err)
 	}

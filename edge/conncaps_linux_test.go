@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/dt-cdn/dt/internal/sendconn"
 	"github.com/dt-cdn/dt/internal/wait"
 )
 
@@ -76,8 +77,8 @@ func TestCorkThroughCaps(t *testing.T) {
 				}
 				return nil
 			})
-			if v := sockopt(fd, unix.TCP_NOTSENT_LOWAT); v != notSentLowat {
-				t.Errorf("TCP_NOTSENT_LOWAT %d, want %d", v, notSentLowat)
+			if v := sockopt(fd, unix.TCP_NOTSENT_LOWAT); v != sendconn.NotSentLowat {
+				t.Errorf("TCP_NOTSENT_LOWAT %d, want %d", v, sendconn.NotSentLowat)
 			}
 			if st := at.srv.ConnStats(); st.Open != 1 {
 				t.Errorf("%d connections counted, want 1", st.Open)

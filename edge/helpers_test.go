@@ -10,7 +10,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -129,8 +128,6 @@ func htmlPage(name string, n int) []byte {
 	return []byte(b.String())
 }
 
-// startServer serves h on a loopback port, closed at cleanup, with the connections of
-// Server.Serve: corked for large HTTP/1.1 bodies (corkListener, withTCPConn).
 // testServer is a Server serving plain HTTP on loopback until its test ends.
 type testServer struct {
 	t    testing.TB
@@ -182,18 +179,6 @@ func serveWith(t testing.TB, h *Handler, cfg Config) *testServer {
 	})
 	addr := ln.Addr().String()
 	return &testServer{t: t, URL: "http://" + addr, Addr: addr}
-}
-
-// startHandlerServer serves any handler by net/http's server on corked connections, as
-// Server.Serve does with StdHTTP1, for tests of the cork itself.
-func startHandlerServer(t testing.TB, h http.Handler) *httptest.Server {
-	t.Helper()
-	srv := httptest.NewUnstartedServer(h)
-	srv.Listener = corkListener{Listener: srv.Listener, sendTimeout: DefaultSendTimeout}
-	srv.Config.ConnContext = withTCPConn
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return srv
 }
 
 // rawResponse is a response read off the wire.

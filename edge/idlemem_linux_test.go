@@ -28,7 +28,8 @@ type idleMem struct {
 }
 
 // TestIdleConnMemory measures the memory an edge spends per idle keep-alive connection, after
-// one request on each: plain HTTP by package h1, and HTTPS over HTTP/1.1. The edge runs in a
+// one request on each: plain HTTP by package h1, and HTTPS over HTTP/1.1 for a small page and
+// for one large enough to be corked (tls-corked). The edge runs in a
 // child process, so that the client's connections do not count. It takes a while and prints
 // figures, and only runs with DT_IDLE_MEM=1.
 func TestIdleConnMemory(t *testing.T) {
@@ -36,7 +37,7 @@ func TestIdleConnMemory(t *testing.T) {
 		t.Skip("set DT_IDLE_MEM=1 to measure")
 	}
 	const n = 2000
-	for _, mode := range []string{"h1", "tls"} {
+	for _, mode := range []string{"h1", "tls", "tls-corked"} {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestIdleConnMemoryChild$")
 		cmd.Env = append(os.Environ(), "EDGE_IDLE_CHILD="+mode)
 		stdout, err := cmd.StdoutPipe()
@@ -78,11 +79,15 @@ func TestIdleConnMemory(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if mode == "tls" {
+			if mode != "h1" {
 				tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
 				c = tc
 			}
-			fmt.Fprintf(c, "GET /index.html HTTP/1.1\r\nHost: edge.test\r\n\r\n")
+			path := "/index.html"
+			if mode == "tls-corked" {
+				path = "/large.html"
+			}
+			fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: edge.test\r\n\r\n", path)
 			resp, err := http.ReadResponse(bufio.NewReaderSize(c, 512), nil)
 			if err != nil {
 				t.Fatal(err)
@@ -113,6 +118,7 @@ func TestIdleConnMemoryChild(t *testing.T) {
 	}
 	d := newDeploy(t, map[string]*testFile{
 		"/index.html": {body: htmlPage("index", 2000), typ: "text/html; charset=utf-8"},
+		"/large.html": {body: htmlPage("large", 20000), typ: "text/html; charset=utf-8"},
 	}, nil, SiteOptions{})
 	s, err := New(Config{})
 	if err != nil {
@@ -120,7 +126,7 @@ func TestIdleConnMemoryChild(t *testing.T) {
 	}
 	s.SetSite(d.site)
 	var tc *tls.Config
-	if mode == "tls" {
+	if mode != "h1" {
 		cert, _ := testcert.SelfSigned(t)
 		tc = &tls.Config{Certificates: []tls.Certificate{cert}}
 	}

@@ -15,9 +15,11 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/dt-cdn/dt/internal/burstlog"
 	"github.com/dt-cdn/dt/internal/connlimit"
 	"github.com/dt-cdn/dt/internal/h1"
 	"github.com/dt-cdn/dt/internal/h2"
+	"github.com/dt-cdn/dt/internal/sendconn"
 )
 
 // Config configures a Server. Zero fields take the defaults given with each; New does not
@@ -43,7 +45,7 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// SendTimeout closes a connection whose client takes no bytes of a response for this long
 	// (nginx's send_timeout): a slow download goes on, a stalled one does not hold its
-	// connection. It bounds every write, plain HTTP/1.x and TLS alike (see sendConn). Zero
+	// connection. It bounds every write, plain HTTP/1.x and TLS alike (see internal/sendconn). Zero
 	// means 1 minute.
 	SendTimeout time.Duration
 
@@ -63,7 +65,7 @@ type Config struct {
 	// limit.
 	FDReserve int
 	// Registerer receives the connection metrics (dt_edge_conns_open, dt_edge_conns_max,
-	// dt_edge_conns_refused_total by reason). Nil: none.
+	// dt_edge_conns_refused_total by reason, dt_edge_send_timeouts_total). Nil: none.
 	Registerer prometheus.Registerer
 	// StdHTTP1 serves plain HTTP/1.x with net/http's own server instead of package h1's,
 	// which answers with a fraction of the work (see internal/h1). It is the way back should a
@@ -96,6 +98,9 @@ type Server struct {
 	handler *Handler
 	conns   *connlimit.Limiter // shared by every listener Serve runs on
 	h2stats h2.Stats           // the limits' hits of every h2.Server this Server runs
+	// sendTimeouts counts the connections SendTimeout closed, on every listener.
+	sendTimeouts   prometheus.Counter
+	logSendTimeout *burstlog.Logger
 }
 
 // New checks cfg and returns a Server with no site (it answers 503 until SetSite).
@@ -128,6 +133,15 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
 	s.conns = lim
+	s.sendTimeouts = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "dt", Subsystem: "edge",
+		Name: "send_timeouts_total", Help: "Visitor connections closed because the client took nothing of a response for the send timeout."})
+	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(s.sendTimeouts); err != nil {
+			return nil, fmt.Errorf("edge: register metrics: %w", err)
+		}
+	}
+	s.logSendTimeout = &burstlog.Logger{Log: s.log, Level: slog.LevelWarn,
+		Msg: "Closing connections whose client stopped reading (send timeout)"}
 	s.handler = NewHandler(HandlerConfig{Logger: s.log, Observer: cfg.Observer, Routes: cfg.Routes, SendTimeout: s.cfg.SendTimeout})
 	return s, nil
 }
@@ -190,15 +204,16 @@ func (s *Server) newHTTPServer(tlsConfig *tls.Config) httpServer {
 	if tlsConfig == nil && !s.cfg.StdHTTP1 {
 		// Connections are left as the listener gives them, a *net.TCPConn in the caps'
 		// wrapper, which h1 writes with writev and sendfile: it gathers a response's writes
-		// itself (no corkConn) and bounds them with SendTimeout itself (no sendConn).
+		// and bounds them with SendTimeout itself (no sendconn.Conn).
 		return &h1.Server{
 			Handler:           s.handler,
 			ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 			IdleTimeout:       s.cfg.IdleTimeout,
 			SendTimeout:       s.cfg.SendTimeout,
+			OnSendTimeout:     s.sendTimedOut,
 			MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
 			Logger:            s.log,
-			ConnContext:       withTCPConn,
+			ConnContext:       sendconn.ConnContext,
 		}
 	}
 	srv := &http.Server{
@@ -207,7 +222,7 @@ func (s *Server) newHTTPServer(tlsConfig *tls.Config) httpServer {
 		IdleTimeout:       s.cfg.IdleTimeout,
 		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-		ConnContext:       withTCPConn,
+		ConnContext:       sendconn.ConnContext,
 	}
 	if tlsConfig != nil {
 		tc := tlsConfig.Clone()
@@ -230,19 +245,26 @@ func (s *Server) newHTTPServer(tlsConfig *tls.Config) httpServer {
 			}
 		}
 	}
-	return stdServer{srv, s.cfg.SendTimeout}
+	return stdServer{srv, s.cfg.SendTimeout, s.sendTimedOut}
 }
 
-// stdServer serves net/http's way, on corked connections (corkConn) whose writes are bounded
-// by sendTimeout (sendConn), with TLS when it has a configuration. net/http bounds the TLS
+// sendTimedOut counts and logs a connection SendTimeout closed.
+func (s *Server) sendTimedOut() {
+	s.sendTimeouts.Inc()
+	s.logSendTimeout.Hit(context.Background(), slog.Duration("send_timeout", s.cfg.SendTimeout))
+}
+
+// stdServer serves net/http's way, on connections that can be corked and whose writes are
+// bounded by sendTimeout per step (sendconn.Conn), with TLS when it has a configuration. net/http bounds the TLS
 // handshake by ReadHeaderTimeout.
 type stdServer struct {
 	*http.Server
 	sendTimeout time.Duration
+	expired     func()
 }
 
 func (s stdServer) Serve(ln net.Listener) error {
-	ln = corkListener{Listener: ln, sendTimeout: s.sendTimeout}
+	ln = sendconn.Listener{Listener: ln, Timeout: s.sendTimeout, Expired: s.expired}
 	if s.TLSConfig != nil {
 		return s.ServeTLS(ln, "", "")
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/internal/sendconn"
 )
 
 // nodeStatus is the body of GET /status: every dt.Status field at the top level, the link byte
@@ -54,10 +55,14 @@ func startAdmin(addr string, status func() nodeStatus, gatherer prometheus.Gathe
 		srv: &http.Server{
 			Handler:           adminHandler(status, gatherer, extra),
 			ReadHeaderTimeout: 10 * time.Second,
-			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+			// Without it net/http keeps an idle keep-alive connection for ever.
+			IdleTimeout: 2 * time.Minute,
+			ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		},
 	}
-	a.wg.Go(func() { a.errc <- a.srv.Serve(ln) })
+	// A client that stops reading (a scrape, a profile, the redirector's live dashboard) gives
+	// its connection back after a minute without progress.
+	a.wg.Go(func() { a.errc <- a.srv.Serve(sendconn.Listener{Listener: ln, Timeout: time.Minute}) })
 	return a, nil
 }
 

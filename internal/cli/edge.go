@@ -21,6 +21,7 @@ import (
 	"github.com/dt-cdn/dt/edge"
 	"github.com/dt-cdn/dt/heartbeat"
 	"github.com/dt-cdn/dt/internal/certs"
+	"github.com/dt-cdn/dt/internal/sendconn"
 	"github.com/dt-cdn/dt/redirector"
 )
 
@@ -259,9 +260,12 @@ func serveEdge(ctx context.Context, e *edge.Node, cm *certs.Manager, ef edgeFlag
 
 // serveHTTP serves h on ln until ctx ends.
 func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	// The edge's own bounds: without IdleTimeout net/http would keep an idle connection, and
+	// its place under the caps, for ever.
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: edge.DefaultReadHeaderTimeout, IdleTimeout: edge.DefaultIdleTimeout,
+		MaxHeaderBytes: edge.DefaultMaxHeaderBytes, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(sendconn.Listener{Listener: ln, Timeout: edge.DefaultSendTimeout}) }()
 	select {
 	case err := <-errc:
 		return err

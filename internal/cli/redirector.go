@@ -18,7 +18,6 @@ import (
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/internal/certs"
 	"github.com/dt-cdn/dt/internal/connlimit"
-	"github.com/dt-cdn/dt/internal/h2"
 	"github.com/dt-cdn/dt/redirector"
 	"github.com/dt-cdn/dt/web"
 	"github.com/prometheus/client_golang/prometheus"
@@ -191,6 +190,10 @@ func serveRedirector(ctx context.Context, p *redirectorParts, geo *redirector.Ge
 	if err != nil {
 		return err
 	}
+	front, err := redirector.NewFrontend(redirector.FrontendConfig{Registerer: p.registerer, Logger: log})
+	if err != nil {
+		return err
+	}
 	var servers []*http.Server
 	var bound Serving
 	serve := func(addr string, tlsConfig *tls.Config) error {
@@ -203,14 +206,10 @@ func serveRedirector(ctx context.Context, p *redirectorParts, geo *redirector.Ge
 		} else {
 			bound.HTTP = ln.Addr().String()
 		}
-		// Past the caps, connections are reset at accept, before a TLS handshake.
-		ln = conns.Listener(ln)
-		srv := &http.Server{Handler: svc.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-			TLSConfig: tlsConfig, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-		if tlsConfig != nil {
-			// Redirects are answered from memory: HTTP/2 runs them on the connection's goroutine.
-			(&h2.Server{IdleTimeout: srv.IdleTimeout, Logger: log}).Configure(srv)
-		}
+		// Past the caps, connections are reset at accept, before a TLS handshake; the rest have
+		// a deadline on every write.
+		ln = front.Listener(conns.Listener(ln))
+		srv := front.Server(svc.Handler(), tlsConfig)
 		servers = append(servers, srv)
 		go func() {
 			if tlsConfig != nil {

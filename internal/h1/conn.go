@@ -10,9 +10,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
@@ -20,10 +23,12 @@ import (
 
 const (
 	// readBufferSize is a connection's read buffer: a request's header section is read into
-	// it, whole in the common case.
+	// it, whole in the common case. It is taken from a pool when a request's first bytes
+	// arrive and given back once the connection waits for the next one.
 	readBufferSize = 4 << 10
 	// outBufferSize is how much output a connection gathers before it writes; a larger body is
-	// written at once, with what is gathered, in one writev.
+	// written at once, with what is gathered, in one writev. Like the read buffer, it is held
+	// only from a request to the write of its response.
 	outBufferSize = 16 << 10
 	// maxOutBuffer is the most the output buffer is kept at between writes: a handler's huge
 	// header section may grow it, but not for the rest of the connection.
@@ -62,33 +67,53 @@ var staleDeadline = time.Unix(1, 0)
 var errServerClosing = errors.New("h1: server closing")
 
 // conn is one HTTP/1.x connection. Everything but idle belongs to the connection's goroutine.
+//
+// Between requests a connection holds no buffer: an idle keep-alive connection costs its
+// goroutine, its socket and this struct, not the 20 KiB of buffers a request needs (see
+// awaitRequest).
 type conn struct {
 	srv        *Server
 	nc         net.Conn
+	raw        syscall.RawConn // nc's, to wait for a request without a buffer; nil if nc has none
 	ctx        context.Context
 	cancel     context.CancelFunc
 	remoteAddr string
 	log        *slog.Logger
 
-	br   *bufio.Reader
-	out  []byte      // output not yet written
-	bufs net.Buffers // scratch for writev, over vecs
-	vecs [3][]byte
-	werr error // the first write error: the connection is done
+	br    *bufio.Reader // from readers while a request is read or buffered; nil in between
+	rawFD int           // ≥0 while awaitRequest reads without blocking: the socket's descriptor
+	// tryRead as a func value, made once: a method value made per request would be allocated
+	// per request.
+	tryReadFn func(fd uintptr) bool
+	awaited   *bufio.Reader // what tryRead read, for readFirst
+	awaitErr  error
+	outp      *[]byte     // from outBufs while a response is gathered; nil in between
+	out       []byte      // output not yet written, in *outp or in what a large header grew
+	bufs      net.Buffers // scratch for writev, over vecs
+	vecs      [3][]byte
+	werr      error   // the first write error: the connection is done
+	stagep    *[]byte // from stageBufs once a response needs stage
+	stage     []byte  // body bytes held while a response's length is unknown
 
 	// idle is set while the reader waits for the first byte of a request, for Shutdown.
 	idle atomic.Bool
 
-	fresh      bool // no byte of the current request has been read
 	readState  int
 	headStart  time.Time
 	headLimit  int64 // bytes left before the header section is too large; <0 when not reading one
 	hitLimit   bool
 	readArmed  time.Time // the read deadline set on nc (zero: none)
 	writeArmed time.Time
-	lastMethod string
-	stage      []byte // body bytes held while a response's length is unknown
+	afterPOST  bool // the last request was a POST
 }
+
+// The buffers a connection takes while it works on a request, shared by all connections:
+// under load only the connections with a request in hand hold one.
+var (
+	readers   = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufferSize) }}
+	outBufs   = sync.Pool{New: func() any { b := make([]byte, 0, outBufferSize); return &b }}
+	stageBufs = sync.Pool{New: func() any { b := make([]byte, 0, stageSize); return &b }}
+)
 
 // connReader is what the connection's bufio.Reader reads from.
 type connReader struct{ c *conn }
@@ -103,35 +128,42 @@ func (s *Server) newConn(ctx context.Context, nc net.Conn) *conn {
 		nc:         nc,
 		remoteAddr: nc.RemoteAddr().String(),
 		log:        s.logger(),
-		out:        make([]byte, 0, outBufferSize),
+		rawFD:      -1,
 		headLimit:  -1,
 		readState:  readingHead,
 		headStart:  time.Now(),
-		fresh:      true,
+	}
+	if c.raw = rawConnOf(nc); c.raw != nil {
+		c.tryReadFn = c.tryRead
 	}
 	c.ctx, c.cancel = context.WithCancel(ctx)
-	c.br = bufio.NewReaderSize(connReader{c}, readBufferSize)
 	return c
 }
 
 // serve runs the connection: read a request, answer it, until either side ends it.
 func (c *conn) serve() {
+	defer c.releaseBuffers() // last: nothing reads or writes them once nc is closed
 	defer c.nc.Close()
 	defer c.cancel()
 	for first := true; ; first = false {
-		if !first {
-			c.readState, c.fresh = readingHead, c.br.Buffered() == 0
-			if c.fresh {
+		if c.br == nil || c.br.Buffered() == 0 {
+			if !first {
 				c.readState = readingIdle
-			} else {
-				c.headStart = time.Now()
 			}
+			if err := c.awaitRequest(); err != nil {
+				c.answerBadRequest(err)
+				return
+			}
+		} else {
+			// Pipelined: the next request is already here.
+			c.readState, c.headStart = readingHead, time.Now()
 		}
 		req, err := c.readRequest()
 		if err != nil {
 			c.answerBadRequest(err)
 			return
 		}
+		c.takeOut()
 		w := c.newResponse(req)
 		if !c.runHandler(w) {
 			c.flush()
@@ -198,7 +230,7 @@ func (c *conn) linger() {
 func (c *conn) readRequest() (*http.Request, error) {
 	c.headLimit = int64(cmp.Or(c.srv.MaxHeaderBytes, DefaultMaxHeaderBytes)) + headerSlack
 	c.hitLimit = false
-	if c.lastMethod == "POST" {
+	if c.afterPOST {
 		// RFC 9112 §2.2: a client may send a CRLF after a POST body; it is skipped.
 		peek, _ := c.br.Peek(4)
 		c.br.Discard(leadingCRLF(peek))
@@ -211,7 +243,7 @@ func (c *conn) readRequest() (*http.Request, error) {
 		}
 		return nil, err
 	}
-	c.lastMethod = req.Method
+	c.afterPOST = req.Method == http.MethodPost
 	if req.ProtoMajor != 1 {
 		return nil, &statusError{http.StatusHTTPVersionNotSupported, "unsupported protocol version"}
 	}
@@ -312,6 +344,9 @@ func (c *conn) answerBadRequest(err error) {
 // be waiting for it.
 func (r connReader) Read(p []byte) (int, error) {
 	c := r.c
+	if c.rawFD >= 0 {
+		return c.readNow(p)
+	}
 	if err := c.flush(); err != nil {
 		return 0, err
 	}
@@ -327,40 +362,138 @@ func (r connReader) Read(p []byte) (int, error) {
 	if err := c.armRead(); err != nil {
 		return 0, err
 	}
-	if !c.fresh {
-		n, err := c.nc.Read(p)
-		if c.headLimit >= 0 {
-			c.headLimit -= int64(n)
-		}
-		return n, err
-	}
-	// Waiting for a request, which Shutdown may end. The flag is checked after the deadline
-	// is set: Shutdown sets the flag, then a past deadline, so either this sees the flag or
-	// the read below sees the deadline.
-	c.idle.Store(true)
-	if c.srv.closing.Load() {
-		c.idle.Store(false)
-		return 0, errServerClosing
-	}
 	n, err := c.nc.Read(p)
-	c.idle.Store(false)
-	if c.srv.closing.Load() {
-		if err != nil {
-			return 0, errServerClosing
-		}
-		// Shutdown may have set a past deadline that the read beat: arm the next read anew.
-		c.readArmed = staleDeadline
-	}
-	if n > 0 {
-		c.fresh = false
-		if c.readState == readingIdle {
-			c.readState, c.headStart = readingHead, time.Now()
-		}
-	}
 	if c.headLimit >= 0 {
 		c.headLimit -= int64(n)
 	}
 	return n, err
+}
+
+// awaitRequest waits for the first bytes of the next request and reads them into a read
+// buffer, holding no buffer while it waits: the output gathered so far is written and the
+// buffers go back to their pools first. On a socket it waits for readiness (the runtime's
+// poller) and takes a read buffer only to read what has arrived, so a connection that waits
+// costs no buffer at all; on another connection it holds a read buffer while it waits.
+func (c *conn) awaitRequest() error {
+	if err := c.flush(); err != nil {
+		return err
+	}
+	c.releaseBuffers()
+	if err := c.armRead(); err != nil {
+		return err
+	}
+	// Shutdown may end this wait. The flag is checked after the deadline is set: Shutdown sets
+	// the flag, then a past deadline, so either this sees the flag or the wait sees the
+	// deadline.
+	c.idle.Store(true)
+	if c.srv.closing.Load() {
+		c.idle.Store(false)
+		return errServerClosing
+	}
+	br, err := c.readFirst()
+	c.idle.Store(false)
+	if c.srv.closing.Load() {
+		if err != nil {
+			return errServerClosing
+		}
+		// Shutdown may have set a past deadline that the read beat: arm the next read anew.
+		c.readArmed = staleDeadline
+	}
+	if err != nil {
+		return err
+	}
+	c.br = br
+	if c.readState == readingIdle {
+		c.readState, c.headStart = readingHead, time.Now()
+	}
+	return nil
+}
+
+// readFirst returns a read buffer holding the first bytes of a request, waiting for them.
+func (c *conn) readFirst() (*bufio.Reader, error) {
+	if c.raw == nil {
+		br := readers.Get().(*bufio.Reader)
+		br.Reset(connReader{c})
+		if _, err := br.Peek(1); err != nil {
+			readers.Put(br)
+			return nil, err
+		}
+		return br, nil
+	}
+	// The raw read calls tryRead again each time the socket turns readable, until it returns
+	// true; it returns the poller's errors (a deadline, a closed connection) itself.
+	if err := c.raw.Read(c.tryReadFn); err != nil {
+		return nil, err
+	}
+	br, err := c.awaited, c.awaitErr
+	c.awaited, c.awaitErr = nil, nil
+	return br, err
+}
+
+// tryRead is readFirst's step on a socket: it reads what has arrived into a read buffer from
+// the pool, and gives the buffer back if nothing had. It reports whether the wait is over.
+func (c *conn) tryRead(fd uintptr) bool {
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(connReader{c})
+	c.rawFD = int(fd)
+	_, err := br.Peek(1)
+	c.rawFD = -1
+	if err != nil {
+		readers.Put(br)
+		br = nil
+	}
+	c.awaited, c.awaitErr = br, err
+	return !errors.Is(err, errWouldBlock)
+}
+
+// readNow reads what the socket holds without waiting: errWouldBlock when it holds nothing.
+func (c *conn) readNow(p []byte) (int, error) {
+	n, err := readFD(c.rawFD, p)
+	switch {
+	case err != nil && !errors.Is(err, errWouldBlock):
+		return 0, &net.OpError{Op: "read", Net: "tcp", Source: c.nc.LocalAddr(), Addr: c.nc.RemoteAddr(), Err: err}
+	case err != nil:
+		return 0, err
+	case n == 0 && len(p) > 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// takeOut takes an output buffer for a response, unless the connection holds one already.
+func (c *conn) takeOut() {
+	if c.outp == nil {
+		c.outp = outBufs.Get().(*[]byte)
+		c.out = (*c.outp)[:0]
+	}
+}
+
+// stageBuf returns the stage, with a buffer from the pool if it has none.
+func (c *conn) stageBuf() []byte {
+	if c.stagep == nil {
+		c.stagep = stageBufs.Get().(*[]byte)
+		c.stage = (*c.stagep)[:0]
+	}
+	return c.stage
+}
+
+// releaseBuffers gives the connection's buffers back to their pools once nothing is buffered
+// in them. A read buffer that holds a pipelined request is kept.
+func (c *conn) releaseBuffers() {
+	if c.br != nil && c.br.Buffered() == 0 {
+		c.br.Reset(nil)
+		readers.Put(c.br)
+		c.br = nil
+	}
+	if c.outp != nil && len(c.out) == 0 {
+		outBufs.Put(c.outp)
+		c.outp, c.out = nil, nil
+	}
+	if c.stagep != nil && cap(c.stage) <= stageSize {
+		*c.stagep = c.stage[:0]
+		stageBufs.Put(c.stagep)
+	}
+	c.stagep, c.stage = nil, nil
 }
 
 // armRead sets the read deadline the reader's state calls for. A sliding deadline is moved only
@@ -412,21 +545,21 @@ func (c *conn) flush() error {
 		return c.werr
 	}
 	if err := c.armWrite(); err != nil {
-		c.werr = err
-		return err
+		return c.writeFailed(err)
 	}
 	_, err := c.nc.Write(c.out)
 	c.resetOut()
 	if err != nil {
-		c.werr = err
+		return c.writeFailed(err)
 	}
-	return err
+	return nil
 }
 
-// resetOut empties the output buffer once written, shrinking it if a large header grew it.
+// resetOut empties the output buffer once written, going back to the pool's buffer if a large
+// header grew it past maxOutBuffer.
 func (c *conn) resetOut() {
-	if cap(c.out) > maxOutBuffer {
-		c.out = make([]byte, 0, outBufferSize)
+	if cap(c.out) > maxOutBuffer && c.outp != nil {
+		c.out = (*c.outp)[:0]
 		return
 	}
 	c.out = c.out[:0]
@@ -463,8 +596,7 @@ func (c *conn) write(p []byte, after []byte) error {
 
 func (c *conn) writev(p, after []byte) error {
 	if err := c.armWrite(); err != nil {
-		c.werr = err
-		return err
+		return c.writeFailed(err)
 	}
 	c.bufs = append(c.vecs[:0], c.out, p)
 	if len(after) > 0 {
@@ -474,7 +606,20 @@ func (c *conn) writev(p, after []byte) error {
 	c.vecs = [3][]byte{} // no reference to the handler's bytes stays behind
 	c.resetOut()
 	if err != nil {
-		c.werr = err
+		return c.writeFailed(err)
+	}
+	return nil
+}
+
+// writeFailed records the connection's first write error, which ends it, and tells
+// OnSendTimeout when SendTimeout is what ended it.
+func (c *conn) writeFailed(err error) error {
+	if c.werr != nil {
+		return err
+	}
+	c.werr = err
+	if c.srv.OnSendTimeout != nil && c.srv.SendTimeout > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+		c.srv.OnSendTimeout()
 	}
 	return err
 }

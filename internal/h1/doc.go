@@ -20,6 +20,13 @@
 //     request's context is cancelled when its connection ends, not before.
 //   - Read and write deadlines slide with progress but are only moved when they would be off
 //     by more than an eighth of their timeout, not on every request.
+//   - A connection waiting for its next request holds no buffer: the read, output and stage
+//     buffers come from pools when a request arrives and go back once its response is written
+//     and nothing more is buffered. On a socket (a *net.TCPConn, or a wrapper that embeds one
+//     and gives it by NetConn, as the connection caps' does) the wait is on the runtime's
+//     poller, with a read into a pooled buffer only once the socket is readable: an idle
+//     keep-alive connection costs about 2 KiB of heap and its goroutine's stack, not the 20 KiB
+//     of buffers. Such a wrapper's own Read is bypassed for that first read.
 //   - A large body goes out in steps of sendStep bytes, each under a fresh write deadline, so
 //     that SendTimeout bounds progress, not the whole transfer; a file body (a handler's
 //     io.Copy from an *os.File) by the connection's ReadFrom, which is sendfile(2) on TCP.

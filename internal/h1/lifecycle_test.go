@@ -514,12 +514,15 @@ func lcLargeBodies(t *testing.T, size int) []struct {
 	}}
 }
 
+// A client that reads nothing is cut off after SendTimeout, and OnSendTimeout told once.
 func TestSendTimeoutEndsStalledClient(t *testing.T) {
 	for _, tt := range lcLargeBodies(t, lcBodySize) {
 		t.Run(tt.name, func(t *testing.T) {
 			sendErr := make(chan error, 1)
+			var timeouts atomic.Int32
 			s := &Server{
-				SendTimeout: 300 * time.Millisecond,
+				SendTimeout:   300 * time.Millisecond,
+				OnSendTimeout: func() { timeouts.Add(1) },
 				Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 					sendErr <- tt.send(w)
 				}),
@@ -541,6 +544,9 @@ func TestSendTimeoutEndsStalledClient(t *testing.T) {
 			}
 			// Shutdown returns nil only once the connection has ended: it is not idle.
 			lcShutdown(t, s)
+			if n := timeouts.Load(); n != 1 {
+				t.Errorf("OnSendTimeout called %d times, want 1", n)
+			}
 		})
 	}
 }

@@ -155,7 +155,7 @@ func (w *response) Write(p []byte) (int, error) {
 	w.written += int64(len(p))
 	if !w.headerSent {
 		if w.clen < 0 && len(w.c.stage)+len(p) <= stageSize {
-			w.c.stage = append(w.c.stage, p...)
+			w.c.stage = append(w.c.stageBuf(), p...)
 			return len(p), nil
 		}
 		w.writeHeaderSection(p)
@@ -262,8 +262,7 @@ func (w *response) ReadFrom(src io.Reader) (int64, error) {
 			break
 		}
 		if err := c.armWrite(); err != nil {
-			c.werr = err
-			return total, err
+			return total, c.writeFailed(err)
 		}
 		n, err := rf.ReadFrom(io.LimitReader(r, step))
 		total += n
@@ -272,8 +271,7 @@ func (w *response) ReadFrom(src io.Reader) (int64, error) {
 			limit -= n
 		}
 		if err != nil {
-			c.werr = err
-			return total, err
+			return total, c.writeFailed(err)
 		}
 		if n < step {
 			return total, nil // src ended

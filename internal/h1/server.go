@@ -28,6 +28,9 @@ type Server struct {
 	// as nginx's send_timeout: a slow client is fine, a stalled one is not. Zero means no
 	// limit.
 	SendTimeout time.Duration
+	// OnSendTimeout, if set, is called once for each connection SendTimeout closes, to count
+	// and log them. It must not block.
+	OnSendTimeout func()
 	// MaxHeaderBytes bounds a request's line and header section; a larger one is answered 431.
 	// Zero means DefaultMaxHeaderBytes.
 	MaxHeaderBytes int

@@ -1,10 +1,11 @@
-package edge
+package sendconn
 
 import (
 	"bytes"
 	"errors"
 	"net"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -15,7 +16,7 @@ func sendPair(t *testing.T, timeout time.Duration) (net.Conn, *sendConn) {
 	t.Helper()
 	client, server := tcpPair(t)
 	t.Cleanup(func() { client.Close() })
-	return client, newSendConn(server.TCPConn, server, timeout)
+	return client, newSendConn(server.TCPConn, server, timeout, nil)
 }
 
 // blockedWrite writes to c until a write fails, and returns how long after the start that was.
@@ -74,7 +75,7 @@ func TestSendConnServerDeadline(t *testing.T) {
 func TestSendConnClose(t *testing.T) {
 	closed := 0
 	_, server := tcpPair(t)
-	c := newSendConn(server.TCPConn, closerFunc(func() error { closed++; return server.Close() }), time.Second)
+	c := newSendConn(server.TCPConn, closerFunc(func() error { closed++; return server.Close() }), time.Second, nil)
 	c.Close()
 	if closed != 1 {
 		t.Fatalf("outer Close called %d times, want 1", closed)
@@ -84,3 +85,32 @@ func TestSendConnClose(t *testing.T) {
 type closerFunc func() error
 
 func (f closerFunc) Close() error { return f() }
+
+// Expired is called once per connection when the step's deadline ends a write (two blocked
+// writes here), and not when the server's own deadline does.
+func TestSendConnExpired(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		server   time.Duration // the server's own deadline; zero for none
+		timeout  time.Duration
+		wantHits int32
+	}{
+		{"step", 0, 300 * time.Millisecond, 1},
+		{"server", 300 * time.Millisecond, time.Hour, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			client, server := tcpPair(t)
+			t.Cleanup(func() { client.Close() })
+			var hits atomic.Int32
+			c := newSendConn(server.TCPConn, server, tc.timeout, func() { hits.Add(1) })
+			if tc.server > 0 {
+				c.SetWriteDeadline(time.Now().Add(tc.server))
+			}
+			blockedWrite(t, c)
+			blockedWrite(t, c)
+			if got := hits.Load(); got != tc.wantHits {
+				t.Fatalf("Expired called %d times, want %d", got, tc.wantHits)
+			}
+		})
+	}
+}

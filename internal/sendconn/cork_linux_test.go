@@ -1,4 +1,4 @@
-package edge
+package sendconn
 
 import (
 	"context"
@@ -26,14 +26,14 @@ func TestNotSentLowat(t *testing.T) {
 		}
 		return v
 	}
-	if lowat() == notSentLowat {
-		t.Fatalf("TCP_NOTSENT_LOWAT already %d before the server saw the connection", notSentLowat)
+	if lowat() == NotSentLowat {
+		t.Fatalf("TCP_NOTSENT_LOWAT already %d before the server saw the connection", NotSentLowat)
 	}
-	ctx := withTCPConn(context.Background(), tls.Server(server, &tls.Config{}))
-	if got := lowat(); got != notSentLowat {
-		t.Fatalf("TCP_NOTSENT_LOWAT %d, want %d", got, notSentLowat)
+	ctx := ConnContext(context.Background(), tls.Server(server, &tls.Config{}))
+	if got := lowat(); got != NotSentLowat {
+		t.Fatalf("TCP_NOTSENT_LOWAT %d, want %d", got, NotSentLowat)
 	}
-	if cc, _ := ctx.Value(corkConnKey{}).(*corkConn); cc != server {
+	if cc, _ := ctx.Value(connKey{}).(*Conn); cc != server {
 		t.Fatal("the connection under TLS is not in the context")
 	}
 }

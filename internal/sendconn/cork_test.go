@@ -1,4 +1,4 @@
-package edge
+package sendconn
 
 import (
 	"bytes"
@@ -67,6 +67,12 @@ func TestCorkConn(t *testing.T) {
 	if held() != 0 {
 		t.Fatal("uncork left bytes held")
 	}
+	server.mu.Lock()
+	heldp := server.heldp
+	server.mu.Unlock()
+	if heldp != nil {
+		t.Fatal("uncorked, the connection still holds a buffer")
+	}
 	server.CloseWrite()
 
 	client.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -79,12 +85,12 @@ func TestCorkConn(t *testing.T) {
 	}
 }
 
-// corkFor corks for a large HTTP/1.x body only, and its uncork sends the end of the body still
+// Cork corks for a large HTTP/1.x body only, and its uncork sends the end of the body still
 // in net/http's buffer too.
 func TestCorkFor(t *testing.T) {
 	client, server := tcpPair(t)
 	defer client.Close()
-	ctx := withTCPConn(context.Background(), server)
+	ctx := ConnContext(context.Background(), server)
 	corked := func() bool {
 		server.mu.Lock()
 		defer server.mu.Unlock()
@@ -92,14 +98,14 @@ func TestCorkFor(t *testing.T) {
 	}
 	rec := httptest.NewRecorder()
 	small := httptest.NewRequestWithContext(ctx, "GET", "/", nil)
-	corkFor(rec, small, corkMin-1)
+	Cork(rec, small, corkMin-1)
 	h2 := httptest.NewRequestWithContext(ctx, "GET", "/", nil)
 	h2.ProtoMajor, h2.ProtoMinor, h2.Proto = 2, 0, "HTTP/2.0"
-	corkFor(rec, h2, 1<<20)
+	Cork(rec, h2, 1<<20)
 	if corked() {
 		t.Fatal("corked for a small body or an HTTP/2 stream")
 	}
-	uncork := corkFor(rec, httptest.NewRequestWithContext(ctx, "GET", "/", nil), corkMin)
+	uncork := Cork(rec, httptest.NewRequestWithContext(ctx, "GET", "/", nil), corkMin)
 	if !corked() {
 		t.Fatalf("not corked for a %d-byte body", corkMin)
 	}
@@ -108,7 +114,7 @@ func TestCorkFor(t *testing.T) {
 		t.Fatalf("after uncork: corked %v, net/http's buffer flushed %v", corked(), rec.Flushed)
 	}
 	// A request without a connection (a handler test) is served uncorked.
-	corkFor(rec, httptest.NewRequest("GET", "/", nil), 1<<20)()
+	Cork(rec, httptest.NewRequest("GET", "/", nil), 1<<20)()
 }
 
 // Responses of every size around the cork's thresholds arrive whole over HTTP/1.1, one after
@@ -124,12 +130,16 @@ func TestCorkedResponsesWhole(t *testing.T) {
 		}
 		body := bytes.Repeat([]byte{byte('a' + n%26)}, n)
 		w.Header().Set("Content-Length", strconv.Itoa(n))
-		uncork := corkFor(w, r, int64(n))
+		uncork := Cork(w, r, int64(n))
 		w.Write(body[:n/3])
 		w.Write(body[n/3:])
 		uncork()
 	})
-	srv := startHandlerServer(t, h)
+	srv := httptest.NewUnstartedServer(h)
+	srv.Listener = Listener{Listener: srv.Listener, Timeout: time.Minute}
+	srv.Config.ConnContext = ConnContext
+	srv.Start()
+	defer srv.Close()
 	client := srv.Client()
 	for round := range 2 {
 		for _, n := range sizes {
@@ -147,8 +157,8 @@ func TestCorkedResponsesWhole(t *testing.T) {
 }
 
 // tcpPair returns both ends of a loopback TCP connection, the server's as the listener of
-// Server.Serve hands it out.
-func tcpPair(t *testing.T) (net.Conn, *corkConn) {
+// Listener hands it out.
+func tcpPair(t *testing.T) (net.Conn, *Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -159,10 +169,10 @@ func tcpPair(t *testing.T) (net.Conn, *corkConn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := corkListener{Listener: ln}.Accept()
+	c, err := Listener{Listener: ln}.Accept()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return client, c.(*corkConn)
+	return client, c.(*Conn)
 }

@@ -1,25 +1,42 @@
-package edge
+// Package sendconn gives a server's TCP connections a deadline on every step of a write, and a
+// cork for net/http's responses.
+//
+// net/http's server has only a WriteTimeout on a whole response, which would cut off a long
+// download on a slow line, and none by default, which leaves a client that stops reading holding
+// its connection, goroutine and buffers forever. A Conn sets a write deadline of its timeout
+// before each step of at most 256 KiB (nginx's send_timeout, and internal/h1's SendTimeout): a
+// slow but steady client is served, a stalled one is cut off. It sits under TLS as well, so
+// that HTTP/2 and HTTPS HTTP/1.1 get it too. A deadline the server sets itself stands while it
+// is earlier than the step's.
+//
+// The cork (Cork, under ConnContext) holds a net/http response's writes and sends them in one
+// writev, as nginx's tcp_nopush does; the connections also get their unsent bytes bounded
+// (TCP_NOTSENT_LOWAT, see NotSentLowat).
+//
+// Listener hands out such connections; the connection caps' wrappers (internal/connlimit) are
+// seen through, and their Close is kept.
+package sendconn
 
 import (
+	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
 
-// sendStep is the most a sendConn writes under one deadline, so that SendTimeout bounds the
-// progress of each step rather than a whole body: at the default minute, a client that takes
-// less than about 4 KiB/s is cut off, and a slower but steady one is not. It is internal/h1's
-// step.
+// sendStep is the most a sendConn writes under one deadline, so that the timeout bounds the
+// progress of each step rather than a whole body: at a minute, a client that takes less than
+// about 4 KiB/s is cut off, and a faster one is not. It is internal/h1's step.
 const sendStep = 256 << 10
 
 // sendConn is a TCP connection whose writes cannot block for longer than a timeout without
 // progress: before each step of at most sendStep bytes it sets the write deadline timeout from
 // now (moving it only once it is an eighth stale, so that a busy connection does not reset it on
-// every write). It is what gives net/http's HTTP/1.x, and TLS under any protocol, the
-// SendTimeout internal/h1 has: net/http has only a WriteTimeout for a whole response, which
-// would cut off a long download on a slow line.
+// every write).
 //
 // A deadline the server sets itself (SetWriteDeadline, SetDeadline) stands while it is earlier
 // than the step's: servers set short ones to close connections (a TLS close_notify, an HTTP/2
@@ -30,14 +47,31 @@ type sendConn struct {
 	// to do than close the socket (give back its slot under the connection caps).
 	outer   io.Closer
 	timeout time.Duration // zero: no deadline but the server's
+	expired func()        // called once when a step's deadline ends a write; nil for none
+	fired   atomic.Bool
 
 	mu       sync.Mutex
 	explicit time.Time // guarded by mu: the write deadline the server set; zero for none
 	armed    time.Time // guarded by mu: the write deadline set on the socket
 }
 
-func newSendConn(tc *net.TCPConn, outer io.Closer, timeout time.Duration) *sendConn {
-	return &sendConn{TCPConn: tc, outer: outer, timeout: timeout}
+func newSendConn(tc *net.TCPConn, outer io.Closer, timeout time.Duration, expired func()) *sendConn {
+	return &sendConn{TCPConn: tc, outer: outer, timeout: timeout, expired: expired}
+}
+
+// check passes a write's error on, first calling expired if it is the step's deadline that
+// ended the write (not one the server set).
+func (c *sendConn) check(err error) error {
+	if err == nil || c.expired == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
+		return err
+	}
+	c.mu.Lock()
+	ours := !c.armed.IsZero() && !c.armed.Equal(c.explicit)
+	c.mu.Unlock()
+	if ours && !c.fired.Swap(true) {
+		c.expired()
+	}
+	return err
 }
 
 func (c *sendConn) Close() error { return c.outer.Close() }
@@ -87,7 +121,7 @@ func (c *sendConn) Write(p []byte) (int, error) {
 		n, err := c.TCPConn.Write(step)
 		sent += n
 		if err != nil {
-			return sent, err
+			return sent, c.check(err)
 		}
 		p = p[n:]
 	}
@@ -123,7 +157,7 @@ func (c *sendConn) ReadFrom(r io.Reader) (int64, error) {
 			lr.N = limit
 		}
 		if err != nil || n < step {
-			return total, err
+			return total, c.check(err)
 		}
 	}
 	return total, nil
@@ -149,7 +183,8 @@ func (c *sendConn) writeBuffers(bufs net.Buffers) (int64, error) {
 	if err := c.arm(); err != nil {
 		return 0, err
 	}
-	return bufs.WriteTo(c.TCPConn)
+	n, err := bufs.WriteTo(c.TCPConn)
+	return n, c.check(err)
 }
 
 // tcpConnOf returns the TCP connection c is or wraps (by a NetConn method, as the connection
