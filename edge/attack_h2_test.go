@@ -1,23 +1,20 @@
 package edge
 
 import (
-	"bufio"
 	"bytes"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"testing"
 	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
-	"github.com/dt-cdn/dt/internal/testcert"
+	"github.com/dt-cdn/dt/internal/h2test"
 )
 
 // HTTP/2 attacks against a running edge over TLS, served by package h2 and by net/http's
@@ -54,26 +51,8 @@ func startAttackEdge(t *testing.T, std bool) *attackEdge {
 		t.Fatal(err)
 	}
 	s.SetSite(d.site)
-	cert, pool := testcert.SelfSigned(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(ctx, ln, &tls.Config{Certificates: []tls.Certificate{cert}}) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-served:
-			if err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("Serve did not return 10 s after its context ended")
-		}
-	})
-	return &attackEdge{addr: ln.Addr().String(), pool: pool, srv: s, small: []byte("<h1>a page</h1>\n")}
+	addr, pool := serveLoopbackTLS(t, s)
+	return &attackEdge{addr: addr, pool: pool, srv: s, small: []byte("<h1>a page</h1>\n")}
 }
 
 // visit checks that Go's HTTP/2 client, from 127.0.0.2, gets the page within pageBound.
@@ -100,57 +79,10 @@ func (e *attackEdge) visit(t *testing.T, during string) {
 
 // dial opens an h2 connection from 127.0.0.1 and sends the preface and settings. Frames are
 // written through a buffer (flush), as a flooding client would.
-func (e *attackEdge) dial(t *testing.T, settings ...http2.Setting) (*tls.Conn, *http2.Framer, func() error) {
+func (e *attackEdge) dial(t *testing.T, settings ...http2.Setting) (*h2test.Conn, *http2.Framer, func() error) {
 	t.Helper()
-	nc, err := net.Dial("tcp", e.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc.(*net.TCPConn).SetReadBuffer(64 << 10)
-	c := tls.Client(nc, &tls.Config{RootCAs: e.pool, NextProtos: []string{"h2"}, ServerName: "127.0.0.1"})
-	if err := c.Handshake(); err != nil {
-		t.Fatal(err)
-	}
-	if p := c.ConnectionState().NegotiatedProtocol; p != "h2" {
-		t.Fatalf("negotiated %q", p)
-	}
-	t.Cleanup(func() { c.Close() })
-	bw := bufio.NewWriterSize(c, 64<<10)
-	bw.WriteString(http2.ClientPreface)
-	fr := http2.NewFramer(bw, c)
-	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	fr.WriteSettings(settings...)
-	return c, fr, bw.Flush
-}
-
-func writeGet(fr *http2.Framer, id uint32, path string) {
-	var buf bytes.Buffer
-	enc := hpack.NewEncoder(&buf)
-	for _, hf := range []hpack.HeaderField{
-		{Name: ":method", Value: "GET"}, {Name: ":scheme", Value: "https"},
-		{Name: ":authority", Value: "127.0.0.1"}, {Name: ":path", Value: path},
-	} {
-		enc.WriteField(hf)
-	}
-	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: buf.Bytes(), EndStream: true, EndHeaders: true})
-}
-
-// closedWithin waits until the server has closed c (a read fails, or a write does when the
-// client only writes), reading and discarding what comes.
-func closedWithin(t *testing.T, c net.Conn, d time.Duration, what string) time.Duration {
-	t.Helper()
-	start := time.Now()
-	c.SetReadDeadline(start.Add(d))
-	buf := make([]byte, 64<<10)
-	for {
-		if _, err := c.Read(buf); err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				t.Fatalf("%s: still open after %v", what, d)
-			}
-			return time.Since(start)
-		}
-	}
+	c := h2test.DialBuffered(t, e.addr, e.pool, settings...)
+	return c, c.Framer, c.Flush
 }
 
 func bothServers(t *testing.T, f func(t *testing.T, std bool)) {
@@ -173,11 +105,11 @@ func TestAttackH2ZeroWindow(t *testing.T) {
 		e := startAttackEdge(t, std)
 		e.visit(t, "warm-up")
 		u0 := measure(t)
-		var cs []*tls.Conn
+		var cs []*h2test.Conn
 		for range conns {
 			c, fr, flush := e.dial(t, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
 			for i := range streams {
-				writeGet(fr, uint32(2*i+1), "/big.bin")
+				h2test.WriteGet(fr, uint32(2*i+1), "/big.bin")
 			}
 			if err := flush(); err != nil {
 				t.Fatal(err)
@@ -209,7 +141,7 @@ func TestAttackH2ZeroWindow(t *testing.T) {
 			if std {
 				break // net/http resets the streams and keeps the connection until IdleTimeout
 			}
-			closedWithin(t, c, attackSend+attackBound, "zero-window connection")
+			h2test.ClosedWithin(t, c, attackSend+attackBound, "zero-window connection")
 		}
 		if !std {
 			t.Logf("all closed %v after the hold began (SendTimeout %v)", time.Since(start).Round(time.Millisecond)+300*time.Millisecond, attackSend)
@@ -235,7 +167,7 @@ func TestAttackH2StopReading(t *testing.T) {
 		c, fr, flush := e.dial(t, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1<<31 - 1})
 		fr.WriteWindowUpdate(0, 1<<31-1-65535)
 		for i := range 10 {
-			writeGet(fr, uint32(2*i+1), "/big.bin")
+			h2test.WriteGet(fr, uint32(2*i+1), "/big.bin")
 		}
 		flush()
 		io.ReadFull(c, make([]byte, 256<<10))
@@ -320,7 +252,7 @@ func TestAttackH2IdlePings(t *testing.T) {
 	bothServers(t, func(t *testing.T, std bool) {
 		e := startAttackEdge(t, std)
 		c, fr, flush := e.dial(t)
-		writeGet(fr, 1, "/index.html")
+		h2test.WriteGet(fr, 1, "/index.html")
 		flush()
 		start := time.Now()
 		stop := make(chan struct{})
@@ -343,7 +275,7 @@ func TestAttackH2IdlePings(t *testing.T) {
 				}
 			}
 		}()
-		closedWithin(t, c, attackIdle+attackBound, "pinging idle connection")
+		h2test.ClosedWithin(t, c, attackIdle+attackBound, "pinging idle connection")
 		took := time.Since(start)
 		t.Logf("pinging connection closed %v after its request (IdleTimeout %v)", took.Round(time.Millisecond), attackIdle)
 		if took < attackIdle-100*time.Millisecond {
@@ -356,14 +288,7 @@ func TestAttackH2IdlePings(t *testing.T) {
 // 16 KB ones, is ended by the edge at once (package h2: ENHANCE_YOUR_CALM past
 // MaxContinuationFrames, or the Framer's bound on a block's size).
 func TestAttackH2Continuation(t *testing.T) {
-	large := func() []byte {
-		var buf bytes.Buffer
-		enc := hpack.NewEncoder(&buf)
-		for i := 0; buf.Len() < 16000; i++ {
-			enc.WriteField(hpack.HeaderField{Name: "x-flood-" + strconv.Itoa(i), Value: string(bytes.Repeat([]byte{'a'}, 1000))})
-		}
-		return buf.Bytes()[:16000]
-	}()
+	large := h2test.LargeFragment(16000)
 	for _, tc := range []struct {
 		name string
 		frag []byte
@@ -373,9 +298,8 @@ func TestAttackH2Continuation(t *testing.T) {
 				e := startAttackEdge(t, std)
 				u0 := measure(t)
 				c, fr, flush := e.dial(t)
-				var first bytes.Buffer
-				hpack.NewEncoder(&first).WriteField(hpack.HeaderField{Name: ":method", Value: "GET"})
-				fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: first.Bytes()})
+				first := h2test.Block(hpack.HeaderField{Name: ":method", Value: "GET"})
+				fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: first})
 				wait := make(chan time.Duration, 1)
 				go func() {
 					start := time.Now()
@@ -388,7 +312,7 @@ func TestAttackH2Continuation(t *testing.T) {
 					}
 					wait <- time.Since(start)
 				}()
-				took := closedWithin(t, c, attackBound, tc.name+" CONTINUATION flood")
+				took := h2test.ClosedWithin(t, c, attackBound, tc.name+" CONTINUATION flood")
 				t.Logf("%s CONTINUATION flood closed after %v", tc.name, took.Round(time.Millisecond))
 				<-wait
 				e.visit(t, tc.name+" CONTINUATION flood")
