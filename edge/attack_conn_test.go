@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/dt-cdn/dt/internal/connlimit"
+	"github.com/dt-cdn/dt/internal/promtest"
 	"github.com/dt-cdn/dt/internal/testcert"
 	"github.com/dt-cdn/dt/internal/wait"
 )
@@ -194,22 +195,6 @@ func (at *attackTarget) settled(t *testing.T, before usage) usage {
 	return now
 }
 
-// sendTimeouts reads dt_edge_send_timeouts_total.
-func (at *attackTarget) sendTimeouts(t *testing.T) float64 {
-	t.Helper()
-	mfs, err := at.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == "dt_edge_send_timeouts_total" {
-			return mf.GetMetric()[0].GetCounter().GetValue()
-		}
-	}
-	t.Fatal("dt_edge_send_timeouts_total not registered")
-	return 0
-}
-
 // serverClosed reports whether the edge closed c (a read ends in EOF or an error other than
 // the client's own timeout) within d; the client's own read deadline is d.
 func serverClosed(c net.Conn, d time.Duration) bool {
@@ -380,7 +365,7 @@ func slowloris(t *testing.T, at *attackTarget) {
 // slowly but steadily, taking several SendTimeouts in all, gets the whole file.
 func stopReading(t *testing.T, at *attackTarget) {
 	const stalled = 5
-	timeoutsBefore := at.sendTimeouts(t)
+	timeoutsBefore := promtest.Value(t, at.reg, "dt_edge_send_timeouts_total")
 	var conns []net.Conn
 	for range stalled {
 		c := at.request(t, "127.0.0.3", "/big.bin", 64<<10)
@@ -413,7 +398,7 @@ func stopReading(t *testing.T, at *attackTarget) {
 	})
 	t.Logf("during: %s; visitor served in %s; stalled downloads closed %s after they were all stalled (SendTimeout %s)",
 		during, took.Round(time.Millisecond), time.Since(stallStart).Round(time.Millisecond), attackSendTimeout)
-	if got := at.sendTimeouts(t) - timeoutsBefore; got != stalled {
+	if got := promtest.Value(t, at.reg, "dt_edge_send_timeouts_total") - timeoutsBefore; got != stalled {
 		t.Errorf("dt_edge_send_timeouts_total rose by %v, want %d", got, stalled)
 	}
 	if err := <-steady; err != nil {

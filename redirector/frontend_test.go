@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dt-cdn/dt/heartbeat"
+	"github.com/dt-cdn/dt/internal/promtest"
 	"github.com/dt-cdn/dt/internal/testcert"
 	"github.com/dt-cdn/dt/internal/wait"
 	"github.com/dt-cdn/dt/redirector"
@@ -67,22 +68,6 @@ func startFrontend(t *testing.T, cfg redirector.FrontendConfig, h http.Handler, 
 		}
 	})
 	return &testFrontend{addr: ln.Addr().String(), reg: reg, front: front, tlsConf: tc}
-}
-
-// sendTimeouts reads dt_redirector_send_timeouts_total.
-func (f *testFrontend) sendTimeouts(t *testing.T) float64 {
-	t.Helper()
-	mfs, err := f.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == "dt_redirector_send_timeouts_total" {
-			return mf.GetMetric()[0].GetCounter().GetValue()
-		}
-	}
-	t.Fatal("dt_redirector_send_timeouts_total not registered")
-	return 0
 }
 
 // visit is a legitimate visitor from 127.0.0.2 (a fresh connection): it must be answered within
@@ -253,7 +238,7 @@ func clientStopsReading(t *testing.T, useTLS bool) {
 	during := usageNow(t)
 	f.visit(t, "/")
 	wait.For(t, 10*time.Second, func() error {
-		if n := f.sendTimeouts(t); n != 1 {
+		if n := promtest.Value(t, f.reg, "dt_redirector_send_timeouts_total"); n != 1 {
 			return fmt.Errorf("dt_redirector_send_timeouts_total %v, want 1", n)
 		}
 		return nil
@@ -316,7 +301,7 @@ func TestFrontendDashboardStream(t *testing.T) {
 	start := time.Now()
 	during := usageNow(t)
 	wait.For(t, 10*time.Second, func() error {
-		if n := f.sendTimeouts(t); n != 1 {
+		if n := promtest.Value(t, f.reg, "dt_redirector_send_timeouts_total"); n != 1 {
 			return fmt.Errorf("dt_redirector_send_timeouts_total %v, want 1", n)
 		}
 		return nil
@@ -335,7 +320,7 @@ func TestFrontendDashboardStream(t *testing.T) {
 		t.Fatalf("live stream ended after %d events, %s: %v", r.events, time.Since(start).Round(time.Millisecond), r.err)
 	}
 	t.Logf("live stream: %d events over %s", r.events, time.Since(start).Round(time.Millisecond))
-	if got := f.sendTimeouts(t); got != 1 {
+	if got := promtest.Value(t, f.reg, "dt_redirector_send_timeouts_total"); got != 1 {
 		t.Errorf("dt_redirector_send_timeouts_total %v after the live stream, want 1", got)
 	}
 }
