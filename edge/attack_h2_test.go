@@ -255,26 +255,7 @@ func TestAttackH2IdlePings(t *testing.T) {
 		h2test.WriteGet(fr, 1, "/index.html")
 		flush()
 		start := time.Now()
-		stop := make(chan struct{})
-		defer close(stop)
-		go func() {
-			tick := time.NewTicker(attackIdle / 5)
-			defer tick.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-tick.C:
-					fr.WritePing(false, [8]byte{2})
-					fr.WriteWindowUpdate(0, 1)
-					fr.WriteSettings()
-					fr.WritePriority(3, http2.PriorityParam{Weight: 1})
-					if flush() != nil {
-						return
-					}
-				}
-			}
-		}()
+		c.PingIdle(t, attackIdle/5)
 		h2test.ClosedWithin(t, c, attackIdle+attackBound, "pinging idle connection")
 		took := time.Since(start)
 		t.Logf("pinging connection closed %v after its request (IdleTimeout %v)", took.Round(time.Millisecond), attackIdle)

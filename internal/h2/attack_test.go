@@ -427,23 +427,7 @@ func TestIdleWithPings(t *testing.T) {
 	c, fr := bs.dialRaw(t)
 	h2test.WriteGet(fr, 1, "/small")
 	start := time.Now()
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		tick := time.NewTicker(idle / 5)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-				fr.WritePing(false, [8]byte{4})
-				fr.WriteWindowUpdate(0, 1)
-				fr.WriteSettings()
-				fr.WritePriority(5, http2.PriorityParam{StreamDep: 0, Weight: 1})
-			}
-		}
-	}()
+	c.PingIdle(t, idle/5)
 	h2test.ClosedWithin(t, c, idle+closeBound, "pinging idle connection")
 	t.Logf("pinging connection closed %v after its last request (IdleTimeout %v)", time.Since(start).Round(time.Millisecond), idle)
 	if n := bs.h2.Counters().IdleConns.Load(); n != 1 {

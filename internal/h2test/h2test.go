@@ -135,3 +135,33 @@ func ClosedWithin(t testing.TB, c net.Conn, d time.Duration, what string) time.D
 		}
 	}
 }
+
+// PingIdle writes, every interval until the test ends or a write fails, the frames that ask for
+// no response body: PING, a WINDOW_UPDATE of the connection, SETTINGS and a PRIORITY for stream
+// 3. A server whose idle timer they reset would keep the connection open for ever.
+func (c *Conn) PingIdle(t testing.TB, every time.Duration) {
+	stop, done := make(chan struct{}), make(chan struct{})
+	t.Cleanup(func() {
+		close(stop)
+		<-done
+	})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				c.Framer.WritePing(false, [8]byte{2})
+				c.Framer.WriteWindowUpdate(0, 1)
+				c.Framer.WriteSettings()
+				c.Framer.WritePriority(3, http2.PriorityParam{Weight: 1})
+				if c.Flush() != nil {
+					return
+				}
+			}
+		}
+	}()
+}
