@@ -15,6 +15,7 @@ import (
 	"golang.org/x/net/http2/hpack"
 
 	"github.com/dt-cdn/dt/internal/h2test"
+	"github.com/dt-cdn/dt/internal/procusage"
 )
 
 // HTTP/2 attacks against a running edge over TLS, served by package h2 and by net/http's
@@ -104,7 +105,7 @@ func TestAttackH2ZeroWindow(t *testing.T) {
 		}
 		e := startAttackEdge(t, std)
 		e.visit(t, "warm-up")
-		u0 := measure(t)
+		u0 := procusage.Now(t)
 		var cs []*h2test.Conn
 		for range conns {
 			c, fr, flush := e.dial(t, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
@@ -117,21 +118,21 @@ func TestAttackH2ZeroWindow(t *testing.T) {
 			cs = append(cs, c)
 		}
 		time.Sleep(300 * time.Millisecond)
-		u1 := measure(t)
+		u1 := procusage.Now(t)
 		t.Logf("%d connections x %d streams on a 4 MiB file, no window: before %v; during %v (%.0f B per stream)",
-			conns, streams, u0, u1, float64(int64(u1.heap)-int64(u0.heap))/float64(conns*streams))
+			conns, streams, u0, u1, float64(int64(u1.Heap)-int64(u0.Heap))/float64(conns*streams))
 		if !std {
 			// A socket per connection on each side of loopback, no file.
-			if d := u1.fds - u0.fds; d > 2*conns+10 {
+			if d := u1.FDs - u0.FDs; d > 2*conns+10 {
 				t.Errorf("descriptors grew by %d for %d connections of %d streams", d, conns, streams)
 			}
 			// Per connection: net/http's goroutine waiting in h2, and h2's reader.
-			if d := u1.goroutines - u0.goroutines; d > 2*conns+10 {
+			if d := u1.Goroutines - u0.Goroutines; d > 2*conns+10 {
 				t.Errorf("goroutines grew by %d for %d connections of %d streams", d, conns, streams)
 			}
 			// About 2.5 KB per stream was measured, connections and the client's side
 			// included; net/http's server holds about 80 KB.
-			if per := (int64(u1.heap) - int64(u0.heap)) / int64(conns*streams); per > 16<<10 {
+			if per := (int64(u1.Heap) - int64(u0.Heap)) / int64(conns*streams); per > 16<<10 {
 				t.Errorf("heap grew by %d B per stalled stream", per)
 			}
 		}
@@ -152,7 +153,7 @@ func TestAttackH2ZeroWindow(t *testing.T) {
 		for _, c := range cs {
 			c.Close()
 		}
-		u2 := settle(t, u0, 10)
+		u2 := procusage.Settle(t, u0, 10, attackBound, nil)
 		t.Logf("after: %v", u2)
 		e.visit(t, "the aftermath")
 	})
@@ -163,7 +164,7 @@ func TestAttackH2ZeroWindow(t *testing.T) {
 func TestAttackH2StopReading(t *testing.T) {
 	bothServers(t, func(t *testing.T, std bool) {
 		e := startAttackEdge(t, std)
-		u0 := measure(t)
+		u0 := procusage.Now(t)
 		c, fr, flush := e.dial(t, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1<<31 - 1})
 		fr.WriteWindowUpdate(0, 1<<31-1-65535)
 		for i := range 10 {
@@ -171,11 +172,11 @@ func TestAttackH2StopReading(t *testing.T) {
 		}
 		flush()
 		io.ReadFull(c, make([]byte, 256<<10))
-		during := measure(t)
+		during := procusage.Now(t)
 		e.visit(t, "a client that stopped reading")
 		// The server's descriptor for the connection goes when it is closed.
 		start := time.Now()
-		for measure(t).fds >= during.fds {
+		for procusage.Now(t).FDs >= during.FDs {
 			if time.Since(start) > attackSend+attackBound {
 				t.Fatalf("connection still open %v after the client stopped reading", time.Since(start))
 			}
@@ -183,7 +184,7 @@ func TestAttackH2StopReading(t *testing.T) {
 		}
 		t.Logf("closed %v after the client stopped reading (SendTimeout %v); during %v", time.Since(start).Round(time.Millisecond), attackSend, during)
 		c.Close()
-		t.Logf("after: %v", settle(t, u0, 10))
+		t.Logf("after: %v", procusage.Settle(t, u0, 10, attackBound, nil))
 	})
 }
 
@@ -195,7 +196,7 @@ func TestAttackH2ControlFloods(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			bothServers(t, func(t *testing.T, std bool) {
 				e := startAttackEdge(t, std)
-				u0 := measure(t)
+				u0 := procusage.Now(t)
 				c, fr, flush := e.dial(t)
 				next := func() { fr.WritePing(false, [8]byte{1}) }
 				if kind == "SETTINGS" {
@@ -239,7 +240,7 @@ func TestAttackH2ControlFloods(t *testing.T) {
 					t.Fatalf("%s flood went on for %v", kind, r.took)
 				}
 				c.Close()
-				t.Logf("after: %v (before: %v)", settle(t, u0, 10), u0)
+				t.Logf("after: %v (before: %v)", procusage.Settle(t, u0, 10, attackBound, nil), u0)
 			})
 		})
 	}
@@ -277,7 +278,7 @@ func TestAttackH2Continuation(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			bothServers(t, func(t *testing.T, std bool) {
 				e := startAttackEdge(t, std)
-				u0 := measure(t)
+				u0 := procusage.Now(t)
 				c, fr, flush := e.dial(t)
 				first := h2test.Block(hpack.HeaderField{Name: ":method", Value: "GET"})
 				fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: first})
@@ -298,7 +299,7 @@ func TestAttackH2Continuation(t *testing.T) {
 				<-wait
 				e.visit(t, tc.name+" CONTINUATION flood")
 				c.Close()
-				t.Logf("after: %v (before: %v)", settle(t, u0, 10), u0)
+				t.Logf("after: %v (before: %v)", procusage.Settle(t, u0, 10, attackBound, nil), u0)
 			})
 		})
 	}
