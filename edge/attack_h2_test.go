@@ -165,8 +165,8 @@ func TestAttackH2StopReading(t *testing.T) {
 	bothServers(t, func(t *testing.T, std bool) {
 		e := startAttackEdge(t, std)
 		u0 := procusage.Now(t)
-		c, fr, flush := e.dial(t, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1<<31 - 1})
-		fr.WriteWindowUpdate(0, 1<<31-1-65535)
+		c, fr, flush := e.dial(t, h2test.MaxWindow)
+		c.OpenConnWindow()
 		for i := range 10 {
 			h2test.WriteGet(fr, uint32(2*i+1), "/big.bin")
 		}

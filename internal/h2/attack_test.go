@@ -149,6 +149,18 @@ func (ts *testServer) dialRaw(t *testing.T, settings ...http2.Setting) (*h2test.
 	return c, c.Framer
 }
 
+// download dials with the largest windows and asks for a 1 GiB body on stream 1, which the
+// server sends as fast as the client reads.
+func (bs *bodyServer) download(t *testing.T) *h2test.Conn {
+	t.Helper()
+	c := h2test.Dial(t, bs.addr, bs.pool, h2test.MaxWindow)
+	c.OpenConnWindow()
+	if err := h2test.WriteGet(c.Framer, 1, "/1073741824"); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // heapInUse is the heap in use after a collection.
 func heapInUse() uint64 {
 	runtime.GC()
@@ -263,9 +275,7 @@ func TestStalledStreamReaped(t *testing.T) {
 func TestStopReadingMidDownload(t *testing.T) {
 	var states *connStates
 	bs := startBodyServer(t, func(_ *Server, hs *http.Server) { states = watchConns(hs) })
-	c, fr := bs.dialRaw(t, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1<<31 - 1})
-	fr.WriteWindowUpdate(0, 1<<31-1-65535)
-	h2test.WriteGet(fr, 1, "/1073741824")
+	c := bs.download(t)
 	t0 := time.Now()
 	buf := make([]byte, 256<<10)
 	io.ReadFull(c, buf) // part of the download, then silence
@@ -344,32 +354,29 @@ func flood(t *testing.T, c net.Conn, d time.Duration, next func() error) func() 
 	}
 }
 
-// TestPingFloodWithoutReading: PINGs from a client that reads nothing end its connection once
-// the acks' write has waited SendTimeout.
-func TestPingFloodWithoutReading(t *testing.T) {
-	bs := startBodyServer(t, nil)
-	c, _ := bs.dialRaw(t)
-	bf, flush := batched(c)
-	wait := flood(t, c, attackSendTimeout+closeBound+10*time.Second, func() error { bf.WritePing(false, [8]byte{1}); return flush() })
-	time.Sleep(200 * time.Millisecond)
-	bs.visit(t, "a PING flood")
-	took := wait()
-	t.Logf("PING flood ended by the server after %v", took.Round(time.Millisecond))
-}
-
-// TestSettingsFloodWithoutReading is the same with SETTINGS frames, each owed an ack.
-func TestSettingsFloodWithoutReading(t *testing.T) {
-	bs := startBodyServer(t, nil)
-	c, _ := bs.dialRaw(t)
-	bf, flush := batched(c)
-	wait := flood(t, c, attackSendTimeout+closeBound+10*time.Second, func() error {
-		bf.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 65535})
-		return flush()
-	})
-	time.Sleep(200 * time.Millisecond)
-	bs.visit(t, "a SETTINGS flood")
-	took := wait()
-	t.Logf("SETTINGS flood ended by the server after %v", took.Round(time.Millisecond))
+// TestControlFloodWithoutReading: PINGs, or SETTINGS, each owed an ack, from a client that
+// reads nothing end its connection once the acks' write has waited SendTimeout.
+func TestControlFloodWithoutReading(t *testing.T) {
+	for _, tc := range []struct {
+		kind  string
+		write func(*http2.Framer)
+	}{
+		{"PING", func(fr *http2.Framer) { fr.WritePing(false, [8]byte{1}) }},
+		{"SETTINGS", func(fr *http2.Framer) {
+			fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 65535})
+		}},
+	} {
+		t.Run(tc.kind, func(t *testing.T) {
+			bs := startBodyServer(t, nil)
+			c, _ := bs.dialRaw(t)
+			bf, flush := batched(c)
+			wait := flood(t, c, attackSendTimeout+closeBound+10*time.Second, func() error { tc.write(bf); return flush() })
+			time.Sleep(200 * time.Millisecond)
+			bs.visit(t, "a "+tc.kind+" flood")
+			took := wait()
+			t.Logf("%s flood ended by the server after %v", tc.kind, took.Round(time.Millisecond))
+		})
+	}
 }
 
 // TestPingFloodDuringDownload: while the sender's write is blocked on a client that does not
@@ -377,9 +384,7 @@ func TestSettingsFloodWithoutReading(t *testing.T) {
 // closed, without waiting for SendTimeout.
 func TestPingFloodDuringDownload(t *testing.T) {
 	bs := startBodyServer(t, func(s *Server, _ *http.Server) { s.SendTimeout = time.Minute })
-	c, fr := bs.dialRaw(t, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1<<31 - 1})
-	fr.WriteWindowUpdate(0, 1<<31-1-65535)
-	h2test.WriteGet(fr, 1, "/1073741824")
+	c := bs.download(t)
 	time.Sleep(300 * time.Millisecond) // the download fills the socket buffers
 	bf, flush := batched(c)
 	took := flood(t, c, 30*time.Second, func() error { bf.WritePing(false, [8]byte{2}); return flush() })()
@@ -394,9 +399,7 @@ func TestPingFloodDuringDownload(t *testing.T) {
 // a client that does not read (SendTimeout long).
 func TestShutdownWithBlockedWrite(t *testing.T) {
 	bs := startBodyServer(t, func(s *Server, _ *http.Server) { s.SendTimeout = time.Minute })
-	c, fr := bs.dialRaw(t, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1<<31 - 1})
-	fr.WriteWindowUpdate(0, 1<<31-1-65535)
-	h2test.WriteGet(fr, 1, "/1073741824")
+	c := bs.download(t)
 	time.Sleep(500 * time.Millisecond) // the download fills the socket buffers: the write blocks
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()

@@ -165,3 +165,13 @@ func (c *Conn) PingIdle(t testing.TB, every time.Duration) {
 		}
 	}()
 }
+
+// MaxWindow is the SETTINGS_INITIAL_WINDOW_SIZE that lets a server send each stream as much as
+// the protocol allows.
+var MaxWindow = http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1<<31 - 1}
+
+// OpenConnWindow raises the connection's window from its initial 65,535 bytes to the most the
+// protocol allows.
+func (c *Conn) OpenConnWindow() error {
+	return c.Framer.WriteWindowUpdate(0, 1<<31-1-65535)
+}
