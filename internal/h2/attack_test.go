@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +20,7 @@ import (
 	"golang.org/x/net/http2/hpack"
 
 	"github.com/dt-cdn/dt/internal/h2test"
+	"github.com/dt-cdn/dt/internal/procusage"
 	"github.com/dt-cdn/dt/internal/syncbuf"
 )
 
@@ -161,14 +161,6 @@ func (bs *bodyServer) download(t *testing.T) *h2test.Conn {
 	return c
 }
 
-// heapInUse is the heap in use after a collection.
-func heapInUse() uint64 {
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapInuse + ms.StackInuse
-}
-
 // TestZeroWindowHoldsNothing opens streams on a multi-MiB body with SETTINGS_INITIAL_WINDOW_SIZE
 // 0 and never gives window: no body is open and no goroutine waits per stream; after
 // SendTimeout the connections, every stream stalled, are closed.
@@ -176,7 +168,7 @@ func TestZeroWindowHoldsNothing(t *testing.T) {
 	const conns, streams = 20, 100
 	bs := startBodyServer(t, nil)
 	bs.visit(t, "warm-up")
-	g0, h0 := runtime.NumGoroutine(), heapInUse()
+	u0 := procusage.Now(t)
 	var cs []*h2test.Conn
 	for range conns {
 		c, fr := bs.dialRaw(t, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
@@ -190,15 +182,15 @@ func TestZeroWindowHoldsNothing(t *testing.T) {
 	// Each connection's streams are open once its headers came back; reading the first
 	// frames of the last connection shows the server has taken them all in order.
 	time.Sleep(200 * time.Millisecond)
-	g1, h1 := runtime.NumGoroutine(), heapInUse()
-	t.Logf("%d connections x %d streams held: goroutines %d -> %d, heap+stacks %d KiB -> %d KiB (%.0f B per stream, client side included), bodies open %d, opened %d",
-		conns, streams, g0, g1, h0>>10, h1>>10, float64(int64(h1)-int64(h0))/(conns*streams), bs.open.Load(), bs.opens.Load())
+	u1 := procusage.Now(t)
+	t.Logf("%d connections x %d streams held: before %v; during %v (%.0f B per stream, client side included), bodies open %d, opened %d",
+		conns, streams, u0, u1, float64(int64(u1.Heap)-int64(u0.Heap))/(conns*streams), bs.open.Load(), bs.opens.Load())
 	if n := bs.open.Load(); n != 0 {
 		t.Errorf("%d bodies open while no stream has window", n)
 	}
 	// Two goroutines per connection: net/http's, which waits in serveTLS, and the reader.
-	if g1-g0 > 2*conns+10 {
-		t.Errorf("goroutines grew by %d for %d connections, want at most %d", g1-g0, conns, 2*conns+10)
+	if d := u1.Goroutines - u0.Goroutines; d > 2*conns+10 {
+		t.Errorf("goroutines grew by %d for %d connections, want at most %d", d, conns, 2*conns+10)
 	}
 	bs.visit(t, "a zero-window hold")
 	for _, c := range cs {
