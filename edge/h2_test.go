@@ -84,7 +84,7 @@ func serveLoopbackTLS(t *testing.T, s *Server) (addr string, pool *x509.CertPool
 func doH2(t testing.TB, addr string, pool *x509.CertPool, method, target string, lines ...string) rawResponse {
 	t.Helper()
 	conn := h2test.Dial(t, addr, pool, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 30})
-	defer conn.Close() // now: a conformance run sends many requests in one test
+	defer conn.Close() // not held to the test's end: a conformance run sends many requests
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
 	fr := conn.Framer
 	fr.WriteWindowUpdate(0, 1<<30)
