@@ -141,64 +141,29 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d == 0 {
-			*d = v
-		}
-	}
-	def(&c.TombstoneTTL, 30*24*time.Hour)
-	def(&c.MaxClockSkew, 5*time.Minute)
-	def(&c.AntiEntropyInterval, 5*time.Minute)
-	def(&c.KeepAliveInterval, 2*time.Second)
-	def(&c.LinkTimeout, 5*time.Second)
-	def(&c.RedialMin, 100*time.Millisecond)
-	def(&c.RedialMax, 10*time.Second)
-	def(&c.MessageWindow, 5*time.Minute)
-	if c.MaxMessageSize == 0 {
-		c.MaxMessageSize = 64 << 10
-	}
-	if c.MessageRate == 0 {
-		c.MessageRate = 200
-	}
-	if c.MessageBurst == 0 {
-		c.MessageBurst = 400
-	}
-	if c.LinkMessageRate == 0 {
-		c.LinkMessageRate = 1000
-	}
-	if c.LinkMessageBurst == 0 {
-		c.LinkMessageBurst = 2000
-	}
-	if c.QuietOriginRate == 0 {
-		c.QuietOriginRate = 2
-	}
-	if c.NewOriginRate == 0 {
-		c.NewOriginRate = 1
-	}
-	if c.NewOriginBurst == 0 {
-		c.NewOriginBurst = 64
-	}
-	if c.MaxOrigins == 0 {
-		c.MaxOrigins = 10_000
-	}
-	if c.MaxSeenMessages == 0 {
-		c.MaxSeenMessages = 1 << 18
-	}
-	if c.MaxLinksPerAddress == 0 {
-		c.MaxLinksPerAddress = 16
-	}
-	if c.MessageQueueBytes == 0 {
-		c.MessageQueueBytes = 16 << 20
-	}
-	if c.MaxHops == 0 {
-		c.MaxHops = 16
-	}
-	if c.MaxObjectSize == 0 {
-		c.MaxObjectSize = 256 << 20
-	}
-	if c.InlineBodyMax == 0 {
-		c.InlineBodyMax = 16 << 10
-	}
+	orDefault(&c.TombstoneTTL, 30*24*time.Hour)
+	orDefault(&c.MaxClockSkew, 5*time.Minute)
+	orDefault(&c.AntiEntropyInterval, 5*time.Minute)
+	orDefault(&c.KeepAliveInterval, 2*time.Second)
+	orDefault(&c.LinkTimeout, 5*time.Second)
+	orDefault(&c.RedialMin, 100*time.Millisecond)
+	orDefault(&c.RedialMax, 10*time.Second)
+	orDefault(&c.MessageWindow, 5*time.Minute)
+	orDefault(&c.MaxMessageSize, 64<<10)
+	orDefault(&c.MessageRate, 200)
+	orDefault(&c.MessageBurst, 400)
+	orDefault(&c.LinkMessageRate, 1000)
+	orDefault(&c.LinkMessageBurst, 2000)
+	orDefault(&c.QuietOriginRate, 2)
+	orDefault(&c.NewOriginRate, 1)
+	orDefault(&c.NewOriginBurst, 64)
+	orDefault(&c.MaxOrigins, 10_000)
+	orDefault(&c.MaxSeenMessages, 1<<18)
+	orDefault(&c.MaxLinksPerAddress, 16)
+	orDefault(&c.MessageQueueBytes, 16<<20)
+	orDefault(&c.MaxHops, 16)
+	orDefault(&c.MaxObjectSize, 256<<20)
+	orDefault(&c.InlineBodyMax, 16<<10)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -210,6 +175,14 @@ func (c Config) withDefaults() Config {
 		c.Dial = d.DialContext
 	}
 	return c
+}
+
+// orDefault sets *p to v when it is the zero value.
+func orDefault[T comparable](p *T, v T) {
+	var zero T
+	if *p == zero {
+		*p = v
+	}
 }
 
 func (c Config) validate() error {

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dt-cdn/dt/internal/promtest"
 )
 
 // openFDs returns the number of file descriptors the process holds.
@@ -26,38 +28,6 @@ func openFDs(t *testing.T) int {
 		t.Skipf("cannot count descriptors: %v", err)
 	}
 	return len(ents)
-}
-
-// gathered returns the value of a metric (summed over label sets whose labels contain every
-// "name=value" in match) from reg.
-func gathered(t *testing.T, reg *prometheus.Registry, name string, match ...string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	metrics:
-		for _, m := range mf.GetMetric() {
-			for _, want := range match {
-				found := false
-				for _, lp := range m.GetLabel() {
-					if lp.GetName()+"="+lp.GetValue() == want {
-						found = true
-					}
-				}
-				if !found {
-					continue metrics
-				}
-			}
-			sum += m.GetGauge().GetValue() + m.GetCounter().GetValue()
-		}
-	}
-	return sum
 }
 
 // holdSlots runs a slowloris against addr from one source address until ctx ends: it connects,
@@ -151,14 +121,14 @@ func testHandshakeSlots(t *testing.T, perSubnet int, held float64) {
 		ip := net.IPv4(127, 0, byte(1+i/150), byte(1+i%150))
 		wg.Go(func() { holdSlots(ctx, ip, target.addr(), i%3, &conns) })
 	}
-	inFlight := func() float64 { return gathered(t, reg, "dt_ipguard_handshakes_in_flight") }
+	inFlight := func() float64 { return promtest.Sum(t, reg, "dt_ipguard_handshakes_in_flight") }
 	// The attack holds every slot it can (ten /24s of 16) and has seen its first connections
 	// time out and come back.
 	waitFor(t, 30*time.Second, func() error {
 		if n := inFlight(); n < held {
 			return fmt.Errorf("%v handshakes in flight", n)
 		}
-		if n := gathered(t, reg, "dt_ipguard_failures_total", "reason=timeout"); n < 200 {
+		if n := promtest.Sum(t, reg, "dt_ipguard_failures_total", "reason=timeout"); n < 200 {
 			return fmt.Errorf("%v handshakes timed out", n)
 		}
 		return nil
@@ -218,19 +188,19 @@ func testHandshakeSlots(t *testing.T, perSubnet int, held float64) {
 	t.Logf("heap: %d KiB before, %d KiB during (attackers included), %d KiB after", heap0>>10, heapDuring>>10, heapAfter>>10)
 	var reasons []string
 	for _, r := range []string{"handshakes_full", "subnet_full", "rate", "blocked"} {
-		reasons = append(reasons, fmt.Sprintf("%s=%v", r, gathered(t, reg, "dt_ipguard_refused_total", "reason="+r)))
+		reasons = append(reasons, fmt.Sprintf("%s=%v", r, promtest.Sum(t, reg, "dt_ipguard_refused_total", "reason="+r)))
 	}
 	t.Logf("refused: %s; admitted %v (known %v, short deadline %v); timeouts %v; blocks %v",
-		strings.Join(reasons, " "), gathered(t, reg, "dt_ipguard_admitted_total"), gathered(t, reg, "dt_ipguard_admitted_known_total"),
-		gathered(t, reg, "dt_ipguard_short_deadlines_total"), gathered(t, reg, "dt_ipguard_failures_total", "reason=timeout"),
-		gathered(t, reg, "dt_ipguard_blocks_total"))
-	if gathered(t, reg, "dt_ipguard_refused_total", "reason=subnet_full") == 0 {
+		strings.Join(reasons, " "), promtest.Sum(t, reg, "dt_ipguard_admitted_total"), promtest.Sum(t, reg, "dt_ipguard_admitted_known_total"),
+		promtest.Sum(t, reg, "dt_ipguard_short_deadlines_total"), promtest.Sum(t, reg, "dt_ipguard_failures_total", "reason=timeout"),
+		promtest.Sum(t, reg, "dt_ipguard_blocks_total"))
+	if promtest.Sum(t, reg, "dt_ipguard_refused_total", "reason=subnet_full") == 0 {
 		t.Error("no connection was refused for its subnet's cap")
 	}
-	if gathered(t, reg, "dt_ipguard_admitted_known_total") == 0 {
+	if promtest.Sum(t, reg, "dt_ipguard_admitted_known_total") == 0 {
 		t.Error("the known peer was not admitted as known")
 	}
-	if gathered(t, reg, "dt_ipguard_short_deadlines_total") == 0 {
+	if promtest.Sum(t, reg, "dt_ipguard_short_deadlines_total") == 0 {
 		t.Error("no handshake was given the short deadline under pressure")
 	}
 	if errors.Is(ctx.Err(), context.Canceled) && peakInFlight > 256 {

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dt-cdn/dt/dt/internal/securelink"
+	"github.com/dt-cdn/dt/internal/promtest"
 )
 
 // A peer that holds the network key links, keeps its session alive (yamux answers pings by
@@ -39,7 +40,7 @@ func TestPeerThatStopsReadingIsDisconnected(t *testing.T) {
 	heapBefore := heapInUse()
 	payload := fmt.Appendf(nil, `{"pad":"%s"}`, bytes.Repeat([]byte("x"), 60<<10))
 	sent := 0
-	for ; sent < 1000 && gathered(t, reg, "dt_slow_peers_total") == 0; sent++ {
+	for ; sent < 1000 && promtest.Sum(t, reg, "dt_slow_peers_total") == 0; sent++ {
 		if err := a.SendMessage(ctxTimeout(t, 5*time.Second), rawJSON(payload)); err != nil {
 			t.Fatal(err)
 		}
@@ -52,7 +53,7 @@ func TestPeerThatStopsReadingIsDisconnected(t *testing.T) {
 		return nil
 	})
 	heapAfter := heapInUse()
-	slow := gathered(t, reg, "dt_slow_peers_total")
+	slow := promtest.Sum(t, reg, "dt_slow_peers_total")
 	t.Logf("disconnected after %d messages of 60 KiB, link gone %s later; slow_peers_total %v; heap %d KiB before, %d KiB after",
 		sent, time.Since(dropped).Round(time.Millisecond), slow, heapBefore>>10, heapAfter>>10)
 	if sent >= 1000 {
@@ -121,7 +122,7 @@ func TestLinksPerAddressAreCapped(t *testing.T) {
 		sessions = append(sessions, rawLink(t, a, "127.0.0.10"))
 	}
 	waitFor(t, 10*time.Second, func() error {
-		if r := gathered(t, reg, "dt_links_refused_total"); r != 24 {
+		if r := promtest.Sum(t, reg, "dt_links_refused_total"); r != 24 {
 			return fmt.Errorf("%v links refused, want 24", r)
 		}
 		if p := a.Status().Peers; p != 16 {

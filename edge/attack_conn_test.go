@@ -20,6 +20,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/dt-cdn/dt/internal/connlimit"
+	"github.com/dt-cdn/dt/internal/procusage"
+	"github.com/dt-cdn/dt/internal/promtest"
 	"github.com/dt-cdn/dt/internal/testcert"
 	"github.com/dt-cdn/dt/internal/wait"
 )
@@ -174,40 +176,17 @@ func (at *attackTarget) metrics(t *testing.T) string {
 	return rec.Body.String()
 }
 
-// usage is what the process holds: descriptors and goroutines.
 // settled waits until the edge holds no visitor connection and the process is back to about
 // what it held before the attack (the few descriptors and goroutines of a client's or the
 // runtime's that come and go are allowed).
-func (at *attackTarget) settled(t *testing.T, before usage) usage {
+func (at *attackTarget) settled(t *testing.T, before procusage.Usage) procusage.Usage {
 	t.Helper()
-	var now usage
-	wait.For(t, settleBound, func() error {
-		now = measure(t)
+	return procusage.Settle(t, before, 4, settleBound, func() error {
 		if st := at.srv.ConnStats(); st.Open != 0 {
 			return fmt.Errorf("%d visitor connections still open", st.Open)
 		}
-		if now.fds > before.fds+4 || now.goroutines > before.goroutines+4 {
-			return fmt.Errorf("holding %s, %s before the attack", now, before)
-		}
 		return nil
 	})
-	return now
-}
-
-// sendTimeouts reads dt_edge_send_timeouts_total.
-func (at *attackTarget) sendTimeouts(t *testing.T) float64 {
-	t.Helper()
-	mfs, err := at.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == "dt_edge_send_timeouts_total" {
-			return mf.GetMetric()[0].GetCounter().GetValue()
-		}
-	}
-	t.Fatal("dt_edge_send_timeouts_total not registered")
-	return 0
 }
 
 // serverClosed reports whether the edge closed c (a read ends in EOF or an error other than
@@ -249,7 +228,7 @@ func TestAttackConn(t *testing.T) {
 			}
 			for _, a := range attacks {
 				t.Run(a.name, func(t *testing.T) {
-					before := measure(t)
+					before := procusage.Now(t)
 					a.run(t, at)
 					after := at.settled(t, before)
 					t.Logf("%s/%s: before %s; after %s", mode, a.name, before, after)
@@ -276,7 +255,7 @@ func floodOneAddress(t *testing.T, at *attackTarget) {
 		}
 		return nil
 	})
-	during := measure(t)
+	during := procusage.Now(t)
 	took := at.visit(t)
 	t.Logf("during: %s, edge %+v; visitor served in %s", during, at.srv.ConnStats(), took.Round(time.Millisecond))
 	metrics := at.metrics(t)
@@ -317,7 +296,7 @@ func floodManyAddresses(t *testing.T, at *attackTarget) {
 		}
 		return nil
 	})
-	during := measure(t)
+	during := procusage.Now(t)
 	took := at.visit(t)
 	t.Logf("during: %s, edge %+v (refused by the total cap: %d); visitor served in %s", during, st, st.RefusedTotal-start.RefusedTotal, took.Round(time.Millisecond))
 	for _, c := range conns {
@@ -358,7 +337,7 @@ func slowloris(t *testing.T, at *attackTarget) {
 		})
 	}
 	took := at.visit(t)
-	during := measure(t)
+	during := procusage.Now(t)
 	wg.Wait()
 	close(closed)
 	for _, c := range conns {
@@ -380,7 +359,7 @@ func slowloris(t *testing.T, at *attackTarget) {
 // slowly but steadily, taking several SendTimeouts in all, gets the whole file.
 func stopReading(t *testing.T, at *attackTarget) {
 	const stalled = 5
-	timeoutsBefore := at.sendTimeouts(t)
+	timeoutsBefore := promtest.Value(t, at.reg, "dt_edge_send_timeouts_total")
 	var conns []net.Conn
 	for range stalled {
 		c := at.request(t, "127.0.0.3", "/big.bin", 64<<10)
@@ -403,7 +382,7 @@ func stopReading(t *testing.T, at *attackTarget) {
 		steady <- err
 	}()
 	took := at.visit(t)
-	during := measure(t)
+	during := procusage.Now(t)
 	stallStart := time.Now()
 	wait.For(t, settleBound, func() error {
 		if st := at.srv.ConnStats(); st.Open > 1 {
@@ -413,7 +392,7 @@ func stopReading(t *testing.T, at *attackTarget) {
 	})
 	t.Logf("during: %s; visitor served in %s; stalled downloads closed %s after they were all stalled (SendTimeout %s)",
 		during, took.Round(time.Millisecond), time.Since(stallStart).Round(time.Millisecond), attackSendTimeout)
-	if got := at.sendTimeouts(t) - timeoutsBefore; got != stalled {
+	if got := promtest.Value(t, at.reg, "dt_edge_send_timeouts_total") - timeoutsBefore; got != stalled {
 		t.Errorf("dt_edge_send_timeouts_total rose by %v, want %d", got, stalled)
 	}
 	if err := <-steady; err != nil {
@@ -472,7 +451,7 @@ func handshakeNeverDone(t *testing.T, at *attackTarget) {
 		conns = append(conns, c)
 	}
 	took := at.visit(t)
-	during := measure(t)
+	during := procusage.Now(t)
 	start := time.Now()
 	for i, c := range conns {
 		if !serverClosed(c, attackHeaderTimeout+4*time.Second) {

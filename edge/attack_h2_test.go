@@ -1,23 +1,21 @@
 package edge
 
 import (
-	"bufio"
 	"bytes"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"testing"
 	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
-	"github.com/dt-cdn/dt/internal/testcert"
+	"github.com/dt-cdn/dt/internal/h2test"
+	"github.com/dt-cdn/dt/internal/procusage"
 )
 
 // HTTP/2 attacks against a running edge over TLS, served by package h2 and by net/http's
@@ -54,26 +52,8 @@ func startAttackEdge(t *testing.T, std bool) *attackEdge {
 		t.Fatal(err)
 	}
 	s.SetSite(d.site)
-	cert, pool := testcert.SelfSigned(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(ctx, ln, &tls.Config{Certificates: []tls.Certificate{cert}}) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-served:
-			if err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("Serve did not return 10 s after its context ended")
-		}
-	})
-	return &attackEdge{addr: ln.Addr().String(), pool: pool, srv: s, small: []byte("<h1>a page</h1>\n")}
+	addr, pool := serveLoopbackTLS(t, s)
+	return &attackEdge{addr: addr, pool: pool, srv: s, small: []byte("<h1>a page</h1>\n")}
 }
 
 // visit checks that Go's HTTP/2 client, from 127.0.0.2, gets the page within pageBound.
@@ -100,57 +80,10 @@ func (e *attackEdge) visit(t *testing.T, during string) {
 
 // dial opens an h2 connection from 127.0.0.1 and sends the preface and settings. Frames are
 // written through a buffer (flush), as a flooding client would.
-func (e *attackEdge) dial(t *testing.T, settings ...http2.Setting) (*tls.Conn, *http2.Framer, func() error) {
+func (e *attackEdge) dial(t *testing.T, settings ...http2.Setting) (*h2test.Conn, *http2.Framer, func() error) {
 	t.Helper()
-	nc, err := net.Dial("tcp", e.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc.(*net.TCPConn).SetReadBuffer(64 << 10)
-	c := tls.Client(nc, &tls.Config{RootCAs: e.pool, NextProtos: []string{"h2"}, ServerName: "127.0.0.1"})
-	if err := c.Handshake(); err != nil {
-		t.Fatal(err)
-	}
-	if p := c.ConnectionState().NegotiatedProtocol; p != "h2" {
-		t.Fatalf("negotiated %q", p)
-	}
-	t.Cleanup(func() { c.Close() })
-	bw := bufio.NewWriterSize(c, 64<<10)
-	bw.WriteString(http2.ClientPreface)
-	fr := http2.NewFramer(bw, c)
-	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	fr.WriteSettings(settings...)
-	return c, fr, bw.Flush
-}
-
-func writeGet(fr *http2.Framer, id uint32, path string) {
-	var buf bytes.Buffer
-	enc := hpack.NewEncoder(&buf)
-	for _, hf := range []hpack.HeaderField{
-		{Name: ":method", Value: "GET"}, {Name: ":scheme", Value: "https"},
-		{Name: ":authority", Value: "127.0.0.1"}, {Name: ":path", Value: path},
-	} {
-		enc.WriteField(hf)
-	}
-	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: buf.Bytes(), EndStream: true, EndHeaders: true})
-}
-
-// closedWithin waits until the server has closed c (a read fails, or a write does when the
-// client only writes), reading and discarding what comes.
-func closedWithin(t *testing.T, c net.Conn, d time.Duration, what string) time.Duration {
-	t.Helper()
-	start := time.Now()
-	c.SetReadDeadline(start.Add(d))
-	buf := make([]byte, 64<<10)
-	for {
-		if _, err := c.Read(buf); err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				t.Fatalf("%s: still open after %v", what, d)
-			}
-			return time.Since(start)
-		}
-	}
+	c := h2test.DialBuffered(t, e.addr, e.pool, settings...)
+	return c, c.Framer, c.Flush
 }
 
 func bothServers(t *testing.T, f func(t *testing.T, std bool)) {
@@ -172,12 +105,12 @@ func TestAttackH2ZeroWindow(t *testing.T) {
 		}
 		e := startAttackEdge(t, std)
 		e.visit(t, "warm-up")
-		u0 := measure(t)
-		var cs []*tls.Conn
+		u0 := procusage.Now(t)
+		var cs []*h2test.Conn
 		for range conns {
 			c, fr, flush := e.dial(t, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
 			for i := range streams {
-				writeGet(fr, uint32(2*i+1), "/big.bin")
+				h2test.WriteGet(fr, uint32(2*i+1), "/big.bin")
 			}
 			if err := flush(); err != nil {
 				t.Fatal(err)
@@ -185,21 +118,21 @@ func TestAttackH2ZeroWindow(t *testing.T) {
 			cs = append(cs, c)
 		}
 		time.Sleep(300 * time.Millisecond)
-		u1 := measure(t)
+		u1 := procusage.Now(t)
 		t.Logf("%d connections x %d streams on a 4 MiB file, no window: before %v; during %v (%.0f B per stream)",
-			conns, streams, u0, u1, float64(int64(u1.heap)-int64(u0.heap))/float64(conns*streams))
+			conns, streams, u0, u1, float64(int64(u1.Heap)-int64(u0.Heap))/float64(conns*streams))
 		if !std {
 			// A socket per connection on each side of loopback, no file.
-			if d := u1.fds - u0.fds; d > 2*conns+10 {
+			if d := u1.FDs - u0.FDs; d > 2*conns+10 {
 				t.Errorf("descriptors grew by %d for %d connections of %d streams", d, conns, streams)
 			}
 			// Per connection: net/http's goroutine waiting in h2, and h2's reader.
-			if d := u1.goroutines - u0.goroutines; d > 2*conns+10 {
+			if d := u1.Goroutines - u0.Goroutines; d > 2*conns+10 {
 				t.Errorf("goroutines grew by %d for %d connections of %d streams", d, conns, streams)
 			}
 			// About 2.5 KB per stream was measured, connections and the client's side
 			// included; net/http's server holds about 80 KB.
-			if per := (int64(u1.heap) - int64(u0.heap)) / int64(conns*streams); per > 16<<10 {
+			if per := (int64(u1.Heap) - int64(u0.Heap)) / int64(conns*streams); per > 16<<10 {
 				t.Errorf("heap grew by %d B per stalled stream", per)
 			}
 		}
@@ -209,7 +142,7 @@ func TestAttackH2ZeroWindow(t *testing.T) {
 			if std {
 				break // net/http resets the streams and keeps the connection until IdleTimeout
 			}
-			closedWithin(t, c, attackSend+attackBound, "zero-window connection")
+			h2test.ClosedWithin(t, c, attackSend+attackBound, "zero-window connection")
 		}
 		if !std {
 			t.Logf("all closed %v after the hold began (SendTimeout %v)", time.Since(start).Round(time.Millisecond)+300*time.Millisecond, attackSend)
@@ -220,7 +153,7 @@ func TestAttackH2ZeroWindow(t *testing.T) {
 		for _, c := range cs {
 			c.Close()
 		}
-		u2 := settle(t, u0, 10)
+		u2 := procusage.Settle(t, u0, 10, attackBound, nil)
 		t.Logf("after: %v", u2)
 		e.visit(t, "the aftermath")
 	})
@@ -231,19 +164,19 @@ func TestAttackH2ZeroWindow(t *testing.T) {
 func TestAttackH2StopReading(t *testing.T) {
 	bothServers(t, func(t *testing.T, std bool) {
 		e := startAttackEdge(t, std)
-		u0 := measure(t)
-		c, fr, flush := e.dial(t, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1<<31 - 1})
-		fr.WriteWindowUpdate(0, 1<<31-1-65535)
+		u0 := procusage.Now(t)
+		c, fr, flush := e.dial(t, h2test.MaxWindow)
+		c.OpenConnWindow()
 		for i := range 10 {
-			writeGet(fr, uint32(2*i+1), "/big.bin")
+			h2test.WriteGet(fr, uint32(2*i+1), "/big.bin")
 		}
 		flush()
 		io.ReadFull(c, make([]byte, 256<<10))
-		during := measure(t)
+		during := procusage.Now(t)
 		e.visit(t, "a client that stopped reading")
 		// The server's descriptor for the connection goes when it is closed.
 		start := time.Now()
-		for measure(t).fds >= during.fds {
+		for procusage.Now(t).FDs >= during.FDs {
 			if time.Since(start) > attackSend+attackBound {
 				t.Fatalf("connection still open %v after the client stopped reading", time.Since(start))
 			}
@@ -251,7 +184,7 @@ func TestAttackH2StopReading(t *testing.T) {
 		}
 		t.Logf("closed %v after the client stopped reading (SendTimeout %v); during %v", time.Since(start).Round(time.Millisecond), attackSend, during)
 		c.Close()
-		t.Logf("after: %v", settle(t, u0, 10))
+		t.Logf("after: %v", procusage.Settle(t, u0, 10, attackBound, nil))
 	})
 }
 
@@ -263,7 +196,7 @@ func TestAttackH2ControlFloods(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			bothServers(t, func(t *testing.T, std bool) {
 				e := startAttackEdge(t, std)
-				u0 := measure(t)
+				u0 := procusage.Now(t)
 				c, fr, flush := e.dial(t)
 				next := func() { fr.WritePing(false, [8]byte{1}) }
 				if kind == "SETTINGS" {
@@ -307,7 +240,7 @@ func TestAttackH2ControlFloods(t *testing.T) {
 					t.Fatalf("%s flood went on for %v", kind, r.took)
 				}
 				c.Close()
-				t.Logf("after: %v (before: %v)", settle(t, u0, 10), u0)
+				t.Logf("after: %v (before: %v)", procusage.Settle(t, u0, 10, attackBound, nil), u0)
 			})
 		})
 	}
@@ -320,30 +253,11 @@ func TestAttackH2IdlePings(t *testing.T) {
 	bothServers(t, func(t *testing.T, std bool) {
 		e := startAttackEdge(t, std)
 		c, fr, flush := e.dial(t)
-		writeGet(fr, 1, "/index.html")
+		h2test.WriteGet(fr, 1, "/index.html")
 		flush()
 		start := time.Now()
-		stop := make(chan struct{})
-		defer close(stop)
-		go func() {
-			tick := time.NewTicker(attackIdle / 5)
-			defer tick.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-tick.C:
-					fr.WritePing(false, [8]byte{2})
-					fr.WriteWindowUpdate(0, 1)
-					fr.WriteSettings()
-					fr.WritePriority(3, http2.PriorityParam{Weight: 1})
-					if flush() != nil {
-						return
-					}
-				}
-			}
-		}()
-		closedWithin(t, c, attackIdle+attackBound, "pinging idle connection")
+		c.PingIdle(t, attackIdle/5)
+		h2test.ClosedWithin(t, c, attackIdle+attackBound, "pinging idle connection")
 		took := time.Since(start)
 		t.Logf("pinging connection closed %v after its request (IdleTimeout %v)", took.Round(time.Millisecond), attackIdle)
 		if took < attackIdle-100*time.Millisecond {
@@ -356,14 +270,7 @@ func TestAttackH2IdlePings(t *testing.T) {
 // 16 KB ones, is ended by the edge at once (package h2: ENHANCE_YOUR_CALM past
 // MaxContinuationFrames, or the Framer's bound on a block's size).
 func TestAttackH2Continuation(t *testing.T) {
-	large := func() []byte {
-		var buf bytes.Buffer
-		enc := hpack.NewEncoder(&buf)
-		for i := 0; buf.Len() < 16000; i++ {
-			enc.WriteField(hpack.HeaderField{Name: "x-flood-" + strconv.Itoa(i), Value: string(bytes.Repeat([]byte{'a'}, 1000))})
-		}
-		return buf.Bytes()[:16000]
-	}()
+	large := h2test.LargeFragment(16000)
 	for _, tc := range []struct {
 		name string
 		frag []byte
@@ -371,11 +278,10 @@ func TestAttackH2Continuation(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			bothServers(t, func(t *testing.T, std bool) {
 				e := startAttackEdge(t, std)
-				u0 := measure(t)
+				u0 := procusage.Now(t)
 				c, fr, flush := e.dial(t)
-				var first bytes.Buffer
-				hpack.NewEncoder(&first).WriteField(hpack.HeaderField{Name: ":method", Value: "GET"})
-				fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: first.Bytes()})
+				first := h2test.Block(hpack.HeaderField{Name: ":method", Value: "GET"})
+				fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: first})
 				wait := make(chan time.Duration, 1)
 				go func() {
 					start := time.Now()
@@ -388,12 +294,12 @@ func TestAttackH2Continuation(t *testing.T) {
 					}
 					wait <- time.Since(start)
 				}()
-				took := closedWithin(t, c, attackBound, tc.name+" CONTINUATION flood")
+				took := h2test.ClosedWithin(t, c, attackBound, tc.name+" CONTINUATION flood")
 				t.Logf("%s CONTINUATION flood closed after %v", tc.name, took.Round(time.Millisecond))
 				<-wait
 				e.visit(t, tc.name+" CONTINUATION flood")
 				c.Close()
-				t.Logf("after: %v (before: %v)", settle(t, u0, 10), u0)
+				t.Logf("after: %v (before: %v)", procusage.Settle(t, u0, 10, attackBound, nil), u0)
 			})
 		})
 	}

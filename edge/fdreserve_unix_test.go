@@ -3,17 +3,11 @@
 package edge
 
 import (
-	"bufio"
-	"context"
 	"crypto/ed25519"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"syscall"
 	"testing"
 	"time"
@@ -32,11 +26,6 @@ const (
 	childMaxConns  = (childFDLimit - childFDReserve) / 2
 )
 
-// childAddrs is what the child process of TestFDReserve reports on its first line of output.
-type childAddrs struct {
-	Edge, DT, Admin string
-}
-
 // TestFDReserve runs an edge and a dt node in a process whose descriptor limit is 256, and
 // floods the edge with 250 idle connections from 84 addresses: the edge keeps as many as the
 // descriptor budget allows and resets the rest, and meanwhile the node's dt port still takes a
@@ -46,62 +35,11 @@ func TestFDReserve(t *testing.T) {
 		t.Skip("runs a child process")
 	}
 	_, plain := testnet.Keys(t)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestFDReserveChild$", "-test.v")
-	cmd.Env = append(os.Environ(), "EDGE_FD_CHILD="+hex.EncodeToString(plain.Network[:])+","+hex.EncodeToString(plain.Masters[0]))
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	out := bufio.NewScanner(stdout)
-	var addrs childAddrs
-	for out.Scan() {
-		if line, ok := bytesCut(out.Bytes(), "ADDRS "); ok {
-			if err := json.Unmarshal(line, &addrs); err != nil {
-				t.Fatal(err)
-			}
-			break
-		}
-	}
-	go func() {
-		io.Copy(io.Discard, stdout)
-		exited <- cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		stdin.Close()
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Errorf("child: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			t.Error("the child did not exit")
-		}
-	})
-	if addrs.Edge == "" {
-		t.Fatal("the child reported no addresses")
-	}
-
+	addrs, _ := startChild(t, "TestFDReserveChild", "EDGE_FD_CHILD="+hex.EncodeToString(plain.Network[:])+","+hex.EncodeToString(plain.Masters[0]))
 	stats := func() connlimit.Stats {
 		t.Helper()
-		resp, err := http.Get("http://" + addrs.Admin + "/stats")
-		if err != nil {
-			t.Fatalf("the admin endpoint: %v", err)
-		}
-		defer resp.Body.Close()
 		var st connlimit.Stats
-		if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-			t.Fatal(err)
-		}
+		childReport(t, addrs, &st)
 		return st
 	}
 	if st := stats(); st.Max != childMaxConns {
@@ -135,13 +73,6 @@ func TestFDReserve(t *testing.T) {
 		return nil
 	})
 	t.Logf("edge %+v; the peer linked and the admin endpoint answered", stats())
-}
-
-func bytesCut(b []byte, prefix string) ([]byte, bool) {
-	if len(b) < len(prefix) || string(b[:len(prefix)]) != prefix {
-		return nil, false
-	}
-	return b[len(prefix):], true
 }
 
 // TestFDReserveChild is TestFDReserve's child process: with its soft descriptor limit lowered,
@@ -178,27 +109,5 @@ func TestFDReserveChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	adminLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(s.ConnStats())
-	})}
-	go admin.Serve(adminLn)
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(ctx, ln, nil) }()
-	a, _ := json.Marshal(childAddrs{Edge: ln.Addr().String(), DT: testnet.Addr(node), Admin: adminLn.Addr().String()})
-	fmt.Printf("ADDRS %s\n", a)
-	io.Copy(io.Discard, os.Stdin)
-	cancel()
-	admin.Close()
-	if err := <-served; err != nil {
-		t.Error(err)
-	}
+	serveChild(t, s, nil, testnet.Addr(node), func() any { return s.ConnStats() })
 }

@@ -1,11 +1,9 @@
 package edge
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -16,6 +14,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/dt-cdn/dt/internal/h2test"
 	"github.com/dt-cdn/dt/internal/testcert"
 )
 
@@ -52,6 +51,13 @@ func serveTLS(t *testing.T, h *Handler) (addr string, pool *x509.CertPool) {
 		t.Fatal(err)
 	}
 	s.handler = h
+	return serveLoopbackTLS(t, s)
+}
+
+// serveLoopbackTLS runs s.Serve over TLS on 127.0.0.1 with a self-signed certificate until the
+// test ends, and returns its address and a pool that trusts it.
+func serveLoopbackTLS(t *testing.T, s *Server) (addr string, pool *x509.CertPool) {
+	t.Helper()
 	cert, pool := testcert.SelfSigned(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -62,8 +68,13 @@ func serveTLS(t *testing.T, h *Handler) (addr string, pool *x509.CertPool) {
 	go func() { served <- s.Serve(ctx, ln, &tls.Config{Certificates: []tls.Certificate{cert}}) }()
 	t.Cleanup(func() {
 		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("Serve: %v", err)
+		select {
+		case err := <-served:
+			if err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("Serve did not return 10 s after its context ended")
 		}
 	})
 	return ln.Addr().String(), pool
@@ -72,21 +83,11 @@ func serveTLS(t *testing.T, h *Handler) (addr string, pool *x509.CertPool) {
 // doH2 sends one request as HEADERS on stream 1 of a new connection and reads its response.
 func doH2(t testing.TB, addr string, pool *x509.CertPool, method, target string, lines ...string) rawResponse {
 	t.Helper()
-	conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, NextProtos: []string{"h2"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := h2test.Dial(t, addr, pool, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 30})
+	defer conn.Close() // not held to the test's end: a conformance run sends many requests
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
-		t.Fatal(err)
-	}
-	fr := http2.NewFramer(conn, conn)
-	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 30})
+	fr := conn.Framer
 	fr.WriteWindowUpdate(0, 1<<30)
-	var block bytes.Buffer
-	enc := hpack.NewEncoder(&block)
 	fields := []hpack.HeaderField{
 		{Name: ":method", Value: method}, {Name: ":scheme", Value: "https"},
 		{Name: ":authority", Value: "edge.test"}, {Name: ":path", Value: target},
@@ -95,10 +96,7 @@ func doH2(t testing.TB, addr string, pool *x509.CertPool, method, target string,
 		k, v, _ := strings.Cut(l, ":")
 		fields = append(fields, hpack.HeaderField{Name: strings.ToLower(k), Value: strings.TrimSpace(v)})
 	}
-	for _, f := range fields {
-		enc.WriteField(f)
-	}
-	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
+	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: h2test.Block(fields...), EndStream: true, EndHeaders: true}); err != nil {
 		t.Fatal(err)
 	}
 	r := rawResponse{header: http.Header{}}

@@ -2,15 +2,12 @@ package edge
 
 import (
 	"bufio"
-	"context"
 	"crypto/tls"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
@@ -38,44 +35,17 @@ func TestIdleConnMemory(t *testing.T) {
 	}
 	const n = 2000
 	for _, mode := range []string{"h1", "tls", "tls-corked"} {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestIdleConnMemoryChild$")
-		cmd.Env = append(os.Environ(), "EDGE_IDLE_CHILD="+mode)
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		stdin, err := cmd.StdinPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(stdout)
-		var edgeAddr, adminAddr string
-		for sc.Scan() {
-			if f := strings.Fields(sc.Text()); len(f) == 3 && f[0] == "ADDRS" {
-				edgeAddr, adminAddr = f[1], f[2]
-				break
-			}
-		}
-		go io.Copy(io.Discard, stdout)
+		addrs, stop := startChild(t, "TestIdleConnMemoryChild", "EDGE_IDLE_CHILD="+mode)
 		measure := func() idleMem {
-			resp, err := http.Get("http://" + adminAddr + "/")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
 			var m idleMem
-			json.NewDecoder(resp.Body).Decode(&m)
+			childReport(t, addrs, &m)
 			return m
 		}
 		before := measure()
 		var conns []net.Conn
 		for i := range n {
 			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 2, byte(1+i/200))}}
-			c, err := d.Dial("tcp", edgeAddr)
+			c, err := d.Dial("tcp", addrs.Edge)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -104,8 +74,7 @@ func TestIdleConnMemory(t *testing.T) {
 		for _, c := range conns {
 			c.Close()
 		}
-		stdin.Close()
-		cmd.Wait()
+		stop()
 	}
 }
 
@@ -130,29 +99,12 @@ func TestIdleConnMemoryChild(t *testing.T) {
 		cert, _ := testcert.SelfSigned(t)
 		tc = &tls.Config{Certificates: []tls.Certificate{cert}}
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	adminLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	serveChild(t, s, tc, "", func() any {
 		runtime.GC()
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
-		json.NewEncoder(w).Encode(idleMem{Heap: ms.HeapInuse, Stacks: ms.StackInuse, RSS: rss(), Goroutines: runtime.NumGoroutine()})
-	})}
-	go admin.Serve(adminLn)
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(ctx, ln, tc) }()
-	fmt.Printf("ADDRS %s %s\n", ln.Addr(), adminLn.Addr())
-	io.Copy(io.Discard, os.Stdin)
-	cancel()
-	admin.Close()
-	<-served
+		return idleMem{Heap: ms.HeapInuse, Stacks: ms.StackInuse, RSS: rss(), Goroutines: runtime.NumGoroutine()}
+	})
 }
 
 // rss is the process's resident memory in bytes.

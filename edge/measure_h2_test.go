@@ -1,20 +1,14 @@
 package edge
 
 import (
-	"bytes"
-	"context"
-	"crypto/tls"
-	"io"
-	"net"
 	"os"
 	"runtime"
 	"testing"
 	"time"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 
-	"github.com/dt-cdn/dt/internal/testcert"
+	"github.com/dt-cdn/dt/internal/h2test"
 )
 
 // TestMeasureH2 reports what idle HTTP/2 connections and streams stalled on a closed window
@@ -36,36 +30,12 @@ func TestMeasureH2(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.SetSite(d.site)
-	cert, pool := testcert.SelfSigned(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	addr, pool := serveLoopbackTLS(t, s)
+	dial := func(settings ...http2.Setting) (*h2test.Conn, *http2.Framer) {
+		c := h2test.Dial(t, addr, pool, settings...)
+		return c, c.Framer
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go s.Serve(ctx, ln, &tls.Config{Certificates: []tls.Certificate{cert}})
-	dial := func(settings ...http2.Setting) (*tls.Conn, *http2.Framer) {
-		c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: pool, NextProtos: []string{"h2"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.WriteString(c, http2.ClientPreface)
-		fr := http2.NewFramer(c, c)
-		fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-		fr.WriteSettings(settings...)
-		return c, fr
-	}
-	get := func(fr *http2.Framer, id uint32, path string) {
-		var buf bytes.Buffer
-		enc := hpack.NewEncoder(&buf)
-		for _, hf := range []hpack.HeaderField{
-			{Name: ":method", Value: "GET"}, {Name: ":scheme", Value: "https"},
-			{Name: ":authority", Value: "127.0.0.1"}, {Name: ":path", Value: path},
-		} {
-			enc.WriteField(hf)
-		}
-		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: buf.Bytes(), EndStream: true, EndHeaders: true})
-	}
+	get := func(fr *http2.Framer, id uint32, path string) { h2test.WriteGet(fr, id, path) }
 	type usage struct {
 		fds, goroutines int
 		heap            int64
@@ -83,7 +53,7 @@ func TestMeasureH2(t *testing.T) {
 	// Idle connections: one request answered, then nothing.
 	const idle = 200
 	u0 := measure()
-	var conns []*tls.Conn
+	var conns []*h2test.Conn
 	for range idle {
 		c, fr := dial()
 		get(fr, 1, "/index.html")

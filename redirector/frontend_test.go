@@ -9,8 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,6 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dt-cdn/dt/heartbeat"
+	"github.com/dt-cdn/dt/internal/procusage"
+	"github.com/dt-cdn/dt/internal/promtest"
 	"github.com/dt-cdn/dt/internal/testcert"
 	"github.com/dt-cdn/dt/internal/wait"
 	"github.com/dt-cdn/dt/redirector"
@@ -69,20 +69,15 @@ func startFrontend(t *testing.T, cfg redirector.FrontendConfig, h http.Handler, 
 	return &testFrontend{addr: ln.Addr().String(), reg: reg, front: front, tlsConf: tc}
 }
 
-// sendTimeouts reads dt_redirector_send_timeouts_total.
-func (f *testFrontend) sendTimeouts(t *testing.T) float64 {
+// waitSendTimeouts waits up to 10 s for dt_redirector_send_timeouts_total to be want.
+func (f *testFrontend) waitSendTimeouts(t *testing.T, want float64) {
 	t.Helper()
-	mfs, err := f.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == "dt_redirector_send_timeouts_total" {
-			return mf.GetMetric()[0].GetCounter().GetValue()
+	wait.For(t, 10*time.Second, func() error {
+		if n := promtest.Value(t, f.reg, "dt_redirector_send_timeouts_total"); n != want {
+			return fmt.Errorf("dt_redirector_send_timeouts_total %v, want %v", n, want)
 		}
-	}
-	t.Fatal("dt_redirector_send_timeouts_total not registered")
-	return 0
+		return nil
+	})
 }
 
 // visit is a legitimate visitor from 127.0.0.2 (a fresh connection): it must be answered within
@@ -126,33 +121,10 @@ func dialSmallWindow(t *testing.T, addr string) net.Conn {
 	return c
 }
 
-// usage is what the test process holds: descriptors (server and client side alike) and
-// goroutines.
-type usage struct{ fds, goroutines int }
-
-func (u usage) String() string { return fmt.Sprintf("%d fds, %d goroutines", u.fds, u.goroutines) }
-
-func usageNow(t *testing.T) usage {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Skip("counts descriptors in /proc/self/fd")
-	}
-	return usage{fds: len(ents), goroutines: runtime.NumGoroutine()}
-}
-
 // settled waits until the process holds about what it held before an attack.
-func settled(t *testing.T, before usage) usage {
+func settled(t *testing.T, before procusage.Usage) procusage.Usage {
 	t.Helper()
-	var now usage
-	wait.For(t, 10*time.Second, func() error {
-		now = usageNow(t)
-		if now.fds > before.fds+2 || now.goroutines > before.goroutines+2 {
-			return fmt.Errorf("holding %s, %s before the attack", now, before)
-		}
-		return nil
-	})
-	return now
+	return procusage.Settle(t, before, 2, 10*time.Second, nil)
 }
 
 // readUntilClosed reads c to its end and reports how long that took; it fails the test if the
@@ -178,7 +150,7 @@ func TestFrontendSlowloris(t *testing.T) {
 	for _, useTLS := range []bool{false, true} {
 		t.Run(fmt.Sprintf("tls=%v", useTLS), func(t *testing.T) {
 			f := startFrontend(t, redirector.FrontendConfig{ReadHeaderTimeout: rht}, ok, useTLS)
-			before := usageNow(t)
+			before := procusage.Now(t)
 			c, err := net.Dial("tcp", f.addr)
 			if err != nil {
 				t.Fatal(err)
@@ -228,7 +200,7 @@ func clientStopsReading(t *testing.T, useTLS bool) {
 	body := bytes.Repeat([]byte("r"), 16<<10)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) })
 	f := startFrontend(t, redirector.FrontendConfig{SendTimeout: sendTimeout}, h, useTLS)
-	before := usageNow(t)
+	before := procusage.Now(t)
 	c := dialSmallWindow(t, f.addr)
 	if useTLS {
 		tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
@@ -250,14 +222,9 @@ func clientStopsReading(t *testing.T, useTLS bool) {
 		}
 	}()
 	start := time.Now()
-	during := usageNow(t)
+	during := procusage.Now(t)
 	f.visit(t, "/")
-	wait.For(t, 10*time.Second, func() error {
-		if n := f.sendTimeouts(t); n != 1 {
-			return fmt.Errorf("dt_redirector_send_timeouts_total %v, want 1", n)
-		}
-		return nil
-	})
+	f.waitSendTimeouts(t, 1)
 	t.Logf("the client that stopped reading was cut off %s after it began (SendTimeout %s)", time.Since(start).Round(time.Millisecond), sendTimeout)
 	readUntilClosed(t, c)
 	<-writerDone
@@ -310,17 +277,12 @@ func TestFrontendDashboardStream(t *testing.T) {
 		}
 	}()
 
-	before := usageNow(t)
+	before := procusage.Now(t)
 	stalled := dialSmallWindow(t, f.addr)
 	openStream(t, stalled) // and then read nothing
 	start := time.Now()
-	during := usageNow(t)
-	wait.For(t, 10*time.Second, func() error {
-		if n := f.sendTimeouts(t); n != 1 {
-			return fmt.Errorf("dt_redirector_send_timeouts_total %v, want 1", n)
-		}
-		return nil
-	})
+	during := procusage.Now(t)
+	f.waitSendTimeouts(t, 1)
 	t.Logf("stalled stream cut off %s after it opened (SendTimeout %s)", time.Since(start).Round(time.Millisecond), sendTimeout)
 	readUntilClosed(t, stalled)
 	stalled.Close()
@@ -335,7 +297,7 @@ func TestFrontendDashboardStream(t *testing.T) {
 		t.Fatalf("live stream ended after %d events, %s: %v", r.events, time.Since(start).Round(time.Millisecond), r.err)
 	}
 	t.Logf("live stream: %d events over %s", r.events, time.Since(start).Round(time.Millisecond))
-	if got := f.sendTimeouts(t); got != 1 {
+	if got := promtest.Value(t, f.reg, "dt_redirector_send_timeouts_total"); got != 1 {
 		t.Errorf("dt_redirector_send_timeouts_total %v after the live stream, want 1", got)
 	}
 }

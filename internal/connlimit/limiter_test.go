@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
+	"github.com/dt-cdn/dt/internal/promtest"
 	"github.com/dt-cdn/dt/internal/syncbuf"
 	"github.com/dt-cdn/dt/internal/wait"
 )
@@ -227,39 +228,12 @@ func TestPerAddrCap(t *testing.T) {
 		t.Errorf("%d connections accepted, want 5", got)
 	}
 
-	if got := metric(t, reg, "dt_test_conns_refused_total", ReasonPerAddr); got != 5 {
+	if got := promtest.Value(t, reg, "dt_test_conns_refused_total", "reason="+ReasonPerAddr); got != 5 {
 		t.Errorf("dt_test_conns_refused_total{reason=per_ip} = %v, want 5", got)
 	}
 	if lines := strings.Count(logs.String(), "too many from one address"); lines != 1 {
 		t.Errorf("%d log lines for one burst of refusals, want 1:\n%s", lines, logs.String())
 	}
-}
-
-// metric returns the value of the metric name (with label reason, if given) in reg.
-func metric(t *testing.T, reg *prometheus.Registry, name, reason string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			ok := reason == ""
-			for _, lp := range m.GetLabel() {
-				if lp.GetName() == "reason" && lp.GetValue() == reason {
-					ok = true
-				}
-			}
-			if ok {
-				return m.GetCounter().GetValue() + m.GetGauge().GetValue()
-			}
-		}
-	}
-	t.Fatalf("no metric %s{reason=%q}", name, reason)
-	return 0
 }
 
 func TestTotalCap(t *testing.T) {
@@ -275,10 +249,10 @@ func TestTotalCap(t *testing.T) {
 			t.Errorf("connection %d past the total cap was not refused", 4+i)
 		}
 	}
-	if got := metric(t, reg, "dt_test_conns_open", ""); got != 4 {
+	if got := promtest.Value(t, reg, "dt_test_conns_open"); got != 4 {
 		t.Errorf("dt_test_conns_open = %v, want 4", got)
 	}
-	if got := metric(t, reg, "dt_test_conns_refused_total", ReasonTotal); got != 2 {
+	if got := promtest.Value(t, reg, "dt_test_conns_refused_total", "reason="+ReasonTotal); got != 2 {
 		t.Errorf("dt_test_conns_refused_total{reason=total} = %v, want 2", got)
 	}
 }

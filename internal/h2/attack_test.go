@@ -3,14 +3,12 @@ package h2
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +19,8 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/dt-cdn/dt/internal/h2test"
+	"github.com/dt-cdn/dt/internal/procusage"
 	"github.com/dt-cdn/dt/internal/syncbuf"
 )
 
@@ -141,70 +141,24 @@ func (ts *testServer) visit(t *testing.T, during string) {
 	t.Logf("visitor served in %v during %s", time.Since(start).Round(time.Millisecond), during)
 }
 
-// dialRaw opens a TLS connection that negotiated h2 with a receive buffer of 64 KiB, so that a
-// client that stops reading fills it soon, and sends the preface and SETTINGS.
-func (ts *testServer) dialRaw(t *testing.T, settings ...http2.Setting) (*tls.Conn, *http2.Framer) {
+// dialRaw opens a TLS connection that negotiated h2 (see h2test.Dial) and sends the preface
+// and SETTINGS.
+func (ts *testServer) dialRaw(t *testing.T, settings ...http2.Setting) (*h2test.Conn, *http2.Framer) {
 	t.Helper()
-	nc, err := net.Dial("tcp", ts.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc.(*net.TCPConn).SetReadBuffer(64 << 10)
-	c := tls.Client(nc, &tls.Config{RootCAs: ts.pool, NextProtos: []string{"h2"}, ServerName: "127.0.0.1"})
-	if err := c.Handshake(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	if _, err := io.WriteString(c, clientPreface); err != nil {
-		t.Fatal(err)
-	}
-	fr := http2.NewFramer(c, c)
-	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	if err := fr.WriteSettings(settings...); err != nil {
-		t.Fatal(err)
-	}
-	return c, fr
+	c := h2test.Dial(t, ts.addr, ts.pool, settings...)
+	return c, c.Framer
 }
 
-// getFrames writes a GET of path on stream id.
-func getFrames(t *testing.T, fr *http2.Framer, id uint32, path string) error {
-	var buf []byte
-	enc := hpack.NewEncoder(sliceWriter{&buf})
-	for _, hf := range []hpack.HeaderField{
-		{Name: ":method", Value: "GET"}, {Name: ":scheme", Value: "https"},
-		{Name: ":authority", Value: "127.0.0.1"}, {Name: ":path", Value: path},
-	} {
-		enc.WriteField(hf)
-	}
-	return fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: buf, EndStream: true, EndHeaders: true})
-}
-
-type sliceWriter struct{ b *[]byte }
-
-func (w sliceWriter) Write(p []byte) (int, error) { *w.b = append(*w.b, p...); return len(p), nil }
-
-// waitClosed reads and discards until the server closes c, failing after d.
-func waitClosed(t *testing.T, c net.Conn, d time.Duration, what string) time.Duration {
+// download dials with the largest windows and asks for a 1 GiB body on stream 1, which the
+// server sends as fast as the client reads.
+func (bs *bodyServer) download(t *testing.T) *h2test.Conn {
 	t.Helper()
-	start := time.Now()
-	c.SetReadDeadline(start.Add(d))
-	buf := make([]byte, 64<<10)
-	for {
-		if _, err := c.Read(buf); err != nil {
-			if isTimeout(err) {
-				t.Fatalf("%s: connection still open after %v", what, d)
-			}
-			return time.Since(start)
-		}
+	c := h2test.Dial(t, bs.addr, bs.pool, h2test.MaxWindow)
+	c.OpenConnWindow()
+	if err := h2test.WriteGet(c.Framer, 1, "/1073741824"); err != nil {
+		t.Fatal(err)
 	}
-}
-
-// heapInUse is the heap in use after a collection.
-func heapInUse() uint64 {
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapInuse + ms.StackInuse
+	return c
 }
 
 // TestZeroWindowHoldsNothing opens streams on a multi-MiB body with SETTINGS_INITIAL_WINDOW_SIZE
@@ -214,12 +168,12 @@ func TestZeroWindowHoldsNothing(t *testing.T) {
 	const conns, streams = 20, 100
 	bs := startBodyServer(t, nil)
 	bs.visit(t, "warm-up")
-	g0, h0 := runtime.NumGoroutine(), heapInUse()
-	var cs []*tls.Conn
+	u0 := procusage.Now(t)
+	var cs []*h2test.Conn
 	for range conns {
 		c, fr := bs.dialRaw(t, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
 		for i := range streams {
-			if err := getFrames(t, fr, uint32(2*i+1), "/8388608"); err != nil {
+			if err := h2test.WriteGet(fr, uint32(2*i+1), "/8388608"); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -228,19 +182,19 @@ func TestZeroWindowHoldsNothing(t *testing.T) {
 	// Each connection's streams are open once its headers came back; reading the first
 	// frames of the last connection shows the server has taken them all in order.
 	time.Sleep(200 * time.Millisecond)
-	g1, h1 := runtime.NumGoroutine(), heapInUse()
-	t.Logf("%d connections x %d streams held: goroutines %d -> %d, heap+stacks %d KiB -> %d KiB (%.0f B per stream, client side included), bodies open %d, opened %d",
-		conns, streams, g0, g1, h0>>10, h1>>10, float64(int64(h1)-int64(h0))/(conns*streams), bs.open.Load(), bs.opens.Load())
+	u1 := procusage.Now(t)
+	t.Logf("%d connections x %d streams held: before %v; during %v (%.0f B per stream, client side included), bodies open %d, opened %d",
+		conns, streams, u0, u1, float64(int64(u1.Heap)-int64(u0.Heap))/(conns*streams), bs.open.Load(), bs.opens.Load())
 	if n := bs.open.Load(); n != 0 {
 		t.Errorf("%d bodies open while no stream has window", n)
 	}
 	// Two goroutines per connection: net/http's, which waits in serveTLS, and the reader.
-	if g1-g0 > 2*conns+10 {
-		t.Errorf("goroutines grew by %d for %d connections, want at most %d", g1-g0, conns, 2*conns+10)
+	if d := u1.Goroutines - u0.Goroutines; d > 2*conns+10 {
+		t.Errorf("goroutines grew by %d for %d connections, want at most %d", d, conns, 2*conns+10)
 	}
 	bs.visit(t, "a zero-window hold")
 	for _, c := range cs {
-		waitClosed(t, c, attackSendTimeout+closeBound, "zero-window connection")
+		h2test.ClosedWithin(t, c, attackSendTimeout+closeBound, "zero-window connection")
 	}
 	if n := bs.h2.Counters().StalledConns.Load(); n < conns {
 		t.Errorf("StalledConns %d, want %d", n, conns)
@@ -260,7 +214,7 @@ func TestStalledStreamReaped(t *testing.T) {
 	bs := startBodyServer(t, nil)
 	c, fr := bs.dialRaw(t, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
 	defer c.Close()
-	getFrames(t, fr, 1, "/100000")
+	h2test.WriteGet(fr, 1, "/100000")
 	start := time.Now()
 	stop := make(chan struct{})
 	defer close(stop)
@@ -272,7 +226,7 @@ func TestStalledStreamReaped(t *testing.T) {
 			case <-stop:
 				return
 			case <-tick.C:
-				getFrames(t, fr, id, "/small")
+				h2test.WriteGet(fr, id, "/small")
 				fr.WriteWindowUpdate(id, 100)
 			}
 		}
@@ -313,9 +267,7 @@ func TestStalledStreamReaped(t *testing.T) {
 func TestStopReadingMidDownload(t *testing.T) {
 	var states *connStates
 	bs := startBodyServer(t, func(_ *Server, hs *http.Server) { states = watchConns(hs) })
-	c, fr := bs.dialRaw(t, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1<<31 - 1})
-	fr.WriteWindowUpdate(0, 1<<31-1-65535)
-	getFrames(t, fr, 1, "/1073741824")
+	c := bs.download(t)
 	t0 := time.Now()
 	buf := make([]byte, 256<<10)
 	io.ReadFull(c, buf) // part of the download, then silence
@@ -394,34 +346,29 @@ func flood(t *testing.T, c net.Conn, d time.Duration, next func() error) func() 
 	}
 }
 
-// TestPingFloodWithoutReading: PINGs from a client that reads nothing end its connection once
-// the acks' write has waited SendTimeout.
-func TestPingFloodWithoutReading(t *testing.T) {
-	bs := startBodyServer(t, nil)
-	c, fr := bs.dialRaw(t)
-	bf, flush := batched(c)
-	_ = fr
-	wait := flood(t, c, attackSendTimeout+closeBound+10*time.Second, func() error { bf.WritePing(false, [8]byte{1}); return flush() })
-	time.Sleep(200 * time.Millisecond)
-	bs.visit(t, "a PING flood")
-	took := wait()
-	t.Logf("PING flood ended by the server after %v", took.Round(time.Millisecond))
-}
-
-// TestSettingsFloodWithoutReading is the same with SETTINGS frames, each owed an ack.
-func TestSettingsFloodWithoutReading(t *testing.T) {
-	bs := startBodyServer(t, nil)
-	c, fr := bs.dialRaw(t)
-	bf, flush := batched(c)
-	_ = fr
-	wait := flood(t, c, attackSendTimeout+closeBound+10*time.Second, func() error {
-		bf.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 65535})
-		return flush()
-	})
-	time.Sleep(200 * time.Millisecond)
-	bs.visit(t, "a SETTINGS flood")
-	took := wait()
-	t.Logf("SETTINGS flood ended by the server after %v", took.Round(time.Millisecond))
+// TestControlFloodWithoutReading: PINGs, or SETTINGS, each owed an ack, from a client that
+// reads nothing end its connection once the acks' write has waited SendTimeout.
+func TestControlFloodWithoutReading(t *testing.T) {
+	for _, tc := range []struct {
+		kind  string
+		write func(*http2.Framer)
+	}{
+		{"PING", func(fr *http2.Framer) { fr.WritePing(false, [8]byte{1}) }},
+		{"SETTINGS", func(fr *http2.Framer) {
+			fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 65535})
+		}},
+	} {
+		t.Run(tc.kind, func(t *testing.T) {
+			bs := startBodyServer(t, nil)
+			c, _ := bs.dialRaw(t)
+			bf, flush := batched(c)
+			wait := flood(t, c, attackSendTimeout+closeBound+10*time.Second, func() error { tc.write(bf); return flush() })
+			time.Sleep(200 * time.Millisecond)
+			bs.visit(t, "a "+tc.kind+" flood")
+			took := wait()
+			t.Logf("%s flood ended by the server after %v", tc.kind, took.Round(time.Millisecond))
+		})
+	}
 }
 
 // TestPingFloodDuringDownload: while the sender's write is blocked on a client that does not
@@ -429,9 +376,7 @@ func TestSettingsFloodWithoutReading(t *testing.T) {
 // closed, without waiting for SendTimeout.
 func TestPingFloodDuringDownload(t *testing.T) {
 	bs := startBodyServer(t, func(s *Server, _ *http.Server) { s.SendTimeout = time.Minute })
-	c, fr := bs.dialRaw(t, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1<<31 - 1})
-	fr.WriteWindowUpdate(0, 1<<31-1-65535)
-	getFrames(t, fr, 1, "/1073741824")
+	c := bs.download(t)
 	time.Sleep(300 * time.Millisecond) // the download fills the socket buffers
 	bf, flush := batched(c)
 	took := flood(t, c, 30*time.Second, func() error { bf.WritePing(false, [8]byte{2}); return flush() })()
@@ -446,9 +391,7 @@ func TestPingFloodDuringDownload(t *testing.T) {
 // a client that does not read (SendTimeout long).
 func TestShutdownWithBlockedWrite(t *testing.T) {
 	bs := startBodyServer(t, func(s *Server, _ *http.Server) { s.SendTimeout = time.Minute })
-	c, fr := bs.dialRaw(t, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1<<31 - 1})
-	fr.WriteWindowUpdate(0, 1<<31-1-65535)
-	getFrames(t, fr, 1, "/1073741824")
+	c := bs.download(t)
 	time.Sleep(500 * time.Millisecond) // the download fills the socket buffers: the write blocks
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
@@ -468,7 +411,7 @@ func TestShutdownWithBlockedWrite(t *testing.T) {
 		t.Fatalf("Shutdown and Close took %v", took)
 	}
 	t.Logf("Shutdown (500 ms) and Close returned after %v with a write blocked", time.Since(start).Round(time.Millisecond))
-	waitClosed(t, c, 5*time.Second, "after Close")
+	h2test.ClosedWithin(t, c, 5*time.Second, "after Close")
 }
 
 // TestIdleWithPings: PINGs every fraction of IdleTimeout do not keep a connection without
@@ -477,28 +420,11 @@ func TestIdleWithPings(t *testing.T) {
 	const idle = 500 * time.Millisecond
 	bs := startBodyServer(t, func(s *Server, _ *http.Server) { s.IdleTimeout = idle })
 	c, fr := bs.dialRaw(t)
-	getFrames(t, fr, 1, "/small")
+	h2test.WriteGet(fr, 1, "/small")
 	start := time.Now()
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		tick := time.NewTicker(idle / 5)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-				fr.WritePing(false, [8]byte{4})
-				fr.WriteWindowUpdate(0, 1)
-				fr.WriteSettings()
-				fr.WritePriority(5, http2.PriorityParam{StreamDep: 0, Weight: 1})
-			}
-		}
-	}()
-	took := waitClosed(t, c, idle+closeBound, "pinging idle connection")
+	c.PingIdle(t, idle/5)
+	h2test.ClosedWithin(t, c, idle+closeBound, "pinging idle connection")
 	t.Logf("pinging connection closed %v after its last request (IdleTimeout %v)", time.Since(start).Round(time.Millisecond), idle)
-	_ = took
 	if n := bs.h2.Counters().IdleConns.Load(); n != 1 {
 		t.Errorf("IdleConns %d, want 1", n)
 	}
@@ -512,24 +438,15 @@ func TestContinuationFlood(t *testing.T) {
 		frag []byte
 	}{
 		{"empty", nil},
-		{"large", func() []byte {
-			var buf []byte
-			enc := hpack.NewEncoder(sliceWriter{&buf})
-			for len(buf) < 16000 {
-				enc.WriteField(hpack.HeaderField{Name: "x-flood-" + strconv.Itoa(len(buf)), Value: string(make([]byte, 1000))})
-			}
-			return buf[:16000]
-		}()},
+		{"large", h2test.LargeFragment(16000)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			bs := startBodyServer(t, nil)
 			c, fr := bs.dialRaw(t)
-			var first []byte
-			enc := hpack.NewEncoder(sliceWriter{&first})
-			enc.WriteField(hpack.HeaderField{Name: ":method", Value: "GET"})
+			first := h2test.Block(hpack.HeaderField{Name: ":method", Value: "GET"})
 			fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: first})
 			go floodWithoutReading(c, 10*time.Second, func() error { return fr.WriteContinuation(1, false, tc.frag) })
-			took := waitClosed(t, c, closeBound, tc.name+" CONTINUATION flood")
+			took := h2test.ClosedWithin(t, c, closeBound, tc.name+" CONTINUATION flood")
 			t.Logf("%s CONTINUATION flood closed after %v; counted %d", tc.name, took.Round(time.Millisecond), bs.h2.Counters().ContinuationFloods.Load())
 			if tc.frag == nil {
 				if n := bs.h2.Counters().ContinuationFloods.Load(); n != 1 {
@@ -588,14 +505,7 @@ func TestContinuationBound(t *testing.T) {
 		t.Run(strconv.Itoa(tc.frames), func(t *testing.T) {
 			bs := startBodyServer(t, nil)
 			c, fr := bs.dialRaw(t)
-			var block []byte
-			enc := hpack.NewEncoder(sliceWriter{&block})
-			for _, hf := range []hpack.HeaderField{
-				{Name: ":method", Value: "GET"}, {Name: ":scheme", Value: "https"},
-				{Name: ":authority", Value: "127.0.0.1"}, {Name: ":path", Value: "/small"},
-			} {
-				enc.WriteField(hf)
-			}
+			block := h2test.GetBlock("/small")
 			// The block's first byte in HEADERS, the rest spread over the CONTINUATIONs (the
 			// first ones empty).
 			fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block[:1], EndStream: true})
@@ -639,9 +549,9 @@ func TestConnectionWindowStall(t *testing.T) {
 	bs := startBodyServer(t, nil)
 	c, fr := bs.dialRaw(t, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 20})
 	for _, id := range []uint32{1, 3, 5} {
-		getFrames(t, fr, id, "/1000000")
+		h2test.WriteGet(fr, id, "/1000000")
 	}
-	took := waitClosed(t, c, attackSendTimeout+closeBound, "connection with a spent window")
+	took := h2test.ClosedWithin(t, c, attackSendTimeout+closeBound, "connection with a spent window")
 	t.Logf("closed %v after its streams began", took.Round(time.Millisecond))
 	if n := bs.h2.Counters().StalledConns.Load(); n != 1 {
 		t.Errorf("StalledConns %d, want 1", n)
