@@ -61,6 +61,10 @@ func makeFixture(dir string) (*fixture, error) {
 	fx.files = []benchFile{
 		{name: "html-1KiB", path: "/page.html", body: htmlPage(1024), typ: "text/html; charset=utf-8"},
 		{name: "js-100KiB-gzip", path: "/app.js", body: js, gz: gz.Bytes(), typ: "text/javascript; charset=utf-8", gzipped: true},
+		// The same script without a compressed variant, asked for without Accept-Encoding: 100 KiB
+		// from disk (it is over the edge's in-memory size), as a client that does not
+		// compress gets it.
+		{name: "js-100KiB", path: "/plain.js", body: js, typ: "text/javascript; charset=utf-8"},
 		{name: "bin-10MiB", path: "/big.bin", body: randomBytes(10 << 20), typ: "application/octet-stream"},
 	}
 	store, err := blobs.Open(filepath.Join(dir, "blobs"), blobs.Options{NoSync: true})
