@@ -78,7 +78,10 @@ func parseUnblockTarget(s string) (unblockTarget, error) {
 	if ap, err := netip.ParseAddrPort(s); err == nil {
 		s = ap.Addr().String()
 	}
-	a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]"))
+	if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
+		s = s[1 : len(s)-1]
+	}
+	a, err := netip.ParseAddr(s)
 	if err != nil {
 		return unblockTarget{}, fmt.Errorf("%q is not an IP address, a prefix such as 192.0.2.0/24, or all", s)
 	}
