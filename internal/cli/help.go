@@ -46,12 +46,12 @@ var examples = map[string][]string{
 		"dt guard unblock --admin 127.0.0.1:9002 192.0.2.7",
 	},
 	"guard list": {
-		"dt guard list --admin 127.0.0.1:9002            # a running node, through its admin listener",
-		"sudo -u dt dt guard list --data /var/lib/dt/edge  # a stopped node",
+		"dt guard list --admin 127.0.0.1:9002              # a running node, through its admin listener",
+		"sudo -u dt dt guard list --data /var/lib/dt-edge   # a stopped node",
 	},
 	"guard unblock": {
 		"dt guard unblock --admin 127.0.0.1:9002 192.0.2.7",
 		"dt guard unblock --admin 127.0.0.1:9002 2001:db8:1::/48",
-		"sudo -u dt dt guard unblock --data /var/lib/dt/edge all   # a stopped node",
+		"sudo -u dt dt guard unblock --data /var/lib/dt-edge all   # a stopped node",
 	},
 }
