@@ -372,8 +372,9 @@ func adminCall(ctx context.Context, f *guardFlags, method, path string, body []b
 	if err != nil {
 		return fmt.Errorf("admin listener %s: %w", f.admin, err)
 	}
-	if resp.StatusCode == http.StatusNotFound && !json.Valid(raw) {
-		return fmt.Errorf("admin listener %s has no %s: is the node's dt older than this one?", f.admin, path)
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "application/json" {
+		// A node older than dt guard answers 404, or the redirector's dashboard page.
+		return fmt.Errorf("admin listener %s does not serve %s (%s): does the node run an older dt?", f.admin, path, resp.Status)
 	}
 	var res unblockResult
 	if resp.StatusCode != http.StatusOK {
