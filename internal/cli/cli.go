@@ -77,6 +77,9 @@ func Run(ctx context.Context, args []string, env *Env) int {
 		return 2
 	}
 	err := commands()[i].run(ctx, args[1:], env)
+	if name == "guard" && len(args) > 1 && (args[1] == "list" || args[1] == "unblock") {
+		name += " " + args[1] // errors name the subcommand, as its usage does
+	}
 	var uerr *usageError
 	var cerr *exitCodeError
 	switch {

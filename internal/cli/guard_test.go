@@ -136,6 +136,9 @@ func TestLoopbackNeverBlocked(t *testing.T) {
 		t.Fatalf("the right key after 10 wrong-key runs: exit %d\n%s", r.code, r.stderr)
 	}
 	metrics := getBody(t, "http://"+admin+"/metrics")
+	if !strings.Contains(metrics, `dt_ipguard_failures_total{reason="bad_key"} 10`) {
+		t.Errorf("want 10 failed handshakes:\n%s", grepLines(metrics, "dt_ipguard_failures_total"))
+	}
 	if !strings.Contains(metrics, `dt_ipguard_spared_blocks_total{reason="auth_failures"} 2`) {
 		t.Errorf("spared blocks not counted:\n%s", grepLines(metrics, "dt_ipguard_spared"))
 	}
@@ -254,4 +257,26 @@ func FuzzParseUnblockTarget(f *testing.F) {
 			t.Fatalf("%q parsed as %v, which parses back as %v, %v", s, got, again, err)
 		}
 	})
+}
+
+// TestNeverBlockFlag: --never-block exempts its addresses even where --block-loopback lets
+// loopback be blocked, and a value that is not an address or a prefix is a usage error.
+func TestNeverBlockFlag(t *testing.T) {
+	keys, wrong := keygen(t), keygen(t)
+	n := startNodeCmd(t, "--keys", keys, "--data", t.TempDir(), "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+		"--local", "--no-sync", "--block-loopback", "--never-block", "10.0.0.0/8", "--never-block", "127.0.0.1")
+	wrongKeyAdds(t, wrong, n.info.Listen[0], 6)
+	if l := listBlocks(t, "--admin", n.info.Admin); len(l.Blocks) != 0 {
+		t.Fatalf("a --never-block address was blocked: %+v", l.Blocks)
+	}
+	if m := getBody(t, "http://"+n.info.Admin+"/metrics"); !strings.Contains(m, `dt_ipguard_failures_total{reason="bad_key"} 6`) {
+		t.Errorf("want 6 failed handshakes:\n%s", grepLines(m, "dt_ipguard_failures_total"))
+	}
+	if r := rightKeyAdd(t, keys, n.info.Listen[0]); r.code != 0 {
+		t.Fatalf("the right key: exit %d\n%s", r.code, r.stderr)
+	}
+	r := run(t, "", "node", "--keys", keys, "--data", t.TempDir(), "--never-block", "example.com")
+	if r.code != 2 || !strings.Contains(r.stderr, `"example.com" is not an IP address or a prefix`) {
+		t.Fatalf("--never-block example.com: exit %d\n%s", r.code, r.stderr)
+	}
 }
