@@ -59,7 +59,10 @@
 // node keys, the network key as the pre-shared key, forward secrecy, and AEAD framing that kills
 // the session on any tampered, replayed or reordered frame. The address guard (package ipguard)
 // runs at accept, before any cryptography: it rate-limits and blocks addresses that fail to
-// authenticate or misbehave, and its blocks survive restarts.
+// authenticate or misbehave, and its blocks survive restarts. Loopback addresses are never
+// blocked unless Config.Guard.BlockLoopback is set. Node.Blocks lists the blocks and
+// Node.Unblock lifts them (OpenStoredBlocks does the same for a node that is not running); a
+// lift is saved at once.
 //
 // # Flood limits
 //

@@ -7,10 +7,20 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/dt-cdn/dt/internal/promtest"
 )
+
+// blockLoopback lets the node's guard block loopback addresses, which it spares by default: the
+// attacks of these tests come from 127.0.0.x.
+func blockLoopback(c *Config) { c.Guard.BlockLoopback = true }
 
 // dialFrom makes a node dial from a given loopback source address, so a test can tell attackers
 // from honest nodes by address.
@@ -23,7 +33,7 @@ func dialFrom(ip string) nodeOpts {
 
 func TestWrongNetworkKeyIsRefusedAndBlocked(t *testing.T) {
 	keys := testKeys(t)
-	target := startNode(t, "target", keys, "", listenOn("127.0.0.1:0"))
+	target := startNode(t, "target", keys, "", listenOn("127.0.0.1:0"), blockLoopback)
 	bad := testKeys(t) // another network key altogether
 	intruder := startNode(t, "intruder", bad, "", peers(target.addr()), dialFrom("127.0.0.2"))
 
@@ -52,16 +62,75 @@ func TestWrongNetworkKeyIsRefusedAndBlocked(t *testing.T) {
 	})
 	// The block survives a restart of the target.
 	target.stop()
-	again := startNode(t, "target-again", keys, target.dir, listenOn("127.0.0.1:0"))
+	again := startNode(t, "target-again", keys, target.dir, listenOn("127.0.0.1:0"), blockLoopback)
 	if !slices.Contains(again.Status().Blocked, "127.0.0.2/32") {
 		t.Fatalf("block lost across restart: %v", again.Status().Blocked)
 	}
+	bs := again.Blocks()
+	if len(bs) != 1 || bs[0].Reason != "auth_failures" || bs[0].Count != 1 || bs[0].Until.Sub(bs[0].Since) != time.Hour {
+		t.Fatalf("Blocks() = %+v, want one first block of an hour for auth_failures", bs)
+	}
+	// While the node runs its database is locked; its own Unblock lifts the block and saves it.
+	if s, err := OpenStoredBlocks(again.dir, true); !errors.Is(err, bolterrors.ErrTimeout) {
+		if s != nil {
+			s.Close()
+		}
+		t.Fatalf("OpenStoredBlocks on a running node's directory: %v, want bbolt's ErrTimeout", err)
+	}
+	intruder.stop()
+	lifted, err := again.Unblock(netip.MustParsePrefix("127.0.0.2/32"))
+	if err != nil || len(lifted) != 1 {
+		t.Fatalf("Unblock = %+v, %v", lifted, err)
+	}
+	if _, err := again.Unblock(netip.MustParsePrefix("127.0.0.2/32")); !errors.Is(err, ErrNotBlocked) {
+		t.Fatalf("second Unblock = %v, want ErrNotBlocked", err)
+	}
+	again.stop()
+	stored, err := OpenStoredBlocks(again.dir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stored.Close()
+	if bs := stored.Blocks(); len(bs) != 0 {
+		t.Fatalf("stored blocks after Unblock: %+v", bs)
+	}
+}
+
+// TestLoopbackIsNotBlockedByDefault: a node with the default guard never blocks a loopback
+// address, however many handshakes with the wrong network key come from it, and the right key
+// links from that address at once.
+func TestLoopbackIsNotBlockedByDefault(t *testing.T) {
+	keys := testKeys(t)
+	reg := prometheus.NewRegistry()
+	target := startNode(t, "target", keys, "", listenOn("127.0.0.1:0"), func(c *Config) { c.Registerer = reg })
+	intruder := startNode(t, "intruder", testKeys(t), "", peers(target.addr()), dialFrom("127.0.0.2"))
+	waitFor(t, 20*time.Second, func() error {
+		if n := promtest.Sum(t, reg, "dt_ipguard_spared_blocks_total"); n < 2 {
+			return fmt.Errorf("%v blocks spared, %v handshakes failed", n, promtest.Sum(t, reg, "dt_ipguard_failures_total"))
+		}
+		return nil
+	})
+	failed := promtest.Sum(t, reg, "dt_ipguard_failures_total", "reason=bad_key")
+	intruder.stop()
+	if b := target.Status().Blocked; len(b) != 0 {
+		t.Fatalf("loopback blocked after %v failed handshakes: %v", failed, b)
+	}
+	began := time.Now()
+	honest := startNode(t, "honest", keys, "", peers(target.addr()), dialFrom("127.0.0.2"))
+	waitFor(t, 10*time.Second, func() error {
+		if p := honest.Status().Peers; p != 1 {
+			return fmt.Errorf("honest node has %d links", p)
+		}
+		return nil
+	})
+	t.Logf("%v handshakes with the wrong key from 127.0.0.2, %v blocks spared; the right key then linked in %s",
+		failed, promtest.Sum(t, reg, "dt_ipguard_spared_blocks_total"), time.Since(began).Round(time.Millisecond))
 }
 
 func TestForgedRecordIsRejected(t *testing.T) {
 	keys := testKeys(t)
 	honest := startNode(t, "honest", keys, "", listenOn("127.0.0.1:0"))
-	relay := startNode(t, "relay", keys, "", listenOn("127.0.0.1:0"), peers(honest.addr()))
+	relay := startNode(t, "relay", keys, "", listenOn("127.0.0.1:0"), peers(honest.addr()), blockLoopback)
 
 	// The forger holds the network key and a signing key of its own that it trusts itself.
 	_, forgerKey, err := ed25519.GenerateKey(rand.Reader)

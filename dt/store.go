@@ -337,7 +337,9 @@ type guardState struct{ db *bolt.DB }
 func (g guardState) Load() ([]byte, error) {
 	var out []byte
 	err := g.db.View(func(tx *bolt.Tx) error {
-		out = append([]byte(nil), tx.Bucket(bucketGuard).Get([]byte("state"))...)
+		if b := tx.Bucket(bucketGuard); b != nil { // nil only in a database opened read-only
+			out = append([]byte(nil), b.Get([]byte("state"))...)
+		}
 		return nil
 	})
 	return out, err

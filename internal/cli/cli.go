@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"regexp"
 	"slices"
@@ -76,6 +77,9 @@ func Run(ctx context.Context, args []string, env *Env) int {
 		return 2
 	}
 	err := commands()[i].run(ctx, args[1:], env)
+	if name == "guard" && len(args) > 1 && (args[1] == "list" || args[1] == "unblock") {
+		name += " " + args[1] // errors name the subcommand, as its usage does
+	}
 	var uerr *usageError
 	var cerr *exitCodeError
 	switch {
@@ -120,6 +124,7 @@ func commands() []command {
 		{name: "resolve", summary: "resolve a name on every node online and check that they agree", run: runResolve},
 		{name: "example", summary: "run the five-node example in one process", run: runExample},
 		{name: "loadtest", summary: "measure a two-node load test with real processes", run: runLoadtest},
+		{name: "guard", summary: "list or lift a node's address blocks (dt guard list, dt guard unblock ADDR|all)", run: runGuard},
 		{name: "version", summary: "print the version of this dt (also dt --version)", run: runVersion},
 		{name: "loadtest-node", hidden: true, run: runLoadtestNode},
 	}
@@ -248,6 +253,28 @@ func (fs *flagSet) usage() string {
 		}
 	}
 	return b.String()
+}
+
+// prefixList is a repeatable flag of IP prefixes; an address alone is its single-address prefix.
+type prefixList []netip.Prefix
+
+var _ flag.Value = (*prefixList)(nil)
+
+func (l *prefixList) String() string {
+	s := make([]string, len(*l))
+	for i, p := range *l {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
+}
+
+func (l *prefixList) Set(s string) error {
+	t, err := parseUnblockTarget(s)
+	if err != nil || t.all {
+		return fmt.Errorf("%q is not an IP address or a prefix such as 192.0.2.0/24", s)
+	}
+	*l = append(*l, t.prefix)
+	return nil
 }
 
 // stringList is a repeatable string flag (--peer A --peer B).

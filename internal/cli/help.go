@@ -41,4 +41,17 @@ var examples = map[string][]string{
 	"example":     {"dt example --duration 30s"},
 	"loadtest":    {"dt loadtest --objects 30000 --mode initial"},
 	"version":     {"dt version", "dt --version"},
+	"guard": {
+		"dt guard list --admin 127.0.0.1:9002",
+		"dt guard unblock --admin 127.0.0.1:9002 192.0.2.7",
+	},
+	"guard list": {
+		"dt guard list --admin 127.0.0.1:9002              # a running node, through its admin listener",
+		"sudo -u dt dt guard list --data /var/lib/dt-edge   # a stopped node",
+	},
+	"guard unblock": {
+		"dt guard unblock --admin 127.0.0.1:9002 192.0.2.7",
+		"dt guard unblock --admin 127.0.0.1:9002 2001:db8:1::/48",
+		"sudo -u dt dt guard unblock --data /var/lib/dt-edge all   # a stopped node",
+	},
 }

@@ -38,6 +38,7 @@ var helpFlags = map[string][]string{
 	"example":     {"base-port", "duration", "data"},
 	"loadtest":    {"objects", "mode", "dir", "object-size", "writers", "batch", "timeout", "no-sync", "json", "log-cap"},
 	"version":     {"json"},
+	"guard":       {"data", "admin", "json", "timeout"},
 }
 
 // roleFlags: flags every serving role has, and flags only dt node has.
@@ -112,6 +113,32 @@ func TestHelpMatchesFlags(t *testing.T) {
 				t.Errorf("no example:\n%s", r.stdout)
 			}
 		})
+	}
+}
+
+// TestGuardSubcommandsHelp: dt guard list and dt guard unblock each print their own usage, with
+// the flags they parse and an example, and dt guard with no subcommand is a usage error.
+func TestGuardSubcommandsHelp(t *testing.T) {
+	for _, sub := range []string{"list", "unblock"} {
+		r := run(t, "", "guard", sub, "--help")
+		if r.code != 0 || !strings.HasPrefix(r.stdout, "Usage: dt guard "+sub+" ") || !strings.Contains(r.stdout, "\nExamples:\n  dt guard "+sub) {
+			t.Errorf("dt guard %s --help: exit %d\n%s", sub, r.code, r.stdout)
+		}
+		var listed []string
+		for line := range strings.SplitSeq(r.stdout, "\n") {
+			if m := flagLine.FindStringSubmatch(line); m != nil {
+				listed = append(listed, m[1])
+			}
+		}
+		if !sameSet(listed, helpFlags["guard"]) {
+			t.Errorf("dt guard %s --help lists %v, want %v", sub, sorted(listed), sorted(helpFlags["guard"]))
+		}
+	}
+	if r := run(t, "", "guard"); r.code != 2 || !strings.Contains(r.stderr, "missing list or unblock") {
+		t.Errorf("dt guard: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := run(t, "", "guard", "list"); r.code != 2 || !strings.Contains(r.stderr, "--data DATADIR") {
+		t.Errorf("dt guard list without --data or --admin: exit %d\n%s", r.code, r.stderr)
 	}
 }
 

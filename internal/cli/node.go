@@ -42,6 +42,8 @@ type nodeFlags struct {
 	newOriginBurst  int
 	maxHandshakes   int
 	subnetHandshake int
+	neverBlock      prefixList
+	blockLoopback   bool
 }
 
 func (f *nodeFlags) register(fs *flagSet) {
@@ -49,7 +51,7 @@ func (f *nodeFlags) register(fs *flagSet) {
 	fs.StringVar(&f.data, "data", "", "`DATADIR` holding the node's identity, database and blobs (created if missing)")
 	fs.Var(&f.listen, "listen", "accept peers on `ADDR` (host:port, [::1]:port for IPv6); repeatable; none: dial out only")
 	fs.Var(&f.peers, "peer", "dial the peer at `ADDR`; repeatable")
-	fs.StringVar(&f.admin, "admin", "", "serve /status, /metrics and /debug/pprof/ on `ADDR` (off unless given; keep it on loopback)")
+	fs.StringVar(&f.admin, "admin", "", "serve /status, /metrics, /guard (dt guard) and /debug/pprof/ on `ADDR` (off unless given; keep it on loopback)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `LEVEL` on stderr: debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log `FORMAT`: text or json")
 	fs.StringVar(&f.profileDir, "profile-dir", ".", "`DIR` where SIGUSR2 writes heap-<unix-nanos>.pprof")
@@ -59,6 +61,10 @@ func (f *nodeFlags) register(fs *flagSet) {
 	fs.IntVar(&f.newOriginBurst, "new-origin-burst", 0, "origins not known yet that one neighbour may introduce at once, then one per second (`N`; 0: 64)")
 	fs.IntVar(&f.maxHandshakes, "max-handshakes", 0, "handshakes in flight on the dt port, a quarter reserved for known peers (`N`; 0: 256)")
 	fs.IntVar(&f.subnetHandshake, "handshakes-per-subnet", 0, "handshakes in flight from one IPv4 /24 or IPv6 /48 (`N`; 0: max-handshakes/16)")
+	fs.Var(&f.neverBlock, "never-block", "never block, rate limit or refuse for load the addresses in `CIDR` (an address or a prefix,\n"+
+		"such as your own nodes and monitoring); repeatable. Loopback is not blocked either, unless --block-loopback")
+	fs.BoolVar(&f.blockLoopback, "block-loopback", false, "block loopback addresses (127.0.0.0/8, ::1) like any other: for peers that reach\n"+
+		"this node through a proxy or tunnel on the same machine")
 	fs.StringVar(&f.readyFile, "ready-file", "", "once every listener serves, write their bound addresses (a :0 port resolved) as JSON to `FILE`,\nreplacing it atomically; removed at a clean exit")
 }
 
@@ -167,6 +173,7 @@ func serveNode(ctx context.Context, env *Env, f *nodeFlags, hooks nodeHooks) err
 	}
 	cfg.NewOriginBurst = f.newOriginBurst
 	cfg.Guard.MaxHandshakes, cfg.Guard.MaxHandshakesPerSubnet = f.maxHandshakes, f.subnetHandshake
+	cfg.Guard.NeverBlock, cfg.Guard.BlockLoopback = f.neverBlock, f.blockLoopback
 	if hooks.config != nil {
 		hooks.config(&cfg)
 	}
@@ -217,7 +224,13 @@ func (s *nodeServer) serve(ctx context.Context) (err error) {
 		info.Listen = append(info.Listen, a.String())
 	}
 	if s.f.admin != "" {
-		admin, err := startAdmin(s.f.admin, s.status, s.gatherer, s.hooks.admin, s.log)
+		routes := func(mux *http.ServeMux) {
+			guardRoutes(mux, s.n, s.log)
+			if s.hooks.admin != nil {
+				s.hooks.admin(mux)
+			}
+		}
+		admin, err := startAdmin(s.f.admin, s.status, s.gatherer, routes, s.log)
 		if err != nil {
 			return err
 		}

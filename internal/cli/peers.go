@@ -204,7 +204,9 @@ func (st *peerState) describe(addr string, timeout time.Duration) string {
 			"and is it not overloaded?"
 	case st.handshake:
 		return "connected, but the node refused the handshake: is its network.key the same as the one in --keys? " +
-			"If it is, the node may have blocked this machine's address after failed handshakes: run `dt guard unblock ADDR` on that node, with this machine's address as ADDR, " +
+			"If it is, the node may have blocked this machine's address after failed handshakes (it never blocks loopback unless run with --block-loopback): " +
+			"on the node's machine, `dt guard list --admin ADMIN` shows the blocks and `dt guard unblock --admin ADMIN ADDR` lifts one, " +
+			"with the node's --admin address as ADMIN and this machine's address as ADDR (for a stopped node, --data DATADIR instead of --admin ADMIN); " +
 			"or wait for the block to end (an hour for a first block)"
 	case errors.As(st.err, &dnsErr) && dnsErr.IsNotFound:
 		by := ""

@@ -10,6 +10,9 @@ import (
 type Block struct {
 	// Prefix is the blocked key (an IPv4 /32 or IPv6 /64) or an IPv6 /48.
 	Prefix netip.Prefix
+	// Since is when the block began. The stored state does not hold it: a loaded block's Since
+	// is Until less the duration its Count calls for under the Config it is loaded with.
+	Since time.Time
 	// Until is when the block ends.
 	Until time.Time
 	// Reason is one of BlockReasonFailures, BlockReasonConnections and BlockReasonSubnet.
@@ -68,8 +71,7 @@ func (t *blockTable) block(p netip.Prefix, reason string, now time.Time, cfg *Co
 	if old := t.entries[p]; old != nil && now.Before(old.Until.Add(cfg.BlockMemory)) {
 		count = old.Count + 1
 	}
-	d := cfg.BlockDurations[min(count, len(cfg.BlockDurations))-1]
-	b := &Block{Prefix: p, Until: now.Add(d), Reason: reason, Count: count}
+	b := &Block{Prefix: p, Since: now, Until: now.Add(cfg.blockDuration(count)), Reason: reason, Count: count}
 	t.put(b)
 	return *b
 }

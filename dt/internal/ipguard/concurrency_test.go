@@ -60,7 +60,7 @@ func TestConcurrentUse(t *testing.T) {
 				case op < 18:
 					h.Blocked(a)
 				case op < 19:
-					_ = h.Unblock(KeyOf(a))
+					_, _ = h.Unblock(KeyOf(a))
 				default:
 					h.reg.Gather()
 				}

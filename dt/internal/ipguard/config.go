@@ -50,6 +50,16 @@ type Config struct {
 	// (::ffff:0:0/96 and longer) are treated as the IPv4 prefixes they carry. Empty means none.
 	NeverBlock []netip.Prefix
 
+	// BlockLoopback lets the guard block loopback addresses (127.0.0.0/8 and ::1). By default
+	// they are never blocked, as fail2ban's default ignoreip does: a connection from loopback
+	// is the operator's own command on the node's machine, and a typo in its keys must not lock
+	// the operator out. Failures from loopback are still counted, and when they reach a block
+	// the block is only logged (once per burst) and counted in spared_blocks_total. Unlike
+	// NeverBlock, the exemption does not lift the rate limit or the handshake slot caps: those
+	// bound a flood rather than lock anyone out. Set it when peers reach the node through a
+	// proxy or tunnel on the same machine, where every connection arrives from loopback.
+	BlockLoopback bool
+
 	// ConnRate is the sustained rate of new connections a key may open, in connections per
 	// second; faster connections are refused with [ErrRateLimited]. rate.Inf disables the
 	// limit. If zero, 2: a node reconnecting after a failure needs far less, a scanner far more.
@@ -302,6 +312,11 @@ func (c Config) validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// blockDuration returns the length of a key's count-th block.
+func (c *Config) blockDuration(count int) time.Duration {
+	return c.BlockDurations[max(1, min(count, len(c.BlockDurations)))-1]
 }
 
 // maxFailureThreshold bounds the failure times kept per key, and so the memory of each key.

@@ -26,7 +26,10 @@
 // handshake (a warning is logged once per hour from 80 on). Blocks last 1 h, then 6 h,
 // then 24 h for each later block; a key's block count is forgotten 7 days after its last block
 // ended. A successful handshake clears the key's failures. Addresses in the never-block list are
-// never blocked, rate limited or refused. Every value is configurable (see [Config]).
+// never blocked, rate limited or refused. Loopback addresses (127.0.0.0/8, ::1) are never blocked
+// unless [Config.BlockLoopback] is set, so an operator's mistyped command on the node's machine
+// cannot lock the operator out; they are still rate limited and take handshake slots. Every
+// value is configurable (see [Config]).
 //
 // # Guarantees
 //

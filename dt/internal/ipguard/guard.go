@@ -43,6 +43,7 @@ type Guard struct {
 	known     map[netip.Prefix]time.Time // guarded by mu; known peers' keys, until when
 	fullLog   *burstlog.Logger           // refusals for lack of a slot, once per burst
 	failLog   *burstlog.Logger           // failed handshakes, once per burst
+	spareLog  *burstlog.Logger           // blocks not imposed on loopback, once per burst
 	lastPrune time.Time                  // guarded by mu
 	version   uint64                     // guarded by mu; counts changes of blocks
 
@@ -80,6 +81,8 @@ func New(cfg Config) (*Guard, error) {
 		known:   make(map[netip.Prefix]time.Time),
 		fullLog: &burstlog.Logger{Log: cfg.Logger, Level: slog.LevelWarn, Msg: "handshake slots full: connections refused"},
 		failLog: &burstlog.Logger{Log: cfg.Logger, Level: slog.LevelInfo, Msg: "handshakes failed"},
+		spareLog: &burstlog.Logger{Log: cfg.Logger, Level: slog.LevelWarn,
+			Msg: "loopback address not blocked (loopback is never blocked unless configured to be)"},
 	}
 	if err := g.load(); err != nil {
 		return nil, err
@@ -115,9 +118,11 @@ func (g *Guard) load() error {
 	}
 	now := g.cfg.Now()
 	for _, b := range blocks {
-		if !now.Before(b.Until.Add(g.cfg.BlockMemory)) || g.neverBlockPrefix(b.Prefix) {
+		if !now.Before(b.Until.Add(g.cfg.BlockMemory)) || g.neverBlockPrefix(b.Prefix) ||
+			(!g.cfg.BlockLoopback && loopbackPrefix(b.Prefix)) {
 			continue
 		}
+		b.Since = b.Until.Add(-g.cfg.blockDuration(b.Count))
 		g.blocks.put(&b)
 	}
 	g.log.LogAttrs(context.Background(), slog.LevelInfo, "stored blocks loaded",
@@ -149,16 +154,20 @@ func (g *Guard) Admit(remote netip.Addr) (*Ticket, error) {
 		return &Ticket{g: g, addr: addr, key: key, deadline: now.Add(g.cfg.HandshakeTimeout)}, nil
 	}
 
+	spared := g.spared(addr)
 	g.mu.Lock()
 	g.maintainLocked(now)
-	if until, blocked := g.blocks.covering(key, now); blocked {
+	if until, blocked := g.blocks.covering(key, now); blocked && !spared {
 		g.mu.Unlock()
 		g.refused(refusedBlocked, addr, key)
 		return nil, fmt.Errorf("ipguard: admit %v: %w until %v", addr, ErrBlocked, until.Format(time.RFC3339))
 	}
 	st := g.touchLocked(key, now)
 	n := st.conns.add(now, g.cfg.ConnWindow)
-	if n > float64(g.cfg.BlockConnections) {
+	spareConns := n > float64(g.cfg.BlockConnections) && spared
+	if spareConns {
+		st.conns = connCounter{} // as a block would: the next burst is counted afresh
+	} else if n > float64(g.cfg.BlockConnections) {
 		ch := g.blockLocked(key, BlockReasonConnections, now)
 		g.mu.Unlock()
 		g.refused(refusedBlocked, addr, key)
@@ -205,6 +214,9 @@ func (g *Guard) Admit(remote netip.Addr) (*Ticket, error) {
 	inflight, inSubnet := g.inflight, g.subnets[subnet]
 	g.mu.Unlock()
 
+	if spareConns {
+		g.spare(addr, key, BlockReasonConnections)
+	}
 	if warn {
 		g.m.warnings.Inc()
 		g.log.LogAttrs(context.Background(), slog.LevelWarn, "many unauthenticated connections",
@@ -280,13 +292,14 @@ func (g *Guard) addKnownLocked(key netip.Prefix, now time.Time) {
 }
 
 // Blocked reports whether connections from addr are refused as blocked, and until when. It is
-// false for addresses in the never-block list and for the zero Addr.
+// false for addresses in the never-block list, for loopback unless Config.BlockLoopback, and
+// for the zero Addr.
 func (g *Guard) Blocked(addr netip.Addr) (until time.Time, blocked bool) {
 	if !addr.IsValid() {
 		return time.Time{}, false
 	}
 	addr = addr.WithZone("").Unmap()
-	if g.neverBlock(addr) {
+	if g.neverBlock(addr) || g.spared(addr) {
 		return time.Time{}, false
 	}
 	now := g.cfg.Now()
@@ -308,23 +321,37 @@ func (g *Guard) Blocks() []Block {
 // a later block starts at the first duration again; the failures and connection counts of the
 // keys within p are cleared too. A prefix longer than a key (such as a single address) means its
 // key. Unblocking a /64 does not lift a block of its /48: pass the /48 (or a shorter prefix) for
-// that. It returns an error wrapping [ErrNotBlocked] when no block in force lay within p, and
-// the Store's error if the new list could not be saved (the blocks are lifted regardless).
-func (g *Guard) Unblock(p netip.Prefix) error {
+// that. It returns the blocks lifted, sorted by prefix; an error wrapping [ErrNotBlocked] when
+// no block in force lay within p, and the Store's error if the new list could not be saved (the
+// blocks are lifted regardless).
+func (g *Guard) Unblock(p netip.Prefix) ([]Block, error) {
 	if !p.IsValid() {
-		return fmt.Errorf("ipguard: unblock: %w", ErrInvalidAddress)
+		return nil, fmt.Errorf("ipguard: unblock: %w", ErrInvalidAddress)
 	}
 	p = unmapPrefix(p)
 	if p.Bits() > KeyOf(p.Addr()).Bits() {
 		p = KeyOf(p.Addr())
 	}
+	within := func(q netip.Prefix) bool { return q.Bits() >= p.Bits() && p.Contains(q.Addr()) }
+	return g.unblock(within, p.String())
+}
+
+// UnblockAll lifts every block, as [Guard.Unblock] does for each: it returns the blocks lifted,
+// an error wrapping [ErrNotBlocked] when there were none, and the Store's error if the empty list
+// could not be saved.
+func (g *Guard) UnblockAll() ([]Block, error) {
+	return g.unblock(func(netip.Prefix) bool { return true }, "all")
+}
+
+// unblock lifts the blocks of the prefixes within says are within what is lifted, named what.
+func (g *Guard) unblock(within func(netip.Prefix) bool, what string) ([]Block, error) {
 	now := g.cfg.Now()
 	var lifted []Block
 	var ch change
 	g.mu.Lock()
 	removed := false
 	for q, b := range g.blocks.entries {
-		if q.Bits() >= p.Bits() && p.Contains(q.Addr()) {
+		if within(q) {
 			if b.Until.After(now) {
 				lifted = append(lifted, *b)
 			}
@@ -333,7 +360,7 @@ func (g *Guard) Unblock(p netip.Prefix) error {
 		}
 	}
 	for k, st := range g.keys {
-		if k.Bits() >= p.Bits() && p.Contains(k.Addr()) {
+		if within(k) {
 			st.failures, st.conns, st.warnedAt = st.failures[:0], connCounter{}, time.Time{}
 		}
 	}
@@ -349,12 +376,12 @@ func (g *Guard) Unblock(p netip.Prefix) error {
 			slog.String("prefix", b.Prefix.String()), slog.String("reason", b.Reason), slog.Time("until", b.Until))
 	}
 	if err := g.apply(ch); err != nil {
-		return err
+		return lifted, err
 	}
 	if len(lifted) == 0 {
-		return fmt.Errorf("ipguard: unblock %v: %w", p, ErrNotBlocked)
+		return nil, fmt.Errorf("ipguard: unblock %s: %w", what, ErrNotBlocked)
 	}
-	return nil
+	return lifted, nil
 }
 
 // finish ends a ticket: it releases the handshake slot and records the outcome.
@@ -366,6 +393,7 @@ func (g *Guard) finish(t *Ticket, o outcome, reason string) {
 		return
 	}
 	var ch change
+	spare := false
 	g.mu.Lock()
 	st := t.state // never forgotten while st.inflight > 0, so still g.keys[t.key]
 	g.inflight--
@@ -384,11 +412,18 @@ func (g *Guard) finish(t *Ticket, o outcome, reason string) {
 		g.addKnownLocked(t.key, now)
 	case outcomeFailed:
 		if g.recordFailureLocked(st, now) {
-			ch = g.blockLocked(t.key, BlockReasonFailures, now)
+			if g.spared(t.addr) {
+				spare = true
+			} else {
+				ch = g.blockLocked(t.key, BlockReasonFailures, now)
+			}
 		}
 	}
 	g.mu.Unlock()
 	g.logOutcome(t, o, reason)
+	if spare {
+		g.spare(t.addr, t.key, BlockReasonFailures)
+	}
 	_ = g.apply(ch) // a failed save is logged and counted; the block holds in memory
 }
 
@@ -529,6 +564,24 @@ func (g *Guard) evictLocked() {
 func (g *Guard) forgetLocked(st *keyState) {
 	g.recency.remove(st)
 	delete(g.keys, st.key)
+}
+
+// spared reports whether addr (unmapped) is a loopback address the guard does not block.
+func (g *Guard) spared(addr netip.Addr) bool {
+	return !g.cfg.BlockLoopback && addr.IsLoopback()
+}
+
+// spare counts and logs, once per burst, a block not imposed on a loopback address.
+func (g *Guard) spare(addr netip.Addr, key netip.Prefix, reason string) {
+	g.m.spared.WithLabelValues(reason).Inc()
+	g.spareLog.Hit(context.Background(), slog.String("addr", addr.String()),
+		slog.String("key", key.String()), slog.String("reason", reason))
+}
+
+// loopbackPrefix reports whether p is a loopback key or holds ::1, the only keys and /48
+// loopback connections are counted under.
+func loopbackPrefix(p netip.Prefix) bool {
+	return p.Addr().IsLoopback() || p.Contains(netip.IPv6Loopback())
 }
 
 // neverBlock reports whether addr (unmapped) is in the never-block list.

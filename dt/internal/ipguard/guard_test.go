@@ -43,7 +43,7 @@ func TestFailuresWithinWindowBlock(t *testing.T) {
 			if tt.want {
 				mustErr(t, err, ErrBlocked)
 				bs := h.Blocks()
-				want := Block{Prefix: netip.MustParsePrefix("192.0.2.7/32"), Until: h.clock.Now().Add(time.Hour), Reason: BlockReasonFailures, Count: 1}
+				want := Block{Prefix: netip.MustParsePrefix("192.0.2.7/32"), Since: h.clock.Now(), Until: h.clock.Now().Add(time.Hour), Reason: BlockReasonFailures, Count: 1}
 				if len(bs) != 1 || bs[0] != want {
 					t.Fatalf("Blocks() = %+v, want [%+v]", bs, want)
 				}
@@ -386,7 +386,7 @@ func TestIPv4MappedCountsAsIPv4(t *testing.T) {
 	if bs := h.Blocks(); len(bs) != 1 || bs[0].Prefix != netip.MustParsePrefix("192.0.2.99/32") {
 		t.Fatalf("Blocks() = %+v, want 192.0.2.99/32", bs)
 	}
-	if err := h.Unblock(netip.MustParsePrefix("::ffff:192.0.2.99/128")); err != nil {
+	if _, err := h.Unblock(netip.MustParsePrefix("::ffff:192.0.2.99/128")); err != nil {
 		t.Fatalf("Unblock of the mapped form: %v", err)
 	}
 	if h.blocked("192.0.2.99") {
@@ -414,6 +414,97 @@ func TestNeverBlock(t *testing.T) {
 	}
 	if _, err := h.Admit(netip.MustParseAddr("192.0.2.2")); !errors.Is(err, ErrBusy) {
 		t.Fatalf("never-block tickets took handshake slots: Admit = %v, want ErrBusy", err)
+	}
+}
+
+// TestLoopbackIsNeverBlocked: by default failures, strikes and connection floods from loopback
+// (127.0.0.0/8, ::1, mapped or not) never block it; each block spared is counted and logged once
+// per burst. Loopback still takes handshake slots and is still rate limited. With BlockLoopback,
+// loopback is blocked like any address, and a stored loopback block is loaded only then.
+func TestLoopbackIsNeverBlocked(t *testing.T) {
+	store := &memStore{}
+	h := newHarness(t, Config{Store: store, MaxHandshakes: 8, ConnRate: rate.Inf, BlockConnections: 100, WarnConnections: 50})
+	loopback := []string{"127.0.0.1", "127.0.0.2", "127.255.0.9", "::1", "::ffff:127.0.0.3"}
+	for _, addr := range loopback {
+		for range 20 {
+			h.fail(t, addr)
+			h.Strike(netip.MustParseAddr(addr), "test")
+		}
+		if h.blocked(addr) {
+			t.Errorf("loopback address %s is blocked", addr)
+		}
+	}
+	for range 300 { // three times BlockConnections, none of them authenticated
+		h.admit(t, "127.0.0.4").Abandoned()
+	}
+	if bs := h.Blocks(); len(bs) != 0 {
+		t.Fatalf("Blocks() = %+v, want none", bs)
+	}
+	// 5 addresses x 20 failures and 20 strikes: 4 blocks spared each, for each kind.
+	if got := h.metric(t, "spared_blocks_total", "reason", BlockReasonFailures); got != 5*4*2 {
+		t.Errorf("spared_blocks_total{auth_failures} = %v, want 40", got)
+	}
+	if got := h.metric(t, "spared_blocks_total", "reason", BlockReasonConnections); got != 2 {
+		t.Errorf("spared_blocks_total{connections} = %v, want 2", got)
+	}
+	if n := h.logs.count("loopback address not blocked (loopback is never blocked unless configured to be)"); n != 1 {
+		t.Errorf("the spared blocks were logged %d times in one burst, want once", n)
+	}
+	// Loopback takes handshake slots like any address: the exemption is not NeverBlock.
+	var held []*Ticket
+	for i := range 6 { // the 8 slots less the 2 reserved for known peers
+		held = append(held, h.admit(t, fmt.Sprintf("127.0.%d.1", 10+i)))
+	}
+	_, err := h.Admit(netip.MustParseAddr("127.0.0.99"))
+	mustErr(t, err, ErrBusy)
+	for _, tk := range held {
+		tk.Abandoned()
+	}
+
+	// With BlockLoopback the same failures block it; the block is stored, and a guard loading
+	// it without BlockLoopback drops it.
+	hb := newHarness(t, Config{Store: store, BlockLoopback: true})
+	if b := hb.blockByFailures(t, "127.0.0.2"); b.Prefix != netip.MustParsePrefix("127.0.0.2/32") {
+		t.Fatalf("block %+v", b)
+	}
+	_, err = hb.Admit(netip.MustParseAddr("127.0.0.2"))
+	mustErr(t, err, ErrBlocked)
+	again, err := New(Config{Store: store, Now: hb.clock.Now, BlockLoopback: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bs := again.Blocks(); len(bs) != 1 || !bs[0].Since.Equal(hb.clock.Now()) {
+		t.Fatalf("reloaded with BlockLoopback: %+v, want the block since %v", bs, hb.clock.Now())
+	}
+	spared, err := New(Config{Store: store, Now: hb.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bs := spared.Blocks(); len(bs) != 0 {
+		t.Fatalf("reloaded without BlockLoopback: %+v, want none", bs)
+	}
+	if _, ok := spared.Blocked(netip.MustParseAddr("127.0.0.2")); ok {
+		t.Fatal("a stored loopback block holds without BlockLoopback")
+	}
+}
+
+func TestUnblockAll(t *testing.T) {
+	store := &memStore{}
+	h := newHarness(t, Config{Store: store})
+	_, err := h.UnblockAll()
+	mustErr(t, err, ErrNotBlocked)
+	h.blockByFailures(t, "192.0.2.1")
+	h.blockByFailures(t, "2001:db8::1")
+	lifted, err := h.UnblockAll()
+	if err != nil || len(lifted) != 2 || lifted[0].Prefix.String() != "192.0.2.1/32" || lifted[1].Prefix.String() != "2001:db8::/64" {
+		t.Fatalf("UnblockAll = %+v, %v", lifted, err)
+	}
+	g2, err := New(Config{Store: store, Now: h.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bs := g2.Blocks(); len(bs) != 0 {
+		t.Fatalf("after UnblockAll and a restart: %+v", bs)
 	}
 }
 
@@ -592,7 +683,8 @@ func TestInvalidAddress(t *testing.T) {
 	if _, ok := h.Blocked(netip.Addr{}); ok {
 		t.Error("the zero address is blocked")
 	}
-	mustErr(t, h.Unblock(netip.Prefix{}), ErrInvalidAddress)
+	_, err = h.Unblock(netip.Prefix{})
+	mustErr(t, err, ErrInvalidAddress)
 }
 
 func TestUnblock(t *testing.T) {
@@ -601,7 +693,7 @@ func TestUnblock(t *testing.T) {
 	h.blockByFailures(t, "192.0.2.1")
 	h.clock.Advance(2 * time.Hour)
 	h.blockByFailures(t, "192.0.2.1") // second block: 6 h
-	if err := h.Unblock(netip.MustParsePrefix("192.0.2.1/32")); err != nil {
+	if _, err := h.Unblock(netip.MustParsePrefix("192.0.2.1/32")); err != nil {
 		t.Fatalf("Unblock: %v", err)
 	}
 	if h.blocked("192.0.2.1") || len(h.Blocks()) != 0 {
@@ -610,19 +702,20 @@ func TestUnblock(t *testing.T) {
 	if b := h.blockByFailures(t, "192.0.2.1"); b.Count != 1 {
 		t.Fatalf("block after Unblock has count %d, want 1: Unblock forgets history", b.Count)
 	}
-	mustErr(t, h.Unblock(netip.MustParsePrefix("192.0.2.2/32")), ErrNotBlocked)
+	_, err := h.Unblock(netip.MustParsePrefix("192.0.2.2/32"))
+	mustErr(t, err, ErrNotBlocked)
 
 	// A /48 unblock lifts the /48 and every /64 block inside it; a /64 unblock only the /64.
 	for i := range 40 {
 		h.blockByFailures(t, prefix64(7, i))
 	}
-	if err := h.Unblock(netip.MustParsePrefix(prefix64(7, 0) + "/128")); err != nil {
+	if _, err := h.Unblock(netip.MustParsePrefix(prefix64(7, 0) + "/128")); err != nil {
 		t.Fatalf("Unblock of one address: %v", err)
 	}
 	if !h.blocked(prefix64(7, 0)) {
 		t.Fatal("unblocking a /64 lifted its /48 too")
 	}
-	if err := h.Unblock(netip.MustParsePrefix("2001:db8:7::/48")); err != nil {
+	if _, err := h.Unblock(netip.MustParsePrefix("2001:db8:7::/48")); err != nil {
 		t.Fatalf("Unblock of the /48: %v", err)
 	}
 	for i := range 41 {

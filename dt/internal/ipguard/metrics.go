@@ -31,6 +31,7 @@ type metrics struct {
 	warnings       prometheus.Counter
 	evicted        prometheus.Counter
 	unblocks       prometheus.Counter
+	spared         *prometheus.CounterVec // by reason: blocks not imposed on loopback
 	stateError     *prometheus.CounterVec // by op: load, decode, save
 }
 
@@ -57,6 +58,7 @@ func newMetrics() *metrics {
 		warnings:       counter("warnings_total", "Keys warned about for many unauthenticated connections."),
 		evicted:        counter("evicted_keys_total", "Tracked keys forgotten early because the key table was full."),
 		unblocks:       counter("unblocks_total", "Blocks lifted by an operator."),
+		spared:         vec("spared_blocks_total", "Blocks not imposed because the address is loopback (Config.BlockLoopback), by reason.", "reason"),
 		stateError:     vec("state_errors_total", "Failures to load, decode or save the stored blocks.", "op"),
 	}
 	// Pre-create the known label values so they are exported as 0 before the first event.
@@ -68,6 +70,9 @@ func newMetrics() *metrics {
 	}
 	for _, r := range []string{BlockReasonFailures, BlockReasonConnections, BlockReasonSubnet} {
 		m.blocks.WithLabelValues(r)
+	}
+	for _, r := range []string{BlockReasonFailures, BlockReasonConnections} {
+		m.spared.WithLabelValues(r)
 	}
 	for _, op := range []string{"load", "decode", "save"} {
 		m.stateError.WithLabelValues(op)
@@ -84,7 +89,7 @@ func (m *metrics) collectors(g *Guard) []prometheus.Collector {
 	}
 	return []prometheus.Collector{
 		m.admitted, m.admittedKnown, m.shortDeadlines, m.refused, m.succeeded, m.failures, m.abandoned, m.blocks, m.warnings,
-		m.evicted, m.unblocks, m.stateError,
+		m.evicted, m.unblocks, m.spared, m.stateError,
 		gauge("blocked_keys", "Prefixes blocked now (keys and /48s).", func() float64 {
 			g.mu.Lock()
 			defer g.mu.Unlock()

@@ -107,7 +107,7 @@ func TestStoreErrors(t *testing.T) {
 	if got := h.metric(t, "state_errors_total", "op", "save"); got != 1 {
 		t.Fatalf("state_errors_total{save} = %v, want 1", got)
 	}
-	if err := h.Unblock(netip.MustParsePrefix("192.0.2.1/32")); !errors.Is(err, errDisk) {
+	if _, err := h.Unblock(netip.MustParsePrefix("192.0.2.1/32")); !errors.Is(err, errDisk) {
 		t.Fatalf("Unblock with a failing Save = %v, want the store's error", err)
 	}
 	if h.blocked("192.0.2.1") {

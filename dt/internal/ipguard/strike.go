@@ -14,7 +14,8 @@ const FailMisbehaved = "misbehaved"
 // peer that keeps reconnecting to misbehave is blocked like one that keeps failing to
 // authenticate. Strikes are counted apart from handshake failures and are not cleared by a
 // successful handshake (the peer authenticates each time before it misbehaves): FailureThreshold
-// strikes within FailureWindow block the key. Never-block addresses are not counted.
+// strikes within FailureWindow block the key (a loopback address is spared as from handshake
+// failures, see [Config.BlockLoopback]). Never-block addresses are not counted.
 func (g *Guard) Strike(addr netip.Addr, reason string) {
 	key := KeyOf(addr)
 	if !key.IsValid() || g.neverBlock(addr) {
@@ -23,14 +24,22 @@ func (g *Guard) Strike(addr netip.Addr, reason string) {
 	now := g.cfg.Now()
 	g.m.failures.WithLabelValues(FailMisbehaved).Inc()
 	var ch change
+	spare := false
 	g.mu.Lock()
 	st := g.touchLocked(key, now)
 	if g.recordLocked(&st.strikes, key, now) {
-		ch = g.blockLocked(key, BlockReasonFailures, now)
+		if g.spared(addr.WithZone("").Unmap()) {
+			spare = true
+		} else {
+			ch = g.blockLocked(key, BlockReasonFailures, now)
+		}
 	}
 	g.mu.Unlock()
 	g.log.LogAttrs(context.Background(), slog.LevelInfo, "strike against peer",
 		slog.String("addr", addr.String()), slog.String("prefix", key.String()), slog.String("reason", reason))
+	if spare {
+		g.spare(addr, key, BlockReasonFailures)
+	}
 	_ = g.apply(ch) // a failed save is logged and counted; the block holds in memory
 }
 

@@ -47,8 +47,8 @@ type edgeProc struct {
 // url is where visitors reach the edge, as its heartbeats tell the redirector.
 func (e *edgeProc) url() string { return e.at.PublicURL }
 
-// newNetwork generates keys and starts a hub node.
-func newNetwork(t *testing.T) *network {
+// newNetwork generates keys and starts a hub node, with hubArgs added to its command line.
+func newNetwork(t *testing.T, hubArgs ...string) *network {
 	t.Helper()
 	n := &network{dir: t.TempDir(),
 		http: &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
@@ -57,8 +57,9 @@ func newNetwork(t *testing.T) *network {
 	if c := runCommand(t, 30*time.Second, n.dir, bins.dt, "keygen", n.keys); c.code != 0 {
 		t.Fatalf("dt keygen: exit %d: %s", c.code, c.stderr)
 	}
-	n.hub = newProcess(t, n.dir, "hub", bins.dt, "node", "--keys", n.keys, "--data", "data",
-		"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--local").withReadyFile()
+	args := append([]string{"node", "--keys", n.keys, "--data", "data",
+		"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--local"}, hubArgs...)
+	n.hub = newProcess(t, n.dir, "hub", bins.dt, args...).withReadyFile()
 	n.hub.start(t)
 	n.hubAt = n.hub.waitReady(t, readyTimeout)
 	return n

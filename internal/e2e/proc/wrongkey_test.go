@@ -18,12 +18,13 @@ import (
 // the edge never gets the site, and its health stays 503, while an edge with the right key
 // serves the site all along.
 //
-// It runs a network of its own: the hub blocks the loopback address the wrong edge comes from,
-// and every other process of a test connects from the same address.
+// It runs a network of its own: the hub blocks the loopback address the wrong edge comes from
+// (a node spares loopback unless run with --block-loopback), and every other process of a test
+// connects from the same address.
 func TestWrongNetworkKeyNeverJoins(t *testing.T) {
 	skipShort(t)
 	t.Parallel()
-	n := newNetwork(t)
+	n := newNetwork(t, "--block-loopback")
 	good := n.startEdge(t, "edge-good", "52.37,4.90", false)
 	gen := makeSite(1)
 	r := n.publish(t, gen)
