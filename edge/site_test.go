@@ -3,14 +3,17 @@ package edge
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/dt-cdn/dt/blobs"
+	"github.com/dt-cdn/dt/internal/wait"
 	"github.com/dt-cdn/dt/site"
 	"github.com/go-chi/chi/v5"
 )
@@ -104,11 +107,28 @@ func TestObserverAndRoutes(t *testing.T) {
 		t.Fatalf("node route: %d %q", r.status, r.body)
 	}
 	gz := files["/style.css"].variants["gzip"]
-	do(t, srv, "GET", "/style.css", "Accept-Encoding: gzip")
-	do(t, srv, "HEAD", "/about")
-	do(t, srv, "GET", "/medium.bin", "Range: bytes=0-99")
-	do(t, srv, "GET", "/old")
-	do(t, srv, "POST", "/.well-known/dt/health") // the site answers methods node routes lack
+	// A body sent from a file by sendfile reaches the client before its handler returns and
+	// the response is observed: each request waits for its observation, so that the order is
+	// the requests'.
+	observed := 0
+	doObserved := func(method, target string, lines ...string) {
+		t.Helper()
+		do(t, srv, method, target, lines...)
+		observed++
+		wait.For(t, 5*time.Second, func() error {
+			obs.mu.Lock()
+			defer obs.mu.Unlock()
+			if len(obs.got) < observed {
+				return fmt.Errorf("%s %s: %d responses observed, want %d", method, target, len(obs.got), observed)
+			}
+			return nil
+		})
+	}
+	doObserved("GET", "/style.css", "Accept-Encoding: gzip")
+	doObserved("HEAD", "/about")
+	doObserved("GET", "/medium.bin", "Range: bytes=0-99")
+	doObserved("GET", "/old")
+	doObserved("POST", "/.well-known/dt/health") // the site answers methods node routes lack
 	want := []ResponseInfo{
 		{Status: 200, Encoding: "gzip", Bytes: int64(len(gz))},
 		{Status: 200},
