@@ -18,11 +18,11 @@ import (
 	"github.com/dt-cdn/dt/internal/wait"
 )
 
-// The child's descriptor limit and reserve: it may hold (256 − 100) / 2 = 78 visitor
-// connections.
+// The child's descriptor limit and reserve (at most a quarter of the limit): it may hold
+// (256 − 64) / 2 = 96 visitor connections.
 const (
 	childFDLimit   = 256
-	childFDReserve = 100
+	childFDReserve = 64
 	childMaxConns  = (childFDLimit - childFDReserve) / 2
 )
 

@@ -115,8 +115,14 @@ func New(cfg Config) (*Limiter, error) {
 			l.fdLimit = limit
 			if n < l.max {
 				l.max = n
-				log.Warn("Descriptor limit lowers the connection cap", slog.Uint64("fd_limit", limit),
-					slog.Int("fd_reserve", reserve), slog.Int("max_conns", n))
+				// Below a thousand visitors, the limit is worth raising (LimitNOFILE= in
+				// the unit, or ulimit -Hn); above, it is only worth knowing.
+				level := slog.LevelInfo
+				if n < 1000 {
+					level = slog.LevelWarn
+				}
+				log.Log(context.Background(), level, "Descriptor limit lowers the connection cap; raise it with LimitNOFILE= in the unit or ulimit -n",
+					slog.Uint64("fd_limit", limit), slog.Int("fd_reserve", reserve), slog.Int("max_conns", n))
 			}
 		}
 	}

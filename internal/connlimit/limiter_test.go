@@ -83,8 +83,10 @@ func TestBudget(t *testing.T) {
 	}{
 		{1 << 20, 1024, (1<<20 - 1024) / 2},
 		{256, 64, 96},
-		{64, 64, 1},
-		{10, 64, 1},
+		{1024, 1024, 384}, // the reserve takes at most a quarter of a small limit
+		{64, 64, 24},
+		{10, 64, 4},
+		{2, 64, 1},
 		{1 << 62, 0, 1 << 29}, // unlimited is no cap worth the name
 	} {
 		if got := budget(tc.limit, tc.reserve); got != tc.want {
