@@ -1,22 +1,23 @@
 package dt
 
+import "container/list"
+
 // lru is a map bounded to max entries: putting a new key into a full lru forgets the least
 // recently used one. It is not safe for concurrent use.
 type lru[K comparable, V any] struct {
-	max        int
-	entries    map[K]*lruEntry[K, V]
-	head, tail *lruEntry[K, V] // most and least recently used
-	evicted    uint64          // entries forgotten for room
+	max     int
+	entries map[K]*list.Element // values are lruEntry
+	order   list.List           // front: most recently used
+	evicted uint64              // entries forgotten for room
 }
 
 type lruEntry[K comparable, V any] struct {
-	key        K
-	val        V
-	prev, next *lruEntry[K, V]
+	key K
+	val V
 }
 
 func newLRU[K comparable, V any](max int) *lru[K, V] {
-	return &lru[K, V]{max: max, entries: make(map[K]*lruEntry[K, V])}
+	return &lru[K, V]{max: max, entries: make(map[K]*list.Element)}
 }
 
 // get returns the value of k and marks it as the most recently used.
@@ -26,46 +27,20 @@ func (c *lru[K, V]) get(k K) (V, bool) {
 		var zero V
 		return zero, false
 	}
-	c.unlink(e)
-	c.pushFront(e)
-	return e.val, true
+	c.order.MoveToFront(e)
+	return e.Value.(lruEntry[K, V]).val, true
 }
 
 // put adds k, which must not be present, as the most recently used entry.
 func (c *lru[K, V]) put(k K, v V) {
-	if len(c.entries) >= c.max && c.tail != nil {
-		old := c.tail
-		c.unlink(old)
-		delete(c.entries, old.key)
-		c.evicted++
+	if len(c.entries) >= c.max {
+		if old := c.order.Back(); old != nil {
+			c.order.Remove(old)
+			delete(c.entries, old.Value.(lruEntry[K, V]).key)
+			c.evicted++
+		}
 	}
-	e := &lruEntry[K, V]{key: k, val: v}
-	c.entries[k] = e
-	c.pushFront(e)
+	c.entries[k] = c.order.PushFront(lruEntry[K, V]{key: k, val: v})
 }
 
 func (c *lru[K, V]) len() int { return len(c.entries) }
-
-func (c *lru[K, V]) pushFront(e *lruEntry[K, V]) {
-	e.prev, e.next = nil, c.head
-	if c.head != nil {
-		c.head.prev = e
-	} else {
-		c.tail = e
-	}
-	c.head = e
-}
-
-func (c *lru[K, V]) unlink(e *lruEntry[K, V]) {
-	if e.prev != nil {
-		e.prev.next = e.next
-	} else {
-		c.head = e.next
-	}
-	if e.next != nil {
-		e.next.prev = e.prev
-	} else {
-		c.tail = e.prev
-	}
-	e.prev, e.next = nil, nil
-}
