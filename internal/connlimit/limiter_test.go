@@ -130,7 +130,7 @@ func startServer(t *testing.T, network, addr string, cfg Config) *server {
 	}
 	raw, err := net.Listen(network, addr)
 	if err != nil {
-		t.Skipf("listen %s %s: %v", network, addr, err)
+		t.Fatalf("listen %s %s: %v (loopback must be up, IPv6 included)", network, addr, err)
 	}
 	s := &server{lim: lim, ln: lim.Listener(raw), addr: raw.Addr().String()}
 	s.wg.Go(func() {
@@ -139,10 +139,10 @@ func startServer(t *testing.T, network, addr string, cfg Config) *server {
 			if err != nil {
 				return
 			}
-			c.Write([]byte("+")) // tells the client it was accepted
 			s.mu.Lock()
 			s.conns = append(s.conns, c)
 			s.mu.Unlock()
+			c.Write([]byte("+")) // tells the client it was accepted, once accepted() has it
 		}
 	})
 	t.Cleanup(func() {
@@ -226,9 +226,13 @@ func TestPerAddrCap(t *testing.T) {
 	s.accepted()[0].Close()
 	dial(t, "127.0.0.2", s.addr)
 	wait.For(t, 5*time.Second, statsAre(s.lim, Stats{Open: 4, Max: 100, RefusedPerAddr: 5}))
-	if got := len(s.accepted()); got != 5 {
-		t.Errorf("%d connections accepted, want 5", got)
-	}
+	// The limiter counts a connection before the server's loop records it.
+	wait.For(t, 5*time.Second, func() error {
+		if got := len(s.accepted()); got != 5 {
+			return fmt.Errorf("%d connections accepted, want 5", got)
+		}
+		return nil
+	})
 
 	if got := promtest.Value(t, reg, "dt_test_conns_refused_total", "reason="+ReasonPerAddr); got != 5 {
 		t.Errorf("dt_test_conns_refused_total{reason=per_ip} = %v, want 5", got)
