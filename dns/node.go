@@ -1,0 +1,354 @@
+package dns
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dt-cdn/dt/dns/geo"
+	"github.com/dt-cdn/dt/dns/resolve"
+	"github.com/dt-cdn/dt/dns/server"
+	"github.com/dt-cdn/dt/dns/zone"
+	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/redirector"
+)
+
+// Defaults of Config.
+const (
+	// DefaultGeoTTL is the TTL of GeoDNS answers: how long a resolver may keep sending visitors
+	// to an edge that has since failed, against how often it asks again.
+	DefaultGeoTTL = 20 * time.Second
+	// MinGeoTTL is the shortest GeoDNS TTL accepted: below a second, resolvers round to zero
+	// and ask for every visitor.
+	MinGeoTTL = time.Second
+	// DefaultGeoAnswers is how many addresses a GeoDNS answer holds at most: enough for a client
+	// to try another when the first fails, few enough to keep the answer in one UDP packet.
+	DefaultGeoAnswers = 4
+	// DefaultHeartbeatInterval is the edges' own default interval: a DNS node that expects
+	// another one keeps dead edges in its answers, or drops live ones, for the difference.
+	DefaultHeartbeatInterval = 2 * time.Second
+)
+
+// ErrInvalidConfig is returned by New for a Config it cannot run with, wrapped with every
+// problem found.
+var ErrInvalidConfig = errors.New("dns: invalid config")
+
+// Config configures a DNS node. New checks it; it is not modified afterwards. Zero values mean
+// the defaults given per field.
+type Config struct {
+	// Node configures the DNS node's dt node: keys, data directory, peer listeners and peers,
+	// timers. LazyBodies is always set: a DNS node needs the table's records (RRsets travel
+	// inline), never a site's file data. Logger and Registerer, when nil, are taken from this
+	// Config. Node.DataDir is required.
+	Node dt.Config
+
+	// Addr is the address (host:port) on which DNS is answered over UDP and TCP; port 53 needs
+	// CAP_NET_BIND_SERVICE. Port 0 picks a free port, the same for both (see Addr). Run binds it
+	// before the node opens, so that a port in use fails the run at once. Required.
+	Addr string
+	// MaxUDPSize is the largest answer sent over UDP; larger ones are truncated and the client
+	// retries over TCP. Zero: server.DefaultMaxUDPSize, which avoids IP fragmentation.
+	MaxUDPSize int
+
+	// GeoName is the site's public name, whose A and AAAA queries are answered with the nearest
+	// live edges, chosen as the redirector chooses from the edges' heartbeats (GeoDNS). It must
+	// lie in a published zone, whose own A and AAAA records for it answer when no edge is live.
+	// Empty: no GeoDNS; the name is answered from its zone like any other.
+	GeoName string
+	// GeoIP is the path of a MaxMind-format database that locates clients (by EDNS Client
+	// Subnet or the resolver's address); it is reloaded when the file changes. It needs
+	// GeoName. Empty: every live edge is in each answer, up to GeoAnswers.
+	GeoIP string
+	// GeoTTL is the TTL of GeoDNS answers, at least MinGeoTTL. Zero: DefaultGeoTTL.
+	GeoTTL time.Duration
+	// GeoAnswers bounds the addresses in one GeoDNS answer. Zero: DefaultGeoAnswers.
+	GeoAnswers int
+	// HeartbeatInterval is the interval at which the edges send heartbeats; an edge leaves
+	// GeoDNS answers once its last heartbeat is 2.5 intervals old (the answers' TTL adds to
+	// that delay, so sooner than the redirector). Zero: DefaultHeartbeatInterval.
+	HeartbeatInterval time.Duration
+
+	// Resolvers are the recursive resolvers (host:port) with which the node answers dt resolve.
+	// Empty: the nameservers of /etc/resolv.conf; when there are none, the node runs without
+	// answering dt resolve, and logs why.
+	Resolvers []string
+
+	// Registerer receives the DNS metrics (dt_dns_*) and, when Node.Registerer is nil, the
+	// node's. Nil: none.
+	Registerer prometheus.Registerer
+	// Logger receives the DNS node's logs and, when Node.Logger is nil, the node's. Nil
+	// discards them.
+	Logger *slog.Logger
+}
+
+// validate checks cfg and returns every problem at once.
+func (cfg *Config) validate() error {
+	var errs []error
+	if cfg.Node.DataDir == "" {
+		errs = append(errs, errors.New("Node.DataDir is required"))
+	}
+	if cfg.Node.Master {
+		errs = append(errs, errors.New("a DNS node is not a master"))
+	}
+	if cfg.Addr == "" {
+		errs = append(errs, errors.New("Addr is required"))
+	}
+	if cfg.GeoName == "" && cfg.GeoIP != "" {
+		errs = append(errs, errors.New("GeoIP needs GeoName"))
+	}
+	if cfg.GeoName != "" && zone.CanonicalName(cfg.GeoName) == "" {
+		errs = append(errs, fmt.Errorf("GeoName %q is not a domain name", cfg.GeoName))
+	}
+	if cfg.GeoTTL != 0 && cfg.GeoTTL < MinGeoTTL {
+		errs = append(errs, fmt.Errorf("GeoTTL %v is shorter than %v", cfg.GeoTTL, MinGeoTTL))
+	}
+	if cfg.GeoAnswers < 0 || cfg.HeartbeatInterval < 0 || cfg.MaxUDPSize < 0 {
+		errs = append(errs, errors.New("GeoAnswers, HeartbeatInterval and MaxUDPSize cannot be negative"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	return nil
+}
+
+// Node is a DNS node: a dt node that answers DNS for the zones its table holds, GeoDNS for the
+// site's name when configured, and dt resolve; its admin listener adds GET /dns.
+//
+// Run runs it once. Status is safe to call from any goroutine.
+type Node struct {
+	cfg Config
+	log *slog.Logger
+
+	mu      sync.Mutex
+	running *parts // guarded by mu: the running node's parts; nil before Run and after it
+}
+
+// New checks cfg and returns a Node that Run starts.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.GeoTTL == 0 {
+		cfg.GeoTTL = DefaultGeoTTL
+	}
+	if cfg.GeoAnswers == 0 {
+		cfg.GeoAnswers = DefaultGeoAnswers
+	}
+	if cfg.HeartbeatInterval == 0 {
+		cfg.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Node.Logger == nil {
+		cfg.Node.Logger = cfg.Logger
+	}
+	if cfg.Node.Registerer == nil {
+		cfg.Node.Registerer = cfg.Registerer
+	}
+	cfg.Node.LazyBodies = true
+	return &Node{cfg: cfg, log: cfg.Logger}, nil
+}
+
+// parts are what a DNS node builds on its open node: the zones, the DNS handler, and optionally
+// GeoDNS (on the redirector's edge tracking) and the resolve responder.
+type parts struct {
+	addr      string
+	store     *server.Store
+	handler   *server.Handler
+	edges     *redirector.Service // nil without GeoName
+	geoName   string
+	geoDB     *redirector.GeoDB  // nil without GeoIP
+	responder *resolve.Responder // nil without a resolver
+}
+
+// build makes the parts on the open node n, answering on addr. On error, what it opened is
+// closed.
+func (d *Node) build(n *dt.Node, addr string) (_ *parts, err error) {
+	p := &parts{addr: addr, store: server.NewStore(d.log, n.Load), responder: d.responder(n)}
+	defer func() {
+		if err != nil {
+			p.close()
+		}
+	}()
+	cfg := server.Config{Store: p.store, MaxUDPSize: d.cfg.MaxUDPSize, Registerer: d.cfg.Registerer, Logger: d.log}
+	if d.cfg.GeoName != "" {
+		a, err := d.buildGeo(p, n)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Dynamic = a
+	}
+	if p.handler, err = server.NewHandler(cfg); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// buildGeo adds GeoDNS to p: the edges as the redirector tracks them, and the answerer that
+// chooses among them with redirector.Select.
+func (d *Node) buildGeo(p *parts, n *dt.Node) (*geo.Answerer, error) {
+	if d.cfg.GeoIP != "" {
+		db, err := redirector.OpenGeoDB(d.cfg.GeoIP, redirector.GeoOptions{Logger: d.log})
+		if err != nil {
+			return nil, err
+		}
+		p.geoDB = db
+	}
+	// One choice for answers and for /dns: an edge leaves both once its heartbeat is 2.5
+	// intervals old (the answers' TTL adds to the delay, so sooner than the redirector).
+	sel := redirector.SelectOptions{MaxAge: d.cfg.HeartbeatInterval * 5 / 2}
+	edges, err := redirector.NewService(redirector.ServiceConfig{Node: n, HeartbeatInterval: d.cfg.HeartbeatInterval,
+		Select: sel, Registerer: d.cfg.Registerer, Logger: d.log})
+	if err != nil {
+		return nil, err
+	}
+	gcfg := geo.Config{Name: d.cfg.GeoName, Edges: edges.Edges, TTL: d.cfg.GeoTTL, MaxAnswers: d.cfg.GeoAnswers, Select: sel}
+	if p.geoDB != nil {
+		gcfg.Geo = p.geoDB
+	}
+	a, err := geo.New(gcfg)
+	if err != nil {
+		return nil, err
+	}
+	p.edges, p.geoName = edges, a.Name()
+	return a, nil
+}
+
+// responder builds the node's answering side of dt resolve. Without a usable resolver it
+// returns nil and logs why: the node then runs without answering.
+func (d *Node) responder(n *dt.Node) *resolve.Responder {
+	var stub *resolve.Stub
+	if len(d.cfg.Resolvers) > 0 {
+		stub = &resolve.Stub{Servers: d.cfg.Resolvers}
+	} else {
+		var err error
+		if stub, err = resolve.SystemStub(""); err != nil {
+			d.log.Warn("No resolver; this node will not answer dt resolve", slog.Any("err", err))
+			return nil
+		}
+	}
+	resp, err := resolve.NewResponder(resolve.ResponderConfig{Node: n, Self: n.ID(), Lookup: stub.Lookup, Logger: d.log})
+	if err != nil {
+		d.log.Warn("Resolve responder not started", slog.Any("err", err))
+		return nil
+	}
+	return resp
+}
+
+// handleEvent passes one of the node's events on; call it with every event, in order, from one
+// goroutine.
+func (p *parts) handleEvent(ev dt.Event) {
+	p.store.HandleEvent(ev)
+	if p.edges != nil {
+		p.edges.HandleEvent(ev)
+	}
+	if p.responder != nil {
+		p.responder.HandleEvent(ev)
+	}
+}
+
+// serve answers DNS on l until ctx ends, with the edge tracking, the GeoIP file watch and the
+// resolve responder beside it; any of them failing stops all. It returns when all have ended.
+func (p *parts) serve(ctx context.Context, l *server.Listeners) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	run := func(f func(context.Context) error) {
+		wg.Go(func() {
+			if err := f(ctx); err != nil && ctx.Err() == nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+			cancel()
+		})
+	}
+	run(func(ctx context.Context) error { return server.Serve(ctx, p.handler, l) })
+	if p.edges != nil {
+		run(p.edges.Run)
+	}
+	if p.geoDB != nil {
+		run(p.geoDB.Watch)
+	}
+	if p.responder != nil {
+		run(p.responder.Run)
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// close releases what build opened.
+func (p *parts) close() {
+	if p.geoDB != nil {
+		p.geoDB.Close()
+	}
+}
+
+// Status is the body of GET /dns.
+type Status struct {
+	// Addr is the address DNS is answered on, a port 0 resolved.
+	Addr string `json:"addr"`
+	// Zones and RRsets count what the node answers for.
+	Zones  int `json:"zones"`
+	RRsets int `json:"rrsets"`
+	// GeoName is the GeoDNS name, canonical; empty without GeoDNS.
+	GeoName string `json:"geo_name,omitempty"`
+	// Edges are the edges as GeoDNS sees them, and Deploy the current deploy; empty without
+	// GeoDNS.
+	Edges  []redirector.EdgeStatus `json:"edges,omitempty"`
+	Deploy string                  `json:"current_deploy,omitempty"`
+}
+
+func (p *parts) status() Status {
+	st := Status{Addr: p.addr, GeoName: p.geoName}
+	st.Zones, st.RRsets = p.store.Counts()
+	if p.edges != nil {
+		rs := p.edges.Status()
+		st.Edges, st.Deploy = rs.Edges, rs.Current
+	}
+	return st
+}
+
+// Status reports what the running node answers for; ok is false when it does not run (yet).
+func (d *Node) Status() (st Status, ok bool) {
+	d.mu.Lock()
+	p := d.running
+	d.mu.Unlock()
+	if p == nil {
+		return Status{}, false
+	}
+	return p.status(), true
+}
+
+// serveStatus is GET /dns: Status as JSON, 503 until the node serves.
+func (d *Node) serveStatus(w http.ResponseWriter, r *http.Request) {
+	st, ok := d.Status()
+	if !ok {
+		http.Error(w, "starting", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(st) // a write error means the client left
+}
+
+// setRunning publishes the running node's parts to Status (nil once it stops).
+func (d *Node) setRunning(p *parts) {
+	d.mu.Lock()
+	d.running = p
+	d.mu.Unlock()
+}

@@ -1,0 +1,284 @@
+package redirector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/internal/certs"
+)
+
+// Defaults of Config.
+const (
+	// DefaultCode is the redirect status: 301, the status the original redirector sends. Every
+	// redirect carries Cache-Control: private, no-store, so even a 301 does not pin a visitor.
+	DefaultCode = http.StatusMovedPermanently
+	// DefaultHeartbeatInterval is the edges' own default interval: a redirector that expects
+	// another one judges live edges dead, or dead edges live, for the difference.
+	DefaultHeartbeatInterval = 2 * time.Second
+)
+
+// Config configures a redirector node. New checks it; it is not modified afterwards. Zero
+// values mean the defaults given per field.
+type Config struct {
+	// Node configures the redirector's dt node: keys, data directory, peer listeners and peers,
+	// timers. LazyBodies is always set: a redirector needs to know what the table holds (the
+	// heartbeats, the current deploy), never a site's file data. Logger and Registerer, when
+	// nil, are taken from this Config. Node.DataDir is required.
+	Node dt.Config
+
+	// HTTP is the address (host:port) on which visitors are redirected over plain HTTP; it also
+	// answers ACME HTTP-01 challenges for Domains. Port 0 picks a free port (see Addrs). Empty:
+	// no plain listener. At least one of HTTP and HTTPS is required.
+	HTTP string
+	// HTTPS is the address on which visitors are redirected over TLS (HTTP/2 and HTTP/1.1).
+	// Empty: no TLS listener.
+	HTTPS string
+	// Domains are the names to obtain certificates for by ACME (see package internal/certs);
+	// they need HTTPS, and HTTP on port 80 or HTTPS on 443 reachable under each name. Empty: a
+	// locally generated self-signed certificate, which browsers warn about: for tests and for a
+	// redirector behind a TLS-terminating proxy.
+	Domains []string
+	// ACMEDirectory is the ACME server's directory URL. Empty: Let's Encrypt's production
+	// directory. Its staging directory has far higher rate limits, for trying a setup out.
+	ACMEDirectory string
+	// ACMEEmail is the contact address registered with the ACME account. Empty: none, and the CA
+	// cannot warn about expiring certificates.
+	ACMEEmail string
+
+	// GeoIP is the path of a MaxMind-format database (GeoLite2-City, DB-IP lite) that locates
+	// visitors; it is reloaded when the file changes and on Reload. Empty: no GeoIP, and every
+	// visitor goes to any eligible edge, by weight: correct, but not the nearest.
+	GeoIP string
+	// Code is the redirect status: 301, 302, 307 or 308. Zero: DefaultCode. A 301 may be
+	// remembered by a client longer than a 302 despite the Cache-Control header.
+	Code int
+	// TrustedProxies are the networks whose X-Forwarded-For and Forwarded headers are believed
+	// (see ClientIP). Empty: none; the connection's peer is the visitor. Trusting too wide a
+	// network lets a visitor choose its edge by forging the header.
+	TrustedProxies []netip.Prefix
+	// HeartbeatInterval is the interval at which the edges send heartbeats; an edge three
+	// intervals silent is suspect and gets no visitors. Zero: DefaultHeartbeatInterval.
+	HeartbeatInterval time.Duration
+
+	// MaxConns caps the visitor connections open at once, over both listeners; past it
+	// connections are reset at accept. Zero: connlimit's default, lowered to fit the descriptor
+	// limit less FDReserve.
+	MaxConns int
+	// MaxConnsPerAddr caps the visitor connections open at once from one IPv4 address or IPv6
+	// /64. Zero: connlimit's default. Too low a cap refuses visitors behind one NAT.
+	MaxConnsPerAddr int
+	// FDReserve is how many descriptors visitors cannot take, kept for the node's peers,
+	// database and files. Zero: connlimit's default; negative: no bound from the descriptor
+	// limit.
+	FDReserve int
+	// Frontend bounds each visitor connection's time and memory (header timeout, idle timeout,
+	// send timeout, header size); its Registerer and Logger are this Config's. Zero fields: the
+	// defaults of FrontendConfig.
+	Frontend FrontendConfig
+
+	// Dashboard builds the page the admin listener serves at every path but /explain, on the
+	// running Service and node; it is fed every event of the node, run beside it, and closed
+	// before the admin listener shuts down (a live stream would hold the shutdown up). Nil: no
+	// page; the admin listener serves /explain alone besides the node's routes. (It is a
+	// function rather than package web's dashboard itself because package web imports this
+	// package for the Service's Status.)
+	Dashboard func(edges *Service, node *dt.Node, log *slog.Logger) (Dashboard, error)
+
+	// Registerer receives the redirector's metrics (dt_redirector_*) and, when Node.Registerer
+	// is nil, the node's. Nil: none.
+	Registerer prometheus.Registerer
+	// Logger receives the redirector's logs and, when Node.Logger is nil, the node's. Nil
+	// discards them.
+	Logger *slog.Logger
+}
+
+// Dashboard is the web page of a redirector's admin listener (package web's Page).
+type Dashboard interface {
+	http.Handler
+	// HandleEvent takes every event of the node, in order, from one goroutine, and never blocks.
+	HandleEvent(dt.Event)
+	// Run does the page's background work until ctx ends.
+	Run(ctx context.Context) error
+	// Close ends the page's open streams; it is safe to call twice.
+	Close()
+}
+
+// Addrs are the addresses a running redirector serves visitors on, with a port 0 resolved.
+type Addrs struct {
+	// HTTP is the plain HTTP listener's address; empty without Config.HTTP.
+	HTTP string
+	// HTTPS is the TLS listener's address; empty without Config.HTTPS.
+	HTTPS string
+}
+
+// validate checks cfg and returns every problem at once.
+func (cfg *Config) validate() error {
+	var errs []error
+	if cfg.Node.DataDir == "" {
+		errs = append(errs, errors.New("Node.DataDir is required"))
+	}
+	if cfg.Node.Master {
+		errs = append(errs, errors.New("a redirector is not a master"))
+	}
+	if cfg.HTTP == "" && cfg.HTTPS == "" {
+		errs = append(errs, errors.New("HTTP or HTTPS is required"))
+	}
+	if len(cfg.Domains) > 0 && cfg.HTTPS == "" {
+		errs = append(errs, errors.New("Domains need HTTPS"))
+	}
+	switch cfg.Code {
+	case 0, 301, 302, 307, 308:
+	default:
+		errs = append(errs, fmt.Errorf("Code %d is not 301, 302, 307 or 308", cfg.Code))
+	}
+	if cfg.HeartbeatInterval < 0 || cfg.MaxConns < 0 || cfg.MaxConnsPerAddr < 0 {
+		errs = append(errs, errors.New("HeartbeatInterval, MaxConns and MaxConnsPerAddr cannot be negative"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	return nil
+}
+
+// Node is a redirector: a dt node that follows the edges' heartbeats and the current deploy, and
+// answers every visitor with a redirect to the nearest live edge that serves it, on its HTTP and
+// HTTPS listeners, with /explain and the dashboard on the node's admin listener.
+//
+// Run runs it once. Reload and the other methods are safe to call from any goroutine.
+type Node struct {
+	cfg Config
+	log *slog.Logger
+
+	mu  sync.Mutex
+	geo *GeoDB // guarded by mu: the running node's GeoIP database; nil when none or not running
+}
+
+// New checks cfg and returns a Node that Run starts.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Code == 0 {
+		cfg.Code = DefaultCode
+	}
+	if cfg.HeartbeatInterval == 0 {
+		cfg.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Node.Logger == nil {
+		cfg.Node.Logger = cfg.Logger
+	}
+	if cfg.Node.Registerer == nil {
+		cfg.Node.Registerer = cfg.Registerer
+	}
+	cfg.Node.LazyBodies = true
+	cfg.Frontend.Registerer, cfg.Frontend.Logger = cfg.Registerer, cfg.Logger
+	return &Node{cfg: cfg, log: cfg.Logger}, nil
+}
+
+// Reload reads the GeoIP database again (as on SIGHUP). A file that fails to load leaves the
+// loaded database in service, is logged, and its error returned. Without Config.GeoIP, or when
+// the node does not run, it does nothing.
+func (r *Node) Reload() error {
+	r.mu.Lock()
+	geo := r.geo
+	r.mu.Unlock()
+	if geo == nil {
+		return nil
+	}
+	if err := geo.Reload(); err != nil {
+		r.log.Warn("GeoIP reload failed; keeping the loaded database", slog.Any("err", err))
+		return err
+	}
+	r.log.Info("GeoIP database reloaded")
+	return nil
+}
+
+// setGeo publishes the running node's GeoIP database to Reload.
+func (r *Node) setGeo(g *GeoDB) {
+	r.mu.Lock()
+	r.geo = g
+	r.mu.Unlock()
+}
+
+// parts are what a redirector builds on its open node.
+type parts struct {
+	svc   *Service
+	geo   *GeoDB         // nil without Config.GeoIP
+	certs *certs.Manager // nil without Config.HTTPS
+	dash  Dashboard      // nil without Config.Dashboard
+	// admin holds the redirector's admin routes: /explain, and the dashboard on every other path.
+	admin *http.ServeMux
+}
+
+// build makes the parts on the open node n. On error, what it opened is closed.
+func (r *Node) build(n *dt.Node) (_ *parts, err error) {
+	p := &parts{admin: http.NewServeMux()}
+	defer func() {
+		if err != nil {
+			p.close()
+		}
+	}()
+	if r.cfg.GeoIP != "" {
+		if p.geo, err = OpenGeoDB(r.cfg.GeoIP, GeoOptions{Logger: r.log}); err != nil {
+			return nil, err
+		}
+	}
+	if r.cfg.HTTPS != "" {
+		p.certs, err = certs.New(certs.Config{Domains: r.cfg.Domains, CacheDir: filepath.Join(r.cfg.Node.DataDir, "certs"),
+			ACMEDirectory: r.cfg.ACMEDirectory, Email: r.cfg.ACMEEmail, Logger: r.log})
+		if err != nil {
+			return nil, err
+		}
+	}
+	scfg := ServiceConfig{Node: n, TrustedProxies: r.cfg.TrustedProxies, Code: r.cfg.Code,
+		HeartbeatInterval: r.cfg.HeartbeatInterval, Registerer: r.cfg.Registerer, Logger: r.log}
+	if p.geo != nil {
+		scfg.Geo = p.geo
+	}
+	if len(r.cfg.Domains) > 0 {
+		scfg.ACME = p.certs.HTTPHandler(nil) // answers challenges; the Service never redirects them
+	}
+	if p.svc, err = NewService(scfg); err != nil {
+		return nil, err
+	}
+	p.admin.Handle("GET /explain", p.svc.Explain())
+	if r.cfg.Dashboard != nil {
+		if p.dash, err = r.cfg.Dashboard(p.svc, n, r.log); err != nil {
+			return nil, err
+		}
+		p.admin.Handle("/", p.dash)
+	}
+	return p, nil
+}
+
+// handleEvent passes one of the node's events on; call it with every event, in order, from one
+// goroutine.
+func (p *parts) handleEvent(ev dt.Event) {
+	p.svc.HandleEvent(ev)
+	if p.dash != nil {
+		p.dash.HandleEvent(ev)
+	}
+}
+
+// close releases what build opened; the dashboard's streams end.
+func (p *parts) close() {
+	if p.dash != nil {
+		p.dash.Close()
+	}
+	if p.geo != nil {
+		p.geo.Close()
+	}
+}
