@@ -17,6 +17,7 @@ import (
 	"github.com/dt-cdn/dt/dns/server"
 	"github.com/dt-cdn/dt/dns/zone"
 	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/internal/nodehost"
 	"github.com/dt-cdn/dt/redirector"
 )
 
@@ -43,14 +44,15 @@ var ErrInvalidConfig = errors.New("dns: invalid config")
 // Config configures a DNS node. New checks it; it is not modified afterwards. Zero values mean
 // the defaults given per field.
 type Config struct {
-	// Node configures the DNS node's dt node: keys, data directory, peer listeners and peers,
-	// timers. LazyBodies is always set: a DNS node needs the table's records (RRsets travel
-	// inline), never a site's file data. Logger and Registerer, when nil, are taken from this
-	// Config. Node.DataDir is required.
-	Node dt.Config
+	// Host configures the DNS node's dt node (Host.Node: keys, data directory, peers, timers),
+	// its admin listener (Host.Admin, where GET /dns joins /status and /metrics), its logger and
+	// registry, and how readiness is reported. Host.Node.LazyBodies is always set: a DNS node
+	// needs the table's records (RRsets travel inline), never a site's file data.
+	// Host.Node.DataDir is required.
+	Host nodehost.Config
 
 	// Addr is the address (host:port) on which DNS is answered over UDP and TCP; port 53 needs
-	// CAP_NET_BIND_SERVICE. Port 0 picks a free port, the same for both (see Addr). Run binds it
+	// CAP_NET_BIND_SERVICE. Port 0 picks a free port, the same for both (see Status). Run binds it
 	// before the node opens, so that a port in use fails the run at once. Required.
 	Addr string
 	// MaxUDPSize is the largest answer sent over UDP; larger ones are truncated and the client
@@ -79,22 +81,15 @@ type Config struct {
 	// Empty: the nameservers of /etc/resolv.conf; when there are none, the node runs without
 	// answering dt resolve, and logs why.
 	Resolvers []string
-
-	// Registerer receives the DNS metrics (dt_dns_*) and, when Node.Registerer is nil, the
-	// node's. Nil: none.
-	Registerer prometheus.Registerer
-	// Logger receives the DNS node's logs and, when Node.Logger is nil, the node's. Nil
-	// discards them.
-	Logger *slog.Logger
 }
 
 // validate checks cfg and returns every problem at once.
 func (cfg *Config) validate() error {
 	var errs []error
-	if cfg.Node.DataDir == "" {
-		errs = append(errs, errors.New("Node.DataDir is required"))
+	if cfg.Host.Node.DataDir == "" {
+		errs = append(errs, errors.New("Host.Node.DataDir is required"))
 	}
-	if cfg.Node.Master {
+	if cfg.Host.Node.Master {
 		errs = append(errs, errors.New("a DNS node is not a master"))
 	}
 	if cfg.Addr == "" {
@@ -144,17 +139,51 @@ func New(cfg Config) (*Node, error) {
 	if cfg.HeartbeatInterval == 0 {
 		cfg.HeartbeatInterval = DefaultHeartbeatInterval
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
+	cfg.Host.Node.LazyBodies = true
+	log := cfg.Host.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Node.Logger == nil {
-		cfg.Node.Logger = cfg.Logger
+	return &Node{cfg: cfg, log: log}, nil
+}
+
+// Run binds the DNS address, opens the node, builds the DNS node on it, and answers DNS, the
+// admin listener and the node until ctx ends or a part fails; then it stops them in order (DNS,
+// the admin listener, the node) and returns once every goroutine it started has ended. A Node
+// runs once.
+func (d *Node) Run(ctx context.Context) error {
+	// Bind first: a port in use fails the run before the node opens.
+	l, err := server.Listen(d.cfg.Addr)
+	if err != nil {
+		return err
 	}
-	if cfg.Node.Registerer == nil {
-		cfg.Node.Registerer = cfg.Registerer
+	defer l.Close() // a no-op error once Serve has closed them
+	h, err := nodehost.Open(d.cfg.Host)
+	if err != nil {
+		return err
 	}
-	cfg.Node.LazyBodies = true
-	return &Node{cfg: cfg, log: cfg.Logger}, nil
+	p, err := d.build(h.Node(), l.Addr(), h.Registerer())
+	if err != nil {
+		return errors.Join(err, h.Close())
+	}
+	defer p.close()
+	if err := h.Subscribe(p); err != nil {
+		return errors.Join(err, h.Close())
+	}
+	d.setRunning(p)
+	defer d.setRunning(nil)
+	return h.Run(ctx, nodehost.Role{
+		Routes: func(mux *http.ServeMux) { mux.HandleFunc("GET /dns", d.serveStatus) },
+		Serve: func(ctx context.Context, ready func(nodehost.Serving) error) error {
+			// DNS serves no visitors over HTTP: the node is ready once the bound sockets answer,
+			// which they do from here on.
+			if err := ready(nodehost.Serving{}); err != nil {
+				return err
+			}
+			d.log.Info("DNS serving", slog.String("addr", l.Addr()), slog.String("geo_name", d.cfg.GeoName))
+			return p.serve(ctx, l)
+		},
+	})
 }
 
 // parts are what a DNS node builds on its open node: the zones, the DNS handler, and optionally
@@ -169,18 +198,18 @@ type parts struct {
 	responder *resolve.Responder // nil without a resolver
 }
 
-// build makes the parts on the open node n, answering on addr. On error, what it opened is
-// closed.
-func (d *Node) build(n *dt.Node, addr string) (_ *parts, err error) {
+// build makes the parts on the open node n, answering on addr, with their metrics on reg. On
+// error, what it opened is closed.
+func (d *Node) build(n *dt.Node, addr string, reg prometheus.Registerer) (_ *parts, err error) {
 	p := &parts{addr: addr, store: server.NewStore(d.log, n.Load), responder: d.responder(n)}
 	defer func() {
 		if err != nil {
 			p.close()
 		}
 	}()
-	cfg := server.Config{Store: p.store, MaxUDPSize: d.cfg.MaxUDPSize, Registerer: d.cfg.Registerer, Logger: d.log}
+	cfg := server.Config{Store: p.store, MaxUDPSize: d.cfg.MaxUDPSize, Registerer: reg, Logger: d.log}
 	if d.cfg.GeoName != "" {
-		a, err := d.buildGeo(p, n)
+		a, err := d.buildGeo(p, n, reg)
 		if err != nil {
 			return nil, err
 		}
@@ -194,7 +223,7 @@ func (d *Node) build(n *dt.Node, addr string) (_ *parts, err error) {
 
 // buildGeo adds GeoDNS to p: the edges as the redirector tracks them, and the answerer that
 // chooses among them with redirector.Select.
-func (d *Node) buildGeo(p *parts, n *dt.Node) (*geo.Answerer, error) {
+func (d *Node) buildGeo(p *parts, n *dt.Node, reg prometheus.Registerer) (*geo.Answerer, error) {
 	if d.cfg.GeoIP != "" {
 		db, err := redirector.OpenGeoDB(d.cfg.GeoIP, redirector.GeoOptions{Logger: d.log})
 		if err != nil {
@@ -206,7 +235,7 @@ func (d *Node) buildGeo(p *parts, n *dt.Node) (*geo.Answerer, error) {
 	// intervals old (the answers' TTL adds to the delay, so sooner than the redirector).
 	sel := redirector.SelectOptions{MaxAge: d.cfg.HeartbeatInterval * 5 / 2}
 	edges, err := redirector.NewService(redirector.ServiceConfig{Node: n, HeartbeatInterval: d.cfg.HeartbeatInterval,
-		Select: sel, Registerer: d.cfg.Registerer, Logger: d.log})
+		Select: sel, Registerer: reg, Logger: d.log})
 	if err != nil {
 		return nil, err
 	}
@@ -243,9 +272,9 @@ func (d *Node) responder(n *dt.Node) *resolve.Responder {
 	return resp
 }
 
-// handleEvent passes one of the node's events on; call it with every event, in order, from one
+// HandleEvent passes one of the node's events on; call it with every event, in order, from one
 // goroutine.
-func (p *parts) handleEvent(ev dt.Event) {
+func (p *parts) HandleEvent(ev dt.Event) {
 	p.store.HandleEvent(ev)
 	if p.edges != nil {
 		p.edges.HandleEvent(ev)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/internal/certs"
+	"github.com/dt-cdn/dt/internal/nodehost"
 )
 
 // Defaults of Config.
@@ -30,14 +31,16 @@ const (
 // Config configures a redirector node. New checks it; it is not modified afterwards. Zero
 // values mean the defaults given per field.
 type Config struct {
-	// Node configures the redirector's dt node: keys, data directory, peer listeners and peers,
-	// timers. LazyBodies is always set: a redirector needs to know what the table holds (the
-	// heartbeats, the current deploy), never a site's file data. Logger and Registerer, when
-	// nil, are taken from this Config. Node.DataDir is required.
-	Node dt.Config
+	// Host configures the redirector's dt node (Host.Node: keys, data directory, peers, timers),
+	// its admin listener (Host.Admin, where /explain and the dashboard join /status and
+	// /metrics), its logger and registry, and how readiness is reported. Host.Node.LazyBodies is
+	// always set: a redirector needs to know what the table holds (the heartbeats, the current
+	// deploy), never a site's file data. Host.Node.DataDir is required; the certificates are
+	// kept in its certs folder.
+	Host nodehost.Config
 
 	// HTTP is the address (host:port) on which visitors are redirected over plain HTTP; it also
-	// answers ACME HTTP-01 challenges for Domains. Port 0 picks a free port (see Addrs). Empty:
+	// answers ACME HTTP-01 challenges for Domains. Port 0 picks a free port, reported through Host.Ready. Empty:
 	// no plain listener. At least one of HTTP and HTTPS is required.
 	HTTP string
 	// HTTPS is the address on which visitors are redirected over TLS (HTTP/2 and HTTP/1.1).
@@ -82,7 +85,7 @@ type Config struct {
 	// limit.
 	FDReserve int
 	// Frontend bounds each visitor connection's time and memory (header timeout, idle timeout,
-	// send timeout, header size); its Registerer and Logger are this Config's. Zero fields: the
+	// send timeout, header size); its Registerer and Logger are the host's. Zero fields: the
 	// defaults of FrontendConfig.
 	Frontend FrontendConfig
 
@@ -93,13 +96,6 @@ type Config struct {
 	// function rather than package web's dashboard itself because package web imports this
 	// package for the Service's Status.)
 	Dashboard func(edges *Service, node *dt.Node, log *slog.Logger) (Dashboard, error)
-
-	// Registerer receives the redirector's metrics (dt_redirector_*) and, when Node.Registerer
-	// is nil, the node's. Nil: none.
-	Registerer prometheus.Registerer
-	// Logger receives the redirector's logs and, when Node.Logger is nil, the node's. Nil
-	// discards them.
-	Logger *slog.Logger
 }
 
 // Dashboard is the web page of a redirector's admin listener (package web's Page).
@@ -113,21 +109,13 @@ type Dashboard interface {
 	Close()
 }
 
-// Addrs are the addresses a running redirector serves visitors on, with a port 0 resolved.
-type Addrs struct {
-	// HTTP is the plain HTTP listener's address; empty without Config.HTTP.
-	HTTP string
-	// HTTPS is the TLS listener's address; empty without Config.HTTPS.
-	HTTPS string
-}
-
 // validate checks cfg and returns every problem at once.
 func (cfg *Config) validate() error {
 	var errs []error
-	if cfg.Node.DataDir == "" {
-		errs = append(errs, errors.New("Node.DataDir is required"))
+	if cfg.Host.Node.DataDir == "" {
+		errs = append(errs, errors.New("Host.Node.DataDir is required"))
 	}
-	if cfg.Node.Master {
+	if cfg.Host.Node.Master {
 		errs = append(errs, errors.New("a redirector is not a master"))
 	}
 	if cfg.HTTP == "" && cfg.HTTPS == "" {
@@ -174,18 +162,43 @@ func New(cfg Config) (*Node, error) {
 	if cfg.HeartbeatInterval == 0 {
 		cfg.HeartbeatInterval = DefaultHeartbeatInterval
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
+	cfg.Host.Node.LazyBodies = true
+	log := cfg.Host.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Node.Logger == nil {
-		cfg.Node.Logger = cfg.Logger
+	return &Node{cfg: cfg, log: log}, nil
+}
+
+// Run opens the node, builds the redirector on it, and serves visitors, the admin listener and
+// the node until ctx ends or a part fails; then it stops them in order (the visitor listeners,
+// the dashboard's streams, the admin listener, the node) and returns once every goroutine it
+// started has ended. A Node runs once.
+func (r *Node) Run(ctx context.Context) error {
+	h, err := nodehost.Open(r.cfg.Host)
+	if err != nil {
+		return err
 	}
-	if cfg.Node.Registerer == nil {
-		cfg.Node.Registerer = cfg.Registerer
+	p, err := r.build(h.Node(), h.Registerer())
+	if err != nil {
+		return errors.Join(err, h.Close())
 	}
-	cfg.Node.LazyBodies = true
-	cfg.Frontend.Registerer, cfg.Frontend.Logger = cfg.Registerer, cfg.Logger
-	return &Node{cfg: cfg, log: cfg.Logger}, nil
+	// The dashboard's streams end before the admin listener shuts down, which waits for them;
+	// a second close after Serve's is a no-op.
+	defer p.close()
+	if err := h.Subscribe(nodehost.EventFunc(p.handleEvent)); err != nil {
+		return errors.Join(err, h.Close())
+	}
+	r.setGeo(p.geo)
+	defer r.setGeo(nil)
+	return h.Run(ctx, nodehost.Role{
+		Routes: func(mux *http.ServeMux) { mux.Handle("/", p.admin) },
+		Status: func(st *nodehost.Status) { st.Redirector = p.svc.Status() },
+		Serve: func(ctx context.Context, ready func(nodehost.Serving) error) error {
+			defer p.close()
+			return r.serve(ctx, p, ready)
+		},
+	})
 }
 
 // Reload reads the GeoIP database again (as on SIGHUP). A file that fails to load leaves the
@@ -221,11 +234,14 @@ type parts struct {
 	dash  Dashboard      // nil without Config.Dashboard
 	// admin holds the redirector's admin routes: /explain, and the dashboard on every other path.
 	admin *http.ServeMux
+	// reg receives the metrics of the service and the visitor listeners: the node's registry.
+	reg prometheus.Registerer
 }
 
-// build makes the parts on the open node n. On error, what it opened is closed.
-func (r *Node) build(n *dt.Node) (_ *parts, err error) {
-	p := &parts{admin: http.NewServeMux()}
+// build makes the parts on the open node n, with their metrics on reg. On error, what it opened
+// is closed.
+func (r *Node) build(n *dt.Node, reg prometheus.Registerer) (_ *parts, err error) {
+	p := &parts{reg: reg, admin: http.NewServeMux()}
 	defer func() {
 		if err != nil {
 			p.close()
@@ -237,14 +253,14 @@ func (r *Node) build(n *dt.Node) (_ *parts, err error) {
 		}
 	}
 	if r.cfg.HTTPS != "" {
-		p.certs, err = certs.New(certs.Config{Domains: r.cfg.Domains, CacheDir: filepath.Join(r.cfg.Node.DataDir, "certs"),
+		p.certs, err = certs.New(certs.Config{Domains: r.cfg.Domains, CacheDir: filepath.Join(r.cfg.Host.Node.DataDir, "certs"),
 			ACMEDirectory: r.cfg.ACMEDirectory, Email: r.cfg.ACMEEmail, Logger: r.log})
 		if err != nil {
 			return nil, err
 		}
 	}
 	scfg := ServiceConfig{Node: n, TrustedProxies: r.cfg.TrustedProxies, Code: r.cfg.Code,
-		HeartbeatInterval: r.cfg.HeartbeatInterval, Registerer: r.cfg.Registerer, Logger: r.log}
+		HeartbeatInterval: r.cfg.HeartbeatInterval, Registerer: reg, Logger: r.log}
 	if p.geo != nil {
 		scfg.Geo = p.geo
 	}

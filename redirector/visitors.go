@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dt-cdn/dt/internal/connlimit"
+	"github.com/dt-cdn/dt/internal/nodehost"
 )
 
 // ShutdownGrace is how long a stopping redirector lets requests in flight finish before it
@@ -20,9 +21,9 @@ import (
 const ShutdownGrace = 5 * time.Second
 
 // serve answers visitors on the parts' listeners and runs the Service, the GeoIP watch and the
-// dashboard beside them until ctx ends or one of them fails. It calls up once every listener
+// dashboard beside them until ctx ends or one of them fails. It calls ready once every listener
 // serves. It returns when every goroutine it started has ended; the error is the first failure.
-func (r *Node) serve(ctx context.Context, p *parts, up func(Addrs) error) (err error) {
+func (r *Node) serve(ctx context.Context, p *parts, ready func(nodehost.Serving) error) (err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	var (
 		wg      sync.WaitGroup
@@ -75,7 +76,7 @@ func (r *Node) serve(ctx context.Context, p *parts, up func(Addrs) error) (err e
 			}
 		})
 	}
-	if err := up(addrs); err != nil {
+	if err := ready(addrs); err != nil {
 		return err
 	}
 	<-ctx.Done()
@@ -84,14 +85,16 @@ func (r *Node) serve(ctx context.Context, p *parts, up func(Addrs) error) (err e
 
 // listen binds the visitor listeners and serves each on a goroutine of wg. A server that stops
 // on its own calls stop with its error.
-func (r *Node) listen(p *parts, wg *sync.WaitGroup, stop func(error)) (servers []*http.Server, addrs Addrs, err error) {
+func (r *Node) listen(p *parts, wg *sync.WaitGroup, stop func(error)) (servers []*http.Server, addrs nodehost.Serving, err error) {
 	ccfg := connlimit.Config{MaxConns: r.cfg.MaxConns, MaxConnsPerAddr: r.cfg.MaxConnsPerAddr, FDReserve: r.cfg.FDReserve,
-		Registerer: r.cfg.Registerer, Subsystem: "redirector", Logger: r.log}
+		Registerer: p.reg, Subsystem: "redirector", Logger: r.log}
 	conns, err := connlimit.New(ccfg)
 	if err != nil {
 		return nil, addrs, err
 	}
-	front, err := NewFrontend(r.cfg.Frontend)
+	fcfg := r.cfg.Frontend
+	fcfg.Registerer, fcfg.Logger = p.reg, r.log
+	front, err := NewFrontend(fcfg)
 	if err != nil {
 		return nil, addrs, err
 	}

@@ -1,0 +1,192 @@
+package redirector
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/internal/nodehost"
+	"github.com/dt-cdn/dt/internal/testnet"
+)
+
+// streamDash is a dashboard whose /stream answers like a live stream: headers at once, then
+// nothing until Close. It counts the events it is fed.
+type streamDash struct {
+	events  atomic.Int64
+	streams atomic.Int64
+	ran     atomic.Bool
+	done    chan struct{}
+	closed  atomic.Bool
+}
+
+func (d *streamDash) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/stream" {
+		io.WriteString(w, "dashboard")
+		return
+	}
+	d.streams.Add(1)
+	w.WriteHeader(http.StatusOK)
+	http.NewResponseController(w).Flush()
+	select {
+	case <-d.done:
+	case <-r.Context().Done():
+	}
+}
+
+func (d *streamDash) HandleEvent(dt.Event) { d.events.Add(1) }
+
+func (d *streamDash) Run(ctx context.Context) error {
+	d.ran.Store(true)
+	<-ctx.Done()
+	return nil
+}
+
+func (d *streamDash) Close() {
+	if d.closed.CompareAndSwap(false, true) {
+		close(d.done)
+	}
+}
+
+// TestNodeRun runs a redirector through Run with a peer, plain and TLS listeners, a GeoIP
+// database and a dashboard whose live stream is open: it answers visitors and its admin routes,
+// reloads GeoIP, and once its context is cancelled it returns promptly (the stream does not hold
+// the admin listener's shutdown up) with every goroutine it started gone.
+func TestNodeRun(t *testing.T) {
+	_, plain := testnet.Keys(t)
+	peer := testnet.Node(t, testnet.Options{Keys: plain, Listen: true})
+	testnet.Drain(peer)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	geoPath := filepath.Join(t.TempDir(), "city.mmdb")
+	if err := os.WriteFile(geoPath, buildGeoDB(t, testNets(), layoutMaxMind), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ncfg := dt.LocalConfig()
+	ncfg.Keys, ncfg.DataDir, ncfg.NoSync, ncfg.Peers = plain, t.TempDir(), true, []string{testnet.Addr(peer)}
+	ready := make(chan nodehost.Ready, 1)
+	dash := &streamDash{done: make(chan struct{})}
+	r, err := New(Config{
+		Host: nodehost.Config{Node: ncfg, Admin: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler),
+			Ready: func(r nodehost.Ready) error { ready <- r; return nil }},
+		HTTP:  "127.0.0.1:0",
+		HTTPS: "127.0.0.1:0",
+		GeoIP: geoPath,
+		Code:  302,
+		Dashboard: func(*Service, *dt.Node, *slog.Logger) (Dashboard, error) {
+			return dash, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	var addrs nodehost.Ready
+	select {
+	case addrs = <-ready:
+	case err := <-done:
+		t.Fatalf("Run returned before serving: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("not ready")
+	}
+	if addrs.Serving.HTTP == "" || addrs.Serving.HTTPS == "" || addrs.Admin == "" {
+		t.Fatalf("ready with %+v, want every listener", addrs)
+	}
+
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true},
+		DisableKeepAlives: true,
+	}}
+	defer client.CloseIdleConnections()
+	get := func(url string) (int, string) {
+		t.Helper()
+		resp, err := client.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	// No edge has sent a heartbeat: visitors are told to come back, over either listener.
+	for _, url := range []string{"http://" + addrs.Serving.HTTP + "/", "https://" + addrs.Serving.HTTPS + "/"} {
+		if code, body := get(url); code != http.StatusServiceUnavailable {
+			t.Errorf("GET %s: %d %q, want 503 without edges", url, code, body)
+		}
+	}
+	admin := "http://" + addrs.Admin
+	for path, want := range map[string]string{
+		"/explain?ip=81.2.69.142": `"client"`,
+		"/status":                 `"redirector"`,
+		"/":                       "dashboard",
+	} {
+		if code, body := get(admin + path); code != http.StatusOK || !strings.Contains(body, want) {
+			t.Errorf("GET %s: %d, want 200 with %q in %.300s", path, code, want, body)
+		}
+	}
+	if err := r.Reload(); err != nil {
+		t.Errorf("Reload: %v", err)
+	}
+
+	// A live stream stays open until the dashboard closes.
+	stream, err := client.Get(admin + "/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Body.Close()
+	if dash.streams.Load() != 1 || !dash.ran.Load() || dash.events.Load() == 0 {
+		t.Errorf("dashboard: %d streams, ran %v, %d events; want 1 stream, running, fed events",
+			dash.streams.Load(), dash.ran.Load(), dash.events.Load())
+	}
+
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(ShutdownGrace + 10*time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	// The admin listener waits up to its grace for requests in flight: a stream still open
+	// would have taken all of it.
+	if took := time.Since(start); took >= ShutdownGrace {
+		t.Errorf("Run took %v to stop: the open stream held the shutdown up", took)
+	}
+	if !dash.closed.Load() {
+		t.Error("the dashboard was not closed")
+	}
+	if _, err := io.Copy(io.Discard, stream.Body); err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Logf("stream: %v", err)
+	}
+	if err := r.Reload(); err != nil {
+		t.Errorf("Reload after Run: %v, want nil (nothing to reload)", err)
+	}
+}
+
+// TestNewChecksConfig: New refuses a config it cannot run with and names every problem.
+func TestNewChecksConfig(t *testing.T) {
+	_, err := New(Config{Code: 303, Domains: []string{"example.com"}})
+	if !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("New: %v, want ErrInvalidConfig", err)
+	}
+	for _, want := range []string{"DataDir", "HTTP or HTTPS", "Domains need HTTPS", "303"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %q", err, want)
+		}
+	}
+}
