@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"embed"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -18,15 +17,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/dt-cdn/dt/blobs"
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/edge"
 	"github.com/dt-cdn/dt/heartbeat"
+	"github.com/dt-cdn/dt/internal/nodehost"
 	"github.com/dt-cdn/dt/publish"
 	"github.com/dt-cdn/dt/redirector"
-	"github.com/dt-cdn/dt/web"
 )
 
 // demoSite is the example site `dt demo` publishes unless --publish names another.
@@ -116,14 +113,11 @@ type demo struct {
 	tmp string
 	log *slog.Logger
 
-	cancel     context.CancelFunc
-	wg         sync.WaitGroup
-	beats      sync.WaitGroup // the edges' heartbeat senders, which end with a draining beat
-	nodes      []*dt.Node
-	servers    []*http.Server
-	admins     []*adminServer
-	dashboards []*web.Dashboard
-	stores     []*blobs.Store
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	beats  sync.WaitGroup // the edges' heartbeat senders, which end with a draining beat
+	nodes  []*dt.Node
+	stores []*blobs.Store
 }
 
 func (d *demo) run(ctx context.Context, env *Env, siteDir string, scan publish.ScanOptions) error {
@@ -187,40 +181,10 @@ func (d *demo) run(ctx context.Context, env *Env, siteDir string, scan publish.S
 		edgeURLs = append(edgeURLs, url)
 	}
 
-	rnode, err := d.open(plain, "redirector", false, []string{peer}, true)
+	redirectURL, adminURL, err := d.startRedirector(runCtx, plain, peer)
 	if err != nil {
 		return err
 	}
-	// The redirector's admin listener, as dt redirector --admin has: the dashboard, /status,
-	// /explain and /metrics.
-	reg := prometheus.NewRegistry()
-	rp, err := newRedirectorParts(rnode, redirector.ServiceConfig{Node: rnode, Code: 302, Registerer: reg, Logger: d.log}, d.log)
-	if err != nil {
-		return err
-	}
-	d.dashboards = append(d.dashboards, rp.dash)
-	d.wg.Go(func() {
-		for ev := range rnode.Events() {
-			rp.handleEvent(ev)
-		}
-	})
-	d.wg.Go(func() { _ = rp.svc.Run(runCtx) })
-	d.wg.Go(func() { _ = rp.history.Run(runCtx) })
-	redirectURL, err := d.serve(rp.svc.Handler())
-	if err != nil {
-		return err
-	}
-	status := func() nodeStatus {
-		st := nodeStatus{Status: rnode.Status(), Redirector: rp.svc.Status()}
-		st.LinkBytesReceived, st.LinkBytesSent = rnode.WireBytes()
-		return st
-	}
-	admin, err := startAdmin("127.0.0.1:0", status, reg, func(mux *http.ServeMux) { mux.Handle("/", rp.admin) }, d.log)
-	if err != nil {
-		return err
-	}
-	d.admins = append(d.admins, admin)
-	adminURL := "http://" + admin.addr()
 
 	fmt.Fprintf(env.Stdout, "publishing:  %s\n", siteDir)
 	plan, err := publish.Scan(ctx, siteDir, scan)
@@ -249,6 +213,40 @@ func (d *demo) run(ctx context.Context, env *Env, siteDir string, scan publish.S
 	fmt.Fprintln(env.Stdout, "Ctrl-C stops the demo.")
 	<-ctx.Done()
 	return nil
+}
+
+// startRedirector runs the demo's redirector as dt redirector runs one, through its role: the
+// dashboard, /status, /explain and /metrics on its admin listener. It returns the URLs of its
+// visitor and admin listeners once both serve; the redirector stops when ctx ends.
+func (d *demo) startRedirector(ctx context.Context, keys dt.Keys, peer string) (visitors, admin string, err error) {
+	ncfg := dt.LocalConfig()
+	ncfg.Keys, ncfg.DataDir, ncfg.Peers = keys, filepath.Join(d.tmp, "redirector", "node"), []string{peer}
+	log := d.log.With("node", "redirector")
+	ready := make(chan nodehost.Ready, 1)
+	r, err := redirector.New(redirector.Config{
+		Host: nodehost.Config{Node: ncfg, Admin: "127.0.0.1:0", Logger: log, Build: readBuildInfo(),
+			Ready: func(r nodehost.Ready) error { ready <- r; return nil }},
+		HTTP:      "127.0.0.1:0",
+		Code:      http.StatusFound,
+		Dashboard: dashboard,
+	})
+	if err != nil {
+		return "", "", err
+	}
+	done := make(chan error, 1)
+	d.wg.Go(func() {
+		err := r.Run(ctx)
+		if err != nil {
+			log.Warn("Redirector stopped", slog.Any("err", err))
+		}
+		done <- err
+	})
+	select {
+	case rd := <-ready:
+		return "http://" + rd.Serving.HTTP, "http://" + rd.Admin, nil
+	case err := <-done:
+		return "", "", fmt.Errorf("redirector: %w", err)
+	}
 }
 
 // waitRedirecting asks the redirector at url for / until it answers with a redirect.
@@ -296,36 +294,8 @@ func (d *demo) open(keys dt.Keys, name string, listen bool, peers []string, lazy
 	return n, nil
 }
 
-// serve serves h on a new loopback port and returns its URL.
-func (d *demo) serve(h http.Handler) (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelDebug)}
-	d.servers = append(d.servers, srv)
-	d.wg.Go(func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			d.log.Warn("Server stopped", slog.Any("err", err))
-		}
-	})
-	return "http://" + ln.Addr().String(), nil
-}
-
-// stop stops servers (the dashboards' live streams first, which a server's shutdown would wait
-// for), loops and nodes, in that order.
+// stop stops the redirector and the edges' loops, then the nodes, in that order.
 func (d *demo) stop() {
-	for _, dash := range d.dashboards {
-		dash.Close()
-	}
-	for _, a := range d.admins {
-		if err := a.shutdown(); err != nil {
-			d.log.Warn("Admin server stopped", slog.Any("err", err))
-		}
-	}
-	for _, s := range d.servers {
-		shutdown(s)
-	}
 	if d.cancel != nil {
 		d.cancel()
 	}
