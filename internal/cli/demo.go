@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -17,7 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dt-cdn/dt/blobs"
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/edge"
 	"github.com/dt-cdn/dt/heartbeat"
@@ -108,17 +106,18 @@ func writeDemoSite(dir string) (string, error) {
 	return dir, os.WriteFile(filepath.Join(dir, "files", "big.bin"), big, 0o644)
 }
 
-// demo holds everything the demo started, to stop it in order.
+// demo holds everything the demo started, to stop it.
 type demo struct {
 	tmp string
 	log *slog.Logger
 
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	beats  sync.WaitGroup // the edges' heartbeat senders, which end with a draining beat
-	nodes  []*dt.Node
-	stores []*blobs.Store
+	wg     sync.WaitGroup // every role's Run
 }
+
+// demoEdgeDrain is how long a demo edge keeps serving once the demo stops: enough for the
+// redirector to hear its draining heartbeat, short enough that Ctrl-C feels immediate.
+const demoEdgeDrain = 500 * time.Millisecond
 
 func (d *demo) run(ctx context.Context, env *Env, siteDir string, scan publish.ScanOptions) error {
 	keysDir := filepath.Join(d.tmp, "keys")
@@ -133,71 +132,18 @@ func (d *demo) run(ctx context.Context, env *Env, siteDir string, scan publish.S
 	plain.Master = nil
 	runCtx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
-
-	// The first edge's node listens: the other edges, the redirector and the publisher link to
-	// it. (A redirector keeps no file data, so it is no place for edges to fetch it from.)
-	var (
-		peer     string
-		edgeURLs []string
-	)
-	for i, de := range demoEdges {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return err
-		}
-		url := "http://" + ln.Addr().String()
-		var peers []string
-		if i > 0 {
-			peers = []string{peer}
-		}
-		n, err := d.open(plain, de.name, i == 0, peers, false)
-		if err != nil {
-			ln.Close()
-			return err
-		}
-		if i == 0 {
-			peer = n.Addrs()[0].String()
-		}
-		store, err := blobs.Open(filepath.Join(d.tmp, de.name, "site"), blobs.Options{})
-		if err != nil {
-			ln.Close()
-			return err
-		}
-		d.stores = append(d.stores, store)
-		loc := de.loc
-		e, err := edge.NewNode(edge.NodeConfig{Node: n, Blobs: store, PublicURL: url, IPv4: mustAddr("127.0.0.1"), Name: de.name,
-			Location: &loc, Logger: d.log.With("edge", de.name)})
-		if err != nil {
-			ln.Close()
-			return err
-		}
-		d.wg.Go(func() {
-			for ev := range n.Events() {
-				e.HandleEvent(ev)
-			}
-		})
-		d.beats.Go(func() { e.Run(runCtx) })
-		d.wg.Go(func() { _ = e.Server().Serve(runCtx, ln, nil) })
-		edgeURLs = append(edgeURLs, url)
+	peer, edgeURLs, err := d.startEdges(runCtx, plain)
+	if err != nil {
+		return err
 	}
-
 	redirectURL, adminURL, err := d.startRedirector(runCtx, plain, peer)
 	if err != nil {
 		return err
 	}
-
 	fmt.Fprintf(env.Stdout, "publishing:  %s\n", siteDir)
-	plan, err := publish.Scan(ctx, siteDir, scan)
-	if err != nil {
+	if err := d.publish(ctx, env, siteDir, scan, keys, peer); err != nil {
 		return err
 	}
-	defer plan.Close()
-	res, err := publish.Publish(ctx, plan, publish.NetworkOptions{Keys: keys, Peers: []string{peer}, Wait: time.Minute, Node: dt.LocalConfig(), Logger: d.log})
-	if err != nil {
-		return fmt.Errorf("publish the example: %w", err)
-	}
-	fmt.Fprintf(env.Stdout, "deploy:      %s (%d files, %d blobs sent, live on %d/%d edges; settings %s, kept by later publishes)\n",
-		res.Deploy.Short(), res.Files, res.BlobsSent, res.EdgesLive, len(res.Edges), settingsOf(res.SPA, res.CleanURLs))
 	// The publisher saw the edges' heartbeats; the redirector sees them on its own clock. The
 	// URLs are printed once a visitor would be redirected, so the first click works.
 	if err := waitRedirecting(ctx, redirectURL, time.Minute); err != nil {
@@ -215,38 +161,67 @@ func (d *demo) run(ctx context.Context, env *Env, siteDir string, scan publish.S
 	return nil
 }
 
-// startRedirector runs the demo's redirector as dt redirector runs one, through its role: the
-// dashboard, /status, /explain and /metrics on its admin listener. It returns the URLs of its
-// visitor and admin listeners once both serve; the redirector stops when ctx ends.
-func (d *demo) startRedirector(ctx context.Context, keys dt.Keys, peer string) (visitors, admin string, err error) {
-	ncfg := dt.LocalConfig()
-	ncfg.Keys, ncfg.DataDir, ncfg.Peers = keys, filepath.Join(d.tmp, "redirector", "node"), []string{peer}
-	log := d.log.With("node", "redirector")
-	ready := make(chan nodehost.Ready, 1)
-	r, err := redirector.New(redirector.Config{
-		Host: nodehost.Config{Node: ncfg, Admin: "127.0.0.1:0", Logger: log, Build: readBuildInfo(),
-			Ready: func(r nodehost.Ready) error { ready <- r; return nil }},
-		HTTP:      "127.0.0.1:0",
-		Code:      http.StatusFound,
-		Dashboard: dashboard,
-	})
-	if err != nil {
-		return "", "", err
-	}
-	done := make(chan error, 1)
-	d.wg.Go(func() {
-		err := r.Run(ctx)
-		if err != nil {
-			log.Warn("Redirector stopped", slog.Any("err", err))
+// startEdges starts the demo's edges through edge.Node's Run. The first edge's node listens:
+// the other edges, the redirector and the publisher link to it. (A redirector keeps no file
+// data, so it is no place for edges to fetch it from.) It returns that node's address and the
+// edges' URLs.
+func (d *demo) startEdges(ctx context.Context, keys dt.Keys) (peer string, urls []string, err error) {
+	for i, de := range demoEdges {
+		cfg := edge.NodeConfig{Node: d.nodeConfig(keys, de.name, i == 0, nil, false), HTTP: "127.0.0.1:0", IPv4: mustAddr("127.0.0.1"),
+			Name: de.name, Location: &de.loc, DrainWait: demoEdgeDrain, Logger: d.log.With("edge", de.name)}
+		if i > 0 {
+			cfg.Node.Peers = []string{peer}
 		}
-		done <- err
+		ready := make(chan nodehost.Ready, 1)
+		cfg.Ready = func(r nodehost.Ready) error { ready <- r; return nil }
+		e, err := edge.NewNode(cfg)
+		if err != nil {
+			return "", nil, err
+		}
+		r, err := d.start(ctx, e.Run, ready)
+		if err != nil {
+			return "", nil, fmt.Errorf("edge %s: %w", de.name, err)
+		}
+		if i == 0 {
+			peer = r.Listen[0]
+		}
+		urls = append(urls, r.Serving.PublicURL)
+	}
+	return peer, urls, nil
+}
+
+// start runs a role in the background until ctx ends, and returns once it serves, or its error
+// if it stopped before.
+func (d *demo) start(ctx context.Context, run func(context.Context) error, ready <-chan nodehost.Ready) (nodehost.Ready, error) {
+	failed := make(chan error, 1)
+	d.wg.Go(func() {
+		if err := run(ctx); err != nil {
+			failed <- err
+			d.log.Warn("Demo node stopped", slog.Any("err", err))
+		}
 	})
 	select {
-	case rd := <-ready:
-		return "http://" + rd.Serving.HTTP, "http://" + rd.Admin, nil
-	case err := <-done:
-		return "", "", fmt.Errorf("redirector: %w", err)
+	case r := <-ready:
+		return r, nil
+	case err := <-failed:
+		return nodehost.Ready{}, err
 	}
+}
+
+// publish publishes the site through a transient master linked to peer.
+func (d *demo) publish(ctx context.Context, env *Env, siteDir string, scan publish.ScanOptions, keys dt.Keys, peer string) error {
+	plan, err := publish.Scan(ctx, siteDir, scan)
+	if err != nil {
+		return err
+	}
+	defer plan.Close()
+	res, err := publish.Publish(ctx, plan, publish.NetworkOptions{Keys: keys, Peers: []string{peer}, Wait: time.Minute, Node: dt.LocalConfig(), Logger: d.log})
+	if err != nil {
+		return fmt.Errorf("publish the example: %w", err)
+	}
+	fmt.Fprintf(env.Stdout, "deploy:      %s (%d files, %d blobs sent, live on %d/%d edges; settings %s, kept by later publishes)\n",
+		res.Deploy.Short(), res.Files, res.BlobsSent, res.EdgesLive, len(res.Edges), settingsOf(res.SPA, res.CleanURLs))
+	return nil
 }
 
 // waitRedirecting asks the redirector at url for / until it answers with a redirect.
@@ -278,35 +253,45 @@ func waitRedirecting(ctx context.Context, url string, within time.Duration) erro
 	}
 }
 
-// open starts a node of the demo.
-func (d *demo) open(keys dt.Keys, name string, listen bool, peers []string, lazy bool) (*dt.Node, error) {
+// startRedirector runs the demo's redirector as dt redirector runs one, through its role, linked
+// to peer: the dashboard, /status, /explain and /metrics on its admin listener. It returns the
+// URLs of its visitor and admin listeners once both serve; it stops when ctx ends.
+func (d *demo) startRedirector(ctx context.Context, keys dt.Keys, peer string) (redirectURL, adminURL string, err error) {
+	ready := make(chan nodehost.Ready, 1)
+	r, err := redirector.New(redirector.Config{
+		Host: nodehost.Config{Node: d.nodeConfig(keys, "redirector", false, []string{peer}, true), Admin: "127.0.0.1:0", Logger: d.log,
+			Ready: func(r nodehost.Ready) error { ready <- r; return nil }},
+		HTTP:      "127.0.0.1:0",
+		Code:      http.StatusFound,
+		Dashboard: dashboard,
+	})
+	if err != nil {
+		return "", "", err
+	}
+	rd, err := d.start(ctx, r.Run, ready)
+	if err != nil {
+		return "", "", fmt.Errorf("redirector: %w", err)
+	}
+	return "http://" + rd.Serving.HTTP, "http://" + rd.Admin, nil
+}
+
+// nodeConfig configures a node of the demo.
+func (d *demo) nodeConfig(keys dt.Keys, name string, listen bool, peers []string, lazy bool) dt.Config {
 	cfg := dt.LocalConfig()
-	cfg.Keys, cfg.DataDir, cfg.Peers, cfg.LazyBodies = keys, filepath.Join(d.tmp, name, "node"), peers, lazy
+	cfg.Keys, cfg.DataDir, cfg.Peers, cfg.LazyBodies = keys, filepath.Join(d.tmp, name), peers, lazy
 	cfg.Logger = d.log.With("node", name)
 	if listen {
 		cfg.Listen = []string{"127.0.0.1:0"}
 	}
-	n, err := dt.Open(cfg)
-	if err != nil {
-		return nil, err
-	}
-	d.nodes = append(d.nodes, n)
-	return n, nil
+	return cfg
 }
 
-// stop stops the redirector and the edges' loops, then the nodes, in that order.
+// stop stops every role and waits until each has stopped: the edges drain meanwhile.
 func (d *demo) stop() {
 	if d.cancel != nil {
 		d.cancel()
 	}
-	d.beats.Wait() // the edges' last, draining heartbeats go out before the nodes close
-	for _, n := range d.nodes {
-		n.Close() // ends each node's event loop
-	}
 	d.wg.Wait()
-	for _, s := range d.stores {
-		s.Close()
-	}
 }
 
 func mustAddr(s string) (a netip.Addr) {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/internal/nodehost"
 )
 
 type exampleFlags struct {
@@ -301,9 +302,9 @@ func (ex *example) event(name string, ev dt.Event) {
 	line := name + " " + ev.Type.String()
 	switch ev.Type {
 	case dt.EventObjectAdded, dt.EventObjectRemoved:
-		line += " " + shortKey(ev.Key) + " " + truncate(string(ev.Object), 60)
+		line += " " + shortKey(ev.Key) + " " + nodehost.Truncate(string(ev.Object), 60)
 	case dt.EventMessageReceived:
-		line += " from " + ex.nameOf(ev.From) + " " + truncate(string(ev.Object), 60)
+		line += " from " + ex.nameOf(ev.From) + " " + nodehost.Truncate(string(ev.Object), 60)
 	case dt.EventError:
 		line += " " + ev.Origin + ": " + fmt.Sprint(ev.Err)
 	}

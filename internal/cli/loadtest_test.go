@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"github.com/dt-cdn/dt/internal/nodehost"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -73,7 +74,7 @@ func logSummary(t *testing.T, path string) string {
 	var keep []string
 	for _, l := range strings.Split(string(b), "\n") {
 		if !strings.Contains(l, "msg=Event type=object_added") {
-			keep = append(keep, truncate(l, 300))
+			keep = append(keep, nodehost.Truncate(l, 300))
 		}
 	}
 	return strings.Join(keep[:min(len(keep), 40)], "\n")

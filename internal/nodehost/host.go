@@ -266,3 +266,18 @@ func (h *Host) serve(ctx context.Context, role Role) (err error) {
 	<-ctx.Done()
 	return nil
 }
+
+// Run opens a host, builds the role on its open node and runs it until ctx ends: Open, build,
+// then Host.Run. build subscribes the role's consumers; when it fails, the host is closed and its
+// error returned.
+func Run(ctx context.Context, cfg Config, build func(*Host) (Role, error)) error {
+	h, err := Open(cfg)
+	if err != nil {
+		return err
+	}
+	role, err := build(h)
+	if err != nil {
+		return errors.Join(err, h.Close())
+	}
+	return h.Run(ctx, role)
+}

@@ -13,7 +13,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -27,7 +26,6 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/dt-cdn/dt/blobs"
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/edge"
 	"github.com/dt-cdn/dt/publish"
@@ -213,13 +211,11 @@ func rsyncAll(src string, dsts []string) (time.Duration, int64, error) {
 	return time.Since(start), sent, nil
 }
 
-// edges is three edge nodes on loopback; the first listens and the others, and the publisher,
-// link to it.
+// edges is three edges on loopback, each run by edge.Node's Run; the first one's node listens and
+// the others, and the publisher, link to it.
 type edges struct {
 	hub    string
-	nodes  []*dt.Node
 	edges  []*edge.Node
-	stores []*blobs.Store
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -228,39 +224,35 @@ func startEdges(tmp string, keys dt.Keys) (*edges, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	es := &edges{cancel: cancel}
 	for i := range 3 {
-		cfg := dt.Config{Keys: keys, DataDir: filepath.Join(tmp, fmt.Sprintf("edge%d", i)), NoSync: true, Logger: slog.New(slog.DiscardHandler)}
+		cfg := edge.NodeConfig{Node: dt.Config{Keys: keys, DataDir: filepath.Join(tmp, fmt.Sprintf("edge%d", i)), NoSync: true},
+			HTTP: "127.0.0.1:0", HeartbeatInterval: 200 * time.Millisecond}
 		if i == 0 {
-			cfg.Listen = []string{"127.0.0.1:0"}
+			cfg.Node.Listen = []string{"127.0.0.1:0"}
 		} else {
-			cfg.Peers = []string{es.hub}
+			cfg.Node.Peers = []string{es.hub}
 		}
-		n, err := dt.Open(cfg)
-		if err != nil {
-			es.stop()
-			return nil, err
-		}
-		es.nodes = append(es.nodes, n)
-		if i == 0 {
-			es.hub = n.Addrs()[0].String()
-		}
-		store, err := blobs.Open(filepath.Join(tmp, fmt.Sprintf("edge%d", i), "site"), blobs.Options{NoSync: true})
-		if err != nil {
-			es.stop()
-			return nil, err
-		}
-		es.stores = append(es.stores, store)
-		e, err := edge.NewNode(edge.NodeConfig{Node: n, Blobs: store, PublicURL: fmt.Sprintf("http://127.0.0.1:%d", 9000+i), HeartbeatInterval: 200 * time.Millisecond})
+		ready, failed := make(chan edge.Ready, 1), make(chan error, 1)
+		cfg.Ready = func(r edge.Ready) error { ready <- r; return nil }
+		e, err := edge.NewNode(cfg)
 		if err != nil {
 			es.stop()
 			return nil, err
 		}
 		es.edges = append(es.edges, e)
 		es.wg.Go(func() {
-			for ev := range n.Events() {
-				e.HandleEvent(ev)
+			if err := e.Run(ctx); err != nil {
+				failed <- err
 			}
 		})
-		es.wg.Go(func() { e.Run(ctx) })
+		select {
+		case r := <-ready:
+			if i == 0 {
+				es.hub = r.Listen[0]
+			}
+		case err := <-failed:
+			es.stop()
+			return nil, err
+		}
 	}
 	return es, nil
 }
@@ -279,13 +271,8 @@ func (es *edges) waitServing(id site.DeployID, since time.Time) time.Duration {
 	}
 }
 
+// stop stops the edges; each drains first, as on SIGTERM.
 func (es *edges) stop() {
 	es.cancel()
-	for _, n := range es.nodes {
-		n.Close()
-	}
 	es.wg.Wait()
-	for _, s := range es.stores {
-		s.Close()
-	}
 }

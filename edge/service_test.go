@@ -52,7 +52,7 @@ func TestNodeServesPublishedDeployAndReports(t *testing.T) {
 	t.Cleanup(func() { store.Close() })
 	node := testnet.Node(t, testnet.Options{Keys: plain, Peers: addr})
 	reg := prometheus.NewRegistry()
-	e, err := NewNode(NodeConfig{Node: node, Blobs: store, PublicURL: "http://127.0.0.1:1", HeartbeatInterval: beat,
+	e, err := newService(serviceConfig{Node: node, Blobs: store, PublicURL: "http://127.0.0.1:1", HeartbeatInterval: beat,
 		Location: &heartbeat.Location{Lat: 52.4, Lon: 4.9, Country: "NL", Continent: "EU"}, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +66,7 @@ func TestNodeServesPublishedDeployAndReports(t *testing.T) {
 	}()
 	ctx, cancel := context.WithCancel(context.Background())
 	runDone := make(chan struct{})
-	go func() { defer close(runDone); e.Run(ctx) }()
+	go func() { defer close(runDone); e.sendHeartbeats(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		<-runDone
@@ -176,7 +176,7 @@ func TestNodeReportsTheDeployItServes(t *testing.T) {
 	}
 	t.Cleanup(func() { store.Close() })
 	node := testnet.Node(t, testnet.Options{Keys: plain, Peers: addr})
-	e, err := NewNode(NodeConfig{Node: node, Blobs: store, PublicURL: "http://127.0.0.1:1", HeartbeatInterval: beat})
+	e, err := newService(serviceConfig{Node: node, Blobs: store, PublicURL: "http://127.0.0.1:1", HeartbeatInterval: beat})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +188,7 @@ func TestNodeReportsTheDeployItServes(t *testing.T) {
 		}
 	}()
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() { defer close(runDone); e.Run(ctx) }()
+	go func() { defer close(runDone); e.sendHeartbeats(ctx) }()
 	t.Cleanup(func() { cancel(); <-runDone; node.Close(); <-eventsDone })
 	srv := httptest.NewServer(e.Handler())
 	t.Cleanup(srv.Close)
