@@ -87,25 +87,25 @@ type Config struct {
 func (cfg *Config) validate() error {
 	var errs []error
 	if cfg.Host.Node.DataDir == "" {
-		errs = append(errs, errors.New("Host.Node.DataDir is required"))
+		errs = append(errs, errors.New("a data directory (Host.Node.DataDir) is required"))
 	}
 	if cfg.Host.Node.Master {
 		errs = append(errs, errors.New("a DNS node is not a master"))
 	}
 	if cfg.Addr == "" {
-		errs = append(errs, errors.New("Addr is required"))
+		errs = append(errs, errors.New("an address to answer on (Addr) is required"))
 	}
 	if cfg.GeoName == "" && cfg.GeoIP != "" {
-		errs = append(errs, errors.New("GeoIP needs GeoName"))
+		errs = append(errs, errors.New("a GeoIP database needs GeoName"))
 	}
 	if cfg.GeoName != "" && zone.CanonicalName(cfg.GeoName) == "" {
-		errs = append(errs, fmt.Errorf("GeoName %q is not a domain name", cfg.GeoName))
+		errs = append(errs, fmt.Errorf("the GeoName %q is not a domain name", cfg.GeoName))
 	}
 	if cfg.GeoTTL != 0 && cfg.GeoTTL < MinGeoTTL {
-		errs = append(errs, fmt.Errorf("GeoTTL %v is shorter than %v", cfg.GeoTTL, MinGeoTTL))
+		errs = append(errs, fmt.Errorf("a GeoTTL of %v is shorter than %v", cfg.GeoTTL, MinGeoTTL))
 	}
 	if cfg.GeoAnswers < 0 || cfg.HeartbeatInterval < 0 || cfg.MaxUDPSize < 0 {
-		errs = append(errs, errors.New("GeoAnswers, HeartbeatInterval and MaxUDPSize cannot be negative"))
+		errs = append(errs, errors.New("negative GeoAnswers, HeartbeatInterval or MaxUDPSize"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)

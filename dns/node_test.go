@@ -136,7 +136,7 @@ func TestNewChecksConfig(t *testing.T) {
 	if !errors.Is(err, ErrInvalidConfig) {
 		t.Fatalf("New: %v, want ErrInvalidConfig", err)
 	}
-	for _, want := range []string{"DataDir", "Addr", "GeoIP needs GeoName", "GeoTTL"} {
+	for _, want := range []string{"DataDir", "(Addr)", "GeoIP database needs GeoName", "GeoTTL"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not name %q", err, want)
 		}

@@ -113,24 +113,24 @@ type Dashboard interface {
 func (cfg *Config) validate() error {
 	var errs []error
 	if cfg.Host.Node.DataDir == "" {
-		errs = append(errs, errors.New("Host.Node.DataDir is required"))
+		errs = append(errs, errors.New("a data directory (Host.Node.DataDir) is required"))
 	}
 	if cfg.Host.Node.Master {
 		errs = append(errs, errors.New("a redirector is not a master"))
 	}
 	if cfg.HTTP == "" && cfg.HTTPS == "" {
-		errs = append(errs, errors.New("HTTP or HTTPS is required"))
+		errs = append(errs, errors.New("a listener (HTTP or HTTPS) is required"))
 	}
 	if len(cfg.Domains) > 0 && cfg.HTTPS == "" {
-		errs = append(errs, errors.New("Domains need HTTPS"))
+		errs = append(errs, errors.New("certificates for Domains need HTTPS"))
 	}
 	switch cfg.Code {
 	case 0, 301, 302, 307, 308:
 	default:
-		errs = append(errs, fmt.Errorf("Code %d is not 301, 302, 307 or 308", cfg.Code))
+		errs = append(errs, fmt.Errorf("redirect Code %d is not 301, 302, 307 or 308", cfg.Code))
 	}
 	if cfg.HeartbeatInterval < 0 || cfg.MaxConns < 0 || cfg.MaxConnsPerAddr < 0 {
-		errs = append(errs, errors.New("HeartbeatInterval, MaxConns and MaxConnsPerAddr cannot be negative"))
+		errs = append(errs, errors.New("negative HeartbeatInterval, MaxConns or MaxConnsPerAddr"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"log/slog"
-	"net/http"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -120,11 +119,3 @@ func onSIGHUP(f func()) (stop func()) {
 	}
 }
 
-// shutdown stops an HTTP server, letting requests in flight finish for up to 5 s.
-func shutdown(srv *http.Server) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if srv.Shutdown(ctx) != nil {
-		srv.Close()
-	}
-}
