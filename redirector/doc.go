@@ -10,6 +10,12 @@
 // without interrupting lookups; ClientIP finds the visitor's address behind trusted proxies;
 // Handler turns all of it into HTTP.
 //
+// Node is the whole role, as `dt redirector` runs it: Config names the node, the visitor
+// listeners and certificates, GeoIP, the redirect code, the trusted proxies and the connection
+// caps; Run opens the node on package internal/nodehost, follows its events with a Service,
+// serves visitors and the admin routes (/explain and the dashboard), and returns once everything
+// it started has stopped.
+//
 // # Guarantees
 //
 //   - A visitor is only ever sent to an eligible edge: alive, heartbeat fresh, synced to the
