@@ -69,6 +69,10 @@ type Config struct {
 	// (see ClientIP). Empty: none; the connection's peer is the visitor. Trusting too wide a
 	// network lets a visitor choose its edge by forging the header.
 	TrustedProxies []netip.Prefix
+	// Select tunes the choice of edge: weights, the near band, a default location for clients
+	// GeoIP does not place. Zero: Select's defaults, except that a zero MaxAge means three
+	// heartbeat intervals (see ServiceConfig).
+	Select SelectOptions
 	// HeartbeatInterval is the interval at which the edges send heartbeats; an edge three
 	// intervals silent is suspect and gets no visitors. Zero: DefaultHeartbeatInterval.
 	HeartbeatInterval time.Duration
@@ -259,7 +263,7 @@ func (r *Node) build(n *dt.Node, reg prometheus.Registerer) (_ *parts, err error
 			return nil, err
 		}
 	}
-	scfg := ServiceConfig{Node: n, TrustedProxies: r.cfg.TrustedProxies, Code: r.cfg.Code,
+	scfg := ServiceConfig{Node: n, TrustedProxies: r.cfg.TrustedProxies, Code: r.cfg.Code, Select: r.cfg.Select,
 		HeartbeatInterval: r.cfg.HeartbeatInterval, Registerer: reg, Logger: r.log}
 	if p.geo != nil {
 		scfg.Geo = p.geo
