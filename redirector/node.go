@@ -31,17 +31,16 @@ const (
 // Config configures a redirector node. New checks it; it is not modified afterwards. Zero
 // values mean the defaults given per field.
 type Config struct {
-	// Host configures the redirector's dt node (Host.Node: keys, data directory, peers, timers),
-	// its admin listener (Host.Admin, where /explain and the dashboard join /status and
-	// /metrics), its logger and registry, and how readiness is reported. Host.Node.LazyBodies is
-	// always set: a redirector needs to know what the table holds (the heartbeats, the current
-	// deploy), never a site's file data. Host.Node.DataDir is required; the certificates are
-	// kept in its certs folder.
-	Host nodehost.Config
+	// Node configures the redirector's dt node: keys, data directory, peers, timers.
+	// Node.LazyBodies is always set: a redirector needs to know what the table holds (the
+	// heartbeats, the current deploy), never a site's file data. A nil Node.Logger is Logger; a
+	// nil Node.Registerer is the registry of /metrics. Required: Node.Keys and Node.DataDir,
+	// which also keeps the certificates (DataDir/certs). A redirector is never a master.
+	Node dt.Config
 
 	// HTTP is the address (host:port) on which visitors are redirected over plain HTTP; it also
-	// answers ACME HTTP-01 challenges for Domains. Port 0 picks a free port, reported through Host.Ready. Empty:
-	// no plain listener. At least one of HTTP and HTTPS is required.
+	// answers ACME HTTP-01 challenges for Domains. Port 0 picks a free port, reported to Ready.
+	// Empty: no plain listener. At least one of HTTP and HTTPS is required.
 	HTTP string
 	// HTTPS is the address on which visitors are redirected over TLS (HTTP/2 and HTTP/1.1).
 	// Empty: no TLS listener.
@@ -100,7 +99,35 @@ type Config struct {
 	// function rather than package web's dashboard itself because package web imports this
 	// package for the Service's Status.)
 	Dashboard func(edges *Service, node *dt.Node, log *slog.Logger) (Dashboard, error)
+
+	// Admin is the address of the admin listener (host:port; port 0 picks one): /status,
+	// /metrics, /debug/pprof/, /explain, the dashboard at / and AdminRoutes. Empty: none. It
+	// exposes heap contents: keep it on loopback or a private network.
+	Admin string
+	// AdminRoutes, when set, adds the process's routes to the admin listener. Nil: none.
+	AdminRoutes func(*http.ServeMux, *dt.Node)
+	// Registry gathers the node's and the redirector's metrics for /metrics. Nil: a new registry
+	// with the Go runtime and process collectors; nodes in one process need one each, since the
+	// metrics have fixed names.
+	Registry *prometheus.Registry
+	// Build describes the running binary under "build" in /status. Nil: null.
+	Build any
+	// Version names the build in the "Node serving" log line. Empty: an empty attribute.
+	Version string
+	// Logger receives the redirector's and its node's logs, and a line per event. Nil discards
+	// them.
+	Logger *slog.Logger
+	// Opened, when set, is called once the node holds its data directory, before anything
+	// serves. Nil: nothing is called.
+	Opened func(*dt.Node)
+	// Ready, when set, is called once every listener serves, with the bound addresses. An error
+	// stops the redirector. Nil: readiness is not reported.
+	Ready func(Ready) error
 }
+
+// Ready names every address a redirector serves on, once it serves: its node's, the admin
+// listener's and the visitors' (Serving).
+type Ready = nodehost.Ready
 
 // Dashboard is the web page of a redirector's admin listener (package web's Page).
 type Dashboard interface {
@@ -116,10 +143,10 @@ type Dashboard interface {
 // validate checks cfg and returns every problem at once.
 func (cfg *Config) validate() error {
 	var errs []error
-	if cfg.Host.Node.DataDir == "" {
-		errs = append(errs, errors.New("a data directory (Host.Node.DataDir) is required"))
+	if cfg.Node.DataDir == "" {
+		errs = append(errs, errors.New("a data directory (Node.DataDir) is required"))
 	}
-	if cfg.Host.Node.Master {
+	if cfg.Node.Master {
 		errs = append(errs, errors.New("a redirector is not a master"))
 	}
 	if cfg.HTTP == "" && cfg.HTTPS == "" {
@@ -166,8 +193,8 @@ func New(cfg Config) (*Node, error) {
 	if cfg.HeartbeatInterval == 0 {
 		cfg.HeartbeatInterval = DefaultHeartbeatInterval
 	}
-	cfg.Host.Node.LazyBodies = true
-	log := cfg.Host.Logger
+	cfg.Node.LazyBodies = true
+	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -179,7 +206,7 @@ func New(cfg Config) (*Node, error) {
 // the dashboard's streams, the admin listener, the node) and returns once every goroutine it
 // started has ended. A Node runs once.
 func (r *Node) Run(ctx context.Context) error {
-	h, err := nodehost.Open(r.cfg.Host)
+	h, err := nodehost.Open(r.hostConfig())
 	if err != nil {
 		return err
 	}
@@ -257,7 +284,7 @@ func (r *Node) build(n *dt.Node, reg prometheus.Registerer) (_ *parts, err error
 		}
 	}
 	if r.cfg.HTTPS != "" {
-		p.certs, err = certs.New(certs.Config{Domains: r.cfg.Domains, CacheDir: filepath.Join(r.cfg.Host.Node.DataDir, "certs"),
+		p.certs, err = certs.New(certs.Config{Domains: r.cfg.Domains, CacheDir: filepath.Join(r.cfg.Node.DataDir, "certs"),
 			ACMEDirectory: r.cfg.ACMEDirectory, Email: r.cfg.ACMEEmail, Logger: r.log})
 		if err != nil {
 			return nil, err
@@ -301,4 +328,11 @@ func (p *parts) close() {
 	if p.geo != nil {
 		p.geo.Close()
 	}
+}
+
+// hostConfig is the part of the config the node host runs.
+func (r *Node) hostConfig() nodehost.Config {
+	c := r.cfg
+	return nodehost.Config{Node: c.Node, Admin: c.Admin, AdminRoutes: c.AdminRoutes, Logger: c.Logger, Registry: c.Registry,
+		Build: c.Build, Version: c.Version, Opened: c.Opened, Ready: c.Ready}
 }

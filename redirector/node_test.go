@@ -17,7 +17,6 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/dt-cdn/dt/dt"
-	"github.com/dt-cdn/dt/internal/nodehost"
 	"github.com/dt-cdn/dt/internal/testnet"
 )
 
@@ -74,11 +73,11 @@ func TestNodeRun(t *testing.T) {
 	}
 	ncfg := dt.LocalConfig()
 	ncfg.Keys, ncfg.DataDir, ncfg.NoSync, ncfg.Peers = plain, t.TempDir(), true, []string{testnet.Addr(peer)}
-	ready := make(chan nodehost.Ready, 1)
+	ready := make(chan Ready, 1)
 	dash := &streamDash{done: make(chan struct{})}
 	r, err := New(Config{
-		Host: nodehost.Config{Node: ncfg, Admin: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler),
-			Ready: func(r nodehost.Ready) error { ready <- r; return nil }},
+		Node: ncfg, Admin: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler),
+		Ready: func(r Ready) error { ready <- r; return nil },
 		HTTP:  "127.0.0.1:0",
 		HTTPS: "127.0.0.1:0",
 		GeoIP: geoPath,
@@ -94,7 +93,7 @@ func TestNodeRun(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
-	var addrs nodehost.Ready
+	var addrs Ready
 	select {
 	case addrs = <-ready:
 	case err := <-done:

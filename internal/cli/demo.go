@@ -259,8 +259,8 @@ func waitRedirecting(ctx context.Context, url string, within time.Duration) erro
 func (d *demo) startRedirector(ctx context.Context, keys dt.Keys, peer string) (redirectURL, adminURL string, err error) {
 	ready := make(chan nodehost.Ready, 1)
 	r, err := redirector.New(redirector.Config{
-		Host: nodehost.Config{Node: d.nodeConfig(keys, "redirector", false, []string{peer}, true), Admin: "127.0.0.1:0", Logger: d.log,
-			Ready: func(r nodehost.Ready) error { ready <- r; return nil }},
+		Node: d.nodeConfig(keys, "redirector", false, []string{peer}, true), Admin: "127.0.0.1:0", Logger: d.log,
+		Ready:     func(r redirector.Ready) error { ready <- r; return nil },
 		HTTP:      "127.0.0.1:0",
 		Code:      http.StatusFound,
 		Dashboard: dashboard,

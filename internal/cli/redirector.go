@@ -52,9 +52,12 @@ func runRedirector(ctx context.Context, args []string, env *Env) error {
 	if err != nil {
 		return err
 	}
-	if cfg.Host, err = p.hostConfig(); err != nil {
+	hc, err := p.hostConfig()
+	if err != nil {
 		return err
 	}
+	cfg.Node, cfg.Admin, cfg.AdminRoutes, cfg.Registry = hc.Node, hc.Admin, hc.AdminRoutes, hc.Registry
+	cfg.Build, cfg.Version, cfg.Logger, cfg.Opened, cfg.Ready = hc.Build, hc.Version, hc.Logger, hc.Opened, hc.Ready
 	r, err := redirector.New(cfg)
 	if err != nil {
 		return err
@@ -118,4 +121,3 @@ func onSIGHUP(f func()) (stop func()) {
 		wg.Wait()
 	}
 }
-

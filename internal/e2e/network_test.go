@@ -12,7 +12,6 @@ import (
 	"github.com/dt-cdn/dt/edge"
 	"github.com/dt-cdn/dt/heartbeat"
 	"github.com/dt-cdn/dt/internal/faultnet"
-	"github.com/dt-cdn/dt/internal/nodehost"
 	"github.com/dt-cdn/dt/internal/testnet"
 	"github.com/dt-cdn/dt/publish"
 	"github.com/dt-cdn/dt/redirector"
@@ -127,8 +126,9 @@ func (n *testNetwork) startRedirector(cfg redirector.Config) *runningRedirector 
 	t := n.t
 	ncfg := dt.LocalConfig()
 	ncfg.Keys, ncfg.DataDir, ncfg.NoSync, ncfg.Peers = n.plain, t.TempDir(), true, []string{n.peer}
-	ready := make(chan nodehost.Ready, 1)
-	cfg.Host = nodehost.Config{Node: ncfg, Admin: "127.0.0.1:0", Ready: func(r nodehost.Ready) error { ready <- r; return nil }}
+	ready := make(chan redirector.Ready, 1)
+	cfg.Node, cfg.Admin = ncfg, "127.0.0.1:0"
+	cfg.Ready = func(r redirector.Ready) error { ready <- r; return nil }
 	cfg.HTTP = "127.0.0.1:0"
 	cfg.Dashboard = func(s *redirector.Service, n *dt.Node, log *slog.Logger) (redirector.Dashboard, error) {
 		return web.NewPage(s, n, log)
