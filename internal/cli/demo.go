@@ -18,7 +18,6 @@ import (
 	"sync"
 	"time"
 
-
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/edge"
 	"github.com/dt-cdn/dt/heartbeat"

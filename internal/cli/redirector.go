@@ -16,9 +16,9 @@ import (
 	"time"
 
 	"github.com/dt-cdn/dt/dt"
-	"github.com/dt-cdn/dt/internal/nodehost"
 	"github.com/dt-cdn/dt/internal/certs"
 	"github.com/dt-cdn/dt/internal/connlimit"
+	"github.com/dt-cdn/dt/internal/nodehost"
 	"github.com/dt-cdn/dt/redirector"
 	"github.com/dt-cdn/dt/web"
 	"github.com/prometheus/client_golang/prometheus"

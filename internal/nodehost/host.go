@@ -183,22 +183,37 @@ func (h *Host) start() ([]EventHandler, bool) {
 
 // Run serves the admin listener, hands events to the consumers and runs the role until ctx ends
 // or the role fails, then closes everything in order (see the package documentation) and
-// returns once it has stopped. A host runs once: a second Run returns ErrStarted.
+// returns once it has stopped. Consumers get events only once the admin listener serves: an
+// admin address that cannot be bound stops the host before any consumer waits on a role that
+// will never run. A host runs once: a second Run returns ErrStarted.
 func (h *Host) Run(ctx context.Context, role Role) (err error) {
 	consumers, ok := h.start()
 	if !ok {
 		return ErrStarted
+	}
+	ready := Ready{ID: h.node.ID(), Listen: []string{}}
+	for _, a := range h.node.Addrs() {
+		ready.Listen = append(ready.Listen, a.String())
+	}
+	var admin *adminServer
+	if h.cfg.Admin != "" {
+		if admin, err = startAdmin(h.cfg.Admin, h.adminHandler(role), h.log); err != nil {
+			return errors.Join(err, h.closeNode(nil))
+		}
+		ready.Admin = admin.addr()
 	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		h.deliver(consumers)
 	}()
-	defer func() {
-		err = errors.Join(err, h.node.Close())
-		<-done
-	}()
-	return h.serve(ctx, role)
+	err = h.serve(ctx, role, ready)
+	if admin != nil {
+		err = errors.Join(err, admin.shutdown())
+	}
+	err = errors.Join(err, h.node.Close())
+	<-done
+	return err
 }
 
 // Close closes a host that will not Run (its role could not be built): the node closes and the
@@ -208,8 +223,14 @@ func (h *Host) Close() error {
 	if _, ok := h.start(); !ok {
 		return nil
 	}
+	return h.closeNode(nil)
+}
+
+// closeNode closes the node, handing the events still queued to consumers (none, when the role
+// never ran) and logging them.
+func (h *Host) closeNode(consumers []EventHandler) error {
 	err := h.node.Close()
-	h.deliver(nil)
+	h.deliver(consumers)
 	return err
 }
 
@@ -223,20 +244,8 @@ func (h *Host) deliver(consumers []EventHandler) {
 	}
 }
 
-// serve runs the admin listener and the role until ctx ends or the role fails.
-func (h *Host) serve(ctx context.Context, role Role) (err error) {
-	ready := Ready{ID: h.node.ID(), Listen: []string{}}
-	for _, a := range h.node.Addrs() {
-		ready.Listen = append(ready.Listen, a.String())
-	}
-	if h.cfg.Admin != "" {
-		admin, err := startAdmin(h.cfg.Admin, h.adminHandler(role), h.log)
-		if err != nil {
-			return err
-		}
-		defer func() { err = errors.Join(err, admin.shutdown()) }()
-		ready.Admin = admin.addr()
-	}
+// serve runs the role until ctx ends or the role fails.
+func (h *Host) serve(ctx context.Context, role Role, ready Ready) error {
 	h.log.Info("Node serving", slog.String("version", h.cfg.Version), slog.String("node_id", ready.ID.String()), slog.Any("listen", ready.Listen),
 		slog.String("admin", ready.Admin), slog.Any("peers", h.cfg.Node.Peers))
 	var (
