@@ -16,6 +16,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/internal/client"
 	"github.com/dt-cdn/dt/publish"
 	"github.com/dt-cdn/dt/site"
 )
@@ -129,7 +130,7 @@ func (f *siteFlags) resolve(fs *flagSet) error {
 // options loads the keys and builds the network options, with a watch of the peers: the
 // returned context ends early once every peer failed for good, and the watch explains a failure
 // to reach the network. needMaster is false for commands that only read (deploys, dry runs).
-func (f *siteFlags) options(ctx context.Context, env *Env, needMaster bool) (publish.NetworkOptions, context.Context, *peerWatch, error) {
+func (f *siteFlags) options(ctx context.Context, env *Env, needMaster bool) (publish.NetworkOptions, context.Context, *client.Watch, error) {
 	keys, err := dt.LoadKeys(f.keys)
 	if err != nil {
 		return publish.NetworkOptions{}, nil, nil, err
@@ -142,10 +143,10 @@ func (f *siteFlags) options(ctx context.Context, env *Env, needMaster bool) (pub
 		return publish.NetworkOptions{}, nil, nil, err
 	}
 	log.Info("Starting", readBuildInfo().logAttrs()...)
-	watch, ctx := newPeerWatch(ctx, f.peers)
+	watch, ctx := client.NewWatch(ctx, f.peers)
 	opts := publish.NetworkOptions{Keys: keys, Peers: f.peers, Keep: f.keep, Wait: f.wait, ConnectTimeout: f.wait,
-		Logger: log, CacheDir: f.cacheDir, Events: watch.observe}
-	opts.Node.Dial = watch.dialer(nil)
+		Logger: log, CacheDir: f.cacheDir, Events: watch.Observe}
+	opts.Node.Dial = watch.Dialer(nil)
 	return opts, ctx, watch, nil
 }
 
@@ -193,7 +194,7 @@ func runPublish(ctx context.Context, args []string, env *Env) error {
 	if err != nil {
 		return err
 	}
-	defer watch.stop()
+	defer watch.Stop()
 	given := map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
 	out := newProgress(env, f.json)
@@ -230,7 +231,7 @@ func runPublish(ctx context.Context, args []string, env *Env) error {
 	}
 	// Linking first lets unchanged files reuse the current deploy's compressed variants.
 	res, err := publish.PublishDir(ctx, dir, scan, opts)
-	return reportPublish(env, out, f.json, res, watch.explain(ctx, err, f.wait, "--timeout"))
+	return reportPublish(env, out, f.json, res, explainPeers(ctx, err, watch, f.wait, "--timeout"))
 }
 
 // checkSiteDir checks what a publish can check without the network: that dir is a directory
@@ -375,10 +376,10 @@ func runDeploys(ctx context.Context, args []string, env *Env) error {
 	if err != nil {
 		return err
 	}
-	defer watch.stop()
+	defer watch.Stop()
 	list, err := publish.Deploys(ctx, opts)
 	if err != nil {
-		return watch.explain(ctx, err, f.wait, "--timeout")
+		return explainPeers(ctx, err, watch, f.wait, "--timeout")
 	}
 	if f.json {
 		enc := json.NewEncoder(env.Stdout)
@@ -420,17 +421,17 @@ func runRollback(ctx context.Context, args []string, env *Env) error {
 	if err != nil {
 		return err
 	}
-	defer watch.stop()
+	defer watch.Stop()
 	var id site.DeployID
 	if fs.NArg() == 1 {
 		if id, err = findDeploy(ctx, opts, fs.Arg(0)); err != nil {
-			return watch.explain(ctx, err, f.wait, "--timeout")
+			return explainPeers(ctx, err, watch, f.wait, "--timeout")
 		}
 	}
 	out := newProgress(env, f.json)
 	res, err := publish.Rollback(ctx, id, opts)
 	if err != nil && !errors.Is(err, publish.ErrNotLive) && !errors.Is(err, publish.ErrNoEdges) {
-		return watch.explain(ctx, err, f.wait, "--timeout")
+		return explainPeers(ctx, err, watch, f.wait, "--timeout")
 	}
 	return reportPublish(env, out, f.json, res, err)
 }
