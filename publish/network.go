@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -656,6 +657,31 @@ func Deploys(ctx context.Context, opts NetworkOptions) ([]DeployInfo, error) {
 		}
 	}
 	return out, nil
+}
+
+// FindDeploy returns the kept deploy that prefix names: a full deploy id (returned as it is,
+// without asking the network) or a prefix of one that only one kept deploy has, in any case.
+func FindDeploy(ctx context.Context, opts NetworkOptions, prefix string) (site.DeployID, error) {
+	if id, err := site.ParseDeployID(prefix); err == nil {
+		return id, nil
+	}
+	list, err := Deploys(ctx, opts)
+	if err != nil {
+		return site.DeployID{}, err
+	}
+	var found []site.DeployID
+	for _, d := range list {
+		if strings.HasPrefix(d.ID.String(), strings.ToLower(prefix)) {
+			found = append(found, d.ID)
+		}
+	}
+	switch len(found) {
+	case 1:
+		return found[0], nil
+	case 0:
+		return site.DeployID{}, fmt.Errorf("no kept deploy starts with %q", prefix)
+	}
+	return site.DeployID{}, fmt.Errorf("%q names %d deploys; give more of the id", prefix, len(found))
 }
 
 // Rollback makes a kept deploy current again; nothing is uploaded, since the network holds every
