@@ -22,7 +22,9 @@ type GatherConfig struct {
 	// Lookup, when set, resolves the request on the asking machine as well, so that its own view
 	// is one of the answers. Nil: only the other nodes answer.
 	Lookup LookupFunc
-	// Timeout bounds the wait for answers and the asking machine's own lookup. Required.
+	// Timeout bounds the wait for answers and the asking machine's own lookup: long enough for
+	// the slowest resolver a node may have, short enough for a person waiting. Zero ends the
+	// wait at once, with only the answers already in: set it.
 	Timeout time.Duration
 	// Expect ends the wait once this many nodes answered (the asking machine included). Zero:
 	// the wait always lasts Timeout, for every node online to have its say.

@@ -34,7 +34,7 @@ type Config struct {
 	// Events sees every event of the node, on the one goroutine that reads them, before the
 	// watch does. The node's events queue behind it, so it must not block for long. Nil: none.
 	Events func(dt.Event)
-	// Dial dials the peers; the watch wraps it. Nil: a net.Dialer with a 5 s timeout.
+	// Dial dials the peers; the watch wraps it. Nil: a net.Dialer with DefaultDialTimeout.
 	Dial DialFunc
 	// Logger receives the node's logs. Nil discards them.
 	Logger *slog.Logger

@@ -21,9 +21,10 @@ var ErrPeersFailed = errors.New("client: every peer failed")
 // than at the command's timeout.
 const refusedGrace = 2 * time.Second
 
-// defaultDialTimeout bounds one dial when the caller gives no dial function: a host that drops
-// the packets is retried rather than waited on for the system's minutes.
-const defaultDialTimeout = 5 * time.Second
+// DefaultDialTimeout bounds one dial when the caller gives no dial function (Config.Dial): a
+// host that drops the packets is dialed again rather than waited on for the system's minutes of
+// SYN retries, and 5 s is far beyond a connect to any reachable host.
+const DefaultDialTimeout = 5 * time.Second
 
 // DialFunc dials a peer; dt.Config.Dial has this type.
 type DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -68,11 +69,11 @@ func NewWatch(ctx context.Context, peers []string) (*Watch, context.Context) {
 // Stop releases the watch's context. Safe to call twice.
 func (w *Watch) Stop() { w.cancel(context.Canceled) }
 
-// Dialer wraps dial (nil: a net.Dialer) to record each attempt's outcome. Addresses that are not
-// among the watched peers pass through unrecorded.
+// Dialer wraps dial (nil: a net.Dialer with DefaultDialTimeout) to record each attempt's
+// outcome. Addresses that are not among the watched peers pass through unrecorded.
 func (w *Watch) Dialer(dial DialFunc) DialFunc {
 	if dial == nil {
-		d := &net.Dialer{Timeout: defaultDialTimeout}
+		d := &net.Dialer{Timeout: DefaultDialTimeout}
 		dial = d.DialContext
 	}
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
