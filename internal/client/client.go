@@ -77,34 +77,47 @@ func Open(ctx context.Context, cfg Config) (*Client, context.Context, error) {
 	return c, ctx, nil
 }
 
-// openNode opens the node in the cache when there is a usable one, and in a new temporary
-// directory otherwise, which it returns for removal at close.
+// openNode opens the client's node on dt.LocalConfig's timers (fast redials: the command is
+// short and waits on its first link).
 func openNode(cfg Config, watch *Watch) (*dt.Node, string, error) {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	nc := dt.LocalConfig() // fast redials: the command is short and waits on its first link
+	nc := dt.LocalConfig()
 	nc.Keys, nc.Master, nc.Peers, nc.Logger = cfg.Keys, cfg.Master, cfg.Peers, log
 	nc.Dial = watch.Dialer(cfg.Dial)
-	// The data is a copy of the peers' (or dies with the command): fsync would buy nothing.
-	nc.NoSync = true
 	nc.LazyBodies = cfg.LazyBodies
-	if cfg.CacheDir != "" {
+	return OpenNode(nc, cfg.CacheDir)
+}
+
+// OpenNode opens a node for a short-lived command on cfg: in cacheDir, under a directory per
+// network, when cacheDir is set and usable (another run may hold it), and in a new temporary
+// directory otherwise. It returns the temporary directory, for the caller to remove once the
+// node is closed, or "" for the cache. It sets cfg.DataDir, and cfg.NoSync: the data is a copy
+// of the peers' or dies with the command, so fsync would buy nothing. Open uses it; so do
+// commands that need a node of their own making (publishing).
+func OpenNode(cfg dt.Config, cacheDir string) (*dt.Node, string, error) {
+	cfg.NoSync = true
+	if cacheDir != "" {
+		// A node that kept its table since the last run resumes from its cursor: only the
+		// records written since travel, instead of a list of every record.
 		table := cfg.Keys.Network.TableID()
-		nc.DataDir = filepath.Join(cfg.CacheDir, hex.EncodeToString(table[:]))
-		n, err := dt.Open(nc)
+		cfg.DataDir = filepath.Join(cacheDir, hex.EncodeToString(table[:]))
+		n, err := dt.Open(cfg)
 		if err == nil {
 			return n, "", nil
 		}
-		log.Info("Cache unusable; using a temporary one", slog.Any("err", err))
+		if cfg.Logger != nil {
+			cfg.Logger.Info("Cache unusable; using a temporary one", slog.Any("err", err))
+		}
 	}
 	dir, err := os.MkdirTemp("", "dt-client-*")
 	if err != nil {
 		return nil, "", fmt.Errorf("temporary data directory: %w", err)
 	}
-	nc.DataDir = dir
-	n, err := dt.Open(nc)
+	cfg.DataDir = dir
+	n, err := dt.Open(cfg)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, "", err
