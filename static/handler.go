@@ -1,4 +1,4 @@
-package edge
+package static
 
 import (
 	"log/slog"
@@ -155,8 +155,8 @@ func NewHandler(cfg HandlerConfig) *Handler {
 	return h
 }
 
-// routes registers every route of the edge. The node's own routes (Config.Routes: health at
-// /.well-known/dt/health, metrics, ACME challenges) come first; the site is the router's
+// routes registers every route of the handler. The node's own routes (HandlerConfig.Routes:
+// health at /.well-known/dt/health, ACME challenges) come first; the site is the router's
 // NotFound and MethodNotAllowed handler, so it answers every path and method no node route
 // claims. (A "/*" route would do the same but cost a route-parameter map and a pattern string
 // per request.)
