@@ -45,7 +45,8 @@ type HandlerConfig struct {
 	// router before the site. They take precedence over any path of the site.
 	Routes func(r chi.Router)
 	// SendTimeout, if positive, is the write deadline set before each step of a body written
-	// over net/http's HTTP/2 server (Config.StdHTTP2); package h2 applies its own.
+	// over net/http's HTTP/2 server (httpserve.Config.StdHTTP2); package h2 applies its own.
+	// Give it the SendTimeout of the server that runs the handler. Zero means none.
 	SendTimeout time.Duration
 }
 

@@ -284,7 +284,7 @@ func (h *Handler) sendBody(w http.ResponseWriter, r *http.Request, s *Site, b bo
 }
 
 // bodyWriter is w, with a write deadline of SendTimeout set before each write when net/http
-// serves HTTP/2 (Config.StdHTTP2), as package h2 does itself: a stream whose client takes
+// serves HTTP/2 (httpserve.Config.StdHTTP2), as package h2 does itself: a stream whose client takes
 // nothing for that long is reset. What this fallback cannot bound: the handler's goroutine
 // and open blob stay with a stream waiting for flow-control window until that deadline, and
 // net/http's server decides itself how much it buffers per connection.
