@@ -9,8 +9,10 @@
 // or a TLS handshake trickle in, IdleTimeout between requests, SendTimeout while a write makes
 // no progress (nginx's send_timeout, by package internal/sendconn on net/http's and every TLS
 // connection, by h1 and h2 themselves on theirs), MaxHeaderBytes for the request's header
-// section, and caps on connections at accept (package internal/connlimit). net/http's
-// connections are also corkable (sendconn.Cork) and have TCP_NOTSENT_LOWAT set.
+// section, and caps on connections at accept (package internal/connlimit). Every connection's
+// socket holds a bounded amount unsent (TCP_NOTSENT_LOWAT, by sendconn.ConnContext), and a
+// handler can cork net/http's connections for a large response (sendconn.Cork); h1 corks its
+// own.
 //
 // What is served (a static site, redirects, a dashboard) is the Config's Handler; httpserve
 // adds no routes and writes no responses of its own.
