@@ -1,17 +1,28 @@
-package cli
+package example
 
 import (
+	"context"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/dt-cdn/dt/internal/syncbuf"
 )
 
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
 func TestExample(t *testing.T) {
-	r := run(t, "", "example", "--base-port", "0", "--duration", "3s")
-	if r.code != 0 {
-		t.Fatalf("exit %d\nstderr: %s\nstdout: %s", r.code, r.stderr, r.stdout)
+	var out syncbuf.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := Run(ctx, Config{Out: &out, Duration: 3 * time.Second}); err != nil {
+		t.Fatalf("Run: %v\noutput: %s", err, out.String())
 	}
-	lines := strings.Split(r.stdout, "\n")
+	stdout := out.String()
+	lines := strings.Split(stdout, "\n")
 	has := func(re *regexp.Regexp) bool {
 		for _, l := range lines {
 			if re.MatchString(l) {
@@ -42,6 +53,6 @@ func TestExample(t *testing.T) {
 		}
 	}
 	if t.Failed() {
-		t.Logf("output:\n%s", r.stdout)
+		t.Logf("output:\n%s", stdout)
 	}
 }
