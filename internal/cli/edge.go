@@ -73,7 +73,7 @@ func runEdge(ctx context.Context, args []string, env *Env) error {
 	if err != nil {
 		return err
 	}
-	cfg.Node, cfg.Admin, cfg.AdminRoutes, cfg.Registry = hc.Node, hc.Admin, hc.AdminRoutes, hc.Registry
+	cfg.Node, cfg.Admin, cfg.AdminRoutes, cfg.DescribeError, cfg.Registry = hc.Node, hc.Admin, hc.AdminRoutes, hc.DescribeError, hc.Registry
 	cfg.Build, cfg.Logger, cfg.Opened, cfg.Ready = hc.Build, hc.Logger, hc.Opened, hc.Ready
 	e, err := edge.NewNode(cfg)
 	if err != nil {

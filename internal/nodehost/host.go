@@ -25,14 +25,19 @@ type Config struct {
 	Node dt.Config
 
 	// Admin is the address of the admin listener (host:port; port 0 picks a free one). It serves
-	// /status, /metrics, /debug/pprof/ and the routes of AdminRoutes and Role.Routes. Empty: no
+	// /status, /metrics, /debug/pprof/, the address guard's /guard and /guard/unblock (package
+	// guardapi, what dt guard calls) and the routes of AdminRoutes and Role.Routes. Empty: no
 	// admin listener. It exposes heap contents and lifts blocks: bind it to loopback or a private
 	// network only.
 	Admin string
 
 	// AdminRoutes, when set, adds the process's own routes to the admin listener, before the
-	// role's (the dt command adds dt guard's /guard routes). Nil: none.
+	// role's. Nil: none.
 	AdminRoutes func(*http.ServeMux, *dt.Node)
+
+	// DescribeError words a failure in an admin answer (POST /guard/unblock's "error") for a
+	// person, as the dt command words its own errors. Nil: the error's text.
+	DescribeError func(error) string
 
 	// Logger receives the host's logs and a line per event of the node. Nil discards them.
 	Logger *slog.Logger
