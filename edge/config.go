@@ -94,10 +94,13 @@ type NodeConfig struct {
 	MaxConns, MaxConnsPerIP, FDReserve int
 
 	// Admin is the address of the admin listener: /status (with the deploy under "edge"),
-	// /metrics, /debug/pprof/ and AdminRoutes. Empty: none. Keep it on loopback.
+	// /metrics, /guard (dt guard), /debug/pprof/ and AdminRoutes. Empty: none. Keep it on
+	// loopback.
 	Admin string
 	// AdminRoutes, when set, adds the process's routes to the admin listener. Nil: none.
 	AdminRoutes func(*http.ServeMux, *dt.Node)
+	// DescribeError words a failure in an admin answer for a person. Nil: the error's text.
+	DescribeError func(error) string
 	// Registry gathers the node's and the edge's metrics for /metrics. Nil: a new registry with
 	// the Go runtime and process collectors; edges in one process need one each.
 	Registry *prometheus.Registry

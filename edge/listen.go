@@ -9,10 +9,9 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/dt-cdn/dt/heartbeat"
-	"github.com/dt-cdn/dt/internal/sendconn"
+	"github.com/dt-cdn/dt/internal/httpserve"
 	"github.com/dt-cdn/dt/redirector"
 )
 
@@ -62,31 +61,15 @@ func (l *listeners) close() {
 	}
 }
 
-// redirectShutdownTimeout is how long the HTTP listener of an edge with domains lets its requests
-// in flight finish once the edge stops: they are redirects and challenges, answered at once.
-const redirectShutdownTimeout = 5 * time.Second
-
 // serveHTTP serves h on ln until ctx ends: the ACME challenges and redirects to HTTPS of an edge
-// with domains.
+// with domains, by net/http's server with the edge's bounds (httpserve's defaults): without
+// IdleTimeout an idle connection would keep its place under the caps for ever.
 func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
-	// The edge's own bounds: without IdleTimeout net/http would keep an idle connection, and
-	// its place under the caps, for ever.
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: DefaultReadHeaderTimeout, IdleTimeout: DefaultIdleTimeout,
-		MaxHeaderBytes: DefaultMaxHeaderBytes, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(sendconn.Listener{Listener: ln, Timeout: DefaultSendTimeout}) }()
-	select {
-	case err := <-errc:
+	srv, err := httpserve.New(httpserve.Config{Handler: h, StdHTTP1: true, Logger: log})
+	if err != nil {
 		return err
-	case <-ctx.Done():
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), redirectShutdownTimeout)
-		defer cancel()
-		if srv.Shutdown(shutdownCtx) != nil {
-			srv.Close()
-		}
-		<-errc
-		return nil
 	}
+	return srv.Serve(ctx, ln, nil)
 }
 
 // publicURL is the URL visitors reach the edge at (see NodeConfig.PublicURL): the configured

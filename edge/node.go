@@ -91,7 +91,7 @@ func (e *Node) Status() follow.Status {
 
 func (e *Node) hostConfig() nodehost.Config {
 	c := e.cfg
-	return nodehost.Config{Node: c.Node, Admin: c.Admin, AdminRoutes: c.AdminRoutes, Logger: c.Logger, Registry: c.Registry,
+	return nodehost.Config{Node: c.Node, Admin: c.Admin, AdminRoutes: c.AdminRoutes, DescribeError: c.DescribeError, Logger: c.Logger, Registry: c.Registry,
 		Build: c.Build, Version: c.Version, Opened: c.Opened, Ready: c.Ready}
 }
 

@@ -21,8 +21,11 @@ import (
 	follow "github.com/dt-cdn/dt/deploy"
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/heartbeat"
+	"github.com/dt-cdn/dt/internal/connlimit"
 	"github.com/dt-cdn/dt/internal/h2"
+	"github.com/dt-cdn/dt/internal/httpserve"
 	"github.com/dt-cdn/dt/site"
+	"github.com/dt-cdn/dt/static"
 )
 
 // HealthPath answers 200 with the deploy id when the edge serves the network's current deploy,
@@ -50,7 +53,8 @@ type serviceConfig struct {
 	CertExpiry func() time.Time
 	// Version and Name are reported in heartbeats (NodeConfig.Version, NodeConfig.Name).
 	Version, Name string
-	// StdHTTP1, StdHTTP2, MaxConns, MaxConnsPerIP and FDReserve configure the server (Config).
+	// StdHTTP1, StdHTTP2, MaxConns, MaxConnsPerIP and FDReserve configure the server
+	// (NodeConfig).
 	StdHTTP1, StdHTTP2                 bool
 	MaxConns, MaxConnsPerIP, FDReserve int
 	// Registerer receives the edge's metrics. Nil: none.
@@ -67,13 +71,14 @@ type serviceConfig struct {
 type service struct {
 	cfg      serviceConfig
 	log      *slog.Logger
-	server   *Server
+	handler  *static.Handler
+	server   *httpserve.Server
 	follower *follow.Follower
 	load     loadMeter
 	metrics  *edgeMetrics
 
 	mu       sync.Mutex
-	site     *Site // guarded by mu: the site being served
+	site     *static.Site // guarded by mu: the site being served
 	draining atomic.Bool
 	// beatNow asks for a heartbeat at once (buffered: one pending request is enough).
 	beatNow chan struct{}
@@ -106,15 +111,10 @@ func newService(cfg serviceConfig) (*service, error) {
 	}
 	e := &service{cfg: cfg, log: cfg.Logger, beatNow: make(chan struct{}, 1)}
 	e.load.start = time.Now()
-	srv, err := New(Config{
-		Logger:        cfg.Logger,
-		Observer:      e,
-		StdHTTP1:      cfg.StdHTTP1,
-		StdHTTP2:      cfg.StdHTTP2,
-		MaxConns:      cfg.MaxConns,
-		MaxConnsPerIP: cfg.MaxConnsPerIP,
-		FDReserve:     cfg.FDReserve,
-		Registerer:    cfg.Registerer,
+	e.handler = static.NewHandler(static.HandlerConfig{
+		Logger:      cfg.Logger,
+		Observer:    e,
+		SendTimeout: httpserve.DefaultSendTimeout, // the server's
 		Routes: func(r chi.Router) {
 			r.Get(HealthPath, e.serveHealth)
 			r.Head(HealthPath, e.serveHealth)
@@ -123,8 +123,17 @@ func newService(cfg serviceConfig) (*service, error) {
 			}
 		},
 	})
+	srv, err := httpserve.New(httpserve.Config{
+		Handler:    e.handler,
+		Logger:     cfg.Logger,
+		StdHTTP1:   cfg.StdHTTP1,
+		StdHTTP2:   cfg.StdHTTP2,
+		ConnCaps:   &connlimit.Config{MaxConns: cfg.MaxConns, MaxConnsPerAddr: cfg.MaxConnsPerIP, FDReserve: cfg.FDReserve},
+		Registerer: cfg.Registerer,
+		Subsystem:  "edge",
+	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("edge: %w", err)
 	}
 	e.server = srv
 	if cfg.Registerer != nil {
@@ -147,7 +156,7 @@ func (e *service) switchTo(a follow.Active) {
 	e.mu.Lock()
 	prev := e.site
 	e.mu.Unlock()
-	s, err := NewSite(a.ID, a.Manifest, e.cfg.Blobs, SiteOptions{Previous: prev})
+	s, err := static.NewSite(a.ID, a.Manifest, e.cfg.Blobs, static.SiteOptions{Previous: prev})
 	if err != nil {
 		e.log.Error("Cannot serve deploy", slog.Any("deploy", a.ID), slog.Any("err", err))
 		return
@@ -155,7 +164,7 @@ func (e *service) switchTo(a follow.Active) {
 	e.mu.Lock()
 	e.site = s
 	e.mu.Unlock()
-	e.server.SetSite(s)
+	e.handler.SetSite(s)
 	e.log.Info("Serving deploy", slog.Any("deploy", a.ID), slog.Int("files", len(a.Manifest.Files)), slog.Int64("memory_bytes", s.MemoryBytes()))
 	// Redirectors send visitors only to edges that say they serve the current deploy: tell
 	// them now rather than at the next tick, or every edge looks outdated for up to an interval
@@ -171,7 +180,7 @@ func (e *service) switchTo(a follow.Active) {
 // rather than the follower's active deploy, which the follower sets before the site is built and
 // swapped in, and which stays set when the site fails to build.
 func (e *service) serving() (served site.DeployID, synced bool) {
-	if s := e.server.Handler().Site(); s != nil {
+	if s := e.handler.Site(); s != nil {
 		served = s.ID()
 	}
 	target := e.follower.Status().Target
@@ -186,10 +195,10 @@ func (e *service) HandleEvent(ev dt.Event) {
 }
 
 // Handler returns the HTTP handler serving visitors (and the health endpoint).
-func (e *service) Handler() http.Handler { return e.server.Handler() }
+func (e *service) Handler() http.Handler { return e.handler }
 
 // Server returns the HTTP server, to Serve on listeners.
-func (e *service) Server() *Server { return e.server }
+func (e *service) Server() *httpserve.Server { return e.server }
 
 // Status reports the deploy state for /status.
 func (e *service) Status() follow.Status { return e.follower.Status() }
@@ -296,7 +305,7 @@ func publicAddrs(observed []netip.Addr) (v4, v6 netip.Addr) {
 var sharedNAT = netip.MustParsePrefix("100.64.0.0/10")
 
 // ObserveResponse counts a response for the load report and the metrics.
-func (e *service) ObserveResponse(ri ResponseInfo) {
+func (e *service) ObserveResponse(ri static.ResponseInfo) {
 	e.load.requests.Add(1)
 	e.load.bytes.Add(ri.Bytes)
 	if ri.Status >= 500 {
@@ -390,7 +399,7 @@ func newEdgeMetrics(reg prometheus.Registerer, h2s *h2.Stats) (*edgeMetrics, err
 	return m, nil
 }
 
-func (m *edgeMetrics) observe(ri ResponseInfo) {
+func (m *edgeMetrics) observe(ri static.ResponseInfo) {
 	enc := ri.Encoding
 	if enc == "" {
 		enc = "identity"

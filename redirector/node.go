@@ -88,7 +88,8 @@ type Config struct {
 	// limit.
 	FDReserve int
 	// Frontend bounds each visitor connection's time and memory (header timeout, idle timeout,
-	// send timeout, header size); its Registerer and Logger are the host's. Zero fields: the
+	// send timeout, header size, shutdown grace); its ConnCaps are set from MaxConns,
+	// MaxConnsPerAddr and FDReserve, its Registerer and Logger are the node's. Zero fields: the
 	// defaults of FrontendConfig.
 	Frontend FrontendConfig
 

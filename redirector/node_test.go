@@ -158,12 +158,12 @@ func TestNodeRun(t *testing.T) {
 		if err != nil {
 			t.Errorf("Run: %v", err)
 		}
-	case <-time.After(ShutdownGrace + 10*time.Second):
+	case <-time.After(DefaultShutdownTimeout + 10*time.Second):
 		t.Fatal("Run did not return after cancel")
 	}
 	// The admin listener waits up to its grace for requests in flight: a stream still open
 	// would have taken all of it.
-	if took := time.Since(start); took >= ShutdownGrace {
+	if took := time.Since(start); took >= DefaultShutdownTimeout {
 		t.Errorf("Run took %v to stop: the open stream held the shutdown up", took)
 	}
 	if !dash.closed.Load() {

@@ -7,36 +7,24 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"sync"
-	"time"
 
 	"github.com/dt-cdn/dt/internal/connlimit"
 	"github.com/dt-cdn/dt/internal/nodehost"
 )
 
-// ShutdownGrace is how long a stopping redirector lets requests in flight finish before it
-// closes their connections: a redirect is answered from memory, so only a client too slow to
-// take a few hundred bytes needs the time.
-const ShutdownGrace = 5 * time.Second
-
-// serve answers visitors on the parts' listeners and runs the Service, the GeoIP watch and the
-// dashboard beside them until ctx ends or one of them fails. It calls ready once every listener
-// serves. It returns when every goroutine it started has ended; the error is the first failure.
+// serve answers visitors on the configured listeners and runs the Service, the GeoIP watch and
+// the dashboard beside them until ctx ends or one of them fails. It calls ready once every
+// listener serves. It returns when every goroutine it started has ended (the visitor servers
+// after their shutdown, DefaultShutdownTimeout at most); the error is the first failure.
 func (r *Node) serve(ctx context.Context, p *parts, ready func(nodehost.Serving) error) (err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	var (
-		wg      sync.WaitGroup
-		servers []*http.Server
-		mu      sync.Mutex
-		failed  error // guarded by mu: the first failure of a goroutine
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		failed error // guarded by mu: the first failure of a goroutine
 	)
-	// Shutdown order: the visitor servers first (no new requests), then the loops, which end
-	// on the cancelled context.
 	defer func() {
-		for _, srv := range servers {
-			shutdown(srv)
-		}
 		cancel()
 		wg.Wait()
 		err = errors.Join(err, failed)
@@ -51,16 +39,16 @@ func (r *Node) serve(ctx context.Context, p *parts, ready func(nodehost.Serving)
 		mu.Unlock()
 		cancel()
 	}
-	servers, addrs, err := r.listen(p, &wg, stop)
-	if err != nil {
-		return err
-	}
 	run := func(f func(context.Context) error) {
 		wg.Go(func() {
 			if err := f(ctx); err != nil {
 				stop(err)
 			}
 		})
+	}
+	addrs, err := r.listen(p, run)
+	if err != nil {
+		return err
 	}
 	run(p.svc.Run)
 	if p.geo != nil {
@@ -83,64 +71,36 @@ func (r *Node) serve(ctx context.Context, p *parts, ready func(nodehost.Serving)
 	return nil
 }
 
-// listen binds the visitor listeners and serves each on a goroutine of wg. A server that stops
-// on its own calls stop with its error.
-func (r *Node) listen(p *parts, wg *sync.WaitGroup, stop func(error)) (servers []*http.Server, addrs nodehost.Serving, err error) {
-	ccfg := connlimit.Config{MaxConns: r.cfg.MaxConns, MaxConnsPerAddr: r.cfg.MaxConnsPerAddr, FDReserve: r.cfg.FDReserve,
-		Registerer: p.reg, Subsystem: "redirector", Logger: r.log}
-	conns, err := connlimit.New(ccfg)
-	if err != nil {
-		return nil, addrs, err
-	}
+// listen binds the visitor listeners and serves each through run, which runs it until the
+// run's context ends.
+func (r *Node) listen(p *parts, run func(func(context.Context) error)) (addrs nodehost.Serving, err error) {
 	fcfg := r.cfg.Frontend
+	fcfg.ConnCaps = &connlimit.Config{MaxConns: r.cfg.MaxConns, MaxConnsPerAddr: r.cfg.MaxConnsPerAddr, FDReserve: r.cfg.FDReserve}
 	fcfg.Registerer, fcfg.Logger = p.reg, r.log
-	front, err := NewFrontend(fcfg)
+	front, err := NewFrontend(p.svc.Handler(), fcfg)
 	if err != nil {
-		return nil, addrs, err
+		return addrs, err
 	}
 	serve := func(addr string, tlsConfig *tls.Config) (string, error) {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			return "", fmt.Errorf("redirector: listen on %s: %w", addr, err)
 		}
-		bound := ln.Addr().String()
-		// Past the caps, connections are reset at accept, before a TLS handshake; the rest have
-		// a deadline on every write.
-		ln = front.Listener(conns.Listener(ln))
-		srv := front.Server(p.svc.Handler(), tlsConfig)
-		servers = append(servers, srv)
-		wg.Go(func() {
-			var err error
-			if tlsConfig != nil {
-				err = srv.ServeTLS(ln, "", "")
-			} else {
-				err = srv.Serve(ln)
-			}
-			if !errors.Is(err, http.ErrServerClosed) {
-				stop(err)
-			}
-		})
-		r.log.Info("Redirector serving", slog.String("addr", bound), slog.Bool("tls", tlsConfig != nil))
-		return bound, nil
+		// Past the caps, connections are reset at accept, before a TLS handshake; the rest
+		// have a deadline on every write.
+		run(func(ctx context.Context) error { return front.Serve(ctx, ln, tlsConfig) })
+		r.log.Info("Redirector serving", slog.String("addr", ln.Addr().String()), slog.Bool("tls", tlsConfig != nil))
+		return ln.Addr().String(), nil
 	}
 	if r.cfg.HTTP != "" {
 		if addrs.HTTP, err = serve(r.cfg.HTTP, nil); err != nil {
-			return servers, addrs, err
+			return addrs, err
 		}
 	}
 	if r.cfg.HTTPS != "" {
 		if addrs.HTTPS, err = serve(r.cfg.HTTPS, p.certs.TLSConfig()); err != nil {
-			return servers, addrs, err
+			return addrs, err
 		}
 	}
-	return servers, addrs, nil
-}
-
-// shutdown stops an HTTP server, letting requests in flight finish for up to ShutdownGrace.
-func shutdown(srv *http.Server) {
-	ctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
-	defer cancel()
-	if srv.Shutdown(ctx) != nil {
-		srv.Close()
-	}
+	return addrs, nil
 }

@@ -61,14 +61,20 @@ func runEdge(ctx context.Context, args []string, env *Env) error {
 	if len(ef.name) > 64 || strings.IndexFunc(ef.name, unicode.IsControl) >= 0 {
 		return fs.usageErrorf("--name: at most 64 characters, none of them control characters")
 	}
+	cfg, err := ef.config(fs)
+	if err != nil {
+		return err
+	}
 	p, err := newNodeProcess(env, &nf)
 	if err != nil {
 		return err
 	}
-	cfg, err := ef.config(fs, p)
+	hc, err := p.hostConfig()
 	if err != nil {
 		return err
 	}
+	cfg.Node, cfg.Admin, cfg.AdminRoutes, cfg.DescribeError, cfg.Registry = hc.Node, hc.Admin, hc.AdminRoutes, hc.DescribeError, hc.Registry
+	cfg.Build, cfg.Logger, cfg.Opened, cfg.Ready = hc.Build, hc.Logger, hc.Opened, hc.Ready
 	e, err := edge.NewNode(cfg)
 	if err != nil {
 		return err
@@ -76,14 +82,10 @@ func runEdge(ctx context.Context, args []string, env *Env) error {
 	return p.run(ctx, e.Run)
 }
 
-// config turns the flags into an edge's configuration, with the process's hooks.
-func (ef *edgeFlags) config(fs *flagSet, p *nodeProcess) (edge.NodeConfig, error) {
-	hc, err := p.hostConfig()
-	if err != nil {
-		return edge.NodeConfig{}, err
-	}
-	cfg := edge.NodeConfig{Node: hc.Node, Admin: hc.Admin, AdminRoutes: hc.AdminRoutes, Registry: hc.Registry, Build: hc.Build,
-		Logger: hc.Logger, Opened: hc.Opened, Ready: hc.Ready, Version: softwareVersion(),
+// config turns the edge's own flags into an edge's configuration; the node's part and the
+// process's hooks come from the node's flags.
+func (ef *edgeFlags) config(fs *flagSet) (edge.NodeConfig, error) {
+	cfg := edge.NodeConfig{Version: softwareVersion(),
 		HTTP: ef.http, HTTPS: ef.https, Domains: ef.domains, ACMEDirectory: ef.acmeDir, ACMEEmail: ef.acmeEmail,
 		PublicURL: ef.publicURL, Name: ef.name, GeoIP: ef.geoip, HeartbeatInterval: ef.heartbeat, DrainWait: ef.drainWait,
 		StdHTTP1: ef.stdHTTP1, StdHTTP2: ef.stdHTTP2, MaxConns: ef.conns.max, MaxConnsPerIP: ef.conns.perIP, FDReserve: ef.conns.fdReserve}

@@ -1,13 +1,14 @@
 package cli
 
 import (
-	"github.com/dt-cdn/dt/internal/nodehost"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/dt-cdn/dt/internal/nodehost"
 )
 
 // TestLoadtest runs the real load test: the test binary re-executes itself as the two node

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 
@@ -183,9 +182,8 @@ func (p *nodeProcess) hostConfig() (nodehost.Config, error) {
 		Version:  readBuildInfo().short(),
 		Opened:   p.opened,
 		Ready:    p.announce,
-		AdminRoutes: func(mux *http.ServeMux, n *dt.Node) {
-			guardRoutes(mux, n, p.log)
-		},
+		// dt guard's answers read as the command's own errors do.
+		DescribeError: sentence,
 	}, nil
 }
 

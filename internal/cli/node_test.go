@@ -192,4 +192,3 @@ func checkProfile(t *testing.T, path string) {
 		}
 	}
 }
-

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/internal/guardapi"
 	"github.com/dt-cdn/dt/internal/sendconn"
 )
 
@@ -107,9 +108,11 @@ func (a *adminServer) shutdown() error {
 	return nil
 }
 
-// adminHandler registers every admin route: the process's, the role's, then the host's own.
+// adminHandler registers every admin route: the guard's, the process's, the role's, then the
+// host's own.
 func (h *Host) adminHandler(role Role) http.Handler {
 	mux := http.NewServeMux()
+	guardapi.Routes(mux, h.node, h.log, h.cfg.DescribeError)
 	if h.cfg.AdminRoutes != nil {
 		h.cfg.AdminRoutes(mux, h.node)
 	}

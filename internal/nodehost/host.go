@@ -25,14 +25,19 @@ type Config struct {
 	Node dt.Config
 
 	// Admin is the address of the admin listener (host:port; port 0 picks a free one). It serves
-	// /status, /metrics, /debug/pprof/ and the routes of AdminRoutes and Role.Routes. Empty: no
+	// /status, /metrics, /debug/pprof/, the address guard's /guard and /guard/unblock (package
+	// guardapi, what dt guard calls) and the routes of AdminRoutes and Role.Routes. Empty: no
 	// admin listener. It exposes heap contents and lifts blocks: bind it to loopback or a private
 	// network only.
 	Admin string
 
 	// AdminRoutes, when set, adds the process's own routes to the admin listener, before the
-	// role's (the dt command adds dt guard's /guard routes). Nil: none.
+	// role's. Nil: none.
 	AdminRoutes func(*http.ServeMux, *dt.Node)
+
+	// DescribeError words a failure in an admin answer (POST /guard/unblock's "error") for a
+	// person, as the dt command words its own errors. Nil: the error's text.
+	DescribeError func(error) string
 
 	// Logger receives the host's logs and a line per event of the node. Nil discards them.
 	Logger *slog.Logger
@@ -183,22 +188,37 @@ func (h *Host) start() ([]EventHandler, bool) {
 
 // Run serves the admin listener, hands events to the consumers and runs the role until ctx ends
 // or the role fails, then closes everything in order (see the package documentation) and
-// returns once it has stopped. A host runs once: a second Run returns ErrStarted.
+// returns once it has stopped. Consumers get events only once the admin listener serves: an
+// admin address that cannot be bound stops the host before any consumer waits on a role that
+// will never run. A host runs once: a second Run returns ErrStarted.
 func (h *Host) Run(ctx context.Context, role Role) (err error) {
 	consumers, ok := h.start()
 	if !ok {
 		return ErrStarted
+	}
+	ready := Ready{ID: h.node.ID(), Listen: []string{}}
+	for _, a := range h.node.Addrs() {
+		ready.Listen = append(ready.Listen, a.String())
+	}
+	var admin *adminServer
+	if h.cfg.Admin != "" {
+		if admin, err = startAdmin(h.cfg.Admin, h.adminHandler(role), h.log); err != nil {
+			return errors.Join(err, h.closeNode(nil))
+		}
+		ready.Admin = admin.addr()
 	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		h.deliver(consumers)
 	}()
-	defer func() {
-		err = errors.Join(err, h.node.Close())
-		<-done
-	}()
-	return h.serve(ctx, role)
+	err = h.serve(ctx, role, ready)
+	if admin != nil {
+		err = errors.Join(err, admin.shutdown())
+	}
+	err = errors.Join(err, h.node.Close())
+	<-done
+	return err
 }
 
 // Close closes a host that will not Run (its role could not be built): the node closes and the
@@ -208,8 +228,14 @@ func (h *Host) Close() error {
 	if _, ok := h.start(); !ok {
 		return nil
 	}
+	return h.closeNode(nil)
+}
+
+// closeNode closes the node, handing the events still queued to consumers (none, when the role
+// never ran) and logging them.
+func (h *Host) closeNode(consumers []EventHandler) error {
 	err := h.node.Close()
-	h.deliver(nil)
+	h.deliver(consumers)
 	return err
 }
 
@@ -223,20 +249,8 @@ func (h *Host) deliver(consumers []EventHandler) {
 	}
 }
 
-// serve runs the admin listener and the role until ctx ends or the role fails.
-func (h *Host) serve(ctx context.Context, role Role) (err error) {
-	ready := Ready{ID: h.node.ID(), Listen: []string{}}
-	for _, a := range h.node.Addrs() {
-		ready.Listen = append(ready.Listen, a.String())
-	}
-	if h.cfg.Admin != "" {
-		admin, err := startAdmin(h.cfg.Admin, h.adminHandler(role), h.log)
-		if err != nil {
-			return err
-		}
-		defer func() { err = errors.Join(err, admin.shutdown()) }()
-		ready.Admin = admin.addr()
-	}
+// serve runs the role until ctx ends or the role fails.
+func (h *Host) serve(ctx context.Context, role Role, ready Ready) error {
 	h.log.Info("Node serving", slog.String("version", h.cfg.Version), slog.String("node_id", ready.ID.String()), slog.Any("listen", ready.Listen),
 		slog.String("admin", ready.Admin), slog.Any("peers", h.cfg.Node.Peers))
 	var (

@@ -57,8 +57,8 @@ func nodeConfig(t *testing.T, keys dt.Keys, peers []string) dt.Config {
 
 // TestHostRunsRole runs a host with an admin listener and a role: a consumer subscribed after
 // Open gets every event from EventStarted on, in order; readiness names the resolved admin
-// address and the role's listeners; /status carries the role's part and /metrics the node's
-// metrics; the role's routes answer; a cancelled context stops everything, and Run returns.
+// address and the role's listeners; /status carries the role's part, /metrics the node's
+// metrics and /guard the guard's blocks; the role's routes answer; a cancelled context stops everything, and Run returns.
 func TestHostRunsRole(t *testing.T) {
 	keys, plain := testnet.Keys(t)
 	hub := testnet.Node(t, testnet.Options{Keys: plain, Listen: true})
@@ -132,6 +132,12 @@ func TestHostRunsRole(t *testing.T) {
 	}
 	if st["node_id"] != r.ID.String() || st["edge"] == nil || st["build"] == nil || st["redirector"] != nil {
 		t.Errorf("status: %v", st)
+	}
+	var blocks struct {
+		Blocks []any `json:"blocks"`
+	}
+	if body := get(t, "http://"+r.Admin+"/guard"); json.Unmarshal([]byte(body), &blocks) != nil || blocks.Blocks == nil || len(blocks.Blocks) != 0 {
+		t.Errorf("GET /guard: %q", body)
 	}
 	if body := get(t, "http://"+r.Admin+"/role"); body != "role" {
 		t.Errorf("GET /role: %q", body)

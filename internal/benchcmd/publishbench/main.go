@@ -89,17 +89,34 @@ func run(files int, compression publish.Compression) error {
 		return err
 	}
 	defer net.stop()
-	opts := publish.NetworkOptions{Keys: keys, Peers: []string{net.hub}, HeartbeatInterval: 200 * time.Millisecond, Wait: 10 * time.Minute,
-		CacheDir: filepath.Join(tmp, "publish-cache")} // as dt publish keeps one
+	b := &bench{dir: dir, compression: compression, edges: net,
+		rsyncDirs: []string{filepath.Join(tmp, "r1"), filepath.Join(tmp, "r2"), filepath.Join(tmp, "r3")},
+		opts: publish.NetworkOptions{Keys: keys, Peers: []string{net.hub}, HeartbeatInterval: 200 * time.Millisecond, Wait: 10 * time.Minute,
+			CacheDir: filepath.Join(tmp, "publish-cache")}} // as dt publish keeps one
+	if err := b.full(); err != nil {
+		return err
+	}
+	return b.incremental()
+}
 
-	// Full publish.
+// bench is one run's site, edges and rsync destinations.
+type bench struct {
+	dir         string
+	compression publish.Compression
+	edges       *edges
+	rsyncDirs   []string
+	opts        publish.NetworkOptions
+}
+
+// full publishes the whole site, then rsyncs it.
+func (b *bench) full() error {
 	start := time.Now()
-	plan, err := publish.Scan(context.Background(), dir, publish.ScanOptions{Compression: compression})
+	plan, err := publish.Scan(context.Background(), b.dir, publish.ScanOptions{Compression: b.compression})
 	if err != nil {
 		return err
 	}
 	firstScan := time.Since(start)
-	res, err := publish.Publish(context.Background(), plan, opts)
+	res, err := publish.Publish(context.Background(), plan, b.opts)
 	plan.Close()
 	if err != nil {
 		return err
@@ -107,41 +124,43 @@ func run(files int, compression publish.Compression) error {
 	fmt.Printf("dt full publish:        %s (scan %s at %s compression, upload and switch %s), %d blobs, %.1f MB of blobs, %.1f MB on the wire, live on %d/%d edges\n",
 		time.Since(start).Round(time.Millisecond), firstScan.Round(time.Millisecond), plan.Compression, (time.Since(start) - firstScan).Round(time.Millisecond),
 		res.BlobsSent, float64(res.BytesSent)/1e6, float64(res.WireBytes)/1e6, res.EdgesLive, len(res.Edges))
-
-	rsyncDirs := []string{filepath.Join(tmp, "r1"), filepath.Join(tmp, "r2"), filepath.Join(tmp, "r3")}
-	t, sent, err := rsyncAll(dir, rsyncDirs)
+	t, sent, err := rsyncAll(b.dir, b.rsyncDirs)
 	if err != nil {
 		return err
 	}
 	fmt.Printf("rsync -a --delete x3:   %s, %.1f MB sent\n", t.Round(time.Millisecond), float64(sent)/1e6)
+	return nil
+}
 
-	// Incremental: one changed text file.
-	changed := filepath.Join(dir, "d000", "f00000.html")
+// incremental changes one text file, publishes again, then rsyncs again.
+func (b *bench) incremental() error {
+	changed := filepath.Join(b.dir, "d000", "f00000.html")
 	content := textContent(rand.New(rand.NewPCG(99, 1)), 30<<10)
 	if err := os.WriteFile(changed, content, 0o644); err != nil {
 		return err
 	}
 	enc, _ := zstd.NewWriter(nil)
 	compressed := len(enc.EncodeAll(content, nil))
-	start = time.Now()
+	start := time.Now()
 	var served time.Duration
 	var wg sync.WaitGroup
 	var scanned time.Duration
+	opts := b.opts
 	opts.Scanned = func(plan *publish.Plan) {
 		scanned = time.Since(start)
 		id, _ := plan.Manifest.ID()
 		upload := time.Now()
-		wg.Go(func() { served = net.waitServing(id, upload) })
+		wg.Go(func() { served = b.edges.waitServing(id, upload) })
 	}
 	// PublishDir links first, so unchanged files reuse the current deploy's variants.
-	res, err = publish.PublishDir(context.Background(), dir, publish.ScanOptions{Compression: compression}, opts)
+	res, err := publish.PublishDir(context.Background(), b.dir, publish.ScanOptions{Compression: b.compression}, opts)
 	wg.Wait()
 	if err != nil {
 		return err
 	}
 	fmt.Printf("dt one changed file:    %.1f KB on the wire (the file: %d bytes, %d zstd), %d blobs; every edge served it %s after the scan (the rescan took %s, reusing unchanged files' variants)\n",
 		float64(res.WireBytes)/1e3, len(content), compressed, res.BlobsSent, served.Round(time.Millisecond), scanned.Round(time.Millisecond))
-	t, sent, err = rsyncAll(dir, rsyncDirs)
+	t, sent, err := rsyncAll(b.dir, b.rsyncDirs)
 	if err != nil {
 		return err
 	}
