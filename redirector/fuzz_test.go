@@ -52,27 +52,3 @@ func FuzzExplainIP(f *testing.F) {
 		}
 	})
 }
-
-// FuzzOpenGeoBytes feeds damaged databases to the loader: a file that loads must answer lookups
-// without failing the process, and one that does not must be refused with an error, never a panic,
-// so that Reload can keep the database it has.
-func FuzzOpenGeoBytes(f *testing.F) {
-	small := buildGeoDB(f, testNets()[:4], layoutMaxMind)
-	f.Add(small)
-	f.Add(small[:len(small)/2])
-	f.Add(buildGeoDB(f, testNets()[:2], layoutDBIP))
-	f.Add(buildGeoDBv4(f))
-	ips := []netip.Addr{netip.MustParseAddr("145.100.1.1"), netip.MustParseAddr("2001:610::1"), netip.MustParseAddr("8.8.8.8")}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		g, err := openGeoBytes(data)
-		if err != nil {
-			return
-		}
-		for _, ip := range ips {
-			rec, err := g.lookup(ip)
-			if rec != nil && err != nil {
-				t.Fatalf("%v: record and error", ip)
-			}
-		}
-	})
-}
