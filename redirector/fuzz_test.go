@@ -2,6 +2,7 @@ package redirector
 
 import (
 	"encoding/json"
+	"github.com/dt-cdn/dt/edgeset/edgesettest"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -20,9 +21,9 @@ func FuzzExplainIP(f *testing.F) {
 		f.Add(s)
 	}
 	h, err := NewHandler(HandlerConfig{
-		Edges: func() ([]heartbeat.Edge, string) { return testEdges(), testCurrent },
-		Geo:   openTestGeoDB(f),
-		Now:   func() time.Time { return testNow },
+		Edges: func() ([]heartbeat.Edge, string) { return edgesettest.Fleet(), edgesettest.Current },
+		Geo:   edgesettest.GeoDB(f),
+		Now:   func() time.Time { return edgesettest.Now },
 	})
 	if err != nil {
 		f.Fatal(err)
