@@ -406,3 +406,26 @@ func TestReasonStrings(t *testing.T) {
 		}
 	}
 }
+
+// TestSelectStalenessByAnnouncedInterval checks that an edge's heartbeat age is measured in the
+// interval it announces, and in MaxAge for an edge that announces none.
+func TestSelectStalenessByAnnouncedInterval(t *testing.T) {
+	opts := edgeset.SelectOptions{MaxAge: 6 * time.Second, MaxAgeBeats: 3} // a receiver set for 2 s
+	ago := func(name string, interval, age time.Duration) heartbeat.Edge {
+		return edgesettest.With(edgesettest.Live(name, edgesettest.Amsterdam), func(e *heartbeat.Edge) {
+			e.Last.IntervalMS, e.LastSeen = interval.Milliseconds(), edgesettest.Now.Add(-age)
+		})
+	}
+	edges := []heartbeat.Edge{
+		ago("slow-8s", 10*time.Second, 8*time.Second),     // under one of its 10 s intervals
+		ago("slow-31s", 10*time.Second, 31*time.Second),   // over three of them
+		ago("old-5s", 0, 5*time.Second),                   // no interval: MaxAge
+		ago("old-8s", 0, 8*time.Second),                   // no interval, over MaxAge
+		ago("fast-1s", 200*time.Millisecond, time.Second), // over three of its 200 ms
+	}
+	got := exclusions(edgeset.Select(edges, edgeset.Client{}, edgesettest.Current, edgesettest.Now, opts))
+	want := map[string]edgeset.ExcludeReason{"slow-31s": edgeset.ExcludeStale, "old-8s": edgeset.ExcludeStale, "fast-1s": edgeset.ExcludeStale}
+	if !maps.Equal(got, want) {
+		t.Fatalf("excluded %v, want %v", got, want)
+	}
+}
