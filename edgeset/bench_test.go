@@ -4,14 +4,14 @@ import (
 	"testing"
 
 	"github.com/dt-cdn/dt/edgeset"
-	"github.com/dt-cdn/dt/edgeset/edgesettest"
+	"github.com/dt-cdn/dt/internal/testkit/fleet"
 )
 
 func BenchmarkSelect(b *testing.B) {
-	edges := edgesettest.Fleet()
-	opts := edgeset.SelectOptions{Weights: edgesettest.Weights()}
+	edges := fleet.Edges()
+	opts := edgeset.SelectOptions{Weights: fleet.Weights()}
 	b.ReportAllocs()
 	for b.Loop() {
-		edgeset.Select(edges, liege, edgesettest.Current, edgesettest.Now, opts)
+		edgeset.Select(edges, liege, fleet.Current, fleet.Now, opts)
 	}
 }

@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/dt-cdn/dt/edgeset"
-	"github.com/dt-cdn/dt/edgeset/edgesettest"
 	"github.com/dt-cdn/dt/geoip"
 	"github.com/dt-cdn/dt/heartbeat"
+	"github.com/dt-cdn/dt/internal/testkit/fleet"
 )
 
 // nearSet returns the node ids of the near candidates, sorted.
@@ -39,7 +39,7 @@ func exclusions(d edgeset.Decision) map[string]edgeset.ExcludeReason {
 // real GeoIP database built for the test, against a fleet with one edge of each kind of
 // ineligibility.
 func TestSelectTable(t *testing.T) {
-	geo := edgesettest.GeoDB(t)
+	geo := fleet.GeoDB(t)
 	tests := []struct {
 		name  string
 		ip    string
@@ -77,9 +77,9 @@ func TestSelectTable(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			edges := edgesettest.Fleet()
-			d := edgeset.Select(edges, edgeset.Client{IP: ip, Geo: rec}, edgesettest.Current, edgesettest.Now,
-				edgeset.SelectOptions{Weights: edgesettest.Weights(), Rand: rand.NewPCG(1, 2)})
+			edges := fleet.Edges()
+			d := edgeset.Select(edges, edgeset.Client{IP: ip, Geo: rec}, fleet.Current, fleet.Now,
+				edgeset.SelectOptions{Weights: fleet.Weights(), Rand: rand.NewPCG(1, 2)})
 			if d.Basis != tt.basis {
 				t.Errorf("basis %v, want %v", d.Basis, tt.basis)
 			}
@@ -95,7 +95,7 @@ func TestSelectTable(t *testing.T) {
 			if d.Chosen.Match != tt.match {
 				t.Errorf("chosen match %v, want %v", d.Chosen.Match, tt.match)
 			}
-			want := edgesettest.Excluded()
+			want := fleet.Excluded()
 			if ip.Is6() {
 				want["fra"] = edgeset.ExcludeWrongFamily
 			}
@@ -142,7 +142,7 @@ func drawCounts(edges []heartbeat.Edge, client edgeset.Client, opts edgeset.Sele
 	opts.Rand = rand.NewPCG(7, 11)
 	counts := map[string]int{}
 	for range n {
-		d := edgeset.Select(edges, client, edgesettest.Current, edgesettest.Now, opts)
+		d := edgeset.Select(edges, client, fleet.Current, fleet.Now, opts)
 		if d.Chosen != nil {
 			counts[d.Chosen.Edge.Node]++
 		}
@@ -160,7 +160,7 @@ var liege = edgeset.Client{
 // weights. The source is seeded, so the counts are the same on every run; the tolerance is
 // seven standard deviations, so a correct draw passes for any seed.
 func TestSelectDrawsByWeight(t *testing.T) {
-	edges := []heartbeat.Edge{edgesettest.Live("ams", edgesettest.Amsterdam), edgesettest.Live("fra", edgesettest.Frankfurt)}
+	edges := []heartbeat.Edge{fleet.Live("ams", fleet.Amsterdam), fleet.Live("fra", fleet.Frankfurt)}
 	const n = 30000
 	counts := drawCounts(edges, liege, edgeset.SelectOptions{Weights: map[string]float64{"fra": 2}}, n)
 	if got := float64(counts["fra"]) / n; math.Abs(got-2.0/3) > 0.02 {
@@ -170,15 +170,15 @@ func TestSelectDrawsByWeight(t *testing.T) {
 
 // TestSelectLoadShiftsPicks checks that reported CPU load divides an edge's weight.
 func TestSelectLoadShiftsPicks(t *testing.T) {
-	idle := []heartbeat.Edge{edgesettest.Live("ams", edgesettest.Amsterdam), edgesettest.Live("fra", edgesettest.Frankfurt)}
-	busy := []heartbeat.Edge{edgesettest.Live("ams", edgesettest.Amsterdam), edgesettest.With(edgesettest.Live("fra", edgesettest.Frankfurt), func(e *heartbeat.Edge) { e.Last.Load.CPU = 1 })}
+	idle := []heartbeat.Edge{fleet.Live("ams", fleet.Amsterdam), fleet.Live("fra", fleet.Frankfurt)}
+	busy := []heartbeat.Edge{fleet.Live("ams", fleet.Amsterdam), fleet.With(fleet.Live("fra", fleet.Frankfurt), func(e *heartbeat.Edge) { e.Last.Load.CPU = 1 })}
 	const n = 30000
 	before := float64(drawCounts(idle, liege, edgeset.SelectOptions{}, n)["fra"]) / n
 	after := float64(drawCounts(busy, liege, edgeset.SelectOptions{}, n)["fra"]) / n
 	if math.Abs(before-0.5) > 0.02 || math.Abs(after-1.0/3) > 0.02 {
 		t.Errorf("fra share idle %.3f (want 1/2), at full CPU %.3f (want 1/3)", before, after)
 	}
-	d := edgeset.Select(busy, liege, edgesettest.Current, edgesettest.Now, edgeset.SelectOptions{})
+	d := edgeset.Select(busy, liege, fleet.Current, fleet.Now, edgeset.SelectOptions{})
 	for _, c := range d.Candidates {
 		if want := map[string]float64{"ams": 1, "fra": 0.5}[c.Edge.Node]; c.Weight != want {
 			t.Errorf("%s weight %v, want %v", c.Edge.Node, c.Weight, want)
@@ -192,7 +192,7 @@ func TestSelectNoGeo(t *testing.T) {
 	// gulf is the edge nearest to (0, 0): a selection that read "no location" as (0, 0) would
 	// send every unknown client there.
 	gulf := &heartbeat.Location{Lat: 1, Lon: 1, Country: "GQ", Continent: "AF"}
-	edges := []heartbeat.Edge{edgesettest.Live("ams", edgesettest.Amsterdam), edgesettest.Live("gulf", gulf), edgesettest.Live("tyo", edgesettest.Tokyo)}
+	edges := []heartbeat.Edge{fleet.Live("ams", fleet.Amsterdam), fleet.Live("gulf", gulf), fleet.Live("tyo", fleet.Tokyo)}
 	client := edgeset.Client{IP: netip.MustParseAddr("192.0.2.1")}
 	const n = 30000
 	counts := drawCounts(edges, client, edgeset.SelectOptions{}, n)
@@ -201,7 +201,7 @@ func TestSelectNoGeo(t *testing.T) {
 			t.Errorf("%s got %.3f of the draws (%v), want 1/3", node, got, counts)
 		}
 	}
-	d := edgeset.Select(edges, client, edgesettest.Current, edgesettest.Now, edgeset.SelectOptions{})
+	d := edgeset.Select(edges, client, fleet.Current, fleet.Now, edgeset.SelectOptions{})
 	if d.Basis != edgeset.BasisNone || d.NearKm != 0 {
 		t.Errorf("basis %v, near band %v km; want no geo, no band", d.Basis, d.NearKm)
 	}
@@ -212,7 +212,7 @@ func TestSelectNoGeo(t *testing.T) {
 	}
 
 	def := &geoip.Record{Country: "JP", Continent: "AS", Lat: 35, Lon: 139, HasLocation: true}
-	d = edgeset.Select(edges, client, edgesettest.Current, edgesettest.Now, edgeset.SelectOptions{DefaultLocation: def})
+	d = edgeset.Select(edges, client, fleet.Current, fleet.Now, edgeset.SelectOptions{DefaultLocation: def})
 	if d.Basis != edgeset.BasisDefaultLocation || d.Chosen == nil || d.Chosen.Edge.Node != "tyo" {
 		t.Errorf("with a default location in Japan: basis %v, chose %v", d.Basis, d.Chosen)
 	}
@@ -220,12 +220,12 @@ func TestSelectNoGeo(t *testing.T) {
 	// edges of the same country, and is not near when those are.
 	nowhere := &heartbeat.Location{Country: "BE", Continent: "EU"}
 	located := &heartbeat.Location{Lat: 50.8, Lon: 4.4, Country: "BE", Continent: "EU"}
-	d = edgeset.Select([]heartbeat.Edge{edgesettest.Live("bru0", nowhere), edgesettest.Live("bru", located)}, liege, edgesettest.Current, edgesettest.Now, edgeset.SelectOptions{})
+	d = edgeset.Select([]heartbeat.Edge{fleet.Live("bru0", nowhere), fleet.Live("bru", located)}, liege, fleet.Current, fleet.Now, edgeset.SelectOptions{})
 	if c := d.Candidates[1]; c.Edge.Node != "bru0" || c.HasDistance || c.Match != edgeset.MatchCountry || c.Near {
 		t.Errorf("edge at (0, 0): %+v", c)
 	}
 	// A client with a record of its own is not moved to the default location.
-	d = edgeset.Select(edges, liege, edgesettest.Current, edgesettest.Now, edgeset.SelectOptions{DefaultLocation: def})
+	d = edgeset.Select(edges, liege, fleet.Current, fleet.Now, edgeset.SelectOptions{DefaultLocation: def})
 	if d.Basis != edgeset.BasisLocation || d.Chosen.Edge.Node != "ams" {
 		t.Errorf("located client with a default: basis %v, chose %s", d.Basis, d.Chosen.Edge.Node)
 	}
@@ -235,20 +235,20 @@ func TestSelectNoGeo(t *testing.T) {
 // city: never there, and no answer at all when only IPv4-only edges are eligible.
 func TestSelectIPv6NeverToIPv4Only(t *testing.T) {
 	v4only := func(e *heartbeat.Edge) { e.Last.IPv6 = netip.Addr{} }
-	edges := []heartbeat.Edge{edgesettest.With(edgesettest.Live("fra", edgesettest.Frankfurt), v4only), edgesettest.Live("tyo", edgesettest.Tokyo)}
+	edges := []heartbeat.Edge{fleet.With(fleet.Live("fra", fleet.Frankfurt), v4only), fleet.Live("tyo", fleet.Tokyo)}
 	client := edgeset.Client{IP: netip.MustParseAddr("2a01:4f8::1"),
 		Geo: &geoip.Record{Country: "DE", Continent: "EU", Lat: 50.1, Lon: 8.7, HasLocation: true}}
 	if counts := drawCounts(edges, client, edgeset.SelectOptions{}, 1000); counts["fra"] != 0 || counts["tyo"] != 1000 {
 		t.Errorf("IPv6 client picks: %v", counts)
 	}
 	// With the IPv6 edge gone there is nobody left: no fallback to the IPv4-only edge.
-	d := edgeset.Select(edges[:1], client, edgesettest.Current, edgesettest.Now, edgeset.SelectOptions{})
+	d := edgeset.Select(edges[:1], client, fleet.Current, fleet.Now, edgeset.SelectOptions{})
 	if d.Chosen != nil || len(d.Candidates) != 0 || d.Excluded[0].Reason != edgeset.ExcludeWrongFamily {
 		t.Errorf("only an IPv4-only edge: chose %v, %d candidates, excluded %v", d.Chosen, len(d.Candidates), d.Excluded)
 	}
 	// And the reverse: an IPv4 client never goes to an IPv6-only edge.
-	v6only := edgesettest.With(edgesettest.Live("fra6", edgesettest.Frankfurt), func(e *heartbeat.Edge) { e.Last.IPv4 = netip.Addr{} })
-	d = edgeset.Select([]heartbeat.Edge{v6only}, edgeset.Client{IP: netip.MustParseAddr("85.88.1.1")}, edgesettest.Current, edgesettest.Now, edgeset.SelectOptions{})
+	v6only := fleet.With(fleet.Live("fra6", fleet.Frankfurt), func(e *heartbeat.Edge) { e.Last.IPv4 = netip.Addr{} })
+	d = edgeset.Select([]heartbeat.Edge{v6only}, edgeset.Client{IP: netip.MustParseAddr("85.88.1.1")}, fleet.Current, fleet.Now, edgeset.SelectOptions{})
 	if d.Chosen != nil || d.Excluded[0].Reason != edgeset.ExcludeWrongFamily {
 		t.Errorf("IPv4 client, IPv6-only edge: chose %v, excluded %v", d.Chosen, d.Excluded)
 	}
@@ -257,20 +257,20 @@ func TestSelectIPv6NeverToIPv4Only(t *testing.T) {
 // TestSelectNeverFallsBack checks that a fleet with no eligible edge yields no choice.
 func TestSelectNeverFallsBack(t *testing.T) {
 	var edges []heartbeat.Edge
-	for _, e := range edgesettest.Fleet() {
-		if _, ok := edgesettest.Excluded()[e.Node]; ok {
+	for _, e := range fleet.Edges() {
+		if _, ok := fleet.Excluded()[e.Node]; ok {
 			edges = append(edges, e)
 		}
 	}
-	d := edgeset.Select(edges, liege, edgesettest.Current, edgesettest.Now, edgeset.SelectOptions{Weights: edgesettest.Weights()})
+	d := edgeset.Select(edges, liege, fleet.Current, fleet.Now, edgeset.SelectOptions{Weights: fleet.Weights()})
 	if d.Chosen != nil || len(d.Candidates) != 0 || len(d.Excluded) != len(edges) {
 		t.Errorf("chose %v from %d ineligible edges (%d candidates)", d.Chosen, len(edges), len(d.Candidates))
 	}
-	if d = edgeset.Select(nil, liege, edgesettest.Current, edgesettest.Now, edgeset.SelectOptions{}); d.Chosen != nil {
+	if d = edgeset.Select(nil, liege, fleet.Current, fleet.Now, edgeset.SelectOptions{}); d.Chosen != nil {
 		t.Error("chose an edge from none")
 	}
 	// No current deploy: nothing is on it.
-	d = edgeset.Select([]heartbeat.Edge{edgesettest.Live("ams", edgesettest.Amsterdam)}, liege, "", edgesettest.Now, edgeset.SelectOptions{})
+	d = edgeset.Select([]heartbeat.Edge{fleet.Live("ams", fleet.Amsterdam)}, liege, "", fleet.Now, edgeset.SelectOptions{})
 	if d.Chosen != nil || d.Excluded[0].Reason != edgeset.ExcludeOldDeploy {
 		t.Errorf("no current deploy: chose %v, excluded %v", d.Chosen, d.Excluded)
 	}
@@ -280,7 +280,7 @@ func TestSelectNeverFallsBack(t *testing.T) {
 func TestSelectNearBand(t *testing.T) {
 	// Points due north of the client, about 111.2 km per degree of latitude.
 	at := func(node string, km float64) heartbeat.Edge {
-		return edgesettest.Live(node, &heartbeat.Location{Lat: km / 111.19, Lon: 0, Country: "XX", Continent: "EU"})
+		return fleet.Live(node, &heartbeat.Location{Lat: km / 111.19, Lon: 0, Country: "XX", Continent: "EU"})
 	}
 	client := edgeset.Client{IP: netip.MustParseAddr("192.0.2.1"), Geo: &geoip.Record{Country: "YY", Continent: "EU", HasLocation: true}}
 	edges := []heartbeat.Edge{at("d1", 1), at("d12", 12), at("d60", 60), at("d300", 300), at("d430", 430), at("d500", 500)}
@@ -302,7 +302,7 @@ func TestSelectNearBand(t *testing.T) {
 			g := *client.Geo
 			g.AccuracyRadius = tt.accuracy
 			c.Geo = &g
-			d := edgeset.Select(edges, c, edgesettest.Current, edgesettest.Now, tt.opts)
+			d := edgeset.Select(edges, c, fleet.Current, fleet.Now, tt.opts)
 			if got := nearSet(d); !slices.Equal(got, tt.near) {
 				t.Errorf("near %v, want %v (band %v km)", got, tt.near, d.NearKm)
 			}
@@ -310,7 +310,7 @@ func TestSelectNearBand(t *testing.T) {
 		})
 	}
 	// Factor: nearest at 300 km, band 450 km: 430 in, 500 out.
-	d := edgeset.Select(edges[3:], client, edgesettest.Current, edgesettest.Now, edgeset.SelectOptions{})
+	d := edgeset.Select(edges[3:], client, fleet.Current, fleet.Now, edgeset.SelectOptions{})
 	if got := nearSet(d); !slices.Equal(got, []string{"d300", "d430"}) || math.Abs(d.NearKm-450) > 1 {
 		t.Errorf("near %v with band %v km, want d300 d430 within 450 km", got, d.NearKm)
 	}
@@ -318,11 +318,11 @@ func TestSelectNearBand(t *testing.T) {
 
 // TestSelectOrderIndependent checks that the caller's order of edges does not change the outcome.
 func TestSelectOrderIndependent(t *testing.T) {
-	edges := edgesettest.Fleet()
-	want := edgeset.Select(edges, liege, edgesettest.Current, edgesettest.Now, edgeset.SelectOptions{Weights: edgesettest.Weights(), Rand: rand.NewPCG(3, 4)})
+	edges := fleet.Edges()
+	want := edgeset.Select(edges, liege, fleet.Current, fleet.Now, edgeset.SelectOptions{Weights: fleet.Weights(), Rand: rand.NewPCG(3, 4)})
 	reversed := slices.Clone(edges)
 	slices.Reverse(reversed)
-	got := edgeset.Select(reversed, liege, edgesettest.Current, edgesettest.Now, edgeset.SelectOptions{Weights: edgesettest.Weights(), Rand: rand.NewPCG(3, 4)})
+	got := edgeset.Select(reversed, liege, fleet.Current, fleet.Now, edgeset.SelectOptions{Weights: fleet.Weights(), Rand: rand.NewPCG(3, 4)})
 	if got.Chosen.Edge.Node != want.Chosen.Edge.Node {
 		t.Errorf("reversed input chose %s, want %s", got.Chosen.Edge.Node, want.Chosen.Edge.Node)
 	}
@@ -344,11 +344,11 @@ func TestExclusionRules(t *testing.T) {
 		want   edgeset.ExcludeReason
 	}{
 		{"fresh", func(*heartbeat.Edge) {}, "192.0.2.1", edgeset.SelectOptions{}, 0},
-		{"heartbeat at the max age", func(e *heartbeat.Edge) { e.LastSeen = edgesettest.Now.Add(-10 * time.Second) }, "192.0.2.1", edgeset.SelectOptions{}, 0},
-		{"heartbeat past the max age", func(e *heartbeat.Edge) { e.LastSeen = edgesettest.Now.Add(-11 * time.Second) }, "192.0.2.1", edgeset.SelectOptions{}, edgeset.ExcludeStale},
-		{"custom max age", func(e *heartbeat.Edge) { e.LastSeen = edgesettest.Now.Add(-3 * time.Second) }, "192.0.2.1", edgeset.SelectOptions{MaxAge: 2 * time.Second}, edgeset.ExcludeStale},
-		{"certificate expiring now", func(e *heartbeat.Edge) { e.Last.CertExpiry = edgesettest.Now.UnixMilli() }, "192.0.2.1", edgeset.SelectOptions{}, edgeset.ExcludeCertificate},
-		{"dead and old: dead first", func(e *heartbeat.Edge) { e.State, e.Last.Deploy = heartbeat.Dead, edgesettest.Old }, "192.0.2.1", edgeset.SelectOptions{}, edgeset.ExcludeNotAlive},
+		{"heartbeat at the max age", func(e *heartbeat.Edge) { e.LastSeen = fleet.Now.Add(-10 * time.Second) }, "192.0.2.1", edgeset.SelectOptions{}, 0},
+		{"heartbeat past the max age", func(e *heartbeat.Edge) { e.LastSeen = fleet.Now.Add(-11 * time.Second) }, "192.0.2.1", edgeset.SelectOptions{}, edgeset.ExcludeStale},
+		{"custom max age", func(e *heartbeat.Edge) { e.LastSeen = fleet.Now.Add(-3 * time.Second) }, "192.0.2.1", edgeset.SelectOptions{MaxAge: 2 * time.Second}, edgeset.ExcludeStale},
+		{"certificate expiring now", func(e *heartbeat.Edge) { e.Last.CertExpiry = fleet.Now.UnixMilli() }, "192.0.2.1", edgeset.SelectOptions{}, edgeset.ExcludeCertificate},
+		{"dead and old: dead first", func(e *heartbeat.Edge) { e.State, e.Last.Deploy = heartbeat.Dead, fleet.Old }, "192.0.2.1", edgeset.SelectOptions{}, edgeset.ExcludeNotAlive},
 		{"URL with a query", func(e *heartbeat.Edge) { e.Last.PublicURL = "https://a.example?x" }, "192.0.2.1", edgeset.SelectOptions{}, edgeset.ExcludeNoPublicURL},
 		{"URL with a space", func(e *heartbeat.Edge) { e.Last.PublicURL = "https://a.example/ x" }, "192.0.2.1", edgeset.SelectOptions{}, edgeset.ExcludeNoPublicURL},
 		{"URL without host", func(e *heartbeat.Edge) { e.Last.PublicURL = "https:///x" }, "192.0.2.1", edgeset.SelectOptions{}, edgeset.ExcludeNoPublicURL},
@@ -365,12 +365,12 @@ func TestExclusionRules(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := edgesettest.With(edgesettest.Live("e", edgesettest.Amsterdam), tt.edit)
+			e := fleet.With(fleet.Live("e", fleet.Amsterdam), tt.edit)
 			var ip netip.Addr
 			if tt.client != "" {
 				ip = netip.MustParseAddr(tt.client)
 			}
-			d := edgeset.Select([]heartbeat.Edge{e}, edgeset.Client{IP: ip}, edgesettest.Current, edgesettest.Now, tt.opts)
+			d := edgeset.Select([]heartbeat.Edge{e}, edgeset.Client{IP: ip}, fleet.Current, fleet.Now, tt.opts)
 			var got edgeset.ExcludeReason
 			if len(d.Excluded) > 0 {
 				got = d.Excluded[0].Reason
@@ -412,8 +412,8 @@ func TestReasonStrings(t *testing.T) {
 func TestSelectStalenessByAnnouncedInterval(t *testing.T) {
 	opts := edgeset.SelectOptions{MaxAge: 6 * time.Second, MaxAgeBeats: 3} // a receiver set for 2 s
 	ago := func(name string, interval, age time.Duration) heartbeat.Edge {
-		return edgesettest.With(edgesettest.Live(name, edgesettest.Amsterdam), func(e *heartbeat.Edge) {
-			e.Last.IntervalMS, e.LastSeen = interval.Milliseconds(), edgesettest.Now.Add(-age)
+		return fleet.With(fleet.Live(name, fleet.Amsterdam), func(e *heartbeat.Edge) {
+			e.Last.IntervalMS, e.LastSeen = interval.Milliseconds(), fleet.Now.Add(-age)
 		})
 	}
 	edges := []heartbeat.Edge{
@@ -423,7 +423,7 @@ func TestSelectStalenessByAnnouncedInterval(t *testing.T) {
 		ago("old-8s", 0, 8*time.Second),                   // no interval, over MaxAge
 		ago("fast-1s", 200*time.Millisecond, time.Second), // over three of its 200 ms
 	}
-	got := exclusions(edgeset.Select(edges, edgeset.Client{}, edgesettest.Current, edgesettest.Now, opts))
+	got := exclusions(edgeset.Select(edges, edgeset.Client{}, fleet.Current, fleet.Now, opts))
 	want := map[string]edgeset.ExcludeReason{"slow-31s": edgeset.ExcludeStale, "old-8s": edgeset.ExcludeStale, "fast-1s": edgeset.ExcludeStale}
 	if !maps.Equal(got, want) {
 		t.Fatalf("excluded %v, want %v", got, want)

@@ -4,7 +4,7 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/dt-cdn/dt/internal/geoiptest"
+	"github.com/dt-cdn/dt/internal/testkit/mmdb"
 	"go.uber.org/goleak"
 )
 
@@ -14,11 +14,11 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // without failing the process, and one that does not must be refused with an error, never a panic,
 // so that Reload can keep the database it has.
 func FuzzOpenBytes(f *testing.F) {
-	small := geoiptest.Build(f, geoiptest.Nets()[:4], geoiptest.LayoutMaxMind)
+	small := mmdb.Build(f, mmdb.Nets()[:4], mmdb.LayoutMaxMind)
 	f.Add(small)
 	f.Add(small[:len(small)/2])
-	f.Add(geoiptest.Build(f, geoiptest.Nets()[:2], geoiptest.LayoutDBIP))
-	f.Add(geoiptest.BuildV4(f))
+	f.Add(mmdb.Build(f, mmdb.Nets()[:2], mmdb.LayoutDBIP))
+	f.Add(mmdb.BuildV4(f))
 	ips := []netip.Addr{netip.MustParseAddr("145.100.1.1"), netip.MustParseAddr("2001:610::1"), netip.MustParseAddr("8.8.8.8")}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		g, err := openBytes(data)

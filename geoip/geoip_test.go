@@ -15,8 +15,8 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/dt-cdn/dt/internal/geoiptest"
 	"github.com/dt-cdn/dt/internal/syncbuf"
+	"github.com/dt-cdn/dt/internal/testkit/mmdb"
 )
 
 func writeFile(t testing.TB, path string, data []byte, mtime time.Time) {
@@ -43,16 +43,16 @@ func mustLookup(t testing.TB, g *DB, ip string) *Record {
 func TestGeoDBLookupLayouts(t *testing.T) {
 	for _, tt := range []struct {
 		name   string
-		layout geoiptest.Layout
+		layout mmdb.Layout
 		radius uint16
 		tol    float64 // float32 coordinates in DB-IP's layout
 	}{
-		{"GeoLite2-City", geoiptest.LayoutMaxMind, 20, 0},
-		{"DB-IP lite", geoiptest.LayoutDBIP, 0, 1e-5},
+		{"GeoLite2-City", mmdb.LayoutMaxMind, 20, 0},
+		{"DB-IP lite", mmdb.LayoutDBIP, 0, 1e-5},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "db.mmdb")
-			writeFile(t, path, geoiptest.Build(t, geoiptest.Nets(), tt.layout), testNow)
+			writeFile(t, path, mmdb.Build(t, mmdb.Nets(), tt.layout), testNow)
 			g, err := Open(path, Options{})
 			if err != nil {
 				t.Fatal(err)
@@ -84,7 +84,7 @@ func TestGeoDBLookupLayouts(t *testing.T) {
 }
 
 func TestGeoDBIPv4Only(t *testing.T) {
-	tree := geoiptest.BuildV4(t)
+	tree := mmdb.BuildV4(t)
 	path := filepath.Join(t.TempDir(), "v4.mmdb")
 	writeFile(t, path, tree, testNow)
 	g, err := Open(path, Options{})
@@ -101,7 +101,7 @@ func TestGeoDBIPv4Only(t *testing.T) {
 }
 
 func TestOpenGeoDBRefusesBadFiles(t *testing.T) {
-	good := geoiptest.Build(t, geoiptest.Nets(), geoiptest.LayoutMaxMind)
+	good := mmdb.Build(t, mmdb.Nets(), mmdb.LayoutMaxMind)
 	dir := t.TempDir()
 	for name, data := range map[string][]byte{
 		"empty":     {},
@@ -120,9 +120,9 @@ func TestOpenGeoDBRefusesBadFiles(t *testing.T) {
 	}
 }
 
-// movedNets is geoiptest.Nets with the Dutch network moved to Belgium: a second database to reload.
-func movedNets() []geoiptest.Net {
-	nets := geoiptest.Nets()
+// movedNets is mmdb.Nets with the Dutch network moved to Belgium: a second database to reload.
+func movedNets() []mmdb.Net {
+	nets := mmdb.Nets()
 	for i := range nets {
 		if nets[i].Country == "NL" {
 			nets[i].Country, nets[i].Lat, nets[i].Lon = "BE", 50.85, 4.35
@@ -133,7 +133,7 @@ func movedNets() []geoiptest.Net {
 
 func TestGeoDBReloadKeepsOldOnCorruptFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "city.mmdb")
-	writeFile(t, path, geoiptest.Build(t, geoiptest.Nets(), geoiptest.LayoutMaxMind), testNow)
+	writeFile(t, path, mmdb.Build(t, mmdb.Nets(), mmdb.LayoutMaxMind), testNow)
 	var logs syncbuf.Buffer
 	g, err := Open(path, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
@@ -141,7 +141,7 @@ func TestGeoDBReloadKeepsOldOnCorruptFile(t *testing.T) {
 	}
 	defer g.Close()
 
-	good := geoiptest.Build(t, movedNets(), geoiptest.LayoutMaxMind)
+	good := mmdb.Build(t, movedNets(), mmdb.LayoutMaxMind)
 	writeFile(t, path, good[:len(good)/3], testNow.Add(time.Minute)) // a copy cut short
 	if err := g.Reload(); !errors.Is(err, ErrBadDB) {
 		t.Fatalf("reload of a corrupt file: %v", err)
@@ -166,7 +166,7 @@ func TestGeoDBReloadKeepsOldOnCorruptFile(t *testing.T) {
 func TestGeoDBWatch(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "city.mmdb")
-		writeFile(t, path, geoiptest.Build(t, geoiptest.Nets(), geoiptest.LayoutMaxMind), testNow)
+		writeFile(t, path, mmdb.Build(t, mmdb.Nets(), mmdb.LayoutMaxMind), testNow)
 		g, err := Open(path, Options{PollInterval: time.Second})
 		if err != nil {
 			t.Fatal(err)
@@ -195,7 +195,7 @@ func TestGeoDBWatch(t *testing.T) {
 		if rec := mustLookup(t, g, "145.100.0.1"); rec == nil || rec.Country != "NL" {
 			t.Fatalf("with the file gone: %+v, want the old NL record", rec)
 		}
-		writeFile(t, path, geoiptest.Build(t, movedNets(), geoiptest.LayoutMaxMind), testNow.Add(2*time.Minute))
+		writeFile(t, path, mmdb.Build(t, movedNets(), mmdb.LayoutMaxMind), testNow.Add(2*time.Minute))
 		poll()
 		if rec := mustLookup(t, g, "145.100.0.1"); rec == nil || rec.Country != "BE" {
 			t.Fatalf("after a good file: %+v, want BE", rec)
@@ -216,7 +216,7 @@ func TestGeoDBWatch(t *testing.T) {
 func TestGeoDBLookupsDuringReload(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "city.mmdb")
-	dbs := [][]byte{geoiptest.Build(t, geoiptest.Nets(), geoiptest.LayoutMaxMind), geoiptest.Build(t, movedNets(), geoiptest.LayoutMaxMind)}
+	dbs := [][]byte{mmdb.Build(t, mmdb.Nets(), mmdb.LayoutMaxMind), mmdb.Build(t, movedNets(), mmdb.LayoutMaxMind)}
 	writeFile(t, path, dbs[0], testNow)
 	g, err := Open(path, Options{})
 	if err != nil {
@@ -280,10 +280,10 @@ func TestGeoDBClose(t *testing.T) {
 // testNow is the modification time of the test files: any fixed time will do.
 var testNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-// openTestDB opens a database of geoiptest.Nets.
+// openTestDB opens a database of mmdb.Nets.
 func openTestDB(t testing.TB) *DB {
 	t.Helper()
-	g, err := Open(geoiptest.File(t), Options{})
+	g, err := Open(mmdb.File(t), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,7 @@ package redirector
 import (
 	"fmt"
 	"github.com/dt-cdn/dt/edgeset"
-	"github.com/dt-cdn/dt/edgeset/edgesettest"
+	"github.com/dt-cdn/dt/internal/testkit/fleet"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -27,13 +27,13 @@ func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (w *discardWriter) WriteHeader(int)             {}
 
 func benchHandler(b testing.TB, trusted []netip.Prefix) *Handler {
-	edges := edgesettest.Fleet() // 16 edges, 5 eligible: one snapshot, as a cached tracker view would be
+	edges := fleet.Edges() // 16 edges, 5 eligible: one snapshot, as a cached tracker view would be
 	h, err := NewHandler(HandlerConfig{
-		Edges:          func() ([]heartbeat.Edge, string) { return edges, edgesettest.Current },
-		Geo:            edgesettest.GeoDB(b),
+		Edges:          func() ([]heartbeat.Edge, string) { return edges, fleet.Current },
+		Geo:            fleet.GeoDB(b),
 		TrustedProxies: trusted,
-		Select:         edgeset.SelectOptions{Weights: edgesettest.Weights()},
-		Now:            func() time.Time { return edgesettest.Now },
+		Select:         edgeset.SelectOptions{Weights: fleet.Weights()},
+		Now:            func() time.Time { return fleet.Now },
 	})
 	if err != nil {
 		b.Fatal(err)

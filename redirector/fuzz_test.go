@@ -2,7 +2,7 @@ package redirector
 
 import (
 	"encoding/json"
-	"github.com/dt-cdn/dt/edgeset/edgesettest"
+	"github.com/dt-cdn/dt/internal/testkit/fleet"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -21,9 +21,9 @@ func FuzzExplainIP(f *testing.F) {
 		f.Add(s)
 	}
 	h, err := NewHandler(HandlerConfig{
-		Edges: func() ([]heartbeat.Edge, string) { return edgesettest.Fleet(), edgesettest.Current },
-		Geo:   edgesettest.GeoDB(f),
-		Now:   func() time.Time { return edgesettest.Now },
+		Edges: func() ([]heartbeat.Edge, string) { return fleet.Edges(), fleet.Current },
+		Geo:   fleet.GeoDB(f),
+		Now:   func() time.Time { return fleet.Now },
 	})
 	if err != nil {
 		f.Fatal(err)

@@ -1,7 +1,7 @@
-// Package geoiptest builds small MaxMind-format GeoIP databases for tests, with mmdbwriter: a
+// Package mmdb builds small MaxMind-format GeoIP databases for tests, with mmdbwriter: a
 // fixed set of networks in several countries, for IPv4 and IPv6, in GeoLite2-City's and DB-IP
 // lite's record layouts. The databases are made in the test, so no test needs a file from outside.
-package geoiptest
+package mmdb
 
 import (
 	"bytes"

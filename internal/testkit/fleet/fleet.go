@@ -1,7 +1,7 @@
-// Package edgesettest holds the fleet of edges that the tests of the choice of edges share: one
+// Package fleet holds the fleet of edges that the tests of the choice of edges share: one
 // eligible edge in each of several cities and one edge of each kind of ineligibility, with the
 // reasons package edgeset gives for them, and a GeoIP database placing clients near them.
-package edgesettest
+package fleet
 
 import (
 	"net/netip"
@@ -11,13 +11,13 @@ import (
 	"github.com/dt-cdn/dt/edgeset"
 	"github.com/dt-cdn/dt/geoip"
 	"github.com/dt-cdn/dt/heartbeat"
-	"github.com/dt-cdn/dt/internal/geoiptest"
+	"github.com/dt-cdn/dt/internal/testkit/mmdb"
 )
 
-// GeoDB opens a database of geoiptest.Nets, closed when t ends.
+// GeoDB opens a database of mmdb.Nets, closed when t ends.
 func GeoDB(t testing.TB) *geoip.DB {
 	t.Helper()
-	g, err := geoip.Open(geoiptest.File(t), geoip.Options{})
+	g, err := geoip.Open(mmdb.File(t), geoip.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,9 +72,9 @@ func With(e heartbeat.Edge, f func(*heartbeat.Edge)) heartbeat.Edge {
 	return e
 }
 
-// Fleet is the fleet of the selection tests: five eligible edges (ams, fra IPv4-only, nyc,
+// Edges is the fleet of the selection tests: five eligible edges (ams, fra IPv4-only, nyc,
 // tyo, gru on plain http without addresses) and one of each kind of ineligible edge.
-func Fleet() []heartbeat.Edge {
+func Edges() []heartbeat.Edge {
 	return []heartbeat.Edge{
 		Live("ams", Amsterdam),
 		With(Live("fra", Frankfurt), func(e *heartbeat.Edge) { e.Last.IPv6 = netip.Addr{} }),
@@ -102,7 +102,7 @@ func Fleet() []heartbeat.Edge {
 // Weights disables syd-off.
 func Weights() map[string]float64 { return map[string]float64{"syd-off": 0} }
 
-// Excluded is every ineligible edge of Fleet with its reason, for any client.
+// Excluded is every ineligible edge of Edges with its reason, for any client.
 func Excluded() map[string]edgeset.ExcludeReason {
 	return map[string]edgeset.ExcludeReason{
 		"ams-drain":   edgeset.ExcludeDraining,
