@@ -32,11 +32,12 @@ type SelectOptions struct {
 	Weights map[string]float64
 	// NearFactor makes the near band: an edge whose distance to the client is at most NearFactor
 	// times the nearest edge's distance counts as near as the nearest (mirrorbits uses 1.5).
-	// Zero: 1.5. Values below 1 are treated as 1.
+	// Zero: DefaultNearFactor. Values below 1 are treated as 1.
 	NearFactor float64
 	// NearFloorKm is the least width of the near band: every edge within this many kilometres of
 	// the client counts as near, so edges 1 km and 12 km away share visitors although one is
-	// twelve times nearer. GeoIP places clients no better than this anyway. Zero: 100 km.
+	// twelve times nearer. GeoIP places clients no better than this anyway. Zero:
+	// DefaultNearFloorKm.
 	NearFloorKm float64
 	// MaxChoices caps how many of the nearest edges in the near band are drawn from. Zero: no
 	// cap, every edge in the band takes visitors in proportion to its weight.
