@@ -5,6 +5,11 @@
 // Heartbeats travel as dt messages, so they are signed by the edge's node identity: a receiver
 // takes the sender from the message (dt.Event.From), never from the payload, and a node cannot
 // speak for another.
+//
+// Each heartbeat announces its sender's interval (Heartbeat.IntervalMS), and a Tracker judges
+// every edge's silence by the interval that edge announces, so receivers need no setting that
+// matches the edges'. Heartbeats of earlier releases announce none; a Tracker judges those by its
+// Config.Interval, and receivers of earlier releases ignore the field.
 package heartbeat
 
 import (
