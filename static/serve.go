@@ -1,4 +1,4 @@
-package edge
+package static
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dt-cdn/dt/internal/h2"
+	"github.com/dt-cdn/dt/internal/sendconn"
 )
 
 // serveFile answers with a file of the site: status is 200, or the error status of a page such
@@ -84,7 +85,7 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, s *Site, f *
 		return h.writeError(w, r, http.StatusInternalServerError, nil)
 	}
 	w.WriteHeader(status)
-	uncork := corkFor(w, r, b.n)
+	uncork := sendconn.Cork(w, r, b.n)
 	n, err := h.sendBody(w, r, s, b)
 	uncork()
 	if err != nil {
@@ -174,7 +175,7 @@ func (h *Handler) serveRanges(w http.ResponseWriter, r *http.Request, s *Site, f
 		var sb segmentedBody
 		mw = multipart.NewWriter(&sb)
 		if err := mw.SetBoundary(boundary); err != nil {
-			panic(fmt.Sprintf("edge: multipart boundary %q: %v", boundary, err)) // multipart made it
+			panic(fmt.Sprintf("static: multipart boundary %q: %v", boundary, err)) // multipart made it
 		}
 		for _, br := range ranges {
 			mw.CreatePart(partHeader(br)) // writes to memory: cannot fail
@@ -191,7 +192,7 @@ func (h *Handler) serveRanges(w http.ResponseWriter, r *http.Request, s *Site, f
 	var sent countingWriter
 	mw = multipart.NewWriter(io.MultiWriter(h.bodyWriter(w, r), &sent))
 	if err := mw.SetBoundary(boundary); err != nil {
-		panic(fmt.Sprintf("edge: multipart boundary %q: %v", boundary, err)) // multipart made it
+		panic(fmt.Sprintf("static: multipart boundary %q: %v", boundary, err)) // multipart made it
 	}
 	for _, br := range ranges {
 		pw, err := mw.CreatePart(partHeader(br))
@@ -247,7 +248,7 @@ func (h *Handler) openBody(s *Site, rp *rep, off, n int64) (body, error) {
 		}
 		f, err := s.src.Open(pt.hash)
 		if err != nil {
-			return body{}, &blobError{fmt.Errorf("edge: open blob %s: %w", pt.hash.Short(), err)}
+			return body{}, &blobError{fmt.Errorf("static: open blob %s: %w", pt.hash.Short(), err)}
 		}
 		b.first, b.part = f, i
 		return b, nil
@@ -283,7 +284,7 @@ func (h *Handler) sendBody(w http.ResponseWriter, r *http.Request, s *Site, b bo
 }
 
 // bodyWriter is w, with a write deadline of SendTimeout set before each write when net/http
-// serves HTTP/2 (Config.StdHTTP2), as package h2 does itself: a stream whose client takes
+// serves HTTP/2 (httpserve.Config.StdHTTP2), as package h2 does itself: a stream whose client takes
 // nothing for that long is reset. What this fallback cannot bound: the handler's goroutine
 // and open blob stay with a stream waiting for flow-control window until that deadline, and
 // net/http's server decides itself how much it buffers per connection.
@@ -331,7 +332,7 @@ func (b *blobBody) Len() int64 { return b.n }
 
 func (b *blobBody) Open(off int64) (io.ReadCloser, error) {
 	if off < 0 || off > b.n {
-		return nil, fmt.Errorf("edge: body offset %d of %d", off, b.n)
+		return nil, fmt.Errorf("static: body offset %d of %d", off, b.n)
 	}
 	return &partsReader{src: b.src, parts: b.parts, pos: b.start + off, left: b.n - off}, nil
 }
@@ -374,7 +375,7 @@ func (sb *segmentedBody) Len() int64 { return sb.n }
 
 func (sb *segmentedBody) Open(off int64) (io.ReadCloser, error) {
 	if off < 0 || off > sb.n {
-		return nil, fmt.Errorf("edge: body offset %d of %d", off, sb.n)
+		return nil, fmt.Errorf("static: body offset %d of %d", off, sb.n)
 	}
 	return &segmentsReader{segs: sb.segs, off: off}, nil
 }
@@ -449,7 +450,7 @@ func (pr *partsReader) Read(p []byte) (int, error) {
 			if pr.pos < start+pt.size {
 				f, err := pr.src.Open(pt.hash)
 				if err != nil {
-					return 0, &blobError{fmt.Errorf("edge: open blob %s: %w", pt.hash.Short(), err)}
+					return 0, &blobError{fmt.Errorf("static: open blob %s: %w", pt.hash.Short(), err)}
 				}
 				pr.f, pr.fStart, pr.fEnd = f, start, start+pt.size
 				break
@@ -457,7 +458,7 @@ func (pr *partsReader) Read(p []byte) (int, error) {
 			start += pt.size
 		}
 		if pr.f == nil {
-			return 0, &blobError{fmt.Errorf("edge: offset %d past the representation: %w", pr.pos, io.ErrUnexpectedEOF)}
+			return 0, &blobError{fmt.Errorf("static: offset %d past the representation: %w", pr.pos, io.ErrUnexpectedEOF)}
 		}
 	}
 	p = p[:min(int64(len(p)), pr.left, pr.fEnd-pr.pos)]
@@ -470,7 +471,7 @@ func (pr *partsReader) Read(p []byte) (int, error) {
 	if err == nil || err == io.EOF {
 		err = io.ErrUnexpectedEOF // the blob is shorter than the manifest says
 	}
-	return n, &blobError{fmt.Errorf("edge: read blob %s: %w", pr.f.Name(), err)}
+	return n, &blobError{fmt.Errorf("static: read blob %s: %w", pr.f.Name(), err)}
 }
 
 func (pr *partsReader) Close() error {
@@ -501,7 +502,7 @@ func (h *Handler) writeBody(w io.Writer, s *Site, b body) (int64, error) {
 		if f == nil {
 			var err error
 			if f, err = s.src.Open(pt.hash); err != nil {
-				return written, &blobError{fmt.Errorf("edge: open blob %s: %w", pt.hash.Short(), err)}
+				return written, &blobError{fmt.Errorf("static: open blob %s: %w", pt.hash.Short(), err)}
 			}
 		}
 		k := min(pt.size-off, left)
@@ -522,13 +523,13 @@ func (h *Handler) writeBody(w io.Writer, s *Site, b body) (int64, error) {
 func copyBlob(w io.Writer, f *os.File, off, n int64, buf []byte) (int64, error) {
 	if off > 0 {
 		if _, err := f.Seek(off, io.SeekStart); err != nil {
-			return 0, &blobError{fmt.Errorf("edge: seek blob: %w", err)}
+			return 0, &blobError{fmt.Errorf("static: seek blob: %w", err)}
 		}
 	}
 	m, err := io.CopyBuffer(w, io.LimitReader(f, n), buf)
 	if err == nil && m < n {
 		// The blob is shorter than the manifest says (NewSite checked; it changed since).
-		err = &blobError{fmt.Errorf("edge: blob %s ends %d bytes early: %w", f.Name(), n-m, io.ErrUnexpectedEOF)}
+		err = &blobError{fmt.Errorf("static: blob %s ends %d bytes early: %w", f.Name(), n-m, io.ErrUnexpectedEOF)}
 	}
 	return m, err
 }

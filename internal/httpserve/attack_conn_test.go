@@ -1,4 +1,4 @@
-package edge
+package httpserve
 
 import (
 	"bytes"
@@ -42,7 +42,7 @@ const (
 // attackTarget is an edge serving a small page and a large file over one HTTP/1.x path.
 type attackTarget struct {
 	name string
-	srv  *Server
+	srv  *siteServer
 	reg  *prometheus.Registry
 	addr string
 	tls  *tls.Config // the client's; nil for plain HTTP
@@ -53,11 +53,11 @@ func startAttackTarget(t *testing.T, mode string) *attackTarget {
 	d := newDeploy(t, map[string]*testFile{
 		"/index.html": {body: htmlPage("index", 2000), typ: "text/html; charset=utf-8"},
 		"/big.bin":    {body: randomBytes(7, attackBigSize), typ: "application/octet-stream"},
-	}, nil, SiteOptions{})
+	})
 	reg := prometheus.NewRegistry()
-	cfg := Config{Registerer: reg, MaxConns: attackMaxConns, MaxConnsPerIP: attackMaxConnsPerIP, ReadHeaderTimeout: attackHeaderTimeout,
+	cfg := Config{Registerer: reg, ConnCaps: &connlimit.Config{MaxConns: attackMaxConns, MaxConnsPerAddr: attackMaxConnsPerIP}, ReadHeaderTimeout: attackHeaderTimeout,
 		SendTimeout: attackSendTimeout, IdleTimeout: 5 * time.Second, ShutdownTimeout: time.Second, StdHTTP1: mode == "std"}
-	s, err := New(cfg)
+	s, err := newSiteServer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package edge
+package httpserve
 
 import (
 	"bytes"
@@ -11,6 +11,9 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dt-cdn/dt/internal/connlimit"
 	"github.com/dt-cdn/dt/internal/testcert"
 )
 
@@ -23,9 +26,13 @@ func TestServerTLSAndPlain(t *testing.T) {
 }
 
 func serveTLSAndPlain(t *testing.T, cfg Config) {
-	files := mainFiles()
-	d := newDeploy(t, files, mainRules, SiteOptions{})
-	s, err := New(cfg)
+	files := map[string]*testFile{
+		"/index.html": {body: htmlPage("home", 1024), typ: "text/html; charset=utf-8"},
+		"/medium.bin": {body: randomBytes(1, 200_000), typ: "application/octet-stream"},
+		"/big.bin":    {body: randomBytes(2, 300_000), typ: "application/octet-stream", chunkAt: []int{100_000, 170_000}},
+	}
+	d := newDeploy(t, files)
+	s, err := newSiteServer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +84,7 @@ func serveTLSAndPlain(t *testing.T, cfg Config) {
 }
 
 func TestServeListenerError(t *testing.T) {
-	s, err := New(Config{})
+	s, err := New(Config{Handler: http.NotFoundHandler()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +99,10 @@ func TestServeListenerError(t *testing.T) {
 }
 
 func TestNewRejectsConfig(t *testing.T) {
-	for _, c := range []Config{{ReadHeaderTimeout: -1}, {IdleTimeout: -1}, {MaxHeaderBytes: -1}, {ShutdownTimeout: -1}} {
+	h := http.NotFoundHandler()
+	for _, c := range []Config{{Handler: h, ReadHeaderTimeout: -1}, {Handler: h, IdleTimeout: -1}, {Handler: h, MaxHeaderBytes: -1},
+		{Handler: h, ShutdownTimeout: -1}, {Handler: h, SendTimeout: -1}, {Handler: h, ConnCaps: &connlimit.Config{MaxConns: -1}},
+		{Handler: h, Registerer: prometheus.NewRegistry()}, {}} {
 		if _, err := New(c); !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("New(%+v): %v", c, err)
 		}

@@ -1,4 +1,4 @@
-package edge
+package static
 
 import (
 	"cmp"
@@ -377,7 +377,7 @@ func (s *Site) checkBlob(pt part) error {
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("edge: stat blob %s: %w", pt.hash.Short(), err)
+		return fmt.Errorf("static: stat blob %s: %w", pt.hash.Short(), err)
 	}
 	if fi.Size() != pt.size {
 		return fmt.Errorf("%w: %s holds %d bytes, manifest says %d", ErrMissingBlob, pt.hash.Short(), fi.Size(), pt.size)
@@ -402,7 +402,7 @@ func (s *Site) readRep(h blobs.Hash, r *rep) ([]byte, error) {
 		_, err = io.ReadFull(f, b[n:])
 		f.Close()
 		if err != nil {
-			return nil, fmt.Errorf("edge: read blob %s: %w", pt.hash.Short(), err)
+			return nil, fmt.Errorf("static: read blob %s: %w", pt.hash.Short(), err)
 		}
 	}
 	if blobs.Sum(b) != h {

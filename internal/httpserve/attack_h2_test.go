@@ -1,4 +1,4 @@
-package edge
+package httpserve
 
 import (
 	"bytes"
@@ -37,7 +37,7 @@ const (
 type attackEdge struct {
 	addr  string
 	pool  *x509.CertPool
-	srv   *Server
+	srv   *siteServer
 	small []byte
 }
 
@@ -46,8 +46,8 @@ func startAttackEdge(t *testing.T, std bool) *attackEdge {
 	d := newDeploy(t, map[string]*testFile{
 		"/index.html": {body: []byte("<h1>a page</h1>\n"), typ: "text/html"},
 		"/big.bin":    {body: randomBytes(7, bigSize), typ: "application/octet-stream", chunkAt: []int{bigSize / 2}},
-	}, nil, SiteOptions{})
-	s, err := New(Config{SendTimeout: attackSend, IdleTimeout: attackIdle, StdHTTP2: std, ShutdownTimeout: time.Second})
+	})
+	s, err := newSiteServer(Config{SendTimeout: attackSend, IdleTimeout: attackIdle, StdHTTP2: std, ShutdownTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

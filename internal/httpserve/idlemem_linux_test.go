@@ -1,4 +1,4 @@
-package edge
+package httpserve
 
 import (
 	"bufio"
@@ -88,8 +88,8 @@ func TestIdleConnMemoryChild(t *testing.T) {
 	d := newDeploy(t, map[string]*testFile{
 		"/index.html": {body: htmlPage("index", 2000), typ: "text/html; charset=utf-8"},
 		"/large.html": {body: htmlPage("large", 20000), typ: "text/html; charset=utf-8"},
-	}, nil, SiteOptions{})
-	s, err := New(Config{})
+	})
+	s, err := newSiteServer(Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

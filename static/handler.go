@@ -1,4 +1,4 @@
-package edge
+package static
 
 import (
 	"log/slog"
@@ -45,7 +45,8 @@ type HandlerConfig struct {
 	// router before the site. They take precedence over any path of the site.
 	Routes func(r chi.Router)
 	// SendTimeout, if positive, is the write deadline set before each step of a body written
-	// over net/http's HTTP/2 server (Config.StdHTTP2); package h2 applies its own.
+	// over net/http's HTTP/2 server (httpserve.Config.StdHTTP2); package h2 applies its own.
+	// Give it the SendTimeout of the server that runs the handler. Zero means none.
 	SendTimeout time.Duration
 }
 
@@ -155,8 +156,8 @@ func NewHandler(cfg HandlerConfig) *Handler {
 	return h
 }
 
-// routes registers every route of the edge. The node's own routes (Config.Routes: health at
-// /.well-known/dt/health, metrics, ACME challenges) come first; the site is the router's
+// routes registers every route of the handler. The node's own routes (HandlerConfig.Routes:
+// health at /.well-known/dt/health, ACME challenges) come first; the site is the router's
 // NotFound and MethodNotAllowed handler, so it answers every path and method no node route
 // claims. (A "/*" route would do the same but cost a route-parameter map and a pattern string
 // per request.)

@@ -1,6 +1,6 @@
 //go:build unix
 
-package edge
+package httpserve
 
 import (
 	"crypto/ed25519"
@@ -105,7 +105,7 @@ func TestFDReserveChild(t *testing.T) {
 	}
 	node := testnet.Node(t, testnet.Options{Keys: keys, Listen: true})
 	testnet.Drain(node)
-	s, err := New(Config{FDReserve: childFDReserve, ReadHeaderTimeout: time.Minute})
+	s, err := newSiteServer(Config{ConnCaps: &connlimit.Config{FDReserve: childFDReserve}, ReadHeaderTimeout: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package edge
+package static
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"golang.org/x/net/http2/hpack"
 
 	"github.com/dt-cdn/dt/internal/h2test"
+	"github.com/dt-cdn/dt/internal/httpserve"
 	"github.com/dt-cdn/dt/internal/testcert"
 )
 
@@ -42,21 +43,20 @@ func overHTTP2(t *testing.T, h *Handler) sender {
 	}
 }
 
-// serveTLS serves h with Server.Serve over TLS on loopback until the test ends: HTTP/2 by
-// package h2, as an edge serves it.
+// serveTLS serves h with httpserve.Server.Serve over TLS on loopback until the test ends:
+// HTTP/2 by package h2, as an edge serves it.
 func serveTLS(t *testing.T, h *Handler) (addr string, pool *x509.CertPool) {
 	t.Helper()
-	s, err := New(Config{})
+	s, err := httpserve.New(httpserve.Config{Handler: h})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.handler = h
 	return serveLoopbackTLS(t, s)
 }
 
 // serveLoopbackTLS runs s.Serve over TLS on 127.0.0.1 with a self-signed certificate until the
 // test ends, and returns its address and a pool that trusts it.
-func serveLoopbackTLS(t *testing.T, s *Server) (addr string, pool *x509.CertPool) {
+func serveLoopbackTLS(t *testing.T, s *httpserve.Server) (addr string, pool *x509.CertPool) {
 	t.Helper()
 	cert, pool := testcert.SelfSigned(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

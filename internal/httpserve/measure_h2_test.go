@@ -1,4 +1,4 @@
-package edge
+package httpserve
 
 import (
 	"os"
@@ -24,8 +24,8 @@ func TestMeasureH2(t *testing.T) {
 	d := newDeploy(t, map[string]*testFile{
 		"/index.html": {body: []byte("<h1>a page</h1>\n"), typ: "text/html"},
 		"/big.bin":    {body: randomBytes(7, size), typ: "application/octet-stream"},
-	}, nil, SiteOptions{})
-	s, err := New(Config{SendTimeout: time.Minute, IdleTimeout: time.Minute})
+	})
+	s, err := newSiteServer(Config{SendTimeout: time.Minute, IdleTimeout: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,6 @@
 //go:build unix
 
-package edge
+package httpserve
 
 import (
 	"bufio"
@@ -88,7 +88,7 @@ func startChild(t *testing.T, run, env string) (addrs childAddrs, stop func()) {
 // serveChild is a child's part: it serves s on 127.0.0.1 (over TLS with tc, if not nil) and
 // report's answers as JSON on an admin endpoint, prints the ADDRS line (dtAddr is the node's,
 // if it runs one) and serves until its standard input closes.
-func serveChild(t *testing.T, s *Server, tc *tls.Config, dtAddr string, report func() any) {
+func serveChild(t *testing.T, s *siteServer, tc *tls.Config, dtAddr string, report func() any) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -1,4 +1,4 @@
-package edge
+package static
 
 import "errors"
 
@@ -7,13 +7,11 @@ import "errors"
 var (
 	// ErrInvalidManifest is returned by NewSite when the manifest breaks the contract of package
 	// site (site.Manifest.Validate, whose error it wraps too). Nothing of such a deploy is served.
-	ErrInvalidManifest = errors.New("edge: invalid manifest")
+	ErrInvalidManifest = errors.New("static: invalid manifest")
 	// ErrMissingBlob is returned by NewSite when the blob source lacks a blob the deploy needs, or
 	// holds it with another size. An edge serves a deploy only once it holds all of it.
-	ErrMissingBlob = errors.New("edge: blob missing")
+	ErrMissingBlob = errors.New("static: blob missing")
 	// ErrCorruptBlob is returned by NewSite when a blob it loads into memory does not hash to its
 	// name: serving it would send wrong bytes under a strong ETag.
-	ErrCorruptBlob = errors.New("edge: blob does not match its hash")
-	// ErrInvalidConfig is returned by New for a Config it cannot run with.
-	ErrInvalidConfig = errors.New("edge: invalid config")
+	ErrCorruptBlob = errors.New("static: blob does not match its hash")
 )

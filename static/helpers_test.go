@@ -1,4 +1,4 @@
-package edge
+package static
 
 import (
 	"bufio"
@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dt-cdn/dt/blobs"
+	"github.com/dt-cdn/dt/internal/httpserve"
 	"github.com/dt-cdn/dt/site"
 )
 
@@ -128,7 +129,7 @@ func htmlPage(name string, n int) []byte {
 	return []byte(b.String())
 }
 
-// testServer is a Server serving plain HTTP on loopback until its test ends.
+// testServer is an httpserve.Server serving plain HTTP on loopback until its test ends.
 type testServer struct {
 	t    testing.TB
 	URL  string // http://addr
@@ -146,24 +147,23 @@ func (s *testServer) Client() *http.Client {
 // startServer serves h as an edge serves plain HTTP: by package h1.
 func startServer(t testing.TB, h *Handler) *testServer {
 	t.Helper()
-	return serveWith(t, h, Config{})
+	return serveWith(t, httpserve.Config{Handler: h})
 }
 
-// startStdServer serves h by net/http's server on corked connections (Config.StdHTTP1).
+// startStdServer serves h by net/http's server on corked connections (StdHTTP1).
 func startStdServer(t testing.TB, h *Handler) *testServer {
 	t.Helper()
-	return serveWith(t, h, Config{StdHTTP1: true})
+	return serveWith(t, httpserve.Config{Handler: h, StdHTTP1: true})
 }
 
-// serveWith serves h with Server.Serve over plain HTTP on 127.0.0.1 until the test ends, and
-// checks that the server then shuts down cleanly.
-func serveWith(t testing.TB, h *Handler, cfg Config) *testServer {
+// serveWith serves cfg.Handler with httpserve.Server.Serve over plain HTTP on 127.0.0.1 until
+// the test ends, and checks that the server then shuts down cleanly.
+func serveWith(t testing.TB, cfg httpserve.Config) *testServer {
 	t.Helper()
-	s, err := New(cfg)
+	s, err := httpserve.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.handler = h
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
