@@ -11,9 +11,9 @@ import (
 
 	"github.com/dt-cdn/dt/blobs"
 	follow "github.com/dt-cdn/dt/deploy"
+	"github.com/dt-cdn/dt/geoip"
 	"github.com/dt-cdn/dt/internal/certs"
 	"github.com/dt-cdn/dt/internal/nodehost"
-	"github.com/dt-cdn/dt/redirector"
 )
 
 // Node is an edge: a dt node that serves the network's current deploy to visitors, switching
@@ -37,7 +37,7 @@ type parts struct {
 	store *blobs.Store
 	certs *certs.Manager // nil without HTTPS
 	lns   listeners
-	geo   *redirector.GeoDB // nil without NodeConfig.GeoIP, or with a Location
+	geo   *geoip.DB // nil without NodeConfig.GeoIP, or with a Location
 	svc   *service
 }
 
@@ -118,7 +118,7 @@ func (e *Node) assemble(h *nodehost.Host, p *parts) error {
 		sc.CertExpiry = func() time.Time { t, _ := cm.Expiry(host); return t }
 	}
 	if c.Location == nil && c.GeoIP != "" {
-		if p.geo, err = redirector.OpenGeoDB(c.GeoIP, redirector.GeoOptions{Logger: log}); err != nil {
+		if p.geo, err = geoip.Open(c.GeoIP, geoip.Options{Logger: log}); err != nil {
 			return err
 		}
 		sc.Locate = geoLocator(p.geo, log)
