@@ -18,10 +18,9 @@ import (
 
 // Defaults of NodeConfig.
 const (
-	// DefaultHeartbeatInterval is how often an edge reports itself. Redirectors count an edge
-	// dead after missing about three beats, so it sets how long visitors may be sent to a
-	// crashed edge (6 s); shorter costs every node a message per edge per interval.
-	DefaultHeartbeatInterval = 2 * time.Second
+	// DefaultHeartbeatInterval is how often an edge reports itself: heartbeat.DefaultInterval,
+	// which says why.
+	DefaultHeartbeatInterval = heartbeat.DefaultInterval
 	// DefaultDrainBeats is how many heartbeat intervals a draining edge keeps serving when
 	// NodeConfig.DrainWait is zero: a redirector hears the draining heartbeat within one
 	// interval, and the second covers a beat lost on the way.
@@ -74,8 +73,9 @@ type NodeConfig struct {
 	// change. Empty: no lookup.
 	GeoIP string
 
-	// HeartbeatInterval is how often the edge reports itself. Zero: DefaultHeartbeatInterval.
-	// Redirectors must expect the same interval.
+	// HeartbeatInterval is how often the edge reports itself; each heartbeat announces it, so
+	// receivers judge the edge by it. Shorter lets a crashed edge leave the redirectors' choice
+	// sooner, for a message per edge to every node each interval. Zero: DefaultHeartbeatInterval.
 	HeartbeatInterval time.Duration
 	// DrainWait is how long a draining edge keeps serving after announcing the drain (health
 	// 503, a draining heartbeat), so that redirectors move visitors away before the listeners
