@@ -72,7 +72,7 @@ func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, log *slog.L
 	return srv.Serve(ctx, ln, nil)
 }
 
-// publicURL is the URL visitors reach the edge at (see NodeConfig.PublicURL): the configured
+// publicURL is the URL visitors reach the edge at (see Config.PublicURL): the configured
 // one, else by its domain or listeners.
 func publicURL(configured string, domains []string, httpAddr, httpsAddr string) string {
 	if configured != "" {

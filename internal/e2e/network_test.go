@@ -79,7 +79,7 @@ func (n *testNetwork) startEdge(loc heartbeat.Location) *runningEdge {
 // startEdgeNode starts an edge at loc on its own dt node linked to peer, serving HTTP on a
 // loopback port; configure, when set, adjusts the edge's configuration. The edge crashes at the
 // end of the test at the latest.
-func startEdgeNode(t *testing.T, keys dt.Keys, peer string, beat time.Duration, loc heartbeat.Location, configure func(*edge.NodeConfig)) *runningEdge {
+func startEdgeNode(t *testing.T, keys dt.Keys, peer string, beat time.Duration, loc heartbeat.Location, configure func(*edge.Config)) *runningEdge {
 	t.Helper()
 	link, err := faultnet.New("127.0.0.1:0", peer)
 	if err != nil {
@@ -89,13 +89,13 @@ func startEdgeNode(t *testing.T, keys dt.Keys, peer string, beat time.Duration, 
 	node := dt.LocalConfig()
 	node.Keys, node.DataDir, node.NoSync, node.Peers = keys, t.TempDir(), true, []string{link.Addr()}
 	// A crash leaves no time to drain.
-	cfg := edge.NodeConfig{Node: node, HTTP: "127.0.0.1:0", HeartbeatInterval: beat, Location: &loc, DrainWait: time.Millisecond}
+	cfg := edge.Config{Node: node, HTTP: "127.0.0.1:0", HeartbeatInterval: beat, Location: &loc, DrainWait: time.Millisecond}
 	if configure != nil {
 		configure(&cfg)
 	}
 	ready := make(chan edge.Ready, 1)
 	cfg.Ready = func(r edge.Ready) error { ready <- r; return nil }
-	e, err := edge.NewNode(cfg)
+	e, err := edge.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
