@@ -17,8 +17,10 @@ import (
 	"github.com/dt-cdn/dt/dns/server"
 	"github.com/dt-cdn/dt/dns/zone"
 	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/edgeset"
+	"github.com/dt-cdn/dt/geoip"
+	"github.com/dt-cdn/dt/heartbeat"
 	"github.com/dt-cdn/dt/internal/nodehost"
-	"github.com/dt-cdn/dt/redirector"
 )
 
 // Defaults of Config.
@@ -32,9 +34,6 @@ const (
 	// DefaultGeoAnswers is how many addresses a GeoDNS answer holds at most: enough for a client
 	// to try another when the first fails, few enough to keep the answer in one UDP packet.
 	DefaultGeoAnswers = 4
-	// DefaultHeartbeatInterval is the edges' own default interval: a DNS node that expects
-	// another one keeps dead edges in its answers, or drops live ones, for the difference.
-	DefaultHeartbeatInterval = 2 * time.Second
 )
 
 // ErrInvalidConfig is returned by New for a Config it cannot run with, wrapped with every
@@ -72,9 +71,11 @@ type Config struct {
 	GeoTTL time.Duration
 	// GeoAnswers bounds the addresses in one GeoDNS answer. Zero: DefaultGeoAnswers.
 	GeoAnswers int
-	// HeartbeatInterval is the interval at which the edges send heartbeats; an edge leaves
-	// GeoDNS answers once its last heartbeat is 2.5 intervals old (the answers' TTL adds to
-	// that delay, so sooner than the redirector). Zero: DefaultHeartbeatInterval.
+	// HeartbeatInterval is the interval assumed for edges that do not announce theirs (edges of
+	// releases before heartbeat.Heartbeat.IntervalMS); the others are judged by their own. An
+	// edge leaves GeoDNS answers once its last heartbeat is geo.DefaultMaxAgeBeats intervals old
+	// (the answers' TTL adds to that delay, so sooner than the redirector). Zero:
+	// heartbeat.DefaultInterval.
 	HeartbeatInterval time.Duration
 
 	// Resolvers are the recursive resolvers (host:port) with which the node answers dt resolve.
@@ -165,7 +166,7 @@ func New(cfg Config) (*Node, error) {
 		cfg.GeoAnswers = DefaultGeoAnswers
 	}
 	if cfg.HeartbeatInterval == 0 {
-		cfg.HeartbeatInterval = DefaultHeartbeatInterval
+		cfg.HeartbeatInterval = heartbeat.DefaultInterval
 	}
 	cfg.Node.LazyBodies = true
 	log := cfg.Logger
@@ -220,9 +221,9 @@ type parts struct {
 	addr      string
 	store     *server.Store
 	handler   *server.Handler
-	edges     *redirector.Service // nil without GeoName
+	edges     *edgeset.Set // nil without GeoName
 	geoName   string
-	geoDB     *redirector.GeoDB  // nil without GeoIP
+	geoDB     *geoip.DB          // nil without GeoIP
 	responder *resolve.Responder // nil without a resolver
 }
 
@@ -249,11 +250,11 @@ func (d *Node) build(n *dt.Node, addr string, reg prometheus.Registerer) (_ *par
 	return p, nil
 }
 
-// buildGeo adds GeoDNS to p: the edges as the redirector tracks them, and the answerer that
-// chooses among them with redirector.Select.
+// buildGeo adds GeoDNS to p: an edgeset.Set that follows the heartbeats and the current deploy,
+// and the answerer that chooses among its edges with edgeset.Select.
 func (d *Node) buildGeo(p *parts, n *dt.Node, reg prometheus.Registerer) (*geo.Answerer, error) {
 	if d.cfg.GeoIP != "" {
-		db, err := redirector.OpenGeoDB(d.cfg.GeoIP, redirector.GeoOptions{Logger: d.log})
+		db, err := geoip.Open(d.cfg.GeoIP, geoip.Options{Logger: d.log})
 		if err != nil {
 			return nil, err
 		}
@@ -261,8 +262,8 @@ func (d *Node) buildGeo(p *parts, n *dt.Node, reg prometheus.Registerer) (*geo.A
 	}
 	// One choice for answers and for /dns: an edge leaves both once its heartbeat is 2.5
 	// intervals old (the answers' TTL adds to the delay, so sooner than the redirector).
-	sel := redirector.SelectOptions{MaxAge: d.cfg.HeartbeatInterval * 5 / 2}
-	edges, err := redirector.NewService(redirector.ServiceConfig{Node: n, HeartbeatInterval: d.cfg.HeartbeatInterval,
+	sel := edgeset.SelectOptions{MaxAge: d.cfg.HeartbeatInterval * 5 / 2, MaxAgeBeats: geo.DefaultMaxAgeBeats}
+	edges, err := edgeset.New(edgeset.Config{Node: n, HeartbeatInterval: d.cfg.HeartbeatInterval,
 		Select: sel, Registerer: reg, Logger: d.log})
 	if err != nil {
 		return nil, err
@@ -364,8 +365,8 @@ type Status struct {
 	GeoName string `json:"geo_name,omitempty"`
 	// Edges are the edges as GeoDNS sees them, and Deploy the current deploy; empty without
 	// GeoDNS.
-	Edges  []redirector.EdgeStatus `json:"edges,omitempty"`
-	Deploy string                  `json:"current_deploy,omitempty"`
+	Edges  []edgeset.EdgeStatus `json:"edges,omitempty"`
+	Deploy string               `json:"current_deploy,omitempty"`
 }
 
 func (p *parts) status() Status {

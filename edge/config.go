@@ -16,21 +16,20 @@ import (
 	"github.com/dt-cdn/dt/internal/nodehost"
 )
 
-// Defaults of NodeConfig.
+// Defaults of Config.
 const (
-	// DefaultHeartbeatInterval is how often an edge reports itself. Redirectors count an edge
-	// dead after missing about three beats, so it sets how long visitors may be sent to a
-	// crashed edge (6 s); shorter costs every node a message per edge per interval.
-	DefaultHeartbeatInterval = 2 * time.Second
+	// DefaultHeartbeatInterval is how often an edge reports itself: heartbeat.DefaultInterval,
+	// which says why.
+	DefaultHeartbeatInterval = heartbeat.DefaultInterval
 	// DefaultDrainBeats is how many heartbeat intervals a draining edge keeps serving when
-	// NodeConfig.DrainWait is zero: a redirector hears the draining heartbeat within one
+	// Config.DrainWait is zero: a redirector hears the draining heartbeat within one
 	// interval, and the second covers a beat lost on the way.
 	DefaultDrainBeats = 2
 )
 
-// NodeConfig configures an edge: its dt node, the listeners visitors reach it on, its
-// certificates, what it reports in heartbeats and how it drains. NewNode does not modify it.
-type NodeConfig struct {
+// Config configures an edge: its dt node, the listeners visitors reach it on, its
+// certificates, what it reports in heartbeats and how it drains. New does not modify it.
+type Config struct {
 	// Node configures the edge's dt node. Node.DataDir also holds the site's file data
 	// (DataDir/site) and the certificates (DataDir/certs); Node.NoSync applies to the file data
 	// too. A nil Node.Logger is Logger; a nil Node.Registerer is the registry of /metrics.
@@ -74,8 +73,9 @@ type NodeConfig struct {
 	// change. Empty: no lookup.
 	GeoIP string
 
-	// HeartbeatInterval is how often the edge reports itself. Zero: DefaultHeartbeatInterval.
-	// Redirectors must expect the same interval.
+	// HeartbeatInterval is how often the edge reports itself; each heartbeat announces it, so
+	// receivers judge the edge by it. Shorter lets a crashed edge leave the redirectors' choice
+	// sooner, for a message per edge to every node each interval. Zero: DefaultHeartbeatInterval.
 	HeartbeatInterval time.Duration
 	// DrainWait is how long a draining edge keeps serving after announcing the drain (health
 	// 503, a draining heartbeat), so that redirectors move visitors away before the listeners
@@ -84,13 +84,16 @@ type NodeConfig struct {
 	DrainWait time.Duration
 
 	// StdHTTP1 serves plain HTTP/1.x with net/http's server instead of package h1's
-	// (Config.StdHTTP1): slower, a fallback should a client disagree with h1.
+	// (httpserve.Config.StdHTTP1): slower, a fallback should a client disagree with h1. False:
+	// h1.
 	StdHTTP1 bool
-	// StdHTTP2 serves HTTP/2 with net/http's server instead of package h2's (Config.StdHTTP2):
-	// slower, a fallback should a client disagree with h2.
+	// StdHTTP2 serves HTTP/2 with net/http's server instead of package h2's
+	// (httpserve.Config.StdHTTP2): slower, a fallback should a client disagree with h2. False:
+	// h2.
 	StdHTTP2 bool
-	// MaxConns, MaxConnsPerIP and FDReserve cap visitor connections over every listener (see
-	// Config). Zero: the defaults given there.
+	// MaxConns, MaxConnsPerIP and FDReserve cap visitor connections over every listener
+	// (connlimit.Config's MaxConns, MaxConnsPerAddr and FDReserve): past a cap a connection is
+	// reset at accept. Zero: the defaults given there.
 	MaxConns, MaxConnsPerIP, FDReserve int
 
 	// Admin is the address of the admin listener: /status (with the deploy under "edge"),
@@ -121,34 +124,34 @@ type NodeConfig struct {
 type Ready = nodehost.Ready
 
 // validate checks what can be checked before anything opens.
-func (c *NodeConfig) validate() error {
+func (c *Config) validate() error {
 	var errs []error
 	if c.Node.DataDir == "" {
-		errs = append(errs, errors.New("edge: NodeConfig.Node.DataDir is required"))
+		errs = append(errs, errors.New("edge: Config.Node.DataDir is required"))
 	}
 	if c.Node.Master {
 		errs = append(errs, errors.New("edge: an edge is not a master"))
 	}
 	if c.HTTP == "" && c.HTTPS == "" {
-		errs = append(errs, errors.New("edge: NodeConfig.HTTP or NodeConfig.HTTPS is required"))
+		errs = append(errs, errors.New("edge: Config.HTTP or Config.HTTPS is required"))
 	}
 	if len(c.Domains) > 0 && c.HTTPS == "" {
-		errs = append(errs, errors.New("edge: NodeConfig.Domains needs NodeConfig.HTTPS"))
+		errs = append(errs, errors.New("edge: Config.Domains needs Config.HTTPS"))
 	}
 	if c.PublicURL != "" {
 		u, err := url.Parse(c.PublicURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs = append(errs, fmt.Errorf("edge: NodeConfig.PublicURL %q is not an http(s) URL", c.PublicURL))
+			errs = append(errs, fmt.Errorf("edge: Config.PublicURL %q is not an http(s) URL", c.PublicURL))
 		}
 	}
 	if c.HeartbeatInterval < 0 || c.DrainWait < 0 {
-		errs = append(errs, errors.New("edge: NodeConfig.HeartbeatInterval and NodeConfig.DrainWait cannot be negative"))
+		errs = append(errs, errors.New("edge: Config.HeartbeatInterval and Config.DrainWait cannot be negative"))
 	}
 	return errors.Join(errs...)
 }
 
 // withDefaults returns c with its zero durations set.
-func (c NodeConfig) withDefaults() NodeConfig {
+func (c Config) withDefaults() Config {
 	if c.HeartbeatInterval == 0 {
 		c.HeartbeatInterval = DefaultHeartbeatInterval
 	}

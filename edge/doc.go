@@ -2,7 +2,7 @@
 // its blob store, switches the site it serves atomically once every blob of a new deploy is on
 // disk, reports itself in heartbeats, and serves visitors.
 //
-// Node owns the whole role: NewNode checks a NodeConfig, and Run opens the node (through
+// Node owns the whole role: New checks a Config, and Run opens the node (through
 // internal/nodehost: the admin listener, the event log, readiness), the blob store, the
 // certificates and the listeners, serves until its context ends, then drains (health 503 and a
 // draining heartbeat, DrainWait more of serving, requests in flight finished) and returns once

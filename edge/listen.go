@@ -10,9 +10,9 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/dt-cdn/dt/geoip"
 	"github.com/dt-cdn/dt/heartbeat"
 	"github.com/dt-cdn/dt/internal/httpserve"
-	"github.com/dt-cdn/dt/redirector"
 )
 
 // listeners are the visitor listeners of an edge; a nil one is not configured.
@@ -72,7 +72,7 @@ func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, log *slog.L
 	return srv.Serve(ctx, ln, nil)
 }
 
-// publicURL is the URL visitors reach the edge at (see NodeConfig.PublicURL): the configured
+// publicURL is the URL visitors reach the edge at (see Config.PublicURL): the configured
 // one, else by its domain or listeners.
 func publicURL(configured string, domains []string, httpAddr, httpsAddr string) string {
 	if configured != "" {
@@ -112,7 +112,7 @@ func hostOf(u string) string {
 }
 
 // geoLocator returns a serviceConfig.Locate that looks an address up in db.
-func geoLocator(db *redirector.GeoDB, log *slog.Logger) func(netip.Addr) *heartbeat.Location {
+func geoLocator(db *geoip.DB, log *slog.Logger) func(netip.Addr) *heartbeat.Location {
 	return func(ip netip.Addr) *heartbeat.Location {
 		if rec, err := db.Lookup(ip); err == nil && rec != nil && rec.HasLocation {
 			return &heartbeat.Location{Lat: rec.Lat, Lon: rec.Lon, Country: rec.Country, Continent: rec.Continent}

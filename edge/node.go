@@ -11,21 +11,26 @@ import (
 
 	"github.com/dt-cdn/dt/blobs"
 	follow "github.com/dt-cdn/dt/deploy"
+	"github.com/dt-cdn/dt/geoip"
 	"github.com/dt-cdn/dt/internal/certs"
 	"github.com/dt-cdn/dt/internal/nodehost"
-	"github.com/dt-cdn/dt/redirector"
 )
 
 // Node is an edge: a dt node that serves the network's current deploy to visitors, switching
 // to a new deploy only once it holds every file of it, and reports itself in heartbeats. Run
 // assembles it, serves, and drains when its context ends.
 type Node struct {
-	cfg NodeConfig
-	svc atomic.Pointer[service] // set by Run once the edge is assembled
+	cfg     Config
+	started atomic.Bool
+	svc     atomic.Pointer[service] // set by Run once the edge is assembled
 }
 
-// NewNode checks cfg; Run opens and serves the edge. It opens nothing itself.
-func NewNode(cfg NodeConfig) (*Node, error) {
+// ErrRunOnce is returned by a second call of Node.Run: a Node's listeners and data directory
+// are its one run's.
+var ErrRunOnce = errors.New("edge: a Node runs once")
+
+// New checks cfg; Run opens and serves the edge. It opens nothing itself.
+func New(cfg Config) (*Node, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -37,7 +42,7 @@ type parts struct {
 	store *blobs.Store
 	certs *certs.Manager // nil without HTTPS
 	lns   listeners
-	geo   *redirector.GeoDB // nil without NodeConfig.GeoIP, or with a Location
+	geo   *geoip.DB // nil without Config.GeoIP, or with a Location
 	svc   *service
 }
 
@@ -58,8 +63,11 @@ func (p *parts) close() error {
 // ends. Then it drains: it announces the drain (health 503, a draining heartbeat), keeps serving
 // DrainWait so that redirectors move visitors away, stops the listeners letting requests in
 // flight finish, and closes the admin listener, the node and the store, in that order. It
-// returns once everything it started has stopped. A Node runs once.
+// returns once everything it started has stopped. A Node runs once (ErrRunOnce).
 func (e *Node) Run(ctx context.Context) (err error) {
+	if !e.started.CompareAndSwap(false, true) {
+		return ErrRunOnce
+	}
 	h, err := nodehost.Open(e.hostConfig())
 	if err != nil {
 		return err
@@ -118,7 +126,7 @@ func (e *Node) assemble(h *nodehost.Host, p *parts) error {
 		sc.CertExpiry = func() time.Time { t, _ := cm.Expiry(host); return t }
 	}
 	if c.Location == nil && c.GeoIP != "" {
-		if p.geo, err = redirector.OpenGeoDB(c.GeoIP, redirector.GeoOptions{Logger: log}); err != nil {
+		if p.geo, err = geoip.Open(c.GeoIP, geoip.Options{Logger: log}); err != nil {
 			return err
 		}
 		sc.Locate = geoLocator(p.geo, log)

@@ -55,7 +55,7 @@ func TestRunDrainsAndStops(t *testing.T) {
 	node := dt.LocalConfig()
 	node.Keys, node.DataDir, node.NoSync, node.Peers = plain, t.TempDir(), true, []string{testnet.Addr(peer)}
 	ready := make(chan Ready, 1)
-	e, err := NewNode(NodeConfig{Node: node, HTTP: "127.0.0.1:0", HTTPS: "127.0.0.1:0", Admin: "127.0.0.1:0",
+	e, err := New(Config{Node: node, HTTP: "127.0.0.1:0", HTTPS: "127.0.0.1:0", Admin: "127.0.0.1:0",
 		HeartbeatInterval: beat, DrainWait: 2 * time.Second, Name: "drain-test",
 		Ready: func(r Ready) error { ready <- r; return nil }})
 	if err != nil {
@@ -122,6 +122,9 @@ func TestRunDrainsAndStops(t *testing.T) {
 		t.Error("the admin listener still answers after Run returned")
 	}
 	goleak.VerifyNone(t, ignore)
+	if err := e.Run(context.Background()); !errors.Is(err, ErrRunOnce) {
+		t.Errorf("second Run: %v, want ErrRunOnce", err)
+	}
 	wait.For(t, 5*time.Second, func() error {
 		if h, _ := lastBeat(r.ID); !h.Draining {
 			return errors.New("the last heartbeat the peer received does not say the edge drains")

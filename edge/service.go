@@ -40,7 +40,7 @@ type serviceConfig struct {
 	Blobs *blobs.Store
 	// PublicURL is where visitors reach this edge. Required.
 	PublicURL string
-	// IPv4 and IPv6 are the edge's public addresses (NodeConfig.IPv4).
+	// IPv4 and IPv6 are the edge's public addresses (Config.IPv4).
 	IPv4, IPv6 netip.Addr
 	// Location is where the edge is. Nil: from Locate, else unknown.
 	Location *heartbeat.Location
@@ -51,10 +51,10 @@ type serviceConfig struct {
 	HeartbeatInterval time.Duration
 	// CertExpiry returns when the edge's certificate expires. Nil: no certificate (plain HTTP).
 	CertExpiry func() time.Time
-	// Version and Name are reported in heartbeats (NodeConfig.Version, NodeConfig.Name).
+	// Version and Name are reported in heartbeats (Config.Version, Config.Name).
 	Version, Name string
 	// StdHTTP1, StdHTTP2, MaxConns, MaxConnsPerIP and FDReserve configure the server
-	// (NodeConfig).
+	// (Config).
 	StdHTTP1, StdHTTP2                 bool
 	MaxConns, MaxConnsPerIP, FDReserve int
 	// Registerer receives the edge's metrics. Nil: none.

@@ -14,8 +14,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/edgeset"
+	"github.com/dt-cdn/dt/geoip"
 	"github.com/dt-cdn/dt/internal/certs"
 	"github.com/dt-cdn/dt/internal/nodehost"
+	"github.com/dt-cdn/dt/web"
 )
 
 // Defaults of Config.
@@ -23,9 +26,6 @@ const (
 	// DefaultCode is the redirect status: 301, the status the original redirector sends. Every
 	// redirect carries Cache-Control: private, no-store, so even a 301 does not pin a visitor.
 	DefaultCode = http.StatusMovedPermanently
-	// DefaultHeartbeatInterval is the edges' own default interval: a redirector that expects
-	// another one judges live edges dead, or dead edges live, for the difference.
-	DefaultHeartbeatInterval = 2 * time.Second
 )
 
 // Config configures a redirector node. New checks it; it is not modified afterwards. Zero
@@ -71,9 +71,10 @@ type Config struct {
 	// Select tunes the choice of edge: weights, the near band, a default location for clients
 	// GeoIP does not place. Zero: Select's defaults, except that a zero MaxAge means three
 	// heartbeat intervals (see ServiceConfig).
-	Select SelectOptions
-	// HeartbeatInterval is the interval at which the edges send heartbeats; an edge three
-	// intervals silent is suspect and gets no visitors. Zero: DefaultHeartbeatInterval.
+	Select edgeset.SelectOptions
+	// HeartbeatInterval is the interval assumed for edges that do not announce theirs (edges of
+	// releases before heartbeat.Heartbeat.IntervalMS); the others are judged by their own. Zero:
+	// heartbeat.DefaultInterval.
 	HeartbeatInterval time.Duration
 
 	// MaxConns caps the visitor connections open at once, over both listeners; past it
@@ -92,14 +93,6 @@ type Config struct {
 	// MaxConnsPerAddr and FDReserve, its Registerer and Logger are the node's. Zero fields: the
 	// defaults of FrontendConfig.
 	Frontend FrontendConfig
-
-	// Dashboard builds the page the admin listener serves at every path but /explain, on the
-	// running Service and node; it is fed every event of the node, run beside it, and closed
-	// before the admin listener shuts down (a live stream would hold the shutdown up). Nil: no
-	// page; the admin listener serves /explain alone besides the node's routes. (It is a
-	// function rather than package web's dashboard itself because package web imports this
-	// package for the Service's Status.)
-	Dashboard func(edges *Service, node *dt.Node, log *slog.Logger) (Dashboard, error)
 
 	// Admin is the address of the admin listener (host:port; port 0 picks one): /status,
 	// /metrics, /debug/pprof/, /explain, the dashboard at / and AdminRoutes. Empty: none. It
@@ -129,17 +122,6 @@ type Config struct {
 // Ready names every address a redirector serves on, once it serves: its node's, the admin
 // listener's and the visitors' (Serving).
 type Ready = nodehost.Ready
-
-// Dashboard is the web page of a redirector's admin listener (package web's Page).
-type Dashboard interface {
-	http.Handler
-	// HandleEvent takes every event of the node, in order, from one goroutine, and never blocks.
-	HandleEvent(dt.Event)
-	// Run does the page's background work until ctx ends.
-	Run(ctx context.Context) error
-	// Close ends the page's open streams; it is safe to call twice.
-	Close()
-}
 
 // validate checks cfg and returns every problem at once.
 func (cfg *Config) validate() error {
@@ -180,7 +162,7 @@ type Node struct {
 	log *slog.Logger
 
 	mu  sync.Mutex
-	geo *GeoDB // guarded by mu: the running node's GeoIP database; nil when none or not running
+	geo *geoip.DB // guarded by mu: the running node's GeoIP database; nil when none or not running
 }
 
 // New checks cfg and returns a Node that Run starts.
@@ -190,9 +172,6 @@ func New(cfg Config) (*Node, error) {
 	}
 	if cfg.Code == 0 {
 		cfg.Code = DefaultCode
-	}
-	if cfg.HeartbeatInterval == 0 {
-		cfg.HeartbeatInterval = DefaultHeartbeatInterval
 	}
 	cfg.Node.LazyBodies = true
 	log := cfg.Logger
@@ -252,7 +231,7 @@ func (r *Node) Reload() error {
 }
 
 // setGeo publishes the running node's GeoIP database to Reload.
-func (r *Node) setGeo(g *GeoDB) {
+func (r *Node) setGeo(g *geoip.DB) {
 	r.mu.Lock()
 	r.geo = g
 	r.mu.Unlock()
@@ -261,9 +240,9 @@ func (r *Node) setGeo(g *GeoDB) {
 // parts are what a redirector builds on its open node.
 type parts struct {
 	svc   *Service
-	geo   *GeoDB         // nil without Config.GeoIP
+	geo   *geoip.DB      // nil without Config.GeoIP
 	certs *certs.Manager // nil without Config.HTTPS
-	dash  Dashboard      // nil without Config.Dashboard
+	dash  *web.Page
 	// admin holds the redirector's admin routes: /explain, and the dashboard on every other path.
 	admin *http.ServeMux
 	// reg receives the metrics of the service and the visitor listeners: the node's registry.
@@ -280,7 +259,7 @@ func (r *Node) build(n *dt.Node, reg prometheus.Registerer) (_ *parts, err error
 		}
 	}()
 	if r.cfg.GeoIP != "" {
-		if p.geo, err = OpenGeoDB(r.cfg.GeoIP, GeoOptions{Logger: r.log}); err != nil {
+		if p.geo, err = geoip.Open(r.cfg.GeoIP, geoip.Options{Logger: r.log}); err != nil {
 			return nil, err
 		}
 	}
@@ -303,12 +282,10 @@ func (r *Node) build(n *dt.Node, reg prometheus.Registerer) (_ *parts, err error
 		return nil, err
 	}
 	p.admin.Handle("GET /explain", p.svc.Explain())
-	if r.cfg.Dashboard != nil {
-		if p.dash, err = r.cfg.Dashboard(p.svc, n, r.log); err != nil {
-			return nil, err
-		}
-		p.admin.Handle("/", p.dash)
+	if p.dash, err = web.NewPage(p.svc, n, r.log); err != nil {
+		return nil, err
 	}
+	p.admin.Handle("/", p.dash)
 	return p, nil
 }
 
@@ -316,9 +293,7 @@ func (r *Node) build(n *dt.Node, reg prometheus.Registerer) (_ *parts, err error
 // goroutine.
 func (p *parts) handleEvent(ev dt.Event) {
 	p.svc.HandleEvent(ev)
-	if p.dash != nil {
-		p.dash.HandleEvent(ev)
-	}
+	p.dash.HandleEvent(ev)
 }
 
 // close releases what build opened; the dashboard's streams end.

@@ -54,9 +54,7 @@ func (r *Node) serve(ctx context.Context, p *parts, ready func(nodehost.Serving)
 	if p.geo != nil {
 		run(p.geo.Watch)
 	}
-	if p.dash != nil {
-		run(p.dash.Run)
-	}
+	run(p.dash.Run)
 	if len(r.cfg.Domains) > 0 {
 		wg.Go(func() {
 			if err := p.certs.Warm(ctx); err != nil && ctx.Err() == nil {

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 
 	"github.com/dt-cdn/dt/dt"
-	"github.com/dt-cdn/dt/redirector"
 )
 
 // Page is a redirector's dashboard together with the deploy history it shows: the one value a
@@ -15,8 +14,6 @@ type Page struct {
 	*Dashboard
 	history *History
 }
-
-var _ redirector.Dashboard = (*Page)(nil)
 
 // NewPage returns the dashboard of edges (the redirector's view of them) with the history of the
 // deploys that node's table holds. Feed it every event of the node (HandleEvent) and run it (Run)

@@ -7,6 +7,7 @@ import (
 	"github.com/dt-cdn/dt/dns"
 	"github.com/dt-cdn/dt/dns/server"
 	"github.com/dt-cdn/dt/dns/zone"
+	"github.com/dt-cdn/dt/heartbeat"
 )
 
 // dnsFlags are dt dns's own flags, beside the node's.
@@ -44,7 +45,7 @@ func runDNS(ctx context.Context, args []string, env *Env) error {
 	fs.StringVar(&df.geoip, "geoip", "", "locate clients with the MaxMind-format database `FILE.mmdb` (reloaded when the file changes); without it every live edge is in each answer")
 	fs.DurationVar(&df.geoTTL, "geo-ttl", dns.DefaultGeoTTL, "`TTL` of GeoDNS answers: how long resolvers may keep an edge that has since failed")
 	fs.IntVar(&df.geoAnswers, "geo-answers", dns.DefaultGeoAnswers, "at most `N` addresses in a GeoDNS answer")
-	fs.DurationVar(&df.heartbeat, "heartbeat-interval", dns.DefaultHeartbeatInterval, "the edges' heartbeat `INTERVAL`")
+	fs.DurationVar(&df.heartbeat, "heartbeat-interval", heartbeat.DefaultInterval, "the heartbeat `INTERVAL` to assume for edges older than this release, which do not announce theirs")
 	if err := parsePlainNode(fs, args, &nf, "a DNS node"); err != nil {
 		return err
 	}

@@ -133,8 +133,8 @@ type nodeProcess struct {
 	log *slog.Logger
 	// ready, when set, is told the bound addresses first (the load test's pipe to its parent).
 	ready func(NodeInfo) error
-	// pidWritten says the pid file is this process's, to remove at exit. Set by the host's
-	// goroutine before Run reports readiness; read after Run returns.
+	// pidWritten says the pid file is this process's, to remove at exit. Set through the host's
+	// Opened, on the goroutine that runs the role, before it serves; read once the role returned.
 	pidWritten bool
 }
 
@@ -150,7 +150,7 @@ func newNodeProcess(env *Env, f *nodeFlags) (*nodeProcess, error) {
 
 // hostConfig turns the node's flags into a host's configuration, with the process's hooks: the
 // pid file once the node holds its directory, readiness to the ready file and Env.NodeReady, and
-// dt guard's routes on the admin listener.
+// the command's wording of errors in admin answers.
 func (p *nodeProcess) hostConfig() (nodehost.Config, error) {
 	f := p.f
 	keys, err := loadKeys(f.keys, f.master)

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"log/slog"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -10,9 +9,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/heartbeat"
 	"github.com/dt-cdn/dt/redirector"
-	"github.com/dt-cdn/dt/web"
 )
 
 // redirectorFlags are dt redirector's own flags, beside the node's.
@@ -40,7 +38,7 @@ func runRedirector(ctx context.Context, args []string, env *Env) error {
 	fs.StringVar(&rf.geoip, "geoip", "", "locate visitors with the MaxMind-format database `FILE.mmdb` (reloaded when the file changes)")
 	fs.IntVar(&rf.code, "redirect-code", redirector.DefaultCode, "redirect with status `CODE`: 301, 302, 307 or 308 (every redirect carries Cache-Control: private, no-store)")
 	fs.Var(&rf.trusted, "trusted-proxy", "believe X-Forwarded-For and Forwarded from `CIDR`; repeatable")
-	fs.DurationVar(&rf.heartbeat, "heartbeat-interval", redirector.DefaultHeartbeatInterval, "the edges' heartbeat `INTERVAL`")
+	fs.DurationVar(&rf.heartbeat, "heartbeat-interval", heartbeat.DefaultInterval, "the heartbeat `INTERVAL` to assume for edges older than this release, which do not announce theirs")
 	if err := parsePlainNode(fs, args, &nf, "a redirector"); err != nil {
 		return err
 	}
@@ -89,13 +87,7 @@ func (rf *redirectorFlags) config(fs *flagSet) (redirector.Config, error) {
 		HTTP: rf.http, HTTPS: rf.https, Domains: rf.domains, ACMEDirectory: rf.acmeDir, ACMEEmail: rf.acmeEmail,
 		GeoIP: rf.geoip, Code: rf.code, TrustedProxies: trusted, HeartbeatInterval: rf.heartbeat,
 		MaxConns: rf.conns.max, MaxConnsPerAddr: rf.conns.perIP, FDReserve: rf.conns.fdReserve,
-		Dashboard: dashboard,
 	}, nil
-}
-
-// dashboard is the redirector's page on its admin listener: package web's.
-func dashboard(edges *redirector.Service, n *dt.Node, log *slog.Logger) (redirector.Dashboard, error) {
-	return web.NewPage(edges, n, log)
 }
 
 // onSIGHUP calls f on each SIGHUP until the returned stop function is called; stop waits for a

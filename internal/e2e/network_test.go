@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -15,7 +14,6 @@ import (
 	"github.com/dt-cdn/dt/internal/testnet"
 	"github.com/dt-cdn/dt/publish"
 	"github.com/dt-cdn/dt/redirector"
-	"github.com/dt-cdn/dt/web"
 )
 
 // Places of test edges.
@@ -78,7 +76,7 @@ func (n *testNetwork) startEdge(loc heartbeat.Location) *runningEdge {
 // startEdgeNode starts an edge at loc on its own dt node linked to peer, serving HTTP on a
 // loopback port; configure, when set, adjusts the edge's configuration. The edge crashes at the
 // end of the test at the latest.
-func startEdgeNode(t *testing.T, keys dt.Keys, peer string, beat time.Duration, loc heartbeat.Location, configure func(*edge.NodeConfig)) *runningEdge {
+func startEdgeNode(t *testing.T, keys dt.Keys, peer string, beat time.Duration, loc heartbeat.Location, configure func(*edge.Config)) *runningEdge {
 	t.Helper()
 	link, err := faultnet.New("127.0.0.1:0", peer)
 	if err != nil {
@@ -88,13 +86,13 @@ func startEdgeNode(t *testing.T, keys dt.Keys, peer string, beat time.Duration, 
 	node := dt.LocalConfig()
 	node.Keys, node.DataDir, node.NoSync, node.Peers = keys, t.TempDir(), true, []string{link.Addr()}
 	// A crash leaves no time to drain.
-	cfg := edge.NodeConfig{Node: node, HTTP: "127.0.0.1:0", HeartbeatInterval: beat, Location: &loc, DrainWait: time.Millisecond}
+	cfg := edge.Config{Node: node, HTTP: "127.0.0.1:0", HeartbeatInterval: beat, Location: &loc, DrainWait: time.Millisecond}
 	if configure != nil {
 		configure(&cfg)
 	}
 	ready := make(chan edge.Ready, 1)
 	cfg.Ready = func(r edge.Ready) error { ready <- r; return nil }
-	e, err := edge.NewNode(cfg)
+	e, err := edge.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,9 +128,6 @@ func (n *testNetwork) startRedirector(cfg redirector.Config) *runningRedirector 
 	cfg.Node, cfg.Admin = ncfg, "127.0.0.1:0"
 	cfg.Ready = func(r redirector.Ready) error { ready <- r; return nil }
 	cfg.HTTP = "127.0.0.1:0"
-	cfg.Dashboard = func(s *redirector.Service, n *dt.Node, log *slog.Logger) (redirector.Dashboard, error) {
-		return web.NewPage(s, n, log)
-	}
 	r, err := redirector.New(cfg)
 	if err != nil {
 		t.Fatal(err)

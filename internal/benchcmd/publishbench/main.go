@@ -243,7 +243,7 @@ func startEdges(tmp string, keys dt.Keys) (*edges, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	es := &edges{cancel: cancel}
 	for i := range 3 {
-		cfg := edge.NodeConfig{Node: dt.Config{Keys: keys, DataDir: filepath.Join(tmp, fmt.Sprintf("edge%d", i)), NoSync: true},
+		cfg := edge.Config{Node: dt.Config{Keys: keys, DataDir: filepath.Join(tmp, fmt.Sprintf("edge%d", i)), NoSync: true},
 			HTTP: "127.0.0.1:0", HeartbeatInterval: 200 * time.Millisecond}
 		if i == 0 {
 			cfg.Node.Listen = []string{"127.0.0.1:0"}
@@ -252,7 +252,7 @@ func startEdges(tmp string, keys dt.Keys) (*edges, error) {
 		}
 		ready, failed := make(chan edge.Ready, 1), make(chan error, 1)
 		cfg.Ready = func(r edge.Ready) error { ready <- r; return nil }
-		e, err := edge.NewNode(cfg)
+		e, err := edge.New(cfg)
 		if err != nil {
 			es.stop()
 			return nil, err
