@@ -194,9 +194,7 @@ func (r *Node) Run(ctx context.Context) error {
 	if err != nil {
 		return errors.Join(err, h.Close())
 	}
-	// The dashboard's streams end before the admin listener shuts down, which waits for them;
-	// a second close after Serve's is a no-op.
-	defer p.close()
+	defer p.close() // for a host that stops before Serve runs; a no-op after Serve's
 	if err := h.Subscribe(nodehost.EventFunc(p.handleEvent)); err != nil {
 		return errors.Join(err, h.Close())
 	}
@@ -206,7 +204,12 @@ func (r *Node) Run(ctx context.Context) error {
 		Routes: func(mux *http.ServeMux) { mux.Handle("/", p.admin) },
 		Status: func(st *nodehost.Status) { st.Redirector = p.svc.Status() },
 		Serve: func(ctx context.Context, ready func(nodehost.Serving) error) error {
-			defer p.close()
+			// The dashboard's streams end as Serve returns, before the host shuts the admin
+			// listener down (which waits for requests in flight); Reload stops first.
+			defer func() {
+				r.setGeo(nil)
+				p.close()
+			}()
 			return r.serve(ctx, p, ready)
 		},
 	})

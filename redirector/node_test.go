@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -146,4 +147,25 @@ func TestNewChecksConfig(t *testing.T) {
 			t.Errorf("error %q does not name %q", err, want)
 		}
 	}
+}
+
+// TestRunFailsCleanly: a GeoIP file that cannot be read fails Run, which closes the node it
+// opened (the data directory opens again at once) and leaves no goroutine behind.
+func TestRunFailsCleanly(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	_, plain := testnet.Keys(t)
+	ncfg := dt.LocalConfig()
+	ncfg.Keys, ncfg.DataDir, ncfg.NoSync = plain, t.TempDir(), true
+	r, err := New(Config{Node: ncfg, Admin: "127.0.0.1:0", HTTP: "127.0.0.1:0", GeoIP: filepath.Join(t.TempDir(), "missing.mmdb")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Run(context.Background()); err == nil {
+		t.Fatal("Run with a missing GeoIP file succeeded")
+	}
+	n, err := dt.Open(ncfg)
+	if err != nil {
+		t.Fatalf("the data directory after a failed Run: %v", err)
+	}
+	n.Close()
 }
