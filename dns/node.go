@@ -216,7 +216,7 @@ func (d *Node) Run(ctx context.Context) error {
 }
 
 // parts are what a DNS node builds on its open node: the zones, the DNS handler, and optionally
-// GeoDNS (on the redirector's edge tracking) and the resolve responder.
+// GeoDNS (on an edgeset.Set, as the redirector tracks the edges) and the resolve responder.
 type parts struct {
 	addr      string
 	store     *server.Store
