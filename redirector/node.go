@@ -100,6 +100,9 @@ type Config struct {
 	Admin string
 	// AdminRoutes, when set, adds the process's routes to the admin listener. Nil: none.
 	AdminRoutes func(*http.ServeMux, *dt.Node)
+	// DescribeError words a failure in an admin answer (the address guard's routes) for a
+	// person. Nil: the error's text.
+	DescribeError func(error) string
 	// Registry gathers the node's and the redirector's metrics for /metrics. Nil: a new registry
 	// with the Go runtime and process collectors; nodes in one process need one each, since the
 	// metrics have fixed names.
@@ -312,6 +315,6 @@ func (p *parts) close() {
 // hostConfig is the part of the config the node host runs.
 func (r *Node) hostConfig() nodehost.Config {
 	c := r.cfg
-	return nodehost.Config{Node: c.Node, Admin: c.Admin, AdminRoutes: c.AdminRoutes, Logger: c.Logger, Registry: c.Registry,
-		Build: c.Build, Version: c.Version, Opened: c.Opened, Ready: c.Ready}
+	return nodehost.Config{Node: c.Node, Admin: c.Admin, AdminRoutes: c.AdminRoutes, DescribeError: c.DescribeError,
+		Logger: c.Logger, Registry: c.Registry, Build: c.Build, Version: c.Version, Opened: c.Opened, Ready: c.Ready}
 }

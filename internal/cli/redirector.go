@@ -54,7 +54,7 @@ func runRedirector(ctx context.Context, args []string, env *Env) error {
 	if err != nil {
 		return err
 	}
-	cfg.Node, cfg.Admin, cfg.AdminRoutes, cfg.Registry = hc.Node, hc.Admin, hc.AdminRoutes, hc.Registry
+	cfg.Node, cfg.Admin, cfg.AdminRoutes, cfg.DescribeError, cfg.Registry = hc.Node, hc.Admin, hc.AdminRoutes, hc.DescribeError, hc.Registry
 	cfg.Build, cfg.Version, cfg.Logger, cfg.Opened, cfg.Ready = hc.Build, hc.Version, hc.Logger, hc.Opened, hc.Ready
 	r, err := redirector.New(cfg)
 	if err != nil {
