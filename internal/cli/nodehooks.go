@@ -35,11 +35,7 @@ type nodeHooks struct {
 
 // serveNode runs a node with hooks on a host, with the process's concerns around it.
 func serveNode(ctx context.Context, env *Env, f *nodeFlags, hooks nodeHooks) error {
-	p, err := newNodeProcess(env, f)
-	if err != nil {
-		return err
-	}
-	cfg, err := p.hostConfig()
+	p, cfg, err := newNodeProcess(env, f)
 	if err != nil {
 		return err
 	}
