@@ -65,11 +65,7 @@ func runEdge(ctx context.Context, args []string, env *Env) error {
 	if err != nil {
 		return err
 	}
-	p, err := newNodeProcess(env, &nf)
-	if err != nil {
-		return err
-	}
-	hc, err := p.hostConfig()
+	p, hc, err := newNodeProcess(env, &nf)
 	if err != nil {
 		return err
 	}

@@ -70,11 +70,7 @@ func runLoadtestNode(ctx context.Context, args []string, env *Env) error {
 	if l.writers < 1 {
 		return fs.usageErrorf("--writers must be at least 1")
 	}
-	p, err := newNodeProcess(env, &f)
-	if err != nil {
-		return err
-	}
-	cfg, err := p.hostConfig()
+	p, cfg, err := newNodeProcess(env, &f)
 	if err != nil {
 		return err
 	}

@@ -113,11 +113,7 @@ func runNode(ctx context.Context, args []string, env *Env) error {
 	if err := f.check(fs); err != nil {
 		return err
 	}
-	p, err := newNodeProcess(env, &f)
-	if err != nil {
-		return err
-	}
-	cfg, err := p.hostConfig()
+	p, cfg, err := newNodeProcess(env, &f)
 	if err != nil {
 		return err
 	}
@@ -138,14 +134,18 @@ type nodeProcess struct {
 	pidWritten bool
 }
 
-func newNodeProcess(env *Env, f *nodeFlags) (*nodeProcess, error) {
+// newNodeProcess starts the process's log and returns the process with the host's
+// configuration from the node's flags (hostConfig).
+func newNodeProcess(env *Env, f *nodeFlags) (*nodeProcess, nodehost.Config, error) {
 	log, err := newLogger(env.Stderr, f.logLevel, f.logFormat)
 	if err != nil {
-		return nil, err
+		return nil, nodehost.Config{}, err
 	}
 	log.Info("Starting", readBuildInfo().logAttrs()...)
 	logDescriptorLimit(log)
-	return &nodeProcess{env: env, f: f, log: log}, nil
+	p := &nodeProcess{env: env, f: f, log: log}
+	cfg, err := p.hostConfig()
+	return p, cfg, err
 }
 
 // hostConfig turns the node's flags into a host's configuration, with the process's hooks: the

@@ -166,8 +166,9 @@ func TestHostRunsRole(t *testing.T) {
 	}
 }
 
-// TestHostRoleFails: a role that fails before its context ends stops the host with its error;
-// a host closed without running releases the node's data directory.
+// TestHostRoleFails: a role that fails before its context ends, or a Ready that cannot report,
+// stops the host with its error; a host closed without running releases the node's data
+// directory.
 func TestHostRoleFails(t *testing.T) {
 	_, plain := testnet.Keys(t)
 	cfg := nodeConfig(t, plain, nil)
@@ -180,9 +181,17 @@ func TestHostRoleFails(t *testing.T) {
 	if !errors.Is(err, boom) {
 		t.Fatalf("Run: %v, want the role's error", err)
 	}
-	h, err = Open(Config{Node: cfg})
+	notReady := errors.New("cannot report")
+	h, err = Open(Config{Node: cfg, Ready: func(Ready) error { return notReady }})
 	if err != nil {
 		t.Fatalf("reopen after Run: %v", err)
+	}
+	if err := h.Run(context.Background(), Role{}); !errors.Is(err, notReady) {
+		t.Fatalf("Run with a failing Ready: %v, want its error", err)
+	}
+	h, err = Open(Config{Node: cfg})
+	if err != nil {
+		t.Fatalf("reopen after a failed Ready: %v", err)
 	}
 	if err := h.Close(); err != nil {
 		t.Fatal(err)
