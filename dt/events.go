@@ -1,9 +1,7 @@
 package dt
 
 import (
-	"context"
 	"encoding/json"
-	"sync"
 )
 
 // EventType says what happened.
@@ -59,53 +57,18 @@ type Event struct {
 	Origin string
 }
 
-// eventQueue delivers events in order through a channel without ever blocking the node: events
-// wait in memory until the application reads them. The application must keep reading Events (the
-// dt command does); a consumer that stops reading makes the queue grow.
-type eventQueue struct {
-	mu     sync.Mutex
-	items  []Event // guarded by mu
-	signal chan struct{}
-	out    chan Event
+// EventHandler receives a node's events: through Config.Events, registered before the node
+// starts, or through Node.Subscribe. edge.Node, redirector.Service, web.History,
+// dns/server.Store and dns/resolve.Responder are handlers.
+type EventHandler interface {
+	// HandleEvent is called for each event in order, never concurrently for one registration.
+	// While it runs, later events of that registration wait (see Config.EventBuffer); the node
+	// itself never waits for it.
+	HandleEvent(Event)
 }
 
-func newEventQueue() *eventQueue {
-	return &eventQueue{signal: make(chan struct{}, 1), out: make(chan Event)}
-}
+// EventHandlerFunc adapts a function to an EventHandler.
+type EventHandlerFunc func(Event)
 
-func (q *eventQueue) push(ev Event) {
-	q.mu.Lock()
-	q.items = append(q.items, ev)
-	q.mu.Unlock()
-	select {
-	case q.signal <- struct{}{}:
-	default:
-	}
-}
-
-// run moves events to the output channel until ctx ends, then closes it. Events still queued at
-// Close are dropped.
-func (q *eventQueue) run(ctx context.Context) {
-	defer close(q.out)
-	for {
-		q.mu.Lock()
-		batch := q.items
-		q.items = nil
-		q.mu.Unlock()
-		for _, ev := range batch {
-			select {
-			case q.out <- ev:
-			case <-ctx.Done():
-				return
-			}
-		}
-		if len(batch) > 0 {
-			continue
-		}
-		select {
-		case <-q.signal:
-		case <-ctx.Done():
-			return
-		}
-	}
-}
+// HandleEvent calls f(ev).
+func (f EventHandlerFunc) HandleEvent(ev Event) { f(ev) }
