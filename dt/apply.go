@@ -246,7 +246,7 @@ func (w *batchWrite) applyRecord(tx *bolt.Tx, op applyOp) (bool, error) {
 	}
 	w.overlay[rec.Key] = entry
 	w.changes = append(w.changes, ch)
-	w.maxClock = max(w.maxClock, rec.Clock)
+	w.maxClock = max(w.maxClock, hlc.Timestamp(rec.Clock))
 	return true, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -133,7 +134,7 @@ func waitFor(t testing.TB, timeout time.Duration, cond func() error) {
 func sameKeys(want map[string]bool, nodes ...*testNode) func() error {
 	return func() error {
 		for _, n := range nodes {
-			got := n.Keys()
+			got := slices.Collect(n.ObjectKeys())
 			if len(got) != len(want) {
 				return fmt.Errorf("%s holds %d objects, want %d", n.name, len(got), len(want))
 			}

@@ -367,7 +367,7 @@ func (s *session) current(ctx context.Context) (*site.Manifest, site.DeployID, e
 	if !s.node.Has(site.CurrentKey) {
 		return nil, site.DeployID{}, nil
 	}
-	raw, err := s.node.Load(ctx, site.CurrentKey)
+	raw, err := s.node.Get(ctx, site.CurrentKey)
 	if err != nil {
 		return nil, site.DeployID{}, fmt.Errorf("publish: read current deploy: %w", err)
 	}
@@ -527,7 +527,7 @@ func (k kept) blobs() []blobs.Hash { return append(k.m.TableBlobs(), k.chunks...
 // deploys returns the kept deploys, newest published first.
 func (s *session) deploys(ctx context.Context) ([]kept, error) {
 	var all []kept
-	for _, key := range s.node.Keys() {
+	for key := range s.node.ObjectKeys() {
 		id, ok := site.ParseDeployKey(key)
 		if !ok {
 			continue

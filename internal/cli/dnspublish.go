@@ -126,7 +126,7 @@ func removeZone(ctx context.Context, env *Env, f *clientFlags, apex string, dryR
 	}
 	prefix := zone.ZonePrefix(apex)
 	var keys []string
-	for _, k := range t.n.Keys() {
+	for k := range t.n.ObjectKeys() {
 		if strings.HasPrefix(k, prefix) {
 			keys = append(keys, k)
 		}
@@ -220,11 +220,11 @@ func writeZone(ctx context.Context, n *dt.Node, c zone.Changes) error {
 // tableSets returns the bodies of the table's keys under prefix.
 func tableSets(ctx context.Context, n *dt.Node, prefix string) (map[string][]byte, error) {
 	have := map[string][]byte{}
-	for _, k := range n.Keys() {
+	for k := range n.ObjectKeys() {
 		if !strings.HasPrefix(k, prefix) {
 			continue
 		}
-		body, err := n.Load(ctx, k)
+		body, err := n.Get(ctx, k)
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", k, err)
 		}
@@ -261,7 +261,7 @@ func runDNSRecords(ctx context.Context, args []string, env *Env) error {
 	if err := t.n.WaitSynced(ctx); err != nil {
 		return t.explain(ctx, err)
 	}
-	keys := t.n.Keys()
+	keys := slices.Collect(t.n.ObjectKeys())
 	zones := zone.Zones(keys)
 	if which != "" {
 		zones = slices.DeleteFunc(zones, func(z string) bool { return z != which })
