@@ -9,9 +9,10 @@ type EventType int
 
 // The events of the original node-distributed-table.
 const (
-	// EventStarted fires once, first, when the node has loaded its state. An EventObjectAdded for
-	// every object it holds from an earlier run follows; objects of the network that it lacks
-	// follow as the sync brings them, each as an EventObjectAdded too.
+	// EventStarted comes first on every subscription (Config.Events, Node.Subscribe,
+	// Node.Events). An EventObjectAdded for every object the node holds when the subscription
+	// begins follows (for Config.Events: those held from an earlier run); objects of the network
+	// that it lacks follow as the sync brings them, each as an EventObjectAdded too.
 	EventStarted EventType = iota + 1
 	// EventObjectAdded fires when an object enters the table (Key and Object are set).
 	EventObjectAdded
@@ -47,7 +48,8 @@ type Event struct {
 	// Key is the object id (or the record key) of object events.
 	Key string
 	// Object is the object's JSON for object events, the message for EventMessageReceived, and the
-	// object concerned (if any) for EventError.
+	// object concerned (if any) for EventError. It is nil for an object event of a body a node
+	// with Config.LazyBodies does not hold. Handlers must not modify it.
 	Object json.RawMessage
 	// From is the node that sent a message.
 	From NodeID
