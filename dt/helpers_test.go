@@ -82,9 +82,10 @@ func startNode(t testing.TB, name string, keys Keys, dir string, opts ...nodeOpt
 		t.Fatalf("open %s: %v", name, err)
 	}
 	tn := &testNode{Node: n, name: name, dir: dir, cfg: cfg, done: make(chan struct{})}
+	events := n.Events() // before any write of the test, so that its errors are on the channel
 	go func() {
 		defer close(tn.done)
-		for ev := range n.Events() {
+		for ev := range events {
 			tn.mu.Lock()
 			tn.events = append(tn.events, ev)
 			tn.times = append(tn.times, time.Now())

@@ -158,7 +158,9 @@ func (s *Subscription) deliver(q queued) {
 	if q.byRef {
 		body, err := s.n.store.blobBody(q.blob)
 		s.n.pins.unpin(q.blob)
-		if err != nil && !s.n.lazyMiss(err) {
+		// A removed body that cannot be read is passed as nil, silently, as a lazy node's are;
+		// an added one that cannot be read is an error the application should see.
+		if err != nil && !s.n.lazyMiss(err) && q.ev.Type == EventObjectAdded {
 			err = fmt.Errorf("dt: read object %s: %w", q.ev.Key, err)
 			s.n.log.Error("Event body unreadable", slog.Any("err", err))
 			s.n.metrics.errors.Inc()
@@ -360,8 +362,8 @@ func (p *blobPins) orphaned() int {
 // Events returns a channel of the node's events: a subscription (see Subscribe) made on the
 // first call, whose handler sends each event on the channel. Every call returns the same
 // channel. It begins, as every subscription does, with EventStarted and the objects held at the
-// first call; messages and errors before that call are not on it. The channel is closed after
-// Close. Reading it slowly delays only it: object events wait in memory until read, messages
+// first call; messages and errors before that call are not on it, so call it right after Open
+// (not in the goroutine that reads it) when they matter. The channel is closed after Close. Reading it slowly delays only it: object events wait in memory until read, messages
 // and errors beyond Config.EventBuffer are dropped. A consumer that stops reading holds memory
 // for every later change of the table, so one that may stop should use Subscribe and Close.
 func (n *Node) Events() <-chan Event {

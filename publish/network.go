@@ -332,8 +332,9 @@ func openSession(ctx context.Context, opts NetworkOptions, readOnly bool) (*sess
 	}
 	s := &session{node: node, dir: dir, done: make(chan struct{}), confirmWait: opts.ConnectTimeout,
 		tracker: heartbeat.NewTracker(heartbeat.Config{Interval: opts.HeartbeatInterval})}
+	events := node.Events() // before any write, so that its errors are on the channel
 	s.wg.Go(func() {
-		for ev := range node.Events() {
+		for ev := range events {
 			if opts.Events != nil {
 				opts.Events(ev)
 			}

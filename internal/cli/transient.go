@@ -138,8 +138,9 @@ func openTransientWith(ctx context.Context, env *Env, f *clientFlags, o transien
 		}
 	}
 	t := &transient{n: n, dir: dir, peers: watch, timeout: f.timeout, timeoutFlag: "--timeout"}
+	events := n.Events() // before any write, so that its errors are on the channel
 	t.wg.Go(func() {
-		for ev := range n.Events() {
+		for ev := range events {
 			if o.event != nil {
 				o.event(ev)
 			}
