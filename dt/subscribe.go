@@ -52,6 +52,7 @@ type Subscription struct {
 	queue  []queued // guarded by mu
 	early  []queued // guarded by mu: messages and errors published before the listing
 	listed bool     // guarded by mu: the applier queued EventStarted and the objects held
+	gone   bool     // guarded by mu: the goroutine ended; nothing more is queued
 }
 
 // Subscribe calls h for every event of the node from now on, on a goroutine of the subscription:
@@ -146,6 +147,7 @@ func (s *Subscription) finish() {
 	s.mu.Lock()
 	left := append(s.queue, s.early...)
 	s.queue, s.early = nil, nil
+	s.gone = true
 	s.mu.Unlock()
 	s.n.releaseAll(left)
 	if s.onStop != nil {
@@ -201,6 +203,11 @@ func (s *Subscription) offer(q queued) {
 // while they were listed, and lets object events through from now on.
 func (s *Subscription) setListing(first []queued) {
 	s.mu.Lock()
+	if s.gone { // closed before the applier got to it
+		s.mu.Unlock()
+		s.n.releaseAll(first)
+		return
+	}
 	s.queue = append(append(first, s.queue...), s.early...)
 	s.early = nil
 	s.listed = true

@@ -388,3 +388,34 @@ func TestGuardConfigConverts(t *testing.T) {
 		}
 	}
 }
+
+// A subscription closed before the applier listed the table to it holds no body.
+func TestSubscriptionClosedAtOnceHoldsNothing(t *testing.T) {
+	ctx := ctxTimeout(t, 20*time.Second)
+	m := startNode(t, "m", testKeys(t), "", asMaster())
+	if err := m.Put(ctx, "large", bigBody(1, 100<<10)); err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		sub, err := m.Subscribe(EventHandlerFunc(func(Event) {}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sub.Close()
+	}
+	if err := m.Delete(ctx, "large"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() error {
+		m.pins.mu.Lock()
+		pinned := len(m.pins.count)
+		m.pins.mu.Unlock()
+		if pinned != 0 || m.pins.orphaned() != 0 {
+			return fmt.Errorf("%d bodies pinned, %d kept for events", pinned, m.pins.orphaned())
+		}
+		if m.store.hasBlob(hashOf(bigBody(1, 100<<10))) {
+			return fmt.Errorf("the removed body is still stored")
+		}
+		return nil
+	})
+}
