@@ -28,9 +28,12 @@ import (
 // Node is one member of a dt network: it holds a replica of the table, links to peers, relays
 // records and messages, and (on a master) writes records.
 //
-// Lock order: Node.mu before link.mu. Shutdown order: the listeners close first (no new links),
-// then the context ends every loop, then the links close, then the goroutines are waited for, and
-// the store closes last, when nothing can write to it.
+// Lock order: Node.mu before link.mu; eventBus.mu before Subscription.mu; blobPins.mu is taken
+// last, under either or neither. Shutdown order: the listeners close first (no new links), then
+// the context ends every loop, then the links close and their goroutines are waited for; the
+// applier commits what is queued and stops; then the subscriptions stop (they read bodies from
+// the store), the blobs kept only for their deliveries are deleted, and the store closes last,
+// when nothing can read or write it.
 type Node struct {
 	cfg       Config
 	log       *slog.Logger
@@ -105,7 +108,6 @@ func Open(cfg Config) (*Node, error) {
 	n := newNode(cfg, identity, st, state, guard)
 	if err := n.listen(); err != nil {
 		n.cancel()
-		n.stopApplier()
 		guard.Close()
 		n.metrics.unregister()
 		st.close()
