@@ -6,17 +6,19 @@ import (
 	"os"
 	"syscall"
 	"testing"
+
+	"github.com/dt-cdn/dt/internal/testkit/needs"
 )
 
 // TestFullDiskTmpfs fills a real 1 MiB tmpfs. It needs root (to mount) and skips without it.
 func TestFullDiskTmpfs(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a tmpfs")
+		needs.Skipf(t, "needs root to mount a tmpfs")
 	}
 	const fsSize = 1 << 20
 	dir := t.TempDir()
 	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
-		t.Skipf("cannot mount a tmpfs: %v", err)
+		needs.Skipf(t, "cannot mount a tmpfs: %v", err)
 	}
 	t.Cleanup(func() {
 		if err := syscall.Unmount(dir, 0); err != nil {

@@ -131,83 +131,14 @@ func (f *Follower) Handle(ev dt.Event) error {
 	return nil
 }
 
+// added applies an object written to the table: a blob, a deploy's manifest, or the current
+// pointer. Other keys are not the follower's.
 func (f *Follower) added(key string, body []byte) error {
 	if h, ok := site.ParseBlobKey(key); ok {
-		f.mu.Lock()
-		delete(f.orphans, h)
-		f.mu.Unlock()
-		if !f.cfg.Blobs.Has(h) {
-			if body == nil {
-				return nil // a node that keeps records without bodies
-			}
-
-			got, raw, err := site.DecodeBlob(body, f.cfg.MaxBlobSize)
-			if err != nil {
-				return fmt.Errorf("deploy: blob %s: %w", h.Short(), err)
-			}
-			if got != h {
-				return fmt.Errorf("deploy: blob object under %s holds %s", h.Short(), got.Short())
-			}
-			if err := f.cfg.Blobs.PutBytes(h, raw); err != nil {
-				return fmt.Errorf("deploy: store blob %s: %w", h.Short(), err)
-			}
-		}
-		f.mu.Lock()
-		waited := f.targetMissing[h]
-		delete(f.targetMissing, h)
-		if len(f.targetMissing) > 0 {
-			if m := f.manifests[f.targetMissingFor]; m != nil {
-				if f.sourcesFor != f.targetMissingFor {
-					f.sources, f.sourcesFor = map[blobs.Hash][]string{}, f.targetMissingFor
-					for path, file := range m.Files {
-						if file.RawFrom != "" {
-							src := file.Variants[file.RawFrom].Hash
-							f.sources[src] = append(f.sources[src], path)
-						}
-					}
-				}
-				if paths := f.sources[h]; len(paths) > 0 {
-					for _, made := range f.deriveLocked(m, paths) {
-						waited = waited || f.targetMissing[made]
-						delete(f.targetMissing, made)
-					}
-				}
-			}
-		}
-		for _, set := range f.refMissing {
-			if set[h] {
-				delete(set, h)
-				waited = true
-			}
-		}
-		f.mu.Unlock()
-		if waited {
-			f.evaluate()
-		}
-		return nil
+		return f.blobAdded(h, body)
 	}
 	if id, ok := site.ParseDeployKey(key); ok {
-		m, ref, err := site.ParseDeployObject(body)
-		if err != nil {
-			return fmt.Errorf("deploy: manifest %s: %w", id.Short(), err)
-		}
-		if ref != nil {
-			f.mu.Lock()
-			f.refs[id] = ref
-			f.needed = nil
-			f.mu.Unlock()
-			f.evaluate() // assembles it when its chunks are here
-			return nil
-		}
-		if got, err := m.ID(); err != nil || got != id {
-			return fmt.Errorf("deploy: manifest under %s hashes to %s", id.Short(), got.Short())
-		}
-		f.mu.Lock()
-		f.manifests[id] = m
-		f.needed = nil
-		f.mu.Unlock()
-		f.evaluate()
-		return nil
+		return f.deployAdded(id, body)
 	}
 	if key == site.CurrentKey {
 		c, err := site.ParseCurrent(body)
@@ -219,6 +150,116 @@ func (f *Follower) added(key string, body []byte) error {
 		f.mu.Unlock()
 		f.evaluate()
 	}
+	return nil
+}
+
+// blobAdded stores a blob's content when the node lacks it, and evaluates the target again when
+// something waited for the blob.
+func (f *Follower) blobAdded(h blobs.Hash, body []byte) error {
+	f.mu.Lock()
+	delete(f.orphans, h)
+	f.mu.Unlock()
+	if have, err := f.storeBlob(h, body); err != nil || !have {
+		return err
+	}
+	f.mu.Lock()
+	waited := f.arrivedLocked(h)
+	f.mu.Unlock()
+	if waited {
+		f.evaluate()
+	}
+	return nil
+}
+
+// storeBlob puts a blob object's content on disk, after checking that it is the blob its key
+// names, unless the disk already holds it. It reports whether the disk holds the blob: not when
+// the record came without its body (a node that keeps records without bodies).
+func (f *Follower) storeBlob(h blobs.Hash, body []byte) (bool, error) {
+	if f.cfg.Blobs.Has(h) {
+		return true, nil
+	}
+	if body == nil {
+		return false, nil
+	}
+	got, raw, err := site.DecodeBlob(body, f.cfg.MaxBlobSize)
+	if err != nil {
+		return false, fmt.Errorf("deploy: blob %s: %w", h.Short(), err)
+	}
+	if got != h {
+		return false, fmt.Errorf("deploy: blob object under %s holds %s", h.Short(), got.Short())
+	}
+	if err := f.cfg.Blobs.PutBytes(h, raw); err != nil {
+		return false, fmt.Errorf("deploy: store blob %s: %w", h.Short(), err)
+	}
+	return true, nil
+}
+
+// arrivedLocked takes the blob h, now on disk, off the sets of blobs awaited: the target's,
+// with what this node derives from h for the target's files, and the chunks of every
+// unassembled ref. It reports whether any set held it.
+func (f *Follower) arrivedLocked(h blobs.Hash) bool {
+	waited := f.targetMissing[h]
+	delete(f.targetMissing, h)
+	if len(f.targetMissing) > 0 {
+		if m := f.manifests[f.targetMissingFor]; m != nil {
+			for _, made := range f.deriveFromLocked(m, h) {
+				waited = waited || f.targetMissing[made]
+				delete(f.targetMissing, made)
+			}
+		}
+	}
+	for _, set := range f.refMissing {
+		if set[h] {
+			delete(set, h)
+			waited = true
+		}
+	}
+	return waited
+}
+
+// deriveFromLocked derives what the files of m (the target's manifest) make from the brotli blob
+// h, for the files whose raw content comes from it (site.File.RawFrom), and returns the blobs
+// made. It indexes m's files by their brotli blob once per target (sources).
+func (f *Follower) deriveFromLocked(m *site.Manifest, h blobs.Hash) []blobs.Hash {
+	if f.sourcesFor != f.targetMissingFor {
+		f.sources, f.sourcesFor = map[blobs.Hash][]string{}, f.targetMissingFor
+		for path, file := range m.Files {
+			if file.RawFrom != "" {
+				src := file.Variants[file.RawFrom].Hash
+				f.sources[src] = append(f.sources[src], path)
+			}
+		}
+	}
+	paths := f.sources[h]
+	if len(paths) == 0 {
+		return nil
+	}
+	return f.deriveLocked(m, paths)
+}
+
+// deployAdded keeps a deploy's manifest, whole or as chunk references (assembled once every
+// chunk is on disk), after checking that a whole one hashes to its deploy id.
+func (f *Follower) deployAdded(id site.DeployID, body []byte) error {
+	m, ref, err := site.ParseDeployObject(body)
+	if err != nil {
+		return fmt.Errorf("deploy: manifest %s: %w", id.Short(), err)
+	}
+	if ref != nil {
+		f.mu.Lock()
+		f.refs[id] = ref
+		f.needed = nil
+		f.mu.Unlock()
+		f.evaluate() // assembles it when its chunks are here
+		return nil
+	}
+	if got, err := m.ID(); err != nil || got != id {
+		return fmt.Errorf("deploy: manifest under %s hashes to %s", id.Short(), got.Short())
+	}
+	f.mu.Lock()
+	f.manifests[id] = m
+	f.needed = nil
+	f.mu.Unlock()
+	f.evaluate()
 	return nil
 }
 

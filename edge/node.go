@@ -21,8 +21,11 @@ import (
 	follow "github.com/dt-cdn/dt/deploy"
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/heartbeat"
+	"github.com/dt-cdn/dt/internal/connlimit"
 	"github.com/dt-cdn/dt/internal/h2"
+	"github.com/dt-cdn/dt/internal/httpserve"
 	"github.com/dt-cdn/dt/site"
+	"github.com/dt-cdn/dt/static"
 )
 
 // HealthPath answers 200 with the deploy id when the edge serves the network's current deploy,
@@ -58,12 +61,13 @@ type NodeConfig struct {
 	// Name is what the operator calls the edge, reported in heartbeats for dashboards. Optional.
 	Name string
 	// StdHTTP1 serves plain HTTP/1.x with net/http's server instead of package h1's
-	// (Config.StdHTTP1).
+	// (httpserve.Config.StdHTTP1).
 	StdHTTP1 bool
-	// StdHTTP2 serves HTTP/2 with net/http's server instead of package h2's (Config.StdHTTP2).
+	// StdHTTP2 serves HTTP/2 with net/http's server instead of package h2's
+	// (httpserve.Config.StdHTTP2).
 	StdHTTP2 bool
-	// MaxConns, MaxConnsPerIP and FDReserve cap visitor connections (see Config). Zero: the
-	// defaults given there.
+	// MaxConns, MaxConnsPerIP and FDReserve cap visitor connections (connlimit.Config's
+	// MaxConns, MaxConnsPerAddr and FDReserve). Zero: the defaults given there.
 	MaxConns, MaxConnsPerIP, FDReserve int
 	// Registerer receives the edge's metrics (requests by status and encoding, bytes, latency,
 	// connections open and refused). Nil: none.
@@ -79,13 +83,14 @@ type NodeConfig struct {
 type Node struct {
 	cfg      NodeConfig
 	log      *slog.Logger
-	server   *Server
+	handler  *static.Handler
+	server   *httpserve.Server
 	follower *follow.Follower
 	load     loadMeter
 	metrics  *edgeMetrics
 
 	mu       sync.Mutex
-	site     *Site // guarded by mu: the site being served
+	site     *static.Site // guarded by mu: the site being served
 	draining atomic.Bool
 	// beatNow asks for a heartbeat at once (buffered: one pending request is enough).
 	beatNow chan struct{}
@@ -117,15 +122,10 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	}
 	e := &Node{cfg: cfg, log: cfg.Logger, beatNow: make(chan struct{}, 1)}
 	e.load.start = time.Now()
-	srv, err := New(Config{
-		Logger:        cfg.Logger,
-		Observer:      e,
-		StdHTTP1:      cfg.StdHTTP1,
-		StdHTTP2:      cfg.StdHTTP2,
-		MaxConns:      cfg.MaxConns,
-		MaxConnsPerIP: cfg.MaxConnsPerIP,
-		FDReserve:     cfg.FDReserve,
-		Registerer:    cfg.Registerer,
+	e.handler = static.NewHandler(static.HandlerConfig{
+		Logger:      cfg.Logger,
+		Observer:    e,
+		SendTimeout: httpserve.DefaultSendTimeout, // the server's
 		Routes: func(r chi.Router) {
 			r.Get(HealthPath, e.serveHealth)
 			r.Head(HealthPath, e.serveHealth)
@@ -134,8 +134,17 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 			}
 		},
 	})
+	srv, err := httpserve.New(httpserve.Config{
+		Handler:    e.handler,
+		Logger:     cfg.Logger,
+		StdHTTP1:   cfg.StdHTTP1,
+		StdHTTP2:   cfg.StdHTTP2,
+		ConnCaps:   &connlimit.Config{MaxConns: cfg.MaxConns, MaxConnsPerAddr: cfg.MaxConnsPerIP, FDReserve: cfg.FDReserve},
+		Registerer: cfg.Registerer,
+		Subsystem:  "edge",
+	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("edge: %w", err)
 	}
 	e.server = srv
 	if cfg.Registerer != nil {
@@ -158,7 +167,7 @@ func (e *Node) switchTo(a follow.Active) {
 	e.mu.Lock()
 	prev := e.site
 	e.mu.Unlock()
-	s, err := NewSite(a.ID, a.Manifest, e.cfg.Blobs, SiteOptions{Previous: prev})
+	s, err := static.NewSite(a.ID, a.Manifest, e.cfg.Blobs, static.SiteOptions{Previous: prev})
 	if err != nil {
 		e.log.Error("Cannot serve deploy", slog.Any("deploy", a.ID), slog.Any("err", err))
 		return
@@ -166,7 +175,7 @@ func (e *Node) switchTo(a follow.Active) {
 	e.mu.Lock()
 	e.site = s
 	e.mu.Unlock()
-	e.server.SetSite(s)
+	e.handler.SetSite(s)
 	e.log.Info("Serving deploy", slog.Any("deploy", a.ID), slog.Int("files", len(a.Manifest.Files)), slog.Int64("memory_bytes", s.MemoryBytes()))
 	// Redirectors send visitors only to edges that say they serve the current deploy: tell
 	// them now rather than at the next tick, or every edge looks outdated for up to an interval
@@ -182,7 +191,7 @@ func (e *Node) switchTo(a follow.Active) {
 // rather than the follower's active deploy, which the follower sets before the site is built and
 // swapped in, and which stays set when the site fails to build.
 func (e *Node) serving() (served site.DeployID, synced bool) {
-	if s := e.server.Handler().Site(); s != nil {
+	if s := e.handler.Site(); s != nil {
 		served = s.ID()
 	}
 	target := e.follower.Status().Target
@@ -197,10 +206,10 @@ func (e *Node) HandleEvent(ev dt.Event) {
 }
 
 // Handler returns the HTTP handler serving visitors (and the health endpoint).
-func (e *Node) Handler() http.Handler { return e.server.Handler() }
+func (e *Node) Handler() http.Handler { return e.handler }
 
 // Server returns the HTTP server, to Serve on listeners.
-func (e *Node) Server() *Server { return e.server }
+func (e *Node) Server() *httpserve.Server { return e.server }
 
 // Status reports the deploy state for /status.
 func (e *Node) Status() follow.Status { return e.follower.Status() }
@@ -307,7 +316,7 @@ func publicAddrs(observed []netip.Addr) (v4, v6 netip.Addr) {
 var sharedNAT = netip.MustParsePrefix("100.64.0.0/10")
 
 // ObserveResponse counts a response for the load report and the metrics.
-func (e *Node) ObserveResponse(ri ResponseInfo) {
+func (e *Node) ObserveResponse(ri static.ResponseInfo) {
 	e.load.requests.Add(1)
 	e.load.bytes.Add(ri.Bytes)
 	if ri.Status >= 500 {
@@ -401,7 +410,7 @@ func newEdgeMetrics(reg prometheus.Registerer, h2s *h2.Stats) (*edgeMetrics, err
 	return m, nil
 }
 
-func (m *edgeMetrics) observe(ri ResponseInfo) {
+func (m *edgeMetrics) observe(ri static.ResponseInfo) {
 	enc := ri.Encoding
 	if enc == "" {
 		enc = "identity"

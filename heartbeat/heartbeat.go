@@ -26,7 +26,8 @@ const Type = "heartbeat"
 // (unknown fields are ignored) and refuse other versions.
 const Version = 1
 
-// MaxSize bounds an encoded heartbeat; the brief's budget is about 200 bytes of useful fields.
+// MaxSize bounds an encoded heartbeat. Its useful fields take about 200 bytes (every edge floods
+// one every few seconds to every node, so it stays small); the bound leaves room for additions.
 const MaxSize = 4 << 10
 
 // Heartbeat is one report of an edge.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"sync"
 
 	"github.com/jotfs/fastcdc-go"
@@ -32,125 +33,200 @@ type blobSource struct {
 const sniffLen = 512
 
 // processFile reads one file once: it hashes it, splits it into chunks when it is large, and
-// feeds its compressors, all from the same read.
-func (s *scanner) processFile(ctx context.Context, enc *encoders, e entry) (_ fileResult, err error) {
-	f, err := s.root.Open(e.rel)
+// feeds its compressors, all from the same read. With a previous deploy to reuse variants from,
+// it hashes first and compresses only content that is new, in a second read.
+func (s *scanner) processFile(ctx context.Context, enc *encoders, e entry) (fileResult, error) {
+	f, size, err := s.openRegular(e.rel)
 	if err != nil {
-		return fileResult{}, fmt.Errorf("publish: open %s: %w", e.rel, err)
+		return fileResult{}, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
+	head, err := sniff(f, e.rel)
 	if err != nil {
-		return fileResult{}, fmt.Errorf("publish: stat %s: %w", e.rel, err)
+		return fileResult{}, err
 	}
-	if !fi.Mode().IsRegular() {
-		// It was a regular file when the directory was listed.
-		return fileResult{}, fmt.Errorf("%w: %s (became a %v)", ErrChanged, e.rel, fi.Mode().Type())
-	}
-	size := fi.Size()
-	head := make([]byte, sniffLen)
-	n, err := io.ReadFull(f, head)
-	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
-		return fileResult{}, fmt.Errorf("publish: read %s: %w", e.rel, err)
-	}
-	head = head[:n]
 	typ := contentType(e.rel, head)
-
-	whole := sha256.New()
-	sinks := []io.Writer{whole}
-	var vws []*variantWriter
-	defer func() {
-		if vws != nil { // a failure before finishVariants: drop what was compressed
-			discardVariants(vws)
-		}
-	}()
 	wantVariants := size > 0 && size <= s.opts.MaxCompressSize && compressible(typ)
-	// With a previous deploy to reuse variants from, hash first and compress only content that
-	// is new (a second read); without, hash and compress in one pass.
 	deferVariants := wantVariants && s.reuse != nil
 	// A file below ChunkThreshold with a br variant travels as that variant alone: the nodes
 	// make its raw content and its zstd and gzip variants themselves (site.File.RawFrom,
 	// site.Variant.Level), so the raw bytes are kept here to derive those from.
 	derive := wantVariants && size < ChunkThreshold
-	var raw *bytes.Buffer
+	var c compression
+	defer c.discard() // a failure before finish: drop what was compressed
 	if wantVariants && !deferVariants {
-		if derive {
-			raw = bytes.NewBuffer(make([]byte, 0, size))
-			sinks = append(sinks, raw)
-		}
-		if vws, err = enc.startVariants(size, derive, s.tempFile); err != nil {
+		if c, err = startCompression(enc, size, derive, s.tempFile); err != nil {
 			return fileResult{}, err
 		}
-		for _, vw := range vws {
-			sinks = append(sinks, vw.enc)
+	}
+	res, err := s.hashFile(ctx, f, head, e.rel, size, c.writers())
+	if err != nil {
+		return fileResult{}, err
+	}
+	res.file.Type = typ
+	if deferVariants {
+		if prev, ok := s.reuse[res.file.Hash]; ok {
+			res.file.Variants, res.file.RawFrom = maps.Clone(prev.Variants), prev.RawFrom
+			return res, nil
+		}
+		if c, err = s.compressAgain(f, enc, e.rel, size, derive, res.file.Hash); err != nil {
+			return fileResult{}, err
 		}
 	}
-	r := io.TeeReader(&progressReader{ctx: ctx, r: io.MultiReader(bytes.NewReader(head), f), s: s}, io.MultiWriter(sinks...))
-	var chunks []site.Chunk
-	var sources []blobSource
-	var read int64
+	if err := c.finish(enc, &res, e.rel, size); err != nil {
+		return fileResult{}, err
+	}
+	return res, nil
+}
+
+// openRegular opens a file of the site and returns it with its size, refusing one that is no
+// longer a regular file: it was one when the directory was listed.
+func (s *scanner) openRegular(rel string) (*os.File, int64, error) {
+	f, err := s.root.Open(rel)
+	if err != nil {
+		return nil, 0, fmt.Errorf("publish: open %s: %w", rel, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, fmt.Errorf("publish: stat %s: %w", rel, err)
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, 0, fmt.Errorf("%w: %s (became a %v)", ErrChanged, rel, fi.Mode().Type())
+	}
+	return f, fi.Size(), nil
+}
+
+// sniff reads the start of a file, as much as http.DetectContentType looks at.
+func sniff(r io.Reader, rel string) ([]byte, error) {
+	head := make([]byte, sniffLen)
+	n, err := io.ReadFull(r, head)
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil, fmt.Errorf("publish: read %s: %w", rel, err)
+	}
+	return head[:n], nil
+}
+
+// hashFile reads the rest of a file after head, once: it hashes the whole, splits it into chunks
+// when it is ChunkThreshold bytes or more, counts the progress and feeds extra (the compressors)
+// as it goes. A file whose length is not size changed since it was listed.
+func (s *scanner) hashFile(ctx context.Context, f io.Reader, head []byte, rel string, size int64, extra []io.Writer) (fileResult, error) {
+	whole := sha256.New()
+	sinks := io.MultiWriter(append([]io.Writer{whole}, extra...)...)
+	r := io.TeeReader(&progressReader{ctx: ctx, r: io.MultiReader(bytes.NewReader(head), f), s: s}, sinks)
+	var (
+		chunks  []site.Chunk
+		sources []blobSource
+		read    int64
+		err     error
+	)
 	if size >= ChunkThreshold {
-		chunks, sources, read, err = chunkFile(r, e.rel)
+		chunks, sources, read, err = chunkFile(r, rel)
 	} else {
 		read, err = io.Copy(io.Discard, r)
 	}
 	if err != nil {
-		return fileResult{}, fmt.Errorf("publish: read %s: %w", e.rel, err)
+		return fileResult{}, fmt.Errorf("publish: read %s: %w", rel, err)
 	}
 	if read != size {
-		return fileResult{}, fmt.Errorf("%w: %s: %d bytes read, %d expected", ErrChanged, e.rel, read, size)
+		return fileResult{}, fmt.Errorf("%w: %s: %d bytes read, %d expected", ErrChanged, rel, read, size)
 	}
 	h := blobs.Hash(whole.Sum(nil))
 	if len(chunks) <= 1 {
 		// Small, or one chunk (content with no cut point, such as zeros): the file is one blob.
 		chunks = nil
-		sources = []blobSource{{h, Source{Size: size, File: e.rel}}}
+		sources = []blobSource{{h, Source{Size: size, File: rel}}}
 	}
-	res := fileResult{file: site.File{Hash: h, Size: size, Type: typ, Chunks: chunks}, sources: sources}
-	if deferVariants {
-		if prev, ok := s.reuse[h]; ok {
-			res.file.Variants, res.file.RawFrom = maps.Clone(prev.Variants), prev.RawFrom
-			return res, nil
-		}
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return fileResult{}, fmt.Errorf("publish: read %s again: %w", e.rel, err)
-		}
-		if vws, err = enc.startVariants(size, derive, s.tempFile); err != nil {
-			return fileResult{}, err
-		}
-		encs := make([]io.Writer, len(vws))
-		for i, vw := range vws {
-			encs[i] = vw.enc
-		}
-		if derive {
-			raw = bytes.NewBuffer(make([]byte, 0, size))
-			encs = append(encs, raw)
-		}
-		// The content must be what was hashed: a file changed between the reads fails the scan.
-		again := sha256.New()
-		if _, err := io.Copy(io.MultiWriter(append(encs, again)...), f); err != nil {
-			return fileResult{}, fmt.Errorf("publish: read %s: %w", e.rel, err)
-		}
-		if blobs.Hash(again.Sum(nil)) != h {
-			return fileResult{}, fmt.Errorf("%w: %s changed while it was read", ErrChanged, e.rel)
-		}
+	return fileResult{file: site.File{Hash: h, Size: size, Chunks: chunks}, sources: sources}, nil
+}
+
+// compressAgain reads a file a second time to compress it, for content the previous deploy did
+// not have. The content must be what was hashed (h): a file changed between the reads fails the
+// scan.
+func (s *scanner) compressAgain(f io.ReadSeeker, enc *encoders, rel string, size int64, derive bool, h blobs.Hash) (compression, error) {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return compression{}, fmt.Errorf("publish: read %s again: %w", rel, err)
 	}
-	if vws != nil {
-		variants, vsrc, err := finishVariants(vws, size)
-		vws = nil
-		if err != nil {
-			return fileResult{}, fmt.Errorf("publish: %s: %w", e.rel, err)
-		}
-		if _, ok := variants[site.EncodingBrotli]; ok && raw != nil {
-			if err := enc.deriveVariants(raw.Bytes(), variants); err != nil {
-				return fileResult{}, fmt.Errorf("publish: %s: %w", e.rel, err)
-			}
-			res.file.RawFrom = site.EncodingBrotli
-		}
-		res.file.Variants = variants
-		res.sources = append(res.sources, vsrc...)
+	c, err := startCompression(enc, size, derive, s.tempFile)
+	if err != nil {
+		return compression{}, err
 	}
-	return res, nil
+	again := sha256.New()
+	if _, err := io.Copy(io.MultiWriter(append(c.writers(), again)...), f); err != nil {
+		c.discard()
+		return compression{}, fmt.Errorf("publish: read %s: %w", rel, err)
+	}
+	if blobs.Hash(again.Sum(nil)) != h {
+		c.discard()
+		return compression{}, fmt.Errorf("%w: %s changed while it was read", ErrChanged, rel)
+	}
+	return c, nil
+}
+
+// compression is one file's compressors while it is read, and its raw bytes when they are kept
+// to derive the other variants from a br one. The zero value compresses nothing.
+type compression struct {
+	vws []*variantWriter
+	raw *bytes.Buffer
+}
+
+// startCompression starts the compressors of a file of size bytes; derive keeps its raw bytes
+// and compresses to br alone (the other variants are derived from it).
+func startCompression(enc *encoders, size int64, derive bool, tempFile func() (*os.File, error)) (compression, error) {
+	vws, err := enc.startVariants(size, derive, tempFile)
+	if err != nil {
+		return compression{}, err
+	}
+	c := compression{vws: vws}
+	if derive {
+		c.raw = bytes.NewBuffer(make([]byte, 0, size))
+	}
+	return c, nil
+}
+
+// writers are what the file's bytes are copied to.
+func (c *compression) writers() []io.Writer {
+	w := make([]io.Writer, 0, len(c.vws)+1)
+	for _, vw := range c.vws {
+		w = append(w, vw.enc)
+	}
+	if c.raw != nil {
+		w = append(w, c.raw)
+	}
+	return w
+}
+
+// discard drops what was compressed, unless finish took it. Safe to call twice.
+func (c *compression) discard() {
+	if c.vws != nil {
+		discardVariants(c.vws)
+		c.vws = nil
+	}
+}
+
+// finish ends the compressors and records in res the variants worth keeping and where their
+// bytes are. With a br variant and the raw bytes, it marks the file as derived from br and fills
+// in the derived variants' descriptions.
+func (c *compression) finish(enc *encoders, res *fileResult, rel string, size int64) error {
+	if c.vws == nil {
+		return nil
+	}
+	vws := c.vws
+	c.vws = nil // finishVariants owns them now, even when it fails
+	variants, vsrc, err := finishVariants(vws, size)
+	if err != nil {
+		return fmt.Errorf("publish: %s: %w", rel, err)
+	}
+	if _, ok := variants[site.EncodingBrotli]; ok && c.raw != nil {
+		if err := enc.deriveVariants(c.raw.Bytes(), variants); err != nil {
+			return fmt.Errorf("publish: %s: %w", rel, err)
+		}
+		res.file.RawFrom = site.EncodingBrotli
+	}
+	res.file.Variants = variants
+	res.sources = append(res.sources, vsrc...)
+	return nil
 }
 
 // fastcdcMu serialises the use of fastcdc-go. Its NewChunker (v0.2.0) rewrites the package's

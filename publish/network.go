@@ -3,19 +3,19 @@ package publish
 import (
 	"cmp"
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/dt-cdn/dt/blobs"
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/heartbeat"
+	"github.com/dt-cdn/dt/internal/client"
 	"github.com/dt-cdn/dt/site"
 )
 
@@ -303,32 +303,11 @@ func openSession(ctx context.Context, opts NetworkOptions, readOnly bool) (*sess
 	cfg := opts.Node
 	cfg.Keys, cfg.Master, cfg.Peers, cfg.LazyBodies = opts.Keys, opts.Keys.Master != nil, opts.Peers, true
 	cfg.Logger = opts.Logger
-	var (
-		node *dt.Node
-		dir  string // removed at close; empty when the node keeps its data in opts.CacheDir
-		err  error
-	)
-	if opts.CacheDir != "" {
-		// A publisher that kept its table since the last run resumes from its cursor: only the
-		// records written since travel, instead of a list of every record. The cache is only a
-		// copy: when another publish holds it, or it is unusable, a temporary one does.
-		table := opts.Keys.Network.TableID()
-		cfg.DataDir = filepath.Join(opts.CacheDir, hex.EncodeToString(table[:]))
-		cfg.NoSync = true
-		if node, err = dt.Open(cfg); err != nil {
-			opts.Logger.Info("Publish cache unusable; using a temporary one", slog.Any("err", err))
-		}
-	}
-	if node == nil {
-		if dir, err = os.MkdirTemp("", "dt-publish-"); err != nil {
-			return nil, fmt.Errorf("publish: %w", err)
-		}
-		cfg.DataDir = dir
-		cfg.NoSync = true // the node's data is thrown away at the end
-		if node, err = dt.Open(cfg); err != nil {
-			os.RemoveAll(dir)
-			return nil, err
-		}
+	// The cache is only a copy: when another publish holds it, or it is unusable, a temporary
+	// one does.
+	node, dir, err := client.OpenNode(cfg, opts.CacheDir)
+	if err != nil {
+		return nil, err
 	}
 	s := &session{node: node, dir: dir, done: make(chan struct{}), confirmWait: opts.ConnectTimeout,
 		tracker: heartbeat.NewTracker(heartbeat.Config{Interval: opts.HeartbeatInterval})}
@@ -657,6 +636,31 @@ func Deploys(ctx context.Context, opts NetworkOptions) ([]DeployInfo, error) {
 		}
 	}
 	return out, nil
+}
+
+// FindDeploy returns the kept deploy that prefix names: a full deploy id (returned as it is,
+// without asking the network) or a prefix of one that only one kept deploy has, in any case.
+func FindDeploy(ctx context.Context, opts NetworkOptions, prefix string) (site.DeployID, error) {
+	if id, err := site.ParseDeployID(prefix); err == nil {
+		return id, nil
+	}
+	list, err := Deploys(ctx, opts)
+	if err != nil {
+		return site.DeployID{}, err
+	}
+	var found []site.DeployID
+	for _, d := range list {
+		if strings.HasPrefix(d.ID.String(), strings.ToLower(prefix)) {
+			found = append(found, d.ID)
+		}
+	}
+	switch len(found) {
+	case 1:
+		return found[0], nil
+	case 0:
+		return site.DeployID{}, fmt.Errorf("no kept deploy starts with %q", prefix)
+	}
+	return site.DeployID{}, fmt.Errorf("%q names %d deploys; give more of the id", prefix, len(found))
 }
 
 // Rollback makes a kept deploy current again; nothing is uploaded, since the network holds every

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -242,6 +243,16 @@ func TestPublishIncrementalAndRollback(t *testing.T) {
 	}
 	if current != 1 {
 		t.Fatalf("%d current deploys", current)
+	}
+
+	// A kept deploy is found by its full id or a unique prefix, in any case.
+	for _, prefix := range []string{changed.Deploy.String(), strings.ToUpper(changed.Deploy.String()[:10])} {
+		if id, err := FindDeploy(ctx, opts, prefix); err != nil || id != changed.Deploy {
+			t.Errorf("FindDeploy(%q) = %s, %v; want %s", prefix, id.Short(), err, changed.Deploy.Short())
+		}
+	}
+	if _, err := FindDeploy(ctx, opts, "zz"); err == nil || !strings.Contains(err.Error(), "no kept deploy") {
+		t.Errorf("FindDeploy of a prefix no deploy has: %v", err)
 	}
 }
 

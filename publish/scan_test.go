@@ -197,8 +197,8 @@ func TestDiff(t *testing.T) {
 	}
 }
 
-// TestChunkedInsert is the figure: a 64 MiB file with 100 bytes inserted in the middle
-// resends at most 2 MiB.
+// TestChunkedInsert checks what content-defined chunking is for: a 64 MiB file with 100 bytes
+// inserted in the middle resends at most 2 MiB.
 func TestChunkedInsert(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes and scans 128 MiB")

@@ -3,6 +3,7 @@ package redirector_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dt-cdn/dt/heartbeat"
+	"github.com/dt-cdn/dt/internal/httpserve"
 	"github.com/dt-cdn/dt/internal/procusage"
 	"github.com/dt-cdn/dt/internal/promtest"
 	"github.com/dt-cdn/dt/internal/testcert"
@@ -25,12 +27,12 @@ import (
 	"github.com/dt-cdn/dt/web"
 )
 
-// testFrontend serves h as dt redirector serves its visitors: a Frontend's server on its
-// listener, on 127.0.0.1, until the test ends.
+// testFrontend serves h as dt redirector serves its visitors: NewFrontend's server on a
+// listener on 127.0.0.1, until the test ends.
 type testFrontend struct {
 	addr    string
 	reg     *prometheus.Registry
-	front   *redirector.Frontend
+	front   *httpserve.Server
 	tlsConf *tls.Config
 }
 
@@ -38,7 +40,7 @@ func startFrontend(t *testing.T, cfg redirector.FrontendConfig, h http.Handler, 
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	cfg.Registerer = reg
-	front, err := redirector.NewFrontend(cfg)
+	front, err := redirector.NewFrontend(h, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,18 +53,12 @@ func startFrontend(t *testing.T, cfg redirector.FrontendConfig, h http.Handler, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := front.Server(h, tc)
+	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() {
-		if tc != nil {
-			served <- srv.ServeTLS(front.Listener(ln), "", "")
-		} else {
-			served <- srv.Serve(front.Listener(ln))
-		}
-	}()
+	go func() { served <- front.Serve(ctx, ln, tc) }()
 	t.Cleanup(func() {
-		srv.Close()
-		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		cancel()
+		if err := <-served; err != nil {
 			t.Errorf("Serve: %v", err)
 		}
 	})

@@ -8,7 +8,9 @@
 // answer the node that answers; both must be the message's signer, so no node can ask or answer
 // in another's name. A Responder answers at most a few requests per second per asking node and
 // overall, drops requests too old to matter, and runs a bounded number of lookups at a time: one
-// node cannot turn the network into a flood of DNS queries.
+// node cannot turn the network into a flood of DNS queries. On the asking side, a Collector keeps
+// the answers that are the request's, and Gather waits for them, repeating the request for the
+// nodes that link up late; Compare then says who saw what.
 //
 // # Caveats
 //

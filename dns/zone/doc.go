@@ -9,8 +9,9 @@
 // JSON) holds the owner, type, TTL and every RDATA in presentation form, sorted. The RRset is
 // DNS's own unit of change (RFC 2181 §5), so one record per RRset makes every update of an RRset
 // atomic on every node, and a name or type that leaves the zone file is one tombstone. Diff
-// compares a parsed zone with what the table holds and says which keys to write and which to
-// delete.
+// compares a parsed zone with what the table holds (Held) and says which keys to write and which
+// to delete; Write writes them through a master's node, the SOA last, and Remove takes a whole
+// zone off, the SOA first. Listing gives a zone's records back in a zone file's order.
 //
 // # Caveats
 //

@@ -76,6 +76,20 @@ func build(rrs []dns.RR, origin, file string) (*Zone, error) {
 	if apex == "" {
 		return nil, v.err()
 	}
+	z := &Zone{Apex: apex}
+	z.Sets, z.Records = groupSets(rrs, apex, v)
+	checkZone(z, v)
+	checkSets(z.Sets, v)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	return z, nil
+}
+
+// groupSets groups the records of the zone apex into RRsets in canonical form, sorted by
+// compareSets, and counts their records (duplicates once). It refuses, through v, records that
+// refuseRecord names and sets whose records disagree on the TTL.
+func groupSets(rrs []dns.RR, apex string, v *validator) ([]Set, int) {
 	type setID struct {
 		name string
 		t    uint16
@@ -85,15 +99,7 @@ func build(rrs []dns.RR, origin, file string) (*Zone, error) {
 	for _, rr := range rrs {
 		h := rr.Header()
 		name := CanonicalName(h.Name)
-		switch {
-		case h.Class != dns.ClassINET:
-			v.fail("%s %s: class %s: only IN is served", name, typeName(h.Rrtype), dns.ClassToString[h.Class])
-			continue
-		case !dns.IsSubDomain(apex, name):
-			v.fail("%s %s: outside the zone %s", name, typeName(h.Rrtype), apex)
-			continue
-		}
-		if reason := refusedType(h.Rrtype); reason != "" {
+		if reason := refuseRecord(h, name, apex); reason != "" {
 			v.fail("%s %s: %s", name, typeName(h.Rrtype), reason)
 			continue
 		}
@@ -115,17 +121,38 @@ func build(rrs []dns.RR, origin, file string) (*Zone, error) {
 			s.Data = append(s.Data, d)
 		}
 	}
-	z := &Zone{Apex: apex}
+	var (
+		out     []Set
+		records int
+	)
 	for _, id := range order {
 		s := sets[id]
 		slices.Sort(s.Data)
-		z.Records += len(s.Data)
-		z.Sets = append(z.Sets, *s)
+		records += len(s.Data)
+		out = append(out, *s)
 	}
-	slices.SortFunc(z.Sets, compareSets)
-	checkZone(z, v)
-	for i := range z.Sets {
-		s := &z.Sets[i]
+	slices.SortFunc(out, compareSets)
+	return out, records
+}
+
+// refuseRecord says why a record (its header, and its owner in canonical form) has no place in
+// the zone apex, or returns "": a class other than IN, an owner outside the zone, or a type
+// refusedType names.
+func refuseRecord(h *dns.RR_Header, name, apex string) string {
+	switch {
+	case h.Class != dns.ClassINET:
+		return "class " + dns.ClassToString[h.Class] + ": only IN is served"
+	case !dns.IsSubDomain(apex, name):
+		return "outside the zone " + apex
+	}
+	return refusedType(h.Rrtype)
+}
+
+// checkSets checks each set on its own: its shape, that its data survives the round trip
+// through the form nodes read, and its size.
+func checkSets(sets []Set, v *validator) {
+	for i := range sets {
+		s := &sets[i]
 		if err := checkSetShape(s); err != nil {
 			v.fail("%v", err)
 			continue
@@ -140,10 +167,6 @@ func build(rrs []dns.RR, origin, file string) (*Zone, error) {
 			v.fail("%s %s: %d bytes over the RRset limit of %d", s.Name, typeName(s.Type), len(b), MaxSetSize)
 		}
 	}
-	if err := v.err(); err != nil {
-		return nil, err
-	}
-	return z, nil
 }
 
 // compareSets orders sets by name (labels from the root, so a zone reads top-down), then type,

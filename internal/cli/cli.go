@@ -11,6 +11,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/dt-cdn/dt/internal/guardapi"
 )
 
 // Env is what a command may touch of the outside world, so tests can run commands in-process
@@ -269,11 +271,11 @@ func (l *prefixList) String() string {
 }
 
 func (l *prefixList) Set(s string) error {
-	t, err := parseUnblockTarget(s)
-	if err != nil || t.all {
+	t, err := guardapi.ParseTarget(s)
+	if err != nil || t.All {
 		return fmt.Errorf("%q is not an IP address or a prefix such as 192.0.2.0/24", s)
 	}
-	*l = append(*l, t.prefix)
+	*l = append(*l, t.Prefix)
 	return nil
 }
 

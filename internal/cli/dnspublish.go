@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
@@ -13,14 +14,25 @@ import (
 	"github.com/dt-cdn/dt/dt"
 )
 
+// dnsPublishFlags are dt dns-publish's flags.
+type dnsPublishFlags struct {
+	client clientFlags
+	origin string
+	dryRun bool
+	remove string
+	cache  string
+}
+
+func (f *dnsPublishFlags) register(fs *flagSet) {
+	f.client.register(fs)
+	fs.StringVar(&f.origin, "origin", "", "the zone's `NAME`, for relative names before any $ORIGIN (default: the file's $ORIGIN)")
+	fs.BoolVar(&f.dryRun, "dry-run", false, "print what would change; write nothing")
+	fs.StringVar(&f.remove, "remove-zone", "", "remove the zone `NAME` and every record in it, instead of publishing a file")
+	fs.StringVar(&f.cache, "cache-dir", defaultCacheDir(), "keep a copy of the table (records, no file data) in `DIR` between runs, shared with dt publish; empty: none")
+}
+
 func runDNSPublish(ctx context.Context, args []string, env *Env) error {
-	var (
-		f      clientFlags
-		origin string
-		dryRun bool
-		remove string
-		cache  string
-	)
+	var f dnsPublishFlags
 	fs := newFlagSet(env, "dns-publish", "dt dns-publish --keys DIR --peer ADDR [--origin NAME] [--dry-run] [--timeout 30s] ZONEFILE\n"+
 		"       dt dns-publish --keys DIR --peer ADDR --remove-zone NAME [--dry-run]",
 		"Publishes a zone to every DNS node of the network: it reads ZONEFILE (standard zone-file\n"+
@@ -30,45 +42,51 @@ func runDNSPublish(ctx context.Context, args []string, env *Env) error {
 			"file writes nothing. --remove-zone takes a whole zone off every DNS node instead (its SOA\n"+
 			"first, so nodes stop answering for it at once). Needs master.key in the keys directory.")
 	f.register(fs)
-	fs.StringVar(&origin, "origin", "", "the zone's `NAME`, for relative names before any $ORIGIN (default: the file's $ORIGIN)")
-	fs.BoolVar(&dryRun, "dry-run", false, "print what would change; write nothing")
-	fs.StringVar(&remove, "remove-zone", "", "remove the zone `NAME` and every record in it, instead of publishing a file")
-	fs.StringVar(&cache, "cache-dir", defaultCacheDir(), "keep a copy of the table (records, no file data) in `DIR` between runs, shared with dt publish; empty: none")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
-	if remove != "" {
+	if f.remove != "" {
 		if err := fs.wantArgs(0, ""); err != nil {
 			return err
 		}
-		apex := zone.CanonicalName(remove)
+		apex := zone.CanonicalName(f.remove)
 		if apex == "" {
-			return fs.usageErrorf("--remove-zone %q is not a domain name", remove)
+			return fs.usageErrorf("--remove-zone %q is not a domain name", f.remove)
 		}
-		if err := f.check(fs); err != nil {
+		if err := f.client.check(fs); err != nil {
 			return err
 		}
-		return removeZone(ctx, env, &f, apex, dryRun, cache)
+		return removeZone(ctx, env, &f, apex)
 	}
 	if err := fs.wantArgs(1, "ZONEFILE"); err != nil {
 		return err
 	}
-	if err := f.check(fs); err != nil {
+	if err := f.client.check(fs); err != nil {
 		return err
 	}
 	// Validate before touching keys or the network.
-	file, err := os.Open(fs.Arg(0))
-	if err != nil {
-		return fmt.Errorf("read zone: %w", err)
-	}
-	z, err := zone.Parse(file, fs.Arg(0), zone.Options{Origin: origin})
-	file.Close()
+	z, err := readZone(fs.Arg(0), f.origin)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	return publishZone(ctx, env, &f, z)
+}
+
+// readZone reads and validates a zone file.
+func readZone(path, origin string) (*zone.Zone, error) {
+	file, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read zone: %w", err)
+	}
+	defer file.Close()
+	return zone.Parse(file, path, zone.Options{Origin: origin})
+}
+
+// publishZone writes what differs between z and the table, or with --dry-run prints it.
+func publishZone(ctx context.Context, env *Env, f *dnsPublishFlags, z *zone.Zone) error {
+	ctx, cancel := context.WithTimeout(ctx, f.client.timeout)
 	defer cancel()
-	t, ctx, err := openTransientWith(ctx, env, &f, transientOptions{master: true, lazy: true, cacheDir: cache})
+	t, ctx, err := openTransientWith(ctx, env, &f.client, transientOptions{master: true, lazy: true, cacheDir: f.cache})
 	if err != nil {
 		return err
 	}
@@ -76,7 +94,7 @@ func runDNSPublish(ctx context.Context, args []string, env *Env) error {
 	if err := t.n.WaitSynced(ctx); err != nil {
 		return t.explain(ctx, err)
 	}
-	have, err := tableSets(ctx, t.n, zone.ZonePrefix(z.Apex))
+	have, err := zone.Held(ctx, t.n, z.Apex)
 	if err != nil {
 		return t.explain(ctx, err)
 	}
@@ -84,24 +102,14 @@ func runDNSPublish(ctx context.Context, args []string, env *Env) error {
 	if err != nil {
 		return err
 	}
-	if dryRun {
-		for _, s := range changes.Put {
-			verb := "add"
-			if _, ok := have[s.Key()]; ok {
-				verb = "change"
-			}
-			fmt.Fprintf(env.Stdout, "%s %s %s (%d records)\n", verb, s.Name, dns.TypeToString[s.Type], len(s.Data))
-		}
-		for _, k := range changes.Delete {
-			fmt.Fprintf(env.Stdout, "remove %s\n", strings.TrimPrefix(k, zone.ZonePrefix(z.Apex)))
-		}
-		fmt.Fprintf(env.Stdout, "%s: %d RRsets to write, %d to remove, %d unchanged (dry run: nothing sent)\n", z.Apex, len(changes.Put), len(changes.Delete), changes.Unchanged)
+	if f.dryRun {
+		printZoneChanges(env.Stdout, z, have, changes)
 		return nil
 	}
-	if !changes.Empty() && !slices.ContainsFunc(changes.Put, func(s zone.Set) bool { return s.Type == dns.TypeSOA }) {
+	if !changes.Empty() && !changes.ChangesSOA() {
 		fmt.Fprintf(env.Stderr, "dt dns-publish: warning: %s changes but its SOA serial %d does not; secondaries outside dt would not notice\n", z.Apex, z.Serial())
 	}
-	if err := writeZone(ctx, t.n, changes); err != nil {
+	if err := zone.Write(ctx, t.n, changes); err != nil {
 		return t.explain(ctx, err)
 	}
 	if err := t.close(); err != nil {
@@ -111,12 +119,27 @@ func runDNSPublish(ctx context.Context, args []string, env *Env) error {
 	return nil
 }
 
-// removeZone deletes every RRset of the zone apex, its SOA first: DNS nodes serve a zone only while
-// its apex has a SOA, so they stop answering for it with the first removal they apply.
-func removeZone(ctx context.Context, env *Env, f *clientFlags, apex string, dryRun bool, cache string) error {
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+// printZoneChanges prints what a publish of z would write, for --dry-run.
+func printZoneChanges(w io.Writer, z *zone.Zone, have map[string][]byte, changes zone.Changes) {
+	for _, s := range changes.Put {
+		verb := "add"
+		if _, ok := have[s.Key()]; ok {
+			verb = "change"
+		}
+		fmt.Fprintf(w, "%s %s %s (%d records)\n", verb, s.Name, dns.TypeToString[s.Type], len(s.Data))
+	}
+	for _, k := range changes.Delete {
+		fmt.Fprintf(w, "remove %s\n", strings.TrimPrefix(k, zone.ZonePrefix(z.Apex)))
+	}
+	fmt.Fprintf(w, "%s: %d RRsets to write, %d to remove, %d unchanged (dry run: nothing sent)\n", z.Apex, len(changes.Put), len(changes.Delete), changes.Unchanged)
+}
+
+// removeZone takes the zone apex off the network (zone.Remove), or with --dry-run prints what
+// that would remove.
+func removeZone(ctx context.Context, env *Env, f *dnsPublishFlags, apex string) error {
+	ctx, cancel := context.WithTimeout(ctx, f.client.timeout)
 	defer cancel()
-	t, ctx, err := openTransientWith(ctx, env, f, transientOptions{master: true, lazy: true, cacheDir: cache})
+	t, ctx, err := openTransientWith(ctx, env, &f.client, transientOptions{master: true, lazy: true, cacheDir: f.cache})
 	if err != nil {
 		return err
 	}
@@ -124,113 +147,25 @@ func removeZone(ctx context.Context, env *Env, f *clientFlags, apex string, dryR
 	if err := t.n.WaitSynced(ctx); err != nil {
 		return t.explain(ctx, err)
 	}
-	prefix := zone.ZonePrefix(apex)
-	var keys []string
-	for k := range t.n.ObjectKeys() {
-		if strings.HasPrefix(k, prefix) {
-			keys = append(keys, k)
-		}
-	}
+	keys := zone.Removal(slices.Collect(t.n.ObjectKeys()), apex)
 	if len(keys) == 0 {
 		return fmt.Errorf("no zone %s in the table", apex)
 	}
-	soa := (&zone.Set{Zone: apex, Name: apex, Type: dns.TypeSOA}).Key()
-	slices.SortStableFunc(keys, func(a, b string) int {
-		switch {
-		case a == soa:
-			return -1
-		case b == soa:
-			return 1
-		}
-		return strings.Compare(a, b)
-	})
-	if dryRun {
+	if f.dryRun {
 		for _, k := range keys {
-			fmt.Fprintf(env.Stdout, "remove %s\n", strings.TrimPrefix(k, prefix))
+			fmt.Fprintf(env.Stdout, "remove %s\n", strings.TrimPrefix(k, zone.ZonePrefix(apex)))
 		}
 		fmt.Fprintf(env.Stdout, "%s: %d RRsets to remove (dry run: nothing sent)\n", apex, len(keys))
 		return nil
 	}
-	rest := keys
-	if keys[0] == soa {
-		if err := t.n.Delete(ctx, soa); err != nil {
-			return t.explain(ctx, fmt.Errorf("remove the SOA: %w", err))
-		}
-		rest = keys[1:]
-	}
-	if len(rest) > 0 {
-		if err := t.n.DeleteMany(ctx, rest); err != nil {
-			return t.explain(ctx, fmt.Errorf("remove RRsets: %w", err))
-		}
-	}
-	if err := t.n.WaitReplicated(ctx, keys[len(keys)-1], 1); err != nil {
-		return t.explain(ctx, fmt.Errorf("zone removed but not confirmed by a peer: %w", err))
+	if err := zone.Remove(ctx, t.n, keys, apex); err != nil {
+		return t.explain(ctx, err)
 	}
 	if err := t.close(); err != nil {
 		return err
 	}
 	fmt.Fprintf(env.Stdout, "%s: %d RRsets removed\n", apex, len(keys))
 	return nil
-}
-
-// writeZone writes the changes in the order that keeps a zone whole as long as possible on the
-// nodes that follow the log: the new and changed sets, then the removals, then the SOA; and waits
-// until a peer holds the last of them (a peer's acknowledgement covers the log before it).
-func writeZone(ctx context.Context, n *dt.Node, c zone.Changes) error {
-	if c.Empty() {
-		return nil
-	}
-	var (
-		keys   []string
-		bodies [][]byte
-		soa    = -1
-	)
-	for i, s := range c.Put {
-		if s.Type == dns.TypeSOA {
-			soa = i
-			continue
-		}
-		keys, bodies = append(keys, s.Key()), append(bodies, c.PutBodies[i])
-	}
-	last := ""
-	if len(keys) > 0 {
-		if err := n.PutMany(ctx, keys, bodies); err != nil {
-			return fmt.Errorf("write RRsets: %w", err)
-		}
-		last = keys[len(keys)-1]
-	}
-	if len(c.Delete) > 0 {
-		if err := n.DeleteMany(ctx, c.Delete); err != nil {
-			return fmt.Errorf("remove RRsets: %w", err)
-		}
-		last = c.Delete[len(c.Delete)-1]
-	}
-	if soa >= 0 {
-		if err := n.Put(ctx, c.Put[soa].Key(), c.PutBodies[soa]); err != nil {
-			return fmt.Errorf("write the SOA: %w", err)
-		}
-		last = c.Put[soa].Key()
-	}
-	if err := n.WaitReplicated(ctx, last, 1); err != nil {
-		return fmt.Errorf("zone written but not confirmed by a peer: %w", err)
-	}
-	return nil
-}
-
-// tableSets returns the bodies of the table's keys under prefix.
-func tableSets(ctx context.Context, n *dt.Node, prefix string) (map[string][]byte, error) {
-	have := map[string][]byte{}
-	for k := range n.ObjectKeys() {
-		if !strings.HasPrefix(k, prefix) {
-			continue
-		}
-		body, err := n.Get(ctx, k)
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", k, err)
-		}
-		have[k] = body
-	}
-	return have, nil
 }
 
 func runDNSRecords(ctx context.Context, args []string, env *Env) error {
@@ -261,8 +196,7 @@ func runDNSRecords(ctx context.Context, args []string, env *Env) error {
 	if err := t.n.WaitSynced(ctx); err != nil {
 		return t.explain(ctx, err)
 	}
-	keys := slices.Collect(t.n.ObjectKeys())
-	zones := zone.Zones(keys)
+	zones := zone.Zones(slices.Collect(t.n.ObjectKeys()))
 	if which != "" {
 		zones = slices.DeleteFunc(zones, func(z string) bool { return z != which })
 		if len(zones) == 0 {
@@ -270,47 +204,28 @@ func runDNSRecords(ctx context.Context, args []string, env *Env) error {
 		}
 	}
 	for i, apex := range zones {
-		have, err := tableSets(ctx, t.n, zone.ZonePrefix(apex))
+		have, err := zone.Held(ctx, t.n, apex)
 		if err != nil {
 			return t.explain(ctx, err)
 		}
-		var sets []*zone.Set
-		var rrs [][]dns.RR
-		for k, body := range have {
-			s, r, err := zone.DecodeSet(k, body)
-			if err != nil {
-				fmt.Fprintf(env.Stderr, "dt dns-records: %v\n", err)
-				continue
-			}
-			sets, rrs = append(sets, s), append(rrs, r)
-		}
-		order := make([]int, len(sets))
-		for j := range order {
-			order[j] = j
-		}
-		// The SOA first, as in a zone file, then the names from the apex down.
-		slices.SortFunc(order, func(a, b int) int {
-			sa, sb := sets[a], sets[b]
-			if (sa.Type == dns.TypeSOA) != (sb.Type == dns.TypeSOA) {
-				if sa.Type == dns.TypeSOA {
-					return -1
-				}
-				return 1
-			}
-			if c := zone.CompareNames(sa.Name, sb.Name); c != 0 {
-				return c
-			}
-			return int(sa.Type) - int(sb.Type)
-		})
 		if i > 0 {
 			fmt.Fprintln(env.Stdout)
 		}
-		fmt.Fprintf(env.Stdout, "; zone %s: %d RRsets\n", apex, len(sets))
-		for _, j := range order {
-			for _, rr := range rrs[j] {
-				fmt.Fprintln(env.Stdout, rr.String())
-			}
-		}
+		printZone(env, apex, have)
 	}
 	return nil
+}
+
+// printZone prints a zone's records in zone-file syntax, and on stderr the RRsets it cannot.
+func printZone(env *Env, apex string, have map[string][]byte) {
+	sets, bad := zone.Listing(have)
+	for _, err := range bad {
+		fmt.Fprintf(env.Stderr, "dt dns-records: %v\n", err)
+	}
+	fmt.Fprintf(env.Stdout, "; zone %s: %d RRsets\n", apex, len(sets))
+	for _, rrs := range sets {
+		for _, rr := range rrs {
+			fmt.Fprintln(env.Stdout, rr.String())
+		}
+	}
 }

@@ -17,9 +17,10 @@
 // # Reaching the network
 //
 // Every command that dials peers checks their addresses first (a missing port is a usage
-// error), follows each dial and handshake (peerWatch), and gives up as soon as every peer has
-// failed in a way a retry would not fix (a name that does not resolve, a refused handshake, a
-// port that keeps refusing) or at --timeout, saying for each peer what happened and what to do.
+// error), follows each dial and handshake (internal/client's Watch), and gives up as soon as
+// every peer has failed in a way a retry would not fix (a name that does not resolve, a refused
+// handshake, a port that keeps refusing) or at --timeout, saying for each peer what happened and
+// what to do.
 //
 // # Lifecycle
 //
@@ -30,11 +31,11 @@
 //
 // # Transient nodes
 //
-// add, remove and send join the network as a short-lived node: it dials --peer, never listens,
-// and keeps its data in a temporary directory removed on exit. add and remove return once a peer
-// has applied the change (dt.Node.WaitReplicated), so the change outlives the command; send
-// returns once the message is written to the link, with no proof of delivery (messages are
-// never acknowledged, as in the original).
+// add, remove and send join the network as a short-lived node (internal/client): it dials
+// --peer, never listens, and keeps its data in a temporary directory removed on exit. add and
+// remove return once a peer has applied the change (dt.Node.WaitReplicated), so the change
+// outlives the command; send returns once the message is written to the link, with no proof of
+// delivery (messages are never acknowledged, as in the original).
 //
 // # Load test
 //

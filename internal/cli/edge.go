@@ -21,7 +21,7 @@ import (
 	"github.com/dt-cdn/dt/edge"
 	"github.com/dt-cdn/dt/heartbeat"
 	"github.com/dt-cdn/dt/internal/certs"
-	"github.com/dt-cdn/dt/internal/sendconn"
+	"github.com/dt-cdn/dt/internal/httpserve"
 	"github.com/dt-cdn/dt/redirector"
 )
 
@@ -258,22 +258,15 @@ func serveEdge(ctx context.Context, e *edge.Node, cm *certs.Manager, ef edgeFlag
 	return err
 }
 
-// serveHTTP serves h on ln until ctx ends.
+// serveHTTP serves h on ln until ctx ends, by net/http's server with the edge's bounds
+// (httpserve's defaults): without IdleTimeout an idle connection would keep its place under the
+// caps for ever.
 func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
-	// The edge's own bounds: without IdleTimeout net/http would keep an idle connection, and
-	// its place under the caps, for ever.
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: edge.DefaultReadHeaderTimeout, IdleTimeout: edge.DefaultIdleTimeout,
-		MaxHeaderBytes: edge.DefaultMaxHeaderBytes, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(sendconn.Listener{Listener: ln, Timeout: edge.DefaultSendTimeout}) }()
-	select {
-	case err := <-errc:
+	srv, err := httpserve.New(httpserve.Config{Handler: h, StdHTTP1: true, Logger: log})
+	if err != nil {
 		return err
-	case <-ctx.Done():
-		shutdown(srv)
-		<-errc
-		return nil
 	}
+	return srv.Serve(ctx, ln, nil)
 }
 
 // publicURL is --public-url, or the URL visitors reach the edge at by its domain or listeners.

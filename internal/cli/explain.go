@@ -21,7 +21,7 @@ import (
 // packagePrefixes are the prefixes the packages put on their errors ("dt: key file exists"):
 // right in a log line, a stutter in a message for a person (`dt keygen: dt: x: dt: y`).
 var packagePrefixes = []string{"dt: ", "cli: ", "publish: ", "site: ", "blobs: ", "deploy: ", "edge: ",
-	"redirector: ", "heartbeat: ", "zone: ", "certs: ", "resolve: ", "server: ", "geo: "}
+	"redirector: ", "heartbeat: ", "zone: ", "certs: ", "resolve: ", "server: ", "geo: ", "client: ", "example: "}
 
 // fieldFlags names, in the packages' configuration errors a command line can reach, the flag
 // (or file) a person set instead of the Go field.

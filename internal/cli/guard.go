@@ -11,7 +11,6 @@ import (
 	"mime"
 	"net"
 	"net/http"
-	"net/netip"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -19,156 +18,13 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/internal/guardapi"
 )
 
-// The admin listener's routes for the address guard. GET /guard lists the blocks in force;
-// POST /guard/unblock lifts them. The POST takes a JSON body, {"target": "ADDR|PREFIX|all"}, and
-// is refused unless its Content-Type is application/json and it carries no Origin header: a
-// page in a browser on the node's machine can then neither send it cross-origin (the content
-// type needs a CORS preflight, which the admin listener never grants) nor through a DNS name
-// rebound to loopback (browsers send Origin with every POST; dt guard does not).
-const (
-	guardPath        = "/guard"
-	guardUnblockPath = "/guard/unblock"
-	// maxUnblockBody bounds the body of POST /guard/unblock; a target is a few dozen bytes.
-	maxUnblockBody = 4 << 10
-)
-
-// guardList is the body of GET /guard and of `dt guard list --json`.
-type guardList struct {
-	Blocks []dt.Block `json:"blocks"`
-}
-
-// unblockRequest is the body of POST /guard/unblock.
-type unblockRequest struct {
-	// Target is an IP address, a prefix (CIDR) or "all".
-	Target string `json:"target"`
-}
-
-// unblockResult is the answer of POST /guard/unblock and `dt guard unblock --json`.
-type unblockResult struct {
-	Lifted []dt.Block `json:"lifted"`
-	// Error says why nothing was lifted; empty on success.
-	Error string `json:"error,omitempty"`
-}
-
-// blockStore is what dt guard works on: a running node or a stopped node's data directory.
-type blockStore interface {
-	Blocks() []dt.Block
-	Unblock(netip.Prefix) ([]dt.Block, error)
-	UnblockAll() ([]dt.Block, error)
-}
-
-// unblockTarget is a parsed ADDR|PREFIX|all: all, or a valid prefix.
-type unblockTarget struct {
-	all    bool
-	prefix netip.Prefix
-}
-
-// parseUnblockTarget accepts "all", an IP address (IPv6 in brackets or not, with a zone or a port
-// as a log line shows it) or a prefix in CIDR notation.
-func parseUnblockTarget(s string) (unblockTarget, error) {
-	s = strings.TrimSpace(s)
-	if s == "all" {
-		return unblockTarget{all: true}, nil
-	}
-	if p, err := netip.ParsePrefix(s); err == nil {
-		return unblockTarget{prefix: p.Masked()}, nil
-	}
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		s = ap.Addr().String()
-	}
-	if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
-		s = s[1 : len(s)-1]
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return unblockTarget{}, fmt.Errorf("%q is not an IP address, a prefix such as 192.0.2.0/24, or all", s)
-	}
-	a = a.WithZone("")
-	return unblockTarget{prefix: netip.PrefixFrom(a, a.BitLen())}, nil
-}
-
-func (t unblockTarget) String() string {
-	if t.all {
-		return "all"
-	}
-	if t.prefix.IsSingleIP() {
-		return t.prefix.Addr().String()
-	}
-	return t.prefix.String()
-}
-
-// lift lifts target's blocks in s.
-func lift(s blockStore, target unblockTarget) ([]dt.Block, error) {
-	if target.all {
-		lifted, err := s.UnblockAll()
-		if errors.Is(err, dt.ErrNotBlocked) {
-			return []dt.Block{}, nil // nothing to lift is not a failure for "all"
-		}
-		return lifted, err
-	}
-	lifted, err := s.Unblock(target.prefix)
-	if errors.Is(err, dt.ErrNotBlocked) {
-		return nil, fmt.Errorf("%s is not blocked (dt guard list shows the blocks)", target)
-	}
-	return lifted, err
-}
-
-// guardRoutes adds the guard's routes to a node's admin listener.
-func guardRoutes(mux *http.ServeMux, s blockStore, log *slog.Logger) {
-	mux.HandleFunc("GET "+guardPath, func(w http.ResponseWriter, r *http.Request) {
-		writeJSONResponse(w, http.StatusOK, guardList{Blocks: s.Blocks()})
-	})
-	mux.HandleFunc("POST "+guardUnblockPath, func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Origin") != "" {
-			writeJSONResponse(w, http.StatusForbidden, unblockResult{Error: "requests from browsers are refused"})
-			return
-		}
-		if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-			writeJSONResponse(w, http.StatusUnsupportedMediaType, unblockResult{Error: "the body must be application/json"})
-			return
-		}
-		var req unblockRequest
-		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxUnblockBody))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
-			writeJSONResponse(w, http.StatusBadRequest, unblockResult{Error: fmt.Sprintf("body: %v", err)})
-			return
-		}
-		target, err := parseUnblockTarget(req.Target)
-		if err != nil {
-			writeJSONResponse(w, http.StatusBadRequest, unblockResult{Error: err.Error()})
-			return
-		}
-		lifted, err := lift(s, target)
-		if err != nil {
-			status := http.StatusInternalServerError
-			if lifted == nil {
-				status = http.StatusNotFound
-			}
-			writeJSONResponse(w, status, unblockResult{Lifted: orEmpty(lifted), Error: sentence(err)})
-			return
-		}
-		log.Info("Blocks lifted through the admin listener", slog.String("target", target.String()),
-			slog.Int("lifted", len(lifted)), slog.String("from", r.RemoteAddr))
-		writeJSONResponse(w, http.StatusOK, unblockResult{Lifted: lifted})
-	})
-}
-
-func orEmpty(bs []dt.Block) []dt.Block {
-	if bs == nil {
-		return []dt.Block{}
-	}
-	return bs
-}
-
-func writeJSONResponse(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v) // a write error means the client left
+// guardRoutes adds the guard's routes to a node's admin listener, wording failures as the
+// commands do.
+func guardRoutes(mux *http.ServeMux, s guardapi.Store, log *slog.Logger) {
+	guardapi.Routes(mux, s, log, sentence)
 }
 
 // guardFlags are the flags of dt guard list and dt guard unblock.
@@ -243,8 +99,8 @@ func runGuardList(ctx context.Context, args []string, env *Env) error {
 	}
 	var blocks []dt.Block
 	if f.admin != "" {
-		var list guardList
-		if err := adminCall(ctx, &f, http.MethodGet, guardPath, nil, &list); err != nil {
+		var list guardapi.List
+		if err := adminCall(ctx, &f, http.MethodGet, guardapi.Path, nil, &list); err != nil {
 			return err
 		}
 		blocks = list.Blocks
@@ -259,7 +115,7 @@ func runGuardList(ctx context.Context, args []string, env *Env) error {
 		}
 	}
 	if f.json {
-		return writeJSON(env.Stdout, guardList{Blocks: orEmpty(blocks)})
+		return writeJSON(env.Stdout, guardapi.List{Blocks: guardapi.OrEmpty(blocks)})
 	}
 	if len(blocks) == 0 {
 		fmt.Fprintln(env.Stdout, "No address is blocked.")
@@ -291,18 +147,18 @@ func runGuardUnblock(ctx context.Context, args []string, env *Env) error {
 	if err := f.check(fs); err != nil {
 		return err
 	}
-	target, err := parseUnblockTarget(fs.Arg(0))
+	target, err := guardapi.ParseTarget(fs.Arg(0))
 	if err != nil {
 		return fs.usageErrorf("%v", err)
 	}
 	var lifted []dt.Block
 	if f.admin != "" {
-		body, err := json.Marshal(unblockRequest{Target: target.String()})
+		body, err := json.Marshal(guardapi.UnblockRequest{Target: target.String()})
 		if err != nil {
 			return err
 		}
-		var res unblockResult
-		if err := adminCall(ctx, &f, http.MethodPost, guardUnblockPath, body, &res); err != nil {
+		var res guardapi.UnblockResult
+		if err := adminCall(ctx, &f, http.MethodPost, guardapi.UnblockPath, body, &res); err != nil {
 			return err
 		}
 		lifted = res.Lifted
@@ -311,7 +167,7 @@ func runGuardUnblock(ctx context.Context, args []string, env *Env) error {
 		if err != nil {
 			return err
 		}
-		lifted, err = lift(s, target)
+		lifted, err = guardapi.Lift(s, target)
 		if cerr := s.Close(); err == nil {
 			err = cerr
 		}
@@ -320,7 +176,7 @@ func runGuardUnblock(ctx context.Context, args []string, env *Env) error {
 		}
 	}
 	if f.json {
-		return writeJSON(env.Stdout, unblockResult{Lifted: orEmpty(lifted)})
+		return writeJSON(env.Stdout, guardapi.UnblockResult{Lifted: guardapi.OrEmpty(lifted)})
 	}
 	if len(lifted) == 0 {
 		fmt.Fprintln(env.Stdout, "No address was blocked.")
@@ -376,7 +232,7 @@ func adminCall(ctx context.Context, f *guardFlags, method, path string, body []b
 		// A node older than dt guard answers 404, or the redirector's dashboard page.
 		return fmt.Errorf("admin listener %s does not serve %s (%s): does the node run an older dt?", f.admin, path, resp.Status)
 	}
-	var res unblockResult
+	var res guardapi.UnblockResult
 	if resp.StatusCode != http.StatusOK {
 		if json.Unmarshal(raw, &res) == nil && res.Error != "" {
 			return errors.New(res.Error)

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dt-cdn/dt/internal/guardapi"
 )
 
 // wrongKeyAdds runs dt add with another network's keys n times against peer, each exiting 1
@@ -27,10 +29,10 @@ func rightKeyAdd(t *testing.T, keys, peer string) result {
 	return run(t, `{"n":1}`, "add", "--keys", keys, "--peer", peer, "--timeout", "20s", "-")
 }
 
-func listBlocks(t *testing.T, args ...string) guardList {
+func listBlocks(t *testing.T, args ...string) guardapi.List {
 	t.Helper()
 	r := run(t, "", append([]string{"guard", "list", "--json"}, args...)...)
-	var l guardList
+	var l guardapi.List
 	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &l) != nil {
 		t.Fatalf("dt guard list --json %v: exit %d\nstdout: %s\nstderr: %s", args, r.code, r.stdout, r.stderr)
 	}
@@ -99,7 +101,7 @@ func TestGuardUnblock(t *testing.T) {
 		t.Fatalf("blocks after 5 more wrong-key runs: %+v", l.Blocks)
 	}
 	r = run(t, "", "guard", "unblock", "--admin", admin, "--json", "all")
-	var res unblockResult
+	var res guardapi.UnblockResult
 	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &res) != nil || len(res.Lifted) != 1 {
 		t.Fatalf("dt guard unblock --admin all: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
@@ -167,7 +169,7 @@ func grepLines(s, sub string) string {
 func TestGuardAdminRefusesBrowsers(t *testing.T) {
 	keys := keygen(t)
 	n := startNodeCmd(t, "--keys", keys, "--data", t.TempDir(), "--admin", "127.0.0.1:0", "--local", "--no-sync")
-	url := "http://" + n.info.Admin + guardUnblockPath
+	url := "http://" + n.info.Admin + guardapi.UnblockPath
 	body := `{"target":"all"}`
 	cases := []struct {
 		name        string
@@ -210,53 +212,6 @@ func TestGuardAdminRefusesBrowsers(t *testing.T) {
 				resp.Header.Get("Access-Control-Allow-Origin"), c.want)
 		}
 	}
-}
-
-func TestParseUnblockTarget(t *testing.T) {
-	for in, want := range map[string]string{
-		"all":                  "all",
-		"192.0.2.7":            "192.0.2.7",
-		"192.0.2.7:41234":      "192.0.2.7",
-		"192.0.2.7/24":         "192.0.2.0/24",
-		"2001:db8::1":          "2001:db8::1",
-		"[2001:db8::1]":        "2001:db8::1",
-		"[2001:db8::1]:7000":   "2001:db8::1",
-		"fe80::1%eth0":         "fe80::1",
-		"2001:db8:1:2::/48":    "2001:db8:1::/48",
-		" ::ffff:192.0.2.7 ":   "::ffff:192.0.2.7",
-		"::ffff:192.0.2.0/120": "::ffff:192.0.2.0/120",
-	} {
-		got, err := parseUnblockTarget(in)
-		if err != nil || got.String() != want {
-			t.Errorf("parseUnblockTarget(%q) = %v, %v; want %s", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "ALL", "example.com", "192.0.2.300", "192.0.2.0/33", "1.2.3.4:", "[::1"} {
-		if got, err := parseUnblockTarget(in); err == nil {
-			t.Errorf("parseUnblockTarget(%q) = %v, want an error", in, got)
-		}
-	}
-}
-
-// FuzzParseUnblockTarget: the body of POST /guard/unblock reaches this parser. Whatever it
-// accepts is all or a valid, masked prefix, and its printed form parses back to the same target.
-func FuzzParseUnblockTarget(f *testing.F) {
-	for _, s := range []string{"all", "192.0.2.7", "[2001:db8::1]:7000", "2001:db8::/48", "fe80::1%eth0", "::ffff:1.2.3.4", "x"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		got, err := parseUnblockTarget(s)
-		if err != nil {
-			return
-		}
-		if !got.all && (!got.prefix.IsValid() || got.prefix != got.prefix.Masked() || got.prefix.Addr().Zone() != "") {
-			t.Fatalf("parseUnblockTarget(%q) = %#v", s, got)
-		}
-		again, err := parseUnblockTarget(got.String())
-		if err != nil || again != got {
-			t.Fatalf("%q parsed as %v, which parses back as %v, %v", s, got, again, err)
-		}
-	})
 }
 
 // TestNeverBlockFlag: --never-block exempts its addresses even where --block-loopback lets

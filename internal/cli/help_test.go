@@ -17,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/dt-cdn/dt/internal/testkit/needs"
 )
 
 // helpFlags are the flags each command parses and uses, written out by hand: a flag registered
@@ -241,11 +243,11 @@ func TestHints(t *testing.T) {
 // keys up; on a port below 1024, it exits 1 saying how to grant the capability.
 func TestHintsAsAnotherUser(t *testing.T) {
 	if os.Getuid() != 0 {
-		t.Skip("needs root to run dt as another user")
+		needs.Skipf(t, "needs root to run dt as another user")
 	}
 	nobody, err := user.Lookup("nobody")
 	if err != nil {
-		t.Skip("no user nobody")
+		needs.Skipf(t, "no user nobody")
 	}
 	uid, _ := strconv.Atoi(nobody.Uid)
 	gid, _ := strconv.Atoi(nobody.Gid)

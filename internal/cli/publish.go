@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/internal/client"
 	"github.com/dt-cdn/dt/publish"
 	"github.com/dt-cdn/dt/site"
 )
@@ -129,7 +129,7 @@ func (f *siteFlags) resolve(fs *flagSet) error {
 // options loads the keys and builds the network options, with a watch of the peers: the
 // returned context ends early once every peer failed for good, and the watch explains a failure
 // to reach the network. needMaster is false for commands that only read (deploys, dry runs).
-func (f *siteFlags) options(ctx context.Context, env *Env, needMaster bool) (publish.NetworkOptions, context.Context, *peerWatch, error) {
+func (f *siteFlags) options(ctx context.Context, env *Env, needMaster bool) (publish.NetworkOptions, context.Context, *client.Watch, error) {
 	keys, err := dt.LoadKeys(f.keys)
 	if err != nil {
 		return publish.NetworkOptions{}, nil, nil, err
@@ -142,18 +142,33 @@ func (f *siteFlags) options(ctx context.Context, env *Env, needMaster bool) (pub
 		return publish.NetworkOptions{}, nil, nil, err
 	}
 	log.Info("Starting", readBuildInfo().logAttrs()...)
-	watch, ctx := newPeerWatch(ctx, f.peers)
+	watch, ctx := client.NewWatch(ctx, f.peers)
 	opts := publish.NetworkOptions{Keys: keys, Peers: f.peers, Keep: f.keep, Wait: f.wait, ConnectTimeout: f.wait,
-		Logger: log, CacheDir: f.cacheDir, Events: watch.observe}
-	opts.Node.Dial = watch.dialer(nil)
+		Logger: log, CacheDir: f.cacheDir, Events: watch.Observe}
+	opts.Node.Dial = watch.Dialer(nil)
 	return opts, ctx, watch, nil
+}
+
+// publishFlags are dt publish's flags beyond siteFlags.
+type publishFlags struct {
+	dryRun, hidden, symlinks, spa, clean bool
+	compression                          string
+}
+
+func (p *publishFlags) register(fs *flagSet, f *siteFlags) {
+	fs.IntVar(&f.keep, "keep", 10, "keep the newest `N` deploys for rollback; collect older ones and the blobs only they use")
+	fs.BoolVar(&p.dryRun, "dry-run", false, "list what would change and the bytes that would be sent; send nothing (needs no master.key)")
+	fs.BoolVar(&p.hidden, "include-hidden", false, "publish hidden files (.well-known is always published; .git never)")
+	fs.BoolVar(&p.symlinks, "follow-symlinks", false, "follow symbolic links that stay inside DIR")
+	fs.BoolVar(&p.spa, "spa", false, "serve /index.html for paths that match nothing (single-page applications);\nwhen not given, the current deploy's setting is kept (--spa=false turns it off)")
+	fs.BoolVar(&p.clean, "clean-urls", false, "serve /about.html at /about;\nwhen not given, the current deploy's setting is kept (--clean-urls=false turns it off)")
+	fs.StringVar(&p.compression, "compression", "auto", "precompress text `LEVEL`: best (brotli 11, about 1 MB/s per CPU), fast (brotli 6, over ten times faster, variants a few percent larger), or auto (best for sites up to 64 MB, fast above)")
 }
 
 func runPublish(ctx context.Context, args []string, env *Env) error {
 	var (
-		f                                    siteFlags
-		dryRun, hidden, symlinks, spa, clean bool
-		compression                          string
+		f siteFlags
+		p publishFlags
 	)
 	fs := newFlagSet(env, "publish", "dt publish [flags] DIR   (the same as dt-publish [flags] DIR)",
 		"Publishes the static site in DIR: hashes every file, sends only the blobs the network lacks\n"+
@@ -163,20 +178,14 @@ func runPublish(ctx context.Context, args []string, env *Env) error {
 			"_headers are checked before any peer is dialed.\n"+
 			"Exit status: 0 live on every live edge; 3 live on some; 4 no edge reported; 1 failure.")
 	f.register(fs)
-	fs.IntVar(&f.keep, "keep", 10, "keep the newest `N` deploys for rollback; collect older ones and the blobs only they use")
-	fs.BoolVar(&dryRun, "dry-run", false, "list what would change and the bytes that would be sent; send nothing (needs no master.key)")
-	fs.BoolVar(&hidden, "include-hidden", false, "publish hidden files (.well-known is always published; .git never)")
-	fs.BoolVar(&symlinks, "follow-symlinks", false, "follow symbolic links that stay inside DIR")
-	fs.BoolVar(&spa, "spa", false, "serve /index.html for paths that match nothing (single-page applications);\nwhen not given, the current deploy's setting is kept (--spa=false turns it off)")
-	fs.BoolVar(&clean, "clean-urls", false, "serve /about.html at /about;\nwhen not given, the current deploy's setting is kept (--clean-urls=false turns it off)")
-	fs.StringVar(&compression, "compression", "auto", "precompress text `LEVEL`: best (brotli 11, about 1 MB/s per CPU), fast (brotli 6, over ten times faster, variants a few percent larger), or auto (best for sites up to 64 MB, fast above)")
+	p.register(fs, &f)
 	if err := fs.parse(args); err != nil {
 		return err
 	}
 	if err := fs.wantArgs(1, "DIR"); err != nil {
 		return err
 	}
-	level, err := publish.ParseCompression(compression)
+	level, err := publish.ParseCompression(p.compression)
 	if err != nil {
 		return fs.usageErrorf("--compression: want auto, best or fast")
 	}
@@ -184,90 +193,60 @@ func runPublish(ctx context.Context, args []string, env *Env) error {
 		return err
 	}
 	dir := fs.Arg(0)
-	// Everything that can be checked here is, before a peer is dialed: a typo in the directory
-	// or a rules file must not cost a connection, or look like a network problem.
-	if err := checkSiteDir(dir); err != nil {
+	if err := publish.CheckDir(dir); err != nil {
 		return err
 	}
-	opts, ctx, watch, err := f.options(ctx, env, !dryRun)
+	opts, ctx, watch, err := f.options(ctx, env, !p.dryRun)
 	if err != nil {
 		return err
 	}
-	defer watch.stop()
+	defer watch.Stop()
 	given := map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
 	out := newProgress(env, f.json)
 	began := time.Now()
 	scan := publish.ScanOptions{
-		IncludeHidden: hidden, FollowSymlinks: symlinks, SPA: spa, CleanURLs: clean, Compression: level,
+		IncludeHidden: p.hidden, FollowSymlinks: p.symlinks, SPA: p.spa, CleanURLs: p.clean, Compression: level,
 		KeepSPA: !given["spa"], KeepCleanURLs: !given["clean-urls"],
-		Progress: func(p publish.Progress) { out.bar("hashing", p.Bytes, p.BytesTotal, began) },
+		Progress: func(pr publish.Progress) { out.bar("hashing", pr.Bytes, pr.BytesTotal, began) },
 	}
-	opts.Scanned = func(plan *publish.Plan) {
-		out.done("hashed %d files (%s) in %s", len(plan.Manifest.Files), sizeOf(total(plan)), time.Since(began).Round(time.Millisecond))
-		for _, w := range plan.Warnings {
-			out.line("warning: %s", w)
-		}
+	opts.Scanned = func(plan *publish.Plan) { out.scanned(plan, began) }
+	opts.DryRun = p.dryRun
+	opts.Progress = out.publishSteps(f.peers)
+	// Linking first lets unchanged files reuse the current deploy's compressed variants.
+	res, err := publish.PublishDir(ctx, dir, scan, opts)
+	return reportPublish(env, out, f.json, res, explainPeers(ctx, err, watch, f.wait, "--timeout"))
+}
+
+// scanned reports a finished scan: its size and time, and its warnings.
+func (p *progress) scanned(plan *publish.Plan, began time.Time) {
+	p.done("hashed %d files (%s) in %s", len(plan.Manifest.Files), sizeOf(total(plan)), time.Since(began).Round(time.Millisecond))
+	for _, w := range plan.Warnings {
+		p.line("warning: %s", w)
 	}
-	opts.DryRun = dryRun
+}
+
+// publishSteps returns the progress function of a publish: a line per phase, a bar while
+// uploading, and the edges' count while waiting.
+func (p *progress) publishSteps(peers []string) func(publish.Step) {
 	var uploaded publish.Step
 	uploadBegan := time.Now()
-	opts.Progress = func(s publish.Step) {
+	return func(s publish.Step) {
 		switch s.Phase {
 		case publish.PhaseConnecting:
-			out.line("connecting to %s", strings.Join(f.peers, ", "))
+			p.line("connecting to %s", strings.Join(peers, ", "))
 		case publish.PhaseUploading:
 			if uploaded.Phase == "" {
 				uploadBegan = time.Now()
 			}
 			uploaded = s
-			out.bar("uploading", s.BytesSent, s.BytesTotal, uploadBegan)
+			p.bar("uploading", s.BytesSent, s.BytesTotal, uploadBegan)
 		case publish.PhaseSwitching:
-			out.done("uploaded %d of %d blobs (%s) in %s", uploaded.BlobsSent, uploaded.BlobsTotal, sizeOf(uploaded.BytesSent), time.Since(uploadBegan).Round(time.Millisecond))
+			p.done("uploaded %d of %d blobs (%s) in %s", uploaded.BlobsSent, uploaded.BlobsTotal, sizeOf(uploaded.BytesSent), time.Since(uploadBegan).Round(time.Millisecond))
 		case publish.PhaseWaiting:
-			out.status("live on %d/%d edges", s.EdgesLive, s.EdgesTotal)
+			p.status("live on %d/%d edges", s.EdgesLive, s.EdgesTotal)
 		}
 	}
-	// Linking first lets unchanged files reuse the current deploy's compressed variants.
-	res, err := publish.PublishDir(ctx, dir, scan, opts)
-	return reportPublish(env, out, f.json, res, watch.explain(ctx, err, f.wait, "--timeout"))
-}
-
-// checkSiteDir checks what a publish can check without the network: that dir is a directory
-// and that its _redirects and _headers parse.
-func checkSiteDir(dir string) error {
-	fi, err := os.Stat(dir)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("site directory %s does not exist", dir)
-	case err != nil:
-		return fmt.Errorf("site directory: %w", err)
-	case !fi.IsDir():
-		return fmt.Errorf("%s is not a directory: give the directory that holds the site (its index.html)", dir)
-	}
-	rules := []struct {
-		name  string
-		parse func(string, io.Reader) error
-	}{
-		{"_redirects", func(n string, r io.Reader) error { _, err := site.ParseRedirects(n, r); return err }},
-		{"_headers", func(n string, r io.Reader) error { _, err := site.ParseHeaders(n, r); return err }},
-	}
-	for _, rule := range rules {
-		path := filepath.Join(dir, rule.name)
-		f, err := os.Open(path)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		err = rule.parse(path, f)
-		f.Close()
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // reportPublish prints the outcome and picks the exit code.
@@ -285,44 +264,11 @@ func reportPublish(env *Env, out *progress, asJSON bool, res publish.Result, err
 		}
 	} else {
 		out.done("")
-		d := res.Diff
 		if res.DryRun {
-			for _, p := range d.Added {
-				fmt.Fprintf(env.Stdout, "+ %s\n", p)
-			}
-			for _, p := range d.Changed {
-				fmt.Fprintf(env.Stdout, "~ %s\n", p)
-			}
-			for _, p := range d.Deleted {
-				fmt.Fprintf(env.Stdout, "- %s\n", p)
-			}
-			if res.Unchanged {
-				fmt.Fprintf(env.Stdout, "dry run: nothing changed since the current deploy %s; no deploy would be made\n", res.Deploy)
-			} else {
-				fmt.Fprintf(env.Stdout, "dry run: %d added, %d changed, %d deleted; would send %d blobs (%s)\n",
-					len(d.Added), len(d.Changed), len(d.Deleted), len(d.Send), sizeOf(d.SendBytes))
-			}
-			fmt.Fprintf(env.Stdout, "settings: %s\n", settingsOf(res.SPA, res.CleanURLs))
+			printDryRun(env.Stdout, res)
 			return err
 		}
-		if res.Unchanged {
-			fmt.Fprintf(env.Stdout, "nothing changed: the site is the current deploy %s; no new deploy made\n", res.Deploy)
-		} else {
-			fmt.Fprintf(env.Stdout, "deploy %s: %d files; %d added, %d changed, %d deleted; sent %d blobs (%s)\n",
-				res.Deploy, res.Files, len(d.Added), len(d.Changed), len(d.Deleted), res.BlobsSent, sizeOf(res.BytesSent))
-		}
-		fmt.Fprintf(env.Stdout, "settings: %s\n", settingsOf(res.SPA, res.CleanURLs))
-		fmt.Fprintf(env.Stdout, "live on %d/%d edges\n", res.EdgesLive, len(res.Edges))
-		for _, e := range res.Edges {
-			state := "live"
-			if !e.Live {
-				state = "not yet (serves " + short(e.Deploy) + ")"
-			}
-			fmt.Fprintf(env.Stdout, "  %s  %s\n", e.URL, state)
-		}
-		for _, id := range res.Collected {
-			fmt.Fprintf(env.Stdout, "collected deploy %s\n", id.Short())
-		}
+		printPublished(env.Stdout, res)
 	}
 	switch {
 	case errors.Is(err, publish.ErrNotLive):
@@ -331,6 +277,50 @@ func reportPublish(env *Env, out *progress, asJSON bool, res publish.Result, err
 		return &exitCodeError{code: exitNoEdges, err: err}
 	}
 	return err
+}
+
+// printDryRun prints what a publish would change.
+func printDryRun(w io.Writer, res publish.Result) {
+	d := res.Diff
+	for _, p := range d.Added {
+		fmt.Fprintf(w, "+ %s\n", p)
+	}
+	for _, p := range d.Changed {
+		fmt.Fprintf(w, "~ %s\n", p)
+	}
+	for _, p := range d.Deleted {
+		fmt.Fprintf(w, "- %s\n", p)
+	}
+	if res.Unchanged {
+		fmt.Fprintf(w, "dry run: nothing changed since the current deploy %s; no deploy would be made\n", res.Deploy)
+	} else {
+		fmt.Fprintf(w, "dry run: %d added, %d changed, %d deleted; would send %d blobs (%s)\n",
+			len(d.Added), len(d.Changed), len(d.Deleted), len(d.Send), sizeOf(d.SendBytes))
+	}
+	fmt.Fprintf(w, "settings: %s\n", settingsOf(res.SPA, res.CleanURLs))
+}
+
+// printPublished prints the deploy a publish or rollback made current, and where it is live.
+func printPublished(w io.Writer, res publish.Result) {
+	d := res.Diff
+	if res.Unchanged {
+		fmt.Fprintf(w, "nothing changed: the site is the current deploy %s; no new deploy made\n", res.Deploy)
+	} else {
+		fmt.Fprintf(w, "deploy %s: %d files; %d added, %d changed, %d deleted; sent %d blobs (%s)\n",
+			res.Deploy, res.Files, len(d.Added), len(d.Changed), len(d.Deleted), res.BlobsSent, sizeOf(res.BytesSent))
+	}
+	fmt.Fprintf(w, "settings: %s\n", settingsOf(res.SPA, res.CleanURLs))
+	fmt.Fprintf(w, "live on %d/%d edges\n", res.EdgesLive, len(res.Edges))
+	for _, e := range res.Edges {
+		state := "live"
+		if !e.Live {
+			state = "not yet (serves " + short(e.Deploy) + ")"
+		}
+		fmt.Fprintf(w, "  %s  %s\n", e.URL, state)
+	}
+	for _, id := range res.Collected {
+		fmt.Fprintf(w, "collected deploy %s\n", id.Short())
+	}
 }
 
 // settingsOf names a deploy's serving settings as the flags that set them.
@@ -375,10 +365,10 @@ func runDeploys(ctx context.Context, args []string, env *Env) error {
 	if err != nil {
 		return err
 	}
-	defer watch.stop()
+	defer watch.Stop()
 	list, err := publish.Deploys(ctx, opts)
 	if err != nil {
-		return watch.explain(ctx, err, f.wait, "--timeout")
+		return explainPeers(ctx, err, watch, f.wait, "--timeout")
 	}
 	if f.json {
 		enc := json.NewEncoder(env.Stdout)
@@ -420,43 +410,19 @@ func runRollback(ctx context.Context, args []string, env *Env) error {
 	if err != nil {
 		return err
 	}
-	defer watch.stop()
+	defer watch.Stop()
 	var id site.DeployID
 	if fs.NArg() == 1 {
-		if id, err = findDeploy(ctx, opts, fs.Arg(0)); err != nil {
-			return watch.explain(ctx, err, f.wait, "--timeout")
+		if id, err = publish.FindDeploy(ctx, opts, fs.Arg(0)); err != nil {
+			return explainPeers(ctx, err, watch, f.wait, "--timeout")
 		}
 	}
 	out := newProgress(env, f.json)
 	res, err := publish.Rollback(ctx, id, opts)
 	if err != nil && !errors.Is(err, publish.ErrNotLive) && !errors.Is(err, publish.ErrNoEdges) {
-		return watch.explain(ctx, err, f.wait, "--timeout")
+		return explainPeers(ctx, err, watch, f.wait, "--timeout")
 	}
 	return reportPublish(env, out, f.json, res, err)
-}
-
-// findDeploy resolves a full id or a unique prefix of a kept deploy.
-func findDeploy(ctx context.Context, opts publish.NetworkOptions, prefix string) (site.DeployID, error) {
-	if id, err := site.ParseDeployID(prefix); err == nil {
-		return id, nil
-	}
-	list, err := publish.Deploys(ctx, opts)
-	if err != nil {
-		return site.DeployID{}, err
-	}
-	var found []site.DeployID
-	for _, d := range list {
-		if strings.HasPrefix(d.ID.String(), strings.ToLower(prefix)) {
-			found = append(found, d.ID)
-		}
-	}
-	switch len(found) {
-	case 1:
-		return found[0], nil
-	case 0:
-		return site.DeployID{}, fmt.Errorf("no kept deploy starts with %q", prefix)
-	}
-	return site.DeployID{}, fmt.Errorf("%q names %d deploys; give more of the id", prefix, len(found))
 }
 
 // progress prints a publish's progress on stderr: a redrawn bar on a terminal, plain lines

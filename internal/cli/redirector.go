@@ -17,7 +17,6 @@ import (
 
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/internal/certs"
-	"github.com/dt-cdn/dt/internal/connlimit"
 	"github.com/dt-cdn/dt/redirector"
 	"github.com/dt-cdn/dt/web"
 	"github.com/prometheus/client_golang/prometheus"
@@ -184,17 +183,13 @@ func serveRedirector(ctx context.Context, p *redirectorParts, geo *redirector.Ge
 	svc := p.svc
 	wg.Go(func() { _ = p.history.Run(ctx) })
 	errc := make(chan error, 4)
+	// Past the caps, connections are reset at accept, before a TLS handshake; the rest have a
+	// deadline on every write.
 	ccfg := rf.conns.config()
-	ccfg.Registerer, ccfg.Subsystem, ccfg.Logger = p.registerer, "redirector", log
-	conns, err := connlimit.New(ccfg)
+	front, err := redirector.NewFrontend(svc.Handler(), redirector.FrontendConfig{ConnCaps: &ccfg, Registerer: p.registerer, Logger: log})
 	if err != nil {
 		return err
 	}
-	front, err := redirector.NewFrontend(redirector.FrontendConfig{Registerer: p.registerer, Logger: log})
-	if err != nil {
-		return err
-	}
-	var servers []*http.Server
 	var bound Serving
 	serve := func(addr string, tlsConfig *tls.Config) error {
 		ln, err := net.Listen("tcp", addr)
@@ -206,27 +201,10 @@ func serveRedirector(ctx context.Context, p *redirectorParts, geo *redirector.Ge
 		} else {
 			bound.HTTP = ln.Addr().String()
 		}
-		// Past the caps, connections are reset at accept, before a TLS handshake; the rest have
-		// a deadline on every write.
-		ln = front.Listener(conns.Listener(ln))
-		srv := front.Server(svc.Handler(), tlsConfig)
-		servers = append(servers, srv)
-		go func() {
-			if tlsConfig != nil {
-				errc <- srv.ServeTLS(ln, "", "")
-			} else {
-				errc <- srv.Serve(ln)
-			}
-		}()
+		wg.Go(func() { errc <- front.Serve(ctx, ln, tlsConfig) })
 		log.Info("Redirector serving", slog.String("addr", ln.Addr().String()), slog.Bool("tls", tlsConfig != nil))
 		return nil
 	}
-	stop := func() {
-		for _, srv := range servers {
-			shutdown(srv)
-		}
-	}
-	defer stop()
 	if rf.http != "" {
 		if err := serve(rf.http, nil); err != nil {
 			return err

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -78,15 +77,60 @@ func (r *resolverFlags) nodeHooks() nodeHooks {
 	}
 }
 
+// resolveFlags are dt resolve's flags.
+type resolveFlags struct {
+	client  clientFlags
+	qtype   string
+	expect  int
+	local   bool
+	jsonOut bool
+	rf      resolverFlags
+}
+
+func (r *resolveFlags) register(fs *flagSet) {
+	f := &r.client
+	fs.StringVar(&f.keys, "keys", "", "`DIR` of keys written by dt keygen (network.key is enough)")
+	fs.Var(&f.peers, "peer", "reach the network through the node at `ADDR` (host:port); repeatable; required")
+	fs.DurationVar(&f.timeout, "timeout", 5*time.Second, "collect answers for `DURATION`")
+	fs.StringVar(&f.logLevel, "log-level", "warn", "log `LEVEL` of the transient node on stderr: debug, info, warn or error")
+	fs.StringVar(&r.qtype, "type", "", "the record `TYPE` to ask: A, AAAA, MX, TXT, … (default A; also the second argument)")
+	fs.IntVar(&r.expect, "expect", 0, "stop waiting once `N` nodes answered (this machine included), and fail with 4 if fewer did")
+	fs.BoolVar(&r.local, "local", true, "also resolve on this machine and compare its answer")
+	fs.BoolVar(&r.jsonOut, "json", false, "print the answers and the verdict as JSON")
+	r.rf.register(fs)
+}
+
+// parse parses args into NAME and the query type, and checks the flags.
+func (r *resolveFlags) parse(fs *flagSet, args []string) error {
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() < 1 || fs.NArg() > 2 {
+		return fs.usageErrorf("want NAME and optionally TYPE")
+	}
+	if fs.NArg() == 2 {
+		if r.qtype != "" && !strings.EqualFold(r.qtype, fs.Arg(1)) {
+			return fs.usageErrorf("--type %s and TYPE %s disagree", r.qtype, fs.Arg(1))
+		}
+		r.qtype = fs.Arg(1)
+	}
+	if r.qtype == "" {
+		r.qtype = "A"
+	}
+	if _, err := resolve.ParseQueryType(r.qtype); err != nil {
+		return fs.usageErrorf("%v", err)
+	}
+	if err := r.client.check(fs); err != nil {
+		return err
+	}
+	if r.expect < 0 {
+		return fs.usageErrorf("--expect must not be negative")
+	}
+	return nil
+}
+
 func runResolve(ctx context.Context, args []string, env *Env) error {
-	var (
-		f       clientFlags
-		qtype   string
-		expect  int
-		local   bool
-		jsonOut bool
-		rf      resolverFlags
-	)
+	var f resolveFlags
 	fs := newFlagSet(env, "resolve", "dt resolve --keys DIR --peer ADDR [--type TYPE] [--timeout 5s] [--expect N] [--local=false] [--resolver ADDR]... [--json] NAME [TYPE]",
 		"Asks every node online, through signed dt messages, to resolve NAME (of TYPE, by default A)\n"+
 			"with its own resolver, collects the answers for --timeout (or until --expect nodes\n"+
@@ -97,93 +141,23 @@ func runResolve(ctx context.Context, args []string, env *Env) error {
 			"Exit status: 0 every node saw the same answer; 3 they disagree (the nodes outside the\n"+
 			"majority are named); 4 no disagreement but a node failed to resolve or fewer than\n"+
 			"--expect answered; 1 failure.")
-	fs.StringVar(&f.keys, "keys", "", "`DIR` of keys written by dt keygen (network.key is enough)")
-	fs.Var(&f.peers, "peer", "reach the network through the node at `ADDR` (host:port); repeatable; required")
-	fs.DurationVar(&f.timeout, "timeout", 5*time.Second, "collect answers for `DURATION`")
-	fs.StringVar(&f.logLevel, "log-level", "warn", "log `LEVEL` of the transient node on stderr: debug, info, warn or error")
-	fs.StringVar(&qtype, "type", "", "the record `TYPE` to ask: A, AAAA, MX, TXT, … (default A; also the second argument)")
-	fs.IntVar(&expect, "expect", 0, "stop waiting once `N` nodes answered (this machine included), and fail with 4 if fewer did")
-	fs.BoolVar(&local, "local", true, "also resolve on this machine and compare its answer")
-	fs.BoolVar(&jsonOut, "json", false, "print the answers and the verdict as JSON")
-	rf.register(fs)
-	if err := fs.parse(args); err != nil {
+	f.register(fs)
+	if err := f.parse(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() < 1 || fs.NArg() > 2 {
-		return fs.usageErrorf("want NAME and optionally TYPE")
-	}
-	if fs.NArg() == 2 {
-		if qtype != "" && !strings.EqualFold(qtype, fs.Arg(1)) {
-			return fs.usageErrorf("--type %s and TYPE %s disagree", qtype, fs.Arg(1))
-		}
-		qtype = fs.Arg(1)
-	}
-	if qtype == "" {
-		qtype = "A"
-	}
-	if _, err := resolve.ParseQueryType(qtype); err != nil {
-		return fs.usageErrorf("%v", err)
-	}
-	if err := f.check(fs); err != nil {
-		return err
-	}
-	if expect < 0 {
-		return fs.usageErrorf("--expect must not be negative")
 	}
 	var stub *resolve.Stub
-	if local {
+	if f.local {
 		var err error
-		if stub, err = rf.stub(); err != nil {
+		if stub, err = f.rf.stub(); err != nil {
 			return fmt.Errorf("this machine's resolver: %w (or --local=false)", err)
 		}
 	}
-
-	var collector atomic.Pointer[resolve.Collector]
-	t, ctx, err := openTransientWith(ctx, env, &f, transientOptions{lazy: true, event: func(ev dt.Event) {
-		if c := collector.Load(); c != nil {
-			c.HandleEvent(ev)
-		}
-	}})
+	req, answers, self, err := askNetwork(ctx, env, fs, &f, stub)
 	if err != nil {
 		return err
 	}
-	defer t.close()
-	t.timeout, t.timeoutFlag = connectTimeout, ""
-	connect, cancel := context.WithTimeout(ctx, connectTimeout)
-	defer cancel()
-	if err := t.n.WaitSynced(connect); err != nil {
-		return t.explain(connect, err)
-	}
-	req, err := resolve.NewRequest(t.n.ID(), fs.Arg(0), qtype, rand.Reader, time.Now())
-	if err != nil {
-		return fs.usageErrorf("%v", err)
-	}
-	c := resolve.NewCollector(req)
-	collector.Store(c)
-	if err := t.n.SendMessage(connect, req); err != nil {
-		return fmt.Errorf("send the request: %w", err)
-	}
-	collect, stop := context.WithTimeout(ctx, f.timeout)
-	defer stop()
-	var wg sync.WaitGroup
-	if stub != nil {
-		wg.Go(func() { c.Add(resolve.Resolve(collect, stub.Lookup, req, t.n.ID(), f.timeout)) })
-	}
-	// A node that links up after the first send never saw it: the request goes out again each
-	// resendInterval while answers are awaited. Nodes that answered drop the repeats (they keep
-	// the request's id), so each node answers once.
-	waitAnswers(collect, c, expect, resendInterval, func() {
-		_ = t.n.SendMessage(collect, req) // the first send succeeded; a repeat that fails only answers less
-	})
-	stop()
-	wg.Wait()
-	answers := c.Answers()
 	report := resolve.Compare(answers)
-	self := ""
-	if stub != nil {
-		self = t.n.ID().String()
-	}
-	if jsonOut {
+	if f.jsonOut {
 		if err := writeJSON(env.Stdout, struct {
 			Name    string           `json:"name"`
 			Type    string           `json:"type"`
@@ -196,6 +170,46 @@ func runResolve(ctx context.Context, args []string, env *Env) error {
 	} else {
 		printResolve(env.Stdout, req, answers, report, self)
 	}
+	return resolveVerdict(req, answers, report, f.expect)
+}
+
+// askNetwork joins the network through a transient node, sends the request and gathers the
+// answers, this machine's own among them when stub is set. self is this machine's node id when
+// its answer is among them, and empty otherwise.
+func askNetwork(ctx context.Context, env *Env, fs *flagSet, f *resolveFlags, stub *resolve.Stub) (req resolve.Request, answers []resolve.Answer, self string, err error) {
+	var collector atomic.Pointer[resolve.Collector]
+	t, ctx, err := openTransientWith(ctx, env, &f.client, transientOptions{lazy: true, event: func(ev dt.Event) {
+		if c := collector.Load(); c != nil {
+			c.HandleEvent(ev)
+		}
+	}})
+	if err != nil {
+		return req, nil, "", err
+	}
+	defer t.close()
+	t.timeout, t.timeoutFlag = connectTimeout, ""
+	connect, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	if err := t.n.WaitSynced(connect); err != nil {
+		return req, nil, "", t.explain(connect, err)
+	}
+	if req, err = resolve.NewRequest(t.n.ID(), fs.Arg(0), f.qtype, rand.Reader, time.Now()); err != nil {
+		return req, nil, "", fs.usageErrorf("%v", err)
+	}
+	c := resolve.NewCollector(req)
+	collector.Store(c)
+	if err := t.n.SendMessage(connect, req); err != nil {
+		return req, nil, "", fmt.Errorf("send the request: %w", err)
+	}
+	cfg := resolve.GatherConfig{Node: t.n, Self: t.n.ID(), Timeout: f.client.timeout, Expect: f.expect, Resend: resendInterval}
+	if stub != nil {
+		cfg.Lookup, self = stub.Lookup, t.n.ID().String()
+	}
+	return req, resolve.Gather(ctx, c, cfg), self, nil
+}
+
+// resolveVerdict turns the comparison into dt resolve's exit status.
+func resolveVerdict(req resolve.Request, answers []resolve.Answer, report resolve.Report, expect int) error {
 	switch {
 	case len(report.Groups) > 1:
 		return &exitCodeError{code: exitDisagree, err: fmt.Errorf("%s %s: %d of %d nodes saw another answer than the majority", req.Name, req.QType, len(report.Dissent), len(answers)-len(report.Failed))}
@@ -213,27 +227,7 @@ func runResolve(ctx context.Context, args []string, env *Env) error {
 const connectTimeout = 30 * time.Second
 
 // resendInterval is how often dt resolve repeats its request while it waits for answers.
-const resendInterval = time.Second
-
-// waitAnswers returns once expect answers arrived (never, when expect is 0) or ctx ends, calling
-// resend every interval meanwhile.
-func waitAnswers(ctx context.Context, c *resolve.Collector, expect int, interval time.Duration, resend func()) {
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		n, changed := c.Count()
-		if expect > 0 && n >= expect {
-			return
-		}
-		select {
-		case <-changed:
-		case <-tick.C:
-			resend()
-		case <-ctx.Done():
-			return
-		}
-	}
-}
+const resendInterval = resolve.DefaultResend
 
 // printResolve writes each node's answer and the verdict.
 func printResolve(w io.Writer, req resolve.Request, answers []resolve.Answer, r resolve.Report, self string) {

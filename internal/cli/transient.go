@@ -2,16 +2,10 @@ package cli
 
 import (
 	"context"
-	"encoding/hex"
-	"errors"
-	"fmt"
-	"log/slog"
-	"os"
-	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/internal/client"
 )
 
 // clientFlags are the flags of the commands that act through a transient node: add, remove, send.
@@ -59,21 +53,15 @@ func (f *clientFlags) check(fs *flagSet) error {
 	return nil
 }
 
-// transient is a short-lived node that joins the network for one change or message: it dials the
-// given peers, never listens, and keeps its data in a temporary directory removed at close. Its
-// durability comes from the peers: a write is done once a peer acknowledged it.
+// transient is the node of a command that joins the network for one change or message
+// (client.Client), with what explain says about a wait that ran out.
 type transient struct {
-	n     *dt.Node
-	dir   string
-	wg    sync.WaitGroup
-	peers *peerWatch
+	c *client.Client
+	n *dt.Node
 	// timeout is what explain reports as the bound of a wait that ran out; timeoutFlag names the
 	// flag that set it, if one did.
 	timeout     time.Duration
 	timeoutFlag string
-
-	closeOnce sync.Once
-	closeErr  error
 }
 
 func openTransient(ctx context.Context, env *Env, f *clientFlags, master bool) (*transient, context.Context, error) {
@@ -83,23 +71,19 @@ func openTransient(ctx context.Context, env *Env, f *clientFlags, master bool) (
 // transientOptions extend a transient node beyond add, remove and send.
 type transientOptions struct {
 	master bool
-	// lazy keeps records without fetching bodies over the inline limit (dt.Config.LazyBodies):
-	// for commands that need the table's small records, not a site's file data.
+	// lazy keeps records without fetching bodies over the inline limit (client.Config.LazyBodies).
 	lazy bool
 	// event sees every event, on the event goroutine.
 	event func(dt.Event)
-	// cacheDir, when set, keeps the node's copy of the table between runs, as dt publish does
-	// (under a directory per network), so a run syncs only what changed since the last. When
-	// another run holds it, a temporary directory serves instead.
+	// cacheDir keeps the node's copy of the table between runs (client.Config.CacheDir).
 	cacheDir string
 }
 
 // openTransientWith opens the node and returns it with a context derived from ctx that also ends
-// once every peer has failed for good (see peerWatch); the command waits on that context and
+// once every peer has failed for good (client.Watch); the command waits on that context and
 // passes its failures through explain.
 func openTransientWith(ctx context.Context, env *Env, f *clientFlags, o transientOptions) (*transient, context.Context, error) {
-	master := o.master
-	keys, err := loadKeys(f.keys, master)
+	keys, err := loadKeys(f.keys, o.master)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -107,67 +91,19 @@ func openTransientWith(ctx context.Context, env *Env, f *clientFlags, o transien
 	if err != nil {
 		return nil, nil, err
 	}
-	watch, ctx := newPeerWatch(ctx, f.peers)
-	cfg := dt.LocalConfig() // fast redials: the command is short and waits on its first link
-	cfg.Keys, cfg.Master, cfg.Peers, cfg.Logger = keys, master, f.peers, log
-	cfg.Dial = watch.dialer(nil)
-	// The data is a copy of the peers' (or dies with the command): fsync would buy nothing.
-	cfg.NoSync = true
-	cfg.LazyBodies = o.lazy
-	var (
-		n   *dt.Node
-		dir string // removed at close; empty for the cache
-	)
-	if o.cacheDir != "" {
-		table := keys.Network.TableID()
-		cfg.DataDir = filepath.Join(o.cacheDir, hex.EncodeToString(table[:]))
-		if n, err = dt.Open(cfg); err != nil {
-			log.Info("Cache unusable; using a temporary one", slog.Any("err", err))
-		}
+	c, ctx, err := client.Open(ctx, client.Config{Keys: keys, Master: o.master, Peers: f.peers, LazyBodies: o.lazy,
+		CacheDir: o.cacheDir, Events: o.event, Logger: log})
+	if err != nil {
+		return nil, nil, err
 	}
-	if n == nil {
-		if dir, err = os.MkdirTemp("", "dt-client-*"); err != nil {
-			watch.stop()
-			return nil, nil, fmt.Errorf("temporary data directory: %w", err)
-		}
-		cfg.DataDir = dir
-		if n, err = dt.Open(cfg); err != nil {
-			watch.stop()
-			os.RemoveAll(dir)
-			return nil, nil, err
-		}
-	}
-	t := &transient{n: n, dir: dir, peers: watch, timeout: f.timeout, timeoutFlag: "--timeout"}
-	events := n.Events() // before any write, so that its errors are on the channel
-	t.wg.Go(func() {
-		for ev := range events {
-			if o.event != nil {
-				o.event(ev)
-			}
-			watch.observe(ev)
-		}
-	})
-	return t, ctx, nil
+	return &transient{c: c, n: c.Node(), timeout: f.timeout, timeoutFlag: "--timeout"}, ctx, nil
 }
 
 // explain says, for an error of a wait on the network under ctx (the context openTransientWith
 // returned), what happened to each peer; other errors pass through unchanged.
 func (t *transient) explain(ctx context.Context, err error) error {
-	return t.peers.explain(ctx, err, t.timeout, t.timeoutFlag)
+	return explainPeers(ctx, err, t.c.Watch(), t.timeout, t.timeoutFlag)
 }
 
 // close closes the node (flushing queued messages) and removes its data. Safe to call twice.
-func (t *transient) close() error {
-	t.closeOnce.Do(func() {
-		err := t.n.Close()
-		t.wg.Wait()
-		if t.dir != "" {
-			if rerr := os.RemoveAll(t.dir); rerr != nil {
-				err = errors.Join(err, fmt.Errorf("remove temporary data: %w", rerr))
-			}
-		}
-		t.closeErr = err
-		t.peers.stop()
-	})
-	return t.closeErr
-}
+func (t *transient) close() error { return t.c.Close() }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/dt-cdn/dt/internal/testkit/needs"
 )
 
 // writeSyscalls is the number of write-type system calls (write, writev, sendfile, …) the
@@ -19,7 +21,7 @@ func writeSyscalls(t *testing.T) int64 {
 	t.Helper()
 	f, err := os.Open("/proc/self/io")
 	if err != nil {
-		t.Skip(err)
+		needs.Skipf(t, "%v", err)
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
@@ -32,7 +34,7 @@ func writeSyscalls(t *testing.T) int64 {
 			return n
 		}
 	}
-	t.Skip("no syscw in /proc/self/io")
+	needs.Skipf(t, "no syscw in /proc/self/io")
 	return 0
 }
 

@@ -21,7 +21,7 @@ const (
 	// DefaultMaxConns is the total cap, before the descriptor budget lowers it. nginx's
 	// worker_connections ships at 1,024 per worker, a few thousand on a small VPS. An idle
 	// keep-alive connection of an edge costs about 27 KiB of Go heap and stack (measured over
-	// 2,000 connections, h1 and HTTPS HTTP/1.1 alike; edge TestIdleConnMemory), plus the
+	// 2,000 connections, h1 and HTTPS HTTP/1.1 alike; internal/httpserve TestIdleConnMemory), plus the
 	// kernel's socket: 10,000 idle visitors hold about 300-400 MiB, what a 1-2 GiB VPS can
 	// spare, and the classic C10K that one edge should carry before the redirector spreads
 	// visitors over more.

@@ -335,9 +335,22 @@ func (w *response) writeHeaderSection(p []byte) {
 	}
 	// The framing is the server's: the handler's Content-Length went into clen, and its
 	// Transfer-Encoding is replaced by what is decided here.
-	skip := skipLength | skipTransferEncoding
-	if w.clen < 0 && w.handlerDone && w.bodyAllowed && (!w.isHEAD || len(c.stage) > 0) {
-		w.clen = int64(len(c.stage))
+	skip := skipLength | skipTransferEncoding | w.decideFraming()
+	w.drainRequestBody()
+	keepAlive10 := w.decidePersistence(h)
+	if w.closeAfter || keepAlive10 {
+		skip |= skipConnection
+	}
+	c.out = w.appendHeaderSection(c.out, h, skip, w.sniffedType(h, p), keepAlive10)
+}
+
+// decideFraming decides how the body's end is marked (RFC 9112 §6.3): a Content-Length when
+// the length is known (the whole body staged once the handler returned), chunked otherwise,
+// the connection's end for HTTP/1.0; nothing for a response that has no body. It returns the
+// handler's fields to leave out besides the framing's: Content-Type on a 304.
+func (w *response) decideFraming() (skip skipFields) {
+	if w.clen < 0 && w.handlerDone && w.bodyAllowed && (!w.isHEAD || len(w.c.stage) > 0) {
+		w.clen = int64(len(w.c.stage))
 	}
 	switch {
 	case !w.bodyAllowed:
@@ -352,42 +365,54 @@ func (w *response) writeHeaderSection(p []byte) {
 		// HTTP/1.0 has no chunking: the body ends with the connection.
 		w.closeAfter = true
 	}
-	w.drainRequestBody()
+	return skip
+}
 
+// decidePersistence decides whether the connection carries another request after this
+// response (RFC 9112 §9.3), setting closeAfter when it does not, and reports whether an
+// HTTP/1.0 response must say "Connection: keep-alive" for it to.
+func (w *response) decidePersistence(h http.Header) (keepAlive10 bool) {
 	// Before the HTTP/1.0 keep-alive decision, which must not promise what these take back.
-	if hasToken(h["Connection"], "close") || c.srv.closing.Load() {
+	if hasToken(h["Connection"], "close") || w.c.srv.closing.Load() {
 		w.closeAfter = true
 	}
-	keepAlive10 := false
 	if !w.req.ProtoAtLeast(1, 1) {
 		if w.wantsKeepAlive10 && !w.closeAfter &&
 			(w.isHEAD || w.clen >= 0 || !w.bodyAllowed) {
-			keepAlive10 = true
-		} else {
-			w.closeAfter = true
+			return true
 		}
+		w.closeAfter = true
 	} else if w.wantsClose {
 		w.closeAfter = true
 	}
-	if w.closeAfter || keepAlive10 {
-		skip |= skipConnection
-	}
-	var sniffed string
-	if w.bodyAllowed && sniffs(h) {
-		body := c.stage
-		if len(body) == 0 {
-			body = p
-		}
-		if len(body) > 0 {
-			sniffed = http.DetectContentType(body[:min(len(body), sniffLen)])
-		}
-	}
+	return false
+}
 
-	b := appendStatusLine(c.out, w.req.ProtoAtLeast(1, 1), w.status)
+// sniffedType returns the Content-Type net/http would detect for a response whose handler set
+// none, from the body's first bytes (staged, or p, the first write), or "" for none to add.
+func (w *response) sniffedType(h http.Header, p []byte) string {
+	if !w.bodyAllowed || !sniffs(h) {
+		return ""
+	}
+	body := w.c.stage
+	if len(body) == 0 {
+		body = p
+	}
+	if len(body) == 0 {
+		return ""
+	}
+	return http.DetectContentType(body[:min(len(body), sniffLen)])
+}
+
+// appendHeaderSection appends the status line and the header section to b: the handler's
+// fields but those in skip, then Date, the sniffed Content-Type, and the framing and
+// connection fields decided for the response.
+func (w *response) appendHeaderSection(b []byte, h http.Header, skip skipFields, sniffed string, keepAlive10 bool) []byte {
+	b = appendStatusLine(b, w.req.ProtoAtLeast(1, 1), w.status)
 	b = appendFields(b, h, skip)
 	if _, ok := h["Date"]; !ok {
 		b = append(b, "Date: "...)
-		b = c.srv.appendDate(b, time.Now())
+		b = w.c.srv.appendDate(b, time.Now())
 		b = append(b, "\r\n"...)
 	}
 	if sniffed != "" {
@@ -409,7 +434,7 @@ func (w *response) writeHeaderSection(p []byte) {
 	case keepAlive10:
 		b = append(b, "Connection: keep-alive\r\n"...)
 	}
-	c.out = append(b, "\r\n"...)
+	return append(b, "\r\n"...)
 }
 
 // drainRequestBody reads what the handler left of the request body, up to maxDrainBytes, so

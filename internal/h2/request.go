@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 var (
@@ -152,81 +153,35 @@ func (c *conn) refundConnLocked(n int64) {
 // stream errors: a malformed request resets its stream only.
 func (c *conn) newRequest(st *stream, f *http2.MetaHeadersFrame) (*http.Request, error) {
 	malformed := http2.StreamError{StreamID: st.id, Code: http2.ErrCodeProtocol}
-	var method, scheme, authority, path string
-	for _, hf := range f.PseudoFields() {
-		switch hf.Name {
-		case ":method":
-			method = hf.Value
-		case ":scheme":
-			scheme = hf.Value
-		case ":authority":
-			authority = hf.Value
-		case ":path":
-			path = hf.Value
-		default:
-			return nil, malformed // :status, :protocol or unknown (§8.3)
-		}
-	}
-	if method == "CONNECT" {
-		if scheme != "" || path != "" || authority == "" {
-			return nil, malformed
-		}
-	} else if method == "" || path == "" || (scheme != "https" && scheme != "http") {
+	ps, ok := readPseudoFields(f)
+	if !ok {
 		return nil, malformed
 	}
-	regular := f.RegularFields()
-	hdr := make(http.Header, len(regular))
-	var cookies []string
-	for _, hf := range regular {
-		switch hf.Name {
-		case "connection", "proxy-connection", "keep-alive", "transfer-encoding", "upgrade":
-			return nil, malformed // connection-specific (§8.2.2)
-		case "te":
-			if hf.Value != "trailers" {
-				return nil, malformed
-			}
-		case "cookie":
-			cookies = append(cookies, hf.Value) // joined below (§8.2.3)
-			continue
-		}
-		k := c.canonicalKey(hf.Name)
-		hdr[k] = append(hdr[k], hf.Value)
+	hdr, ok := c.requestHeader(f.RegularFields())
+	if !ok {
+		return nil, malformed
 	}
-	if len(cookies) > 0 {
-		hdr["Cookie"] = []string{strings.Join(cookies, "; ")}
-	}
+	authority := ps.authority
 	if authority == "" {
 		authority = hdr.Get("Host")
 	}
-	var u *url.URL
-	var err error
-	switch {
-	case method == "CONNECT":
-		u = &url.URL{Host: authority}
-	case method == "OPTIONS" && path == "*":
-		u = &url.URL{Path: "*"}
-	default:
-		if u, err = url.ParseRequestURI(path); err != nil {
-			return nil, malformed
-		}
+	u, ok := requestURL(ps.method, ps.path, authority)
+	if !ok {
+		return nil, malformed
 	}
 	ended := f.StreamEnded()
-	contentLength := int64(-1)
-	if vv := hdr["Content-Length"]; len(vv) > 0 {
-		n, err := strconv.ParseUint(vv[0], 10, 63)
-		if err != nil || len(vv) > 1 || ended && n != 0 {
-			return nil, malformed // §8.1.1
-		}
-		contentLength = int64(n)
+	contentLength, ok := requestContentLength(hdr, ended)
+	if !ok {
+		return nil, malformed
 	}
 	r := &http.Request{
-		Method:     method,
+		Method:     ps.method,
 		URL:        u,
 		Proto:      "HTTP/2.0",
 		ProtoMajor: 2,
 		Header:     hdr,
 		Host:       authority,
-		RequestURI: path,
+		RequestURI: ps.path,
 		RemoteAddr: c.remoteAddr,
 		TLS:        c.tls,
 	}
@@ -237,20 +192,111 @@ func (c *conn) newRequest(st *stream, f *http2.MetaHeadersFrame) (*http.Request,
 		st.body = &requestBody{st: st, declared: contentLength, window: initialWindow}
 		r.Body = st.body
 		r.ContentLength = contentLength
-		if vv := hdr["Trailer"]; len(vv) > 0 {
-			r.Trailer = make(http.Header)
-			for _, v := range vv {
-				for k := range strings.SplitSeq(v, ",") {
-					if k = textproto.TrimString(k); k != "" {
-						r.Trailer[http.CanonicalHeaderKey(k)] = nil
-					}
-				}
-			}
-		}
+		r.Trailer = declaredTrailers(hdr)
 	}
 	st.req = r
 	st.ctx, st.cancel = context.WithCancel(c.ctx)
 	return r.WithContext(st.ctx), nil
+}
+
+// pseudoFields are a request's pseudo-header fields (RFC 9113 §8.3.1).
+type pseudoFields struct {
+	method, scheme, authority, path string
+}
+
+// readPseudoFields reads a request's pseudo-header fields and reports whether they make a
+// well-formed request: the four of §8.3.1 only, and those its method needs (§8.5 for CONNECT).
+func readPseudoFields(f *http2.MetaHeadersFrame) (ps pseudoFields, ok bool) {
+	for _, hf := range f.PseudoFields() {
+		switch hf.Name {
+		case ":method":
+			ps.method = hf.Value
+		case ":scheme":
+			ps.scheme = hf.Value
+		case ":authority":
+			ps.authority = hf.Value
+		case ":path":
+			ps.path = hf.Value
+		default:
+			return ps, false // :status, :protocol or unknown (§8.3)
+		}
+	}
+	if ps.method == "CONNECT" {
+		return ps, ps.scheme == "" && ps.path == "" && ps.authority != ""
+	}
+	return ps, ps.method != "" && ps.path != "" && (ps.scheme == "https" || ps.scheme == "http")
+}
+
+// requestHeader turns a request's regular fields into its header, and reports whether they are
+// allowed in HTTP/2: no connection-specific fields (§8.2.2), TE only as "trailers". Cookie
+// fields, which HTTP/2 may split, are joined into one (§8.2.3).
+func (c *conn) requestHeader(regular []hpack.HeaderField) (hdr http.Header, ok bool) {
+	hdr = make(http.Header, len(regular))
+	var cookies []string
+	for _, hf := range regular {
+		switch hf.Name {
+		case "connection", "proxy-connection", "keep-alive", "transfer-encoding", "upgrade":
+			return nil, false
+		case "te":
+			if hf.Value != "trailers" {
+				return nil, false
+			}
+		case "cookie":
+			cookies = append(cookies, hf.Value)
+			continue
+		}
+		k := c.canonicalKey(hf.Name)
+		hdr[k] = append(hdr[k], hf.Value)
+	}
+	if len(cookies) > 0 {
+		hdr["Cookie"] = []string{strings.Join(cookies, "; ")}
+	}
+	return hdr, true
+}
+
+// requestURL parses a request's target: an authority for CONNECT, "*" for a server-wide
+// OPTIONS, else an origin-form path.
+func requestURL(method, path, authority string) (*url.URL, bool) {
+	switch {
+	case method == "CONNECT":
+		return &url.URL{Host: authority}, true
+	case method == "OPTIONS" && path == "*":
+		return &url.URL{Path: "*"}, true
+	}
+	u, err := url.ParseRequestURI(path)
+	return u, err == nil
+}
+
+// requestContentLength returns a request's content-length, -1 without one, and reports whether
+// it is well-formed: one decimal value, and zero if the headers end the stream (§8.1.1).
+func requestContentLength(hdr http.Header, ended bool) (int64, bool) {
+	vv := hdr["Content-Length"]
+	if len(vv) == 0 {
+		return -1, true
+	}
+	n, err := strconv.ParseUint(vv[0], 10, 63)
+	if err != nil || len(vv) > 1 || ended && n != 0 {
+		return 0, false
+	}
+	return int64(n), true
+}
+
+// declaredTrailers returns the trailer fields a request declares in its Trailer fields, each
+// with no value yet, or nil if it declares none.
+func declaredTrailers(hdr http.Header) http.Header {
+	vv := hdr["Trailer"]
+	if len(vv) == 0 {
+		return nil
+	}
+	tr := make(http.Header)
+	for _, v := range vv {
+		for k := range strings.SplitSeq(v, ",") {
+			if k = textproto.TrimString(k); k != "" {
+				tr[http.CanonicalHeaderKey(k)] = nil
+			}
+		}
+	}
+	return tr
 }
 
 // canonicalKey is the net/http form of an HTTP/2 field name, cached per connection.

@@ -199,19 +199,8 @@ func (c *conn) sendLoop() {
 	}
 	bufp := chunkPool.Get().(*[]byte)
 	defer chunkPool.Put(bufp)
-	buf := *bufp
-	var (
-		cur  *stream
-		rd   io.ReadCloser
-		sent int
-	)
-	closeBody := func() {
-		if rd != nil {
-			rd.Close()
-			rd = nil
-		}
-	}
-	defer closeBody()
+	s := bodySender{c: c, buf: *bufp}
+	defer s.closeBody()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !ok {
@@ -219,94 +208,151 @@ func (c *conn) sendLoop() {
 		return
 	}
 	for c.werr == nil {
-		st := c.nextSendLocked(cur, sent)
+		st := s.nextLocked()
 		if st == nil {
-			closeBody()
-			cur = nil
-			c.flushLocked()
-			// Window may have come during the write.
-			if st = c.nextSendLocked(nil, 0); st == nil {
-				if c.sendWindow <= 0 {
-					// The connection's window is spent: every body in line waits
-					// for it from now.
-					now := time.Now()
-					for _, q := range c.sendq {
-						if q.stalledSince.IsZero() {
-							q.stalledSince = now
-						}
-					}
-				}
-				break
-			}
-		}
-		if st != cur {
-			closeBody()
-			cur, sent = st, 0
-		} else if sent >= sendQuantum {
-			sent = 0
-		}
-		b, off := st.dbody, st.dOff
-		n := min(c.sendWindow, st.sendWindow, st.dLeft, int64(len(buf)), int64(c.peerMaxFrame))
-		c.mu.Unlock()
-		var err error
-		if rd == nil {
-			rd, err = b.Open(off)
-		}
-		if err == nil {
-			_, err = io.ReadFull(rd, buf[:n])
-		}
-		c.mu.Lock()
-		if err != nil {
-			closeBody()
-			if st.dbody == b {
-				c.log.LogAttrs(c.ctx, slog.LevelError, "HTTP/2 response body cannot be read",
-					slog.String("remote", c.remoteAddr), slog.Int64("offset", off), slog.Any("error", err))
-				c.resetLocked(st.id, http2.ErrCodeInternal)
-			}
-			continue
-		}
-		c.makeRoomLocked(9 + int(n))
-		if c.werr != nil {
 			break
 		}
-		if st.dbody != b || st.dOff != off {
-			closeBody() // reset while the body was read
-			continue
-		}
-		if w := min(c.sendWindow, st.sendWindow); w < n {
-			// A SETTINGS frame shrank the window meanwhile: send what it allows, and
-			// read the rest again from its offset.
-			closeBody()
-			if w <= 0 {
-				continue
-			}
-			n = w
-		}
-		last := n == st.dLeft
-		var flags http2.Flags
-		if last {
-			flags = http2.FlagDataEndStream
-		}
-		c.appendFrameHeader(int(n), http2.FrameData, flags, st.id)
-		c.appendOut(buf[:n])
-		c.sendWindow -= n
-		st.sendWindow -= n
-		st.dOff += n
-		st.dLeft -= n
-		st.stalledSince = time.Time{}
-		sent += int(n)
-		c.moved()
-		if last {
-			closeBody()
-			c.endDeferredLocked(st)
-		} else if min(c.sendWindow, st.sendWindow) <= 0 {
-			closeBody()
-			st.stalledSince = time.Now()
-		}
+		s.sendChunkLocked(st)
 	}
 	c.senderRunning = false
 	if c.werr == nil {
 		c.flushLocked()
+	}
+}
+
+// bodySender is what the connection's sender keeps from one DATA frame to the next: the stream
+// it sends from, how much of its quantum that stream has had, and that stream's body, held
+// open at the offset it reached. Only sendLoop's goroutine uses it.
+type bodySender struct {
+	c    *conn
+	buf  []byte // a chunk read from a body, sent as one DATA frame
+	cur  *stream
+	rd   io.ReadCloser // cur's body from cur.dOff on; nil when none is open
+	sent int           // what cur sent in its quantum
+}
+
+// closeBody closes the body held open, if any.
+func (s *bodySender) closeBody() {
+	if s.rd != nil {
+		s.rd.Close()
+		s.rd = nil
+	}
+}
+
+// nextLocked returns the stream to send from next (see nextSendLocked), keeping the body open
+// only while the stream stays the same. With none that has window, it writes out what is
+// buffered and returns nil, noting which bodies now wait for the connection's window.
+func (s *bodySender) nextLocked() *stream {
+	c := s.c
+	st := c.nextSendLocked(s.cur, s.sent)
+	if st == nil {
+		s.closeBody()
+		s.cur = nil
+		c.flushLocked()
+		// Window may have come during the write.
+		if st = c.nextSendLocked(nil, 0); st == nil {
+			if c.sendWindow <= 0 {
+				c.markStalledLocked()
+			}
+			return nil
+		}
+	}
+	if st != s.cur {
+		s.closeBody()
+		s.cur, s.sent = st, 0
+	} else if s.sent >= sendQuantum {
+		s.sent = 0
+	}
+	return st
+}
+
+// markStalledLocked notes that, the connection's window being spent, every body in line waits
+// for it from now.
+func (c *conn) markStalledLocked() {
+	now := time.Now()
+	for _, q := range c.sendq {
+		if q.stalledSince.IsZero() {
+			q.stalledSince = now
+		}
+	}
+}
+
+// sendChunkLocked queues the next DATA frame of st's body: as much as both windows, the peer's
+// frame size and a chunk allow, read with c.mu released. A body that cannot be read resets its
+// stream. What changed while the lock was released (the stream reset, a SETTINGS frame that
+// shrank the window, a write error) is taken into account before the frame is queued.
+func (s *bodySender) sendChunkLocked(st *stream) {
+	c := s.c
+	b, off := st.dbody, st.dOff
+	n := min(c.sendWindow, st.sendWindow, st.dLeft, int64(len(s.buf)), int64(c.peerMaxFrame))
+	if err := s.readLocked(b, off, n); err != nil {
+		s.closeBody()
+		if st.dbody == b {
+			c.log.LogAttrs(c.ctx, slog.LevelError, "HTTP/2 response body cannot be read",
+				slog.String("remote", c.remoteAddr), slog.Int64("offset", off), slog.Any("error", err))
+			c.resetLocked(st.id, http2.ErrCodeInternal)
+		}
+		return
+	}
+	c.makeRoomLocked(9 + int(n))
+	if c.werr != nil {
+		return
+	}
+	if st.dbody != b || st.dOff != off {
+		s.closeBody() // reset while the body was read
+		return
+	}
+	if w := min(c.sendWindow, st.sendWindow); w < n {
+		// A SETTINGS frame shrank the window meanwhile: send what it allows, and read the
+		// rest again from its offset.
+		s.closeBody()
+		if w <= 0 {
+			return
+		}
+		n = w
+	}
+	s.queueDataLocked(st, n)
+}
+
+// readLocked reads n bytes of body b from offset off into the buffer, opening b there if no
+// reader is open, with c.mu released meanwhile.
+func (s *bodySender) readLocked(b Body, off, n int64) error {
+	s.c.mu.Unlock()
+	defer s.c.mu.Lock()
+	var err error
+	if s.rd == nil {
+		s.rd, err = b.Open(off)
+	}
+	if err == nil {
+		_, err = io.ReadFull(s.rd, s.buf[:n])
+	}
+	return err
+}
+
+// queueDataLocked queues the n bytes read as a DATA frame of st, ending the stream with the
+// body's last bytes, and takes them from both windows.
+func (s *bodySender) queueDataLocked(st *stream, n int64) {
+	c := s.c
+	last := n == st.dLeft
+	var flags http2.Flags
+	if last {
+		flags = http2.FlagDataEndStream
+	}
+	c.appendFrameHeader(int(n), http2.FrameData, flags, st.id)
+	c.appendOut(s.buf[:n])
+	c.sendWindow -= n
+	st.sendWindow -= n
+	st.dOff += n
+	st.dLeft -= n
+	st.stalledSince = time.Time{}
+	s.sent += int(n)
+	c.moved()
+	if last {
+		s.closeBody()
+		c.endDeferredLocked(st)
+	} else if min(c.sendWindow, st.sendWindow) <= 0 {
+		s.closeBody()
+		st.stalledSince = time.Now()
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/dt-cdn/dt/internal/testkit/needs"
 )
 
 func TestMain(m *testing.M) {
@@ -115,7 +117,7 @@ func tcpPair(t testing.TB, network string) (client, server net.Conn) {
 	addr := map[string]string{"tcp4": "127.0.0.1:0", "tcp6": "[::1]:0"}[network]
 	ln, err := net.Listen(network, addr)
 	if err != nil {
-		t.Skipf("%s loopback unavailable: %v", network, err)
+		needs.Skipf(t, "%s loopback unavailable: %v", network, err)
 	}
 	defer ln.Close()
 	type accepted struct {

@@ -20,8 +20,8 @@ import (
 	"time"
 
 	"github.com/dt-cdn/dt/blobs"
-	"github.com/dt-cdn/dt/edge"
 	"github.com/dt-cdn/dt/site"
+	"github.com/dt-cdn/dt/static"
 )
 
 // benchFile is one file every server serves. (The page is not index.html: http.FileServer
@@ -40,7 +40,7 @@ type benchFile struct {
 type fixture struct {
 	www      string
 	files    []benchFile
-	site     *edge.Site
+	site     *static.Site
 	store    *blobs.Store
 	certFile string
 	keyFile  string
@@ -98,7 +98,7 @@ func makeFixture(dir string) (*fixture, error) {
 	if err != nil {
 		return nil, err
 	}
-	if fx.site, err = edge.NewSite(id, m, store, edge.SiteOptions{}); err != nil {
+	if fx.site, err = static.NewSite(id, m, store, static.SiteOptions{}); err != nil {
 		return nil, err
 	}
 	if err := fx.makeCert(dir); err != nil {

@@ -18,7 +18,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/dt-cdn/dt/edge"
+	"github.com/dt-cdn/dt/internal/connlimit"
+	"github.com/dt-cdn/dt/internal/httpserve"
+	"github.com/dt-cdn/dt/static"
 )
 
 // server is one server under test, listening on 127.0.0.1 for HTTP/1.1 (h1) and HTTPS with
@@ -83,11 +85,13 @@ func freePorts() (int, int, error) {
 }
 
 func startEdge(ctx context.Context, _ string, fx *fixture) (*server, error) {
-	srv, err := edge.New(edge.Config{})
+	h := static.NewHandler(static.HandlerConfig{SendTimeout: httpserve.DefaultSendTimeout})
+	h.SetSite(fx.site)
+	// The edge's server: its defaults, with connection caps.
+	srv, err := httpserve.New(httpserve.Config{Handler: h, ConnCaps: &connlimit.Config{}})
 	if err != nil {
 		return nil, err
 	}
-	srv.SetSite(fx.site)
 	ln1, ln2, err := listenPair()
 	if err != nil {
 		return nil, err
