@@ -5,6 +5,11 @@
 // Heartbeats travel as dt messages, so they are signed by the edge's node identity: a receiver
 // takes the sender from the message (dt.Event.From), never from the payload, and a node cannot
 // speak for another.
+//
+// Each heartbeat announces its sender's interval (Heartbeat.IntervalMS), and a Tracker judges
+// every edge's silence by the interval that edge announces, so receivers need no setting that
+// matches the edges'. Heartbeats of earlier releases announce none; a Tracker judges those by its
+// Config.Interval, and receivers of earlier releases ignore the field.
 package heartbeat
 
 import (
@@ -26,9 +31,24 @@ const Type = "heartbeat"
 // (unknown fields are ignored) and refuse other versions.
 const Version = 1
 
-// MaxSize bounds an encoded heartbeat. Its useful fields take about 200 bytes (every edge floods
-// one every few seconds to every node, so it stays small); the bound leaves room for additions.
+// MaxSize bounds an encoded heartbeat: its useful fields take about 200 bytes, so 4 KiB leaves
+// room for long names and URLs while keeping a bad sender from flooding receivers with large ones.
 const MaxSize = 4 << 10
+
+// DefaultInterval is how often an edge sends a heartbeat unless configured otherwise, and the
+// interval a receiver assumes for an edge that does not announce its own (an edge older than
+// Heartbeat.IntervalMS). Two seconds lets a dead edge leave the redirector's choice within about
+// six seconds (DefaultSuspectBeats) for a few hundred bytes per edge every two seconds.
+const DefaultInterval = 2 * time.Second
+
+// Bounds of an announced interval (Heartbeat.IntervalMS). Receivers check their edges at a
+// quarter of the shortest interval announced, so a lower bound keeps a mistaken edge from making
+// every receiver spin; an edge silent for more than an hour between heartbeats is of no use to a
+// redirector.
+const (
+	MinInterval = 10 * time.Millisecond
+	MaxInterval = time.Hour
+)
 
 // Heartbeat is one report of an edge.
 type Heartbeat struct {
@@ -61,6 +81,11 @@ type Heartbeat struct {
 	CertExpiry int64 `json:"cert_expiry,omitempty"`
 	// Draining is set on graceful shutdown: send no new visitors here.
 	Draining bool `json:"draining,omitempty"`
+	// IntervalMS is the sender's heartbeat interval in milliseconds, between MinInterval and
+	// MaxInterval, so that receivers judge its silence by its own schedule rather than by a
+	// setting of theirs. Zero: not announced (edges older than this field); receivers fall back
+	// to their configured interval (see IntervalOr). Readers that predate the field ignore it.
+	IntervalMS int64 `json:"interval_ms,omitempty"`
 }
 
 // Location is where an edge is.
@@ -163,6 +188,9 @@ func (h *Heartbeat) validate() error {
 		ld.ErrorRate5xx < 0 || ld.ErrorRate5xx > 1 || ld.Connections < 0 {
 		return bad("load %+v", ld)
 	}
+	if h.IntervalMS != 0 && (h.IntervalMS < MinInterval.Milliseconds() || h.IntervalMS > MaxInterval.Milliseconds()) {
+		return bad("interval %d ms outside %v..%v", h.IntervalMS, MinInterval, MaxInterval)
+	}
 	if h.Objects < 0 || h.Bytes < 0 {
 		return bad("negative counts")
 	}
@@ -202,3 +230,12 @@ func finite(vs ...float64) bool {
 
 // At returns the heartbeat's send time.
 func (h Heartbeat) At() time.Time { return time.UnixMilli(h.Time) }
+
+// IntervalOr returns the interval the sender announced, or fallback when it announced none (an
+// edge of an earlier release). Receivers pass their configured interval as fallback.
+func (h Heartbeat) IntervalOr(fallback time.Duration) time.Duration {
+	if h.IntervalMS > 0 {
+		return time.Duration(h.IntervalMS) * time.Millisecond
+	}
+	return fallback
+}

@@ -12,7 +12,8 @@ type Messenger interface {
 }
 
 // Send sends a heartbeat every interval until ctx ends, filling each from report (which gets the
-// sequence number and time already set and fills in the rest). A heartbeat that fails to encode or
+// sequence number and time already set and fills in the rest). Every heartbeat announces interval
+// (Heartbeat.IntervalMS), so receivers judge this sender's silence by it. A heartbeat that fails to encode or
 // send is reported to onError (may be nil) and the loop goes on. Before returning, it sends one
 // last heartbeat built with draining set, so the network stops sending visitors here before the
 // node goes away (pass a ctx that ends when shutdown begins, and close the node afterwards).
@@ -27,11 +28,16 @@ func Send(ctx context.Context, m Messenger, interval time.Duration, report func(
 // heartbeat is an ordinary heartbeat to receivers: it also counts toward a tracker's readmission.
 func SendWhen(ctx context.Context, m Messenger, interval time.Duration, now <-chan struct{}, report func(*Heartbeat), onError func(error)) {
 	var seq uint64
+	var announced int64 // an interval Decode would refuse is not announced: receivers fall back
+	if interval >= MinInterval && interval <= MaxInterval {
+		announced = interval.Milliseconds()
+	}
 	send := func(sendCtx context.Context, draining bool) {
 		seq++
 		h := Heartbeat{Seq: seq, Time: time.Now().UnixMilli()}
 		report(&h)
 		h.Draining = h.Draining || draining
+		h.IntervalMS = announced
 		b, err := Encode(h)
 		if err == nil {
 			err = m.SendMessage(sendCtx, json.RawMessage(b))

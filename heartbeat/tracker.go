@@ -13,7 +13,8 @@ import (
 type State int
 
 // Edge states. An edge is Alive from its first heartbeat; it becomes Suspect when heartbeats stop
-// (or the caller reports a lost link), is probed, and is Dead when the probe fails. A Dead edge
+// for Config.SuspectBeats of its intervals (or the caller reports a lost link), is probed, and is
+// Dead when the probe fails. A Dead edge
 // comes back only after Config.Readmit good heartbeats in a row, so an edge that flaps is not
 // handed visitors between flaps.
 const (
@@ -48,42 +49,84 @@ type Edge struct {
 	Good     int       `json:"good"`             // heartbeats in a row while Dead, toward readmission
 }
 
-// Config tunes a Tracker. Zero values mean the defaults given per field.
+// Liveness defaults, as multiples of an edge's heartbeat interval, so that they hold whatever
+// interval an edge announces.
+const (
+	// DefaultSuspectBeats is how many heartbeats an edge may miss before it is Suspect: one lost
+	// datagram or a slow flood must not take an edge out of rotation, and three intervals (6 s at
+	// DefaultInterval) still moves visitors away from a dead edge within seconds.
+	DefaultSuspectBeats = 3
+	// DefaultReadmit is how many heartbeats in a row bring a Dead edge back: enough to show it
+	// stays up, few enough that it takes visitors again within a few intervals.
+	DefaultReadmit = 3
+	// ReadmitGapBeats is the longest gap, in the edge's intervals, between heartbeats that count
+	// toward readmission: one and a half intervals allows for jitter but not for a missed one.
+	ReadmitGapBeats = 1.5
+	// DefaultProbeTimeout bounds one probe: a healthy edge answers its health endpoint in
+	// milliseconds, and a probe must end before the next check wants to start another.
+	DefaultProbeTimeout = 2 * time.Second
+	// DefaultForgetAfter is how long a Dead edge stays listed (for dashboards and status) before
+	// it is dropped: long enough to be seen by an operator, short enough that retired edges go.
+	DefaultForgetAfter = time.Hour
+)
+
+// Config tunes a Tracker. Zero values mean the defaults given per field. Every edge is judged by
+// the interval it announces in its heartbeats (Heartbeat.IntervalMS); Interval and SuspectAfter
+// apply only to edges that announce none, which predate that field.
 type Config struct {
-	// Interval is the edges' heartbeat interval. Zero: 2 s.
+	// Interval is the heartbeat interval assumed for an edge that does not announce its own.
+	// Zero: DefaultInterval.
 	Interval time.Duration
-	// SuspectAfter is how long without a heartbeat makes an Alive edge Suspect. Zero: 3 × Interval
-	// (three missed heartbeats).
+	// SuspectAfter is how long without a heartbeat makes an Alive edge that announces no
+	// interval Suspect. Zero: SuspectBeats × Interval.
 	SuspectAfter time.Duration
-	// Readmit is how many heartbeats in a row, none later than 1.5 × Interval after the previous,
-	// bring a Dead edge back; one sooner than half an interval after the previous does not
-	// count. Zero: 3.
+	// SuspectBeats is how many of its own intervals an edge may stay silent before it is Suspect:
+	// fewer notice a dead edge sooner and risk suspecting one that lost a heartbeat or two.
+	// Zero: DefaultSuspectBeats.
+	SuspectBeats int
+	// Readmit is how many heartbeats in a row, none later than ReadmitGapBeats × the edge's
+	// interval after the previous, bring a Dead edge back; one sooner than half an interval after
+	// the previous does not count. Zero: DefaultReadmit.
 	Readmit int
 	// Probe checks a Suspect edge directly (its health endpoint). Nil: a Suspect edge is Dead at once.
 	Probe func(ctx context.Context, e Edge) error
-	// ProbeTimeout bounds one probe. Zero: 2 s.
+	// ProbeTimeout bounds one probe. Zero: DefaultProbeTimeout.
 	ProbeTimeout time.Duration
-	// ForgetAfter drops a Dead edge that has sent nothing for this long. Zero: 1 h.
+	// ForgetAfter drops a Dead edge that has sent nothing for this long. Zero: DefaultForgetAfter.
 	ForgetAfter time.Duration
 }
 
 func (c Config) withDefaults() Config {
 	if c.Interval <= 0 {
-		c.Interval = 2 * time.Second
+		c.Interval = DefaultInterval
+	}
+	if c.SuspectBeats <= 0 {
+		c.SuspectBeats = DefaultSuspectBeats
 	}
 	if c.SuspectAfter <= 0 {
-		c.SuspectAfter = 3 * c.Interval
+		c.SuspectAfter = time.Duration(c.SuspectBeats) * c.Interval
 	}
 	if c.Readmit <= 0 {
-		c.Readmit = 3
+		c.Readmit = DefaultReadmit
 	}
 	if c.ProbeTimeout <= 0 {
-		c.ProbeTimeout = 2 * time.Second
+		c.ProbeTimeout = DefaultProbeTimeout
 	}
 	if c.ForgetAfter <= 0 {
-		c.ForgetAfter = time.Hour
+		c.ForgetAfter = DefaultForgetAfter
 	}
 	return c
+}
+
+// interval is the heartbeat interval e is judged by: its own, or Config.Interval.
+func (c Config) interval(e *Edge) time.Duration { return e.Last.IntervalOr(c.Interval) }
+
+// suspectAfter is the silence after which e becomes Suspect.
+func (c Config) suspectAfter(e *Edge) time.Duration {
+	if e.Last.IntervalMS > 0 {
+		return time.Duration(c.SuspectBeats) * c.interval(e)
+	}
+	return c.SuspectAfter
 }
 
 // Tracker turns heartbeats into edge states. It is safe for concurrent use. Observe feeds it;
@@ -128,13 +171,14 @@ func (t *Tracker) Observe(node string, h Heartbeat, now time.Time) {
 		t.setLocked(e, Alive, "", now)
 	case Dead:
 		gap := now.Sub(prevSeen)
-		if gap > t.cfg.Interval*3/2 {
+		interval := t.cfg.interval(e)
+		if gap > time.Duration(float64(interval)*ReadmitGapBeats) {
 			e.Good = 0
 		}
 		// A heartbeat sent out of turn (an edge switching deploys sends one at once) is a sign
 		// of life but no proof of staying up: only one half an interval or more after the
 		// previous counts, so readmission still takes Readmit-1 intervals.
-		if e.Good == 0 || gap >= t.cfg.Interval/2 {
+		if e.Good == 0 || gap >= interval/2 {
 			e.Good++
 		}
 		if e.Good >= t.cfg.Readmit {
@@ -161,7 +205,7 @@ func (t *Tracker) Check(ctx context.Context, now time.Time) {
 	for node, e := range t.edges {
 		silent := now.Sub(e.LastSeen)
 		switch {
-		case e.State == Alive && silent >= t.cfg.SuspectAfter:
+		case e.State == Alive && silent >= t.cfg.suspectAfter(e):
 			t.setLocked(e, Suspect, "no heartbeat for "+silent.Round(time.Millisecond).String(), now)
 		case e.State == Dead && silent >= t.cfg.ForgetAfter:
 			delete(t.edges, node)
@@ -238,15 +282,17 @@ func (t *Tracker) Changed() <-chan struct{} {
 	return t.changed
 }
 
-// Run calls Check every quarter interval until ctx ends, then waits for probes in flight.
+// Run calls Check every quarter of the shortest interval among Config.Interval and the edges'
+// announced ones, until ctx ends, then waits for probes in flight.
 func (t *Tracker) Run(ctx context.Context) error {
-	tick := time.NewTicker(t.cfg.Interval / 4)
+	tick := time.NewTimer(t.checkEvery())
 	defer tick.Stop()
 	defer t.wg.Wait()
 	for {
 		select {
 		case now := <-tick.C:
 			t.Check(ctx, now)
+			tick.Reset(t.checkEvery())
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.Canceled) {
 				return nil
@@ -254,6 +300,18 @@ func (t *Tracker) Run(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// checkEvery is Run's period: a quarter of the shortest interval it judges an edge by, so that a
+// silent edge is suspected at most a quarter interval late.
+func (t *Tracker) checkEvery() time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	shortest := t.cfg.Interval
+	for _, e := range t.edges {
+		shortest = min(shortest, t.cfg.interval(e))
+	}
+	return shortest / 4
 }
 
 // Wait waits for probes in flight (after their context ended), for callers that use Check

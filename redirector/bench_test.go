@@ -2,6 +2,8 @@ package redirector
 
 import (
 	"fmt"
+	"github.com/dt-cdn/dt/edgeset"
+	"github.com/dt-cdn/dt/internal/testkit/fleet"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -25,13 +27,13 @@ func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (w *discardWriter) WriteHeader(int)             {}
 
 func benchHandler(b testing.TB, trusted []netip.Prefix) *Handler {
-	edges := testEdges() // 16 edges, 5 eligible: one snapshot, as a cached tracker view would be
+	edges := fleet.Edges() // 16 edges, 5 eligible: one snapshot, as a cached tracker view would be
 	h, err := NewHandler(HandlerConfig{
-		Edges:          func() ([]heartbeat.Edge, string) { return edges, testCurrent },
-		Geo:            openTestGeoDB(b),
+		Edges:          func() ([]heartbeat.Edge, string) { return edges, fleet.Current },
+		Geo:            fleet.GeoDB(b),
 		TrustedProxies: trusted,
-		Select:         SelectOptions{Weights: testWeights()},
-		Now:            func() time.Time { return testNow },
+		Select:         edgeset.SelectOptions{Weights: fleet.Weights()},
+		Now:            func() time.Time { return fleet.Now },
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -66,31 +68,6 @@ func BenchmarkHandlerRedirect(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "redirects/s")
-}
-
-func BenchmarkSelect(b *testing.B) {
-	edges := testEdges()
-	opts := SelectOptions{Weights: testWeights()}
-	b.ReportAllocs()
-	for b.Loop() {
-		Select(edges, liege, testCurrent, testNow, opts)
-	}
-}
-
-func BenchmarkGeoLookup(b *testing.B) {
-	g := openTestGeoDB(b)
-	ips := make([]netip.Addr, len(benchClients))
-	for i, s := range benchClients {
-		ips[i] = netip.MustParseAddr(s)
-	}
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		if _, err := g.Lookup(ips[i%len(ips)]); err != nil {
-			b.Fatal(err)
-		}
-		i++
-	}
 }
 
 // TestWrk loads the handler over HTTP on 127.0.0.1 with wrk, when DT_WRK=1 and wrk is installed:

@@ -2,13 +2,12 @@
 // is alive and serves the network's current deploy: the part of `dt redirector` that users point
 // DNS at.
 //
-// The choice is Select, a pure function of the edges (as package heartbeat's Tracker sees them),
-// the client (its address and, when known, its GeoIP record), the current deploy id and the
-// time. It returns the pick together with every eligible edge's score and every other edge's
-// reason for exclusion, so the explain endpoint and the tests can show why a visitor went where.
-// GeoDB reads a MaxMind-format database (GeoLite2-City, GeoIP2-City, DB-IP lite) and reloads it
-// without interrupting lookups; ClientIP finds the visitor's address behind trusted proxies;
-// Handler turns all of it into HTTP.
+// The choice is package edgeset's Select, a pure function of the edges, the client (its address
+// and, when known, its GeoIP record from package geoip), the current deploy id and the time; an
+// edgeset.Set follows the edges' heartbeats and the current deploy. This package is the HTTP
+// around them: ClientIP finds the visitor's address behind trusted proxies, Handler answers with
+// the redirect (and Explain with the reasoning, as JSON), Service runs both on a dt node, and
+// Frontend makes the visitors' servers.
 //
 // # Guarantees
 //
@@ -23,8 +22,6 @@
 //   - ACME HTTP-01 challenge paths (/.well-known/acme-challenge/) are never redirected.
 //   - X-Forwarded-For and Forwarded are read only from configured trusted proxies, and only up
 //     to the right-most address those proxies did not vouch for.
-//   - A GeoIP database that fails to load never replaces a working one; lookups never observe a
-//     half-loaded database.
 //
 // # Caveats
 //

@@ -2,10 +2,10 @@ package redirector
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/netip"
-	"time"
+
+	"github.com/dt-cdn/dt/edgeset"
 )
 
 // maxExplainIPLen bounds the ip parameter: the longest IPv6 text with a zone is far shorter.
@@ -22,37 +22,17 @@ const maxExplainIPLen = 100
 // The answer exposes the network's edges, their deploy and load: do not serve it publicly.
 func (h *Handler) Explain() http.Handler { return http.HandlerFunc(h.serveExplain) }
 
-// explainResponse is the JSON of the explain endpoint.
+// explainResponse is the JSON of the explain endpoint: an edgeset.Explanation with the redirect's
+// status code.
 type explainResponse struct {
-	Client struct {
-		IP  netip.Addr `json:"ip"`
-		Geo *GeoRecord `json:"geo"`
-	} `json:"client"`
-	Deploy     string             `json:"deploy"`
-	Basis      Basis              `json:"basis"`
-	NearKm     float64            `json:"near_km,omitempty"`
-	Code       int                `json:"redirect_code"`
-	Chosen     *explainCandidate  `json:"chosen"`
-	Candidates []explainCandidate `json:"candidates"`
-	Excluded   []explainExclusion `json:"excluded"`
-}
-
-type explainCandidate struct {
-	Node       string   `json:"node"`
-	URL        string   `json:"url"`
-	Match      Match    `json:"match"`
-	DistanceKm *float64 `json:"distance_km,omitempty"`
-	Near       bool     `json:"near"`
-	CPU        float64  `json:"cpu"`
-	Weight     float64  `json:"weight"`
-	Score      float64  `json:"score"`
-}
-
-type explainExclusion struct {
-	Node   string        `json:"node"`
-	URL    string        `json:"url,omitempty"`
-	Reason ExcludeReason `json:"reason"`
-	Detail string        `json:"detail,omitempty"`
+	Client     edgeset.ExplainedClient      `json:"client"`
+	Deploy     string                       `json:"deploy"`
+	Basis      edgeset.Basis                `json:"basis"`
+	NearKm     float64                      `json:"near_km,omitempty"`
+	Code       int                          `json:"redirect_code"`
+	Chosen     *edgeset.ExplainedCandidate  `json:"chosen"`
+	Candidates []edgeset.ExplainedCandidate `json:"candidates"`
+	Excluded   []edgeset.ExplainedExclusion `json:"excluded"`
 }
 
 func (h *Handler) serveExplain(w http.ResponseWriter, r *http.Request) {
@@ -71,26 +51,9 @@ func (h *Handler) serveExplain(w http.ResponseWriter, r *http.Request) {
 		ip = parsed
 	}
 	d, c, current := h.decide(ip, nopMetrics{}) // admin questions are not visitor traffic
-	resp := explainResponse{Deploy: current, Basis: d.Basis, NearKm: d.NearKm, Code: h.code}
-	resp.Client.IP, resp.Client.Geo = c.IP, c.Geo
-	resp.Candidates = make([]explainCandidate, len(d.Candidates))
-	for i, cand := range d.Candidates {
-		resp.Candidates[i] = explainCandidateOf(cand)
-		if d.Chosen == &d.Candidates[i] {
-			resp.Chosen = &resp.Candidates[i]
-		}
-	}
-	now := h.now()
-	resp.Excluded = make([]explainExclusion, len(d.Excluded))
-	for i, x := range d.Excluded {
-		resp.Excluded[i] = explainExclusion{
-			Node:   x.Edge.Node,
-			URL:    x.Edge.Last.PublicURL,
-			Reason: x.Reason,
-			Detail: exclusionDetail(x, c, now),
-		}
-	}
-	writeJSON(w, http.StatusOK, resp)
+	x := edgeset.Explain(d, c, current, h.now())
+	writeJSON(w, http.StatusOK, explainResponse{Client: x.Client, Deploy: x.Deploy, Basis: x.Basis, NearKm: x.NearKm,
+		Code: h.code, Chosen: x.Chosen, Candidates: x.Candidates, Excluded: x.Excluded})
 }
 
 // parseExplainIP parses the ip parameter; zones are dropped and IPv4-mapped addresses unmapped,
@@ -104,70 +67,6 @@ func parseExplainIP(s string) (netip.Addr, bool) {
 		return netip.Addr{}, false
 	}
 	return ip.Unmap().WithZone(""), true
-}
-
-func explainCandidateOf(c Candidate) explainCandidate {
-	ec := explainCandidate{
-		Node:   c.Edge.Node,
-		URL:    c.URL,
-		Match:  c.Match,
-		Near:   c.Near,
-		CPU:    c.Edge.Last.Load.CPU,
-		Weight: c.Weight,
-		Score:  c.Score,
-	}
-	if c.HasDistance {
-		km := c.Distance
-		ec.DistanceKm = &km
-	}
-	return ec
-}
-
-// exclusionDetail says in a few words what made the rule fail, for people reading the endpoint.
-func exclusionDetail(x Exclusion, c Client, now time.Time) string {
-	e := x.Edge
-	switch x.Reason {
-	case ExcludeNotAlive:
-		if e.Reason != "" {
-			return e.State.String() + ": " + e.Reason
-		}
-		return e.State.String()
-	case ExcludeStale:
-		return "last heartbeat " + now.Sub(e.LastSeen).Round(time.Millisecond).String() + " ago"
-	case ExcludeNoPublicURL:
-		return fmt.Sprintf("url %q", e.Last.PublicURL)
-	case ExcludeOldDeploy:
-		return "serves deploy " + quoteOrNone(e.Last.Deploy)
-	case ExcludeNotSynced:
-		return "still syncing deploy " + quoteOrNone(e.Last.Deploy)
-	case ExcludeCertificate:
-		if e.Last.CertExpiry == 0 {
-			return "no certificate reported"
-		}
-		return "certificate expired " + time.UnixMilli(e.Last.CertExpiry).UTC().Format(time.RFC3339)
-	case ExcludeWrongFamily:
-		return "client " + familyName(familyOf(c.IP)) + ", edge " + familyName(edgeFamilies(e, e.Last.PublicURL))
-	case ExcludeDisabled:
-		return "weight 0"
-	}
-	return ""
-}
-
-func quoteOrNone(s string) string {
-	if s == "" {
-		return "(none)"
-	}
-	return fmt.Sprintf("%q", s)
-}
-
-func familyName(f family) string {
-	switch f {
-	case familyV4:
-		return "IPv4 only"
-	case familyV6:
-		return "IPv6 only"
-	}
-	return "IPv4 and IPv6"
 }
 
 // writeJSON sends v. Encoding cannot fail for the types of this file (no NaN reaches them: Select

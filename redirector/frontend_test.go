@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/dt-cdn/dt/edgeset"
 	"github.com/dt-cdn/dt/heartbeat"
 	"github.com/dt-cdn/dt/internal/httpserve"
 	"github.com/dt-cdn/dt/internal/procusage"
@@ -329,10 +330,10 @@ func openStream(t *testing.T, c net.Conn) (next func() error) {
 // tens of kilobytes.
 type manyEdges int
 
-func (n manyEdges) Status() redirector.Status {
-	st := redirector.Status{Current: "deploy"}
+func (n manyEdges) Status() edgeset.Status {
+	st := edgeset.Status{Current: "deploy"}
 	for i := range int(n) {
-		st.Edges = append(st.Edges, redirector.EdgeStatus{
+		st.Edges = append(st.Edges, edgeset.EdgeStatus{
 			Edge:     heartbeat.Edge{Node: fmt.Sprintf("edge-%03d", i), Last: heartbeat.Heartbeat{PublicURL: fmt.Sprintf("https://edge-%03d.example.net", i)}},
 			Eligible: true,
 		})

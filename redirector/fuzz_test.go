@@ -2,6 +2,7 @@ package redirector
 
 import (
 	"encoding/json"
+	"github.com/dt-cdn/dt/internal/testkit/fleet"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -20,9 +21,9 @@ func FuzzExplainIP(f *testing.F) {
 		f.Add(s)
 	}
 	h, err := NewHandler(HandlerConfig{
-		Edges: func() ([]heartbeat.Edge, string) { return testEdges(), testCurrent },
-		Geo:   openTestGeoDB(f),
-		Now:   func() time.Time { return testNow },
+		Edges: func() ([]heartbeat.Edge, string) { return fleet.Edges(), fleet.Current },
+		Geo:   fleet.GeoDB(f),
+		Now:   func() time.Time { return fleet.Now },
 	})
 	if err != nil {
 		f.Fatal(err)
@@ -49,30 +50,6 @@ func FuzzExplainIP(f *testing.F) {
 			}
 		case rec.Code != http.StatusBadRequest || body.Error == "":
 			t.Fatalf("%q: status %d, error %q", ip, rec.Code, body.Error)
-		}
-	})
-}
-
-// FuzzOpenGeoBytes feeds damaged databases to the loader: a file that loads must answer lookups
-// without failing the process, and one that does not must be refused with an error, never a panic,
-// so that Reload can keep the database it has.
-func FuzzOpenGeoBytes(f *testing.F) {
-	small := buildGeoDB(f, testNets()[:4], layoutMaxMind)
-	f.Add(small)
-	f.Add(small[:len(small)/2])
-	f.Add(buildGeoDB(f, testNets()[:2], layoutDBIP))
-	f.Add(buildGeoDBv4(f))
-	ips := []netip.Addr{netip.MustParseAddr("145.100.1.1"), netip.MustParseAddr("2001:610::1"), netip.MustParseAddr("8.8.8.8")}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		g, err := openGeoBytes(data)
-		if err != nil {
-			return
-		}
-		for _, ip := range ips {
-			rec, err := g.lookup(ip)
-			if rec != nil && err != nil {
-				t.Fatalf("%v: record and error", ip)
-			}
 		}
 	})
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/netip"
@@ -12,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dt-cdn/dt/edgeset"
+	"github.com/dt-cdn/dt/geoip"
 	"github.com/dt-cdn/dt/heartbeat"
 )
 
@@ -25,7 +26,7 @@ type HandlerConfig struct {
 	Edges func() (edges []heartbeat.Edge, current string)
 	// Geo locates clients. Nil: no GeoIP; clients are placed at Select.DefaultLocation or,
 	// without one, sent to any eligible edge by weight.
-	Geo GeoLookup
+	Geo geoip.Locator
 	// TrustedProxies are the networks whose X-Forwarded-For and Forwarded headers are believed
 	// (see ClientIP). Empty: none; the connection's peer is the client.
 	TrustedProxies []netip.Prefix
@@ -35,7 +36,7 @@ type HandlerConfig struct {
 	Code int
 	// Select tunes the choice of edge (weights, near band, default location). Its Rand is
 	// ignored: see Rand.
-	Select SelectOptions
+	Select edgeset.SelectOptions
 	// Rand draws among near edges. The Handler serialises calls to it, so it needs no locking
 	// of its own; tests pass a seeded source for reproducible choices. Nil: the runtime's
 	// random source, which scales across cores.
@@ -64,10 +65,10 @@ type HandlerConfig struct {
 // A Handler is safe for concurrent use.
 type Handler struct {
 	edges   func() ([]heartbeat.Edge, string)
-	geo     GeoLookup
+	geo     geoip.Locator
 	trusted []netip.Prefix
 	code    int
-	opts    SelectOptions
+	opts    edgeset.SelectOptions
 	acme    http.Handler
 	metrics Metrics
 	log     *slog.Logger
@@ -150,25 +151,13 @@ func (cfg *HandlerConfig) validate() error {
 	default:
 		bad("Code %d is not 301, 302, 307 or 308", cfg.Code)
 	}
-	for node, w := range cfg.Select.Weights {
-		if !(w >= 0) || math.IsInf(w, 1) {
-			bad("weight %v of %q is not a finite number ≥ 0", w, node)
-		}
-	}
 	for _, p := range cfg.TrustedProxies {
 		if !p.IsValid() {
 			bad("trusted proxy network %v is invalid", p)
 		}
 	}
-	o := cfg.Select
-	if !(o.NearFactor >= 0) || math.IsInf(o.NearFactor, 0) || !(o.NearFloorKm >= 0) || math.IsInf(o.NearFloorKm, 0) {
-		bad("near band (factor %v, floor %v km) must be finite and ≥ 0", o.NearFactor, o.NearFloorKm)
-	}
-	if o.MaxChoices < 0 || o.MaxAge < 0 {
-		bad("MaxChoices and MaxAge must be ≥ 0")
-	}
-	if l := o.DefaultLocation; l != nil && l.HasLocation && (!(l.Lat >= -90 && l.Lat <= 90) || !(l.Lon >= -180 && l.Lon <= 180)) {
-		bad("default location %v,%v is not on Earth", l.Lat, l.Lon)
+	if err := cfg.Select.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("%w: %w", ErrInvalidConfig, err))
 	}
 	return errors.Join(errs...)
 }
@@ -193,8 +182,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // decide looks the client up and runs Select; it also returns the client and the current deploy
 // it decided for. GeoIP misses go to m.
-func (h *Handler) decide(ip netip.Addr, m Metrics) (Decision, Client, string) {
-	c := Client{IP: ip}
+func (h *Handler) decide(ip netip.Addr, m Metrics) (edgeset.Decision, edgeset.Client, string) {
+	c := edgeset.Client{IP: ip}
 	if h.geo != nil {
 		rec, err := h.geo.Lookup(ip)
 		if err != nil {
@@ -206,7 +195,7 @@ func (h *Handler) decide(ip netip.Addr, m Metrics) (Decision, Client, string) {
 		c.Geo = rec
 	}
 	edges, current := h.edges()
-	return Select(edges, c, current, h.now(), h.opts), c, current
+	return edgeset.Select(edges, c, current, h.now(), h.opts), c, current
 }
 
 // location is the redirect target: the edge origin, then the request's path as the client

@@ -3,6 +3,9 @@ package redirector
 import (
 	"encoding/json"
 	"errors"
+	"github.com/dt-cdn/dt/edgeset"
+	"github.com/dt-cdn/dt/geoip"
+	"github.com/dt-cdn/dt/internal/testkit/fleet"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -46,29 +49,29 @@ func (m *countMetrics) Unavailable() {
 	m.unavailable++
 }
 
-// fleet is a settable edge list for handlers under test.
-type fleet struct {
+// edgeList is a settable edge list for handlers under test.
+type edgeList struct {
 	mu    sync.Mutex
 	edges []heartbeat.Edge
 }
 
-func (f *fleet) set(edges []heartbeat.Edge) {
+func (f *edgeList) set(edges []heartbeat.Edge) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.edges = edges
 }
 
-func (f *fleet) get() ([]heartbeat.Edge, string) {
+func (f *edgeList) get() ([]heartbeat.Edge, string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.edges, testCurrent
+	return f.edges, fleet.Current
 }
 
 // testServer runs a Handler built from cfg (with the test fleet, database and clock filled in
 // where cfg leaves them empty) on 127.0.0.1, with its explain endpoint on /explain of a second
 // server.
 type testServer struct {
-	fleet   *fleet
+	fleet   *edgeList
 	metrics *countMetrics
 	public  *httptest.Server
 	admin   *httptest.Server
@@ -76,18 +79,18 @@ type testServer struct {
 
 func newTestServer(t *testing.T, cfg HandlerConfig) *testServer {
 	t.Helper()
-	ts := &testServer{fleet: &fleet{edges: testEdges()}, metrics: &countMetrics{}}
+	ts := &testServer{fleet: &edgeList{edges: fleet.Edges()}, metrics: &countMetrics{}}
 	if cfg.Edges == nil {
 		cfg.Edges = ts.fleet.get
 	}
 	if cfg.Geo == nil {
-		cfg.Geo = openTestGeoDB(t)
+		cfg.Geo = fleet.GeoDB(t)
 	}
 	if cfg.Select.Weights == nil {
-		cfg.Select.Weights = testWeights()
+		cfg.Select.Weights = fleet.Weights()
 	}
 	cfg.Metrics = ts.metrics
-	cfg.Now = func() time.Time { return testNow }
+	cfg.Now = func() time.Time { return fleet.Now }
 	h, err := NewHandler(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -184,11 +187,11 @@ func TestNewHandlerValidates(t *testing.T) {
 		"no edges":          {},
 		"code 200":          {Edges: edges, Code: 200},
 		"code 303":          {Edges: edges, Code: 303},
-		"negative weight":   {Edges: edges, Select: SelectOptions{Weights: map[string]float64{"a": -1}}},
-		"NaN weight":        {Edges: edges, Select: SelectOptions{Weights: map[string]float64{"a": math.NaN()}}},
+		"negative weight":   {Edges: edges, Select: edgeset.SelectOptions{Weights: map[string]float64{"a": -1}}},
+		"NaN weight":        {Edges: edges, Select: edgeset.SelectOptions{Weights: map[string]float64{"a": math.NaN()}}},
 		"invalid prefix":    {Edges: edges, TrustedProxies: []netip.Prefix{{}}},
-		"negative factor":   {Edges: edges, Select: SelectOptions{NearFactor: -1}},
-		"default off Earth": {Edges: edges, Select: SelectOptions{DefaultLocation: &GeoRecord{Lat: 91, HasLocation: true}}},
+		"negative factor":   {Edges: edges, Select: edgeset.SelectOptions{NearFactor: -1}},
+		"default off Earth": {Edges: edges, Select: edgeset.SelectOptions{DefaultLocation: &geoip.Record{Lat: 91, HasLocation: true}}},
 	} {
 		if _, err := NewHandler(cfg); !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("%s: %v, want ErrInvalidConfig", name, err)
@@ -221,8 +224,8 @@ func TestHandlerACME(t *testing.T) {
 func TestHandlerUnavailable(t *testing.T) {
 	ts := newTestServer(t, HandlerConfig{})
 	ts.fleet.set([]heartbeat.Edge{
-		with(liveEdge("ams", amsterdam), func(e *heartbeat.Edge) { e.State = heartbeat.Dead }),
-		with(liveEdge("fra", frankfurt), func(e *heartbeat.Edge) { e.Last.Synced = false }),
+		fleet.With(fleet.Live("ams", fleet.Amsterdam), func(e *heartbeat.Edge) { e.State = heartbeat.Dead }),
+		fleet.With(fleet.Live("fra", fleet.Frankfurt), func(e *heartbeat.Edge) { e.Last.Synced = false }),
 	})
 	for _, method := range []string{"GET", "HEAD"} {
 		resp, body := do(t, method, ts.public.URL+"/page", nil)
@@ -247,8 +250,8 @@ func TestHandlerUnavailable(t *testing.T) {
 // explainJSON is the explain response as a client reads it.
 type explainJSON struct {
 	Client struct {
-		IP  string     `json:"ip"`
-		Geo *GeoRecord `json:"geo"`
+		IP  string        `json:"ip"`
+		Geo *geoip.Record `json:"geo"`
 	} `json:"client"`
 	Deploy     string `json:"deploy"`
 	Basis      string `json:"basis"`
@@ -288,7 +291,7 @@ func TestExplain(t *testing.T) {
 		t.Fatalf("status %d: %s", code, body)
 	}
 	if e.Client.IP != "145.100.1.1" || e.Client.Geo == nil || e.Client.Geo.Country != "NL" || e.Basis != "client location" ||
-		e.Deploy != testCurrent || e.Code != 302 {
+		e.Deploy != fleet.Current || e.Code != 302 {
 		t.Errorf("header fields: %s", body)
 	}
 	if e.Chosen == nil || e.Chosen.Node != "ams" || e.Chosen.URL != "https://ams.example.net" {
@@ -298,7 +301,7 @@ func TestExplain(t *testing.T) {
 		e.Candidates[0].Score != 1 || !e.Candidates[0].Near || e.Candidates[0].DistanceKm == nil || *e.Candidates[0].DistanceKm > 5 {
 		t.Errorf("candidates: %s", body)
 	}
-	want := testExcluded()
+	want := fleet.Excluded()
 	for _, x := range e.Excluded {
 		if x.Reason != want[x.Node].String() {
 			t.Errorf("%s excluded for %q, want %q", x.Node, x.Reason, want[x.Node])

@@ -3,6 +3,7 @@ package redirector
 import (
 	"context"
 	"fmt"
+	"github.com/dt-cdn/dt/edgeset"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -44,7 +45,7 @@ func TestServiceFollowsHeartbeatsAndDeploys(t *testing.T) {
 		e := &edge{node: open(plain, false, false, addr), done: make(chan struct{})}
 		drain(e.node)
 		e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Path == HealthPath {
+			if r.URL.Path == edgeset.HealthPath {
 				fmt.Fprintln(w, deployID)
 			}
 		}))
@@ -154,7 +155,7 @@ func TestServiceDropsSilentEdgeAtRequestTime(t *testing.T) {
 	}
 	time.Sleep(time.Until(heard.Add(3*beat + beat/2)))
 	st := svc.Status()
-	if len(st.Edges) != 1 || st.Edges[0].Eligible || st.Edges[0].Excluded != ExcludeStale.String() {
+	if len(st.Edges) != 1 || st.Edges[0].Eligible || st.Edges[0].Excluded != edgeset.ExcludeStale.String() {
 		t.Fatalf("edge silent for %s, three intervals of %s: %+v", time.Since(heard), beat, st.Edges)
 	}
 }

@@ -9,14 +9,15 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/dt-cdn/dt/redirector"
+	"github.com/dt-cdn/dt/edgeset"
 )
 
-// EdgeSource is the redirector's view of the edges. *redirector.Service implements it.
+// EdgeSource is the redirector's view of the edges. *edgeset.Set implements it, and so does
+// *redirector.Service, which holds one.
 type EdgeSource interface {
 	// Status returns the redirector's node, the current deploy and every edge with whether it
 	// gets visitors.
-	Status() redirector.Status
+	Status() edgeset.Status
 	// Changed returns a channel closed at the next change of an edge's state.
 	Changed() <-chan struct{}
 }

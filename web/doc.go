@@ -14,7 +14,7 @@
 //	GET /api/events     the same, pushed as Server-Sent Events on every change of an edge's
 //	                    state and at least every Config.Tick, so heartbeat ages keep moving
 //
-// It reads the redirector's view of the edges through EdgeSource (a *redirector.Service) and the
+// It reads the redirector's view of the edges through EdgeSource (an *edgeset.Set) and the
 // deploy history through DeploySource (a *History fed with the redirector node's events). It
 // shows what the redirector knows and changes nothing.
 //

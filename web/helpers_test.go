@@ -16,19 +16,19 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/edgeset"
 	"github.com/dt-cdn/dt/heartbeat"
 	"github.com/dt-cdn/dt/internal/testnet"
-	"github.com/dt-cdn/dt/redirector"
 	"github.com/dt-cdn/dt/site"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// testRedirector is a real redirector.Service on a lone dt node. Tests feed it the events a
+// testRedirector is a real edgeset.Set, the redirector's view of the edges, on a lone dt node. Tests feed it the events a
 // network would bring: heartbeats (as messages from edge nodes) and the current deploy pointer.
 type testRedirector struct {
 	t   *testing.T
-	svc *redirector.Service
+	svc *edgeset.Set
 	seq atomic.Uint64
 }
 
@@ -37,7 +37,7 @@ func newTestRedirector(t *testing.T, beat time.Duration) *testRedirector {
 	_, plain := testnet.Keys(t)
 	n := testnet.Node(t, testnet.Options{Keys: plain, LazyBodies: true})
 	testnet.Drain(n)
-	svc, err := redirector.NewService(redirector.ServiceConfig{Node: n, HeartbeatInterval: beat})
+	svc, err := edgeset.New(edgeset.Config{Node: n, HeartbeatInterval: beat})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,8 +5,8 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/dt-cdn/dt/edgeset"
 	"github.com/dt-cdn/dt/heartbeat"
-	"github.com/dt-cdn/dt/redirector"
 )
 
 // Snapshot is everything the page shows at one moment: the body of /api/snapshot and of every
@@ -75,7 +75,7 @@ type Deploy struct {
 }
 
 // snapshot builds a Snapshot from the redirector's status and the deploy history.
-func snapshot(now time.Time, st redirector.Status, deploys []Deploy) Snapshot {
+func snapshot(now time.Time, st edgeset.Status, deploys []Deploy) Snapshot {
 	s := Snapshot{
 		Time:          now,
 		CurrentDeploy: st.Current,
@@ -94,7 +94,7 @@ func snapshot(now time.Time, st redirector.Status, deploys []Deploy) Snapshot {
 	return s
 }
 
-func edgeRow(e redirector.EdgeStatus, current string) Edge {
+func edgeRow(e edgeset.EdgeStatus, current string) Edge {
 	h := e.Last
 	row := Edge{
 		Node: e.Node, Name: cmp.Or(h.Name, hostOf(h.PublicURL)), URL: h.PublicURL,

@@ -1,22 +1,22 @@
 // Package geo answers DNS for the site's public name with the addresses of the nearest live
 // edges: GeoDNS, so that visitors reach an edge without the redirector's extra hop.
 //
-// It makes no choice of its own. The edges are the redirector's (its Service follows the same
-// heartbeats), and the choice is redirector.Select, so an address is in an answer exactly when
-// the redirector would send that client to that edge: alive, heartbeat fresh, serving the current
-// deploy, not draining, with a valid certificate, and in the near band of the client's place. The
-// client's place comes from the EDNS Client Subnet the resolver passed on, else from the
-// resolver's own address; with neither known, or no GeoIP database, every eligible edge is in the
-// answer.
+// It makes no choice of its own. The edges are an edgeset.Set's (the redirector follows the same
+// heartbeats with one), and the choice is edgeset.Select, so an address is in an answer exactly
+// when the redirector would send that client to that edge: alive, heartbeat fresh, serving the
+// current deploy, not draining, with a valid certificate, and in the near band of the client's
+// place. The client's place comes from the EDNS Client Subnet the resolver passed on, else from
+// the resolver's own address; with neither known, or no GeoIP database, every eligible edge is in
+// the answer.
 //
 // # Caveats
 //
 // Resolvers cache an answer for its TTL, so a crashed edge stays in cached answers up to the TTL
 // after it leaves fresh ones; answers therefore carry a short TTL and, when there are several
 // eligible edges, at least two addresses, so that a client whose first address fails has another.
-// An edge leaves fresh answers once its heartbeat is older than SelectOptions.MaxAge, which
-// defaults here to 2.5 heartbeat intervals rather than the redirector's 10 s, since the TTL
-// already adds to the delay.
+// An edge leaves fresh answers once its heartbeat is older than SelectOptions.MaxAgeBeats of its
+// own heartbeat interval (MaxAge for edges that announce none), which default here to 2.5
+// intervals rather than the redirector's three, since the TTL already adds to the delay.
 package geo
 
 import (
@@ -30,8 +30,9 @@ import (
 
 	"github.com/dt-cdn/dt/dns/server"
 	"github.com/dt-cdn/dt/dns/zone"
+	"github.com/dt-cdn/dt/edgeset"
+	"github.com/dt-cdn/dt/geoip"
 	"github.com/dt-cdn/dt/heartbeat"
-	"github.com/dt-cdn/dt/redirector"
 )
 
 // Config configures an Answerer. Zero values mean the defaults given per field.
@@ -39,14 +40,14 @@ type Config struct {
 	// Name is the site's public name (any case, trailing dot optional). Required.
 	Name string
 	// Edges returns the tracked edges and the network's current deploy id, as
-	// redirector.Service.Edges does. Required.
+	// edgeset.Set.Snapshot does. Required.
 	Edges func() ([]heartbeat.Edge, string)
 	// Geo locates clients. Nil: no database; every answer holds all eligible edges (or the
 	// Select.DefaultLocation's nearest).
-	Geo redirector.GeoLookup
-	// Select tunes the choice exactly as for the redirector. MaxAge zero: 5 s, 2.5 times the
-	// default heartbeat interval (see the package Caveats).
-	Select redirector.SelectOptions
+	Geo geoip.Locator
+	// Select tunes the choice exactly as for the redirector. MaxAgeBeats zero: DefaultMaxAgeBeats;
+	// MaxAge zero: DefaultMaxAge (see the package Caveats).
+	Select edgeset.SelectOptions
 	// TTL is the answers' TTL. Zero: 20 s.
 	TTL time.Duration
 	// MaxAnswers bounds the addresses in one answer. Zero: 4.
@@ -58,6 +59,14 @@ type Config struct {
 	// Now is the clock. Nil: time.Now.
 	Now func() time.Time
 }
+
+// Defaults of Config.Select's staleness bounds: an edge leaves answers after two and a half
+// of its heartbeat intervals of silence, half an interval sooner than it leaves the redirector's
+// choice, because resolvers keep an answer for its TTL on top.
+const (
+	DefaultMaxAgeBeats = 2.5
+	DefaultMaxAge      = time.Duration(DefaultMaxAgeBeats * float64(heartbeat.DefaultInterval))
+)
 
 // Answerer chooses the addresses for the site's name. It is safe for concurrent use.
 type Answerer struct {
@@ -84,8 +93,11 @@ func New(cfg Config) (*Answerer, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	if cfg.Select.MaxAgeBeats == 0 {
+		cfg.Select.MaxAgeBeats = DefaultMaxAgeBeats
+	}
 	if cfg.Select.MaxAge == 0 {
-		cfg.Select.MaxAge = 5 * time.Second
+		cfg.Select.MaxAge = DefaultMaxAge
 	}
 	if cfg.TTL == 0 {
 		cfg.TTL = 20 * time.Second
@@ -119,9 +131,9 @@ func (a *Answerer) Answer(qtype uint16, client netip.Prefix) (rrs []dns.RR, scop
 	reachable := slices.DeleteFunc(slices.Clone(edges), func(e heartbeat.Edge) bool { return !address(e, qtype).IsValid() })
 	// The client's address family does not matter here: the query type says which family of
 	// edge address is wanted, and the edges without one are gone already.
-	d := redirector.Select(reachable, redirector.Client{Geo: place}, current, now, a.cfg.Select)
+	d := edgeset.Select(reachable, edgeset.Client{Geo: place}, current, now, a.cfg.Select)
 	if d.Chosen == nil {
-		if len(reachable) < len(edges) && redirector.Select(edges, redirector.Client{Geo: place}, current, now, a.cfg.Select).Chosen != nil {
+		if len(reachable) < len(edges) && edgeset.Select(edges, edgeset.Client{Geo: place}, current, now, a.cfg.Select).Chosen != nil {
 			return nil, scope, true
 		}
 		return nil, 0, false
@@ -136,7 +148,7 @@ func (a *Answerer) Answer(qtype uint16, client netip.Prefix) (rrs []dns.RR, scop
 // answer made for it: the database network's length when the database placed it (the answer
 // holds for the whole network), the client prefix's length when it did not, 0 when no client was
 // given or no database is loaded (the answer is the same for everyone).
-func (a *Answerer) locate(client netip.Prefix) (*redirector.GeoRecord, int) {
+func (a *Answerer) locate(client netip.Prefix) (*geoip.Record, int) {
 	if !client.IsValid() || a.cfg.Geo == nil {
 		return nil, 0
 	}
@@ -153,8 +165,8 @@ func (a *Answerer) locate(client netip.Prefix) (*redirector.GeoRecord, int) {
 // pick orders the answer: the edge Select drew first (weighted by configuration and load), then
 // the rest of the near band by rank, then the nearest others up to MinAnswers; at most
 // MaxAnswers in all.
-func (a *Answerer) pick(d redirector.Decision) []*redirector.Candidate {
-	out := []*redirector.Candidate{d.Chosen}
+func (a *Answerer) pick(d edgeset.Decision) []*edgeset.Candidate {
+	out := []*edgeset.Candidate{d.Chosen}
 	for i := range d.Candidates {
 		c := &d.Candidates[i]
 		if c == d.Chosen {

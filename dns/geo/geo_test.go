@@ -9,8 +9,8 @@ import (
 	"github.com/miekg/dns"
 	"go.uber.org/goleak"
 
+	"github.com/dt-cdn/dt/geoip"
 	"github.com/dt-cdn/dt/heartbeat"
-	"github.com/dt-cdn/dt/redirector"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -36,10 +36,10 @@ var (
 )
 
 // places is a GeoIP lookup from a table of networks, standing in for a .mmdb file (the
-// redirector's GeoDB tests cover reading those).
-type places map[netip.Prefix]redirector.GeoRecord
+// geoip package's tests cover reading those).
+type places map[netip.Prefix]geoip.Record
 
-func (p places) Lookup(ip netip.Addr) (*redirector.GeoRecord, error) {
+func (p places) Lookup(ip netip.Addr) (*geoip.Record, error) {
 	for network, rec := range p {
 		if network.Contains(ip) {
 			rec.Network = network

@@ -16,7 +16,8 @@ import (
 	"github.com/dt-cdn/dt/dns/server"
 	"github.com/dt-cdn/dt/dns/zone"
 	"github.com/dt-cdn/dt/dt"
-	"github.com/dt-cdn/dt/redirector"
+	"github.com/dt-cdn/dt/edgeset"
+	"github.com/dt-cdn/dt/geoip"
 )
 
 // dnsFlags are dt dns's own flags, beside the node's.
@@ -54,7 +55,7 @@ func runDNS(ctx context.Context, args []string, env *Env) error {
 	fs.StringVar(&df.geoip, "geoip", "", "locate clients with the MaxMind-format database `FILE.mmdb` (reloaded when the file changes); without it every live edge is in each answer")
 	fs.DurationVar(&df.geoTTL, "geo-ttl", 20*time.Second, "`TTL` of GeoDNS answers: how long resolvers may keep an edge that has since failed")
 	fs.IntVar(&df.geoAnswers, "geo-answers", 4, "at most `N` addresses in a GeoDNS answer")
-	fs.DurationVar(&df.heartbeat, "heartbeat-interval", 2*time.Second, "the edges' heartbeat `INTERVAL`")
+	fs.DurationVar(&df.heartbeat, "heartbeat-interval", 2*time.Second, "the heartbeat `INTERVAL` to assume for edges older than this release, which do not announce theirs")
 	if err := parsePlainNode(fs, args, &nf, "a DNS node"); err != nil {
 		return err
 	}
@@ -160,9 +161,9 @@ type dnsService struct {
 	addr      string
 	store     *server.Store
 	handler   *server.Handler
-	edges     *redirector.Service // nil without --geo-name
+	edges     *edgeset.Set // nil without --geo-name
 	geoName   string
-	geoDB     *redirector.GeoDB  // nil without --geoip
+	geoDB     *geoip.DB          // nil without --geoip
 	responder *resolve.Responder // nil without a resolver
 }
 
@@ -172,19 +173,19 @@ func (df *dnsFlags) start(n *dt.Node, addr string, reg prometheus.Registerer, lo
 	cfg := server.Config{Store: s.store, MaxUDPSize: df.maxUDP, Registerer: reg, Logger: log}
 	if df.geoName != "" {
 		if df.geoip != "" {
-			db, err := redirector.OpenGeoDB(df.geoip, redirector.GeoOptions{Logger: log})
+			db, err := geoip.Open(df.geoip, geoip.Options{Logger: log})
 			if err != nil {
 				return nil, err
 			}
 			s.geoDB = db
 		}
-		// The redirector's Service follows the heartbeats and the current deploy; GeoDNS asks it
-		// for the edges and chooses among them with redirector.Select.
+		// An edgeset.Set follows the heartbeats and the current deploy; GeoDNS asks it for the
+		// edges and chooses among them with edgeset.Select.
 		// One choice for answers and for /dns: an edge leaves both once its heartbeat is 2.5
 		// intervals old (the answers' TTL adds to the delay, so sooner than the redirector).
-		sel := redirector.SelectOptions{MaxAge: df.heartbeat * 5 / 2}
-		rcfg := redirector.ServiceConfig{Node: n, HeartbeatInterval: df.heartbeat, Select: sel, Registerer: reg, Logger: log}
-		edges, err := redirector.NewService(rcfg)
+		sel := edgeset.SelectOptions{MaxAge: df.heartbeat * 5 / 2, MaxAgeBeats: geo.DefaultMaxAgeBeats}
+		rcfg := edgeset.Config{Node: n, HeartbeatInterval: df.heartbeat, Select: sel, Registerer: reg, Logger: log}
+		edges, err := edgeset.New(rcfg)
 		if err != nil {
 			s.close()
 			return nil, err
@@ -262,12 +263,12 @@ func (s *dnsService) close() {
 
 // dnsStatus is the body of GET /dns.
 type dnsStatus struct {
-	Addr    string                  `json:"addr"`
-	Zones   int                     `json:"zones"`
-	RRsets  int                     `json:"rrsets"`
-	GeoName string                  `json:"geo_name,omitempty"`
-	Edges   []redirector.EdgeStatus `json:"edges,omitempty"`
-	Deploy  string                  `json:"current_deploy,omitempty"`
+	Addr    string               `json:"addr"`
+	Zones   int                  `json:"zones"`
+	RRsets  int                  `json:"rrsets"`
+	GeoName string               `json:"geo_name,omitempty"`
+	Edges   []edgeset.EdgeStatus `json:"edges,omitempty"`
+	Deploy  string               `json:"current_deploy,omitempty"`
 }
 
 func (s *dnsService) status() dnsStatus {

@@ -19,10 +19,10 @@ import (
 	"github.com/dt-cdn/dt/blobs"
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/edge"
+	"github.com/dt-cdn/dt/geoip"
 	"github.com/dt-cdn/dt/heartbeat"
 	"github.com/dt-cdn/dt/internal/certs"
 	"github.com/dt-cdn/dt/internal/httpserve"
-	"github.com/dt-cdn/dt/redirector"
 )
 
 // edgeFlags are dt edge's own flags, beside the node's.
@@ -142,7 +142,7 @@ func runEdge(ctx context.Context, args []string, env *Env) error {
 		}
 		if cfg.Location == nil && ef.geoip != "" {
 			// Kept open: the address to locate may be learned from peers later, and change.
-			db, err := redirector.OpenGeoDB(ef.geoip, redirector.GeoOptions{Logger: log})
+			db, err := geoip.Open(ef.geoip, geoip.Options{Logger: log})
 			if err != nil {
 				return err
 			}
@@ -326,7 +326,7 @@ func parseLocation(s string) (*heartbeat.Location, error) {
 }
 
 // geoLocator returns an edge.NodeConfig.Locate that looks an address up in db.
-func geoLocator(db *redirector.GeoDB, log *slog.Logger) func(netip.Addr) *heartbeat.Location {
+func geoLocator(db *geoip.DB, log *slog.Logger) func(netip.Addr) *heartbeat.Location {
 	return func(ip netip.Addr) *heartbeat.Location {
 		if rec, err := db.Lookup(ip); err == nil && rec != nil && rec.HasLocation {
 			return &heartbeat.Location{Lat: rec.Lat, Lon: rec.Lon, Country: rec.Country, Continent: rec.Continent}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/geoip"
 	"github.com/dt-cdn/dt/internal/certs"
 	"github.com/dt-cdn/dt/redirector"
 	"github.com/dt-cdn/dt/web"
@@ -47,7 +48,7 @@ func runRedirector(ctx context.Context, args []string, env *Env) error {
 	fs.StringVar(&rf.geoip, "geoip", "", "locate visitors with the MaxMind-format database `FILE.mmdb` (reloaded when the file changes)")
 	fs.IntVar(&rf.code, "redirect-code", 301, "redirect with status `CODE`: 301, 302, 307 or 308 (every redirect carries Cache-Control: private, no-store)")
 	fs.Var(&rf.trusted, "trusted-proxy", "believe X-Forwarded-For and Forwarded from `CIDR`; repeatable")
-	fs.DurationVar(&rf.heartbeat, "heartbeat-interval", 2*time.Second, "the edges' heartbeat `INTERVAL`")
+	fs.DurationVar(&rf.heartbeat, "heartbeat-interval", 2*time.Second, "the heartbeat `INTERVAL` to assume for edges older than this release, which do not announce theirs")
 	if err := parsePlainNode(fs, args, &nf, "a redirector"); err != nil {
 		return err
 	}
@@ -103,11 +104,11 @@ func runRedirector(ctx context.Context, args []string, env *Env) error {
 	hooks.work = func(ctx context.Context, n *dt.Node, log *slog.Logger, up func(Serving) error) error {
 		defer parts.set(nil) // a failed start: release the event goroutine
 		var (
-			geo *redirector.GeoDB
+			geo *geoip.DB
 			err error
 		)
 		if rf.geoip != "" {
-			if geo, err = redirector.OpenGeoDB(rf.geoip, redirector.GeoOptions{Logger: log}); err != nil {
+			if geo, err = geoip.Open(rf.geoip, geoip.Options{Logger: log}); err != nil {
 				return err
 			}
 			defer geo.Close()
@@ -176,7 +177,7 @@ func (p *redirectorParts) handleEvent(ev dt.Event) {
 
 // serveRedirector serves visitors until ctx ends, reloading the GeoIP database on SIGHUP. It
 // calls up once every listener serves.
-func serveRedirector(ctx context.Context, p *redirectorParts, geo *redirector.GeoDB, rf redirectorFlags, cm *certs.Manager, log *slog.Logger, up func(Serving) error) error {
+func serveRedirector(ctx context.Context, p *redirectorParts, geo *geoip.DB, rf redirectorFlags, cm *certs.Manager, log *slog.Logger, up func(Serving) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()

@@ -9,6 +9,8 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/dt-cdn/dt/edgeset"
+	"github.com/dt-cdn/dt/geoip"
 	"github.com/dt-cdn/dt/internal/wait"
 	"github.com/dt-cdn/dt/redirector"
 )
@@ -26,7 +28,7 @@ func TestRedirectorAvoidsCrashedEdge(t *testing.T) {
 	ams := n.startEdge(amsterdam)
 	nyc := n.startEdge(newYork)
 	rd := n.startRedirector(redirector.ServiceConfig{HeartbeatInterval: beat, Code: 302,
-		Select: redirector.SelectOptions{DefaultLocation: &redirector.GeoRecord{Lat: 50, Lon: 5, HasLocation: true}}})
+		Select: edgeset.SelectOptions{DefaultLocation: &geoip.Record{Lat: 50, Lon: 5, HasLocation: true}}})
 	n.publishFiles(map[string]string{"index.html": "<h1>e2e</h1>"}, 2)
 
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}

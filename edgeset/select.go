@@ -1,7 +1,9 @@
-package redirector
+package edgeset
 
 import (
 	"cmp"
+	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"net/netip"
@@ -9,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dt-cdn/dt/geoip"
 	"github.com/dt-cdn/dt/heartbeat"
 )
 
@@ -18,35 +21,41 @@ type Client struct {
 	// The zero Addr means unknown, and then no edge is excluded for its family.
 	IP netip.Addr
 	// Geo is where the client is; nil when unknown (no database, or the address is not in it).
-	Geo *GeoRecord
+	Geo *geoip.Record
 }
 
 // SelectOptions tunes Select. The zero value gives the defaults stated per field.
 type SelectOptions struct {
 	// Weights scales each edge's share of the visitors it is near to, by node id. A missing entry
 	// means 1. A weight of 0 (or a negative or non-finite one) takes the edge out of rotation
-	// (ExcludeDisabled) without stopping it; NewHandler refuses negative and non-finite weights.
+	// (ExcludeDisabled) without stopping it; Validate refuses negative and non-finite weights.
 	Weights map[string]float64
 	// NearFactor makes the near band: an edge whose distance to the client is at most NearFactor
 	// times the nearest edge's distance counts as near as the nearest (mirrorbits uses 1.5).
-	// Zero: 1.5. Values below 1 are treated as 1.
+	// Zero: DefaultNearFactor. Values below 1 are treated as 1.
 	NearFactor float64
 	// NearFloorKm is the least width of the near band: every edge within this many kilometres of
 	// the client counts as near, so edges 1 km and 12 km away share visitors although one is
-	// twelve times nearer. GeoIP places clients no better than this anyway. Zero: 100 km.
+	// twelve times nearer. GeoIP places clients no better than this anyway. Zero:
+	// DefaultNearFloorKm.
 	NearFloorKm float64
 	// MaxChoices caps how many of the nearest edges in the near band are drawn from. Zero: no
 	// cap, every edge in the band takes visitors in proportion to its weight.
 	MaxChoices int
-	// MaxAge is how old an edge's last heartbeat (by the local arrival time) may be. The tracker
-	// marks silent edges Suspect on its own schedule; MaxAge bounds the lag when its check runs
-	// late. Zero: 10 s (five missed heartbeats at the default 2 s interval).
+	// MaxAgeBeats is how many of its own heartbeat intervals (heartbeat.Heartbeat.IntervalMS) old
+	// an edge's last heartbeat may be, by the local arrival time. The tracker marks silent edges
+	// Suspect on its own schedule; this bounds the lag when its check runs late. Fewer take a
+	// silent edge out of the choice sooner, at the risk of dropping one whose heartbeat is merely
+	// delayed. Zero: DefaultMaxAgeBeats.
+	MaxAgeBeats float64
+	// MaxAge is how old the last heartbeat of an edge that announces no interval (an edge older
+	// than heartbeat.Heartbeat.IntervalMS) may be. Zero: DefaultMaxAge.
 	MaxAge time.Duration
 	// DefaultLocation stands in for clients with no GeoIP record at all (no database, or an
 	// address not in it): such clients are ranked as if they were there. Nil: such clients go to
 	// any eligible edge, by weight. A record without coordinates only contributes its country
 	// and continent.
-	DefaultLocation *GeoRecord
+	DefaultLocation *geoip.Record
 	// Rand draws among the near edges. Nil: the runtime's random source (math/rand/v2's
 	// top-level functions). Select calls Uint64 at most once; a Rand shared between goroutines
 	// must be safe for concurrent use (a *rand.Rand is not).
@@ -100,9 +109,18 @@ type Exclusion struct {
 
 // Defaults of SelectOptions.
 const (
-	defaultNearFactor  = 1.5
-	defaultNearFloorKm = 100
-	defaultMaxAge      = 10 * time.Second
+	// DefaultNearFactor is mirrorbits' near band: edges up to half as far again as the nearest
+	// are as good as the nearest, a margin GeoIP's accuracy does not resolve anyway.
+	DefaultNearFactor = 1.5
+	// DefaultNearFloorKm is the near band's least width: city-level GeoIP places clients no
+	// better than this, so nearer differences are noise.
+	DefaultNearFloorKm = 100
+	// DefaultMaxAgeBeats is five missed heartbeats: a bound for a tracker that checks late, not
+	// the usual way out of the choice (the tracker suspects an edge after three).
+	DefaultMaxAgeBeats = 5
+	// DefaultMaxAge is DefaultMaxAgeBeats intervals of heartbeat.DefaultInterval, for edges that
+	// announce no interval.
+	DefaultMaxAge = DefaultMaxAgeBeats * heartbeat.DefaultInterval
 )
 
 // Select chooses the edge for client among edges, given the network's current deploy id and the
@@ -149,7 +167,7 @@ func Select(edges []heartbeat.Edge, client Client, current string, now time.Time
 }
 
 // rate places one eligible edge relative to the client.
-func rate(e *heartbeat.Edge, url string, here *GeoRecord, opts SelectOptions) Candidate {
+func rate(e *heartbeat.Edge, url string, here *geoip.Record, opts SelectOptions) Candidate {
 	c := Candidate{Edge: e, URL: url, Match: MatchElsewhere, Weight: weightOf(e, opts.Weights)}
 	loc := e.Last.Location
 	if here == nil || loc == nil {
@@ -194,16 +212,16 @@ func compareCandidates(a, b Candidate) int {
 // as good as the nearest. The floor keeps a 1 km edge from starving a 12 km one over a ratio
 // GeoIP cannot resolve, and the client's accuracy radius widens the band by what the database
 // admits it does not know.
-func markNear(cs []Candidate, here *GeoRecord, opts SelectOptions) float64 {
+func markNear(cs []Candidate, here *geoip.Record, opts SelectOptions) float64 {
 	best := cs[0].Match
 	band := math.Inf(1)
 	if cs[0].HasDistance {
 		factor, floor := opts.NearFactor, opts.NearFloorKm
 		if factor == 0 {
-			factor = defaultNearFactor
+			factor = DefaultNearFactor
 		}
 		if floor == 0 {
-			floor = defaultNearFloorKm
+			floor = DefaultNearFloorKm
 		}
 		nearest := cs[0].Distance
 		band = max(nearest*max(factor, 1), floor, nearest+float64(here.AccuracyRadius))
@@ -229,6 +247,29 @@ func markNear(cs []Candidate, here *GeoRecord, opts SelectOptions) float64 {
 		return 0
 	}
 	return band
+}
+
+// Validate reports every option out of range, joined: a negative or non-finite weight, a near
+// band that is negative or not finite, a negative MaxChoices, MaxAgeBeats or MaxAge, a default
+// location off the Earth. Select itself tolerates them (see each field); Validate is for
+// configurations taken from people.
+func (o SelectOptions) Validate() error {
+	var errs []error
+	for node, w := range o.Weights {
+		if !(w >= 0) || math.IsInf(w, 1) {
+			errs = append(errs, fmt.Errorf("weight %v of %q is not a finite number ≥ 0", w, node))
+		}
+	}
+	if !(o.NearFactor >= 0) || math.IsInf(o.NearFactor, 0) || !(o.NearFloorKm >= 0) || math.IsInf(o.NearFloorKm, 0) {
+		errs = append(errs, fmt.Errorf("near band (factor %v, floor %v km) must be finite and ≥ 0", o.NearFactor, o.NearFloorKm))
+	}
+	if o.MaxChoices < 0 || o.MaxAge < 0 || !(o.MaxAgeBeats >= 0) || math.IsInf(o.MaxAgeBeats, 0) {
+		errs = append(errs, errors.New("MaxChoices, MaxAgeBeats and MaxAge must be ≥ 0"))
+	}
+	if l := o.DefaultLocation; l != nil && l.HasLocation && (!(l.Lat >= -90 && l.Lat <= 90) || !(l.Lon >= -180 && l.Lon <= 180)) {
+		errs = append(errs, fmt.Errorf("default location %v,%v is not on Earth", l.Lat, l.Lon))
+	}
+	return errors.Join(errs...)
 }
 
 // draw picks one near candidate with probability equal to its Score.

@@ -1,4 +1,4 @@
-package redirector
+package edgeset
 
 // ExcludeReason says why an edge was not a candidate. An edge gets the first reason that
 // applies, in the order of the constants below: the most fundamental first, so an edge that is

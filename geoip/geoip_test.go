@@ -1,4 +1,4 @@
-package redirector
+package geoip
 
 import (
 	"bytes"
@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/dt-cdn/dt/internal/syncbuf"
+	"github.com/dt-cdn/dt/internal/testkit/mmdb"
 )
 
 func writeFile(t testing.TB, path string, data []byte, mtime time.Time) {
@@ -30,7 +31,7 @@ func writeFile(t testing.TB, path string, data []byte, mtime time.Time) {
 	}
 }
 
-func mustLookup(t testing.TB, g *GeoDB, ip string) *GeoRecord {
+func mustLookup(t testing.TB, g *DB, ip string) *Record {
 	t.Helper()
 	rec, err := g.Lookup(netip.MustParseAddr(ip))
 	if err != nil {
@@ -42,17 +43,17 @@ func mustLookup(t testing.TB, g *GeoDB, ip string) *GeoRecord {
 func TestGeoDBLookupLayouts(t *testing.T) {
 	for _, tt := range []struct {
 		name   string
-		layout layout
+		layout mmdb.Layout
 		radius uint16
 		tol    float64 // float32 coordinates in DB-IP's layout
 	}{
-		{"GeoLite2-City", layoutMaxMind, 20, 0},
-		{"DB-IP lite", layoutDBIP, 0, 1e-5},
+		{"GeoLite2-City", mmdb.LayoutMaxMind, 20, 0},
+		{"DB-IP lite", mmdb.LayoutDBIP, 0, 1e-5},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "db.mmdb")
-			writeFile(t, path, buildGeoDB(t, testNets(), tt.layout), testNow)
-			g, err := OpenGeoDB(path, GeoOptions{})
+			writeFile(t, path, mmdb.Build(t, mmdb.Nets(), tt.layout), testNow)
+			g, err := Open(path, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -83,10 +84,10 @@ func TestGeoDBLookupLayouts(t *testing.T) {
 }
 
 func TestGeoDBIPv4Only(t *testing.T) {
-	tree := buildGeoDBv4(t)
+	tree := mmdb.BuildV4(t)
 	path := filepath.Join(t.TempDir(), "v4.mmdb")
 	writeFile(t, path, tree, testNow)
-	g, err := OpenGeoDB(path, GeoOptions{})
+	g, err := Open(path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +101,7 @@ func TestGeoDBIPv4Only(t *testing.T) {
 }
 
 func TestOpenGeoDBRefusesBadFiles(t *testing.T) {
-	good := buildGeoDB(t, testNets(), layoutMaxMind)
+	good := mmdb.Build(t, mmdb.Nets(), mmdb.LayoutMaxMind)
 	dir := t.TempDir()
 	for name, data := range map[string][]byte{
 		"empty":     {},
@@ -110,21 +111,21 @@ func TestOpenGeoDBRefusesBadFiles(t *testing.T) {
 	} {
 		path := filepath.Join(dir, name)
 		writeFile(t, path, data, testNow)
-		if g, err := OpenGeoDB(path, GeoOptions{}); !errors.Is(err, ErrBadGeoDB) {
-			t.Errorf("%s: got %v, %v; want ErrBadGeoDB", name, g, err)
+		if g, err := Open(path, Options{}); !errors.Is(err, ErrBadDB) {
+			t.Errorf("%s: got %v, %v; want ErrBadDB", name, g, err)
 		}
 	}
-	if _, err := OpenGeoDB(filepath.Join(dir, "missing"), GeoOptions{}); !errors.Is(err, ErrBadGeoDB) {
+	if _, err := Open(filepath.Join(dir, "missing"), Options{}); !errors.Is(err, ErrBadDB) {
 		t.Errorf("missing file: %v", err)
 	}
 }
 
-// movedNets is testNets with the Dutch network moved to Belgium: a second database to reload.
-func movedNets() []geoNet {
-	nets := testNets()
+// movedNets is mmdb.Nets with the Dutch network moved to Belgium: a second database to reload.
+func movedNets() []mmdb.Net {
+	nets := mmdb.Nets()
 	for i := range nets {
-		if nets[i].country == "NL" {
-			nets[i].country, nets[i].lat, nets[i].lon = "BE", 50.85, 4.35
+		if nets[i].Country == "NL" {
+			nets[i].Country, nets[i].Lat, nets[i].Lon = "BE", 50.85, 4.35
 		}
 	}
 	return nets
@@ -132,17 +133,17 @@ func movedNets() []geoNet {
 
 func TestGeoDBReloadKeepsOldOnCorruptFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "city.mmdb")
-	writeFile(t, path, buildGeoDB(t, testNets(), layoutMaxMind), testNow)
+	writeFile(t, path, mmdb.Build(t, mmdb.Nets(), mmdb.LayoutMaxMind), testNow)
 	var logs syncbuf.Buffer
-	g, err := OpenGeoDB(path, GeoOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	g, err := Open(path, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer g.Close()
 
-	good := buildGeoDB(t, movedNets(), layoutMaxMind)
+	good := mmdb.Build(t, movedNets(), mmdb.LayoutMaxMind)
 	writeFile(t, path, good[:len(good)/3], testNow.Add(time.Minute)) // a copy cut short
-	if err := g.Reload(); !errors.Is(err, ErrBadGeoDB) {
+	if err := g.Reload(); !errors.Is(err, ErrBadDB) {
 		t.Fatalf("reload of a corrupt file: %v", err)
 	}
 	if rec := mustLookup(t, g, "145.100.0.1"); rec == nil || rec.Country != "NL" {
@@ -165,8 +166,8 @@ func TestGeoDBReloadKeepsOldOnCorruptFile(t *testing.T) {
 func TestGeoDBWatch(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "city.mmdb")
-		writeFile(t, path, buildGeoDB(t, testNets(), layoutMaxMind), testNow)
-		g, err := OpenGeoDB(path, GeoOptions{PollInterval: time.Second})
+		writeFile(t, path, mmdb.Build(t, mmdb.Nets(), mmdb.LayoutMaxMind), testNow)
+		g, err := Open(path, Options{PollInterval: time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -194,7 +195,7 @@ func TestGeoDBWatch(t *testing.T) {
 		if rec := mustLookup(t, g, "145.100.0.1"); rec == nil || rec.Country != "NL" {
 			t.Fatalf("with the file gone: %+v, want the old NL record", rec)
 		}
-		writeFile(t, path, buildGeoDB(t, movedNets(), layoutMaxMind), testNow.Add(2*time.Minute))
+		writeFile(t, path, mmdb.Build(t, movedNets(), mmdb.LayoutMaxMind), testNow.Add(2*time.Minute))
 		poll()
 		if rec := mustLookup(t, g, "145.100.0.1"); rec == nil || rec.Country != "BE" {
 			t.Fatalf("after a good file: %+v, want BE", rec)
@@ -215,9 +216,9 @@ func TestGeoDBWatch(t *testing.T) {
 func TestGeoDBLookupsDuringReload(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "city.mmdb")
-	dbs := [][]byte{buildGeoDB(t, testNets(), layoutMaxMind), buildGeoDB(t, movedNets(), layoutMaxMind)}
+	dbs := [][]byte{mmdb.Build(t, mmdb.Nets(), mmdb.LayoutMaxMind), mmdb.Build(t, movedNets(), mmdb.LayoutMaxMind)}
 	writeFile(t, path, dbs[0], testNow)
-	g, err := OpenGeoDB(path, GeoOptions{})
+	g, err := Open(path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,21 +258,35 @@ func TestGeoDBLookupsDuringReload(t *testing.T) {
 }
 
 func TestGeoDBClose(t *testing.T) {
-	g := openTestGeoDB(t)
+	g := openTestDB(t)
 	if err := g.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if err := g.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	if _, err := g.Lookup(netip.MustParseAddr("145.100.0.1")); !errors.Is(err, ErrGeoDBClosed) {
+	if _, err := g.Lookup(netip.MustParseAddr("145.100.0.1")); !errors.Is(err, ErrClosed) {
 		t.Errorf("lookup after Close: %v", err)
 	}
-	if err := g.Reload(); !errors.Is(err, ErrGeoDBClosed) {
+	if err := g.Reload(); !errors.Is(err, ErrClosed) {
 		t.Errorf("reload after Close: %v", err)
 	}
-	var none *GeoDB
+	var none *DB
 	if rec, err := none.Lookup(netip.MustParseAddr("145.100.0.1")); rec != nil || err != nil {
-		t.Errorf("nil GeoDB: %v, %v", rec, err)
+		t.Errorf("nil DB: %v, %v", rec, err)
 	}
+}
+
+// testNow is the modification time of the test files: any fixed time will do.
+var testNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// openTestDB opens a database of mmdb.Nets.
+func openTestDB(t testing.TB) *DB {
+	t.Helper()
+	g, err := Open(mmdb.File(t), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	return g
 }

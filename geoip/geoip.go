@@ -1,4 +1,4 @@
-package redirector
+package geoip
 
 import (
 	"context"
@@ -16,8 +16,8 @@ import (
 	"github.com/oschwald/maxminddb-golang/v2"
 )
 
-// GeoRecord is what a GeoIP database knows of an address.
-type GeoRecord struct {
+// Record is what a GeoIP database knows of an address.
+type Record struct {
 	// Country is the ISO 3166-1 alpha-2 code ("NL"); the registered country when the database
 	// has no country for the address. Empty when unknown.
 	Country string `json:"country,omitempty"`
@@ -34,28 +34,33 @@ type GeoRecord struct {
 	Network netip.Prefix `json:"network,omitzero"`
 }
 
-// GeoLookup finds where an address is. *GeoDB implements it; Handler takes the interface so that
-// other sources can stand in. Lookup returns nil and no error for an address it knows nothing of,
+// Locator finds where an address is. *DB implements it; its users (the redirector, GeoDNS, an
+// edge placing itself) take the interface so that other sources can stand in. Lookup returns nil and no error for an address it knows nothing of,
 // and is called from many goroutines at once.
-type GeoLookup interface {
-	Lookup(ip netip.Addr) (*GeoRecord, error)
+type Locator interface {
+	Lookup(ip netip.Addr) (*Record, error)
 }
 
-var _ GeoLookup = (*GeoDB)(nil)
+var _ Locator = (*DB)(nil)
 
-// MaxGeoDBSize bounds the database file read into memory. GeoLite2-City is about 60 MB and
+// MaxFileSize bounds the database file read into memory. GeoLite2-City is about 60 MB and
 // DB-IP's city lite about 130 MB; a file beyond this is a mistake, not a database.
-const MaxGeoDBSize = 1 << 30
+const MaxFileSize = 1 << 30
 
-// GeoOptions configures OpenGeoDB. The zero value gives the defaults stated per field.
-type GeoOptions struct {
+// Options configures Open. The zero value gives the defaults stated per field.
+type Options struct {
 	// Logger receives reloads (Info) and files that failed to load (Warn). Nil discards.
 	Logger *slog.Logger
-	// PollInterval is how often Watch looks at the file's size and modification time. Zero: 5 s.
+	// PollInterval is how often Watch looks at the file's size and modification time: a shorter
+	// one notices a new file sooner for one stat call more per interval. Zero: DefaultPollInterval.
 	PollInterval time.Duration
 }
 
-// GeoDB is a MaxMind-format GeoIP database (GeoLite2-City, GeoIP2-City, GeoLite2-Country,
+// DefaultPollInterval is Options.PollInterval's default: databases are replaced weekly at most,
+// so a few seconds' delay is unnoticeable, and a stat call every 5 s costs nothing.
+const DefaultPollInterval = 5 * time.Second
+
+// DB is a MaxMind-format GeoIP database (GeoLite2-City, GeoIP2-City, GeoLite2-Country,
 // DB-IP lite) that can be replaced while in use. It is safe for concurrent use: lookups go on
 // during a reload and each sees either the old or the new database, whole.
 //
@@ -64,20 +69,20 @@ type GeoOptions struct {
 // Close could not be ordered against them. A replaced database is left to the garbage collector
 // once the last lookup on it returns. Every file is verified (maxminddb's Verify) before it
 // serves, which for a city database takes a moment of CPU per load.
-type GeoDB struct {
+type DB struct {
 	path string
 	log  *slog.Logger
 	poll time.Duration
 
-	cur atomic.Pointer[geoFile] // the database lookups use; nil after Close
+	cur atomic.Pointer[dbFile] // the database lookups use; nil after Close
 
 	mu   sync.Mutex    // serialises loads and Close
 	seen fileStamp     // guarded by mu: the file last tried, good or bad
 	done chan struct{} // closed by Close
 }
 
-// geoFile is one loaded database.
-type geoFile struct {
+// dbFile is one loaded database.
+type dbFile struct {
 	r        *maxminddb.Reader
 	ipv4Only bool
 }
@@ -88,18 +93,18 @@ type fileStamp struct {
 	mtime time.Time
 }
 
-// OpenGeoDB loads the database at path. It fails with ErrBadGeoDB (wrapped with the cause) when
+// Open loads the database at path. It fails with ErrBadDB (wrapped with the cause) when
 // the file cannot be used. It starts nothing: call Watch to follow changes to the file, Reload
 // on SIGHUP.
-func OpenGeoDB(path string, opts GeoOptions) (*GeoDB, error) {
-	g := &GeoDB{path: path, log: opts.Logger, poll: opts.PollInterval, done: make(chan struct{})}
+func Open(path string, opts Options) (*DB, error) {
+	g := &DB{path: path, log: opts.Logger, poll: opts.PollInterval, done: make(chan struct{})}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
 	if g.poll <= 0 {
-		g.poll = 5 * time.Second
+		g.poll = DefaultPollInterval
 	}
-	f, stamp, err := loadGeoFile(path)
+	f, stamp, err := loadFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -109,35 +114,35 @@ func OpenGeoDB(path string, opts GeoOptions) (*GeoDB, error) {
 }
 
 // Lookup returns the record for ip, or nil and no error when the database has none (or only an
-// empty one). IPv4-mapped IPv6 addresses are looked up as IPv4. A nil *GeoDB knows nothing.
-func (g *GeoDB) Lookup(ip netip.Addr) (*GeoRecord, error) {
+// empty one). IPv4-mapped IPv6 addresses are looked up as IPv4. A nil *DB knows nothing.
+func (g *DB) Lookup(ip netip.Addr) (*Record, error) {
 	if g == nil {
 		return nil, nil
 	}
 	f := g.cur.Load()
 	if f == nil {
-		return nil, ErrGeoDBClosed
+		return nil, ErrClosed
 	}
 	return f.lookup(ip)
 }
 
 // Reload reads the file again and, if it is a good database, swaps it in. On failure the
 // previous database stays in service, the failure is logged, and the error is returned.
-func (g *GeoDB) Reload() error {
+func (g *DB) Reload() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.reloadLocked()
 }
 
-func (g *GeoDB) reloadLocked() error {
+func (g *DB) reloadLocked() error {
 	if g.cur.Load() == nil {
-		return ErrGeoDBClosed
+		return ErrClosed
 	}
-	f, stamp, err := loadGeoFile(g.path)
-	if !errors.Is(err, ErrGeoDBChanged) {
+	f, stamp, err := loadFile(g.path)
+	if !errors.Is(err, ErrChanged) {
 		g.seen = stamp // a bad file is not retried until it changes again; a changing one is
 	}
-	if errors.Is(err, ErrGeoDBChanged) {
+	if errors.Is(err, ErrChanged) {
 		g.log.Debug("GeoIP database file still changing; keeping the previous one", "path", g.path)
 		return err
 	}
@@ -152,9 +157,9 @@ func (g *GeoDB) reloadLocked() error {
 }
 
 // Watch polls the file's size and modification time every PollInterval and reloads it when they
-// change, until ctx ends or the GeoDB is closed; it then returns nil. Run it on a goroutine the
+// change, until ctx ends or the DB is closed; it then returns nil. Run it on a goroutine the
 // caller waits for. A file that disappears (mid-replace) keeps the loaded database in service.
-func (g *GeoDB) Watch(ctx context.Context) error {
+func (g *DB) Watch(ctx context.Context) error {
 	tick := time.NewTicker(g.poll)
 	defer tick.Stop()
 	for {
@@ -170,7 +175,7 @@ func (g *GeoDB) Watch(ctx context.Context) error {
 }
 
 // checkFile reloads the file if its stamp differs from the last one tried.
-func (g *GeoDB) checkFile() {
+func (g *DB) checkFile() {
 	st, err := os.Stat(g.path)
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -187,9 +192,9 @@ func (g *GeoDB) checkFile() {
 	_ = g.reloadLocked() // logged there
 }
 
-// Close stops Watch and makes later lookups fail with ErrGeoDBClosed. Lookups already running
+// Close stops Watch and makes later lookups fail with ErrClosed. Lookups already running
 // finish on the database they started with. Close is safe to call more than once.
-func (g *GeoDB) Close() error {
+func (g *DB) Close() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.cur.Swap(nil) != nil {
@@ -200,40 +205,40 @@ func (g *GeoDB) Close() error {
 
 func stampOf(st os.FileInfo) fileStamp { return fileStamp{size: st.Size(), mtime: st.ModTime()} }
 
-// loadGeoFile reads, opens and verifies the database at path. It returns the stamp of the file it
+// loadFile reads, opens and verifies the database at path. It returns the stamp of the file it
 // read, also on failure, so that the watcher does not retry a bad file until it changes.
-func loadGeoFile(path string) (*geoFile, fileStamp, error) {
+func loadFile(path string) (*dbFile, fileStamp, error) {
 	fh, err := os.Open(path)
 	if err != nil {
-		return nil, fileStamp{}, fmt.Errorf("%w: %w", ErrBadGeoDB, err)
+		return nil, fileStamp{}, fmt.Errorf("%w: %w", ErrBadDB, err)
 	}
 	defer fh.Close()
 	st, err := fh.Stat()
 	if err != nil {
-		return nil, fileStamp{}, fmt.Errorf("%w: %w", ErrBadGeoDB, err)
+		return nil, fileStamp{}, fmt.Errorf("%w: %w", ErrBadDB, err)
 	}
 	stamp := stampOf(st)
-	if st.Size() > MaxGeoDBSize {
-		return nil, stamp, fmt.Errorf("%w: %s: %d bytes, over %d", ErrBadGeoDB, path, st.Size(), MaxGeoDBSize)
+	if st.Size() > MaxFileSize {
+		return nil, stamp, fmt.Errorf("%w: %s: %d bytes, over %d", ErrBadDB, path, st.Size(), MaxFileSize)
 	}
-	data, err := io.ReadAll(io.LimitReader(fh, MaxGeoDBSize+1))
+	data, err := io.ReadAll(io.LimitReader(fh, MaxFileSize+1))
 	if err != nil {
-		return nil, stamp, fmt.Errorf("%w: read %s: %w", ErrBadGeoDB, path, err)
+		return nil, stamp, fmt.Errorf("%w: read %s: %w", ErrBadDB, path, err)
 	}
 	// The file was not locked: compare before and after so that a copy in progress is not
 	// mistaken for a corrupt database (and is retried rather than remembered as bad).
 	if after, err := os.Stat(path); err != nil || stampOf(after) != stamp || int64(len(data)) != stamp.size {
-		return nil, stamp, fmt.Errorf("%w: %s", ErrGeoDBChanged, path)
+		return nil, stamp, fmt.Errorf("%w: %s", ErrChanged, path)
 	}
-	f, err := openGeoBytes(data)
+	f, err := openBytes(data)
 	if err != nil {
-		return nil, stamp, fmt.Errorf("%w: %s: %w", ErrBadGeoDB, path, err)
+		return nil, stamp, fmt.Errorf("%w: %s: %w", ErrBadDB, path, err)
 	}
 	return f, stamp, nil
 }
 
-// openGeoBytes opens and verifies a database held in memory.
-func openGeoBytes(data []byte) (*geoFile, error) {
+// openBytes opens and verifies a database held in memory.
+func openBytes(data []byte) (*dbFile, error) {
 	r, err := maxminddb.OpenBytes(data)
 	if err != nil {
 		return nil, err
@@ -247,10 +252,10 @@ func openGeoBytes(data []byte) (*geoFile, error) {
 	if v != 4 && v != 6 {
 		return nil, fmt.Errorf("ip_version %d", v)
 	}
-	return &geoFile{r: r, ipv4Only: v == 4}, nil
+	return &dbFile{r: r, ipv4Only: v == 4}, nil
 }
 
-// mmdbRecord is the part of a record the redirector reads. GeoLite2/GeoIP2 City and Country and
+// mmdbRecord is the part of a record that Lookup reads. GeoLite2/GeoIP2 City and Country and
 // DB-IP's lite databases share these paths; fields a database lacks stay at their zero value (the
 // coordinates start as NaN to tell "absent" from 0).
 type mmdbRecord struct {
@@ -270,14 +275,14 @@ type mmdbRecord struct {
 	} `maxminddb:"location"`
 }
 
-func (f *geoFile) lookup(ip netip.Addr) (*GeoRecord, error) {
+func (f *dbFile) lookup(ip netip.Addr) (*Record, error) {
 	ip = ip.Unmap().WithZone("")
 	if !ip.IsValid() || (f.ipv4Only && ip.Is6()) {
 		return nil, nil
 	}
 	res := f.r.Lookup(ip)
 	if err := res.Err(); err != nil {
-		return nil, fmt.Errorf("redirector: geoip lookup %s: %w", ip, err)
+		return nil, fmt.Errorf("geoip: lookup %s: %w", ip, err)
 	}
 	if !res.Found() {
 		return nil, nil
@@ -285,14 +290,14 @@ func (f *geoFile) lookup(ip netip.Addr) (*GeoRecord, error) {
 	var m mmdbRecord
 	m.Location.Latitude, m.Location.Longitude = math.NaN(), math.NaN()
 	if err := res.Decode(&m); err != nil {
-		return nil, fmt.Errorf("redirector: geoip decode %s: %w", ip, err)
+		return nil, fmt.Errorf("geoip: decode %s: %w", ip, err)
 	}
 	return m.record(res.Prefix()), nil
 }
 
 // record converts a decoded record, or returns nil when it says nothing useful.
-func (m *mmdbRecord) record(network netip.Prefix) *GeoRecord {
-	rec := &GeoRecord{
+func (m *mmdbRecord) record(network netip.Prefix) *Record {
+	rec := &Record{
 		Country:        m.Country.ISOCode,
 		Continent:      m.Continent.Code,
 		AccuracyRadius: m.Location.AccuracyRadius,

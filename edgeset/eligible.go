@@ -1,4 +1,4 @@
-package redirector
+package edgeset
 
 import (
 	"math"
@@ -19,7 +19,7 @@ const (
 	familyAny = familyV4 | familyV6
 )
 
-// familyOf is the family a client reached the redirector over; an unknown address imposes none.
+// familyOf is the family of a client's address; an unknown address imposes none.
 func familyOf(ip netip.Addr) family {
 	switch {
 	case !ip.IsValid():
@@ -36,7 +36,7 @@ func exclusionOf(e *heartbeat.Edge, client family, current string, now time.Time
 	if e.State != heartbeat.Alive {
 		return "", ExcludeNotAlive
 	}
-	if isStale(e, now, opts.MaxAge) {
+	if isStale(e, now, opts) {
 		return "", ExcludeStale
 	}
 	url, https, ok := publicOrigin(e.Last.PublicURL)
@@ -60,13 +60,26 @@ func exclusionOf(e *heartbeat.Edge, client family, current string, now time.Time
 	return url, 0
 }
 
-// isStale reports whether the edge's last heartbeat arrived longer than maxAge ago. The local
-// arrival time is used, not the heartbeat's own timestamp: the edge's clock may be off.
-func isStale(e *heartbeat.Edge, now time.Time, maxAge time.Duration) bool {
-	if maxAge <= 0 {
-		maxAge = defaultMaxAge
+// isStale reports whether the edge's last heartbeat arrived longer ago than maxAge allows it. The
+// local arrival time is used, not the heartbeat's own timestamp: the edge's clock may be off.
+func isStale(e *heartbeat.Edge, now time.Time, opts SelectOptions) bool {
+	return now.Sub(e.LastSeen) > maxAge(e, opts)
+}
+
+// maxAge is how old e's last heartbeat may be: MaxAgeBeats of the interval it announces, or MaxAge
+// when it announces none.
+func maxAge(e *heartbeat.Edge, opts SelectOptions) time.Duration {
+	if e.Last.IntervalMS > 0 {
+		beats := opts.MaxAgeBeats
+		if beats <= 0 {
+			beats = DefaultMaxAgeBeats
+		}
+		return time.Duration(beats * float64(e.Last.IntervalOr(0)))
 	}
-	return now.Sub(e.LastSeen) > maxAge
+	if opts.MaxAge <= 0 {
+		return DefaultMaxAge
+	}
+	return opts.MaxAge
 }
 
 // certValid reports whether a certificate expiring at expiry (Unix milliseconds, as heartbeats
@@ -117,7 +130,7 @@ func cutPrefixFold(s, prefix string) (string, bool) {
 // edgeFamilies is the set of IP families that can reach an edge: the families of the addresses
 // its heartbeat reports; failing those, the family of its URL's host when that is an IP literal;
 // failing that, both. An edge that reports no address is trusted to be reachable by the name in
-// its URL over either family, since the redirector cannot know what that name resolves to;
+// its URL over either family, since the chooser cannot know what that name resolves to;
 // operators of single-stack edges should let them report their address.
 func edgeFamilies(e *heartbeat.Edge, origin string) family {
 	var f family

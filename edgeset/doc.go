@@ -1,0 +1,32 @@
+// Package edgeset knows a network's edges and chooses among them: it follows the edges'
+// heartbeats and the network's current deploy through a dt node (Set), decides which edges may
+// take visitors, and picks the nearest of those for a client (Select), with the reasons for every
+// edge it did not pick (Explain). It speaks no protocol to visitors: the redirector turns a choice
+// into an HTTP redirect, GeoDNS (package dns/geo) into A and AAAA answers, and the dashboard
+// (package web) shows the Set's Status.
+//
+// # Eligibility
+//
+// An edge is eligible when it is alive (package heartbeat's Tracker), its last heartbeat is fresh,
+// it serves the current deploy in full, it is not draining, its certificate is valid when its
+// URL is https, it is reachable over the client's IP family, and its configured weight is not
+// zero. Select never picks an ineligible edge, however few eligible ones remain.
+//
+// # Liveness
+//
+// Every edge is judged by the heartbeat interval it announces in its heartbeats
+// (heartbeat.Heartbeat.IntervalMS): it is suspected after heartbeat.DefaultSuspectBeats of its
+// own intervals of silence and leaves the choice after SelectOptions.MaxAgeBeats of them, so
+// receivers need no setting that matches the edges'. An edge that announces no interval (one of
+// an earlier release) is judged by Config.HeartbeatInterval and SelectOptions.MaxAge instead.
+//
+// # Choice
+//
+// Eligible edges are ranked by the client's place: same country first, then same continent,
+// then elsewhere; within the best tier, when the client's location is known, by great-circle
+// distance, keeping the near band (the nearest × NearFactor, at least NearFloorKm, widened by the
+// client's GeoIP accuracy radius). One of the near edges is drawn in proportion to its weight,
+// the configured weight divided by one plus its reported CPU load. Without any GeoIP data for a
+// client the choice is SelectOptions.DefaultLocation's or a weighted draw among all eligible
+// edges; a missing location is never read as the point (0, 0).
+package edgeset

@@ -1,0 +1,4 @@
+package edgeset
+
+// CompareCandidates is compareCandidates, for the external tests' check of the order.
+var CompareCandidates = compareCandidates

@@ -1,0 +1,265 @@
+package edgeset
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/heartbeat"
+	"github.com/dt-cdn/dt/site"
+)
+
+// HealthPath is the edge endpoint a Set probes when an edge's heartbeats stop: 200 when it
+// serves the current deploy, 503 when not.
+const HealthPath = "/.well-known/dt/health"
+
+// DefaultProbeTimeout bounds the default probe: an edge that takes longer to answer its health
+// endpoint is in no state to take visitors.
+const DefaultProbeTimeout = 2 * time.Second
+
+// Config configures a Set. Only Node is required; zero values of the others mean the defaults
+// given per field. New copies what it keeps; the config is not used afterwards.
+type Config struct {
+	// Node is the node whose events feed the Set (through HandleEvent), named in its Status.
+	// Required.
+	Node *dt.Node
+	// HeartbeatInterval is the interval assumed for edges that do not announce theirs in their
+	// heartbeats (edges older than heartbeat.Heartbeat.IntervalMS); every other edge is judged by
+	// the interval it announces. A value shorter than those edges' real interval makes them
+	// flap; a longer one keeps a dead one in the choice longer. Zero: heartbeat.DefaultInterval.
+	HeartbeatInterval time.Duration
+	// Select is how Status judges eligibility, with Client{} as the client: it must be the
+	// options the Set's users choose with, so that Status says what they do. A zero
+	// Select.MaxAgeBeats means heartbeat.DefaultSuspectBeats, and a zero Select.MaxAge that many
+	// HeartbeatIntervals: the silence after which the tracker suspects an edge, judged at every
+	// choice instead of at the tracker's next check. Options reports the result.
+	Select SelectOptions
+	// Probe checks an edge whose heartbeats stopped. Nil: GET its HealthPath with a
+	// DefaultProbeTimeout, healthy on 200.
+	Probe func(ctx context.Context, e heartbeat.Edge) error
+	// Registerer receives the dt_redirector_edges gauge (edges by state; the name predates this
+	// package and dashboards depend on it). Nil: none.
+	Registerer prometheus.Registerer
+	// Logger receives bad heartbeats and deploy pointers (at Warn) and the current deploy (at
+	// Info). Nil discards.
+	Logger *slog.Logger
+}
+
+// Set follows the edges of a network through a dt node, their heartbeats and liveness and the
+// network's current deploy, and keeps a snapshot of them cheap enough to read on every request.
+// It is safe for concurrent use; HandleEvent must be called from one goroutine, in event order.
+type Set struct {
+	cfg     Config
+	log     *slog.Logger
+	tracker *heartbeat.Tracker
+
+	current  atomic.Pointer[string]
+	snapshot atomic.Pointer[[]heartbeat.Edge] // the tracker's edges, refreshed on change
+	// snapMu makes taking and storing a snapshot one step, so an older one never replaces a
+	// newer one.
+	snapMu sync.Mutex
+}
+
+// New builds a Set; Run starts following liveness. It fails when Node is missing or the
+// metric cannot be registered.
+func New(cfg Config) (*Set, error) {
+	if cfg.Node == nil {
+		return nil, errors.New("edgeset: Config.Node is required")
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = heartbeat.DefaultInterval
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Select.MaxAgeBeats == 0 {
+		cfg.Select.MaxAgeBeats = heartbeat.DefaultSuspectBeats
+	}
+	if cfg.Select.MaxAge == 0 {
+		cfg.Select.MaxAge = heartbeat.DefaultSuspectBeats * cfg.HeartbeatInterval
+	}
+	if cfg.Probe == nil {
+		cfg.Probe = probeHealth(&http.Client{Timeout: DefaultProbeTimeout})
+	}
+	s := &Set{cfg: cfg, log: cfg.Logger}
+	s.tracker = heartbeat.NewTracker(heartbeat.Config{Interval: cfg.HeartbeatInterval, Probe: cfg.Probe})
+	empty, none := []heartbeat.Edge{}, ""
+	s.snapshot.Store(&empty)
+	s.current.Store(&none)
+	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(&edgeCollector{s: s, desc: edgesGauge()}); err != nil {
+			return nil, fmt.Errorf("edgeset: register metrics: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// Options returns Config.Select with the Set's defaults filled in: the options to choose with.
+func (s *Set) Options() SelectOptions { return s.cfg.Select }
+
+// probeHealth returns a probe that GETs an edge's health endpoint.
+func probeHealth(client *http.Client) func(ctx context.Context, e heartbeat.Edge) error {
+	return func(ctx context.Context, e heartbeat.Edge) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.Last.PublicURL+HealthPath, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("health: %s", resp.Status)
+		}
+		return nil
+	}
+}
+
+// Run follows the edges' liveness (missed heartbeats, probes) until ctx ends, and returns once
+// every probe it started has returned.
+func (s *Set) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = s.tracker.Run(ctx) })
+	wg.Go(func() { s.refresh(ctx) })
+	wg.Wait()
+	return nil
+}
+
+// HandleEvent takes one event of the node: heartbeats and the current deploy pointer matter, the
+// rest is ignored. Call it with every event, in order, from one goroutine.
+func (s *Set) HandleEvent(ev dt.Event) {
+	switch ev.Type {
+	case dt.EventMessageReceived:
+		h, err := heartbeat.Decode(ev.Object)
+		if errors.Is(err, heartbeat.ErrNotHeartbeat) {
+			return
+		}
+		if err != nil {
+			s.log.Warn("Bad heartbeat", slog.Any("from", ev.From), slog.Any("err", err))
+			return
+		}
+		s.tracker.Observe(ev.From.String(), h, time.Now())
+		// A heartbeat may make an edge eligible (it now serves the current deploy) without any
+		// change of state the refresh loop would wake for: visitors should not wait for its tick.
+		s.refreshSnapshot()
+	case dt.EventObjectAdded:
+		if ev.Key != site.CurrentKey {
+			return
+		}
+		c, err := site.ParseCurrent(ev.Object)
+		if err != nil {
+			s.log.Warn("Bad current deploy pointer", slog.Any("err", err))
+			return
+		}
+		id := c.Deploy.String()
+		s.current.Store(&id)
+		s.log.Info("Current deploy", slog.Any("deploy", c.Deploy))
+	case dt.EventError:
+		s.log.Debug("Node error", slog.String("origin", ev.Origin), slog.Any("err", ev.Err))
+	}
+}
+
+// refresh keeps the snapshot current: the tracker copies and sorts on every call, which the
+// request path should not pay for.
+func (s *Set) refresh(ctx context.Context) {
+	t := time.NewTicker(s.cfg.HeartbeatInterval / 4)
+	defer t.Stop()
+	for {
+		changed := s.tracker.Changed()
+		s.refreshSnapshot()
+		select {
+		case <-changed:
+		case <-t.C: // a safety net: heartbeats and state changes refresh it already
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// refreshSnapshot replaces the snapshot with the tracker's edges.
+func (s *Set) refreshSnapshot() {
+	s.snapMu.Lock()
+	defer s.snapMu.Unlock()
+	edges := s.tracker.Edges()
+	s.snapshot.Store(&edges)
+}
+
+// Snapshot returns the edges as of the last heartbeat or change of state, and the current
+// deploy. It is cheap, for every request; callers must not modify the slice.
+func (s *Set) Snapshot() ([]heartbeat.Edge, string) {
+	return *s.snapshot.Load(), *s.current.Load()
+}
+
+// Edges returns a fresh copy of the tracked edges, sorted by node id, and the current deploy.
+func (s *Set) Edges() ([]heartbeat.Edge, string) {
+	return s.tracker.Edges(), *s.current.Load()
+}
+
+// Changed returns a channel closed at the next change of an edge's state (for live pages).
+func (s *Set) Changed() <-chan struct{} { return s.tracker.Changed() }
+
+// Status is the set as a status endpoint reports it.
+type Status struct {
+	Node    dt.Status    `json:"node"`
+	Current string       `json:"current_deploy"`
+	Edges   []EdgeStatus `json:"edges"`
+}
+
+// EdgeStatus is one edge with why it would not be chosen.
+type EdgeStatus struct {
+	heartbeat.Edge
+	Eligible bool   `json:"eligible"`
+	Excluded string `json:"excluded,omitempty"`
+	AgeMS    int64  `json:"heartbeat_age_ms"`
+}
+
+// Status reports the node, the current deploy and every edge with its eligibility for a client
+// of unknown address and place.
+func (s *Set) Status() Status {
+	edges, current := s.Edges()
+	st := Status{Node: s.cfg.Node.Status(), Current: current, Edges: []EdgeStatus{}}
+	now := time.Now()
+	d := Select(edges, Client{}, current, now, s.cfg.Select)
+	why := map[string]string{}
+	for _, x := range d.Excluded {
+		why[x.Edge.Node] = x.Reason.String()
+	}
+	for _, e := range edges {
+		_, excluded := why[e.Node]
+		st.Edges = append(st.Edges, EdgeStatus{Edge: e, Eligible: !excluded, Excluded: why[e.Node], AgeMS: now.Sub(e.LastSeen).Milliseconds()})
+	}
+	return st
+}
+
+func edgesGauge() *prometheus.GaugeVec {
+	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "dt", Subsystem: "redirector",
+		Name: "edges", Help: "Edges by state."}, []string{"state"})
+}
+
+// edgeCollector reports edges by state at scrape time.
+type edgeCollector struct {
+	s    *Set
+	desc *prometheus.GaugeVec
+}
+
+func (c *edgeCollector) Describe(ch chan<- *prometheus.Desc) { c.desc.Describe(ch) }
+
+func (c *edgeCollector) Collect(ch chan<- prometheus.Metric) {
+	counts := map[string]float64{"alive": 0, "suspect": 0, "dead": 0}
+	for _, e := range c.s.tracker.Edges() {
+		counts[e.State.String()]++
+	}
+	for state, n := range counts {
+		c.desc.WithLabelValues(state).Set(n)
+	}
+	c.desc.Collect(ch)
+}
