@@ -189,8 +189,9 @@ func serveNode(ctx context.Context, env *Env, f *nodeFlags, hooks nodeHooks) err
 	}
 	defer removePID(f.data)
 	var wg sync.WaitGroup
+	events := n.Events() // at once: messages and errors before the first call are not on it
 	wg.Go(func() {
-		for ev := range n.Events() {
+		for ev := range events {
 			logEvent(log, ev)
 			if hooks.event != nil {
 				hooks.event(ev)
