@@ -169,7 +169,7 @@ type dnsService struct {
 
 // start builds the service on the open node.
 func (df *dnsFlags) start(n *dt.Node, addr string, reg prometheus.Registerer, log *slog.Logger) (*dnsService, error) {
-	s := &dnsService{addr: addr, store: server.NewStore(log, n.Load), responder: df.responder(n, log)}
+	s := &dnsService{addr: addr, store: server.NewStore(log, n.Get), responder: df.responder(n, log)}
 	cfg := server.Config{Store: s.store, MaxUDPSize: df.maxUDP, Registerer: reg, Logger: log}
 	if df.geoName != "" {
 		if df.geoip != "" {
