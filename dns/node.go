@@ -233,7 +233,7 @@ type parts struct {
 // build makes the parts on the open node n, answering on addr, with their metrics on reg. On
 // error, what it opened is closed.
 func (d *Node) build(n *dt.Node, addr string, reg prometheus.Registerer) (_ *parts, err error) {
-	p := &parts{addr: addr, store: server.NewStore(d.log, n.Load), responder: d.responder(n)}
+	p := &parts{addr: addr, store: server.NewStore(d.log, n.Get), responder: d.responder(n)}
 	defer func() {
 		if err != nil {
 			p.close()

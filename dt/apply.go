@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -15,13 +16,14 @@ import (
 )
 
 // The applier is the one goroutine that changes the table. Everything that changes state (records
-// from peers and from local writes, cursors, tombstone collection, the start of event delivery)
-// is an op on applyCh; the applier commits ops in batches, one bbolt transaction per batch, then
-// updates the in-memory index, wakes the log tailers and emits events. Serialising changes here
+// from peers and from local writes, cursors, tombstone collection, the listing of the table to a
+// new event subscription) is an op on applyCh; the applier commits ops in batches, one bbolt
+// transaction per batch, then updates the in-memory index, wakes the log tailers and publishes
+// events. Serialising changes here
 // keeps event order equal to commit order, and batching makes a burst of thousands of small
 // records cost a handful of fsyncs.
 
-// applyOp is one change for the applier. Exactly one of rec, cursor, barrier, start is set.
+// applyOp is one change for the applier. Exactly one of rec, cursor, barrier, subscribe is set.
 type applyOp struct {
 	rec    *Record
 	id     RecordID
@@ -30,8 +32,8 @@ type applyOp struct {
 
 	cursor *cursorUpdate
 
-	barrier bool // commit everything queued before, then answer
-	start   bool // emit EventStarted and the existing objects
+	barrier   bool          // commit everything queued before, then answer
+	subscribe *Subscription // queue EventStarted and the objects held for a new subscription
 
 	// done, when set, receives the outcome once the op is committed.
 	done chan<- applyResult
@@ -50,13 +52,16 @@ type applyResult struct {
 	err     error
 }
 
-// change is one committed change of a key, for the index and the events.
+// change is one committed change of a key, for the index and the events. A body in the blob
+// store is not read here: its event carries the hash (see publishObject).
 type change struct {
-	key     string
-	old     *indexEntry // nil: the key was absent
-	new     *indexEntry
-	newBody []byte // the put's body, when at hand
-	oldBody []byte // the replaced put's body, read before it was deleted
+	key       string
+	old       *indexEntry // nil: the key was absent
+	new       *indexEntry
+	newBody   []byte // the put's inline body
+	oldBody   []byte // the replaced put's inline body, read before it was deleted
+	newInBlob bool   // the put's body is in the blob store
+	oldInBlob bool   // the replaced put's body is in the blob store
 }
 
 const maxApplyBatch = 1024
@@ -88,6 +93,9 @@ func (n *Node) runApplier(ctx context.Context) {
 		case <-gc.C:
 			n.collectTombstones()
 			continue
+		case <-n.pins.wake:
+			n.sweepOrphans()
+			continue
 		case op := <-n.applyCh:
 			batch = append(batch[:0], op)
 		}
@@ -116,116 +124,185 @@ func (n *Node) submit(ctx context.Context, op applyOp) error {
 	}
 }
 
-// commit writes one batch in one transaction.
+// commit writes one batch in one transaction, then brings the index, the log tailers and the
+// event subscriptions up to it.
 func (n *Node) commit(batch []applyOp) {
-	var (
-		changes   []change
-		results   = make([]applyResult, len(batch))
-		unrefd    [][32]byte // bodies no current record names any more
-		head      = n.head.Load()
-		overlay   = map[string]*indexEntry{} // this batch's changes, ahead of the index
-		maxClock  hlc.Timestamp
-		startSeen bool
-	)
-	started := n.started
-	lookup := func(key string) *indexEntry {
-		if e, ok := overlay[key]; ok {
-			return e
-		}
-		n.mu.RLock()
-		defer n.mu.RUnlock()
-		return n.index[key]
+	w := &batchWrite{
+		n:       n,
+		notify:  n.hasSubscribers(),
+		head:    n.head.Load(),
+		overlay: map[string]*indexEntry{},
+		results: make([]applyResult, len(batch)),
 	}
-	err := n.store.db.Update(func(tx *bolt.Tx) error {
-		records, bodies, cursors := tx.Bucket(bucketRecords), tx.Bucket(bucketBodies), tx.Bucket(bucketCursors)
-		// New records always go at the end of the log: pack its pages full instead of splitting
-		// them half empty (bbolt's default suits random inserts). Deletions leave gaps that bbolt
-		// merges as they grow.
-		records.FillPercent = 0.95
-		for i, op := range batch {
-			switch {
-			case op.cursor != nil:
-				v := binary.BigEndian.AppendUint64(nil, op.cursor.incarnation)
-				v = binary.BigEndian.AppendUint64(v, op.cursor.seq)
-				if err := cursors.Put(op.cursor.peer[:], v); err != nil {
-					return err
-				}
-				// A cursor moves when a peer's log was applied: the node was in touch with the
-				// network at this time (see store.expireIfStale).
-				if err := putUint64(tx.Bucket(bucketMeta), metaSynced, uint64(n.cfg.Now().UnixMilli())); err != nil {
-					return err
-				}
-				continue
-			case op.rec == nil:
-				startSeen = startSeen || op.start
-				continue
-			}
-			rec := op.rec
-			old := lookup(rec.Key)
-			if old != nil && (old.id == op.id || !rec.newer(op.id, old)) {
-				continue // stale or already held: not an error, just nothing to do
-			}
-			head++
-			entry := entryOf(rec, op.id, head)
-			// The record goes under its sequence number: the bucket is the log itself, and
-			// appending at its end is the cheapest write a B+tree has. A small body rides along.
-			val := recordValue{seq: head, origin: op.origin, rec: rec, body: op.body}
-			if err := records.Put(seqKey(head), val.marshal()); err != nil {
-				return err
-			}
-			ch := change{key: rec.Key, old: old, new: entry, newBody: op.body}
-			if rec.Kind == KindPut && op.body == nil {
-				if err := refBlob(bodies, rec.Hash, 1); err != nil {
-					return err
-				}
-			}
-			if old != nil {
-				if old.kind == KindPut {
-					prev, _, err := unmarshalRecordValue(old.seq, records.Get(seqKey(old.seq)))
-					if err != nil {
-						return err
-					}
-					if started && old.hash != rec.Hash {
-						ch.oldBody = cloneBody(prev.body)
-					}
-					if prev.body == nil {
-						if err := refBlob(bodies, old.hash, -1); err != nil {
-							return err
-						}
-						if bodies.Get(old.hash[:]) == nil {
-							unrefd = append(unrefd, old.hash)
-						}
-					}
-				}
-				if err := records.Delete(seqKey(old.seq)); err != nil {
-					return err
-				}
-			}
-			overlay[rec.Key] = entry
-			changes = append(changes, ch)
-			results[i].applied = true
-			maxClock = max(maxClock, rec.Clock)
-		}
-		meta := tx.Bucket(bucketMeta)
-		if err := putUint64(meta, metaHead, head); err != nil {
-			return err
-		}
-		clock := max(n.clock.Last(), maxClock)
-		return putUint64(meta, metaClock, uint64(clock))
-	})
-	if err != nil {
-		err = fmt.Errorf("dt: commit %d changes: %w", len(batch), err)
-		n.log.Error("Commit failed", slog.Any("err", err))
-		n.emitError(err, "store", nil)
-		for _, op := range batch {
-			if op.done != nil {
-				op.done <- applyResult{err: err}
-			}
-		}
+	if err := n.store.db.Update(func(tx *bolt.Tx) error { return w.write(tx, batch) }); err != nil {
+		n.failBatch(batch, fmt.Errorf("dt: commit %d changes: %w", len(batch), err))
 		return
 	}
-	n.clock.Observe(maxClock)
+	n.clock.Observe(w.maxClock)
+	n.updateIndex(w.changes, w.head)
+	if w.notify {
+		for _, ch := range w.changes {
+			n.emitChange(ch)
+		}
+	}
+	n.deleteBlobs(w.unrefd) // after the events, which pin the bodies they pass by hash
+	for i, op := range batch {
+		if op.done != nil {
+			op.done <- w.results[i]
+		}
+		if op.committed != nil {
+			op.committed()
+		}
+	}
+	for _, op := range batch {
+		if op.subscribe != nil {
+			n.list(op.subscribe)
+		}
+	}
+}
 
+// batchWrite is the state of one batch's transaction.
+type batchWrite struct {
+	n        *Node
+	notify   bool // someone subscribes: keep the replaced inline bodies for the events
+	head     uint64
+	overlay  map[string]*indexEntry // this batch's changes, ahead of the index
+	changes  []change
+	results  []applyResult
+	unrefd   [][32]byte // blob-store bodies no current record names any more
+	maxClock hlc.Timestamp
+}
+
+// write applies a batch's ops within tx.
+func (w *batchWrite) write(tx *bolt.Tx, batch []applyOp) error {
+	// New records always go at the end of the log: pack its pages full instead of splitting
+	// them half empty (bbolt's default suits random inserts). Deletions leave gaps that bbolt
+	// merges as they grow.
+	tx.Bucket(bucketRecords).FillPercent = 0.95
+	for i, op := range batch {
+		switch {
+		case op.cursor != nil:
+			if err := w.saveCursor(tx, op.cursor); err != nil {
+				return err
+			}
+		case op.rec != nil:
+			applied, err := w.applyRecord(tx, op)
+			if err != nil {
+				return err
+			}
+			w.results[i].applied = applied
+		}
+	}
+	// A body whose count reached zero may be named again by a later record of the batch.
+	bodies := tx.Bucket(bucketBodies)
+	w.unrefd = slices.DeleteFunc(w.unrefd, func(h [32]byte) bool { return bodies.Get(h[:]) != nil })
+	meta := tx.Bucket(bucketMeta)
+	if err := putUint64(meta, metaHead, w.head); err != nil {
+		return err
+	}
+	return putUint64(meta, metaClock, uint64(max(w.n.clock.Last(), w.maxClock)))
+}
+
+// saveCursor stores how far a peer's log was applied.
+func (w *batchWrite) saveCursor(tx *bolt.Tx, c *cursorUpdate) error {
+	v := binary.BigEndian.AppendUint64(nil, c.incarnation)
+	v = binary.BigEndian.AppendUint64(v, c.seq)
+	if err := tx.Bucket(bucketCursors).Put(c.peer[:], v); err != nil {
+		return err
+	}
+	// A cursor moves when a peer's log was applied: the node was in touch with the network at
+	// this time (see store.expireIfStale).
+	return putUint64(tx.Bucket(bucketMeta), metaSynced, uint64(w.n.cfg.Now().UnixMilli()))
+}
+
+// applyRecord appends a record to the log if it wins over the key's current one, and retires
+// that one. It reports whether the record was applied.
+func (w *batchWrite) applyRecord(tx *bolt.Tx, op applyOp) (bool, error) {
+	rec := op.rec
+	old := w.lookup(rec.Key)
+	if old != nil && (old.id == op.id || !rec.newer(op.id, old)) {
+		return false, nil // stale or already held: not an error, just nothing to do
+	}
+	records, bodies := tx.Bucket(bucketRecords), tx.Bucket(bucketBodies)
+	w.head++
+	entry := entryOf(rec, op.id, w.head)
+	// The record goes under its sequence number: the bucket is the log itself, and appending at
+	// its end is the cheapest write a B+tree has. A small body rides along.
+	val := recordValue{seq: w.head, origin: op.origin, rec: rec, body: op.body}
+	if err := records.Put(seqKey(w.head), val.marshal()); err != nil {
+		return false, err
+	}
+	ch := change{key: rec.Key, old: old, new: entry, newBody: op.body}
+	if rec.Kind == KindPut && op.body == nil {
+		ch.newInBlob = true
+		if err := refBlob(bodies, rec.Hash, 1); err != nil {
+			return false, err
+		}
+	}
+	if old != nil {
+		if err := w.retire(records, bodies, old, rec, &ch); err != nil {
+			return false, err
+		}
+	}
+	w.overlay[rec.Key] = entry
+	w.changes = append(w.changes, ch)
+	w.maxClock = max(w.maxClock, hlc.Timestamp(rec.Clock))
+	return true, nil
+}
+
+// retire deletes a key's replaced record from the log and drops its reference to a blob-store
+// body, keeping what the removal's event needs.
+func (w *batchWrite) retire(records, bodies *bolt.Bucket, old *indexEntry, rec *Record, ch *change) error {
+	if old.kind == KindPut {
+		prev, _, err := unmarshalRecordValue(old.seq, records.Get(seqKey(old.seq)))
+		if err != nil {
+			return err
+		}
+		if w.notify && old.hash != rec.Hash {
+			ch.oldBody = cloneBody(prev.body)
+		}
+		if prev.body == nil {
+			ch.oldInBlob = true
+			if err := refBlob(bodies, old.hash, -1); err != nil {
+				return err
+			}
+			if bodies.Get(old.hash[:]) == nil {
+				w.unrefd = append(w.unrefd, old.hash)
+			}
+		}
+	}
+	return records.Delete(seqKey(old.seq))
+}
+
+// lookup returns a key's current record, this batch's changes included.
+func (w *batchWrite) lookup(key string) *indexEntry {
+	if e, ok := w.overlay[key]; ok {
+		return e
+	}
+	w.n.mu.RLock()
+	defer w.n.mu.RUnlock()
+	return w.n.index[key]
+}
+
+// failBatch reports a batch that did not commit to the application and to every writer waiting.
+func (n *Node) failBatch(batch []applyOp, err error) {
+	n.log.Error("Commit failed", slog.Any("err", err))
+	n.emitError(err, "store", nil)
+	for _, op := range batch {
+		if op.done != nil {
+			op.done <- applyResult{err: err}
+		}
+	}
+	// A new subscription is still listed: it sees the table as it is.
+	for _, op := range batch {
+		if op.subscribe != nil {
+			n.list(op.subscribe)
+		}
+	}
+}
+
+// updateIndex brings the in-memory index up to a committed batch and wakes the log tailers.
+func (n *Node) updateIndex(changes []change, head uint64) {
 	n.mu.Lock()
 	for _, ch := range changes {
 		n.setIndexLocked(ch.key, ch.old, ch.new)
@@ -235,35 +312,6 @@ func (n *Node) commit(batch []applyOp) {
 		n.head.Store(head)
 		n.wakeTailers()
 		n.metrics.recordsApplied.Add(float64(len(changes)))
-	}
-
-	for i := range changes {
-		ch := &changes[i]
-		if ch.old != nil && ch.old.kind == KindPut && ch.oldBody == nil && ch.old.hash != ch.new.hash && started {
-			ch.oldBody, _ = n.store.blobBody(ch.old.hash) // before the blob is deleted below
-		}
-	}
-	for _, h := range unrefd {
-		if err := n.store.blobs.Delete(blobs.Hash(h)); err != nil {
-			n.log.Warn("Delete unreferenced blob", slog.Any("err", err))
-		}
-	}
-	if started {
-		for _, ch := range changes {
-			n.emitChange(ch)
-		}
-	}
-	for i, op := range batch {
-		if op.done != nil {
-			op.done <- results[i]
-		}
-		if op.committed != nil {
-			op.committed()
-		}
-	}
-	if startSeen && !n.started {
-		n.started = true
-		n.emitStart()
 	}
 }
 
@@ -276,17 +324,10 @@ func (n *Node) emitChange(ch change) {
 		return
 	}
 	if oldPut {
-		n.events.push(Event{Type: EventObjectRemoved, Key: ch.key, Object: ch.oldBody})
+		n.publishObject(Event{Type: EventObjectRemoved, Key: ch.key, Object: ch.oldBody}, ch.oldInBlob, ch.old.hash)
 	}
 	if newPut {
-		body := ch.newBody
-		if body == nil {
-			var err error
-			if body, err = n.store.blobBody(ch.new.hash); err != nil && !n.lazyMiss(err) {
-				n.emitError(fmt.Errorf("dt: read added object %s: %w", ch.key, err), "store", nil)
-			}
-		}
-		n.events.push(Event{Type: EventObjectAdded, Key: ch.key, Object: body})
+		n.publishObject(Event{Type: EventObjectAdded, Key: ch.key, Object: ch.newBody}, ch.newInBlob, ch.new.hash)
 	}
 }
 
@@ -295,37 +336,37 @@ func (n *Node) lazyMiss(err error) bool {
 	return n.cfg.LazyBodies && errors.Is(err, ErrNotFound)
 }
 
-// emitStart emits EventStarted and then one EventObjectAdded per object held, in log order. It runs
-// on the applier, so no change can slip between the listing and the live events.
-func (n *Node) emitStart() {
-	n.events.push(Event{Type: EventStarted})
-	var after uint64
-	for {
-		entries, err := n.store.readLog(after, 512)
-		if err != nil {
-			n.emitError(err, "store", nil)
-			return
+// deleteBlobs deletes blob-store bodies no record names, except those an event still has to
+// deliver: those are kept until sweepOrphans.
+func (n *Node) deleteBlobs(hashes [][32]byte) {
+	for _, h := range hashes {
+		if n.pins.keep(h) {
+			continue
 		}
-		if len(entries) == 0 {
-			return
-		}
-		for _, e := range entries {
-			after = e.seq
-			if e.rec.Kind != KindPut {
-				continue
-			}
-			body := e.body
-			var err error
-			if body == nil {
-				body, err = n.store.blobBody(e.rec.Hash)
-			}
-			if err != nil && !n.lazyMiss(err) {
-				n.emitError(fmt.Errorf("dt: read object %s: %w", e.rec.Key, err), "store", nil)
-				continue
-			}
-			n.events.push(Event{Type: EventObjectAdded, Key: e.rec.Key, Object: body})
+		if err := n.store.blobs.Delete(blobs.Hash(h)); err != nil {
+			n.log.Warn("Delete unreferenced blob", slog.Any("err", err))
 		}
 	}
+}
+
+// sweepOrphans deletes the blobs kept for events that have now been delivered, unless a record
+// names them again. It runs on the applier (or after it stopped), the one writer of the
+// references.
+func (n *Node) sweepOrphans() {
+	hashes := n.pins.released()
+	if len(hashes) == 0 {
+		return
+	}
+	err := n.store.db.View(func(tx *bolt.Tx) error {
+		bodies := tx.Bucket(bucketBodies)
+		hashes = slices.DeleteFunc(hashes, func(h [32]byte) bool { return bodies.Get(h[:]) != nil })
+		return nil
+	})
+	if err != nil {
+		n.log.Warn("Sweep blobs kept for events", slog.Any("err", err))
+		return
+	}
+	n.deleteBlobs(hashes)
 }
 
 // collectTombstones deletes delete records older than the tombstone TTL.

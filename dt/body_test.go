@@ -67,7 +67,7 @@ func TestLargeObjectDoesNotDelayMessages(t *testing.T) {
 		}
 		return nil
 	})
-	got, err := far.Get(id)
+	got, err := far.Get(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,10 +99,10 @@ func TestLazyBodies(t *testing.T) {
 	if !lazy.Has(bigID) || !lazy.Has(smallID) {
 		t.Fatal("the lazy node does not know every record")
 	}
-	if _, err := lazy.Get(bigID); !errors.Is(err, ErrNotFound) {
+	if _, err := lazy.held(bigID); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("lazy Get of a large body: %v, want ErrNotFound", err)
 	}
-	if _, err := lazy.Get(smallID); err != nil {
+	if _, err := lazy.held(smallID); err != nil {
 		t.Fatalf("inline body missing on the lazy node: %v", err)
 	}
 	if in, _ := lazy.WireBytes(); in > 64<<10 {
@@ -141,15 +141,15 @@ func TestLoadFetchesOnDemand(t *testing.T) {
 	if err := lazy.WaitSynced(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := lazy.Get("manifest"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("Get before Load: %v", err)
+	if _, err := lazy.held("manifest"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("held before Get: %v", err)
 	}
-	got, err := lazy.Load(ctx, "manifest")
+	got, err := lazy.Get(ctx, "manifest")
 	if err != nil || !bytes.Equal(got, big) {
-		t.Fatalf("Load: %d bytes, %v", len(got), err)
+		t.Fatalf("Get: %d bytes, %v", len(got), err)
 	}
-	if got, err := lazy.Get("manifest"); err != nil || !bytes.Equal(got, big) {
-		t.Fatalf("Get after Load: %v", err)
+	if got, err := lazy.held("manifest"); err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("held after Get: %v", err)
 	}
 	if err := m.DeleteMany(ctx, []string{"a", "b"}); err != nil {
 		t.Fatal(err)

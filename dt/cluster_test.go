@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -154,7 +155,7 @@ func TestReconnectMakesNodeEqualToMaster(t *testing.T) {
 	dir := t.TempDir()
 	off := startNode(t, "offline", keys, dir, peers(m.addr()))
 	waitFor(t, 10*time.Second, func() error {
-		if got := len(off.Keys()); got != 10 {
+		if got := len(slices.Collect(off.ObjectKeys())); got != 10 {
 			return fmt.Errorf("offline node holds %d", got)
 		}
 		return nil
@@ -240,7 +241,7 @@ func TestPartitionedSegmentConverges(t *testing.T) {
 		want[id] = true
 	}
 	waitFor(t, 10*time.Second, sameKeys(want, hub))
-	if got := len(s2.Keys()); got != 10 {
+	if got := len(slices.Collect(s2.ObjectKeys())); got != 10 {
 		t.Fatalf("the partitioned node changed: %d objects", got)
 	}
 	proxy.Heal()

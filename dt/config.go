@@ -11,8 +11,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
-
-	"github.com/dt-cdn/dt/dt/internal/ipguard"
 )
 
 // Config configures a Node. Zero values mean the documented default; Open does not modify the
@@ -42,34 +40,37 @@ type Config struct {
 	Random io.Reader
 	// Now is the wall clock. Nil means time.Now.
 	Now func() time.Time
-	// Dial opens connections to peers. Nil means a net.Dialer with a 5 s timeout.
+	// Dial opens connections to peers. Nil means a net.Dialer with DefaultDialTimeout.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	// TombstoneTTL is how long a delete record is kept before it is collected. It must exceed the
-	// longest time a node may be offline and still come back with its data. Zero: 30 days.
+	// longest time a node may be offline and still come back with its data. Zero means
+	// DefaultTombstoneTTL.
 	TombstoneTTL time.Duration
-	// MaxClockSkew rejects records whose clock runs further ahead of the local clock. Zero: 5 min.
+	// MaxClockSkew rejects records whose clock runs further ahead of the local clock. Zero means
+	// DefaultMaxClockSkew.
 	MaxClockSkew time.Duration
 	// AntiEntropyInterval is how often each dialed link runs a full set reconciliation as a check
-	// behind the delta stream. Zero: 5 min.
+	// behind the delta stream. Zero means DefaultAntiEntropyInterval.
 	AntiEntropyInterval time.Duration
-	// KeepAliveInterval is how often an idle link is pinged. Zero: 2 s.
+	// KeepAliveInterval is how often an idle link is pinged. Zero means DefaultKeepAliveInterval.
 	KeepAliveInterval time.Duration
 	// LinkTimeout is how long a ping or write may take before the link is declared dead. Together
 	// with the keepalive this bounds detection of a dead peer to about KeepAliveInterval +
-	// LinkTimeout. Zero: 5 s.
+	// LinkTimeout. Zero means DefaultLinkTimeout.
 	LinkTimeout time.Duration
 	// RedialMin and RedialMax bound the exponential backoff between dials of one peer address.
-	// Zero: 100 ms and 10 s.
+	// Zero means DefaultRedialMin and DefaultRedialMax.
 	RedialMin, RedialMax time.Duration
 
 	// MessageWindow is how far a message's timestamp may be from the local clock, and how long its
-	// id is remembered to drop duplicates. Zero: 5 min.
+	// id is remembered to drop duplicates. Zero means DefaultMessageWindow.
 	MessageWindow time.Duration
-	// MaxMessageSize bounds a message's JSON payload. Zero: 64 KiB.
+	// MaxMessageSize bounds a message's JSON payload. Zero means DefaultMaxMessageSize.
 	MaxMessageSize int
 	// MessageRate and MessageBurst bound how many messages per second one origin may flood through
-	// this node. Zero: 200/s, burst 400. Excess messages are dropped, counted in
+	// this node. Zero means DefaultMessageRate and DefaultMessageBurst. Excess messages are
+	// dropped, counted in
 	// dt_messages_dropped_total and logged (and reported as an error event) once per burst, as are
 	// those over the budgets below.
 	MessageRate  rate.Limit
@@ -81,48 +82,50 @@ type Config struct {
 	// from one holder of the network key, who can make a new identity per message; a flood passes
 	// this node at no more than this rate. Every message of the network may cross one link, so
 	// it must exceed the network's whole honest message rate: edges send one heartbeat per 2 s.
-	// Zero: 1000/s, burst 2000 (the heartbeats of 2000 edges; five origins at MessageRate).
+	// Zero means DefaultLinkMessageRate and DefaultLinkMessageBurst.
 	LinkMessageRate  rate.Limit
 	LinkMessageBurst int
 	// QuietOriginRate is the rate at or under which an origin counts as quiet: its messages may
 	// use the quarter of each neighbour's LinkMessageRate kept for quiet origins, so that a flood
-	// through a neighbour does not starve the heartbeats relayed through it. Zero: 2/s (an edge
-	// sends one heartbeat per 2 s), with a burst of five seconds' worth.
+	// through a neighbour does not starve the heartbeats relayed through it; its burst is five
+	// seconds' worth. Zero means DefaultQuietOriginRate.
 	QuietOriginRate rate.Limit
 	// NewOriginRate and NewOriginBurst bound how many origins this node does not know yet one
 	// neighbour may introduce; messages from further new origins are dropped before they spend
 	// the neighbour's LinkMessageRate, so a flood of identities made per message does not crowd
 	// out the established origins it shares a link with. A node learns a network's origins once
-	// (they stay known up to MaxOrigins) and CLI tools add one per run. Zero: 1/s, burst 64 (a
-	// restarted node learns 64 edges at once, the rest at one per second).
+	// (they stay known up to MaxOrigins) and CLI tools add one per run. Zero means
+	// DefaultNewOriginRate and DefaultNewOriginBurst.
 	NewOriginRate  rate.Limit
 	NewOriginBurst int
 	// MaxOrigins bounds the origins (and their MessageRate budgets) remembered; past it the least
-	// recently heard is forgotten, and counts as new when it is heard again. Zero: 10,000 (about
-	// 2 MB).
+	// recently heard is forgotten, and counts as new when it is heard again. Zero means
+	// DefaultMaxOrigins.
 	MaxOrigins int
 	// MaxSeenMessages bounds the message ids remembered to drop duplicates. Ids are remembered
 	// for MessageWindow; when half the bound is reached within a window, the older half is
 	// forgotten early. That cannot start a replay storm: a message whose id was forgotten is
 	// taken again only within MessageWindow of its origin's clock, within the budgets above, and
-	// never past MaxHops. Zero: 262,144 (about 9 MB; a full MessageWindow at 870 messages/s).
+	// never past MaxHops. Zero means DefaultMaxSeenMessages.
 	MaxSeenMessages int
 	// MaxLinksPerAddress bounds the links peers may dial to this node from one address (an IPv4
 	// address or IPv6 /64): a holder of the network key can link under as many identities as it
 	// likes, and each link holds goroutines, buffers and a descriptor. Links beyond it are closed
 	// after the handshake, counted in dt_links_refused_total and logged once per burst. Links
-	// this node dials are not counted. Zero: 16 (several nodes on one host or behind one NAT).
+	// this node dials are not counted. Zero means DefaultMaxLinksPerAddress.
 	MaxLinksPerAddress int
 	// MessageQueueBytes bounds the bytes of flooded messages queued for one peer; a peer that
-	// falls further behind is disconnected (and resyncs on reconnect). Zero: 16 MiB (256 messages
-	// of the largest size, thousands of heartbeats).
+	// falls further behind is disconnected (and resyncs on reconnect). Zero means
+	// DefaultMessageQueueBytes.
 	MessageQueueBytes int
-	// MaxHops bounds how far a message is forwarded. Zero: 16.
+	// MaxHops bounds how far a message is forwarded. Zero means DefaultMaxHops.
 	MaxHops int
-	// MaxObjectSize bounds an object's canonical JSON. Zero: 256 MiB.
+	// MaxObjectSize bounds an object's canonical JSON (or a keyed body). Zero means
+	// DefaultMaxObjectSize.
 	MaxObjectSize int64
 	// InlineBodyMax is the largest body stored in the database and sent inline with its record;
-	// larger bodies go to the blob store and travel on their own streams. Zero: 16 KiB.
+	// larger bodies go to the blob store and travel on their own streams. Zero means
+	// DefaultInlineBodyMax.
 	InlineBodyMax int
 
 	// LazyBodies makes the node keep records without fetching bodies that do not travel inline
@@ -132,8 +135,24 @@ type Config struct {
 	// bodies. Default false.
 	LazyBodies bool
 
-	// Guard configures address blocking at accept. The zero value means ipguard defaults.
-	Guard ipguard.Config
+	// Guard configures address blocking at accept. The zero value means the defaults documented
+	// on each GuardConfig field.
+	Guard GuardConfig
+
+	// Events are called, in order, for every event of the node from EventStarted on, on the
+	// node's event goroutine: one handler at a time, never concurrently, each event to every
+	// handler before the next event. They see the same events as a subscription made at Open
+	// (see Node.Subscribe). A handler that blocks delays only the events after it; the table keeps
+	// changing meanwhile and events queue, up to EventBuffer for messages and errors. Nil means
+	// none.
+	Events []EventHandler
+	// EventBuffer is how many events may wait for one subscriber (Config.Events, Node.Subscribe,
+	// Node.Events) before message and error events for it are dropped: a consumer that falls
+	// behind loses those, counted in dt_events_dropped_total and logged once per burst. Object
+	// events are never dropped, so the queue may hold more than EventBuffer of them; each is
+	// small, since a body over InlineBodyMax is read from the blob store only when it is
+	// delivered. Zero means DefaultEventBuffer.
+	EventBuffer int
 
 	// NoSync skips fsync in the database and blob store: for tests and benchmarks only. A crash then
 	// may lose or corrupt data.
@@ -141,29 +160,30 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	orDefault(&c.TombstoneTTL, 30*24*time.Hour)
-	orDefault(&c.MaxClockSkew, 5*time.Minute)
-	orDefault(&c.AntiEntropyInterval, 5*time.Minute)
-	orDefault(&c.KeepAliveInterval, 2*time.Second)
-	orDefault(&c.LinkTimeout, 5*time.Second)
-	orDefault(&c.RedialMin, 100*time.Millisecond)
-	orDefault(&c.RedialMax, 10*time.Second)
-	orDefault(&c.MessageWindow, 5*time.Minute)
-	orDefault(&c.MaxMessageSize, 64<<10)
-	orDefault(&c.MessageRate, 200)
-	orDefault(&c.MessageBurst, 400)
-	orDefault(&c.LinkMessageRate, 1000)
-	orDefault(&c.LinkMessageBurst, 2000)
-	orDefault(&c.QuietOriginRate, 2)
-	orDefault(&c.NewOriginRate, 1)
-	orDefault(&c.NewOriginBurst, 64)
-	orDefault(&c.MaxOrigins, 10_000)
-	orDefault(&c.MaxSeenMessages, 1<<18)
-	orDefault(&c.MaxLinksPerAddress, 16)
-	orDefault(&c.MessageQueueBytes, 16<<20)
-	orDefault(&c.MaxHops, 16)
-	orDefault(&c.MaxObjectSize, 256<<20)
-	orDefault(&c.InlineBodyMax, 16<<10)
+	orDefault(&c.TombstoneTTL, DefaultTombstoneTTL)
+	orDefault(&c.MaxClockSkew, DefaultMaxClockSkew)
+	orDefault(&c.AntiEntropyInterval, DefaultAntiEntropyInterval)
+	orDefault(&c.KeepAliveInterval, DefaultKeepAliveInterval)
+	orDefault(&c.LinkTimeout, DefaultLinkTimeout)
+	orDefault(&c.RedialMin, DefaultRedialMin)
+	orDefault(&c.RedialMax, DefaultRedialMax)
+	orDefault(&c.MessageWindow, DefaultMessageWindow)
+	orDefault(&c.MaxMessageSize, DefaultMaxMessageSize)
+	orDefault(&c.MessageRate, DefaultMessageRate)
+	orDefault(&c.MessageBurst, DefaultMessageBurst)
+	orDefault(&c.LinkMessageRate, DefaultLinkMessageRate)
+	orDefault(&c.LinkMessageBurst, DefaultLinkMessageBurst)
+	orDefault(&c.QuietOriginRate, DefaultQuietOriginRate)
+	orDefault(&c.NewOriginRate, DefaultNewOriginRate)
+	orDefault(&c.NewOriginBurst, DefaultNewOriginBurst)
+	orDefault(&c.MaxOrigins, DefaultMaxOrigins)
+	orDefault(&c.MaxSeenMessages, DefaultMaxSeenMessages)
+	orDefault(&c.MaxLinksPerAddress, DefaultMaxLinksPerAddress)
+	orDefault(&c.MessageQueueBytes, DefaultMessageQueueBytes)
+	orDefault(&c.MaxHops, DefaultMaxHops)
+	orDefault(&c.MaxObjectSize, DefaultMaxObjectSize)
+	orDefault(&c.InlineBodyMax, DefaultInlineBodyMax)
+	orDefault(&c.EventBuffer, DefaultEventBuffer)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -171,7 +191,7 @@ func (c Config) withDefaults() Config {
 		c.Now = time.Now
 	}
 	if c.Dial == nil {
-		d := &net.Dialer{Timeout: 5 * time.Second}
+		d := &net.Dialer{Timeout: DefaultDialTimeout}
 		c.Dial = d.DialContext
 	}
 	return c
@@ -216,6 +236,9 @@ func (c Config) validate() error {
 	}
 	if c.MessageQueueBytes > 0 && c.MessageQueueBytes < c.MaxMessageSize+256 {
 		errs = append(errs, fmt.Errorf("dt: MessageQueueBytes %d cannot hold one message of MaxMessageSize %d", c.MessageQueueBytes, c.MaxMessageSize))
+	}
+	if c.EventBuffer < 0 {
+		errs = append(errs, errors.New("dt: negative EventBuffer"))
 	}
 	if c.MaxHops > 255 {
 		errs = append(errs, errors.New("dt: MaxHops over 255"))

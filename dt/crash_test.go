@@ -99,8 +99,8 @@ func TestKillDuringSync(t *testing.T) {
 
 	back := startNode(t, "restarted", keys, dir, peers(m.addr()))
 	waitFor(t, 30*time.Second, sameKeys(want, back))
-	for _, key := range back.Keys() {
-		body, err := back.Get(key)
+	for key := range back.ObjectKeys() {
+		body, err := back.Get(ctx, key)
 		if err != nil {
 			t.Fatal(err)
 		}

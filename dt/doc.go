@@ -7,13 +7,26 @@
 //
 // # The table
 //
-// The table maps keys to JSON bodies. For the seed's object API (AddObject, RemoveObject) the key
-// is the object's id: the hex SHA-256 of its canonical JSON (sorted keys), so the table is a set
-// of objects. Every change is a Record signed by a master's Ed25519 key and bound to the table (a
+// The table maps keys to JSON bodies. For the object API of node-distributed-table, the network
+// dt descends from (AddObject, RemoveObject), the key is the object's id: the hex SHA-256 of its
+// canonical JSON (sorted keys), so the table is a set of objects. Every change is a Record signed by a master's Ed25519 key and bound to the table (a
 // hash of the network key) and an epoch. Per key, the record with the highest (hybrid logical
 // clock, writer id, record id) wins; a removal is a signed tombstone that wins the same way and
 // is collected after Config.TombstoneTTL. So "the master's set wins" is well defined with several
 // masters, with several processes holding one master key, and in any delivery order.
+//
+// # Vocabulary
+//
+// An object is a body the table holds under a key; a record is the signed change that put it
+// there or removed it. The API has two layers over the same records:
+//
+//   - objects: AddObject and AddObjects add objects under their ids, RemoveObject removes one;
+//   - keys: Put and PutMany write bodies under keys of the caller's choosing (a deploy's
+//     manifest, a DNS zone's records), Delete and DeleteMany remove them.
+//
+// Reading is the same for both: Get(ctx, key) returns a body (fetching it from a peer on a node
+// with Config.LazyBodies), Has and Version describe a key, ObjectKeys lists the keys held.
+// Keys, the type, is the network's cryptographic keys, not the table's.
 //
 // # Guarantees
 //
@@ -101,9 +114,16 @@
 //
 // # Events
 //
-// Events (Node.Events) come in commit order from one goroutine: EventStarted first, then an
-// EventObjectAdded for every object held from an earlier run, then every change as it is applied
-// (including those the first sync brings), messages and errors. The node never blocks on a slow
-// reader: events queue in memory until read, so the application must keep reading. The channel
-// is closed by Close.
+// Events reach handlers through subscriptions: Config.Events, called from EventStarted on; and
+// Node.Subscribe (Node.Events is a subscription whose handler sends on a channel), which begins
+// with EventStarted and an EventObjectAdded for every object held at that moment. Each
+// subscription then gets every change in commit order (including those the first sync brings,
+// and removals of objects removed while the node was away), messages and errors, on a goroutine
+// of its own. The node never waits for a handler: events queue per subscription. Object events
+// are never dropped, so the objects a subscriber sees are exact; a body over
+// Config.InlineBodyMax waits in the queue as its hash and is read from the blob store when the
+// event is delivered, and a body removed or replaced meanwhile is kept until then. Messages and
+// errors beyond Config.EventBuffer queued for one subscriber are dropped for it, counted in
+// dt_events_dropped_total and logged once per burst. Close stops every subscription and closes
+// the Events channel.
 package dt

@@ -1,9 +1,7 @@
 package dt
 
 import (
-	"context"
 	"encoding/json"
-	"sync"
 )
 
 // EventType says what happened.
@@ -11,9 +9,10 @@ type EventType int
 
 // The events of the original node-distributed-table.
 const (
-	// EventStarted fires once, first, when the node has loaded its state. An EventObjectAdded for
-	// every object it holds from an earlier run follows; objects of the network that it lacks
-	// follow as the sync brings them, each as an EventObjectAdded too.
+	// EventStarted comes first on every subscription (Config.Events, Node.Subscribe,
+	// Node.Events). An EventObjectAdded for every object the node holds when the subscription
+	// begins follows (for Config.Events: those held from an earlier run); objects of the network
+	// that it lacks follow as the sync brings them, each as an EventObjectAdded too.
 	EventStarted EventType = iota + 1
 	// EventObjectAdded fires when an object enters the table (Key and Object are set).
 	EventObjectAdded
@@ -49,7 +48,8 @@ type Event struct {
 	// Key is the object id (or the record key) of object events.
 	Key string
 	// Object is the object's JSON for object events, the message for EventMessageReceived, and the
-	// object concerned (if any) for EventError.
+	// object concerned (if any) for EventError. It is nil for an object event of a body a node
+	// with Config.LazyBodies does not hold. Handlers must not modify it.
 	Object json.RawMessage
 	// From is the node that sent a message.
 	From NodeID
@@ -59,53 +59,18 @@ type Event struct {
 	Origin string
 }
 
-// eventQueue delivers events in order through a channel without ever blocking the node: events
-// wait in memory until the application reads them. The application must keep reading Events (the
-// dt command does); a consumer that stops reading makes the queue grow.
-type eventQueue struct {
-	mu     sync.Mutex
-	items  []Event // guarded by mu
-	signal chan struct{}
-	out    chan Event
+// EventHandler receives a node's events: through Config.Events, registered before the node
+// starts, or through Node.Subscribe. edge.Node, redirector.Service, web.History,
+// dns/server.Store and dns/resolve.Responder are handlers.
+type EventHandler interface {
+	// HandleEvent is called for each event in order, never concurrently for one registration.
+	// While it runs, later events of that registration wait (see Config.EventBuffer); the node
+	// itself never waits for it.
+	HandleEvent(Event)
 }
 
-func newEventQueue() *eventQueue {
-	return &eventQueue{signal: make(chan struct{}, 1), out: make(chan Event)}
-}
+// EventHandlerFunc adapts a function to an EventHandler.
+type EventHandlerFunc func(Event)
 
-func (q *eventQueue) push(ev Event) {
-	q.mu.Lock()
-	q.items = append(q.items, ev)
-	q.mu.Unlock()
-	select {
-	case q.signal <- struct{}{}:
-	default:
-	}
-}
-
-// run moves events to the output channel until ctx ends, then closes it. Events still queued at
-// Close are dropped.
-func (q *eventQueue) run(ctx context.Context) {
-	defer close(q.out)
-	for {
-		q.mu.Lock()
-		batch := q.items
-		q.items = nil
-		q.mu.Unlock()
-		for _, ev := range batch {
-			select {
-			case q.out <- ev:
-			case <-ctx.Done():
-				return
-			}
-		}
-		if len(batch) > 0 {
-			continue
-		}
-		select {
-		case <-q.signal:
-		case <-ctx.Done():
-			return
-		}
-	}
-}
+// HandleEvent calls f(ev).
+func (f EventHandlerFunc) HandleEvent(ev Event) { f(ev) }

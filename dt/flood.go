@@ -91,7 +91,7 @@ func (n *Node) receiveMessage(from *link, payload []byte) error {
 		return nil
 	}
 	n.metrics.messagesReceived.Inc()
-	n.events.push(Event{Type: EventMessageReceived, From: origin, Object: json.RawMessage(m.Payload)})
+	n.publish(Event{Type: EventMessageReceived, From: origin, Object: json.RawMessage(m.Payload)})
 	if int(m.Hops)+1 < n.cfg.MaxHops {
 		m.Hops++
 		n.forward(m, from)

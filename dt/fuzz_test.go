@@ -14,7 +14,7 @@ import (
 
 func sampleRecord(t testing.TB) *Record {
 	_, key, _ := ed25519.GenerateKey(bytes.NewReader(make([]byte, 64)))
-	r := &Record{Kind: KindPut, Clock: hlc.Timestamp(12345 << 16), Key: "0123456789abcdef", Hash: sha256.Sum256([]byte("{}")), Size: 2}
+	r := &Record{Kind: KindPut, Clock: uint64(hlc.Timestamp(12345 << 16)), Key: "0123456789abcdef", Hash: sha256.Sum256([]byte("{}")), Size: 2}
 	r.Table[0] = 1
 	r.sign(key)
 	return r

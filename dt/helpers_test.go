@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -81,9 +82,10 @@ func startNode(t testing.TB, name string, keys Keys, dir string, opts ...nodeOpt
 		t.Fatalf("open %s: %v", name, err)
 	}
 	tn := &testNode{Node: n, name: name, dir: dir, cfg: cfg, done: make(chan struct{})}
+	events := n.Events() // before any write of the test, so that its errors are on the channel
 	go func() {
 		defer close(tn.done)
-		for ev := range n.Events() {
+		for ev := range events {
 			tn.mu.Lock()
 			tn.events = append(tn.events, ev)
 			tn.times = append(tn.times, time.Now())
@@ -133,7 +135,7 @@ func waitFor(t testing.TB, timeout time.Duration, cond func() error) {
 func sameKeys(want map[string]bool, nodes ...*testNode) func() error {
 	return func() error {
 		for _, n := range nodes {
-			got := n.Keys()
+			got := slices.Collect(n.ObjectKeys())
 			if len(got) != len(want) {
 				return fmt.Errorf("%s holds %d objects, want %d", n.name, len(got), len(want))
 			}

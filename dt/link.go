@@ -111,6 +111,36 @@ func (n *Node) yamuxConfig() *yamux.Config {
 // runLink runs a connection from handshake to close. ticket is the address guard's ticket for an
 // accepted connection (nil when we dialed). It returns why the link ended.
 func (n *Node) runLink(raw net.Conn, dialed bool, ticket *ipguard.Ticket) error {
+	sc, peer, ph, err := n.handshake(raw, dialed, ticket)
+	if err != nil {
+		return err
+	}
+	l := n.newLink(raw, dialed, peer, ph)
+	if l.peer == n.id {
+		sc.Close()
+		return errSelfLink
+	}
+	if err := l.openSession(sc); err != nil {
+		return err
+	}
+	l.ctx, l.cancel = context.WithCancel(n.ctx)
+	l.budget = n.flood.neighbour(neighbourOf(l))
+	if err := n.register(l); err != nil {
+		l.sess.Close()
+		return err
+	}
+	n.clock.Observe(hlc.Timestamp(ph.clock))
+	n.log.Info("Link up", slog.Any("peer", l.peer), slog.String("remote", l.remote.String()), slog.Bool("dialed", dialed))
+	err = l.run()
+	n.unregister(l)
+	n.log.Info("Link down", slog.Any("peer", l.peer), slog.Any("err", err))
+	return err
+}
+
+// handshake authenticates a connection (Noise XXpsk3, with each side's hello inside) and reports
+// the outcome to the address guard: the ticket of an accepted connection, or the dialed peer
+// marked known.
+func (n *Node) handshake(raw net.Conn, dialed bool, ticket *ipguard.Ticket) (*securelink.Conn, securelink.Peer, hello, error) {
 	conn := n.metrics.count(raw)
 	h := hello{incarnation: n.store.incarnation, head: n.head.Load(), clock: uint64(n.clock.Last()), master: n.cfg.Master,
 		observed: addrPortOf(raw.RemoteAddr())}
@@ -147,7 +177,7 @@ func (n *Node) runLink(raw net.Conn, dialed bool, ticket *ipguard.Ticket) error 
 				n.emitError(fmt.Errorf("dt: handshake with %s: %w", raw.RemoteAddr(), err), "peer "+raw.RemoteAddr().String(), nil)
 			}
 		}
-		return err
+		return nil, peer, hello{}, err
 	}
 	ph, err := parseHello(peer.Hello)
 	if err != nil {
@@ -155,7 +185,7 @@ func (n *Node) runLink(raw net.Conn, dialed bool, ticket *ipguard.Ticket) error 
 		if ticket != nil {
 			ticket.Failed(ipguard.FailMalformed)
 		}
-		return err
+		return nil, peer, hello{}, err
 	}
 	if ticket != nil {
 		ticket.Succeeded()
@@ -163,7 +193,12 @@ func (n *Node) runLink(raw net.Conn, dialed bool, ticket *ipguard.Ticket) error 
 		// A peer this node dials may dial back; its connections take the reserved slots.
 		n.guard.AddKnown(ap.Addr())
 	}
-	l := &link{
+	return sc, peer, ph, nil
+}
+
+// newLink makes the state of a link to an authenticated peer; nothing runs yet.
+func (n *Node) newLink(raw net.Conn, dialed bool, peer securelink.Peer, ph hello) *link {
+	return &link{
 		n: n, peer: NodeIDOf(peer.PublicKey), peerKey: peer.PublicKey, hello: ph, dialed: dialed,
 		remote:  raw.RemoteAddr(),
 		ctrlOut: make(chan []byte, 64),
@@ -176,40 +211,31 @@ func (n *Node) runLink(raw net.Conn, dialed bool, ticket *ipguard.Ticket) error 
 		readerDone: make(chan struct{}),
 		ackKick:    make(chan struct{}, 1),
 	}
-	if l.peer == n.id {
-		sc.Close()
-		return errSelfLink
-	}
-	if dialed {
-		l.sess, err = yamux.Client(sc, n.yamuxConfig())
+}
+
+// openSession starts the stream multiplexer on the secure connection and opens the control
+// stream: the dialer opens it, the acceptor waits for it. On failure the connection is closed.
+func (l *link) openSession(sc *securelink.Conn) error {
+	var err error
+	if l.dialed {
+		l.sess, err = yamux.Client(sc, l.n.yamuxConfig())
 	} else {
-		l.sess, err = yamux.Server(sc, n.yamuxConfig())
+		l.sess, err = yamux.Server(sc, l.n.yamuxConfig())
 	}
 	if err != nil {
 		sc.Close()
 		return fmt.Errorf("dt: start multiplexer: %w", err)
 	}
-	if dialed {
+	if l.dialed {
 		l.ctrl, err = l.sess.OpenStream()
 	} else {
-		l.ctrl, err = acceptWithin(l.sess, n.cfg.LinkTimeout)
+		l.ctrl, err = acceptWithin(l.sess, l.n.cfg.LinkTimeout)
 	}
 	if err != nil {
 		l.sess.Close()
 		return fmt.Errorf("dt: open control stream: %w", err)
 	}
-	l.ctx, l.cancel = context.WithCancel(n.ctx)
-	l.budget = n.flood.neighbour(neighbourOf(l))
-	if err := n.register(l); err != nil {
-		l.sess.Close()
-		return err
-	}
-	n.clock.Observe(hlc.Timestamp(ph.clock))
-	n.log.Info("Link up", slog.Any("peer", l.peer), slog.String("remote", l.remote.String()), slog.Bool("dialed", dialed))
-	err = l.run()
-	n.unregister(l)
-	n.log.Info("Link down", slog.Any("peer", l.peer), slog.Any("err", err))
-	return err
+	return nil
 }
 
 // prologue binds a link's handshake to the table and epoch.

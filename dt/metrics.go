@@ -28,6 +28,7 @@ type metrics struct {
 	messagesSent      prometheus.Counter
 	messagesReceived  prometheus.Counter
 	messagesDropped   *prometheus.CounterVec
+	eventsDropped     *prometheus.CounterVec
 	slowPeers         prometheus.Counter
 	linksRefused      prometheus.Counter
 }
@@ -54,9 +55,14 @@ func newMetrics(reg prometheus.Registerer, n *Node) *metrics {
 	for _, r := range dropReasons {
 		m.messagesDropped.WithLabelValues(string(r))
 	}
+	m.eventsDropped = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "dt", Name: "events_dropped_total",
+		Help: "Events dropped for a subscriber that had Config.EventBuffer queued, by event type (message_received, error)."}, []string{"type"})
+	for _, t := range []EventType{EventMessageReceived, EventError} {
+		m.eventsDropped.WithLabelValues(t.String())
+	}
 	m.linksRefused = counter("links_refused_total", "Authenticated links closed because their address had Config.MaxLinksPerAddress already.")
 	m.slowPeers = counter("slow_peers_total", "Peers disconnected because their queue of flooded messages was full (Config.MessageQueueBytes).")
-	m.collectors = append(m.collectors, m.links, m.messagesDropped,
+	m.collectors = append(m.collectors, m.links, m.messagesDropped, m.eventsDropped,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "dt", Name: "link_bytes_received_total", Help: "Bytes received on peer connections, handshakes and encryption included."},
 			func() float64 { return float64(m.bytesIn.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "dt", Name: "link_bytes_sent_total", Help: "Bytes sent on peer connections, handshakes and encryption included."},

@@ -28,9 +28,12 @@ import (
 // Node is one member of a dt network: it holds a replica of the table, links to peers, relays
 // records and messages, and (on a master) writes records.
 //
-// Lock order: Node.mu before link.mu. Shutdown order: the listeners close first (no new links),
-// then the context ends every loop, then the links close, then the goroutines are waited for, and
-// the store closes last, when nothing can write to it.
+// Lock order: Node.mu before link.mu; eventBus.mu before Subscription.mu; blobPins.mu is taken
+// last, under either or neither. Shutdown order: the listeners close first (no new links), then
+// the context ends every loop, then the links close and their goroutines are waited for; the
+// applier commits what is queued and stops; then the subscriptions stop (they read bodies from
+// the store), the blobs kept only for their deliveries are deleted, and the store closes last,
+// when nothing can read or write it.
 type Node struct {
 	cfg       Config
 	log       *slog.Logger
@@ -40,7 +43,8 @@ type Node struct {
 	store     *store
 	clock     *hlc.Clock
 	guard     *ipguard.Guard
-	events    *eventQueue
+	bus       eventBus
+	pins      *blobPins
 	metrics   *metrics
 	seen      *seenCache
 	flood     *floodLimits
@@ -49,17 +53,19 @@ type Node struct {
 	linksLog  *burstlog.Logger // links refused over MaxLinksPerAddress
 	acceptLog *burstlog.Logger // accept errors, such as running out of descriptors
 
-	ctx                     context.Context // ends at Close: every network loop and link
-	cancel                  context.CancelFunc
-	wg                      sync.WaitGroup // network loops and links
-	coreWG                  sync.WaitGroup // the applier and the event queue, stopped after the links
-	stopApplier, stopEvents context.CancelFunc
-	applierDone             chan struct{}
+	eventDropLog *burstlog.Logger // messages and errors dropped for a subscriber behind
+	eventsOnce   sync.Once
+	eventsOut    chan Event // Events' channel, made on its first call
+
+	ctx         context.Context // ends at Close: every network loop and link
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup // network loops and links
+	stopApplier context.CancelFunc
+	applierDone chan struct{} // closed when the applier has stopped, after the links
 
 	applyCh  chan applyOp
 	verifyCh chan verifyJob
 	head     atomic.Uint64
-	started  bool // owned by the applier goroutine
 
 	synced     chan struct{} // closed after the first complete sync with a peer
 	syncedOnce sync.Once
@@ -79,7 +85,8 @@ type Node struct {
 }
 
 // Open starts a node: it loads its state from Config.DataDir, listens on Config.Listen and dials
-// Config.Peers. Read Events until Close; Close stops everything Open started.
+// Config.Peers. Events go to Config.Events from EventStarted on, and to subscriptions made later
+// (Subscribe, Events). Close stops everything Open started.
 func Open(cfg Config) (*Node, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
@@ -89,12 +96,37 @@ func Open(cfg Config) (*Node, error) {
 	if random == nil {
 		random = rand.Reader
 	}
+	st, identity, state, err := openState(cfg, random)
+	if err != nil {
+		return nil, err
+	}
+	guard, err := ipguard.New(cfg.Guard.ipguardConfig(cfg.Logger, cfg.Registerer, cfg.Now, guardState{db: st.db}))
+	if err != nil {
+		st.close()
+		return nil, fmt.Errorf("dt: address guard: %w", err)
+	}
+	n := newNode(cfg, identity, st, state, guard)
+	if err := n.listen(); err != nil {
+		n.cancel()
+		guard.Close()
+		n.metrics.unregister()
+		st.close()
+		return nil, err
+	}
+	n.log.Info("Node started", slog.Int("objects", n.objects), slog.Uint64("head", state.head), slog.Bool("master", cfg.Master))
+	n.start()
+	return n, nil
+}
+
+// openState reads or makes the node's identity and opens its database, empty when the table
+// expired (offline longer than the tombstone TTL).
+func openState(cfg Config, random io.Reader) (*store, ed25519.PrivateKey, loaded, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("dt: create data directory: %w", err)
+		return nil, nil, loaded{}, fmt.Errorf("dt: create data directory: %w", err)
 	}
 	identity, err := loadOrCreateIdentity(filepath.Join(cfg.DataDir, "node.key"), random)
 	if err != nil {
-		return nil, err
+		return nil, nil, loaded{}, err
 	}
 	newIncarnation := func() uint64 {
 		var b [8]byte
@@ -103,12 +135,12 @@ func Open(cfg Config) (*Node, error) {
 	}
 	st, err := openStore(cfg.DataDir, cfg.NoSync, newIncarnation)
 	if err != nil {
-		return nil, err
+		return nil, nil, loaded{}, err
 	}
 	expired, err := st.expireIfStale(cfg.Now(), cfg.TombstoneTTL, newIncarnation())
 	if err != nil {
 		st.close()
-		return nil, err
+		return nil, nil, loaded{}, err
 	}
 	if expired {
 		cfg.Logger.Warn("Table expired: offline longer than the tombstone TTL; syncing it anew", slog.Duration("ttl", cfg.TombstoneTTL))
@@ -116,28 +148,15 @@ func Open(cfg Config) (*Node, error) {
 	state, err := st.load()
 	if err != nil {
 		st.close()
-		return nil, err
+		return nil, nil, loaded{}, err
 	}
-	gcfg := cfg.Guard
-	if gcfg.Logger == nil {
-		gcfg.Logger = cfg.Logger
-	}
-	gcfg.Store = guardState{db: st.db}
-	gcfg.Registerer = cfg.Registerer
-	if gcfg.Now == nil {
-		gcfg.Now = cfg.Now
-	}
-	guard, err := ipguard.New(gcfg)
-	if err != nil {
-		st.close()
-		return nil, fmt.Errorf("dt: address guard: %w", err)
-	}
+	return st, identity, state, nil
+}
+
+// newNode builds the node around its loaded state; nothing runs yet.
+func newNode(cfg Config, identity ed25519.PrivateKey, st *store, state loaded, guard *ipguard.Guard) *Node {
 	ctx, cancel := context.WithCancel(context.Background())
-	applierCtx, stopApplier := context.WithCancel(context.Background())
-	eventsCtx, stopEvents := context.WithCancel(context.Background())
 	n := &Node{
-		stopApplier: stopApplier,
-		stopEvents:  stopEvents,
 		applierDone: make(chan struct{}),
 		cfg:         cfg,
 		identity:    identity,
@@ -146,10 +165,12 @@ func Open(cfg Config) (*Node, error) {
 		store:       st,
 		clock:       hlc.New(cfg.Now, state.clock),
 		guard:       guard,
-		events:      newEventQueue(),
+		bus:         eventBus{subs: map[*Subscription]struct{}{}},
+		pins:        newBlobPins(),
 		seen:        newSeenCache(cfg.MessageWindow, cfg.MaxSeenMessages, cfg.Now()),
 		ctx:         ctx,
 		cancel:      cancel,
+		stopApplier: func() {},
 		applyCh:     make(chan applyOp, maxApplyBatch),
 		verifyCh:    make(chan verifyJob, 1024),
 		synced:      make(chan struct{}),
@@ -166,6 +187,7 @@ func Open(cfg Config) (*Node, error) {
 	n.slowLog = &burstlog.Logger{Log: n.log, Level: slog.LevelWarn, Msg: "Peer too slow for messages: disconnected"}
 	n.linksLog = &burstlog.Logger{Log: n.log, Level: slog.LevelWarn, Msg: "Too many links from one address: refused"}
 	n.acceptLog = &burstlog.Logger{Log: n.log, Level: slog.LevelWarn, Msg: "Accept failed"}
+	n.eventDropLog = &burstlog.Logger{Log: n.log, Level: slog.LevelWarn, Msg: "Subscriber behind: events dropped"}
 	n.head.Store(state.head)
 	for k, e := range n.index {
 		n.ids[e.id] = k
@@ -174,39 +196,54 @@ func Open(cfg Config) (*Node, error) {
 		}
 	}
 	n.metrics = newMetrics(cfg.Registerer, n)
+	return n
+}
 
-	for _, addr := range cfg.Listen {
+// listen opens Config.Listen; on failure it closes what it opened.
+func (n *Node) listen() error {
+	for _, addr := range n.cfg.Listen {
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
 			n.closeListeners()
-			cancel()
-			stopApplier()
-			stopEvents()
-			st.close()
-			return nil, fmt.Errorf("dt: listen on %s: %w", addr, err)
+			return fmt.Errorf("dt: listen on %s: %w", addr, err)
 		}
 		n.listeners = append(n.listeners, l)
 	}
-	n.log.Info("Node started", slog.Int("objects", n.objects), slog.Uint64("head", state.head), slog.Bool("master", cfg.Master))
-	n.coreWG.Go(func() { n.events.run(eventsCtx) })
-	n.coreWG.Go(func() { defer close(n.applierDone); n.runApplier(applierCtx) })
+	return nil
+}
+
+// start runs the applier, the verifiers, the accept and dial loops, and event delivery to
+// Config.Events.
+func (n *Node) start() {
+	applierCtx, stopApplier := context.WithCancel(context.Background())
+	n.stopApplier = stopApplier
+	go func() { defer close(n.applierDone); n.runApplier(applierCtx) }()
 	for range runtime.GOMAXPROCS(0) {
 		n.wg.Go(n.runVerifier)
 	}
 	for _, l := range n.listeners {
 		n.wg.Go(func() { n.acceptLoop(l) })
 	}
-	for _, addr := range cfg.Peers {
+	for _, addr := range n.cfg.Peers {
 		n.wg.Go(func() { n.dialLoop(addr) })
 	}
-	if len(cfg.Peers) == 0 {
+	if len(n.cfg.Peers) == 0 {
 		n.markSynced()
 	}
-	// Event delivery starts at once: EventStarted, then an EventObjectAdded for every object held
-	// from an earlier run, then every change as it is applied, including those that the first sync
-	// brings (objects removed while the node was away are reported as removed).
-	n.applyCh <- applyOp{start: true}
-	return n, nil
+	// The handlers of Config.Events share one subscription, made before any change can be
+	// applied: EventStarted, then an EventObjectAdded for every object held from an earlier run,
+	// then every change as it is applied, including those the first sync brings (objects removed
+	// while the node was away are reported as removed).
+	if len(n.cfg.Events) > 0 {
+		handlers := n.cfg.Events
+		_, _ = n.subscribe(func(<-chan struct{}) EventHandler {
+			return EventHandlerFunc(func(ev Event) {
+				for _, h := range handlers {
+					h.HandleEvent(ev)
+				}
+			})
+		}, nil) // fails only on a closing node, and this one is not yet returned
+	}
 }
 
 func (n *Node) markSynced() {
@@ -215,11 +252,6 @@ func (n *Node) markSynced() {
 
 // ID returns the node's id.
 func (n *Node) ID() NodeID { return n.id }
-
-// Events returns the channel of the node's events, in the order they happened. The same channel is
-// returned on every call. It is closed after Close; the application must keep reading it, since
-// events wait in memory until read.
-func (n *Node) Events() <-chan Event { return n.events.out }
 
 // Addrs returns the addresses the node listens on (useful with port 0).
 func (n *Node) Addrs() []net.Addr {
@@ -266,11 +298,12 @@ func (n *Node) Close() error {
 		n.mu.Unlock()
 		n.wg.Wait()
 		// The links are gone; their final cursors are queued. The applier commits what is queued,
-		// then stops, and only then does the event channel close and the store close.
+		// then stops. Then the subscriptions stop (they read bodies from the store), the blobs
+		// kept only for their deliveries go, and the store closes last.
 		n.stopApplier()
 		<-n.applierDone
-		n.stopEvents()
-		n.coreWG.Wait()
+		n.bus.closeAll()
+		n.sweepOrphans()
 		n.closeErr = n.store.close()
 		n.metrics.unregister()
 		n.guard.Close()
@@ -285,10 +318,10 @@ func (n *Node) closeListeners() {
 	}
 }
 
-// emitError reports an error to the application and the log.
+// emitError reports an error to the application.
 func (n *Node) emitError(err error, origin string, object []byte) {
 	n.metrics.errors.Inc()
-	n.events.push(Event{Type: EventError, Err: err, Origin: origin, Object: object})
+	n.publish(Event{Type: EventError, Err: err, Origin: origin, Object: object})
 }
 
 // setIndexLocked replaces a key's current record in memory (new nil: forget the key).

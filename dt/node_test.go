@@ -20,7 +20,7 @@ func TestThreeNodesAddRemoveMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, sameKeys(map[string]bool{id: true}, m, b, c))
-	got, err := c.Get(id)
+	got, err := c.Get(ctx, id)
 	if err != nil || string(got) != `{"hello":"world","n":1}` {
 		t.Fatalf("c.Get = %s, %v", got, err)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
+	"slices"
 )
 
 // Reading the table and the node's state.
@@ -41,13 +43,32 @@ func (n *Node) WaitReplicated(ctx context.Context, key string, peers int) error 
 	}
 }
 
-// Load returns the body under key like Get, but a node with LazyBodies that does not hold the body
-// fetches it from a linked peer first (verified by hash, then kept).
-func (n *Node) Load(ctx context.Context, key string) ([]byte, error) {
-	body, err := n.Get(key)
+// Get returns the body stored under key (an object's canonical JSON), or an error wrapping
+// ErrNotFound when the table holds no object under it. A node with LazyBodies that holds the
+// record but not its body fetches the body from a linked peer first (verified by hash, then
+// kept); ctx bounds that fetch, and is not consulted otherwise.
+func (n *Node) Get(ctx context.Context, key string) ([]byte, error) {
+	body, err := n.held(key)
 	if err == nil || !n.cfg.LazyBodies || !errors.Is(err, ErrNotFound) {
 		return body, err
 	}
+	return n.fetch(ctx, key, err)
+}
+
+// held returns the body under key if this node holds it.
+func (n *Node) held(key string) ([]byte, error) {
+	n.mu.RLock()
+	e := n.index[key]
+	n.mu.RUnlock()
+	if e == nil || e.kind != KindPut {
+		return nil, fmt.Errorf("dt: %s: %w", key, ErrNotFound)
+	}
+	return n.store.bodyOf(e.seq)
+}
+
+// fetch fetches the body of key's current put from the linked peers in turn, for a lazy node;
+// missing is the error of the local read.
+func (n *Node) fetch(ctx context.Context, key string, missing error) ([]byte, error) {
 	n.mu.RLock()
 	e := n.index[key]
 	links := make([]*link, 0, len(n.links))
@@ -56,11 +77,11 @@ func (n *Node) Load(ctx context.Context, key string) ([]byte, error) {
 	}
 	n.mu.RUnlock()
 	if e == nil || e.kind != KindPut {
-		return nil, err
+		return nil, missing
 	}
-	rec, _, rerr := n.store.recordAt(e.seq)
-	if rerr != nil {
-		return nil, rerr
+	rec, _, err := n.store.recordAt(e.seq)
+	if err != nil {
+		return nil, err
 	}
 	var errs []error
 	for _, l := range links {
@@ -76,17 +97,6 @@ func (n *Node) Load(ctx context.Context, key string) ([]byte, error) {
 	return nil, fmt.Errorf("dt: load %s: no peer had it: %w", key, errors.Join(append(errs, ErrNotFound)...))
 }
 
-// Get returns the body stored under key (an object's canonical JSON), or ErrNotFound.
-func (n *Node) Get(key string) ([]byte, error) {
-	n.mu.RLock()
-	e := n.index[key]
-	n.mu.RUnlock()
-	if e == nil || e.kind != KindPut {
-		return nil, fmt.Errorf("dt: %s: %w", key, ErrNotFound)
-	}
-	return n.store.bodyOf(e.seq)
-}
-
 // Version returns the hybrid logical clock of the current record under key (a put; false for a
 // missing or deleted key). Versions grow with every write and compare across keys in the order the
 // writes happened, so they order, say, deploys by when they were published.
@@ -100,17 +110,18 @@ func (n *Node) Version(key string) (uint64, bool) {
 	return uint64(e.clock), true
 }
 
-// Keys returns the keys of every object in the table, in no particular order.
-func (n *Node) Keys() []string {
+// ObjectKeys returns the key of every object in the table, in no particular order. The keys are
+// those held when it is called, so the caller may change the table while it ranges over them.
+func (n *Node) ObjectKeys() iter.Seq[string] {
 	n.mu.RLock()
-	defer n.mu.RUnlock()
-	out := make([]string, 0, n.objects)
+	keys := make([]string, 0, n.objects)
 	for k, e := range n.index {
 		if e.kind == KindPut {
-			out = append(out, k)
+			keys = append(keys, k)
 		}
 	}
-	return out
+	n.mu.RUnlock()
+	return slices.Values(keys)
 }
 
 // Has reports whether the table holds an object under key.

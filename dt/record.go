@@ -48,10 +48,10 @@ func (id RecordID) String() string { return hex.EncodeToString(id[:]) }
 // record with the highest (Clock, Writer, ID); a delete record is a tombstone that wins the same way
 // and is collected after Config.TombstoneTTL.
 type Record struct {
-	Table [16]byte      // NetworkKey.TableID of the network it belongs to
-	Epoch uint32        // Config.Epoch: bumping it starts a new, empty table on the same key
-	Kind  Kind          // put or delete
-	Clock hlc.Timestamp // when the master wrote it, as a hybrid logical clock
+	Table [16]byte // NetworkKey.TableID of the network it belongs to
+	Epoch uint32   // Config.Epoch: bumping it starts a new, empty table on the same key
+	Kind  Kind     // put or delete
+	Clock uint64   // when the master wrote it: a hybrid logical clock, Unix ms in the high 48 bits, a counter in the low 16
 	// Writer is the node id of the process that signed the record. Several processes may hold one
 	// master key at once; the writer id breaks ties between them.
 	Writer NodeID
@@ -70,7 +70,7 @@ func (r *Record) signedBytes() []byte {
 	b = append(b, r.Table[:]...)
 	b = binary.BigEndian.AppendUint32(b, r.Epoch)
 	b = append(b, byte(r.Kind))
-	b = binary.BigEndian.AppendUint64(b, uint64(r.Clock))
+	b = binary.BigEndian.AppendUint64(b, r.Clock)
 	b = append(b, r.Writer[:]...)
 	b = append(b, r.Master...)
 	b = binary.AppendUvarint(b, uint64(len(r.Key)))
@@ -110,7 +110,7 @@ func UnmarshalRecord(b []byte) (*Record, error) {
 	copy(r.Table[:], d.bytes(16))
 	r.Epoch = d.uint32()
 	r.Kind = Kind(d.byte())
-	r.Clock = hlc.Timestamp(d.uint64())
+	r.Clock = d.uint64()
 	copy(r.Writer[:], d.bytes(16))
 	r.Master = bytes.Clone(d.bytes(ed25519.PublicKeySize))
 	r.Key = string(d.bytes(int(d.uvarintMax(MaxKeySize))))
@@ -148,8 +148,8 @@ func (r *Record) checkShape() error {
 // writers in one millisecond and counter) go to the higher writer id, then the higher record id, so
 // every node picks the same winner whatever the order records arrive in.
 func (r *Record) newer(rID RecordID, old *indexEntry) bool {
-	if r.Clock != old.clock {
-		return r.Clock > old.clock
+	if clock := hlc.Timestamp(r.Clock); clock != old.clock {
+		return clock > old.clock
 	}
 	if c := bytes.Compare(r.Writer[:], old.writer[:]); c != 0 {
 		return c > 0

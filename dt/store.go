@@ -222,7 +222,7 @@ func (s *store) load() (loaded, error) {
 }
 
 func entryOf(r *Record, id RecordID, seq uint64) *indexEntry {
-	return &indexEntry{key: r.Key, id: id, clock: r.Clock, writer: r.Writer, kind: r.Kind, hash: r.Hash, size: r.Size, seq: seq}
+	return &indexEntry{key: r.Key, id: id, clock: hlc.Timestamp(r.Clock), writer: r.Writer, kind: r.Kind, hash: r.Hash, size: r.Size, seq: seq}
 }
 
 func getUint64(b *bolt.Bucket, key []byte) uint64 {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dt-cdn/dt/blobs"
+	"github.com/dt-cdn/dt/dt/internal/hlc"
 	"github.com/hdevalence/ed25519consensus"
 )
 
@@ -171,7 +172,7 @@ func (n *Node) checkRecord(r *Record, signatureVerified bool) error {
 	if !signatureVerified && !verifySignature(r) {
 		return fmt.Errorf("%w: bad signature", ErrForged)
 	}
-	if ahead := n.clock.Ahead(r.Clock); ahead > n.cfg.MaxClockSkew {
+	if ahead := n.clock.Ahead(hlc.Timestamp(r.Clock)); ahead > n.cfg.MaxClockSkew {
 		return fmt.Errorf("%w: %s ahead", ErrClockAhead, ahead.Round(time.Second))
 	}
 	if int64(r.Size) > n.cfg.MaxObjectSize {

@@ -79,7 +79,7 @@ func (n *Node) writeBatch(ctx context.Context, recs []*Record, bodies [][]byte, 
 	done := make(chan applyResult, len(recs))
 	for i, rec := range recs {
 		rec.Table, rec.Epoch, rec.Writer = n.table, n.cfg.Epoch, n.id
-		rec.Clock = n.clock.Now()
+		rec.Clock = uint64(n.clock.Now())
 		rec.sign(n.cfg.Keys.Master)
 		op := applyOp{rec: rec, id: rec.ID(), done: done}
 		if rec.Kind == KindPut {

@@ -31,8 +31,9 @@ func TestRunDrainsAndStops(t *testing.T) {
 		mu    sync.Mutex
 		beats = map[dt.NodeID][]heartbeat.Heartbeat{}
 	)
+	events := peer.Events() // subscribed here, before the goroutines the edge may not leave are counted
 	go func() {
-		for ev := range peer.Events() {
+		for ev := range events {
 			if h, err := heartbeat.Decode(ev.Object); err == nil && ev.Type == dt.EventMessageReceived {
 				mu.Lock()
 				beats[ev.From] = append(beats[ev.From], h)

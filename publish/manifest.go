@@ -106,7 +106,7 @@ func contains(keys []string, key string) bool {
 // readManifest loads a deploy's manifest, assembling it from chunks when it was stored as a
 // reference; it also returns the chunk blobs (none for an inline manifest).
 func (s *session) readManifest(ctx context.Context, id site.DeployID) (*site.Manifest, []blobs.Hash, error) {
-	raw, err := s.node.Load(ctx, site.DeployKey(id))
+	raw, err := s.node.Get(ctx, site.DeployKey(id))
 	if err != nil {
 		return nil, nil, fmt.Errorf("publish: read manifest %s: %w", id.Short(), err)
 	}
@@ -115,7 +115,7 @@ func (s *session) readManifest(ctx context.Context, id site.DeployID) (*site.Man
 		return m, nil, err
 	}
 	m, hs, err := site.AssembleManifest(ref, id, func(h blobs.Hash) ([]byte, error) {
-		obj, err := s.node.Load(ctx, site.BlobKey(h))
+		obj, err := s.node.Get(ctx, site.BlobKey(h))
 		if err != nil {
 			return nil, err
 		}

@@ -311,8 +311,9 @@ func openSession(ctx context.Context, opts NetworkOptions, readOnly bool) (*sess
 	}
 	s := &session{node: node, dir: dir, done: make(chan struct{}), confirmWait: opts.ConnectTimeout,
 		tracker: heartbeat.NewTracker(heartbeat.Config{Interval: opts.HeartbeatInterval})}
+	events := node.Events() // before any write, so that its errors are on the channel
 	s.wg.Go(func() {
-		for ev := range node.Events() {
+		for ev := range events {
 			if opts.Events != nil {
 				opts.Events(ev)
 			}
@@ -346,7 +347,7 @@ func (s *session) current(ctx context.Context) (*site.Manifest, site.DeployID, e
 	if !s.node.Has(site.CurrentKey) {
 		return nil, site.DeployID{}, nil
 	}
-	raw, err := s.node.Load(ctx, site.CurrentKey)
+	raw, err := s.node.Get(ctx, site.CurrentKey)
 	if err != nil {
 		return nil, site.DeployID{}, fmt.Errorf("publish: read current deploy: %w", err)
 	}
@@ -506,7 +507,7 @@ func (k kept) blobs() []blobs.Hash { return append(k.m.TableBlobs(), k.chunks...
 // deploys returns the kept deploys, newest published first.
 func (s *session) deploys(ctx context.Context) ([]kept, error) {
 	var all []kept
-	for _, key := range s.node.Keys() {
+	for key := range s.node.ObjectKeys() {
 		id, ok := site.ParseDeployKey(key)
 		if !ok {
 			continue

@@ -198,7 +198,7 @@ func (r *Node) Run(ctx context.Context) error {
 		return errors.Join(err, h.Close())
 	}
 	defer p.close() // for a host that stops before Serve runs; a no-op after Serve's
-	if err := h.Subscribe(nodehost.EventFunc(p.handleEvent)); err != nil {
+	if err := h.Subscribe(dt.EventHandlerFunc(p.handleEvent)); err != nil {
 		return errors.Join(err, h.Close())
 	}
 	r.setGeo(p.geo)

@@ -18,7 +18,7 @@ import (
 // Loader reads a table object, fetching its body from a peer when the node does not hold it.
 // *dt.Node implements it.
 type Loader interface {
-	Load(ctx context.Context, key string) ([]byte, error)
+	Get(ctx context.Context, key string) ([]byte, error)
 }
 
 // HistoryConfig configures a History. Zero values mean the defaults given per field.
@@ -218,7 +218,7 @@ func (h *History) readPending(ctx context.Context) time.Time {
 func (h *History) readManifest(ctx context.Context, id site.DeployID, object []byte) (*site.Manifest, error) {
 	if object == nil {
 		var err error
-		if object, err = h.cfg.Node.Load(ctx, site.DeployKey(id)); err != nil {
+		if object, err = h.cfg.Node.Get(ctx, site.DeployKey(id)); err != nil {
 			return nil, fmt.Errorf("web: read deploy %s: %w", id.Short(), err)
 		}
 	}
@@ -227,7 +227,7 @@ func (h *History) readManifest(ctx context.Context, id site.DeployID, object []b
 		return m, err
 	}
 	m, _, err = site.AssembleManifest(ref, id, func(hash blobs.Hash) ([]byte, error) {
-		obj, err := h.cfg.Node.Load(ctx, site.BlobKey(hash))
+		obj, err := h.cfg.Node.Get(ctx, site.BlobKey(hash))
 		if err != nil {
 			return nil, err
 		}

@@ -107,7 +107,7 @@ func TestHistoryFollowsPublishes(t *testing.T) {
 	small := publishSite(3, 10)
 	check(small)
 	large := publishSite(400, 10)
-	raw, err := hub.Get(site.DeployKey(large.id))
+	raw, err := hub.Get(context.Background(), site.DeployKey(large.id))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package zone
 import (
 	"context"
 	"fmt"
+	"iter"
 	"maps"
 	"slices"
 	"strings"
@@ -13,8 +14,8 @@ import (
 // Table is the part of a dt node that publishing zones reads and writes; *dt.Node is one. A
 // master's node is needed to write.
 type Table interface {
-	Keys() []string
-	Load(ctx context.Context, key string) ([]byte, error)
+	ObjectKeys() iter.Seq[string]
+	Get(ctx context.Context, key string) ([]byte, error)
 	Put(ctx context.Context, key string, body []byte) error
 	PutMany(ctx context.Context, keys []string, bodies [][]byte) error
 	Delete(ctx context.Context, key string) error
@@ -27,11 +28,11 @@ type Table interface {
 func Held(ctx context.Context, t Table, apex string) (map[string][]byte, error) {
 	prefix := ZonePrefix(apex)
 	have := map[string][]byte{}
-	for _, k := range t.Keys() {
+	for k := range t.ObjectKeys() {
 		if !strings.HasPrefix(k, prefix) {
 			continue
 		}
-		body, err := t.Load(ctx, k)
+		body, err := t.Get(ctx, k)
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", k, err)
 		}

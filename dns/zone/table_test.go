@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -69,7 +70,7 @@ func TestPublishThroughTheTable(t *testing.T) {
 		t.Errorf("the edit wrote %d sets and removed %d, want the SOA and one removal", len(c.Put), len(c.Delete))
 	}
 
-	removal := Removal(master.Keys(), z.Apex)
+	removal := Removal(slices.Collect(master.ObjectKeys()), z.Apex)
 	if soa := (&Set{Zone: z.Apex, Name: z.Apex, Type: dns.TypeSOA}).Key(); len(removal) != len(z.Sets)-1 || removal[0] != soa {
 		t.Fatalf("removal %v: want the zone's %d sets, the SOA first", removal, len(z.Sets)-1)
 	}
@@ -77,12 +78,12 @@ func TestPublishThroughTheTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	wait.For(t, 10*time.Second, func() error {
-		if left := Removal(peer.Keys(), z.Apex); len(left) > 0 {
+		if left := Removal(slices.Collect(peer.ObjectKeys()), z.Apex); len(left) > 0 {
 			return fmt.Errorf("the peer still holds %v", left)
 		}
 		return nil
 	})
-	if got := Removal(master.Keys(), "other.example."); got != nil {
+	if got := Removal(slices.Collect(master.ObjectKeys()), "other.example."); got != nil {
 		t.Errorf("Removal of a zone the table lacks = %v", got)
 	}
 }

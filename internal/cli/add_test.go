@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -83,7 +84,7 @@ func TestAddRemoveSend(t *testing.T) {
 		t.Fatalf("add printed %q, want the id of the canonical JSON %s", got, wantID)
 	}
 	// dt add returns once the peer applied the object: no waiting needed.
-	body, err := peer.Get(wantID)
+	body, err := peer.Get(context.Background(), wantID)
 	if err != nil || string(body) != canonical {
 		t.Fatalf("peer holds %s, %v", body, err)
 	}

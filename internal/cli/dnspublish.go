@@ -147,7 +147,7 @@ func removeZone(ctx context.Context, env *Env, f *dnsPublishFlags, apex string) 
 	if err := t.n.WaitSynced(ctx); err != nil {
 		return t.explain(ctx, err)
 	}
-	keys := zone.Removal(t.n.Keys(), apex)
+	keys := zone.Removal(slices.Collect(t.n.ObjectKeys()), apex)
 	if len(keys) == 0 {
 		return fmt.Errorf("no zone %s in the table", apex)
 	}
@@ -196,7 +196,7 @@ func runDNSRecords(ctx context.Context, args []string, env *Env) error {
 	if err := t.n.WaitSynced(ctx); err != nil {
 		return t.explain(ctx, err)
 	}
-	zones := zone.Zones(t.n.Keys())
+	zones := zone.Zones(slices.Collect(t.n.ObjectKeys()))
 	if which != "" {
 		zones = slices.DeleteFunc(zones, func(z string) bool { return z != which })
 		if len(zones) == 0 {

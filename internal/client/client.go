@@ -66,8 +66,9 @@ func Open(ctx context.Context, cfg Config) (*Client, context.Context, error) {
 		return nil, nil, err
 	}
 	c := &Client{node: node, dir: dir, watch: watch}
+	events := node.Events() // before any write, so that its errors are on the channel
 	c.wg.Go(func() {
-		for ev := range node.Events() {
+		for ev := range events {
 			if cfg.Events != nil {
 				cfg.Events(ev)
 			}

@@ -12,9 +12,11 @@
 //
 // Every consumer subscribed before Run gets every event of the node, from EventStarted on, in
 // order, on one goroutine shared by all consumers: consumer i sees an event before consumer i+1
-// does, and the next event only after every consumer returned. Until Run has its admin listener
-// serving, events wait in the node's own queue (the node never blocks on them), so a consumer
-// built on the open node misses nothing. A slow consumer delays the others, never the table.
+// does, and the next event only after every consumer returned. The host takes one subscription
+// of the node's (dt.Node.Events) as it opens it; until Run has its admin listener serving,
+// events wait in that subscription's queue (the node never blocks on them), so a consumer built
+// on the open node misses nothing. A slow consumer delays the others, never the table; past
+// dt.Config.EventBuffer, messages and errors are dropped for it, never object events.
 //
 // # Shutdown
 //

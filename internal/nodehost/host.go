@@ -83,18 +83,13 @@ type Serving struct {
 	PublicURL string // where an edge tells redirectors to send visitors; empty for other roles
 }
 
-// EventHandler consumes a node's events. HandleEvent is called with every event, in order, from
-// one goroutine, never concurrently; it must return promptly, since every other consumer of the
-// node waits meanwhile.
-type EventHandler interface {
-	HandleEvent(dt.Event)
-}
+// EventHandler consumes a node's events: dt's handler interface. A host calls HandleEvent with
+// every event, in order, from one goroutine, never concurrently; it must return promptly, since
+// every other consumer of the node waits meanwhile.
+type EventHandler = dt.EventHandler
 
 // EventFunc adapts a function to an EventHandler.
-type EventFunc func(dt.Event)
-
-// HandleEvent calls f(ev).
-func (f EventFunc) HandleEvent(ev dt.Event) { f(ev) }
+type EventFunc = dt.EventHandlerFunc
 
 // Role is what a role adds to its host: admin routes, its part of /status, and the serving
 // itself.
@@ -114,17 +109,19 @@ type Role struct {
 // Host is an open dt node with what every role shares around it. Open it, build the role on
 // Node, subscribe the role's consumers, then Run; or Close it if the role cannot be built.
 type Host struct {
-	cfg  Config
-	log  *slog.Logger
-	reg  *prometheus.Registry
-	node *dt.Node
+	cfg    Config
+	log    *slog.Logger
+	reg    *prometheus.Registry
+	node   *dt.Node
+	events <-chan dt.Event // the node's subscription taken at Open, read from Run
 
 	mu        sync.Mutex
 	consumers []EventHandler // guarded by mu; fixed once started
 	started   bool           // guarded by mu: Run or Close was called
 }
 
-// Open opens the node. Its events wait in the node's queue until Run hands them to the
+// Open opens the node and subscribes to its events at once (dt.Node.Events), so that no message
+// or error is missed; they wait in the subscription's queue until Run hands them to the
 // consumers. The error of dt.Open is returned as it is, so that callers can tell a data directory
 // locked by another process (bbolt's ErrTimeout).
 func Open(cfg Config) (*Host, error) {
@@ -146,7 +143,7 @@ func Open(cfg Config) (*Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	h.node = n
+	h.node, h.events = n, n.Events()
 	if cfg.Opened != nil {
 		cfg.Opened(n)
 	}
@@ -241,7 +238,7 @@ func (h *Host) closeNode(consumers []EventHandler) error {
 
 // deliver logs every event and hands it to the consumers, until the node closes its channel.
 func (h *Host) deliver(consumers []EventHandler) {
-	for ev := range h.node.Events() {
+	for ev := range h.events {
 		logEvent(h.log, ev)
 		for _, c := range consumers {
 			c.HandleEvent(ev)

@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// benchSize is the set size the design brief measures at.
+// benchSize is the set size the resync figures in package dt's documentation are measured at.
 const benchSize = 100_000
 
 // BenchmarkReconcile reports, for two sets of 100,000 items that differ in d items, the bytes

@@ -25,8 +25,8 @@ const (
 	MaxHelloSize = 4096
 
 	// DefaultHandshakeTimeout is the handshake deadline used when Config.HandshakeTimeout is zero.
-	// It matches the address-blocking rule that an unauthenticated connection gets 5 s to prove
-	// itself (brief §4).
+	// It matches the address guard's rule that an unauthenticated connection gets 5 s to prove
+	// itself (ipguard's HandshakeTimeout).
 	DefaultHandshakeTimeout = 5 * time.Second
 
 	// DefaultRekeyBytes is how much ciphertext one direction carries before both ends rekey it

@@ -4,8 +4,8 @@ import "errors"
 
 // Errors returned by [Client], [Server] and [Conn]. Check them with errors.Is; returned errors wrap
 // them with the step that failed and, where there is one, the underlying cause. Callers that count
-// strikes against a remote address (address blocking, brief §4) should count ErrAuth, ErrMalformed and
-// ErrTimeout from [Server]; ErrHandshake is usually a network fault.
+// strikes against a remote address (the address guard, package ipguard) should count ErrAuth,
+// ErrMalformed and ErrTimeout from [Server]; ErrHandshake is usually a network fault.
 var (
 	// ErrAuth is returned when the peer could not be authenticated or a message failed its
 	// integrity check: a different network key, a different prologue (another table, epoch or
