@@ -43,7 +43,11 @@ func testConfig(t *testing.T, keys dt.Keys, peers []string, ready func(Ready) er
 func TestNodeRun(t *testing.T) {
 	_, plain := testnet.Keys(t)
 	peer := testnet.Node(t, testnet.Options{Keys: plain, Listen: true})
-	testnet.Drain(peer)
+	events := peer.Events() // subscribed here, before the goroutines Run may not leave are counted
+	go func() {
+		for range events {
+		}
+	}()
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ready := make(chan Ready, 1)
 	d, err := New(testConfig(t, plain, []string{testnet.Addr(peer)}, func(r Ready) error { ready <- r; return nil }))

@@ -27,7 +27,11 @@ import (
 func TestNodeRun(t *testing.T) {
 	_, plain := testnet.Keys(t)
 	peer := testnet.Node(t, testnet.Options{Keys: plain, Listen: true})
-	testnet.Drain(peer)
+	peerEvents := peer.Events() // subscribed here, before the goroutines Run may not leave are counted
+	go func() {
+		for range peerEvents {
+		}
+	}()
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	geoPath := mmdb.File(t)
 	ncfg := dt.LocalConfig()
