@@ -32,7 +32,7 @@ func TestPublicAddrs(t *testing.T) {
 // every heartbeat.
 func TestLocateOncePerAddress(t *testing.T) {
 	calls := map[netip.Addr]int{}
-	e := &Node{cfg: NodeConfig{Locate: func(ip netip.Addr) *heartbeat.Location {
+	e := &service{cfg: serviceConfig{Locate: func(ip netip.Addr) *heartbeat.Location {
 		calls[ip]++
 		return &heartbeat.Location{Lat: float64(ip.As4()[3]), Lon: 1}
 	}}}

@@ -3,419 +3,209 @@ package edge
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"net/http"
-	"net/netip"
-	"runtime"
-	"strconv"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
-
-	"github.com/go-chi/chi/v5"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dt-cdn/dt/blobs"
 	follow "github.com/dt-cdn/dt/deploy"
-	"github.com/dt-cdn/dt/dt"
-	"github.com/dt-cdn/dt/heartbeat"
-	"github.com/dt-cdn/dt/internal/connlimit"
-	"github.com/dt-cdn/dt/internal/h2"
-	"github.com/dt-cdn/dt/internal/httpserve"
-	"github.com/dt-cdn/dt/site"
-	"github.com/dt-cdn/dt/static"
+	"github.com/dt-cdn/dt/geoip"
+	"github.com/dt-cdn/dt/internal/certs"
+	"github.com/dt-cdn/dt/internal/nodehost"
 )
 
-// HealthPath answers 200 with the deploy id when the edge serves the network's current deploy,
-// and 503 when it does not (yet): what redirectors probe and load balancers may check.
-const HealthPath = "/.well-known/dt/health"
-
-// NodeConfig configures an edge on a dt node.
-type NodeConfig struct {
-	// Node is the edge's dt node. Its events reach the edge through HandleEvent. Required.
-	Node *dt.Node
-	// Blobs holds the site's file data. Required.
-	Blobs *blobs.Store
-	// PublicURL is where visitors reach this edge ("https://e1.example.com"). Required: the
-	// redirector sends visitors there.
-	PublicURL string
-	// IPv4 and IPv6 are the edge's public addresses, for the redirector's choice by address
-	// family. When both are zero the edge reports the public addresses its dt peers see it at
-	// (dt.Node.ObservedAddrs), one per family; with none of those, nothing (the redirector then
-	// treats the edge as reachable by both families).
-	IPv4, IPv6 netip.Addr
-	// Location is where the edge is. Nil: from Locate, else unknown (the redirector then does
-	// not rank it by distance).
-	Location *heartbeat.Location
-	// Locate, when set and Location is nil, finds where the edge is from the public address it
-	// reports (a GeoIP lookup). It is called again only when that address changes.
-	Locate func(netip.Addr) *heartbeat.Location
-	// HeartbeatInterval is how often the edge reports. Zero: 2 s.
-	HeartbeatInterval time.Duration
-	// CertExpiry returns when the edge's certificate expires. Nil: no certificate (plain HTTP).
-	CertExpiry func() time.Time
-	// Version is the software version reported in heartbeats.
-	Version string
-	// Name is what the operator calls the edge, reported in heartbeats for dashboards. Optional.
-	Name string
-	// StdHTTP1 serves plain HTTP/1.x with net/http's server instead of package h1's
-	// (httpserve.Config.StdHTTP1).
-	StdHTTP1 bool
-	// StdHTTP2 serves HTTP/2 with net/http's server instead of package h2's
-	// (httpserve.Config.StdHTTP2).
-	StdHTTP2 bool
-	// MaxConns, MaxConnsPerIP and FDReserve cap visitor connections (connlimit.Config's
-	// MaxConns, MaxConnsPerAddr and FDReserve). Zero: the defaults given there.
-	MaxConns, MaxConnsPerIP, FDReserve int
-	// Registerer receives the edge's metrics (requests by status and encoding, bytes, latency,
-	// connections open and refused). Nil: none.
-	Registerer prometheus.Registerer
-	// Logger receives the edge's logs. Nil discards them.
-	Logger *slog.Logger
-	// Routes registers further routes before the site (an ACME challenge handler, say).
-	Routes func(r chi.Router)
-}
-
-// Node is an edge: it follows the current deploy into its blob store, switches the served site
-// atomically once every blob is on disk, reports itself in heartbeats and serves visitors.
+// Node is an edge: a dt node that serves the network's current deploy to visitors, switching
+// to a new deploy only once it holds every file of it, and reports itself in heartbeats. Run
+// assembles it, serves, and drains when its context ends.
 type Node struct {
-	cfg      NodeConfig
-	log      *slog.Logger
-	handler  *static.Handler
-	server   *httpserve.Server
-	follower *follow.Follower
-	load     loadMeter
-	metrics  *edgeMetrics
-
-	mu       sync.Mutex
-	site     *static.Site // guarded by mu: the site being served
-	draining atomic.Bool
-	// beatNow asks for a heartbeat at once (buffered: one pending request is enough).
-	beatNow chan struct{}
-
-	located   netip.Addr          // the address Locate was last asked about; only report touches it
-	locatedAt *heartbeat.Location // what Locate answered for it
+	cfg     Config
+	started atomic.Bool
+	svc     atomic.Pointer[service] // set by Run once the edge is assembled
 }
 
-// NewNode builds an edge; Run sends its heartbeats and Serve serves visitors.
-func NewNode(cfg NodeConfig) (*Node, error) {
-	var errs []error
-	if cfg.Node == nil {
-		errs = append(errs, errors.New("edge: NodeConfig.Node is required"))
-	}
-	if cfg.Blobs == nil {
-		errs = append(errs, errors.New("edge: NodeConfig.Blobs is required"))
-	}
-	if cfg.PublicURL == "" {
-		errs = append(errs, errors.New("edge: NodeConfig.PublicURL is required"))
-	}
-	if err := errors.Join(errs...); err != nil {
+// ErrRunOnce is returned by a second call of Node.Run: a Node's listeners and data directory
+// are its one run's.
+var ErrRunOnce = errors.New("edge: a Node runs once")
+
+// New checks cfg; Run opens and serves the edge. It opens nothing itself.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	if cfg.HeartbeatInterval <= 0 {
-		cfg.HeartbeatInterval = 2 * time.Second
+	return &Node{cfg: cfg.withDefaults()}, nil
+}
+
+// parts are what an edge opens beside its node, closed once the node has closed.
+type parts struct {
+	store *blobs.Store
+	certs *certs.Manager // nil without HTTPS
+	lns   listeners
+	geo   *geoip.DB // nil without Config.GeoIP, or with a Location
+	svc   *service
+}
+
+// close closes what was opened; listeners a server already closed are harmless to close again.
+func (p *parts) close() error {
+	p.lns.close()
+	var err error
+	if p.geo != nil {
+		err = p.geo.Close()
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
+	if p.store != nil {
+		err = errors.Join(err, p.store.Close())
 	}
-	e := &Node{cfg: cfg, log: cfg.Logger, beatNow: make(chan struct{}, 1)}
-	e.load.start = time.Now()
-	e.handler = static.NewHandler(static.HandlerConfig{
-		Logger:      cfg.Logger,
-		Observer:    e,
-		SendTimeout: httpserve.DefaultSendTimeout, // the server's
-		Routes: func(r chi.Router) {
-			r.Get(HealthPath, e.serveHealth)
-			r.Head(HealthPath, e.serveHealth)
-			if cfg.Routes != nil {
-				cfg.Routes(r)
-			}
+	return err
+}
+
+// Run opens the edge's node, its blob store, certificates and listeners, and serves until ctx
+// ends. Then it drains: it announces the drain (health 503, a draining heartbeat), keeps serving
+// DrainWait so that redirectors move visitors away, stops the listeners letting requests in
+// flight finish, and closes the admin listener, the node and the store, in that order. It
+// returns once everything it started has stopped. A Node runs once (ErrRunOnce).
+func (e *Node) Run(ctx context.Context) (err error) {
+	if !e.started.CompareAndSwap(false, true) {
+		return ErrRunOnce
+	}
+	h, err := nodehost.Open(e.hostConfig())
+	if err != nil {
+		return err
+	}
+	var p parts
+	defer func() { err = errors.Join(err, p.close()) }()
+	if err := e.assemble(h, &p); err != nil {
+		return errors.Join(err, h.Close())
+	}
+	return h.Run(ctx, nodehost.Role{
+		Status: func(st *nodehost.Status) {
+			s := p.svc.Status()
+			st.Edge = &s
+		},
+		Serve: func(ctx context.Context, ready func(nodehost.Serving) error) error {
+			return e.serve(ctx, &p, h.Logger(), ready)
 		},
 	})
-	srv, err := httpserve.New(httpserve.Config{
-		Handler:    e.handler,
-		Logger:     cfg.Logger,
-		StdHTTP1:   cfg.StdHTTP1,
-		StdHTTP2:   cfg.StdHTTP2,
-		ConnCaps:   &connlimit.Config{MaxConns: cfg.MaxConns, MaxConnsPerAddr: cfg.MaxConnsPerIP, FDReserve: cfg.FDReserve},
-		Registerer: cfg.Registerer,
-		Subsystem:  "edge",
-	})
-	if err != nil {
-		return nil, fmt.Errorf("edge: %w", err)
+}
+
+// Status reports the deploy the edge follows, as /status shows it under "edge": zero until Run
+// has assembled the edge.
+func (e *Node) Status() follow.Status {
+	if s := e.svc.Load(); s != nil {
+		return s.Status()
 	}
-	e.server = srv
-	if cfg.Registerer != nil {
-		m, err := newEdgeMetrics(cfg.Registerer, srv.H2Stats())
-		if err != nil {
-			return nil, err
+	return follow.Status{}
+}
+
+func (e *Node) hostConfig() nodehost.Config {
+	c := e.cfg
+	return nodehost.Config{Node: c.Node, Admin: c.Admin, AdminRoutes: c.AdminRoutes, DescribeError: c.DescribeError, Logger: c.Logger, Registry: c.Registry,
+		Build: c.Build, Version: c.Version, Opened: c.Opened, Ready: c.Ready}
+}
+
+// assemble opens the edge's parts on its open node and subscribes the service to its events.
+func (e *Node) assemble(h *nodehost.Host, p *parts) error {
+	c, log := e.cfg, h.Logger()
+	var err error
+	if p.store, err = blobs.Open(filepath.Join(c.Node.DataDir, "site"), blobs.Options{NoSync: c.Node.NoSync, Logger: log}); err != nil {
+		return err
+	}
+	if p.certs, err = e.certificates(log); err != nil {
+		return err
+	}
+	// Listening first resolves a :0 port before the public URL is derived from it.
+	if p.lns, err = listen(c.HTTP, c.HTTPS); err != nil {
+		return err
+	}
+	sc := serviceConfig{Node: h.Node(), Blobs: p.store, IPv4: c.IPv4, IPv6: c.IPv6, Location: c.Location,
+		HeartbeatInterval: c.HeartbeatInterval, Version: c.Version, Name: c.Name, StdHTTP1: c.StdHTTP1, StdHTTP2: c.StdHTTP2,
+		MaxConns: c.MaxConns, MaxConnsPerIP: c.MaxConnsPerIP, FDReserve: c.FDReserve, Registerer: h.Registerer(), Logger: log}
+	sc.PublicURL = publicURL(c.PublicURL, c.Domains, p.lns.addr(p.lns.http), p.lns.addr(p.lns.https))
+	if p.certs != nil {
+		host, cm := hostOf(sc.PublicURL), p.certs
+		sc.CertExpiry = func() time.Time { t, _ := cm.Expiry(host); return t }
+	}
+	if c.Location == nil && c.GeoIP != "" {
+		if p.geo, err = geoip.Open(c.GeoIP, geoip.Options{Logger: log}); err != nil {
+			return err
 		}
-		e.metrics = m
+		sc.Locate = geoLocator(p.geo, log)
 	}
-	e.follower, err = follow.New(follow.Config{Blobs: cfg.Blobs, Logger: cfg.Logger, OnSwitch: e.switchTo})
-	if err != nil {
-		return nil, err
+	if p.svc, err = newService(sc); err != nil {
+		return err
 	}
-	return e, nil
+	e.svc.Store(p.svc)
+	return h.Subscribe(p.svc)
 }
 
-// switchTo builds the new deploy's site (reading its small files into memory) and swaps it in:
-// requests already running finish on the old site, new ones get the new one.
-func (e *Node) switchTo(a follow.Active) {
-	e.mu.Lock()
-	prev := e.site
-	e.mu.Unlock()
-	s, err := static.NewSite(a.ID, a.Manifest, e.cfg.Blobs, static.SiteOptions{Previous: prev})
-	if err != nil {
-		e.log.Error("Cannot serve deploy", slog.Any("deploy", a.ID), slog.Any("err", err))
-		return
+// certificates returns the certificate manager for HTTPS (kept in DataDir/certs), or nil
+// without HTTPS.
+func (e *Node) certificates(log *slog.Logger) (*certs.Manager, error) {
+	c := e.cfg
+	if c.HTTPS == "" {
+		return nil, nil
 	}
-	e.mu.Lock()
-	e.site = s
-	e.mu.Unlock()
-	e.handler.SetSite(s)
-	e.log.Info("Serving deploy", slog.Any("deploy", a.ID), slog.Int("files", len(a.Manifest.Files)), slog.Int64("memory_bytes", s.MemoryBytes()))
-	// Redirectors send visitors only to edges that say they serve the current deploy: tell
-	// them now rather than at the next tick, or every edge looks outdated for up to an interval
-	// after each publish and visitors get 503s meanwhile.
-	select {
-	case e.beatNow <- struct{}{}:
-	default:
-	}
+	return certs.New(certs.Config{Domains: c.Domains, CacheDir: filepath.Join(c.Node.DataDir, "certs"),
+		ACMEDirectory: c.ACMEDirectory, Email: c.ACMEEmail, Logger: log})
 }
 
-// serving returns the deploy whose site answers new requests (zero before the first) and
-// whether it is the network's current deploy. Heartbeats and the health endpoint report these
-// rather than the follower's active deploy, which the follower sets before the site is built and
-// swapped in, and which stays set when the site fails to build.
-func (e *Node) serving() (served site.DeployID, synced bool) {
-	if s := e.handler.Site(); s != nil {
-		served = s.ID()
-	}
-	target := e.follower.Status().Target
-	return served, !target.IsZero() && served == target
-}
+// serve serves on the listeners until ctx ends or a server fails, then drains (see Run). It
+// reports the edge ready once the servers run.
+func (e *Node) serve(ctx context.Context, p *parts, log *slog.Logger, ready func(nodehost.Serving) error) error {
+	serveCtx, stopServing := context.WithCancel(context.Background())
+	defer stopServing()
+	var wg sync.WaitGroup
+	errc := e.startServers(serveCtx, &wg, p, log)
+	beatCtx, stopBeats := context.WithCancel(context.Background())
+	beatsDone := make(chan struct{})
+	go func() { defer close(beatsDone); p.svc.sendHeartbeats(beatCtx) }()
+	sv := nodehost.Serving{HTTP: p.lns.addr(p.lns.http), HTTPS: p.lns.addr(p.lns.https), PublicURL: p.svc.cfg.PublicURL}
+	log.Info("Edge serving", slog.String("http", sv.HTTP), slog.String("https", sv.HTTPS))
 
-// HandleEvent takes one event of the node; call it with every event, in order, from one goroutine.
-func (e *Node) HandleEvent(ev dt.Event) {
-	if err := e.follower.Handle(ev); err != nil {
-		e.log.Warn("Deploy object refused", slog.String("key", ev.Key), slog.Any("err", err))
-	}
-}
-
-// Handler returns the HTTP handler serving visitors (and the health endpoint).
-func (e *Node) Handler() http.Handler { return e.handler }
-
-// Server returns the HTTP server, to Serve on listeners.
-func (e *Node) Server() *httpserve.Server { return e.server }
-
-// Status reports the deploy state for /status.
-func (e *Node) Status() follow.Status { return e.follower.Status() }
-
-// Drain marks the edge as going away: the next heartbeats say so and the health endpoint answers
-// 503, so redirectors stop sending visitors before the listener closes.
-func (e *Node) Drain() { e.draining.Store(true) }
-
-func (e *Node) serveHealth(w http.ResponseWriter, r *http.Request) {
-	served, synced := e.serving()
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if !synced || e.draining.Load() {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		if e.draining.Load() {
-			fmt.Fprintln(w, "draining")
-		} else {
-			fmt.Fprintln(w, "syncing")
-		}
-		return
-	}
-	fmt.Fprintln(w, served)
-}
-
-// Run sends heartbeats until ctx ends, and a last one saying the edge drains; one goes out at once
-// each time the edge starts serving a new deploy.
-func (e *Node) Run(ctx context.Context) {
-	heartbeat.SendWhen(ctx, e.cfg.Node, e.cfg.HeartbeatInterval, e.beatNow, e.report, func(err error) {
-		e.log.Warn("Heartbeat not sent", slog.Any("err", err))
-	})
-}
-
-// report fills a heartbeat.
-func (e *Node) report(h *heartbeat.Heartbeat) {
-	h.Version, h.Name = e.cfg.Version, e.cfg.Name
-	h.PublicURL = e.cfg.PublicURL
-	h.IPv4, h.IPv6 = e.cfg.IPv4, e.cfg.IPv6
-	if !h.IPv4.IsValid() && !h.IPv6.IsValid() {
-		h.IPv4, h.IPv6 = publicAddrs(e.cfg.Node.ObservedAddrs())
-	}
-	h.Location = e.cfg.Location
-	if h.Location == nil && e.cfg.Locate != nil {
-		h.Location = e.locate(h.IPv4, h.IPv6)
-	}
-	served, synced := e.serving()
-	if !served.IsZero() {
-		h.Deploy = served.String()
-	}
-	h.Synced = synced
-	h.Draining = e.draining.Load()
-	if n, b, err := e.cfg.Blobs.Count(usageMaxAge); err == nil {
-		h.Objects, h.Bytes = n, b
-	}
-	if free, err := e.cfg.Blobs.DiskFree(); err == nil {
-		h.DiskFree = free
-	}
-	h.Load = e.load.sample()
-	if e.cfg.CertExpiry != nil {
-		if t := e.cfg.CertExpiry(); !t.IsZero() {
-			h.CertExpiry = t.UnixMilli()
+	err := ready(sv)
+	if err == nil {
+		select {
+		case <-ctx.Done():
+		case err = <-errc:
 		}
 	}
-}
-
-// usageMaxAge is how old the blob store's count in a heartbeat may be: the store keeps it current
-// for its own writes, and a walk of a large store on every beat would cost more than it tells.
-const usageMaxAge = 10 * time.Minute
-
-// locate returns where the edge's reported address is, asking Locate only when the address
-// changed. IPv4 is looked up first: GeoIP databases place it better.
-func (e *Node) locate(v4, v6 netip.Addr) *heartbeat.Location {
-	ip := v4
-	if !ip.IsValid() {
-		ip = v6
-	}
-	if !ip.IsValid() {
-		return nil
-	}
-	if ip != e.located {
-		e.located, e.locatedAt = ip, e.cfg.Locate(ip)
-	}
-	return e.locatedAt
-}
-
-// publicAddrs picks, from the addresses peers see this node at (most-seen first), the first
-// public one of each family. Loopback, private (RFC 1918, RFC 4193), link-local and shared
-// carrier-grade NAT (RFC 6598) addresses are no use to visitors elsewhere.
-func publicAddrs(observed []netip.Addr) (v4, v6 netip.Addr) {
-	for _, ip := range observed {
-		ip = ip.Unmap()
-		if !ip.IsGlobalUnicast() || ip.IsPrivate() || sharedNAT.Contains(ip) {
-			continue
-		}
-		if ip.Is4() && !v4.IsValid() {
-			v4 = ip
-		} else if ip.Is6() && !v6.IsValid() {
-			v6 = ip
+	p.svc.Drain()
+	stopBeats() // sends the draining heartbeat
+	<-beatsDone
+	if err == nil {
+		log.Info("Draining", slog.Duration("wait", e.cfg.DrainWait))
+		t := time.NewTimer(e.cfg.DrainWait)
+		select {
+		case <-t.C:
+		case err = <-errc:
+			t.Stop()
 		}
 	}
-	return v4, v6
+	stopServing()
+	wg.Wait()
+	close(errc)
+	for serr := range errc {
+		err = errors.Join(err, serr)
+	}
+	return err
 }
 
-// sharedNAT is RFC 6598's shared address space, used behind carrier-grade NAT.
-var sharedNAT = netip.MustParsePrefix("100.64.0.0/10")
-
-// ObserveResponse counts a response for the load report and the metrics.
-func (e *Node) ObserveResponse(ri static.ResponseInfo) {
-	e.load.requests.Add(1)
-	e.load.bytes.Add(ri.Bytes)
-	if ri.Status >= 500 {
-		e.load.errors5xx.Add(1)
+// startServers serves visitors on every listener until ctx ends; each server's result goes to
+// the returned channel, which has room for all of them.
+func (e *Node) startServers(ctx context.Context, wg *sync.WaitGroup, p *parts, log *slog.Logger) chan error {
+	errc := make(chan error, 2)
+	srv := p.svc.Server()
+	if p.lns.https != nil {
+		wg.Go(func() { errc <- srv.Serve(ctx, p.lns.https, p.certs.TLSConfig()) })
 	}
-	if e.metrics != nil {
-		e.metrics.observe(ri)
+	if p.lns.http == nil {
+		return errc
 	}
-}
-
-// loadMeter turns counters into the rates a heartbeat reports, over the time since the last one.
-type loadMeter struct {
-	requests, bytes, errors5xx atomic.Int64
-
-	mu        sync.Mutex
-	start     time.Time
-	lastCPU   time.Duration
-	lastReqs  int64
-	lastBytes int64
-	lastErrs  int64
-}
-
-func (m *loadMeter) sample() heartbeat.Load {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	now := time.Now()
-	secs := now.Sub(m.start).Seconds()
-	if secs <= 0 {
-		secs = 1
+	if len(e.cfg.Domains) > 0 {
+		// ACME challenges and redirects count against the visitor caps too.
+		wg.Go(func() { errc <- serveHTTP(ctx, srv.Limit(p.lns.http), p.certs.HTTPHandler(nil), log) })
+	} else {
+		wg.Go(func() { errc <- srv.Serve(ctx, p.lns.http, nil) })
 	}
-	reqs, bytes, errs := m.requests.Load(), m.bytes.Load(), m.errors5xx.Load()
-	cpu := processCPU()
-	l := heartbeat.Load{
-		RequestsPS: float64(reqs-m.lastReqs) / secs,
-		BytesPS:    float64(bytes-m.lastBytes) / secs,
-		CPU:        min(1, max(0, (cpu-m.lastCPU).Seconds()/secs/float64(runtime.NumCPU()))),
-	}
-	if reqs > m.lastReqs {
-		l.ErrorRate5xx = float64(errs-m.lastErrs) / float64(reqs-m.lastReqs)
-	}
-	m.start, m.lastCPU, m.lastReqs, m.lastBytes, m.lastErrs = now, cpu, reqs, bytes, errs
-	return l
-}
-
-// processCPU returns the CPU time the process used so far (user + system).
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// edgeMetrics are the edge's Prometheus metrics.
-type edgeMetrics struct {
-	requests *prometheus.CounterVec
-	bytes    prometheus.Counter
-	latency  prometheus.Histogram
-}
-
-func newEdgeMetrics(reg prometheus.Registerer, h2s *h2.Stats) (*edgeMetrics, error) {
-	m := &edgeMetrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "dt", Subsystem: "edge", Name: "requests_total",
-			Help: "Responses of the site, by status code and content coding."}, []string{"code", "encoding"}),
-		bytes: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "dt", Subsystem: "edge", Name: "response_bytes_total",
-			Help: "Body bytes sent."}),
-		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "dt", Subsystem: "edge", Name: "response_seconds",
-			Help: "Time to serve a response, body included.", Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10)}),
-	}
-	cs := []prometheus.Collector{m.requests, m.bytes, m.latency}
-	for _, l := range []struct {
-		name, help string
-		v          *atomic.Uint64
-	}{
-		{"h2_streams_reaped_total", "HTTP/2 streams reset after SendTimeout without flow-control window.", &h2s.StreamsReaped},
-		{"h2_stalled_conns_total", "HTTP/2 connections closed: every open stream without window for SendTimeout.", &h2s.StalledConns},
-		{"h2_write_timeouts_total", "HTTP/2 connections closed: the client took nothing for SendTimeout.", &h2s.WriteTimeouts},
-		{"h2_idle_conns_total", "HTTP/2 connections closed after IdleTimeout without a request.", &h2s.IdleConns},
-		{"h2_control_floods_total", "HTTP/2 connections closed: too many control frames queued for a client that does not read.", &h2s.ControlFloods},
-		{"h2_continuation_floods_total", "HTTP/2 connections closed: too many CONTINUATION frames in a header block.", &h2s.ContinuationFloods},
-		{"h2_send_memory_waits_total", "Times an HTTP/2 connection waited for the send memory budget.", &h2s.SendMemoryWaits},
-	} {
-		cs = append(cs, prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "dt", Subsystem: "edge", Name: l.name, Help: l.help},
-			func() float64 { return float64(l.v.Load()) }))
-	}
-	for _, c := range cs {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("edge: register metrics: %w", err)
-		}
-	}
-	return m, nil
-}
-
-func (m *edgeMetrics) observe(ri static.ResponseInfo) {
-	enc := ri.Encoding
-	if enc == "" {
-		enc = "identity"
-	}
-	m.requests.WithLabelValues(strconv.Itoa(ri.Status), enc).Inc()
-	m.bytes.Add(float64(ri.Bytes))
-	m.latency.Observe(ri.Duration.Seconds())
+	return errc
 }

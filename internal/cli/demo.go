@@ -18,15 +18,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/dt-cdn/dt/blobs"
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/edge"
 	"github.com/dt-cdn/dt/heartbeat"
+	"github.com/dt-cdn/dt/internal/nodehost"
 	"github.com/dt-cdn/dt/publish"
 	"github.com/dt-cdn/dt/redirector"
-	"github.com/dt-cdn/dt/web"
 )
 
 // demoSite is the example site `dt demo` publishes unless --publish names another.
@@ -111,20 +108,18 @@ func writeDemoSite(dir string) (string, error) {
 	return dir, os.WriteFile(filepath.Join(dir, "files", "big.bin"), big, 0o644)
 }
 
-// demo holds everything the demo started, to stop it in order.
+// demo holds everything the demo started, to stop it.
 type demo struct {
 	tmp string
 	log *slog.Logger
 
-	cancel     context.CancelFunc
-	wg         sync.WaitGroup
-	beats      sync.WaitGroup // the edges' heartbeat senders, which end with a draining beat
-	nodes      []*dt.Node
-	servers    []*http.Server
-	admins     []*adminServer
-	dashboards []*web.Dashboard
-	stores     []*blobs.Store
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // every role's Run
 }
+
+// demoEdgeDrain is how long a demo edge keeps serving once the demo stops: enough for the
+// redirector to hear its draining heartbeat, short enough that Ctrl-C feels immediate.
+const demoEdgeDrain = 500 * time.Millisecond
 
 func (d *demo) run(ctx context.Context, env *Env, siteDir string, scan publish.ScanOptions) error {
 	keysDir := filepath.Join(d.tmp, "keys")
@@ -139,101 +134,18 @@ func (d *demo) run(ctx context.Context, env *Env, siteDir string, scan publish.S
 	plain.Master = nil
 	runCtx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
-
-	// The first edge's node listens: the other edges, the redirector and the publisher link to
-	// it. (A redirector keeps no file data, so it is no place for edges to fetch it from.)
-	var (
-		peer     string
-		edgeURLs []string
-	)
-	for i, de := range demoEdges {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return err
-		}
-		url := "http://" + ln.Addr().String()
-		var peers []string
-		if i > 0 {
-			peers = []string{peer}
-		}
-		n, err := d.open(plain, de.name, i == 0, peers, false)
-		if err != nil {
-			ln.Close()
-			return err
-		}
-		if i == 0 {
-			peer = n.Addrs()[0].String()
-		}
-		store, err := blobs.Open(filepath.Join(d.tmp, de.name, "site"), blobs.Options{})
-		if err != nil {
-			ln.Close()
-			return err
-		}
-		d.stores = append(d.stores, store)
-		loc := de.loc
-		e, err := edge.NewNode(edge.NodeConfig{Node: n, Blobs: store, PublicURL: url, IPv4: mustAddr("127.0.0.1"), Name: de.name,
-			Location: &loc, Logger: d.log.With("edge", de.name)})
-		if err != nil {
-			ln.Close()
-			return err
-		}
-		d.wg.Go(func() {
-			for ev := range n.Events() {
-				e.HandleEvent(ev)
-			}
-		})
-		d.beats.Go(func() { e.Run(runCtx) })
-		d.wg.Go(func() { _ = e.Server().Serve(runCtx, ln, nil) })
-		edgeURLs = append(edgeURLs, url)
-	}
-
-	rnode, err := d.open(plain, "redirector", false, []string{peer}, true)
+	peer, edgeURLs, err := d.startEdges(runCtx, plain)
 	if err != nil {
 		return err
 	}
-	// The redirector's admin listener, as dt redirector --admin has: the dashboard, /status,
-	// /explain and /metrics.
-	reg := prometheus.NewRegistry()
-	rp, err := newRedirectorParts(rnode, redirector.ServiceConfig{Node: rnode, Code: 302, Registerer: reg, Logger: d.log}, d.log)
+	redirectURL, adminURL, err := d.startRedirector(runCtx, plain, peer)
 	if err != nil {
 		return err
 	}
-	d.dashboards = append(d.dashboards, rp.dash)
-	d.wg.Go(func() {
-		for ev := range rnode.Events() {
-			rp.handleEvent(ev)
-		}
-	})
-	d.wg.Go(func() { _ = rp.svc.Run(runCtx) })
-	d.wg.Go(func() { _ = rp.history.Run(runCtx) })
-	redirectURL, err := d.serve(rp.svc.Handler())
-	if err != nil {
-		return err
-	}
-	status := func() nodeStatus {
-		st := nodeStatus{Status: rnode.Status(), Redirector: rp.svc.Status()}
-		st.LinkBytesReceived, st.LinkBytesSent = rnode.WireBytes()
-		return st
-	}
-	admin, err := startAdmin("127.0.0.1:0", status, reg, func(mux *http.ServeMux) { mux.Handle("/", rp.admin) }, d.log)
-	if err != nil {
-		return err
-	}
-	d.admins = append(d.admins, admin)
-	adminURL := "http://" + admin.addr()
-
 	fmt.Fprintf(env.Stdout, "publishing:  %s\n", siteDir)
-	plan, err := publish.Scan(ctx, siteDir, scan)
-	if err != nil {
+	if err := d.publish(ctx, env, siteDir, scan, keys, peer); err != nil {
 		return err
 	}
-	defer plan.Close()
-	res, err := publish.Publish(ctx, plan, publish.NetworkOptions{Keys: keys, Peers: []string{peer}, Wait: time.Minute, Node: dt.LocalConfig(), Logger: d.log})
-	if err != nil {
-		return fmt.Errorf("publish the example: %w", err)
-	}
-	fmt.Fprintf(env.Stdout, "deploy:      %s (%d files, %d blobs sent, live on %d/%d edges; settings %s, kept by later publishes)\n",
-		res.Deploy.Short(), res.Files, res.BlobsSent, res.EdgesLive, len(res.Edges), settingsOf(res.SPA, res.CleanURLs))
 	// The publisher saw the edges' heartbeats; the redirector sees them on its own clock. The
 	// URLs are printed once a visitor would be redirected, so the first click works.
 	if err := waitRedirecting(ctx, redirectURL, time.Minute); err != nil {
@@ -248,6 +160,69 @@ func (d *demo) run(ctx context.Context, env *Env, siteDir string, scan publish.S
 	fmt.Fprintf(env.Stdout, "keys:        %s (publish more with: dt publish --keys %s --peer %s DIR)\n", keysDir, keysDir, peer)
 	fmt.Fprintln(env.Stdout, "Ctrl-C stops the demo.")
 	<-ctx.Done()
+	return nil
+}
+
+// startEdges starts the demo's edges through edge.Node's Run. The first edge's node listens:
+// the other edges, the redirector and the publisher link to it. (A redirector keeps no file
+// data, so it is no place for edges to fetch it from.) It returns that node's address and the
+// edges' URLs.
+func (d *demo) startEdges(ctx context.Context, keys dt.Keys) (peer string, urls []string, err error) {
+	for i, de := range demoEdges {
+		cfg := edge.Config{Node: d.nodeConfig(keys, de.name, i == 0, nil, false), HTTP: "127.0.0.1:0", IPv4: mustAddr("127.0.0.1"),
+			Name: de.name, Location: &de.loc, DrainWait: demoEdgeDrain, Logger: d.log.With("edge", de.name)}
+		if i > 0 {
+			cfg.Node.Peers = []string{peer}
+		}
+		ready := make(chan nodehost.Ready, 1)
+		cfg.Ready = func(r nodehost.Ready) error { ready <- r; return nil }
+		e, err := edge.New(cfg)
+		if err != nil {
+			return "", nil, err
+		}
+		r, err := d.start(ctx, e.Run, ready)
+		if err != nil {
+			return "", nil, fmt.Errorf("edge %s: %w", de.name, err)
+		}
+		if i == 0 {
+			peer = r.Listen[0]
+		}
+		urls = append(urls, r.Serving.PublicURL)
+	}
+	return peer, urls, nil
+}
+
+// start runs a role in the background until ctx ends, and returns once it serves, or its error
+// if it stopped before.
+func (d *demo) start(ctx context.Context, run func(context.Context) error, ready <-chan nodehost.Ready) (nodehost.Ready, error) {
+	failed := make(chan error, 1)
+	d.wg.Go(func() {
+		if err := run(ctx); err != nil {
+			failed <- err
+			d.log.Warn("Demo node stopped", slog.Any("err", err))
+		}
+	})
+	select {
+	case r := <-ready:
+		return r, nil
+	case err := <-failed:
+		return nodehost.Ready{}, err
+	}
+}
+
+// publish publishes the site through a transient master linked to peer.
+func (d *demo) publish(ctx context.Context, env *Env, siteDir string, scan publish.ScanOptions, keys dt.Keys, peer string) error {
+	plan, err := publish.Scan(ctx, siteDir, scan)
+	if err != nil {
+		return err
+	}
+	defer plan.Close()
+	res, err := publish.Publish(ctx, plan, publish.NetworkOptions{Keys: keys, Peers: []string{peer}, Wait: time.Minute, Node: dt.LocalConfig(), Logger: d.log})
+	if err != nil {
+		return fmt.Errorf("publish the example: %w", err)
+	}
+	fmt.Fprintf(env.Stdout, "deploy:      %s (%d files, %d blobs sent, live on %d/%d edges; settings %s, kept by later publishes)\n",
+		res.Deploy.Short(), res.Files, res.BlobsSent, res.EdgesLive, len(res.Edges), settingsOf(res.SPA, res.CleanURLs))
 	return nil
 }
 
@@ -280,63 +255,79 @@ func waitRedirecting(ctx context.Context, url string, within time.Duration) erro
 	}
 }
 
-// open starts a node of the demo.
-func (d *demo) open(keys dt.Keys, name string, listen bool, peers []string, lazy bool) (*dt.Node, error) {
+// startRedirector starts the demo's redirector, linked to peer, with an admin listener as dt
+// redirector --admin has: the dashboard, /status, /explain and /metrics. It returns the URLs
+// of its visitor and admin listeners.
+func (d *demo) startRedirector(ctx context.Context, keys dt.Keys, peer string) (redirectURL, adminURL string, err error) {
+	ready := make(chan nodehost.Ready, 1)
+	cfg := nodehost.Config{Node: d.nodeConfig(keys, "redirector", false, []string{peer}, true), Admin: "127.0.0.1:0", Logger: d.log,
+		Ready: func(r nodehost.Ready) error { ready <- r; return nil }}
+	run := func(ctx context.Context) error { return nodehost.Run(ctx, cfg, d.redirectorRole) }
+	r, err := d.start(ctx, run, ready)
+	if err != nil {
+		return "", "", fmt.Errorf("redirector: %w", err)
+	}
+	return "http://" + r.Serving.HTTP, "http://" + r.Admin, nil
+}
+
+// redirectorRole builds the demo's redirector on its node.
+func (d *demo) redirectorRole(h *nodehost.Host) (nodehost.Role, error) {
+	rp, err := newRedirectorParts(h.Node(), redirector.ServiceConfig{Node: h.Node(), Code: 302, Registerer: h.Registerer(), Logger: d.log}, d.log)
+	if err != nil {
+		return nodehost.Role{}, err
+	}
+	if err := h.Subscribe(nodehost.EventFunc(rp.handleEvent)); err != nil {
+		return nodehost.Role{}, err
+	}
+	return nodehost.Role{
+		Routes: func(mux *http.ServeMux) { mux.Handle("/", rp.admin) },
+		Status: func(st *nodehost.Status) { st.Redirector = rp.svc.Status() },
+		Serve: func(ctx context.Context, ready func(nodehost.Serving) error) error {
+			// The dashboard's live streams end first: the admin listener's shutdown waits for them.
+			defer rp.dash.Close()
+			var wg sync.WaitGroup
+			defer wg.Wait()
+			ctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			wg.Go(func() { _ = rp.svc.Run(ctx) })
+			wg.Go(func() { _ = rp.history.Run(ctx) })
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return err
+			}
+			srv := &http.Server{Handler: rp.svc.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelDebug)}
+			wg.Go(func() {
+				if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+					d.log.Warn("Server stopped", slog.Any("err", err))
+				}
+			})
+			defer shutdown(srv)
+			if err := ready(nodehost.Serving{HTTP: ln.Addr().String()}); err != nil {
+				return err
+			}
+			<-ctx.Done()
+			return nil
+		},
+	}, nil
+}
+
+// nodeConfig configures a node of the demo.
+func (d *demo) nodeConfig(keys dt.Keys, name string, listen bool, peers []string, lazy bool) dt.Config {
 	cfg := dt.LocalConfig()
-	cfg.Keys, cfg.DataDir, cfg.Peers, cfg.LazyBodies = keys, filepath.Join(d.tmp, name, "node"), peers, lazy
+	cfg.Keys, cfg.DataDir, cfg.Peers, cfg.LazyBodies = keys, filepath.Join(d.tmp, name), peers, lazy
 	cfg.Logger = d.log.With("node", name)
 	if listen {
 		cfg.Listen = []string{"127.0.0.1:0"}
 	}
-	n, err := dt.Open(cfg)
-	if err != nil {
-		return nil, err
-	}
-	d.nodes = append(d.nodes, n)
-	return n, nil
+	return cfg
 }
 
-// serve serves h on a new loopback port and returns its URL.
-func (d *demo) serve(h http.Handler) (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelDebug)}
-	d.servers = append(d.servers, srv)
-	d.wg.Go(func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			d.log.Warn("Server stopped", slog.Any("err", err))
-		}
-	})
-	return "http://" + ln.Addr().String(), nil
-}
-
-// stop stops servers (the dashboards' live streams first, which a server's shutdown would wait
-// for), loops and nodes, in that order.
+// stop stops every role and waits until each has stopped: the edges drain meanwhile.
 func (d *demo) stop() {
-	for _, dash := range d.dashboards {
-		dash.Close()
-	}
-	for _, a := range d.admins {
-		if err := a.shutdown(); err != nil {
-			d.log.Warn("Admin server stopped", slog.Any("err", err))
-		}
-	}
-	for _, s := range d.servers {
-		shutdown(s)
-	}
 	if d.cancel != nil {
 		d.cancel()
 	}
-	d.beats.Wait() // the edges' last, draining heartbeats go out before the nodes close
-	for _, n := range d.nodes {
-		n.Close() // ends each node's event loop
-	}
 	d.wg.Wait()
-	for _, s := range d.stores {
-		s.Close()
-	}
 }
 
 func mustAddr(s string) (a netip.Addr) {

@@ -28,7 +28,7 @@ var packagePrefixes = []string{"dt: ", "cli: ", "publish: ", "site: ", "blobs: "
 var fieldFlags = strings.NewReplacer(
 	"Config.DataDir", "--data",
 	"Config.Keys.Network", "network.key",
-	"NodeConfig.PublicURL", "--public-url",
+	"Config.PublicURL", "--public-url",
 	"Config.Name must be a domain name", "--geo-name must be a domain name",
 )
 

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"mime"
 	"net"
 	"net/http"
@@ -20,12 +19,6 @@ import (
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/internal/guardapi"
 )
-
-// guardRoutes adds the guard's routes to a node's admin listener, wording failures as the
-// commands do.
-func guardRoutes(mux *http.ServeMux, s guardapi.Store, log *slog.Logger) {
-	guardapi.Routes(mux, s, log, sentence)
-}
 
 // guardFlags are the flags of dt guard list and dt guard unblock.
 type guardFlags struct {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/internal/nodehost"
 )
 
 // loadStatus is a load test node's progress, in its /status under "load". Times are Unix
@@ -69,13 +70,28 @@ func runLoadtestNode(ctx context.Context, args []string, env *Env) error {
 	if l.writers < 1 {
 		return fs.usageErrorf("--writers must be at least 1")
 	}
-	hooks := nodeHooks{event: l.event, status: l.status, ready: l.ready}
-	if l.add > 0 {
-		hooks.work = func(ctx context.Context, n *dt.Node, log *slog.Logger, _ func(Serving) error) error {
-			return l.addObjects(ctx, n, log)
-		}
+	p, cfg, err := newNodeProcess(env, &f)
+	if err != nil {
+		return err
 	}
-	return serveNode(ctx, env, &f, hooks)
+	p.ready = l.ready
+	return p.run(ctx, func(ctx context.Context) error { return nodehost.Run(ctx, cfg, l.role) })
+}
+
+// role counts the node's objects and, on the writer, adds the generated ones once it serves.
+func (l *loadNode) role(h *nodehost.Host) (nodehost.Role, error) {
+	if err := h.Subscribe(nodehost.EventFunc(l.event)); err != nil {
+		return nodehost.Role{}, err
+	}
+	return nodehost.Role{Status: l.status, Serve: func(ctx context.Context, ready func(nodehost.Serving) error) error {
+		if err := ready(nodehost.Serving{}); err != nil {
+			return err
+		}
+		if l.add == 0 {
+			return nil
+		}
+		return l.addObjects(ctx, h.Node(), h.Logger())
+	}}, nil
 }
 
 // ready hands the bound addresses to the parent process over an inherited pipe.
@@ -102,7 +118,7 @@ func (l *loadNode) event(ev dt.Event) {
 	}
 }
 
-func (l *loadNode) status(s *nodeStatus) {
+func (l *loadNode) status(s *nodehost.Status) {
 	s.Load = &loadStatus{
 		Added: l.added.Load(), AddErrors: l.addErrors.Load(),
 		FirstAddUnixNano: l.firstAdd.Load(), AddsDoneUnixNano: l.addsDone.Load(),

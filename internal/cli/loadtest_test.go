@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/dt-cdn/dt/internal/nodehost"
 )
 
 // TestLoadtest runs the real load test: the test binary re-executes itself as the two node
@@ -73,7 +75,7 @@ func logSummary(t *testing.T, path string) string {
 	var keep []string
 	for _, l := range strings.Split(string(b), "\n") {
 		if !strings.Contains(l, "msg=Event type=object_added") {
-			keep = append(keep, truncate(l, 300))
+			keep = append(keep, nodehost.Truncate(l, 300))
 		}
 	}
 	return strings.Join(keep[:min(len(keep), 40)], "\n")

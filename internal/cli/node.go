@@ -7,11 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -20,6 +17,7 @@ import (
 
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/internal/connlimit"
+	"github.com/dt-cdn/dt/internal/nodehost"
 )
 
 // nodeFlags are the flags of `dt node`, shared with the load test's node processes.
@@ -115,58 +113,59 @@ func runNode(ctx context.Context, args []string, env *Env) error {
 	if err := f.check(fs); err != nil {
 		return err
 	}
-	return serveNode(ctx, env, &f, rf.nodeHooks())
-}
-
-// nodeHooks let the load test extend a node without a second copy of its lifecycle.
-type nodeHooks struct {
-	// event sees every event after it is logged, on the event goroutine.
-	event func(dt.Event)
-	// status fills the load test's part of /status.
-	status func(*nodeStatus)
-	// ready is called with the bound addresses once the node serves.
-	ready func(NodeInfo) error
-	// work runs once the node serves, until it returns or ctx ends; an error stops the node.
-	// It is given the function that reports the node ready (see serves).
-	work func(ctx context.Context, n *dt.Node, log *slog.Logger, up func(Serving) error) error
-	// serves says that work opens listeners of its own (for visitors): the node is reported
-	// ready (ready, Env.NodeReady, --ready-file) only when work calls up with their addresses,
-	// so that the report names every listener. Without it the node is reported ready before
-	// work starts, and up does nothing.
-	serves bool
-	// config adjusts the node's configuration before it opens.
-	config func(*dt.Config)
-	// admin adds routes to the admin server.
-	admin func(*http.ServeMux)
-	// release is called once the node has stopped, whether or not work ran (an admin listener
-	// that could not bind stops the node before it): it settles whatever the event hook waits
-	// for, so that the event goroutine can finish.
-	release func()
-}
-
-// serveNode runs a node with its event log, admin server and heap-profile signal until ctx ends
-// or hooks.work fails. Shutdown order: the admin server first (no request sees a closed node),
-// then the node, whose Close ends the event channel, then the goroutines that read it.
-func serveNode(ctx context.Context, env *Env, f *nodeFlags, hooks nodeHooks) error {
-	log, err := newLogger(env.Stderr, f.logLevel, f.logFormat)
+	p, cfg, err := newNodeProcess(env, &f)
 	if err != nil {
 		return err
+	}
+	return p.run(ctx, func(ctx context.Context) error { return nodehost.Run(ctx, cfg, rf.role) })
+}
+
+// nodeProcess is what a command that runs a node does around it as a process: the log on
+// stderr, the heap profile on SIGUSR2, the pid file in the data directory, the ready file and
+// Env.NodeReady.
+type nodeProcess struct {
+	env *Env
+	f   *nodeFlags
+	log *slog.Logger
+	// ready, when set, is told the bound addresses first (the load test's pipe to its parent).
+	ready func(NodeInfo) error
+	// pidWritten says the pid file is this process's, to remove at exit. Set through the host's
+	// Opened, on the goroutine that runs the role, before it serves; read once the role returned.
+	pidWritten bool
+}
+
+// newNodeProcess starts the process's log and returns the process with the host's
+// configuration from the node's flags (hostConfig).
+func newNodeProcess(env *Env, f *nodeFlags) (*nodeProcess, nodehost.Config, error) {
+	log, err := newLogger(env.Stderr, f.logLevel, f.logFormat)
+	if err != nil {
+		return nil, nodehost.Config{}, err
 	}
 	log.Info("Starting", readBuildInfo().logAttrs()...)
 	logDescriptorLimit(log)
+	p := &nodeProcess{env: env, f: f, log: log}
+	cfg, err := p.hostConfig()
+	return p, cfg, err
+}
+
+// hostConfig turns the node's flags into a host's configuration, with the process's hooks: the
+// pid file once the node holds its directory, readiness to the ready file and Env.NodeReady, and
+// the command's wording of errors in admin answers.
+func (p *nodeProcess) hostConfig() (nodehost.Config, error) {
+	f := p.f
 	keys, err := loadKeys(f.keys, f.master)
 	if err != nil {
-		return err
+		return nodehost.Config{}, err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cfg := dt.Config{}
 	if f.local {
 		cfg = dt.LocalConfig()
 	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cfg.Keys, cfg.Master, cfg.DataDir = keys, f.master, f.data
 	cfg.Listen, cfg.Peers = f.listen, f.peers
-	cfg.Logger, cfg.Registerer = log, reg
+	cfg.Logger, cfg.Registerer = p.log, reg
 	cfg.NoSync = f.noSync
 	if f.linkMessageRate > 0 {
 		cfg.LinkMessageRate, cfg.LinkMessageBurst = rate.Limit(f.linkMessageRate), max(1, int(2*f.linkMessageRate))
@@ -174,119 +173,69 @@ func serveNode(ctx context.Context, env *Env, f *nodeFlags, hooks nodeHooks) err
 	cfg.NewOriginBurst = f.newOriginBurst
 	cfg.Guard.MaxHandshakes, cfg.Guard.MaxHandshakesPerSubnet = f.maxHandshakes, f.subnetHandshake
 	cfg.Guard.NeverBlock, cfg.Guard.BlockLoopback = f.neverBlock, f.blockLoopback
-	if hooks.config != nil {
-		hooks.config(&cfg)
-	}
-	n, err := dt.Open(cfg)
-	if errors.Is(err, bolterrors.ErrTimeout) {
-		return &lockedDir{dir: f.data, err: err}
-	}
-	if err != nil {
-		return err
-	}
-	if err := writePID(f.data); err != nil {
-		log.Warn("Could not record this process in the data directory", slog.Any("err", err))
-	}
-	defer removePID(f.data)
-	var wg sync.WaitGroup
-	events := n.Events() // at once: messages and errors before the first call are not on it
-	wg.Go(func() {
-		for ev := range events {
-			logEvent(log, ev)
-			if hooks.event != nil {
-				hooks.event(ev)
-			}
-		}
-	})
-	srv := &nodeServer{env: env, f: f, hooks: hooks, n: n, gatherer: reg, log: log}
-	err = srv.serve(ctx)
-	err = errors.Join(err, n.Close())
-	if hooks.release != nil {
-		hooks.release()
-	}
-	wg.Wait()
-	return err
+	return nodehost.Config{
+		Node:     cfg,
+		Admin:    f.admin,
+		Logger:   p.log,
+		Registry: reg,
+		Build:    readBuildInfo(),
+		Version:  readBuildInfo().short(),
+		Opened:   p.opened,
+		Ready:    p.announce,
+		// dt guard's answers read as the command's own errors do.
+		DescribeError: sentence,
+	}, nil
 }
 
-// nodeServer is an open node's admin server, heap-profile signal and work hook.
-type nodeServer struct {
-	env      *Env
-	f        *nodeFlags
-	hooks    nodeHooks
-	n        *dt.Node
-	gatherer prometheus.Gatherer
-	log      *slog.Logger
+// opened records this process as the holder of the node's data directory.
+func (p *nodeProcess) opened(*dt.Node) {
+	if err := writePID(p.f.data); err != nil {
+		p.log.Warn("Could not record this process in the data directory", slog.Any("err", err))
+		return
+	}
+	p.pidWritten = true
 }
 
-// serve serves until ctx ends or the work hook fails.
-func (s *nodeServer) serve(ctx context.Context) (err error) {
-	info := NodeInfo{ID: s.n.ID().String(), Listen: []string{}, PID: os.Getpid()}
-	for _, a := range s.n.Addrs() {
-		info.Listen = append(info.Listen, a.String())
-	}
-	if s.f.admin != "" {
-		routes := func(mux *http.ServeMux) {
-			guardRoutes(mux, s.n, s.log)
-			if s.hooks.admin != nil {
-				s.hooks.admin(mux)
-			}
-		}
-		admin, err := startAdmin(s.f.admin, s.status, s.gatherer, routes, s.log)
-		if err != nil {
-			return err
-		}
-		defer func() { err = errors.Join(err, admin.shutdown()) }()
-		info.Admin = admin.addr()
-	}
-	stopSignal := watchHeapSignal(s.f.profileDir, s.log)
+// run runs a node's role with the heap-profile signal, and removes the pid and ready files once
+// it has stopped. A data directory that another process holds is reported as such.
+func (p *nodeProcess) run(ctx context.Context, role func(context.Context) error) (err error) {
+	stopSignal := watchHeapSignal(p.f.profileDir, p.log)
 	defer stopSignal()
-
-	s.log.Info("Node serving", slog.String("version", readBuildInfo().short()), slog.String("node_id", info.ID), slog.Any("listen", info.Listen),
-		slog.String("admin", info.Admin), slog.Any("peers", []string(s.f.peers)))
-	if s.f.readyFile != "" {
+	if p.f.readyFile != "" {
 		// A ready file left by this run would tell a reader the node still serves.
 		defer func() {
-			if rerr := os.Remove(s.f.readyFile); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			if rerr := os.Remove(p.f.readyFile); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
 				err = errors.Join(err, fmt.Errorf("remove ready file: %w", rerr))
 			}
 		}()
 	}
-	var once sync.Once
-	up := func(sv Serving) (err error) {
-		once.Do(func() { err = s.announce(info, sv) })
-		return err
+	err = role(ctx)
+	if p.pidWritten {
+		removePID(p.f.data)
 	}
-	if !s.hooks.serves {
-		if err := up(Serving{}); err != nil {
-			return err
-		}
-		up = func(Serving) error { return nil }
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return &lockedDir{dir: p.f.data, err: err}
 	}
-	if s.hooks.work != nil {
-		if err := s.hooks.work(ctx, s.n, s.log, up); err != nil && ctx.Err() == nil {
-			return err
-		}
-	}
-	<-ctx.Done()
-	return nil
+	return err
 }
 
-// announce reports the node ready with every bound address: to the ready hook, the ready file
-// and Env.NodeReady, in that order.
-func (s *nodeServer) announce(info NodeInfo, sv Serving) error {
-	info.Serving = sv
-	if s.hooks.ready != nil {
-		if err := s.hooks.ready(info); err != nil {
+// announce reports the node ready with every bound address: to the load test's pipe, the ready
+// file and Env.NodeReady, in that order.
+func (p *nodeProcess) announce(r nodehost.Ready) error {
+	info := NodeInfo{ID: r.ID.String(), Listen: r.Listen, Admin: r.Admin, PID: os.Getpid(),
+		Serving: Serving{HTTP: r.Serving.HTTP, HTTPS: r.Serving.HTTPS, PublicURL: r.Serving.PublicURL}}
+	if p.ready != nil {
+		if err := p.ready(info); err != nil {
 			return err
 		}
 	}
-	if s.f.readyFile != "" {
-		if err := writeReadyFile(s.f.readyFile, info); err != nil {
+	if p.f.readyFile != "" {
+		if err := writeReadyFile(p.f.readyFile, info); err != nil {
 			return err
 		}
 	}
-	if s.env.NodeReady != nil {
-		s.env.NodeReady(info)
+	if p.env.NodeReady != nil {
+		p.env.NodeReady(info)
 	}
 	return nil
 }
@@ -314,16 +263,6 @@ func writeReadyFile(path string, info NodeInfo) error {
 		return fmt.Errorf("ready file: %w", werr)
 	}
 	return nil
-}
-
-// status is the body of GET /status.
-func (s *nodeServer) status() nodeStatus {
-	st := nodeStatus{Status: s.n.Status(), Build: readBuildInfo()}
-	st.LinkBytesReceived, st.LinkBytesSent = s.n.WireBytes()
-	if s.hooks.status != nil {
-		s.hooks.status(&st)
-	}
-	return st
 }
 
 // loadKeys reads a keys directory; a plain node drops the master key even when the directory
@@ -361,43 +300,6 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return slog.New(slog.NewTextHandler(w, opts)), nil
-}
-
-// maxLoggedObject bounds how much of an object or message one log line shows.
-const maxLoggedObject = 200
-
-// logEvent logs one event with stable keys: type, key, from, origin, err, object.
-func logEvent(log *slog.Logger, ev dt.Event) {
-	level := slog.LevelInfo
-	attrs := []slog.Attr{slog.String("type", ev.Type.String())}
-	if ev.Key != "" {
-		attrs = append(attrs, slog.String("key", ev.Key))
-	}
-	if ev.From != (dt.NodeID{}) {
-		attrs = append(attrs, slog.Any("from", ev.From))
-	}
-	if ev.Origin != "" {
-		attrs = append(attrs, slog.String("origin", ev.Origin))
-	}
-	if ev.Err != nil {
-		level = slog.LevelWarn
-		attrs = append(attrs, slog.Any("err", ev.Err))
-	}
-	if len(ev.Object) > 0 {
-		attrs = append(attrs, slog.String("object", truncate(string(ev.Object), maxLoggedObject)))
-	}
-	log.LogAttrs(context.Background(), level, "Event", attrs...)
-}
-
-// truncate shortens s to at most n bytes plus an ellipsis, never splitting a UTF-8 sequence.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }
 
 // writeJSON writes v as one line of JSON.

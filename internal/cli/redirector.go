@@ -18,6 +18,7 @@ import (
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/geoip"
 	"github.com/dt-cdn/dt/internal/certs"
+	"github.com/dt-cdn/dt/internal/nodehost"
 	"github.com/dt-cdn/dt/redirector"
 	"github.com/dt-cdn/dt/web"
 	"github.com/prometheus/client_golang/prometheus"
@@ -94,7 +95,7 @@ func runRedirector(ctx context.Context, args []string, env *Env) error {
 				http.Error(w, "starting", http.StatusServiceUnavailable)
 			})
 		},
-		status: func(st *nodeStatus) {
+		status: func(st *nodehost.Status) {
 			if p := parts.get(); p != nil {
 				st.Redirector = p.svc.Status()
 			}

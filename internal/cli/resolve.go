@@ -13,6 +13,7 @@ import (
 
 	"github.com/dt-cdn/dt/dns/resolve"
 	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/internal/nodehost"
 )
 
 // Exit codes of dt resolve beyond 0 (every node saw the same answer), 1 (failure) and 2 (usage).
@@ -55,26 +56,22 @@ func (r *resolverFlags) responder(n *dt.Node, log *slog.Logger) *resolve.Respond
 	return resp
 }
 
-// nodeHooks are the hooks of `dt node`: it answers dt resolve. Requests that arrive before the
-// responder exists are dropped (the asker sees no answer from this node), which never blocks the
-// node's event loop.
-func (r *resolverFlags) nodeHooks() nodeHooks {
-	resp := newLater[resolve.Responder]()
-	return nodeHooks{
-		event: func(ev dt.Event) {
-			if s := resp.get(); s != nil {
-				s.HandleEvent(ev)
-			}
-		},
-		work: func(ctx context.Context, n *dt.Node, log *slog.Logger, _ func(Serving) error) error {
-			s := r.responder(n, log)
-			resp.set(s)
-			if s == nil {
-				return nil
-			}
-			return s.Run(ctx)
-		},
+// role is the role of `dt node`: it answers dt resolve. Without a usable resolver the node runs
+// without answering.
+func (r *resolverFlags) role(h *nodehost.Host) (nodehost.Role, error) {
+	resp := r.responder(h.Node(), h.Logger())
+	if resp == nil {
+		return nodehost.Role{}, nil
 	}
+	if err := h.Subscribe(resp); err != nil {
+		return nodehost.Role{}, err
+	}
+	return nodehost.Role{Serve: func(ctx context.Context, ready func(nodehost.Serving) error) error {
+		if err := ready(nodehost.Serving{}); err != nil {
+			return err
+		}
+		return resp.Run(ctx)
+	}}, nil
 }
 
 // resolveFlags are dt resolve's flags.

@@ -158,10 +158,10 @@ func TestDashboardAndRedirectsInBrowser(t *testing.T) {
 
 	// The dashboard lists both edges, alive, with a dot each on the map, and the deploy.
 	row := func(e *runningEdge, state string) chromedp.CSS {
-		return chromedp.CSS(fmt.Sprintf(`#edges tr[data-node="%s"][data-state="%s"]`, e.node.ID(), state))
+		return chromedp.CSS(fmt.Sprintf(`#edges tr[data-node="%s"][data-state="%s"]`, e.id, state))
 	}
 	dot := func(e *runningEdge, state string) chromedp.CSS {
-		return chromedp.CSS(fmt.Sprintf(`#dots g[data-node="%s"] circle.%s`, e.node.ID(), state))
+		return chromedp.CSS(fmt.Sprintf(`#dots g[data-node="%s"] circle.%s`, e.id, state))
 	}
 	dashTab := b.ctx
 	b.do(dashTab, 20*time.Second, "dashboard shows the edges alive", chromedp.Navigate(dashURL),

@@ -29,7 +29,7 @@ import (
 // startReportingEdge runs an edge that reports ipv4 as its public address, on its own dt node
 // linked to peer; it crashes at the end of the test at the latest.
 func startReportingEdge(t *testing.T, keys dt.Keys, peer string, ipv4 string, loc heartbeat.Location, beat time.Duration) *runningEdge {
-	return startEdgeNode(t, keys, peer, beat, loc, func(c *edge.NodeConfig) { c.IPv4 = netip.MustParseAddr(ipv4) })
+	return startEdgeNode(t, keys, peer, beat, loc, func(c *edge.Config) { c.IPv4 = netip.MustParseAddr(ipv4) })
 }
 
 // runCLI runs a dt command that runs a node in-process until the test ends; the channel receives

@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dt-cdn/dt/blobs"
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/edge"
 	"github.com/dt-cdn/dt/heartbeat"
+	"github.com/dt-cdn/dt/internal/faultnet"
 	"github.com/dt-cdn/dt/internal/testnet"
 	"github.com/dt-cdn/dt/publish"
 	"github.com/dt-cdn/dt/redirector"
@@ -47,26 +47,27 @@ func (n *testNetwork) open(listen bool, peers []string, lazy bool) *dt.Node {
 	return testnet.Node(n.t, testnet.Options{Keys: n.plain, Listen: listen, Peers: peers, LazyBodies: lazy})
 }
 
-// runningEdge is an edge.Node with its own dt node and HTTP listener.
+// runningEdge is an edge run by edge.Node's Run, on its own dt node, linked to the hub through a
+// proxy that can cut it off, and serving HTTP on a loopback port.
 type runningEdge struct {
 	url    string
-	node   *dt.Node
-	srv    context.CancelFunc
-	beats  context.CancelFunc
+	id     dt.NodeID
+	link   *faultnet.Proxy
+	stop   context.CancelFunc
 	done   chan struct{}
 	closed bool
 }
 
-// crash stops the edge the way a killed process does: no draining heartbeat, the listener and
-// the dt links simply gone.
+// crash stops the edge the way a killed process does: no draining heartbeat reaches anyone,
+// the dt links and the listener simply gone. The links are cut first, so the heartbeat the edge
+// sends as it drains has no way out.
 func (e *runningEdge) crash() {
 	if e.closed {
 		return
 	}
 	e.closed = true
-	e.node.Close() // links drop first, so no last heartbeat gets out
-	e.beats()
-	e.srv()
+	e.link.Cut()
+	e.stop()
 	<-e.done
 }
 
@@ -78,39 +79,37 @@ func (n *testNetwork) startEdge(loc heartbeat.Location) *runningEdge {
 // startEdgeNode starts an edge at loc on its own dt node linked to peer, serving HTTP on a
 // loopback port; configure, when set, adjusts the edge's configuration. The edge crashes at the
 // end of the test at the latest.
-func startEdgeNode(t *testing.T, keys dt.Keys, peer string, beat time.Duration, loc heartbeat.Location, configure func(*edge.NodeConfig)) *runningEdge {
+func startEdgeNode(t *testing.T, keys dt.Keys, peer string, beat time.Duration, loc heartbeat.Location, configure func(*edge.Config)) *runningEdge {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	link, err := faultnet.New("127.0.0.1:0", peer)
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := blobs.Open(t.TempDir(), blobs.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	node := testnet.Node(t, testnet.Options{Keys: keys, Peers: []string{peer}})
-	re := &runningEdge{url: "http://" + ln.Addr().String(), node: node, done: make(chan struct{})}
-	cfg := edge.NodeConfig{Node: node, Blobs: store, PublicURL: re.url, HeartbeatInterval: beat, Location: &loc}
+	t.Cleanup(func() { link.Close() })
+	node := dt.LocalConfig()
+	node.Keys, node.DataDir, node.NoSync, node.Peers = keys, t.TempDir(), true, []string{link.Addr()}
+	// A crash leaves no time to drain.
+	cfg := edge.Config{Node: node, HTTP: "127.0.0.1:0", HeartbeatInterval: beat, Location: &loc, DrainWait: time.Millisecond}
 	if configure != nil {
 		configure(&cfg)
 	}
-	e, err := edge.NewNode(cfg)
+	ready := make(chan edge.Ready, 1)
+	cfg.Ready = func(r edge.Ready) error { ready <- r; return nil }
+	e, err := edge.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srvCtx, stopSrv := context.WithCancel(context.Background())
-	beatCtx, stopBeats := context.WithCancel(context.Background())
-	re.srv, re.beats = stopSrv, stopBeats
-	evDone, srvDone, beatDone := make(chan struct{}), make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(evDone)
-		for ev := range node.Events() {
-			e.HandleEvent(ev)
-		}
-	}()
-	go func() { defer close(srvDone); _ = e.Server().Serve(srvCtx, ln, nil) }()
-	go func() { defer close(beatDone); e.Run(beatCtx) }()
-	go func() { <-evDone; <-srvDone; <-beatDone; store.Close(); close(re.done) }()
+	ctx, stop := context.WithCancel(context.Background())
+	re := &runningEdge{link: link, stop: stop, done: make(chan struct{})}
+	var runErr error
+	go func() { defer close(re.done); runErr = e.Run(ctx) }()
+	select {
+	case r := <-ready:
+		re.url, re.id = r.Serving.PublicURL, r.ID
+	case <-re.done:
+		stop()
+		t.Fatalf("edge stopped before it served: %v", runErr)
+	}
 	t.Cleanup(re.crash)
 	return re
 }

@@ -13,7 +13,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -27,7 +26,6 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/dt-cdn/dt/blobs"
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/edge"
 	"github.com/dt-cdn/dt/publish"
@@ -91,17 +89,34 @@ func run(files int, compression publish.Compression) error {
 		return err
 	}
 	defer net.stop()
-	opts := publish.NetworkOptions{Keys: keys, Peers: []string{net.hub}, HeartbeatInterval: 200 * time.Millisecond, Wait: 10 * time.Minute,
-		CacheDir: filepath.Join(tmp, "publish-cache")} // as dt publish keeps one
+	b := &bench{dir: dir, compression: compression, edges: net,
+		rsyncDirs: []string{filepath.Join(tmp, "r1"), filepath.Join(tmp, "r2"), filepath.Join(tmp, "r3")},
+		opts: publish.NetworkOptions{Keys: keys, Peers: []string{net.hub}, HeartbeatInterval: 200 * time.Millisecond, Wait: 10 * time.Minute,
+			CacheDir: filepath.Join(tmp, "publish-cache")}} // as dt publish keeps one
+	if err := b.full(); err != nil {
+		return err
+	}
+	return b.incremental()
+}
 
-	// Full publish.
+// bench is one run's site, edges and rsync destinations.
+type bench struct {
+	dir         string
+	compression publish.Compression
+	edges       *edges
+	rsyncDirs   []string
+	opts        publish.NetworkOptions
+}
+
+// full publishes the whole site, then rsyncs it.
+func (b *bench) full() error {
 	start := time.Now()
-	plan, err := publish.Scan(context.Background(), dir, publish.ScanOptions{Compression: compression})
+	plan, err := publish.Scan(context.Background(), b.dir, publish.ScanOptions{Compression: b.compression})
 	if err != nil {
 		return err
 	}
 	firstScan := time.Since(start)
-	res, err := publish.Publish(context.Background(), plan, opts)
+	res, err := publish.Publish(context.Background(), plan, b.opts)
 	plan.Close()
 	if err != nil {
 		return err
@@ -109,41 +124,43 @@ func run(files int, compression publish.Compression) error {
 	fmt.Printf("dt full publish:        %s (scan %s at %s compression, upload and switch %s), %d blobs, %.1f MB of blobs, %.1f MB on the wire, live on %d/%d edges\n",
 		time.Since(start).Round(time.Millisecond), firstScan.Round(time.Millisecond), plan.Compression, (time.Since(start) - firstScan).Round(time.Millisecond),
 		res.BlobsSent, float64(res.BytesSent)/1e6, float64(res.WireBytes)/1e6, res.EdgesLive, len(res.Edges))
-
-	rsyncDirs := []string{filepath.Join(tmp, "r1"), filepath.Join(tmp, "r2"), filepath.Join(tmp, "r3")}
-	t, sent, err := rsyncAll(dir, rsyncDirs)
+	t, sent, err := rsyncAll(b.dir, b.rsyncDirs)
 	if err != nil {
 		return err
 	}
 	fmt.Printf("rsync -a --delete x3:   %s, %.1f MB sent\n", t.Round(time.Millisecond), float64(sent)/1e6)
+	return nil
+}
 
-	// Incremental: one changed text file.
-	changed := filepath.Join(dir, "d000", "f00000.html")
+// incremental changes one text file, publishes again, then rsyncs again.
+func (b *bench) incremental() error {
+	changed := filepath.Join(b.dir, "d000", "f00000.html")
 	content := textContent(rand.New(rand.NewPCG(99, 1)), 30<<10)
 	if err := os.WriteFile(changed, content, 0o644); err != nil {
 		return err
 	}
 	enc, _ := zstd.NewWriter(nil)
 	compressed := len(enc.EncodeAll(content, nil))
-	start = time.Now()
+	start := time.Now()
 	var served time.Duration
 	var wg sync.WaitGroup
 	var scanned time.Duration
+	opts := b.opts
 	opts.Scanned = func(plan *publish.Plan) {
 		scanned = time.Since(start)
 		id, _ := plan.Manifest.ID()
 		upload := time.Now()
-		wg.Go(func() { served = net.waitServing(id, upload) })
+		wg.Go(func() { served = b.edges.waitServing(id, upload) })
 	}
 	// PublishDir links first, so unchanged files reuse the current deploy's variants.
-	res, err = publish.PublishDir(context.Background(), dir, publish.ScanOptions{Compression: compression}, opts)
+	res, err := publish.PublishDir(context.Background(), b.dir, publish.ScanOptions{Compression: b.compression}, opts)
 	wg.Wait()
 	if err != nil {
 		return err
 	}
 	fmt.Printf("dt one changed file:    %.1f KB on the wire (the file: %d bytes, %d zstd), %d blobs; every edge served it %s after the scan (the rescan took %s, reusing unchanged files' variants)\n",
 		float64(res.WireBytes)/1e3, len(content), compressed, res.BlobsSent, served.Round(time.Millisecond), scanned.Round(time.Millisecond))
-	t, sent, err = rsyncAll(dir, rsyncDirs)
+	t, sent, err := rsyncAll(b.dir, b.rsyncDirs)
 	if err != nil {
 		return err
 	}
@@ -213,13 +230,11 @@ func rsyncAll(src string, dsts []string) (time.Duration, int64, error) {
 	return time.Since(start), sent, nil
 }
 
-// edges is three edge nodes on loopback; the first listens and the others, and the publisher,
-// link to it.
+// edges is three edges on loopback, each run by edge.Node's Run; the first one's node listens and
+// the others, and the publisher, link to it.
 type edges struct {
 	hub    string
-	nodes  []*dt.Node
 	edges  []*edge.Node
-	stores []*blobs.Store
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -228,39 +243,35 @@ func startEdges(tmp string, keys dt.Keys) (*edges, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	es := &edges{cancel: cancel}
 	for i := range 3 {
-		cfg := dt.Config{Keys: keys, DataDir: filepath.Join(tmp, fmt.Sprintf("edge%d", i)), NoSync: true, Logger: slog.New(slog.DiscardHandler)}
+		cfg := edge.Config{Node: dt.Config{Keys: keys, DataDir: filepath.Join(tmp, fmt.Sprintf("edge%d", i)), NoSync: true},
+			HTTP: "127.0.0.1:0", HeartbeatInterval: 200 * time.Millisecond}
 		if i == 0 {
-			cfg.Listen = []string{"127.0.0.1:0"}
+			cfg.Node.Listen = []string{"127.0.0.1:0"}
 		} else {
-			cfg.Peers = []string{es.hub}
+			cfg.Node.Peers = []string{es.hub}
 		}
-		n, err := dt.Open(cfg)
-		if err != nil {
-			es.stop()
-			return nil, err
-		}
-		es.nodes = append(es.nodes, n)
-		if i == 0 {
-			es.hub = n.Addrs()[0].String()
-		}
-		store, err := blobs.Open(filepath.Join(tmp, fmt.Sprintf("edge%d", i), "site"), blobs.Options{NoSync: true})
-		if err != nil {
-			es.stop()
-			return nil, err
-		}
-		es.stores = append(es.stores, store)
-		e, err := edge.NewNode(edge.NodeConfig{Node: n, Blobs: store, PublicURL: fmt.Sprintf("http://127.0.0.1:%d", 9000+i), HeartbeatInterval: 200 * time.Millisecond})
+		ready, failed := make(chan edge.Ready, 1), make(chan error, 1)
+		cfg.Ready = func(r edge.Ready) error { ready <- r; return nil }
+		e, err := edge.New(cfg)
 		if err != nil {
 			es.stop()
 			return nil, err
 		}
 		es.edges = append(es.edges, e)
 		es.wg.Go(func() {
-			for ev := range n.Events() {
-				e.HandleEvent(ev)
+			if err := e.Run(ctx); err != nil {
+				failed <- err
 			}
 		})
-		es.wg.Go(func() { e.Run(ctx) })
+		select {
+		case r := <-ready:
+			if i == 0 {
+				es.hub = r.Listen[0]
+			}
+		case err := <-failed:
+			es.stop()
+			return nil, err
+		}
 	}
 	return es, nil
 }
@@ -279,13 +290,8 @@ func (es *edges) waitServing(id site.DeployID, since time.Time) time.Duration {
 	}
 }
 
+// stop stops the edges; each drains first, as on SIGTERM.
 func (es *edges) stop() {
 	es.cancel()
-	for _, n := range es.nodes {
-		n.Close()
-	}
 	es.wg.Wait()
-	for _, s := range es.stores {
-		s.Close()
-	}
 }

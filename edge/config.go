@@ -1,0 +1,165 @@
+package edge
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/heartbeat"
+	"github.com/dt-cdn/dt/internal/nodehost"
+)
+
+// Defaults of Config.
+const (
+	// DefaultHeartbeatInterval is how often an edge reports itself: heartbeat.DefaultInterval,
+	// which says why.
+	DefaultHeartbeatInterval = heartbeat.DefaultInterval
+	// DefaultDrainBeats is how many heartbeat intervals a draining edge keeps serving when
+	// Config.DrainWait is zero: a redirector hears the draining heartbeat within one
+	// interval, and the second covers a beat lost on the way.
+	DefaultDrainBeats = 2
+)
+
+// Config configures an edge: its dt node, the listeners visitors reach it on, its
+// certificates, what it reports in heartbeats and how it drains. New does not modify it.
+type Config struct {
+	// Node configures the edge's dt node. Node.DataDir also holds the site's file data
+	// (DataDir/site) and the certificates (DataDir/certs); Node.NoSync applies to the file data
+	// too. A nil Node.Logger is Logger; a nil Node.Registerer is the registry of /metrics.
+	// Required: Node.Keys and Node.DataDir. An edge is never a master.
+	Node dt.Config
+
+	// HTTP is the address of the plain HTTP listener (host:port; port 0 picks one). With Domains
+	// it answers ACME challenges and redirects to HTTPS; without, it serves the site. Empty:
+	// none. At least one of HTTP and HTTPS is required.
+	HTTP string
+	// HTTPS is the address of the HTTPS listener (HTTP/2 and HTTP/1.1). Empty: none; Domains
+	// then cannot be set.
+	HTTPS string
+	// Domains are the names to get certificates for by ACME (kept in DataDir/certs). Empty: a
+	// locally generated certificate, which browsers warn about: for tests and private networks.
+	Domains []string
+	// ACMEDirectory is the ACME directory URL. Empty: Let's Encrypt's.
+	ACMEDirectory string
+	// ACMEEmail is the contact address of the ACME account. Empty: none.
+	ACMEEmail string
+
+	// PublicURL is where visitors reach this edge ("https://e1.example.com"), which redirectors
+	// send them to. Empty: https://Domains[0] (with the HTTPS port unless 443), else the HTTPS
+	// listener's address, else the HTTP listener's (an unspecified host read as localhost).
+	PublicURL string
+	// Name is what the operator calls the edge, in heartbeats and on dashboards. Empty: none
+	// (dashboards show the public URL's host).
+	Name string
+	// Version is the software version reported in heartbeats and logged at start. Empty: none.
+	Version string
+	// IPv4 and IPv6 are the edge's public addresses, for the redirector's choice by address
+	// family. When both are zero the edge reports the public addresses its dt peers see it at
+	// (dt.Node.ObservedAddrs), one per family; with none of those, nothing (the redirector then
+	// treats the edge as reachable by both families).
+	IPv4, IPv6 netip.Addr
+	// Location is where the edge is. Nil: looked up in GeoIP, else unknown (the redirector then
+	// does not rank it by distance).
+	Location *heartbeat.Location
+	// GeoIP is a MaxMind-format database file in which the edge looks up its public address
+	// when Location is nil. It stays open: the address may be learned from peers later, and
+	// change. Empty: no lookup.
+	GeoIP string
+
+	// HeartbeatInterval is how often the edge reports itself; each heartbeat announces it, so
+	// receivers judge the edge by it. Shorter lets a crashed edge leave the redirectors' choice
+	// sooner, for a message per edge to every node each interval. Zero: DefaultHeartbeatInterval.
+	HeartbeatInterval time.Duration
+	// DrainWait is how long a draining edge keeps serving after announcing the drain (health
+	// 503, a draining heartbeat), so that redirectors move visitors away before the listeners
+	// close. Longer is gentler to visitors, slower to stop. Zero: DefaultDrainBeats heartbeat
+	// intervals.
+	DrainWait time.Duration
+
+	// StdHTTP1 serves plain HTTP/1.x with net/http's server instead of package h1's
+	// (httpserve.Config.StdHTTP1): slower, a fallback should a client disagree with h1. False:
+	// h1.
+	StdHTTP1 bool
+	// StdHTTP2 serves HTTP/2 with net/http's server instead of package h2's
+	// (httpserve.Config.StdHTTP2): slower, a fallback should a client disagree with h2. False:
+	// h2.
+	StdHTTP2 bool
+	// MaxConns, MaxConnsPerIP and FDReserve cap visitor connections over every listener
+	// (connlimit.Config's MaxConns, MaxConnsPerAddr and FDReserve): past a cap a connection is
+	// reset at accept. Zero: the defaults given there.
+	MaxConns, MaxConnsPerIP, FDReserve int
+
+	// Admin is the address of the admin listener: /status (with the deploy under "edge"),
+	// /metrics, /guard (dt guard), /debug/pprof/ and AdminRoutes. Empty: none. Keep it on
+	// loopback.
+	Admin string
+	// AdminRoutes, when set, adds the process's routes to the admin listener. Nil: none.
+	AdminRoutes func(*http.ServeMux, *dt.Node)
+	// DescribeError words a failure in an admin answer for a person. Nil: the error's text.
+	DescribeError func(error) string
+	// Registry gathers the node's and the edge's metrics for /metrics. Nil: a new registry with
+	// the Go runtime and process collectors; edges in one process need one each.
+	Registry *prometheus.Registry
+	// Build describes the running binary under "build" in /status. Nil: null.
+	Build any
+	// Logger receives the edge's and its node's logs, and a line per event. Nil discards them.
+	Logger *slog.Logger
+	// Opened, when set, is called once the node holds its data directory, before anything
+	// serves. Nil: nothing is called.
+	Opened func(*dt.Node)
+	// Ready, when set, is called once every listener serves, with the bound addresses and the
+	// public URL. An error stops the edge. Nil: readiness is not reported.
+	Ready func(Ready) error
+}
+
+// Ready names every address an edge serves on, once it serves: its node's, the admin
+// listener's and the visitors' (Serving), with its public URL.
+type Ready = nodehost.Ready
+
+// validate checks what can be checked before anything opens.
+func (c *Config) validate() error {
+	var errs []error
+	if c.Node.DataDir == "" {
+		errs = append(errs, errors.New("edge: Config.Node.DataDir is required"))
+	}
+	if c.Node.Master {
+		errs = append(errs, errors.New("edge: an edge is not a master"))
+	}
+	if c.HTTP == "" && c.HTTPS == "" {
+		errs = append(errs, errors.New("edge: Config.HTTP or Config.HTTPS is required"))
+	}
+	if len(c.Domains) > 0 && c.HTTPS == "" {
+		errs = append(errs, errors.New("edge: Config.Domains needs Config.HTTPS"))
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("edge: Config.PublicURL %q is not an http(s) URL", c.PublicURL))
+		}
+	}
+	if c.HeartbeatInterval < 0 || c.DrainWait < 0 {
+		errs = append(errs, errors.New("edge: Config.HeartbeatInterval and Config.DrainWait cannot be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// withDefaults returns c with its zero durations set.
+func (c Config) withDefaults() Config {
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if c.DrainWait == 0 {
+		c.DrainWait = DefaultDrainBeats * c.HeartbeatInterval
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}

@@ -1,0 +1,410 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dt-cdn/dt/blobs"
+	follow "github.com/dt-cdn/dt/deploy"
+	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/heartbeat"
+	"github.com/dt-cdn/dt/internal/connlimit"
+	"github.com/dt-cdn/dt/internal/h2"
+	"github.com/dt-cdn/dt/internal/httpserve"
+	"github.com/dt-cdn/dt/site"
+	"github.com/dt-cdn/dt/static"
+)
+
+// HealthPath answers 200 with the deploy id when the edge serves the network's current deploy,
+// and 503 when it does not (yet): what redirectors probe and load balancers may check.
+const HealthPath = "/.well-known/dt/health"
+
+// serviceConfig configures an edge's service on an open dt node.
+type serviceConfig struct {
+	// Node is the edge's dt node. Its events reach the service through HandleEvent. Required.
+	Node *dt.Node
+	// Blobs holds the site's file data. Required.
+	Blobs *blobs.Store
+	// PublicURL is where visitors reach this edge. Required.
+	PublicURL string
+	// IPv4 and IPv6 are the edge's public addresses (Config.IPv4).
+	IPv4, IPv6 netip.Addr
+	// Location is where the edge is. Nil: from Locate, else unknown.
+	Location *heartbeat.Location
+	// Locate, when set and Location is nil, finds where the edge is from the public address it
+	// reports (a GeoIP lookup). It is called again only when that address changes.
+	Locate func(netip.Addr) *heartbeat.Location
+	// HeartbeatInterval is how often the edge reports. Zero: DefaultHeartbeatInterval.
+	HeartbeatInterval time.Duration
+	// CertExpiry returns when the edge's certificate expires. Nil: no certificate (plain HTTP).
+	CertExpiry func() time.Time
+	// Version and Name are reported in heartbeats (Config.Version, Config.Name).
+	Version, Name string
+	// StdHTTP1, StdHTTP2, MaxConns, MaxConnsPerIP and FDReserve configure the server
+	// (Config).
+	StdHTTP1, StdHTTP2                 bool
+	MaxConns, MaxConnsPerIP, FDReserve int
+	// Registerer receives the edge's metrics. Nil: none.
+	Registerer prometheus.Registerer
+	// Logger receives the edge's logs. Nil discards them.
+	Logger *slog.Logger
+	// Routes registers further routes before the site (an ACME challenge handler, say).
+	Routes func(r chi.Router)
+}
+
+// service is an edge on an open dt node: it follows the current deploy into its blob store,
+// switches the served site atomically once every blob is on disk, reports itself in heartbeats
+// and serves visitors. Node assembles it; it owns no goroutine of its own.
+type service struct {
+	cfg      serviceConfig
+	log      *slog.Logger
+	handler  *static.Handler
+	server   *httpserve.Server
+	follower *follow.Follower
+	load     loadMeter
+	metrics  *edgeMetrics
+
+	mu       sync.Mutex
+	site     *static.Site // guarded by mu: the site being served
+	draining atomic.Bool
+	// beatNow asks for a heartbeat at once (buffered: one pending request is enough).
+	beatNow chan struct{}
+
+	located   netip.Addr          // the address Locate was last asked about; only report touches it
+	locatedAt *heartbeat.Location // what Locate answered for it
+}
+
+// newService builds an edge's service; sendHeartbeats sends its heartbeats and Server serves
+// visitors.
+func newService(cfg serviceConfig) (*service, error) {
+	var errs []error
+	if cfg.Node == nil {
+		errs = append(errs, errors.New("edge: serviceConfig.Node is required"))
+	}
+	if cfg.Blobs == nil {
+		errs = append(errs, errors.New("edge: serviceConfig.Blobs is required"))
+	}
+	if cfg.PublicURL == "" {
+		errs = append(errs, errors.New("edge: serviceConfig.PublicURL is required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	e := &service{cfg: cfg, log: cfg.Logger, beatNow: make(chan struct{}, 1)}
+	e.load.start = time.Now()
+	e.handler = static.NewHandler(static.HandlerConfig{
+		Logger:      cfg.Logger,
+		Observer:    e,
+		SendTimeout: httpserve.DefaultSendTimeout, // the server's
+		Routes: func(r chi.Router) {
+			r.Get(HealthPath, e.serveHealth)
+			r.Head(HealthPath, e.serveHealth)
+			if cfg.Routes != nil {
+				cfg.Routes(r)
+			}
+		},
+	})
+	srv, err := httpserve.New(httpserve.Config{
+		Handler:    e.handler,
+		Logger:     cfg.Logger,
+		StdHTTP1:   cfg.StdHTTP1,
+		StdHTTP2:   cfg.StdHTTP2,
+		ConnCaps:   &connlimit.Config{MaxConns: cfg.MaxConns, MaxConnsPerAddr: cfg.MaxConnsPerIP, FDReserve: cfg.FDReserve},
+		Registerer: cfg.Registerer,
+		Subsystem:  "edge",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("edge: %w", err)
+	}
+	e.server = srv
+	if cfg.Registerer != nil {
+		m, err := newEdgeMetrics(cfg.Registerer, srv.H2Stats())
+		if err != nil {
+			return nil, err
+		}
+		e.metrics = m
+	}
+	e.follower, err = follow.New(follow.Config{Blobs: cfg.Blobs, Logger: cfg.Logger, OnSwitch: e.switchTo})
+	if err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// switchTo builds the new deploy's site (reading its small files into memory) and swaps it in:
+// requests already running finish on the old site, new ones get the new one.
+func (e *service) switchTo(a follow.Active) {
+	e.mu.Lock()
+	prev := e.site
+	e.mu.Unlock()
+	s, err := static.NewSite(a.ID, a.Manifest, e.cfg.Blobs, static.SiteOptions{Previous: prev})
+	if err != nil {
+		e.log.Error("Cannot serve deploy", slog.Any("deploy", a.ID), slog.Any("err", err))
+		return
+	}
+	e.mu.Lock()
+	e.site = s
+	e.mu.Unlock()
+	e.handler.SetSite(s)
+	e.log.Info("Serving deploy", slog.Any("deploy", a.ID), slog.Int("files", len(a.Manifest.Files)), slog.Int64("memory_bytes", s.MemoryBytes()))
+	// Redirectors send visitors only to edges that say they serve the current deploy: tell
+	// them now rather than at the next tick, or every edge looks outdated for up to an interval
+	// after each publish and visitors get 503s meanwhile.
+	select {
+	case e.beatNow <- struct{}{}:
+	default:
+	}
+}
+
+// serving returns the deploy whose site answers new requests (zero before the first) and
+// whether it is the network's current deploy. Heartbeats and the health endpoint report these
+// rather than the follower's active deploy, which the follower sets before the site is built and
+// swapped in, and which stays set when the site fails to build.
+func (e *service) serving() (served site.DeployID, synced bool) {
+	if s := e.handler.Site(); s != nil {
+		served = s.ID()
+	}
+	target := e.follower.Status().Target
+	return served, !target.IsZero() && served == target
+}
+
+// HandleEvent takes one event of the node; call it with every event, in order, from one goroutine.
+func (e *service) HandleEvent(ev dt.Event) {
+	if err := e.follower.Handle(ev); err != nil {
+		e.log.Warn("Deploy object refused", slog.String("key", ev.Key), slog.Any("err", err))
+	}
+}
+
+// Handler returns the HTTP handler serving visitors (and the health endpoint).
+func (e *service) Handler() http.Handler { return e.handler }
+
+// Server returns the HTTP server, to Serve on listeners.
+func (e *service) Server() *httpserve.Server { return e.server }
+
+// Status reports the deploy state for /status.
+func (e *service) Status() follow.Status { return e.follower.Status() }
+
+// Drain marks the edge as going away: the next heartbeats say so and the health endpoint answers
+// 503, so redirectors stop sending visitors before the listener closes.
+func (e *service) Drain() { e.draining.Store(true) }
+
+func (e *service) serveHealth(w http.ResponseWriter, r *http.Request) {
+	served, synced := e.serving()
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if !synced || e.draining.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		if e.draining.Load() {
+			fmt.Fprintln(w, "draining")
+		} else {
+			fmt.Fprintln(w, "syncing")
+		}
+		return
+	}
+	fmt.Fprintln(w, served)
+}
+
+// sendHeartbeats sends heartbeats until ctx ends, and a last one saying the edge drains; one goes
+// out at once each time the edge starts serving a new deploy.
+func (e *service) sendHeartbeats(ctx context.Context) {
+	heartbeat.SendWhen(ctx, e.cfg.Node, e.cfg.HeartbeatInterval, e.beatNow, e.report, func(err error) {
+		e.log.Warn("Heartbeat not sent", slog.Any("err", err))
+	})
+}
+
+// report fills a heartbeat.
+func (e *service) report(h *heartbeat.Heartbeat) {
+	h.Version, h.Name = e.cfg.Version, e.cfg.Name
+	h.PublicURL = e.cfg.PublicURL
+	h.IPv4, h.IPv6 = e.cfg.IPv4, e.cfg.IPv6
+	if !h.IPv4.IsValid() && !h.IPv6.IsValid() {
+		h.IPv4, h.IPv6 = publicAddrs(e.cfg.Node.ObservedAddrs())
+	}
+	h.Location = e.cfg.Location
+	if h.Location == nil && e.cfg.Locate != nil {
+		h.Location = e.locate(h.IPv4, h.IPv6)
+	}
+	served, synced := e.serving()
+	if !served.IsZero() {
+		h.Deploy = served.String()
+	}
+	h.Synced = synced
+	h.Draining = e.draining.Load()
+	if n, b, err := e.cfg.Blobs.Count(usageMaxAge); err == nil {
+		h.Objects, h.Bytes = n, b
+	}
+	if free, err := e.cfg.Blobs.DiskFree(); err == nil {
+		h.DiskFree = free
+	}
+	h.Load = e.load.sample()
+	if e.cfg.CertExpiry != nil {
+		if t := e.cfg.CertExpiry(); !t.IsZero() {
+			h.CertExpiry = t.UnixMilli()
+		}
+	}
+}
+
+// usageMaxAge is how old the blob store's count in a heartbeat may be: the store keeps it current
+// for its own writes, and a walk of a large store on every beat would cost more than it tells.
+const usageMaxAge = 10 * time.Minute
+
+// locate returns where the edge's reported address is, asking Locate only when the address
+// changed. IPv4 is looked up first: GeoIP databases place it better.
+func (e *service) locate(v4, v6 netip.Addr) *heartbeat.Location {
+	ip := v4
+	if !ip.IsValid() {
+		ip = v6
+	}
+	if !ip.IsValid() {
+		return nil
+	}
+	if ip != e.located {
+		e.located, e.locatedAt = ip, e.cfg.Locate(ip)
+	}
+	return e.locatedAt
+}
+
+// publicAddrs picks, from the addresses peers see this node at (most-seen first), the first
+// public one of each family. Loopback, private (RFC 1918, RFC 4193), link-local and shared
+// carrier-grade NAT (RFC 6598) addresses are no use to visitors elsewhere.
+func publicAddrs(observed []netip.Addr) (v4, v6 netip.Addr) {
+	for _, ip := range observed {
+		ip = ip.Unmap()
+		if !ip.IsGlobalUnicast() || ip.IsPrivate() || sharedNAT.Contains(ip) {
+			continue
+		}
+		if ip.Is4() && !v4.IsValid() {
+			v4 = ip
+		} else if ip.Is6() && !v6.IsValid() {
+			v6 = ip
+		}
+	}
+	return v4, v6
+}
+
+// sharedNAT is RFC 6598's shared address space, used behind carrier-grade NAT.
+var sharedNAT = netip.MustParsePrefix("100.64.0.0/10")
+
+// ObserveResponse counts a response for the load report and the metrics.
+func (e *service) ObserveResponse(ri static.ResponseInfo) {
+	e.load.requests.Add(1)
+	e.load.bytes.Add(ri.Bytes)
+	if ri.Status >= 500 {
+		e.load.errors5xx.Add(1)
+	}
+	if e.metrics != nil {
+		e.metrics.observe(ri)
+	}
+}
+
+// loadMeter turns counters into the rates a heartbeat reports, over the time since the last one.
+type loadMeter struct {
+	requests, bytes, errors5xx atomic.Int64
+
+	mu        sync.Mutex
+	start     time.Time
+	lastCPU   time.Duration
+	lastReqs  int64
+	lastBytes int64
+	lastErrs  int64
+}
+
+func (m *loadMeter) sample() heartbeat.Load {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := time.Now()
+	secs := now.Sub(m.start).Seconds()
+	if secs <= 0 {
+		secs = 1
+	}
+	reqs, bytes, errs := m.requests.Load(), m.bytes.Load(), m.errors5xx.Load()
+	cpu := processCPU()
+	l := heartbeat.Load{
+		RequestsPS: float64(reqs-m.lastReqs) / secs,
+		BytesPS:    float64(bytes-m.lastBytes) / secs,
+		CPU:        min(1, max(0, (cpu-m.lastCPU).Seconds()/secs/float64(runtime.NumCPU()))),
+	}
+	if reqs > m.lastReqs {
+		l.ErrorRate5xx = float64(errs-m.lastErrs) / float64(reqs-m.lastReqs)
+	}
+	m.start, m.lastCPU, m.lastReqs, m.lastBytes, m.lastErrs = now, cpu, reqs, bytes, errs
+	return l
+}
+
+// processCPU returns the CPU time the process used so far (user + system).
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// edgeMetrics are the edge's Prometheus metrics.
+type edgeMetrics struct {
+	requests *prometheus.CounterVec
+	bytes    prometheus.Counter
+	latency  prometheus.Histogram
+}
+
+func newEdgeMetrics(reg prometheus.Registerer, h2s *h2.Stats) (*edgeMetrics, error) {
+	m := &edgeMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "dt", Subsystem: "edge", Name: "requests_total",
+			Help: "Responses of the site, by status code and content coding."}, []string{"code", "encoding"}),
+		bytes: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "dt", Subsystem: "edge", Name: "response_bytes_total",
+			Help: "Body bytes sent."}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "dt", Subsystem: "edge", Name: "response_seconds",
+			Help: "Time to serve a response, body included.", Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10)}),
+	}
+	cs := []prometheus.Collector{m.requests, m.bytes, m.latency}
+	for _, l := range []struct {
+		name, help string
+		v          *atomic.Uint64
+	}{
+		{"h2_streams_reaped_total", "HTTP/2 streams reset after SendTimeout without flow-control window.", &h2s.StreamsReaped},
+		{"h2_stalled_conns_total", "HTTP/2 connections closed: every open stream without window for SendTimeout.", &h2s.StalledConns},
+		{"h2_write_timeouts_total", "HTTP/2 connections closed: the client took nothing for SendTimeout.", &h2s.WriteTimeouts},
+		{"h2_idle_conns_total", "HTTP/2 connections closed after IdleTimeout without a request.", &h2s.IdleConns},
+		{"h2_control_floods_total", "HTTP/2 connections closed: too many control frames queued for a client that does not read.", &h2s.ControlFloods},
+		{"h2_continuation_floods_total", "HTTP/2 connections closed: too many CONTINUATION frames in a header block.", &h2s.ContinuationFloods},
+		{"h2_send_memory_waits_total", "Times an HTTP/2 connection waited for the send memory budget.", &h2s.SendMemoryWaits},
+	} {
+		cs = append(cs, prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "dt", Subsystem: "edge", Name: l.name, Help: l.help},
+			func() float64 { return float64(l.v.Load()) }))
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("edge: register metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+func (m *edgeMetrics) observe(ri static.ResponseInfo) {
+	enc := ri.Encoding
+	if enc == "" {
+		enc = "identity"
+	}
+	m.requests.WithLabelValues(strconv.Itoa(ri.Status), enc).Inc()
+	m.bytes.Add(float64(ri.Bytes))
+	m.latency.Observe(ri.Duration.Seconds())
+}
