@@ -12,8 +12,8 @@
 // Node is the whole role, as `dt redirector` runs it: Config names the node, the visitor
 // listeners and certificates, GeoIP, the redirect code, the trusted proxies and the connection
 // caps; Run opens the node on package internal/nodehost, follows its events with a Service,
-// serves visitors and the admin routes (/explain and the dashboard), and returns once everything
-// it started has stopped.
+// serves visitors and the admin routes (/explain and package web's dashboard), and returns once
+// everything it started has stopped.
 //
 // # Guarantees
 //
