@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -116,6 +117,9 @@ func startEdgeNode(t *testing.T, keys dt.Keys, peer string, beat time.Duration, 
 type runningRedirector struct {
 	url   string
 	admin string
+	// stop cancels the redirector's Run and waits for it; the test fails if Run failed. It is
+	// safe to call twice.
+	stop func()
 }
 
 // startRedirector runs a redirector linked to the hub until the end of the test; cfg's node,
@@ -136,16 +140,20 @@ func (n *testNetwork) startRedirector(cfg redirector.Config) *runningRedirector 
 	done := make(chan struct{})
 	var runErr error
 	go func() { defer close(done); runErr = r.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		if runErr != nil {
-			t.Errorf("redirector: %v", runErr)
-		}
-	})
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			<-done
+			if runErr != nil {
+				t.Errorf("redirector: %v", runErr)
+			}
+		})
+	}
+	t.Cleanup(stop)
 	select {
 	case rd := <-ready:
-		return &runningRedirector{url: "http://" + rd.Serving.HTTP, admin: "http://" + rd.Admin}
+		return &runningRedirector{url: "http://" + rd.Serving.HTTP, admin: "http://" + rd.Admin, stop: stop}
 	case <-done:
 		t.Fatalf("redirector stopped before it served: %v", runErr)
 		return nil
