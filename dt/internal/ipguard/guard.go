@@ -163,90 +163,132 @@ func (g *Guard) Admit(remote netip.Addr) (*Ticket, error) {
 		return nil, fmt.Errorf("ipguard: admit %v: %w until %v", addr, ErrBlocked, until.Format(time.RFC3339))
 	}
 	st := g.touchLocked(key, now)
-	n := st.conns.add(now, g.cfg.ConnWindow)
-	spareConns := n > float64(g.cfg.BlockConnections) && spared
-	if spareConns {
-		st.conns = connCounter{} // as a block would: the next burst is counted afresh
-	} else if n > float64(g.cfg.BlockConnections) {
+	cc := g.countConnLocked(st, spared, now)
+	if cc.block {
 		ch := g.blockLocked(key, BlockReasonConnections, now)
 		g.mu.Unlock()
 		g.refused(refusedBlocked, addr, key)
 		_ = g.apply(ch) // a failed save is logged and counted; the block holds in memory
-		return nil, fmt.Errorf("ipguard: admit %v: %w: %d unauthenticated connections", addr, ErrBlocked, int(n))
+		return nil, fmt.Errorf("ipguard: admit %v: %w: %d unauthenticated connections", addr, ErrBlocked, int(cc.n))
 	}
-	warn := n >= float64(g.cfg.WarnConnections) &&
+	sl := g.takeSlotLocked(st, key, addr, now)
+	window := st.conns.window
+	g.mu.Unlock()
+
+	g.reportConns(cc, addr, key)
+	if sl.refusal != nil {
+		return nil, g.refuseSlot(sl, addr, key)
+	}
+	g.m.admitted.Inc()
+	if sl.known {
+		g.m.admittedKnown.Inc()
+	}
+	if sl.pressure {
+		g.m.shortDeadlines.Inc()
+	}
+	g.debug("connection admitted", addr, key, slog.Bool("known", sl.known), slog.Duration("timeout", sl.timeout))
+	t := &Ticket{g: g, state: st, addr: addr, key: key, window: window, deadline: now.Add(sl.timeout)}
+	if !sl.known {
+		t.subnet = sl.subnet
+	}
+	return t, nil
+}
+
+// connCount is what one more unauthenticated connection did to its key's count.
+type connCount struct {
+	n     float64 // connections within ConnWindow, this one included
+	block bool    // over BlockConnections: the key is to be blocked
+	spare bool    // over BlockConnections, but the address is spared: counted afresh instead
+	warn  bool    // at WarnConnections and not warned of within ConnWindow
+}
+
+// countConnLocked counts one more connection from st's key and says what it calls for.
+func (g *Guard) countConnLocked(st *keyState, spared bool, now time.Time) connCount {
+	c := connCount{n: st.conns.add(now, g.cfg.ConnWindow)}
+	if c.n > float64(g.cfg.BlockConnections) {
+		if !spared {
+			c.block = true
+			return c
+		}
+		c.spare = true
+		st.conns = connCounter{} // as a block would: the next burst is counted afresh
+	}
+	c.warn = c.n >= float64(g.cfg.WarnConnections) &&
 		(st.warnedAt.IsZero() || now.Sub(st.warnedAt) >= g.cfg.ConnWindow)
-	if warn {
+	if c.warn {
 		st.warnedAt = now
 	}
-	// The handshake caps are checked before the token bucket so that a refusal for load does
-	// not also spend one of the key's tokens. Known peers may take the reserved slots and are
-	// not counted per subnet.
-	known := g.knownLocked(key, now)
-	subnet := SubnetOf(addr)
-	var refusal error
-	var reason string
+	return c
+}
+
+// reportConns logs and counts what countConnLocked found, outside the lock.
+func (g *Guard) reportConns(c connCount, addr netip.Addr, key netip.Prefix) {
+	if c.spare {
+		g.spare(addr, key, BlockReasonConnections)
+	}
+	if c.warn {
+		g.m.warnings.Inc()
+		g.log.LogAttrs(context.Background(), slog.LevelWarn, "many unauthenticated connections",
+			slog.String("key", key.String()), slog.Int("connections", int(c.n)),
+			slog.Duration("window", g.cfg.ConnWindow), slog.Int("block_at", g.cfg.BlockConnections+1))
+	}
+}
+
+// slotGrant is the answer to a connection's request for a handshake slot.
+type slotGrant struct {
+	refusal  error  // ErrBusy or ErrRateLimited; nil when a slot was taken
+	reason   string // the refusal's metric label
+	known    bool   // a known peer: may use the reserve, not counted per subnet
+	pressure bool   // more than half the slots taken: the short deadline applies
+	timeout  time.Duration
+	subnet   netip.Prefix
+	// In flight when the slot was asked for, for the log line of a refusal.
+	inflight, inSubnet int
+}
+
+// takeSlotLocked takes a handshake slot for a connection from addr, or says why not. The caps
+// are checked before the token bucket so that a refusal for load does not also spend one of the
+// key's tokens. Known peers may take the reserved slots and are not counted per subnet.
+func (g *Guard) takeSlotLocked(st *keyState, key netip.Prefix, addr netip.Addr, now time.Time) slotGrant {
+	sl := slotGrant{known: g.knownLocked(key, now), subnet: SubnetOf(addr)}
 	switch {
 	case g.inflight >= g.cfg.MaxHandshakes:
-		refusal, reason = ErrBusy, refusedBusy
-	case !known && g.inflight >= g.cfg.MaxHandshakes-g.cfg.ReservedHandshakes:
-		refusal, reason = ErrBusy, refusedBusy
-	case !known && g.subnets[subnet] >= g.cfg.MaxHandshakesPerSubnet:
-		refusal, reason = ErrBusy, refusedSubnet
+		sl.refusal, sl.reason = ErrBusy, refusedBusy
+	case !sl.known && g.inflight >= g.cfg.MaxHandshakes-g.cfg.ReservedHandshakes:
+		sl.refusal, sl.reason = ErrBusy, refusedBusy
+	case !sl.known && g.subnets[sl.subnet] >= g.cfg.MaxHandshakesPerSubnet:
+		sl.refusal, sl.reason = ErrBusy, refusedSubnet
 	case !st.limiter.AllowN(now, 1):
-		refusal, reason = ErrRateLimited, refusedRate
+		sl.refusal, sl.reason = ErrRateLimited, refusedRate
 	default:
 		g.inflight++
 		st.inflight++
-		if !known {
-			g.subnets[subnet]++
+		if !sl.known {
+			g.subnets[sl.subnet]++
 		}
 	}
 	// Under pressure a connection gets the short deadline: slots held by connections that send
 	// nothing then turn over quickly. Known peers keep the full one, so a peer on a slow path
 	// or a loaded machine is not cut off by a flood from elsewhere.
-	timeout := g.cfg.HandshakeTimeout
-	pressure := !known && g.inflight > g.cfg.MaxHandshakes/2
-	if pressure {
-		timeout = min(timeout, g.cfg.PressureHandshakeTimeout)
+	sl.timeout = g.cfg.HandshakeTimeout
+	sl.pressure = !sl.known && g.inflight > g.cfg.MaxHandshakes/2
+	if sl.pressure {
+		sl.timeout = min(sl.timeout, g.cfg.PressureHandshakeTimeout)
 	}
-	window := st.conns.window
-	inflight, inSubnet := g.inflight, g.subnets[subnet]
-	g.mu.Unlock()
+	sl.inflight, sl.inSubnet = g.inflight, g.subnets[sl.subnet]
+	return sl
+}
 
-	if spareConns {
-		g.spare(addr, key, BlockReasonConnections)
+// refuseSlot counts and logs a refused slot and returns the error Admit gives for it.
+func (g *Guard) refuseSlot(sl slotGrant, addr netip.Addr, key netip.Prefix) error {
+	g.refused(sl.reason, addr, key)
+	if sl.refusal == ErrRateLimited {
+		return fmt.Errorf("ipguard: admit %v: %w", addr, ErrRateLimited)
 	}
-	if warn {
-		g.m.warnings.Inc()
-		g.log.LogAttrs(context.Background(), slog.LevelWarn, "many unauthenticated connections",
-			slog.String("key", key.String()), slog.Int("connections", int(n)),
-			slog.Duration("window", g.cfg.ConnWindow), slog.Int("block_at", g.cfg.BlockConnections+1))
-	}
-	switch refusal {
-	case ErrBusy:
-		g.refused(reason, addr, key)
-		g.fullLog.Hit(context.Background(), slog.String("reason", reason), slog.String("addr", addr.String()),
-			slog.String("subnet", subnet.String()), slog.Int("in_flight", inflight), slog.Int("in_subnet", inSubnet),
-			slog.Int("max", g.cfg.MaxHandshakes), slog.Int("max_per_subnet", g.cfg.MaxHandshakesPerSubnet))
-		return nil, fmt.Errorf("ipguard: admit %v: %w (%s)", addr, ErrBusy, reason)
-	case ErrRateLimited:
-		g.refused(refusedRate, addr, key)
-		return nil, fmt.Errorf("ipguard: admit %v: %w", addr, ErrRateLimited)
-	}
-	g.m.admitted.Inc()
-	if known {
-		g.m.admittedKnown.Inc()
-	}
-	if pressure {
-		g.m.shortDeadlines.Inc()
-	}
-	g.debug("connection admitted", addr, key, slog.Bool("known", known), slog.Duration("timeout", timeout))
-	t := &Ticket{g: g, state: st, addr: addr, key: key, window: window, deadline: now.Add(timeout)}
-	if !known {
-		t.subnet = subnet
-	}
-	return t, nil
+	g.fullLog.Hit(context.Background(), slog.String("reason", sl.reason), slog.String("addr", addr.String()),
+		slog.String("subnet", sl.subnet.String()), slog.Int("in_flight", sl.inflight), slog.Int("in_subnet", sl.inSubnet),
+		slog.Int("max", g.cfg.MaxHandshakes), slog.Int("max_per_subnet", g.cfg.MaxHandshakesPerSubnet))
+	return fmt.Errorf("ipguard: admit %v: %w (%s)", addr, ErrBusy, sl.reason)
 }
 
 // AddKnown marks addr as a known peer for KnownPeerTTL: its connections may take the reserved
