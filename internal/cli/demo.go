@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"context"
 	"embed"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -255,60 +253,25 @@ func waitRedirecting(ctx context.Context, url string, within time.Duration) erro
 	}
 }
 
-// startRedirector starts the demo's redirector, linked to peer, with an admin listener as dt
-// redirector --admin has: the dashboard, /status, /explain and /metrics. It returns the URLs
-// of its visitor and admin listeners.
+// startRedirector runs the demo's redirector as dt redirector runs one, through its role, linked
+// to peer: the dashboard, /status, /explain and /metrics on its admin listener. It returns the
+// URLs of its visitor and admin listeners once both serve; it stops when ctx ends.
 func (d *demo) startRedirector(ctx context.Context, keys dt.Keys, peer string) (redirectURL, adminURL string, err error) {
 	ready := make(chan nodehost.Ready, 1)
-	cfg := nodehost.Config{Node: d.nodeConfig(keys, "redirector", false, []string{peer}, true), Admin: "127.0.0.1:0", Logger: d.log,
-		Ready: func(r nodehost.Ready) error { ready <- r; return nil }}
-	run := func(ctx context.Context) error { return nodehost.Run(ctx, cfg, d.redirectorRole) }
-	r, err := d.start(ctx, run, ready)
+	r, err := redirector.New(redirector.Config{
+		Node: d.nodeConfig(keys, "redirector", false, []string{peer}, true), Admin: "127.0.0.1:0", Logger: d.log,
+		Ready: func(r redirector.Ready) error { ready <- r; return nil },
+		HTTP:  "127.0.0.1:0",
+		Code:  http.StatusFound,
+	})
+	if err != nil {
+		return "", "", err
+	}
+	rd, err := d.start(ctx, r.Run, ready)
 	if err != nil {
 		return "", "", fmt.Errorf("redirector: %w", err)
 	}
-	return "http://" + r.Serving.HTTP, "http://" + r.Admin, nil
-}
-
-// redirectorRole builds the demo's redirector on its node.
-func (d *demo) redirectorRole(h *nodehost.Host) (nodehost.Role, error) {
-	rp, err := newRedirectorParts(h.Node(), redirector.ServiceConfig{Node: h.Node(), Code: 302, Registerer: h.Registerer(), Logger: d.log}, d.log)
-	if err != nil {
-		return nodehost.Role{}, err
-	}
-	if err := h.Subscribe(nodehost.EventFunc(rp.handleEvent)); err != nil {
-		return nodehost.Role{}, err
-	}
-	return nodehost.Role{
-		Routes: func(mux *http.ServeMux) { mux.Handle("/", rp.admin) },
-		Status: func(st *nodehost.Status) { st.Redirector = rp.svc.Status() },
-		Serve: func(ctx context.Context, ready func(nodehost.Serving) error) error {
-			// The dashboard's live streams end first: the admin listener's shutdown waits for them.
-			defer rp.dash.Close()
-			var wg sync.WaitGroup
-			defer wg.Wait()
-			ctx, cancel := context.WithCancel(ctx)
-			defer cancel()
-			wg.Go(func() { _ = rp.svc.Run(ctx) })
-			wg.Go(func() { _ = rp.history.Run(ctx) })
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				return err
-			}
-			srv := &http.Server{Handler: rp.svc.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelDebug)}
-			wg.Go(func() {
-				if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-					d.log.Warn("Server stopped", slog.Any("err", err))
-				}
-			})
-			defer shutdown(srv)
-			if err := ready(nodehost.Serving{HTTP: ln.Addr().String()}); err != nil {
-				return err
-			}
-			<-ctx.Done()
-			return nil
-		},
-	}, nil
+	return "http://" + rd.Serving.HTTP, "http://" + rd.Admin, nil
 }
 
 // nodeConfig configures a node of the demo.

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	dtdns "github.com/dt-cdn/dt/dns"
 	"github.com/dt-cdn/dt/internal/syncbuf"
 	"github.com/miekg/dns"
 )
@@ -36,7 +37,7 @@ func startDNSCmd(t *testing.T, args ...string) (*runningNode, string) {
 		t.Fatal("dt dns did not start")
 	}
 	t.Cleanup(func() { rn.stop(t) })
-	var st dnsStatus
+	var st dtdns.Status
 	waitFor(t, 10*time.Second, func() error {
 		resp, err := http.Get("http://" + rn.info.Admin + "/dns")
 		if err != nil {

@@ -1,11 +1,6 @@
 package cli
 
 import (
-	"log/slog"
-	"path/filepath"
-	"sync"
-
-	"github.com/dt-cdn/dt/internal/certs"
 	"github.com/dt-cdn/dt/internal/connlimit"
 )
 
@@ -19,13 +14,9 @@ type servingFlags struct {
 	conns       connFlags
 }
 
-// connFlags cap visitor connections (connlimit.Config).
+// connFlags cap visitor connections (see package internal/connlimit).
 type connFlags struct {
 	max, perIP, fdReserve int
-}
-
-func (c *connFlags) config() connlimit.Config {
-	return connlimit.Config{MaxConns: c.max, MaxConnsPerAddr: c.perIP, FDReserve: c.fdReserve}
 }
 
 func (s *servingFlags) register(fs *flagSet, httpUsage string) {
@@ -52,16 +43,6 @@ func (s *servingFlags) check(fs *flagSet) error {
 	return nil
 }
 
-// certificates returns the certificate manager for --https (kept in DATADIR/certs), or nil
-// without --https.
-func (s *servingFlags) certificates(dataDir string, log *slog.Logger) (*certs.Manager, error) {
-	if s.https == "" {
-		return nil, nil
-	}
-	return certs.New(certs.Config{Domains: s.domains, CacheDir: filepath.Join(dataDir, "certs"),
-		ACMEDirectory: s.acmeDir, Email: s.acmeEmail, Logger: log})
-}
-
 // parsePlainNode parses the flags of a command that runs a plain (non-master) node with no
 // positional arguments, and checks the node's flags.
 func parsePlainNode(fs *flagSet, args []string, nf *nodeFlags, role string) error {
@@ -78,39 +59,4 @@ func parsePlainNode(fs *flagSet, args []string, nf *nodeFlags, role string) erro
 		return fs.usageErrorf("%s is not a master: drop --master", role)
 	}
 	return nil
-}
-
-// later holds a service built on a node after the node opened, for the node's hooks, which run
-// from the start: the event hook waits for it (events queue in the node meanwhile), status and
-// admin hooks see nil until then. A failed start settles it with nil, releasing the waiters.
-type later[T any] struct {
-	once sync.Once
-	done chan struct{}
-	v    *T
-}
-
-func newLater[T any]() *later[T] { return &later[T]{done: make(chan struct{})} }
-
-// set settles the value; only the first call counts.
-func (l *later[T]) set(v *T) {
-	l.once.Do(func() {
-		l.v = v
-		close(l.done)
-	})
-}
-
-// wait blocks until the value is settled, and returns it (nil after a failed start).
-func (l *later[T]) wait() *T {
-	<-l.done
-	return l.v
-}
-
-// get returns the value if it is settled, nil otherwise, without blocking.
-func (l *later[T]) get() *T {
-	select {
-	case <-l.done:
-		return l.v
-	default:
-		return nil
-	}
 }

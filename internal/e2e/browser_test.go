@@ -13,7 +13,6 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/dt-cdn/dt/redirector"
-	"github.com/dt-cdn/dt/web"
 )
 
 // requireBrowser is the environment variable that turns a missing browser from a skip into a
@@ -145,13 +144,8 @@ func TestDashboardAndRedirectsInBrowser(t *testing.T) {
 	const beat = time.Second // fast, so the test waits seconds for a death, not the default's 6+
 	n := newTestNetwork(t, beat)
 	edges := []*runningEdge{n.startEdge(amsterdam), n.startEdge(newYork)}
-	rd := n.startRedirector(redirector.ServiceConfig{HeartbeatInterval: beat, Code: 301})
-	dash, err := web.New(web.Config{Edges: rd.svc, Deploys: rd.history})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dashURL := serve(t, dash)
-	t.Cleanup(dash.Close) // runs before the server's Close: open streams end first
+	rd := n.startRedirector(redirector.Config{HeartbeatInterval: beat, Code: 301})
+	dashURL := rd.admin + "/"
 	const page = "served by dt"
 	res := n.publishFiles(map[string]string{"index.html": `<!doctype html><title>e2e</title><h1 id="site">` + page + `</h1>`}, 2)
 	t.Logf("network up and published in %s", time.Since(began).Round(time.Millisecond))

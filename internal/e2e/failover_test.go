@@ -27,7 +27,7 @@ func TestRedirectorAvoidsCrashedEdge(t *testing.T) {
 	n := newTestNetwork(t, beat)
 	ams := n.startEdge(amsterdam)
 	nyc := n.startEdge(newYork)
-	rd := n.startRedirector(redirector.ServiceConfig{HeartbeatInterval: beat, Code: 302,
+	rd := n.startRedirector(redirector.Config{HeartbeatInterval: beat, Code: 302,
 		Select: edgeset.SelectOptions{DefaultLocation: &geoip.Record{Lat: 50, Lon: 5, HasLocation: true}}})
 	n.publishFiles(map[string]string{"index.html": "<h1>e2e</h1>"}, 2)
 

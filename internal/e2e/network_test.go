@@ -2,10 +2,9 @@ package e2e
 
 import (
 	"context"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,7 +15,6 @@ import (
 	"github.com/dt-cdn/dt/internal/testnet"
 	"github.com/dt-cdn/dt/publish"
 	"github.com/dt-cdn/dt/redirector"
-	"github.com/dt-cdn/dt/web"
 )
 
 // Places of test edges.
@@ -114,54 +112,52 @@ func startEdgeNode(t *testing.T, keys dt.Keys, peer string, beat time.Duration, 
 	return re
 }
 
-// runningRedirector is a redirector.Service on its own lazy node, with the deploy history its
-// dashboard shows, answering visitors at url.
+// runningRedirector is a redirector run by redirector.Node's Run on its own node, linked to the
+// hub: visitors at url, the dashboard, /explain and /status at admin.
 type runningRedirector struct {
-	svc     *redirector.Service
-	history *web.History
-	url     string
+	url   string
+	admin string
+	// stop cancels the redirector's Run and waits for it; the test fails if Run failed. It is
+	// safe to call twice.
+	stop func()
 }
 
-// startRedirector starts a redirector linked to the hub; cfg.Node is filled in.
-func (n *testNetwork) startRedirector(cfg redirector.ServiceConfig) *runningRedirector {
+// startRedirector runs a redirector linked to the hub until the end of the test; cfg's node,
+// listeners and dashboard are filled in.
+func (n *testNetwork) startRedirector(cfg redirector.Config) *runningRedirector {
 	t := n.t
-	node := n.open(false, []string{n.peer}, true)
-	cfg.Node = node
-	svc, err := redirector.NewService(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	history, err := web.NewHistory(web.HistoryConfig{Node: node})
+	ncfg := dt.LocalConfig()
+	ncfg.Keys, ncfg.DataDir, ncfg.NoSync, ncfg.Peers = n.plain, t.TempDir(), true, []string{n.peer}
+	ready := make(chan redirector.Ready, 1)
+	cfg.Node, cfg.Admin = ncfg, "127.0.0.1:0"
+	cfg.Ready = func(r redirector.Ready) error { ready <- r; return nil }
+	cfg.HTTP = "127.0.0.1:0"
+	r, err := redirector.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	svcDone, histDone, evDone := make(chan struct{}), make(chan struct{}), make(chan struct{})
-	go func() { defer close(svcDone); _ = svc.Run(ctx) }()
-	go func() { defer close(histDone); _ = history.Run(ctx) }()
-	go func() {
-		defer close(evDone)
-		for ev := range node.Events() {
-			svc.HandleEvent(ev)
-			history.HandleEvent(ev)
-		}
-	}()
-	t.Cleanup(func() { cancel(); <-svcDone; <-histDone; node.Close(); <-evDone })
-	return &runningRedirector{svc: svc, history: history, url: serve(t, svc.Handler())}
-}
-
-// serve serves h on a loopback port until the end of the test, and returns its URL.
-func serve(t *testing.T, h http.Handler) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(ln) }()
-	t.Cleanup(func() { srv.Close(); <-done })
-	return "http://" + ln.Addr().String()
+	var runErr error
+	go func() { defer close(done); runErr = r.Run(ctx) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			<-done
+			if runErr != nil {
+				t.Errorf("redirector: %v", runErr)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	select {
+	case rd := <-ready:
+		return &runningRedirector{url: "http://" + rd.Serving.HTTP, admin: "http://" + rd.Admin, stop: stop}
+	case <-done:
+		t.Fatalf("redirector stopped before it served: %v", runErr)
+		return nil
+	}
 }
 
 // publishFiles publishes a site of the given files (path → content) and fails the test unless

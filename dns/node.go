@@ -1,0 +1,364 @@
+package dns
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dt-cdn/dt/dns/geo"
+	"github.com/dt-cdn/dt/dns/resolve"
+	"github.com/dt-cdn/dt/dns/server"
+	"github.com/dt-cdn/dt/dns/zone"
+	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/edgeset"
+	"github.com/dt-cdn/dt/geoip"
+	"github.com/dt-cdn/dt/heartbeat"
+	"github.com/dt-cdn/dt/internal/nodehost"
+)
+
+// Defaults of Config.
+const (
+	// DefaultGeoTTL is the TTL of GeoDNS answers: how long a resolver may keep sending visitors
+	// to an edge that has since failed, against how often it asks again.
+	DefaultGeoTTL = 20 * time.Second
+	// MinGeoTTL is the shortest GeoDNS TTL accepted: below a second, resolvers round to zero
+	// and ask for every visitor.
+	MinGeoTTL = time.Second
+	// DefaultGeoAnswers is how many addresses a GeoDNS answer holds at most: enough for a client
+	// to try another when the first fails, few enough to keep the answer in one UDP packet.
+	DefaultGeoAnswers = 4
+)
+
+// ErrInvalidConfig is returned by New for a Config it cannot run with, wrapped with every
+// problem found.
+var ErrInvalidConfig = errors.New("dns: invalid config")
+
+// Config configures a DNS node. New checks it; it is not modified afterwards. Zero values mean
+// the defaults given per field.
+type Config struct {
+	// Node configures the DNS node's dt node: keys, data directory, peers, timers.
+	// Node.LazyBodies is always set: a DNS node needs the table's records (RRsets travel
+	// inline), never a site's file data. A nil Node.Logger is Logger; a nil Node.Registerer is
+	// the registry of /metrics. Required: Node.Keys and Node.DataDir. A DNS node is never a
+	// master.
+	Node dt.Config
+
+	// Addr is the address (host:port) on which DNS is answered over UDP and TCP; port 53 needs
+	// CAP_NET_BIND_SERVICE. Port 0 picks a free port, the same for both (see Status). Run binds it
+	// before the node opens, so that a port in use fails the run at once. Required.
+	Addr string
+	// MaxUDPSize is the largest answer sent over UDP; larger ones are truncated and the client
+	// retries over TCP. Zero: server.DefaultMaxUDPSize, which avoids IP fragmentation.
+	MaxUDPSize int
+
+	// GeoName is the site's public name, whose A and AAAA queries are answered with the nearest
+	// live edges, chosen as the redirector chooses from the edges' heartbeats (GeoDNS). It must
+	// lie in a published zone, whose own A and AAAA records for it answer when no edge is live.
+	// Empty: no GeoDNS; the name is answered from its zone like any other.
+	GeoName string
+	// GeoIP is the path of a MaxMind-format database that locates clients (by EDNS Client
+	// Subnet or the resolver's address); it is reloaded when the file changes. It needs
+	// GeoName. Empty: every live edge is in each answer, up to GeoAnswers.
+	GeoIP string
+	// GeoTTL is the TTL of GeoDNS answers, at least MinGeoTTL. Zero: DefaultGeoTTL.
+	GeoTTL time.Duration
+	// GeoAnswers bounds the addresses in one GeoDNS answer. Zero: DefaultGeoAnswers.
+	GeoAnswers int
+	// HeartbeatInterval is the interval assumed for edges that do not announce theirs (edges of
+	// releases before heartbeat.Heartbeat.IntervalMS); the others are judged by their own. An
+	// edge leaves GeoDNS answers once its last heartbeat is geo.DefaultMaxAgeBeats intervals old
+	// (the answers' TTL adds to that delay, so sooner than the redirector). Zero:
+	// heartbeat.DefaultInterval.
+	HeartbeatInterval time.Duration
+
+	// Resolvers are the recursive resolvers (host:port) with which the node answers dt resolve.
+	// Empty: the nameservers of /etc/resolv.conf; when there are none, the node runs without
+	// answering dt resolve, and logs why.
+	Resolvers []string
+
+	// Admin is the address of the admin listener (host:port; port 0 picks one): /status,
+	// /metrics, /debug/pprof/, /dns and AdminRoutes. Empty: none. It exposes heap contents:
+	// keep it on loopback or a private network.
+	Admin string
+	// AdminRoutes, when set, adds the process's routes to the admin listener. Nil: none.
+	AdminRoutes func(*http.ServeMux, *dt.Node)
+	// DescribeError words a failure in an admin answer (the address guard's routes) for a
+	// person. Nil: the error's text.
+	DescribeError func(error) string
+	// Registry gathers the node's and the DNS node's metrics for /metrics. Nil: a new registry
+	// with the Go runtime and process collectors; nodes in one process need one each, since the
+	// metrics have fixed names.
+	Registry *prometheus.Registry
+	// Build describes the running binary under "build" in /status. Nil: null.
+	Build any
+	// Version names the build in the "Node serving" log line. Empty: an empty attribute.
+	Version string
+	// Logger receives the DNS node's and its dt node's logs, and a line per event. Nil discards
+	// them.
+	Logger *slog.Logger
+	// Opened, when set, is called once the node holds its data directory, before anything
+	// serves. Nil: nothing is called.
+	Opened func(*dt.Node)
+	// Ready, when set, is called once every listener serves, with the bound addresses. An error
+	// stops the DNS node. Nil: readiness is not reported.
+	Ready func(Ready) error
+}
+
+// Ready names every address a DNS node serves on, once it serves: its node's, the admin
+// listener's and the visitors' (Serving).
+type Ready = nodehost.Ready
+
+// validate checks cfg and returns every problem at once.
+func (cfg *Config) validate() error {
+	var errs []error
+	if cfg.Node.DataDir == "" {
+		errs = append(errs, errors.New("a data directory (Node.DataDir) is required"))
+	}
+	if cfg.Node.Master {
+		errs = append(errs, errors.New("a DNS node is not a master"))
+	}
+	if cfg.Addr == "" {
+		errs = append(errs, errors.New("an address to answer on (Addr) is required"))
+	}
+	if cfg.GeoName == "" && cfg.GeoIP != "" {
+		errs = append(errs, errors.New("a GeoIP database needs GeoName"))
+	}
+	if cfg.GeoName != "" && zone.CanonicalName(cfg.GeoName) == "" {
+		errs = append(errs, fmt.Errorf("the GeoName %q is not a domain name", cfg.GeoName))
+	}
+	if cfg.GeoTTL != 0 && cfg.GeoTTL < MinGeoTTL {
+		errs = append(errs, fmt.Errorf("a GeoTTL of %v is shorter than %v", cfg.GeoTTL, MinGeoTTL))
+	}
+	if cfg.GeoAnswers < 0 || cfg.HeartbeatInterval < 0 || cfg.MaxUDPSize < 0 {
+		errs = append(errs, errors.New("negative GeoAnswers, HeartbeatInterval or MaxUDPSize"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	return nil
+}
+
+// Node is a DNS node: a dt node that answers DNS for the zones its table holds, GeoDNS for the
+// site's name when configured, and dt resolve; its admin listener adds GET /dns.
+//
+// Run runs it once. Status is safe to call from any goroutine.
+type Node struct {
+	cfg Config
+	log *slog.Logger
+
+	mu      sync.Mutex
+	running *parts // guarded by mu: the running node's parts; nil before Run and after it
+}
+
+// New checks cfg and returns a Node that Run starts.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.GeoTTL == 0 {
+		cfg.GeoTTL = DefaultGeoTTL
+	}
+	if cfg.GeoAnswers == 0 {
+		cfg.GeoAnswers = DefaultGeoAnswers
+	}
+	if cfg.HeartbeatInterval == 0 {
+		cfg.HeartbeatInterval = heartbeat.DefaultInterval
+	}
+	cfg.Node.LazyBodies = true
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Node{cfg: cfg, log: log}, nil
+}
+
+// Run binds the DNS address, opens the node, builds the DNS node on it, and answers DNS, the
+// admin listener and the node until ctx ends or a part fails; then it stops them in order (DNS,
+// the admin listener, the node) and returns once every goroutine it started has ended. A Node
+// runs once.
+func (d *Node) Run(ctx context.Context) error {
+	// Bind first: a port in use fails the run before the node opens.
+	l, err := server.Listen(d.cfg.Addr)
+	if err != nil {
+		return err
+	}
+	defer l.Close() // a no-op error once Serve has closed them
+	h, err := nodehost.Open(d.hostConfig())
+	if err != nil {
+		return err
+	}
+	p, err := d.build(h.Node(), l.Addr(), h.Registerer())
+	if err != nil {
+		return errors.Join(err, h.Close())
+	}
+	defer p.close()
+	if err := h.Subscribe(p); err != nil {
+		return errors.Join(err, h.Close())
+	}
+	d.setRunning(p)
+	defer d.setRunning(nil)
+	return h.Run(ctx, nodehost.Role{
+		Routes: func(mux *http.ServeMux) { mux.HandleFunc("GET /dns", d.serveStatus) },
+		Serve: func(ctx context.Context, ready func(nodehost.Serving) error) error {
+			// DNS serves no visitors over HTTP: the node is ready once the bound sockets answer,
+			// which they do from here on.
+			if err := ready(nodehost.Serving{}); err != nil {
+				return err
+			}
+			d.log.Info("DNS serving", slog.String("addr", l.Addr()), slog.String("geo_name", d.cfg.GeoName))
+			return p.serve(ctx, l)
+		},
+	})
+}
+
+// parts are what a DNS node builds on its open node: the zones, the DNS handler, and optionally
+// GeoDNS (on an edgeset.Set, as the redirector tracks the edges) and the resolve responder.
+type parts struct {
+	addr      string
+	store     *server.Store
+	handler   *server.Handler
+	edges     *edgeset.Set // nil without GeoName
+	geoName   string
+	geoDB     *geoip.DB          // nil without GeoIP
+	responder *resolve.Responder // nil without a resolver
+}
+
+// build makes the parts on the open node n, answering on addr, with their metrics on reg. On
+// error, what it opened is closed.
+func (d *Node) build(n *dt.Node, addr string, reg prometheus.Registerer) (_ *parts, err error) {
+	p := &parts{addr: addr, store: server.NewStore(d.log, n.Get), responder: d.responder(n)}
+	defer func() {
+		if err != nil {
+			p.close()
+		}
+	}()
+	cfg := server.Config{Store: p.store, MaxUDPSize: d.cfg.MaxUDPSize, Registerer: reg, Logger: d.log}
+	if d.cfg.GeoName != "" {
+		a, err := d.buildGeo(p, n, reg)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Dynamic = a
+	}
+	if p.handler, err = server.NewHandler(cfg); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// buildGeo adds GeoDNS to p: an edgeset.Set that follows the heartbeats and the current deploy,
+// and the answerer that chooses among its edges with edgeset.Select.
+func (d *Node) buildGeo(p *parts, n *dt.Node, reg prometheus.Registerer) (*geo.Answerer, error) {
+	if d.cfg.GeoIP != "" {
+		db, err := geoip.Open(d.cfg.GeoIP, geoip.Options{Logger: d.log})
+		if err != nil {
+			return nil, err
+		}
+		p.geoDB = db
+	}
+	// One choice for answers and for /dns: an edge leaves both once its heartbeat is 2.5
+	// intervals old (the answers' TTL adds to the delay, so sooner than the redirector).
+	sel := edgeset.SelectOptions{MaxAge: d.cfg.HeartbeatInterval * 5 / 2, MaxAgeBeats: geo.DefaultMaxAgeBeats}
+	edges, err := edgeset.New(edgeset.Config{Node: n, HeartbeatInterval: d.cfg.HeartbeatInterval,
+		Select: sel, Registerer: reg, Logger: d.log})
+	if err != nil {
+		return nil, err
+	}
+	gcfg := geo.Config{Name: d.cfg.GeoName, Edges: edges.Edges, TTL: d.cfg.GeoTTL, MaxAnswers: d.cfg.GeoAnswers, Select: sel}
+	if p.geoDB != nil {
+		gcfg.Geo = p.geoDB
+	}
+	a, err := geo.New(gcfg)
+	if err != nil {
+		return nil, err
+	}
+	p.edges, p.geoName = edges, a.Name()
+	return a, nil
+}
+
+// responder builds the node's answering side of dt resolve. Without a usable resolver it
+// returns nil and logs why: the node then runs without answering.
+func (d *Node) responder(n *dt.Node) *resolve.Responder {
+	var stub *resolve.Stub
+	if len(d.cfg.Resolvers) > 0 {
+		stub = &resolve.Stub{Servers: d.cfg.Resolvers}
+	} else {
+		var err error
+		if stub, err = resolve.SystemStub(""); err != nil {
+			d.log.Warn("No resolver; this node will not answer dt resolve", slog.Any("err", err))
+			return nil
+		}
+	}
+	resp, err := resolve.NewResponder(resolve.ResponderConfig{Node: n, Self: n.ID(), Lookup: stub.Lookup, Logger: d.log})
+	if err != nil {
+		d.log.Warn("Resolve responder not started", slog.Any("err", err))
+		return nil
+	}
+	return resp
+}
+
+// HandleEvent passes one of the node's events on; call it with every event, in order, from one
+// goroutine.
+func (p *parts) HandleEvent(ev dt.Event) {
+	p.store.HandleEvent(ev)
+	if p.edges != nil {
+		p.edges.HandleEvent(ev)
+	}
+	if p.responder != nil {
+		p.responder.HandleEvent(ev)
+	}
+}
+
+// serve answers DNS on l until ctx ends, with the edge tracking, the GeoIP file watch and the
+// resolve responder beside it; any of them failing stops all. It returns when all have ended.
+func (p *parts) serve(ctx context.Context, l *server.Listeners) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	run := func(f func(context.Context) error) {
+		wg.Go(func() {
+			if err := f(ctx); err != nil && ctx.Err() == nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+			cancel()
+		})
+	}
+	run(func(ctx context.Context) error { return server.Serve(ctx, p.handler, l) })
+	if p.edges != nil {
+		run(p.edges.Run)
+	}
+	if p.geoDB != nil {
+		run(p.geoDB.Watch)
+	}
+	if p.responder != nil {
+		run(p.responder.Run)
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// close releases what build opened.
+func (p *parts) close() {
+	if p.geoDB != nil {
+		p.geoDB.Close()
+	}
+}
+
+// hostConfig is the part of the config the node host runs.
+func (d *Node) hostConfig() nodehost.Config {
+	c := d.cfg
+	return nodehost.Config{Node: c.Node, Admin: c.Admin, AdminRoutes: c.AdminRoutes, DescribeError: c.DescribeError,
+		Logger: c.Logger, Registry: c.Registry, Build: c.Build, Version: c.Version, Opened: c.Opened, Ready: c.Ready}
+}
