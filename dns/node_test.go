@@ -17,7 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/dt-cdn/dt/dt"
-	"github.com/dt-cdn/dt/internal/testnet"
+	"github.com/dt-cdn/dt/internal/testkit/testnet"
 )
 
 // testConfig is a DNS node on loopback, port 0, with GeoDNS for www.example.com and a resolver

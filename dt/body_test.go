@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dt-cdn/dt/internal/faultnet"
+	"github.com/dt-cdn/dt/internal/testkit/faultnet"
 )
 
 // TestLargeObjectDoesNotDelayMessages adds an object of several MiB over a slow link and sends a

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dt-cdn/dt/internal/faultnet"
+	"github.com/dt-cdn/dt/internal/testkit/faultnet"
 )
 
 // fiveNodes builds the original's example topology: a master without a listener dials node 2;

@@ -17,8 +17,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/dt-cdn/dt/internal/promtest"
 	"github.com/dt-cdn/dt/internal/testkit/needs"
+	"github.com/dt-cdn/dt/internal/testkit/promtest"
 )
 
 // openFDs returns the number of file descriptors the process holds.

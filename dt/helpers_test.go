@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dt-cdn/dt/internal/wait"
+	"github.com/dt-cdn/dt/internal/testkit/wait"
 )
 
 // testKeys returns fresh keys for a test network: a network key and one master.

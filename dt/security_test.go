@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	bolterrors "go.etcd.io/bbolt/errors"
 
-	"github.com/dt-cdn/dt/internal/promtest"
+	"github.com/dt-cdn/dt/internal/testkit/promtest"
 )
 
 // blockLoopback lets the node's guard block loopback addresses, which it spares by default: the

@@ -14,7 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dt-cdn/dt/dt/internal/securelink"
-	"github.com/dt-cdn/dt/internal/promtest"
+	"github.com/dt-cdn/dt/internal/testkit/promtest"
 )
 
 // A peer that holds the network key links, keeps its session alive (yamux answers pings by

@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dt-cdn/dt/dt/internal/ipguard"
-	"github.com/dt-cdn/dt/internal/promtest"
+	"github.com/dt-cdn/dt/internal/testkit/promtest"
 )
 
 // recorder is an event handler that keeps what it got and can be held: while held, HandleEvent

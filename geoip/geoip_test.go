@@ -15,8 +15,8 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/dt-cdn/dt/internal/syncbuf"
 	"github.com/dt-cdn/dt/internal/testkit/mmdb"
+	"github.com/dt-cdn/dt/internal/testkit/syncbuf"
 )
 
 func writeFile(t testing.TB, path string, data []byte, mtime time.Time) {

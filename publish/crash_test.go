@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/dt-cdn/dt/dt"
-	"github.com/dt-cdn/dt/internal/wait"
+	"github.com/dt-cdn/dt/internal/testkit/wait"
 )
 
 // TestKilledPublishLeavesPreviousDeployLive kills a publisher (a real process, SIGKILL) in the

@@ -2,8 +2,6 @@ package redirector
 
 import (
 	"fmt"
-	"github.com/dt-cdn/dt/edgeset"
-	"github.com/dt-cdn/dt/internal/testkit/fleet"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -12,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dt-cdn/dt/edgeset"
 	"github.com/dt-cdn/dt/heartbeat"
+	"github.com/dt-cdn/dt/internal/testkit/fleet"
 )
 
 // benchClients are addresses spread over the test database's networks (and one it lacks).

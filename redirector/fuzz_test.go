@@ -2,7 +2,6 @@ package redirector
 
 import (
 	"encoding/json"
-	"github.com/dt-cdn/dt/internal/testkit/fleet"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dt-cdn/dt/heartbeat"
+	"github.com/dt-cdn/dt/internal/testkit/fleet"
 )
 
 // FuzzExplainIP feeds the explain endpoint arbitrary ip parameters: it answers 200 exactly when

@@ -3,9 +3,6 @@ package redirector
 import (
 	"encoding/json"
 	"errors"
-	"github.com/dt-cdn/dt/edgeset"
-	"github.com/dt-cdn/dt/geoip"
-	"github.com/dt-cdn/dt/internal/testkit/fleet"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -17,7 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dt-cdn/dt/edgeset"
+	"github.com/dt-cdn/dt/geoip"
 	"github.com/dt-cdn/dt/heartbeat"
+	"github.com/dt-cdn/dt/internal/testkit/fleet"
 )
 
 // countMetrics records the Handler's counts.

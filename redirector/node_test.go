@@ -17,7 +17,7 @@ import (
 
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/internal/testkit/mmdb"
-	"github.com/dt-cdn/dt/internal/testnet"
+	"github.com/dt-cdn/dt/internal/testkit/testnet"
 )
 
 // TestNodeRun runs a redirector through Run with a peer, plain and TLS listeners and a GeoIP

@@ -3,18 +3,19 @@ package redirector
 import (
 	"context"
 	"fmt"
-	"github.com/dt-cdn/dt/edgeset"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
+	"github.com/dt-cdn/dt/edgeset"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/heartbeat"
-	"github.com/dt-cdn/dt/internal/testnet"
-	"github.com/dt-cdn/dt/internal/wait"
+	"github.com/dt-cdn/dt/internal/testkit/testnet"
+	"github.com/dt-cdn/dt/internal/testkit/wait"
 	"github.com/dt-cdn/dt/site"
 )
 

@@ -14,9 +14,9 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
-	"github.com/dt-cdn/dt/internal/h2test"
 	"github.com/dt-cdn/dt/internal/httpserve"
-	"github.com/dt-cdn/dt/internal/testcert"
+	"github.com/dt-cdn/dt/internal/testkit/h2test"
+	"github.com/dt-cdn/dt/internal/testkit/testcert"
 )
 
 // sender sends one request with exactly the given request target and header lines and reads

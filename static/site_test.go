@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/dt-cdn/dt/blobs"
-	"github.com/dt-cdn/dt/internal/wait"
+	"github.com/dt-cdn/dt/internal/testkit/wait"
 	"github.com/dt-cdn/dt/site"
 	"github.com/go-chi/chi/v5"
 )

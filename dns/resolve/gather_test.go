@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/dt-cdn/dt/dt"
-	"github.com/dt-cdn/dt/internal/testdns"
+	"github.com/dt-cdn/dt/internal/testkit/testdns"
 )
 
 // relay stands for the network between two nodes: what one node sends arrives at the other as a

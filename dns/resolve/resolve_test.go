@@ -14,7 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/dt-cdn/dt/dt"
-	"github.com/dt-cdn/dt/internal/testdns"
+	"github.com/dt-cdn/dt/internal/testkit/testdns"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

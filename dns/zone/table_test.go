@@ -12,8 +12,8 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/dt-cdn/dt/dt"
-	"github.com/dt-cdn/dt/internal/testnet"
-	"github.com/dt-cdn/dt/internal/wait"
+	"github.com/dt-cdn/dt/internal/testkit/testnet"
+	"github.com/dt-cdn/dt/internal/testkit/wait"
 )
 
 // TestPublishThroughTheTable publishes a zone from a master to a peer over loopback, edits and

@@ -12,8 +12,8 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/dt-cdn/dt/internal/syncbuf"
-	"github.com/dt-cdn/dt/internal/wait"
+	"github.com/dt-cdn/dt/internal/testkit/syncbuf"
+	"github.com/dt-cdn/dt/internal/testkit/wait"
 )
 
 // childEnv makes the test binary act as the dt binary: the load test re-executes its own binary

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	dtdns "github.com/dt-cdn/dt/dns"
-	"github.com/dt-cdn/dt/internal/syncbuf"
+	"github.com/dt-cdn/dt/internal/testkit/syncbuf"
 	"github.com/miekg/dns"
 )
 

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dt-cdn/dt/internal/syncbuf"
+	"github.com/dt-cdn/dt/internal/testkit/syncbuf"
 )
 
 // freeAddr returns a loopback address with a port free at the time of the call.

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dt-cdn/dt/internal/syncbuf"
+	"github.com/dt-cdn/dt/internal/testkit/syncbuf"
 )
 
 // runningNode is `dt node` running in a goroutine of the test.

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dt-cdn/dt/internal/syncbuf"
+	"github.com/dt-cdn/dt/internal/testkit/syncbuf"
 )
 
 // readReadyFile waits for a ready file and decodes it.

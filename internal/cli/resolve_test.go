@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dt-cdn/dt/internal/testdns"
+	"github.com/dt-cdn/dt/internal/testkit/testdns"
 )
 
 // TestResolveFindsTheLyingNode runs three nodes whose resolvers are test DNS servers, one of them

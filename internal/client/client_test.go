@@ -11,7 +11,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/dt-cdn/dt/internal/testnet"
+	"github.com/dt-cdn/dt/internal/testkit/testnet"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -17,9 +17,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
-	"github.com/dt-cdn/dt/internal/promtest"
-	"github.com/dt-cdn/dt/internal/syncbuf"
-	"github.com/dt-cdn/dt/internal/wait"
+	"github.com/dt-cdn/dt/internal/testkit/promtest"
+	"github.com/dt-cdn/dt/internal/testkit/syncbuf"
+	"github.com/dt-cdn/dt/internal/testkit/wait"
 )
 
 func TestMain(m *testing.M) {

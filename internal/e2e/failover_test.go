@@ -11,7 +11,7 @@ import (
 
 	"github.com/dt-cdn/dt/edgeset"
 	"github.com/dt-cdn/dt/geoip"
-	"github.com/dt-cdn/dt/internal/wait"
+	"github.com/dt-cdn/dt/internal/testkit/wait"
 	"github.com/dt-cdn/dt/redirector"
 )
 

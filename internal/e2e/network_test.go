@@ -11,8 +11,8 @@ import (
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/edge"
 	"github.com/dt-cdn/dt/heartbeat"
-	"github.com/dt-cdn/dt/internal/faultnet"
-	"github.com/dt-cdn/dt/internal/testnet"
+	"github.com/dt-cdn/dt/internal/testkit/faultnet"
+	"github.com/dt-cdn/dt/internal/testkit/testnet"
 	"github.com/dt-cdn/dt/publish"
 	"github.com/dt-cdn/dt/redirector"
 )

@@ -12,7 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/dt-cdn/dt/dt"
-	"github.com/dt-cdn/dt/internal/testnet"
+	"github.com/dt-cdn/dt/internal/testkit/testnet"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dt-cdn/dt/internal/wait"
+	"github.com/dt-cdn/dt/internal/testkit/wait"
 )
 
 // TestIdleConnectionHoldsNoBuffer serves responses that use every buffer a connection has (a

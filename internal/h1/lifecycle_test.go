@@ -23,7 +23,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dt-cdn/dt/internal/wait"
+	"github.com/dt-cdn/dt/internal/testkit/wait"
 )
 
 // lcWait bounds every wait of these tests: it is only reached when the server misbehaves, so

@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"github.com/dt-cdn/dt/internal/h1"
-	"github.com/dt-cdn/dt/internal/syncbuf"
+	"github.com/dt-cdn/dt/internal/testkit/syncbuf"
 )
 
 // observation is what a client sees of a response to one raw request, in a form that compares

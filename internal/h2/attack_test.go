@@ -19,9 +19,9 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
-	"github.com/dt-cdn/dt/internal/h2test"
-	"github.com/dt-cdn/dt/internal/procusage"
-	"github.com/dt-cdn/dt/internal/syncbuf"
+	"github.com/dt-cdn/dt/internal/testkit/h2test"
+	"github.com/dt-cdn/dt/internal/testkit/procusage"
+	"github.com/dt-cdn/dt/internal/testkit/syncbuf"
 )
 
 // The attacks here run over real sockets on loopback against a Server with short bounds; each

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/dt-cdn/dt/internal/testcert"
+	"github.com/dt-cdn/dt/internal/testkit/testcert"
 )
 
 // BenchmarkSmallResponses loads a 1 KiB response over HTTP/2 with Go's client, 10 streams at a

@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dt-cdn/dt/internal/syncbuf"
+	"github.com/dt-cdn/dt/internal/testkit/syncbuf"
 )
 
 // The tests in this file go through Go's own HTTP/2 client, as a browser would come.

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dt-cdn/dt/internal/testcert"
+	"github.com/dt-cdn/dt/internal/testkit/testcert"
 )
 
 // testServer is an http.Server on 127.0.0.1 serving HTTPS with an h2.Server.

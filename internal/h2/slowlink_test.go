@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/dt-cdn/dt/internal/faultnet"
+	"github.com/dt-cdn/dt/internal/testkit/faultnet"
 )
 
 // Over a slow link, a large download on one stream does not hold up small responses on the

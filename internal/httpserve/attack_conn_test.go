@@ -20,10 +20,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/dt-cdn/dt/internal/connlimit"
-	"github.com/dt-cdn/dt/internal/procusage"
-	"github.com/dt-cdn/dt/internal/promtest"
-	"github.com/dt-cdn/dt/internal/testcert"
-	"github.com/dt-cdn/dt/internal/wait"
+	"github.com/dt-cdn/dt/internal/testkit/procusage"
+	"github.com/dt-cdn/dt/internal/testkit/promtest"
+	"github.com/dt-cdn/dt/internal/testkit/testcert"
+	"github.com/dt-cdn/dt/internal/testkit/wait"
 )
 
 // Limits the attacks run against: small, so that each attack reaches them quickly.

@@ -14,8 +14,8 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
-	"github.com/dt-cdn/dt/internal/h2test"
-	"github.com/dt-cdn/dt/internal/procusage"
+	"github.com/dt-cdn/dt/internal/testkit/h2test"
+	"github.com/dt-cdn/dt/internal/testkit/procusage"
 )
 
 // HTTP/2 attacks against a running edge over TLS, served by package h2 and by net/http's

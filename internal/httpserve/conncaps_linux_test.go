@@ -11,7 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/dt-cdn/dt/internal/sendconn"
-	"github.com/dt-cdn/dt/internal/wait"
+	"github.com/dt-cdn/dt/internal/testkit/wait"
 )
 
 // serverSocket finds, among the process's descriptors, the server's end of the connection

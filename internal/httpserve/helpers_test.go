@@ -14,7 +14,7 @@ import (
 
 	"github.com/dt-cdn/dt/blobs"
 	"github.com/dt-cdn/dt/internal/connlimit"
-	"github.com/dt-cdn/dt/internal/testcert"
+	"github.com/dt-cdn/dt/internal/testkit/testcert"
 	"github.com/dt-cdn/dt/site"
 	"github.com/dt-cdn/dt/static"
 )

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dt-cdn/dt/internal/testcert"
+	"github.com/dt-cdn/dt/internal/testkit/testcert"
 )
 
 // idleMem is what the child of TestIdleConnMemory reports: the Go heap and stacks in use

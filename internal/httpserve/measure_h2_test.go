@@ -8,7 +8,7 @@ import (
 
 	"golang.org/x/net/http2"
 
-	"github.com/dt-cdn/dt/internal/h2test"
+	"github.com/dt-cdn/dt/internal/testkit/h2test"
 )
 
 // TestMeasureH2 reports what idle HTTP/2 connections and streams stalled on a closed window

@@ -14,7 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dt-cdn/dt/internal/connlimit"
-	"github.com/dt-cdn/dt/internal/testcert"
+	"github.com/dt-cdn/dt/internal/testkit/testcert"
 )
 
 // TestServerTLSAndPlain serves over plain HTTP/1.1 and over TLS with HTTP/2, by package h2 and

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/dt-cdn/dt/internal/cli"
-	"github.com/dt-cdn/dt/internal/faultnet"
+	"github.com/dt-cdn/dt/internal/testkit/faultnet"
 )
 
 // readyTimeout bounds a process's start, up to its ready file.

@@ -57,10 +57,12 @@ func Node(t testing.TB, o Options) *dt.Node {
 func Addr(n *dt.Node) string { return n.Addrs()[0].String() }
 
 // Drain reads and drops a node's events until the node closes, for nodes whose events the test
-// does not need.
+// does not need. It subscribes before it returns (Events subscribes on its first call), so its
+// goroutine exists, and is counted, from then on.
 func Drain(n *dt.Node) {
+	events := n.Events()
 	go func() {
-		for range n.Events() {
+		for range events {
 		}
 	}()
 }
