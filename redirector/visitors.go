@@ -10,7 +10,7 @@ import (
 	"sync"
 
 	"github.com/dt-cdn/dt/internal/connlimit"
-	"github.com/dt-cdn/dt/internal/nodehost"
+	"github.com/dt-cdn/dt/nodehost"
 )
 
 // serve answers visitors on the configured listeners and runs the Service, the GeoIP watch and

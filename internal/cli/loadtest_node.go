@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/dt-cdn/dt/dt"
-	"github.com/dt-cdn/dt/internal/nodehost"
+	"github.com/dt-cdn/dt/nodehost"
 )
 
 // loadStatus is a load test node's progress, in its /status under "load". Times are Unix

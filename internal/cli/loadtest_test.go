@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dt-cdn/dt/internal/nodehost"
+	"github.com/dt-cdn/dt/nodehost"
 )
 
 // TestLoadtest runs the real load test: the test binary re-executes itself as the two node
