@@ -114,7 +114,7 @@ type Host struct {
 
 	mu        sync.Mutex
 	consumers []dt.EventHandler // guarded by mu; fixed once started
-	started   bool           // guarded by mu: Run or Close was called
+	started   bool              // guarded by mu: Run or Close was called
 }
 
 // Open opens the node and subscribes to its events at once (dt.Node.Events), so that no message

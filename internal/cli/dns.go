@@ -57,8 +57,7 @@ func runDNS(ctx context.Context, args []string, env *Env) error {
 	if err != nil {
 		return err
 	}
-	cfg.Node, cfg.Admin, cfg.AdminRoutes, cfg.DescribeError, cfg.Registry = hc.Node, hc.Admin, hc.AdminRoutes, hc.DescribeError, hc.Registry
-	cfg.Build, cfg.Version, cfg.Logger, cfg.Opened, cfg.Ready = hc.Build, hc.Version, hc.Logger, hc.Opened, hc.Ready
+	cfg.Host = hc
 	d, err := dns.New(cfg)
 	if err != nil {
 		return err
