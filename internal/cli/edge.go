@@ -12,6 +12,7 @@ import (
 
 	"github.com/dt-cdn/dt/edge"
 	"github.com/dt-cdn/dt/heartbeat"
+	"github.com/dt-cdn/dt/nodehost"
 )
 
 // edgeFlags are dt edge's own flags, beside the node's.
@@ -65,16 +66,10 @@ func runEdge(ctx context.Context, args []string, env *Env) error {
 	if err != nil {
 		return err
 	}
-	p, hc, err := newNodeProcess(env, &nf)
-	if err != nil {
-		return err
-	}
-	cfg.Host = hc
-	e, err := edge.New(cfg)
-	if err != nil {
-		return err
-	}
-	return p.run(ctx, e.Run)
+	return runRole(ctx, env, &nf, func(host nodehost.Config) (*edge.Node, error) {
+		cfg.Host = host
+		return edge.New(cfg)
+	})
 }
 
 // config turns the edge's own flags into an edge's configuration; the node's part and the
