@@ -86,9 +86,12 @@ type Config struct {
 	// (httpserve.Config.StdHTTP2): slower, a fallback should a client disagree with h2. False:
 	// h2.
 	StdHTTP2 bool
-	// MaxConns, MaxConnsPerIP and FDReserve cap visitor connections over every listener
-	// (connlimit.Config's MaxConns, MaxConnsPerAddr and FDReserve): past a cap a connection is
-	// reset at accept. Zero: the defaults given there.
+	// MaxConns, MaxConnsPerIP and FDReserve cap visitor connections over every listener: in
+	// total, per IPv4 address or IPv6 /64, and within the descriptor limit less FDReserve
+	// descriptors kept for the node's peers, database and files. Past a cap a connection is
+	// reset at accept. Zero: internal/connlimit's defaults, 10,000 in total (lowered to fit the
+	// descriptor limit), 256 per address, 1,024 kept; a negative FDReserve: no bound from the
+	// descriptor limit.
 	MaxConns, MaxConnsPerIP, FDReserve int
 }
 

@@ -79,15 +79,16 @@ type Config struct {
 	HeartbeatInterval time.Duration
 
 	// MaxConns caps the visitor connections open at once, over both listeners; past it
-	// connections are reset at accept. Zero: connlimit's default, lowered to fit the descriptor
-	// limit less FDReserve.
+	// connections are reset at accept. Zero: 10,000 (internal/connlimit's default), lowered to
+	// fit the descriptor limit less FDReserve.
 	MaxConns int
 	// MaxConnsPerAddr caps the visitor connections open at once from one IPv4 address or IPv6
-	// /64. Zero: connlimit's default. Too low a cap refuses visitors behind one NAT.
+	// /64. Zero: 256 (internal/connlimit's default). Too low a cap refuses visitors behind one
+	// NAT.
 	MaxConnsPerAddr int
 	// FDReserve is how many descriptors visitors cannot take, kept for the node's peers,
-	// database and files. Zero: connlimit's default; negative: no bound from the descriptor
-	// limit.
+	// database and files. Zero: 1,024 (internal/connlimit's default); negative: no bound from
+	// the descriptor limit.
 	FDReserve int
 	// Frontend bounds each visitor connection's time and memory (header timeout, idle timeout,
 	// send timeout, header size, shutdown grace); the connection caps are MaxConns,
