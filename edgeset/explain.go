@@ -52,7 +52,7 @@ type ExplainedExclusion struct {
 // Explain tells d, made for client c with current as the network's deploy, at now. Chosen points
 // into the result's Candidates.
 func Explain(d Decision, c Client, current string, now time.Time) Explanation {
-	x := Explanation{Client: ExplainedClient{IP: c.IP, Geo: c.Geo}, Deploy: current, Basis: d.Basis, NearKm: d.NearKm}
+	x := Explanation{Client: ExplainedClient(c), Deploy: current, Basis: d.Basis, NearKm: d.NearKm}
 	x.Candidates = make([]ExplainedCandidate, len(d.Candidates))
 	for i, cand := range d.Candidates {
 		x.Candidates[i] = explainCandidate(cand)
