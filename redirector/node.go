@@ -40,8 +40,8 @@ type Config struct {
 	Host nodehost.Config
 
 	// HTTP is the address (host:port) on which visitors are redirected over plain HTTP; it also
-	// answers ACME HTTP-01 challenges for Domains. Port 0 picks a free port, reported to Host.Ready.
-	// Empty: no plain listener. At least one of HTTP and HTTPS is required.
+	// answers ACME HTTP-01 challenges for Domains. Port 0 picks a free port, reported to
+	// Host.Ready. Empty: no plain listener. At least one of HTTP and HTTPS is required.
 	HTTP string
 	// HTTPS is the address on which visitors are redirected over TLS (HTTP/2 and HTTP/1.1).
 	// Empty: no TLS listener.
