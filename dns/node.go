@@ -19,7 +19,7 @@ import (
 	"github.com/dt-cdn/dt/edgeset"
 	"github.com/dt-cdn/dt/geoip"
 	"github.com/dt-cdn/dt/heartbeat"
-	"github.com/dt-cdn/dt/internal/nodehost"
+	"github.com/dt-cdn/dt/nodehost"
 )
 
 // Defaults of Config.
@@ -42,12 +42,11 @@ var ErrInvalidConfig = errors.New("dns: invalid config")
 // Config configures a DNS node. New checks it; it is not modified afterwards. Zero values mean
 // the defaults given per field.
 type Config struct {
-	// Node configures the DNS node's dt node: keys, data directory, peers, timers.
-	// Node.LazyBodies is always set: a DNS node needs the table's records (RRsets travel
-	// inline), never a site's file data. A nil Node.Logger is Logger; a nil Node.Registerer is
-	// the registry of /metrics. Required: Node.Keys and Node.DataDir. A DNS node is never a
-	// master.
-	Node dt.Config
+	// Host configures the DNS node's dt node, admin listener (which adds /dns), logger, metrics
+	// registry and process hooks (see nodehost.Config). Host.Node.LazyBodies is always set: a
+	// DNS node needs the table's records (RRsets travel inline), never a site's file data.
+	// Required: Host.Node.Keys and Host.Node.DataDir. A DNS node is never a master.
+	Host nodehost.Config
 
 	// Addr is the address (host:port) on which DNS is answered over UDP and TCP; port 53 needs
 	// CAP_NET_BIND_SERVICE. Port 0 picks a free port, the same for both (see Status). Run binds it
@@ -81,46 +80,15 @@ type Config struct {
 	// Empty: the nameservers of /etc/resolv.conf; when there are none, the node runs without
 	// answering dt resolve, and logs why.
 	Resolvers []string
-
-	// Admin is the address of the admin listener (host:port; port 0 picks one): /status,
-	// /metrics, /debug/pprof/, /dns and AdminRoutes. Empty: none. It exposes heap contents:
-	// keep it on loopback or a private network.
-	Admin string
-	// AdminRoutes, when set, adds the process's routes to the admin listener. Nil: none.
-	AdminRoutes func(*http.ServeMux, *dt.Node)
-	// DescribeError words a failure in an admin answer (the address guard's routes) for a
-	// person. Nil: the error's text.
-	DescribeError func(error) string
-	// Registry gathers the node's and the DNS node's metrics for /metrics. Nil: a new registry
-	// with the Go runtime and process collectors; nodes in one process need one each, since the
-	// metrics have fixed names.
-	Registry *prometheus.Registry
-	// Build describes the running binary under "build" in /status. Nil: null.
-	Build any
-	// Version names the build in the "Node serving" log line. Empty: an empty attribute.
-	Version string
-	// Logger receives the DNS node's and its dt node's logs, and a line per event. Nil discards
-	// them.
-	Logger *slog.Logger
-	// Opened, when set, is called once the node holds its data directory, before anything
-	// serves. Nil: nothing is called.
-	Opened func(*dt.Node)
-	// Ready, when set, is called once every listener serves, with the bound addresses. An error
-	// stops the DNS node. Nil: readiness is not reported.
-	Ready func(Ready) error
 }
-
-// Ready names every address a DNS node serves on, once it serves: its node's, the admin
-// listener's and the visitors' (Serving).
-type Ready = nodehost.Ready
 
 // validate checks cfg and returns every problem at once.
 func (cfg *Config) validate() error {
 	var errs []error
-	if cfg.Node.DataDir == "" {
-		errs = append(errs, errors.New("a data directory (Node.DataDir) is required"))
+	if cfg.Host.Node.DataDir == "" {
+		errs = append(errs, errors.New("a data directory (Host.Node.DataDir) is required"))
 	}
-	if cfg.Node.Master {
+	if cfg.Host.Node.Master {
 		errs = append(errs, errors.New("a DNS node is not a master"))
 	}
 	if cfg.Addr == "" {
@@ -170,8 +138,8 @@ func New(cfg Config) (*Node, error) {
 	if cfg.HeartbeatInterval == 0 {
 		cfg.HeartbeatInterval = heartbeat.DefaultInterval
 	}
-	cfg.Node.LazyBodies = true
-	log := cfg.Logger
+	cfg.Host.Node.LazyBodies = true
+	log := cfg.Host.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -189,7 +157,7 @@ func (d *Node) Run(ctx context.Context) error {
 		return err
 	}
 	defer l.Close() // a no-op error once Serve has closed them
-	h, err := nodehost.Open(d.hostConfig())
+	h, err := nodehost.Open(d.cfg.Host)
 	if err != nil {
 		return err
 	}
@@ -354,11 +322,4 @@ func (p *parts) close() {
 	if p.geoDB != nil {
 		p.geoDB.Close()
 	}
-}
-
-// hostConfig is the part of the config the node host runs.
-func (d *Node) hostConfig() nodehost.Config {
-	c := d.cfg
-	return nodehost.Config{Node: c.Node, Admin: c.Admin, AdminRoutes: c.AdminRoutes, DescribeError: c.DescribeError,
-		Logger: c.Logger, Registry: c.Registry, Build: c.Build, Version: c.Version, Opened: c.Opened, Ready: c.Ready}
 }

@@ -18,19 +18,17 @@ import (
 
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/internal/testkit/testnet"
+	"github.com/dt-cdn/dt/nodehost"
 )
 
 // testConfig is a DNS node on loopback, port 0, with GeoDNS for www.example.com and a resolver
 // that is never asked.
-func testConfig(t *testing.T, keys dt.Keys, peers []string, ready func(Ready) error) Config {
+func testConfig(t *testing.T, keys dt.Keys, peers []string, ready func(nodehost.Ready) error) Config {
 	t.Helper()
 	ncfg := dt.LocalConfig()
 	ncfg.Keys, ncfg.DataDir, ncfg.NoSync, ncfg.Peers = keys, t.TempDir(), true, peers
 	return Config{
-		Node:      ncfg,
-		Admin:     "127.0.0.1:0",
-		Logger:    slog.New(slog.DiscardHandler),
-		Ready:     ready,
+		Host:      nodehost.Config{Node: ncfg, Admin: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler), Ready: ready},
 		Addr:      "127.0.0.1:0",
 		GeoName:   "www.example.com",
 		Resolvers: []string{"127.0.0.1:9"},
@@ -49,8 +47,8 @@ func TestNodeRun(t *testing.T) {
 		}
 	}()
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	ready := make(chan Ready, 1)
-	d, err := New(testConfig(t, plain, []string{testnet.Addr(peer)}, func(r Ready) error { ready <- r; return nil }))
+	ready := make(chan nodehost.Ready, 1)
+	d, err := New(testConfig(t, plain, []string{testnet.Addr(peer)}, func(r nodehost.Ready) error { ready <- r; return nil }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +59,7 @@ func TestNodeRun(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
-	var r Ready
+	var r nodehost.Ready
 	select {
 	case r = <-ready:
 	case err := <-done:
@@ -127,12 +125,12 @@ func TestRunBindsFirst(t *testing.T) {
 	if err := d.Run(context.Background()); err == nil {
 		t.Fatal("Run on an address in use succeeded")
 	}
-	entries, err := os.ReadDir(cfg.Node.DataDir)
+	entries, err := os.ReadDir(cfg.Host.Node.DataDir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, e := range entries {
-		t.Errorf("the data directory holds %s: the node opened", filepath.Join(cfg.Node.DataDir, e.Name()))
+		t.Errorf("the data directory holds %s: the node opened", filepath.Join(cfg.Host.Node.DataDir, e.Name()))
 	}
 }
 

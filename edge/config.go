@@ -4,16 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"net/netip"
 	"net/url"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/heartbeat"
-	"github.com/dt-cdn/dt/internal/nodehost"
+	"github.com/dt-cdn/dt/nodehost"
 )
 
 // Defaults of Config.
@@ -30,11 +26,12 @@ const (
 // Config configures an edge: its dt node, the listeners visitors reach it on, its
 // certificates, what it reports in heartbeats and how it drains. New does not modify it.
 type Config struct {
-	// Node configures the edge's dt node. Node.DataDir also holds the site's file data
-	// (DataDir/site) and the certificates (DataDir/certs); Node.NoSync applies to the file data
-	// too. A nil Node.Logger is Logger; a nil Node.Registerer is the registry of /metrics.
-	// Required: Node.Keys and Node.DataDir. An edge is never a master.
-	Node dt.Config
+	// Host configures the edge's dt node, admin listener (whose /status adds the deploy under
+	// "edge"), logger, metrics registry and process hooks (see nodehost.Config). Host.Node.DataDir
+	// also holds the site's file data (DataDir/site) and the certificates (DataDir/certs);
+	// Host.Node.NoSync applies to the file data too; Host.Version is reported in heartbeats.
+	// Required: Host.Node.Keys and Host.Node.DataDir. An edge is never a master.
+	Host nodehost.Config
 
 	// HTTP is the address of the plain HTTP listener (host:port; port 0 picks one). With Domains
 	// it answers ACME challenges and redirects to HTTPS; without, it serves the site. Empty:
@@ -58,8 +55,6 @@ type Config struct {
 	// Name is what the operator calls the edge, in heartbeats and on dashboards. Empty: none
 	// (dashboards show the public URL's host).
 	Name string
-	// Version is the software version reported in heartbeats and logged at start. Empty: none.
-	Version string
 	// IPv4 and IPv6 are the edge's public addresses, for the redirector's choice by address
 	// family. When both are zero the edge reports the public addresses its dt peers see it at
 	// (dt.Node.ObservedAddrs), one per family; with none of those, nothing (the redirector then
@@ -91,45 +86,22 @@ type Config struct {
 	// (httpserve.Config.StdHTTP2): slower, a fallback should a client disagree with h2. False:
 	// h2.
 	StdHTTP2 bool
-	// MaxConns, MaxConnsPerIP and FDReserve cap visitor connections over every listener
-	// (connlimit.Config's MaxConns, MaxConnsPerAddr and FDReserve): past a cap a connection is
-	// reset at accept. Zero: the defaults given there.
+	// MaxConns, MaxConnsPerIP and FDReserve cap visitor connections over every listener: in
+	// total, per IPv4 address or IPv6 /64, and within the descriptor limit less FDReserve
+	// descriptors kept for the node's peers, database and files. Past a cap a connection is
+	// reset at accept. Zero: internal/connlimit's defaults, 10,000 in total (lowered to fit the
+	// descriptor limit), 256 per address, 1,024 kept; a negative FDReserve: no bound from the
+	// descriptor limit.
 	MaxConns, MaxConnsPerIP, FDReserve int
-
-	// Admin is the address of the admin listener: /status (with the deploy under "edge"),
-	// /metrics, /guard (dt guard), /debug/pprof/ and AdminRoutes. Empty: none. Keep it on
-	// loopback.
-	Admin string
-	// AdminRoutes, when set, adds the process's routes to the admin listener. Nil: none.
-	AdminRoutes func(*http.ServeMux, *dt.Node)
-	// DescribeError words a failure in an admin answer for a person. Nil: the error's text.
-	DescribeError func(error) string
-	// Registry gathers the node's and the edge's metrics for /metrics. Nil: a new registry with
-	// the Go runtime and process collectors; edges in one process need one each.
-	Registry *prometheus.Registry
-	// Build describes the running binary under "build" in /status. Nil: null.
-	Build any
-	// Logger receives the edge's and its node's logs, and a line per event. Nil discards them.
-	Logger *slog.Logger
-	// Opened, when set, is called once the node holds its data directory, before anything
-	// serves. Nil: nothing is called.
-	Opened func(*dt.Node)
-	// Ready, when set, is called once every listener serves, with the bound addresses and the
-	// public URL. An error stops the edge. Nil: readiness is not reported.
-	Ready func(Ready) error
 }
-
-// Ready names every address an edge serves on, once it serves: its node's, the admin
-// listener's and the visitors' (Serving), with its public URL.
-type Ready = nodehost.Ready
 
 // validate checks what can be checked before anything opens.
 func (c *Config) validate() error {
 	var errs []error
-	if c.Node.DataDir == "" {
-		errs = append(errs, errors.New("edge: Config.Node.DataDir is required"))
+	if c.Host.Node.DataDir == "" {
+		errs = append(errs, errors.New("edge: Config.Host.Node.DataDir is required"))
 	}
-	if c.Node.Master {
+	if c.Host.Node.Master {
 		errs = append(errs, errors.New("edge: an edge is not a master"))
 	}
 	if c.HTTP == "" && c.HTTPS == "" {
@@ -158,8 +130,8 @@ func (c Config) withDefaults() Config {
 	if c.DrainWait == 0 {
 		c.DrainWait = DefaultDrainBeats * c.HeartbeatInterval
 	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
+	if c.Host.Logger == nil {
+		c.Host.Logger = slog.New(slog.DiscardHandler)
 	}
 	return c
 }

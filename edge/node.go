@@ -13,7 +13,7 @@ import (
 	follow "github.com/dt-cdn/dt/deploy"
 	"github.com/dt-cdn/dt/geoip"
 	"github.com/dt-cdn/dt/internal/certs"
-	"github.com/dt-cdn/dt/internal/nodehost"
+	"github.com/dt-cdn/dt/nodehost"
 )
 
 // Node is an edge: a dt node that serves the network's current deploy to visitors, switching
@@ -68,7 +68,7 @@ func (e *Node) Run(ctx context.Context) (err error) {
 	if !e.started.CompareAndSwap(false, true) {
 		return ErrRunOnce
 	}
-	h, err := nodehost.Open(e.hostConfig())
+	h, err := nodehost.Open(e.cfg.Host)
 	if err != nil {
 		return err
 	}
@@ -97,17 +97,11 @@ func (e *Node) Status() follow.Status {
 	return follow.Status{}
 }
 
-func (e *Node) hostConfig() nodehost.Config {
-	c := e.cfg
-	return nodehost.Config{Node: c.Node, Admin: c.Admin, AdminRoutes: c.AdminRoutes, DescribeError: c.DescribeError, Logger: c.Logger, Registry: c.Registry,
-		Build: c.Build, Version: c.Version, Opened: c.Opened, Ready: c.Ready}
-}
-
 // assemble opens the edge's parts on its open node and subscribes the service to its events.
 func (e *Node) assemble(h *nodehost.Host, p *parts) error {
 	c, log := e.cfg, h.Logger()
 	var err error
-	if p.store, err = blobs.Open(filepath.Join(c.Node.DataDir, "site"), blobs.Options{NoSync: c.Node.NoSync, Logger: log}); err != nil {
+	if p.store, err = blobs.Open(filepath.Join(c.Host.Node.DataDir, "site"), blobs.Options{NoSync: c.Host.Node.NoSync, Logger: log}); err != nil {
 		return err
 	}
 	if p.certs, err = e.certificates(log); err != nil {
@@ -118,7 +112,7 @@ func (e *Node) assemble(h *nodehost.Host, p *parts) error {
 		return err
 	}
 	sc := serviceConfig{Node: h.Node(), Blobs: p.store, IPv4: c.IPv4, IPv6: c.IPv6, Location: c.Location,
-		HeartbeatInterval: c.HeartbeatInterval, Version: c.Version, Name: c.Name, StdHTTP1: c.StdHTTP1, StdHTTP2: c.StdHTTP2,
+		HeartbeatInterval: c.HeartbeatInterval, Version: c.Host.Version, Name: c.Name, StdHTTP1: c.StdHTTP1, StdHTTP2: c.StdHTTP2,
 		MaxConns: c.MaxConns, MaxConnsPerIP: c.MaxConnsPerIP, FDReserve: c.FDReserve, Registerer: h.Registerer(), Logger: log}
 	sc.PublicURL = publicURL(c.PublicURL, c.Domains, p.lns.addr(p.lns.http), p.lns.addr(p.lns.https))
 	if p.certs != nil {
@@ -145,7 +139,7 @@ func (e *Node) certificates(log *slog.Logger) (*certs.Manager, error) {
 	if c.HTTPS == "" {
 		return nil, nil
 	}
-	return certs.New(certs.Config{Domains: c.Domains, CacheDir: filepath.Join(c.Node.DataDir, "certs"),
+	return certs.New(certs.Config{Domains: c.Domains, CacheDir: filepath.Join(c.Host.Node.DataDir, "certs"),
 		ACMEDirectory: c.ACMEDirectory, Email: c.ACMEEmail, Logger: log})
 }
 

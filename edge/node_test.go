@@ -17,6 +17,7 @@ import (
 	"github.com/dt-cdn/dt/heartbeat"
 	"github.com/dt-cdn/dt/internal/testkit/testnet"
 	"github.com/dt-cdn/dt/internal/testkit/wait"
+	"github.com/dt-cdn/dt/nodehost"
 )
 
 // TestRunDrainsAndStops runs an edge through Run, linked to a peer dt node, and cancels its
@@ -55,10 +56,9 @@ func TestRunDrainsAndStops(t *testing.T) {
 
 	node := dt.LocalConfig()
 	node.Keys, node.DataDir, node.NoSync, node.Peers = plain, t.TempDir(), true, []string{testnet.Addr(peer)}
-	ready := make(chan Ready, 1)
-	e, err := New(Config{Node: node, HTTP: "127.0.0.1:0", HTTPS: "127.0.0.1:0", Admin: "127.0.0.1:0",
-		HeartbeatInterval: beat, DrainWait: 2 * time.Second, Name: "drain-test",
-		Ready: func(r Ready) error { ready <- r; return nil }})
+	ready := make(chan nodehost.Ready, 1)
+	e, err := New(Config{Host: nodehost.Config{Node: node, Admin: "127.0.0.1:0", Ready: func(r nodehost.Ready) error { ready <- r; return nil }},
+		HTTP: "127.0.0.1:0", HTTPS: "127.0.0.1:0", HeartbeatInterval: beat, DrainWait: 2 * time.Second, Name: "drain-test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func TestRunDrainsAndStops(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- e.Run(ctx) }()
-	var r Ready
+	var r nodehost.Ready
 	select {
 	case r = <-ready:
 	case err := <-done:

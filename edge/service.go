@@ -51,7 +51,7 @@ type serviceConfig struct {
 	HeartbeatInterval time.Duration
 	// CertExpiry returns when the edge's certificate expires. Nil: no certificate (plain HTTP).
 	CertExpiry func() time.Time
-	// Version and Name are reported in heartbeats (Config.Version, Config.Name).
+	// Version and Name are reported in heartbeats (Config.Host.Version, Config.Name).
 	Version, Name string
 	// StdHTTP1, StdHTTP2, MaxConns, MaxConnsPerIP and FDReserve configure the server
 	// (Config).

@@ -9,9 +9,10 @@
 // the redirect (and Explain with the reasoning, as JSON), Service runs both on a dt node, and
 // Frontend makes the visitors' servers.
 //
-// Node is the whole role, as `dt redirector` runs it: Config names the node, the visitor
-// listeners and certificates, GeoIP, the redirect code, the trusted proxies and the connection
-// caps; Run opens the node on package internal/nodehost, follows its events with a Service,
+// Node is the whole role, as `dt redirector` runs it: Config names the host (package nodehost:
+// the node, the admin listener, the logger), the visitor listeners and certificates, GeoIP, the
+// redirect code, the trusted proxies and the connection caps; Run opens the node on package
+// nodehost, follows its events with a Service,
 // serves visitors and the admin routes (/explain and package web's dashboard), and returns once
 // everything it started has stopped.
 //

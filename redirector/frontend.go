@@ -37,11 +37,8 @@ type FrontendConfig struct {
 	// ShutdownTimeout is how long Serve lets requests in flight finish once its context is
 	// done, before closing their connections. Zero means DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
-	// ConnCaps, if set, caps the visitor connections open at once over every listener, reset at
-	// accept before a TLS handshake (see internal/connlimit; its metrics are named
-	// dt_redirector_conns_*). Nil means no caps.
-	ConnCaps *connlimit.Config
-	// Registerer receives dt_redirector_send_timeouts_total and ConnCaps' metrics. Nil: none.
+	// Registerer receives dt_redirector_send_timeouts_total and the connection caps' metrics
+	// (dt_redirector_conns_*). Nil: none.
 	Registerer prometheus.Registerer
 	// Logger receives the servers' errors at debug level and the send timeouts, once per
 	// burst, at warn level. Nil discards them.
@@ -52,11 +49,13 @@ type FrontendConfig struct {
 // what may still run at shutdown is a dashboard stream, which has no end to wait for.
 const DefaultShutdownTimeout = 5 * time.Second
 
-// NewFrontend returns the server of a redirector's visitor listeners (and its dashboard's, if
+// newFrontend returns the server of a redirector's visitor listeners (and its dashboard's, if
 // wanted): h served by net/http's HTTP/1.x server and, over TLS, by package h2 (redirects are
 // answered from memory: HTTP/2 runs them on the connection's goroutine), under cfg's bounds,
 // with one count of send timeouts over every listener it serves. Serve it on each listener.
-func NewFrontend(h http.Handler, cfg FrontendConfig) (*httpserve.Server, error) {
+// caps, if set, caps the visitor connections open at once over every listener, reset at accept
+// before a TLS handshake (Config's MaxConns, MaxConnsPerAddr and FDReserve); nil: no caps.
+func newFrontend(h http.Handler, cfg FrontendConfig, caps *connlimit.Config) (*httpserve.Server, error) {
 	return httpserve.New(httpserve.Config{
 		Handler:           h,
 		Logger:            cfg.Logger,
@@ -66,7 +65,7 @@ func NewFrontend(h http.Handler, cfg FrontendConfig) (*httpserve.Server, error) 
 		SendTimeout:       cfg.SendTimeout,
 		ShutdownTimeout:   cmp.Or(cfg.ShutdownTimeout, DefaultShutdownTimeout),
 		StdHTTP1:          true,
-		ConnCaps:          cfg.ConnCaps,
+		ConnCaps:          caps,
 		Registerer:        cfg.Registerer,
 		Subsystem:         "redirector",
 	})

@@ -17,7 +17,7 @@ import (
 	"github.com/dt-cdn/dt/edgeset"
 	"github.com/dt-cdn/dt/geoip"
 	"github.com/dt-cdn/dt/internal/certs"
-	"github.com/dt-cdn/dt/internal/nodehost"
+	"github.com/dt-cdn/dt/nodehost"
 	"github.com/dt-cdn/dt/web"
 )
 
@@ -31,16 +31,17 @@ const (
 // Config configures a redirector node. New checks it; it is not modified afterwards. Zero
 // values mean the defaults given per field.
 type Config struct {
-	// Node configures the redirector's dt node: keys, data directory, peers, timers.
-	// Node.LazyBodies is always set: a redirector needs to know what the table holds (the
-	// heartbeats, the current deploy), never a site's file data. A nil Node.Logger is Logger; a
-	// nil Node.Registerer is the registry of /metrics. Required: Node.Keys and Node.DataDir,
-	// which also keeps the certificates (DataDir/certs). A redirector is never a master.
-	Node dt.Config
+	// Host configures the redirector's dt node, admin listener (/status with the edges, /explain,
+	// the dashboard at /), logger, metrics registry and process hooks (see nodehost.Config).
+	// Host.Node.LazyBodies is always set: a redirector needs to know what the table holds (the
+	// heartbeats, the current deploy), never a site's file data. Required: Host.Node.Keys and
+	// Host.Node.DataDir, which also keeps the certificates (DataDir/certs). A redirector is never
+	// a master.
+	Host nodehost.Config
 
 	// HTTP is the address (host:port) on which visitors are redirected over plain HTTP; it also
-	// answers ACME HTTP-01 challenges for Domains. Port 0 picks a free port, reported to Ready.
-	// Empty: no plain listener. At least one of HTTP and HTTPS is required.
+	// answers ACME HTTP-01 challenges for Domains. Port 0 picks a free port, reported to
+	// Host.Ready. Empty: no plain listener. At least one of HTTP and HTTPS is required.
 	HTTP string
 	// HTTPS is the address on which visitors are redirected over TLS (HTTP/2 and HTTP/1.1).
 	// Empty: no TLS listener.
@@ -78,61 +79,31 @@ type Config struct {
 	HeartbeatInterval time.Duration
 
 	// MaxConns caps the visitor connections open at once, over both listeners; past it
-	// connections are reset at accept. Zero: connlimit's default, lowered to fit the descriptor
-	// limit less FDReserve.
+	// connections are reset at accept. Zero: 10,000 (internal/connlimit's default), lowered to
+	// fit the descriptor limit less FDReserve.
 	MaxConns int
 	// MaxConnsPerAddr caps the visitor connections open at once from one IPv4 address or IPv6
-	// /64. Zero: connlimit's default. Too low a cap refuses visitors behind one NAT.
+	// /64. Zero: 256 (internal/connlimit's default). Too low a cap refuses visitors behind one
+	// NAT.
 	MaxConnsPerAddr int
 	// FDReserve is how many descriptors visitors cannot take, kept for the node's peers,
-	// database and files. Zero: connlimit's default; negative: no bound from the descriptor
-	// limit.
+	// database and files. Zero: 1,024 (internal/connlimit's default); negative: no bound from
+	// the descriptor limit.
 	FDReserve int
 	// Frontend bounds each visitor connection's time and memory (header timeout, idle timeout,
-	// send timeout, header size, shutdown grace); its ConnCaps are set from MaxConns,
-	// MaxConnsPerAddr and FDReserve, its Registerer and Logger are the node's. Zero fields: the
-	// defaults of FrontendConfig.
+	// send timeout, header size, shutdown grace); the connection caps are MaxConns,
+	// MaxConnsPerAddr and FDReserve, and its Registerer and Logger are the node's. Zero fields:
+	// the defaults of FrontendConfig.
 	Frontend FrontendConfig
-
-	// Admin is the address of the admin listener (host:port; port 0 picks one): /status,
-	// /metrics, /debug/pprof/, /explain, the dashboard at / and AdminRoutes. Empty: none. It
-	// exposes heap contents: keep it on loopback or a private network.
-	Admin string
-	// AdminRoutes, when set, adds the process's routes to the admin listener. Nil: none.
-	AdminRoutes func(*http.ServeMux, *dt.Node)
-	// DescribeError words a failure in an admin answer (the address guard's routes) for a
-	// person. Nil: the error's text.
-	DescribeError func(error) string
-	// Registry gathers the node's and the redirector's metrics for /metrics. Nil: a new registry
-	// with the Go runtime and process collectors; nodes in one process need one each, since the
-	// metrics have fixed names.
-	Registry *prometheus.Registry
-	// Build describes the running binary under "build" in /status. Nil: null.
-	Build any
-	// Version names the build in the "Node serving" log line. Empty: an empty attribute.
-	Version string
-	// Logger receives the redirector's and its node's logs, and a line per event. Nil discards
-	// them.
-	Logger *slog.Logger
-	// Opened, when set, is called once the node holds its data directory, before anything
-	// serves. Nil: nothing is called.
-	Opened func(*dt.Node)
-	// Ready, when set, is called once every listener serves, with the bound addresses. An error
-	// stops the redirector. Nil: readiness is not reported.
-	Ready func(Ready) error
 }
-
-// Ready names every address a redirector serves on, once it serves: its node's, the admin
-// listener's and the visitors' (Serving).
-type Ready = nodehost.Ready
 
 // validate checks cfg and returns every problem at once.
 func (cfg *Config) validate() error {
 	var errs []error
-	if cfg.Node.DataDir == "" {
-		errs = append(errs, errors.New("a data directory (Node.DataDir) is required"))
+	if cfg.Host.Node.DataDir == "" {
+		errs = append(errs, errors.New("a data directory (Host.Node.DataDir) is required"))
 	}
-	if cfg.Node.Master {
+	if cfg.Host.Node.Master {
 		errs = append(errs, errors.New("a redirector is not a master"))
 	}
 	if cfg.HTTP == "" && cfg.HTTPS == "" {
@@ -176,8 +147,8 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Code == 0 {
 		cfg.Code = DefaultCode
 	}
-	cfg.Node.LazyBodies = true
-	log := cfg.Logger
+	cfg.Host.Node.LazyBodies = true
+	log := cfg.Host.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -189,7 +160,7 @@ func New(cfg Config) (*Node, error) {
 // the dashboard's streams, the admin listener, the node) and returns once every goroutine it
 // started has ended. A Node runs once.
 func (r *Node) Run(ctx context.Context) error {
-	h, err := nodehost.Open(r.hostConfig())
+	h, err := nodehost.Open(r.cfg.Host)
 	if err != nil {
 		return err
 	}
@@ -270,7 +241,7 @@ func (r *Node) build(n *dt.Node, reg prometheus.Registerer) (_ *parts, err error
 		}
 	}
 	if r.cfg.HTTPS != "" {
-		p.certs, err = certs.New(certs.Config{Domains: r.cfg.Domains, CacheDir: filepath.Join(r.cfg.Node.DataDir, "certs"),
+		p.certs, err = certs.New(certs.Config{Domains: r.cfg.Domains, CacheDir: filepath.Join(r.cfg.Host.Node.DataDir, "certs"),
 			ACMEDirectory: r.cfg.ACMEDirectory, Email: r.cfg.ACMEEmail, Logger: r.log})
 		if err != nil {
 			return nil, err
@@ -310,11 +281,4 @@ func (p *parts) close() {
 	if p.geo != nil {
 		p.geo.Close()
 	}
-}
-
-// hostConfig is the part of the config the node host runs.
-func (r *Node) hostConfig() nodehost.Config {
-	c := r.cfg
-	return nodehost.Config{Node: c.Node, Admin: c.Admin, AdminRoutes: c.AdminRoutes, DescribeError: c.DescribeError,
-		Logger: c.Logger, Registry: c.Registry, Build: c.Build, Version: c.Version, Opened: c.Opened, Ready: c.Ready}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/internal/testkit/mmdb"
 	"github.com/dt-cdn/dt/internal/testkit/testnet"
+	"github.com/dt-cdn/dt/nodehost"
 )
 
 // TestNodeRun runs a redirector through Run with a peer, plain and TLS listeners and a GeoIP
@@ -36,10 +37,10 @@ func TestNodeRun(t *testing.T) {
 	geoPath := mmdb.File(t)
 	ncfg := dt.LocalConfig()
 	ncfg.Keys, ncfg.DataDir, ncfg.NoSync, ncfg.Peers = plain, t.TempDir(), true, []string{testnet.Addr(peer)}
-	ready := make(chan Ready, 1)
+	ready := make(chan nodehost.Ready, 1)
 	r, err := New(Config{
-		Node: ncfg, Admin: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler),
-		Ready: func(r Ready) error { ready <- r; return nil },
+		Host: nodehost.Config{Node: ncfg, Admin: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler),
+			Ready: func(r nodehost.Ready) error { ready <- r; return nil }},
 		HTTP:  "127.0.0.1:0",
 		HTTPS: "127.0.0.1:0",
 		GeoIP: geoPath,
@@ -52,7 +53,7 @@ func TestNodeRun(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
-	var addrs Ready
+	var addrs nodehost.Ready
 	select {
 	case addrs = <-ready:
 	case err := <-done:
@@ -160,7 +161,7 @@ func TestRunFailsCleanly(t *testing.T) {
 	_, plain := testnet.Keys(t)
 	ncfg := dt.LocalConfig()
 	ncfg.Keys, ncfg.DataDir, ncfg.NoSync = plain, t.TempDir(), true
-	r, err := New(Config{Node: ncfg, Admin: "127.0.0.1:0", HTTP: "127.0.0.1:0", GeoIP: filepath.Join(t.TempDir(), "missing.mmdb")})
+	r, err := New(Config{Host: nodehost.Config{Node: ncfg, Admin: "127.0.0.1:0"}, HTTP: "127.0.0.1:0", GeoIP: filepath.Join(t.TempDir(), "missing.mmdb")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 	"sync"
 
 	"github.com/dt-cdn/dt/internal/connlimit"
-	"github.com/dt-cdn/dt/internal/nodehost"
+	"github.com/dt-cdn/dt/nodehost"
 )
 
 // serve answers visitors on the configured listeners and runs the Service, the GeoIP watch and
@@ -73,9 +73,9 @@ func (r *Node) serve(ctx context.Context, p *parts, ready func(nodehost.Serving)
 // run's context ends.
 func (r *Node) listen(p *parts, run func(func(context.Context) error)) (addrs nodehost.Serving, err error) {
 	fcfg := r.cfg.Frontend
-	fcfg.ConnCaps = &connlimit.Config{MaxConns: r.cfg.MaxConns, MaxConnsPerAddr: r.cfg.MaxConnsPerAddr, FDReserve: r.cfg.FDReserve}
 	fcfg.Registerer, fcfg.Logger = p.reg, r.log
-	front, err := NewFrontend(p.svc.Handler(), fcfg)
+	caps := &connlimit.Config{MaxConns: r.cfg.MaxConns, MaxConnsPerAddr: r.cfg.MaxConnsPerAddr, FDReserve: r.cfg.FDReserve}
+	front, err := newFrontend(p.svc.Handler(), fcfg, caps)
 	if err != nil {
 		return addrs, err
 	}

@@ -19,7 +19,7 @@ import (
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/edge"
 	"github.com/dt-cdn/dt/heartbeat"
-	"github.com/dt-cdn/dt/internal/nodehost"
+	"github.com/dt-cdn/dt/nodehost"
 	"github.com/dt-cdn/dt/publish"
 	"github.com/dt-cdn/dt/redirector"
 )
@@ -167,13 +167,14 @@ func (d *demo) run(ctx context.Context, env *Env, siteDir string, scan publish.S
 // edges' URLs.
 func (d *demo) startEdges(ctx context.Context, keys dt.Keys) (peer string, urls []string, err error) {
 	for i, de := range demoEdges {
-		cfg := edge.Config{Node: d.nodeConfig(keys, de.name, i == 0, nil, false), HTTP: "127.0.0.1:0", IPv4: mustAddr("127.0.0.1"),
-			Name: de.name, Location: &de.loc, DrainWait: demoEdgeDrain, Logger: d.log.With("edge", de.name)}
-		if i > 0 {
-			cfg.Node.Peers = []string{peer}
-		}
 		ready := make(chan nodehost.Ready, 1)
-		cfg.Ready = func(r nodehost.Ready) error { ready <- r; return nil }
+		host := nodehost.Config{Node: d.nodeConfig(keys, de.name, i == 0, nil, false), Logger: d.log.With("edge", de.name),
+			Ready: func(r nodehost.Ready) error { ready <- r; return nil }}
+		if i > 0 {
+			host.Node.Peers = []string{peer}
+		}
+		cfg := edge.Config{Host: host, HTTP: "127.0.0.1:0", IPv4: mustAddr("127.0.0.1"),
+			Name: de.name, Location: &de.loc, DrainWait: demoEdgeDrain}
 		e, err := edge.New(cfg)
 		if err != nil {
 			return "", nil, err
@@ -259,10 +260,10 @@ func waitRedirecting(ctx context.Context, url string, within time.Duration) erro
 func (d *demo) startRedirector(ctx context.Context, keys dt.Keys, peer string) (redirectURL, adminURL string, err error) {
 	ready := make(chan nodehost.Ready, 1)
 	r, err := redirector.New(redirector.Config{
-		Node: d.nodeConfig(keys, "redirector", false, []string{peer}, true), Admin: "127.0.0.1:0", Logger: d.log,
-		Ready: func(r redirector.Ready) error { ready <- r; return nil },
-		HTTP:  "127.0.0.1:0",
-		Code:  http.StatusFound,
+		Host: nodehost.Config{Node: d.nodeConfig(keys, "redirector", false, []string{peer}, true), Admin: "127.0.0.1:0", Logger: d.log,
+			Ready: func(r nodehost.Ready) error { ready <- r; return nil }},
+		HTTP: "127.0.0.1:0",
+		Code: http.StatusFound,
 	})
 	if err != nil {
 		return "", "", err

@@ -8,6 +8,7 @@ import (
 	"github.com/dt-cdn/dt/dns/server"
 	"github.com/dt-cdn/dt/dns/zone"
 	"github.com/dt-cdn/dt/heartbeat"
+	"github.com/dt-cdn/dt/nodehost"
 )
 
 // dnsFlags are dt dns's own flags, beside the node's.
@@ -53,17 +54,10 @@ func runDNS(ctx context.Context, args []string, env *Env) error {
 	if err != nil {
 		return err
 	}
-	p, hc, err := newNodeProcess(env, &nf)
-	if err != nil {
-		return err
-	}
-	cfg.Node, cfg.Admin, cfg.AdminRoutes, cfg.DescribeError, cfg.Registry = hc.Node, hc.Admin, hc.AdminRoutes, hc.DescribeError, hc.Registry
-	cfg.Build, cfg.Version, cfg.Logger, cfg.Opened, cfg.Ready = hc.Build, hc.Version, hc.Logger, hc.Opened, hc.Ready
-	d, err := dns.New(cfg)
-	if err != nil {
-		return err
-	}
-	return p.run(ctx, d.Run)
+	return runRole(ctx, env, &nf, func(host nodehost.Config) (*dns.Node, error) {
+		cfg.Host = host
+		return dns.New(cfg)
+	})
 }
 
 // config checks the DNS node's flags and turns them into its Config, without the host's part.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/dt-cdn/dt/edge"
 	"github.com/dt-cdn/dt/heartbeat"
+	"github.com/dt-cdn/dt/nodehost"
 )
 
 // edgeFlags are dt edge's own flags, beside the node's.
@@ -65,24 +66,16 @@ func runEdge(ctx context.Context, args []string, env *Env) error {
 	if err != nil {
 		return err
 	}
-	p, hc, err := newNodeProcess(env, &nf)
-	if err != nil {
-		return err
-	}
-	cfg.Node, cfg.Admin, cfg.AdminRoutes, cfg.DescribeError, cfg.Registry = hc.Node, hc.Admin, hc.AdminRoutes, hc.DescribeError, hc.Registry
-	cfg.Build, cfg.Logger, cfg.Opened, cfg.Ready = hc.Build, hc.Logger, hc.Opened, hc.Ready
-	e, err := edge.New(cfg)
-	if err != nil {
-		return err
-	}
-	return p.run(ctx, e.Run)
+	return runRole(ctx, env, &nf, func(host nodehost.Config) (*edge.Node, error) {
+		cfg.Host = host
+		return edge.New(cfg)
+	})
 }
 
 // config turns the edge's own flags into an edge's configuration; the node's part and the
 // process's hooks come from the node's flags.
 func (ef *edgeFlags) config(fs *flagSet) (edge.Config, error) {
-	cfg := edge.Config{Version: softwareVersion(),
-		HTTP: ef.http, HTTPS: ef.https, Domains: ef.domains, ACMEDirectory: ef.acmeDir, ACMEEmail: ef.acmeEmail,
+	cfg := edge.Config{HTTP: ef.http, HTTPS: ef.https, Domains: ef.domains, ACMEDirectory: ef.acmeDir, ACMEEmail: ef.acmeEmail,
 		PublicURL: ef.publicURL, Name: ef.name, GeoIP: ef.geoip, HeartbeatInterval: ef.heartbeat, DrainWait: ef.drainWait,
 		StdHTTP1: ef.stdHTTP1, StdHTTP2: ef.stdHTTP2, MaxConns: ef.conns.max, MaxConnsPerIP: ef.conns.perIP, FDReserve: ef.conns.fdReserve}
 	for _, s := range ef.publicIPs {
@@ -119,7 +112,3 @@ func parseLocation(s string) (*heartbeat.Location, error) {
 	}
 	return &heartbeat.Location{Lat: la, Lon: lo}, nil
 }
-
-// softwareVersion names this build for heartbeats: the module version, or the VCS revision of a
-// development build.
-func softwareVersion() string { return readBuildInfo().short() }

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/dt-cdn/dt/dt"
-	"github.com/dt-cdn/dt/internal/nodehost"
+	"github.com/dt-cdn/dt/nodehost"
 )
 
 // loadStatus is a load test node's progress, in its /status under "load". Times are Unix
@@ -80,7 +80,7 @@ func runLoadtestNode(ctx context.Context, args []string, env *Env) error {
 
 // role counts the node's objects and, on the writer, adds the generated ones once it serves.
 func (l *loadNode) role(h *nodehost.Host) (nodehost.Role, error) {
-	if err := h.Subscribe(nodehost.EventFunc(l.event)); err != nil {
+	if err := h.Subscribe(dt.EventHandlerFunc(l.event)); err != nil {
 		return nodehost.Role{}, err
 	}
 	return nodehost.Role{Status: l.status, Serve: func(ctx context.Context, ready func(nodehost.Serving) error) error {

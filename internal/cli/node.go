@@ -17,7 +17,7 @@ import (
 
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/internal/connlimit"
-	"github.com/dt-cdn/dt/internal/nodehost"
+	"github.com/dt-cdn/dt/nodehost"
 )
 
 // nodeFlags are the flags of `dt node`, shared with the load test's node processes.
@@ -118,6 +118,21 @@ func runNode(ctx context.Context, args []string, env *Env) error {
 		return err
 	}
 	return p.run(ctx, func(ctx context.Context) error { return nodehost.Run(ctx, cfg, rf.role) })
+}
+
+// runRole runs a role (dt edge, dt redirector, dt dns) as a process of the node's flags:
+// newRole puts the host's configuration (newNodeProcess's) into the role's Config and makes the
+// role, which then runs as nodeProcess.run runs it.
+func runRole[R interface{ Run(context.Context) error }](ctx context.Context, env *Env, nf *nodeFlags, newRole func(nodehost.Config) (R, error)) error {
+	p, host, err := newNodeProcess(env, nf)
+	if err != nil {
+		return err
+	}
+	r, err := newRole(host)
+	if err != nil {
+		return err
+	}
+	return p.run(ctx, r.Run)
 }
 
 // nodeProcess is what a command that runs a node does around it as a process: the log on

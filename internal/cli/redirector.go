@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dt-cdn/dt/heartbeat"
+	"github.com/dt-cdn/dt/nodehost"
 	"github.com/dt-cdn/dt/redirector"
 )
 
@@ -46,19 +47,20 @@ func runRedirector(ctx context.Context, args []string, env *Env) error {
 	if err != nil {
 		return err
 	}
-	p, hc, err := newNodeProcess(env, &nf)
-	if err != nil {
-		return err
-	}
-	cfg.Node, cfg.Admin, cfg.AdminRoutes, cfg.DescribeError, cfg.Registry = hc.Node, hc.Admin, hc.AdminRoutes, hc.DescribeError, hc.Registry
-	cfg.Build, cfg.Version, cfg.Logger, cfg.Opened, cfg.Ready = hc.Build, hc.Version, hc.Logger, hc.Opened, hc.Ready
-	r, err := redirector.New(cfg)
-	if err != nil {
-		return err
-	}
+	return runRole(ctx, env, &nf, func(host nodehost.Config) (reloadOnSIGHUP, error) {
+		cfg.Host = host
+		r, err := redirector.New(cfg)
+		return reloadOnSIGHUP{r}, err
+	})
+}
+
+// reloadOnSIGHUP runs a redirector that reloads its GeoIP database on each SIGHUP while it runs.
+type reloadOnSIGHUP struct{ *redirector.Node }
+
+func (r reloadOnSIGHUP) Run(ctx context.Context) error {
 	stop := onSIGHUP(func() { _ = r.Reload() }) // Reload logs what it did
 	defer stop()
-	return p.run(ctx, r.Run)
+	return r.Node.Run(ctx)
 }
 
 // config checks the redirector's flags and turns them into its Config, without the host's part.

@@ -13,7 +13,7 @@ import (
 
 	"github.com/dt-cdn/dt/dns/resolve"
 	"github.com/dt-cdn/dt/dt"
-	"github.com/dt-cdn/dt/internal/nodehost"
+	"github.com/dt-cdn/dt/nodehost"
 )
 
 // Exit codes of dt resolve beyond 0 (every node saw the same answer), 1 (failure) and 2 (usage).

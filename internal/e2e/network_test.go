@@ -13,6 +13,7 @@ import (
 	"github.com/dt-cdn/dt/heartbeat"
 	"github.com/dt-cdn/dt/internal/testkit/faultnet"
 	"github.com/dt-cdn/dt/internal/testkit/testnet"
+	"github.com/dt-cdn/dt/nodehost"
 	"github.com/dt-cdn/dt/publish"
 	"github.com/dt-cdn/dt/redirector"
 )
@@ -87,12 +88,12 @@ func startEdgeNode(t *testing.T, keys dt.Keys, peer string, beat time.Duration, 
 	node := dt.LocalConfig()
 	node.Keys, node.DataDir, node.NoSync, node.Peers = keys, t.TempDir(), true, []string{link.Addr()}
 	// A crash leaves no time to drain.
-	cfg := edge.Config{Node: node, HTTP: "127.0.0.1:0", HeartbeatInterval: beat, Location: &loc, DrainWait: time.Millisecond}
+	cfg := edge.Config{Host: nodehost.Config{Node: node}, HTTP: "127.0.0.1:0", HeartbeatInterval: beat, Location: &loc, DrainWait: time.Millisecond}
 	if configure != nil {
 		configure(&cfg)
 	}
-	ready := make(chan edge.Ready, 1)
-	cfg.Ready = func(r edge.Ready) error { ready <- r; return nil }
+	ready := make(chan nodehost.Ready, 1)
+	cfg.Host.Ready = func(r nodehost.Ready) error { ready <- r; return nil }
 	e, err := edge.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -128,9 +129,9 @@ func (n *testNetwork) startRedirector(cfg redirector.Config) *runningRedirector 
 	t := n.t
 	ncfg := dt.LocalConfig()
 	ncfg.Keys, ncfg.DataDir, ncfg.NoSync, ncfg.Peers = n.plain, t.TempDir(), true, []string{n.peer}
-	ready := make(chan redirector.Ready, 1)
-	cfg.Node, cfg.Admin = ncfg, "127.0.0.1:0"
-	cfg.Ready = func(r redirector.Ready) error { ready <- r; return nil }
+	ready := make(chan nodehost.Ready, 1)
+	cfg.Host.Node, cfg.Host.Admin = ncfg, "127.0.0.1:0"
+	cfg.Host.Ready = func(r nodehost.Ready) error { ready <- r; return nil }
 	cfg.HTTP = "127.0.0.1:0"
 	r, err := redirector.New(cfg)
 	if err != nil {

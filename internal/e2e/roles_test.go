@@ -14,6 +14,7 @@ import (
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/internal/testkit/testnet"
 	"github.com/dt-cdn/dt/internal/testkit/wait"
+	"github.com/dt-cdn/dt/nodehost"
 	"github.com/dt-cdn/dt/redirector"
 )
 
@@ -72,9 +73,9 @@ func TestRolesStopCleanly(t *testing.T) {
 	rd := n.startRedirector(redirector.Config{HeartbeatInterval: beat})
 	ncfg := dt.LocalConfig()
 	ncfg.Keys, ncfg.DataDir, ncfg.NoSync, ncfg.Peers = plain, t.TempDir(), true, []string{n.peer}
-	ready := make(chan dns.Ready, 1)
-	d, err := dns.New(dns.Config{Node: ncfg, Admin: "127.0.0.1:0", Addr: "127.0.0.1:0", GeoName: "www.example.com",
-		HeartbeatInterval: beat, Resolvers: []string{"127.0.0.1:9"}, Ready: func(r dns.Ready) error { ready <- r; return nil }})
+	ready := make(chan nodehost.Ready, 1)
+	d, err := dns.New(dns.Config{Host: nodehost.Config{Node: ncfg, Admin: "127.0.0.1:0", Ready: func(r nodehost.Ready) error { ready <- r; return nil }},
+		Addr: "127.0.0.1:0", GeoName: "www.example.com", HeartbeatInterval: beat, Resolvers: []string{"127.0.0.1:9"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,7 @@ import (
 
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/edge"
+	"github.com/dt-cdn/dt/nodehost"
 	"github.com/dt-cdn/dt/publish"
 	"github.com/dt-cdn/dt/site"
 )
@@ -243,15 +244,15 @@ func startEdges(tmp string, keys dt.Keys) (*edges, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	es := &edges{cancel: cancel}
 	for i := range 3 {
-		cfg := edge.Config{Node: dt.Config{Keys: keys, DataDir: filepath.Join(tmp, fmt.Sprintf("edge%d", i)), NoSync: true},
+		cfg := edge.Config{Host: nodehost.Config{Node: dt.Config{Keys: keys, DataDir: filepath.Join(tmp, fmt.Sprintf("edge%d", i)), NoSync: true}},
 			HTTP: "127.0.0.1:0", HeartbeatInterval: 200 * time.Millisecond}
 		if i == 0 {
-			cfg.Node.Listen = []string{"127.0.0.1:0"}
+			cfg.Host.Node.Listen = []string{"127.0.0.1:0"}
 		} else {
-			cfg.Node.Peers = []string{es.hub}
+			cfg.Host.Node.Peers = []string{es.hub}
 		}
-		ready, failed := make(chan edge.Ready, 1), make(chan error, 1)
-		cfg.Ready = func(r edge.Ready) error { ready <- r; return nil }
+		ready, failed := make(chan nodehost.Ready, 1), make(chan error, 1)
+		cfg.Host.Ready = func(r nodehost.Ready) error { ready <- r; return nil }
 		e, err := edge.New(cfg)
 		if err != nil {
 			es.stop()

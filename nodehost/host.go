@@ -17,18 +17,21 @@ import (
 // a consumer added then would miss events, and a host runs once.
 var ErrStarted = errors.New("nodehost: already running or closed")
 
-// Config configures a Host. The zero value (plus Node's required fields) runs a node without an
-// admin listener, logging nowhere.
+// Config configures a Host: the part of a node's configuration every role shares, named once by
+// each role's Config as its Host field. Open does not modify it. The zero value (plus Node's
+// required fields, Keys and DataDir) runs a node without an admin listener, logging nowhere.
 type Config struct {
-	// Node configures the dt node. A nil Node.Logger is replaced by Logger, a nil
-	// Node.Registerer by the host's registry, so that the node's metrics are served on /metrics.
+	// Node configures the dt node: keys, data directory, listeners, peers, timers. A nil
+	// Node.Logger is replaced by Logger, a nil Node.Registerer by the host's registry, so that
+	// the node's metrics are served on /metrics. A role may set what it always needs (a
+	// redirector and a DNS node set Node.LazyBodies) and refuse what it never is (no role but a
+	// plain node is a master); its Config says which.
 	Node dt.Config
 
 	// Admin is the address of the admin listener (host:port; port 0 picks a free one). It serves
-	// /status, /metrics, /debug/pprof/, the address guard's /guard and /guard/unblock (package
-	// guardapi, what dt guard calls) and the routes of AdminRoutes and Role.Routes. Empty: no
-	// admin listener. It exposes heap contents and lifts blocks: bind it to loopback or a private
-	// network only.
+	// /status, /metrics, /debug/pprof/, the address guard's /guard and /guard/unblock (what dt
+	// guard calls) and the routes of AdminRoutes and Role.Routes. Empty: no admin listener. It
+	// exposes heap contents and lifts blocks: bind it to loopback or a private network only.
 	Admin string
 
 	// AdminRoutes, when set, adds the process's own routes to the admin listener, before the
@@ -39,18 +42,20 @@ type Config struct {
 	// person, as the dt command words its own errors. Nil: the error's text.
 	DescribeError func(error) string
 
-	// Logger receives the host's logs and a line per event of the node. Nil discards them.
+	// Logger receives the host's and the role's logs, and a line per event of the node. Nil
+	// discards them.
 	Logger *slog.Logger
 
-	// Registry gathers the metrics served on /metrics. Nil: a new registry with the Go runtime
-	// and process collectors. Several hosts in one process need a registry each: the node's
-	// metrics have fixed names.
+	// Registry gathers the node's and the role's metrics, served on /metrics. Nil: a new
+	// registry with the Go runtime and process collectors. Several hosts in one process need a
+	// registry each: the node's metrics have fixed names.
 	Registry *prometheus.Registry
 
 	// Build describes the running binary, reported under "build" in /status. Nil reports null.
 	Build any
 
-	// Version names the build in the "Node serving" log line. Empty: an empty attribute.
+	// Version names the build in the "Node serving" log line; an edge also reports it in its
+	// heartbeats. Empty: an empty attribute, and no version in heartbeats.
 	Version string
 
 	// Opened, when set, is called once the node holds its data directory (its database lock),
@@ -59,8 +64,8 @@ type Config struct {
 	Opened func(*dt.Node)
 
 	// Ready, when set, is called once, from Run, when every listener serves, with their bound
-	// addresses (a :0 port resolved). An error stops the host as a failed role would. Nil:
-	// readiness is not reported.
+	// addresses (a :0 port resolved) and what the role serves visitors on. An error stops the
+	// host as a failed role would. Nil: readiness is not reported.
 	Ready func(Ready) error
 }
 
@@ -82,14 +87,6 @@ type Serving struct {
 	HTTPS     string // HTTPS listener, resolved; empty for none
 	PublicURL string // where an edge tells redirectors to send visitors; empty for other roles
 }
-
-// EventHandler consumes a node's events: dt's handler interface. A host calls HandleEvent with
-// every event, in order, from one goroutine, never concurrently; it must return promptly, since
-// every other consumer of the node waits meanwhile.
-type EventHandler = dt.EventHandler
-
-// EventFunc adapts a function to an EventHandler.
-type EventFunc = dt.EventHandlerFunc
 
 // Role is what a role adds to its host: admin routes, its part of /status, and the serving
 // itself.
@@ -116,8 +113,8 @@ type Host struct {
 	events <-chan dt.Event // the node's subscription taken at Open, read from Run
 
 	mu        sync.Mutex
-	consumers []EventHandler // guarded by mu; fixed once started
-	started   bool           // guarded by mu: Run or Close was called
+	consumers []dt.EventHandler // guarded by mu; fixed once started
+	started   bool              // guarded by mu: Run or Close was called
 }
 
 // Open opens the node and subscribes to its events at once (dt.Node.Events), so that no message
@@ -160,9 +157,11 @@ func (h *Host) Logger() *slog.Logger { return h.log }
 // /metrics unless Config.Node.Registerer named another.
 func (h *Host) Registerer() prometheus.Registerer { return h.cfg.Node.Registerer }
 
-// Subscribe adds c to the consumers of the node's events, after those added before. It returns
-// ErrStarted once Run or Close was called.
-func (h *Host) Subscribe(c EventHandler) error {
+// Subscribe adds c to the consumers of the node's events, after those added before. The host
+// calls c.HandleEvent with every event, in order, from one goroutine, never concurrently; it must
+// return promptly, since every other consumer of the node waits meanwhile. It returns ErrStarted
+// once Run or Close was called.
+func (h *Host) Subscribe(c dt.EventHandler) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.started {
@@ -173,7 +172,7 @@ func (h *Host) Subscribe(c EventHandler) error {
 }
 
 // start marks the host started and returns its consumers; false if it already was.
-func (h *Host) start() ([]EventHandler, bool) {
+func (h *Host) start() ([]dt.EventHandler, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.started {
@@ -230,14 +229,14 @@ func (h *Host) Close() error {
 
 // closeNode closes the node, handing the events still queued to consumers (none, when the role
 // never ran) and logging them.
-func (h *Host) closeNode(consumers []EventHandler) error {
+func (h *Host) closeNode(consumers []dt.EventHandler) error {
 	err := h.node.Close()
 	h.deliver(consumers)
 	return err
 }
 
 // deliver logs every event and hands it to the consumers, until the node closes its channel.
-func (h *Host) deliver(consumers []EventHandler) {
+func (h *Host) deliver(consumers []dt.EventHandler) {
 	for ev := range h.events {
 		logEvent(h.log, ev)
 		for _, c := range consumers {

@@ -213,8 +213,8 @@ func TestTruncate(t *testing.T) {
 		{"abcdef", 3, "abc…"},
 		{"ééé", 3, "é…"}, // never cuts a two-byte character in half
 	} {
-		if got := Truncate(tt.in, tt.n); got != tt.want {
-			t.Errorf("Truncate(%q, %d) = %q, want %q", tt.in, tt.n, got, tt.want)
+		if got := truncate(tt.in, tt.n); got != tt.want {
+			t.Errorf("truncate(%q, %d) = %q, want %q", tt.in, tt.n, got, tt.want)
 		}
 	}
 }

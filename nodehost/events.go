@@ -29,14 +29,14 @@ func logEvent(log *slog.Logger, ev dt.Event) {
 		attrs = append(attrs, slog.Any("err", ev.Err))
 	}
 	if len(ev.Object) > 0 {
-		attrs = append(attrs, slog.String("object", Truncate(string(ev.Object), maxLoggedObject)))
+		attrs = append(attrs, slog.String("object", truncate(string(ev.Object), maxLoggedObject)))
 	}
 	log.LogAttrs(context.Background(), level, "Event", attrs...)
 }
 
-// Truncate shortens s to at most n bytes plus an ellipsis, never splitting a UTF-8 sequence: how
+// truncate shortens s to at most n bytes plus an ellipsis, never splitting a UTF-8 sequence: how
 // objects and messages are shown in logs and on terminals.
-func Truncate(s string, n int) string {
+func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}

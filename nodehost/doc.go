@@ -3,6 +3,15 @@
 // or the process adds), the log of every event, the handing of events to the role's consumers,
 // the report of the bound addresses once everything serves, and closing in order.
 //
+// Its Config is what every role's Config names as its Host field (edge.Config.Host,
+// redirector.Config.Host, dns.Config.Host): the dt node, the admin listener, the logger, the
+// metrics registry, the build's description and the hooks a process attaches (Opened, Ready).
+// A Go program runs a plain node, one that only keeps the table and serves the admin listener,
+// with Run and no role:
+//
+//	err := nodehost.Run(ctx, nodehost.Config{Node: nodeCfg, Admin: "127.0.0.1:9002"},
+//		func(*nodehost.Host) (nodehost.Role, error) { return nodehost.Role{}, nil })
+//
 // A role (an edge, a redirector, a DNS node, or a plain node) opens a Host, builds its parts on
 // the open node, subscribes them to its events and calls Run, which returns once everything the
 // host started has stopped. Process concerns (signals, a pid file, a ready file, flags) are the
