@@ -1,0 +1,171 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dt-cdn/dt/blobs"
+	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/internal/testkit/wait"
+	"github.com/dt-cdn/dt/site"
+)
+
+// putSite writes a site's record (for a site other than the default) and current pointer.
+func putSite(t *testing.T, ctx context.Context, master *dt.Node, name string, hosts []string, m *site.Manifest, id site.DeployID) {
+	t.Helper()
+	body, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := master.Put(ctx, site.DeployKey(id), body); err != nil {
+		t.Fatal(err)
+	}
+	if hosts != nil {
+		rec, err := site.Record{V: 1, Name: name, Hosts: hosts}.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := master.Put(ctx, site.RecordKey(name), rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cur, _ := site.Current{Deploy: id, Time: time.Now()}.Marshal()
+	if err := master.Put(ctx, site.SiteCurrentKey(name), cur); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSitesFollowedApart follows three sites over the network: each switches only once every
+// blob of its own deploy is on disk, a blob two sites share is stored once and outlives the
+// first site that drops it, and a site whose record goes is no longer followed.
+func TestSitesFollowedApart(t *testing.T) {
+	var mu sync.Mutex
+	var hosts *site.Hosts
+	master, f, _ := networkWith(t, func(c *Config) {
+		c.OnSites = func(h *site.Hosts) { mu.Lock(); hosts = h; mu.Unlock() }
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	mDef, idDef, objDef := makeDeploy(t, 2)
+	mBlog, idBlog, objBlog := makeDeploy(t, 3)
+	mDocs, idDocs, objDocs := makeDeploy(t, 2)
+	var shared blobs.Hash
+	for _, file := range mBlog.Files { // one file of the blog is also in the docs
+		mDocs.Files["/shared.bin"], shared = file, file.Hash
+		break
+	}
+	idDocs, _ = mDocs.ID()
+	putSite(t, ctx, master, site.DefaultSite, nil, mDef, idDef)
+	putSite(t, ctx, master, "blog", []string{"blog.example.com"}, mBlog, idBlog)
+	putSite(t, ctx, master, "docs", []string{"*.docs.example.com"}, mDocs, idDocs)
+	putBlobs := func(objs map[blobs.Hash][]byte) {
+		for h, obj := range objs {
+			if err := master.Put(ctx, site.BlobKey(h), obj); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	status := func(name string) Status {
+		for _, s := range f.Sites() {
+			if s.Site == name {
+				return s.Status
+			}
+		}
+		return Status{}
+	}
+	wait.For(t, 10*time.Second, func() error {
+		if s := status("docs"); s.Target != idDocs || s.MissingBlobs != 3 {
+			return fmt.Errorf("docs %+v", s)
+		}
+		return nil
+	})
+	putBlobs(objDocs) // the docs lack only the blob they share with the blog
+	putBlobs(objDef)
+	wait.For(t, 10*time.Second, func() error {
+		if !f.Status().Synced || status("docs").MissingBlobs != 1 {
+			return fmt.Errorf("default %+v, docs %+v", f.Status(), status("docs"))
+		}
+		return nil
+	})
+	if _, ok := f.ActiveOf("docs"); ok {
+		t.Fatal("docs switched without every blob")
+	}
+	putBlobs(objBlog)
+	wait.For(t, 10*time.Second, func() error {
+		for _, s := range f.Sites() {
+			if !s.Synced {
+				return fmt.Errorf("%s: %+v", s.Site, s.Status)
+			}
+		}
+		if n := len(f.Sites()); n != 3 {
+			return fmt.Errorf("%d sites", n)
+		}
+		return nil
+	})
+	mu.Lock()
+	if got := hosts.Names(); !slices.Equal(got, []string{"blog", site.DefaultSite, "docs"}) {
+		t.Errorf("host table names %v", got)
+	}
+	if name, _ := hosts.Match("x.docs.example.com"); name != "docs" {
+		t.Errorf("x.docs.example.com → %q", name)
+	}
+	if name, _ := hosts.Match("elsewhere.example"); name != site.DefaultSite {
+		t.Errorf("elsewhere.example → %q", name)
+	}
+	mu.Unlock()
+
+	// The blog goes: its deploy and blobs are collected, except the blob the docs still serve.
+	if err := master.Delete(ctx, site.RecordKey("blog")); err != nil {
+		t.Fatal(err)
+	}
+	if err := master.Delete(ctx, site.DeployKey(idBlog)); err != nil {
+		t.Fatal(err)
+	}
+	for h := range objBlog {
+		if err := master.Delete(ctx, site.BlobKey(h)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wait.For(t, 10*time.Second, func() error {
+		if _, ok := f.ActiveOf("blog"); ok || len(f.Sites()) != 2 {
+			return fmt.Errorf("blog still followed: %+v", f.Sites())
+		}
+		for h := range objBlog {
+			if h != shared && f.cfg.Blobs.Has(h) {
+				return fmt.Errorf("blob %s of the removed site still stored", h.Short())
+			}
+		}
+		return nil
+	})
+	if !f.cfg.Blobs.Has(shared) {
+		t.Fatal("the blob the docs share with the removed blog was deleted")
+	}
+	mu.Lock()
+	if name, _ := hosts.Match("blog.example.com"); name != site.DefaultSite {
+		t.Errorf("blog.example.com after removal → %q, want the default's catch-all", name)
+	}
+	mu.Unlock()
+}
+
+// TestRecordRefused: records that do not parse, or name another site than their key, are
+// refused and change nothing.
+func TestRecordRefused(t *testing.T) {
+	f, _ := newFollower(t)
+	for key, body := range map[string]string{
+		site.RecordKey("blog"): `{"v":1,"name":"docs","hosts":[]}`,
+		site.RecordKey("x"):    `{"v":1,"name":"x","hosts":["A.com"]}`,
+		"site/blog/current":    `{}`,
+	} {
+		if err := f.Handle(dt.Event{Type: dt.EventObjectAdded, Key: key, Object: []byte(body)}); err == nil {
+			t.Errorf("%s: %s accepted", key, body)
+		}
+	}
+	if len(f.Sites()) != 0 {
+		t.Fatalf("sites %+v", f.Sites())
+	}
+}
