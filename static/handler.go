@@ -101,12 +101,12 @@ type HandlerConfig struct {
 // never gives one response headers or bytes from two deploys; requests in flight finish on the
 // Site they started with.
 type Handler struct {
-	cfg  HandlerConfig
-	log  *slog.Logger
+	cfg   HandlerConfig
+	log   *slog.Logger
 	site  atomic.Pointer[Site]
 	sites atomic.Pointer[Sites] // when set, the sites picked by Host instead of site
 	mux   *chi.Mux
-	bufs sync.Pool // *[]byte of copyBufSize, for bodies read from blob files
+	bufs  sync.Pool // *[]byte of copyBufSize, for bodies read from blob files
 
 	// Shared header values (len == cap; see field).
 	vNosniff, vAllow, vAcceptRanges, vVary, vTextPlain, vNoStore []string
