@@ -693,6 +693,13 @@ func (f *Follower) Status() Status {
 	return f.statusLocked(f.sites[site.DefaultSite])
 }
 
+// StatusOf reports the follower's state for the named site (zero for a site it does not know).
+func (f *Follower) StatusOf(name string) Status {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.statusLocked(f.sites[name])
+}
+
 // SiteStatus is the state of one site of the table.
 type SiteStatus struct {
 	Site string `json:"site"`

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/netip"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -28,8 +30,9 @@ import (
 	"github.com/dt-cdn/dt/static"
 )
 
-// HealthPath answers 200 with the deploy id when the edge serves the network's current deploy,
-// and 503 when it does not (yet): what redirectors probe and load balancers may check.
+// HealthPath answers, for the site of the request's Host, 200 with the deploy id when the edge
+// serves the site's current deploy, 503 when it does not (yet), and 421 when no site claims the
+// Host: what redirectors probe and load balancers may check.
 const HealthPath = "/.well-known/dt/health"
 
 // serviceConfig configures an edge's service on an open dt node.
@@ -77,8 +80,12 @@ type service struct {
 	load     loadMeter
 	metrics  *edgeMetrics
 
-	mu       sync.Mutex
-	site     *static.Site // guarded by mu: the site being served
+	mu sync.Mutex
+	// sites are the deploys being served, by site, and hosts the host table of the network's
+	// sites (nil until the first site appears: the handler then serves one site on every host,
+	// as an edge of a network without named sites does). Guarded by mu.
+	sites    map[string]*static.Site
+	hosts    *site.Hosts
 	draining atomic.Bool
 	// beatNow asks for a heartbeat at once (buffered: one pending request is enough).
 	beatNow chan struct{}
@@ -109,7 +116,7 @@ func newService(cfg serviceConfig) (*service, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	e := &service{cfg: cfg, log: cfg.Logger, beatNow: make(chan struct{}, 1)}
+	e := &service{cfg: cfg, log: cfg.Logger, beatNow: make(chan struct{}, 1), sites: map[string]*static.Site{}}
 	e.load.start = time.Now()
 	e.handler = static.NewHandler(static.HandlerConfig{
 		Logger:      cfg.Logger,
@@ -143,29 +150,29 @@ func newService(cfg serviceConfig) (*service, error) {
 		}
 		e.metrics = m
 	}
-	e.follower, err = follow.New(follow.Config{Blobs: cfg.Blobs, Logger: cfg.Logger, OnSwitch: e.switchTo})
+	e.follower, err = follow.New(follow.Config{Blobs: cfg.Blobs, Logger: cfg.Logger, OnSwitch: e.switchTo, OnSites: e.setHosts})
 	if err != nil {
 		return nil, err
 	}
 	return e, nil
 }
 
-// switchTo builds the new deploy's site (reading its small files into memory) and swaps it in:
-// requests already running finish on the old site, new ones get the new one.
+// switchTo builds the new deploy's site (reading its small files into memory) and swaps it in
+// for its site: requests already running finish on the old deploy, new ones get the new one.
 func (e *service) switchTo(a follow.Active) {
 	e.mu.Lock()
-	prev := e.site
+	prev := e.sites[a.Site]
 	e.mu.Unlock()
 	s, err := static.NewSite(a.ID, a.Manifest, e.cfg.Blobs, static.SiteOptions{Previous: prev})
 	if err != nil {
-		e.log.Error("Cannot serve deploy", slog.Any("deploy", a.ID), slog.Any("err", err))
+		e.log.Error("Cannot serve deploy", slog.String("site", a.Site), slog.Any("deploy", a.ID), slog.Any("err", err))
 		return
 	}
 	e.mu.Lock()
-	e.site = s
+	e.sites[a.Site] = s
+	e.publishLocked()
 	e.mu.Unlock()
-	e.handler.SetSite(s)
-	e.log.Info("Serving deploy", slog.Any("deploy", a.ID), slog.Int("files", len(a.Manifest.Files)), slog.Int64("memory_bytes", s.MemoryBytes()))
+	e.log.Info("Serving deploy", slog.String("site", a.Site), slog.Any("deploy", a.ID), slog.Int("files", len(a.Manifest.Files)), slog.Int64("memory_bytes", s.MemoryBytes()))
 	// Redirectors send visitors only to edges that say they serve the current deploy: tell
 	// them now rather than at the next tick, or every edge looks outdated for up to an interval
 	// after each publish and visitors get 503s meanwhile.
@@ -175,15 +182,52 @@ func (e *service) switchTo(a follow.Active) {
 	}
 }
 
-// serving returns the deploy whose site answers new requests (zero before the first) and
-// whether it is the network's current deploy. Heartbeats and the health endpoint report these
-// rather than the follower's active deploy, which the follower sets before the site is built and
-// swapped in, and which stays set when the site fails to build.
-func (e *service) serving() (served site.DeployID, synced bool) {
-	if s := e.handler.Site(); s != nil {
-		served = s.ID()
+// setHosts takes the network's new host table: sites no longer in it stop being served.
+func (e *service) setHosts(hosts *site.Hosts) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.hosts = hosts
+	for name := range e.sites {
+		if !slices.Contains(hosts.Names(), name) {
+			delete(e.sites, name)
+		}
 	}
-	target := e.follower.Status().Target
+	e.publishLocked()
+	select { // receivers learn of the change within the interval
+	case e.beatNow <- struct{}{}:
+	default:
+	}
+}
+
+// publishLocked gives the handler what it serves: the default site's deploy on every host until
+// the network has sites, then each site's on its hosts. The handler's Sites is a copy, never
+// changed once given.
+func (e *service) publishLocked() {
+	e.handler.SetSite(e.sites[site.DefaultSite])
+	if e.hosts == nil {
+		return
+	}
+	e.handler.SetSites(static.NewSites(e.hosts, maps.Clone(e.sites)))
+}
+
+// servedOf returns the deploy that answers new requests of the named site (zero before the
+// first).
+func (e *service) servedOf(name string) site.DeployID {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if s := e.sites[name]; s != nil {
+		return s.ID()
+	}
+	return site.DeployID{}
+}
+
+// serving returns the deploy whose site answers new requests of the named site (zero before the
+// first) and whether it is the site's current deploy. Heartbeats and the health endpoint report
+// these rather than the follower's active deploy, which the follower sets before the site is
+// built and swapped in, and which stays set when the site fails to build.
+func (e *service) serving(name string) (served site.DeployID, synced bool) {
+	served = e.servedOf(name)
+	target := e.follower.StatusOf(name).Target
 	return served, !target.IsZero() && served == target
 }
 
@@ -208,9 +252,18 @@ func (e *service) Status() follow.Status { return e.follower.Status() }
 func (e *service) Drain() { e.draining.Store(true) }
 
 func (e *service) serveHealth(w http.ResponseWriter, r *http.Request) {
-	served, synced := e.serving()
+	name := site.DefaultSite
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if ss := e.handler.Sites(); ss != nil {
+		var claimed bool
+		if name, _, claimed = ss.Pick(r); !claimed {
+			w.WriteHeader(http.StatusMisdirectedRequest)
+			fmt.Fprintln(w, "no site here")
+			return
+		}
+	}
+	served, synced := e.serving(name)
 	if !synced || e.draining.Load() {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		if e.draining.Load() {
@@ -243,7 +296,7 @@ func (e *service) report(h *heartbeat.Heartbeat) {
 	if h.Location == nil && e.cfg.Locate != nil {
 		h.Location = e.locate(h.IPv4, h.IPv6)
 	}
-	served, synced := e.serving()
+	served, synced := e.serving(site.DefaultSite)
 	if !served.IsZero() {
 		h.Deploy = served.String()
 	}
