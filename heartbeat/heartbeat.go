@@ -69,8 +69,21 @@ type Heartbeat struct {
 
 	// Deploy is the deploy the edge serves; Synced says it holds every blob of the network's
 	// current deploy (so Deploy is the current one).
+	// They are the default site's (site/current), the one site of a network of an earlier
+	// release, which receivers of that release read.
 	Deploy string `json:"deploy,omitempty"`
 	Synced bool   `json:"synced"`
+
+	// Sites is how many sites the edge knows. Lagging lists, sorted by site, the sites whose
+	// current deploy the edge does not serve yet (at most MaxLagging of them), and LaggingMore
+	// counts those that did not fit: while it is positive, receivers take every site as lagging
+	// (see LaggingOn). SitesDigest (DigestLen hex digits, see SitesDigest) changes whenever a
+	// deploy the edge serves does. All four are empty in heartbeats of earlier releases, whose
+	// readers ignore them; see SetSites.
+	Sites       int    `json:"sites,omitempty"`
+	Lagging     []Lag  `json:"lagging,omitempty"`
+	LaggingMore int    `json:"lagging_more,omitempty"`
+	SitesDigest string `json:"sites_digest,omitempty"`
 
 	Objects  int64  `json:"objects"`
 	Bytes    int64  `json:"bytes"`
@@ -200,7 +213,7 @@ func (h *Heartbeat) validate() error {
 	if !printable(h.Name) || !printable(h.Version) {
 		return bad("name or version with control characters")
 	}
-	return nil
+	return h.validateSites()
 }
 
 // maxNameLen bounds Heartbeat.Name.
