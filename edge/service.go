@@ -90,6 +90,9 @@ type service struct {
 	// beatNow asks for a heartbeat at once (buffered: one pending request is enough).
 	beatNow chan struct{}
 
+	// siteCounts are the last heartbeat's counts of sites, for the metrics.
+	siteCounts struct{ sites, lagging, unlisted atomic.Int64 }
+
 	located   netip.Addr          // the address Locate was last asked about; only report touches it
 	locatedAt *heartbeat.Location // what Locate answered for it
 }
@@ -144,7 +147,7 @@ func newService(cfg serviceConfig) (*service, error) {
 	}
 	e.server = srv
 	if cfg.Registerer != nil {
-		m, err := newEdgeMetrics(cfg.Registerer, srv.H2Stats())
+		m, err := newEdgeMetrics(cfg.Registerer, srv.H2Stats(), &e.siteCounts.sites, &e.siteCounts.lagging, &e.siteCounts.unlisted)
 		if err != nil {
 			return nil, err
 		}
@@ -301,6 +304,7 @@ func (e *service) report(h *heartbeat.Heartbeat) {
 		h.Deploy = served.String()
 	}
 	h.Synced = synced
+	e.reportSites(h)
 	h.Draining = e.draining.Load()
 	if n, b, err := e.cfg.Blobs.Count(usageMaxAge); err == nil {
 		h.Objects, h.Bytes = n, b
@@ -314,6 +318,30 @@ func (e *service) report(h *heartbeat.Heartbeat) {
 			h.CertExpiry = t.UnixMilli()
 		}
 	}
+}
+
+// reportSites fills the heartbeat's per-site fields from the deploy each site of the table serves
+// and its current one, and keeps the counts for the metrics.
+func (e *service) reportSites(h *heartbeat.Heartbeat) {
+	sites := e.follower.Sites()
+	states := make([]heartbeat.SiteState, len(sites))
+	lagging := 0
+	for i, s := range sites {
+		states[i].Site = s.Site
+		if served := e.servedOf(s.Site); !served.IsZero() {
+			states[i].Served = served.String()
+		}
+		if !s.Target.IsZero() {
+			states[i].Current = s.Target.String()
+		}
+		if states[i].Current != "" && states[i].Served != states[i].Current {
+			lagging++
+		}
+	}
+	h.SetSites(states)
+	e.siteCounts.sites.Store(int64(h.Sites))
+	e.siteCounts.lagging.Store(int64(lagging))
+	e.siteCounts.unlisted.Store(int64(h.LaggingMore))
 }
 
 // usageMaxAge is how old the blob store's count in a heartbeat may be: the store keeps it current
@@ -419,7 +447,7 @@ type edgeMetrics struct {
 	latency  prometheus.Histogram
 }
 
-func newEdgeMetrics(reg prometheus.Registerer, h2s *h2.Stats) (*edgeMetrics, error) {
+func newEdgeMetrics(reg prometheus.Registerer, h2s *h2.Stats, sites, lagging, unlisted *atomic.Int64) (*edgeMetrics, error) {
 	m := &edgeMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "dt", Subsystem: "edge", Name: "requests_total",
 			Help: "Responses of the site, by status code and content coding."}, []string{"code", "encoding"}),
@@ -443,6 +471,17 @@ func newEdgeMetrics(reg prometheus.Registerer, h2s *h2.Stats) (*edgeMetrics, err
 	} {
 		cs = append(cs, prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "dt", Subsystem: "edge", Name: l.name, Help: l.help},
 			func() float64 { return float64(l.v.Load()) }))
+	}
+	for _, g := range []struct {
+		name, help string
+		v          *atomic.Int64
+	}{
+		{"sites", "Sites of the network the edge serves, as its last heartbeat reported.", sites},
+		{"sites_lagging", "Sites whose current deploy the edge did not serve yet, as its last heartbeat reported.", lagging},
+		{"heartbeat_lagging_unlisted", "Lagging sites the last heartbeat counted in lagging_more, past heartbeat.MaxLagging or MaxLaggingBytes.", unlisted},
+	} {
+		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "dt", Subsystem: "edge", Name: g.name, Help: g.help},
+			func() float64 { return float64(g.v.Load()) }))
 	}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
