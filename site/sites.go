@@ -154,10 +154,14 @@ func isLabel(s string) bool {
 // Hosts is the host table of a network's sites: which site answers a request's Host or TLS
 // SNI. It is immutable, and safe for concurrent use.
 type Hosts struct {
-	exact    map[string]string // host → site
-	wildcard map[string]string // parent of a "*." host → site
-	catchAll string            // the implicit default site, or ""
-	names    []string          // every site, sorted
+	// exact and wildcard map a host, and the parent of a "*." host, to its site's index in
+	// names; catchAll is the implicit default site's index, or -1. Indices rather than names
+	// let a caller keep what it serves per site in a slice beside Names and find it with the
+	// one map lookup of Lookup.
+	exact    map[string]int
+	wildcard map[string]int
+	catchAll int
+	names    []string // every site, sorted
 }
 
 // NewHosts builds the host table of the given records. implicitDefault says DefaultSite
@@ -165,24 +169,30 @@ type Hosts struct {
 // host two records claim goes to the site whose name sorts first, whatever the order given, so
 // every node chooses alike.
 func NewHosts(records []Record, implicitDefault bool) *Hosts {
-	t := &Hosts{exact: map[string]string{}, wildcard: map[string]string{}}
+	t := &Hosts{exact: map[string]int{}, wildcard: map[string]int{}, catchAll: -1}
+	for _, r := range records {
+		t.names = append(t.names, r.Name)
+	}
+	if implicitDefault && !slices.Contains(t.names, DefaultSite) {
+		t.names = append(t.names, DefaultSite)
+	}
+	slices.Sort(t.names)
+	t.names = slices.Compact(t.names)
 	sorted := slices.SortedFunc(slices.Values(records), func(a, b Record) int { return strings.Compare(a.Name, b.Name) })
 	for _, r := range sorted {
-		t.names = append(t.names, r.Name)
+		i, _ := slices.BinarySearch(t.names, r.Name)
 		for _, h := range r.Hosts {
 			m, key := t.exact, h
 			if parent, ok := strings.CutPrefix(h, "*."); ok {
 				m, key = t.wildcard, parent
 			}
 			if _, taken := m[key]; !taken {
-				m[key] = r.Name
+				m[key] = i
 			}
 		}
 	}
-	if implicitDefault && !slices.Contains(t.names, DefaultSite) {
-		t.catchAll = DefaultSite
-		t.names = append(t.names, DefaultSite)
-		slices.Sort(t.names)
+	if implicitDefault && !slices.ContainsFunc(records, func(r Record) bool { return r.Name == DefaultSite }) {
+		t.catchAll, _ = slices.BinarySearch(t.names, DefaultSite)
 	}
 	return t
 }
@@ -194,16 +204,24 @@ func (t *Hosts) Names() []string { return t.names }
 // lower-cased and stripped of its port and trailing dot; an exact host matches first, then a
 // wildcard of its parent, then the implicit default site. false: no site claims it.
 func (t *Hosts) Match(host string) (string, bool) {
+	if i, ok := t.Lookup(host); ok {
+		return t.names[i], true
+	}
+	return "", false
+}
+
+// Lookup is Match returning the site's index in Names.
+func (t *Hosts) Lookup(host string) (int, bool) {
 	host = NormalizeHost(host)
-	if name, ok := t.exact[host]; ok {
-		return name, true
+	if i, ok := t.exact[host]; ok {
+		return i, true
 	}
 	if _, parent, ok := strings.Cut(host, "."); ok {
-		if name, ok := t.wildcard[parent]; ok {
-			return name, true
+		if i, ok := t.wildcard[parent]; ok {
+			return i, true
 		}
 	}
-	return t.catchAll, t.catchAll != ""
+	return t.catchAll, t.catchAll >= 0
 }
 
 // Match returns the site of records (and the implicit default site, see NewHosts) that answers

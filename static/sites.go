@@ -2,6 +2,7 @@ package static
 
 import (
 	"net/http"
+	"slices"
 
 	"github.com/dt-cdn/dt/site"
 )
@@ -11,21 +12,29 @@ import (
 // and safe for concurrent use; a change is a new Sites swapped in with Handler.SetSites.
 type Sites struct {
 	hosts *site.Hosts
-	sites map[string]*Site // by site name; a site of hosts absent here has no deploy yet
+	sites []*Site // by the site's index in hosts.Names(); nil: no deploy yet
 }
 
-// NewSites returns the Sites of the host table hosts, with the deploys of sites (by name). The
-// map is not copied: the caller does not change it afterwards. Entries of sites the table does
-// not name are never served.
+// NewSites returns the Sites of the host table hosts, with the deploys of sites (by name).
+// Entries of sites the table does not name are never served.
 func NewSites(hosts *site.Hosts, sites map[string]*Site) *Sites {
-	return &Sites{hosts: hosts, sites: sites}
+	ss := &Sites{hosts: hosts, sites: make([]*Site, len(hosts.Names()))}
+	for i, name := range hosts.Names() {
+		ss.sites[i] = sites[name]
+	}
+	return ss
 }
 
 // Hosts returns the host table.
 func (ss *Sites) Hosts() *site.Hosts { return ss.hosts }
 
 // Site returns the deploy the named site serves, or nil.
-func (ss *Sites) Site(name string) *Site { return ss.sites[name] }
+func (ss *Sites) Site(name string) *Site {
+	if i, ok := slices.BinarySearch(ss.hosts.Names(), name); ok {
+		return ss.sites[i]
+	}
+	return nil
+}
 
 // Pick returns the site that answers r: the site of its Host (":authority" over HTTP/2), which
 // must also be the site of its TLS server name when it came over TLS with one. claimed is false
@@ -34,14 +43,14 @@ func (ss *Sites) Site(name string) *Site { return ss.sites[name] }
 // a connection of its own, so 421 Misdirected Request (RFC 9110 §15.5.20). s is nil for a site
 // that serves no deploy yet.
 func (ss *Sites) Pick(r *http.Request) (name string, s *Site, claimed bool) {
-	name, claimed = ss.hosts.Match(r.Host)
+	i, claimed := ss.hosts.Lookup(r.Host)
 	if !claimed {
 		return "", nil, false
 	}
 	if r.TLS != nil && r.TLS.ServerName != "" {
-		if sni, ok := ss.hosts.Match(r.TLS.ServerName); !ok || sni != name {
+		if sni, ok := ss.hosts.Lookup(r.TLS.ServerName); !ok || sni != i {
 			return "", nil, false
 		}
 	}
-	return name, ss.sites[name], true
+	return ss.hosts.Names()[i], ss.sites[i], true
 }
