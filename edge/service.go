@@ -237,6 +237,9 @@ func (e *service) serving(name string) (served site.DeployID, synced bool) {
 // HandleEvent takes one event of the node; call it with every event, in order, from one goroutine.
 func (e *service) HandleEvent(ev dt.Event) {
 	if err := e.follower.Handle(ev); err != nil {
+		if e.metrics != nil {
+			e.metrics.refused.Inc()
+		}
 		e.log.Warn("Deploy object refused", slog.String("key", ev.Key), slog.Any("err", err))
 	}
 }
@@ -445,6 +448,7 @@ type edgeMetrics struct {
 	requests *prometheus.CounterVec
 	bytes    prometheus.Counter
 	latency  prometheus.Histogram
+	refused  prometheus.Counter
 }
 
 func newEdgeMetrics(reg prometheus.Registerer, h2s *h2.Stats, sites, lagging, unlisted *atomic.Int64) (*edgeMetrics, error) {
@@ -455,8 +459,10 @@ func newEdgeMetrics(reg prometheus.Registerer, h2s *h2.Stats, sites, lagging, un
 			Help: "Body bytes sent."}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "dt", Subsystem: "edge", Name: "response_seconds",
 			Help: "Time to serve a response, body included.", Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10)}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "dt", Subsystem: "edge", Name: "objects_refused_total",
+			Help: "Table objects of sites and deploys the edge refused as invalid: blobs, manifests, current pointers, site records (over site.MaxHosts hosts, say)."}),
 	}
-	cs := []prometheus.Collector{m.requests, m.bytes, m.latency}
+	cs := []prometheus.Collector{m.requests, m.bytes, m.latency, m.refused}
 	for _, l := range []struct {
 		name, help string
 		v          *atomic.Uint64

@@ -12,9 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/dt-cdn/dt/blobs"
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/heartbeat"
+	"github.com/dt-cdn/dt/internal/testkit/promtest"
 	"github.com/dt-cdn/dt/internal/testkit/testcert"
 	"github.com/dt-cdn/dt/internal/testkit/testnet"
 	"github.com/dt-cdn/dt/internal/testkit/wait"
@@ -26,6 +29,7 @@ import (
 type sitesEdge struct {
 	master      *dt.Node
 	svc         *service
+	reg         *prometheus.Registry
 	http, https string // addresses
 
 	mu   sync.Mutex
@@ -37,7 +41,7 @@ func startSitesEdge(t *testing.T) *sitesEdge {
 	keys, plain := testnet.Keys(t)
 	observer := testnet.Node(t, testnet.Options{Keys: plain, Listen: true})
 	addr := []string{testnet.Addr(observer)}
-	se := &sitesEdge{}
+	se := &sitesEdge{reg: prometheus.NewRegistry()}
 	go func() {
 		for ev := range observer.Events() {
 			if h, err := heartbeat.Decode(ev.Object); err == nil && ev.Type == dt.EventMessageReceived {
@@ -55,7 +59,7 @@ func startSitesEdge(t *testing.T) *sitesEdge {
 	}
 	t.Cleanup(func() { store.Close() })
 	node := testnet.Node(t, testnet.Options{Keys: plain, Peers: addr})
-	se.svc, err = newService(serviceConfig{Node: node, Blobs: store, PublicURL: "http://127.0.0.1:1", HeartbeatInterval: 50 * time.Millisecond})
+	se.svc, err = newService(serviceConfig{Node: node, Blobs: store, PublicURL: "http://127.0.0.1:1", HeartbeatInterval: 50 * time.Millisecond, Registerer: se.reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,4 +358,50 @@ func cutPath(key string) (host, path string, ok bool) {
 		}
 	}
 	return key, "/", false
+}
+
+// TestEdgeSiteLimits: a site record over site.MaxHosts hosts is refused and counted, and serves
+// nothing; with more sites lagging than a heartbeat lists (heartbeat.MaxLagging), the heartbeat
+// counts the rest in lagging_more, stays under 2 KB, and the metrics say how many lag.
+func TestEdgeSiteLimits(t *testing.T) {
+	se := startSitesEdge(t)
+	hosts := make([]string, site.MaxHosts+1)
+	for i := range hosts {
+		hosts[i] = fmt.Sprintf("h%d.example.com", i)
+	}
+	publishSite(t, se.master, "big", hosts, makeSiteDeploy(t, "big", "v1"), true)
+	wait.For(t, 10*time.Second, func() error {
+		if n := promtest.Sum(t, se.reg, "dt_edge_objects_refused_total"); n < 1 {
+			return fmt.Errorf("%v objects refused", n)
+		}
+		return nil
+	})
+	if r := se.fetch(t, "h1.example.com", "", "/"); r.status == 200 {
+		t.Errorf("a site of a refused record is served: %+v", r)
+	}
+
+	const lagging = heartbeat.MaxLagging + 8
+	for i := range lagging { // deploys without their blobs: every site lags
+		name := fmt.Sprintf("site-%02d", i)
+		publishSite(t, se.master, name, []string{name + ".example.com"}, makeSiteDeploy(t, name, "v1"), false)
+	}
+	wait.For(t, 10*time.Second, func() error {
+		h := se.heartbeat()
+		if h.Sites != lagging || len(h.Lagging)+h.LaggingMore != lagging || h.LaggingMore == 0 {
+			return fmt.Errorf("heartbeat: %d sites, %d listed, %d more", h.Sites, len(h.Lagging), h.LaggingMore)
+		}
+		if b, err := heartbeat.Encode(h); err != nil || len(b) >= 2048 {
+			return fmt.Errorf("heartbeat of %d bytes: %v", len(b), err)
+		}
+		return nil
+	})
+	if got := promtest.Value(t, se.reg, "dt_edge_sites_lagging"); got != lagging {
+		t.Errorf("dt_edge_sites_lagging = %v", got)
+	}
+	if got := promtest.Value(t, se.reg, "dt_edge_heartbeat_lagging_unlisted"); got != float64(se.heartbeat().LaggingMore) || got == 0 {
+		t.Errorf("dt_edge_heartbeat_lagging_unlisted = %v", got)
+	}
+	if got := promtest.Value(t, se.reg, "dt_edge_sites"); got != lagging {
+		t.Errorf("dt_edge_sites = %v", got)
+	}
 }

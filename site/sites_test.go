@@ -150,3 +150,19 @@ func FuzzHostsMatch(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSiteKeys checks that a key parsed as a site's current pointer or record names a valid site
+// whose key is that key again: no two spellings of one site's key.
+func FuzzSiteKeys(f *testing.F) {
+	for _, k := range []string{CurrentKey, "site/blog/current", "site/default/current", "sites/blog", "sites/", "site//current"} {
+		f.Add(k)
+	}
+	f.Fuzz(func(t *testing.T, key string) {
+		if name, ok := ParseSiteCurrentKey(key); ok && (CheckName(name) != nil || SiteCurrentKey(name) != key) {
+			t.Fatalf("ParseSiteCurrentKey(%q) = %q", key, name)
+		}
+		if name, ok := ParseRecordKey(key); ok && (CheckName(name) != nil || RecordKey(name) != key) {
+			t.Fatalf("ParseRecordKey(%q) = %q", key, name)
+		}
+	})
+}
