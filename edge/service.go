@@ -90,8 +90,9 @@ type service struct {
 	// beatNow asks for a heartbeat at once (buffered: one pending request is enough).
 	beatNow chan struct{}
 
-	// siteCounts are the last heartbeat's counts of sites, for the metrics.
-	siteCounts struct{ sites, lagging, unlisted atomic.Int64 }
+	// siteCounts are, for the metrics, the last heartbeat's counts of sites and the bytes of
+	// file data the served deploys hold in memory.
+	siteCounts struct{ sites, lagging, unlisted, memory atomic.Int64 }
 
 	located   netip.Addr          // the address Locate was last asked about; only report touches it
 	locatedAt *heartbeat.Location // what Locate answered for it
@@ -147,7 +148,7 @@ func newService(cfg serviceConfig) (*service, error) {
 	}
 	e.server = srv
 	if cfg.Registerer != nil {
-		m, err := newEdgeMetrics(cfg.Registerer, srv.H2Stats(), &e.siteCounts.sites, &e.siteCounts.lagging, &e.siteCounts.unlisted)
+		m, err := newEdgeMetrics(cfg.Registerer, srv.H2Stats(), &e.siteCounts.sites, &e.siteCounts.lagging, &e.siteCounts.unlisted, &e.siteCounts.memory)
 		if err != nil {
 			return nil, err
 		}
@@ -160,13 +161,32 @@ func newService(cfg serviceConfig) (*service, error) {
 	return e, nil
 }
 
-// switchTo builds the new deploy's site (reading its small files into memory) and swaps it in
-// for its site: requests already running finish on the old deploy, new ones get the new one.
+// MinSiteMemoryBudget is the least memory a site's deploy may hold its small files in
+// (static.SiteOptions.MemoryBudget). An edge shares static.DefaultMemoryBudget among the sites
+// of the network, so that a hundred sites do not hold a hundred times what one does; this floor
+// keeps each site's most-requested small files (its pages, scripts and icons) served from
+// memory however many sites there are, at up to 1 MiB a site.
+const MinSiteMemoryBudget = 1 << 20
+
+// siteMemoryBudget returns the memory a deploy of one of n sites may hold its small files in:
+// an equal share of static.DefaultMemoryBudget, at least MinSiteMemoryBudget. A site keeps the
+// share it got when its deploy was built until its next deploy.
+func siteMemoryBudget(n int) int64 {
+	return max(static.DefaultMemoryBudget/int64(max(n, 1)), MinSiteMemoryBudget)
+}
+
+// switchTo builds the new deploy's site (reading its small files into memory, within its share
+// of the memory budget) and swaps it in for its site: requests already running finish on the
+// old deploy, new ones get the new one.
 func (e *service) switchTo(a follow.Active) {
 	e.mu.Lock()
 	prev := e.sites[a.Site]
+	n := 1
+	if e.hosts != nil {
+		n = len(e.hosts.Names())
+	}
 	e.mu.Unlock()
-	s, err := static.NewSite(a.ID, a.Manifest, e.cfg.Blobs, static.SiteOptions{Previous: prev})
+	s, err := static.NewSite(a.ID, a.Manifest, e.cfg.Blobs, static.SiteOptions{Previous: prev, MemoryBudget: siteMemoryBudget(n)})
 	if err != nil {
 		e.log.Error("Cannot serve deploy", slog.String("site", a.Site), slog.Any("deploy", a.ID), slog.Any("err", err))
 		return
@@ -206,6 +226,11 @@ func (e *service) setHosts(hosts *site.Hosts) {
 // the network has sites, then each site's on its hosts. The handler's Sites is a copy, never
 // changed once given.
 func (e *service) publishLocked() {
+	var held int64
+	for _, s := range e.sites {
+		held += s.MemoryBytes()
+	}
+	e.siteCounts.memory.Store(held)
 	e.handler.SetSite(e.sites[site.DefaultSite])
 	if e.hosts == nil {
 		return
@@ -451,7 +476,7 @@ type edgeMetrics struct {
 	refused  prometheus.Counter
 }
 
-func newEdgeMetrics(reg prometheus.Registerer, h2s *h2.Stats, sites, lagging, unlisted *atomic.Int64) (*edgeMetrics, error) {
+func newEdgeMetrics(reg prometheus.Registerer, h2s *h2.Stats, sites, lagging, unlisted, memory *atomic.Int64) (*edgeMetrics, error) {
 	m := &edgeMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "dt", Subsystem: "edge", Name: "requests_total",
 			Help: "Responses of the site, by status code and content coding."}, []string{"code", "encoding"}),
@@ -485,6 +510,7 @@ func newEdgeMetrics(reg prometheus.Registerer, h2s *h2.Stats, sites, lagging, un
 		{"sites", "Sites of the network the edge serves, as its last heartbeat reported.", sites},
 		{"sites_lagging", "Sites whose current deploy the edge did not serve yet, as its last heartbeat reported.", lagging},
 		{"heartbeat_lagging_unlisted", "Lagging sites the last heartbeat counted in lagging_more, past heartbeat.MaxLagging or MaxLaggingBytes.", unlisted},
+		{"site_memory_bytes", "File data the served deploys of every site hold in memory, each within its share of static.DefaultMemoryBudget (at least MinSiteMemoryBudget).", memory},
 	} {
 		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "dt", Subsystem: "edge", Name: g.name, Help: g.help},
 			func() float64 { return float64(g.v.Load()) }))

@@ -313,6 +313,20 @@ func TestEdgeServesSitesByHost(t *testing.T) {
 	if got := se.fetch(t, "www.example.com", "", "/"); got != before["www.example.com/"] {
 		t.Errorf("default after the blog's removal: %+v", got)
 	}
+	// Two sites' pages in memory: an index and a 404 page each.
+	want := len("<h1>default v1</h1><h1>default has no such page</h1><h1>docs v2</h1><h1>docs has no such page</h1>")
+	if got := promtest.Value(t, se.reg, "dt_edge_site_memory_bytes"); got != float64(want) {
+		t.Errorf("dt_edge_site_memory_bytes = %v, want %d", got, want)
+	}
+}
+
+// TestSiteMemoryBudget: the sites share the memory budget one site had, down to a floor.
+func TestSiteMemoryBudget(t *testing.T) {
+	for n, want := range map[int]int64{0: 64 << 20, 1: 64 << 20, 16: 4 << 20, 64: MinSiteMemoryBudget, 1000: MinSiteMemoryBudget} {
+		if got := siteMemoryBudget(n); got != want {
+			t.Errorf("siteMemoryBudget(%d) = %d, want %d", n, got, want)
+		}
+	}
 }
 
 // TestEdgeSingleSiteOnEveryHost: a network with only site/current serves it on every Host and
