@@ -14,7 +14,7 @@ type siteState struct {
 	name    string
 	target  site.DeployID // the site's current deploy, as last seen
 	active  *Active
-	missing int // blobs of target still missing; -1 while its manifest is
+	missing int // blobs of target still missing; -1 while its manifest has not arrived
 	// Blobs of the target not yet on disk (targetMissing, filled for the deploy
 	// targetMissingFor). The set is filled once, with a look at the disk per blob, and shrinks
 	// as blobs arrive, so following a deploy of N blobs costs O(N) looks, not one per blob per
