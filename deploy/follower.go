@@ -144,7 +144,7 @@ func (f *Follower) added(key string, body []byte) error {
 	if id, ok := site.ParseDeployKey(key); ok {
 		return f.deployAdded(id, body)
 	}
-	if name, ok := site.ParseSiteCurrentKey(key); ok {
+	if name, ok := site.ParseCurrentKey(key); ok {
 		c, err := site.ParseCurrent(body)
 		if err != nil {
 			return fmt.Errorf("deploy: current pointer of site %s: %w", name, err)

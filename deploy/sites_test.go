@@ -34,7 +34,7 @@ func putSite(t *testing.T, ctx context.Context, master *dt.Node, name string, ho
 		}
 	}
 	cur, _ := site.Current{Deploy: id, Time: time.Now()}.Marshal()
-	if err := master.Put(ctx, site.SiteCurrentKey(name), cur); err != nil {
+	if err := master.Put(ctx, site.CurrentKeyOf(name), cur); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -147,7 +147,7 @@ func publishSite(t *testing.T, master *dt.Node, name string, hosts []string, d s
 		keys, bodies = append(keys, site.RecordKey(name)), append(bodies, rec)
 	}
 	cur, _ := site.Current{Deploy: d.id, Time: time.Now()}.Marshal()
-	keys, bodies = append(keys, site.SiteCurrentKey(name)), append(bodies, cur)
+	keys, bodies = append(keys, site.CurrentKeyOf(name)), append(bodies, cur)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := master.PutMany(ctx, keys, bodies); err != nil {

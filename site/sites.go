@@ -36,22 +36,22 @@ func RecordKey(name string) string { return recordKeyPrefix + name }
 // ParseRecordKey returns the site a record key names, and false for any other key.
 func ParseRecordKey(key string) (string, bool) {
 	name, ok := strings.CutPrefix(key, recordKeyPrefix)
-	return name, ok && CheckName(name) == nil
+	return name, ok && CheckSiteName(name) == nil
 }
 
-// SiteCurrentKey returns the table key of a site's current deploy: CurrentKey for DefaultSite,
+// CurrentKeyOf returns the table key of a site's current deploy: CurrentKey for DefaultSite,
 // "site/<name>/current" for the others.
-func SiteCurrentKey(name string) string {
+func CurrentKeyOf(name string) string {
 	if name == DefaultSite {
 		return CurrentKey
 	}
 	return siteKeyPrefix + name + siteCurrentSufix
 }
 
-// ParseSiteCurrentKey returns the site whose current deploy key is key: DefaultSite for
+// ParseCurrentKey returns the site whose current deploy key is key: DefaultSite for
 // CurrentKey, name for "site/<name>/current" (except "site/default/current", which is not the
 // default site's key), and false for any other key.
-func ParseSiteCurrentKey(key string) (string, bool) {
+func ParseCurrentKey(key string) (string, bool) {
 	if key == CurrentKey {
 		return DefaultSite, true
 	}
@@ -60,7 +60,7 @@ func ParseSiteCurrentKey(key string) (string, bool) {
 		return "", false
 	}
 	name, ok := strings.CutSuffix(rest, siteCurrentSufix)
-	return name, ok && name != DefaultSite && CheckName(name) == nil
+	return name, ok && name != DefaultSite && CheckSiteName(name) == nil
 }
 
 // Record is the object under RecordKey: a site and the hosts it claims.
@@ -73,7 +73,7 @@ type Record struct {
 }
 
 // ParseRecord decodes a site record from untrusted bytes: version 1, unknown fields refused, a
-// name CheckName accepts, at most MaxHosts hosts each CheckHost accepts, none twice.
+// name CheckSiteName accepts, at most MaxHosts hosts each CheckHost accepts, none twice.
 func ParseRecord(b []byte) (Record, error) {
 	var r Record
 	if err := strictUnmarshal(b, &r); err != nil {
@@ -82,7 +82,7 @@ func ParseRecord(b []byte) (Record, error) {
 	if r.V != 1 {
 		return Record{}, fmt.Errorf("%w: version %d", ErrInvalidRecord, r.V)
 	}
-	if err := CheckName(r.Name); err != nil {
+	if err := CheckSiteName(r.Name); err != nil {
 		return Record{}, err
 	}
 	if len(r.Hosts) > MaxHosts {
@@ -113,10 +113,10 @@ func (r Record) Marshal() ([]byte, error) {
 	return b, nil
 }
 
-// CheckName reports whether name can name a site: a DNS label of [a-z0-9-], 1 to 63 bytes, not
+// CheckSiteName reports whether name can name a site: a DNS label of [a-z0-9-], 1 to 63 bytes, not
 // starting or ending with '-', without "--" (which separates a site from an edge in
 // "<site>--<edge>" names).
-func CheckName(name string) error {
+func CheckSiteName(name string) error {
 	if !isLabel(name) || strings.Contains(name, "--") {
 		return fmt.Errorf("%w: site name %q", ErrInvalidRecord, truncate(name))
 	}

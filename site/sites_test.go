@@ -91,16 +91,16 @@ func TestParseRecord(t *testing.T) {
 
 func TestSiteKeys(t *testing.T) {
 	for _, name := range []string{DefaultSite, "blog"} {
-		if got, ok := ParseSiteCurrentKey(SiteCurrentKey(name)); !ok || got != name {
-			t.Errorf("ParseSiteCurrentKey(SiteCurrentKey(%q)) = %q, %v", name, got, ok)
+		if got, ok := ParseCurrentKey(CurrentKeyOf(name)); !ok || got != name {
+			t.Errorf("ParseCurrentKey(CurrentKeyOf(%q)) = %q, %v", name, got, ok)
 		}
 		if got, ok := ParseRecordKey(RecordKey(name)); !ok || got != name {
 			t.Errorf("ParseRecordKey(RecordKey(%q)) = %q, %v", name, got, ok)
 		}
 	}
 	for _, key := range []string{"site/default/current", "site/Blog/current", "site/a/b/current", "site/x", "deploy/x"} {
-		if name, ok := ParseSiteCurrentKey(key); ok {
-			t.Errorf("ParseSiteCurrentKey(%q) = %q", key, name)
+		if name, ok := ParseCurrentKey(key); ok {
+			t.Errorf("ParseCurrentKey(%q) = %q", key, name)
 		}
 	}
 }
@@ -158,10 +158,10 @@ func FuzzSiteKeys(f *testing.F) {
 		f.Add(k)
 	}
 	f.Fuzz(func(t *testing.T, key string) {
-		if name, ok := ParseSiteCurrentKey(key); ok && (CheckName(name) != nil || SiteCurrentKey(name) != key) {
-			t.Fatalf("ParseSiteCurrentKey(%q) = %q", key, name)
+		if name, ok := ParseCurrentKey(key); ok && (CheckSiteName(name) != nil || CurrentKeyOf(name) != key) {
+			t.Fatalf("ParseCurrentKey(%q) = %q", key, name)
 		}
-		if name, ok := ParseRecordKey(key); ok && (CheckName(name) != nil || RecordKey(name) != key) {
+		if name, ok := ParseRecordKey(key); ok && (CheckSiteName(name) != nil || RecordKey(name) != key) {
 			t.Fatalf("ParseRecordKey(%q) = %q", key, name)
 		}
 	})

@@ -149,7 +149,7 @@ func putSite(t *testing.T, ctx context.Context, master *dt.Node, name string, ho
 	manifest, _ := m.Marshal()
 	rec, _ := site.Record{V: 1, Name: name, Hosts: hosts}.Marshal()
 	cur, _ := site.Current{Deploy: id, Time: time.Now()}.Marshal()
-	keys = append(keys, site.DeployKey(id), site.RecordKey(name), site.SiteCurrentKey(name))
+	keys = append(keys, site.DeployKey(id), site.RecordKey(name), site.CurrentKeyOf(name))
 	bodies = append(bodies, manifest, rec, cur)
 	if err := master.PutMany(ctx, keys, bodies); err != nil {
 		t.Fatal(err)
