@@ -53,13 +53,13 @@ func TestSitesFollowedApart(t *testing.T) {
 
 	mDef, idDef, objDef := makeDeploy(t, 2)
 	mBlog, idBlog, objBlog := makeDeploy(t, 3)
-	mDocs, idDocs, objDocs := makeDeploy(t, 2)
+	mDocs, _, objDocs := makeDeploy(t, 2)
 	var shared blobs.Hash
 	for _, file := range mBlog.Files { // one file of the blog is also in the docs
 		mDocs.Files["/shared.bin"], shared = file, file.Hash
 		break
 	}
-	idDocs, _ = mDocs.ID()
+	idDocs, _ := mDocs.ID()
 	putSite(t, ctx, master, site.DefaultSite, nil, mDef, idDef)
 	putSite(t, ctx, master, "blog", []string{"blog.example.com"}, mBlog, idBlog)
 	putSite(t, ctx, master, "docs", []string{"*.docs.example.com"}, mDocs, idDocs)
