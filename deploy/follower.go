@@ -40,6 +40,9 @@ type Status struct {
 	Synced       bool          `json:"synced"`         // Active is Target
 	MissingBlobs int           `json:"missing_blobs"`  // blobs of Target not on disk yet
 	Manifests    int           `json:"manifests_kept"` // deploys whose manifest this node holds
+	// Sites, when set, is the state of every site of the table, sorted by name (Follower.Sites);
+	// Status and StatusOf leave it empty.
+	Sites []SiteStatus `json:"sites,omitempty"`
 }
 
 // Config configures a Follower.
@@ -78,6 +81,10 @@ type Follower struct {
 	sites      map[string]*siteState
 	records    map[string]site.Record
 	hasDefault bool
+	// gone are the manifests that left the table while a site served them: kept while it does,
+	// and dropped, with the blobs only they name, when the site leaves the table (sitesChanged).
+	// Guarded by mu.
+	gone map[site.DeployID]bool
 	// orphans are blobs whose objects left the table while a kept manifest still named them;
 	// they go when the last such manifest goes. (Records from one peer may be applied in a
 	// different order than they were written, so a blob's removal can come before its
@@ -120,7 +127,7 @@ func New(cfg Config) (*Follower, error) {
 	return &Follower{cfg: cfg, log: cfg.Logger, manifests: map[site.DeployID]*site.Manifest{}, orphans: map[blobs.Hash]bool{}, refs: map[site.DeployID]*site.ManifestRef{},
 		refMissing: map[site.DeployID]map[blobs.Hash]bool{}, refLevel: map[site.DeployID]*site.ManifestRef{},
 		refInner: map[site.DeployID][]blobs.Hash{}, underivable: map[blobs.Hash]bool{},
-		sites: map[string]*siteState{}, records: map[string]site.Record{}}, nil
+		sites: map[string]*siteState{}, records: map[string]site.Record{}, gone: map[site.DeployID]bool{}}, nil
 }
 
 // Handle applies one event of the node. It returns an error for objects that do not decode
@@ -270,6 +277,7 @@ func (f *Follower) deployAdded(id site.DeployID, body []byte) error {
 	}
 	if ref != nil {
 		f.mu.Lock()
+		delete(f.gone, id)
 		f.refs[id] = ref
 		f.needed = nil
 		f.mu.Unlock()
@@ -280,6 +288,7 @@ func (f *Follower) deployAdded(id site.DeployID, body []byte) error {
 		return fmt.Errorf("deploy: manifest under %s hashes to %s", id.Short(), got.Short())
 	}
 	f.mu.Lock()
+	delete(f.gone, id)
 	f.manifests[id] = m
 	f.needed = nil
 	f.mu.Unlock()
@@ -302,21 +311,11 @@ func (f *Follower) removed(key string) {
 		f.mu.Lock()
 		// What this node derived for the deploy has no blob object whose removal would free
 		// it: it goes with the manifest, unless another kept deploy names it.
-		var derived []blobs.Hash
-		if m := f.manifests[id]; m != nil {
-			for _, file := range m.Files {
-				if file.RawFrom != "" && len(file.Chunks) == 0 {
-					derived = append(derived, file.Hash)
-				}
-				for _, v := range file.Variants {
-					if v.Level != 0 {
-						derived = append(derived, v.Hash)
-					}
-				}
-			}
-		}
+		derived := derivedOf(f.manifests[id])
 		if !f.activeLocked(id) {
 			delete(f.manifests, id)
+		} else {
+			f.gone[id] = true
 		}
 		delete(f.refs, id)
 		delete(f.refMissing, id)
@@ -351,6 +350,25 @@ func (f *Follower) removed(key string) {
 			f.deleteBlobs([]blobs.Hash{h})
 		}
 	}
+}
+
+// derivedOf returns the blobs this node derives for m's files (nil m: none).
+func derivedOf(m *site.Manifest) []blobs.Hash {
+	if m == nil {
+		return nil
+	}
+	var derived []blobs.Hash
+	for _, file := range m.Files {
+		if file.RawFrom != "" && len(file.Chunks) == 0 {
+			derived = append(derived, file.Hash)
+		}
+		for _, v := range file.Variants {
+			if v.Level != 0 {
+				derived = append(derived, v.Hash)
+			}
+		}
+	}
+	return derived
 }
 
 func (f *Follower) deleteBlobs(hs []blobs.Hash) {

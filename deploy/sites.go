@@ -55,23 +55,59 @@ func (f *Follower) hostsLocked() *site.Hosts {
 // and reports the host table when the sites changed.
 func (f *Follower) sitesChanged(changed bool) {
 	var hosts *site.Hosts
+	var free []blobs.Hash
 	if changed {
 		f.mu.Lock()
+		left := false
 		for _, st := range f.sites {
 			if !f.presentLocked(st.name) && st.active != nil {
 				f.log.Info("Site no longer served", slog.String("site", st.name))
 				st.active, st.missing = nil, 0
 				st.targetMissing, st.targetMissingFor, st.targetNew = nil, site.DeployID{}, nil
-				f.needed = nil
+				f.needed, left = nil, true
 			}
+		}
+		if left {
+			free = f.dropGoneLocked()
 		}
 		hosts = f.hostsLocked()
 		f.mu.Unlock()
 	}
+	f.deleteBlobs(free)
 	if hosts != nil && f.cfg.OnSites != nil {
 		f.cfg.OnSites(hosts)
 	}
 	f.evaluate()
+}
+
+// dropGoneLocked drops the manifests that left the table while a site served them and that no
+// site serves now, and returns the blobs to delete: the orphans (whose objects left the table
+// too) that no kept manifest names any more. (The table may apply a site's removal after its
+// deploy's and blobs', so these waited for the site to go.)
+func (f *Follower) dropGoneLocked() []blobs.Hash {
+	var derived []blobs.Hash
+	for id := range f.gone {
+		if !f.activeLocked(id) {
+			derived = append(derived, derivedOf(f.manifests[id])...)
+			delete(f.manifests, id)
+			delete(f.gone, id)
+			f.needed = nil
+		}
+	}
+	var free []blobs.Hash
+	for h := range f.orphans {
+		if !f.neededLocked(h) {
+			free = append(free, h)
+			delete(f.orphans, h)
+		}
+	}
+	for _, h := range derived {
+		if !f.neededLocked(h) && !slices.Contains(free, h) {
+			free = append(free, h)
+			delete(f.underivable, h)
+		}
+	}
+	return free
 }
 
 // ActiveOf returns the active deploy of the named site, if any.

@@ -169,3 +169,67 @@ func TestRecordRefused(t *testing.T) {
 		t.Fatalf("sites %+v", f.Sites())
 	}
 }
+
+// TestSiteRemovedInEveryOrder removes a served site (its record, its deploy's manifest and its
+// blobs), the removals applied in every order the table may apply them: every blob of the site
+// is deleted in the end, and the default site's blobs never are.
+func TestSiteRemovedInEveryOrder(t *testing.T) {
+	steps := []string{"record", "manifest", "blobs"}
+	for _, order := range [][]int{{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}} {
+		name := fmt.Sprint(steps[order[0]], ",", steps[order[1]], ",", steps[order[2]])
+		t.Run(name, func(t *testing.T) {
+			f, store := newFollower(t)
+			handle := func(typ dt.EventType, key string, body []byte) {
+				t.Helper()
+				if err := f.Handle(dt.Event{Type: typ, Key: key, Object: body}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			publish := func(name string, hosts []string) (site.DeployID, map[blobs.Hash][]byte) {
+				m, id, objects := makeDeploy(t, 2)
+				for h, obj := range objects {
+					handle(dt.EventObjectAdded, site.BlobKey(h), obj)
+				}
+				body, _ := m.Marshal()
+				handle(dt.EventObjectAdded, site.DeployKey(id), body)
+				if hosts != nil {
+					rec, _ := site.Record{V: 1, Name: name, Hosts: hosts}.Marshal()
+					handle(dt.EventObjectAdded, site.RecordKey(name), rec)
+				}
+				cur, _ := site.Current{Deploy: id, Time: time.Now()}.Marshal()
+				handle(dt.EventObjectAdded, site.CurrentKeyOf(name), cur)
+				return id, objects
+			}
+			_, defObjects := publish(site.DefaultSite, nil)
+			blogID, blogObjects := publish("blog", []string{"blog.example.com"})
+			if _, ok := f.ActiveOf("blog"); !ok {
+				t.Fatal("blog not active")
+			}
+			for _, step := range order {
+				switch steps[step] {
+				case "record":
+					handle(dt.EventObjectRemoved, site.RecordKey("blog"), nil)
+				case "manifest":
+					handle(dt.EventObjectRemoved, site.DeployKey(blogID), nil)
+				case "blobs":
+					for h := range blogObjects {
+						handle(dt.EventObjectRemoved, site.BlobKey(h), nil)
+					}
+				}
+			}
+			for h := range blogObjects {
+				if store.Has(h) {
+					t.Errorf("blob %s of the removed site still stored", h.Short())
+				}
+			}
+			for h := range defObjects {
+				if !store.Has(h) {
+					t.Errorf("blob %s of the default site deleted", h.Short())
+				}
+			}
+			if _, ok := f.ActiveOf("blog"); ok || len(f.Sites()) != 1 {
+				t.Errorf("sites %+v", f.Sites())
+			}
+		})
+	}
+}
