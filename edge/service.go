@@ -275,8 +275,13 @@ func (e *service) Handler() http.Handler { return e.handler }
 // Server returns the HTTP server, to Serve on listeners.
 func (e *service) Server() *httpserve.Server { return e.server }
 
-// Status reports the deploy state for /status.
-func (e *service) Status() follow.Status { return e.follower.Status() }
+// Status reports the deploy state for /status: the default site's, and every site's under
+// "sites".
+func (e *service) Status() follow.Status {
+	s := e.follower.Status()
+	s.Sites = e.follower.Sites()
+	return s
+}
 
 // Drain marks the edge as going away: the next heartbeats say so and the health endpoint answers
 // 503, so redirectors stop sending visitors before the listener closes.

@@ -256,6 +256,9 @@ func TestEdgeServesSitesByHost(t *testing.T) {
 		}
 	}
 	digest := se.heartbeat().SitesDigest
+	if st := se.svc.Status(); st.Active != def.id || len(st.Sites) != 3 || st.Sites[0].Site != "blog" || !st.Sites[0].Synced {
+		t.Errorf("status: %+v", st)
+	}
 
 	// A new deploy of the docs, its blobs held back: the docs lag, and say so, until they come.
 	docs2 := makeSiteDeploy(t, "docs", "v2")
