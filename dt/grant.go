@@ -12,34 +12,36 @@ import (
 	"github.com/dt-cdn/dt/dt/internal/hlc"
 )
 
-// GrantKeyPrefix and grants: a trusted master delegates part of the table to another Ed25519 key, as TUF's delegated
-// roles do. The grant is a record like any other, written by a master under
-// GrantKeyPrefix + the grantee's public key in lower-case hex, so it replicates, wins by the
-// table's usual rule (the newest clock) and is removed by a delete. The body is the grant's
-// canonical JSON: object keys sorted, no white space, the scope sorted by prefix, e.g.
-//
-//		{"key":"<64 hex>","not_after":0,"not_before":<hlc>,"scope":[{"ops":"put","prefix":"blob/"},{"ops":"put,delete","prefix":"site/blog/"}],"v":1}
-//
-//	  - v: GrantVersion.
-//	  - key: the grantee's Ed25519 public key, 64 lower-case hex digits; it must be the one the
-//	    table key names.
-//	  - scope: 1 to MaxGrantScopes rules, sorted by prefix, no prefix twice. A rule lets the key
-//	    write records whose table key starts with prefix (a plain byte prefix: "site/blog/" covers
-//	    "site/blog/current", "site/b" would cover "site/blog2/" too). ops is "put", "delete" or
-//	    "put,delete", in that order. A prefix is not empty, at most MaxKeySize bytes, and neither
-//	    a prefix of GrantKeyPrefix nor under it: grants are a master's alone.
-//	  - not_before, not_after: the window [not_before, not_after) of record clocks (hybrid logical
-//	    clock values, as Record.Clock) the grant covers; not_after 0 leaves it open. A revocation
-//	    is a new grant record for the same key with not_after set to the revocation's clock, so a
-//	    record stamped before the revocation stays valid on every node, and one stamped at or after
-//	    it is invalid on every node, whichever each node saw first. A window with not_after at or
-//	    below not_before covers nothing.
-//
-// Any other form (unknown or missing fields, white space, other key order, numbers that are not
-// plain non-negative integers, duplicate JSON keys) is refused by ParseGrant, so one grant has
-// one encoding and every node reads it alike.
-//
 // GrantKeyPrefix is the table key prefix of grants: GrantKeyPrefix + hex(public key).
+//
+// A grant is how a trusted master delegates part of the table to another Ed25519 key, as TUF's
+// delegated roles do. It is a record like any other, written by a master under GrantKey(the
+// grantee's public key), so it replicates, wins by the table's usual rule (the newest clock) and
+// is removed by a delete. Its body is the grant's canonical JSON: object keys sorted, no white
+// space, the scope sorted by prefix, as in
+//
+//	{"key":"<64 hex>","not_after":0,"not_before":<hlc>,"scope":[{"ops":"put","prefix":"blob/"},{"ops":"put,delete","prefix":"site/blog/"}],"v":1}
+//
+// The fields:
+//
+//   - v: GrantVersion.
+//   - key: the grantee's Ed25519 public key, 64 lower-case hex digits; it must be the one the
+//     table key names.
+//   - scope: 1 to MaxGrantScopes rules, sorted by prefix, no prefix twice. A rule lets the key
+//     write records whose table key starts with prefix (a plain byte prefix: "site/blog/" covers
+//     "site/blog/current", "site/b" would cover "site/blog2/" too). ops is "put", "delete" or
+//     "put,delete", in that order. A prefix is not empty, at most MaxKeySize bytes, and neither
+//     a prefix of GrantKeyPrefix nor under it: grants are a master's alone.
+//   - not_before, not_after: the window [not_before, not_after) of record clocks (hybrid logical
+//     clock values, as Record.Clock) the grant covers; not_after 0 leaves it open. A revocation
+//     is a new grant record for the same key with not_after set to the revocation's clock, so a
+//     record stamped before the revocation stays valid on every node, and one stamped at or after
+//     it is invalid on every node, whichever each node saw first. A window with not_after at or
+//     below not_before covers nothing.
+//
+// Any other form (unknown or missing fields, white space, another key order, numbers that are
+// not plain non-negative integers, duplicate JSON keys) is refused by ParseGrant, so one grant
+// has one encoding and every node reads it alike.
 const GrantKeyPrefix = "grants/"
 
 // GrantVersion is the "v" of the grant format ParseGrant reads.
