@@ -261,6 +261,9 @@ func (g Grant) Covers(key string, k Kind, clock hlc.Timestamp) error {
 	if g.NotAfter != 0 && clock >= g.NotAfter {
 		return fmt.Errorf("%w: record clock %d is at or after the grant's not_after %d (revoked or expired)", ErrOutsideGrant, clock, g.NotAfter)
 	}
+	if len(g.Scope) == 0 {
+		return fmt.Errorf("%w: the signer's grant was deleted or is malformed: it grants nothing", ErrOutsideGrant)
+	}
 	need := opOf(k)
 	matched := false
 	for _, r := range g.Scope {

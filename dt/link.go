@@ -60,6 +60,8 @@ type link struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	needsAudit atomic.Bool // the peer sent a record signed by a key other than a master's
+
 	ctrlOut     chan []byte      // sync protocol frames: senders block
 	msgOut      chan []byte      // flooded messages: senders never block
 	msgOutBytes atomic.Int64     // bytes in msgOut

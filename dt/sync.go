@@ -156,11 +156,37 @@ func (l *link) settle(seq uint64, want bool) {
 		l.wantPending--
 	}
 	idle := l.caughtUp && len(l.tracker.pending) == 0
+	audit := idle && l.wantPending == 0 && l.syncing && l.needsAudit.Swap(false)
 	l.mu.Unlock()
 	l.checkReconciled()
 	l.checkCaughtUp()
 	if idle {
 		l.saveCursor()
+	}
+	if audit {
+		l.wg.Go(func() { l.audit() })
+	}
+}
+
+// audit judges, once everything the peer sent is in, the records it sent that wait for their
+// signer's grant: one whose signer has no grant record at all is one the peer holds no grant for
+// either, since a peer streams a grant before the records it covers, so it is forged and the link
+// is dropped (see auditPending). It reports whether the link is still up.
+func (l *link) audit() bool {
+	done := make(chan applyResult, 1)
+	peer := l.peer
+	if l.n.submit(l.ctx, applyOp{audit: &peer, done: done}) != nil {
+		return false
+	}
+	select {
+	case res := <-done:
+		if res.err != nil {
+			l.fail(res.err)
+			return false
+		}
+		return true
+	case <-l.ctx.Done():
+		return false
 	}
 }
 
@@ -186,13 +212,17 @@ func (l *link) checkCaughtUp() {
 	if !ready {
 		return
 	}
-	select {
-	case <-l.n.synced:
-		return
-	default:
-	}
 	l.wg.Go(func() {
+		l.needsAudit.Store(false)
+		if !l.audit() {
+			return
+		}
 		done := make(chan applyResult, 1)
+		select {
+		case <-l.n.synced:
+			return
+		default:
+		}
 		if l.n.submit(l.ctx, applyOp{barrier: true, done: done}) != nil {
 			return
 		}

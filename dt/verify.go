@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/dt-cdn/dt/blobs"
@@ -119,6 +120,9 @@ func (l *link) accept(j verifyJob, signatureVerified bool) error {
 		}
 		return fmt.Errorf("record %s: %w", rec.Key, err)
 	}
+	if !isTrusted(n.cfg.Keys.Masters, rec.Master) {
+		l.needsAudit.Store(true) // it may wait for a grant: see link.audit
+	}
 	op := applyOp{rec: rec, id: j.id, origin: l.peer}
 	if rec.Kind == KindPut {
 		switch {
@@ -135,7 +139,8 @@ func (l *link) accept(j verifyJob, signatureVerified bool) error {
 			} else {
 				op.body = j.body
 			}
-		case !n.store.hasBlob(rec.Hash) && n.cfg.LazyBodies:
+		case !n.store.hasBlob(rec.Hash) && n.cfg.LazyBodies && !strings.HasPrefix(rec.Key, GrantKeyPrefix):
+			// Grants are always fetched: every node judges records by them.
 			// Keep the record without its body; Get reports the body as not found.
 		case !n.store.hasBlob(rec.Hash):
 			l.fetches.put(l.ctx, fetchJob{rec: rec, id: j.id, seq: j.seq, want: j.want})
@@ -166,9 +171,10 @@ func (n *Node) checkRecord(r *Record, signatureVerified bool) error {
 	if r.Table != n.table || r.Epoch != n.cfg.Epoch {
 		return ErrWrongTable
 	}
-	if !isTrusted(n.cfg.Keys.Masters, r.Master) {
-		return fmt.Errorf("%w: signer %x is not a trusted master", ErrForged, r.Master[:6])
+	if !isTrusted(n.cfg.Keys.Masters, r.Master) && strings.HasPrefix(r.Key, GrantKeyPrefix) {
+		return fmt.Errorf("%w: %s is written by masters only; signer %x is not a trusted master", ErrForged, GrantKeyPrefix, r.Master[:6])
 	}
+	// Any other signer is judged against its grant by the applier (see delegation.go).
 	if !signatureVerified && !verifySignature(r) {
 		return fmt.Errorf("%w: bad signature", ErrForged)
 	}
