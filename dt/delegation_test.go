@@ -4,9 +4,12 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -240,5 +243,105 @@ func TestGrantRevocationResyncs(t *testing.T) {
 	}
 	if body, err := a.Get(t.Context(), "site/blog/current"); err != nil || string(body) != `"old"` {
 		t.Fatalf("a after the resync: %s, %v", body, err)
+	}
+}
+
+// TestPublisherWritesWithinItsGrant runs a master, a relay and a node holding a publisher key
+// over loopback: the publisher writes what its grant covers, and is refused at once, with the
+// rule, outside it, before the grant and after its revocation; what it wrote before the
+// revocation stays on the relay.
+func TestPublisherWritesWithinItsGrant(t *testing.T) {
+	keys := testKeys(t)
+	_, publisher, _ := ed25519.GenerateKey(nil)
+	pub := publisher.Public().(ed25519.PublicKey)
+	relay := startNode(t, "relay", keys, "", listenOn("127.0.0.1:0"))
+	master := startNode(t, "master", keys, "", asMaster(), peers(relay.addr()))
+	pkeys := keys.plain()
+	pkeys.Publisher = publisher
+	pn := startNode(t, "publisher", pkeys, "", asMaster(), peers(relay.addr()))
+	ctx := ctxTimeout(t, 20*time.Second)
+
+	if err := pn.Put(ctx, "site/blog/current", []byte(`"v1"`)); !errors.Is(err, ErrOutsideGrant) || !strings.Contains(err.Error(), "no grant") {
+		t.Fatalf("put before the grant: %v", err)
+	}
+	g := Grant{Key: pub, Scope: []GrantRule{{Prefix: "site/blog/", Ops: OpPut | OpDelete}, {Prefix: "blob/", Ops: OpPut}}}
+	gb, _ := g.Marshal()
+	if err := master.Put(ctx, GrantKey(pub), gb); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, func() error {
+		if _, ok := pn.grants.get(pub); !ok {
+			return errors.New("the publisher has not seen its grant")
+		}
+		return nil
+	})
+	if err := pn.Put(ctx, "site/blog/current", []byte(`"v1"`)); err != nil {
+		t.Fatalf("put within the grant: %v", err)
+	}
+	waitFor(t, 20*time.Second, func() error {
+		if b, err := relay.Get(ctx, "site/blog/current"); err != nil || string(b) != `"v1"` {
+			return fmt.Errorf("relay holds %s, %v", b, err)
+		}
+		return nil
+	})
+	for _, tc := range []struct {
+		what string
+		err  error
+	}{
+		{"another site", pn.Put(ctx, "site/docs/current", []byte(`"x"`))},
+		{"the site list", pn.Put(ctx, "sites/blog", []byte(`{}`))},
+		{"a grant", pn.Put(ctx, GrantKey(pub), gb)},
+		{"a blob delete", pn.Delete(ctx, "blob/abc")},
+	} {
+		if !errors.Is(tc.err, ErrOutsideGrant) {
+			t.Errorf("%s: %v, want ErrOutsideGrant", tc.what, tc.err)
+		}
+	}
+	revoked, _ := g.Revoked(master.clock.Now()).Marshal()
+	if err := master.Put(ctx, GrantKey(pub), revoked); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, func() error {
+		if g, _ := pn.grants.get(pub); g.NotAfter == 0 {
+			return errors.New("the publisher has not seen its revocation")
+		}
+		return nil
+	})
+	if err := pn.Put(ctx, "site/blog/current", []byte(`"v2"`)); !errors.Is(err, ErrOutsideGrant) || !strings.Contains(err.Error(), "not_after") {
+		t.Fatalf("put after the revocation: %v", err)
+	}
+	waitFor(t, 20*time.Second, func() error {
+		if g, _ := relay.grants.get(pub); g.NotAfter == 0 {
+			return errors.New("the relay has not seen the revocation")
+		}
+		return nil
+	})
+	if b, err := relay.Get(ctx, "site/blog/current"); err != nil || string(b) != `"v1"` {
+		t.Fatalf("relay after the revocation: %s, %v: a put stamped before it stays", b, err)
+	}
+}
+
+func TestGeneratePublisherKey(t *testing.T) {
+	dir := t.TempDir()
+	if err := GenerateKeys(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := GeneratePublisherKey(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := GeneratePublisherKey(dir, nil); !errors.Is(err, ErrKeyExists) {
+		t.Fatalf("second key in one directory: %v", err)
+	}
+	keys, err := LoadKeys(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys.Publisher == nil || !keys.Publisher.Public().(ed25519.PublicKey).Equal(pub) {
+		t.Fatalf("loaded publisher key %x, want %x", keys.Publisher, pub)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, PublisherPubKeyFile))
+	if err != nil || strings.TrimSpace(string(raw)) != hex.EncodeToString(pub) {
+		t.Fatalf("%s: %q, %v", PublisherPubKeyFile, raw, err)
 	}
 }

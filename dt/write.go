@@ -2,8 +2,12 @@ package dt
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"fmt"
+	"strings"
+
+	"github.com/dt-cdn/dt/dt/internal/hlc"
 )
 
 // Writing the table: only masters sign records; a master with peers first learns the network's
@@ -76,11 +80,23 @@ func (n *Node) writeBatch(ctx context.Context, recs []*Record, bodies [][]byte, 
 	case <-n.ctx.Done():
 		return ErrClosed
 	}
+	signer := n.cfg.Keys.Master
+	if signer == nil {
+		signer = n.cfg.Keys.Publisher
+	}
+	clocks := make([]hlc.Timestamp, len(recs))
+	for i, rec := range recs {
+		clocks[i] = n.clock.Now()
+		if err := n.checkOwnGrant(rec, clocks[i]); err != nil {
+			n.emitError(err, origin, bodies[i])
+			return err
+		}
+	}
 	done := make(chan applyResult, len(recs))
 	for i, rec := range recs {
 		rec.Table, rec.Epoch, rec.Writer = n.table, n.cfg.Epoch, n.id
-		rec.Clock = uint64(n.clock.Now())
-		rec.sign(n.cfg.Keys.Master)
+		rec.Clock = uint64(clocks[i])
+		rec.sign(signer)
 		op := applyOp{rec: rec, id: rec.ID(), done: done}
 		if rec.Kind == KindPut {
 			if len(bodies[i]) <= n.cfg.InlineBodyMax {
@@ -170,4 +186,24 @@ func (n *Node) AddObjects(ctx context.Context, objects []any) ([]string, error) 
 		return nil, err
 	}
 	return ids, nil
+}
+
+// checkOwnGrant refuses at once a publisher's write that its grant, as this node holds it, does
+// not cover; every node judges it again on arrival. A master writes anything.
+func (n *Node) checkOwnGrant(rec *Record, clock hlc.Timestamp) error {
+	if n.cfg.Keys.Master != nil {
+		return nil
+	}
+	pub := n.cfg.Keys.Publisher.Public().(ed25519.PublicKey)
+	if strings.HasPrefix(rec.Key, GrantKeyPrefix) {
+		return fmt.Errorf("dt: %s %s: %w: %s is written by masters only", rec.Kind, rec.Key, ErrOutsideGrant, GrantKeyPrefix)
+	}
+	g, ok := n.grants.get(pub)
+	if !ok {
+		return fmt.Errorf("dt: %s %s: %w: the table holds no grant for publisher key %x", rec.Kind, rec.Key, ErrOutsideGrant, pub)
+	}
+	if err := g.Covers(rec.Key, rec.Kind, clock); err != nil {
+		return fmt.Errorf("dt: %s %s: %w", rec.Kind, rec.Key, err)
+	}
+	return nil
 }
