@@ -207,3 +207,49 @@ func (n *Node) checkOwnGrant(rec *Record, clock hlc.Timestamp) error {
 	}
 	return nil
 }
+
+// Grant writes a grant letting key write records under the scope's prefixes with their
+// operations, from now on (not_before is this master's clock) with no end, and returns it. It
+// replaces any grant key held. Only a master may grant; it refuses a scope ParseGrant would
+// refuse with ErrBadGrant.
+func (n *Node) Grant(ctx context.Context, key ed25519.PublicKey, scope []GrantRule) (Grant, error) {
+	if n.cfg.Keys.Master == nil {
+		return Grant{}, fmt.Errorf("%w (grant)", ErrNotMaster)
+	}
+	if err := n.WaitSynced(ctx); err != nil {
+		return Grant{}, err
+	}
+	g := Grant{Key: key, Scope: scope, NotBefore: n.clock.Now()}
+	body, err := g.Marshal()
+	if err != nil {
+		return Grant{}, err
+	}
+	if err := n.Put(ctx, GrantKey(key), body); err != nil {
+		return Grant{}, err
+	}
+	return ParseGrant(body)
+}
+
+// Revoke closes key's grant at this master's clock: records the key stamped before stay valid,
+// later ones are refused by every node (see GrantKeyPrefix). It returns the revoked grant, or an
+// error wrapping ErrNotFound when the table holds no grant for key.
+func (n *Node) Revoke(ctx context.Context, key ed25519.PublicKey) (Grant, error) {
+	if n.cfg.Keys.Master == nil {
+		return Grant{}, fmt.Errorf("%w (revoke)", ErrNotMaster)
+	}
+	if err := n.WaitSynced(ctx); err != nil {
+		return Grant{}, err
+	}
+	g, ok := n.grants.get(key)
+	if !ok || len(g.Scope) == 0 {
+		return Grant{}, fmt.Errorf("dt: grant for %x: %w", key, ErrNotFound)
+	}
+	body, err := g.Revoked(n.clock.Now()).Marshal()
+	if err != nil {
+		return Grant{}, err
+	}
+	if err := n.Put(ctx, GrantKey(key), body); err != nil {
+		return Grant{}, err
+	}
+	return ParseGrant(body)
+}
