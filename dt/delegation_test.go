@@ -345,3 +345,34 @@ func TestGeneratePublisherKey(t *testing.T) {
 		t.Fatalf("%s: %q, %v", PublisherPubKeyFile, raw, err)
 	}
 }
+
+// TestUngrantedLargeBodyNotFetched has a key holder sign, with a key nobody granted, a record
+// whose body does not travel inline: the relay does not fetch the body, and still reports the
+// record as forged once the link caught up.
+func TestUngrantedLargeBodyNotFetched(t *testing.T) {
+	keys := testKeys(t)
+	relay := startNode(t, "relay", keys, "", listenOn("127.0.0.1:0"))
+	_, forgerKey, _ := ed25519.GenerateKey(nil)
+	forgerKeys := keys
+	forgerKeys.Master = forgerKey
+	forgerKeys.Masters = []ed25519.PublicKey{forgerKey.Public().(ed25519.PublicKey)}
+	forger := startNode(t, "forger", forgerKeys, "", asMaster(), peers(relay.addr()))
+	big := []byte(`"` + strings.Repeat("x", 2*DefaultInlineBodyMax) + `"`)
+	if err := forger.Put(ctxTimeout(t, 10*time.Second), "site/blog/big", big); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, func() error {
+		for _, ev := range relay.eventsOf(EventError) {
+			if errors.Is(ev.Err, ErrForged) && strings.Contains(ev.Err.Error(), "site/blog/big") {
+				return nil
+			}
+		}
+		return errors.New("relay reported no forged record")
+	})
+	if relay.store.hasBlob(sha256.Sum256(big)) {
+		t.Fatal("the relay fetched the body of a record whose signer has no grant")
+	}
+	if got := counterValue(t, relay.metrics.pendingDropped); got < 1 {
+		t.Fatalf("dt_records_pending_dropped_total %v", got)
+	}
+}

@@ -2,7 +2,9 @@ package dt
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/binary"
+	"fmt"
 	"time"
 )
 
@@ -180,6 +182,9 @@ func (l *link) audit() bool {
 	}
 	select {
 	case res := <-done:
+		if res.err == nil {
+			res.err = l.ungrantedErr()
+		}
 		if res.err != nil {
 			l.fail(res.err)
 			return false
@@ -188,6 +193,37 @@ func (l *link) audit() bool {
 	case <-l.ctx.Done():
 		return false
 	}
+}
+
+// maxUngranted bounds the signers a link remembers sending records it did not keep (see
+// noteUngranted); one is enough to judge the peer, a few more make the report clearer.
+const maxUngranted = 8
+
+// noteUngranted remembers that the peer sent a record whose signer had no grant, which the node
+// did not keep (its body would have to be fetched), so that audit still judges that signer.
+func (l *link) noteUngranted(rec *Record) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ungranted == nil {
+		l.ungranted = map[[32]byte]string{}
+	}
+	if len(l.ungranted) < maxUngranted {
+		l.ungranted[[32]byte(rec.Master)] = rec.Key
+	}
+}
+
+// ungrantedErr reports, once everything the peer sent is in, a signer noted by noteUngranted
+// that still has no grant: the peer sent a forged record.
+func (l *link) ungrantedErr() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for signer, key := range l.ungranted {
+		delete(l.ungranted, signer)
+		if _, ok := l.n.grants.get(ed25519.PublicKey(signer[:])); !ok {
+			return fmt.Errorf("record %s: %w: signer %x is not a trusted master and holds no grant", key, ErrForged, signer[:6])
+		}
+	}
+	return nil
 }
 
 // caughtUpTo handles frameCaughtUp: the peer's tail has nothing more after head.

@@ -72,6 +72,12 @@ func (n *Node) writeBatch(ctx context.Context, recs []*Record, bodies [][]byte, 
 			n.emitError(err, origin, bodies[i])
 			return err
 		}
+		if rec.Kind == KindPut && strings.HasPrefix(rec.Key, GrantKeyPrefix) {
+			if _, err := CheckGrantRecord(rec.Key, bodies[i]); err != nil {
+				n.emitError(err, origin, bodies[i])
+				return err
+			}
+		}
 	}
 	select {
 	case <-n.synced:
