@@ -297,11 +297,11 @@ func openSession(ctx context.Context, opts NetworkOptions, readOnly bool) (*sess
 	if len(opts.Peers) == 0 {
 		return nil, errors.New("publish: no peer to publish to (--peer)")
 	}
-	if opts.Keys.Master == nil && !readOnly {
+	if opts.Keys.Master == nil && opts.Keys.Publisher == nil && !readOnly {
 		return nil, fmt.Errorf("publish: %w", dt.ErrNotMaster)
 	}
 	cfg := opts.Node
-	cfg.Keys, cfg.Master, cfg.Peers, cfg.LazyBodies = opts.Keys, opts.Keys.Master != nil, opts.Peers, true
+	cfg.Keys, cfg.Master, cfg.Peers, cfg.LazyBodies = opts.Keys, opts.Keys.Master != nil || opts.Keys.Publisher != nil, opts.Peers, true
 	cfg.Logger = opts.Logger
 	// The cache is only a copy: when another publish holds it, or it is unusable, a temporary
 	// one does.

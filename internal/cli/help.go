@@ -4,7 +4,10 @@ package cli
 // against the README's loopback network (keys in keys/, a node on 127.0.0.1:7002), and the
 // common variations.
 var examples = map[string][]string{
-	"keygen": {"dt keygen keys/"},
+	"keygen": {"dt keygen keys/", "dt keygen --publisher ci-keys/   # then copy keys/network.key and keys/master.pub into ci-keys/"},
+	"grant":  {"dt grant --keys keys --peer 127.0.0.1:7002 --site blog $(cat ci-keys/publisher.pub)"},
+	"grants": {"dt grants --keys keys --peer 127.0.0.1:7002", "dt grants --keys keys --peer 127.0.0.1:7002 --json"},
+	"revoke": {"dt revoke --keys keys --peer 127.0.0.1:7002 $(cat ci-keys/publisher.pub)"},
 	"node": {
 		"dt node --keys keys --data n2 --listen 127.0.0.1:7002 --admin 127.0.0.1:9002",
 		"dt node --keys keys --data m --master --peer 127.0.0.1:7002   # a master needs no listener",

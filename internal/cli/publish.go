@@ -134,7 +134,7 @@ func (f *siteFlags) options(ctx context.Context, env *Env, needMaster bool) (pub
 	if err != nil {
 		return publish.NetworkOptions{}, nil, nil, err
 	}
-	if keys.Master == nil && needMaster {
+	if keys.Master == nil && keys.Publisher == nil && needMaster {
 		return publish.NetworkOptions{}, nil, nil, fmt.Errorf("%s has no %s: %w", f.keys, dt.MasterKeyFile, ErrNoMasterKey)
 	}
 	log, err := newLogger(env.Stderr, f.logLevel, "text")
