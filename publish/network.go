@@ -229,7 +229,7 @@ func (s *session) publish(ctx context.Context, plan *Plan, prev *site.Manifest, 
 	})
 	if err == nil || errors.Is(err, ErrNotLive) || errors.Is(err, ErrNoEdges) {
 		step(Step{Phase: PhaseCollecting})
-		collected, cerr := s.collect(ctx, id, opts.Keep)
+		collected, cerr := s.collect(ctx, opts.Keep)
 		res.Collected = collected
 		if cerr != nil && err == nil {
 			err = cerr
@@ -280,6 +280,7 @@ type session struct {
 	tracker *heartbeat.Tracker
 	done    chan struct{}
 	wg      sync.WaitGroup
+	log     *slog.Logger
 	// confirmWait bounds each wait for a peer to acknowledge a write.
 	confirmWait time.Duration
 }
@@ -309,7 +310,7 @@ func openSession(ctx context.Context, opts NetworkOptions, readOnly bool) (*sess
 	if err != nil {
 		return nil, err
 	}
-	s := &session{node: node, dir: dir, done: make(chan struct{}), confirmWait: opts.ConnectTimeout,
+	s := &session{node: node, dir: dir, done: make(chan struct{}), confirmWait: opts.ConnectTimeout, log: opts.Logger,
 		tracker: heartbeat.NewTracker(heartbeat.Config{Interval: opts.HeartbeatInterval})}
 	events := node.Events() // before any write, so that its errors are on the channel
 	s.wg.Go(func() {
@@ -523,35 +524,53 @@ func (s *session) deploys(ctx context.Context) ([]kept, error) {
 	return all, nil
 }
 
-// collect removes the deploys beyond keep (newest published first, the current one always kept),
-// their manifests first and then the blobs no kept deploy uses.
-func (s *session) collect(ctx context.Context, current site.DeployID, keep int) ([]site.DeployID, error) {
+// collect removes the deploys no site keeps, their manifests first and then the blobs no kept
+// deploy uses. A site keeps its current deploy and the newest of its deploys up to keep (its
+// history: histories); a deploy is collected only when no site keeps it, and a blob only when
+// no kept deploy of any site names it, since blobs are shared between sites.
+func (s *session) collect(ctx context.Context, keep int) ([]site.DeployID, error) {
 	all, err := s.deploys(ctx)
 	if err != nil {
 		return nil, err
 	}
-	// The current deploy first (a rollback makes an older one current), then newest first.
-	slices.SortStableFunc(all, func(a, b kept) int {
-		switch {
-		case a.id == current:
-			return -1
-		case b.id == current:
+	currents, err := s.currents(ctx)
+	if err != nil {
+		return nil, err
+	}
+	keptIDs := map[site.DeployID]bool{}
+	for _, id := range currents {
+		keptIDs[id] = true
+	}
+	for name, history := range s.histories(all) {
+		// The current deploy first (a rollback makes an older one current), then newest first.
+		rank := func(k kept) int {
+			if k.id == currents[name] {
+				return 0
+			}
 			return 1
 		}
-		return 0
-	})
-	if len(all) <= keep {
-		return nil, nil
+		slices.SortStableFunc(history, func(a, b kept) int { return cmp.Compare(rank(a), rank(b)) })
+		for _, k := range history[:min(keep, len(history))] {
+			keptIDs[k.id] = true
+		}
 	}
 	inUse := map[blobs.Hash]bool{}
-	for _, k := range all[:keep] {
+	var drop []kept
+	for _, k := range all {
+		if !keptIDs[k.id] {
+			drop = append(drop, k)
+			continue
+		}
 		for _, h := range k.blobs() {
 			inUse[h] = true
 		}
 	}
+	if len(drop) == 0 {
+		return nil, nil
+	}
 	var dropKeys, blobKeys []string
 	var dropped []site.DeployID
-	for _, k := range all[keep:] {
+	for _, k := range drop {
 		dropped = append(dropped, k.id)
 		dropKeys = append(dropKeys, site.DeployKey(k.id))
 		for _, h := range k.blobs() {
