@@ -34,6 +34,8 @@ var helpFlags = map[string][]string{
 	"publish":     {"config", "keys", "peer", "timeout", "json", "log-level", "cache-dir", "keep", "dry-run", "include-hidden", "follow-symlinks", "spa", "clean-urls", "compression"},
 	"deploys":     {"config", "keys", "peer", "timeout", "json", "log-level", "cache-dir"},
 	"rollback":    {"config", "keys", "peer", "timeout", "json", "log-level", "cache-dir"},
+	"site":        {"config", "keys", "peer", "timeout", "json", "log-level", "cache-dir", "host"},
+	"sites":       {"config", "keys", "peer", "timeout", "json", "log-level", "cache-dir"},
 	"dns-publish": {"keys", "peer", "timeout", "log-level", "origin", "dry-run", "remove-zone", "cache-dir"},
 	"dns-records": {"keys", "peer", "timeout", "log-level", "zone"},
 	"resolve":     {"keys", "peer", "timeout", "log-level", "type", "expect", "local", "json", "resolver"},
