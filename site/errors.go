@@ -30,4 +30,7 @@ var (
 	// ErrInvalidRecord is returned by ParseRecord, Validate, Marshal, NewRecord, CheckSiteName
 	// and CheckHost when a site record, a site name or a host breaks one of their rules.
 	ErrInvalidRecord = errors.New("site: invalid site record")
+	// ErrInvalidHistory is returned by ParseHistory and History.Marshal when a site's list of
+	// deploys is malformed, too long or lists a deploy twice.
+	ErrInvalidHistory = errors.New("site: invalid site history")
 )

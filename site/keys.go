@@ -22,6 +22,7 @@ import (
 //	sites/<name>         a Record: a site and the hosts it claims
 //	site/<name>/current  a Current: the deploy edges serve for the site <name>
 //	site/current         a Current: the deploy edges serve for the site DefaultSite
+//	site/<name>/deploys  a History: the deploys published to the site <name>, newest first
 //
 // Blobs and deploys are content-addressed and shared by every site: the same file in two sites
 // is one blob. The site DefaultSite keeps the key a network of the previous release used for
