@@ -35,6 +35,9 @@ var (
 	ErrSiteExists = errors.New("publish: site exists")
 	// ErrNoSite is returned for a site that has no record and is not the implicit default site.
 	ErrNoSite = errors.New("publish: no such site")
+	// ErrSiteRequired is returned when no site is named (NetworkOptions.Site) and the network
+	// has several.
+	ErrSiteRequired = errors.New("publish: the network has several sites: name one")
 	// ErrHostTaken is returned by AddSite and SetSite for a host another site claims already.
 	ErrHostTaken = errors.New("publish: host claimed by another site")
 )

@@ -126,7 +126,8 @@ func newRecord(name string, hosts []string) (site.Record, error) {
 }
 
 // RemoveSite deletes the record of the site name and its current pointer, then collects its
-// deploys: every deploy and blob that no kept deploy of another site names (see collect). It
+// deploys: every deploy that no other site keeps, and every blob that no kept deploy of any
+// site names (see collect); then it deletes the site's History. It
 // refuses a site that does not exist (ErrNoSite). Removing the site site.DefaultSite deletes
 // "site/current" too, so edges of the previous release stop following a deploy.
 func RemoveSite(ctx context.Context, name string, opts NetworkOptions) ([]site.DeployID, error) {
@@ -148,13 +149,33 @@ func RemoveSite(ctx context.Context, name string, opts NetworkOptions) ([]site.D
 	if len(keys) == 0 {
 		return nil, fmt.Errorf("%w: %s", ErrNoSite, name)
 	}
-	if err := s.node.DeleteMany(ctx, keys); err != nil {
+	if err := s.deleteConfirmed(ctx, keys); err != nil {
 		return nil, fmt.Errorf("publish: remove site %s: %w", name, err)
 	}
-	if err := s.replicated(ctx, keys[len(keys)-1]); err != nil {
-		return nil, fmt.Errorf("publish: removal of site %s not confirmed by a peer: %w", name, err)
+	// The History goes last: until then its deploys are no other site's, so the collection
+	// takes them, and a removal that dies before its end leaves them to the next collection.
+	collected, err := s.collect(ctx, opts.Keep)
+	if err != nil {
+		return collected, err
 	}
-	return s.collect(ctx, opts.Keep)
+	if key := site.HistoryKey(name); key != "" && s.node.Has(key) {
+		if err := s.deleteConfirmed(ctx, []string{key}); err != nil {
+			return collected, fmt.Errorf("publish: remove the deploys of site %s: %w", name, err)
+		}
+	}
+	return collected, nil
+}
+
+// deleteConfirmed deletes keys and waits until a peer holds the last deletion (a peer's
+// acknowledgement covers the log up to a point, so the others too).
+func (s *session) deleteConfirmed(ctx context.Context, keys []string) error {
+	if err := s.node.DeleteMany(ctx, keys); err != nil {
+		return err
+	}
+	if err := s.replicated(ctx, keys[len(keys)-1]); err != nil {
+		return fmt.Errorf("not confirmed by a peer: %w", err)
+	}
+	return nil
 }
 
 // sites reads every site record the table holds, sorted by name, and whether the default site
@@ -225,8 +246,127 @@ func (s *session) currents(ctx context.Context) (map[string]site.DeployID, error
 	return out, nil
 }
 
-// histories returns each site's deploys among all (newest published first). Every deploy is
-// the default site's: a deploy does not name its site.
-func (s *session) histories(all []kept) map[string][]kept {
-	return map[string][]kept{site.DefaultSite: slices.Clone(all)}
+// histories returns the deploys each existing site keeps among all, in all's order (newest
+// published first): for a site other than site.DefaultSite, those its History lists; for
+// site.DefaultSite, those no History lists, since a deploy does not name its site and the
+// default site's publishes write no History, as before there were sites. A History whose site
+// no longer exists (no record, no current pointer: RemoveSite died before deleting it) keeps
+// nothing, but its deploys are still not the default site's.
+func (s *session) histories(ctx context.Context, all []kept) (map[string][]kept, error) {
+	out := map[string][]kept{}
+	listed := map[site.DeployID]bool{}
+	for key := range s.node.ObjectKeys() {
+		name, ok := site.ParseHistoryKey(key)
+		if !ok {
+			continue
+		}
+		h, err := s.history(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		in := map[site.DeployID]bool{}
+		for _, id := range h.Deploys {
+			in[id], listed[id] = true, true
+		}
+		if !s.node.Has(site.RecordKey(name)) && !s.node.Has(site.CurrentKeyOf(name)) {
+			continue
+		}
+		for _, k := range all {
+			if in[k.id] {
+				out[name] = append(out[name], k)
+			}
+		}
+	}
+	for _, k := range all {
+		if !listed[k.id] {
+			out[site.DefaultSite] = append(out[site.DefaultSite], k)
+		}
+	}
+	return out, nil
+}
+
+// siteDeploys returns the deploys the site name keeps, newest published first.
+func (s *session) siteDeploys(ctx context.Context, name string) ([]kept, error) {
+	all, err := s.deploys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h, err := s.histories(ctx, all)
+	if err != nil {
+		return nil, err
+	}
+	return h[name], nil
+}
+
+// history reads the History of the site name; none reads as an empty one.
+func (s *session) history(ctx context.Context, name string) (site.History, error) {
+	key := site.HistoryKey(name)
+	if key == "" || !s.node.Has(key) {
+		return site.History{V: site.RecordVersion}, nil
+	}
+	raw, err := s.node.Get(ctx, key)
+	if errors.Is(err, dt.ErrNotFound) {
+		return site.History{V: site.RecordVersion}, nil
+	}
+	if err != nil {
+		return site.History{}, fmt.Errorf("publish: read %s: %w", key, err)
+	}
+	h, err := site.ParseHistory(raw)
+	if err != nil {
+		return site.History{}, fmt.Errorf("publish: %s: %w", key, err)
+	}
+	return h, nil
+}
+
+// pushHistory puts id first in the History of the site name, dropping the deploys the table no
+// longer holds, and waits until a peer holds it. The default site has no History.
+func (s *session) pushHistory(ctx context.Context, name string, id site.DeployID) error {
+	key := site.HistoryKey(name)
+	if key == "" {
+		return nil
+	}
+	h, err := s.history(ctx, name)
+	if err != nil {
+		return err
+	}
+	body, err := h.Push(id, func(d site.DeployID) bool { return s.node.Has(site.DeployKey(d)) }).Marshal()
+	if err != nil {
+		return err
+	}
+	if err := s.node.Put(ctx, key, body); err != nil {
+		return fmt.Errorf("publish: write the deploys of site %s: %w", name, err)
+	}
+	return nil
+}
+
+// resolveSite returns the site a command acts on: want, which must exist, or when want is
+// empty the network's only site. See NetworkOptions.Site.
+func (s *session) resolveSite(ctx context.Context, want string) (string, error) {
+	records, implicit, err := s.sites(ctx)
+	if err != nil {
+		return "", err
+	}
+	var names []string
+	if implicit {
+		names = append(names, site.DefaultSite)
+	}
+	for _, r := range records {
+		names = append(names, r.Name)
+	}
+	slices.Sort(names)
+	switch {
+	case want == "" && len(names) == 1:
+		return names[0], nil
+	case (want == "" || want == site.DefaultSite) && len(names) == 0:
+		// A network with no site yet: its first publish makes the default site.
+		return site.DefaultSite, nil
+	case want == "":
+		return "", fmt.Errorf("%w: the network has sites %s", ErrSiteRequired, strings.Join(names, ", "))
+	case slices.Contains(names, want):
+		return want, nil
+	}
+	if err := site.CheckSiteName(want); err != nil {
+		return "", err
+	}
+	return "", fmt.Errorf("%w: %s (the network has: %s; add it with dt site add)", ErrNoSite, want, strings.Join(names, ", "))
 }

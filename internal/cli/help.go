@@ -25,9 +25,11 @@ var examples = map[string][]string{
 		"dt publish --keys keys --peer 127.0.0.1:7002 ./public",
 		"dt publish --keys keys --peer 127.0.0.1:7002 --dry-run ./public   # what would change; no master.key needed",
 		"dt publish --keys keys --peer 127.0.0.1:7002 --clean-urls ./public   # kept by later publishes until changed",
+		"dt publish --keys keys --peer 127.0.0.1:7002 --site blog ./blog/public   # one site of several (dt sites)",
 	},
-	"deploys":  {"dt deploys --keys keys --peer 127.0.0.1:7002"},
-	"rollback": {"dt rollback --keys keys --peer 127.0.0.1:7002", "dt rollback --keys keys --peer 127.0.0.1:7002 3f2a9c"},
+	"deploys": {"dt deploys --keys keys --peer 127.0.0.1:7002", "dt deploys --keys keys --peer 127.0.0.1:7002 --site blog"},
+	"rollback": {"dt rollback --keys keys --peer 127.0.0.1:7002", "dt rollback --keys keys --peer 127.0.0.1:7002 3f2a9c",
+		"dt rollback --keys keys --peer 127.0.0.1:7002 --site blog"},
 	"site": {
 		"dt site add --keys keys --peer 127.0.0.1:7002 blog --host blog.example.com --host www.blog.example.com",
 		"dt site set --keys keys --peer 127.0.0.1:7002 default --host www.example.com",
