@@ -62,6 +62,33 @@ func TestSiteCommands(t *testing.T) {
 		t.Fatalf("sites: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 
+	// Two sites now: dt publish, deploys and rollback need --site.
+	if r := run(t, "", append(append([]string{"publish"}, common...), dir)...); r.code != 1 || !strings.Contains(r.stderr, "blog, default") {
+		t.Fatalf("publish without --site on a network of two: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := run(t, "", append([]string{"deploys"}, common...)...); r.code != 1 || !strings.Contains(r.stderr, "name one") {
+		t.Fatalf("deploys without --site on a network of two: exit %d\n%s", r.code, r.stderr)
+	}
+	blogDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(blogDir, "index.html"), []byte("<h1>blog</h1>"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = run(t, "", append(append([]string{"publish", "--site", "blog", "--json"}, common...), blogDir)...)
+	var res publish.Result
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || r.code != exitNoEdges || res.Site != "blog" {
+		t.Fatalf("publish --site blog: exit %d, %v\n%s%s", r.code, err, r.stdout, r.stderr)
+	}
+	if !peer.Has(site.CurrentKeyOf("blog")) {
+		t.Fatal("the pointer of blog is not in the table")
+	}
+	r = run(t, "", append([]string{"deploys", "--site", "blog"}, common...)...)
+	if r.code != 0 || strings.Count(r.stdout, "\n") != 1 || !strings.HasPrefix(r.stdout, "* "+res.Deploy.Short()) {
+		t.Fatalf("deploys --site blog: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := run(t, "", append([]string{"rollback", "--site", "blog"}, common...)...); r.code != 1 || !strings.Contains(r.stderr, "no earlier deploy") {
+		t.Fatalf("rollback --site blog with one deploy: exit %d\n%s", r.code, r.stderr)
+	}
+
 	if r := run(t, "", append([]string{"site", "remove", "blog"}, common...)...); r.code != 0 || !strings.Contains(r.stdout, "site blog removed") {
 		t.Fatalf("site remove: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
