@@ -561,30 +561,9 @@ func (s *session) collect(ctx context.Context, keep int) ([]site.DeployID, error
 	if err != nil {
 		return nil, err
 	}
-	currents, err := s.currents(ctx)
+	keptIDs, err := s.keptBySites(ctx, all, keep)
 	if err != nil {
 		return nil, err
-	}
-	keptIDs := map[site.DeployID]bool{}
-	for _, id := range currents {
-		keptIDs[id] = true
-	}
-	histories, err := s.histories(ctx, all)
-	if err != nil {
-		return nil, err
-	}
-	for name, history := range histories {
-		// The current deploy first (a rollback makes an older one current), then newest first.
-		rank := func(k kept) int {
-			if k.id == currents[name] {
-				return 0
-			}
-			return 1
-		}
-		slices.SortStableFunc(history, func(a, b kept) int { return cmp.Compare(rank(a), rank(b)) })
-		for _, k := range history[:min(keep, len(history))] {
-			keptIDs[k.id] = true
-		}
 	}
 	inUse := map[blobs.Hash]bool{}
 	var drop []kept
@@ -629,6 +608,37 @@ func (s *session) collect(ctx context.Context, keep int) ([]site.DeployID, error
 		return dropped, fmt.Errorf("publish: collected deploys not confirmed by a peer: %w", err)
 	}
 	return dropped, nil
+}
+
+// keptBySites returns the deploys among all that some site keeps: every site's current deploy,
+// and the newest keep of each site's history, its current deploy counted first.
+func (s *session) keptBySites(ctx context.Context, all []kept, keep int) (map[site.DeployID]bool, error) {
+	currents, err := s.currents(ctx)
+	if err != nil {
+		return nil, err
+	}
+	keptIDs := map[site.DeployID]bool{}
+	for _, id := range currents {
+		keptIDs[id] = true
+	}
+	histories, err := s.histories(ctx, all)
+	if err != nil {
+		return nil, err
+	}
+	for name, history := range histories {
+		// The current deploy first (a rollback makes an older one current), then newest first.
+		rank := func(k kept) int {
+			if k.id == currents[name] {
+				return 0
+			}
+			return 1
+		}
+		slices.SortStableFunc(history, func(a, b kept) int { return cmp.Compare(rank(a), rank(b)) })
+		for _, k := range history[:min(keep, len(history))] {
+			keptIDs[k.id] = true
+		}
+	}
+	return keptIDs, nil
 }
 
 // DeployInfo describes one kept deploy.
