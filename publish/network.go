@@ -245,7 +245,7 @@ func (s *session) publish(ctx context.Context, plan *Plan, name string, prev *si
 	})
 	if err == nil || errors.Is(err, ErrNotLive) || errors.Is(err, ErrNoEdges) {
 		step(Step{Phase: PhaseCollecting})
-		collected, cerr := s.collect(ctx, opts.Keep)
+		collected, cerr := s.collect(ctx, name, opts.Keep)
 		res.Collected = collected
 		if cerr != nil && err == nil {
 			err = cerr
@@ -553,15 +553,18 @@ func (s *session) deploys(ctx context.Context) ([]kept, error) {
 }
 
 // collect removes the deploys no site keeps, their manifests first and then the blobs no kept
-// deploy uses. A site keeps its current deploy and the newest of its deploys up to keep (its
-// history: histories); a deploy is collected only when no site keeps it, and a blob only when
-// no kept deploy of any site names it, since blobs are shared between sites.
-func (s *session) collect(ctx context.Context, keep int) ([]site.DeployID, error) {
+// deploy uses. The site name (the one just published to; "" for none) keeps its current deploy
+// and the newest of its deploys up to keep (its history: histories); every other site keeps its
+// current deploy and its whole history, which its own publishes cut, so that one site's --keep
+// never shortens another's. A deploy is collected only when no site keeps it (the deploys of a
+// removed site, which no site's history holds any more), and a blob only when no kept deploy of
+// any site names it, since blobs are shared between sites.
+func (s *session) collect(ctx context.Context, name string, keep int) ([]site.DeployID, error) {
 	all, err := s.deploys(ctx)
 	if err != nil {
 		return nil, err
 	}
-	keptIDs, err := s.keptBySites(ctx, all, keep)
+	keptIDs, err := s.keptBySites(ctx, all, name, keep)
 	if err != nil {
 		return nil, err
 	}
@@ -611,8 +614,9 @@ func (s *session) collect(ctx context.Context, keep int) ([]site.DeployID, error
 }
 
 // keptBySites returns the deploys among all that some site keeps: every site's current deploy,
-// and the newest keep of each site's history, its current deploy counted first.
-func (s *session) keptBySites(ctx context.Context, all []kept, keep int) (map[site.DeployID]bool, error) {
+// the newest keep of the site name's history (its current deploy counted first), and the whole
+// history of every other site, whose deploys only its own publishes collect.
+func (s *session) keptBySites(ctx context.Context, all []kept, name string, keep int) (map[site.DeployID]bool, error) {
 	currents, err := s.currents(ctx)
 	if err != nil {
 		return nil, err
@@ -625,16 +629,20 @@ func (s *session) keptBySites(ctx context.Context, all []kept, keep int) (map[si
 	if err != nil {
 		return nil, err
 	}
-	for name, history := range histories {
+	for other, history := range histories {
+		n := len(history)
+		if other == name {
+			n = min(keep, n)
+		}
 		// The current deploy first (a rollback makes an older one current), then newest first.
 		rank := func(k kept) int {
-			if k.id == currents[name] {
+			if k.id == currents[other] {
 				return 0
 			}
 			return 1
 		}
 		slices.SortStableFunc(history, func(a, b kept) int { return cmp.Compare(rank(a), rank(b)) })
-		for _, k := range history[:min(keep, len(history))] {
+		for _, k := range history[:n] {
 			keptIDs[k.id] = true
 		}
 	}

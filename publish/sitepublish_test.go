@@ -250,4 +250,24 @@ func TestImplicitDefaultSite(t *testing.T) {
 	if err != nil || len(list) != 2 || list[0].ID != second.Deploy || list[1].ID != first.Deploy {
 		t.Fatalf("the default site's deploys: %+v, %v", list, err)
 	}
+
+	// Removing the default site collects its deploys, and only them.
+	blogPointer := body(t, ctx, n, site.CurrentKeyOf("blog"))
+	collected, err := RemoveSite(ctx, site.DefaultSite, opts)
+	if err != nil || len(collected) != 2 {
+		t.Fatalf("removing default collected %v, %v; want its 2 deploys", collected, err)
+	}
+	wait.For(t, 10*time.Second, func() error {
+		if n.Has(site.CurrentKey) || n.Has(site.DeployKey(second.Deploy)) {
+			return errors.New("the default site's pointer or deploy is still in the table")
+		}
+		return nil
+	})
+	if got := body(t, ctx, n, site.CurrentKeyOf("blog")); !bytes.Equal(got, blogPointer) {
+		t.Fatalf("removing default changed blog's pointer: %s, was %s", got, blogPointer)
+	}
+	opts.Site = ""
+	if list, err := Deploys(ctx, opts); err != nil || len(list) != 1 {
+		t.Fatalf("blog, now the only site, keeps %+v, %v", list, err)
+	}
 }

@@ -154,7 +154,7 @@ func RemoveSite(ctx context.Context, name string, opts NetworkOptions) ([]site.D
 	}
 	// The History goes last: until then its deploys are no other site's, so the collection
 	// takes them, and a removal that dies before its end leaves them to the next collection.
-	collected, err := s.collect(ctx, opts.Keep)
+	collected, err := s.collect(ctx, "", 0)
 	if err != nil {
 		return collected, err
 	}
@@ -248,8 +248,8 @@ func (s *session) currents(ctx context.Context) (map[string]site.DeployID, error
 
 // histories returns the deploys each existing site keeps among all, in all's order (newest
 // published first): for a site other than site.DefaultSite, those its History lists; for
-// site.DefaultSite, those no History lists, since a deploy does not name its site and the
-// default site's publishes write no History, as before there were sites. A History whose site
+// site.DefaultSite, if it exists, those no History lists, since a deploy does not name its site
+// and the default site's publishes write no History, as before there were sites. A History whose site
 // no longer exists (no record, no current pointer: RemoveSite died before deleting it) keeps
 // nothing, but its deploys are still not the default site's.
 func (s *session) histories(ctx context.Context, all []kept) (map[string][]kept, error) {
@@ -276,6 +276,9 @@ func (s *session) histories(ctx context.Context, all []kept) (map[string][]kept,
 				out[name] = append(out[name], k)
 			}
 		}
+	}
+	if !s.node.Has(site.RecordKey(site.DefaultSite)) && !s.node.Has(site.CurrentKey) {
+		return out, nil // no default site: nothing keeps the deploys no History lists
 	}
 	for _, k := range all {
 		if !listed[k.id] {
