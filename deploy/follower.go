@@ -165,12 +165,9 @@ func (f *Follower) added(key string, body []byte) error {
 		return nil
 	}
 	if name, ok := site.ParseRecordKey(key); ok {
-		r, err := site.ParseRecord(body)
+		r, err := site.ParseRecordAt(key, body)
 		if err != nil {
 			return fmt.Errorf("deploy: record of site %s: %w", name, err)
-		}
-		if r.Name != name {
-			return fmt.Errorf("deploy: record under %s names site %s", key, r.Name)
 		}
 		f.mu.Lock()
 		f.records[name] = r
