@@ -112,7 +112,7 @@ func TestEdgesServeSitesByHost(t *testing.T) {
 	})
 
 	// Publishing the default site as dt-publish does reaches both edges; the blog stays as it was.
-	n.publishFiles(map[string]string{"index.html": "<h1>main v2</h1>", "shared.css": "body{margin:0}"}, 2)
+	n.publishSiteFiles(site.DefaultSite, map[string]string{"index.html": "<h1>main v2</h1>", "shared.css": "body{margin:0}"}, 2)
 	everyEdge("www.example.com", "/", body("<h1>main v2</h1>"))
 	everyEdge("blog.example.com", "/shared.css", func(r hostResponse) error {
 		if r != blogBefore {
