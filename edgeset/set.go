@@ -253,7 +253,7 @@ func (s *Set) refreshSnapshot() {
 func (s *Set) View() *View { return s.view.Load() }
 
 // Snapshot returns the edges as of the last heartbeat or change of state, and the current
-// deploy. It is cheap, for every request; callers must not modify the slice.
+// deploy of the site "default" (site.DefaultSite), the one site of a network built before sites. It is cheap, for every request; callers must not modify the slice.
 func (s *Set) Snapshot() ([]heartbeat.Edge, string) {
 	return *s.snapshot.Load(), *s.current.Load()
 }

@@ -221,6 +221,9 @@ func TestSetFollowsSites(t *testing.T) {
 	if !maps.EqualFunc(got, want, slices.Equal) {
 		t.Fatalf("serving %v, want %v", got, want)
 	}
+	if _, cur := s.Snapshot(); cur != def.String() { // what GeoDNS and a single-site redirector choose by
+		t.Errorf("Snapshot's current %q, want the default site's %s", cur, def)
+	}
 	if st := s.Status(); st.Current != def.String() || st.Sites[1].Name != "default" || !st.Sites[1].Implicit || st.Sites[0].Hosts[0] != "blog.example.com" {
 		t.Errorf("status sites %+v", st.Sites)
 	}
