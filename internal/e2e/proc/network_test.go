@@ -50,19 +50,32 @@ func (e *edgeProc) url() string { return e.at.PublicURL }
 // newNetwork generates keys and starts a hub node, with hubArgs added to its command line.
 func newNetwork(t *testing.T, hubArgs ...string) *network {
 	t.Helper()
+	n := emptyNetwork(t)
+	if c := runCommand(t, 30*time.Second, n.dir, bins.dt, "keygen", n.keys); c.code != 0 {
+		t.Fatalf("dt keygen: exit %d: %s", c.code, c.stderr)
+	}
+	n.startHub(t, hubArgs...)
+	return n
+}
+
+// emptyNetwork is a network with nothing started and no keys yet: its keys go in DIR/keys, and
+// each process's data in DIR/<name>/data.
+func emptyNetwork(t *testing.T) *network {
 	n := &network{dir: t.TempDir(),
 		http: &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 	t.Cleanup(n.http.CloseIdleConnections)
 	n.keys = filepath.Join(n.dir, "keys")
-	if c := runCommand(t, 30*time.Second, n.dir, bins.dt, "keygen", n.keys); c.code != 0 {
-		t.Fatalf("dt keygen: exit %d: %s", c.code, c.stderr)
-	}
+	return n
+}
+
+// startHub starts the hub node, with hubArgs added to its command line.
+func (n *network) startHub(t *testing.T, hubArgs ...string) {
+	t.Helper()
 	args := append([]string{"node", "--keys", n.keys, "--data", "data",
 		"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--local"}, hubArgs...)
 	n.hub = newProcess(t, n.dir, "hub", bins.dt, args...).withReadyFile()
 	n.hub.start(t)
 	n.hubAt = n.hub.waitReady(t, readyTimeout)
-	return n
 }
 
 // hubAddr is the hub's peer listener.
