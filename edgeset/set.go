@@ -307,8 +307,8 @@ func (s *Set) Status() Status {
 	}
 	v := s.View()
 	st.Sites = make([]SiteStatus, 0, len(v.Sites.List()))
-	for _, site := range v.Sites.List() {
-		st.Sites = append(st.Sites, SiteStatus{Site: site, Serving: Serving(v, site, now, s.cfg.Select)})
+	for _, one := range v.Sites.List() {
+		st.Sites = append(st.Sites, SiteStatus{Site: one, Serving: Serving(v, one, now, s.cfg.Select)})
 	}
 	return st
 }

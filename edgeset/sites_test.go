@@ -10,10 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/edgeset"
 	"github.com/dt-cdn/dt/heartbeat"
 	"github.com/dt-cdn/dt/internal/testkit/fleet"
+	"github.com/dt-cdn/dt/internal/testkit/promtest"
 	"github.com/dt-cdn/dt/internal/testkit/wait"
 	"github.com/dt-cdn/dt/site"
 )
@@ -257,6 +260,42 @@ func TestHundredSites(t *testing.T) {
 			if lagging[n] {
 				t.Errorf("site %d served by %s, which lags for it", i, n)
 			}
+		}
+	}
+}
+
+// TestSetRefusesOverlongReport checks MaxLagging at the Set: a heartbeat listing more lagging
+// sites is counted in dt_redirector_site_reports_refused_total, and its edge counts for the
+// default site alone, as an edge of the previous release does.
+func TestSetRefusesOverlongReport(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s := runSet(t, edgeset.Config{Registerer: reg})
+	def, blog := site.DeployIDOf([]byte("default")), site.DeployIDOf([]byte("blog"))
+	for key, v := range map[string]any{
+		site.CurrentKey:           site.Current{Deploy: def, Time: time.Now()},
+		site.RecordKey("blog"):    site.Record{V: 1, Name: "blog", Hosts: []string{"blog.example.com"}},
+		site.CurrentKeyOf("blog"): site.Current{Deploy: blog, Time: time.Now()},
+	} {
+		b, _ := json.Marshal(v)
+		s.HandleEvent(dt.Event{Type: dt.EventObjectAdded, Key: key, Object: b})
+	}
+	var lagging []string
+	for i := range edgeset.MaxLagging + 1 {
+		lagging = append(lagging, fmt.Sprintf(`{"site":"s%02d","deploy":""}`, i))
+	}
+	b, err := heartbeat.Encode(heartbeat.Heartbeat{Seq: 1, Time: time.Now().UnixMilli(), PublicURL: "http://e.example",
+		Deploy: def.String(), Synced: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = append(b[:len(b)-1], `,"sites":50,"lagging":[`+strings.Join(lagging, ",")+`]}`...)
+	s.HandleEvent(dt.Event{Type: dt.EventMessageReceived, From: dt.NodeID{0xed, 1}, Object: b})
+	if n := promtest.Value(t, reg, "dt_redirector_site_reports_refused_total"); n != 1 {
+		t.Errorf("refused %v reports, want 1", n)
+	}
+	for _, st := range s.Status().Sites {
+		if want := map[string]int{"default": 1, "blog": 0}[st.Name]; len(st.Serving) != want {
+			t.Errorf("%s served by %v, want %d edges", st.Name, st.Serving, want)
 		}
 	}
 }

@@ -13,8 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/heartbeat"
+	"github.com/dt-cdn/dt/internal/testkit/promtest"
 	"github.com/dt-cdn/dt/internal/testkit/testnet"
 	"github.com/dt-cdn/dt/internal/testkit/wait"
 	"github.com/dt-cdn/dt/site"
@@ -85,7 +88,8 @@ func TestServiceSites(t *testing.T) {
 	edge("docs-lags", `"sites":3,"lagging":[{"site":"docs","deploy":""}],"sites_digest":"2123456789abcdef"`)
 	edge("old", "")
 
-	svc, err := NewService(ServiceConfig{Node: rnode, HeartbeatInterval: beat, Code: 302,
+	reg := prometheus.NewRegistry()
+	svc, err := NewService(ServiceConfig{Node: rnode, HeartbeatInterval: beat, Code: 302, Registerer: reg,
 		Probe: func(context.Context, heartbeat.Edge) error { return nil }})
 	if err != nil {
 		t.Fatal(err)
@@ -200,6 +204,9 @@ func TestServiceSites(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusMisdirectedRequest || resp.Header.Get("Location") != "" || !strings.Contains(string(body), "does not serve") {
 		t.Errorf("421: %d %q %q", resp.StatusCode, resp.Header.Get("Location"), body)
+	}
+	if n := promtest.Value(t, reg, "dt_redirector_misdirected_total"); n < 1 {
+		t.Errorf("dt_redirector_misdirected_total %v", n)
 	}
 	if resp, err := http.Get(admin.URL + "/?host=unknown.example.org"); err == nil {
 		resp.Body.Close()
