@@ -288,6 +288,9 @@ type EdgeStatus struct {
 	Eligible bool   `json:"eligible"`
 	Excluded string `json:"excluded,omitempty"`
 	AgeMS    int64  `json:"heartbeat_age_ms"`
+	// Sites is the per-site part of its last heartbeat; nil for an edge of a release before
+	// sites, which serves the site "default" alone.
+	Sites *SiteReport `json:"site_report,omitempty"`
 }
 
 // Status reports the node, the current deploy and every edge with its eligibility for a client
@@ -301,11 +304,15 @@ func (s *Set) Status() Status {
 	for _, x := range d.Excluded {
 		why[x.Edge.Node] = x.Reason.String()
 	}
+	v := s.View()
 	for _, e := range edges {
 		_, excluded := why[e.Node]
-		st.Edges = append(st.Edges, EdgeStatus{Edge: e, Eligible: !excluded, Excluded: why[e.Node], AgeMS: now.Sub(e.LastSeen).Milliseconds()})
+		es := EdgeStatus{Edge: e, Eligible: !excluded, Excluded: why[e.Node], AgeMS: now.Sub(e.LastSeen).Milliseconds()}
+		if r, ok := v.Reports[e.Node]; ok && r.Reports {
+			es.Sites = &r
+		}
+		st.Edges = append(st.Edges, es)
 	}
-	v := s.View()
 	st.Sites = make([]SiteStatus, 0, len(v.Sites.List()))
 	for _, one := range v.Sites.List() {
 		st.Sites = append(st.Sites, SiteStatus{Site: one, Serving: Serving(v, one, now, s.cfg.Select)})

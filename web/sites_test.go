@@ -12,8 +12,8 @@ import (
 )
 
 // TestSnapshotShowsSites feeds a real redirector and a History two sites (the implicit default
-// one and blog, published twice) and two edges (one reporting its sites, one of the previous
-// release), and checks the page's sites: hosts, current deploy, the edges serving each, and
+// one and blog, published twice) and three edges (one reporting its sites all current, one of
+// the previous release, one lagging for blog), and checks the page's sites: hosts, current deploy, the edges serving each, and
 // each site's history newest first.
 func TestSnapshotShowsSites(t *testing.T) {
 	r := newTestRedirector(t, time.Hour)
@@ -49,6 +49,7 @@ func TestSnapshotShowsSites(t *testing.T) {
 	}
 	beat(1, `"sites":2,"sites_digest":"0123456789abcdef"`)
 	beat(2, "")
+	beat(3, `"sites":2,"lagging":[{"site":"blog","deploy":"`+b1.String()[:12]+`"}]`)
 
 	_, url := newDashboard(t, Config{Edges: r.svc, Deploys: history})
 	var snap Snapshot
@@ -57,13 +58,22 @@ func TestSnapshotShowsSites(t *testing.T) {
 		t.Fatalf("sites %+v", snap.Sites)
 	}
 	blog, dflt := snap.Sites[0], snap.Sites[1]
+	// Edge 3 lags for blog and edge 2 is of the previous release: blog has edge 1 alone.
 	if blog.Name != "blog" || !slices.Equal(blog.Hosts, []string{"blog.example.com"}) || blog.CurrentDeploy != b2.String() ||
 		!slices.Equal(blog.Serving, []string{edgeID(1).String()}) || !slices.Equal(blog.History, []string{b2.String(), b1.String()}) {
 		t.Errorf("blog: %+v", blog)
 	}
-	if dflt.Name != site.DefaultSite || !dflt.Implicit || dflt.CurrentDeploy != def.String() || len(dflt.Serving) != 2 ||
+	if dflt.Name != site.DefaultSite || !dflt.Implicit || dflt.CurrentDeploy != def.String() || len(dflt.Serving) != 3 ||
 		!slices.Equal(dflt.History, []string{def.String()}) || snap.CurrentDeploy != def.String() {
 		t.Errorf("default: %+v", dflt)
+	}
+	e1, _ := edgeByNode(snap, edgeID(1))
+	e2, _ := edgeByNode(snap, edgeID(2))
+	if e1.Sites != 2 || e1.SitesDigest != "0123456789abcdef" || e2.Sites != 0 || e2.SitesDigest != "" {
+		t.Errorf("edges' sites: %+v, %+v", e1, e2)
+	}
+	if e3, _ := edgeByNode(snap, edgeID(3)); !slices.Equal(e3.Lagging, []string{"blog"}) {
+		t.Errorf("lagging edge: %+v", e3)
 	}
 	// Republishing an earlier deploy moves it to the front, once.
 	pointer("blog", b1)

@@ -70,6 +70,13 @@ type Edge struct {
 	Deploy  string `json:"deploy,omitempty"` // the deploy it serves
 	Current bool   `json:"current"`          // Deploy is the network's current deploy
 	Synced  bool   `json:"synced"`           // it holds every blob of the current deploy
+	// Sites is how many sites it knows, Lagging those whose current deploy it does not serve
+	// yet (LaggingMore more than listed), and SitesDigest a digest of what it serves, equal on
+	// two edges that serve the same. All zero for an edge of a release before sites.
+	Sites       int      `json:"sites,omitempty"`
+	Lagging     []string `json:"lagging,omitempty"`
+	LaggingMore int      `json:"lagging_more,omitempty"`
+	SitesDigest string   `json:"sites_digest,omitempty"`
 
 	Load           heartbeat.Load `json:"load"`
 	HeartbeatAgeMS int64          `json:"heartbeat_age_ms"`
@@ -136,6 +143,12 @@ func edgeRow(e edgeset.EdgeStatus, current string) Edge {
 	}
 	if h.CertExpiry != 0 {
 		row.CertExpiry = time.UnixMilli(h.CertExpiry).UTC()
+	}
+	if r := e.Sites; r != nil {
+		row.Sites, row.LaggingMore, row.SitesDigest = r.Sites, r.LaggingMore, r.Digest
+		for _, l := range r.Lagging {
+			row.Lagging = append(row.Lagging, l.Site)
+		}
 	}
 	return row
 }

@@ -83,7 +83,13 @@
     if (!e.current) badge = h('span', {class: 'badge old'}, current ? 'old' : 'no current');
     else if (e.synced) badge = h('span', {class: 'badge synced'}, 'current, synced');
     else badge = h('span', {class: 'badge syncing'}, 'current, syncing');
-    return h('td', {}, h('code', {title: e.deploy}, shortID(e.deploy)), h('small', {}, badge));
+    let sites = null;
+    if (e.sites) {
+      const lagging = (e.lagging || []).length + (e.lagging_more || 0);
+      sites = h('small', {title: e.sites_digest || ''}, e.sites + (e.sites === 1 ? ' site' : ' sites') +
+        (lagging ? ', lagging: ' + (e.lagging || []).join(', ') + (e.lagging_more ? ' and ' + e.lagging_more + ' more' : '') : ', all current'));
+    }
+    return h('td', {}, h('code', {title: e.deploy}, shortID(e.deploy)), h('small', {}, badge), sites);
   }
 
   function loadCell(e) {
