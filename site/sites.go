@@ -81,6 +81,9 @@ func ParseRecord(b []byte) (Record, error) {
 	if err := r.Validate(); err != nil {
 		return Record{}, err
 	}
+	if r.Hosts == nil {
+		r.Hosts = []string{} // a site without hosts lists none, rather than null
+	}
 	return r, nil
 }
 
