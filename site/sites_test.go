@@ -3,6 +3,7 @@ package site_test
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/dt-cdn/dt/site"
@@ -134,6 +135,33 @@ func FuzzParseRecord(f *testing.F) {
 			if got, ok := h.Match(host); !ok || got != r.Name {
 				t.Fatalf("host %q of %s matched %q, %v", host, r.Name, got, ok)
 			}
+		}
+	})
+}
+
+// FuzzMatch checks Match on any Host a client may send against a reference: the normal form has
+// no upper-case letter, and the site matched is the one the reference rules give.
+func FuzzMatch(f *testing.F) {
+	h := site.NewHosts([]site.Record{
+		{V: 1, Name: "blog", Hosts: []string{"blog.example.com"}},
+		{V: 1, Name: "docs", Hosts: []string{"*.docs.example.com"}},
+	}, true)
+	for _, s := range []string{"blog.example.com", "BLOG.example.com.:443", "a.docs.example.com", "[::1]:80", "", ":", "."} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, host string) {
+		n := site.NormalizeHost(host)
+		if strings.ToLower(n) != n {
+			t.Fatalf("NormalizeHost(%q) = %q", host, n)
+		}
+		want := site.DefaultSite
+		if _, parent, _ := strings.Cut(n, "."); n == "blog.example.com" {
+			want = "blog"
+		} else if parent == "docs.example.com" {
+			want = "docs"
+		}
+		if got, ok := h.Match(host); !ok || got != want {
+			t.Fatalf("Match(%q) = %q, %v; want %q", host, got, ok, want)
 		}
 	})
 }
