@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -23,7 +24,7 @@ import (
 // keeps event order equal to commit order, and batching makes a burst of thousands of small
 // records cost a handful of fsyncs.
 
-// applyOp is one change for the applier. Exactly one of rec, cursor, barrier, subscribe is set.
+// applyOp is one change for the applier. Exactly one of rec, cursor, barrier, audit, subscribe is set.
 type applyOp struct {
 	rec    *Record
 	id     RecordID
@@ -33,6 +34,7 @@ type applyOp struct {
 	cursor *cursorUpdate
 
 	barrier   bool          // commit everything queued before, then answer
+	audit     *NodeID       // judge the records this peer sent that wait for a grant (see delegation.go)
 	subscribe *Subscription // queue EventStarted and the objects held for a new subscription
 
 	// done, when set, receives the outcome once the op is committed.
@@ -140,6 +142,7 @@ func (n *Node) commit(batch []applyOp) {
 	}
 	n.clock.Observe(w.maxClock)
 	n.updateIndex(w.changes, w.head)
+	n.afterGrants(w)
 	if w.notify {
 		for _, ch := range w.changes {
 			n.emitChange(ch)
@@ -171,6 +174,11 @@ type batchWrite struct {
 	results  []applyResult
 	unrefd   [][32]byte // blob-store bodies no current record names any more
 	maxClock hlc.Timestamp
+
+	grantChanges map[[32]byte]*Grant // grants this batch changed; see delegation.go
+	grantOrder   [][32]byte          // their keys, in the order they changed
+	refusals     []refusal           // records refused against their signer's grant
+	dropped      int                 // records dropped because their grant changed
 }
 
 // write applies a batch's ops within tx.
@@ -185,12 +193,20 @@ func (w *batchWrite) write(tx *bolt.Tx, batch []applyOp) error {
 			if err := w.saveCursor(tx, op.cursor); err != nil {
 				return err
 			}
+		case op.audit != nil:
+			w.results[i].err = w.auditPending(tx, *op.audit)
 		case op.rec != nil:
-			applied, err := w.applyRecord(tx, op)
+			applied, refused, err := w.judge(tx, op)
 			if err != nil {
 				return err
 			}
-			w.results[i].applied = applied
+			w.results[i] = applyResult{applied: applied, err: refused}
+		}
+	}
+	// Grants changed by this batch: judge again what their keys wrote and have pending.
+	for _, pub := range w.grantOrder {
+		if err := w.regrant(tx, pub); err != nil {
+			return err
 		}
 	}
 	// A body whose count reached zero may be named again by a later record of the batch.
@@ -247,6 +263,9 @@ func (w *batchWrite) applyRecord(tx *bolt.Tx, op applyOp) (bool, error) {
 	w.overlay[rec.Key] = entry
 	w.changes = append(w.changes, ch)
 	w.maxClock = max(w.maxClock, hlc.Timestamp(rec.Clock))
+	if strings.HasPrefix(rec.Key, GrantKeyPrefix) {
+		w.noteGrant(op)
+	}
 	return true, nil
 }
 
@@ -319,7 +338,7 @@ func (n *Node) updateIndex(changes []change, head uint64) {
 // the same body (the same object added again) changes nothing the application can see.
 func (n *Node) emitChange(ch change) {
 	oldPut := ch.old != nil && ch.old.kind == KindPut
-	newPut := ch.new.kind == KindPut
+	newPut := ch.new != nil && ch.new.kind == KindPut
 	if oldPut && newPut && ch.old.hash == ch.new.hash {
 		return
 	}

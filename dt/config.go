@@ -18,7 +18,10 @@ import (
 type Config struct {
 	// Keys holds the network key, the trusted master public keys and, on a master, the master key.
 	Keys Keys
-	// Master makes this node a master: it may add and remove objects. It needs Keys.Master.
+	// Master makes this node a writer: it may add and remove objects. It needs Keys.Master, or
+	// Keys.Publisher to write as a publisher: then only what the publisher's grant in the table
+	// covers (see GrantKeyPrefix), and a write outside it fails at once with ErrOutsideGrant.
+	// A master key wins when both are set. False: the node only relays.
 	Master bool
 	// DataDir holds the node's identity (node.key), its database (dt.db) and its blobs. Required.
 	DataDir string
@@ -210,8 +213,8 @@ func (c Config) validate() error {
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("dt: Config.DataDir is required"))
 	}
-	if c.Master && c.Keys.Master == nil {
-		errs = append(errs, errors.New("dt: a master node needs Keys.Master (master.key)"))
+	if c.Master && c.Keys.Master == nil && c.Keys.Publisher == nil {
+		errs = append(errs, errors.New("dt: a master node needs Keys.Master (master.key) or Keys.Publisher (publisher.key)"))
 	}
 	if c.Keys.Network == (NetworkKey{}) {
 		errs = append(errs, errors.New("dt: Config.Keys.Network is empty"))

@@ -30,10 +30,13 @@
 //
 // # Guarantees
 //
-//   - Only records signed by a trusted master (Keys.Masters) are applied or relayed. A node that
+//   - Only records signed by a trusted master (Keys.Masters), or by a key a master granted a
+//     scope that covers the record (see GrantKeyPrefix), are applied or relayed. A node that
 //     holds the network key but no master key can relay records and send messages; it cannot
 //     forge or delete anything. A peer that sends a forged or malformed record is disconnected,
-//     and its address earns a strike toward being blocked.
+//     and its address earns a strike toward being blocked. Records of a granted key are judged
+//     against its grant by the record's clock, so every node reaches the same verdict whatever
+//     order grants, revocations and records arrive in (see Grants below).
 //   - Convergence: any two linked nodes end up holding the same records, whatever each held
 //     before and however long it was away. A node that comes back makes
 //     itself equal to the network: what was removed meanwhile is removed (with events), what was
@@ -53,6 +56,20 @@
 //   - Durability: records and metadata are in bbolt (dt.db), bodies over Config.InlineBodyMax in a
 //     content-addressed blob store, so a restart resumes where it stopped with no full resync, and
 //     a crash (kill -9) loses nothing that was committed.
+//
+// # Grants
+//
+// A master may delegate key prefixes to another Ed25519 key (a publisher's) by writing a grant
+// under GrantKeyPrefix; Keys.Publisher then writes within it. Each node judges a record of a
+// key other than a master's when it would commit it: applied when the signer's grant covers
+// the record's key, operation and clock ([not_before, not_after)); refused with ErrOutsideGrant,
+// which names the rule, otherwise; kept pending (at most MaxPendingRecords and MaxPendingBytes)
+// while the table holds no grant record for the signer at all. A revocation is a newer grant
+// with not_after set, so a record stamped before it stays valid everywhere and a later one is
+// invalid everywhere. A node that applied a record a grant change invalidates drops it, with a
+// removal event, and reconciles with its peers to take back what that record replaced; when every
+// node had applied it, the key ends absent on every node. Once a link has caught up with its
+// peer's log, a record that peer sent whose signer still has no grant is forged.
 //
 // # Sync
 //

@@ -34,6 +34,12 @@ var (
 	ErrBadKeyFile = errors.New("dt: bad key file")
 	// ErrMasterNotTrusted is returned when master.key does not match any key in master.pub.
 	ErrMasterNotTrusted = errors.New("dt: master.key does not match any key in master.pub")
+	// ErrBadGrant is returned for a grant body that is not the canonical form of a valid grant
+	// (see GrantKeyPrefix).
+	ErrBadGrant = errors.New("dt: malformed grant")
+	// ErrOutsideGrant is returned for a record whose signer's grant does not cover its key, its
+	// operation or its clock; the error names the rule that refused it.
+	ErrOutsideGrant = errors.New("dt: record outside its signer's grant")
 	// ErrNotReady is returned when a master gives up waiting to learn the network's state.
 	ErrNotReady = errors.New("dt: node has not synchronised with any peer yet")
 )

@@ -20,6 +20,9 @@ const (
 	NetworkKeyFile   = "network.key" // the shared network key: 64 hex digits
 	MasterKeyFile    = "master.key"  // a master's Ed25519 seed: 64 hex digits (secret)
 	MasterPubKeyFile = "master.pub"  // trusted master public keys: 64 hex digits per line
+
+	PublisherKeyFile    = "publisher.key" // a publisher's Ed25519 seed: 64 hex digits (secret)
+	PublisherPubKeyFile = "publisher.pub" // its public key, 64 hex digits: what a master grants
 )
 
 // NetworkKey is the secret every node of one network shares. It keys the transport (Noise PSK) and
@@ -42,6 +45,40 @@ type Keys struct {
 	Masters []ed25519.PublicKey
 	// Master is this holder's master signing key, or nil when master.key is absent.
 	Master ed25519.PrivateKey
+	// Publisher is this holder's publisher signing key, or nil when publisher.key is absent. It
+	// writes only what a master granted it (see GrantKeyPrefix).
+	Publisher ed25519.PrivateKey
+}
+
+// GeneratePublisherKey writes a new publisher key pair into dir (created with mode 0700 if
+// missing): publisher.key (mode 0600) and publisher.pub. It refuses to overwrite either. The
+// key writes nothing until a master grants it a scope; a publisher's keys directory also needs
+// the network's network.key and master.pub.
+func GeneratePublisherKey(dir string, random io.Reader) (ed25519.PublicKey, error) {
+	if random == nil {
+		random = rand.Reader
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("dt: create keys directory: %w", err)
+	}
+	for _, name := range []string{PublisherKeyFile, PublisherPubKeyFile} {
+		if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
+			return nil, fmt.Errorf("dt: %s: %w", filepath.Join(dir, name), ErrKeyExists)
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("dt: check %s: %w", name, err)
+		}
+	}
+	pub, priv, err := ed25519.GenerateKey(random)
+	if err != nil {
+		return nil, fmt.Errorf("dt: generate publisher key: %w", err)
+	}
+	if err := writeNewFile(filepath.Join(dir, PublisherKeyFile), []byte(hex.EncodeToString(priv.Seed())+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	if err := writeNewFile(filepath.Join(dir, PublisherPubKeyFile), []byte(hex.EncodeToString(pub)+"\n"), 0o644); err != nil {
+		return nil, err
+	}
+	return pub, nil
 }
 
 // GenerateKeys writes a new network key and master key pair into dir (created with mode 0700 if
@@ -107,7 +144,7 @@ func writeNewFile(path string, data []byte, mode os.FileMode) error {
 
 // LoadKeys reads a keys directory. network.key is required; master.pub lists the trusted masters
 // (it may be absent on a network that carries messages only); master.key is optional and, when
-// present, must match one of the trusted public keys.
+// present, must match one of the trusted public keys; publisher.key is optional.
 func LoadKeys(dir string) (Keys, error) {
 	var keys Keys
 	raw, err := os.ReadFile(filepath.Join(dir, NetworkKeyFile))
@@ -158,6 +195,18 @@ func LoadKeys(dir string) (Keys, error) {
 		if !trusted {
 			return keys, fmt.Errorf("dt: %s: %w", dir, ErrMasterNotTrusted)
 		}
+	}
+	raw, err = os.ReadFile(filepath.Join(dir, PublisherKeyFile))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return keys, fmt.Errorf("dt: read publisher key: %w", err)
+	default:
+		seed, err := decodeHexKey(raw, ed25519.SeedSize)
+		if err != nil {
+			return keys, fmt.Errorf("dt: %s: %w", filepath.Join(dir, PublisherKeyFile), err)
+		}
+		keys.Publisher = ed25519.NewKeyFromSeed(seed)
 	}
 	return keys, nil
 }

@@ -60,6 +60,9 @@ type link struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	needsAudit atomic.Bool         // the peer sent a record signed by a key other than a master's
+	ungranted  map[[32]byte]string // guarded by mu: signers without a grant whose records were not kept, and a key of each
+
 	ctrlOut     chan []byte      // sync protocol frames: senders block
 	msgOut      chan []byte      // flooded messages: senders never block
 	msgOutBytes atomic.Int64     // bytes in msgOut

@@ -31,6 +31,9 @@ type metrics struct {
 	eventsDropped     *prometheus.CounterVec
 	slowPeers         prometheus.Counter
 	linksRefused      prometheus.Counter
+	recordsRefused    prometheus.Counter
+	recordsDropped    prometheus.Counter
+	pendingDropped    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, n *Node) *metrics {
@@ -62,6 +65,11 @@ func newMetrics(reg prometheus.Registerer, n *Node) *metrics {
 	}
 	m.linksRefused = counter("links_refused_total", "Authenticated links closed because their address had Config.MaxLinksPerAddress already.")
 	m.slowPeers = counter("slow_peers_total", "Peers disconnected because their queue of flooded messages was full (Config.MessageQueueBytes).")
+	m.recordsRefused = counter("records_refused_total", "Records refused because their signer's grant does not cover them (ErrOutsideGrant).")
+	m.recordsDropped = counter("records_dropped_total", "Applied records dropped because their signer's grant changed (a revocation).")
+	m.pendingDropped = counter("records_pending_dropped_total", "Records waiting for their signer's grant dropped over MaxPendingRecords or MaxPendingBytes.")
+	m.collectors = append(m.collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "dt", Name: "records_pending", Help: "Records waiting for their signer's grant (at most MaxPendingRecords)."},
+		func() float64 { return float64(n.pendingCount.Load()) }))
 	m.collectors = append(m.collectors, m.links, m.messagesDropped, m.eventsDropped,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "dt", Name: "link_bytes_received_total", Help: "Bytes received on peer connections, handshakes and encryption included."},
 			func() float64 { return float64(m.bytesIn.Load()) }),

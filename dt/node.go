@@ -63,6 +63,12 @@ type Node struct {
 	stopApplier context.CancelFunc
 	applierDone chan struct{} // closed when the applier has stopped, after the links
 
+	grants       *grantTable    // written by the applier after each commit
+	pending      pendingRecords // used by the applier only
+	pendingCount atomic.Int64   // pending.count, for the metric
+	pendingLog   *burstlog.Logger
+	refusedLog   *burstlog.Logger
+
 	applyCh  chan applyOp
 	verifyCh chan verifyJob
 	head     atomic.Uint64
@@ -106,7 +112,11 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("dt: address guard: %w", err)
 	}
 	n := newNode(cfg, identity, st, state, guard)
-	if err := n.listen(); err != nil {
+	err = n.loadGrants()
+	if err == nil {
+		err = n.listen()
+	}
+	if err != nil {
 		n.cancel()
 		guard.Close()
 		n.metrics.unregister()
@@ -172,6 +182,7 @@ func newNode(cfg Config, identity ed25519.PrivateKey, st *store, state loaded, g
 		cancel:      cancel,
 		stopApplier: func() {},
 		applyCh:     make(chan applyOp, maxApplyBatch),
+		grants:      newGrantTable(),
 		verifyCh:    make(chan verifyJob, 1024),
 		synced:      make(chan struct{}),
 		index:       state.index,
@@ -187,6 +198,8 @@ func newNode(cfg Config, identity ed25519.PrivateKey, st *store, state loaded, g
 	n.slowLog = &burstlog.Logger{Log: n.log, Level: slog.LevelWarn, Msg: "Peer too slow for messages: disconnected"}
 	n.linksLog = &burstlog.Logger{Log: n.log, Level: slog.LevelWarn, Msg: "Too many links from one address: refused"}
 	n.acceptLog = &burstlog.Logger{Log: n.log, Level: slog.LevelWarn, Msg: "Accept failed"}
+	n.pendingLog = &burstlog.Logger{Log: n.log, Level: slog.LevelWarn, Msg: "Records waiting for a grant over MaxPendingRecords or MaxPendingBytes: dropped"}
+	n.refusedLog = &burstlog.Logger{Log: n.log, Level: slog.LevelWarn, Msg: "Records outside their signer's grant: refused"}
 	n.eventDropLog = &burstlog.Logger{Log: n.log, Level: slog.LevelWarn, Msg: "Subscriber behind: events dropped"}
 	n.head.Store(state.head)
 	for k, e := range n.index {

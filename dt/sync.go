@@ -2,7 +2,9 @@ package dt
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/binary"
+	"fmt"
 	"time"
 )
 
@@ -156,12 +158,72 @@ func (l *link) settle(seq uint64, want bool) {
 		l.wantPending--
 	}
 	idle := l.caughtUp && len(l.tracker.pending) == 0
+	audit := idle && l.wantPending == 0 && l.syncing && l.needsAudit.Swap(false)
 	l.mu.Unlock()
 	l.checkReconciled()
 	l.checkCaughtUp()
 	if idle {
 		l.saveCursor()
 	}
+	if audit {
+		l.wg.Go(func() { l.audit() })
+	}
+}
+
+// audit judges, once everything the peer sent is in, the records it sent that wait for their
+// signer's grant: one whose signer has no grant record at all is one the peer holds no grant for
+// either, since a peer streams a grant before the records it covers, so it is forged and the link
+// is dropped (see auditPending). It reports whether the link is still up.
+func (l *link) audit() bool {
+	done := make(chan applyResult, 1)
+	peer := l.peer
+	if l.n.submit(l.ctx, applyOp{audit: &peer, done: done}) != nil {
+		return false
+	}
+	select {
+	case res := <-done:
+		if res.err == nil {
+			res.err = l.ungrantedErr()
+		}
+		if res.err != nil {
+			l.fail(res.err)
+			return false
+		}
+		return true
+	case <-l.ctx.Done():
+		return false
+	}
+}
+
+// maxUngranted bounds the signers a link remembers sending records it did not keep (see
+// noteUngranted); one is enough to judge the peer, a few more make the report clearer.
+const maxUngranted = 8
+
+// noteUngranted remembers that the peer sent a record whose signer had no grant, which the node
+// did not keep (its body would have to be fetched), so that audit still judges that signer.
+func (l *link) noteUngranted(rec *Record) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ungranted == nil {
+		l.ungranted = map[[32]byte]string{}
+	}
+	if len(l.ungranted) < maxUngranted {
+		l.ungranted[[32]byte(rec.Master)] = rec.Key
+	}
+}
+
+// ungrantedErr reports, once everything the peer sent is in, a signer noted by noteUngranted
+// that still has no grant: the peer sent a forged record.
+func (l *link) ungrantedErr() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for signer, key := range l.ungranted {
+		delete(l.ungranted, signer)
+		if _, ok := l.n.grants.get(ed25519.PublicKey(signer[:])); !ok {
+			return fmt.Errorf("record %s: %w: signer %x is not a trusted master and holds no grant", key, ErrForged, signer[:6])
+		}
+	}
+	return nil
 }
 
 // caughtUpTo handles frameCaughtUp: the peer's tail has nothing more after head.
@@ -186,13 +248,17 @@ func (l *link) checkCaughtUp() {
 	if !ready {
 		return
 	}
-	select {
-	case <-l.n.synced:
-		return
-	default:
-	}
 	l.wg.Go(func() {
+		l.needsAudit.Store(false)
+		if !l.audit() {
+			return
+		}
 		done := make(chan applyResult, 1)
+		select {
+		case <-l.n.synced:
+			return
+		default:
+		}
 		if l.n.submit(l.ctx, applyOp{barrier: true, done: done}) != nil {
 			return
 		}

@@ -2,8 +2,12 @@ package dt
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"fmt"
+	"strings"
+
+	"github.com/dt-cdn/dt/dt/internal/hlc"
 )
 
 // Writing the table: only masters sign records; a master with peers first learns the network's
@@ -68,6 +72,12 @@ func (n *Node) writeBatch(ctx context.Context, recs []*Record, bodies [][]byte, 
 			n.emitError(err, origin, bodies[i])
 			return err
 		}
+		if rec.Kind == KindPut && strings.HasPrefix(rec.Key, GrantKeyPrefix) {
+			if _, err := CheckGrantRecord(rec.Key, bodies[i]); err != nil {
+				n.emitError(err, origin, bodies[i])
+				return err
+			}
+		}
 	}
 	select {
 	case <-n.synced:
@@ -76,11 +86,23 @@ func (n *Node) writeBatch(ctx context.Context, recs []*Record, bodies [][]byte, 
 	case <-n.ctx.Done():
 		return ErrClosed
 	}
+	signer := n.cfg.Keys.Master
+	if signer == nil {
+		signer = n.cfg.Keys.Publisher
+	}
+	clocks := make([]hlc.Timestamp, len(recs))
+	for i, rec := range recs {
+		clocks[i] = n.clock.Now()
+		if err := n.checkOwnGrant(rec, clocks[i]); err != nil {
+			n.emitError(err, origin, bodies[i])
+			return err
+		}
+	}
 	done := make(chan applyResult, len(recs))
 	for i, rec := range recs {
 		rec.Table, rec.Epoch, rec.Writer = n.table, n.cfg.Epoch, n.id
-		rec.Clock = uint64(n.clock.Now())
-		rec.sign(n.cfg.Keys.Master)
+		rec.Clock = uint64(clocks[i])
+		rec.sign(signer)
 		op := applyOp{rec: rec, id: rec.ID(), done: done}
 		if rec.Kind == KindPut {
 			if len(bodies[i]) <= n.cfg.InlineBodyMax {
@@ -170,4 +192,70 @@ func (n *Node) AddObjects(ctx context.Context, objects []any) ([]string, error) 
 		return nil, err
 	}
 	return ids, nil
+}
+
+// checkOwnGrant refuses at once a publisher's write that its grant, as this node holds it, does
+// not cover; every node judges it again on arrival. A master writes anything.
+func (n *Node) checkOwnGrant(rec *Record, clock hlc.Timestamp) error {
+	if n.cfg.Keys.Master != nil {
+		return nil
+	}
+	pub := n.cfg.Keys.Publisher.Public().(ed25519.PublicKey)
+	if strings.HasPrefix(rec.Key, GrantKeyPrefix) {
+		return fmt.Errorf("dt: %s %s: %w: %s is written by masters only", rec.Kind, rec.Key, ErrOutsideGrant, GrantKeyPrefix)
+	}
+	g, ok := n.grants.get(pub)
+	if !ok {
+		return fmt.Errorf("dt: %s %s: %w: the table holds no grant for publisher key %x", rec.Kind, rec.Key, ErrOutsideGrant, pub)
+	}
+	if err := g.Covers(rec.Key, rec.Kind, clock); err != nil {
+		return fmt.Errorf("dt: %s %s: %w", rec.Kind, rec.Key, err)
+	}
+	return nil
+}
+
+// Grant writes a grant letting key write records under the scope's prefixes with their
+// operations, from now on (not_before is this master's clock) with no end, and returns it. It
+// replaces any grant key held. Only a master may grant; it refuses a scope ParseGrant would
+// refuse with ErrBadGrant.
+func (n *Node) Grant(ctx context.Context, key ed25519.PublicKey, scope []GrantRule) (Grant, error) {
+	if n.cfg.Keys.Master == nil {
+		return Grant{}, fmt.Errorf("%w (grant)", ErrNotMaster)
+	}
+	if err := n.WaitSynced(ctx); err != nil {
+		return Grant{}, err
+	}
+	g := Grant{Key: key, Scope: scope, NotBefore: n.clock.Now()}
+	body, err := g.Marshal()
+	if err != nil {
+		return Grant{}, err
+	}
+	if err := n.Put(ctx, GrantKey(key), body); err != nil {
+		return Grant{}, err
+	}
+	return ParseGrant(body)
+}
+
+// Revoke closes key's grant at this master's clock: records the key stamped before stay valid,
+// later ones are refused by every node (see GrantKeyPrefix). It returns the revoked grant, or an
+// error wrapping ErrNotFound when the table holds no grant for key.
+func (n *Node) Revoke(ctx context.Context, key ed25519.PublicKey) (Grant, error) {
+	if n.cfg.Keys.Master == nil {
+		return Grant{}, fmt.Errorf("%w (revoke)", ErrNotMaster)
+	}
+	if err := n.WaitSynced(ctx); err != nil {
+		return Grant{}, err
+	}
+	g, ok := n.grants.get(key)
+	if !ok || len(g.Scope) == 0 {
+		return Grant{}, fmt.Errorf("dt: grant for %x: %w", key, ErrNotFound)
+	}
+	body, err := g.Revoked(n.clock.Now()).Marshal()
+	if err != nil {
+		return Grant{}, err
+	}
+	if err := n.Put(ctx, GrantKey(key), body); err != nil {
+		return Grant{}, err
+	}
+	return ParseGrant(body)
 }

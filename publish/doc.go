@@ -37,5 +37,14 @@
 // [Compression]: the best levels (brotli 11) for sites up to [AutoBestMax], fast ones above,
 // unless ScanOptions.Compression says otherwise.
 //
-// The network part (signing the manifest, sending blobs, moving site/current) is not here.
+// # Sites
+//
+// [Publish], [PublishDir], [Deploys] and [Rollback] act on one site of the network
+// (NetworkOptions.Site; left out, the network's only site): they read and move that site's
+// current pointer (site.CurrentKeyOf; "site/current", as before there were sites, for
+// site.DefaultSite) and its kept deploys (site.History; the default site's are the deploys no
+// History lists, so its publishes write exactly what the previous release wrote). [AddSite],
+// [SetSite], [RemoveSite] and [Sites] write and list the site records (site.Record). Blobs and
+// manifests stay content-addressed and shared: a file two sites have is sent once, and
+// collection frees a blob only when no kept deploy of any site names it.
 package publish

@@ -26,3 +26,18 @@ var (
 	// ErrUnknownBlob is returned by Plan.Open and Plan.ReadBlob for a hash the plan does not hold.
 	ErrUnknownBlob = errors.New("publish: blob not in the plan")
 )
+
+// Errors returned by the site commands (AddSite, SetSite, RemoveSite) and by publishing to a
+// site. Returned errors wrap them with the site or hosts concerned.
+var (
+	// ErrSiteExists is returned by AddSite for a site that exists already, with a record or as
+	// the implicit default site.
+	ErrSiteExists = errors.New("publish: site exists")
+	// ErrNoSite is returned for a site that has no record and is not the implicit default site.
+	ErrNoSite = errors.New("publish: no such site")
+	// ErrSiteRequired is returned when no site is named (NetworkOptions.Site) and the network
+	// has several.
+	ErrSiteRequired = errors.New("publish: the network has several sites: name one")
+	// ErrHostTaken is returned by AddSite and SetSite for a host another site claims already.
+	ErrHostTaken = errors.New("publish: host claimed by another site")
+)

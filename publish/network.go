@@ -25,8 +25,14 @@ type NetworkOptions struct {
 	Keys dt.Keys
 	// Peers are the nodes to dial (any node of the network). At least one.
 	Peers []string
-	// Keep is how many deploys the network keeps (for rollback); older ones and the blobs only
-	// they use are collected. Zero: 10.
+	// Site is the site published to, rolled back or listed. Empty: the network's only site
+	// (its one record, or the implicit site.DefaultSite; site.DefaultSite on a network with no
+	// site yet), and an error wrapping ErrSiteRequired, naming the sites, when it has several.
+	// A site must exist before it is published to (AddSite), except site.DefaultSite on a
+	// network with no site at all, whose first publish makes it, as before there were sites.
+	Site string
+	// Keep is how many deploys each site keeps (for rollback); older ones and the blobs no kept
+	// deploy of any site uses are collected. Zero: 10.
 	Keep int
 	// Wait bounds how long Publish waits for the edges to serve the deploy. Zero: 2 min. The
 	// upload itself is bounded by ctx only.
@@ -81,6 +87,8 @@ type Step struct {
 
 // Result is what a publish did.
 type Result struct {
+	// Site is the site published to or rolled back.
+	Site      string          `json:"site,omitempty"`
 	Deploy    site.DeployID   `json:"deploy"`
 	Previous  site.DeployID   `json:"previous"`
 	Files     int             `json:"files"`
@@ -128,11 +136,15 @@ func Publish(ctx context.Context, plan *Plan, opts NetworkOptions) (Result, erro
 		return Result{Files: len(plan.Manifest.Files), DryRun: opts.DryRun}, err
 	}
 	defer s.close()
-	prev, prevID, err := s.current(ctx)
+	name, err := s.resolveSite(ctx, opts.Site)
 	if err != nil {
 		return Result{Files: len(plan.Manifest.Files), DryRun: opts.DryRun}, err
 	}
-	return s.publish(ctx, plan, prev, prevID, opts, step)
+	prev, prevID, err := s.current(ctx, name)
+	if err != nil {
+		return Result{Files: len(plan.Manifest.Files), DryRun: opts.DryRun}, err
+	}
+	return s.publish(ctx, plan, name, prev, prevID, opts, step)
 }
 
 // PublishDir scans dir and publishes it, like Scan followed by Publish, but links to the network
@@ -148,7 +160,11 @@ func PublishDir(ctx context.Context, dir string, scan ScanOptions, opts NetworkO
 		return Result{DryRun: opts.DryRun}, err
 	}
 	defer s.close()
-	prev, prevID, err := s.current(ctx)
+	name, err := s.resolveSite(ctx, opts.Site)
+	if err != nil {
+		return Result{DryRun: opts.DryRun}, err
+	}
+	prev, prevID, err := s.current(ctx, name)
 	if err != nil {
 		return Result{DryRun: opts.DryRun}, err
 	}
@@ -161,7 +177,7 @@ func PublishDir(ctx context.Context, dir string, scan ScanOptions, opts NetworkO
 	if opts.Scanned != nil {
 		opts.Scanned(plan)
 	}
-	return s.publish(ctx, plan, prev, prevID, opts, step)
+	return s.publish(ctx, plan, name, prev, prevID, opts, step)
 }
 
 func (o NetworkOptions) stepper() func(Step) {
@@ -176,8 +192,8 @@ func (o NetworkOptions) stepper() func(Step) {
 
 // publish sends plan over an open session: the blobs the network lacks, the manifest, the
 // pointer; then it waits for the edges and collects old deploys.
-func (s *session) publish(ctx context.Context, plan *Plan, prev *site.Manifest, prevID site.DeployID, opts NetworkOptions, step func(Step)) (Result, error) {
-	res := Result{Files: len(plan.Manifest.Files), DryRun: opts.DryRun, Previous: prevID, Warnings: plan.Warnings,
+func (s *session) publish(ctx context.Context, plan *Plan, name string, prev *site.Manifest, prevID site.DeployID, opts NetworkOptions, step func(Step)) (Result, error) {
+	res := Result{Site: name, Files: len(plan.Manifest.Files), DryRun: opts.DryRun, Previous: prevID, Warnings: plan.Warnings,
 		SPA: plan.Manifest.SPA, CleanURLs: plan.Manifest.CleanURLs}
 	if same, err := sameSite(plan.Manifest, prev, prevID); err != nil {
 		return res, err
@@ -189,7 +205,7 @@ func (s *session) publish(ctx context.Context, plan *Plan, prev *site.Manifest, 
 		if opts.DryRun {
 			return res, nil
 		}
-		res.Edges, res.EdgesLive, err = s.waitLive(ctx, prevID, opts, func(live, all int) {
+		res.Edges, res.EdgesLive, err = s.waitLive(ctx, name, prevID, opts, func(live, all int) {
 			step(Step{Phase: PhaseWaiting, EdgesLive: live, EdgesTotal: all})
 		})
 		return res, err
@@ -220,16 +236,16 @@ func (s *session) publish(ctx context.Context, plan *Plan, prev *site.Manifest, 
 	res.BlobsSent, res.BytesSent = len(res.Diff.Send), res.Diff.SendBytes
 
 	step(Step{Phase: PhaseSwitching})
-	if err := s.switchTo(ctx, plan.Manifest, id); err != nil {
+	if err := s.switchTo(ctx, name, plan.Manifest, id); err != nil {
 		return res, err
 	}
 
-	res.Edges, res.EdgesLive, err = s.waitLive(ctx, id, opts, func(live, all int) {
+	res.Edges, res.EdgesLive, err = s.waitLive(ctx, name, id, opts, func(live, all int) {
 		step(Step{Phase: PhaseWaiting, EdgesLive: live, EdgesTotal: all})
 	})
 	if err == nil || errors.Is(err, ErrNotLive) || errors.Is(err, ErrNoEdges) {
 		step(Step{Phase: PhaseCollecting})
-		collected, cerr := s.collect(ctx, id, opts.Keep)
+		collected, cerr := s.collect(ctx, name, opts.Keep)
 		res.Collected = collected
 		if cerr != nil && err == nil {
 			err = cerr
@@ -280,6 +296,7 @@ type session struct {
 	tracker *heartbeat.Tracker
 	done    chan struct{}
 	wg      sync.WaitGroup
+	log     *slog.Logger
 	// confirmWait bounds each wait for a peer to acknowledge a write.
 	confirmWait time.Duration
 }
@@ -297,11 +314,11 @@ func openSession(ctx context.Context, opts NetworkOptions, readOnly bool) (*sess
 	if len(opts.Peers) == 0 {
 		return nil, errors.New("publish: no peer to publish to (--peer)")
 	}
-	if opts.Keys.Master == nil && !readOnly {
+	if opts.Keys.Master == nil && opts.Keys.Publisher == nil && !readOnly {
 		return nil, fmt.Errorf("publish: %w", dt.ErrNotMaster)
 	}
 	cfg := opts.Node
-	cfg.Keys, cfg.Master, cfg.Peers, cfg.LazyBodies = opts.Keys, opts.Keys.Master != nil, opts.Peers, true
+	cfg.Keys, cfg.Master, cfg.Peers, cfg.LazyBodies = opts.Keys, opts.Keys.Master != nil || opts.Keys.Publisher != nil, opts.Peers, true
 	cfg.Logger = opts.Logger
 	// The cache is only a copy: when another publish holds it, or it is unusable, a temporary
 	// one does.
@@ -309,7 +326,7 @@ func openSession(ctx context.Context, opts NetworkOptions, readOnly bool) (*sess
 	if err != nil {
 		return nil, err
 	}
-	s := &session{node: node, dir: dir, done: make(chan struct{}), confirmWait: opts.ConnectTimeout,
+	s := &session{node: node, dir: dir, done: make(chan struct{}), confirmWait: opts.ConnectTimeout, log: opts.Logger,
 		tracker: heartbeat.NewTracker(heartbeat.Config{Interval: opts.HeartbeatInterval})}
 	events := node.Events() // before any write, so that its errors are on the channel
 	s.wg.Go(func() {
@@ -342,14 +359,15 @@ func (s *session) close() {
 	}
 }
 
-// current returns the network's current deploy, if any.
-func (s *session) current(ctx context.Context) (*site.Manifest, site.DeployID, error) {
-	if !s.node.Has(site.CurrentKey) {
+// current returns the current deploy of the site name, if any.
+func (s *session) current(ctx context.Context, name string) (*site.Manifest, site.DeployID, error) {
+	key := site.CurrentKeyOf(name)
+	if !s.node.Has(key) {
 		return nil, site.DeployID{}, nil
 	}
-	raw, err := s.node.Get(ctx, site.CurrentKey)
+	raw, err := s.node.Get(ctx, key)
 	if err != nil {
-		return nil, site.DeployID{}, fmt.Errorf("publish: read current deploy: %w", err)
+		return nil, site.DeployID{}, fmt.Errorf("publish: read current deploy of site %s: %w", name, err)
 	}
 	cur, err := site.ParseCurrent(raw)
 	if err != nil {
@@ -416,34 +434,40 @@ func (s *session) upload(ctx context.Context, plan *Plan, send []blobs.Hash, pro
 }
 
 // switchTo writes the manifest, waits until a peer holds it (and so every blob before it, since a
-// peer's acknowledgement covers the log up to a point), and only then writes the current pointer
-// and waits for that too. A publisher killed at any moment leaves the network pointing either at
-// the previous deploy or at one whose every part a peer holds.
-func (s *session) switchTo(ctx context.Context, m *site.Manifest, id site.DeployID) error {
+// peer's acknowledgement covers the log up to a point), and only then writes the site's current
+// pointer and waits for that too. A publisher killed at any moment leaves the network pointing
+// either at the previous deploy or at one whose every part a peer holds. For a site other than
+// site.DefaultSite, the site's History names the deploy before its manifest is written, so that
+// no collection meanwhile takes it for one of the default site's.
+func (s *session) switchTo(ctx context.Context, name string, m *site.Manifest, id site.DeployID) error {
+	if err := s.pushHistory(ctx, name, id); err != nil {
+		return err
+	}
 	if err := s.writeManifest(ctx, m, id); err != nil {
 		return err
 	}
 	if err := s.replicated(ctx, site.DeployKey(id)); err != nil {
 		return fmt.Errorf("publish: manifest not confirmed by a peer: %w", err)
 	}
-	return s.point(ctx, id)
+	return s.point(ctx, name, id)
 }
 
-// point makes a kept deploy current (a rollback): only the pointer is written, so the deploys
-// keep their publish order.
-func (s *session) point(ctx context.Context, id site.DeployID) error {
+// point makes a kept deploy the site's current one (a rollback): only the pointer is written,
+// so the deploys keep their publish order.
+func (s *session) point(ctx context.Context, name string, id site.DeployID) error {
 	cur, err := site.Current{Deploy: id, Time: time.Now()}.Marshal()
 	if err != nil {
 		return err
 	}
-	if err := s.node.Put(ctx, site.CurrentKey, cur); err != nil {
-		return fmt.Errorf("publish: write current deploy: %w", err)
+	key := site.CurrentKeyOf(name)
+	if err := s.node.Put(ctx, key, cur); err != nil {
+		return fmt.Errorf("publish: write current deploy of site %s: %w", name, err)
 	}
-	return s.confirm(ctx)
+	return s.confirm(ctx, key)
 }
 
-func (s *session) confirm(ctx context.Context) error {
-	if err := s.replicated(ctx, site.CurrentKey); err != nil {
+func (s *session) confirm(ctx context.Context, key string) error {
+	if err := s.replicated(ctx, key); err != nil {
 		return fmt.Errorf("publish: deploy written but not confirmed by a peer: %w", err)
 	}
 	return nil
@@ -452,7 +476,12 @@ func (s *session) confirm(ctx context.Context) error {
 // waitLive listens to heartbeats until every live edge serves id, or the wait ends. It listens
 // at least 1.5 heartbeat intervals first, so that edges which have not spoken since the session
 // began are counted.
-func (s *session) waitLive(ctx context.Context, id site.DeployID, opts NetworkOptions, progress func(live, all int)) ([]EdgeResult, int, error) {
+func (s *session) waitLive(ctx context.Context, name string, id site.DeployID, opts NetworkOptions, progress func(live, all int)) ([]EdgeResult, int, error) {
+	if name != site.DefaultSite {
+		// A heartbeat's deploy and synced fields are the default site's: no edge reports
+		// what it serves of another site, so there is nothing to wait for.
+		return nil, 0, fmt.Errorf("%w: heartbeats report only the deploy of site %s", ErrNoEdges, site.DefaultSite)
+	}
 	ctx, cancel := context.WithTimeout(ctx, opts.Wait)
 	defer cancel()
 	listenUntil := time.Now().Add(opts.HeartbeatInterval * 3 / 2)
@@ -523,35 +552,39 @@ func (s *session) deploys(ctx context.Context) ([]kept, error) {
 	return all, nil
 }
 
-// collect removes the deploys beyond keep (newest published first, the current one always kept),
-// their manifests first and then the blobs no kept deploy uses.
-func (s *session) collect(ctx context.Context, current site.DeployID, keep int) ([]site.DeployID, error) {
+// collect removes the deploys no site keeps, their manifests first and then the blobs no kept
+// deploy uses. The site name (the one just published to; "" for none) keeps its current deploy
+// and the newest of its deploys up to keep (its history: histories); every other site keeps its
+// current deploy and its whole history, which its own publishes cut, so that one site's --keep
+// never shortens another's. A deploy is collected only when no site keeps it (the deploys of a
+// removed site, which no site's history holds any more), and a blob only when no kept deploy of
+// any site names it, since blobs are shared between sites.
+func (s *session) collect(ctx context.Context, name string, keep int) ([]site.DeployID, error) {
 	all, err := s.deploys(ctx)
 	if err != nil {
 		return nil, err
 	}
-	// The current deploy first (a rollback makes an older one current), then newest first.
-	slices.SortStableFunc(all, func(a, b kept) int {
-		switch {
-		case a.id == current:
-			return -1
-		case b.id == current:
-			return 1
-		}
-		return 0
-	})
-	if len(all) <= keep {
-		return nil, nil
+	keptIDs, err := s.keptBySites(ctx, all, name, keep)
+	if err != nil {
+		return nil, err
 	}
 	inUse := map[blobs.Hash]bool{}
-	for _, k := range all[:keep] {
+	var drop []kept
+	for _, k := range all {
+		if !keptIDs[k.id] {
+			drop = append(drop, k)
+			continue
+		}
 		for _, h := range k.blobs() {
 			inUse[h] = true
 		}
 	}
+	if len(drop) == 0 {
+		return nil, nil
+	}
 	var dropKeys, blobKeys []string
 	var dropped []site.DeployID
-	for _, k := range all[keep:] {
+	for _, k := range drop {
 		dropped = append(dropped, k.id)
 		dropKeys = append(dropKeys, site.DeployKey(k.id))
 		for _, h := range k.blobs() {
@@ -580,6 +613,42 @@ func (s *session) collect(ctx context.Context, current site.DeployID, keep int) 
 	return dropped, nil
 }
 
+// keptBySites returns the deploys among all that some site keeps: every site's current deploy,
+// the newest keep of the site name's history (its current deploy counted first), and the whole
+// history of every other site, whose deploys only its own publishes collect.
+func (s *session) keptBySites(ctx context.Context, all []kept, name string, keep int) (map[site.DeployID]bool, error) {
+	currents, err := s.currents(ctx)
+	if err != nil {
+		return nil, err
+	}
+	keptIDs := map[site.DeployID]bool{}
+	for _, id := range currents {
+		keptIDs[id] = true
+	}
+	histories, err := s.histories(ctx, all)
+	if err != nil {
+		return nil, err
+	}
+	for other, history := range histories {
+		n := len(history)
+		if other == name {
+			n = min(keep, n)
+		}
+		// The current deploy first (a rollback makes an older one current), then newest first.
+		rank := func(k kept) int {
+			if k.id == currents[other] {
+				return 0
+			}
+			return 1
+		}
+		slices.SortStableFunc(history, func(a, b kept) int { return cmp.Compare(rank(a), rank(b)) })
+		for _, k := range history[:n] {
+			keptIDs[k.id] = true
+		}
+	}
+	return keptIDs, nil
+}
+
 // DeployInfo describes one kept deploy.
 type DeployInfo struct {
 	ID      site.DeployID `json:"id"`
@@ -593,8 +662,9 @@ type DeployInfo struct {
 	CleanURLs bool `json:"clean_urls"`
 }
 
-// Deploys lists the deploys the network keeps, newest first, with the edges serving each (from
-// one and a half heartbeat intervals of listening).
+// Deploys lists the deploys the network keeps for the site opts.Site, newest first, with the
+// edges serving each (from one and a half heartbeat intervals of listening; heartbeats report
+// only the default site's deploy, so the deploys of other sites list no edge).
 func Deploys(ctx context.Context, opts NetworkOptions) ([]DeployInfo, error) {
 	opts = opts.withDefaults()
 	s, err := openSession(ctx, opts, true)
@@ -602,11 +672,15 @@ func Deploys(ctx context.Context, opts NetworkOptions) ([]DeployInfo, error) {
 		return nil, err
 	}
 	defer s.close()
-	_, current, err := s.current(ctx)
+	name, err := s.resolveSite(ctx, opts.Site)
 	if err != nil {
 		return nil, err
 	}
-	all, err := s.deploys(ctx)
+	_, current, err := s.current(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	all, err := s.siteDeploys(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -626,7 +700,7 @@ func Deploys(ctx context.Context, opts NetworkOptions) ([]DeployInfo, error) {
 		t.Stop()
 	}
 	for _, e := range s.tracker.Edges() {
-		if e.State != heartbeat.Alive || !e.Last.Synced {
+		if e.State != heartbeat.Alive || !e.Last.Synced || name != site.DefaultSite {
 			continue
 		}
 		for i := range out {
@@ -663,9 +737,10 @@ func FindDeploy(ctx context.Context, opts NetworkOptions, prefix string) (site.D
 	return site.DeployID{}, fmt.Errorf("%q names %d deploys; give more of the id", prefix, len(found))
 }
 
-// Rollback makes a kept deploy current again; nothing is uploaded, since the network holds every
-// blob of a kept deploy. A zero id means the newest deploy older than the current one. It waits
-// for the edges like Publish.
+// Rollback makes a kept deploy of the site opts.Site current again; nothing is uploaded, since
+// the network holds every blob of a kept deploy. A zero id means the site's newest deploy older
+// than its current one. A deploy of another site is refused. It waits for the edges like
+// Publish. Other sites' pointers and deploys are not touched.
 func Rollback(ctx context.Context, id site.DeployID, opts NetworkOptions) (Result, error) {
 	opts = opts.withDefaults()
 	s, err := openSession(ctx, opts, false)
@@ -673,37 +748,41 @@ func Rollback(ctx context.Context, id site.DeployID, opts NetworkOptions) (Resul
 		return Result{}, err
 	}
 	defer s.close()
-	_, current, err := s.current(ctx)
+	name, err := s.resolveSite(ctx, opts.Site)
+	if err != nil {
+		return Result{}, err
+	}
+	_, current, err := s.current(ctx, name)
+	if err != nil {
+		return Result{}, err
+	}
+	all, err := s.siteDeploys(ctx, name)
 	if err != nil {
 		return Result{}, err
 	}
 	if id.IsZero() {
 		// The deploy published just before the current one.
-		all, err := s.deploys(ctx)
-		if err != nil {
-			return Result{}, err
-		}
 		for i, k := range all {
 			if k.id == current && i+1 < len(all) {
 				id = all[i+1].id
 			}
 		}
 		if id.IsZero() {
-			return Result{}, errors.New("publish: no earlier deploy to roll back to")
+			return Result{}, fmt.Errorf("publish: site %s has no earlier deploy to roll back to", name)
 		}
 	}
-	if !s.node.Has(site.DeployKey(id)) {
-		return Result{}, fmt.Errorf("publish: deploy %s is not kept by the network", id.Short())
+	if !slices.ContainsFunc(all, func(k kept) bool { return k.id == id }) {
+		return Result{}, fmt.Errorf("publish: deploy %s is not one the network keeps for site %s", id.Short(), name)
 	}
 	m, err := s.manifest(ctx, id)
 	if err != nil {
 		return Result{}, err
 	}
-	res := Result{Deploy: id, Previous: current, Files: len(m.Files)}
-	if err := s.point(ctx, id); err != nil {
+	res := Result{Site: name, Deploy: id, Previous: current, Files: len(m.Files)}
+	if err := s.point(ctx, name, id); err != nil {
 		return res, err
 	}
-	res.Edges, res.EdgesLive, err = s.waitLive(ctx, id, opts, func(int, int) {})
+	res.Edges, res.EdgesLive, err = s.waitLive(ctx, name, id, opts, func(int, int) {})
 	_, res.WireBytes = s.node.WireBytes()
 	return res, err
 }

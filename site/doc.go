@@ -25,8 +25,21 @@
 //
 // A deploy lives in the dt table under three kinds of keys (see keys.go): "blob/<hex>" holds one
 // blob of file data as a [BlobObject], "deploy/<hex>" holds a manifest (its canonical JSON), and
-// "site/current" holds the [Current] pointer that names the deploy edges serve. Rollback rewrites
-// only the pointer.
+// a site's current pointer ([CurrentKeyOf]) holds the [Current] that names the deploy edges
+// serve for that site. Rollback rewrites only the pointer. Blobs and deploys are shared by every
+// site on the network.
+//
+// # Sites
+//
+// A network serves many sites. "sites/<name>" holds a site's [Record]: its name and the hosts
+// it claims. "site/<name>/current" is its current pointer, except for the site [DefaultSite],
+// whose pointer is "site/current", the one key a network of the previous release had: such a
+// network's one site is the site "default", with no step by the user, and its edges go on
+// following it. That site exists implicitly while "site/current" exists and "sites/default"
+// does not ([ImplicitDefault]), and then claims every host no other site claims. [Hosts.Match]
+// is the one rule by which every node maps a request's host to its site: exact hosts, then
+// one-label wildcards, then the implicit default; two records claiming one host resolve to the
+// site whose name sorts first, on every node alike.
 //
 // # Not covered
 //

@@ -27,4 +27,10 @@ var (
 	ErrBlobTooLarge = errors.New("site: blob over the size limit")
 	// ErrInvalidCurrent is returned by ParseCurrent when a current pointer is malformed.
 	ErrInvalidCurrent = errors.New("site: invalid current pointer")
+	// ErrInvalidRecord is returned by ParseRecord, Validate, Marshal, NewRecord, CheckSiteName
+	// and CheckHost when a site record, a site name or a host breaks one of their rules.
+	ErrInvalidRecord = errors.New("site: invalid site record")
+	// ErrInvalidHistory is returned by ParseHistory and History.Marshal when a site's list of
+	// deploys is malformed, too long or lists a deploy twice.
+	ErrInvalidHistory = errors.New("site: invalid site history")
 )

@@ -15,16 +15,64 @@ import (
 	"github.com/dt-cdn/dt/blobs"
 )
 
-// Keys of the dt table under which a site lives. A key is one of:
+// Keys of the dt table under which sites live. A key is one of:
 //
-//	blob/<64 hex>     a BlobObject: one blob of file data (a file, a chunk or a variant)
-//	deploy/<64 hex>   a manifest's canonical JSON; the hex is its DeployID
-//	site/current      a Current: the deploy edges serve
+//	blob/<64 hex>        a BlobObject: one blob of file data (a file, a chunk or a variant)
+//	deploy/<64 hex>      a manifest's canonical JSON; the hex is its DeployID
+//	sites/<name>         a Record: a site and the hosts it claims
+//	site/<name>/current  a Current: the deploy edges serve for the site <name>
+//	site/current         a Current: the deploy edges serve for the site DefaultSite
+//	site/<name>/deploys  a History: the deploys published to the site <name>, newest first
+//
+// Blobs and deploys are content-addressed and shared by every site: the same file in two sites
+// is one blob. The site DefaultSite keeps the key a network of the previous release used for
+// its one site, so that network's edges go on following it; "site/default/current" is never
+// used.
 const (
-	CurrentKey      = "site/current"
-	blobKeyPrefix   = "blob/"
-	deployKeyPrefix = "deploy/"
+	CurrentKey       = "site/current"
+	blobKeyPrefix    = "blob/"
+	deployKeyPrefix  = "deploy/"
+	RecordKeyPrefix  = "sites/"
+	currentKeyPrefix = "site/"
+	currentKeySuffix = "/current"
 )
+
+// RecordKey returns the table key of a site's record: "sites/<name>".
+func RecordKey(name string) string { return RecordKeyPrefix + name }
+
+// ParseRecordKey returns the site a record key names, and false for any other key (a name
+// CheckSiteName refuses among them).
+func ParseRecordKey(key string) (string, bool) {
+	name, ok := strings.CutPrefix(key, RecordKeyPrefix)
+	return name, ok && CheckSiteName(name) == nil
+}
+
+// CurrentKeyOf returns the table key of a site's current pointer: CurrentKey for DefaultSite,
+// "site/<name>/current" for any other.
+func CurrentKeyOf(name string) string {
+	if name == DefaultSite {
+		return CurrentKey
+	}
+	return currentKeyPrefix + name + currentKeySuffix
+}
+
+// ParseCurrentKey returns the site whose current pointer key is, and false for any other key.
+// It inverts CurrentKeyOf: CurrentKey names DefaultSite, and "site/default/current" is not a
+// current pointer key.
+func ParseCurrentKey(key string) (string, bool) {
+	if key == CurrentKey {
+		return DefaultSite, true
+	}
+	rest, ok := strings.CutPrefix(key, currentKeyPrefix)
+	if !ok {
+		return "", false
+	}
+	name, ok := strings.CutSuffix(rest, currentKeySuffix)
+	if !ok || name == DefaultSite || CheckSiteName(name) != nil {
+		return "", false
+	}
+	return name, true
+}
 
 // BlobKey returns the table key of a blob: "blob/<hex>".
 func BlobKey(h blobs.Hash) string { return blobKeyPrefix + h.String() }
@@ -236,7 +284,8 @@ func decodeBlobData(obj *BlobObject) ([]byte, error) {
 	}
 }
 
-// Current is the object under CurrentKey: the deploy edges serve, and when a master chose it.
+// Current is the object under a site's current pointer key (CurrentKeyOf): the deploy edges
+// serve for the site, and when a master chose it.
 // Publishing and rollback both write it; the newest write wins (the table's rule for a key).
 type Current struct {
 	Deploy DeployID  `json:"deploy"`

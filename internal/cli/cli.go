@@ -79,7 +79,8 @@ func Run(ctx context.Context, args []string, env *Env) int {
 		return 2
 	}
 	err := commands()[i].run(ctx, args[1:], env)
-	if name == "guard" && len(args) > 1 && (args[1] == "list" || args[1] == "unblock") {
+	if name == "guard" && len(args) > 1 && (args[1] == "list" || args[1] == "unblock") ||
+		name == "site" && len(args) > 1 && (args[1] == "add" || args[1] == "set" || args[1] == "remove") {
 		name += " " + args[1] // errors name the subcommand, as its usage does
 	}
 	var uerr *usageError
@@ -113,6 +114,9 @@ func commands() []command {
 		{name: "node", summary: "run a node until interrupted", run: runNode},
 		{name: "add", summary: "add a JSON object to the table through a peer", run: runAdd},
 		{name: "remove", summary: "remove an object from the table through a peer", run: runRemove},
+		{name: "grant", summary: "let a publisher key publish one site (a master's)", run: runGrant},
+		{name: "grants", summary: "list the publisher keys granted and their scopes", run: runGrants},
+		{name: "revoke", summary: "revoke a publisher key's grant from now on (a master's)", run: runRevoke},
 		{name: "send", summary: "send a message to every node online", run: runSend},
 		{name: "demo", summary: "run a whole CDN on this machine: a redirector, three edges and an example site", run: runDemo},
 		{name: "edge", summary: "run an edge: serve the current deploy to visitors over HTTPS", run: runEdge},
@@ -120,6 +124,8 @@ func commands() []command {
 		{name: "publish", summary: "publish a static site directory (the same as dt-publish)", run: runPublish},
 		{name: "deploys", summary: "list the deploys the network keeps", run: runDeploys},
 		{name: "rollback", summary: "make a kept deploy current again", run: runRollback},
+		{name: "site", summary: "add, change or remove a site (dt site add|set|remove NAME)", run: runSite},
+		{name: "sites", summary: "list the sites of the network: names, hosts, current deploys", run: runSites},
 		{name: "dns", summary: "run a DNS node: answer DNS for the zones the table holds, and GeoDNS for the site", run: runDNS},
 		{name: "dns-publish", summary: "publish a zone file to every DNS node", run: runDNSPublish},
 		{name: "dns-records", summary: "list the DNS records the table holds", run: runDNSRecords},

@@ -4,7 +4,10 @@ package cli
 // against the README's loopback network (keys in keys/, a node on 127.0.0.1:7002), and the
 // common variations.
 var examples = map[string][]string{
-	"keygen": {"dt keygen keys/"},
+	"keygen": {"dt keygen keys/", "dt keygen --publisher ci-keys/   # then copy keys/network.key and keys/master.pub into ci-keys/"},
+	"grant":  {"dt grant --keys keys --peer 127.0.0.1:7002 --site blog $(cat ci-keys/publisher.pub)"},
+	"grants": {"dt grants --keys keys --peer 127.0.0.1:7002", "dt grants --keys keys --peer 127.0.0.1:7002 --json"},
+	"revoke": {"dt revoke --keys keys --peer 127.0.0.1:7002 $(cat ci-keys/publisher.pub)"},
 	"node": {
 		"dt node --keys keys --data n2 --listen 127.0.0.1:7002 --admin 127.0.0.1:9002",
 		"dt node --keys keys --data m --master --peer 127.0.0.1:7002   # a master needs no listener",
@@ -25,9 +28,26 @@ var examples = map[string][]string{
 		"dt publish --keys keys --peer 127.0.0.1:7002 ./public",
 		"dt publish --keys keys --peer 127.0.0.1:7002 --dry-run ./public   # what would change; no master.key needed",
 		"dt publish --keys keys --peer 127.0.0.1:7002 --clean-urls ./public   # kept by later publishes until changed",
+		"dt publish --keys keys --peer 127.0.0.1:7002 --site blog ./blog/public   # one site of several (dt sites)",
 	},
-	"deploys":  {"dt deploys --keys keys --peer 127.0.0.1:7002"},
-	"rollback": {"dt rollback --keys keys --peer 127.0.0.1:7002", "dt rollback --keys keys --peer 127.0.0.1:7002 3f2a9c"},
+	"deploys": {"dt deploys --keys keys --peer 127.0.0.1:7002", "dt deploys --keys keys --peer 127.0.0.1:7002 --site blog"},
+	"rollback": {"dt rollback --keys keys --peer 127.0.0.1:7002", "dt rollback --keys keys --peer 127.0.0.1:7002 3f2a9c",
+		"dt rollback --keys keys --peer 127.0.0.1:7002 --site blog"},
+	"site": {
+		"dt site add --keys keys --peer 127.0.0.1:7002 blog --host blog.example.com --host www.blog.example.com",
+		"dt site set --keys keys --peer 127.0.0.1:7002 default --host www.example.com",
+		"dt site remove --keys keys --peer 127.0.0.1:7002 blog",
+	},
+	"site add": {
+		"dt site add --keys keys --peer 127.0.0.1:7002 blog --host blog.example.com --host www.blog.example.com",
+		"dt site add --keys keys --peer 127.0.0.1:7002 docs --host '*.docs.example.com'   # one label more",
+	},
+	"site set": {
+		"dt site set --keys keys --peer 127.0.0.1:7002 blog --host blog.example.com",
+		"dt site set --keys keys --peer 127.0.0.1:7002 default --host www.example.com   # default stops serving every host",
+	},
+	"site remove": {"dt site remove --keys keys --peer 127.0.0.1:7002 blog"},
+	"sites":       {"dt sites --keys keys --peer 127.0.0.1:7002", "dt sites --keys keys --peer 127.0.0.1:7002 --json"},
 	"dns": {
 		"dt dns --keys keys --data d1 --peer 127.0.0.1:7002 --dns 127.0.0.1:5353",
 		"dt dns --keys keys --data d1 --peer 127.0.0.1:7002 --dns :53 --geo-name cdn.example.com --geoip GeoLite2-City.mmdb",

@@ -26,14 +26,19 @@ import (
 // shows up here as a difference. The serving roles (node, edge, redirector, dns) gain flags
 // often; for them the test checks the flags every one of them must and must not have.
 var helpFlags = map[string][]string{
-	"keygen":      {},
+	"keygen":      {"publisher"},
+	"grant":       {"keys", "peer", "timeout", "log-level", "site"},
+	"grants":      {"keys", "peer", "timeout", "log-level", "json"},
+	"revoke":      {"keys", "peer", "timeout", "log-level"},
 	"add":         {"keys", "peer", "timeout", "log-level"},
 	"remove":      {"keys", "peer", "timeout", "log-level"},
 	"send":        {"keys", "peer", "timeout", "log-level"},
 	"demo":        {"publish", "keep", "log-level"},
-	"publish":     {"config", "keys", "peer", "timeout", "json", "log-level", "cache-dir", "keep", "dry-run", "include-hidden", "follow-symlinks", "spa", "clean-urls", "compression"},
-	"deploys":     {"config", "keys", "peer", "timeout", "json", "log-level", "cache-dir"},
-	"rollback":    {"config", "keys", "peer", "timeout", "json", "log-level", "cache-dir"},
+	"publish":     {"config", "keys", "peer", "timeout", "json", "log-level", "cache-dir", "site", "keep", "dry-run", "include-hidden", "follow-symlinks", "spa", "clean-urls", "compression"},
+	"deploys":     {"config", "keys", "peer", "timeout", "json", "log-level", "cache-dir", "site"},
+	"rollback":    {"config", "keys", "peer", "timeout", "json", "log-level", "cache-dir", "site"},
+	"site":        {"config", "keys", "peer", "timeout", "json", "log-level", "cache-dir", "host"},
+	"sites":       {"config", "keys", "peer", "timeout", "json", "log-level", "cache-dir"},
 	"dns-publish": {"keys", "peer", "timeout", "log-level", "origin", "dry-run", "remove-zone", "cache-dir"},
 	"dns-records": {"keys", "peer", "timeout", "log-level", "zone"},
 	"resolve":     {"keys", "peer", "timeout", "log-level", "type", "expect", "local", "json", "resolver"},

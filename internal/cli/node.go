@@ -287,11 +287,11 @@ func loadKeys(dir string, master bool) (dt.Keys, error) {
 	if err != nil {
 		return keys, err
 	}
-	if master && keys.Master == nil {
+	if master && keys.Master == nil && keys.Publisher == nil {
 		return keys, fmt.Errorf("%w: %s", ErrNoMasterKey, filepath.Join(dir, dt.MasterKeyFile))
 	}
 	if !master {
-		keys.Master = nil
+		keys.Master, keys.Publisher = nil, nil
 	}
 	return keys, nil
 }

@@ -49,6 +49,7 @@ type siteFlags struct {
 	keep     int
 	json     bool
 	logLevel string
+	site     string
 }
 
 // publishConfig is the config file: {"keys": "DIR", "peers": ["host:port", …]}.
@@ -65,6 +66,11 @@ func (f *siteFlags) register(fs *flagSet) {
 	fs.BoolVar(&f.json, "json", false, "print a machine-readable summary on stdout")
 	fs.StringVar(&f.logLevel, "log-level", "warn", "log `LEVEL` of the transient node on stderr")
 	fs.StringVar(&f.cacheDir, "cache-dir", defaultCacheDir(), "keep a copy of the table (records, no file data) in `DIR` between runs, so each run syncs only what changed; empty: none")
+}
+
+// registerSite adds --site, for the commands that act on one site's deploys.
+func (f *siteFlags) registerSite(fs *flagSet) {
+	fs.StringVar(&f.site, "site", "", "act on the site `NAME` (see dt sites); may be left out when the network has one site")
 }
 
 // defaultCacheDir is the user's cache directory for publishing, or none when there is no such
@@ -134,7 +140,7 @@ func (f *siteFlags) options(ctx context.Context, env *Env, needMaster bool) (pub
 	if err != nil {
 		return publish.NetworkOptions{}, nil, nil, err
 	}
-	if keys.Master == nil && needMaster {
+	if keys.Master == nil && keys.Publisher == nil && needMaster {
 		return publish.NetworkOptions{}, nil, nil, fmt.Errorf("%s has no %s: %w", f.keys, dt.MasterKeyFile, ErrNoMasterKey)
 	}
 	log, err := newLogger(env.Stderr, f.logLevel, "text")
@@ -143,7 +149,7 @@ func (f *siteFlags) options(ctx context.Context, env *Env, needMaster bool) (pub
 	}
 	log.Info("Starting", readBuildInfo().logAttrs()...)
 	watch, ctx := client.NewWatch(ctx, f.peers)
-	opts := publish.NetworkOptions{Keys: keys, Peers: f.peers, Keep: f.keep, Wait: f.wait, ConnectTimeout: f.wait,
+	opts := publish.NetworkOptions{Keys: keys, Peers: f.peers, Site: f.site, Keep: f.keep, Wait: f.wait, ConnectTimeout: f.wait,
 		Logger: log, CacheDir: f.cacheDir, Events: watch.Observe}
 	opts.Node.Dial = watch.Dialer(nil)
 	return opts, ctx, watch, nil
@@ -178,6 +184,7 @@ func runPublish(ctx context.Context, args []string, env *Env) error {
 			"_headers are checked before any peer is dialed.\n"+
 			"Exit status: 0 live on every live edge; 3 live on some; 4 no edge reported; 1 failure.")
 	f.register(fs)
+	f.registerSite(fs)
 	p.register(fs, &f)
 	if err := fs.parse(args); err != nil {
 		return err
@@ -310,6 +317,9 @@ func printPublished(w io.Writer, res publish.Result) {
 			res.Deploy, res.Files, len(d.Added), len(d.Changed), len(d.Deleted), res.BlobsSent, sizeOf(res.BytesSent))
 	}
 	fmt.Fprintf(w, "settings: %s\n", settingsOf(res.SPA, res.CleanURLs))
+	if res.Site != "" && res.Site != site.DefaultSite {
+		fmt.Fprintf(w, "site: %s\n", res.Site)
+	}
 	fmt.Fprintf(w, "live on %d/%d edges\n", res.EdgesLive, len(res.Edges))
 	for _, e := range res.Edges {
 		state := "live"
@@ -348,10 +358,11 @@ func total(p *publish.Plan) int64 {
 
 func runDeploys(ctx context.Context, args []string, env *Env) error {
 	var f siteFlags
-	fs := newFlagSet(env, "deploys", "dt deploys --keys DIR --peer ADDR [--json]",
+	fs := newFlagSet(env, "deploys", "dt deploys --keys DIR --peer ADDR [--site NAME] [--json]",
 		"Lists the deploys the network keeps, newest first: id, time, files, size, and the edges\n"+
 			"serving each (from a few seconds of heartbeats). The current one is marked with *.")
 	f.register(fs)
+	f.registerSite(fs)
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -392,11 +403,12 @@ func runDeploys(ctx context.Context, args []string, env *Env) error {
 
 func runRollback(ctx context.Context, args []string, env *Env) error {
 	var f siteFlags
-	fs := newFlagSet(env, "rollback", "dt rollback --keys DIR --peer ADDR [ID]",
+	fs := newFlagSet(env, "rollback", "dt rollback --keys DIR --peer ADDR [--site NAME] [ID]",
 		"Makes a kept deploy current again, uploading nothing; by default the one published before\n"+
 			"the current one. ID is a deploy id as dt deploys prints it (a unique prefix will do).\n"+
 			"Waits for the edges like dt publish and exits with the same codes.")
 	f.register(fs)
+	f.registerSite(fs)
 	if err := fs.parse(args); err != nil {
 		return err
 	}

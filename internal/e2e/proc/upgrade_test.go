@@ -67,6 +67,13 @@ func testUpgrade(t *testing.T, archive string) {
 
 	n.startHub(t)
 	e := n.startEdge(t, "edge", "52.37,4.90", false)
+	// Ready means listening; the edge loads its deploy from its own disk just after.
+	waitFor(t, 30*time.Second, "the upgraded edge serves its deploy", func() error {
+		if code, _, _, err := n.get(e.url() + "/"); err != nil || code != http.StatusOK {
+			return fmt.Errorf("GET /: %d %v", code, err)
+		}
+		return nil
+	})
 	for path, f := range want.Files {
 		req, err := http.NewRequest(http.MethodGet, e.url()+path, nil)
 		if err != nil {

@@ -1,0 +1,375 @@
+package publish
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/site"
+)
+
+// SiteInfo describes one site of the network, as Sites lists it.
+type SiteInfo struct {
+	Name  string   `json:"name"`
+	Hosts []string `json:"hosts"`
+	// Implicit is set for the site site.DefaultSite when it has no record: it then serves every
+	// host no other site claims, and Hosts is empty.
+	Implicit bool `json:"implicit"`
+	// Current is the site's current deploy; zero (and left out of the JSON) for none yet.
+	Current *site.DeployID `json:"current,omitempty"`
+}
+
+// Sites lists the network's sites, sorted by name: every record, and the implicit default site
+// when it exists (site.ImplicitDefault). It needs no master key.
+func Sites(ctx context.Context, opts NetworkOptions) ([]SiteInfo, error) {
+	opts = opts.withDefaults()
+	s, err := openSession(ctx, opts, true)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	records, implicit, err := s.sites(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]SiteInfo, 0, len(records)+1)
+	if implicit {
+		out = append(out, SiteInfo{Name: site.DefaultSite, Hosts: []string{}, Implicit: true})
+	}
+	for _, r := range records {
+		out = append(out, SiteInfo{Name: r.Name, Hosts: r.Hosts})
+	}
+	slices.SortFunc(out, func(a, b SiteInfo) int { return cmp.Compare(a.Name, b.Name) })
+	for i := range out {
+		if id, ok, err := s.pointer(ctx, out[i].Name); err != nil {
+			return nil, err
+		} else if ok {
+			out[i].Current = &id
+		}
+	}
+	return out, nil
+}
+
+// AddSite writes the record of a new site named name claiming hosts. It refuses a name that
+// exists already (ErrSiteExists; the implicit default site exists) and a host another site
+// claims (ErrHostTaken, naming each host and its site), and waits until a peer holds the record.
+// Hosts are normalised (site.NormalizeHost) and must then pass site.CheckHost.
+func AddSite(ctx context.Context, name string, hosts []string, opts NetworkOptions) (site.Record, error) {
+	return putSite(ctx, name, hosts, opts, false)
+}
+
+// SetSite replaces the hosts of the site name, like AddSite but for a site that exists
+// (ErrNoSite otherwise). Setting the implicit default site writes its first record: from then
+// on it serves only the hosts it lists.
+func SetSite(ctx context.Context, name string, hosts []string, opts NetworkOptions) (site.Record, error) {
+	return putSite(ctx, name, hosts, opts, true)
+}
+
+func putSite(ctx context.Context, name string, hosts []string, opts NetworkOptions, replace bool) (site.Record, error) {
+	r, err := newRecord(name, hosts)
+	if err != nil {
+		return site.Record{}, err
+	}
+	opts = opts.withDefaults()
+	s, err := openSession(ctx, opts, false)
+	if err != nil {
+		return site.Record{}, err
+	}
+	defer s.close()
+	records, implicit, err := s.sites(ctx)
+	if err != nil {
+		return site.Record{}, err
+	}
+	exists := implicit && name == site.DefaultSite || slices.ContainsFunc(records, func(o site.Record) bool { return o.Name == name })
+	switch {
+	case exists && !replace:
+		return site.Record{}, fmt.Errorf("%w: %s (change its hosts with dt site set)", ErrSiteExists, name)
+	case !exists && replace:
+		return site.Record{}, fmt.Errorf("%w: %s (add it with dt site add)", ErrNoSite, name)
+	}
+	if claims := site.Claimed(records, r); len(claims) > 0 {
+		taken := make([]string, len(claims))
+		for i, c := range claims {
+			taken[i] = c.Host + " (site " + c.Site + ")"
+		}
+		return site.Record{}, fmt.Errorf("%w: %s", ErrHostTaken, strings.Join(taken, ", "))
+	}
+	body, err := r.Marshal()
+	if err != nil {
+		return site.Record{}, err
+	}
+	key := site.RecordKey(name)
+	if err := s.node.Put(ctx, key, body); err != nil {
+		return site.Record{}, fmt.Errorf("publish: write site %s: %w", name, err)
+	}
+	if err := s.replicated(ctx, key); err != nil {
+		return r, fmt.Errorf("publish: site %s written but not confirmed by a peer: %w", name, err)
+	}
+	return r, nil
+}
+
+// newRecord normalises hosts as a user types them and builds the record.
+func newRecord(name string, hosts []string) (site.Record, error) {
+	norm := make([]string, len(hosts))
+	for i, h := range hosts {
+		norm[i] = site.NormalizeHost(h)
+		if wild, ok := strings.CutPrefix(h, "*."); ok {
+			norm[i] = "*." + site.NormalizeHost(wild)
+		}
+	}
+	slices.Sort(norm)
+	return site.NewRecord(name, slices.Compact(norm))
+}
+
+// RemoveSite deletes the record of the site name and its current pointer, then collects its
+// deploys: every deploy that no other site keeps, and every blob that no kept deploy of any
+// site names (see collect); then it deletes the site's History. It
+// refuses a site that does not exist (ErrNoSite). Removing the site site.DefaultSite deletes
+// "site/current" too, so edges of the previous release stop following a deploy.
+func RemoveSite(ctx context.Context, name string, opts NetworkOptions) ([]site.DeployID, error) {
+	if err := site.CheckSiteName(name); err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults()
+	s, err := openSession(ctx, opts, false)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	var keys []string
+	for _, k := range []string{site.RecordKey(name), site.CurrentKeyOf(name)} {
+		if s.node.Has(k) {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("%w: %s", ErrNoSite, name)
+	}
+	if err := s.deleteConfirmed(ctx, keys); err != nil {
+		return nil, fmt.Errorf("publish: remove site %s: %w", name, err)
+	}
+	// The History goes last: until then its deploys are no other site's, so the collection
+	// takes them, and a removal that dies before its end leaves them to the next collection.
+	collected, err := s.collect(ctx, "", 0)
+	if err != nil {
+		return collected, err
+	}
+	if key := site.HistoryKey(name); key != "" && s.node.Has(key) {
+		if err := s.deleteConfirmed(ctx, []string{key}); err != nil {
+			return collected, fmt.Errorf("publish: remove the deploys of site %s: %w", name, err)
+		}
+	}
+	return collected, nil
+}
+
+// deleteConfirmed deletes keys and waits until a peer holds the last deletion (a peer's
+// acknowledgement covers the log up to a point, so the others too).
+func (s *session) deleteConfirmed(ctx context.Context, keys []string) error {
+	if err := s.node.DeleteMany(ctx, keys); err != nil {
+		return err
+	}
+	if err := s.replicated(ctx, keys[len(keys)-1]); err != nil {
+		return fmt.Errorf("not confirmed by a peer: %w", err)
+	}
+	return nil
+}
+
+// sites reads every site record the table holds, sorted by name, and whether the default site
+// exists implicitly. A record that does not parse is skipped: a master wrote it, but a node of
+// this release cannot serve it, and neither can it claim hosts here.
+func (s *session) sites(ctx context.Context) ([]site.Record, bool, error) {
+	var records []site.Record
+	for key := range s.node.ObjectKeys() {
+		if _, ok := site.ParseRecordKey(key); !ok {
+			continue
+		}
+		raw, err := s.node.Get(ctx, key)
+		if errors.Is(err, dt.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, false, fmt.Errorf("publish: read %s: %w", key, err)
+		}
+		r, err := site.ParseRecordAt(key, raw)
+		if err != nil {
+			s.log.Warn("Site record refused", "key", key, "err", err)
+			continue
+		}
+		records = append(records, r)
+	}
+	slices.SortFunc(records, func(a, b site.Record) int { return cmp.Compare(a.Name, b.Name) })
+	return records, site.ImplicitDefault(records, s.node.Has(site.CurrentKey)), nil
+}
+
+// pointer returns the deploy the site name's current pointer names, and false when it has none.
+func (s *session) pointer(ctx context.Context, name string) (site.DeployID, bool, error) {
+	key := site.CurrentKeyOf(name)
+	if !s.node.Has(key) {
+		return site.DeployID{}, false, nil
+	}
+	raw, err := s.node.Get(ctx, key)
+	if errors.Is(err, dt.ErrNotFound) {
+		return site.DeployID{}, false, nil
+	}
+	if err != nil {
+		return site.DeployID{}, false, fmt.Errorf("publish: read %s: %w", key, err)
+	}
+	cur, err := site.ParseCurrent(raw)
+	if err != nil {
+		return site.DeployID{}, false, fmt.Errorf("publish: %s: %w", key, err)
+	}
+	return cur.Deploy, true, nil
+}
+
+// currents returns every site's current deploy, by site name, as the pointers in the table
+// name them (a pointer that does not parse names nothing).
+func (s *session) currents(ctx context.Context) (map[string]site.DeployID, error) {
+	out := map[string]site.DeployID{}
+	for key := range s.node.ObjectKeys() {
+		name, ok := site.ParseCurrentKey(key)
+		if !ok {
+			continue
+		}
+		id, ok, err := s.pointer(ctx, name)
+		if err != nil {
+			s.log.Warn("Current pointer refused", "key", key, "err", err)
+			continue
+		}
+		if ok {
+			out[name] = id
+		}
+	}
+	return out, nil
+}
+
+// histories returns the deploys each existing site keeps among all, in all's order (newest
+// published first): for a site other than site.DefaultSite, those its History lists; for
+// site.DefaultSite, if it exists, those no History lists, since a deploy does not name its site
+// and the default site's publishes write no History, as before there were sites. A History whose site
+// no longer exists (no record, no current pointer: RemoveSite died before deleting it) keeps
+// nothing, but its deploys are still not the default site's.
+func (s *session) histories(ctx context.Context, all []kept) (map[string][]kept, error) {
+	out := map[string][]kept{}
+	listed := map[site.DeployID]bool{}
+	for key := range s.node.ObjectKeys() {
+		name, ok := site.ParseHistoryKey(key)
+		if !ok {
+			continue
+		}
+		h, err := s.history(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		in := map[site.DeployID]bool{}
+		for _, id := range h.Deploys {
+			in[id], listed[id] = true, true
+		}
+		if !s.node.Has(site.RecordKey(name)) && !s.node.Has(site.CurrentKeyOf(name)) {
+			continue
+		}
+		for _, k := range all {
+			if in[k.id] {
+				out[name] = append(out[name], k)
+			}
+		}
+	}
+	if !s.node.Has(site.RecordKey(site.DefaultSite)) && !s.node.Has(site.CurrentKey) {
+		return out, nil // no default site: nothing keeps the deploys no History lists
+	}
+	for _, k := range all {
+		if !listed[k.id] {
+			out[site.DefaultSite] = append(out[site.DefaultSite], k)
+		}
+	}
+	return out, nil
+}
+
+// siteDeploys returns the deploys the site name keeps, newest published first.
+func (s *session) siteDeploys(ctx context.Context, name string) ([]kept, error) {
+	all, err := s.deploys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h, err := s.histories(ctx, all)
+	if err != nil {
+		return nil, err
+	}
+	return h[name], nil
+}
+
+// history reads the History of the site name; none reads as an empty one.
+func (s *session) history(ctx context.Context, name string) (site.History, error) {
+	key := site.HistoryKey(name)
+	if key == "" || !s.node.Has(key) {
+		return site.History{V: site.RecordVersion}, nil
+	}
+	raw, err := s.node.Get(ctx, key)
+	if errors.Is(err, dt.ErrNotFound) {
+		return site.History{V: site.RecordVersion}, nil
+	}
+	if err != nil {
+		return site.History{}, fmt.Errorf("publish: read %s: %w", key, err)
+	}
+	h, err := site.ParseHistory(raw)
+	if err != nil {
+		return site.History{}, fmt.Errorf("publish: %s: %w", key, err)
+	}
+	return h, nil
+}
+
+// pushHistory puts id first in the History of the site name, dropping the deploys the table no
+// longer holds, and waits until a peer holds it. The default site has no History.
+func (s *session) pushHistory(ctx context.Context, name string, id site.DeployID) error {
+	key := site.HistoryKey(name)
+	if key == "" {
+		return nil
+	}
+	h, err := s.history(ctx, name)
+	if err != nil {
+		return err
+	}
+	body, err := h.Push(id, func(d site.DeployID) bool { return s.node.Has(site.DeployKey(d)) }).Marshal()
+	if err != nil {
+		return err
+	}
+	if err := s.node.Put(ctx, key, body); err != nil {
+		return fmt.Errorf("publish: write the deploys of site %s: %w", name, err)
+	}
+	return nil
+}
+
+// resolveSite returns the site a command acts on: want, which must exist, or when want is
+// empty the network's only site. See NetworkOptions.Site.
+func (s *session) resolveSite(ctx context.Context, want string) (string, error) {
+	records, implicit, err := s.sites(ctx)
+	if err != nil {
+		return "", err
+	}
+	var names []string
+	if implicit {
+		names = append(names, site.DefaultSite)
+	}
+	for _, r := range records {
+		names = append(names, r.Name)
+	}
+	slices.Sort(names)
+	switch {
+	case want == "" && len(names) == 1:
+		return names[0], nil
+	case (want == "" || want == site.DefaultSite) && len(names) == 0:
+		// A network with no site yet: its first publish makes the default site.
+		return site.DefaultSite, nil
+	case want == "":
+		return "", fmt.Errorf("%w: the network has sites %s", ErrSiteRequired, strings.Join(names, ", "))
+	case slices.Contains(names, want):
+		return want, nil
+	}
+	if err := site.CheckSiteName(want); err != nil {
+		return "", err
+	}
+	return "", fmt.Errorf("%w: %s (the network has: %s; add it with dt site add)", ErrNoSite, want, strings.Join(names, ", "))
+}
