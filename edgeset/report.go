@@ -99,7 +99,7 @@ func (r *SiteReport) validate() error {
 		return fmt.Errorf("%w: digest is not 16 hex digits", ErrInvalidReport)
 	}
 	for i, l := range r.Lagging {
-		if !site.ValidName(l.Site) || !isHex(l.Deploy, 0, 12) {
+		if site.CheckSiteName(l.Site) != nil || !isHex(l.Deploy, 0, 12) {
 			return fmt.Errorf("%w: lagging entry %d", ErrInvalidReport, i)
 		}
 		// Sorted and unique, so that lags can search it.

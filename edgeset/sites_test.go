@@ -161,7 +161,7 @@ func FuzzParseSiteReport(f *testing.F) {
 			t.Fatalf("out of bounds: %+v", r)
 		}
 		for i, l := range r.Lagging {
-			if !site.ValidName(l.Site) || len(l.Deploy) > 12 || i > 0 && r.Lagging[i-1].Site >= l.Site {
+			if site.CheckSiteName(l.Site) != nil || len(l.Deploy) > 12 || i > 0 && r.Lagging[i-1].Site >= l.Site {
 				t.Fatalf("entry %d: %+v", i, l)
 			}
 		}
