@@ -56,15 +56,6 @@ func (r *SiteReport) lags(name string) bool {
 	return found
 }
 
-// lagging returns the entry of name, if listed.
-func (r *SiteReport) lagging(name string) (LaggingSite, bool) {
-	i, found := slices.BinarySearchFunc(r.Lagging, name, func(l LaggingSite, n string) int { return strings.Compare(l.Site, n) })
-	if !found {
-		return LaggingSite{}, false
-	}
-	return r.Lagging[i], true
-}
-
 // ParseSiteReport reads the per-site fields of a heartbeat (package heartbeat decodes and checks
 // the rest; the same bytes, whose other fields are ignored here). A heartbeat without any of
 // them is an edge of an earlier release: Reports is false. It refuses with ErrInvalidReport a
