@@ -15,3 +15,14 @@ func BenchmarkSelect(b *testing.B) {
 		edgeset.Select(edges, liege, fleet.Current, fleet.Now, opts)
 	}
 }
+
+// BenchmarkSelectSite100x20 is one choice for one of 100 sites among 20 edges, some lagging.
+func BenchmarkSelectSite100x20(b *testing.B) {
+	v, sites := HundredSites()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		edgeset.SelectSite(v, sites[i%len(sites)], liege, fleet.Now, edgeset.SelectOptions{})
+		i++
+	}
+}

@@ -12,6 +12,16 @@
 // URL is https, it is reachable over the client's IP family, and its configured weight is not
 // zero. Select never picks an ineligible edge, however few eligible ones remain.
 //
+// # Sites
+//
+// A network serves many sites (package site: records under "sites/<name>", each site's current
+// deploy under its own key, the site "default" under "site/current"). A Set follows them all
+// (View, Sites) and the per-site part of every heartbeat (SiteReport: the sites an edge lags
+// for, bounded by MaxLagging). SelectSite chooses for one site: for "default" by the edges'
+// Deploy and Synced as Select always did, which edges of every release report; for any other
+// site only among edges that report their sites and do not lag for it (ExcludeSiteLagging). An
+// edge of a release before sites serves "default" alone. Sites.Match finds the site of a Host.
+//
 // # Liveness
 //
 // Every edge is judged by the heartbeat interval it announces in its heartbeats

@@ -30,34 +30,56 @@ func familyOf(ip netip.Addr) family {
 	return familyV6
 }
 
+// deployRule is the deploy an edge must serve to be eligible: the current deploy of the site
+// DefaultSite (current, judged by the edge's Deploy and Synced, which edges of every release
+// report), or, when site is set, a rule of SelectSite over the edges' per-site reports.
+type deployRule struct {
+	current string
+	site    func(e *heartbeat.Edge) (ExcludeReason, string)
+}
+
+// exclusion returns why e does not serve the deploy, and 0 when it does.
+func (r deployRule) exclusion(e *heartbeat.Edge) (ExcludeReason, string) {
+	switch {
+	case r.site != nil:
+		return r.site(e)
+	case r.current == "" || e.Last.Deploy != r.current:
+		return ExcludeOldDeploy, ""
+	case !e.Last.Synced:
+		return ExcludeNotSynced, ""
+	}
+	return 0, ""
+}
+
 // exclusionOf checks one edge against every eligibility rule, in the order of ExcludeReason, and
-// returns the first that fails, or 0 and the origin to redirect to.
-func exclusionOf(e *heartbeat.Edge, client family, current string, now time.Time, opts SelectOptions) (string, ExcludeReason) {
+// returns the first that fails with its detail (when the edge alone cannot tell it), or 0 and
+// the origin to redirect to.
+func exclusionOf(e *heartbeat.Edge, client family, rule deployRule, now time.Time, opts SelectOptions) (string, ExcludeReason, string) {
 	if e.State != heartbeat.Alive {
-		return "", ExcludeNotAlive
+		return "", ExcludeNotAlive, ""
 	}
 	if isStale(e, now, opts) {
-		return "", ExcludeStale
+		return "", ExcludeStale, ""
 	}
 	url, https, ok := publicOrigin(e.Last.PublicURL)
 	if !ok {
-		return "", ExcludeNoPublicURL
+		return "", ExcludeNoPublicURL, ""
+	}
+	if e.Last.Draining {
+		return "", ExcludeDraining, ""
+	}
+	if reason, detail := rule.exclusion(e); reason != 0 {
+		return "", reason, detail
 	}
 	switch {
-	case e.Last.Draining:
-		return "", ExcludeDraining
-	case current == "" || e.Last.Deploy != current:
-		return "", ExcludeOldDeploy
-	case !e.Last.Synced:
-		return "", ExcludeNotSynced
 	case https && !certValid(e.Last.CertExpiry, now):
-		return "", ExcludeCertificate
+		return "", ExcludeCertificate, ""
 	case edgeFamilies(e, url)&client == 0:
-		return "", ExcludeWrongFamily
+		return "", ExcludeWrongFamily, ""
 	case !usableWeight(configuredWeight(e, opts.Weights)):
-		return "", ExcludeDisabled
+		return "", ExcludeDisabled, ""
 	}
-	return url, 0
+	return url, 0, ""
 }
 
 // isStale reports whether the edge's last heartbeat arrived longer ago than maxAge allows it. The

@@ -13,7 +13,9 @@ import (
 // chance of being chosen, every other edge with its reason and what made the rule fail. It holds
 // copies, no pointers into the edges decided on.
 type Explanation struct {
-	Client     ExplainedClient      `json:"client"`
+	Client ExplainedClient `json:"client"`
+	// Site is the site decided for (empty from Explain; ExplainSite sets it).
+	Site       string               `json:"site,omitempty"`
 	Deploy     string               `json:"deploy"`
 	Basis      Basis                `json:"basis"`
 	NearKm     float64              `json:"near_km,omitempty"`
@@ -72,6 +74,13 @@ func Explain(d Decision, c Client, current string, now time.Time) Explanation {
 	return x
 }
 
+// ExplainSite is Explain for a decision of SelectSite for s.
+func ExplainSite(d Decision, c Client, s Site, now time.Time) Explanation {
+	x := Explain(d, c, s.Current, now)
+	x.Site = s.Name
+	return x
+}
+
 func explainCandidate(c Candidate) ExplainedCandidate {
 	ec := ExplainedCandidate{
 		Node:   c.Edge.Node,
@@ -115,6 +124,8 @@ func exclusionDetail(x Exclusion, c Client, now time.Time) string {
 		return "client " + familyName(familyOf(c.IP)) + ", edge " + familyName(edgeFamilies(e, e.Last.PublicURL))
 	case ExcludeDisabled:
 		return "weight 0"
+	case ExcludeSiteLagging:
+		return x.detail
 	}
 	return ""
 }

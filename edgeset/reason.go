@@ -21,6 +21,9 @@ const (
 	ExcludeOldDeploy
 	// ExcludeNotSynced: the edge names the current deploy but does not hold all of it yet.
 	ExcludeNotSynced
+	// ExcludeSiteLagging: the choice is for a site other than the default one, and the edge
+	// does not serve that site's current deploy by its heartbeats (see SelectSite).
+	ExcludeSiteLagging
 	// ExcludeCertificate: the edge's URL is https and its certificate is absent or expired.
 	ExcludeCertificate
 	// ExcludeWrongFamily: the edge cannot be reached over the client's IP family (see
@@ -45,6 +48,8 @@ func (r ExcludeReason) String() string {
 		return "old deploy"
 	case ExcludeNotSynced:
 		return "not synced"
+	case ExcludeSiteLagging:
+		return "lagging for the site"
 	case ExcludeCertificate:
 		return "certificate expired or absent"
 	case ExcludeWrongFamily:

@@ -105,6 +105,8 @@ type Exclusion struct {
 	// Edge points into the edges given to Select.
 	Edge   *heartbeat.Edge
 	Reason ExcludeReason
+	// detail says what made a rule fail when the edge alone cannot tell (ExcludeSiteLagging).
+	detail string
 }
 
 // Defaults of SelectOptions.
@@ -134,6 +136,11 @@ const (
 // GeoIP accuracy radius). One of the near edges is drawn at random in proportion to its weight.
 // Select never picks an ineligible edge, however few eligible ones remain.
 func Select(edges []heartbeat.Edge, client Client, current string, now time.Time, opts SelectOptions) Decision {
+	return choose(edges, client, now, opts, deployRule{current: current})
+}
+
+// choose is Select with the rule for the deploy an edge must serve given as rule.
+func choose(edges []heartbeat.Edge, client Client, now time.Time, opts SelectOptions, rule deployRule) Decision {
 	d := Decision{Basis: BasisNone}
 	here := client.Geo
 	if here == nil && opts.DefaultLocation != nil {
@@ -150,9 +157,9 @@ func Select(edges []heartbeat.Edge, client Client, current string, now time.Time
 	d.Excluded = make([]Exclusion, 0, len(edges))
 	for i := range edges {
 		e := &edges[i]
-		url, reason := exclusionOf(e, fam, current, now, opts)
+		url, reason, detail := exclusionOf(e, fam, rule, now, opts)
 		if reason != 0 {
-			d.Excluded = append(d.Excluded, Exclusion{Edge: e, Reason: reason})
+			d.Excluded = append(d.Excluded, Exclusion{Edge: e, Reason: reason, detail: detail})
 			continue
 		}
 		d.Candidates = append(d.Candidates, rate(e, url, here, opts))

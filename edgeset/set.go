@@ -63,9 +63,26 @@ type Set struct {
 
 	current  atomic.Pointer[string]
 	snapshot atomic.Pointer[[]heartbeat.Edge] // the tracker's edges, refreshed on change
+	view     atomic.Pointer[View]             // the snapshot with the reports and sites
 	// snapMu makes taking and storing a snapshot one step, so an older one never replaces a
 	// newer one.
 	snapMu sync.Mutex
+
+	// sitesMu guards the sites and reports. Lock order: snapMu, then sitesMu.
+	sitesMu sync.Mutex
+	recs    siteRecords           // guarded by sitesMu
+	reports map[string]nodeReport // guarded by sitesMu: by node id
+	sites   atomic.Pointer[Sites] // built from recs on every change of a site
+
+	refused prometheus.Counter // heartbeats whose per-site fields were refused
+}
+
+// nodeReport is an edge's latest per-site report and the heartbeat it came in, so that an older
+// heartbeat arriving late does not replace it.
+type nodeReport struct {
+	report SiteReport
+	time   int64
+	seq    uint64
 }
 
 // New builds a Set; Run starts following liveness. It fails when Node is missing or the
@@ -89,14 +106,21 @@ func New(cfg Config) (*Set, error) {
 	if cfg.Probe == nil {
 		cfg.Probe = probeHealth(&http.Client{Timeout: DefaultProbeTimeout})
 	}
-	s := &Set{cfg: cfg, log: cfg.Logger}
+	s := &Set{cfg: cfg, log: cfg.Logger, reports: map[string]nodeReport{},
+		recs: siteRecords{records: map[string]site.Record{}, currents: map[string]string{}, since: map[string]time.Time{}}}
 	s.tracker = heartbeat.NewTracker(heartbeat.Config{Interval: cfg.HeartbeatInterval, Probe: cfg.Probe})
 	empty, none := []heartbeat.Edge{}, ""
 	s.snapshot.Store(&empty)
 	s.current.Store(&none)
+	s.sites.Store(s.recs.build())
+	s.view.Store(&View{Edges: empty, Reports: map[string]SiteReport{}, Sites: s.sites.Load()})
+	s.refused = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "dt", Subsystem: "redirector",
+		Name: "site_reports_refused_total", Help: "Heartbeats whose per-site fields were malformed or over their bounds (MaxLagging); their edges count for the default site only."})
 	if cfg.Registerer != nil {
-		if err := cfg.Registerer.Register(&edgeCollector{s: s, desc: edgesGauge()}); err != nil {
-			return nil, fmt.Errorf("edgeset: register metrics: %w", err)
+		for _, c := range []prometheus.Collector{&edgeCollector{s: s, desc: edgesGauge()}, s.refused} {
+			if err := cfg.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("edgeset: register metrics: %w", err)
+			}
 		}
 	}
 	return s, nil
@@ -134,8 +158,9 @@ func (s *Set) Run(ctx context.Context) error {
 	return nil
 }
 
-// HandleEvent takes one event of the node: heartbeats and the current deploy pointer matter, the
-// rest is ignored. Call it with every event, in order, from one goroutine.
+// HandleEvent takes one event of the node: heartbeats, site records and the sites' current
+// deploy pointers matter, the rest is ignored. Call it with every event, in order, from one
+// goroutine.
 func (s *Set) HandleEvent(ev dt.Event) {
 	switch ev.Type {
 	case dt.EventMessageReceived:
@@ -147,22 +172,34 @@ func (s *Set) HandleEvent(ev dt.Event) {
 			s.log.Warn("Bad heartbeat", slog.Any("from", ev.From), slog.Any("err", err))
 			return
 		}
-		s.tracker.Observe(ev.From.String(), h, time.Now())
+		now := time.Now()
+		s.tracker.Observe(ev.From.String(), h, now)
+		s.observeReport(ev.From.String(), h, ev.Object, now)
 		// A heartbeat may make an edge eligible (it now serves the current deploy) without any
 		// change of state the refresh loop would wake for: visitors should not wait for its tick.
 		s.refreshSnapshot()
 	case dt.EventObjectAdded:
-		if ev.Key != site.CurrentKey {
+		if name, ok := site.ParseRecordKey(ev.Key); ok {
+			s.addRecord(name, ev.Object)
+			return
+		}
+		name, ok := site.ParseCurrentKey(ev.Key)
+		if !ok {
 			return
 		}
 		c, err := site.ParseCurrent(ev.Object)
 		if err != nil {
-			s.log.Warn("Bad current deploy pointer", slog.Any("err", err))
+			s.log.Warn("Bad current deploy pointer", slog.String("site", name), slog.Any("err", err))
 			return
 		}
 		id := c.Deploy.String()
-		s.current.Store(&id)
-		s.log.Info("Current deploy", slog.Any("deploy", c.Deploy))
+		if name == site.DefaultSite {
+			s.current.Store(&id)
+		}
+		s.setCurrent(name, id)
+		s.log.Info("Current deploy", slog.String("site", name), slog.Any("deploy", c.Deploy))
+	case dt.EventObjectRemoved:
+		s.removeSiteKey(ev.Key)
 	case dt.EventError:
 		s.log.Debug("Node error", slog.String("origin", ev.Origin), slog.Any("err", ev.Err))
 	}
@@ -185,16 +222,38 @@ func (s *Set) refresh(ctx context.Context) {
 	}
 }
 
-// refreshSnapshot replaces the snapshot with the tracker's edges.
+// refreshSnapshot replaces the snapshot with the tracker's edges, and the view with them, their
+// reports (of the tracked edges only, so forgotten edges' go too) and the sites.
 func (s *Set) refreshSnapshot() {
 	s.snapMu.Lock()
 	defer s.snapMu.Unlock()
 	edges := s.tracker.Edges()
 	s.snapshot.Store(&edges)
+	reports := make(map[string]SiteReport, len(edges))
+	s.sitesMu.Lock()
+	for _, e := range edges {
+		if r, ok := s.reports[e.Node]; ok {
+			reports[e.Node] = r.report
+		}
+	}
+	if len(s.reports) > len(reports) {
+		for node := range s.reports {
+			if _, ok := reports[node]; !ok {
+				delete(s.reports, node)
+			}
+		}
+	}
+	sites := s.sites.Load()
+	s.sitesMu.Unlock()
+	s.view.Store(&View{Edges: edges, Reports: reports, Sites: sites})
 }
 
+// View returns the edges, their per-site reports and the sites as of the last heartbeat or
+// change. It is cheap, for every request; callers must not modify it.
+func (s *Set) View() *View { return s.view.Load() }
+
 // Snapshot returns the edges as of the last heartbeat or change of state, and the current
-// deploy. It is cheap, for every request; callers must not modify the slice.
+// deploy of the site "default" (site.DefaultSite), the one site of a network built before sites. It is cheap, for every request; callers must not modify the slice.
 func (s *Set) Snapshot() ([]heartbeat.Edge, string) {
 	return *s.snapshot.Load(), *s.current.Load()
 }
@@ -207,11 +266,20 @@ func (s *Set) Edges() ([]heartbeat.Edge, string) {
 // Changed returns a channel closed at the next change of an edge's state (for live pages).
 func (s *Set) Changed() <-chan struct{} { return s.tracker.Changed() }
 
-// Status is the set as a status endpoint reports it.
+// Status is the set as a status endpoint reports it. Current is the current deploy of the site
+// DefaultSite, as before sites existed.
 type Status struct {
 	Node    dt.Status    `json:"node"`
 	Current string       `json:"current_deploy"`
 	Edges   []EdgeStatus `json:"edges"`
+	Sites   []SiteStatus `json:"sites"`
+}
+
+// SiteStatus is one site: its hosts, current deploy and the edges eligible for it (node ids),
+// for a client of unknown address and place.
+type SiteStatus struct {
+	Site
+	Serving []string `json:"serving"`
 }
 
 // EdgeStatus is one edge with why it would not be chosen.
@@ -220,6 +288,9 @@ type EdgeStatus struct {
 	Eligible bool   `json:"eligible"`
 	Excluded string `json:"excluded,omitempty"`
 	AgeMS    int64  `json:"heartbeat_age_ms"`
+	// Sites is the per-site part of its last heartbeat; nil for an edge of a release before
+	// sites, which serves the site "default" alone.
+	Sites *SiteReport `json:"site_report,omitempty"`
 }
 
 // Status reports the node, the current deploy and every edge with its eligibility for a client
@@ -233,9 +304,18 @@ func (s *Set) Status() Status {
 	for _, x := range d.Excluded {
 		why[x.Edge.Node] = x.Reason.String()
 	}
+	v := s.View()
 	for _, e := range edges {
 		_, excluded := why[e.Node]
-		st.Edges = append(st.Edges, EdgeStatus{Edge: e, Eligible: !excluded, Excluded: why[e.Node], AgeMS: now.Sub(e.LastSeen).Milliseconds()})
+		es := EdgeStatus{Edge: e, Eligible: !excluded, Excluded: why[e.Node], AgeMS: now.Sub(e.LastSeen).Milliseconds()}
+		if r, ok := v.Reports[e.Node]; ok && r.Reports {
+			es.Sites = &r
+		}
+		st.Edges = append(st.Edges, es)
+	}
+	st.Sites = make([]SiteStatus, 0, len(v.Sites.List()))
+	for _, one := range v.Sites.List() {
+		st.Sites = append(st.Sites, SiteStatus{Site: one, Serving: Serving(v, one, now, s.cfg.Select)})
 	}
 	return st
 }

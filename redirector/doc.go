@@ -16,10 +16,21 @@
 // serves visitors and the admin routes (/explain and package web's dashboard), and returns once
 // everything it started has stopped.
 //
+// # Sites
+//
+// A network serves many sites (package site). The Handler picks the site by the request's Host
+// (edgeset.Sites.Match: an exact host, then a one-label wildcard, then the site "default" when
+// it exists without a record of its own) and chooses among the edges serving that site's current
+// deploy (edgeset.SelectSite); the redirect goes to the chosen edge's public URL with the
+// visitor's path and query, as for a single site. A Host no site claims gets 421 Misdirected
+// Request. /explain?host=NAME explains the choice for NAME's site, and /status lists the sites
+// with the edges serving each. A network built before sites has the one site "default", which
+// claims every Host, so it is answered exactly as before.
+//
 // # Guarantees
 //
 //   - A visitor is only ever sent to an eligible edge: alive, heartbeat fresh, synced to the
-//     current deploy, not draining, with a valid certificate when its URL is https, reachable
+//     current deploy of the site its Host names, not draining, with a valid certificate when its URL is https, reachable
 //     over the client's IP family, not disabled by configuration. When no edge is eligible the
 //     answer is 503 with Retry-After, never a guess among ineligible edges.
 //   - Without GeoIP data for a client, the choice is a configured default location or a weighted

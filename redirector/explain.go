@@ -11,12 +11,18 @@ import (
 // maxExplainIPLen bounds the ip parameter: the longest IPv6 text with a zone is far shorter.
 const maxExplainIPLen = 100
 
+// maxExplainHostLen bounds the host parameter: a DNS name is at most 253 bytes, with a port and
+// a trailing dot a few more.
+const maxExplainHostLen = 300
+
 // Explain returns the handler of the explain endpoint, meant for an admin listener (the public
 // one redirects every path). GET ?ip=ADDR answers, as JSON, what a visitor from ADDR would get:
 // the client's address and GeoIP record, the basis of the choice, the edge chosen by one draw,
 // every eligible edge with its match, distance, weight and chance of being chosen (score), and
 // every other edge with the reason it was excluded. Without ip it explains the request's own
-// client address (ClientIP). An ip that is not an address gets 400 with a JSON error; methods
+// client address (ClientIP). With host=NAME it explains for the site claiming NAME (421 with a
+// JSON error when none does), naming it in "site"; without host, for the site "default" (the one
+// site of a network without sites). An ip that is not an address gets 400 with a JSON error; methods
 // other than GET and HEAD get 405. The path is not looked at: mount it where it belongs.
 //
 // The answer exposes the network's edges, their deploy and load: do not serve it publicly.
@@ -26,6 +32,7 @@ func (h *Handler) Explain() http.Handler { return http.HandlerFunc(h.serveExplai
 // status code.
 type explainResponse struct {
 	Client     edgeset.ExplainedClient      `json:"client"`
+	Site       string                       `json:"site,omitempty"`
 	Deploy     string                       `json:"deploy"`
 	Basis      edgeset.Basis                `json:"basis"`
 	NearKm     float64                      `json:"near_km,omitempty"`
@@ -50,9 +57,25 @@ func (h *Handler) serveExplain(w http.ResponseWriter, r *http.Request) {
 		}
 		ip = parsed
 	}
-	d, c, current := h.decide(ip, nopMetrics{}) // admin questions are not visitor traffic
-	x := edgeset.Explain(d, c, current, h.now())
-	writeJSON(w, http.StatusOK, explainResponse{Client: x.Client, Deploy: x.Deploy, Basis: x.Basis, NearKm: x.NearKm,
+	q := r.URL.Query()
+	if len(q.Get("host")) > maxExplainHostLen {
+		writeJSONError(w, http.StatusBadRequest, "host is too long")
+		return
+	}
+	t, ok := h.siteOf(q.Get("host"), q.Has("host"))
+	if !ok {
+		writeJSONError(w, http.StatusMisdirectedRequest, "no site claims this host")
+		return
+	}
+	d, c := h.decide(ip, t, nopMetrics{}) // admin questions are not visitor traffic
+	var x edgeset.Explanation
+	if t.view != nil {
+		x = edgeset.ExplainSite(d, c, t.site, h.now())
+	} else {
+		_, current := h.edges()
+		x = edgeset.Explain(d, c, current, h.now())
+	}
+	writeJSON(w, http.StatusOK, explainResponse{Client: x.Client, Site: x.Site, Deploy: x.Deploy, Basis: x.Basis, NearKm: x.NearKm,
 		Code: h.code, Chosen: x.Chosen, Candidates: x.Candidates, Excluded: x.Excluded})
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/dt-cdn/dt/edgeset"
 	"github.com/dt-cdn/dt/geoip"
 	"github.com/dt-cdn/dt/heartbeat"
+	"github.com/dt-cdn/dt/site"
 )
 
 // HandlerConfig configures a Handler. Only Edges is required; zero values of the others mean the
@@ -24,6 +25,13 @@ type HandlerConfig struct {
 	// once, and must be cheap; the Handler only reads the returned slice, and keeps no reference
 	// to it past the request.
 	Edges func() (edges []heartbeat.Edge, current string)
+	// Sites returns the network's sites with the edges and their per-site reports
+	// (edgeset.Set.View), called once per request like Edges and under the same rules. When set,
+	// the Handler picks the site by the request's Host (edgeset.Sites.Match) and chooses among
+	// the edges serving that site's current deploy; a Host no site claims gets 421 Misdirected
+	// Request. A network with no site at all is answered as before sites existed, by Edges. Nil:
+	// every request is for the one site Edges describes.
+	Sites func() *edgeset.View
 	// Geo locates clients. Nil: no GeoIP; clients are placed at Select.DefaultLocation or,
 	// without one, sent to any eligible edge by weight.
 	Geo geoip.Locator
@@ -57,6 +65,9 @@ type HandlerConfig struct {
 // Cache-Control is private, no-store. It works for every method, HEAD included, and sends no
 // body with a redirect.
 //
+// With HandlerConfig.Sites the edge is chosen among those serving the site that claims the
+// request's Host, and a Host no site claims gets 421 Misdirected Request with a short text.
+//
 // Exceptions: paths under /.well-known/acme-challenge/ go to HandlerConfig.ACME (404 without
 // one), and when no edge is eligible the answer is 503 with Retry-After: 5 and a short plain-text
 // explanation, never a redirect to an ineligible edge. Explain serves the reasoning behind a
@@ -65,6 +76,7 @@ type HandlerConfig struct {
 // A Handler is safe for concurrent use.
 type Handler struct {
 	edges   func() ([]heartbeat.Edge, string)
+	sites   func() *edgeset.View
 	geo     geoip.Locator
 	trusted []netip.Prefix
 	code    int
@@ -84,6 +96,9 @@ const acmePrefix = "/.well-known/acme-challenge/"
 // edge that finished syncing or came back to be seen.
 const retryAfterSeconds = "5"
 
+// misdirectedBody explains a 421 to a person: the name they asked for is no site's here.
+const misdirectedBody = "This server does not serve a site under this name.\n"
+
 // unavailableBody explains a 503 to a person.
 const unavailableBody = "No server can deliver this site right now: every edge is down, draining or still " +
 	"receiving the latest version. Please try again in a few seconds.\n"
@@ -97,6 +112,7 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 	}
 	h := &Handler{
 		edges:   cfg.Edges,
+		sites:   cfg.Sites,
 		geo:     cfg.Geo,
 		trusted: make([]netip.Prefix, len(cfg.TrustedProxies)),
 		code:    cfg.Code,
@@ -168,7 +184,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serveACME(w, r)
 		return
 	}
-	d, _, _ := h.decide(ClientIP(r, h.trusted), h.metrics)
+	target, ok := h.siteOf(r.Host, true)
+	if !ok {
+		h.misdirected(w)
+		return
+	}
+	d, _ := h.decide(ClientIP(r, h.trusted), target, h.metrics)
 	if d.Chosen == nil {
 		h.unavailable(w)
 		return
@@ -180,9 +201,38 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(h.code)
 }
 
-// decide looks the client up and runs Select; it also returns the client and the current deploy
-// it decided for. GeoIP misses go to m.
-func (h *Handler) decide(ip netip.Addr, m Metrics) (edgeset.Decision, edgeset.Client, string) {
+// target is what a request is decided for: a site of a View, or (view nil) the one site of
+// HandlerConfig.Edges.
+type target struct {
+	view *edgeset.View
+	site edgeset.Site
+}
+
+// siteOf returns the target of a request for host: with Sites, the site claiming host (when
+// byHost; DefaultSite otherwise), false when none does; without Sites, or while the network has
+// no site at all, the one site of Edges.
+func (h *Handler) siteOf(host string, byHost bool) (target, bool) {
+	if h.sites == nil {
+		return target{}, true
+	}
+	v := h.sites()
+	if len(v.Sites.List()) == 0 {
+		return target{}, true
+	}
+	if !byHost {
+		// A network whose sites all have records may have no default site: nothing serves it.
+		s, ok := v.Sites.Lookup(site.DefaultSite)
+		if !ok {
+			s = edgeset.Site{Name: site.DefaultSite}
+		}
+		return target{view: v, site: s}, true
+	}
+	s, ok := v.Sites.Match(host)
+	return target{view: v, site: s}, ok
+}
+
+// decide looks the client up and chooses for t; it also returns the client. GeoIP misses go to m.
+func (h *Handler) decide(ip netip.Addr, t target, m Metrics) (edgeset.Decision, edgeset.Client) {
 	c := edgeset.Client{IP: ip}
 	if h.geo != nil {
 		rec, err := h.geo.Lookup(ip)
@@ -194,8 +244,11 @@ func (h *Handler) decide(ip netip.Addr, m Metrics) (edgeset.Decision, edgeset.Cl
 		}
 		c.Geo = rec
 	}
+	if t.view != nil {
+		return edgeset.SelectSite(t.view, t.site, c, h.now(), h.opts), c
+	}
 	edges, current := h.edges()
-	return edgeset.Select(edges, c, current, h.now(), h.opts), c, current
+	return edgeset.Select(edges, c, current, h.now(), h.opts), c
 }
 
 // location is the redirect target: the edge origin, then the request's path as the client
@@ -223,6 +276,20 @@ func (h *Handler) serveACME(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Error(w, "404 page not found", http.StatusNotFound)
+}
+
+// misdirected answers a request for a host no site claims: 421 Misdirected Request (RFC 9110
+// §15.5.20), never another site's edge.
+func (h *Handler) misdirected(w http.ResponseWriter) {
+	if m, ok := h.metrics.(interface{ Misdirected() }); ok {
+		m.Misdirected()
+	}
+	hdr := w.Header()
+	hdr["Cache-Control"] = []string{"private, no-store"}
+	hdr["Content-Type"] = []string{"text/plain; charset=utf-8"}
+	hdr["X-Content-Type-Options"] = []string{"nosniff"}
+	w.WriteHeader(http.StatusMisdirectedRequest)
+	_, _ = w.Write([]byte(misdirectedBody))
 }
 
 func (h *Handler) unavailable(w http.ResponseWriter) {

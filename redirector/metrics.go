@@ -3,6 +3,9 @@ package redirector
 // Metrics receives the Handler's counts (a Prometheus adapter lives with the command that
 // registers it). Its methods are called on request goroutines, many at once, just before the
 // response is written: they must be cheap, must not block, and must be safe for concurrent use.
+// A Metrics that also has a method Misdirected() is called for every 421 (a Host no site
+// claims); the method is not part of the interface so that implementations written before sites
+// keep compiling.
 type Metrics interface {
 	// Redirected counts one redirect to the edge with node id node, with status code.
 	Redirected(node string, code int)

@@ -75,6 +75,7 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	}
 	h, err := NewHandler(HandlerConfig{
 		Edges:          set.Snapshot,
+		Sites:          set.View,
 		Geo:            cfg.Geo,
 		TrustedProxies: cfg.TrustedProxies,
 		Code:           cfg.Code,
@@ -109,6 +110,7 @@ type promMetrics struct {
 	redirects   *prometheus.CounterVec
 	geoMisses   prometheus.Counter
 	unavailable prometheus.Counter
+	misdirected prometheus.Counter
 }
 
 func newPromMetrics(reg prometheus.Registerer) (*promMetrics, error) {
@@ -119,8 +121,10 @@ func newPromMetrics(reg prometheus.Registerer) (*promMetrics, error) {
 			Name: "geo_misses_total", Help: "Clients the GeoIP database did not locate."}),
 		unavailable: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "dt", Subsystem: "redirector",
 			Name: "unavailable_total", Help: "Requests answered 503: no eligible edge."}),
+		misdirected: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "dt", Subsystem: "redirector",
+			Name: "misdirected_total", Help: "Requests answered 421: no site claims their Host."}),
 	}
-	collectors := []prometheus.Collector{m.redirects, m.geoMisses, m.unavailable} // and edgeset's dt_redirector_edges
+	collectors := []prometheus.Collector{m.redirects, m.geoMisses, m.unavailable, m.misdirected} // and edgeset's dt_redirector_edges
 	for _, c := range collectors {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("redirector: register metrics: %w", err)
@@ -134,3 +138,6 @@ func (m *promMetrics) Redirected(node string, code int) {
 }
 func (m *promMetrics) GeoMiss()     { m.geoMisses.Inc() }
 func (m *promMetrics) Unavailable() { m.unavailable.Inc() }
+
+// Misdirected counts a 421: no site claims the request's Host.
+func (m *promMetrics) Misdirected() { m.misdirected.Inc() }

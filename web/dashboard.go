@@ -22,9 +22,16 @@ type EdgeSource interface {
 	Changed() <-chan struct{}
 }
 
-// DeploySource lists the deploys the network keeps, newest first. *History implements it.
+// DeploySource lists the deploys the network keeps, newest first. *History implements it. A
+// DeploySource that is also a SiteHistorySource gives each site's history too.
 type DeploySource interface {
 	Deploys() []Deploy
+}
+
+// SiteHistorySource gives, per site, the deploys its current pointer has named, newest first.
+// *History implements it.
+type SiteHistorySource interface {
+	SiteHistory() map[string][]string
 }
 
 // Config configures a Dashboard. Zero values mean the defaults given per field.
@@ -115,10 +122,14 @@ func (d *Dashboard) Close() {
 // Snapshot returns what the page shows now.
 func (d *Dashboard) Snapshot() Snapshot {
 	var deploys []Deploy
+	var history map[string][]string
 	if d.cfg.Deploys != nil {
 		deploys = d.cfg.Deploys.Deploys()
+		if sh, ok := d.cfg.Deploys.(SiteHistorySource); ok {
+			history = sh.SiteHistory()
+		}
 	}
-	return snapshot(time.Now(), d.cfg.Edges.Status(), deploys)
+	return snapshot(time.Now(), d.cfg.Edges.Status(), deploys, history)
 }
 
 func (d *Dashboard) serveSnapshot(w http.ResponseWriter, r *http.Request) {

@@ -47,6 +47,9 @@ type History struct {
 	mu      sync.Mutex
 	deploys map[site.DeployID]*deployEntry // guarded by mu
 	arrived uint64                         // guarded by mu: events seen, to order unread deploys
+	// pointers are, per site, the deploys its current pointer named, newest last, each once:
+	// at most one entry per deploy the table holds (entries go with their deploy). Guarded by mu.
+	pointers map[string][]site.DeployID
 
 	wake chan struct{} // buffered 1: a deploy arrived
 }
@@ -76,12 +79,18 @@ func NewHistory(cfg HistoryConfig) (*History, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &History{cfg: cfg, log: cfg.Logger, deploys: map[site.DeployID]*deployEntry{}, wake: make(chan struct{}, 1)}, nil
+	return &History{cfg: cfg, log: cfg.Logger, deploys: map[site.DeployID]*deployEntry{}, pointers: map[string][]site.DeployID{},
+		wake: make(chan struct{}, 1)}, nil
 }
 
-// HandleEvent notes deploys entering and leaving the table; other events are ignored. It does not
-// block. Call it with every event of the node, in order, from one goroutine.
+// HandleEvent notes deploys entering and leaving the table, and every site's current pointer;
+// other events are ignored. It does not block. Call it with every event of the node, in order,
+// from one goroutine.
 func (h *History) HandleEvent(ev dt.Event) {
+	if name, ok := site.ParseCurrentKey(ev.Key); ok {
+		h.notePointer(ev, name)
+		return
+	}
 	id, ok := site.ParseDeployKey(ev.Key)
 	if !ok {
 		return
@@ -101,7 +110,45 @@ func (h *History) HandleEvent(ev dt.Event) {
 		}
 	case dt.EventObjectRemoved:
 		delete(h.deploys, id)
+		for name, ids := range h.pointers {
+			h.pointers[name] = slices.DeleteFunc(ids, func(x site.DeployID) bool { return x == id })
+		}
 	}
+}
+
+// notePointer records a site's current pointer: its deploy becomes the newest of the site's
+// history. A pointer removed (its site removed) takes the site's history with it.
+func (h *History) notePointer(ev dt.Event, name string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch ev.Type {
+	case dt.EventObjectAdded:
+		c, err := site.ParseCurrent(ev.Object)
+		if err != nil {
+			return // edgeset logs bad pointers; the history just leaves them out
+		}
+		ids := slices.DeleteFunc(h.pointers[name], func(x site.DeployID) bool { return x == c.Deploy })
+		h.pointers[name] = append(ids, c.Deploy)
+	case dt.EventObjectRemoved:
+		delete(h.pointers, name)
+	}
+}
+
+// SiteHistory returns, per site, the deploys its current pointer has named since the History
+// started (a node replays the pointers it holds, so at least each site's current one), newest
+// first, each once, of those the table still holds.
+func (h *History) SiteHistory() map[string][]string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make(map[string][]string, len(h.pointers))
+	for name, ids := range h.pointers {
+		list := make([]string, 0, len(ids))
+		for i := len(ids) - 1; i >= 0; i-- {
+			list = append(list, ids[i].String())
+		}
+		out[name] = list
+	}
+	return out
 }
 
 // Deploys returns the deploys, newest first: those whose manifest is not read yet (just

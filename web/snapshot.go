@@ -22,6 +22,25 @@ type Snapshot struct {
 	Edges []Edge `json:"edges"`
 	// Deploys are the deploys the network keeps, newest first.
 	Deploys []Deploy `json:"deploys"`
+	// Sites are the network's sites, sorted by name: a network built before sites has the one
+	// site "default" (Implicit), whose current deploy is CurrentDeploy.
+	Sites []Site `json:"sites"`
+}
+
+// Site is one site of the network.
+type Site struct {
+	Name string `json:"name"`
+	// Hosts are the hosts it claims; Implicit says it is the site "default" without a record of
+	// its own, which claims every host no other site claims.
+	Hosts    []string `json:"hosts"`
+	Implicit bool     `json:"implicit,omitempty"`
+	// CurrentDeploy is its current deploy ("" before its first publish).
+	CurrentDeploy string `json:"current_deploy"`
+	// Serving are the node ids of the edges the redirector sends its visitors to.
+	Serving []string `json:"serving"`
+	// History are the deploys its current pointer has named, newest first, of those the
+	// network keeps (empty without a deploy history).
+	History []string `json:"history"`
 }
 
 // RedirectorInfo describes the redirector's own node.
@@ -51,6 +70,13 @@ type Edge struct {
 	Deploy  string `json:"deploy,omitempty"` // the deploy it serves
 	Current bool   `json:"current"`          // Deploy is the network's current deploy
 	Synced  bool   `json:"synced"`           // it holds every blob of the current deploy
+	// Sites is how many sites it knows, Lagging those whose current deploy it does not serve
+	// yet (LaggingMore more than listed), and SitesDigest a digest of what it serves, equal on
+	// two edges that serve the same. All zero for an edge of a release before sites.
+	Sites       int      `json:"sites,omitempty"`
+	Lagging     []string `json:"lagging,omitempty"`
+	LaggingMore int      `json:"lagging_more,omitempty"`
+	SitesDigest string   `json:"sites_digest,omitempty"`
 
 	Load           heartbeat.Load `json:"load"`
 	HeartbeatAgeMS int64          `json:"heartbeat_age_ms"`
@@ -75,7 +101,7 @@ type Deploy struct {
 }
 
 // snapshot builds a Snapshot from the redirector's status and the deploy history.
-func snapshot(now time.Time, st edgeset.Status, deploys []Deploy) Snapshot {
+func snapshot(now time.Time, st edgeset.Status, deploys []Deploy, history map[string][]string) Snapshot {
 	s := Snapshot{
 		Time:          now,
 		CurrentDeploy: st.Current,
@@ -83,6 +109,15 @@ func snapshot(now time.Time, st edgeset.Status, deploys []Deploy) Snapshot {
 			Synced: st.Node.Synced, Objects: st.Node.Objects},
 		Edges:   make([]Edge, 0, len(st.Edges)),
 		Deploys: make([]Deploy, 0, len(deploys)),
+		Sites:   make([]Site, 0, len(st.Sites)),
+	}
+	for _, ss := range st.Sites {
+		hist := history[ss.Name]
+		if hist == nil {
+			hist = []string{}
+		}
+		s.Sites = append(s.Sites, Site{Name: ss.Name, Hosts: ss.Hosts, Implicit: ss.Implicit, CurrentDeploy: ss.Current,
+			Serving: ss.Serving, History: hist})
 	}
 	for _, e := range st.Edges {
 		s.Edges = append(s.Edges, edgeRow(e, st.Current))
@@ -108,6 +143,12 @@ func edgeRow(e edgeset.EdgeStatus, current string) Edge {
 	}
 	if h.CertExpiry != 0 {
 		row.CertExpiry = time.UnixMilli(h.CertExpiry).UTC()
+	}
+	if r := e.Sites; r != nil {
+		row.Sites, row.LaggingMore, row.SitesDigest = r.Sites, r.LaggingMore, r.Digest
+		for _, l := range r.Lagging {
+			row.Lagging = append(row.Lagging, l.Site)
+		}
 	}
 	return row
 }

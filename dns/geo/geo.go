@@ -17,6 +17,16 @@
 // An edge leaves fresh answers once its heartbeat is older than SelectOptions.MaxAgeBeats of its
 // own heartbeat interval (MaxAge for edges that announce none), which default here to 2.5
 // intervals rather than the redirector's three, since the TTL already adds to the delay.
+//
+// # Sites
+//
+// A network may serve many sites (package site). An Answerer answers for one name, Config.Name,
+// and chooses for the site "default" alone: Config.Edges is edgeset.Set.Snapshot, whose deploy
+// is that site's, and the choice is Select's rule by the edges' Deploy and Synced, which edges of
+// every release report. Other sites get no GeoDNS name yet: their visitors go through the
+// redirector, which chooses by the request's Host among the edges serving that site (see
+// edgeset.SelectSite). Names per site, or per site and edge under a CDN zone
+// ("<site>--<edge>.<zone>"), are not answered here.
 package geo
 
 import (
@@ -39,8 +49,8 @@ import (
 type Config struct {
 	// Name is the site's public name (any case, trailing dot optional). Required.
 	Name string
-	// Edges returns the tracked edges and the network's current deploy id, as
-	// edgeset.Set.Snapshot does. Required.
+	// Edges returns the tracked edges and the current deploy id of the site "default", as
+	// edgeset.Set.Snapshot does (see the package's Sites). Required.
 	Edges func() ([]heartbeat.Edge, string)
 	// Geo locates clients. Nil: no database; every answer holds all eligible edges (or the
 	// Select.DefaultLocation's nearest).

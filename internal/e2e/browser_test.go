@@ -12,7 +12,9 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/dt-cdn/dt/internal/testkit/testnet"
 	"github.com/dt-cdn/dt/redirector"
+	"github.com/dt-cdn/dt/site"
 )
 
 // requireBrowser is the environment variable that turns a missing browser from a skip into a
@@ -130,7 +132,8 @@ func (b *browser) visit(tab context.Context, url string) (location, text string)
 // TestDashboardAndRedirectsInBrowser drives a real browser against a running test network: the
 // dashboard shows both edges alive, on the table and the map; a navigation through the
 // redirector lands on an edge; that edge is killed and turns dead on the page; a second
-// navigation through the redirector lands on the other edge. The redirector answers 301, which a
+// navigation through the redirector lands on the other edge. A second site, added by a master,
+// shows beside the first on the page. The redirector answers 301, which a
 // browser caches unless told not to: landing elsewhere shows that the redirect was not cached.
 func TestDashboardAndRedirectsInBrowser(t *testing.T) {
 	if testing.Short() {
@@ -170,6 +173,36 @@ func TestDashboardAndRedirectsInBrowser(t *testing.T) {
 		}
 		if host := strings.TrimPrefix(e.url, "http://"); !strings.Contains(text, host) {
 			t.Errorf("the row of %s reads %q", host, text)
+		}
+	}
+
+	// A second site: the page lists both, each with its hosts and current deploy, the default
+	// one served by both edges.
+	master := testnet.Node(t, testnet.Options{Keys: n.keys, Master: true, Peers: []string{n.peer}})
+	testnet.Drain(master)
+	record, err := site.Record{V: 1, Name: "blog", Hosts: []string{"blog.example.com"}}.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pointer, err := site.Current{Deploy: res.Deploy, Time: time.Now()}.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, body := range map[string][]byte{site.RecordKey("blog"): record, site.CurrentKeyOf("blog"): pointer} {
+		if err := master.Put(ctx, key, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	siteRow := func(name string) chromedp.CSS { return chromedp.CSS(fmt.Sprintf(`#sites tr[data-site="%s"]`, name)) }
+	b.do(dashTab, 20*time.Second, "dashboard shows two sites",
+		chromedp.WaitVisible(chromedp.CSS(`#sites tr[data-site="default"][data-serving="2"]`)), chromedp.WaitVisible(siteRow("blog")))
+	for name, want := range map[string]string{"default": "every host no other site claims", "blog": "blog.example.com"} {
+		text, err := chromedp.Run(dashTab, chromedp.Text(siteRow(name)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(text, want) || !strings.Contains(text, res.Deploy.String()[:12]) {
+			t.Errorf("the row of site %s reads %q", name, text)
 		}
 	}
 

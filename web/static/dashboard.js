@@ -83,7 +83,13 @@
     if (!e.current) badge = h('span', {class: 'badge old'}, current ? 'old' : 'no current');
     else if (e.synced) badge = h('span', {class: 'badge synced'}, 'current, synced');
     else badge = h('span', {class: 'badge syncing'}, 'current, syncing');
-    return h('td', {}, h('code', {title: e.deploy}, shortID(e.deploy)), h('small', {}, badge));
+    let sites = null;
+    if (e.sites) {
+      const lagging = (e.lagging || []).length + (e.lagging_more || 0);
+      sites = h('small', {title: e.sites_digest || ''}, e.sites + (e.sites === 1 ? ' site' : ' sites') +
+        (lagging ? ', lagging: ' + (e.lagging || []).join(', ') + (e.lagging_more ? ' and ' + e.lagging_more + ' more' : '') : ', all current'));
+    }
+    return h('td', {}, h('code', {title: e.deploy}, shortID(e.deploy)), h('small', {}, badge), sites);
   }
 
   function loadCell(e) {
@@ -148,6 +154,22 @@
     byId('no-deploys').hidden = snap.deploys.length > 0;
   }
 
+  // renderSites lists each site: its hosts, current deploy, the edges its visitors go to (by
+  // name) and the deploys its current pointer named, newest first.
+  function renderSites(snap) {
+    const names = new Map(snap.edges.map((e) => [e.node, e.name]));
+    const sites = snap.sites || [];
+    const rows = sites.map((s) => h('tr', {'data-site': s.name, 'data-serving': String(s.serving.length)},
+      h('td', {}, s.name),
+      h('td', {}, s.implicit ? h('small', {}, 'every host no other site claims') : s.hosts.join(', ')),
+      s.current_deploy ? h('td', {}, h('code', {title: s.current_deploy}, shortID(s.current_deploy)))
+        : h('td', {class: 'empty'}, 'nothing published'),
+      h('td', {}, s.serving.length ? s.serving.map((n) => names.get(n) || n.slice(0, 8)).join(', ') : h('span', {class: 'bad'}, 'no edge')),
+      h('td', {}, ...s.history.map((id, i) => h('code', {title: id}, (i ? ' ' : '') + shortID(id))))));
+    byId('sites').tBodies[0].replaceChildren(...rows);
+    byId('no-sites').hidden = sites.length > 0;
+  }
+
   function renderSummary(snap) {
     const count = {alive: 0, suspect: 0, dead: 0};
     for (const e of snap.edges) count[e.state] = (count[e.state] || 0) + 1;
@@ -167,6 +189,7 @@
     renderSummary(snap);
     renderMap(snap);
     renderEdges(snap);
+    renderSites(snap);
     renderDeploys(snap);
   }
 
