@@ -145,7 +145,8 @@ func Encode(h Heartbeat) ([]byte, error) {
 
 // Decode parses a dt message payload. It returns ErrNotHeartbeat for other messages and
 // ErrInvalid for heartbeats that are malformed; it never trusts the payload's values further
-// than validate checks them.
+// than validate checks them. A heartbeat whose per-site fields (Sites, Lagging, LaggingMore,
+// SitesDigest) are malformed is returned without them, as from an edge of an earlier release.
 func Decode(b []byte) (Heartbeat, error) {
 	var h Heartbeat
 	if len(b) > MaxSize {
@@ -163,15 +164,29 @@ func Decode(b []byte) (Heartbeat, error) {
 	if h.V != Version {
 		return h, fmt.Errorf("%w: version %d", ErrInvalid, h.V)
 	}
-	if err := h.validate(); err != nil {
+	if err := h.validateBase(); err != nil {
 		return h, err
+	}
+	if h.validateSites() != nil {
+		// Malformed per-site fields cost the edge its report of sites, not its heartbeat: it
+		// counts as an edge of an earlier release (the default site's Deploy and Synced only).
+		// Receivers that count such reports read them from the payload themselves.
+		h.Sites, h.Lagging, h.LaggingMore, h.SitesDigest = 0, nil, 0, ""
 	}
 	return h, nil
 }
 
-// validate checks ranges, so that no consumer has to: a URL it can redirect to, a real location,
-// finite non-negative load figures.
+// validate checks every field, the per-site ones included (validateSites): what Encode sends.
 func (h *Heartbeat) validate() error {
+	if err := h.validateBase(); err != nil {
+		return err
+	}
+	return h.validateSites()
+}
+
+// validateBase checks ranges, so that no consumer has to: a URL it can redirect to, a real
+// location, finite non-negative load figures.
+func (h *Heartbeat) validateBase() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)
 	}
@@ -213,7 +228,7 @@ func (h *Heartbeat) validate() error {
 	if !printable(h.Name) || !printable(h.Version) {
 		return bad("name or version with control characters")
 	}
-	return h.validateSites()
+	return nil
 }
 
 // maxNameLen bounds Heartbeat.Name.

@@ -198,3 +198,35 @@ func BenchmarkHeartbeatSize(b *testing.B) {
 		}
 	}
 }
+
+// TestDecodeDropsMalformedSites: a heartbeat whose per-site fields are malformed keeps its
+// other fields, and reads as from an edge that reports no sites.
+func TestDecodeDropsMalformedSites(t *testing.T) {
+	base, err := Encode(sample())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var long []string
+	for i := range MaxLagging + 1 {
+		long = append(long, fmt.Sprintf(`{"site":"s%02d","deploy":""}`, i))
+	}
+	for _, extra := range []string{
+		`"sites":2,"lagging":[{"site":"blog","deploy":""}]`, // no digest
+		`"sites":50,"lagging":[` + strings.Join(long, ",") + `],"sites_digest":"0123456789abcdef"`,
+		`"sites":2,"lagging":[{"site":"b"},{"site":"a"}],"sites_digest":"0123456789abcdef"`,
+		`"sites":-1,"sites_digest":"0123456789abcdef"`,
+	} {
+		b := append(base[:len(base)-1:len(base)-1], ","+extra+"}"...)
+		h, err := Decode(b)
+		if err != nil {
+			t.Errorf("%s: %v", extra, err)
+			continue
+		}
+		if h.Sites != 0 || h.Lagging != nil || h.SitesDigest != "" || h.Deploy != sample().Deploy || !h.Synced {
+			t.Errorf("%s: decoded %+v", extra, h)
+		}
+		if !h.LaggingOn("blog", "default") || h.LaggingOn("default", "default") {
+			t.Errorf("%s: not read as an edge of an earlier release", extra)
+		}
+	}
+}
