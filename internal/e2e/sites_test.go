@@ -11,8 +11,11 @@ import (
 
 	"github.com/dt-cdn/dt/blobs"
 	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/edgeset"
+	"github.com/dt-cdn/dt/geoip"
 	"github.com/dt-cdn/dt/internal/testkit/testnet"
 	"github.com/dt-cdn/dt/internal/testkit/wait"
+	"github.com/dt-cdn/dt/redirector"
 	"github.com/dt-cdn/dt/site"
 )
 
@@ -153,5 +156,72 @@ func putSite(t *testing.T, ctx context.Context, master *dt.Node, name string, ho
 	bodies = append(bodies, manifest, rec, cur)
 	if err := master.PutMany(ctx, keys, bodies); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRedirectorFollowsEdgeSites runs two edges and a redirector: the redirector sends a
+// visitor of each site to the nearest edge serving it, stops sending the blog's visitors to
+// edges while the edges' heartbeats report the blog lagging (its new deploy's blobs held back),
+// meanwhile still sends the default site's, and sends the blog's again once the blobs arrive.
+func TestRedirectorFollowsEdgeSites(t *testing.T) {
+	n := newTestNetwork(t, 100*time.Millisecond)
+	ams := n.startEdge(amsterdam)
+	n.startEdge(newYork)
+	rd := n.startRedirector(redirector.Config{HeartbeatInterval: n.beat, Code: 302,
+		Select: edgeset.SelectOptions{DefaultLocation: &geoip.Record{Lat: 50, Lon: 5, HasLocation: true}}})
+	n.publishFiles(map[string]string{"index.html": "<h1>main</h1>"}, 2)
+	master := testnet.Node(t, testnet.Options{Keys: n.keys, Master: true, Peers: []string{n.peer}})
+	testnet.Drain(master)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	putSite(t, ctx, master, "blog", []string{"blog.example.com"}, map[string]string{"/index.html": "<h1>blog v1</h1>"})
+
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	redirect := func(host string) (int, string) {
+		req, _ := http.NewRequest("GET", rd.url+"/", nil)
+		req.Host = host
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, strings.TrimSuffix(resp.Header.Get("Location"), "/")
+	}
+	toAmsterdam := func(host string) func() error {
+		return func() error {
+			if code, loc := redirect(host); code != 302 || loc != ams.url {
+				return fmt.Errorf("Host %s: %d to %q, want 302 to %s", host, code, loc, ams.url)
+			}
+			return nil
+		}
+	}
+	wait.For(t, 10*time.Second, toAmsterdam("blog.example.com"))
+	wait.For(t, 10*time.Second, toAmsterdam("www.example.com"))
+
+	// A new blog deploy whose blobs are held back: every edge lags for the blog.
+	m := &site.Manifest{Version: site.ManifestVersion, Created: time.Now().UTC().Truncate(time.Second),
+		Files: map[string]site.File{"/index.html": {Hash: blobs.Sum([]byte("<h1>blog v2</h1>")), Size: 16, Type: "text/html; charset=utf-8"}}}
+	id, _ := m.ID()
+	manifest, _ := m.Marshal()
+	cur, _ := site.Current{Deploy: id, Time: time.Now()}.Marshal()
+	if err := master.PutMany(ctx, []string{site.DeployKey(id), site.CurrentKeyOf("blog")}, [][]byte{manifest, cur}); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, 10*time.Second, func() error {
+		if code, loc := redirect("blog.example.com"); code == 302 {
+			return fmt.Errorf("the blog's visitors still sent to %s, which lags", loc)
+		}
+		return nil
+	})
+	if err := toAmsterdam("www.example.com")(); err != nil {
+		t.Errorf("the default site while the blog lags: %v", err)
+	}
+	obj, _ := site.EncodeBlob([]byte("<h1>blog v2</h1>"))
+	if err := master.Put(ctx, site.BlobKey(blobs.Sum([]byte("<h1>blog v2</h1>"))), obj); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, 10*time.Second, toAmsterdam("blog.example.com"))
+	if r := getHost(t, ams.url+"/", "blog.example.com"); r.body != "<h1>blog v2</h1>" {
+		t.Errorf("blog on Amsterdam: %+v", r)
 	}
 }
