@@ -1,11 +1,14 @@
-// Package deploy keeps a node's blob store holding the network's current deploy and switches to a
-// new deploy only once every blob of it is on disk, so visitors of an edge never see a mix of two
-// deploys or a file that is not there yet.
+// Package deploy keeps a node's blob store holding the current deploy of every site of the network
+// and switches a site to a new deploy only once every blob of it is on disk, so visitors of an edge
+// never see a mix of two deploys or a file that is not there yet.
 //
 // A deploy lives in the dt table under three kinds of keys (see package site): blob objects with
-// the file data, a manifest per deploy, and the current pointer that publishing and rollback
-// write. The Follower reads the table's events, decodes and verifies each blob into the blob store
-// (raw bytes, ready to serve), and reports the active deploy through a callback.
+// the file data, a manifest per deploy, and the current pointer of each site that publishing and
+// rollback write (site/current for the site "default", site/<name>/current for the others). The
+// sites themselves are the records under sites/<name>, which name their hosts. Blobs and manifests
+// are content-addressed and shared by every site. The Follower reads the table's events, decodes
+// and verifies each blob into the blob store (raw bytes, ready to serve), keeps one state per site,
+// and reports each site's active deploy, and the sites and their hosts, through callbacks.
 package deploy
 
 import (
@@ -22,20 +25,24 @@ import (
 	"github.com/dt-cdn/dt/site"
 )
 
-// Active is the deploy a node serves.
+// Active is the deploy a node serves for a site.
 type Active struct {
+	Site     string // the site's name: site.DefaultSite for the one of site/current
 	ID       site.DeployID
 	Manifest *site.Manifest
 	Since    time.Time // when this node switched to it
 }
 
-// Status says how far a node is from serving the network's current deploy.
+// Status says how far a node is from serving a site's current deploy.
 type Status struct {
 	Active       site.DeployID `json:"active"`         // zero before the first switch
-	Target       site.DeployID `json:"target"`         // the network's current deploy, as last seen
+	Target       site.DeployID `json:"target"`         // the site's current deploy, as last seen
 	Synced       bool          `json:"synced"`         // Active is Target
 	MissingBlobs int           `json:"missing_blobs"`  // blobs of Target not on disk yet
 	Manifests    int           `json:"manifests_kept"` // deploys whose manifest this node holds
+	// Sites, when set, is the state of every site of the table, sorted by name (Follower.Sites);
+	// Status and StatusOf leave it empty.
+	Sites []SiteStatus `json:"sites,omitempty"`
 }
 
 // Config configures a Follower.
@@ -43,8 +50,13 @@ type Config struct {
 	// Blobs is where file data goes. Required.
 	Blobs *blobs.Store
 	// OnSwitch is called (from the goroutine calling Handle, with no lock held) each time the
-	// active deploy changes, after every blob of it is on disk. Optional.
+	// active deploy of a site changes, after every blob of it is on disk. Optional.
 	OnSwitch func(Active)
+	// OnSites is called (from the goroutine calling Handle, with no lock held) each time the
+	// network's sites or their hosts change, with the new host table. A site not in the table is
+	// no longer served: the follower forgets its active deploy, and its blobs go as their
+	// objects do. Optional.
+	OnSites func(*site.Hosts)
 	// MaxBlobSize bounds one decoded blob. Zero: 64 MiB (site's chunking keeps file blobs at 4 MiB;
 	// precompressed variants of large files can be bigger).
 	MaxBlobSize int64
@@ -54,17 +66,25 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Follower follows the current deploy. Feed it every event of the node with Handle. It is safe for
-// concurrent use, though events must be handled in the order the node delivers them.
+// Follower follows the current deploy of every site. Feed it every event of the node with
+// Handle. It is safe for concurrent use, though events must be handled in the order the node
+// delivers them.
 type Follower struct {
 	cfg Config
 	log *slog.Logger
 
 	mu        sync.Mutex
 	manifests map[site.DeployID]*site.Manifest // guarded by mu
-	target    site.DeployID                    // guarded by mu
-	active    *Active                          // guarded by mu
-	missing   int                              // guarded by mu: blobs of target still missing
+	// sites holds each site's state, by name, for every site with a current pointer or a
+	// record; records the sites' records, and hasDefault whether site/current exists (the
+	// default site then exists without a record). Guarded by mu.
+	sites      map[string]*siteState
+	records    map[string]site.Record
+	hasDefault bool
+	// gone are the manifests that left the table while a site served them: kept while it does,
+	// and dropped, with the blobs only they name, when the site leaves the table (sitesChanged).
+	// Guarded by mu.
+	gone map[site.DeployID]bool
 	// orphans are blobs whose objects left the table while a kept manifest still named them;
 	// they go when the last such manifest goes. (Records from one peer may be applied in a
 	// different order than they were written, so a blob's removal can come before its
@@ -77,15 +97,10 @@ type Follower struct {
 	// refInner the chunks of the inner levels expanded so far, kept like the top's. Guarded by mu.
 	refLevel map[site.DeployID]*site.ManifestRef
 	refInner map[site.DeployID][]blobs.Hash
-	// Blobs not yet on disk that something waits for: the chunks of each unassembled ref, and
-	// the blobs of the target (targetMissing, filled for the deploy targetMissingFor). Each set
-	// is filled once, with a look at the disk per blob, and shrinks as blobs arrive, so following
-	// a deploy of N blobs costs O(N) looks, not one per blob per arrival. Guarded by mu.
-	refMissing       map[site.DeployID]map[blobs.Hash]bool
-	targetMissing    map[blobs.Hash]bool
-	targetMissingFor site.DeployID
-	targetNew        []blobs.Hash // the target's blobs the active deploy does not name
-	// needed is every blob a kept manifest, ref or the active deploy names, built on demand
+	// refMissing are the chunks of each unassembled ref not yet on disk (see siteState's
+	// targetMissing). Guarded by mu.
+	refMissing map[site.DeployID]map[blobs.Hash]bool
+	// needed is every blob a kept manifest, ref or an active deploy names, built on demand
 	// and dropped (nil) whenever one of those changes. Guarded by mu.
 	needed map[blobs.Hash]bool
 	// derive makes the blobs a node derives (site.File.RawFrom, site.Variant.Level); underivable
@@ -93,11 +108,6 @@ type Follower struct {
 	// version): this node does without them. Guarded by mu.
 	derive      site.Deriver
 	underivable map[blobs.Hash]bool
-	// sources maps each brotli blob of the target's files under RawFrom to those files' paths,
-	// built once per target (sourcesFor), so each arriving blob finds its files at once. Guarded
-	// by mu.
-	sources    map[blobs.Hash][]string
-	sourcesFor site.DeployID
 }
 
 // New returns a follower.
@@ -116,7 +126,8 @@ func New(cfg Config) (*Follower, error) {
 	}
 	return &Follower{cfg: cfg, log: cfg.Logger, manifests: map[site.DeployID]*site.Manifest{}, orphans: map[blobs.Hash]bool{}, refs: map[site.DeployID]*site.ManifestRef{},
 		refMissing: map[site.DeployID]map[blobs.Hash]bool{}, refLevel: map[site.DeployID]*site.ManifestRef{},
-		refInner: map[site.DeployID][]blobs.Hash{}, underivable: map[blobs.Hash]bool{}}, nil
+		refInner: map[site.DeployID][]blobs.Hash{}, underivable: map[blobs.Hash]bool{},
+		sites: map[string]*siteState{}, records: map[string]site.Record{}, gone: map[site.DeployID]bool{}}, nil
 }
 
 // Handle applies one event of the node. It returns an error for objects that do not decode
@@ -131,8 +142,8 @@ func (f *Follower) Handle(ev dt.Event) error {
 	return nil
 }
 
-// added applies an object written to the table: a blob, a deploy's manifest, or the current
-// pointer. Other keys are not the follower's.
+// added applies an object written to the table: a blob, a deploy's manifest, a site's current
+// pointer or a site's record. Other keys are not the follower's.
 func (f *Follower) added(key string, body []byte) error {
 	if h, ok := site.ParseBlobKey(key); ok {
 		return f.blobAdded(h, body)
@@ -140,15 +151,29 @@ func (f *Follower) added(key string, body []byte) error {
 	if id, ok := site.ParseDeployKey(key); ok {
 		return f.deployAdded(id, body)
 	}
-	if key == site.CurrentKey {
+	if name, ok := site.ParseCurrentKey(key); ok {
 		c, err := site.ParseCurrent(body)
 		if err != nil {
-			return fmt.Errorf("deploy: current pointer: %w", err)
+			return fmt.Errorf("deploy: current pointer of site %s: %w", name, err)
 		}
 		f.mu.Lock()
-		f.target = c.Deploy
+		f.stateLocked(name).target = c.Deploy
+		changed := name == site.DefaultSite && !f.hasDefault
+		f.hasDefault = true
 		f.mu.Unlock()
-		f.evaluate()
+		f.sitesChanged(changed)
+		return nil
+	}
+	if name, ok := site.ParseRecordKey(key); ok {
+		r, err := site.ParseRecordAt(key, body)
+		if err != nil {
+			return fmt.Errorf("deploy: record of site %s: %w", name, err)
+		}
+		f.mu.Lock()
+		f.records[name] = r
+		f.stateLocked(name)
+		f.mu.Unlock()
+		f.sitesChanged(true)
 	}
 	return nil
 }
@@ -194,17 +219,20 @@ func (f *Follower) storeBlob(h blobs.Hash, body []byte) (bool, error) {
 	return true, nil
 }
 
-// arrivedLocked takes the blob h, now on disk, off the sets of blobs awaited: the target's,
-// with what this node derives from h for the target's files, and the chunks of every
+// arrivedLocked takes the blob h, now on disk, off the sets of blobs awaited: each site's
+// target's, with what this node derives from h for the target's files, and the chunks of every
 // unassembled ref. It reports whether any set held it.
 func (f *Follower) arrivedLocked(h blobs.Hash) bool {
-	waited := f.targetMissing[h]
-	delete(f.targetMissing, h)
-	if len(f.targetMissing) > 0 {
-		if m := f.manifests[f.targetMissingFor]; m != nil {
-			for _, made := range f.deriveFromLocked(m, h) {
-				waited = waited || f.targetMissing[made]
-				delete(f.targetMissing, made)
+	waited := false
+	for _, st := range f.sites {
+		waited = st.targetMissing[h] || waited
+		delete(st.targetMissing, h)
+		if len(st.targetMissing) > 0 {
+			if m := f.manifests[st.targetMissingFor]; m != nil {
+				for _, made := range f.deriveFromLocked(st, m, h) {
+					waited = waited || st.targetMissing[made]
+					delete(st.targetMissing, made)
+				}
 			}
 		}
 	}
@@ -217,20 +245,20 @@ func (f *Follower) arrivedLocked(h blobs.Hash) bool {
 	return waited
 }
 
-// deriveFromLocked derives what the files of m (the target's manifest) make from the brotli blob
-// h, for the files whose raw content comes from it (site.File.RawFrom), and returns the blobs
-// made. It indexes m's files by their brotli blob once per target (sources).
-func (f *Follower) deriveFromLocked(m *site.Manifest, h blobs.Hash) []blobs.Hash {
-	if f.sourcesFor != f.targetMissingFor {
-		f.sources, f.sourcesFor = map[blobs.Hash][]string{}, f.targetMissingFor
+// deriveFromLocked derives what the files of m (the target's manifest of st) make from the
+// brotli blob h, for the files whose raw content comes from it (site.File.RawFrom), and returns
+// the blobs made. It indexes m's files by their brotli blob once per target (sources).
+func (f *Follower) deriveFromLocked(st *siteState, m *site.Manifest, h blobs.Hash) []blobs.Hash {
+	if st.sourcesFor != st.targetMissingFor {
+		st.sources, st.sourcesFor = map[blobs.Hash][]string{}, st.targetMissingFor
 		for path, file := range m.Files {
 			if file.RawFrom != "" {
 				src := file.Variants[file.RawFrom].Hash
-				f.sources[src] = append(f.sources[src], path)
+				st.sources[src] = append(st.sources[src], path)
 			}
 		}
 	}
-	paths := f.sources[h]
+	paths := st.sources[h]
 	if len(paths) == 0 {
 		return nil
 	}
@@ -246,6 +274,7 @@ func (f *Follower) deployAdded(id site.DeployID, body []byte) error {
 	}
 	if ref != nil {
 		f.mu.Lock()
+		delete(f.gone, id)
 		f.refs[id] = ref
 		f.needed = nil
 		f.mu.Unlock()
@@ -256,6 +285,7 @@ func (f *Follower) deployAdded(id site.DeployID, body []byte) error {
 		return fmt.Errorf("deploy: manifest under %s hashes to %s", id.Short(), got.Short())
 	}
 	f.mu.Lock()
+	delete(f.gone, id)
 	f.manifests[id] = m
 	f.needed = nil
 	f.mu.Unlock()
@@ -264,25 +294,25 @@ func (f *Follower) deployAdded(id site.DeployID, body []byte) error {
 }
 
 func (f *Follower) removed(key string) {
+	if name, ok := site.ParseRecordKey(key); ok {
+		f.mu.Lock()
+		_, had := f.records[name]
+		delete(f.records, name)
+		f.mu.Unlock()
+		if had {
+			f.sitesChanged(true)
+		}
+		return
+	}
 	if id, ok := site.ParseDeployKey(key); ok {
 		f.mu.Lock()
 		// What this node derived for the deploy has no blob object whose removal would free
 		// it: it goes with the manifest, unless another kept deploy names it.
-		var derived []blobs.Hash
-		if m := f.manifests[id]; m != nil {
-			for _, file := range m.Files {
-				if file.RawFrom != "" && len(file.Chunks) == 0 {
-					derived = append(derived, file.Hash)
-				}
-				for _, v := range file.Variants {
-					if v.Level != 0 {
-						derived = append(derived, v.Hash)
-					}
-				}
-			}
-		}
-		if f.active == nil || f.active.ID != id {
+		derived := derivedOf(f.manifests[id])
+		if !f.activeLocked(id) {
 			delete(f.manifests, id)
+		} else {
+			f.gone[id] = true
 		}
 		delete(f.refs, id)
 		delete(f.refMissing, id)
@@ -319,6 +349,25 @@ func (f *Follower) removed(key string) {
 	}
 }
 
+// derivedOf returns the blobs this node derives for m's files (nil m: none).
+func derivedOf(m *site.Manifest) []blobs.Hash {
+	if m == nil {
+		return nil
+	}
+	var derived []blobs.Hash
+	for _, file := range m.Files {
+		if file.RawFrom != "" && len(file.Chunks) == 0 {
+			derived = append(derived, file.Hash)
+		}
+		for _, v := range file.Variants {
+			if v.Level != 0 {
+				derived = append(derived, v.Hash)
+			}
+		}
+	}
+	return derived
+}
+
 func (f *Follower) deleteBlobs(hs []blobs.Hash) {
 	for _, h := range hs {
 		if err := f.cfg.Blobs.Delete(h); err != nil {
@@ -327,7 +376,17 @@ func (f *Follower) deleteBlobs(hs []blobs.Hash) {
 	}
 }
 
-// neededLocked reports whether a kept manifest (or the active one) names h: a blob the publisher
+// activeLocked reports whether id is the active deploy of a site.
+func (f *Follower) activeLocked(id site.DeployID) bool {
+	for _, st := range f.sites {
+		if st.active != nil && st.active.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// neededLocked reports whether a kept manifest (or an active one) names h: a blob the publisher
 // collected may still serve the active deploy until the switch. A publisher collecting a deploy
 // removes its manifest before its blobs, so that the blobs can go here as their objects do.
 func (f *Follower) neededLocked(h blobs.Hash) bool {
@@ -338,8 +397,10 @@ func (f *Follower) neededLocked(h blobs.Hash) bool {
 				f.needed[b] = true
 			}
 		}
-		if f.active != nil {
-			add(f.active.Manifest)
+		for _, st := range f.sites {
+			if st.active != nil {
+				add(st.active.Manifest)
+			}
 		}
 		for _, ref := range f.refs {
 			for _, c := range ref.Chunks {
@@ -358,57 +419,57 @@ func (f *Follower) neededLocked(h blobs.Hash) bool {
 	return f.needed[h]
 }
 
-// evaluateLocked switches to the target once its manifest and every blob are here, and returns
-// the new active deploy when it switched.
-func (f *Follower) evaluateLocked() *Active {
-	if f.targetMissingFor != f.target {
-		f.targetMissing, f.targetMissingFor, f.targetNew = nil, site.DeployID{}, nil
+// evaluateLocked switches the site st to its target once the target's manifest and every blob
+// are here, and returns the new active deploy when it switched.
+func (f *Follower) evaluateLocked(st *siteState) *Active {
+	if st.targetMissingFor != st.target {
+		st.targetMissing, st.targetMissingFor, st.targetNew = nil, site.DeployID{}, nil
 	}
-	if f.target.IsZero() || (f.active != nil && f.active.ID == f.target) {
-		f.missing = 0
+	if st.target.IsZero() || (st.active != nil && st.active.ID == st.target) {
+		st.missing = 0
 		return nil
 	}
-	m := f.manifests[f.target]
+	m := f.manifests[st.target]
 	if m == nil {
-		f.missing = -1 // the manifest itself has not arrived
+		st.missing = -1 // the manifest itself has not arrived
 		return nil
 	}
-	if f.targetMissingFor != f.target {
-		news, newFiles := f.newSinceActiveLocked(m)
+	if st.targetMissingFor != st.target {
+		news, newFiles := newSinceActive(st.active, m)
 		// Sources already on disk (a rollback, or the manifest last).
 		if len(newFiles) > 0 {
 			f.deriveLocked(m, newFiles)
 		}
-		f.targetMissing, f.targetMissingFor, f.targetNew = f.missingLocked(news), f.target, news
+		st.targetMissing, st.targetMissingFor, st.targetNew = f.missingLocked(news), st.target, news
 	}
-	if f.missing = len(f.targetMissing); f.missing > 0 {
+	if st.missing = len(st.targetMissing); st.missing > 0 {
 		return nil
 	}
 	// Every blob arrived: look once more at the disk, in case one went meanwhile (deleted by
 	// hand, say), before visitors are sent to it.
-	if again := f.missingLocked(f.targetNew); len(again) > 0 {
-		f.targetMissing, f.missing = again, len(again)
+	if again := f.missingLocked(st.targetNew); len(again) > 0 {
+		st.targetMissing, st.missing = again, len(again)
 		return nil
 	}
-	f.targetMissing, f.targetMissingFor, f.targetNew = nil, site.DeployID{}, nil
-	a := Active{ID: f.target, Manifest: m, Since: f.cfg.Now()}
-	f.active = &a
+	st.targetMissing, st.targetMissingFor, st.targetNew = nil, site.DeployID{}, nil
+	a := Active{Site: st.name, ID: st.target, Manifest: m, Since: f.cfg.Now()}
+	st.active = &a
 	f.needed = nil
-	f.log.Info("Deploy active", slog.Any("deploy", a.ID), slog.Int("files", len(m.Files)))
+	f.log.Info("Deploy active", slog.String("site", st.name), slog.Any("deploy", a.ID), slog.Int("files", len(m.Files)))
 	return &a
 }
 
-// newSinceActiveLocked returns the blobs of m that the active deploy does not name, and the
-// paths of m's files whose content is not the same file in the active deploy. The active
-// deploy's blobs are on disk (they were when it became active, and nothing collects what it
-// needs), so only the others need a look at the disk: a deploy that changes a few files of a
-// large site costs a few looks, not one per blob. With no active deploy, every blob and file.
-func (f *Follower) newSinceActiveLocked(m *site.Manifest) (news []blobs.Hash, paths []string) {
-	if f.active == nil {
+// newSinceActive returns the blobs of m that the active deploy does not name, and the paths of
+// m's files whose content is not the same file in the active deploy. The active deploy's blobs
+// are on disk (they were when it became active, and nothing collects what it needs), so only
+// the others need a look at the disk: a deploy that changes a few files of a large site costs a
+// few looks, not one per blob. With no active deploy, every blob and file.
+func newSinceActive(active *Active, m *site.Manifest) (news []blobs.Hash, paths []string) {
+	if active == nil {
 		return m.Blobs(), slices.Collect(maps.Keys(m.Files))
 	}
 	have := map[blobs.Hash]bool{}
-	for _, h := range f.active.Manifest.Blobs() {
+	for _, h := range active.Manifest.Blobs() {
 		have[h] = true
 	}
 	for _, h := range m.Blobs() {
@@ -417,7 +478,7 @@ func (f *Follower) newSinceActiveLocked(m *site.Manifest) (news []blobs.Hash, pa
 		}
 	}
 	for path, file := range m.Files {
-		if old, ok := f.active.Manifest.Files[path]; !ok || old.Hash != file.Hash || old.RawFrom != file.RawFrom || !maps.Equal(old.Variants, file.Variants) {
+		if old, ok := active.Manifest.Files[path]; !ok || old.Hash != file.Hash || old.RawFrom != file.RawFrom || !maps.Equal(old.Variants, file.Variants) {
 			paths = append(paths, path)
 		}
 	}
@@ -498,8 +559,8 @@ func (f *Follower) deriveLocked(m *site.Manifest, paths []string) []blobs.Hash {
 	return made
 }
 
-// evaluate assembles manifests whose chunks are all here, re-checks the target and reports a
-// switch, outside the lock.
+// evaluate assembles manifests whose chunks are all here, re-checks the target of every site in
+// the table and reports the switches, outside the lock, in the order of the sites' names.
 func (f *Follower) evaluate() {
 	f.mu.Lock()
 	for id := range f.refs {
@@ -507,10 +568,20 @@ func (f *Follower) evaluate() {
 			f.resolveRefLocked(id)
 		}
 	}
-	a := f.evaluateLocked()
+	var switched []Active
+	for _, name := range slices.Sorted(maps.Keys(f.sites)) {
+		if !f.presentLocked(name) {
+			continue
+		}
+		if a := f.evaluateLocked(f.sites[name]); a != nil {
+			switched = append(switched, *a)
+		}
+	}
 	f.mu.Unlock()
-	if a != nil && f.cfg.OnSwitch != nil {
-		f.cfg.OnSwitch(*a)
+	if f.cfg.OnSwitch != nil {
+		for _, a := range switched {
+			f.cfg.OnSwitch(a)
+		}
 	}
 }
 
@@ -553,24 +624,5 @@ func (f *Follower) resolveRefLocked(id site.DeployID) {
 	}
 }
 
-// Active returns the active deploy, if any.
-func (f *Follower) Active() (Active, bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.active == nil {
-		return Active{}, false
-	}
-	return *f.active, true
-}
-
-// Status reports the follower's state.
-func (f *Follower) Status() Status {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	s := Status{Target: f.target, Manifests: len(f.manifests), MissingBlobs: max(f.missing, 0)}
-	if f.active != nil {
-		s.Active = f.active.ID
-	}
-	s.Synced = !s.Target.IsZero() && s.Active == s.Target
-	return s
-}
+// Active returns the active deploy of the default site (site/current), if any.
+func (f *Follower) Active() (Active, bool) { return f.ActiveOf(site.DefaultSite) }

@@ -25,6 +25,12 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // network starts a listening master and an edge node whose events feed a Follower.
 func network(t *testing.T) (master *dt.Node, f *Follower, switches func() []site.DeployID) {
 	t.Helper()
+	return networkWith(t, nil)
+}
+
+// networkWith is network with a change to the follower's Config.
+func networkWith(t *testing.T, change func(*Config)) (master *dt.Node, f *Follower, switches func() []site.DeployID) {
+	t.Helper()
 	keys, plain := testnet.Keys(t)
 	master = testnet.Node(t, testnet.Options{Keys: keys, Master: true, Listen: true})
 	testnet.Drain(master)
@@ -36,14 +42,18 @@ func network(t *testing.T) (master *dt.Node, f *Follower, switches func() []site
 	t.Cleanup(func() { store.Close() })
 	var mu sync.Mutex
 	var seen []site.DeployID
-	f, err = New(Config{Blobs: store, OnSwitch: func(a Active) {
+	cfg := Config{Blobs: store, OnSwitch: func(a Active) {
 		mu.Lock()
 		seen = append(seen, a.ID)
 		mu.Unlock()
-		if f.Status().Active != a.ID { // callbacks may call back into the follower
-			t.Errorf("Status during OnSwitch does not show the new deploy")
+		if got, _ := f.ActiveOf(a.Site); got.ID != a.ID { // callbacks may call back into the follower
+			t.Errorf("ActiveOf during OnSwitch does not show the new deploy")
 		}
-	}})
+	}}
+	if change != nil {
+		change(&cfg)
+	}
+	f, err = New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

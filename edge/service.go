@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/netip"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -28,8 +30,9 @@ import (
 	"github.com/dt-cdn/dt/static"
 )
 
-// HealthPath answers 200 with the deploy id when the edge serves the network's current deploy,
-// and 503 when it does not (yet): what redirectors probe and load balancers may check.
+// HealthPath answers, for the site of the request's Host, 200 with the deploy id when the edge
+// serves the site's current deploy, 503 when it does not (yet), and 421 when no site claims the
+// Host: what redirectors probe and load balancers may check.
 const HealthPath = "/.well-known/dt/health"
 
 // serviceConfig configures an edge's service on an open dt node.
@@ -77,11 +80,19 @@ type service struct {
 	load     loadMeter
 	metrics  *edgeMetrics
 
-	mu       sync.Mutex
-	site     *static.Site // guarded by mu: the site being served
+	mu sync.Mutex
+	// sites are the deploys being served, by site, and hosts the host table of the network's
+	// sites (nil until the first site appears: the handler then serves one site on every host,
+	// as an edge of a network without named sites does). Guarded by mu.
+	sites    map[string]*static.Site
+	hosts    *site.Hosts
 	draining atomic.Bool
 	// beatNow asks for a heartbeat at once (buffered: one pending request is enough).
 	beatNow chan struct{}
+
+	// siteCounts are, for the metrics, the last heartbeat's counts of sites and the bytes of
+	// file data the served deploys hold in memory.
+	siteCounts struct{ sites, lagging, unlisted, memory atomic.Int64 }
 
 	located   netip.Addr          // the address Locate was last asked about; only report touches it
 	locatedAt *heartbeat.Location // what Locate answered for it
@@ -109,7 +120,7 @@ func newService(cfg serviceConfig) (*service, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	e := &service{cfg: cfg, log: cfg.Logger, beatNow: make(chan struct{}, 1)}
+	e := &service{cfg: cfg, log: cfg.Logger, beatNow: make(chan struct{}, 1), sites: map[string]*static.Site{}}
 	e.load.start = time.Now()
 	e.handler = static.NewHandler(static.HandlerConfig{
 		Logger:      cfg.Logger,
@@ -137,35 +148,54 @@ func newService(cfg serviceConfig) (*service, error) {
 	}
 	e.server = srv
 	if cfg.Registerer != nil {
-		m, err := newEdgeMetrics(cfg.Registerer, srv.H2Stats())
+		m, err := newEdgeMetrics(cfg.Registerer, srv.H2Stats(), &e.siteCounts.sites, &e.siteCounts.lagging, &e.siteCounts.unlisted, &e.siteCounts.memory)
 		if err != nil {
 			return nil, err
 		}
 		e.metrics = m
 	}
-	e.follower, err = follow.New(follow.Config{Blobs: cfg.Blobs, Logger: cfg.Logger, OnSwitch: e.switchTo})
+	e.follower, err = follow.New(follow.Config{Blobs: cfg.Blobs, Logger: cfg.Logger, OnSwitch: e.switchTo, OnSites: e.setHosts})
 	if err != nil {
 		return nil, err
 	}
 	return e, nil
 }
 
-// switchTo builds the new deploy's site (reading its small files into memory) and swaps it in:
-// requests already running finish on the old site, new ones get the new one.
+// MinSiteMemoryBudget is the least memory a site's deploy may hold its small files in
+// (static.SiteOptions.MemoryBudget). An edge shares static.DefaultMemoryBudget among the sites
+// of the network, so that a hundred sites do not hold a hundred times what one does; this floor
+// keeps each site's most-requested small files (its pages, scripts and icons) served from
+// memory however many sites there are, at up to 1 MiB a site.
+const MinSiteMemoryBudget = 1 << 20
+
+// siteMemoryBudget returns the memory a deploy of one of n sites may hold its small files in:
+// an equal share of static.DefaultMemoryBudget, at least MinSiteMemoryBudget. A site keeps the
+// share it got when its deploy was built until its next deploy.
+func siteMemoryBudget(n int) int64 {
+	return max(static.DefaultMemoryBudget/int64(max(n, 1)), MinSiteMemoryBudget)
+}
+
+// switchTo builds the new deploy's site (reading its small files into memory, within its share
+// of the memory budget) and swaps it in for its site: requests already running finish on the
+// old deploy, new ones get the new one.
 func (e *service) switchTo(a follow.Active) {
 	e.mu.Lock()
-	prev := e.site
+	prev := e.sites[a.Site]
+	n := 1
+	if e.hosts != nil {
+		n = len(e.hosts.Names())
+	}
 	e.mu.Unlock()
-	s, err := static.NewSite(a.ID, a.Manifest, e.cfg.Blobs, static.SiteOptions{Previous: prev})
+	s, err := static.NewSite(a.ID, a.Manifest, e.cfg.Blobs, static.SiteOptions{Previous: prev, MemoryBudget: siteMemoryBudget(n)})
 	if err != nil {
-		e.log.Error("Cannot serve deploy", slog.Any("deploy", a.ID), slog.Any("err", err))
+		e.log.Error("Cannot serve deploy", slog.String("site", a.Site), slog.Any("deploy", a.ID), slog.Any("err", err))
 		return
 	}
 	e.mu.Lock()
-	e.site = s
+	e.sites[a.Site] = s
+	e.publishLocked()
 	e.mu.Unlock()
-	e.handler.SetSite(s)
-	e.log.Info("Serving deploy", slog.Any("deploy", a.ID), slog.Int("files", len(a.Manifest.Files)), slog.Int64("memory_bytes", s.MemoryBytes()))
+	e.log.Info("Serving deploy", slog.String("site", a.Site), slog.Any("deploy", a.ID), slog.Int("files", len(a.Manifest.Files)), slog.Int64("memory_bytes", s.MemoryBytes()))
 	// Redirectors send visitors only to edges that say they serve the current deploy: tell
 	// them now rather than at the next tick, or every edge looks outdated for up to an interval
 	// after each publish and visitors get 503s meanwhile.
@@ -175,21 +205,66 @@ func (e *service) switchTo(a follow.Active) {
 	}
 }
 
-// serving returns the deploy whose site answers new requests (zero before the first) and
-// whether it is the network's current deploy. Heartbeats and the health endpoint report these
-// rather than the follower's active deploy, which the follower sets before the site is built and
-// swapped in, and which stays set when the site fails to build.
-func (e *service) serving() (served site.DeployID, synced bool) {
-	if s := e.handler.Site(); s != nil {
-		served = s.ID()
+// setHosts takes the network's new host table: sites no longer in it stop being served.
+func (e *service) setHosts(hosts *site.Hosts) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.hosts = hosts
+	for name := range e.sites {
+		if !slices.Contains(hosts.Names(), name) {
+			delete(e.sites, name)
+		}
 	}
-	target := e.follower.Status().Target
+	e.publishLocked()
+	select { // receivers learn of the change within the interval
+	case e.beatNow <- struct{}{}:
+	default:
+	}
+}
+
+// publishLocked gives the handler what it serves: the default site's deploy on every host until
+// the network has sites, then each site's on its hosts. The handler's Sites is a copy, never
+// changed once given.
+func (e *service) publishLocked() {
+	var held int64
+	for _, s := range e.sites {
+		held += s.MemoryBytes()
+	}
+	e.siteCounts.memory.Store(held)
+	e.handler.SetSite(e.sites[site.DefaultSite])
+	if e.hosts == nil {
+		return
+	}
+	e.handler.SetSites(static.NewSites(e.hosts, maps.Clone(e.sites)))
+}
+
+// servedOf returns the deploy that answers new requests of the named site (zero before the
+// first).
+func (e *service) servedOf(name string) site.DeployID {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if s := e.sites[name]; s != nil {
+		return s.ID()
+	}
+	return site.DeployID{}
+}
+
+// serving returns the deploy whose site answers new requests of the named site (zero before the
+// first) and whether it is the site's current deploy. Heartbeats and the health endpoint report
+// these rather than the follower's active deploy, which the follower sets before the site is
+// built and swapped in, and which stays set when the site fails to build.
+func (e *service) serving(name string) (served site.DeployID, synced bool) {
+	served = e.servedOf(name)
+	target := e.follower.StatusOf(name).Target
 	return served, !target.IsZero() && served == target
 }
 
 // HandleEvent takes one event of the node; call it with every event, in order, from one goroutine.
 func (e *service) HandleEvent(ev dt.Event) {
 	if err := e.follower.Handle(ev); err != nil {
+		if e.metrics != nil {
+			e.metrics.refused.Inc()
+		}
 		e.log.Warn("Deploy object refused", slog.String("key", ev.Key), slog.Any("err", err))
 	}
 }
@@ -200,17 +275,31 @@ func (e *service) Handler() http.Handler { return e.handler }
 // Server returns the HTTP server, to Serve on listeners.
 func (e *service) Server() *httpserve.Server { return e.server }
 
-// Status reports the deploy state for /status.
-func (e *service) Status() follow.Status { return e.follower.Status() }
+// Status reports the deploy state for /status: the default site's, and every site's under
+// "sites".
+func (e *service) Status() follow.Status {
+	s := e.follower.Status()
+	s.Sites = e.follower.Sites()
+	return s
+}
 
 // Drain marks the edge as going away: the next heartbeats say so and the health endpoint answers
 // 503, so redirectors stop sending visitors before the listener closes.
 func (e *service) Drain() { e.draining.Store(true) }
 
 func (e *service) serveHealth(w http.ResponseWriter, r *http.Request) {
-	served, synced := e.serving()
+	name := site.DefaultSite
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if ss := e.handler.Sites(); ss != nil {
+		var claimed bool
+		if name, _, claimed = ss.Pick(r); !claimed {
+			w.WriteHeader(http.StatusMisdirectedRequest)
+			fmt.Fprintln(w, "no site here")
+			return
+		}
+	}
+	served, synced := e.serving(name)
 	if !synced || e.draining.Load() {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		if e.draining.Load() {
@@ -243,11 +332,12 @@ func (e *service) report(h *heartbeat.Heartbeat) {
 	if h.Location == nil && e.cfg.Locate != nil {
 		h.Location = e.locate(h.IPv4, h.IPv6)
 	}
-	served, synced := e.serving()
+	served, synced := e.serving(site.DefaultSite)
 	if !served.IsZero() {
 		h.Deploy = served.String()
 	}
 	h.Synced = synced
+	e.reportSites(h)
 	h.Draining = e.draining.Load()
 	if n, b, err := e.cfg.Blobs.Count(usageMaxAge); err == nil {
 		h.Objects, h.Bytes = n, b
@@ -261,6 +351,30 @@ func (e *service) report(h *heartbeat.Heartbeat) {
 			h.CertExpiry = t.UnixMilli()
 		}
 	}
+}
+
+// reportSites fills the heartbeat's per-site fields from the deploy each site of the table serves
+// and its current one, and keeps the counts for the metrics.
+func (e *service) reportSites(h *heartbeat.Heartbeat) {
+	sites := e.follower.Sites()
+	states := make([]heartbeat.SiteState, len(sites))
+	lagging := 0
+	for i, s := range sites {
+		states[i].Site = s.Site
+		if served := e.servedOf(s.Site); !served.IsZero() {
+			states[i].Served = served.String()
+		}
+		if !s.Target.IsZero() {
+			states[i].Current = s.Target.String()
+		}
+		if states[i].Current != "" && states[i].Served != states[i].Current {
+			lagging++
+		}
+	}
+	h.SetSites(states)
+	e.siteCounts.sites.Store(int64(h.Sites))
+	e.siteCounts.lagging.Store(int64(lagging))
+	e.siteCounts.unlisted.Store(int64(h.LaggingMore))
 }
 
 // usageMaxAge is how old the blob store's count in a heartbeat may be: the store keeps it current
@@ -364,9 +478,10 @@ type edgeMetrics struct {
 	requests *prometheus.CounterVec
 	bytes    prometheus.Counter
 	latency  prometheus.Histogram
+	refused  prometheus.Counter
 }
 
-func newEdgeMetrics(reg prometheus.Registerer, h2s *h2.Stats) (*edgeMetrics, error) {
+func newEdgeMetrics(reg prometheus.Registerer, h2s *h2.Stats, sites, lagging, unlisted, memory *atomic.Int64) (*edgeMetrics, error) {
 	m := &edgeMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "dt", Subsystem: "edge", Name: "requests_total",
 			Help: "Responses of the site, by status code and content coding."}, []string{"code", "encoding"}),
@@ -374,8 +489,10 @@ func newEdgeMetrics(reg prometheus.Registerer, h2s *h2.Stats) (*edgeMetrics, err
 			Help: "Body bytes sent."}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "dt", Subsystem: "edge", Name: "response_seconds",
 			Help: "Time to serve a response, body included.", Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10)}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "dt", Subsystem: "edge", Name: "objects_refused_total",
+			Help: "Table objects of sites and deploys the edge refused as invalid: blobs, manifests, current pointers, site records (over site.MaxHosts hosts, say)."}),
 	}
-	cs := []prometheus.Collector{m.requests, m.bytes, m.latency}
+	cs := []prometheus.Collector{m.requests, m.bytes, m.latency, m.refused}
 	for _, l := range []struct {
 		name, help string
 		v          *atomic.Uint64
@@ -390,6 +507,18 @@ func newEdgeMetrics(reg prometheus.Registerer, h2s *h2.Stats) (*edgeMetrics, err
 	} {
 		cs = append(cs, prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "dt", Subsystem: "edge", Name: l.name, Help: l.help},
 			func() float64 { return float64(l.v.Load()) }))
+	}
+	for _, g := range []struct {
+		name, help string
+		v          *atomic.Int64
+	}{
+		{"sites", "Sites of the network the edge serves, as its last heartbeat reported.", sites},
+		{"sites_lagging", "Sites whose current deploy the edge did not serve yet, as its last heartbeat reported.", lagging},
+		{"heartbeat_lagging_unlisted", "Lagging sites the last heartbeat counted in lagging_more, past heartbeat.MaxLagging or MaxLaggingBytes.", unlisted},
+		{"site_memory_bytes", "File data the served deploys of every site hold in memory, each within its share of static.DefaultMemoryBudget (at least MinSiteMemoryBudget).", memory},
+	} {
+		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "dt", Subsystem: "edge", Name: g.name, Help: g.help},
+			func() float64 { return float64(g.v.Load()) }))
 	}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {

@@ -69,8 +69,21 @@ type Heartbeat struct {
 
 	// Deploy is the deploy the edge serves; Synced says it holds every blob of the network's
 	// current deploy (so Deploy is the current one).
+	// They are the default site's (site/current), the one site of a network of an earlier
+	// release, which receivers of that release read.
 	Deploy string `json:"deploy,omitempty"`
 	Synced bool   `json:"synced"`
+
+	// Sites is how many sites the edge knows. Lagging lists, sorted by site, the sites whose
+	// current deploy the edge does not serve yet (at most MaxLagging of them), and LaggingMore
+	// counts those that did not fit: while it is positive, receivers take every site as lagging
+	// (see LaggingOn). SitesDigest (DigestLen hex digits, see SitesDigest) changes whenever a
+	// deploy the edge serves does. All four are empty in heartbeats of earlier releases, whose
+	// readers ignore them; see SetSites.
+	Sites       int    `json:"sites,omitempty"`
+	Lagging     []Lag  `json:"lagging,omitempty"`
+	LaggingMore int    `json:"lagging_more,omitempty"`
+	SitesDigest string `json:"sites_digest,omitempty"`
 
 	Objects  int64  `json:"objects"`
 	Bytes    int64  `json:"bytes"`
@@ -132,7 +145,8 @@ func Encode(h Heartbeat) ([]byte, error) {
 
 // Decode parses a dt message payload. It returns ErrNotHeartbeat for other messages and
 // ErrInvalid for heartbeats that are malformed; it never trusts the payload's values further
-// than validate checks them.
+// than validate checks them. A heartbeat whose per-site fields (Sites, Lagging, LaggingMore,
+// SitesDigest) are malformed is returned without them, as from an edge of an earlier release.
 func Decode(b []byte) (Heartbeat, error) {
 	var h Heartbeat
 	if len(b) > MaxSize {
@@ -150,15 +164,29 @@ func Decode(b []byte) (Heartbeat, error) {
 	if h.V != Version {
 		return h, fmt.Errorf("%w: version %d", ErrInvalid, h.V)
 	}
-	if err := h.validate(); err != nil {
+	if err := h.validateBase(); err != nil {
 		return h, err
+	}
+	if h.validateSites() != nil {
+		// Malformed per-site fields cost the edge its report of sites, not its heartbeat: it
+		// counts as an edge of an earlier release (the default site's Deploy and Synced only).
+		// Receivers that count such reports read them from the payload themselves.
+		h.Sites, h.Lagging, h.LaggingMore, h.SitesDigest = 0, nil, 0, ""
 	}
 	return h, nil
 }
 
-// validate checks ranges, so that no consumer has to: a URL it can redirect to, a real location,
-// finite non-negative load figures.
+// validate checks every field, the per-site ones included (validateSites): what Encode sends.
 func (h *Heartbeat) validate() error {
+	if err := h.validateBase(); err != nil {
+		return err
+	}
+	return h.validateSites()
+}
+
+// validateBase checks ranges, so that no consumer has to: a URL it can redirect to, a real
+// location, finite non-negative load figures.
+func (h *Heartbeat) validateBase() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)
 	}

@@ -97,6 +97,10 @@ func FuzzDecode(f *testing.F) {
 	f.Add(b)
 	f.Add([]byte(`{"type":"heartbeat","v":1,"seq":1,"url":"http://[::1]:8080"}`))
 	f.Add([]byte(`{"type":"heartbeat"}`))
+	withSites := sample()
+	withSites.SetSites([]SiteState{{Site: "blog", Current: "ab"}, {Site: "default"}})
+	b, _ = Encode(withSites)
+	f.Add(b)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h, err := Decode(b)
 		if err != nil {

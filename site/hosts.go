@@ -11,9 +11,13 @@ import (
 // concurrent use. It does not follow the table; whoever follows it builds a new Hosts on each
 // change.
 type Hosts struct {
-	exact    map[string]string // host → site
-	wildcard map[string]string // parent of "*.<parent>" → site
-	catchAll string            // DefaultSite when it exists implicitly, else ""
+	// exact and wildcard map a host, and the parent of "*.<parent>", to its site's index in
+	// names; catchAll is the implicit DefaultSite's index, or -1. Indices let a caller keep what
+	// it serves per site in a slice beside Names and find it with Lookup's one map lookup.
+	exact    map[string]int
+	wildcard map[string]int
+	catchAll int
+	names    []string // every site, sorted
 }
 
 // NewHosts indexes the hosts of records. implicitDefault says whether the site DefaultSite
@@ -24,23 +28,36 @@ type Hosts struct {
 func NewHosts(records []Record, implicitDefault bool) *Hosts {
 	sorted := slices.Clone(records)
 	slices.SortFunc(sorted, func(a, b Record) int { return strings.Compare(a.Name, b.Name) })
-	h := &Hosts{exact: map[string]string{}, wildcard: map[string]string{}}
+	h := &Hosts{exact: map[string]int{}, wildcard: map[string]int{}, catchAll: -1}
 	for _, r := range sorted {
+		h.names = append(h.names, r.Name)
+	}
+	if implicitDefault {
+		h.names = append(h.names, DefaultSite)
+	}
+	slices.Sort(h.names)
+	h.names = slices.Compact(h.names)
+	for _, r := range sorted {
+		i, _ := slices.BinarySearch(h.names, r.Name)
 		for _, host := range r.Hosts {
 			m, key := h.exact, host
 			if parent, ok := strings.CutPrefix(host, "*."); ok {
 				m, key = h.wildcard, parent
 			}
 			if _, taken := m[key]; !taken {
-				m[key] = r.Name
+				m[key] = i
 			}
 		}
 	}
 	if implicitDefault {
-		h.catchAll = DefaultSite
+		h.catchAll, _ = slices.BinarySearch(h.names, DefaultSite)
 	}
 	return h
 }
+
+// Names returns every site of the table, the implicit DefaultSite included, sorted. The caller
+// must not modify it.
+func (h *Hosts) Names() []string { return h.names }
 
 // ImplicitDefault reports whether the site DefaultSite exists with no record: when its current
 // pointer (CurrentKey) exists and no record is named DefaultSite. A network of the previous
@@ -57,21 +74,26 @@ func ImplicitDefault(records []Record, hasDefaultCurrent bool) bool {
 // implicit default site if it exists. A host that is not a valid name (an IP literal with
 // colons, a "*" label) matches only the implicit default site.
 func (h *Hosts) Match(host string) (string, bool) {
+	if i, ok := h.Lookup(host); ok {
+		return h.names[i], true
+	}
+	return "", false
+}
+
+// Lookup is Match returning the site's index in Names.
+func (h *Hosts) Lookup(host string) (int, bool) {
 	host = NormalizeHost(host)
 	if isMatchableHost(host) {
-		if s, ok := h.exact[host]; ok {
-			return s, true
+		if i, ok := h.exact[host]; ok {
+			return i, true
 		}
 		if _, parent, ok := strings.Cut(host, "."); ok {
-			if s, ok := h.wildcard[parent]; ok {
-				return s, true
+			if i, ok := h.wildcard[parent]; ok {
+				return i, true
 			}
 		}
 	}
-	if h.catchAll != "" {
-		return h.catchAll, true
-	}
-	return "", false
+	return h.catchAll, h.catchAll >= 0
 }
 
 // NormalizeHost returns host lower-cased, without a port and without one trailing dot:

@@ -8,6 +8,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/dt-cdn/dt/site"
 )
 
 // jsSource returns about n bytes of plausible JavaScript: identifiers and literals drawn from a
@@ -109,6 +111,53 @@ func benchmarkLoopback(b *testing.B, srv *testServer) {
 				resp.Body.Close()
 			}
 			b.SetBytes(n)
+		})
+	}
+}
+
+// BenchmarkSites measures the handler path when it picks the site by Host among 1 and 100 sites
+// (each with an apex, a www name and a wildcard; the request for the last site's www name), and
+// with one site on every host (SetSite, no host table), for the 1 KiB page.
+func BenchmarkSites(b *testing.B) {
+	d := newDeploy(b, benchFiles(), nil, SiteOptions{})
+	for _, n := range []int{0, 1, 100} {
+		h := NewHandler(HandlerConfig{})
+		host := "edge.test"
+		if n == 0 {
+			h.SetSite(d.site)
+		} else {
+			var records []site.Record
+			sites := map[string]*Site{}
+			for i := range n {
+				name := fmt.Sprintf("site%d", i)
+				host = "www." + name + ".example.com"
+				records = append(records, site.Record{V: 1, Name: name,
+					Hosts: []string{name + ".example.com", host, "*." + name + ".example.org"}})
+				s, err := NewSite(d.site.ID(), d.m, d.store, SiteOptions{Previous: d.site})
+				if err != nil {
+					b.Fatal(err)
+				}
+				sites[name] = s
+			}
+			h.SetSites(NewSites(site.NewHosts(records, false), sites))
+		}
+		name := fmt.Sprintf("sites=%d", n)
+		if n == 0 {
+			name = "one-site-every-host"
+		}
+		b.Run(name, func(b *testing.B) {
+			req := httptest.NewRequest("GET", "/index.html", nil)
+			req.Host = host
+			w := &discardWriter{h: http.Header{}}
+			h.ServeHTTP(w, req)
+			if w.status != 200 {
+				b.Fatalf("status %d", w.status)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				w.reset()
+				h.ServeHTTP(w, req)
+			}
 		})
 	}
 }

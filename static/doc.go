@@ -6,7 +6,8 @@
 // manifest and its blob source into a Site: every response header that does not depend on the
 // request is computed there, once per deploy, and small files are read into memory, so the
 // request path does no formatting and, for small files, no system call but the socket write.
-// A Handler serves one Site at a time and switches atomically (Handler.SetSite). It runs under
+// A Handler serves one Site at a time and switches atomically (Handler.SetSite), or many, each on
+// its hosts, picked per request by Host and TLS server name (Handler.SetSites, Sites). It runs under
 // any http.Server; under dt's own servers (package internal/httpserve, which picks
 // internal/h1, internal/h2 or net/http) it sends bodies with sendfile and one write per
 // response where it can.

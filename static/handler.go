@@ -101,11 +101,12 @@ type HandlerConfig struct {
 // never gives one response headers or bytes from two deploys; requests in flight finish on the
 // Site they started with.
 type Handler struct {
-	cfg  HandlerConfig
-	log  *slog.Logger
-	site atomic.Pointer[Site]
-	mux  *chi.Mux
-	bufs sync.Pool // *[]byte of copyBufSize, for bodies read from blob files
+	cfg   HandlerConfig
+	log   *slog.Logger
+	site  atomic.Pointer[Site]
+	sites atomic.Pointer[Sites] // when set, the sites picked by Host instead of site
+	mux   *chi.Mux
+	bufs  sync.Pool // *[]byte of copyBufSize, for bodies read from blob files
 
 	// Shared header values (len == cap; see field).
 	vNosniff, vAllow, vAcceptRanges, vVary, vTextPlain, vNoStore []string
@@ -149,7 +150,7 @@ func NewHandler(cfg HandlerConfig) *Handler {
 		h.log = slog.New(slog.DiscardHandler)
 	}
 	h.bufs.New = func() any { b := make([]byte, copyBufSize); return &b }
-	for _, status := range []int{400, 404, 405, 406, 410, 412, 416, 451, 500, 503} {
+	for _, status := range []int{400, 404, 405, 406, 410, 412, 416, 421, 451, 500, 503} {
 		h.errors[status] = newErrorResponse(status)
 	}
 	h.mux = h.routes()
@@ -181,6 +182,34 @@ func (h *Handler) SetSite(s *Site) { h.site.Store(s) }
 // Site returns the site being served, or nil.
 func (h *Handler) Site() *Site { return h.site.Load() }
 
+// SetSites makes the handler serve many sites, each on its hosts, from now on: a request gets the
+// site Sites.Pick chooses, 421 Misdirected Request (with no content of any site) when no site
+// claims it, and 503 while its site has no deploy. Requests in flight finish with the site they
+// started with. A nil ss returns the handler to the one site of SetSite, on every host.
+func (h *Handler) SetSites(ss *Sites) { h.sites.Store(ss) }
+
+// Sites returns the sites being served, or nil when the handler serves one site on every host.
+func (h *Handler) Sites() *Sites { return h.sites.Load() }
+
+// pick returns the Site that answers r, or the status of the error that does.
+func (h *Handler) pick(r *http.Request) (*Site, int) {
+	ss := h.sites.Load()
+	if ss == nil {
+		if s := h.site.Load(); s != nil {
+			return s, 0
+		}
+		return nil, http.StatusServiceUnavailable
+	}
+	_, s, claimed := ss.Pick(r)
+	switch {
+	case !claimed:
+		return nil, http.StatusMisdirectedRequest
+	case s == nil:
+		return nil, http.StatusServiceUnavailable
+	}
+	return s, 0
+}
+
 // outcome is what a response was, for the Observer.
 type outcome struct {
 	status int
@@ -207,6 +236,10 @@ func (h *Handler) serveSite(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request) outcome {
 	hdr := w.Header()
 	hdr[hNosniff] = h.vNosniff
+	s, status := h.pick(r) // once: the whole response comes from this deploy
+	if status == http.StatusMisdirectedRequest {
+		return h.writeError(w, r, status, nil) // not even OPTIONS: no site answers here
+	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 	case http.MethodOptions:
@@ -217,9 +250,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) outcome {
 		hdr[hAllow] = h.vAllow
 		return h.writeError(w, r, http.StatusMethodNotAllowed, nil)
 	}
-	s := h.site.Load() // once: the whole response comes from this deploy
 	if s == nil {
-		return h.writeError(w, r, http.StatusServiceUnavailable, nil)
+		return h.writeError(w, r, status, nil)
 	}
 	p, hidden, ok := requestPath(r.URL)
 	if !ok {

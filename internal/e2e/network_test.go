@@ -164,6 +164,12 @@ func (n *testNetwork) startRedirector(cfg redirector.Config) *runningRedirector 
 // publishFiles publishes a site of the given files (path → content) and fails the test unless
 // every one of wantLive edges serves it.
 func (n *testNetwork) publishFiles(files map[string]string, wantLive int) publish.Result {
+	n.t.Helper()
+	return n.publishSiteFiles("", files, wantLive)
+}
+
+// publishSiteFiles is publishFiles to the named site (empty: the network's only site).
+func (n *testNetwork) publishSiteFiles(name string, files map[string]string, wantLive int) publish.Result {
 	t := n.t
 	t.Helper()
 	dir := t.TempDir()
@@ -183,7 +189,7 @@ func (n *testNetwork) publishFiles(files map[string]string, wantLive int) publis
 	defer plan.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	res, err := publish.Publish(ctx, plan, publish.NetworkOptions{Keys: n.keys, Peers: []string{n.peer}, HeartbeatInterval: n.beat, Node: dt.LocalConfig()})
+	res, err := publish.Publish(ctx, plan, publish.NetworkOptions{Keys: n.keys, Peers: []string{n.peer}, HeartbeatInterval: n.beat, Node: dt.LocalConfig(), Site: name})
 	if err != nil || res.EdgesLive != wantLive {
 		t.Fatalf("publish: live on %d of %d: %v", res.EdgesLive, wantLive, err)
 	}

@@ -320,7 +320,7 @@ func (c *cdn) testPartition(t *testing.T) {
 	}
 	for _, e := range cut {
 		waitFor(t, 10*time.Second, e.name+" cut off", func() error {
-			st, err := c.nodeStatus(e.at)
+			st, err := c.nodeStatus(e.info())
 			if err != nil {
 				return err
 			}
@@ -335,7 +335,7 @@ func (c *cdn) testPartition(t *testing.T) {
 	c.checkAllServe(t, 4, c.ams)
 	c.checkAllServe(t, 3, cut...)
 	for _, e := range cut {
-		st, err := c.nodeStatus(e.at)
+		st, err := c.nodeStatus(e.info())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -38,6 +39,9 @@ type network struct {
 // edgeProc is a `dt edge` process.
 type edgeProc struct {
 	*process
+	// at is what the edge's ready file said, replaced by restart while visitors read it (info).
+	// Guarded by mu.
+	mu sync.Mutex
 	at cli.NodeInfo
 	// link carries the edge's only link to the hub when the test may partition it; nil when the
 	// edge dials the hub directly.
@@ -45,7 +49,14 @@ type edgeProc struct {
 }
 
 // url is where visitors reach the edge, as its heartbeats tell the redirector.
-func (e *edgeProc) url() string { return e.at.PublicURL }
+func (e *edgeProc) url() string { return e.info().PublicURL }
+
+// info is what the edge's ready file said when it last started.
+func (e *edgeProc) info() cli.NodeInfo {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.at
+}
 
 // newNetwork generates keys and starts a hub node, with hubArgs added to its command line.
 func newNetwork(t *testing.T, hubArgs ...string) *network {
@@ -101,10 +112,13 @@ func (n *network) startEdge(t *testing.T, name, location string, partitionable b
 		"--peer", peer, "--local", "--http", "127.0.0.1:0", "--admin", "127.0.0.1:0",
 		"--location", location, "--drain-wait", "100ms").withReadyFile()
 	e.start(t)
-	e.at = e.waitReady(t, readyTimeout)
+	at := e.waitReady(t, readyTimeout)
+	e.mu.Lock()
+	e.at = at
+	e.mu.Unlock()
 	// A restart keeps the port, so the edge keeps its public URL, as a real edge does.
 	i := slices.Index(e.args, "--http")
-	e.args[i+1] = e.at.HTTP
+	e.args[i+1] = at.HTTP
 	n.edges = append(n.edges, e)
 	return e
 }
@@ -113,11 +127,13 @@ func (n *network) startEdge(t *testing.T, name, location string, partitionable b
 func (e *edgeProc) restart(t *testing.T) {
 	t.Helper()
 	e.start(t)
-	at := e.waitReady(t, readyTimeout)
-	if at.PublicURL != e.at.PublicURL || at.ID != e.at.ID {
-		t.Fatalf("%s restarted as %s at %s, was %s at %s", e.name, at.ID, at.PublicURL, e.at.ID, e.at.PublicURL)
+	at, was := e.waitReady(t, readyTimeout), e.info()
+	if at.PublicURL != was.PublicURL || at.ID != was.ID {
+		t.Fatalf("%s restarted as %s at %s, was %s at %s", e.name, at.ID, at.PublicURL, was.ID, was.PublicURL)
 	}
+	e.mu.Lock()
 	e.at = at
+	e.mu.Unlock()
 }
 
 // startRedirector starts `dt redirector`.
@@ -211,7 +227,7 @@ func (n *network) redirectorStatus() (redirectorStatus, error) {
 // lastSeq is the sequence number of the edge's latest heartbeat the redirector holds, 0 if none.
 func (st redirectorStatus) lastSeq(e *edgeProc) uint64 {
 	for _, x := range st.Edges {
-		if x.Node == e.at.ID {
+		if x.Node == e.info().ID {
 			return x.Last.Seq
 		}
 	}
@@ -221,7 +237,7 @@ func (st redirectorStatus) lastSeq(e *edgeProc) uint64 {
 // eligible reports whether the redirector would send visitors to the edge, and if not why.
 func (st redirectorStatus) eligible(e *edgeProc) (bool, string) {
 	for _, x := range st.Edges {
-		if x.Node == e.at.ID {
+		if x.Node == e.info().ID {
 			return x.Eligible, x.State + ", " + x.Excluded
 		}
 	}
