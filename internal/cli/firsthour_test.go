@@ -227,7 +227,9 @@ func TestRepublish(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	common := []string{"--keys", keys, "--peer", peer.addr, "--timeout", "1s"}
+	// A publish to a network with no edges waits the whole timeout for one to appear, so it is
+	// short; but not so short that the first sync misses it on a loaded machine (1 s did).
+	common := []string{"--keys", keys, "--peer", peer.addr, "--timeout", "3s"}
 	deploys := func() []publish.DeployInfo {
 		t.Helper()
 		r := run(t, "", append([]string{"deploys", "--json"}, common...)...)
