@@ -356,6 +356,31 @@ func total(p *publish.Plan) int64 {
 	return n
 }
 
+// call joins the network as f's flags say (as a master when master), runs do on it and explains
+// a failure by what the peers did: the lifecycle every command on a site shares once its own
+// arguments are checked.
+func (f *siteFlags) call(ctx context.Context, env *Env, fs *flagSet, master bool, do func(context.Context, publish.NetworkOptions) error) error {
+	if err := f.resolve(fs); err != nil {
+		return err
+	}
+	opts, ctx, watch, err := f.options(ctx, env, master)
+	if err != nil {
+		return err
+	}
+	defer watch.Stop()
+	if err := do(ctx, opts); err != nil {
+		return explainPeers(ctx, err, watch, f.wait, "--timeout")
+	}
+	return nil
+}
+
+// writeIndented writes v as indented JSON, as the listing commands' --json do.
+func writeIndented(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
 func runDeploys(ctx context.Context, args []string, env *Env) error {
 	var f siteFlags
 	fs := newFlagSet(env, "deploys", "dt deploys --keys DIR --peer ADDR [--site NAME] [--json]",
@@ -369,22 +394,16 @@ func runDeploys(ctx context.Context, args []string, env *Env) error {
 	if err := fs.wantArgs(0, ""); err != nil {
 		return err
 	}
-	if err := f.resolve(fs); err != nil {
+	var list []publish.DeployInfo
+	err := f.call(ctx, env, fs, false, func(ctx context.Context, opts publish.NetworkOptions) (err error) {
+		list, err = publish.Deploys(ctx, opts)
 		return err
-	}
-	opts, ctx, watch, err := f.options(ctx, env, false)
+	})
 	if err != nil {
 		return err
-	}
-	defer watch.Stop()
-	list, err := publish.Deploys(ctx, opts)
-	if err != nil {
-		return explainPeers(ctx, err, watch, f.wait, "--timeout")
 	}
 	if f.json {
-		enc := json.NewEncoder(env.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(list)
+		return writeIndented(env.Stdout, list)
 	}
 	if len(list) == 0 {
 		fmt.Fprintln(env.Stderr, "no deploys yet: publish a site with `dt publish --keys DIR --peer ADDR SITEDIR`")

@@ -69,17 +69,13 @@ func runSiteWrite(ctx context.Context, name string, args []string, env *Env,
 	if err := site.CheckSiteName(fs.Arg(0)); err != nil {
 		return fs.usageErrorf("%v", err)
 	}
-	if err := f.resolve(fs); err != nil {
+	var r site.Record
+	err := f.call(ctx, env, fs, true, func(ctx context.Context, opts publish.NetworkOptions) (err error) {
+		r, err = write(ctx, fs.Arg(0), hosts, opts)
 		return err
-	}
-	opts, ctx, watch, err := f.options(ctx, env, true)
+	})
 	if err != nil {
 		return err
-	}
-	defer watch.Stop()
-	r, err := write(ctx, fs.Arg(0), hosts, opts)
-	if err != nil {
-		return explainPeers(ctx, err, watch, f.wait, "--timeout")
 	}
 	if f.json {
 		return json.NewEncoder(env.Stdout).Encode(r)
@@ -104,17 +100,13 @@ func runSiteRemove(ctx context.Context, args []string, env *Env) error {
 	if err := site.CheckSiteName(fs.Arg(0)); err != nil {
 		return fs.usageErrorf("%v", err)
 	}
-	if err := f.resolve(fs); err != nil {
+	var collected []site.DeployID
+	err := f.call(ctx, env, fs, true, func(ctx context.Context, opts publish.NetworkOptions) (err error) {
+		collected, err = publish.RemoveSite(ctx, fs.Arg(0), opts)
 		return err
-	}
-	opts, ctx, watch, err := f.options(ctx, env, true)
+	})
 	if err != nil {
 		return err
-	}
-	defer watch.Stop()
-	collected, err := publish.RemoveSite(ctx, fs.Arg(0), opts)
-	if err != nil {
-		return explainPeers(ctx, err, watch, f.wait, "--timeout")
 	}
 	if f.json {
 		return json.NewEncoder(env.Stdout).Encode(struct {
@@ -138,22 +130,16 @@ func runSites(ctx context.Context, args []string, env *Env) error {
 	if err := fs.wantArgs(0, ""); err != nil {
 		return err
 	}
-	if err := f.resolve(fs); err != nil {
+	var list []publish.SiteInfo
+	err := f.call(ctx, env, fs, false, func(ctx context.Context, opts publish.NetworkOptions) (err error) {
+		list, err = publish.Sites(ctx, opts)
 		return err
-	}
-	opts, ctx, watch, err := f.options(ctx, env, false)
+	})
 	if err != nil {
 		return err
-	}
-	defer watch.Stop()
-	list, err := publish.Sites(ctx, opts)
-	if err != nil {
-		return explainPeers(ctx, err, watch, f.wait, "--timeout")
 	}
 	if f.json {
-		enc := json.NewEncoder(env.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(list)
+		return writeIndented(env.Stdout, list)
 	}
 	if len(list) == 0 {
 		fmt.Fprintln(env.Stderr, "no sites yet: add one with `dt site add NAME --host HOST`, or publish with `dt publish`")
