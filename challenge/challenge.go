@@ -14,6 +14,8 @@ package challenge
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -272,4 +274,21 @@ func checkExpires(e int64) error {
 		return fmt.Errorf("%w: no expiry", ErrInvalid)
 	}
 	return nil
+}
+
+// DigestLen is the length of Digest's result in hex digits.
+const DigestLen = 16
+
+// Digest names a set of challenge records by their table keys, in any order: the first
+// DigestLen hex digits of SHA-256 over the sorted keys, each ended by a newline. A node
+// reports the digest of the live records it holds, and the issuer compares it with the digest
+// of the records it wrote, to know every node can answer before the CA validates. An empty set
+// has the digest of no input.
+func Digest(keys []string) string {
+	h := sha256.New()
+	for _, k := range slices.Sorted(slices.Values(keys)) {
+		h.Write([]byte(k))
+		h.Write([]byte{'\n'})
+	}
+	return hex.EncodeToString(h.Sum(nil))[:DigestLen]
 }

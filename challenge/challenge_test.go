@@ -120,3 +120,16 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestDigest(t *testing.T) {
+	a, b := DNS01Key("example.com"), HTTP01Key(token)
+	if Digest([]string{a, b}) != Digest([]string{b, a}) {
+		t.Error("Digest depends on the order of keys")
+	}
+	if Digest([]string{a}) == Digest([]string{a, b}) || Digest(nil) == Digest([]string{a}) {
+		t.Error("Digest does not tell sets apart")
+	}
+	if len(Digest(nil)) != DigestLen {
+		t.Errorf("len = %d", len(Digest(nil)))
+	}
+}
