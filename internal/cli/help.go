@@ -60,6 +60,7 @@ var examples = map[string][]string{
 	"dns": {
 		"dt dns --keys keys --data d1 --peer 127.0.0.1:7002 --dns 127.0.0.1:5353",
 		"dt dns --keys keys --data d1 --peer 127.0.0.1:7002 --dns :53 --geo-name cdn.example.com --geoip GeoLite2-City.mmdb",
+		"dt dns --keys keys --data d1 --peer 127.0.0.1:7002 --dns :53 --cdn-ns ns1.example.com --cdn-ns ns2.example.net --geoip GeoLite2-City.mmdb",
 	},
 	"dns-publish": {
 		"dt dns-publish --keys keys --peer 127.0.0.1:7002 example.com.zone",

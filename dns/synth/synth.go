@@ -1,0 +1,226 @@
+package synth
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/dt-cdn/dt/cdnzone"
+	"github.com/dt-cdn/dt/challenge"
+	"github.com/dt-cdn/dt/dns/geo"
+	"github.com/dt-cdn/dt/dns/server"
+	"github.com/dt-cdn/dt/dns/zone"
+	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/edgeset"
+	"github.com/dt-cdn/dt/heartbeat"
+	"github.com/dt-cdn/dt/netconf"
+)
+
+// Defaults of the made SOA and NS.
+const (
+	// NegativeTTL is the made SOA's MINIMUM, the TTL of NXDOMAIN and NODATA (RFC 2308 §5):
+	// short, because a name without an address now (its edge restarting, a site being
+	// published) has one seconds later.
+	NegativeTTL = 30
+	// ZoneTTL is the TTL of the made SOA and NS: they change only when the operator changes
+	// the delegation.
+	ZoneTTL = 3600
+)
+
+// Config configures a Synth.
+type Config struct {
+	// View returns the edges, their per-site reports and the sites (edgeset.Set.View).
+	// Required.
+	View func() *edgeset.View
+	// Geo chooses the edges of a site's name (its AnswerSite); its TTL is the TTL of every
+	// address answer. Required.
+	Geo *geo.Answerer
+	// Select judges whether an edge is live and serves a site; it must be the options Geo
+	// chooses with.
+	Select edgeset.SelectOptions
+	// NameServers are the host names the CDN zone is delegated to, for the made NS and SOA,
+	// used when no zone of the CDN zone's apex is published. Empty: the SOA names the zone
+	// itself as its primary and NS queries get NODATA.
+	NameServers []string
+	// Load fetches a record body an event lacks (a node with lazy bodies). Nil: such a record
+	// is ignored.
+	Load func(ctx context.Context, key string) ([]byte, error)
+	// Logger receives refused records at Warn. Nil discards.
+	Logger *slog.Logger
+	// Now is the clock. Nil: time.Now.
+	Now func() time.Time
+}
+
+// Synth answers the CDN zone and the ACME DNS-01 challenges of the table. It follows the
+// settings record and the challenge records through HandleEvent (from one goroutine, in event
+// order); Answer, Apex and Challenges are safe to call from any goroutine at once.
+type Synth struct {
+	cfg  Config
+	log  *slog.Logger
+	zone atomic.Pointer[string] // netconf form ("cdn.example.com"); "" for none
+
+	mu         sync.RWMutex
+	challenges map[string]challenge.DNS01 // guarded by mu: by domain
+
+	labels atomic.Pointer[viewLabels]
+}
+
+// viewLabels are the edge labels of one view, kept while the view is current.
+type viewLabels struct {
+	view   *edgeset.View
+	labels *cdnzone.Labels
+}
+
+var _ server.Synthesizer = (*Synth)(nil)
+
+// New checks cfg and returns a Synth answering no zone until the settings record names one.
+func New(cfg Config) (*Synth, error) {
+	if cfg.View == nil || cfg.Geo == nil {
+		return nil, errors.New("synth: Config.View and Config.Geo are required")
+	}
+	for _, ns := range cfg.NameServers {
+		if zone.CanonicalName(ns) == "" {
+			return nil, errors.New("synth: name server " + ns + " is not a domain name")
+		}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Synth{cfg: cfg, log: cfg.Logger, challenges: map[string]challenge.DNS01{}}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	none := ""
+	s.zone.Store(&none)
+	return s, nil
+}
+
+// Zone returns the CDN zone answered, as netconf holds it; "" for none.
+func (s *Synth) Zone() string { return *s.zone.Load() }
+
+// Apex returns the CDN zone answered, canonical; "" for none.
+func (s *Synth) Apex() string {
+	if z := s.Zone(); z != "" {
+		return z + "."
+	}
+	return ""
+}
+
+// Labels returns the edges' labels under the zone, for the view v.
+func (s *Synth) Labels(v *edgeset.View) *cdnzone.Labels {
+	if c := s.labels.Load(); c != nil && c.view == v {
+		return c.labels
+	}
+	edges := make([]cdnzone.Edge, 0, len(v.Edges))
+	for _, e := range v.Edges {
+		edges = append(edges, cdnzone.Edge{Node: e.Node, Name: e.Last.Name})
+	}
+	l := cdnzone.NewLabels(edges)
+	s.labels.Store(&viewLabels{view: v, labels: l})
+	return l
+}
+
+// Challenges returns the TXT values of the live DNS-01 challenge record of domain (canonical,
+// without the trailing dot), sorted; none when there is no live record.
+func (s *Synth) Challenges(domain string) []string {
+	s.mu.RLock()
+	r, ok := s.challenges[domain]
+	s.mu.RUnlock()
+	if !ok || !r.Live(s.cfg.Now()) {
+		return nil
+	}
+	return slices.Clone(r.TXT)
+}
+
+// HandleEvent follows the settings record and the DNS-01 challenge records.
+func (s *Synth) HandleEvent(ev dt.Event) {
+	if ev.Key != netconf.Key && !strings.HasPrefix(ev.Key, challenge.KeyPrefix) {
+		return
+	}
+	switch ev.Type {
+	case dt.EventObjectAdded:
+		if body := s.body(ev); body != nil {
+			s.put(ev.Key, body)
+		}
+	case dt.EventObjectRemoved:
+		s.remove(ev.Key)
+	}
+}
+
+// loadTimeout bounds the fetch of a missing body, which blocks the event loop.
+const loadTimeout = 10 * time.Second
+
+func (s *Synth) body(ev dt.Event) []byte {
+	if len(ev.Object) > 0 || s.cfg.Load == nil {
+		return ev.Object
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), loadTimeout)
+	defer cancel()
+	b, err := s.cfg.Load(ctx, ev.Key)
+	if err != nil {
+		s.log.Warn("Record body unavailable", slog.String("key", ev.Key), slog.Any("err", err))
+		return nil
+	}
+	return b
+}
+
+func (s *Synth) put(key string, body []byte) {
+	if key == netconf.Key {
+		st, err := netconf.ParseSettings(body)
+		if err != nil {
+			s.log.Warn("Bad network settings; no CDN zone", slog.Any("err", err))
+		}
+		z := st.CDNZone
+		s.zone.Store(&z)
+		s.log.Info("CDN zone", slog.String("zone", z))
+		return
+	}
+	if _, ok := challenge.ParseDNS01Key(key); !ok {
+		return
+	}
+	r, err := challenge.ParseDNS01At(key, body)
+	if err != nil {
+		s.log.Warn("Bad DNS-01 challenge record", slog.String("key", key), slog.Any("err", err))
+		s.remove(key)
+		return
+	}
+	s.mu.Lock()
+	s.challenges[r.Domain] = r
+	s.mu.Unlock()
+}
+
+func (s *Synth) remove(key string) {
+	if key == netconf.Key {
+		none := ""
+		s.zone.Store(&none)
+		return
+	}
+	if d, ok := challenge.ParseDNS01Key(key); ok {
+		s.mu.Lock()
+		delete(s.challenges, d)
+		s.mu.Unlock()
+	}
+}
+
+// addressOf returns the A or AAAA record of e owned by name, none when e has no address of
+// that family.
+func (s *Synth) addressOf(e heartbeat.Edge, name string, qtype uint16) []dns.RR {
+	ip := geo.Address(e, qtype)
+	if !ip.IsValid() {
+		return nil
+	}
+	return []dns.RR{geo.Record(name, qtype, s.cfg.Geo.TTL(), ip)}
+}
+
+// isAddress reports whether qtype asks for addresses.
+func isAddress(qtype uint16) bool { return qtype == dns.TypeA || qtype == dns.TypeAAAA }
+
+// canonical is a configured host name in canonical form (checked by New).
+func canonical(name string) string { return zone.CanonicalName(name) }
