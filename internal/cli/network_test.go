@@ -13,7 +13,7 @@ import (
 )
 
 // TestNetworkCommands drives dt network set and show against a node: the zone is normalised,
-// written, shown with the masters, sites and grants, cleared with '', and refused when invalid
+// written, shown with the masters, sites and grants, cleared with ”, and refused when invalid
 // or when given by a key that is not a master's.
 func TestNetworkCommands(t *testing.T) {
 	keys := keygen(t)
