@@ -85,8 +85,8 @@ type service struct {
 	// sites are the deploys being served, by site, and hosts the host table of the network's
 	// sites (nil until the first site appears: the handler then serves one site on every host,
 	// as an edge of a network without named sites does). Guarded by mu.
-	sites    map[string]*static.Site
-	hosts    *site.Hosts
+	sites map[string]*static.Site
+	hosts *site.Hosts
 	// zone is the network's CDN zone (netconf), empty for none: the edge serves the names under
 	// it too (static.Sites.WithZone). Guarded by mu.
 	zone     string
