@@ -1,0 +1,131 @@
+package redirector
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/dt-cdn/dt/heartbeat"
+	"github.com/dt-cdn/dt/internal/testkit/testnet"
+	"github.com/dt-cdn/dt/internal/testkit/wait"
+	"github.com/dt-cdn/dt/netconf"
+	"github.com/dt-cdn/dt/site"
+)
+
+// TestServiceCDNZone runs a redirector on a dt network of two sites and one edge: without a CDN
+// zone a visitor goes to the edge's public URL, once the settings name a zone to
+// "<site>--<edge>.<zone>" with the URL's scheme and port, and /explain names that target.
+func TestServiceCDNZone(t *testing.T) {
+	const beat = 100 * time.Millisecond
+	keys, plain := testnet.Keys(t)
+	rnode := testnet.Node(t, testnet.Options{Keys: plain, Listen: true})
+	addr := []string{rnode.Addrs()[0].String()}
+	master := testnet.Node(t, testnet.Options{Keys: keys, Master: true, Peers: addr})
+	testnet.Drain(master)
+	put := func(key string, v any) {
+		t.Helper()
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := master.Put(context.Background(), key, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	def, blog := site.DeployIDOf([]byte("default")), site.DeployIDOf([]byte("blog"))
+	put(site.CurrentKey, site.Current{Deploy: def, Time: time.Now()})
+	put(site.RecordKey("blog"), site.Record{V: 1, Name: "blog", Hosts: []string{"blog.example.com"}})
+	put(site.CurrentKeyOf("blog"), site.Current{Deploy: blog, Time: time.Now()})
+
+	n := testnet.Node(t, testnet.Options{Keys: plain, Peers: addr})
+	testnet.Drain(n)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		heartbeat.Send(ctx, siteFields{node: n, fields: `"sites":2,"sites_digest":"0123456789abcdef"`}, beat, func(h *heartbeat.Heartbeat) {
+			h.Name, h.PublicURL, h.Deploy, h.Synced = "AMS", "http://ams.example.net:8080", def.String(), true
+		}, nil)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+
+	svc, err := NewService(ServiceConfig{Node: rnode, HeartbeatInterval: beat, Code: 302,
+		Probe: func(context.Context, heartbeat.Edge) error { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, rcancel := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	go func() { runDone <- svc.Run(rctx) }()
+	go func() {
+		for ev := range rnode.Events() {
+			svc.HandleEvent(ev)
+		}
+	}()
+	t.Cleanup(func() { rcancel(); <-runDone })
+	front := httptest.NewServer(svc.Handler())
+	t.Cleanup(front.Close)
+	admin := httptest.NewServer(svc.Explain())
+	t.Cleanup(admin.Close)
+
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	sentTo := func(host string) (string, error) {
+		req, _ := http.NewRequest("GET", front.URL+"/p/a.html?q=1", nil)
+		req.Host = host
+		resp, err := client.Do(req)
+		if err != nil {
+			return "", err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusFound {
+			return "", fmt.Errorf("Host %s: %s", host, resp.Status)
+		}
+		return resp.Header.Get("Location"), nil
+	}
+	expect := func(host, want string) {
+		t.Helper()
+		wait.For(t, 10*time.Second, func() error {
+			got, err := sentTo(host)
+			if err != nil {
+				return err
+			}
+			if got != want {
+				return fmt.Errorf("Host %s sent to %s, want %s", host, got, want)
+			}
+			return nil
+		})
+	}
+	expect("www.example.org", "http://ams.example.net:8080/p/a.html?q=1")
+	expect("blog.example.com", "http://ams.example.net:8080/p/a.html?q=1")
+
+	settings, _ := netconf.Settings{V: netconf.Version, CDNZone: "cdn.example.com"}.Marshal()
+	if err := master.Put(context.Background(), netconf.Key, settings); err != nil {
+		t.Fatal(err)
+	}
+	expect("blog.example.com", "http://blog--ams.cdn.example.com:8080/p/a.html?q=1")
+	expect("www.example.org", "http://default--ams.cdn.example.com:8080/p/a.html?q=1")
+
+	resp, err := http.Get(admin.URL + "/?ip=192.0.2.1&host=blog.example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var x struct {
+		Target string `json:"target"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&x)
+	resp.Body.Close()
+	if err != nil || x.Target != "http://blog--ams.cdn.example.com:8080" {
+		t.Errorf("explain: target %q, %v", x.Target, err)
+	}
+
+	if err := master.Delete(context.Background(), netconf.Key); err != nil {
+		t.Fatal(err)
+	}
+	expect("blog.example.com", "http://ams.example.net:8080/p/a.html?q=1")
+}
