@@ -259,6 +259,10 @@ func (e *service) setZone(body []byte) {
 		e.zone = zone
 		e.publishLocked()
 		e.log.Info("CDN zone", slog.String("zone", zone))
+		select { // DNS nodes and redirectors send visitors by the zone's names once told
+		case e.beatNow <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -398,6 +402,7 @@ func (e *service) report(h *heartbeat.Heartbeat) {
 	}
 	h.Synced = synced
 	e.reportSites(h)
+	h.CDNZone = e.Zone()
 	h.Draining = e.draining.Load()
 	if n, b, err := e.cfg.Blobs.Count(usageMaxAge); err == nil {
 		h.Objects, h.Bytes = n, b

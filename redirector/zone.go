@@ -39,18 +39,18 @@ func (c *labelCache) of(edges []heartbeat.Edge) *cdnzone.Labels {
 	return l.labels
 }
 
-// origin returns where to send a visitor of t to the chosen edge: with a CDN zone,
-// "<site>--<edge>.<zone>" with the scheme and port of the edge's public URL; without one, or
-// when the site's name and the edge's label do not fit in one DNS label, the edge's public URL
-// itself (for a site other than the default one, that URL serves the site only if the site
+// origin returns where to send a visitor of t to the chosen edge: with a CDN zone the edge's
+// heartbeat says it serves, "<site>--<edge>.<zone>" with the scheme and port of the edge's
+// public URL; otherwise, or when the site's name and the edge's label do not fit in one DNS
+// label, the edge's public URL itself (for a site other than the default one, that URL serves the site only if the site
 // claims the edge's host).
 func (h *Handler) origin(c *edgeset.Candidate, t target) string {
 	zone := ""
 	if h.zone != nil {
 		zone = h.zone()
 	}
-	if zone == "" {
-		return c.URL
+	if zone == "" || c.Edge.Last.CDNZone != zone {
+		return c.URL // an edge that does not (yet) serve the zone's names: an earlier release
 	}
 	edges := t.edges
 	if t.view != nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,8 +19,9 @@ import (
 )
 
 // TestServiceCDNZone runs a redirector on a dt network of two sites and one edge: without a CDN
-// zone a visitor goes to the edge's public URL, once the settings name a zone to
-// "<site>--<edge>.<zone>" with the URL's scheme and port, and /explain names that target.
+// zone a visitor goes to the edge's public URL, and so while the edge's heartbeats do not report
+// the zone the settings name; once they do, to "<site>--<edge>.<zone>" with the URL's scheme and
+// port, and /explain names that target.
 func TestServiceCDNZone(t *testing.T) {
 	const beat = 100 * time.Millisecond
 	keys, plain := testnet.Keys(t)
@@ -42,6 +44,9 @@ func TestServiceCDNZone(t *testing.T) {
 	put(site.RecordKey("blog"), site.Record{V: 1, Name: "blog", Hosts: []string{"blog.example.com"}})
 	put(site.CurrentKeyOf("blog"), site.Current{Deploy: blog, Time: time.Now()})
 
+	var reported atomic.Pointer[string] // the zone the edge's heartbeats report
+	none := ""
+	reported.Store(&none)
 	n := testnet.Node(t, testnet.Options{Keys: plain, Peers: addr})
 	testnet.Drain(n)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -50,6 +55,7 @@ func TestServiceCDNZone(t *testing.T) {
 		defer close(done)
 		heartbeat.Send(ctx, siteFields{node: n, fields: `"sites":2,"sites_digest":"0123456789abcdef"`}, beat, func(h *heartbeat.Heartbeat) {
 			h.Name, h.PublicURL, h.Deploy, h.Synced = "AMS", "http://ams.example.net:8080", def.String(), true
+			h.CDNZone = *reported.Load()
 		}, nil)
 	}()
 	t.Cleanup(func() { cancel(); <-done })
@@ -108,6 +114,16 @@ func TestServiceCDNZone(t *testing.T) {
 	if err := master.Put(context.Background(), netconf.Key, settings); err != nil {
 		t.Fatal(err)
 	}
+	wait.For(t, 10*time.Second, func() error {
+		if svc.Zone() != "cdn.example.com" {
+			return fmt.Errorf("zone %q", svc.Zone())
+		}
+		return nil
+	})
+	// An edge whose heartbeats do not report the zone (an earlier release) keeps its URL.
+	expect("blog.example.com", "http://ams.example.net:8080/p/a.html?q=1")
+	zone := "cdn.example.com"
+	reported.Store(&zone)
 	expect("blog.example.com", "http://blog--ams.cdn.example.com:8080/p/a.html?q=1")
 	expect("www.example.org", "http://default--ams.cdn.example.com:8080/p/a.html?q=1")
 

@@ -11,10 +11,12 @@ import (
 	"github.com/dt-cdn/dt/heartbeat"
 )
 
-// target is what a name under the zone names: a site, an edge, or a site on an edge.
+// target is what a name under the zone names: a site, an edge, or a site on an edge. onEdge is
+// set for the last two; edge is then nil when the edge does not serve the zone.
 type target struct {
-	site *edgeset.Site
-	edge *heartbeat.Edge
+	site   *edgeset.Site
+	edge   *heartbeat.Edge
+	onEdge bool
 }
 
 // Answer answers a query for name (canonical, at or under Apex); see the package documentation.
@@ -24,8 +26,9 @@ func (s *Synth) Answer(name string, qtype uint16, client netip.Prefix, pub serve
 	if name == apex {
 		return s.apexAnswer(apex, qtype, soa, pub)
 	}
-	v := s.cfg.View()
-	t, ok := s.resolve(name[:len(name)-1], v)
+	prep := s.prepare(s.cfg.View(), s.Zone())
+	v := prep.serves
+	t, ok := s.resolve(name[:len(name)-1], v, prep.labels)
 	if !ok {
 		return server.Synthesized{Rcode: dns.RcodeNameError, Authority: negative(soa)}
 	}
@@ -37,8 +40,9 @@ func (s *Synth) Answer(name string, qtype uint16, client netip.Prefix, pub serve
 		scope int
 	)
 	switch {
-	case t.edge == nil:
+	case !t.onEdge:
 		rrs, scope, _ = s.cfg.Geo.AnswerSite(name, qtype, client, v, *t.site)
+	case t.edge == nil: // an edge that does not serve the zone
 	case t.site == nil:
 		if edgeset.Live(t.edge, s.cfg.Now(), s.cfg.Select) {
 			rrs = s.addressOf(*t.edge, name, qtype)
@@ -54,7 +58,7 @@ func (s *Synth) Answer(name string, qtype uint16, client netip.Prefix, pub serve
 
 // resolve finds what host (lower case, no trailing dot) names in v, and false for a name of no
 // site or edge the network has.
-func (s *Synth) resolve(host string, v *edgeset.View) (target, bool) {
+func (s *Synth) resolve(host string, v *edgeset.View, labels *cdnzone.Labels) (target, bool) {
 	n, err := cdnzone.Parse(host, s.Zone())
 	if err != nil {
 		return target{}, false
@@ -64,29 +68,30 @@ func (s *Synth) resolve(host string, v *edgeset.View) (target, bool) {
 		if site, ok := v.Sites.Lookup(n.Label); ok {
 			return target{site: &site}, true
 		}
-		e := s.edgeOf(v, n.Label)
-		return target{edge: e}, e != nil
+		e, known := edgeOf(v, labels, n.Label)
+		return target{edge: e, onEdge: true}, known
 	case cdnzone.KindPreview:
 		site, ok := v.Sites.Lookup(n.Site)
 		return target{site: &site}, ok
 	}
 	site, ok := v.Sites.Lookup(n.Site)
-	e := s.edgeOf(v, n.Edge)
-	return target{site: &site, edge: e}, ok && e != nil
+	e, known := edgeOf(v, labels, n.Edge)
+	return target{site: &site, edge: e, onEdge: true}, ok && known
 }
 
-// edgeOf returns the edge of v whose label is label, or nil.
-func (s *Synth) edgeOf(v *edgeset.View, label string) *heartbeat.Edge {
-	node, ok := s.Labels(v).Node(label)
+// edgeOf returns the edge of v whose label is label, nil when v lacks it (it does not serve the
+// zone), and whether the label names an edge at all.
+func edgeOf(v *edgeset.View, labels *cdnzone.Labels, label string) (*heartbeat.Edge, bool) {
+	node, ok := labels.Node(label)
 	if !ok {
-		return nil
+		return nil, false
 	}
 	for i := range v.Edges {
 		if v.Edges[i].Node == node {
-			return &v.Edges[i]
+			return &v.Edges[i], true
 		}
 	}
-	return nil
+	return nil, true
 }
 
 // serves reports whether the edge node is eligible for the site in v, as the redirector and

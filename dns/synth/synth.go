@@ -72,9 +72,13 @@ type Synth struct {
 	labels atomic.Pointer[viewLabels]
 }
 
-// viewLabels are the edge labels of one view, kept while the view is current.
+// viewLabels are the edge labels of one view (over all its edges, so that a label does not
+// change as edges start or stop serving the zone) and the view of the edges that report serving
+// the zone, kept while the view and zone are current.
 type viewLabels struct {
 	view   *edgeset.View
+	zone   string
+	serves *edgeset.View
 	labels *cdnzone.Labels
 }
 
@@ -114,17 +118,28 @@ func (s *Synth) Apex() string {
 }
 
 // Labels returns the edges' labels under the zone, for the view v.
-func (s *Synth) Labels(v *edgeset.View) *cdnzone.Labels {
-	if c := s.labels.Load(); c != nil && c.view == v {
-		return c.labels
+func (s *Synth) Labels(v *edgeset.View) *cdnzone.Labels { return s.prepare(v, s.Zone()).labels }
+
+// prepare returns the labels of v's edges and the view of those serving zone, from the cache
+// when v and zone are the latest.
+func (s *Synth) prepare(v *edgeset.View, zone string) *viewLabels {
+	if c := s.labels.Load(); c != nil && c.view == v && c.zone == zone {
+		return c
 	}
 	edges := make([]cdnzone.Edge, 0, len(v.Edges))
+	serves := *v
+	serves.Edges = make([]heartbeat.Edge, 0, len(v.Edges))
 	for _, e := range v.Edges {
 		edges = append(edges, cdnzone.Edge{Node: e.Node, Name: e.Last.Name})
+		// An edge that does not report the zone (an earlier release, or one that has not
+		// learned it yet) would answer its names 421: it gets no visitors by them.
+		if e.Last.CDNZone == zone {
+			serves.Edges = append(serves.Edges, e)
+		}
 	}
-	l := cdnzone.NewLabels(edges)
-	s.labels.Store(&viewLabels{view: v, labels: l})
-	return l
+	c := &viewLabels{view: v, zone: zone, serves: &serves, labels: cdnzone.NewLabels(edges)}
+	s.labels.Store(c)
+	return c
 }
 
 // Challenges returns the TXT values of the live DNS-01 challenge record of domain (canonical,
