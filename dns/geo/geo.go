@@ -25,8 +25,8 @@
 // is that site's, and the choice is Select's rule by the edges' Deploy and Synced, which edges of
 // every release report. Other sites get no GeoDNS name yet: their visitors go through the
 // redirector, which chooses by the request's Host among the edges serving that site (see
-// edgeset.SelectSite). Names per site, or per site and edge under a CDN zone
-// ("<site>--<edge>.<zone>"), are not answered here.
+// edgeset.SelectSite). AnswerSite makes the same choice for any site of an edgeset.View, for
+// the names of sites under the CDN zone, which package dns/synth answers.
 package geo
 
 import (
