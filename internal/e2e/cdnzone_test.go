@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,6 +23,7 @@ import (
 	"github.com/dt-cdn/dt/internal/testkit/testnet"
 	"github.com/dt-cdn/dt/internal/testkit/wait"
 	"github.com/dt-cdn/dt/netconf"
+	"github.com/dt-cdn/dt/redirector"
 )
 
 // dnsAnswer is a DNS answer reduced to what the CDN zone's tests compare.
@@ -82,7 +84,7 @@ func TestCDNZone(t *testing.T) {
 	}
 	ams := startEdgeNode(t, n.plain, n.peer, n.beat, amsterdam, named("AMS", "192.0.2.1", "2001:db8::1"))
 	nyc1 := startEdgeNode(t, n.plain, n.peer, n.beat, newYork, named("nyc", "192.0.2.2", ""))
-	startEdgeNode(t, n.plain, n.peer, n.beat, newYork, named("nyc", "192.0.2.3", ""))
+	nyc2 := startEdgeNode(t, n.plain, n.peer, n.beat, newYork, named("nyc", "192.0.2.3", ""))
 	ready := runCLI(t, "dns", "--keys", keysDir, "--data", t.TempDir(), "--peer", n.peer, "--local", "--no-sync",
 		"--log-level", "warn", "--dns", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--heartbeat-interval", n.beat.String(),
 		"--cdn-ns", "ns1.example.com", "--cdn-ns", "NS2.example.net.")
@@ -189,6 +191,33 @@ func TestCDNZone(t *testing.T) {
 	}
 	expect("_acme-challenge.blog.cdn.example.com.", dns.TypeTXT, negative(dns.RcodeNameError))
 	expect("www.example.com.", dns.TypeA, addrs("192.0.2.80"))
+
+	// The redirector sends a visitor of blog to blog--<edge>.<zone> on the edge's port, which
+	// the edge serves as blog.
+	rd := n.startRedirector(redirector.Config{HeartbeatInterval: n.beat, Code: 302})
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	wait.For(t, 20*time.Second, func() error {
+		req, _ := http.NewRequest("GET", rd.url+"/index.html", nil)
+		req.Host = "blog.example.com"
+		resp, err := noFollow.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		loc, err := url.Parse(resp.Header.Get("Location"))
+		if err != nil || !strings.HasPrefix(loc.Hostname(), "blog--") || !strings.HasSuffix(loc.Hostname(), ".cdn.example.com") {
+			return fmt.Errorf("redirected to %q", resp.Header.Get("Location"))
+		}
+		for _, e := range []*runningEdge{ams, nyc1, nyc2} {
+			if strings.HasSuffix(e.url, ":"+loc.Port()) {
+				if r := getHost(t, e.url+loc.Path, loc.Host); r.status != 200 || r.body != "<h1>blog</h1>" {
+					return fmt.Errorf("%s at %s: %+v", loc, e.url, r)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("redirected to %s, the port of no edge", loc)
+	})
 
 	ams.crash()
 	expect("ams.cdn.example.com.", dns.TypeA, negative(dns.RcodeSuccess))
