@@ -12,6 +12,7 @@ import (
 
 	"github.com/dt-cdn/dt/dns/geo"
 	"github.com/dt-cdn/dt/dns/server"
+	"github.com/dt-cdn/dt/dns/zone"
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/edgeset"
 	"github.com/dt-cdn/dt/heartbeat"
@@ -34,7 +35,7 @@ func edge(node, name, v4, z string) heartbeat.Edge {
 
 // synthWith returns a Synth answering zone over a view of edges and the implicit default site
 // (deploy d1).
-func synthWith(t *testing.T, edges []heartbeat.Edge, nameServers ...string) *Synth {
+func synthWith(t testing.TB, edges []heartbeat.Edge, nameServers ...string) *Synth {
 	t.Helper()
 	view := &edgeset.View{Edges: edges, Reports: map[string]edgeset.SiteReport{},
 		Sites: edgeset.NewSites([]edgeset.Site{{Name: site.DefaultSite, Hosts: []string{}, Implicit: true, Current: "d1"}})}
@@ -145,3 +146,31 @@ func TestSettingsAndChallengesFollowed(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// FuzzAnswer asks the Synth any name under the zone: it never panics, answers NOERROR or
+// NXDOMAIN, owns every record by the name asked, and gives a negative answer its SOA.
+func FuzzAnswer(f *testing.F) {
+	for _, s := range []string{"ams.cdn.example.com.", "default--ams.cdn.example.com.", "0123456789ab--default.cdn.example.com.",
+		"e-aaaa.cdn.example.com.", "a.b.cdn.example.com.", "cdn.example.com.", "_acme-challenge.cdn.example.com."} {
+		f.Add(s, uint16(dns.TypeA))
+	}
+	s := synthWith(f, []heartbeat.Edge{edge("aaaa", "ams", "192.0.2.1", testZone), edge("bbbb", "ams", "192.0.2.2", testZone)})
+	f.Fuzz(func(t *testing.T, name string, qtype uint16) {
+		name = zone.CanonicalName(name)
+		if name == "" || !dns.IsSubDomain(s.Apex(), name) {
+			return
+		}
+		r := s.Answer(name, qtype, netip.Prefix{}, server.Published{})
+		if r.Rcode != dns.RcodeSuccess && r.Rcode != dns.RcodeNameError {
+			t.Fatalf("%s: rcode %d", name, r.Rcode)
+		}
+		for _, rr := range r.Answer {
+			if rr.Header().Name != name && !(name == s.Apex() && rr.Header().Name == s.Apex()) {
+				t.Fatalf("%s: answer owned by %s", name, rr.Header().Name)
+			}
+		}
+		if len(r.Answer) == 0 && len(r.Authority) != 1 {
+			t.Fatalf("%s: negative answer without the SOA: %+v", name, r)
+		}
+	})
+}
