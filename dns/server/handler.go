@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"slices"
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
@@ -133,7 +132,7 @@ func (h *Handler) Respond(r *dns.Msg, remote netip.Addr, tcp bool) *dns.Msg {
 		res = h.answer(q, client, tcp)
 	}
 	m.Rcode, m.Authoritative = res.rcode, res.authoritative
-	m.Answer, m.Ns, m.Extra = preserveCase(slices.Clone(res.answer), q.Name), res.authority, res.extra
+	m.Answer, m.Ns, m.Extra = preserveCase(res.answer, q.Name), res.authority, res.extra
 	if res.dynamic {
 		h.metrics.dynamicAnswer()
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/miekg/dns"
@@ -110,16 +111,22 @@ func (h *Handler) answer(q dns.Question, client netip.Prefix, tcp bool) result {
 
 // preserveCase returns the answer with the owner name of every record owned by the query's name
 // spelt as the query spelt it: resolvers that randomise the case of their queries (0x20, used by
-// the CAs' validation resolvers) may compare it. Records are copied, never changed in place: the
-// Store's are shared.
+// the CAs' validation resolvers) may compare it. Records and the slice are copied, never changed
+// in place (the Store's are shared), and only when a name differs.
 func preserveCase(rrs []dns.RR, qname string) []dns.RR {
-	canon := zone.CanonicalName(qname)
+	var out []dns.RR
 	for i, rr := range rrs {
-		if n := rr.Header().Name; n != qname && strings.EqualFold(n, canon) {
+		if n := rr.Header().Name; n != qname && strings.EqualFold(n, qname) {
+			if out == nil {
+				out = slices.Clone(rrs)
+			}
 			c := dns.Copy(rr)
 			c.Header().Name = qname
-			rrs[i] = c
+			out[i] = c
 		}
 	}
-	return rrs
+	if out == nil {
+		return rrs
+	}
+	return out
 }
