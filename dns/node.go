@@ -126,7 +126,8 @@ func (cfg *Config) validate() error {
 }
 
 // Node is a DNS node: a dt node that answers DNS for the zones its table holds, GeoDNS for the
-// site's name when configured, and dt resolve; its admin listener adds GET /dns.
+// site's name when configured, the network's CDN zone when it has one (package synth), ACME
+// DNS-01 answers from the table, and dt resolve; its admin listener adds GET /dns.
 //
 // Run runs it once. Status is safe to call from any goroutine.
 type Node struct {
@@ -198,8 +199,9 @@ func (d *Node) Run(ctx context.Context) error {
 	})
 }
 
-// parts are what a DNS node builds on its open node: the zones, the DNS handler, and optionally
-// GeoDNS (on an edgeset.Set, as the redirector tracks the edges) and the resolve responder.
+// parts are what a DNS node builds on its open node: the zones, the edges (an edgeset.Set, as the
+// redirector tracks them), the CDN zone's answers, the DNS handler, and optionally GeoDNS for
+// GeoName and the resolve responder.
 type parts struct {
 	addr      string
 	store     *server.Store
