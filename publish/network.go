@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dt-cdn/dt/blobs"
@@ -299,6 +300,9 @@ type session struct {
 	log     *slog.Logger
 	// confirmWait bounds each wait for a peer to acknowledge a write.
 	confirmWait time.Duration
+	// sitesGen counts the changes to the table's site records and current pointers the session
+	// has seen, so that a wait reads them again only when they changed.
+	sitesGen atomic.Uint64
 }
 
 // replicated waits until a peer holds key, for at most confirmWait.
@@ -333,6 +337,13 @@ func openSession(ctx context.Context, opts NetworkOptions, readOnly bool) (*sess
 		for ev := range events {
 			if opts.Events != nil {
 				opts.Events(ev)
+			}
+			if ev.Type == dt.EventObjectAdded || ev.Type == dt.EventObjectRemoved {
+				if _, ok := site.ParseRecordKey(ev.Key); ok {
+					s.sitesGen.Add(1)
+				} else if _, ok := site.ParseCurrentKey(ev.Key); ok {
+					s.sitesGen.Add(1)
+				}
 			}
 			if ev.Type != dt.EventMessageReceived {
 				continue
@@ -473,33 +484,20 @@ func (s *session) confirm(ctx context.Context, key string) error {
 	return nil
 }
 
-// waitLive listens to heartbeats until every live edge serves id, or the wait ends. It listens
-// at least 1.5 heartbeat intervals first, so that edges which have not spoken since the session
-// began are counted.
+// waitLive listens to heartbeats until every live edge serves id as the site name's current
+// deploy, or the wait ends. It listens at least 1.5 heartbeat intervals first, so that edges
+// which have not spoken since the session began are counted. Which edges serve it is liveRule's
+// verdict.
 func (s *session) waitLive(ctx context.Context, name string, id site.DeployID, opts NetworkOptions, progress func(live, all int)) ([]EdgeResult, int, error) {
-	if name != site.DefaultSite {
-		// A heartbeat's deploy and synced fields are the default site's: no edge reports
-		// what it serves of another site, so there is nothing to wait for.
-		return nil, 0, fmt.Errorf("%w: heartbeats report only the deploy of site %s", ErrNoEdges, site.DefaultSite)
-	}
 	ctx, cancel := context.WithTimeout(ctx, opts.Wait)
 	defer cancel()
 	listenUntil := time.Now().Add(opts.HeartbeatInterval * 3 / 2)
-	want := id.String()
+	var rule liveRule
 	for {
-		var edges []EdgeResult
-		live := 0
-		for _, e := range s.tracker.Edges() {
-			if e.State != heartbeat.Alive || e.Last.Draining {
-				continue
-			}
-			r := EdgeResult{Node: e.Node, URL: e.Last.PublicURL, Deploy: e.Last.Deploy, Live: e.Last.Deploy == want && e.Last.Synced}
-			if r.Live {
-				live++
-			}
-			edges = append(edges, r)
+		if err := s.refreshRule(ctx, &rule, name); err != nil {
+			return nil, 0, err
 		}
-		slices.SortFunc(edges, func(a, b EdgeResult) int { return cmp.Compare(a.URL, b.URL) })
+		edges, live := rule.results(s.tracker.Edges(), id)
 		progress(live, len(edges))
 		if time.Now().After(listenUntil) && len(edges) > 0 && live == len(edges) {
 			return edges, live, nil
@@ -663,8 +661,9 @@ type DeployInfo struct {
 }
 
 // Deploys lists the deploys the network keeps for the site opts.Site, newest first, with the
-// edges serving each (from one and a half heartbeat intervals of listening; heartbeats report
-// only the default site's deploy, so the deploys of other sites list no edge).
+// edges serving each (from one and a half heartbeat intervals of listening). For a site other
+// than site.DefaultSite heartbeats tell only which edges serve its current deploy (liveRule), so
+// its other deploys list no edge.
 func Deploys(ctx context.Context, opts NetworkOptions) ([]DeployInfo, error) {
 	opts = opts.withDefaults()
 	s, err := openSession(ctx, opts, true)
@@ -699,12 +698,16 @@ func Deploys(ctx context.Context, opts NetworkOptions) ([]DeployInfo, error) {
 	case <-ctx.Done():
 		t.Stop()
 	}
+	var rule liveRule
+	if err := s.refreshRule(ctx, &rule, name); err != nil {
+		return nil, err
+	}
 	for _, e := range s.tracker.Edges() {
-		if e.State != heartbeat.Alive || !e.Last.Synced || name != site.DefaultSite {
+		if e.State != heartbeat.Alive {
 			continue
 		}
 		for i := range out {
-			if out[i].ID.String() == e.Last.Deploy {
+			if live, _ := rule.serves(e.Last, out[i].ID); live {
 				out[i].LiveOn = append(out[i].LiveOn, e.Last.PublicURL)
 			}
 		}
