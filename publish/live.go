@@ -20,7 +20,7 @@ type liveRule struct {
 	// of every site's. Both are unused for site.DefaultSite.
 	current, expected string
 	// gen is the session's sitesGen when current and expected were read.
-	gen uint64
+	gen   uint64
 	ready bool
 }
 
