@@ -31,16 +31,25 @@ func (s *session) refreshRule(ctx context.Context, rule *liveRule, name string) 
 	if rule.ready && rule.gen == gen {
 		return nil
 	}
-	*rule = liveRule{site: name, gen: gen, ready: true}
-	if name == site.DefaultSite {
-		return nil
+	var currents map[string]string
+	if name != site.DefaultSite {
+		var err error
+		if currents, err = s.siteCurrents(ctx); err != nil {
+			return err
+		}
 	}
-	currents, err := s.siteCurrents(ctx)
-	if err != nil {
-		return err
-	}
-	rule.current, rule.expected = currents[name], heartbeat.CurrentsDigest(currents)
+	*rule = newLiveRule(name, currents)
+	rule.gen, rule.ready = gen, true
 	return nil
+}
+
+// newLiveRule returns the rule for the site name, given the current deploy of every site
+// (unused for site.DefaultSite).
+func newLiveRule(name string, currents map[string]string) liveRule {
+	if name == site.DefaultSite {
+		return liveRule{site: name}
+	}
+	return liveRule{site: name, current: currents[name], expected: heartbeat.CurrentsDigest(currents)}
 }
 
 // siteCurrents returns the current deploy of every site the table holds (every record, and the
@@ -104,7 +113,7 @@ func (r *liveRule) results(all []heartbeat.Edge, id site.DeployID) ([]EdgeResult
 		if ok {
 			live++
 		}
-		edges = append(edges, EdgeResult{Node: e.Node, URL: e.Last.PublicURL, Deploy: deploy, Live: ok})
+		edges = append(edges, EdgeResult{Node: e.Node, Name: e.Last.Name, URL: e.Last.PublicURL, Deploy: deploy, Live: ok})
 	}
 	slices.SortFunc(edges, func(a, b EdgeResult) int { return cmp.Compare(a.URL, b.URL) })
 	return edges, live

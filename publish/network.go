@@ -112,7 +112,9 @@ type Result struct {
 
 // EdgeResult is one edge's state at the end of the wait.
 type EdgeResult struct {
-	Node   string `json:"node"`
+	Node string `json:"node"`
+	// Name is what the edge's operator calls it (its heartbeat's name); empty when it has none.
+	Name   string `json:"name,omitempty"`
 	URL    string `json:"url"`
 	Live   bool   `json:"live"`   // serves this deploy
 	Deploy string `json:"deploy"` // what it serves
@@ -360,6 +362,16 @@ func openSession(ctx context.Context, opts NetworkOptions, readOnly bool) (*sess
 		return nil, fmt.Errorf("publish: could not sync with %v: %w", opts.Peers, err)
 	}
 	return s, nil
+}
+
+// listen waits for d or the end of ctx, while the session hears heartbeats.
+func (s *session) listen(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 func (s *session) close() {
@@ -692,12 +704,7 @@ func Deploys(ctx context.Context, opts NetworkOptions) ([]DeployInfo, error) {
 		}
 		out = append(out, info)
 	}
-	t := time.NewTimer(opts.HeartbeatInterval * 3 / 2)
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-		t.Stop()
-	}
+	s.listen(ctx, opts.HeartbeatInterval*3/2)
 	var rule liveRule
 	if err := s.refreshRule(ctx, &rule, name); err != nil {
 		return nil, err

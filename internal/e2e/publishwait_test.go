@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/dt-cdn/dt/heartbeat"
 	"github.com/dt-cdn/dt/internal/cli"
 	"github.com/dt-cdn/dt/internal/testkit/testnet"
+	"github.com/dt-cdn/dt/publish"
 	"github.com/dt-cdn/dt/site"
 )
 
@@ -47,7 +50,7 @@ func sendHeartbeats(t *testing.T, keys dt.Keys, peer string, beat time.Duration,
 // edge of a release before sites (which serves the default site alone) the publish exits 4; with
 // two edges it exits 0 once both serve the blog's new deploy, which each then serves on the
 // blog's host; a rollback exits 0 the same way; with a third edge that stays behind on the blog
-// the publish exits 3, naming the edges that serve it.
+// the publish exits 3, naming the edges that serve it, and dt sites shows where the blog is live.
 func TestPublishWaitsForSite(t *testing.T) {
 	const beat = 100 * time.Millisecond
 	keysDir := filepath.Join(t.TempDir(), "keys")
@@ -119,5 +122,25 @@ func TestPublishWaitsForSite(t *testing.T) {
 	r = publishBlog("5s", "<h1>blog v3</h1>")
 	if r.code != 3 || !strings.Contains(r.stdout, "live on 2/3 edges") || !strings.Contains(r.stdout, "http://behind.example  not yet (serves "+behind[:12]+")") {
 		t.Fatalf("publish to blog with an edge behind: exit %d, want 3\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	// dt sites: the blog is live on the two edges and lags on the third; the edge of the
+	// release before sites does not count for it.
+	r = runDT(t, append(append([]string{"sites", "--json"}, common...), "--timeout", "30s")...)
+	var sites []publish.SiteInfo
+	if err := json.Unmarshal([]byte(r.stdout), &sites); err != nil || r.code != 0 {
+		t.Fatalf("dt sites --json: exit %d, %v\n%s%s", r.code, err, r.stdout, r.stderr)
+	}
+	var names []string // the edges have no name of their own: their URLs stand for them
+	for _, e := range edges {
+		names = append(names, e.url)
+	}
+	slices.Sort(names)
+	if len(sites) != 2 || sites[0].Name != "blog" || !slices.Equal(sites[0].LiveOn, names) || sites[0].Lagging != 1 {
+		t.Errorf("dt sites: blog %+v, want live on %v and 1 edge lagging", sites[0], names)
+	}
+	r = runDT(t, append([]string{"sites"}, common...)...)
+	if r.code != 0 || !strings.Contains(r.stdout, "LIVE ON") || !strings.Contains(r.stdout, strings.Join(names, " ")+"  1\n") {
+		t.Errorf("dt sites: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
