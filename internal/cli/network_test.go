@@ -10,6 +10,7 @@ import (
 
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/netconf"
+	"github.com/dt-cdn/dt/site"
 )
 
 // TestNetworkCommands drives dt network set and show against a node: the zone is normalised,
@@ -86,7 +87,7 @@ func TestNetworkCommands(t *testing.T) {
 // TestPublisherCannotWriteNetwork: no site's grant covers the settings record.
 func TestPublisherCannotWriteNetwork(t *testing.T) {
 	for _, name := range []string{"default", "blog"} {
-		g := dt.Grant{Key: make([]byte, 32), Scope: siteScope(name)}
+		g := dt.Grant{Key: make([]byte, 32), Scope: site.PublisherScope(name)}
 		for _, kind := range []dt.Kind{dt.KindPut, dt.KindDelete} {
 			if err := g.Covers(netconf.Key, kind, 1); !errors.Is(err, dt.ErrOutsideGrant) {
 				t.Errorf("site %s's key may write %s (%v): %v", name, netconf.Key, kind, err)
