@@ -47,13 +47,14 @@ func TestServiceCDNZone(t *testing.T) {
 	var reported atomic.Pointer[string] // the zone the edge's heartbeats report
 	none := ""
 	reported.Store(&none)
+	knows := `,"current_digest":"` + heartbeat.CurrentsDigest(map[string]string{site.DefaultSite: def.String(), "blog": blog.String()}) + `"`
 	n := testnet.Node(t, testnet.Options{Keys: plain, Peers: addr})
 	testnet.Drain(n)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		heartbeat.Send(ctx, siteFields{node: n, fields: `"sites":2,"sites_digest":"0123456789abcdef"`}, beat, func(h *heartbeat.Heartbeat) {
+		heartbeat.Send(ctx, siteFields{node: n, fields: `"sites":2,"sites_digest":"0123456789abcdef"` + knows}, beat, func(h *heartbeat.Heartbeat) {
 			h.Name, h.PublicURL, h.Deploy, h.Synced = "AMS", "http://ams.example.net:8080", def.String(), true
 			h.CDNZone = *reported.Load()
 		}, nil)
