@@ -33,8 +33,10 @@ func TestEdgeServesCDNZone(t *testing.T) {
 	}
 	setZone("cdn.example.com")
 	wait.For(t, 10*time.Second, func() error {
-		if r := se.fetch(t, "blog.cdn.example.com", "", "/"); r.body != "<h1>blog v1</h1>" {
-			return fmt.Errorf("blog.cdn.example.com: %+v", r)
+		for host, want := range map[string]string{"blog.cdn.example.com": "<h1>blog v1</h1>", "default.cdn.example.com": "<h1>default v1</h1>"} {
+			if r := se.fetch(t, host, "", "/"); r.body != want {
+				return fmt.Errorf("%s: %+v", host, r)
+			}
 		}
 		return nil
 	})
