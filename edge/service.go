@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dt-cdn/dt/blobs"
+	"github.com/dt-cdn/dt/challenge"
 	follow "github.com/dt-cdn/dt/deploy"
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/heartbeat"
@@ -66,6 +67,9 @@ type serviceConfig struct {
 	Logger *slog.Logger
 	// Routes registers further routes before the site (an ACME challenge handler, say).
 	Routes func(r chi.Router)
+	// ACME answers the HTTP-01 challenges the table holds, before the site (on every listener:
+	// a CA may follow a redirect to HTTPS). Nil: none.
+	ACME *challenge.Set
 }
 
 // service is an edge on an open dt node: it follows the current deploy into its blob store,
@@ -134,8 +138,12 @@ func newService(cfg serviceConfig) (*service, error) {
 			}
 		},
 	})
+	var h http.Handler = e.handler
+	if cfg.ACME != nil {
+		h = cfg.ACME.Handler(h)
+	}
 	srv, err := httpserve.New(httpserve.Config{
-		Handler:    e.handler,
+		Handler:    h,
 		Logger:     cfg.Logger,
 		StdHTTP1:   cfg.StdHTTP1,
 		StdHTTP2:   cfg.StdHTTP2,

@@ -1,0 +1,178 @@
+package edge
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/dt-cdn/dt/challenge"
+	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/internal/testkit/testcert"
+	"github.com/dt-cdn/dt/internal/testkit/testnet"
+	"github.com/dt-cdn/dt/internal/testkit/wait"
+	"github.com/dt-cdn/dt/netcert"
+	"github.com/dt-cdn/dt/nodehost"
+)
+
+// runEdge runs an edge through Run on loopback (HTTP and HTTPS, port 0), peered with peers,
+// and returns what it serves on; the edge stops at the end of the test.
+func runEdge(t *testing.T, keys dt.Keys, peers []string, domains ...string) nodehost.Ready {
+	t.Helper()
+	node := dt.LocalConfig()
+	node.Keys, node.DataDir, node.NoSync, node.Peers = keys, t.TempDir(), true, peers
+	ready := make(chan nodehost.Ready, 1)
+	e, err := New(Config{Host: nodehost.Config{Node: node, Ready: func(r nodehost.Ready) error { ready <- r; return nil }},
+		HTTP: "127.0.0.1:0", HTTPS: "127.0.0.1:0", Domains: domains, HeartbeatInterval: 100 * time.Millisecond, DrainWait: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	select {
+	case r := <-ready:
+		return r
+	case err := <-done:
+		t.Fatalf("Run returned before the edge served: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the edge did not report ready")
+	}
+	return nodehost.Ready{}
+}
+
+// putCert issues a certificate for names from ca and writes its record through master.
+func putCert(t *testing.T, master *dt.Node, network dt.NetworkKey, ca *testcert.CA, validFor time.Duration, names ...string) *x509.Certificate {
+	t.Helper()
+	chain, key := ca.Issue(t, time.Now().Add(-time.Hour), time.Now().Add(validFor), names...)
+	sealer, err := netcert.NewSealer(network)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := netcert.NewRecord(chain, key, sealer, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := r.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := master.Put(context.Background(), r.TableKey(), b); err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(chain[0])
+	return leaf
+}
+
+// verifiedLeaf handshakes with addr for name, trusting only pool, and returns the leaf served.
+func verifiedLeaf(addr, name string, pool *x509.CertPool) (*x509.Certificate, error) {
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{ServerName: name, RootCAs: pool})
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return c.ConnectionState().PeerCertificates[0], nil
+}
+
+// TestEdgeServesTableCertificates writes certificates into the table through a master: an
+// HTTPS client trusting only the test CA then reaches the edge under an exact name and under a
+// name of a wildcard, a renewal written to the table is served on the next handshake, and a
+// name no table certificate covers still gets the edge's own certificate.
+func TestEdgeServesTableCertificates(t *testing.T) {
+	keys, plain := testnet.Keys(t)
+	master := testnet.Node(t, testnet.Options{Keys: keys, Master: true, Listen: true})
+	testnet.Drain(master)
+	r := runEdge(t, plain, []string{testnet.Addr(master)})
+	ca := testcert.NewCA(t)
+	putCert(t, master, keys.Network, ca, 24*time.Hour, "www.example.test")
+	putCert(t, master, keys.Network, ca, 24*time.Hour, "*.cdn.example.test", "cdn.example.test")
+	for _, name := range []string{"www.example.test", "blog--ams.cdn.example.test", "CDN.example.test"} {
+		wait.For(t, 10*time.Second, func() error {
+			_, err := verifiedLeaf(r.Serving.HTTPS, name, ca.Pool())
+			return err
+		})
+	}
+	renewed := putCert(t, master, keys.Network, ca, 48*time.Hour, "www.example.test")
+	wait.For(t, 10*time.Second, func() error {
+		leaf, err := verifiedLeaf(r.Serving.HTTPS, "www.example.test", ca.Pool())
+		if err == nil && leaf.SerialNumber.Cmp(renewed.SerialNumber) != 0 {
+			err = fmt.Errorf("serial %v served, want the renewal's %v", leaf.SerialNumber, renewed.SerialNumber)
+		}
+		return err
+	})
+	if _, err := verifiedLeaf(r.Serving.HTTPS, "other.example.test", ca.Pool()); err == nil {
+		t.Error("a name no table certificate covers got a certificate of the test CA")
+	}
+	c, err := tls.Dial("tcp", r.Serving.HTTPS, &tls.Config{ServerName: "other.example.test", InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatalf("a name no table certificate covers: %v", err)
+	}
+	c.Close()
+}
+
+// TestHTTP01AnsweredByEveryEdge runs three edges (one with ACME domains of its own, whose port
+// 80 goes through autocert's handler) and writes an HTTP-01 answer through a master: every edge
+// answers it on port 80 for the record's domain, and only for it.
+func TestHTTP01AnsweredByEveryEdge(t *testing.T) {
+	keys, plain := testnet.Keys(t)
+	master := testnet.Node(t, testnet.Options{Keys: keys, Master: true, Listen: true})
+	testnet.Drain(master)
+	peers := []string{testnet.Addr(master)}
+	edges := []nodehost.Ready{runEdge(t, plain, peers), runEdge(t, plain, peers), runEdge(t, plain, peers, "e3.example.test")}
+	const token = "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA"
+	rec := challenge.HTTP01{V: challenge.Version, Domain: "www.example.test", Token: token,
+		KeyAuthorization: token + ".NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs", Expires: time.Now().Add(time.Hour).Unix()}
+	b, err := rec.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := master.Put(context.Background(), challenge.HTTP01Key(token), b); err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	get := func(addr, host string) (int, string, error) {
+		req, _ := http.NewRequest("GET", "http://"+addr+challenge.HTTP01Path+token, nil)
+		req.Host = host
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body), err
+	}
+	for i, e := range edges {
+		wait.For(t, 10*time.Second, func() error {
+			code, body, err := get(e.Serving.HTTP, "www.example.test")
+			if err == nil && (code != http.StatusOK || body != rec.KeyAuthorization) {
+				err = fmt.Errorf("edge %d: %d %q", i, code, body)
+			}
+			return err
+		})
+		if code, body, err := get(e.Serving.HTTP, "other.example.test"); err != nil || body == rec.KeyAuthorization {
+			t.Errorf("edge %d answered the challenge for another host: %d %v", i, code, err)
+		}
+	}
+	if err := master.Delete(context.Background(), challenge.HTTP01Key(token)); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, 10*time.Second, func() error {
+		if _, body, _ := get(edges[0].Serving.HTTP, "www.example.test"); body == rec.KeyAuthorization {
+			return errors.New("the answer stays after its record was removed")
+		}
+		return nil
+	})
+}
