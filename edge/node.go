@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -124,8 +125,8 @@ func (e *Node) assemble(h *nodehost.Host, p *parts) error {
 		ACME: p.acme}
 	sc.PublicURL = publicURL(c.PublicURL, c.Domains, p.lns.addr(p.lns.http), p.lns.addr(p.lns.https))
 	if p.certs != nil {
-		host, cm := hostOf(sc.PublicURL), p.certs
-		sc.CertExpiry = func() time.Time { t, _ := cm.Expiry(host); return t }
+		cs := certStatus{table: p.table, own: p.certs, host: strings.ToLower(hostOf(sc.PublicURL)), now: time.Now}
+		sc.CertExpiry, sc.CertStates = cs.expiry, cs.states
 	}
 	if c.Location == nil && c.GeoIP != "" {
 		if p.geo, err = geoip.Open(c.GeoIP, geoip.Options{Logger: log}); err != nil {

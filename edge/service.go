@@ -55,6 +55,9 @@ type serviceConfig struct {
 	HeartbeatInterval time.Duration
 	// CertExpiry returns when the edge's certificate expires. Nil: no certificate (plain HTTP).
 	CertExpiry func() time.Time
+	// CertStates returns every name the edge serves and its certificate's expiry, for the
+	// heartbeat's certificate report. Nil: none (plain HTTP).
+	CertStates func() []heartbeat.CertState
 	// Version and Name are reported in heartbeats (Config.Host.Version, Config.Name).
 	Version, Name string
 	// StdHTTP1, StdHTTP2, MaxConns, MaxConnsPerIP and FDReserve configure the server
@@ -358,6 +361,12 @@ func (e *service) report(h *heartbeat.Heartbeat) {
 		if t := e.cfg.CertExpiry(); !t.IsZero() {
 			h.CertExpiry = t.UnixMilli()
 		}
+	}
+	if e.cfg.CertStates != nil {
+		h.SetCerts(e.cfg.CertStates())
+	}
+	if e.cfg.ACME != nil {
+		h.ACME, h.ACMEDigest = e.cfg.ACME.Held()
 	}
 }
 

@@ -9,11 +9,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/dt-cdn/dt/challenge"
 	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/heartbeat"
 	"github.com/dt-cdn/dt/internal/testkit/testcert"
 	"github.com/dt-cdn/dt/internal/testkit/testnet"
 	"github.com/dt-cdn/dt/internal/testkit/wait"
@@ -51,6 +53,28 @@ func runEdge(t *testing.T, keys dt.Keys, peers []string, domains ...string) node
 		t.Fatal("the edge did not report ready")
 	}
 	return nodehost.Ready{}
+}
+
+// beatsOf records the last heartbeat n hears from each node; it returns their reader.
+func beatsOf(n *dt.Node) func(dt.NodeID) (heartbeat.Heartbeat, bool) {
+	var mu sync.Mutex
+	last := map[dt.NodeID]heartbeat.Heartbeat{}
+	events := n.Events()
+	go func() {
+		for ev := range events {
+			if h, err := heartbeat.Decode(ev.Object); err == nil && ev.Type == dt.EventMessageReceived {
+				mu.Lock()
+				last[ev.From] = h
+				mu.Unlock()
+			}
+		}
+	}()
+	return func(id dt.NodeID) (heartbeat.Heartbeat, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		h, ok := last[id]
+		return h, ok
+	}
 }
 
 // putCert issues a certificate for names from ca and writes its record through master.
@@ -93,7 +117,7 @@ func verifiedLeaf(addr, name string, pool *x509.CertPool) (*x509.Certificate, er
 func TestEdgeServesTableCertificates(t *testing.T) {
 	keys, plain := testnet.Keys(t)
 	master := testnet.Node(t, testnet.Options{Keys: keys, Master: true, Listen: true})
-	testnet.Drain(master)
+	beats := beatsOf(master)
 	r := runEdge(t, plain, []string{testnet.Addr(master)})
 	ca := testcert.NewCA(t)
 	putCert(t, master, keys.Network, ca, 24*time.Hour, "www.example.test")
@@ -112,6 +136,25 @@ func TestEdgeServesTableCertificates(t *testing.T) {
 		}
 		return err
 	})
+	// The heartbeats say which names the edge holds a valid certificate for: the table's, and
+	// its own local certificate for its address.
+	wait.For(t, 10*time.Second, func() error {
+		h, ok := beats(r.ID)
+		if !ok || h.Certs == nil {
+			return errors.New("no certificate report heard")
+		}
+		now := time.Now()
+		for host, want := range map[string]bool{"www.example.test": true, "blog.cdn.example.test": true,
+			"cdn.example.test": true, "127.0.0.1": true, "other.example.test": false} {
+			if got, known := h.Certs.ValidFor(host, now); got != want || !known {
+				return fmt.Errorf("ValidFor(%s) = %v, %v in %+v", host, got, known, h.Certs)
+			}
+		}
+		if h.Certs.N != 4 || h.CertExpiry == 0 {
+			return fmt.Errorf("report %+v, cert expiry %d", h.Certs, h.CertExpiry)
+		}
+		return nil
+	})
 	if _, err := verifiedLeaf(r.Serving.HTTPS, "other.example.test", ca.Pool()); err == nil {
 		t.Error("a name no table certificate covers got a certificate of the test CA")
 	}
@@ -128,7 +171,7 @@ func TestEdgeServesTableCertificates(t *testing.T) {
 func TestHTTP01AnsweredByEveryEdge(t *testing.T) {
 	keys, plain := testnet.Keys(t)
 	master := testnet.Node(t, testnet.Options{Keys: keys, Master: true, Listen: true})
-	testnet.Drain(master)
+	beats := beatsOf(master)
 	peers := []string{testnet.Addr(master)}
 	edges := []nodehost.Ready{runEdge(t, plain, peers), runEdge(t, plain, peers), runEdge(t, plain, peers, "e3.example.test")}
 	const token = "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA"
@@ -165,6 +208,14 @@ func TestHTTP01AnsweredByEveryEdge(t *testing.T) {
 		if code, body, err := get(e.Serving.HTTP, "other.example.test"); err != nil || body == rec.KeyAuthorization {
 			t.Errorf("edge %d answered the challenge for another host: %d %v", i, code, err)
 		}
+		// What an issuer waits for: the edge's heartbeat names the record it holds.
+		want := challenge.Digest([]string{challenge.HTTP01Key(token)})
+		wait.For(t, 10*time.Second, func() error {
+			if h, _ := beats(e.ID); h.ACME != 1 || h.ACMEDigest != want {
+				return fmt.Errorf("edge %d reports %d challenges, digest %q, want 1, %q", i, h.ACME, h.ACMEDigest, want)
+			}
+			return nil
+		})
 	}
 	if err := master.Delete(context.Background(), challenge.HTTP01Key(token)); err != nil {
 		t.Fatal(err)
