@@ -13,7 +13,6 @@ import (
 	"github.com/dt-cdn/dt/internal/testkit/promtest"
 )
 
-
 func addHTTP01(t *testing.T, s *Set, domain, token string, expires time.Time) string {
 	t.Helper()
 	r := HTTP01{V: Version, Domain: domain, Token: token, KeyAuthorization: token + "." + thumb, Expires: expires.Unix()}
