@@ -27,8 +27,16 @@ import (
 // and returns what it serves on; the edge stops at the end of the test.
 func runEdge(t *testing.T, keys dt.Keys, peers []string, domains ...string) nodehost.Ready {
 	t.Helper()
+	r, _ := runEdgeIn(t, t.TempDir(), keys, peers, domains...)
+	return r
+}
+
+// runEdgeIn is runEdge with the edge's data directory given; it also returns a function that
+// stops the edge and waits for it (called at the end of the test too).
+func runEdgeIn(t *testing.T, dir string, keys dt.Keys, peers []string, domains ...string) (nodehost.Ready, func()) {
+	t.Helper()
 	node := dt.LocalConfig()
-	node.Keys, node.DataDir, node.NoSync, node.Peers = keys, t.TempDir(), true, peers
+	node.Keys, node.DataDir, node.NoSync, node.Peers = keys, dir, true, peers
 	ready := make(chan nodehost.Ready, 1)
 	e, err := New(Config{Host: nodehost.Config{Node: node, Ready: func(r nodehost.Ready) error { ready <- r; return nil }},
 		HTTP: "127.0.0.1:0", HTTPS: "127.0.0.1:0", Domains: domains, HeartbeatInterval: 100 * time.Millisecond, DrainWait: time.Millisecond})
@@ -38,21 +46,26 @@ func runEdge(t *testing.T, keys dt.Keys, peers []string, domains ...string) node
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- e.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
 	select {
 	case r := <-ready:
-		return r
+		return r, stop
 	case err := <-done:
+		done <- err // for stop
 		t.Fatalf("Run returned before the edge served: %v", err)
 	case <-time.After(30 * time.Second):
 		t.Fatal("the edge did not report ready")
 	}
-	return nodehost.Ready{}
+	return nodehost.Ready{}, stop
 }
 
 // beatsOf records the last heartbeat n hears from each node; it returns their reader.
