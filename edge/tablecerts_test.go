@@ -13,9 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dt-cdn/dt/blobs"
 	"github.com/dt-cdn/dt/challenge"
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/heartbeat"
+	"github.com/dt-cdn/dt/internal/testkit/promtest"
 	"github.com/dt-cdn/dt/internal/testkit/testcert"
 	"github.com/dt-cdn/dt/internal/testkit/testnet"
 	"github.com/dt-cdn/dt/internal/testkit/wait"
@@ -239,4 +243,48 @@ func TestHTTP01AnsweredByEveryEdge(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestCertReportBoundedAndCounted gives an edge more names than a heartbeat lists, some without
+// a valid certificate: the heartbeat stays within its bounds and encodes, and the gauges count
+// every name, the invalid ones and those past the list.
+func TestCertReportBoundedAndCounted(t *testing.T) {
+	_, plain := testnet.Keys(t)
+	node := testnet.Node(t, testnet.Options{Keys: plain})
+	testnet.Drain(node)
+	store, err := blobs.Open(t.TempDir(), blobs.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	var states []heartbeat.CertState
+	for i := range 3 * heartbeat.MaxCertNames {
+		s := heartbeat.CertState{Name: fmt.Sprintf("n%03d.example.test", i)}
+		if i%10 != 0 {
+			s.NotAfter = time.Now().Add(time.Duration(i+1) * time.Hour)
+		}
+		states = append(states, s, s) // each name twice, as own and table names may be
+	}
+	reg := prometheus.NewRegistry()
+	svc, err := newService(serviceConfig{Node: node, Blobs: store, PublicURL: "https://n000.example.test", Registerer: reg,
+		CertStates: func() []heartbeat.CertState { return states }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h heartbeat.Heartbeat
+	h.Seq, h.Time = 1, time.Now().UnixMilli()
+	svc.report(&h)
+	if _, err := heartbeat.Encode(h); err != nil {
+		t.Fatalf("the report does not encode: %v", err)
+	}
+	want := map[string]float64{"dt_edge_cert_names": 3 * heartbeat.MaxCertNames, "dt_edge_cert_names_invalid": 8,
+		"dt_edge_heartbeat_certs_unlisted": float64(h.Certs.More)}
+	for name, v := range want {
+		if got := promtest.Value(t, reg, name); got != v {
+			t.Errorf("%s = %v, want %v", name, got, v)
+		}
+	}
+	if h.Certs.More == 0 || len(h.Certs.Names) > heartbeat.MaxCertNames {
+		t.Errorf("report %d listed, %d more", len(h.Certs.Names), h.Certs.More)
+	}
 }
