@@ -99,6 +99,7 @@ func (c *CertIndex) HandleEvent(ev dt.Event) {
 			}
 		}
 		if _, held := c.recs[ev.Key]; !held && len(c.recs) >= netcert.DefaultMaxRecords {
+			c.log.Warn("Certificate record not shown: too many", slog.String("key", ev.Key), slog.Int("max", netcert.DefaultMaxRecords))
 			return
 		}
 		rec.Key, rec.Chain = nil, nil // kept for what the page shows
