@@ -57,6 +57,9 @@ type Cert struct {
 	Warn bool `json:"warn"`
 	// Error is the last error obtaining or renewing it (CertErrorSource); empty: none reported.
 	Error string `json:"error,omitempty"`
+	// Partial says the record's body is not held here (a lazy node, and a record over its inline
+	// body limit): only its first name is known, and Warn counts only the edges lacking it.
+	Partial bool `json:"partial,omitempty"`
 }
 
 // CertIndex holds the table's certificate records for the page: what they cover, their issuer
@@ -124,7 +127,7 @@ func certRows(now time.Time, recs []netcert.Record, errs map[string]string, edge
 	rows := make([]Cert, 0, len(recs))
 	covered := map[string]bool{}
 	for _, r := range recs {
-		c := Cert{Name: r.Names[0], Names: r.Names, Source: "table", Issuer: r.Issuer, Error: errs[r.Names[0]]}
+		c := Cert{Name: r.Names[0], Names: r.Names, Source: "table", Issuer: r.Issuer, Error: errs[r.Names[0]], Partial: r.V == 0}
 		if r.NotAfter != 0 && now.Unix() < r.NotAfter && now.Unix() >= r.NotBefore {
 			c.NotAfter = time.Unix(r.NotAfter, 0).UTC()
 		}
@@ -196,6 +199,9 @@ func withEdges(c Cert, now time.Time, edges []edgeset.EdgeStatus, warn, lifetime
 		warn = min(warn, lifetime/6)
 	}
 	c.Warn = warned(c, now, warn)
+	if c.Partial {
+		c.Warn = len(c.Lacking) > 0 || c.Error != ""
+	}
 	return c
 }
 

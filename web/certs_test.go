@@ -84,3 +84,16 @@ func TestSnapshotShowsCertificates(t *testing.T) {
 		t.Errorf("after removal: %+v", got)
 	}
 }
+
+// TestCertIndexWithoutBody: a record whose event carries no body (a lazy node) is listed by its
+// first name, as partial, and not flagged for lacking details.
+func TestCertIndexWithoutBody(t *testing.T) {
+	idx := NewCertIndex(nil)
+	idx.HandleEvent(dt.Event{Type: dt.EventObjectAdded, Key: netcert.Key("big.example.com")})
+	idx.HandleEvent(dt.Event{Type: dt.EventObjectAdded, Key: netcert.Key("bad.example.com"), Object: []byte(`{}`)})
+	recs := idx.Certificates()
+	rows := certRows(time.Now(), recs, nil, nil, DefaultCertWarn)
+	if len(rows) != 1 || rows[0].Name != "big.example.com" || !rows[0].Partial || rows[0].Warn {
+		t.Errorf("rows %+v", rows)
+	}
+}

@@ -179,7 +179,9 @@
     const certs = snap.certs || [];
     const rows = certs.map((c) => {
       let expires;
-      if (!c.not_after) {
+      if (c.partial) {
+        expires = h('td', {class: 'empty'}, 'record not held by the redirector');
+      } else if (!c.not_after) {
         expires = h('td', {}, h('span', {class: 'bad'}, 'no valid certificate'));
       } else {
         const left = (new Date(c.not_after) - now) / 86400000;
