@@ -230,7 +230,7 @@ func (e *Node) startServers(ctx context.Context, wg *sync.WaitGroup, p *parts, l
 	}
 	if len(e.cfg.Domains) > 0 {
 		// ACME challenges and redirects count against the visitor caps too.
-		h := p.acme.Handler(p.certs.HTTPHandler(nil))
+		h := p.acme.Handler(p.certs.HTTPHandlerWith(nil, p.table))
 		wg.Go(func() { errc <- serveHTTP(ctx, srv.Limit(p.lns.http), h, log) })
 	} else {
 		wg.Go(func() { errc <- srv.Serve(ctx, p.lns.http, nil) })

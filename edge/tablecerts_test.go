@@ -225,6 +225,10 @@ func TestHTTP01AnsweredByEveryEdge(t *testing.T) {
 		if code, body, err := get(e.Serving.HTTP, "other.example.test"); err != nil || body == rec.KeyAuthorization {
 			t.Errorf("edge %d answered the challenge for another host: %d %v", i, code, err)
 		}
+		if code, _, err := get(e.Serving.HTTP, "e3.example.test"); i == 2 && (err != nil || code != http.StatusNotFound) {
+			// autocert's own answer for its domain: no such token.
+			t.Errorf("edge %d: a token of no record for its own domain: %d %v", i, code, err)
+		}
 		// What an issuer waits for: the edge's heartbeat names the record it holds.
 		want := challenge.Digest([]string{challenge.HTTP01Key(token)})
 		wait.For(t, 10*time.Second, func() error {

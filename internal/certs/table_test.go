@@ -3,6 +3,7 @@ package certs
 import (
 	"crypto/tls"
 	"net"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -63,5 +64,24 @@ func TestTLSConfigWithTable(t *testing.T) {
 	}
 	if got := served(""); string(got) != string(local) {
 		t.Error("a handshake without a server name did not get the Manager's certificate")
+	}
+}
+
+// TestHTTPHandlerWithTable: in ACME mode, a host the table covers is redirected to HTTPS like
+// the Manager's own domains; other hosts still get 404.
+func TestHTTPHandlerWithTable(t *testing.T) {
+	table := tableOf{suffix: ".cdn.example.test", cert: &tls.Certificate{}}
+	h := newACME(t, t.TempDir(), "e1.example.test").HTTPHandlerWith(nil, table)
+	for host, want := range map[string]int{"e1.example.test": 308, "blog.cdn.example.test": 308, "other.example.test": 404} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, newRequest("GET", host, "/x"))
+		if w.Code != want || want == 308 && w.Header().Get("Location") != "https://"+host+"/x" {
+			t.Errorf("%s: %d %q, want %d", host, w.Code, w.Header().Get("Location"), want)
+		}
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, newRequest("GET", "blog.cdn.example.test", "/.well-known/acme-challenge/tok"))
+	if w.Code != 308 {
+		t.Errorf("a challenge path of a table host: %d, want the redirect (autocert has no challenge for it)", w.Code)
 	}
 }
