@@ -32,8 +32,15 @@ func (s certStatus) notAfter(name string) time.Time {
 	return t
 }
 
-// expiry is the heartbeat's CertExpiry: that of the certificate served for the public URL's host.
-func (s certStatus) expiry() time.Time { return s.notAfter(s.host) }
+// expiry is the heartbeat's CertExpiry: that of the certificate served for the public URL's host;
+// with none valid, that of the edge's own even if expired, so that receivers see how stale it is.
+func (s certStatus) expiry() time.Time {
+	if t := s.notAfter(s.host); !t.IsZero() {
+		return t
+	}
+	t, _ := s.own.Expiry(s.host)
+	return t
+}
 
 // states returns every name the edge serves and its certificate's expiry: the names of the
 // table's certificates, its ACME domains and its public URL's host.
