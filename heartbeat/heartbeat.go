@@ -84,6 +84,14 @@ type Heartbeat struct {
 	Lagging     []Lag  `json:"lagging,omitempty"`
 	LaggingMore int    `json:"lagging_more,omitempty"`
 	SitesDigest string `json:"sites_digest,omitempty"`
+	// CurrentDigest is CurrentsDigest of the current deploys the edge knows (DigestLen hex
+	// digits): a receiver that knows the same ones learns from it that the edge has heard of
+	// every publish it has, so that a site missing from Lagging is served (see ServesSite).
+	// Empty in heartbeats of earlier releases, whose readers ignore it, and with SitesDigest.
+	CurrentDigest string `json:"current_digest,omitempty"`
+	// SitesRefused is set by Decode when the per-site fields were malformed and dropped, for
+	// receivers to count; it is not sent.
+	SitesRefused error `json:"-"`
 
 	Objects  int64  `json:"objects"`
 	Bytes    int64  `json:"bytes"`
@@ -157,8 +165,9 @@ func Encode(h Heartbeat) ([]byte, error) {
 // Decode parses a dt message payload. It returns ErrNotHeartbeat for other messages and
 // ErrInvalid for heartbeats that are malformed; it never trusts the payload's values further
 // than validate checks them. A heartbeat whose per-site fields (Sites, Lagging, LaggingMore,
-// SitesDigest) are malformed is returned without them, as from an edge of an earlier release;
-// so is one whose certificate report (Certs, ACME, ACMEDigest) is.
+// SitesDigest, CurrentDigest) are malformed is returned without them, as from an edge of an
+// earlier release, with SitesRefused saying why; so is one whose certificate report (Certs, ACME,
+// ACMEDigest) is, without it.
 func Decode(b []byte) (Heartbeat, error) {
 	var h Heartbeat
 	if len(b) > MaxSize {
@@ -179,11 +188,11 @@ func Decode(b []byte) (Heartbeat, error) {
 	if err := h.validateBase(); err != nil {
 		return h, err
 	}
-	if h.validateSites() != nil {
+	if err := h.validateSites(); err != nil {
 		// Malformed per-site fields cost the edge its report of sites, not its heartbeat: it
 		// counts as an edge of an earlier release (the default site's Deploy and Synced only).
-		// Receivers that count such reports read them from the payload themselves.
-		h.Sites, h.Lagging, h.LaggingMore, h.SitesDigest = 0, nil, 0, ""
+		h.Sites, h.Lagging, h.LaggingMore, h.SitesDigest, h.CurrentDigest = 0, nil, 0, "", ""
+		h.SitesRefused = err
 	}
 	if h.validateCerts() != nil {
 		// Likewise, a malformed certificate report leaves the edge judged by CertExpiry.

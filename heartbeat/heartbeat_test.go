@@ -115,6 +115,14 @@ func FuzzDecode(f *testing.F) {
 			}
 			return
 		}
+		if h.Sites < 0 || h.LaggingMore < 0 || len(h.Lagging) > MaxLagging || h.SitesDigest == "" && h.CurrentDigest != "" {
+			t.Fatalf("per-site fields out of bounds: %+v", h)
+		}
+		for i, l := range h.Lagging {
+			if !isSiteName(l.Site) || len(l.Deploy) > DeployPrefixLen || i > 0 && h.Lagging[i-1].Site >= l.Site {
+				t.Fatalf("lagging entry %d: %+v", i, l)
+			}
+		}
 		again, err := Encode(h)
 		if err != nil {
 			t.Fatalf("a decoded heartbeat does not encode: %v", err)
