@@ -8,8 +8,9 @@
 // # Eligibility
 //
 // An edge is eligible when it is alive (package heartbeat's Tracker), its last heartbeat is fresh,
-// it serves the current deploy in full, it is not draining, its certificate is valid when its
-// URL is https, it is reachable over the client's IP family, and its configured weight is not
+// it serves the current deploy in full, it is not draining, it holds a valid certificate for the
+// name visitors will use when its URL is https (by its heartbeat's report of names, see
+// SelectOptions.CertName; by cert_expiry for an edge of an earlier release), it is reachable over the client's IP family, and its configured weight is not
 // zero. Select never picks an ineligible edge, however few eligible ones remain.
 //
 // # Sites

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 )
 
 func sample() Heartbeat {
@@ -100,6 +101,11 @@ func FuzzDecode(f *testing.F) {
 	withSites := sample()
 	withSites.SetSites([]SiteState{{Site: "blog", Current: "ab"}, {Site: "default"}})
 	b, _ = Encode(withSites)
+	f.Add(b)
+	withCerts := sample()
+	withCerts.SetCerts([]CertState{{Name: "*.cdn.example.com", NotAfter: time.Unix(1_800_000_000, 0)}, {Name: "e1.example.com"}})
+	withCerts.ACME, withCerts.ACMEDigest = 2, "0123456789abcdef"
+	b, _ = Encode(withCerts)
 	f.Add(b)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h, err := Decode(b)

@@ -40,9 +40,10 @@ func (c *labelCache) of(edges []heartbeat.Edge) *cdnzone.Labels {
 }
 
 // origin returns where to send a visitor of t to the chosen edge: with a CDN zone the edge's
-// heartbeat says it serves, "<site>--<edge>.<zone>" with the scheme and port of the edge's
-// public URL; otherwise, or when the site's name and the edge's label do not fit in one DNS
-// label, the edge's public URL itself (for a site other than the default one, that URL serves the site only if the site
+// heartbeat says it serves (and, over https, holds a valid certificate for the name),
+// "<site>--<edge>.<zone>" with the scheme and port of the edge's public URL; otherwise, or when
+// the site's name and the edge's label do not fit in one DNS label, the edge's public URL
+// itself (for a site other than the default one, that URL serves the site only if the site
 // claims the edge's host).
 func (h *Handler) origin(c *edgeset.Candidate, t target) string {
 	zone := ""
@@ -66,6 +67,14 @@ func (h *Handler) origin(c *edgeset.Candidate, t target) string {
 		return c.URL
 	}
 	host := cdnzone.SiteEdge(name, label, zone)
+	if u.Scheme == "https" {
+		// The edge was judged by the certificate of its URL's host: send the visitor by the
+		// zone's name only if the edge reports a valid one for that name too (the zone's
+		// wildcard, typically).
+		if valid, _ := c.Edge.Last.Certs.ValidFor(host, h.now()); !valid {
+			return c.URL
+		}
+	}
 	if port := u.Port(); port != "" {
 		host = net.JoinHostPort(host, port)
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dt-cdn/dt/edgeset"
 	"github.com/dt-cdn/dt/heartbeat"
 	"github.com/dt-cdn/dt/internal/testkit/testnet"
 	"github.com/dt-cdn/dt/internal/testkit/wait"
@@ -145,4 +146,32 @@ func TestServiceCDNZone(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect("blog.example.com", "http://ams.example.net:8080/p/a.html?q=1")
+}
+
+// TestOriginNeedsCertificateForZoneName: an https edge gets visitors by the zone's name only
+// while it reports a valid certificate covering it; otherwise at its own URL.
+func TestOriginNeedsCertificateForZoneName(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	h, err := NewHandler(HandlerConfig{Edges: func() ([]heartbeat.Edge, string) { return nil, "" },
+		Zone: func() string { return "cdn.example.com" }, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := heartbeat.Edge{Node: "aaaa", Last: heartbeat.Heartbeat{Name: "ams", CDNZone: "cdn.example.com"}}
+	tg := target{edges: []heartbeat.Edge{e}, site: edgeset.Site{Name: "blog"}}
+	c := &edgeset.Candidate{Edge: &tg.edges[0], URL: "https://ams.example.net"}
+	for _, tc := range []struct {
+		certs *heartbeat.Certs
+		want  string
+	}{
+		{nil, "https://ams.example.net"},
+		{&heartbeat.Certs{N: 1, Names: []heartbeat.CertName{{Name: "ams.example.net", Exp: now.Unix() + 3600}}}, "https://ams.example.net"},
+		{&heartbeat.Certs{N: 1, Names: []heartbeat.CertName{{Name: "*.cdn.example.com", Exp: now.Unix() - 1}}}, "https://ams.example.net"},
+		{&heartbeat.Certs{N: 1, Names: []heartbeat.CertName{{Name: "*.cdn.example.com", Exp: now.Unix() + 3600}}}, "https://blog--ams.cdn.example.com"},
+	} {
+		tg.edges[0].Last.Certs = tc.certs
+		if got := h.origin(c, tg); got != tc.want {
+			t.Errorf("certs %+v: origin %s, want %s", tc.certs, got, tc.want)
+		}
+	}
 }

@@ -47,7 +47,7 @@ func (s *Synth) Answer(name string, qtype uint16, client netip.Prefix, pub serve
 		if edgeset.Live(t.edge, s.cfg.Now(), s.cfg.Select) {
 			rrs = s.addressOf(*t.edge, name, qtype)
 		}
-	case s.serves(v, *t.site, t.edge.Node):
+	case s.serves(v, *t.site, t.edge.Node, name):
 		rrs = s.addressOf(*t.edge, name, qtype)
 	}
 	if len(rrs) == 0 {
@@ -95,9 +95,11 @@ func edgeOf(v *edgeset.View, labels *cdnzone.Labels, label string) (*heartbeat.E
 }
 
 // serves reports whether the edge node is eligible for the site in v, as the redirector and
-// GeoDNS judge it.
-func (s *Synth) serves(v *edgeset.View, site edgeset.Site, node string) bool {
-	d := edgeset.SelectSite(v, site, edgeset.Client{}, s.cfg.Now(), s.cfg.Select)
+// GeoDNS judge it, an https edge holding a valid certificate for name.
+func (s *Synth) serves(v *edgeset.View, site edgeset.Site, node, name string) bool {
+	opts := s.cfg.Select
+	opts.CertName = name
+	d := edgeset.SelectSite(v, site, edgeset.Client{}, s.cfg.Now(), opts)
 	for _, c := range d.Candidates {
 		if c.Edge.Node == node {
 			return true
