@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/dt-cdn/dt/challenge"
 	"github.com/dt-cdn/dt/dns/geo"
 	"github.com/dt-cdn/dt/dns/resolve"
 	"github.com/dt-cdn/dt/dns/server"
@@ -200,14 +201,15 @@ func (d *Node) Run(ctx context.Context) error {
 }
 
 // parts are what a DNS node builds on its open node: the zones, the edges (an edgeset.Set, as the
-// redirector tracks them), the CDN zone's answers, the DNS handler, and optionally GeoDNS for
-// GeoName and the resolve responder.
+// redirector tracks them), the CDN zone's answers, the table's ACME challenges, the DNS handler,
+// and optionally GeoDNS for GeoName and the resolve responder.
 type parts struct {
 	addr      string
 	store     *server.Store
 	handler   *server.Handler
 	edges     *edgeset.Set
 	synth     *synth.Synth
+	acme      *challenge.Set
 	geoName   string
 	geoDB     *geoip.DB          // nil without GeoIP
 	responder *resolve.Responder // nil without a resolver
@@ -245,7 +247,10 @@ func (d *Node) build(n *dt.Node, addr string, reg prometheus.Registerer) (_ *par
 	if p.synth, err = d.buildSynth(n, p, sel); err != nil {
 		return nil, err
 	}
-	cfg.Synth, cfg.Challenges = p.synth, p.synth.Challenges
+	if p.acme, err = challenge.NewSet(challenge.SetConfig{Registerer: reg, Logger: d.log}); err != nil {
+		return nil, err
+	}
+	cfg.Synth, cfg.Challenges = p.synth, p.acme.TXT
 	if p.handler, err = server.NewHandler(cfg); err != nil {
 		return nil, err
 	}
@@ -299,6 +304,7 @@ func (d *Node) responder(n *dt.Node) *resolve.Responder {
 func (p *parts) HandleEvent(ev dt.Event) {
 	p.store.HandleEvent(ev)
 	p.synth.HandleEvent(ev)
+	p.acme.HandleEvent(ev)
 	p.edges.HandleEvent(ev)
 	if p.responder != nil {
 		p.responder.HandleEvent(ev)

@@ -4,16 +4,12 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"slices"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
 
 	"github.com/dt-cdn/dt/cdnzone"
-	"github.com/dt-cdn/dt/challenge"
 	"github.com/dt-cdn/dt/dns/geo"
 	"github.com/dt-cdn/dt/dns/server"
 	"github.com/dt-cdn/dt/dns/zone"
@@ -58,16 +54,13 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Synth answers the CDN zone and the ACME DNS-01 challenges of the table. It follows the
-// settings record and the challenge records through HandleEvent (from one goroutine, in event
-// order); Answer, Apex and Challenges are safe to call from any goroutine at once.
+// Synth answers the CDN zone. It follows the settings record through HandleEvent (from one
+// goroutine, in event order); Answer, Apex, Zone and Labels are safe to call from any goroutine
+// at once.
 type Synth struct {
 	cfg  Config
 	log  *slog.Logger
 	zone atomic.Pointer[string] // netconf form ("cdn.example.com"); "" for none
-
-	mu         sync.RWMutex
-	challenges map[string]challenge.DNS01 // guarded by mu: by domain
 
 	labels atomic.Pointer[viewLabels]
 }
@@ -97,7 +90,7 @@ func New(cfg Config) (*Synth, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Synth{cfg: cfg, log: cfg.Logger, challenges: map[string]challenge.DNS01{}}
+	s := &Synth{cfg: cfg, log: cfg.Logger}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -142,30 +135,18 @@ func (s *Synth) prepare(v *edgeset.View, zone string) *viewLabels {
 	return c
 }
 
-// Challenges returns the TXT values of the live DNS-01 challenge record of domain (canonical,
-// without the trailing dot), sorted; none when there is no live record.
-func (s *Synth) Challenges(domain string) []string {
-	s.mu.RLock()
-	r, ok := s.challenges[domain]
-	s.mu.RUnlock()
-	if !ok || !r.Live(s.cfg.Now()) {
-		return nil
-	}
-	return slices.Clone(r.TXT)
-}
-
-// HandleEvent follows the settings record and the DNS-01 challenge records.
+// HandleEvent follows the settings record.
 func (s *Synth) HandleEvent(ev dt.Event) {
-	if ev.Key != netconf.Key && !strings.HasPrefix(ev.Key, challenge.KeyPrefix) {
+	if ev.Key != netconf.Key {
 		return
 	}
 	switch ev.Type {
 	case dt.EventObjectAdded:
 		if body := s.body(ev); body != nil {
-			s.put(ev.Key, body)
+			s.setZone(body)
 		}
 	case dt.EventObjectRemoved:
-		s.remove(ev.Key)
+		s.setZone(nil)
 	}
 }
 
@@ -186,42 +167,18 @@ func (s *Synth) body(ev dt.Event) []byte {
 	return b
 }
 
-func (s *Synth) put(key string, body []byte) {
-	if key == netconf.Key {
-		st, err := netconf.ParseSettings(body)
-		if err != nil {
+// setZone takes the settings record (nil: removed); one refused counts as none.
+func (s *Synth) setZone(body []byte) {
+	var st netconf.Settings
+	if body != nil {
+		var err error
+		if st, err = netconf.ParseSettings(body); err != nil {
 			s.log.Warn("Bad network settings; no CDN zone", slog.Any("err", err))
 		}
-		z := st.CDNZone
-		s.zone.Store(&z)
-		s.log.Info("CDN zone", slog.String("zone", z))
-		return
 	}
-	if _, ok := challenge.ParseDNS01Key(key); !ok {
-		return
-	}
-	r, err := challenge.ParseDNS01At(key, body)
-	if err != nil {
-		s.log.Warn("Bad DNS-01 challenge record", slog.String("key", key), slog.Any("err", err))
-		s.remove(key)
-		return
-	}
-	s.mu.Lock()
-	s.challenges[r.Domain] = r
-	s.mu.Unlock()
-}
-
-func (s *Synth) remove(key string) {
-	if key == netconf.Key {
-		none := ""
-		s.zone.Store(&none)
-		return
-	}
-	if d, ok := challenge.ParseDNS01Key(key); ok {
-		s.mu.Lock()
-		delete(s.challenges, d)
-		s.mu.Unlock()
-	}
+	z := st.CDNZone
+	s.zone.Store(&z)
+	s.log.Info("CDN zone", slog.String("zone", z))
 }
 
 // addressOf returns the A or AAAA record of e owned by name, none when e has no address of

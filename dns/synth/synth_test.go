@@ -3,7 +3,6 @@ package synth
 import (
 	"net/netip"
 	"slices"
-	"strconv"
 	"testing"
 	"time"
 
@@ -108,9 +107,8 @@ func TestPublishedZoneStandsForTheApex(t *testing.T) {
 	}
 }
 
-// TestSettingsAndChallengesFollowed: the zone follows the settings record (a refused record is
-// none), and challenge records answer while live.
-func TestSettingsAndChallengesFollowed(t *testing.T) {
+// TestSettingsFollowed: the zone follows the settings record; a refused record is none.
+func TestSettingsFollowed(t *testing.T) {
 	s := synthWith(t, nil)
 	if s.Apex() != "cdn.example.com." {
 		t.Fatalf("Apex = %q", s.Apex())
@@ -120,32 +118,14 @@ func TestSettingsAndChallengesFollowed(t *testing.T) {
 		t.Errorf("a refused record left the zone %q", s.Apex())
 	}
 	s.HandleEvent(dt.Event{Type: dt.EventObjectAdded, Key: netconf.Key, Object: []byte(`{"v":1,"cdn_zone":"cdn.example.org"}`)})
+	if s.Apex() != "cdn.example.org." {
+		t.Errorf("Apex = %q, want the new zone", s.Apex())
+	}
 	s.HandleEvent(dt.Event{Type: dt.EventObjectRemoved, Key: netconf.Key})
 	if s.Apex() != "" {
 		t.Errorf("a removed record left the zone %q", s.Apex())
 	}
-	value := "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ"
-	live := `{"v":1,"domain":"www.example.com","txt":["` + value + `"],"expires":` + itoa(now.Add(time.Minute).Unix()) + `}`
-	s.HandleEvent(dt.Event{Type: dt.EventObjectAdded, Key: "acme/dns-01/www.example.com", Object: []byte(live)})
-	if got := s.Challenges("www.example.com"); !slices.Equal(got, []string{value}) {
-		t.Errorf("Challenges = %v", got)
-	}
-	expired := `{"v":1,"domain":"old.example.com","txt":["` + value + `"],"expires":` + itoa(now.Add(-time.Minute).Unix()) + `}`
-	s.HandleEvent(dt.Event{Type: dt.EventObjectAdded, Key: "acme/dns-01/old.example.com", Object: []byte(expired)})
-	if got := s.Challenges("old.example.com"); got != nil {
-		t.Errorf("an expired challenge answers %v", got)
-	}
-	s.HandleEvent(dt.Event{Type: dt.EventObjectAdded, Key: "acme/dns-01/evil.example.com", Object: []byte(live)})
-	if got := s.Challenges("www.example.com"); len(got) != 1 || s.Challenges("evil.example.com") != nil {
-		t.Errorf("a record under another domain's key answers")
-	}
-	s.HandleEvent(dt.Event{Type: dt.EventObjectRemoved, Key: "acme/dns-01/www.example.com"})
-	if got := s.Challenges("www.example.com"); got != nil {
-		t.Errorf("a removed challenge answers %v", got)
-	}
 }
-
-func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // FuzzAnswer asks the Synth any name under the zone: it never panics, answers NOERROR or
 // NXDOMAIN, owns every record by the name asked, and gives a negative answer its SOA.
