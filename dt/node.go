@@ -69,6 +69,9 @@ type Node struct {
 	pendingLog   *burstlog.Logger
 	refusedLog   *burstlog.Logger
 
+	verdictMu sync.Mutex
+	verdicts  *lru[RecordID, []peerVerdict] // guarded by verdictMu: peers' verdicts on this node's records
+
 	applyCh  chan applyOp
 	verifyCh chan verifyJob
 	head     atomic.Uint64
@@ -191,6 +194,7 @@ func newNode(cfg Config, identity ed25519.PrivateKey, st *store, state loaded, g
 		linkGone:    make(chan struct{}),
 		tailWake:    make(chan struct{}),
 		ackWake:     make(chan struct{}),
+		verdicts:    newLRU[RecordID, []peerVerdict](maxHeldVerdicts),
 	}
 	n.log = cfg.Logger.With(slog.Any("node", n.id))
 	n.flood = newFloodLimits(&n.cfg)
