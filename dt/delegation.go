@@ -120,6 +120,12 @@ type pendingRecords struct {
 	bytes    int
 }
 
+// notePending publishes the pending set's size to the metrics.
+func (n *Node) notePending(p *pendingRecords) {
+	n.pendingCount.Store(int64(p.count))
+	n.pendingBytes.Store(int64(p.bytes))
+}
+
 // grantee returns the public key a grant's table key names, and false for any other key.
 func grantee(key string) ([32]byte, bool) {
 	rest, ok := strings.CutPrefix(key, GrantKeyPrefix)
@@ -282,7 +288,7 @@ func (w *batchWrite) keepPending(tx *bolt.Tx, op applyOp) {
 	p.bySigner[signer] = append(p.bySigner[signer], op)
 	p.count++
 	p.bytes += len(op.body)
-	w.n.pendingCount.Store(int64(p.count))
+	w.n.notePending(p)
 }
 
 // discard lets go of a record that will not be applied: its body, stored in the blob store
@@ -307,7 +313,7 @@ func (w *batchWrite) regrant(tx *bolt.Tx, pub [32]byte) error {
 		delete(p.ids, op.id)
 		p.count--
 		p.bytes -= len(op.body)
-		w.n.pendingCount.Store(int64(p.count))
+		w.n.notePending(p)
 		applied, _, err := w.judge(tx, op)
 		if err != nil {
 			return err
@@ -430,7 +436,7 @@ func (w *batchWrite) auditPending(tx *bolt.Tx, peer NodeID) error {
 			p.bySigner[signer] = kept
 		}
 	}
-	w.n.pendingCount.Store(int64(p.count))
+	w.n.notePending(p)
 	if forged == nil {
 		return nil
 	}

@@ -78,6 +78,8 @@ func newMetrics(reg prometheus.Registerer, n *Node) *metrics {
 	m.verdictsIgnored = counter("verdicts_ignored_total", "Peers' verdicts on records this node does not hold, or of unknown kinds.")
 	m.collectors = append(m.collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "dt", Name: "records_pending", Help: "Records waiting for their signer's grant (at most MaxPendingRecords)."},
 		func() float64 { return float64(n.pendingCount.Load()) }))
+	m.collectors = append(m.collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "dt", Name: "records_pending_bytes", Help: "Inline body bytes of the records waiting for their signer's grant (at most MaxPendingBytes)."},
+		func() float64 { return float64(n.pendingBytes.Load()) }))
 	m.collectors = append(m.collectors, m.links, m.messagesDropped, m.eventsDropped,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "dt", Name: "link_bytes_received_total", Help: "Bytes received on peer connections, handshakes and encryption included."},
 			func() float64 { return float64(m.bytesIn.Load()) }),

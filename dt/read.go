@@ -15,7 +15,9 @@ import (
 // change left the machine; it does not wait for the rest of the network.
 //
 // A peer that refused the record says so (see verdict.go): WaitReplicated then returns at once a
-// *VerdictError wrapping ErrRefused, with the peer's reason. A peer that keeps the record waiting
+// *VerdictError wrapping ErrRefused, with the peer's reason; so it does when a peer refused an
+// earlier record this node wrote that is still its key's current record, since the wait would
+// otherwise confirm it along with the log before key. A peer that keeps the record waiting
 // for its signer's grant does not count as holding it; when ctx ends while one does, the error
 // is a *VerdictError wrapping ErrPending (and ctx's error is not wrapped). Peers of releases
 // without verdicts acknowledge a record they refused like any other.
@@ -31,6 +33,9 @@ func (n *Node) WaitReplicated(ctx context.Context, key string, peers int) error 
 		refused, pending := n.verdictsOn(e.id)
 		if refused != nil {
 			refused.Key = key
+			return refused
+		}
+		if refused := n.refusedUpTo(e.seq); refused != nil {
 			return refused
 		}
 		holding := n.holding(e.seq, pending)

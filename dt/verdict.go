@@ -225,9 +225,17 @@ type peerVerdict struct {
 	reason  string
 }
 
-// receiveVerdict handles a frameVerdict: a verdict on a record this node holds is kept for the
-// writers waiting on it (see WaitReplicated); any other is counted and forgotten, so a peer
-// cannot make the node keep verdicts on records it never wrote or holds no more.
+// heldVerdicts is what peers said about one record this node wrote.
+type heldVerdicts struct {
+	key   string
+	seq   uint64 // the record's place in this node's log
+	peers []peerVerdict
+}
+
+// receiveVerdict handles a frameVerdict: a verdict on a record this node wrote and holds as its
+// key's current record is kept for the writers waiting on it (see WaitReplicated); any other is
+// counted and forgotten, so a peer cannot make the node keep verdicts on records it never wrote
+// or holds no more.
 func (l *link) receiveVerdict(payload []byte) error {
 	v, err := parseVerdict(payload)
 	if err != nil {
@@ -239,14 +247,14 @@ func (l *link) receiveVerdict(payload []byte) error {
 		return nil // a verdict of a later release
 	}
 	n.mu.RLock()
-	key, held := n.ids[v.id]
+	e := n.index[v.key]
 	n.mu.RUnlock()
-	if !held || key != v.key {
+	if e == nil || e.id != v.id || e.writer != n.id {
 		n.metrics.verdictsIgnored.Inc()
 		return nil
 	}
 	n.metrics.verdictsReceived.WithLabelValues(v.verdict.String()).Inc()
-	if !n.holdVerdict(v.id, peerVerdict{peer: l.peer, verdict: v.verdict, reason: v.reason}) {
+	if !n.holdVerdict(e, peerVerdict{peer: l.peer, verdict: v.verdict, reason: v.reason}) {
 		return nil // said before: a peer repeating itself costs a lookup
 	}
 	n.log.Info("Peer's verdict on a record", slog.Any("peer", l.peer), slog.String("key", v.key),
@@ -260,25 +268,25 @@ func (l *link) receiveVerdict(payload []byte) error {
 
 // holdVerdict keeps a peer's verdict on a record, replacing that peer's earlier one. It
 // reports whether anything changed.
-func (n *Node) holdVerdict(id RecordID, pv peerVerdict) bool {
+func (n *Node) holdVerdict(e *indexEntry, pv peerVerdict) bool {
 	n.verdictMu.Lock()
 	defer n.verdictMu.Unlock()
-	held, ok := n.verdicts.get(id)
+	held, ok := n.verdicts.get(e.id)
 	if !ok {
-		n.verdicts.put(id, []peerVerdict{pv})
+		n.verdicts.put(e.id, &heldVerdicts{key: e.key, seq: e.seq, peers: []peerVerdict{pv}})
 		return true
 	}
-	for i := range held {
-		if held[i].peer == pv.peer {
-			changed := held[i] != pv
-			held[i] = pv
+	for i := range held.peers {
+		if held.peers[i].peer == pv.peer {
+			changed := held.peers[i] != pv
+			held.peers[i] = pv
 			return changed
 		}
 	}
-	if len(held) >= maxVerdictPeers {
+	if len(held.peers) >= maxVerdictPeers {
 		return false
 	}
-	n.verdicts.entries[id].Value = lruEntry[RecordID, []peerVerdict]{key: id, val: append(held, pv)}
+	held.peers = append(held.peers, pv)
 	return true
 }
 
@@ -286,10 +294,12 @@ func (n *Node) holdVerdict(id RecordID, pv peerVerdict) bool {
 // that keep it pending.
 func (n *Node) verdictsOn(id RecordID) (refused *VerdictError, pending []peerVerdict) {
 	n.verdictMu.Lock()
-	held, _ := n.verdicts.get(id)
-	held = append([]peerVerdict(nil), held...)
+	var peers []peerVerdict
+	if held, ok := n.verdicts.get(id); ok {
+		peers = slices.Clone(held.peers)
+	}
 	n.verdictMu.Unlock()
-	for _, pv := range held {
+	for _, pv := range peers {
 		switch pv.verdict {
 		case VerdictRefused:
 			if refused == nil {
@@ -300,6 +310,40 @@ func (n *Node) verdictsOn(id RecordID) (refused *VerdictError, pending []peerVer
 		}
 	}
 	return refused, pending
+}
+
+// refusedUpTo returns a peer's refusal of a record this node wrote at or before seq in its log
+// and still holds as its key's current record, the earliest such one; nil when there is none. A
+// peer's acknowledgement covers the log up to a point, so a writer waiting on the last record
+// of a batch learns that an earlier one was refused.
+func (n *Node) refusedUpTo(seq uint64) *VerdictError {
+	type candidate struct {
+		id   RecordID
+		held heldVerdicts
+		pv   peerVerdict
+	}
+	var found []candidate
+	n.verdictMu.Lock()
+	for el := n.verdicts.order.Front(); el != nil; el = el.Next() {
+		ent := el.Value.(lruEntry[RecordID, *heldVerdicts])
+		if ent.val.seq > seq {
+			continue
+		}
+		if i := slices.IndexFunc(ent.val.peers, func(p peerVerdict) bool { return p.verdict == VerdictRefused }); i >= 0 {
+			found = append(found, candidate{ent.key, *ent.val, ent.val.peers[i]})
+		}
+	}
+	n.verdictMu.Unlock()
+	var first *VerdictError
+	var firstSeq uint64
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	for _, c := range found {
+		if e := n.index[c.held.key]; e != nil && e.id == c.id && (first == nil || c.held.seq < firstSeq) {
+			first, firstSeq = &VerdictError{Key: c.held.key, Peer: c.pv.peer, Verdict: VerdictRefused, Reason: c.pv.reason}, c.held.seq
+		}
+	}
+	return first
 }
 
 // VerdictError is a peer's verdict on a record this node wrote: refused (it wraps ErrRefused)

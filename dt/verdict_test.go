@@ -49,7 +49,9 @@ func hostileWriter(t *testing.T, keys Keys, key ed25519.PrivateKey, peer string)
 // TestRefusalReportedToWriter has a publisher key granted the blog write site/docs/current
 // through a relay, skipping its own check: the relay refuses it and tells the writer why, so
 // WaitReplicated returns ErrRefused with the relay's reason at once, and no honest node applies
-// the record. A write within the grant through the same relay still completes.
+// the record. A later write's wait reports the refusal too (the acknowledgement it waits for
+// covers the refused record); an honest publisher with the same key, through the same relay,
+// writes within the grant.
 func TestRefusalReportedToWriter(t *testing.T) {
 	keys := testKeys(t)
 	_, publisher, _ := ed25519.GenerateKey(nil)
@@ -73,10 +75,25 @@ func TestRefusalReportedToWriter(t *testing.T) {
 	if !strings.Contains(ve.Reason, want) || ve.Peer != relay.ID() {
 		t.Fatalf("verdict from %s: %q, want %q from the relay", ve.Peer.Short(), ve.Reason, want)
 	}
-	if err := w.Put(ctx, "site/blog/current", []byte(`"v1"`)); err != nil {
+	if err := w.Put(ctx, "site/blog/next", []byte(`"v0"`)); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.WaitReplicated(ctx, "site/blog/current", 1); err != nil {
+	if err := w.WaitReplicated(ctx, "site/blog/next", 1); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "site/docs/current") {
+		t.Fatalf("a later write's wait: %v, want the refusal of site/docs/current", err)
+	}
+	pkeys := keys.plain()
+	pkeys.Publisher = publisher
+	honest := startNode(t, "publisher", pkeys, "", asMaster(), peers(relay.addr()))
+	waitFor(t, 20*time.Second, func() error {
+		if _, ok := honest.grants.get(pub); !ok {
+			return errors.New("the publisher has not seen its grant")
+		}
+		return nil
+	})
+	if err := honest.Put(ctx, "site/blog/current", []byte(`"v1"`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := honest.WaitReplicated(ctx, "site/blog/current", 1); err != nil {
 		t.Fatalf("a write within the grant: %v", err)
 	}
 	waitFor(t, 20*time.Second, func() error {
@@ -85,7 +102,7 @@ func TestRefusalReportedToWriter(t *testing.T) {
 		}
 		return nil
 	})
-	for _, n := range []*testNode{relay, far, master} {
+	for _, n := range []*testNode{relay, far, master, honest} {
 		if n.Has("site/docs/current") {
 			t.Errorf("%s applied a record outside its signer's grant", n.name)
 		}
