@@ -2,6 +2,7 @@ package dt
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dt-cdn/dt/dt/internal/hlc"
 )
 
 // grantBlog has master grant pub the blog's scope and waits until every node holds the grant.
@@ -217,5 +220,87 @@ func FuzzParseVerdict(f *testing.F) {
 		if err != nil || again != v {
 			t.Fatalf("re-encoding reads back as %+v, %v; want %+v", again, err, v)
 		}
+	})
+}
+
+// linkTo returns n's link to peer.
+func linkTo(t *testing.T, n *testNode, peer NodeID) *link {
+	t.Helper()
+	n.Node.mu.RLock()
+	defer n.Node.mu.RUnlock()
+	l := n.links[peer]
+	if l == nil {
+		t.Fatalf("%s has no link to %s", n.name, peer.Short())
+	}
+	return l
+}
+
+// TestPendingVerdictHoldsConfirmation passes a peer's verdicts on a master's record through the
+// link's receive path: a peer that keeps the record waiting for a grant does not confirm it, so
+// WaitReplicated gives up with ErrPending and the peer's reason; its later "applied" confirms it.
+func TestPendingVerdictHoldsConfirmation(t *testing.T) {
+	keys := testKeys(t)
+	b := startNode(t, "b", keys, "", listenOn("127.0.0.1:0"))
+	a := startNode(t, "a", keys, "", asMaster(), peers(b.addr()))
+	ctx := ctxTimeout(t, 20*time.Second)
+	if err := a.Put(ctx, "k", []byte(`1`)); err != nil {
+		t.Fatal(err)
+	}
+	a.Node.mu.RLock()
+	id := a.index["k"].id
+	a.Node.mu.RUnlock()
+	rec, _, err := a.recordByID(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := linkTo(t, a, b.ID())
+	say := func(v Verdict, reason string) {
+		t.Helper()
+		if err := l.receiveVerdict(noteOf(v, rec, rec.ID(), reason).marshal()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	say(VerdictPending, "no grant for publisher 00 yet")
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	err = a.WaitReplicated(short, "k", 1)
+	var ve *VerdictError
+	if !errors.Is(err, ErrPending) || !errors.As(err, &ve) || ve.Reason != "no grant for publisher 00 yet" || ve.Peer != b.ID() {
+		t.Fatalf("WaitReplicated while pending: %v", err)
+	}
+	say(VerdictApplied, "the signer's grant came")
+	if err := a.WaitReplicated(ctx, "k", 1); err != nil {
+		t.Fatalf("WaitReplicated once applied: %v", err)
+	}
+}
+
+// TestVerdictBudgetPerLink has a node try to send a peer far more verdicts than its budget at
+// once: at most VerdictBurst plus VerdictRate per second elapsed go, the rest are counted as
+// dropped, and the peer, which wrote none of the records, ignores every one it gets.
+func TestVerdictBudgetPerLink(t *testing.T) {
+	keys := testKeys(t)
+	b := startNode(t, "b", keys, "", listenOn("127.0.0.1:0"))
+	a := startNode(t, "a", keys, "", peers(b.addr()))
+	if err := a.WaitSynced(ctxTimeout(t, 20*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	linkTo(t, a, b.ID())
+	const tries = 1000
+	rec := signedRecord(a.Node, keys.Master, KindPut, "site/blog/x", []byte(`1`), hlc.FromTime(time.Now()))
+	began := time.Now()
+	for range tries {
+		a.sendVerdict(b.ID(), VerdictRefused, rec, rec.ID(), func() string { return "no grant for publisher 00" })
+	}
+	elapsed := time.Since(began)
+	sent := counterValue(t, a.metrics.verdictsSent.WithLabelValues("refused"))
+	dropped := counterValue(t, a.metrics.verdictsDropped)
+	if limit := VerdictBurst + VerdictRate*elapsed.Seconds() + 1; sent > limit || sent < VerdictBurst || sent+dropped != tries {
+		t.Fatalf("%v sent (limit %.0f after %s, at least %d), %v dropped, of %d", sent, limit, elapsed, VerdictBurst, dropped, tries)
+	}
+	waitFor(t, 20*time.Second, func() error {
+		if got := counterValue(t, b.metrics.verdictsIgnored); got != sent {
+			return fmt.Errorf("b ignored %v verdicts of %v", got, sent)
+		}
+		return nil
 	})
 }
