@@ -75,7 +75,10 @@ func newMetrics(reg prometheus.Registerer, n *Node) *metrics {
 	m.verdictsSent = m.verdictVec("verdicts_sent_total", "Verdicts on peers' records sent to them, by verdict (refused, pending, applied).")
 	m.verdictsReceived = m.verdictVec("verdicts_received_total", "Peers' verdicts on this node's records, by verdict.")
 	m.verdictsDropped = counter("verdicts_dropped_total", "Verdicts not sent because the link was over VerdictRate.")
-	m.verdictsIgnored = counter("verdicts_ignored_total", "Peers' verdicts on records this node does not hold, or of unknown kinds.")
+	m.verdictsIgnored = counter("verdicts_ignored_total", "Peers' verdicts on records this node did not write or holds no more, or of unknown kinds.")
+	m.collectors = append(m.collectors, prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "dt", Name: "verdicts_forgotten_total",
+		Help: "Records whose peers' verdicts were forgotten to keep at most 1024 (the least recently noted first)."},
+		func() float64 { return float64(n.verdictsForgotten()) }))
 	m.collectors = append(m.collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "dt", Name: "records_pending", Help: "Records waiting for their signer's grant (at most MaxPendingRecords)."},
 		func() float64 { return float64(n.pendingCount.Load()) }))
 	m.collectors = append(m.collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "dt", Name: "records_pending_bytes", Help: "Inline body bytes of the records waiting for their signer's grant (at most MaxPendingBytes)."},

@@ -290,6 +290,13 @@ func (n *Node) holdVerdict(e *indexEntry, pv peerVerdict) bool {
 	return true
 }
 
+// verdictsForgotten counts the records whose verdicts were forgotten for room.
+func (n *Node) verdictsForgotten() uint64 {
+	n.verdictMu.Lock()
+	defer n.verdictMu.Unlock()
+	return n.verdicts.evicted
+}
+
 // verdictsOn returns the peers' verdicts on a record: the first refusal, if any, and the peers
 // that keep it pending.
 func (n *Node) verdictsOn(id RecordID) (refused *VerdictError, pending []peerVerdict) {

@@ -304,3 +304,45 @@ func TestVerdictBudgetPerLink(t *testing.T) {
 		return nil
 	})
 }
+
+// TestHeldVerdictsBounded has a peer refuse more of a writer's records than the writer keeps
+// verdicts for: it keeps maxHeldVerdicts, forgets the least recently noted (counted), and a
+// wait on a record whose verdict it still holds reports it.
+func TestHeldVerdictsBounded(t *testing.T) {
+	keys := testKeys(t)
+	b := startNode(t, "b", keys, "", listenOn("127.0.0.1:0"))
+	a := startNode(t, "a", keys, "", asMaster(), peers(b.addr()))
+	ctx := ctxTimeout(t, 30*time.Second)
+	const extra = 10
+	names := make([]string, maxHeldVerdicts+extra)
+	bodies := make([][]byte, len(names))
+	for i := range names {
+		names[i], bodies[i] = fmt.Sprintf("k/%d", i), []byte(`1`)
+	}
+	if err := a.PutMany(ctx, names, bodies); err != nil {
+		t.Fatal(err)
+	}
+	l := linkTo(t, a, b.ID())
+	for _, name := range names {
+		a.Node.mu.RLock()
+		id := a.index[name].id
+		a.Node.mu.RUnlock()
+		rec, _, err := a.recordByID(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.receiveVerdict(noteOf(VerdictRefused, rec, id, "refused "+name).marshal()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.verdictMu.Lock()
+	held := a.verdicts.len()
+	a.verdictMu.Unlock()
+	if held != maxHeldVerdicts || a.verdictsForgotten() != extra {
+		t.Fatalf("%d verdicts held, %d forgotten; want %d, %d", held, a.verdictsForgotten(), maxHeldVerdicts, extra)
+	}
+	last := names[len(names)-1]
+	if err := a.WaitReplicated(ctx, last, 1); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "refused "+last) {
+		t.Fatalf("WaitReplicated(%s): %v", last, err)
+	}
+}
