@@ -123,7 +123,7 @@ func newMetrics(reg prometheus.Registerer, n *Node) *metrics {
 // verdictVec makes a counter of verdicts by kind, every kind present from the start.
 func (m *metrics) verdictVec(name, help string) *prometheus.CounterVec {
 	v := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "dt", Name: name, Help: help}, []string{"verdict"})
-	for _, k := range verdicts {
+	for _, k := range knownVerdicts {
 		v.WithLabelValues(k.String())
 	}
 	m.collectors = append(m.collectors, v)

@@ -81,7 +81,7 @@ func (v Verdict) String() string {
 	return fmt.Sprintf("verdict(%d)", uint8(v))
 }
 
-var verdicts = []Verdict{VerdictRefused, VerdictPending, VerdictApplied}
+var knownVerdicts = []Verdict{VerdictRefused, VerdictPending, VerdictApplied}
 
 // verdictNote is the payload of frameVerdict: a verdict on one record and the reason, in words.
 type verdictNote struct {
@@ -126,23 +126,38 @@ func parseVerdict(b []byte) (verdictNote, error) {
 	return v, nil
 }
 
-// checkVerdictText refuses a key or reason that is not printable UTF-8: both end up in a
-// publisher's terminal.
+// checkVerdictText refuses a reason that is not printable UTF-8: it ends up in a publisher's
+// terminal, and a sender makes it printable (see printable). The key is the record's, matched
+// byte for byte and never printed from the frame.
 func checkVerdictText(v verdictNote) error {
-	for _, s := range []string{v.key, v.reason} {
-		if !utf8.ValidString(s) || strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-			return fmt.Errorf("%w: verdict: key or reason is not printable UTF-8", ErrMalformed)
-		}
+	if !utf8.ValidString(v.reason) || strings.ContainsFunc(v.reason, isControl) {
+		return fmt.Errorf("%w: verdict: reason is not printable UTF-8", ErrMalformed)
 	}
 	return nil
 }
 
-// noteOf makes the verdict on rec with its reason, cut to MaxVerdictReason.
+func isControl(r rune) bool { return r < 0x20 || (r >= 0x7f && r < 0xa0) }
+
+// printable replaces what checkVerdictText refuses: a reason quotes a record's key, which may hold
+// any bytes.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if isControl(r) {
+			return '?'
+		}
+		return r
+	}, strings.ToValidUTF8(s, "?"))
+}
+
+// noteOf makes the verdict on rec with its reason, made printable and cut to MaxVerdictReason.
 func noteOf(verdict Verdict, rec *Record, id RecordID, reason string) verdictNote {
+	reason = printable(reason)
 	if len(reason) > MaxVerdictReason {
 		reason = strings.ToValidUTF8(reason[:MaxVerdictReason-len("…")], "") + "…"
 	}
-	return verdictNote{verdict: verdict, id: id, signer: [32]byte(rec.Master), clock: rec.Clock, key: rec.Key, reason: reason}
+	v := verdictNote{verdict: verdict, id: id, clock: rec.Clock, key: rec.Key, reason: reason}
+	copy(v.signer[:], rec.Master)
+	return v
 }
 
 // Fingerprint returns the short form of a publisher key used in verdicts and logs: its first 8
@@ -242,7 +257,7 @@ func (l *link) receiveVerdict(payload []byte) error {
 		return err
 	}
 	n := l.n
-	if !slices.Contains(verdicts, v.verdict) {
+	if !slices.Contains(knownVerdicts, v.verdict) {
 		n.metrics.verdictsIgnored.Inc()
 		return nil // a verdict of a later release
 	}

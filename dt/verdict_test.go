@@ -153,7 +153,8 @@ func TestVerdictFrameRoundTrip(t *testing.T) {
 		"long key":      {verdict: VerdictRefused, key: strings.Repeat("k", MaxKeySize+1)},
 		"long reason":   {verdict: VerdictRefused, reason: strings.Repeat("r", MaxVerdictReason+1)},
 		"control":       {verdict: VerdictRefused, reason: "a\x1b[2Jb"},
-		"invalid UTF-8": {verdict: VerdictRefused, key: "\xff"},
+		"C1 control":    {verdict: VerdictRefused, reason: "a\u009bb"},
+		"invalid UTF-8": {verdict: VerdictRefused, reason: "\xff"},
 	} {
 		if _, err := parseVerdict(bad.marshal()); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: %v, want ErrMalformed", name, err)
@@ -168,6 +169,10 @@ func TestVerdictFrameRoundTrip(t *testing.T) {
 	}
 	if _, err := parseVerdict(long.marshal()); err != nil {
 		t.Errorf("a cut reason does not parse: %v", err)
+	}
+	odd := noteOf(VerdictRefused, &Record{Master: make([]byte, 32), Key: "site/\n\xff"}, RecordID{}, "key site/\n\xff\x1b is outside")
+	if got, err := parseVerdict(odd.marshal()); err != nil || got.key != "site/\n\xff" || got.reason != "key site/??? is outside" {
+		t.Errorf("a key of any bytes: %+v, %v", got, err)
 	}
 }
 
