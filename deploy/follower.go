@@ -158,8 +158,13 @@ func (f *Follower) added(key string, body []byte) error {
 		}
 		f.mu.Lock()
 		f.stateLocked(name).target = c.Deploy
-		changed := name == site.DefaultSite && !f.hasDefault
-		f.hasDefault = true
+		// Only the default site's pointer makes the default site exist without a record; a
+		// named site's pointer must not, or the next host table would hand every host no site
+		// claims to a default site that serves nothing (503 rather than 421).
+		changed := false
+		if name == site.DefaultSite {
+			changed, f.hasDefault = !f.hasDefault, true
+		}
 		f.mu.Unlock()
 		f.sitesChanged(changed)
 		return nil

@@ -233,3 +233,34 @@ func TestSiteRemovedInEveryOrder(t *testing.T) {
 		})
 	}
 }
+
+// TestNamedSitesClaimNoOtherHost follows a network of named sites only, no default site: after
+// their pointers arrive and one of them is removed, a host no site claims is still claimed by no
+// site, so the edge answers it 421 rather than hand it to a default site that serves nothing.
+func TestNamedSitesClaimNoOtherHost(t *testing.T) {
+	f, _ := newFollower(t)
+	var hosts *site.Hosts
+	f.cfg.OnSites = func(h *site.Hosts) { hosts = h }
+	handle := func(typ dt.EventType, key string, body []byte) {
+		t.Helper()
+		if err := f.Handle(dt.Event{Type: typ, Key: key, Object: body}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"blog", "docs"} {
+		rec, _ := site.Record{V: 1, Name: name, Hosts: []string{name + ".example.com"}}.Marshal()
+		handle(dt.EventObjectAdded, site.RecordKey(name), rec)
+		_, id, _ := makeDeploy(t, 1)
+		cur, _ := site.Current{Deploy: id, Time: time.Now()}.Marshal()
+		handle(dt.EventObjectAdded, site.CurrentKeyOf(name), cur)
+	}
+	handle(dt.EventObjectRemoved, site.RecordKey("blog"), nil)
+	for _, host := range []string{"blog.example.com", "unknown.example.com"} {
+		if i, ok := hosts.Lookup(host); ok {
+			t.Errorf("%s claimed by %s", host, hosts.Names()[i])
+		}
+	}
+	if i, ok := hosts.Lookup("docs.example.com"); !ok || hosts.Names()[i] != "docs" {
+		t.Errorf("docs.example.com: %d %t", i, ok)
+	}
+}
