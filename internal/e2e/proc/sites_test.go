@@ -211,16 +211,12 @@ func TestSitesOverProcesses(t *testing.T) {
 	n.startRedirector(t)
 	t.Logf("network of 5 processes up in %s", time.Since(began).Round(time.Millisecond))
 
-	m := &multiSite{network: n, edges: edges, h2s: map[string]*http.Client{}, sites: []siteSpec{
+	m := &multiSite{network: n, edges: edges, sites: []siteSpec{
 		makeSiteSpec("blog", []string{"blog.test", "www.blog.test"}, 1, true),
 		makeSiteSpec("docs", []string{"docs.test", "*.docs.test"}, 1, true),
 		makeSiteSpec("corp", []string{"corp.test"}, 1, false),
 	}}
-	t.Cleanup(func() {
-		for _, c := range m.h2s {
-			c.CloseIdleConnections()
-		}
-	})
+	t.Cleanup(m.closeIdle)
 	for _, step := range []struct {
 		name string
 		run  func(*testing.T)
@@ -323,15 +319,20 @@ func hostsToAsk(hosts []string) []string {
 	return out
 }
 
-// checkSite checks that the edge serves s for host over HTTP/1.1 (Host) and HTTP/2 (SNI and
-// Host): its files, its 404 page, its redirect, its header rule, and another site's redirect
-// path answered with its own 404 page.
+// checkSite checks that the edge serves s for host over HTTP/1.1 (Host) and, when the edge
+// serves HTTPS, HTTP/2 (SNI and Host): its files, its 404 page, its redirect, its header rule,
+// and another site's redirect path answered with its own 404 page.
 func (m *multiSite) checkSite(e *edgeProc, s siteSpec, host string) error {
-	for _, v := range []struct {
+	type over struct {
 		c     *http.Client
 		base  string
 		proto int
-	}{{m.http, e.httpURL(), 1}, {m.h2(host), e.url(), 2}} {
+	}
+	ways := []over{{m.http, e.httpURL(), 1}}
+	if e.info().HTTPS != "" {
+		ways = append(ways, over{m.h2(host), e.url(), 2})
+	}
+	for _, v := range ways {
 		if err := checkSiteOver(v.c, v.base, v.proto, s, host, m.sites); err != nil {
 			return fmt.Errorf("%s, Host %s over HTTP/%d: %w", e.name, host, v.proto, err)
 		}
@@ -343,6 +344,9 @@ func (m *multiSite) checkSite(e *edgeProc, s siteSpec, host string) error {
 // It does not verify the certificate: the edges' locally generated certificates name only
 // loopback, and what is checked is which site the edge picks by SNI and Host.
 func (m *multiSite) h2(host string) *http.Client {
+	if m.h2s == nil {
+		m.h2s = map[string]*http.Client{}
+	}
 	if c := m.h2s[host]; c != nil {
 		return c
 	}
@@ -353,6 +357,13 @@ func (m *multiSite) h2(host string) *http.Client {
 	m.h2s[host] = &http.Client{Transport: tr, Timeout: 10 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	return m.h2s[host]
+}
+
+// closeIdle closes the HTTP/2 clients' idle connections.
+func (m *multiSite) closeIdle() {
+	for _, c := range m.h2s {
+		c.CloseIdleConnections()
+	}
 }
 
 // checkSiteOver checks s served for host through c at base (an edge's URL), over HTTP/proto.
@@ -583,6 +594,13 @@ func (m *multiSite) testRemove(t *testing.T) {
 		return nil
 	})
 	checkUnchanged(t, "the blog's removal", before, m.snapshot(t, "docs", "corp"))
+	waitFor(t, 15*time.Second, "the redirector answers 421 for the removed blog", func() error {
+		r, err := fetch(m.http, "http://"+m.redAt.HTTP+"/", "blog.test")
+		if err == nil && r.status != http.StatusMisdirectedRequest {
+			err = fmt.Errorf("%d to %q", r.status, r.location)
+		}
+		return err
+	})
 }
 
 // metric reads an unlabelled metric from a node's admin /metrics.

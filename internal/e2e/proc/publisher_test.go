@@ -1,0 +1,183 @@
+package proc
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dt-cdn/dt/dt"
+)
+
+// TestPublisherKeyOverProcesses grants a publisher key the blog of a network of two sites (a hub
+// node and two edges, each a process): the key publishes the blog, which every edge serves; its
+// attempts at the docs (a publish, a rollback, the docs' removal) and at the site list (a site
+// added) fail, and no edge's docs change; once revoked, the key publishes the blog no more while
+// what it published stays; granted again, it publishes again.
+func TestPublisherKeyOverProcesses(t *testing.T) {
+	skipShort(t)
+	t.Parallel()
+	began := time.Now()
+	n := newNetwork(t)
+	edges := []*edgeProc{n.startEdge(t, "edge-1", "52.37,4.90", false), n.startEdge(t, "edge-2", "40.71,-74.01", false)}
+	m := &multiSite{network: n, edges: edges, sites: []siteSpec{
+		makeSiteSpec("blog", []string{"blog.test"}, 1, false),
+		makeSiteSpec("docs", []string{"docs.test"}, 1, false),
+	}}
+	t.Cleanup(m.closeIdle)
+	for _, s := range m.sites {
+		m.addSite(t, s)
+		m.publishSite(t, s, s.name+"-1", edges...)
+	}
+	// A second deploy of the docs, so that a rollback is refused for the key, not for want of
+	// an earlier deploy.
+	docs2 := makeSiteSpec("docs", []string{"docs.test"}, 2, false)
+	m.publishSite(t, docs2, "docs-2", edges...)
+	m.setSite(docs2)
+	keys, pub := n.publisherKeys(t)
+	c := n.dtCommand(t, "grant", "--keys", n.keys, "--peer", n.hubAddr(), "--site", "blog", pub)
+	t.Logf("dt grant: %s", strings.TrimSpace(c.stdout))
+
+	blog2 := m.publishWith(t, keys, makeSiteSpec("blog", []string{"blog.test"}, 2, false), "blog-2")
+	docs := m.snapshot(t, "docs")
+	docsDeploy := m.healthOf(t, edges[0], "docs.test")
+	for _, refused := range []struct {
+		what string
+		bin  string
+		args []string
+	}{
+		{"publish the docs", bins.publish, []string{"--site", "docs", "--json", makeSiteSpec("docs", nil, 9, false).write(t, n.dir, "docs-by-blog-key")}},
+		{"roll the docs back", bins.dt, []string{"rollback", "--site", "docs"}},
+		{"remove the docs", bins.dt, []string{"site", "remove", "docs"}},
+		{"add a site", bins.dt, []string{"site", "add", "evil", "--host", "evil.test"}},
+	} {
+		args := append(refused.args[:len(refused.args):len(refused.args)], "--keys", keys, "--peer", n.hubAddr(), "--timeout", "10s")
+		if refused.bin == bins.publish {
+			args = append(args, "--cache-dir", filepath.Join(n.dir, "publish-cache-refused"))
+		}
+		c := runCommand(t, time.Minute, n.dir, refused.bin, args...)
+		t.Logf("the blog's key tries to %s: exit %d in %s: %s", refused.what, c.code, c.took.Round(time.Millisecond), lastLine(c.stderr))
+		if c.code == 0 || !strings.Contains(c.stderr, "grant") {
+			t.Errorf("the blog's key tries to %s: exit %d, want a failure naming the grant:\n%s%s", refused.what, c.code, c.stdout, c.stderr)
+		}
+	}
+	// A publish of the blog by the same key after the refused attempts: once every edge serves
+	// it, whatever the attempts wrote reached the edges too.
+	m.publishWith(t, keys, makeSiteSpec("blog", []string{"blog.test"}, 3, false), "blog-3")
+	checkUnchanged(t, "the blog's key", docs, m.snapshot(t, "docs"))
+	for _, e := range edges {
+		if got := m.healthOf(t, e, "docs.test"); got != docsDeploy {
+			t.Errorf("%s serves docs deploy %.12s, was %.12s", e.name, got, docsDeploy)
+		}
+		if err := checkMisdirected(n.http, e.httpURL(), "evil.test", m.sites); err != nil {
+			t.Errorf("%s: %v", e.name, err)
+		}
+	}
+	c = n.dtCommand(t, "sites", "--keys", n.keys, "--peer", n.hubAddr(), "--json", "--timeout", "30s")
+	if strings.Contains(c.stdout, "evil") || !strings.Contains(c.stdout, "docs") {
+		t.Errorf("dt sites after the refused attempts:\n%s", c.stdout)
+	}
+
+	c = n.dtCommand(t, "revoke", "--keys", n.keys, "--peer", n.hubAddr(), pub)
+	t.Logf("dt revoke: %s", strings.TrimSpace(c.stdout))
+	blog3 := m.healthOf(t, edges[0], "blog.test")
+	// What the key wrote before the revocation stays: the blog's current pointer is its.
+	if cur := n.currentOf(t, "blog"); cur != blog3 {
+		t.Errorf("after the revocation the table's blog is on deploy %.12s, the key published %.12s", cur, blog3)
+	}
+	pc, _ := n.publishTo(t, keys, "blog", makeSiteSpec("blog", nil, 4, false).write(t, n.dir, "blog-4"))
+	t.Logf("the revoked key publishes the blog: exit %d in %s: %s", pc.code, pc.took.Round(time.Millisecond), lastLine(pc.stderr))
+	if pc.code == 0 || pc.code == exitNoEdgesReported || !strings.Contains(pc.stderr, "grant") {
+		t.Errorf("the revoked key publishes the blog: exit %d, want a failure naming the grant\n%s%s", pc.code, pc.stdout, pc.stderr)
+	}
+	// The master's publish of the docs after the refused one: once every edge serves it, the
+	// refused publish had its chance to reach them.
+	m.publishSite(t, makeSiteSpec("docs", []string{"docs.test"}, 3, false), "docs-3", edges...)
+	for _, e := range edges {
+		if got := m.healthOf(t, e, "blog.test"); got != blog3 {
+			t.Errorf("%s serves blog deploy %.12s after the revoked key's publish, was %.12s", e.name, got, blog3)
+		}
+	}
+	if blog2 == blog3 {
+		t.Errorf("the key's two publishes of the blog made one deploy %.12s", blog2)
+	}
+	// Granted again, the key publishes the blog again, from the same publish cache.
+	n.dtCommand(t, "grant", "--keys", n.keys, "--peer", n.hubAddr(), "--site", "blog", pub)
+	m.publishWith(t, keys, makeSiteSpec("blog", []string{"blog.test"}, 5, false), "blog-5")
+	t.Logf("TestPublisherKeyOverProcesses took %s", time.Since(began).Round(time.Millisecond))
+}
+
+// publisherKeys makes a publisher's keys directory: dt keygen --publisher, and the network's
+// network.key and master.pub beside it. It returns the directory and the public key.
+func (n *network) publisherKeys(t *testing.T) (dir, pub string) {
+	t.Helper()
+	dir = filepath.Join(n.dir, "publisher-keys")
+	n.dtCommand(t, "keygen", "--publisher", dir)
+	for _, f := range []string{dt.NetworkKeyFile, dt.MasterPubKeyFile} {
+		copyFile(t, filepath.Join(n.keys, f), filepath.Join(dir, f))
+	}
+	b, err := os.ReadFile(filepath.Join(dir, dt.PublisherPubKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, strings.TrimSpace(string(b))
+}
+
+// publishWith publishes s with keys, expects exit 0 or 4, waits until every edge serves it and
+// checks its files there; it returns the deploy.
+func (m *multiSite) publishWith(t *testing.T, keys string, s siteSpec, label string) string {
+	t.Helper()
+	c, r := m.publishTo(t, keys, s.name, s.write(t, m.dir, label))
+	if c.code != 0 && c.code != exitNoEdgesReported {
+		t.Fatalf("dt-publish --site %s with %s: exit %d\n%s%s", s.name, filepath.Base(keys), c.code, c.stdout, c.stderr)
+	}
+	m.waitServed(t, s.hosts[0], r.Deploy, m.edges...)
+	m.setSite(s)
+	for _, e := range m.edges {
+		if err := m.checkSite(e, s, s.hosts[0]); err != nil {
+			t.Error(err)
+		}
+	}
+	return r.Deploy
+}
+
+// healthOf returns the deploy an edge's health endpoint names for host.
+func (m *multiSite) healthOf(t *testing.T, e *edgeProc, host string) string {
+	t.Helper()
+	r, err := fetch(m.http, e.httpURL()+"/.well-known/dt/health", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.status != 200 {
+		t.Fatalf("%s: health of %s: %d %q", e.name, host, r.status, r.body)
+	}
+	return strings.TrimSpace(r.body)
+}
+
+// lastLine is the last non-empty line of s.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return fmt.Sprintf("%.200s", lines[len(lines)-1])
+}
+
+// currentOf returns a site's current deploy as dt sites lists it through the hub ("" for none).
+func (n *network) currentOf(t *testing.T, name string) string {
+	t.Helper()
+	c := n.dtCommand(t, "sites", "--keys", n.keys, "--peer", n.hubAddr(), "--json", "--timeout", "30s")
+	var list []struct {
+		Name    string `json:"name"`
+		Current string `json:"current"`
+	}
+	if err := json.Unmarshal([]byte(c.stdout), &list); err != nil {
+		t.Fatalf("dt sites --json: %v\n%s", err, c.stdout)
+	}
+	for _, s := range list {
+		if s.Name == name {
+			return s.Current
+		}
+	}
+	return ""
+}
