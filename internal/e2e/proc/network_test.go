@@ -178,7 +178,7 @@ func (n *network) publish(t *testing.T, s siteGen) publishResult {
 // rollback runs dt rollback (to the deploy before the current one) and expects exit 0.
 func (n *network) rollback(t *testing.T) publishResult {
 	t.Helper()
-	return n.siteCommand(t, []string{bins.dt, "rollback"})
+	return n.siteCommand(t, []string{bins.dt, "rollback"}, "--cache-dir", filepath.Join(n.dir, "publish-cache"))
 }
 
 // siteCommand runs a command that prints a publish summary with --json (cmd is the binary and

@@ -57,8 +57,8 @@ func TestPublisherKeyOverProcesses(t *testing.T) {
 		{"grant itself the docs", bins.dt, []string{"grant", "--site", "docs", pub}},
 	} {
 		args := append(refused.args[:len(refused.args):len(refused.args)], "--keys", keys, "--peer", n.hubAddr(), "--timeout", "10s")
-		if refused.bin == bins.publish {
-			args = append(args, "--cache-dir", filepath.Join(n.dir, "publish-cache-refused"))
+		if refused.args[0] != "grant" { // the others keep a copy of the table
+			args = append(args, "--cache-dir", n.cacheFor(keys))
 		}
 		c := runCommand(t, time.Minute, n.dir, refused.bin, args...)
 		t.Logf("the blog's key tries to %s: exit %d in %s: %s", refused.what, c.code, c.took.Round(time.Millisecond), lastLine(c.stderr))
@@ -78,13 +78,13 @@ func TestPublisherKeyOverProcesses(t *testing.T) {
 			t.Errorf("%s: %v", e.name, err)
 		}
 	}
-	c = n.dtCommand(t, "sites", "--keys", n.keys, "--peer", n.hubAddr(), "--json", "--timeout", "30s")
+	c = n.dtCommand(t, "sites", "--keys", n.keys, "--peer", n.hubAddr(), "--json", "--timeout", "30s", "--cache-dir", n.cacheFor(n.keys))
 	if strings.Contains(c.stdout, "evil") || !strings.Contains(c.stdout, "docs") {
 		t.Errorf("dt sites after the refused attempts:\n%s", c.stdout)
 	}
 
 	// The zone is not in the table: a master would write all of it.
-	c = n.dtCommand(t, "dns-publish", "--keys", n.keys, "--peer", n.hubAddr(), "--dry-run", n.zoneFile(t))
+	c = n.dtCommand(t, "dns-publish", "--keys", n.keys, "--peer", n.hubAddr(), "--dry-run", "--cache-dir", n.cacheFor(n.keys), n.zoneFile(t))
 	if !strings.Contains(c.stdout, "4 RRsets to write, 0 to remove, 0 unchanged") {
 		t.Errorf("the zone after the key's refused publish:\n%s", c.stdout)
 	}
@@ -170,7 +170,7 @@ func lastLine(s string) string {
 // currentOf returns a site's current deploy as dt sites lists it through the hub ("" for none).
 func (n *network) currentOf(t *testing.T, name string) string {
 	t.Helper()
-	c := n.dtCommand(t, "sites", "--keys", n.keys, "--peer", n.hubAddr(), "--json", "--timeout", "30s")
+	c := n.dtCommand(t, "sites", "--keys", n.keys, "--peer", n.hubAddr(), "--json", "--timeout", "30s", "--cache-dir", n.cacheFor(n.keys))
 	var list []struct {
 		Name    string `json:"name"`
 		Current string `json:"current"`

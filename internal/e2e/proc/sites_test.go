@@ -94,7 +94,7 @@ func (n *network) dtCommand(t *testing.T, args ...string) command {
 // addSite runs dt site add with the network's master keys.
 func (n *network) addSite(t *testing.T, s siteSpec) {
 	t.Helper()
-	args := []string{"site", "add", s.name, "--keys", n.keys, "--peer", n.hubAddr(), "--timeout", "30s"}
+	args := []string{"site", "add", s.name, "--keys", n.keys, "--peer", n.hubAddr(), "--timeout", "30s", "--cache-dir", n.cacheFor(n.keys)}
 	for _, h := range s.hosts {
 		args = append(args, "--host", h)
 	}
@@ -107,7 +107,7 @@ func (n *network) addSite(t *testing.T, s siteSpec) {
 func (n *network) publishTo(t *testing.T, keys, name, dir string) (command, publishResult) {
 	t.Helper()
 	c := runCommand(t, time.Minute, n.dir, bins.publish, "--keys", keys, "--peer", n.hubAddr(), "--json", "--timeout", "30s",
-		"--cache-dir", filepath.Join(n.dir, "publish-cache-"+filepath.Base(keys)), "--site", name, dir)
+		"--cache-dir", n.cacheFor(keys), "--site", name, dir)
 	var r publishResult
 	if c.code == 0 || c.code == exitNoEdgesReported {
 		if err := json.Unmarshal([]byte(c.stdout), &r); err != nil {
@@ -116,6 +116,12 @@ func (n *network) publishTo(t *testing.T, keys, name, dir string) (command, publ
 		r.took = c.took
 	}
 	return c, r
+}
+
+// cacheFor is the --cache-dir of the commands run with keys: under the network's directory, never
+// the user's cache, where a network of the same keys (a fixture's) may have left its records.
+func (n *network) cacheFor(keys string) string {
+	return filepath.Join(n.dir, "publish-cache-"+filepath.Base(keys))
 }
 
 // exitNoEdgesReported is dt-publish's exit status when the deploy is written but no edge
@@ -535,7 +541,7 @@ func (m *multiSite) testRepublish(t *testing.T) {
 func (m *multiSite) testRollback(t *testing.T) {
 	before := m.snapshot(t, "docs", "corp")
 	c := runCommand(t, time.Minute, m.dir, bins.dt, "rollback", "--keys", m.keys, "--peer", m.hubAddr(),
-		"--json", "--timeout", "30s", "--site", "blog")
+		"--json", "--timeout", "30s", "--cache-dir", m.cacheFor(m.keys), "--site", "blog")
 	if c.code != 0 && c.code != exitNoEdgesReported {
 		t.Fatalf("dt rollback --site blog: exit %d\n%s%s", c.code, c.stdout, c.stderr)
 	}
@@ -565,7 +571,8 @@ func (m *multiSite) testRemove(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := m.dtCommand(t, "site", "remove", "blog", "--keys", m.keys, "--peer", m.hubAddr(), "--json", "--timeout", "30s")
+	c := m.dtCommand(t, "site", "remove", "blog", "--keys", m.keys, "--peer", m.hubAddr(), "--json", "--timeout", "30s",
+		"--cache-dir", m.cacheFor(m.keys))
 	t.Logf("dt site remove blog: %s", strings.TrimSpace(c.stdout))
 	blog := m.site("blog")
 	m.sites = slices.DeleteFunc(m.sites, func(s siteSpec) bool { return s.name == "blog" })
