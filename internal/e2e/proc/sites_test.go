@@ -15,6 +15,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -232,6 +234,7 @@ func TestSitesOverProcesses(t *testing.T) {
 		{"redirector by host", m.testRedirector},
 		{"new deploy of one site", m.testRepublish},
 		{"rollback of one site", m.testRollback},
+		{"new hosts and deploy under visitors", m.testChangeUnderVisitors},
 		{"remove one site", m.testRemove},
 	} {
 		stepBegan := time.Now()
@@ -622,4 +625,134 @@ func (n *network) metric(at cli.NodeInfo, name string) (float64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no %s in %s's metrics", name, at.Admin)
+}
+
+// testChangeUnderVisitors gives the blog a new host (dt site set) while visitors keep asking
+// every edge and the redirector for it, and then a new deploy while they keep asking every edge:
+// every edge answers each of them 200 and the redirector redirects each through the change of
+// hosts. (dt reports a replaced record or pointer as a removal and then an addition; neither
+// may take the site away meanwhile. The redirector is left out of the publish: it stops sending
+// a site's visitors to an edge from the moment it learns of a new deploy until the edge reports
+// serving it.)
+func (m *multiSite) testChangeUnderVisitors(t *testing.T) {
+	before := m.snapshot(t, "docs", "corp")
+	v := m.startSteadyVisitors("blog.test", true)
+	blog := m.site("blog")
+	blog.hosts = append(blog.hosts, "new.blog.test")
+	args := []string{"site", "set", "blog", "--keys", m.keys, "--peer", m.hubAddr(), "--timeout", "30s", "--cache-dir", m.cacheFor(m.keys)}
+	for _, h := range blog.hosts {
+		args = append(args, "--host", h)
+	}
+	m.dtCommand(t, args...)
+	m.setSite(blog)
+	waitFor(t, 30*time.Second, "new.blog.test at every edge and the redirector", func() error {
+		for _, e := range m.edges {
+			if err := m.checkSite(e, blog, "new.blog.test"); err != nil {
+				return err
+			}
+		}
+		r, err := fetch(m.http, "http://"+m.redAt.HTTP+"/", "new.blog.test")
+		if err == nil && r.status/100 != 3 {
+			err = fmt.Errorf("the redirector: %d for new.blog.test", r.status)
+		}
+		return err
+	})
+	total, failed := v.finish()
+	t.Logf("%d visits to the blog through the change of its hosts", total)
+	for _, f := range failed {
+		t.Error(f)
+	}
+
+	v = m.startSteadyVisitors("blog.test", false)
+	blog3 := makeSiteSpec("blog", blog.hosts, 3, true)
+	r := m.publishSite(t, blog3, "blog-3", m.edges...)
+	m.deploys["blog"] = append(m.deploys["blog"], r.Deploy)
+	m.setSite(blog3)
+	total, failed = v.finish()
+	t.Logf("%d visits to the blog's edges through its publish", total)
+	for _, f := range failed {
+		t.Error(f)
+	}
+	waitFor(t, 15*time.Second, "the redirector sends the blog's visitors to every edge on its new deploy", func() error {
+		return m.redirectorServes("blog", r.Deploy, len(m.edges))
+	})
+	checkUnchanged(t, "the blog's new hosts and deploy", before, m.snapshot(t, "docs", "corp"))
+}
+
+// steadyVisitors ask every edge (and the redirector) for one host's index in a loop, and keep
+// what did not answer as a visitor expects: 200 from an edge, a redirect from the redirector.
+type steadyVisitors struct {
+	stop  atomic.Bool
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	total int      // guarded by mu
+	bad   []string // guarded by mu
+}
+
+// maxBadVisits bounds the failures a steadyVisitors keeps.
+const maxBadVisits = 20
+
+func (m *multiSite) startSteadyVisitors(host string, redirector bool) *steadyVisitors {
+	v := &steadyVisitors{}
+	var targets []string
+	for _, e := range m.edges {
+		targets = append(targets, e.httpURL())
+	}
+	if redirector {
+		targets = append(targets, "http://"+m.redAt.HTTP)
+	}
+	for i, base := range targets {
+		toEdge := i < len(m.edges)
+		v.wg.Go(func() {
+			c := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+			defer c.CloseIdleConnections()
+			for !v.stop.Load() {
+				r, err := fetch(c, base+"/index.html", host)
+				ok := err == nil && (toEdge && r.status == http.StatusOK || !toEdge && r.status/100 == 3)
+				v.mu.Lock()
+				v.total++
+				if !ok && len(v.bad) < maxBadVisits {
+					v.bad = append(v.bad, fmt.Sprintf("%s, Host %s: %d %.60q %v", base, host, r.status, r.body, err))
+				}
+				v.mu.Unlock()
+			}
+		})
+	}
+	return v
+}
+
+// finish stops the visitors and returns how many visits they made and the failed ones.
+func (v *steadyVisitors) finish() (int, []string) {
+	v.stop.Store(true)
+	v.wg.Wait()
+	return v.total, v.bad
+}
+
+// redirectorServes checks that the redirector's status has the site on deploy with n edges
+// serving it.
+func (m *multiSite) redirectorServes(name, deploy string, n int) error {
+	var st struct {
+		Redirector *struct {
+			Sites []struct {
+				Name    string   `json:"name"`
+				Current string   `json:"current_deploy"`
+				Serving []string `json:"serving"`
+			} `json:"sites"`
+		} `json:"redirector"`
+	}
+	if err := m.getJSON("http://"+m.redAt.Admin+"/status", &st); err != nil {
+		return err
+	}
+	if st.Redirector == nil {
+		return fmt.Errorf("redirector still starting")
+	}
+	for _, s := range st.Redirector.Sites {
+		if s.Name == name {
+			if s.Current != deploy || len(s.Serving) != n {
+				return fmt.Errorf("site %s on %.12s served by %d edges", name, s.Current, len(s.Serving))
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("no site %s at the redirector", name)
 }
