@@ -2,7 +2,6 @@ package proc
 
 import (
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,12 +15,13 @@ import (
 // node and two edges, each a process): the key publishes the blog, which every edge serves; its
 // attempts at the docs (a publish, a rollback, the docs' removal), the site list (a site added),
 // DNS (a zone) and the grants (the docs granted to itself) fail, and no edge's docs change; once
-// revoked, the key publishes the blog no more while what it published stays.
+// revoked, the key publishes the blog no more while what it published stays; granted again, it
+// publishes again.
 func TestPublisherKeyOverProcesses(t *testing.T) {
 	skipShort(t)
 	t.Parallel()
 	began := time.Now()
-	n := newNetwork(t)
+	n := newNetwork(t, loopbackUnlimited...)
 	edges := []*edgeProc{n.startEdge(t, "edge-1", "52.37,4.90", false), n.startEdge(t, "edge-2", "40.71,-74.01", false)}
 	m := &multiSite{network: n, edges: edges, sites: []siteSpec{
 		makeSiteSpec("blog", []string{"blog.test"}, 1, false),
@@ -111,6 +111,13 @@ func TestPublisherKeyOverProcesses(t *testing.T) {
 	if blog2 == blog3 {
 		t.Errorf("the key's two publishes of the blog made one deploy %.12s", blog2)
 	}
+	// Granted again, the key publishes again, and what it wrote before stays: the blog is on
+	// its deploy until then.
+	n.dtCommand(t, "grant", "--keys", n.keys, "--peer", n.hubAddr(), "--site", "blog", pub)
+	if cur := n.currentOf(t, "blog"); cur != blog3 {
+		t.Errorf("granted again, the table's blog is on deploy %.12q, the key published %.12s", cur, blog3)
+	}
+	m.publishWith(t, keys, makeSiteSpec("blog", []string{"blog.test"}, 5, false), "blog-5")
 	t.Logf("TestPublisherKeyOverProcesses took %s", time.Since(began).Round(time.Millisecond))
 }
 
@@ -164,7 +171,7 @@ func (m *multiSite) healthOf(t *testing.T, e *edgeProc, host string) string {
 // lastLine is the last non-empty line of s.
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return fmt.Sprintf("%.200s", lines[len(lines)-1])
+	return lines[len(lines)-1]
 }
 
 // currentOf returns a site's current deploy as dt sites lists it through the hub ("" for none).
