@@ -23,102 +23,131 @@ func TestPublisherKeyOverProcesses(t *testing.T) {
 	began := time.Now()
 	n := newNetwork(t, loopbackUnlimited...)
 	edges := []*edgeProc{n.startEdge(t, "edge-1", "52.37,4.90", false), n.startEdge(t, "edge-2", "40.71,-74.01", false)}
-	m := &multiSite{network: n, edges: edges, sites: []siteSpec{
+	k := &keyTest{multiSite: &multiSite{network: n, edges: edges, sites: []siteSpec{
 		makeSiteSpec("blog", []string{"blog.test"}, 1, false),
 		makeSiteSpec("docs", []string{"docs.test"}, 1, false),
-	}}
-	t.Cleanup(m.closeIdle)
-	for _, s := range m.sites {
-		m.addSite(t, s)
-		m.publishSite(t, s, s.name+"-1", edges...)
+	}}}
+	t.Cleanup(k.closeIdle)
+	for _, s := range k.sites {
+		k.addSite(t, s)
+		k.publishSite(t, s, s.name+"-1", edges...)
 	}
 	// A second deploy of the docs, so that a rollback is refused for the key, not for want of
 	// an earlier deploy.
 	docs2 := makeSiteSpec("docs", []string{"docs.test"}, 2, false)
-	m.publishSite(t, docs2, "docs-2", edges...)
-	m.setSite(docs2)
-	keys, pub := n.publisherKeys(t)
-	c := n.dtCommand(t, "grant", "--keys", n.keys, "--peer", n.hubAddr(), "--site", "blog", pub)
+	k.publishSite(t, docs2, "docs-2", edges...)
+	k.setSite(docs2)
+	k.pkeys, k.pub = n.publisherKeys(t)
+	c := n.dtCommand(t, "grant", "--keys", n.keys, "--peer", n.hubAddr(), "--site", "blog", k.pub)
 	t.Logf("dt grant: %s", strings.TrimSpace(c.stdout))
+	k.blog = append(k.blog, k.publishWith(t, k.pkeys, makeSiteSpec("blog", []string{"blog.test"}, 2, false), "blog-2"))
 
-	blog2 := m.publishWith(t, keys, makeSiteSpec("blog", []string{"blog.test"}, 2, false), "blog-2")
-	docs := m.snapshot(t, "docs")
-	docsDeploy := m.healthOf(t, edges[0], "docs.test")
+	for _, step := range []struct {
+		name string
+		run  func(*testing.T)
+	}{
+		{"refused outside the blog", k.testRefused},
+		{"revoked", k.testRevoked},
+		{"granted again", k.testGrantedAgain},
+	} {
+		if !t.Run(step.name, step.run) {
+			break
+		}
+	}
+	t.Logf("TestPublisherKeyOverProcesses took %s", time.Since(began).Round(time.Millisecond))
+}
+
+// keyTest is the state TestPublisherKeyOverProcesses's steps share.
+type keyTest struct {
+	*multiSite
+	pkeys, pub string   // the publisher's keys directory and public key
+	blog       []string // the deploys the key published, oldest first
+}
+
+// testRefused has the blog's key try the docs, the site list, DNS and the grants: every attempt
+// fails naming the grant, and once a later publish of the blog by the key reached every edge,
+// no edge's docs, no site and no zone changed.
+func (k *keyTest) testRefused(t *testing.T) {
+	docs := k.snapshot(t, "docs")
+	docsDeploy := k.healthOf(t, k.edges[0], "docs.test")
 	for _, refused := range []struct {
 		what string
 		bin  string
 		args []string
 	}{
-		{"publish the docs", bins.publish, []string{"--site", "docs", "--json", makeSiteSpec("docs", nil, 9, false).write(t, n.dir, "docs-by-blog-key")}},
+		{"publish the docs", bins.publish, []string{"--site", "docs", "--json", makeSiteSpec("docs", nil, 9, false).write(t, k.dir, "docs-by-blog-key")}},
 		{"roll the docs back", bins.dt, []string{"rollback", "--site", "docs"}},
 		{"remove the docs", bins.dt, []string{"site", "remove", "docs"}},
 		{"add a site", bins.dt, []string{"site", "add", "evil", "--host", "evil.test"}},
-		{"publish a DNS zone", bins.dt, []string{"dns-publish", n.zoneFile(t)}},
-		{"grant itself the docs", bins.dt, []string{"grant", "--site", "docs", pub}},
+		{"publish a DNS zone", bins.dt, []string{"dns-publish", k.zoneFile(t)}},
+		{"grant itself the docs", bins.dt, []string{"grant", "--site", "docs", k.pub}},
 	} {
-		args := append(refused.args[:len(refused.args):len(refused.args)], "--keys", keys, "--peer", n.hubAddr(), "--timeout", "10s")
+		args := append(refused.args[:len(refused.args):len(refused.args)], "--keys", k.pkeys, "--peer", k.hubAddr(), "--timeout", "10s")
 		if refused.args[0] != "grant" { // the others keep a copy of the table
-			args = append(args, "--cache-dir", n.cacheFor(keys))
+			args = append(args, "--cache-dir", k.cacheFor(k.pkeys))
 		}
-		c := runCommand(t, time.Minute, n.dir, refused.bin, args...)
+		c := runCommand(t, time.Minute, k.dir, refused.bin, args...)
 		t.Logf("the blog's key tries to %s: exit %d in %s: %s", refused.what, c.code, c.took.Round(time.Millisecond), lastLine(c.stderr))
 		if wrote(c.code) || !strings.Contains(c.stderr, "grant") {
 			t.Errorf("the blog's key tries to %s: exit %d, want a failure naming the grant:\n%s%s", refused.what, c.code, c.stdout, c.stderr)
 		}
 	}
-	// A publish of the blog by the same key after the refused attempts: once every edge serves
-	// it, whatever the attempts wrote reached the edges too.
-	m.publishWith(t, keys, makeSiteSpec("blog", []string{"blog.test"}, 3, false), "blog-3")
-	checkUnchanged(t, "the blog's key", docs, m.snapshot(t, "docs"))
-	for _, e := range edges {
-		if got := m.healthOf(t, e, "docs.test"); got != docsDeploy {
+	// Once the key's next publish of the blog reached every edge, whatever the attempts wrote
+	// reached them too.
+	k.blog = append(k.blog, k.publishWith(t, k.pkeys, makeSiteSpec("blog", []string{"blog.test"}, 3, false), "blog-3"))
+	checkUnchanged(t, "the blog's key", docs, k.snapshot(t, "docs"))
+	for _, e := range k.edges {
+		if got := k.healthOf(t, e, "docs.test"); got != docsDeploy {
 			t.Errorf("%s serves docs deploy %.12s, was %.12s", e.name, got, docsDeploy)
 		}
-		if err := checkMisdirected(n.http, e.httpURL(), "evil.test", m.sites); err != nil {
+		if err := checkMisdirected(k.http, e.httpURL(), "evil.test", k.sites); err != nil {
 			t.Errorf("%s: %v", e.name, err)
 		}
 	}
-	c = n.dtCommand(t, "sites", "--keys", n.keys, "--peer", n.hubAddr(), "--json", "--timeout", "30s", "--cache-dir", n.cacheFor(n.keys))
+	c := k.dtCommand(t, "sites", "--keys", k.masterKeys(), "--peer", k.hubAddr(), "--json", "--timeout", "30s", "--cache-dir", k.cacheFor(k.masterKeys()))
 	if strings.Contains(c.stdout, "evil") || !strings.Contains(c.stdout, "docs") {
 		t.Errorf("dt sites after the refused attempts:\n%s", c.stdout)
 	}
-
 	// The zone is not in the table: a master would write all of it.
-	c = n.dtCommand(t, "dns-publish", "--keys", n.keys, "--peer", n.hubAddr(), "--dry-run", "--cache-dir", n.cacheFor(n.keys), n.zoneFile(t))
+	c = k.dtCommand(t, "dns-publish", "--keys", k.masterKeys(), "--peer", k.hubAddr(), "--dry-run", "--cache-dir", k.cacheFor(k.masterKeys()), k.zoneFile(t))
 	if !strings.Contains(c.stdout, "4 RRsets to write, 0 to remove, 0 unchanged") {
 		t.Errorf("the zone after the key's refused publish:\n%s", c.stdout)
 	}
-	c = n.dtCommand(t, "revoke", "--keys", n.keys, "--peer", n.hubAddr(), pub)
+}
+
+// testRevoked revokes the key: what it published stays the blog's, its next publish fails naming
+// the grant, and once a later publish of the docs reached every edge, they still serve the
+// key's last deploy of the blog.
+func (k *keyTest) testRevoked(t *testing.T) {
+	c := k.dtCommand(t, "revoke", "--keys", k.masterKeys(), "--peer", k.hubAddr(), k.pub)
 	t.Logf("dt revoke: %s", strings.TrimSpace(c.stdout))
-	blog3 := m.healthOf(t, edges[0], "blog.test")
-	// What the key wrote before the revocation stays: the blog's current pointer is its.
-	if cur := n.currentOf(t, "blog"); cur != blog3 {
-		t.Errorf("after the revocation the table's blog is on deploy %.12s, the key published %.12s", cur, blog3)
+	last := k.blog[len(k.blog)-1]
+	if cur := k.currentOf(t, "blog"); cur != last {
+		t.Errorf("after the revocation the table's blog is on deploy %.12s, the key published %.12s", cur, last)
 	}
-	pc, _ := n.publishTo(t, keys, "blog", makeSiteSpec("blog", nil, 4, false).write(t, n.dir, "blog-4"))
+	pc, _ := k.publishTo(t, k.pkeys, "blog", makeSiteSpec("blog", nil, 4, false).write(t, k.dir, "blog-4"))
 	t.Logf("the revoked key publishes the blog: exit %d in %s: %s", pc.code, pc.took.Round(time.Millisecond), lastLine(pc.stderr))
 	if wrote(pc.code) || !strings.Contains(pc.stderr, "grant") {
 		t.Errorf("the revoked key publishes the blog: exit %d, want a failure naming the grant\n%s%s", pc.code, pc.stdout, pc.stderr)
 	}
-	// The master's publish of the docs after the refused one: once every edge serves it, the
-	// refused publish had its chance to reach them.
-	m.publishSite(t, makeSiteSpec("docs", []string{"docs.test"}, 3, false), "docs-3", edges...)
-	for _, e := range edges {
-		if got := m.healthOf(t, e, "blog.test"); got != blog3 {
-			t.Errorf("%s serves blog deploy %.12s after the revoked key's publish, was %.12s", e.name, got, blog3)
+	// Once the master's next publish of the docs reached every edge, the refused publish had its
+	// chance to reach them.
+	k.publishSite(t, makeSiteSpec("docs", []string{"docs.test"}, 3, false), "docs-3", k.edges...)
+	for _, e := range k.edges {
+		if got := k.healthOf(t, e, "blog.test"); got != last {
+			t.Errorf("%s serves blog deploy %.12s after the revoked key's publish, was %.12s", e.name, got, last)
 		}
 	}
-	if blog2 == blog3 {
-		t.Errorf("the key's two publishes of the blog made one deploy %.12s", blog2)
+}
+
+// testGrantedAgain grants the key the blog again: the blog stays on the key's last deploy, and
+// the key publishes again.
+func (k *keyTest) testGrantedAgain(t *testing.T) {
+	k.dtCommand(t, "grant", "--keys", k.masterKeys(), "--peer", k.hubAddr(), "--site", "blog", k.pub)
+	if cur, last := k.currentOf(t, "blog"), k.blog[len(k.blog)-1]; cur != last {
+		t.Errorf("granted again, the table's blog is on deploy %.12q, the key published %.12s", cur, last)
 	}
-	// Granted again, the key publishes again, and what it wrote before stays: the blog is on
-	// its deploy until then.
-	n.dtCommand(t, "grant", "--keys", n.keys, "--peer", n.hubAddr(), "--site", "blog", pub)
-	if cur := n.currentOf(t, "blog"); cur != blog3 {
-		t.Errorf("granted again, the table's blog is on deploy %.12q, the key published %.12s", cur, blog3)
-	}
-	m.publishWith(t, keys, makeSiteSpec("blog", []string{"blog.test"}, 5, false), "blog-5")
-	t.Logf("TestPublisherKeyOverProcesses took %s", time.Since(began).Round(time.Millisecond))
+	k.publishWith(t, k.pkeys, makeSiteSpec("blog", []string{"blog.test"}, 5, false), "blog-5")
 }
 
 // publisherKeys makes a publisher's keys directory: dt keygen --publisher, and the network's
@@ -200,3 +229,6 @@ func (n *network) zoneFile(t *testing.T) string {
 	}
 	return path
 }
+
+// masterKeys is the network's keys directory, master.key in it.
+func (k *keyTest) masterKeys() string { return k.network.keys }
