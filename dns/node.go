@@ -275,7 +275,7 @@ func (d *Node) buildSynth(n *dt.Node, p *parts, sel edgeset.SelectOptions) (*syn
 		return nil, err
 	}
 	return synth.New(synth.Config{View: p.edges.View, Geo: a, Select: a.Options(), NameServers: d.cfg.CDNNameServers,
-		Load: n.Get, Logger: d.log})
+		Load: n.Get, Held: n.Has, Logger: d.log})
 }
 
 // responder builds the node's answering side of dt resolve. Without a usable resolver it

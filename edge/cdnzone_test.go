@@ -12,8 +12,8 @@ import (
 )
 
 // TestEdgeServesCDNZone: once the network's settings name a CDN zone, the edge serves its
-// sites' names under it (and their health), over HTTP and HTTPS; once the zone is cleared, the
-// names are nobody's again.
+// sites' names under it (and their health), over HTTP and HTTPS; under a new zone once the
+// record is replaced; once the zone is cleared, the names are nobody's again.
 func TestEdgeServesCDNZone(t *testing.T) {
 	se := startSitesEdge(t)
 	def, blog := makeSiteDeploy(t, "default", "v1"), makeSiteDeploy(t, "blog", "v1")
@@ -58,6 +58,17 @@ func TestEdgeServesCDNZone(t *testing.T) {
 	if se.svc.Zone() != "cdn.example.com" {
 		t.Errorf("Zone = %q", se.svc.Zone())
 	}
+	// A replaced record (a removal, then the addition, as dt reports it) moves the names.
+	setZone("cdn.example.org")
+	wait.For(t, 10*time.Second, func() error {
+		if r := se.fetch(t, "blog.cdn.example.org", "", "/"); r.body != "<h1>blog v1</h1>" {
+			return fmt.Errorf("blog.cdn.example.org: %+v", r)
+		}
+		if r := se.fetch(t, "blog.cdn.example.com", "", "/"); r.status != 421 {
+			return fmt.Errorf("the former zone: %+v", r)
+		}
+		return nil
+	})
 	setZone("")
 	wait.For(t, 10*time.Second, func() error {
 		if r := se.fetch(t, "blog.cdn.example.com", "", "/"); r.status != 421 {

@@ -328,6 +328,9 @@ const settingsLoadTimeout = 10 * time.Second
 func (e *service) handleSettings(ev dt.Event) {
 	switch ev.Type {
 	case dt.EventObjectRemoved:
+		if e.cfg.Node.Has(ev.Key) {
+			return // replaced (dt reports a removal, then the addition): keep the zone until then
+		}
 		e.setZone(nil)
 	case dt.EventObjectAdded:
 		body := []byte(ev.Object)

@@ -93,8 +93,8 @@ func (s *Service) takeSettings(ev dt.Event) {
 			s.log.Warn("Bad network settings; no CDN zone", slog.Any("err", err))
 		}
 		zone = st.CDNZone
-	} else if ev.Type != dt.EventObjectRemoved {
-		return
+	} else if ev.Type != dt.EventObjectRemoved || s.node.Has(ev.Key) {
+		return // not a change, or a replacement (a removal, then the addition): keep the zone until then
 	}
 	s.zone.Store(&zone)
 	s.log.Info("CDN zone", slog.String("zone", zone))

@@ -48,6 +48,10 @@ type Config struct {
 	// Load fetches a record body an event lacks (a node with lazy bodies). Nil: such a record
 	// is ignored.
 	Load func(ctx context.Context, key string) ([]byte, error)
+	// Held reports whether the table holds key now: dt reports a replaced record as a removal
+	// and then an addition, and the zone is kept through a removal of a record still held. Nil:
+	// every removal clears the zone until the addition.
+	Held func(key string) bool
 	// Logger receives refused records at Warn. Nil discards.
 	Logger *slog.Logger
 	// Now is the clock. Nil: time.Now.
@@ -146,7 +150,9 @@ func (s *Synth) HandleEvent(ev dt.Event) {
 			s.setZone(body)
 		}
 	case dt.EventObjectRemoved:
-		s.setZone(nil)
+		if s.cfg.Held == nil || !s.cfg.Held(ev.Key) {
+			s.setZone(nil)
+		}
 	}
 }
 

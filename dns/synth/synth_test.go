@@ -154,3 +154,14 @@ func FuzzAnswer(f *testing.F) {
 		}
 	})
 }
+
+// TestReplacedSettingsKeepTheZone: dt reports a replaced record as a removal and then an
+// addition; while the table still holds the record, the removal leaves the zone as it was.
+func TestReplacedSettingsKeepTheZone(t *testing.T) {
+	s := synthWith(t, nil)
+	s.cfg.Held = func(key string) bool { return key == netconf.Key }
+	s.HandleEvent(dt.Event{Type: dt.EventObjectRemoved, Key: netconf.Key})
+	if s.Apex() != "cdn.example.com." {
+		t.Errorf("a replaced record's removal cleared the zone: %q", s.Apex())
+	}
+}
