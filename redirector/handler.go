@@ -136,6 +136,9 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 		h.opts.DefaultLocation = &c
 	}
 	h.opts.Rand = nil
+	// A visitor arriving while the edges switch to a new deploy gets the previous one rather
+	// than 503.
+	h.opts.Fallback = true
 	if cfg.Rand != nil {
 		h.opts.Rand = &lockedSource{src: cfg.Rand}
 	}
