@@ -27,12 +27,17 @@ type Logger struct {
 	queue  chan record
 	reopen chan struct{} // buffered: one pending request is enough
 	ran    atomic.Bool
+	// gen counts Reopen calls. Each record carries the count at its Log, and the writer reopens
+	// before the first record of a newer count: a line logged after Reopen returns goes to the
+	// new file, whatever the order in which the writer sees the two.
+	gen atomic.Uint64
 
 	lines, queueFull, writeFailed atomic.Uint64
 
 	// Owned by Run's goroutine, or by New and Close when Run never starts (ran decides).
 	out     io.Writer
 	file    *os.File // nil for standard output
+	fileGen uint64   // the gen the file was opened at
 	size    int64    // bytes in file, for MaxSize
 	batch   []byte
 	batched uint64 // lines in batch
@@ -71,6 +76,7 @@ func New(cfg Config) (*Logger, error) {
 func (l *Logger) Log(e *Entry) {
 	var r record
 	r.set(e)
+	r.gen = l.gen.Load()
 	select {
 	case l.queue <- r:
 	default:
@@ -78,9 +84,11 @@ func (l *Logger) Log(e *Entry) {
 	}
 }
 
-// Reopen asks the writer to close the file and open its path again, after what is queued so
-// far: for logrotate, which renames the file and then sends SIGHUP. It does not wait.
+// Reopen asks the writer to close the file and open its path again: for logrotate, which
+// renames the file and then sends SIGHUP. Lines logged before go to the old file, lines logged
+// after Reopen returns to the new one. It does not wait for the reopen.
 func (l *Logger) Reopen() {
+	l.gen.Add(1)
 	select {
 	case l.reopen <- struct{}{}:
 	default:
@@ -119,8 +127,8 @@ func (l *Logger) Run(ctx context.Context) error {
 			l.add(&r)
 			l.drain(len(l.queue))
 		case <-l.reopen:
-			l.flush()
-			l.reopenFile()
+			l.drain(len(l.queue)) // older lines to the old file
+			l.reopenAt(l.gen.Load())
 		case <-ctx.Done():
 			l.drain(len(l.queue))
 			return nil
@@ -143,6 +151,9 @@ func (l *Logger) drain(n int) {
 // add formats r into the batch, writing the batch first when it is full and rotating the file
 // first when the line would take it past MaxSize.
 func (l *Logger) add(r *record) {
+	if r.gen > l.fileGen {
+		l.reopenAt(r.gen)
+	}
 	n := len(l.batch)
 	l.batch = appendLine(l.batch, r, l.cfg.Format, l.cfg.TruncateIP)
 	line := int64(len(l.batch) - n)
@@ -188,6 +199,16 @@ func (l *Logger) open() error {
 	}
 	l.file, l.out, l.size = f, f, size
 	return nil
+}
+
+// reopenAt writes the batch and reopens the file, unless it was opened at gen or later.
+func (l *Logger) reopenAt(gen uint64) {
+	if gen <= l.fileGen {
+		return
+	}
+	l.flush()
+	l.reopenFile()
+	l.fileGen = gen
 }
 
 // reopenFile closes the file and opens its path again. If the path cannot be opened the old

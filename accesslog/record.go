@@ -2,6 +2,7 @@ package accesslog
 
 import (
 	"time"
+	"unsafe"
 )
 
 // Entry is one response to log. Logger.Log copies what it needs and keeps no reference to it
@@ -77,12 +78,13 @@ var fieldCap = [nFields]int{
 const recordText = 64 + 256 + 16 + 1024 + 16 + 16 + 512 + 512 + 64
 
 // RecordBytes is the size of one queued record: the capped fields and the numbers.
-const RecordBytes = recordText + 8*3 + 2*2 + 2*int(nFields)
+const RecordBytes = int(unsafe.Sizeof(record{}))
 
 // record is an Entry copied into fixed space: the queue holds these by value, so queuing one
 // allocates nothing and a burst of huge headers costs no more memory than a burst of small ones.
 type record struct {
 	unixNano, duration, bytes int64
+	gen                       uint64 // Logger.gen at Log
 	status, tlsVersion        uint16
 	lens                      [nFields]uint16
 	text                      [recordText]byte
