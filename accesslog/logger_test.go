@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -299,5 +300,31 @@ func TestConfigValidation(t *testing.T) {
 	}
 	if _, err := New(Config{Path: filepath.Join(t.TempDir(), "no", "such", "dir")}); err == nil {
 		t.Error("New accepted a path in a missing directory")
+	}
+}
+
+// TestStalledWriterNeverBlocksLog: with the writer stuck in a write that does not return (a
+// disk that stopped answering), Log returns at once, and past the queue records are dropped.
+func TestStalledWriterNeverBlocksLog(t *testing.T) {
+	pr, pw := io.Pipe()
+	const queue, n = 16, 1000
+	l, err := New(Config{Path: Stdout, Stdout: pw, Queue: queue})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run(t, l)
+	for i := range n {
+		l.Log(entry(i)) // the first is taken by the writer, which then blocks in Write
+	}
+	// The writer holds at most a batch and the queue: the rest is dropped.
+	if s := l.Stats(); s.QueueFull == 0 || s.Lines != 0 {
+		t.Errorf("Stats with the writer stalled = %+v, want some dropped, none written", s)
+	}
+	go io.Copy(io.Discard, pr) // the disk answers again
+	wait.For(t, 5*time.Second, linesWritten(l, n-l.Stats().QueueFull))
+	stop()
+	pr.Close()
+	if s := l.Stats(); s.Lines+s.QueueFull != n {
+		t.Errorf("Stats = %+v: written and dropped do not add up to the %d logged", s, n)
 	}
 }

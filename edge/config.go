@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/dt-cdn/dt/accesslog"
 	"github.com/dt-cdn/dt/heartbeat"
 	"github.com/dt-cdn/dt/nodehost"
 )
@@ -93,6 +94,13 @@ type Config struct {
 	// descriptor limit), 256 per address, 1,024 kept; a negative FDReserve: no bound from the
 	// descriptor limit.
 	MaxConns, MaxConnsPerIP, FDReserve int
+
+	// AccessLog, when set, writes a line for every response of a site (not of the health
+	// endpoint or ACME challenges, nor requests the server refuses before the site sees them) to
+	// an access log (package accesslog): off the request path, lines dropped and counted
+	// (dt_edge_access_log_dropped_total) rather than a response delayed. Node.Reopen reopens its
+	// file. Its Logger and Registerer, when nil, are the host's. Nil: no access log.
+	AccessLog *accesslog.Config
 }
 
 // validate checks what can be checked before anything opens.

@@ -3,12 +3,14 @@ package edge
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/dt-cdn/dt/accesslog"
 	"github.com/dt-cdn/dt/blobs"
 	follow "github.com/dt-cdn/dt/deploy"
 	"github.com/dt-cdn/dt/geoip"
@@ -23,6 +25,7 @@ type Node struct {
 	cfg     Config
 	started atomic.Bool
 	svc     atomic.Pointer[service] // set by Run once the edge is assembled
+	access  atomic.Pointer[accesslog.Logger]
 }
 
 // ErrRunOnce is returned by a second call of Node.Run: a Node's listeners and data directory
@@ -44,6 +47,9 @@ type parts struct {
 	lns   listeners
 	geo   *geoip.DB // nil without Config.GeoIP, or with a Location
 	svc   *service
+	// access is the access log, nil without Config.AccessLog. Its writer runs from serve until
+	// the servers have stopped, so that requests in flight are logged too.
+	access *accesslog.Logger
 }
 
 // close closes what was opened; listeners a server already closed are harmless to close again.
@@ -52,6 +58,9 @@ func (p *parts) close() error {
 	var err error
 	if p.geo != nil {
 		err = p.geo.Close()
+	}
+	if p.access != nil {
+		err = errors.Join(err, p.access.Close()) // its writer's Run closed it, if it ran
 	}
 	if p.store != nil {
 		err = errors.Join(err, p.store.Close())
@@ -125,11 +134,44 @@ func (e *Node) assemble(h *nodehost.Host, p *parts) error {
 		}
 		sc.Locate = geoLocator(p.geo, log)
 	}
+	if sc.AccessLog, err = e.openAccessLog(h); err != nil {
+		return err
+	}
+	p.access = sc.AccessLog
 	if p.svc, err = newService(sc); err != nil {
 		return err
 	}
 	e.svc.Store(p.svc)
 	return h.Subscribe(p.svc)
+}
+
+// openAccessLog opens the access log of Config.AccessLog, or returns nil without one.
+func (e *Node) openAccessLog(h *nodehost.Host) (*accesslog.Logger, error) {
+	if e.cfg.AccessLog == nil {
+		return nil, nil
+	}
+	c := *e.cfg.AccessLog
+	if c.Logger == nil {
+		c.Logger = h.Logger()
+	}
+	if c.Registerer == nil {
+		c.Registerer = h.Registerer()
+	}
+	l, err := accesslog.New(c)
+	if err != nil {
+		return nil, fmt.Errorf("edge: access log: %w", err)
+	}
+	e.access.Store(l)
+	return l, nil
+}
+
+// Reopen closes the access log's file and opens its path again, as logrotate needs after it
+// renamed the file (dt edge calls it on SIGHUP). It does not wait for the reopen. Without an
+// access log, or before Run opened it, it does nothing.
+func (e *Node) Reopen() {
+	if l := e.access.Load(); l != nil {
+		l.Reopen()
+	}
 }
 
 // certificates returns the certificate manager for HTTPS (kept in DataDir/certs), or nil
@@ -150,6 +192,14 @@ func (e *Node) serve(ctx context.Context, p *parts, log *slog.Logger, ready func
 	defer stopServing()
 	var wg sync.WaitGroup
 	errc := e.startServers(serveCtx, &wg, p, log)
+	logCtx, stopLog := context.WithCancel(context.Background())
+	logDone := make(chan struct{})
+	go func() {
+		defer close(logDone)
+		if p.access != nil {
+			_ = p.access.Run(logCtx) // only ErrRunOnce, and this is its one run
+		}
+	}()
 	beatCtx, stopBeats := context.WithCancel(context.Background())
 	beatsDone := make(chan struct{})
 	go func() { defer close(beatsDone); p.svc.sendHeartbeats(beatCtx) }()
@@ -177,6 +227,8 @@ func (e *Node) serve(ctx context.Context, p *parts, log *slog.Logger, ready func
 	}
 	stopServing()
 	wg.Wait()
+	stopLog() // after the servers: the requests that were in flight are logged
+	<-logDone
 	close(errc)
 	for serr := range errc {
 		err = errors.Join(err, serr)

@@ -19,6 +19,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/dt-cdn/dt/accesslog"
 	"github.com/dt-cdn/dt/blobs"
 	follow "github.com/dt-cdn/dt/deploy"
 	"github.com/dt-cdn/dt/dt"
@@ -60,6 +61,8 @@ type serviceConfig struct {
 	// (Config).
 	StdHTTP1, StdHTTP2                 bool
 	MaxConns, MaxConnsPerIP, FDReserve int
+	// AccessLog receives a line for every response of a site. Nil: none.
+	AccessLog *accesslog.Logger
 	// Registerer receives the edge's metrics. Nil: none.
 	Registerer prometheus.Registerer
 	// Logger receives the edge's logs. Nil discards them.
@@ -427,6 +430,9 @@ func (e *service) ObserveResponse(ri static.ResponseInfo) {
 	}
 	if e.metrics != nil {
 		e.metrics.observe(ri)
+	}
+	if e.cfg.AccessLog != nil {
+		logAccess(e.cfg.AccessLog, &ri)
 	}
 }
 
