@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"net/http"
 	"time"
 
 	"github.com/dt-cdn/dt/accesslog"
@@ -9,9 +10,8 @@ import (
 
 // logAccess hands one response to the access log. It runs on the request's goroutine once the
 // response is written: Log copies the fields and never blocks.
-func logAccess(l *accesslog.Logger, ri *static.ResponseInfo) {
-	r := ri.Request
-	e := accesslog.Entry{Time: time.Now(), Site: ri.Site, Status: ri.Status, Bytes: ri.Bytes, Duration: ri.Duration,
+func logAccess(l *accesslog.Logger, r *http.Request, site string, ri *static.ResponseInfo) {
+	e := accesslog.Entry{Time: time.Now(), Site: site, Status: ri.Status, Bytes: ri.Bytes, Duration: ri.Duration,
 		Encoding: ri.Encoding}
 	if r != nil {
 		e.Host, e.Method, e.URI, e.Proto, e.RemoteAddr = r.Host, r.Method, r.RequestURI, r.Proto, r.RemoteAddr
@@ -31,3 +31,5 @@ func logAccess(l *accesslog.Logger, ri *static.ResponseInfo) {
 	}
 	l.Log(&e)
 }
+
+var _ static.RequestObserver = (*service)(nil)

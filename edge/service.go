@@ -431,8 +431,13 @@ func (e *service) ObserveResponse(ri static.ResponseInfo) {
 	if e.metrics != nil {
 		e.metrics.observe(ri)
 	}
+}
+
+// ObserveRequest counts a response as ObserveResponse does, and logs it in the access log.
+func (e *service) ObserveRequest(r *http.Request, site string, ri static.ResponseInfo) {
+	e.ObserveResponse(ri)
 	if e.cfg.AccessLog != nil {
-		logAccess(e.cfg.AccessLog, &ri)
+		logAccess(e.cfg.AccessLog, r, site, &ri)
 	}
 }
 

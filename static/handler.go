@@ -22,14 +22,19 @@ type Observer interface {
 	ObserveResponse(ResponseInfo)
 }
 
+// RequestObserver is an Observer also told the request each response answered and the name of
+// its site, for an access log or statistics per site. A Handler whose Observer is a
+// RequestObserver calls ObserveRequest instead of ObserveResponse, under the same contract. r
+// and its strings may be reused by the server once ObserveRequest returns: copy what is kept.
+// name is site.DefaultSite while the handler serves one site on every host (SetSite), and
+// empty when no site claimed the host (421).
+type RequestObserver interface {
+	Observer
+	ObserveRequest(r *http.Request, name string, ri ResponseInfo)
+}
+
 // ResponseInfo describes one response of the site handler.
 type ResponseInfo struct {
-	// Request is the request answered. The server may reuse it and its strings once the
-	// handler returns: an Observer copies what it keeps.
-	Request *http.Request
-	// Site is the name of the site that answered: site.DefaultSite while the handler serves one
-	// site on every host (SetSite), empty when no site claimed the host (421).
-	Site     string
 	Status   int
 	Encoding string // content coding sent: "br", "zstd", "gzip", or "" for none
 	// Bytes are the body bytes written (0 for HEAD, 304 and redirects); over package h2,
@@ -234,14 +239,17 @@ func (h *Handler) serveSite(w http.ResponseWriter, r *http.Request) {
 	}
 	start := time.Now()
 	o := h.serve(w, r)
-	h.cfg.Observer.ObserveResponse(ResponseInfo{
-		Request:  r,
-		Site:     o.site,
+	ri := ResponseInfo{
 		Status:   o.status,
 		Encoding: o.coding.String(),
 		Bytes:    o.bytes,
 		Duration: time.Since(start),
-	})
+	}
+	if ro, ok := h.cfg.Observer.(RequestObserver); ok {
+		ro.ObserveRequest(r, o.site, ri)
+		return
+	}
+	h.cfg.Observer.ObserveResponse(ri)
 }
 
 // serve answers one request from the current site.
