@@ -102,3 +102,29 @@ func TestEdgeAccessLogFlagErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestEdgeUnitAccessLog: the packaged edge keeps an access log, rotated, in the directory
+// systemd makes writable for it (ProtectSystem=strict leaves the rest read-only), and reloads
+// with SIGHUP, which reopens the log rather than stopping the edge.
+func TestEdgeUnitAccessLog(t *testing.T) {
+	s := unitSettings(t, filepath.Join(unitDir, "dt-edge.service"))
+	exec := strings.Fields(strings.Join(s["ExecStart"], " "))
+	arg := func(flag string) string {
+		for i, a := range exec {
+			if a == flag && i+1 < len(exec) {
+				return exec[i+1]
+			}
+		}
+		return ""
+	}
+	logs := s["LogsDirectory"]
+	if len(logs) != 1 || filepath.Dir(arg("--access-log")) != "/var/log/"+logs[0] {
+		t.Errorf("--access-log %q is not in LogsDirectory=%v", arg("--access-log"), logs)
+	}
+	if arg("--access-log-max-size") == "" || arg("--access-log-keep") == "" {
+		t.Error("the unit's access log is not rotated (--access-log-max-size, --access-log-keep)")
+	}
+	if got := s["ExecReload"]; len(got) != 1 || !strings.Contains(got[0], "-HUP $MAINPID") {
+		t.Errorf("ExecReload=%v, want SIGHUP to the edge", got)
+	}
+}
