@@ -1,6 +1,7 @@
 package accesslog
 
 import (
+	"net/http"
 	"time"
 	"unsafe"
 )
@@ -34,6 +35,26 @@ type Entry struct {
 	Bytes int64
 	// Duration is how long the response took.
 	Duration time.Duration
+}
+
+// SetRequest fills e's fields that come from the request: Host, Method, URI, Proto, TLSVersion,
+// Referer, UserAgent and RemoteAddr. It keeps references to r's strings: log e before r may be
+// reused.
+func (e *Entry) SetRequest(r *http.Request) {
+	e.Host, e.Method, e.URI, e.Proto, e.RemoteAddr = r.Host, r.Method, r.RequestURI, r.Proto, r.RemoteAddr
+	if e.URI == "" && r.URL != nil { // a request made in-process rather than read from a connection
+		e.URI = r.URL.RequestURI()
+	}
+	if r.TLS != nil {
+		e.TLSVersion = r.TLS.Version
+	}
+	// The header's canonical keys, looked up directly: Get would canonicalise them again.
+	if v := r.Header["Referer"]; len(v) > 0 {
+		e.Referer = v[0]
+	}
+	if v := r.Header["User-Agent"]; len(v) > 0 {
+		e.UserAgent = v[0]
+	}
 }
 
 // field numbers the string fields of a record, in the order of its buffer.
