@@ -4,12 +4,14 @@
 // # Off the request path
 //
 // A request never waits for the log. Logger.Log copies the response's fields into a record of
-// fixed size (each field truncated to its cap, see MaxURIBytes) and hands it to a queue of
-// Config.Queue records without blocking; one goroutine, Logger.Run, formats the records and
-// writes them in batches. When the queue is full (the disk is slow, or the writer is behind) the
-// record is dropped and counted; when a write fails (the disk is full) the lines it held are
-// dropped and counted. Neither ever stalls a response. Memory is bounded by the queue: Queue
-// records of RecordBytes each, allocated once.
+// fixed size (each field truncated to its cap, see MaxURIBytes) in a queue of Config.Queue
+// records, under a lock held only for that copy. One goroutine, Logger.Run, takes the whole queue
+// every Config.FlushInterval (sooner when it is half full), formats the records and writes them
+// in batches, so that a busy edge pays neither a goroutine wake-up nor a system call per request.
+// When the queue is full (the disk is slow, or the writer is behind) the record is dropped and
+// counted; when a write fails (the disk is full) the lines it held are dropped and counted.
+// Neither ever stalls a response. Memory is bounded: two queues (the one filling, the one being
+// written) of Queue records of RecordBytes each, allocated once.
 //
 // # Rotation
 //

@@ -33,13 +33,14 @@ func appendJSON(dst []byte, r *record, truncateIP bool) []byte {
 	dst = append(dst, `,"bytes":`...)
 	dst = strconv.AppendInt(dst, r.bytes, 10)
 	dst = append(dst, `,"duration":`...)
-	dst = strconv.AppendFloat(dst, time.Duration(r.duration).Seconds(), 'f', -1, 64)
+	dst = appendSeconds(dst, time.Duration(r.duration))
 	dst = appendJSONField(dst, "protocol", r.get(fProto))
 	dst = appendJSONString(append(dst, `,"tls":`...), tlsName(r.tlsVersion))
 	dst = appendJSONField(dst, "encoding", r.get(fEncoding))
 	dst = appendJSONField(dst, "referer", r.get(fReferer))
 	dst = appendJSONField(dst, "user_agent", r.get(fUserAgent))
-	dst = appendJSONString(append(dst, `,"client":`...), clientAddr(r.get(fRemote), truncateIP))
+	var scratch [64]byte
+	dst = appendJSONString(append(dst, `,"client":`...), clientAddr(scratch[:], r.get(fRemote), truncateIP))
 	return append(dst, "}\n"...)
 }
 
@@ -82,7 +83,8 @@ func appendJSONString[S []byte | string](dst []byte, s S) []byte {
 
 // appendCombined appends r in the Combined Log Format and a newline.
 func appendCombined(dst []byte, r *record, truncateIP bool) []byte {
-	dst = appendEscaped(dst, []byte(clientAddr(r.get(fRemote), truncateIP)))
+	var scratch [64]byte
+	dst = appendEscaped(dst, clientAddr(scratch[:], r.get(fRemote), truncateIP))
 	dst = append(dst, " - - ["...)
 	dst = time.Unix(0, r.unixNano).UTC().AppendFormat(dst, "02/Jan/2006:15:04:05 -0700")
 	dst = append(dst, "] \""...)
@@ -122,15 +124,37 @@ func appendEscaped(dst, s []byte) []byte {
 	return dst
 }
 
+// appendSeconds appends d in seconds with microsecond precision ("0.000123"): what a duration
+// in a log needs, without the cost of the shortest float formatting.
+func appendSeconds(dst []byte, d time.Duration) []byte {
+	if d < 0 {
+		d = 0
+	}
+	us := int64(d / time.Microsecond)
+	dst = strconv.AppendInt(dst, us/1e6, 10)
+	frac := us % 1e6
+	dst = append(dst, '.')
+	for div := int64(1e5); div > 0; div /= 10 {
+		dst = append(dst, byte('0'+frac/div%10))
+	}
+	return dst
+}
+
 // clientAddr returns the address of an "ip:port" remote address, truncated to /24 or /48 when
-// asked. A remote address that does not parse is returned as it is (escaped by the caller).
-func clientAddr(remote []byte, truncate bool) string {
+// asked, in scratch or aliasing remote. A remote address that does not parse is returned as it
+// is when not truncated, else as "-". Callers escape the result.
+func clientAddr(scratch, remote []byte, truncate bool) []byte {
+	if !truncate {
+		if ip, ok := plainIPv4(remote); ok {
+			return ip
+		}
+	}
 	ap, err := netip.ParseAddrPort(string(remote))
 	if err != nil {
 		if truncate {
-			return "-" // it cannot be truncated, so it is not logged
+			return append(scratch[:0], '-') // it cannot be truncated, so it is not logged
 		}
-		return string(remote)
+		return remote
 	}
 	ip := ap.Addr().Unmap().WithZone("")
 	if truncate {
@@ -139,9 +163,32 @@ func clientAddr(remote []byte, truncate bool) string {
 			bits = 24
 		}
 		p, _ := ip.Prefix(bits) // cannot fail: bits fits either family
-		return p.Addr().String()
+		ip = p.Addr()
 	}
-	return ip.String()
+	return ip.AppendTo(scratch[:0])
+}
+
+// plainIPv4 returns the address of "a.b.c.d:port", the common case, without parsing it: the
+// part before the colon when it is only digits and dots. ok is false for anything else (IPv6,
+// malformed), which is parsed.
+func plainIPv4(remote []byte) (ip []byte, ok bool) {
+	colon := -1
+	for i, c := range remote {
+		switch {
+		case c == ':':
+			if colon >= 0 {
+				return nil, false
+			}
+			colon = i
+		case c == '.' || c >= '0' && c <= '9':
+		default:
+			return nil, false
+		}
+	}
+	if colon <= 0 {
+		return nil, false
+	}
+	return remote[:colon], true
 }
 
 // tlsName names a TLS version as Caddy and nginx log it ("1.3"), or "" for none.

@@ -8,23 +8,32 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dt-cdn/dt/internal/burstlog"
 )
 
-// batchBytes is how much the writer gathers before a write: a batch is written when it would
-// grow past this or when the queue is empty, so a quiet log is written at once and a busy one
-// in few system calls.
+// batchBytes is how much the writer gathers before a write: a batch is written when it grows
+// past this or when the queue taken is written out, so a busy log takes few system calls.
 const batchBytes = 64 << 10
 
 // Logger is an access log. Log may be called by many goroutines at once and never blocks; Run
 // writes. See the package documentation for what is dropped when.
 type Logger struct {
-	cfg    Config
-	queue  chan record
+	cfg Config
+	// mu guards pending, the records waiting for the writer (capacity Config.Queue). The writer
+	// swaps it for spare, the batch it has written, and formats the records outside the lock: a
+	// request holds mu only to copy its record in.
+	mu      sync.Mutex
+	pending []record
+	spare   []record // owned by the writer
+	// kick wakes the writer before its tick when pending is half full (buffered: one pending
+	// request is enough). Waking it for every record would cost each request a goroutine wake-up.
+	kick   chan struct{}
 	reopen chan struct{} // buffered: one pending request is enough
 	ran    atomic.Bool
 	// gen counts Reopen calls. Each record carries the count at its Log, and the writer reopens
@@ -51,8 +60,8 @@ func New(cfg Config) (*Logger, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	l := &Logger{cfg: cfg, queue: make(chan record, cfg.Queue), reopen: make(chan struct{}, 1),
-		batch: make([]byte, 0, batchBytes+RecordBytes*2)}
+	l := &Logger{cfg: cfg, pending: make([]record, 0, cfg.Queue), spare: make([]record, 0, cfg.Queue),
+		kick: make(chan struct{}, 1), reopen: make(chan struct{}, 1), batch: make([]byte, 0, batchBytes+RecordBytes*2)}
 	l.errLog = burstlog.Logger{Log: cfg.Logger, Level: slog.LevelWarn, Msg: "Access log lines dropped"}
 	if cfg.Path == Stdout {
 		l.out = cfg.Stdout
@@ -74,13 +83,23 @@ func New(cfg Config) (*Logger, error) {
 // Log queues e to be written, or drops and counts it when the queue is full. It copies what it
 // needs of e before returning, and never blocks.
 func (l *Logger) Log(e *Entry) {
-	var r record
+	l.mu.Lock()
+	n := len(l.pending)
+	if n == cap(l.pending) {
+		l.mu.Unlock()
+		l.queueFull.Add(1)
+		return
+	}
+	l.pending = l.pending[:n+1]
+	r := &l.pending[n]
 	r.set(e)
 	r.gen = l.gen.Load()
-	select {
-	case l.queue <- r:
-	default:
-		l.queueFull.Add(1)
+	l.mu.Unlock()
+	if n+1 == max(1, l.cfg.Queue/2) {
+		select {
+		case l.kick <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -114,36 +133,39 @@ func (l *Logger) Stats() Stats {
 var ErrRunOnce = errors.New("accesslog: a Logger runs once")
 
 // Run writes queued records until ctx ends, then writes what is queued at that moment, closes
-// the file and returns. Records logged after that stay queued until the queue is full, then are
-// dropped. A Logger runs once (ErrRunOnce).
+// the file and returns. It writes every Config.FlushInterval, and sooner when the queue is half
+// full. Records logged after it returned are dropped once the queue is full. A Logger runs once
+// (ErrRunOnce).
 func (l *Logger) Run(ctx context.Context) error {
 	if !l.ran.CompareAndSwap(false, true) {
 		return ErrRunOnce
 	}
 	defer l.closeFile()
+	tick := time.NewTicker(l.cfg.FlushInterval)
+	defer tick.Stop()
 	for {
 		select {
-		case r := <-l.queue:
-			l.add(&r)
-			l.drain(len(l.queue))
+		case <-tick.C:
+		case <-l.kick:
 		case <-l.reopen:
-			l.drain(len(l.queue)) // older lines to the old file
+			l.writePending() // older lines to the old file
 			l.reopenAt(l.gen.Load())
 		case <-ctx.Done():
-			l.drain(len(l.queue))
+			l.writePending()
 			return nil
 		}
+		l.writePending()
 	}
 }
 
-// drain adds up to n more queued records, then writes the batch.
-func (l *Logger) drain(n int) {
-	for range n {
-		select {
-		case r := <-l.queue:
-			l.add(&r)
-		default:
-		}
+// writePending takes the queued records and writes them.
+func (l *Logger) writePending() {
+	l.mu.Lock()
+	batch := l.pending
+	l.pending, l.spare = l.spare[:0], batch
+	l.mu.Unlock()
+	for i := range batch {
+		l.add(&batch[i])
 	}
 	l.flush()
 }

@@ -119,11 +119,12 @@ func TestClientAddrTruncation(t *testing.T) {
 		{"[::ffff:198.51.100.9]:1", "198.51.100.9", "198.51.100.0"},
 		{"[fe80::1%eth0]:1", "fe80::1", "fe80::"},
 		{"not an address", "not an address", "-"},
+		{"1.2.3.4", "1.2.3.4", "-"},
 	} {
-		if got := clientAddr([]byte(tc.remote), false); got != tc.whole {
+		if got := string(clientAddr(nil, []byte(tc.remote), false)); got != tc.whole {
 			t.Errorf("clientAddr(%q) = %q, want %q", tc.remote, got, tc.whole)
 		}
-		if got := clientAddr([]byte(tc.remote), true); got != tc.truncated {
+		if got := string(clientAddr(nil, []byte(tc.remote), true)); got != tc.truncated {
 			t.Errorf("clientAddr(%q, truncated) = %q, want %q", tc.remote, got, tc.truncated)
 		}
 	}
@@ -194,7 +195,7 @@ func TestRotateBySize(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "access.log")
 	const maxSize, keep, n = 2000, 2, 100
-	l, err := New(Config{Path: path, MaxSize: maxSize, Keep: keep})
+	l, err := New(Config{Path: path, MaxSize: maxSize, Keep: keep, FlushInterval: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
