@@ -1,11 +1,15 @@
 package edge
 
 import (
+	"context"
+	"encoding/json"
+	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/dt-cdn/dt/accesslog"
 	"github.com/dt-cdn/dt/static"
+	"github.com/dt-cdn/dt/trafficstats"
 )
 
 // logAccess hands one response to the access log. It runs on the request's goroutine once the
@@ -15,6 +19,55 @@ func logAccess(l *accesslog.Logger, r *http.Request, site string, ri *static.Res
 		Encoding: ri.Encoding}
 	e.SetRequest(r)
 	l.Log(&e)
+}
+
+// countTraffic counts one response in the edge's statistics.
+func countTraffic(c *trafficstats.Collector, r *http.Request, site string, ri *static.ResponseInfo) {
+	tr := trafficstats.Response{Site: site, Remote: r.RemoteAddr, Status: ri.Status, Bytes: ri.Bytes}
+	if r.URL != nil {
+		tr.Path = r.URL.Path
+	}
+	if v := r.Header["Referer"]; len(v) > 0 {
+		tr.Referer = v[0]
+	}
+	c.Observe(tr)
+}
+
+// sendStats sends the statistics every StatsInterval until ctx ends, then once more with what
+// was counted since: call it after the servers stopped, so that the last requests are in it.
+// Without statistics it returns at once.
+func (e *service) sendStats(ctx context.Context) {
+	if e.cfg.Stats == nil {
+		return
+	}
+	t := time.NewTicker(e.cfg.StatsInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			e.sendStatsOnce(ctx)
+		case <-ctx.Done():
+			final, cancel := context.WithTimeout(context.Background(), time.Second)
+			e.sendStatsOnce(final)
+			cancel()
+			return
+		}
+	}
+}
+
+// sendStatsOnce takes the collector's message and sends it, unless it has nothing to say.
+func (e *service) sendStatsOnce(ctx context.Context) {
+	m := e.cfg.Stats.Take()
+	if len(m.Sites) == 0 && m.Dropped == 0 {
+		return
+	}
+	b, err := trafficstats.Encode(m)
+	if err == nil {
+		err = e.cfg.Node.SendMessage(ctx, json.RawMessage(b))
+	}
+	if err != nil {
+		e.log.Warn("Statistics not sent", slog.Any("err", err))
+	}
 }
 
 var _ static.RequestObserver = (*service)(nil)

@@ -38,15 +38,34 @@ type accessEdge struct {
 }
 
 func startAccessEdge(t *testing.T, al *accesslog.Config) *accessEdge {
+	return startEdgeWith(t, func(c *Config) { c.AccessLog = al }, nil)
+}
+
+// startEdgeWith runs an edge configured by mutate, following a master whose message events go
+// to messages (nil: dropped).
+func startEdgeWith(t *testing.T, mutate func(*Config), messages func(dt.Event)) *accessEdge {
 	t.Helper()
 	keys, plain := testnet.Keys(t)
 	master := testnet.Node(t, testnet.Options{Keys: keys, Master: true, Listen: true})
-	testnet.Drain(master)
+	if messages == nil {
+		testnet.Drain(master)
+	} else {
+		events := master.Events()
+		go func() {
+			for ev := range events {
+				if ev.Type == dt.EventMessageReceived {
+					messages(ev)
+				}
+			}
+		}()
+	}
 	node := dt.LocalConfig()
 	node.Keys, node.DataDir, node.NoSync, node.Peers = plain, t.TempDir(), true, []string{testnet.Addr(master)}
 	ready := make(chan nodehost.Ready, 1)
-	e, err := New(Config{Host: nodehost.Config{Node: node, Ready: func(r nodehost.Ready) error { ready <- r; return nil }},
-		HTTP: "127.0.0.1:0", HTTPS: "127.0.0.1:0", HeartbeatInterval: time.Second, DrainWait: time.Millisecond, AccessLog: al})
+	cfg := Config{Host: nodehost.Config{Node: node, Ready: func(r nodehost.Ready) error { ready <- r; return nil }},
+		HTTP: "127.0.0.1:0", HTTPS: "127.0.0.1:0", HeartbeatInterval: time.Second, DrainWait: time.Millisecond}
+	mutate(&cfg)
+	e, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/dt-cdn/dt/geoip"
 	"github.com/dt-cdn/dt/internal/certs"
 	"github.com/dt-cdn/dt/nodehost"
+	"github.com/dt-cdn/dt/trafficstats"
 )
 
 // Node is an edge: a dt node that serves the network's current deploy to visitors, switching
@@ -45,7 +46,7 @@ type parts struct {
 	store *blobs.Store
 	certs *certs.Manager // nil without HTTPS
 	lns   listeners
-	geo   *geoip.DB // nil without Config.GeoIP, or with a Location
+	geo   *geoip.DB // nil without Config.GeoIP
 	svc   *service
 	// access is the access log, nil without Config.AccessLog. Its writer runs from serve until
 	// the servers have stopped, so that requests in flight are logged too.
@@ -128,11 +129,12 @@ func (e *Node) assemble(h *nodehost.Host, p *parts) error {
 		host, cm := hostOf(sc.PublicURL), p.certs
 		sc.CertExpiry = func() time.Time { t, _ := cm.Expiry(host); return t }
 	}
-	if c.Location == nil && c.GeoIP != "" {
-		if p.geo, err = geoip.Open(c.GeoIP, geoip.Options{Logger: log}); err != nil {
-			return err
-		}
-		sc.Locate = geoLocator(p.geo, log)
+	if err := e.openGeoIP(p, &sc, log); err != nil {
+		return err
+	}
+	if c.StatsInterval > 0 {
+		sc.Stats = trafficstats.New(trafficstats.Config{Country: sc.Country, Logger: log})
+		sc.StatsInterval = c.StatsInterval
 	}
 	if sc.AccessLog, err = e.openAccessLog(h); err != nil {
 		return err
@@ -143,6 +145,29 @@ func (e *Node) assemble(h *nodehost.Host, p *parts) error {
 	}
 	e.svc.Store(p.svc)
 	return h.Subscribe(p.svc)
+}
+
+// openGeoIP opens Config.GeoIP, to locate the edge (without a Location) and its visitors. With
+// a Location the database serves only the statistics' countries, so a file that fails to open
+// is logged rather than stopping the edge.
+func (e *Node) openGeoIP(p *parts, sc *serviceConfig, log *slog.Logger) error {
+	c := e.cfg
+	if c.GeoIP == "" {
+		return nil
+	}
+	var err error
+	if p.geo, err = geoip.Open(c.GeoIP, geoip.Options{Logger: log}); err != nil {
+		if c.Location == nil {
+			return err
+		}
+		log.Warn("GeoIP database not opened; visitors' countries unknown", slog.Any("err", err))
+		return nil
+	}
+	if c.Location == nil {
+		sc.Locate = geoLocator(p.geo, log)
+	}
+	sc.Country = geoCountry(p.geo)
+	return nil
 }
 
 // openAccessLog opens the access log of Config.AccessLog, or returns nil without one.
@@ -203,6 +228,9 @@ func (e *Node) serve(ctx context.Context, p *parts, log *slog.Logger, ready func
 	beatCtx, stopBeats := context.WithCancel(context.Background())
 	beatsDone := make(chan struct{})
 	go func() { defer close(beatsDone); p.svc.sendHeartbeats(beatCtx) }()
+	statsCtx, stopStats := context.WithCancel(context.Background())
+	statsDone := make(chan struct{})
+	go func() { defer close(statsDone); p.svc.sendStats(statsCtx) }()
 	sv := nodehost.Serving{HTTP: p.lns.addr(p.lns.http), HTTPS: p.lns.addr(p.lns.https), PublicURL: p.svc.cfg.PublicURL}
 	log.Info("Edge serving", slog.String("http", sv.HTTP), slog.String("https", sv.HTTPS))
 
@@ -227,8 +255,10 @@ func (e *Node) serve(ctx context.Context, p *parts, log *slog.Logger, ready func
 	}
 	stopServing()
 	wg.Wait()
-	stopLog() // after the servers: the requests that were in flight are logged
+	stopLog() // after the servers: the requests that were in flight are logged and counted
+	stopStats()
 	<-logDone
+	<-statsDone
 	close(errc)
 	for serr := range errc {
 		err = errors.Join(err, serr)

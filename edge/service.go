@@ -29,6 +29,7 @@ import (
 	"github.com/dt-cdn/dt/internal/httpserve"
 	"github.com/dt-cdn/dt/site"
 	"github.com/dt-cdn/dt/static"
+	"github.com/dt-cdn/dt/trafficstats"
 )
 
 // HealthPath answers, for the site of the request's Host, 200 with the deploy id when the edge
@@ -63,6 +64,12 @@ type serviceConfig struct {
 	MaxConns, MaxConnsPerIP, FDReserve int
 	// AccessLog receives a line for every response of a site. Nil: none.
 	AccessLog *accesslog.Logger
+	// Stats counts every response of a site, and sendStats sends its messages every
+	// StatsInterval. Nil: no statistics.
+	Stats         *trafficstats.Collector
+	StatsInterval time.Duration
+	// Country returns the country of a visitor's address (Config.GeoIP). Nil: unknown.
+	Country func(netip.Addr) string
 	// Registerer receives the edge's metrics. Nil: none.
 	Registerer prometheus.Registerer
 	// Logger receives the edge's logs. Nil discards them.
@@ -433,11 +440,15 @@ func (e *service) ObserveResponse(ri static.ResponseInfo) {
 	}
 }
 
-// ObserveRequest counts a response as ObserveResponse does, and logs it in the access log.
+// ObserveRequest counts a response as ObserveResponse does, logs it in the access log and counts
+// it in the statistics.
 func (e *service) ObserveRequest(r *http.Request, site string, ri static.ResponseInfo) {
 	e.ObserveResponse(ri)
 	if e.cfg.AccessLog != nil {
 		logAccess(e.cfg.AccessLog, r, site, &ri)
+	}
+	if e.cfg.Stats != nil {
+		countTraffic(e.cfg.Stats, r, site, &ri)
 	}
 }
 

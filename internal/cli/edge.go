@@ -30,6 +30,8 @@ type edgeFlags struct {
 	stdHTTP1  bool
 	stdHTTP2  bool
 	accessLog accessLogFlags
+	stats     time.Duration
+	noStats   bool
 }
 
 // accessLogFlags are dt edge's --access-log flags.
@@ -88,6 +90,8 @@ func runEdge(ctx context.Context, args []string, env *Env) error {
 	fs.BoolVar(&ef.stdHTTP1, "std-http1", false, "serve plain HTTP/1.x with Go's net/http server rather than dt's own (slower; a fallback should a client disagree with dt's)")
 	fs.BoolVar(&ef.stdHTTP2, "std-http2", false, "serve HTTP/2 with Go's net/http server rather than dt's own (slower; a fallback should a client disagree with dt's)")
 	ef.accessLog.register(fs)
+	fs.DurationVar(&ef.stats, "stats-interval", 0, "send the edge's traffic per site (requests, bytes, statuses, top paths, referrers, countries, unique visitors) every `INTERVAL` (0: 1m)")
+	fs.BoolVar(&ef.noStats, "no-stats", false, "count no traffic statistics and send none")
 	if err := parsePlainNode(fs, args, &nf, "an edge"); err != nil {
 		return err
 	}
@@ -103,6 +107,14 @@ func runEdge(ctx context.Context, args []string, env *Env) error {
 	}
 	if cfg.AccessLog, err = ef.accessLog.config(fs, env.Stdout); err != nil {
 		return err
+	}
+	switch {
+	case ef.stats < 0:
+		return fs.usageErrorf("--stats-interval cannot be negative (--no-stats turns statistics off)")
+	case ef.noStats:
+		cfg.StatsInterval = -1
+	default:
+		cfg.StatsInterval = ef.stats
 	}
 	return runRole(ctx, env, &nf, func(host nodehost.Config) (reopenOnSIGHUP, error) {
 		cfg.Host = host
