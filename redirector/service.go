@@ -107,10 +107,10 @@ func (s *Service) ServeStatus(w http.ResponseWriter, r *http.Request) {
 
 // promMetrics counts redirects for Prometheus.
 type promMetrics struct {
-	redirects   *prometheus.CounterVec
-	geoMisses   prometheus.Counter
-	unavailable prometheus.Counter
-	misdirected prometheus.Counter
+	redirects     *prometheus.CounterVec
+	geoMisses     prometheus.Counter
+	unavailable   prometheus.Counter
+	misdirected   prometheus.Counter
 	siteRedirects *prometheus.CounterVec
 }
 
@@ -146,4 +146,6 @@ func (m *promMetrics) Unavailable() { m.unavailable.Inc() }
 func (m *promMetrics) Misdirected() { m.misdirected.Inc() }
 
 // RedirectedSite counts a redirect of the site's visitor to the edge with node id node.
-func (m *promMetrics) RedirectedSite(site, node string) { m.siteRedirects.WithLabelValues(site, node).Inc() }
+func (m *promMetrics) RedirectedSite(site, node string) {
+	m.siteRedirects.WithLabelValues(site, node).Inc()
+}
