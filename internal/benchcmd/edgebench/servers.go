@@ -22,6 +22,7 @@ import (
 	"github.com/dt-cdn/dt/internal/connlimit"
 	"github.com/dt-cdn/dt/internal/httpserve"
 	"github.com/dt-cdn/dt/static"
+	"github.com/dt-cdn/dt/trafficstats"
 )
 
 // server is one server under test, listening on 127.0.0.1 for HTTP/1.1 (h1) and HTTPS with
@@ -89,8 +90,8 @@ func startEdge(ctx context.Context, _ string, fx *fixture) (*server, error) {
 	return startEdgeWith(ctx, fx, nil, "dt edge")
 }
 
-// startEdgeLogging is the edge with its access log on (JSON lines to a file in dir), to measure
-// what the log costs beside startEdge in the same run.
+// startEdgeLogging is the edge with its access log on (JSON lines to a file in dir) and its
+// traffic statistics counted, to measure what both cost beside startEdge in the same run.
 func startEdgeLogging(ctx context.Context, dir string, fx *fixture) (*server, error) {
 	l, err := accesslog.New(accesslog.Config{Path: filepath.Join(dir, "edge-access.log")})
 	if err != nil {
@@ -99,7 +100,7 @@ func startEdgeLogging(ctx context.Context, dir string, fx *fixture) (*server, er
 	lctx, stopLog := context.WithCancel(ctx)
 	logDone := make(chan error, 1)
 	go func() { logDone <- l.Run(lctx) }()
-	s, err := startEdgeWith(ctx, fx, accessObserver{l}, "dt edge + access log")
+	s, err := startEdgeWith(ctx, fx, accessObserver{l, trafficstats.New(trafficstats.Config{})}, "dt edge + log + stats")
 	if err != nil {
 		stopLog()
 		return nil, errors.Join(err, <-logDone)
@@ -115,8 +116,11 @@ func startEdgeLogging(ctx context.Context, dir string, fx *fixture) (*server, er
 	return s, nil
 }
 
-// accessObserver logs every response of the site, as the edge's service does.
-type accessObserver struct{ l *accesslog.Logger }
+// accessObserver logs and counts every response of the site, as the edge's service does.
+type accessObserver struct {
+	l     *accesslog.Logger
+	stats *trafficstats.Collector
+}
 
 func (accessObserver) ObserveResponse(static.ResponseInfo) {}
 
@@ -124,6 +128,11 @@ func (o accessObserver) ObserveRequest(r *http.Request, site string, ri static.R
 	e := accesslog.Entry{Time: time.Now(), Site: site, Status: ri.Status, Bytes: ri.Bytes, Duration: ri.Duration, Encoding: ri.Encoding}
 	e.SetRequest(r)
 	o.l.Log(&e)
+	tr := trafficstats.Response{Site: site, Path: r.URL.Path, Remote: r.RemoteAddr, Status: ri.Status, Bytes: ri.Bytes}
+	if v := r.Header["Referer"]; len(v) > 0 {
+		tr.Referer = v[0]
+	}
+	o.stats.Observe(tr)
 }
 
 // startEdgeWith starts the edge's handler and server, with obs as the handler's Observer.
