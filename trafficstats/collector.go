@@ -127,7 +127,7 @@ func (c *Collector) Observe(r Response) {
 		s.referrers.add(r.Referer)
 	}
 	if ip.IsValid() {
-		s.visitors.InsertHash(maphash.Comparable(c.seed, ip))
+		s.visitors.InsertHash(maphash.Comparable(c.seed, ip.As16())) // the bytes, not netip.Addr's zone pointer
 		s.addCountry(c.countryLocked(ip))
 	}
 }
