@@ -3,9 +3,13 @@ package edge
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dt-cdn/dt/accesslog"
 	"github.com/dt-cdn/dt/static"
@@ -58,6 +62,8 @@ func (e *service) sendStats(ctx context.Context) {
 // sendStatsOnce takes the collector's message and sends it, unless it has nothing to say.
 func (e *service) sendStatsOnce(ctx context.Context) {
 	m := e.cfg.Stats.Take()
+	e.statsCounts.backlog.Store(int64(m.Backlog))
+	e.statsCounts.dropped.Add(int64(m.Dropped))
 	if len(m.Sites) == 0 && m.Dropped == 0 {
 		return
 	}
@@ -67,7 +73,30 @@ func (e *service) sendStatsOnce(ctx context.Context) {
 	}
 	if err != nil {
 		e.log.Warn("Statistics not sent", slog.Any("err", err))
+		return
 	}
+	e.statsCounts.sent.Add(1)
+}
+
+// statsCounts are the statistics' figures the metrics report.
+type statsCounts struct{ sent, backlog, dropped atomic.Int64 }
+
+// registerStatsMetrics registers dt_edge_stats_messages_total, dt_edge_stats_backlog and
+// dt_edge_stats_dropped_total.
+func registerStatsMetrics(reg prometheus.Registerer, c *statsCounts) error {
+	for _, m := range []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "dt", Subsystem: "edge", Name: "stats_messages_total",
+			Help: "Statistics messages sent (trafficstats, one per interval with traffic)."}, func() float64 { return float64(c.sent.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "dt", Subsystem: "edge", Name: "stats_backlog",
+			Help: "Site entries of the statistics waiting for a later message (past trafficstats.MaxSites or MaxSize in one)."}, func() float64 { return float64(c.backlog.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "dt", Subsystem: "edge", Name: "stats_dropped_total",
+			Help: "Site entries of the statistics dropped from a full backlog (trafficstats.MaxBacklog)."}, func() float64 { return float64(c.dropped.Load()) }),
+	} {
+		if err := reg.Register(m); err != nil {
+			return fmt.Errorf("edge: register metrics: %w", err)
+		}
+	}
+	return nil
 }
 
 var _ static.RequestObserver = (*service)(nil)

@@ -111,6 +111,10 @@ type service struct {
 	// names, and the bytes of file data the served deploys hold in memory.
 	siteCounts gaugeCounts
 
+	// statsCounts are, for the metrics, the statistics messages sent, the site entries
+	// waiting for a later message and those dropped from a full backlog.
+	statsCounts statsCounts
+
 	located   netip.Addr          // the address Locate was last asked about; only report touches it
 	locatedAt *heartbeat.Location // what Locate answered for it
 }
@@ -174,6 +178,9 @@ func newService(cfg serviceConfig) (*service, error) {
 			return nil, err
 		}
 		e.metrics = m
+		if err := registerStatsMetrics(cfg.Registerer, &e.statsCounts); err != nil {
+			return nil, err
+		}
 	}
 	e.follower, err = follow.New(follow.Config{Blobs: cfg.Blobs, Logger: cfg.Logger, OnSwitch: e.switchTo, OnSites: e.setHosts})
 	if err != nil {

@@ -9,9 +9,11 @@ import (
 	"time"
 
 	"github.com/axiomhq/hyperloglog"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/internal/testkit/mmdb"
+	"github.com/dt-cdn/dt/internal/testkit/promtest"
 	"github.com/dt-cdn/dt/internal/testkit/wait"
 	"github.com/dt-cdn/dt/site"
 	"github.com/dt-cdn/dt/trafficstats"
@@ -39,9 +41,11 @@ func TestEdgeSendsStatistics(t *testing.T) {
 		}
 	}
 	db := mmdb.LoopbackFile(t, "NL", "EU")
+	reg := prometheus.NewRegistry()
 	ae := startEdgeWith(t, func(c *Config) {
 		c.StatsInterval = 200 * time.Millisecond
 		c.GeoIP = db
+		c.Host.Registry = reg
 	}, collect)
 	_, etag := ae.publishCompressible(t)
 	requests := []request{
@@ -107,5 +111,8 @@ func TestEdgeSendsStatistics(t *testing.T) {
 	}
 	if n := visitors.Estimate(); n != 1 {
 		t.Errorf("%d unique visitors, want the one loopback address", n)
+	}
+	if sent := promtest.Value(t, reg, "dt_edge_stats_messages_total"); sent < 1 || promtest.Value(t, reg, "dt_edge_stats_dropped_total") != 0 {
+		t.Errorf("dt_edge_stats_messages_total = %v, dt_edge_stats_dropped_total = %v", sent, promtest.Value(t, reg, "dt_edge_stats_dropped_total"))
 	}
 }
