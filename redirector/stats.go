@@ -43,8 +43,10 @@ func newStatsReceiver(series *trafficseries.Store, reg prometheus.Registerer, lo
 		notModified: counter("site_not_modified_total", "304 responses (cache validations) the edges sent for the site.", "site"),
 		responses:   counter("site_responses_total", "Responses of the site by status class (2xx, 3xx, 4xx, 5xx), as the edges' statistics report.", "site", "class"),
 	}
+	dropped := prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "dt", Subsystem: "redirector", Name: "stats_entries_dropped_total",
+		Help: "Site entries of the edges' statistics not kept: their site would pass trafficseries.DefaultMaxSites sites."}, func() float64 { return float64(series.Dropped()) })
 	if reg != nil {
-		for _, c := range []prometheus.Collector{s.requests, s.bytes, s.notModified, s.responses} {
+		for _, c := range []prometheus.Collector{s.requests, s.bytes, s.notModified, s.responses, dropped} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("redirector: register metrics: %w", err)
 			}

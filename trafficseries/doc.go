@@ -7,7 +7,7 @@
 //
 //   - Minute points older than MinuteRetention and hour points and days older than
 //     HourRetention are deleted (at most once a PruneEvery).
-//   - At most MaxSites sites are kept; entries of further sites are dropped and counted.
+//   - At most Config.MaxSites sites are kept; entries of further sites are dropped and counted.
 //   - A point takes about 20 bytes of counts; a day's tops at most a few KiB and its visitor
 //     sketch at most trafficstats.MaxSketchBytes.
 //

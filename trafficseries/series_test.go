@@ -185,3 +185,47 @@ func TestMeasureDisk(t *testing.T) {
 	t.Logf("%d sites, one edge, %d days: traffic.db is %.1f MiB (%d hour points and %d minute points a site)",
 		sites, days, float64(fi.Size())/(1<<20), days*24, 24*60)
 }
+
+// TestMaxSites: past MaxSites sites, entries of new sites are dropped and counted, also after a
+// restart; kept sites still add up.
+func TestMaxSites(t *testing.T) {
+	const MaxSites = 50
+	clk := &clock{time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)}
+	dir := t.TempDir()
+	s, err := Open(Config{Dir: dir, NoSync: true, Now: clk.now, MaxSites: MaxSites})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	entry := func(i int) trafficstats.Site {
+		return trafficstats.Site{Site: fmt.Sprintf("s%d", i), Start: clk.t.Add(-time.Minute).UnixMilli(), End: clk.t.UnixMilli(),
+			Requests: 1, Status: [4]uint64{1}, Day: "2026-12-07"}
+	}
+	var m trafficstats.Message
+	for i := range MaxSites + 2 {
+		m.Sites = append(m.Sites, entry(i))
+		if len(m.Sites) == 20 || i == MaxSites+1 {
+			if err := s.Add("e", m); err != nil {
+				t.Fatal(err)
+			}
+			m.Sites = nil
+		}
+	}
+	s.Close()
+	if s, err = Open(Config{Dir: dir, NoSync: true, Now: clk.now, MaxSites: MaxSites}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Add("e", trafficstats.Message{Sites: []trafficstats.Site{entry(0), entry(MaxSites + 5)}}); err != nil {
+		t.Fatal(err)
+	}
+	sites, err := s.Sites()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sites) != MaxSites || s.Dropped() != 1 {
+		t.Errorf("%d sites kept, %d entries dropped after the restart; want %d and 1", len(sites), s.Dropped(), MaxSites)
+	}
+	if r, _ := s.Query("s0", time.Hour); r.Total.Requests != 2 {
+		t.Errorf("a kept site: %d requests, want 2", r.Total.Requests)
+	}
+}

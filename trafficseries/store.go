@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/axiomhq/hyperloglog"
@@ -24,9 +25,9 @@ const (
 	HourRetention = 90 * 24 * time.Hour
 	// PruneEvery is how often Add prunes old points.
 	PruneEvery = time.Hour
-	// MaxSites bounds the sites kept: a network's site table bounds its sites, this bounds the
-	// disk if an edge reports junk.
-	MaxSites = 10_000
+	// DefaultMaxSites bounds the sites kept (Config.MaxSites): a network's site table bounds its
+	// sites, this bounds the disk if an edge reports junk.
+	DefaultMaxSites = 10_000
 	// TrackedKeys bounds a day's paths and referrers kept per site: the merge of the edges'
 	// top lists keeps the largest.
 	TrackedKeys = 64
@@ -50,6 +51,9 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives what the store drops. Nil discards.
 	Logger *slog.Logger
+	// MaxSites bounds the sites kept; entries of further sites are dropped and counted
+	// (Store.Dropped). Zero: DefaultMaxSites.
+	MaxSites int
 }
 
 // Store is the series database. Its methods are safe for concurrent use (bbolt's transactions).
@@ -57,6 +61,11 @@ type Store struct {
 	cfg       Config
 	db        *bolt.DB
 	lastPrune time.Time // touched only within Add's write transaction
+	// sites counts the sites kept; Add reads and updates it within its write transaction
+	// (bbolt runs one at a time). A transaction that fails after creating a site leaves it
+	// counted: the bound errs on the safe side.
+	sites   int
+	dropped atomic.Uint64
 	// OnAdd, when set before the first Add, is called with each site entry stored, for metrics.
 	OnAdd func(edge string, s *trafficstats.Site)
 }
@@ -71,6 +80,9 @@ func Open(cfg Config) (*Store, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxSites <= 0 {
+		cfg.MaxSites = DefaultMaxSites
 	}
 	db, err := bolt.Open(filepath.Join(cfg.Dir, "traffic.db"), 0o600, &bolt.Options{Timeout: time.Second, NoSync: cfg.NoSync, NoFreelistSync: true})
 	if err != nil {
@@ -88,8 +100,19 @@ func Open(cfg Config) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("trafficseries: %w", err)
 	}
-	return &Store{cfg: cfg, db: db}, nil
+	st := &Store{cfg: cfg, db: db}
+	err = db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketHour).ForEachBucket(func([]byte) error { st.sites++; return nil })
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("trafficseries: %w", err)
+	}
+	return st, nil
 }
+
+// Dropped returns how many site entries Add dropped because Config.MaxSites sites were kept.
+func (s *Store) Dropped() uint64 { return s.dropped.Load() }
 
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
@@ -101,11 +124,15 @@ func (s *Store) Add(edge string, m trafficstats.Message) error {
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		for i := range m.Sites {
 			e := &m.Sites[i]
-			if err := addEntry(tx, edge, e); err != nil {
-				if errors.Is(err, errTooManySites) {
-					s.cfg.Logger.Warn("Traffic series: too many sites; entry dropped", slog.String("site", e.Site), slog.Int("limit", MaxSites))
+			if tx.Bucket(bucketHour).Bucket([]byte(e.Site)) == nil {
+				if s.sites >= s.cfg.MaxSites {
+					s.dropped.Add(1)
+					s.cfg.Logger.Warn("Traffic series: too many sites; entry dropped", slog.String("site", e.Site), slog.Int("limit", s.cfg.MaxSites))
 					continue
 				}
+				s.sites++
+			}
+			if err := addEntry(tx, edge, e); err != nil {
 				return err
 			}
 			if s.OnAdd != nil {
@@ -124,17 +151,9 @@ func (s *Store) Add(edge string, m trafficstats.Message) error {
 	return nil
 }
 
-var errTooManySites = errors.New("trafficseries: too many sites")
-
-// siteBucket returns the site's nested bucket of root, creating it within MaxSites.
+// siteBucket returns the site's nested bucket of root, creating it if needed.
 func siteBucket(root *bolt.Bucket, site string) (*bolt.Bucket, error) {
-	if b := root.Bucket([]byte(site)); b != nil {
-		return b, nil
-	}
-	if root.Stats().BucketN-1 >= MaxSites { // BucketN counts root itself
-		return nil, errTooManySites
-	}
-	return root.CreateBucket([]byte(site))
+	return root.CreateBucketIfNotExists([]byte(site))
 }
 
 // addEntry adds one site entry to its minute, hour and day.
