@@ -25,6 +25,10 @@ const (
 	// countryCacheSize bounds the addresses' /24 and /48 whose country is remembered within an
 	// interval, so that a busy client costs one GeoIP lookup per interval.
 	countryCacheSize = 4096
+	// seenSize bounds the visitor hashes a site remembers within an interval, so that a
+	// returning visitor costs a map lookup instead of a sketch insertion (which, while the
+	// sketch is sparse, merges a sorted list every few dozen insertions).
+	seenSize = 8192
 )
 
 // Config configures a Collector. New does not modify it.
@@ -68,6 +72,7 @@ type siteCounts struct {
 	paths, referrers *topK
 	countries        map[string]uint64
 	visitors         *hyperloglog.Sketch
+	seen             map[uint64]struct{} // hashes inserted this interval, up to seenSize
 }
 
 // New returns a Collector whose first interval starts now.
@@ -127,14 +132,26 @@ func (c *Collector) Observe(r Response) {
 		s.referrers.add(r.Referer)
 	}
 	if ip.IsValid() {
-		s.visitors.InsertHash(maphash.Comparable(c.seed, ip.As16())) // the bytes, not netip.Addr's zone pointer
+		s.addVisitor(maphash.Comparable(c.seed, ip.As16())) // the bytes, not netip.Addr's zone pointer
 		s.addCountry(c.countryLocked(ip))
 	}
 }
 
 func newSiteCounts() *siteCounts {
 	sk, _ := hyperloglog.NewSketch(SketchPrecision, true) // cannot fail: a valid precision
-	return &siteCounts{paths: newTopK(TrackedKeys), referrers: newTopK(TrackedKeys), countries: map[string]uint64{}, visitors: sk}
+	return &siteCounts{paths: newTopK(TrackedKeys), referrers: newTopK(TrackedKeys), countries: map[string]uint64{}, visitors: sk,
+		seen: map[uint64]struct{}{}}
+}
+
+// addVisitor inserts a visitor's hash into the sketch, once per interval while seen has room.
+func (s *siteCounts) addVisitor(h uint64) {
+	if _, ok := s.seen[h]; ok {
+		return
+	}
+	if len(s.seen) < seenSize {
+		s.seen[h] = struct{}{}
+	}
+	s.visitors.InsertHash(h)
 }
 
 // addCountry counts a visitor's country, under OtherCountry once MaxCountries are counted.
