@@ -198,6 +198,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.metrics.Redirected(d.Chosen.Edge.Node, h.code)
+	if m, ok := h.metrics.(siteRedirects); ok {
+		name := target.site.Name
+		if name == "" {
+			name = site.DefaultSite // a network without site records
+		}
+		m.RedirectedSite(name, d.Chosen.Edge.Node)
+	}
 	hdr := w.Header()
 	hdr["Location"] = []string{location(d.Chosen.URL, r)}
 	hdr["Cache-Control"] = []string{"private, no-store"}
