@@ -43,6 +43,9 @@ type explainResponse struct {
 	Target     string                       `json:"target,omitempty"`
 	Candidates []edgeset.ExplainedCandidate `json:"candidates"`
 	Excluded   []edgeset.ExplainedExclusion `json:"excluded"`
+	// Fallback: no edge serves the current deploy, and the candidates still serve an earlier
+	// one (see edgeset.SelectOptions.Fallback).
+	Fallback bool `json:"fallback,omitempty"`
 }
 
 func (h *Handler) serveExplain(w http.ResponseWriter, r *http.Request) {
@@ -79,7 +82,7 @@ func (h *Handler) serveExplain(w http.ResponseWriter, r *http.Request) {
 		x = edgeset.Explain(d, c, current, h.now())
 	}
 	resp := explainResponse{Client: x.Client, Site: x.Site, Deploy: x.Deploy, Basis: x.Basis, NearKm: x.NearKm,
-		Code: h.code, Chosen: x.Chosen, Candidates: x.Candidates, Excluded: x.Excluded}
+		Code: h.code, Chosen: x.Chosen, Candidates: x.Candidates, Excluded: x.Excluded, Fallback: x.Fallback}
 	if d.Chosen != nil {
 		resp.Target = h.origin(d.Chosen, t)
 	}
