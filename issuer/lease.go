@@ -83,6 +83,7 @@ type Table interface {
 	Version(key string) (uint64, bool)
 	Put(ctx context.Context, key string, body []byte) error
 	Delete(ctx context.Context, key string) error
+	DeleteMany(ctx context.Context, keys []string) error
 	WaitReplicated(ctx context.Context, key string, peers int) error
 	ObjectKeys() iter.Seq[string]
 }
