@@ -165,8 +165,9 @@ func (m *manager) deleteChallenges(keys []string) {
 // finalize waits for o to be ready, sends a CSR for a fresh ECDSA P-256 key, and writes the
 // certificate record.
 func (m *manager) finalize(ctx context.Context, c *acme.Client, o *acme.Order, g Group) (netcert.Record, error) {
-	o, err := c.WaitOrder(ctx, o.URI)
-	if err != nil {
+	// The order as WaitOrder returns it lacks its URI (a POST-as-GET answer has no
+	// Location), which finalizing needs; o keeps it.
+	if _, err := c.WaitOrder(ctx, o.URI); err != nil {
 		return netcert.Record{}, fmt.Errorf("issuer: order for %s: %w", g.Names[0], err)
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -178,7 +179,7 @@ func (m *manager) finalize(ctx context.Context, c *acme.Client, o *acme.Order, g
 	if err != nil {
 		return netcert.Record{}, fmt.Errorf("issuer: CSR: %w", err)
 	}
-	chain, _, err := c.CreateOrderCert(ctx, o.FinalizeURL, csr, true)
+	chain, _, err := c.CreateCertFromOrder(ctx, o, csr, true)
 	if err != nil {
 		return netcert.Record{}, fmt.Errorf("issuer: finalize order for %s: %w", g.Names[0], err)
 	}
