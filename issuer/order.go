@@ -27,7 +27,7 @@ var ErrNoChallenge = errors.New("issuer: no challenge the network can answer")
 // pending is what an order asks the network to answer, and the challenges to accept once it
 // does.
 type pending struct {
-	dns01  map[string][]string          // domain without "*." → TXT values
+	dns01  map[string][]string         // domain without "*." → TXT values
 	http01 map[string]challenge.HTTP01 // token → record
 	accept []*acme.Challenge
 	authz  []string // URLs of the authorizations to wait for

@@ -1,8 +1,11 @@
 package issuer
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,6 +48,16 @@ type pebble struct {
 	client    *http.Client
 	roots     *x509.CertPool
 	orders    atomic.Int32
+
+	mu     sync.Mutex
+	events []caEvent         // guarded by mu: new orders and finalizations, in order
+	onPost func(path string) // called before each POST is handled; set before use
+}
+
+// caEvent is a new order or a finalization Pebble received, with the names it asked for.
+type caEvent struct {
+	final bool
+	names string // sorted, comma-separated
 }
 
 // startPebble assembles Pebble as its cmd/pebble does, issuing certificates valid for validity
@@ -69,8 +83,8 @@ func startPebble(t *testing.T, httpPort int, resolver string, validity time.Dura
 	p := &pebble{}
 	handler := front.Handler()
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasSuffix(r.URL.Path, "/order-plz") {
-			p.orders.Add(1)
+		if r.Method == http.MethodPost {
+			p.observe(r)
 		}
 		handler.ServeHTTP(w, r)
 	}))
@@ -79,6 +93,61 @@ func startPebble(t *testing.T, httpPort int, resolver string, validity time.Dura
 	p.roots = x509.NewCertPool()
 	p.roots.AddCert(authority.GetRootCert(0).Cert)
 	return p
+}
+
+// observe records the names of a new order or a finalization (from the JWS payload), and calls
+// onPost.
+func (p *pebble) observe(r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	p.mu.Lock()
+	hook := p.onPost
+	p.mu.Unlock()
+	if hook != nil {
+		hook(r.URL.Path)
+	}
+	var jws struct{ Payload string }
+	_ = json.Unmarshal(body, &jws)
+	payload, _ := base64.RawURLEncoding.DecodeString(jws.Payload)
+	var names []string
+	final := strings.Contains(r.URL.Path, "/finalize-order/")
+	switch {
+	case strings.HasSuffix(r.URL.Path, "/order-plz"):
+		p.orders.Add(1)
+		var o struct{ Identifiers []struct{ Value string } }
+		_ = json.Unmarshal(payload, &o)
+		for _, id := range o.Identifiers {
+			names = append(names, id.Value)
+		}
+	case final:
+		var f struct{ CSR string }
+		_ = json.Unmarshal(payload, &f)
+		der, _ := base64.RawURLEncoding.DecodeString(f.CSR)
+		if csr, err := x509.ParseCertificateRequest(der); err == nil {
+			names = csr.DNSNames
+		}
+	default:
+		return
+	}
+	slices.Sort(names)
+	p.mu.Lock()
+	p.events = append(p.events, caEvent{final: final, names: strings.Join(names, ",")})
+	p.mu.Unlock()
+}
+
+// sequence returns, per set of names, its orders ("o") and finalizations ("f") in order.
+func (p *pebble) sequence() map[string]string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string]string{}
+	for _, e := range p.events {
+		if e.final {
+			out[e.names] += "f"
+		} else {
+			out[e.names] += "o"
+		}
+	}
+	return out
 }
 
 // startChallengeDNS serves, over TCP, the TXT values of the DNS-01 records n holds at
@@ -212,13 +281,23 @@ func (nw *network) put(t *testing.T, key, body string) {
 // startIssuer runs an issuer on the network with the master key (which works as an issuer
 // key) until the returned stop is called or the test ends.
 func (nw *network) startIssuer(t *testing.T, logs io.Writer) (stop func()) {
+	stop, _ = nw.startIssuerID(t, logs)
+	return stop
+}
+
+// startIssuerID is startIssuer, and returns the issuer's node id once it serves.
+func (nw *network) startIssuerID(t *testing.T, logs io.Writer) (stop func(), id string) {
 	t.Helper()
 	cfg := dt.LocalConfig()
 	cfg.Keys, cfg.Master, cfg.DataDir, cfg.NoSync = nw.keys, true, t.TempDir(), true
 	cfg.Peers = []string{testnet.Addr(nw.hub)}
+	ids := make(chan string, 1)
 	is, err := New(Config{
-		Host:       nodehost.Config{Node: cfg, Logger: slogTo(logs)},
-		Directory:  nw.ca.directory, HTTPClient: nw.ca.client,
+		Host: nodehost.Config{Node: cfg, Logger: slogTo(logs), Ready: func(r nodehost.Ready) error {
+			ids <- r.ID.String()
+			return nil
+		}},
+		Directory: nw.ca.directory, HTTPClient: nw.ca.client,
 		Nameservers: []string{nw.dnsAddr}, EdgeHTTP: []string{nw.httpAddr},
 		PropagationTimeout: 20 * time.Second, Scan: 100 * time.Millisecond,
 		RetryBase: 500 * time.Millisecond, RetryMax: 2 * time.Second,
@@ -240,7 +319,13 @@ func (nw *network) startIssuer(t *testing.T, logs io.Writer) (stop func()) {
 		})
 	}
 	t.Cleanup(stop)
-	return stop
+	select {
+	case id = <-ids:
+	case err := <-done:
+		done <- err // for stop
+		t.Fatalf("issuer Run: %v", err)
+	}
+	return stop, id
 }
 
 // certificate waits until the hub holds a certificate record under key that opens, and
@@ -339,7 +424,105 @@ func waitNoChallenges(t *testing.T, n *dt.Node) {
 	}
 }
 
-var _ = fmt.Sprintf
+// logsOf collects an issuer's log, shown when the test fails.
+func logsOf(t *testing.T, name string) io.Writer {
+	logs := &syncbuf.Buffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("%s log:\n%s", name, logs.String())
+		}
+	})
+	return logs
+}
+
+// TestRenewalTwoIssuers runs two issuers against a CA issuing 20-second certificates: the
+// zone's certificate is renewed again and again, each before the previous expired, and every
+// name's orders and finalizations alternate (no second order while one is in flight or
+// before the certificate is due).
+func TestRenewalTwoIssuers(t *testing.T) {
+	nw := newNetwork(t, 20*time.Second)
+	nw.put(t, "network/settings", `{"v":1,"cdn_zone":"cdn.dt.test"}`)
+	nw.put(t, "sites/blog", `{"v":1,"name":"blog","hosts":["www.blog.test"]}`)
+	nw.startIssuer(t, logsOf(t, "issuer 1"))
+	nw.startIssuer(t, logsOf(t, "issuer 2"))
+
+	key := netcert.Key("*.cdn.dt.test")
+	var seen []netcert.Record
+	deadline := time.Now().Add(2 * time.Minute)
+	for len(seen) < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d certificates seen, want 3 (two renewals)", len(seen))
+		}
+		if b, err := nw.hub.Get(t.Context(), key); err == nil {
+			if r, err := netcert.ParseAt(key, b); err == nil && (len(seen) == 0 || !bytes.Equal(r.Chain[0], seen[len(seen)-1].Chain[0])) {
+				seen = append(seen, r)
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for i := 1; i < len(seen); i++ {
+		if seen[i].NotBefore > seen[i-1].NotAfter {
+			t.Errorf("certificate %d starts at %d, after certificate %d expired at %d", i, seen[i].NotBefore, i-1, seen[i-1].NotAfter)
+		}
+		if seen[i-1].RenewAfter == 0 || seen[i-1].RenewAfter > seen[i-1].NotAfter {
+			t.Errorf("certificate %d: renew after %d, expires %d", i-1, seen[i-1].RenewAfter, seen[i-1].NotAfter)
+		}
+	}
+	for names, seq := range nw.ca.sequence() {
+		if strings.Contains(seq, "oo") || strings.Contains(seq, "ff") {
+			t.Errorf("%s: orders (o) and finalizations (f) %s; want them alternating", names, seq)
+		}
+	}
+}
+
+// TestSuccessorCompletesOrder stops the issuer holding the lease while its order waits for
+// validation; the other issuer takes over once the lease expires, and the certificate is
+// written.
+func TestSuccessorCompletesOrder(t *testing.T) {
+	nw := newNetwork(t, 0)
+	stops := map[string]func(){}
+	var mu sync.Mutex
+	stopped := make(chan string, 1)
+	nw.ca.mu.Lock()
+	nw.ca.onPost = func(path string) {
+		if !strings.Contains(path, "/chalZ/") {
+			return
+		}
+		b, err := nw.hub.Get(context.Background(), LeaseKey)
+		if err != nil {
+			return
+		}
+		l, err := ParseLease(b)
+		mu.Lock()
+		stop := stops[l.Holder]
+		delete(stops, l.Holder)
+		mu.Unlock()
+		if err == nil && stop != nil && len(stopped) == 0 {
+			stopped <- l.Holder
+			go stop() // the issuer's context ends while Pebble handles its request
+		}
+	}
+	nw.ca.mu.Unlock()
+	for i := range 2 {
+		stop, id := nw.startIssuerID(t, logsOf(t, fmt.Sprintf("issuer %d", i+1)))
+		mu.Lock()
+		stops[id] = stop
+		mu.Unlock()
+	}
+	nw.put(t, "network/settings", `{"v":1,"cdn_zone":"cdn.dt.test"}`)
+	rec := nw.certificate(t, netcert.Key("*.cdn.dt.test"), 2*time.Minute)
+	nw.verify(t, rec, "cdn.dt.test", "x.cdn.dt.test")
+	var first string
+	select {
+	case first = <-stopped:
+	default:
+		t.Fatal("no issuer was stopped mid-order")
+	}
+	b, err := nw.hub.Get(t.Context(), LeaseKey)
+	if l, perr := ParseLease(b); err != nil || perr != nil || l.Holder == first {
+		t.Errorf("lease %s (%v, %v): want it held by the successor, not %s", b, err, perr, first)
+	}
+}
 
 func slogTo(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
