@@ -126,6 +126,7 @@ func commands() []command {
 		{name: "rollback", summary: "make a kept deploy current again", run: runRollback},
 		{name: "site", summary: "add, change or remove a site (dt site add|set|remove NAME)", run: runSite},
 		{name: "sites", summary: "list the sites of the network: names, hosts, current deploys", run: runSites},
+		{name: "issuer", summary: "run a certificate issuer: one ACME client obtaining every certificate of the network", run: runIssuer},
 		{name: "dns", summary: "run a DNS node: answer DNS for the zones the table holds, and GeoDNS for the site", run: runDNS},
 		{name: "dns-publish", summary: "publish a zone file to every DNS node", run: runDNSPublish},
 		{name: "dns-records", summary: "list the DNS records the table holds", run: runDNSRecords},
