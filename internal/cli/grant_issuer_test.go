@@ -73,3 +73,28 @@ func TestGrantCertificates(t *testing.T) {
 		}
 	}
 }
+
+func TestIssuerNeedsAKey(t *testing.T) {
+	keys := keygen(t)
+	dir := filepath.Join(t.TempDir(), "plain")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{dt.NetworkKeyFile, dt.MasterPubKeyFile} {
+		b, err := os.ReadFile(filepath.Join(keys, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := run(t, "", "issuer", "--keys", dir, "--data", t.TempDir(), "--peer", "127.0.0.1:1")
+	if r.code != 1 || !strings.Contains(r.stderr, dt.IssuerKeyFile) {
+		t.Fatalf("issuer without issuer.key or master.key: exit %d, %s", r.code, r.stderr)
+	}
+	r = run(t, "", "issuer", "--keys", keys, "--data", t.TempDir(), "--peer", "127.0.0.1:1", "--acme-root", filepath.Join(keys, dt.MasterPubKeyFile))
+	if r.code != 2 || !strings.Contains(r.stderr, "--acme-root") {
+		t.Fatalf("--acme-root without a certificate: exit %d, %s", r.code, r.stderr)
+	}
+}
