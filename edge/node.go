@@ -5,14 +5,17 @@ import (
 	"errors"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/dt-cdn/dt/blobs"
+	"github.com/dt-cdn/dt/challenge"
 	follow "github.com/dt-cdn/dt/deploy"
 	"github.com/dt-cdn/dt/geoip"
 	"github.com/dt-cdn/dt/internal/certs"
+	"github.com/dt-cdn/dt/netcert"
 	"github.com/dt-cdn/dt/nodehost"
 )
 
@@ -41,6 +44,8 @@ func New(cfg Config) (*Node, error) {
 type parts struct {
 	store *blobs.Store
 	certs *certs.Manager // nil without HTTPS
+	table *netcert.Store // the network's certificates from the table; nil without HTTPS
+	acme  *challenge.Set // the table's ACME challenge answers
 	lns   listeners
 	geo   *geoip.DB // nil without Config.GeoIP, or with a Location
 	svc   *service
@@ -107,17 +112,21 @@ func (e *Node) assemble(h *nodehost.Host, p *parts) error {
 	if p.certs, err = e.certificates(log); err != nil {
 		return err
 	}
+	if err := e.tableParts(h, p); err != nil {
+		return err
+	}
 	// Listening first resolves a :0 port before the public URL is derived from it.
 	if p.lns, err = listen(c.HTTP, c.HTTPS); err != nil {
 		return err
 	}
 	sc := serviceConfig{Node: h.Node(), Blobs: p.store, IPv4: c.IPv4, IPv6: c.IPv6, Location: c.Location,
 		HeartbeatInterval: c.HeartbeatInterval, Version: c.Host.Version, Name: c.Name, StdHTTP1: c.StdHTTP1, StdHTTP2: c.StdHTTP2,
-		MaxConns: c.MaxConns, MaxConnsPerIP: c.MaxConnsPerIP, FDReserve: c.FDReserve, Registerer: h.Registerer(), Logger: log}
+		MaxConns: c.MaxConns, MaxConnsPerIP: c.MaxConnsPerIP, FDReserve: c.FDReserve, Registerer: h.Registerer(), Logger: log,
+		ACME: p.acme}
 	sc.PublicURL = publicURL(c.PublicURL, c.Domains, p.lns.addr(p.lns.http), p.lns.addr(p.lns.https))
 	if p.certs != nil {
-		host, cm := hostOf(sc.PublicURL), p.certs
-		sc.CertExpiry = func() time.Time { t, _ := cm.Expiry(host); return t }
+		cs := certStatus{table: p.table, own: p.certs, host: strings.ToLower(hostOf(sc.PublicURL)), now: time.Now}
+		sc.CertExpiry, sc.CertStates = cs.expiry, cs.states
 	}
 	if c.Location == nil && c.GeoIP != "" {
 		if p.geo, err = geoip.Open(c.GeoIP, geoip.Options{Logger: log}); err != nil {
@@ -130,6 +139,30 @@ func (e *Node) assemble(h *nodehost.Host, p *parts) error {
 	}
 	e.svc.Store(p.svc)
 	return h.Subscribe(p.svc)
+}
+
+// tableParts makes what the edge serves from the table: the ACME challenge answers, and with
+// HTTPS the network's certificates, and subscribes them to the node's events.
+func (e *Node) tableParts(h *nodehost.Host, p *parts) error {
+	var err error
+	if p.acme, err = challenge.NewSet(challenge.SetConfig{Registerer: h.Registerer(), Logger: h.Logger()}); err != nil {
+		return err
+	}
+	if err := h.Subscribe(p.acme); err != nil {
+		return err
+	}
+	if p.certs == nil {
+		return nil
+	}
+	sealer, err := netcert.NewSealer(e.cfg.Host.Node.Keys.Network)
+	if err != nil {
+		return err
+	}
+	p.table, err = netcert.NewStore(netcert.StoreConfig{Sealer: sealer, Load: h.Node().Get, Registerer: h.Registerer(), Logger: h.Logger()})
+	if err != nil {
+		return err
+	}
+	return h.Subscribe(p.table)
 }
 
 // certificates returns the certificate manager for HTTPS (kept in DataDir/certs), or nil
@@ -190,14 +223,15 @@ func (e *Node) startServers(ctx context.Context, wg *sync.WaitGroup, p *parts, l
 	errc := make(chan error, 2)
 	srv := p.svc.Server()
 	if p.lns.https != nil {
-		wg.Go(func() { errc <- srv.Serve(ctx, p.lns.https, p.certs.TLSConfig()) })
+		wg.Go(func() { errc <- srv.Serve(ctx, p.lns.https, p.certs.TLSConfigWith(p.table)) })
 	}
 	if p.lns.http == nil {
 		return errc
 	}
 	if len(e.cfg.Domains) > 0 {
 		// ACME challenges and redirects count against the visitor caps too.
-		wg.Go(func() { errc <- serveHTTP(ctx, srv.Limit(p.lns.http), p.certs.HTTPHandler(nil), log) })
+		h := p.acme.Handler(p.certs.HTTPHandlerWith(nil, p.table))
+		wg.Go(func() { errc <- serveHTTP(ctx, srv.Limit(p.lns.http), h, log) })
 	} else {
 		wg.Go(func() { errc <- srv.Serve(ctx, p.lns.http, nil) })
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dt-cdn/dt/blobs"
+	"github.com/dt-cdn/dt/challenge"
 	follow "github.com/dt-cdn/dt/deploy"
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/heartbeat"
@@ -54,6 +55,9 @@ type serviceConfig struct {
 	HeartbeatInterval time.Duration
 	// CertExpiry returns when the edge's certificate expires. Nil: no certificate (plain HTTP).
 	CertExpiry func() time.Time
+	// CertStates returns every name the edge serves and its certificate's expiry, for the
+	// heartbeat's certificate report. Nil: none (plain HTTP).
+	CertStates func() []heartbeat.CertState
 	// Version and Name are reported in heartbeats (Config.Host.Version, Config.Name).
 	Version, Name string
 	// StdHTTP1, StdHTTP2, MaxConns, MaxConnsPerIP and FDReserve configure the server
@@ -66,6 +70,9 @@ type serviceConfig struct {
 	Logger *slog.Logger
 	// Routes registers further routes before the site (an ACME challenge handler, say).
 	Routes func(r chi.Router)
+	// ACME answers the HTTP-01 challenges the table holds, before the site (on every listener:
+	// a CA may follow a redirect to HTTPS). Nil: none.
+	ACME *challenge.Set
 }
 
 // service is an edge on an open dt node: it follows the current deploy into its blob store,
@@ -90,9 +97,9 @@ type service struct {
 	// beatNow asks for a heartbeat at once (buffered: one pending request is enough).
 	beatNow chan struct{}
 
-	// siteCounts are, for the metrics, the last heartbeat's counts of sites and the bytes of
-	// file data the served deploys hold in memory.
-	siteCounts struct{ sites, lagging, unlisted, memory atomic.Int64 }
+	// siteCounts are, for the metrics, the last heartbeat's counts of sites and certificate
+	// names, and the bytes of file data the served deploys hold in memory.
+	siteCounts gaugeCounts
 
 	located   netip.Addr          // the address Locate was last asked about; only report touches it
 	locatedAt *heartbeat.Location // what Locate answered for it
@@ -134,8 +141,12 @@ func newService(cfg serviceConfig) (*service, error) {
 			}
 		},
 	})
+	var h http.Handler = e.handler
+	if cfg.ACME != nil {
+		h = cfg.ACME.Handler(h)
+	}
 	srv, err := httpserve.New(httpserve.Config{
-		Handler:    e.handler,
+		Handler:    h,
 		Logger:     cfg.Logger,
 		StdHTTP1:   cfg.StdHTTP1,
 		StdHTTP2:   cfg.StdHTTP2,
@@ -148,7 +159,7 @@ func newService(cfg serviceConfig) (*service, error) {
 	}
 	e.server = srv
 	if cfg.Registerer != nil {
-		m, err := newEdgeMetrics(cfg.Registerer, srv.H2Stats(), &e.siteCounts.sites, &e.siteCounts.lagging, &e.siteCounts.unlisted, &e.siteCounts.memory)
+		m, err := newEdgeMetrics(cfg.Registerer, srv.H2Stats(), &e.siteCounts)
 		if err != nil {
 			return nil, err
 		}
@@ -351,6 +362,32 @@ func (e *service) report(h *heartbeat.Heartbeat) {
 			h.CertExpiry = t.UnixMilli()
 		}
 	}
+	if e.cfg.CertStates != nil {
+		states := e.cfg.CertStates()
+		h.SetCerts(states)
+		e.countCerts(h.Certs, states)
+	}
+	if e.cfg.ACME != nil {
+		h.ACME, h.ACMEDigest = e.cfg.ACME.Held()
+	}
+}
+
+// countCerts keeps the certificate report's counts for the metrics: names, those without a
+// valid certificate (a name given twice has one if either is valid), those past the list.
+func (e *service) countCerts(c *heartbeat.Certs, states []heartbeat.CertState) {
+	valid := make(map[string]bool, len(states))
+	for _, s := range states {
+		valid[s.Name] = valid[s.Name] || !s.NotAfter.IsZero()
+	}
+	invalid := 0
+	for _, ok := range valid {
+		if !ok {
+			invalid++
+		}
+	}
+	e.siteCounts.certNames.Store(int64(c.N))
+	e.siteCounts.certInvalid.Store(int64(invalid))
+	e.siteCounts.certsUnlisted.Store(int64(c.More))
 }
 
 // reportSites fills the heartbeat's per-site fields from the deploy each site of the table serves
@@ -481,7 +518,13 @@ type edgeMetrics struct {
 	refused  prometheus.Counter
 }
 
-func newEdgeMetrics(reg prometheus.Registerer, h2s *h2.Stats, sites, lagging, unlisted, memory *atomic.Int64) (*edgeMetrics, error) {
+// gaugeCounts are what the last heartbeat reported, for the edge's gauges.
+type gaugeCounts struct {
+	sites, lagging, unlisted, memory      atomic.Int64
+	certNames, certInvalid, certsUnlisted atomic.Int64
+}
+
+func newEdgeMetrics(reg prometheus.Registerer, h2s *h2.Stats, c *gaugeCounts) (*edgeMetrics, error) {
 	m := &edgeMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "dt", Subsystem: "edge", Name: "requests_total",
 			Help: "Responses of the site, by status code and content coding."}, []string{"code", "encoding"}),
@@ -512,10 +555,13 @@ func newEdgeMetrics(reg prometheus.Registerer, h2s *h2.Stats, sites, lagging, un
 		name, help string
 		v          *atomic.Int64
 	}{
-		{"sites", "Sites of the network the edge serves, as its last heartbeat reported.", sites},
-		{"sites_lagging", "Sites whose current deploy the edge did not serve yet, as its last heartbeat reported.", lagging},
-		{"heartbeat_lagging_unlisted", "Lagging sites the last heartbeat counted in lagging_more, past heartbeat.MaxLagging or MaxLaggingBytes.", unlisted},
-		{"site_memory_bytes", "File data the served deploys of every site hold in memory, each within its share of static.DefaultMemoryBudget (at least MinSiteMemoryBudget).", memory},
+		{"sites", "Sites of the network the edge serves, as its last heartbeat reported.", &c.sites},
+		{"sites_lagging", "Sites whose current deploy the edge did not serve yet, as its last heartbeat reported.", &c.lagging},
+		{"heartbeat_lagging_unlisted", "Lagging sites the last heartbeat counted in lagging_more, past heartbeat.MaxLagging or MaxLaggingBytes.", &c.unlisted},
+		{"site_memory_bytes", "File data the served deploys of every site hold in memory, each within its share of static.DefaultMemoryBudget (at least MinSiteMemoryBudget).", &c.memory},
+		{"cert_names", "Names the edge serves over HTTPS (the table's certificates', its own), as its last heartbeat reported.", &c.certNames},
+		{"cert_names_invalid", "Names the edge serves without a valid certificate, as its last heartbeat reported.", &c.certInvalid},
+		{"heartbeat_certs_unlisted", "Names the last heartbeat counted in certs.more, past heartbeat.MaxCertNames or MaxCertNamesBytes.", &c.certsUnlisted},
 	} {
 		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "dt", Subsystem: "edge", Name: g.name, Help: g.help},
 			func() float64 { return float64(g.v.Load()) }))

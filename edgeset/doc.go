@@ -8,19 +8,24 @@
 // # Eligibility
 //
 // An edge is eligible when it is alive (package heartbeat's Tracker), its last heartbeat is fresh,
-// it serves the current deploy in full, it is not draining, its certificate is valid when its
-// URL is https, it is reachable over the client's IP family, and its configured weight is not
+// it serves the current deploy in full, it is not draining, it holds a valid certificate for the
+// name visitors will use when its URL is https (by its heartbeat's report of names, see
+// SelectOptions.CertName; by cert_expiry for an edge of an earlier release), it is reachable over the client's IP family, and its configured weight is not
 // zero. Select never picks an ineligible edge, however few eligible ones remain.
 //
 // # Sites
 //
 // A network serves many sites (package site: records under "sites/<name>", each site's current
 // deploy under its own key, the site "default" under "site/current"). A Set follows them all
-// (View, Sites) and the per-site part of every heartbeat (SiteReport: the sites an edge lags
-// for, bounded by MaxLagging). SelectSite chooses for one site: for "default" by the edges'
-// Deploy and Synced as Select always did, which edges of every release report; for any other
-// site only among edges that report their sites and do not lag for it (ExcludeSiteLagging). An
-// edge of a release before sites serves "default" alone. Sites.Match finds the site of a Host.
+// (View, Sites) and the per-site part of every heartbeat (SiteReport, from the fields
+// heartbeat.Decode checks: the sites an edge lags for, bounded by heartbeat.MaxLagging, and
+// digests of what it serves and of the current deploys it knows). SelectSite chooses for one
+// site: for "default" by the edges' Deploy and Synced as Select always did, which edges of every
+// release report; for any other site only among edges that heartbeat.Heartbeat.ServesSite says
+// serve its current deploy as the Set knows it (Sites.CurrentsDigest), others being excluded
+// with ExcludeSiteLagging: an edge whose last heartbeat was built before it heard of the site's
+// current deploy is never chosen for it, however late that heartbeat arrives. An edge of a
+// release before sites serves "default" alone. Sites.Match finds the site of a Host.
 //
 // # Liveness
 //

@@ -71,9 +71,12 @@ func exclusionOf(e *heartbeat.Edge, client family, rule deployRule, now time.Tim
 	if reason, detail := rule.exclusion(e); reason != 0 {
 		return "", reason, detail
 	}
+	if https {
+		if ok, detail := certFor(e, certName(url, opts), now); !ok {
+			return "", ExcludeCertificate, detail
+		}
+	}
 	switch {
-	case https && !certValid(e.Last.CertExpiry, now):
-		return "", ExcludeCertificate, ""
 	case edgeFamilies(e, url)&client == 0:
 		return "", ExcludeWrongFamily, ""
 	case !usableWeight(configuredWeight(e, opts.Weights)):
@@ -109,6 +112,36 @@ func maxAge(e *heartbeat.Edge, opts SelectOptions) time.Duration {
 // visitors a browser error page, which is worse than sending them further away.
 func certValid(expiry int64, now time.Time) bool {
 	return expiry != 0 && now.Before(time.UnixMilli(expiry))
+}
+
+// certName is the name visitors will ask the edge's certificate for: opts.CertName, else the
+// host of the edge's origin, lower case.
+func certName(origin string, opts SelectOptions) string {
+	if opts.CertName != "" {
+		return strings.TrimSuffix(strings.ToLower(opts.CertName), ".")
+	}
+	_, rest, _ := strings.Cut(origin, "://")
+	host, _, _ := strings.Cut(rest, "/")
+	if strings.HasPrefix(host, "[") {
+		host, _, _ = strings.Cut(host[1:], "]")
+	} else {
+		host, _, _ = strings.Cut(host, ":")
+	}
+	return strings.ToLower(host)
+}
+
+// certFor reports whether the edge holds a valid certificate for name at now, and when it does
+// not, a detail naming the name (empty when the edge judged by CertExpiry alone). An edge that
+// reports its names (heartbeat.Certs) is judged by them, a wildcard of name's parent counting; one
+// of an earlier release by CertExpiry, the certificate of its own host, as before.
+func certFor(e *heartbeat.Edge, name string, now time.Time) (bool, string) {
+	if valid, known := e.Last.Certs.ValidFor(name, now); known {
+		if valid {
+			return true, ""
+		}
+		return false, "no valid certificate for " + name
+	}
+	return certValid(e.Last.CertExpiry, now), ""
 }
 
 // usableWeight reports whether a configured weight lets an edge take visitors.

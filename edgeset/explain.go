@@ -116,6 +116,9 @@ func exclusionDetail(x Exclusion, c Client, now time.Time) string {
 	case ExcludeNotSynced:
 		return "still syncing deploy " + quoteOrNone(e.Last.Deploy)
 	case ExcludeCertificate:
+		if x.detail != "" {
+			return x.detail
+		}
 		if e.Last.CertExpiry == 0 {
 			return "no certificate reported"
 		}

@@ -24,7 +24,9 @@ const (
 	// ExcludeSiteLagging: the choice is for a site other than the default one, and the edge
 	// does not serve that site's current deploy by its heartbeats (see SelectSite).
 	ExcludeSiteLagging
-	// ExcludeCertificate: the edge's URL is https and its certificate is absent or expired.
+	// ExcludeCertificate: the edge's URL is https and it holds no valid certificate for the
+	// name visitors will use (SelectOptions.CertName, else its URL's host): by its report of
+	// names, or for an edge of an earlier release by CertExpiry.
 	ExcludeCertificate
 	// ExcludeWrongFamily: the edge cannot be reached over the client's IP family (see
 	// edgeFamilies).

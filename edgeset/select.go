@@ -60,6 +60,12 @@ type SelectOptions struct {
 	// top-level functions). Select calls Uint64 at most once; a Rand shared between goroutines
 	// must be safe for concurrent use (a *rand.Rand is not).
 	Rand rand.Source
+	// CertName is the name visitors will reach the chosen edge by, whose certificate an https
+	// edge must hold valid (by its heartbeat's report of names, see heartbeat.Certs.ValidFor):
+	// GeoDNS answers for a site's own name, so visitors ask the edge for that name. Empty: the
+	// host of the edge's own URL, where the redirector sends them (a name under the CDN zone is
+	// then covered by the zone's wildcard).
+	CertName string
 }
 
 // Decision is the outcome of Select.
@@ -105,7 +111,8 @@ type Exclusion struct {
 	// Edge points into the edges given to Select.
 	Edge   *heartbeat.Edge
 	Reason ExcludeReason
-	// detail says what made a rule fail when the edge alone cannot tell (ExcludeSiteLagging).
+	// detail says what made a rule fail when the edge alone cannot tell (ExcludeSiteLagging,
+	// ExcludeCertificate for a name other than its own).
 	detail string
 }
 

@@ -68,21 +68,12 @@ type Set struct {
 	// newer one.
 	snapMu sync.Mutex
 
-	// sitesMu guards the sites and reports. Lock order: snapMu, then sitesMu.
+	// sitesMu guards the site records. Lock order: snapMu, then sitesMu.
 	sitesMu sync.Mutex
 	recs    siteRecords           // guarded by sitesMu
-	reports map[string]nodeReport // guarded by sitesMu: by node id
 	sites   atomic.Pointer[Sites] // built from recs on every change of a site
 
 	refused prometheus.Counter // heartbeats whose per-site fields were refused
-}
-
-// nodeReport is an edge's latest per-site report and the heartbeat it came in, so that an older
-// heartbeat arriving late does not replace it.
-type nodeReport struct {
-	report SiteReport
-	time   int64
-	seq    uint64
 }
 
 // New builds a Set; Run starts following liveness. It fails when Node is missing or the
@@ -106,8 +97,7 @@ func New(cfg Config) (*Set, error) {
 	if cfg.Probe == nil {
 		cfg.Probe = probeHealth(&http.Client{Timeout: DefaultProbeTimeout})
 	}
-	s := &Set{cfg: cfg, log: cfg.Logger, reports: map[string]nodeReport{},
-		recs: siteRecords{records: map[string]site.Record{}, currents: map[string]string{}, since: map[string]time.Time{}}}
+	s := &Set{cfg: cfg, log: cfg.Logger, recs: siteRecords{records: map[string]site.Record{}, currents: map[string]string{}}}
 	s.tracker = heartbeat.NewTracker(heartbeat.Config{Interval: cfg.HeartbeatInterval, Probe: cfg.Probe})
 	empty, none := []heartbeat.Edge{}, ""
 	s.snapshot.Store(&empty)
@@ -115,7 +105,7 @@ func New(cfg Config) (*Set, error) {
 	s.sites.Store(s.recs.build())
 	s.view.Store(&View{Edges: empty, Reports: map[string]SiteReport{}, Sites: s.sites.Load()})
 	s.refused = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "dt", Subsystem: "redirector",
-		Name: "site_reports_refused_total", Help: "Heartbeats whose per-site fields were malformed or over their bounds (MaxLagging); their edges count for the default site only."})
+		Name: "site_reports_refused_total", Help: "Heartbeats whose per-site fields were malformed or over their bounds (heartbeat.MaxLagging); their edges count for the default site only."})
 	if cfg.Registerer != nil {
 		for _, c := range []prometheus.Collector{&edgeCollector{s: s, desc: edgesGauge()}, s.refused} {
 			if err := cfg.Registerer.Register(c); err != nil {
@@ -172,9 +162,12 @@ func (s *Set) HandleEvent(ev dt.Event) {
 			s.log.Warn("Bad heartbeat", slog.Any("from", ev.From), slog.Any("err", err))
 			return
 		}
-		now := time.Now()
-		s.tracker.Observe(ev.From.String(), h, now)
-		s.observeReport(ev.From.String(), h, ev.Object, now)
+		if h.SitesRefused != nil {
+			// The edge counts for DefaultSite alone, by the fields every release reports.
+			s.refused.Inc()
+			s.log.Warn("Bad per-site heartbeat fields", slog.Any("from", ev.From), slog.Any("err", h.SitesRefused))
+		}
+		s.tracker.Observe(ev.From.String(), h, time.Now())
 		// A heartbeat may make an edge eligible (it now serves the current deploy) without any
 		// change of state the refresh loop would wake for: visitors should not wait for its tick.
 		s.refreshSnapshot()
@@ -222,30 +215,19 @@ func (s *Set) refresh(ctx context.Context) {
 	}
 }
 
-// refreshSnapshot replaces the snapshot with the tracker's edges, and the view with them, their
-// reports (of the tracked edges only, so forgotten edges' go too) and the sites.
+// refreshSnapshot replaces the snapshot with the tracker's edges, and the view with them, the
+// per-site reports of their last heartbeats (the tracker keeps the newest of each edge) and the
+// sites.
 func (s *Set) refreshSnapshot() {
 	s.snapMu.Lock()
 	defer s.snapMu.Unlock()
 	edges := s.tracker.Edges()
 	s.snapshot.Store(&edges)
 	reports := make(map[string]SiteReport, len(edges))
-	s.sitesMu.Lock()
 	for _, e := range edges {
-		if r, ok := s.reports[e.Node]; ok {
-			reports[e.Node] = r.report
-		}
+		reports[e.Node] = ReportOf(e.Last)
 	}
-	if len(s.reports) > len(reports) {
-		for node := range s.reports {
-			if _, ok := reports[node]; !ok {
-				delete(s.reports, node)
-			}
-		}
-	}
-	sites := s.sites.Load()
-	s.sitesMu.Unlock()
-	s.view.Store(&View{Edges: edges, Reports: reports, Sites: sites})
+	s.view.Store(&View{Edges: edges, Reports: reports, Sites: s.sites.Load()})
 }
 
 // View returns the edges, their per-site reports and the sites as of the last heartbeat or

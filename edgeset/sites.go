@@ -20,9 +20,6 @@ type Site struct {
 	Implicit bool     `json:"implicit,omitempty"`
 	// Current is its current deploy (64 hex), empty while it has none.
 	Current string `json:"current_deploy"`
-	// Since is when the Set learned Current. An edge's heartbeat received before then cannot
-	// tell whether the edge serves it, except for DefaultSite (see SelectSite).
-	Since time.Time `json:"-"`
 }
 
 // Sites is the network's sites at one moment and the index of their hosts. It is not modified
@@ -30,10 +27,16 @@ type Site struct {
 type Sites struct {
 	list  []Site // sorted by name
 	hosts *site.Hosts
+	// currents is heartbeat.CurrentsDigest of the sites' current deploys: what an edge reports
+	// when it knows the same ones (see heartbeat.Heartbeat.ServesSite).
+	currents string
 }
 
 // List returns the sites, sorted by name. Callers must not modify it.
 func (s *Sites) List() []Site { return s.list }
+
+// CurrentsDigest returns heartbeat.CurrentsDigest of the sites' current deploys.
+func (s *Sites) CurrentsDigest() string { return s.currents }
 
 // Lookup returns the site named name.
 func (s *Sites) Lookup(name string) (Site, bool) {
@@ -65,8 +68,7 @@ type View struct {
 // siteRecords is what a Set holds of the sites, guarded by Set.sitesMu.
 type siteRecords struct {
 	records  map[string]site.Record
-	currents map[string]string    // site -> deploy
-	since    map[string]time.Time // site -> when its current changed
+	currents map[string]string // site -> deploy
 }
 
 // build makes the Sites the records say exist: every site with a record, and DefaultSite when
@@ -74,11 +76,11 @@ type siteRecords struct {
 func (r *siteRecords) build() *Sites {
 	list := make([]Site, 0, len(r.records)+1)
 	for name, rec := range r.records {
-		list = append(list, Site{Name: name, Hosts: rec.Hosts, Current: r.currents[name], Since: r.since[name]})
+		list = append(list, Site{Name: name, Hosts: rec.Hosts, Current: r.currents[name]})
 	}
 	if _, ok := r.records[site.DefaultSite]; !ok {
 		if cur, ok := r.currents[site.DefaultSite]; ok {
-			list = append(list, Site{Name: site.DefaultSite, Hosts: []string{}, Implicit: true, Current: cur, Since: r.since[site.DefaultSite]})
+			list = append(list, Site{Name: site.DefaultSite, Hosts: []string{}, Implicit: true, Current: cur})
 		}
 	}
 	return NewSites(list)
@@ -90,56 +92,53 @@ func (r *siteRecords) build() *Sites {
 func NewSites(list []Site) *Sites {
 	slices.SortFunc(list, func(a, b Site) int { return strings.Compare(a.Name, b.Name) })
 	recs := make([]site.Record, 0, len(list))
+	currents := make(map[string]string, len(list))
 	implicit := false
 	for _, s := range list {
+		currents[s.Name] = s.Current
 		if s.Implicit && s.Name == site.DefaultSite && len(s.Hosts) == 0 {
 			implicit = true
 			continue
 		}
 		recs = append(recs, site.Record{V: 1, Name: s.Name, Hosts: s.Hosts})
 	}
-	return &Sites{list: list, hosts: site.NewHosts(recs, implicit)}
+	return &Sites{list: list, hosts: site.NewHosts(recs, implicit), currents: heartbeat.CurrentsDigest(currents)}
 }
 
 // SelectSite is Select for one site: only edges that serve s's current deploy are eligible.
 // For DefaultSite that is Select's rule as it always was (the edge's Deploy and Synced), which
-// edges of every release report. For any other site the edge must report its sites (an edge of
-// an earlier release serves DefaultSite only), not list s among its lagging sites nor report
-// more lagging sites than it lists, and its last heartbeat must have arrived no earlier than the
-// Set learned s's current deploy, since until then the edge may not have had it either;
+// edges of every release report. For any other site it is heartbeat.Heartbeat.ServesSite
+// against v.Sites' current deploys: the edge serves every one of them, or knows the same ones
+// and does not list s among its lagging sites nor lag on more sites than it lists. An edge
+// whose last heartbeat was built before it heard of s's current deploy is never eligible for s;
 // otherwise the edge is excluded with ExcludeSiteLagging. v.Reports is read, not kept.
 func SelectSite(v *View, s Site, client Client, now time.Time, opts SelectOptions) Decision {
 	if s.Name == site.DefaultSite {
 		return Select(v.Edges, client, s.Current, now, opts)
 	}
+	expected := v.Sites.CurrentsDigest()
 	return choose(v.Edges, client, now, opts, deployRule{site: func(e *heartbeat.Edge) (ExcludeReason, string) {
-		return siteExclusion(e, v.Reports, s)
+		return siteExclusion(e, v.Reports, s, expected)
 	}})
 }
 
-// Details of ExcludeSiteLagging, for people reading the explain endpoint.
-const (
-	detailOldRelease = "reports no sites: an edge of an earlier release, serving only the default site"
-	detailListed     = "lists the site as lagging"
-	detailMore       = "lags for more sites than its heartbeat lists"
-	detailBefore     = "no heartbeat since the site's current deploy"
-)
+// Details of ExcludeSiteLagging, by verdict, for people reading the explain endpoint.
+var siteDetails = map[heartbeat.SiteVerdict]string{
+	heartbeat.ReportsNoSites: "reports no sites: an edge of an earlier release, serving only the default site",
+	heartbeat.LagsListed:     "lists the site as lagging",
+	heartbeat.LagsUnlisted:   "lags for more sites than its heartbeat lists",
+	heartbeat.OtherCurrents:  "its last heartbeat names other current deploys than this node knows: one of them has not heard of a publish yet",
+}
 
-// siteExclusion is the deploy rule of SelectSite for a site other than DefaultSite.
-func siteExclusion(e *heartbeat.Edge, reports map[string]SiteReport, s Site) (ExcludeReason, string) {
+// siteExclusion is the deploy rule of SelectSite for a site other than DefaultSite; expected is
+// heartbeat.CurrentsDigest of every site's current deploy.
+func siteExclusion(e *heartbeat.Edge, reports map[string]SiteReport, s Site, expected string) (ExcludeReason, string) {
 	if s.Current == "" {
 		return ExcludeOldDeploy, ""
 	}
-	r, ok := reports[e.Node]
-	switch {
-	case !ok || !r.Reports:
-		return ExcludeSiteLagging, detailOldRelease
-	case r.LaggingMore > 0:
-		return ExcludeSiteLagging, detailMore
-	case r.lags(s.Name):
-		return ExcludeSiteLagging, detailListed
-	case e.LastSeen.Before(s.Since):
-		return ExcludeSiteLagging, detailBefore
+	r := reports[e.Node]
+	if v := r.verdict(s.Name, expected); v != heartbeat.Serves {
+		return ExcludeSiteLagging, siteDetails[v]
 	}
 	return 0, ""
 }
@@ -154,24 +153,6 @@ func Serving(v *View, s Site, now time.Time, opts SelectOptions) []string {
 	}
 	slices.Sort(out)
 	return out
-}
-
-// observeReport keeps the per-site report of node's heartbeat h (its bytes b), unless an older
-// heartbeat than the one kept. A report that does not parse is counted and kept as none: the
-// edge then counts for DefaultSite alone, by the fields every release reports.
-func (s *Set) observeReport(node string, h heartbeat.Heartbeat, b []byte, now time.Time) {
-	r, err := ParseSiteReport(b)
-	if err != nil {
-		s.refused.Inc()
-		s.log.Warn("Bad per-site heartbeat fields", slog.String("from", node), slog.Any("err", err))
-		r = SiteReport{}
-	}
-	s.sitesMu.Lock()
-	defer s.sitesMu.Unlock()
-	if old, ok := s.reports[node]; ok && (h.Time < old.time || h.Time == old.time && h.Seq <= old.seq) {
-		return
-	}
-	s.reports[node] = nodeReport{report: r, time: h.Time, seq: h.Seq}
 }
 
 // addRecord takes the record of site name.
@@ -191,10 +172,7 @@ func (s *Set) addRecord(name string, b []byte) {
 // setCurrent takes site name's current deploy.
 func (s *Set) setCurrent(name, deploy string) {
 	s.changeSites(func(recs *siteRecords) {
-		if recs.currents[name] != deploy {
-			recs.currents[name] = deploy
-			recs.since[name] = time.Now()
-		}
+		recs.currents[name] = deploy
 	})
 }
 
@@ -207,7 +185,7 @@ func (s *Set) removeSiteKey(key string) {
 		return
 	}
 	if name, ok := site.ParseCurrentKey(key); ok && name != site.DefaultSite {
-		s.changeSites(func(recs *siteRecords) { delete(recs.currents, name); delete(recs.since, name) })
+		s.changeSites(func(recs *siteRecords) { delete(recs.currents, name) })
 	}
 }
 

@@ -2,7 +2,6 @@ package edgeset_test
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -22,20 +21,20 @@ import (
 )
 
 // threeSites is a network of the default site (implicit, served through Deploy and Synced),
-// blog and docs, learned a minute before fleet.Now.
+// blog and docs.
 func threeSites() *edgeset.Sites {
-	since := fleet.Now.Add(-time.Minute)
 	return edgeset.NewSites([]edgeset.Site{
-		{Name: site.DefaultSite, Hosts: []string{}, Implicit: true, Current: fleet.Current, Since: since},
-		{Name: "blog", Hosts: []string{"blog.example.com"}, Current: "blog-2", Since: since},
-		{Name: "docs", Hosts: []string{"*.docs.example.com"}, Current: "docs-1", Since: since},
+		{Name: site.DefaultSite, Hosts: []string{}, Implicit: true, Current: fleet.Current},
+		{Name: "blog", Hosts: []string{"blog.example.com"}, Current: "blog-2"},
+		{Name: "docs", Hosts: []string{"*.docs.example.com"}, Current: "docs-1"},
 	})
 }
 
 // TestSelectSite checks the per-site rule: an edge lagging for a site is excluded for that site
 // alone, an edge that lists more lagging sites than it sends is excluded for every site but the
-// default one, and an edge of the previous release (no per-site fields) counts for the default
-// site only.
+// default one, an edge that has not heard of blog's current deploy ("before") is excluded for
+// every site but the default one, and an edge of the previous release (no per-site fields)
+// counts for the default site only.
 func TestSelectSite(t *testing.T) {
 	edges := []heartbeat.Edge{
 		fleet.Live("all", fleet.Amsterdam),
@@ -43,14 +42,18 @@ func TestSelectSite(t *testing.T) {
 		fleet.Live("overflow", fleet.Amsterdam),
 		fleet.Live("old-release", fleet.Amsterdam),
 		fleet.With(fleet.Live("default-lags", fleet.Amsterdam), func(e *heartbeat.Edge) { e.Last.Deploy = fleet.Old }),
-		fleet.With(fleet.Live("before", fleet.Amsterdam), func(e *heartbeat.Edge) { e.LastSeen = fleet.Now.Add(-2 * time.Minute) }),
+		fleet.Live("before", fleet.Amsterdam),
 	}
-	v := &edgeset.View{Edges: edges, Sites: threeSites(), Reports: map[string]edgeset.SiteReport{
-		"all":          {Reports: true, Sites: 3},
-		"blog-lags":    {Reports: true, Sites: 3, Lagging: []edgeset.LaggingSite{{Site: "blog", Deploy: "0123456789ab"}}},
-		"overflow":     {Reports: true, Sites: 40, Lagging: []edgeset.LaggingSite{{Site: "a"}}, LaggingMore: 5},
-		"default-lags": {Reports: true, Sites: 3, Lagging: []edgeset.LaggingSite{{Site: "default"}}},
-		"before":       {Reports: true, Sites: 3},
+	sites := threeSites()
+	knows := sites.CurrentsDigest()
+	before := heartbeat.CurrentsDigest(map[string]string{site.DefaultSite: fleet.Current, "blog": "blog-1", "docs": "docs-1"})
+	serves := heartbeat.SitesDigest([]heartbeat.SiteState{{Site: site.DefaultSite, Served: fleet.Current}, {Site: "blog", Served: "blog-1"}, {Site: "docs", Served: "docs-1"}})
+	v := &edgeset.View{Edges: edges, Sites: sites, Reports: map[string]edgeset.SiteReport{
+		"all":          {Reports: true, Sites: 3, Digest: knows, CurrentDigest: knows},
+		"blog-lags":    {Reports: true, Sites: 3, Lagging: []edgeset.LaggingSite{{Site: "blog", Deploy: "0123456789ab"}}, Digest: "0123456789abcdef", CurrentDigest: knows},
+		"overflow":     {Reports: true, Sites: 40, Lagging: []edgeset.LaggingSite{{Site: "a"}}, LaggingMore: 5, Digest: "0123456789abcdef", CurrentDigest: knows},
+		"default-lags": {Reports: true, Sites: 3, Lagging: []edgeset.LaggingSite{{Site: "default"}}, Digest: "0123456789abcdef", CurrentDigest: knows},
+		"before":       {Reports: true, Sites: 3, Digest: serves, CurrentDigest: before},
 	}}
 	opts := edgeset.SelectOptions{MaxAge: time.Hour}
 	want := map[string][]string{
@@ -87,7 +90,7 @@ func TestSelectSite(t *testing.T) {
 		details[ex.Node] = ex.Detail
 	}
 	for node, frag := range map[string]string{"old-release": "earlier release", "blog-lags": "lists the site",
-		"overflow": "more sites", "before": "no heartbeat since"} {
+		"overflow": "more sites", "before": "other current deploys"} {
 		if !strings.Contains(details[node], frag) {
 			t.Errorf("%s: detail %q lacks %q", node, details[node], frag)
 		}
@@ -110,62 +113,6 @@ func TestSitesMatch(t *testing.T) {
 	if s, ok := noDefault.Match("example.org"); ok {
 		t.Errorf("unclaimed host matched %q without a default site", s.Name)
 	}
-}
-
-func TestParseSiteReport(t *testing.T) {
-	r, err := edgeset.ParseSiteReport([]byte(`{"type":"heartbeat","deploy":"x","synced":true}`))
-	if err != nil || r.Reports {
-		t.Errorf("previous release: %+v, %v", r, err)
-	}
-	r, err = edgeset.ParseSiteReport([]byte(`{"sites":1000,"lagging":[{"site":"a","deploy":""},{"site":"b","deploy":"0123456789ab"}],` +
-		`"lagging_more":3,"sites_digest":"0123456789abcdef"}`))
-	if err != nil || !r.Reports || r.Sites != 1000 || len(r.Lagging) != 2 || r.LaggingMore != 3 {
-		t.Errorf("%+v, %v", r, err)
-	}
-	var long strings.Builder
-	long.WriteString(`{"sites":40,"lagging":[`)
-	for i := range edgeset.MaxLagging + 1 {
-		if i > 0 {
-			long.WriteString(",")
-		}
-		fmt.Fprintf(&long, `{"site":"s%02d","deploy":""}`, i)
-	}
-	long.WriteString(`]}`)
-	for _, bad := range []string{
-		`{"sites":-1}`,
-		`{"sites":2,"lagging_more":-1}`,
-		`{"sites":2,"lagging":[{"site":"b","deploy":""},{"site":"a","deploy":""}]}`,
-		`{"sites":2,"lagging":[{"site":"a","deploy":""},{"site":"a","deploy":""}]}`,
-		`{"sites":2,"lagging":[{"site":"A","deploy":""}]}`,
-		`{"sites":2,"lagging":[{"site":"a","deploy":"0123456789abc"}]}`,
-		`{"sites":2,"sites_digest":"0123"}`,
-		`{"sites":"2"}`,
-		long.String(),
-	} {
-		if _, err := edgeset.ParseSiteReport([]byte(bad)); !errors.Is(err, edgeset.ErrInvalidReport) {
-			t.Errorf("%.60s: %v", bad, err)
-		}
-	}
-}
-
-// FuzzParseSiteReport checks that an accepted report keeps its bounds.
-func FuzzParseSiteReport(f *testing.F) {
-	f.Add([]byte(`{"sites":3,"lagging":[{"site":"blog","deploy":"0123456789ab"}],"lagging_more":1,"sites_digest":"0123456789abcdef"}`))
-	f.Add([]byte(`{"type":"heartbeat"}`))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		r, err := edgeset.ParseSiteReport(b)
-		if err != nil {
-			return
-		}
-		if r.Sites < 0 || r.LaggingMore < 0 || len(r.Lagging) > edgeset.MaxLagging {
-			t.Fatalf("out of bounds: %+v", r)
-		}
-		for i, l := range r.Lagging {
-			if site.CheckSiteName(l.Site) != nil || len(l.Deploy) > 12 || i > 0 && r.Lagging[i-1].Site >= l.Site {
-				t.Fatalf("entry %d: %+v", i, l)
-			}
-		}
-	})
 }
 
 // TestSetFollowsSites feeds a Set the records, pointers and heartbeats a network would bring and
@@ -199,7 +146,10 @@ func TestSetFollowsSites(t *testing.T) {
 		from[0], from[15] = 0xed, i
 		s.HandleEvent(dt.Event{Type: dt.EventMessageReceived, From: from, Object: b})
 	}
-	beat(1, "new", `"sites":2,"sites_digest":"0123456789abcdef"`)
+	// An edge of the release before current_digest serving every current deploy, so its
+	// sites_digest is the one the Set expects.
+	all := heartbeat.CurrentsDigest(map[string]string{site.DefaultSite: def.String(), "blog": blog.String()})
+	beat(1, "new", `"sites":2,"sites_digest":"`+all+`"`)
 	beat(2, "lags", `"sites":2,"lagging":[{"site":"blog","deploy":""}]`)
 	beat(3, "old", "")
 	serving := func() (map[string][]string, error) {
@@ -280,7 +230,7 @@ func TestSetRefusesOverlongReport(t *testing.T) {
 		s.HandleEvent(dt.Event{Type: dt.EventObjectAdded, Key: key, Object: b})
 	}
 	var lagging []string
-	for i := range edgeset.MaxLagging + 1 {
+	for i := range heartbeat.MaxLagging + 1 {
 		lagging = append(lagging, fmt.Sprintf(`{"site":"s%02d","deploy":""}`, i))
 	}
 	b, err := heartbeat.Encode(heartbeat.Heartbeat{Seq: 1, Time: time.Now().UnixMilli(), PublicURL: "http://e.example",
@@ -298,4 +248,65 @@ func TestSetRefusesOverlongReport(t *testing.T) {
 			t.Errorf("%s served by %v, want %d edges", st.Name, st.Serving, want)
 		}
 	}
+}
+
+// TestSetRaceOfPointerAndHeartbeat: an edge builds a heartbeat while it still knows blog's
+// previous deploy, and the Set learns blog's new one before that heartbeat arrives. However late
+// it arrives, the heartbeat does not count the edge for blog; it still counts for docs, on which
+// the edge lags throughout, and for the default site. Once the edge hears of the new deploy it
+// lists blog as lagging until it serves it.
+func TestSetRaceOfPointerAndHeartbeat(t *testing.T) {
+	s := runSet(t, edgeset.Config{})
+	add := func(key string, v any) {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.HandleEvent(dt.Event{Type: dt.EventObjectAdded, Key: key, Object: b})
+	}
+	id := func(s string) site.DeployID { return site.DeployIDOf([]byte(s)) }
+	add(site.CurrentKey, site.Current{Deploy: id("default"), Time: time.Now()})
+	for _, name := range []string{"blog", "docs"} {
+		add(site.RecordKey(name), site.Record{V: 1, Name: name, Hosts: []string{name + ".example.com"}})
+	}
+	add(site.CurrentKeyOf("blog"), site.Current{Deploy: id("blog v1"), Time: time.Now()})
+	add(site.CurrentKeyOf("docs"), site.Current{Deploy: id("docs v2"), Time: time.Now()})
+	seq := uint64(0)
+	beat := func(blogCurrent, blogServed string) heartbeat.Heartbeat {
+		seq++
+		h := heartbeat.Heartbeat{Seq: seq, Time: time.Now().UnixMilli() + int64(seq), PublicURL: "http://e.example",
+			Deploy: id("default").String(), Synced: true}
+		h.SetSites([]heartbeat.SiteState{
+			{Site: site.DefaultSite, Current: id("default").String(), Served: id("default").String()},
+			{Site: "blog", Current: id(blogCurrent).String(), Served: id(blogServed).String()},
+			{Site: "docs", Current: id("docs v2").String(), Served: id("docs v1").String()},
+		})
+		return h
+	}
+	serving := func() map[string]int {
+		out := map[string]int{}
+		for _, st := range s.Status().Sites {
+			out[st.Name] = len(st.Serving)
+		}
+		return out
+	}
+	check := func(when string, want map[string]int) {
+		t.Helper()
+		if got := serving(); !maps.Equal(got, want) {
+			t.Errorf("%s: edges serving %v, want %v", when, got, want)
+		}
+	}
+	deliver(t, s, 1, beat("blog v1", "blog v1"))
+	check("before the publish", map[string]int{"default": 1, "blog": 1, "docs": 0})
+
+	stale := beat("blog v1", "blog v1") // built before the edge hears of blog v2
+	add(site.CurrentKeyOf("blog"), site.Current{Deploy: id("blog v2"), Time: time.Now()})
+	check("the Set told of blog v2", map[string]int{"default": 1, "blog": 0, "docs": 0})
+	deliver(t, s, 1, stale)
+	check("a heartbeat built before the edge heard of blog v2", map[string]int{"default": 1, "blog": 0, "docs": 0})
+
+	deliver(t, s, 1, beat("blog v2", "blog v1"))
+	check("the edge fetching blog v2", map[string]int{"default": 1, "blog": 0, "docs": 0})
+	deliver(t, s, 1, beat("blog v2", "blog v2"))
+	check("the edge serving blog v2", map[string]int{"default": 1, "blog": 1, "docs": 0})
 }

@@ -84,14 +84,33 @@ type Heartbeat struct {
 	Lagging     []Lag  `json:"lagging,omitempty"`
 	LaggingMore int    `json:"lagging_more,omitempty"`
 	SitesDigest string `json:"sites_digest,omitempty"`
+	// CurrentDigest is CurrentsDigest of the current deploys the edge knows (DigestLen hex
+	// digits): a receiver that knows the same ones learns from it that the edge has heard of
+	// every publish it has, so that a site missing from Lagging is served (see ServesSite).
+	// Empty in heartbeats of earlier releases, whose readers ignore it, and with SitesDigest.
+	CurrentDigest string `json:"current_digest,omitempty"`
+	// SitesRefused is set by Decode when the per-site fields were malformed and dropped, for
+	// receivers to count; it is not sent.
+	SitesRefused error `json:"-"`
 
 	Objects  int64  `json:"objects"`
 	Bytes    int64  `json:"bytes"`
 	DiskFree uint64 `json:"disk_free"`
 	Load     Load   `json:"load"`
 
-	// CertExpiry is when the edge's TLS certificate expires (zero: no certificate, plain HTTP).
+	// CertExpiry is when the edge's TLS certificate for its public URL's host expires, in Unix
+	// milliseconds, whether from the table or its own (zero: no certificate, plain HTTP).
 	CertExpiry int64 `json:"cert_expiry,omitempty"`
+	// Certs reports every name the edge serves and its certificate's expiry (see Certs and
+	// SetCerts). Nil in heartbeats of earlier releases, whose readers ignore it; receivers then
+	// judge the edge by CertExpiry alone.
+	Certs *Certs `json:"certs,omitempty"`
+	// ACME counts the live ACME challenge records (the table's acme/ answers) the edge holds, and
+	// ACMEDigest is challenge.Digest of their table keys: an issuer compares it with the digest
+	// of the live records it wrote, to tell the CA to validate only once every live edge can
+	// answer. Both are empty in heartbeats of earlier releases.
+	ACME       int    `json:"acme,omitempty"`
+	ACMEDigest string `json:"acme_digest,omitempty"`
 	// Draining is set on graceful shutdown: send no new visitors here.
 	Draining bool `json:"draining,omitempty"`
 	// IntervalMS is the sender's heartbeat interval in milliseconds, between MinInterval and
@@ -146,7 +165,9 @@ func Encode(h Heartbeat) ([]byte, error) {
 // Decode parses a dt message payload. It returns ErrNotHeartbeat for other messages and
 // ErrInvalid for heartbeats that are malformed; it never trusts the payload's values further
 // than validate checks them. A heartbeat whose per-site fields (Sites, Lagging, LaggingMore,
-// SitesDigest) are malformed is returned without them, as from an edge of an earlier release.
+// SitesDigest, CurrentDigest) are malformed is returned without them, as from an edge of an
+// earlier release, with SitesRefused saying why; so is one whose certificate report (Certs, ACME,
+// ACMEDigest) is, without it.
 func Decode(b []byte) (Heartbeat, error) {
 	var h Heartbeat
 	if len(b) > MaxSize {
@@ -167,11 +188,15 @@ func Decode(b []byte) (Heartbeat, error) {
 	if err := h.validateBase(); err != nil {
 		return h, err
 	}
-	if h.validateSites() != nil {
+	if err := h.validateSites(); err != nil {
 		// Malformed per-site fields cost the edge its report of sites, not its heartbeat: it
 		// counts as an edge of an earlier release (the default site's Deploy and Synced only).
-		// Receivers that count such reports read them from the payload themselves.
-		h.Sites, h.Lagging, h.LaggingMore, h.SitesDigest = 0, nil, 0, ""
+		h.Sites, h.Lagging, h.LaggingMore, h.SitesDigest, h.CurrentDigest = 0, nil, 0, "", ""
+		h.SitesRefused = err
+	}
+	if h.validateCerts() != nil {
+		// Likewise, a malformed certificate report leaves the edge judged by CertExpiry.
+		h.Certs, h.ACME, h.ACMEDigest = nil, 0, ""
 	}
 	return h, nil
 }
@@ -181,7 +206,21 @@ func (h *Heartbeat) validate() error {
 	if err := h.validateBase(); err != nil {
 		return err
 	}
+	if err := h.validateCerts(); err != nil {
+		return err
+	}
 	return h.validateSites()
+}
+
+// validateCerts checks the certificate report and the challenge count and digest.
+func (h *Heartbeat) validateCerts() error {
+	if err := h.Certs.validate(); err != nil {
+		return err
+	}
+	if h.ACME < 0 || h.ACMEDigest != "" && (len(h.ACMEDigest) != DigestLen || !isHex(h.ACMEDigest)) {
+		return fmt.Errorf("%w: acme %d, digest %q", ErrInvalid, h.ACME, h.ACMEDigest)
+	}
+	return nil
 }
 
 // validateBase checks ranges, so that no consumer has to: a URL it can redirect to, a real

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 )
 
 func sample() Heartbeat {
@@ -101,6 +102,11 @@ func FuzzDecode(f *testing.F) {
 	withSites.SetSites([]SiteState{{Site: "blog", Current: "ab"}, {Site: "default"}})
 	b, _ = Encode(withSites)
 	f.Add(b)
+	withCerts := sample()
+	withCerts.SetCerts([]CertState{{Name: "*.cdn.example.com", NotAfter: time.Unix(1_800_000_000, 0)}, {Name: "e1.example.com"}})
+	withCerts.ACME, withCerts.ACMEDigest = 2, "0123456789abcdef"
+	b, _ = Encode(withCerts)
+	f.Add(b)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h, err := Decode(b)
 		if err != nil {
@@ -108,6 +114,14 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("unexpected error %v", err)
 			}
 			return
+		}
+		if h.Sites < 0 || h.LaggingMore < 0 || len(h.Lagging) > MaxLagging || h.SitesDigest == "" && h.CurrentDigest != "" {
+			t.Fatalf("per-site fields out of bounds: %+v", h)
+		}
+		for i, l := range h.Lagging {
+			if !isSiteName(l.Site) || len(l.Deploy) > DeployPrefixLen || i > 0 && h.Lagging[i-1].Site >= l.Site {
+				t.Fatalf("lagging entry %d: %+v", i, l)
+			}
 		}
 		again, err := Encode(h)
 		if err != nil {

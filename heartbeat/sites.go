@@ -44,7 +44,7 @@ type SiteState struct {
 	Current string
 }
 
-// SetSites fills Sites, Lagging, LaggingMore and SitesDigest from the state of every site the
+// SetSites fills Sites, Lagging, LaggingMore, SitesDigest and CurrentDigest from the state of every site the
 // edge knows (in any order). It leaves Deploy and Synced, the default site's, to the caller.
 func (h *Heartbeat) SetSites(states []SiteState) {
 	states = slices.SortedFunc(slices.Values(states), func(a, b SiteState) int { return cmp.Compare(a.Site, b.Site) })
@@ -63,6 +63,11 @@ func (h *Heartbeat) SetSites(states []SiteState) {
 		h.Lagging, size = append(h.Lagging, lag), size+n
 	}
 	h.SitesDigest = SitesDigest(states)
+	currents := make(map[string]string, len(states))
+	for _, s := range states {
+		currents[s.Site] = s.Current
+	}
+	h.CurrentDigest = CurrentsDigest(currents)
 }
 
 // SitesDigest returns the first DigestLen hex digits of the SHA-256 of the lines
@@ -78,6 +83,70 @@ func SitesDigest(states []SiteState) string {
 	return hex.EncodeToString(d.Sum(nil))[:DigestLen]
 }
 
+// CurrentsDigest returns the digest of the current deploys of a network's sites (site name to
+// deploy, 64 hex digits; a site without one, "", is left out): SitesDigest of each site serving
+// its current deploy. An edge reports it of the deploys it knows as current (CurrentDigest);
+// a receiver computes it of those it knows, and so learns whether the edge serves every current
+// deploy (SitesDigest equal to it) or has heard of the same publishes (CurrentDigest equal).
+func CurrentsDigest(currents map[string]string) string {
+	states := make([]SiteState, 0, len(currents))
+	for name, deploy := range currents {
+		if deploy != "" {
+			states = append(states, SiteState{Site: name, Served: deploy})
+		}
+	}
+	return SitesDigest(states)
+}
+
+// SiteVerdict is whether a heartbeat says its edge serves a site's current deploy, and why not.
+type SiteVerdict int
+
+// Verdicts of ServesSite.
+const (
+	// Serves: the edge serves the site's current deploy.
+	Serves SiteVerdict = iota
+	// ReportsNoSites: the heartbeat has no per-site fields, an edge of a release before sites.
+	ReportsNoSites
+	// LagsUnlisted: the edge lags on more sites than its heartbeat lists (LaggingMore).
+	LagsUnlisted
+	// LagsListed: the heartbeat lists the site in Lagging.
+	LagsListed
+	// OtherCurrents: the edge knows other current deploys than the receiver (it has not heard
+	// of a publish yet, or the receiver has not), or does not say which it knows (an edge of a
+	// release before CurrentDigest), and does not serve every deploy the receiver knows.
+	OtherCurrents
+)
+
+// ServesSite reports whether the edge serves the current deploy of the site name as the
+// receiver knows it, given expected, CurrentsDigest of every site's current deploy as the
+// receiver knows them. The edge serves it when its SitesDigest equals expected (it serves
+// exactly those deploys), or when its CurrentDigest does (it knows the same current deploys,
+// so a site it does not list as lagging is one whose current deploy it serves) and it lists
+// every site it lags on and not name among them. A heartbeat built before the edge learned of
+// the site's newest deploy matches neither, whenever it arrives. For site.DefaultSite every
+// release also reports Deploy and Synced, which receivers read for edges reporting no sites.
+func (h Heartbeat) ServesSite(name, expected string) SiteVerdict {
+	switch {
+	case h.SitesDigest == "":
+		return ReportsNoSites
+	case h.SitesDigest == expected:
+		return Serves
+	case h.LaggingMore > 0:
+		return LagsUnlisted
+	case h.listsLagging(name):
+		return LagsListed
+	case h.CurrentDigest != expected:
+		return OtherCurrents
+	}
+	return Serves
+}
+
+// listsLagging reports whether Lagging lists the site name.
+func (h Heartbeat) listsLagging(name string) bool {
+	_, listed := slices.BinarySearchFunc(h.Lagging, name, func(l Lag, n string) int { return strings.Compare(l.Site, n) })
+	return listed
+}
+
 // LaggingOn reports whether the edge does not serve the named site's current deploy, as far as
 // the heartbeat says: the site is listed in Lagging, or LaggingMore says the list is cut short
 // (then every site not listed may lag too). A heartbeat of an edge that reports no sites (an
@@ -90,12 +159,11 @@ func (h Heartbeat) LaggingOn(name, defaultSite string) bool {
 	if h.LaggingMore > 0 {
 		return true
 	}
-	_, listed := slices.BinarySearchFunc(h.Lagging, name, func(l Lag, n string) int { return strings.Compare(l.Site, n) })
-	return listed
+	return h.listsLagging(name)
 }
 
 // validateSites checks the per-site fields: counts not negative, at most MaxLagging entries,
-// sorted by site without repeats, each a site name and a deploy prefix, and a digest of
+// sorted by site without repeats, each a site name and a deploy prefix, and digests of
 // DigestLen hex digits. Receivers binary-search Lagging, so the order is checked, not trusted.
 func (h *Heartbeat) validateSites() error {
 	bad := func(format string, args ...any) error {
@@ -118,7 +186,10 @@ func (h *Heartbeat) validateSites() error {
 	if h.SitesDigest != "" && (len(h.SitesDigest) != DigestLen || !isHex(h.SitesDigest)) {
 		return bad("sites digest %q", h.SitesDigest)
 	}
-	if h.SitesDigest == "" && (h.Sites != 0 || len(h.Lagging) != 0) {
+	if h.CurrentDigest != "" && (len(h.CurrentDigest) != DigestLen || !isHex(h.CurrentDigest)) {
+		return bad("current digest %q", h.CurrentDigest)
+	}
+	if h.SitesDigest == "" && (h.Sites != 0 || len(h.Lagging) != 0 || h.CurrentDigest != "") {
 		return bad("sites reported without a digest")
 	}
 	return nil

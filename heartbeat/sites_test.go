@@ -161,6 +161,8 @@ func TestSitesValidated(t *testing.T) {
 		"long deploy":     func(h *Heartbeat) { h.Lagging[0].Deploy = deployHex("x") },
 		"upper hex":       func(h *Heartbeat) { h.Lagging[0].Deploy = "ABCDEF012345" },
 		"short digest":    func(h *Heartbeat) { h.SitesDigest = "abc" },
+		"upper current":   func(h *Heartbeat) { h.CurrentDigest = strings.ToUpper(h.CurrentDigest) },
+		"current alone":   func(h *Heartbeat) { h.Sites, h.Lagging, h.SitesDigest = 0, nil, "" },
 		"no digest":       func(h *Heartbeat) { h.SitesDigest = "" },
 		"too many listed": func(h *Heartbeat) { h.SetSites(siteStates(40, nil, nil)); h.Lagging = make([]Lag, MaxLagging+1) },
 	} {
@@ -215,6 +217,12 @@ func TestDecodeDropsMalformedSites(t *testing.T) {
 		`"sites":50,"lagging":[` + strings.Join(long, ",") + `],"sites_digest":"0123456789abcdef"`,
 		`"sites":2,"lagging":[{"site":"b"},{"site":"a"}],"sites_digest":"0123456789abcdef"`,
 		`"sites":-1,"sites_digest":"0123456789abcdef"`,
+		`"sites":2,"lagging":[{"site":"a","deploy":"0123456789abc"}],"sites_digest":"0123456789abcdef"`,
+		`"sites":2,"lagging":[{"site":"A","deploy":""}],"sites_digest":"0123456789abcdef"`,
+		`"sites":2,"lagging_more":-1,"sites_digest":"0123456789abcdef"`,
+		`"sites":2,"sites_digest":"0123"`,
+		`"sites":2,"sites_digest":"0123456789abcdef","current_digest":"xyz"`,
+		`"current_digest":"0123456789abcdef"`,
 	} {
 		b := append(base[:len(base)-1:len(base)-1], ","+extra+"}"...)
 		h, err := Decode(b)
@@ -222,11 +230,76 @@ func TestDecodeDropsMalformedSites(t *testing.T) {
 			t.Errorf("%s: %v", extra, err)
 			continue
 		}
-		if h.Sites != 0 || h.Lagging != nil || h.SitesDigest != "" || h.Deploy != sample().Deploy || !h.Synced {
+		if h.Sites != 0 || h.Lagging != nil || h.SitesDigest != "" || h.CurrentDigest != "" || h.Deploy != sample().Deploy || !h.Synced {
 			t.Errorf("%s: decoded %+v", extra, h)
 		}
-		if !h.LaggingOn("blog", "default") || h.LaggingOn("default", "default") {
+		if !h.LaggingOn("blog", "default") || h.LaggingOn("default", "default") || h.ServesSite("blog", "") != ReportsNoSites {
 			t.Errorf("%s: not read as an edge of an earlier release", extra)
 		}
+		if !errors.Is(h.SitesRefused, ErrInvalid) {
+			t.Errorf("%s: SitesRefused %v", extra, h.SitesRefused)
+		}
+	}
+}
+
+// TestServesSite is the rule receivers count an edge for a site by, over the states an edge
+// goes through while blog's pointer moves from v1 to v2 (docs lagging throughout): before it
+// hears of v2, while it fetches v2, once it serves v2; as seen by a receiver that already knows
+// v2 and by one that does not yet.
+func TestServesSite(t *testing.T) {
+	states := func(blogCurrent, blogServed string) []SiteState {
+		return []SiteState{
+			{Site: "default", Current: deployHex("default v1"), Served: deployHex("default v1")},
+			{Site: "blog", Current: deployHex(blogCurrent), Served: deployHex(blogServed)},
+			{Site: "docs", Current: deployHex("docs v2"), Served: deployHex("docs v1")},
+		}
+	}
+	knows := func(blog string) string {
+		return CurrentsDigest(map[string]string{"default": deployHex("default v1"), "blog": deployHex(blog), "docs": deployHex("docs v2")})
+	}
+	for _, c := range []struct {
+		name                       string
+		edge                       []SiteState
+		receiver                   string
+		blog, docs, defaultVerdict SiteVerdict
+	}{
+		{"edge and receiver before the publish", states("blog v1", "blog v1"), knows("blog v1"), Serves, LagsListed, Serves},
+		{"edge not yet told of blog v2", states("blog v1", "blog v1"), knows("blog v2"), OtherCurrents, LagsListed, OtherCurrents},
+		{"edge fetching blog v2", states("blog v2", "blog v1"), knows("blog v2"), LagsListed, LagsListed, Serves},
+		{"edge serving blog v2", states("blog v2", "blog v2"), knows("blog v2"), Serves, LagsListed, Serves},
+		{"receiver not yet told of blog v2", states("blog v2", "blog v2"), knows("blog v1"), OtherCurrents, LagsListed, OtherCurrents},
+	} {
+		var h Heartbeat
+		h.SetSites(c.edge)
+		for name, want := range map[string]SiteVerdict{"blog": c.blog, "docs": c.docs, "default": c.defaultVerdict} {
+			if got := h.ServesSite(name, c.receiver); got != want {
+				t.Errorf("%s: %s verdict %d, want %d", c.name, name, got, want)
+			}
+		}
+	}
+	var all Heartbeat
+	all.SetSites(states("blog v2", "blog v2")[:2])
+	if got := all.ServesSite("blog", CurrentsDigest(map[string]string{"default": deployHex("default v1"), "blog": deployHex("blog v2")})); got != Serves {
+		t.Errorf("an edge serving every current deploy: verdict %d", got)
+	}
+	all.CurrentDigest = "" // an edge of the release before CurrentDigest: its SitesDigest alone
+	if got := all.ServesSite("blog", CurrentsDigest(map[string]string{"default": deployHex("default v1"), "blog": deployHex("blog v2")})); got != Serves {
+		t.Errorf("an edge of the previous release serving every current deploy: verdict %d", got)
+	}
+	if got := sample().ServesSite("blog", knows("blog v2")); got != ReportsNoSites {
+		t.Errorf("an edge reporting no sites: verdict %d", got)
+	}
+	all.LaggingMore, all.Sites = 1, 3
+	if got := all.ServesSite("blog", ""); got != LagsUnlisted {
+		t.Errorf("lagging on unlisted sites: verdict %d", got)
+	}
+}
+
+// TestCurrentsDigest: sites without a current deploy do not count, and the order does not.
+func TestCurrentsDigest(t *testing.T) {
+	a := CurrentsDigest(map[string]string{"blog": deployHex("b"), "docs": deployHex("d"), "new": ""})
+	b := SitesDigest([]SiteState{{Site: "docs", Served: deployHex("d")}, {Site: "blog", Served: deployHex("b")}})
+	if a != b || len(a) != DigestLen {
+		t.Errorf("CurrentsDigest %q, SitesDigest of the same deploys %q", a, b)
 	}
 }

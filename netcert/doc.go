@@ -12,4 +12,8 @@
 // Records are written by the issuer (a key the master granted the certificate scope, or a
 // master) and read by every node; ParseAt checks everything a node can check without the network
 // key, Record.Open the rest.
+//
+// A Store follows the records from a node's events and serves them to TLS handshakes by server
+// name (exact name first, then the wildcard of its parent), so an edge serves a certificate
+// renewed in the table on its next handshake, without a restart.
 package netcert

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dt-cdn/dt/blobs"
@@ -111,7 +112,9 @@ type Result struct {
 
 // EdgeResult is one edge's state at the end of the wait.
 type EdgeResult struct {
-	Node   string `json:"node"`
+	Node string `json:"node"`
+	// Name is what the edge's operator calls it (its heartbeat's name); empty when it has none.
+	Name   string `json:"name,omitempty"`
 	URL    string `json:"url"`
 	Live   bool   `json:"live"`   // serves this deploy
 	Deploy string `json:"deploy"` // what it serves
@@ -299,6 +302,9 @@ type session struct {
 	log     *slog.Logger
 	// confirmWait bounds each wait for a peer to acknowledge a write.
 	confirmWait time.Duration
+	// sitesGen counts the changes to the table's site records and current pointers the session
+	// has seen, so that a wait reads them again only when they changed.
+	sitesGen atomic.Uint64
 }
 
 // replicated waits until a peer holds key, for at most confirmWait.
@@ -334,6 +340,13 @@ func openSession(ctx context.Context, opts NetworkOptions, readOnly bool) (*sess
 			if opts.Events != nil {
 				opts.Events(ev)
 			}
+			if ev.Type == dt.EventObjectAdded || ev.Type == dt.EventObjectRemoved {
+				if _, ok := site.ParseRecordKey(ev.Key); ok {
+					s.sitesGen.Add(1)
+				} else if _, ok := site.ParseCurrentKey(ev.Key); ok {
+					s.sitesGen.Add(1)
+				}
+			}
 			if ev.Type != dt.EventMessageReceived {
 				continue
 			}
@@ -349,6 +362,16 @@ func openSession(ctx context.Context, opts NetworkOptions, readOnly bool) (*sess
 		return nil, fmt.Errorf("publish: could not sync with %v: %w", opts.Peers, err)
 	}
 	return s, nil
+}
+
+// listen waits for d or the end of ctx, while the session hears heartbeats.
+func (s *session) listen(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 func (s *session) close() {
@@ -473,33 +496,20 @@ func (s *session) confirm(ctx context.Context, key string) error {
 	return nil
 }
 
-// waitLive listens to heartbeats until every live edge serves id, or the wait ends. It listens
-// at least 1.5 heartbeat intervals first, so that edges which have not spoken since the session
-// began are counted.
+// waitLive listens to heartbeats until every live edge serves id as the site name's current
+// deploy, or the wait ends. It listens at least 1.5 heartbeat intervals first, so that edges
+// which have not spoken since the session began are counted. Which edges serve it is liveRule's
+// verdict.
 func (s *session) waitLive(ctx context.Context, name string, id site.DeployID, opts NetworkOptions, progress func(live, all int)) ([]EdgeResult, int, error) {
-	if name != site.DefaultSite {
-		// A heartbeat's deploy and synced fields are the default site's: no edge reports
-		// what it serves of another site, so there is nothing to wait for.
-		return nil, 0, fmt.Errorf("%w: heartbeats report only the deploy of site %s", ErrNoEdges, site.DefaultSite)
-	}
 	ctx, cancel := context.WithTimeout(ctx, opts.Wait)
 	defer cancel()
 	listenUntil := time.Now().Add(opts.HeartbeatInterval * 3 / 2)
-	want := id.String()
+	var rule liveRule
 	for {
-		var edges []EdgeResult
-		live := 0
-		for _, e := range s.tracker.Edges() {
-			if e.State != heartbeat.Alive || e.Last.Draining {
-				continue
-			}
-			r := EdgeResult{Node: e.Node, URL: e.Last.PublicURL, Deploy: e.Last.Deploy, Live: e.Last.Deploy == want && e.Last.Synced}
-			if r.Live {
-				live++
-			}
-			edges = append(edges, r)
+		if err := s.refreshRule(ctx, &rule, name); err != nil {
+			return nil, 0, err
 		}
-		slices.SortFunc(edges, func(a, b EdgeResult) int { return cmp.Compare(a.URL, b.URL) })
+		edges, live := rule.results(s.tracker.Edges(), id)
 		progress(live, len(edges))
 		if time.Now().After(listenUntil) && len(edges) > 0 && live == len(edges) {
 			return edges, live, nil
@@ -663,8 +673,9 @@ type DeployInfo struct {
 }
 
 // Deploys lists the deploys the network keeps for the site opts.Site, newest first, with the
-// edges serving each (from one and a half heartbeat intervals of listening; heartbeats report
-// only the default site's deploy, so the deploys of other sites list no edge).
+// edges serving each (from one and a half heartbeat intervals of listening). For a site other
+// than site.DefaultSite heartbeats tell only which edges serve its current deploy (liveRule), so
+// its other deploys list no edge.
 func Deploys(ctx context.Context, opts NetworkOptions) ([]DeployInfo, error) {
 	opts = opts.withDefaults()
 	s, err := openSession(ctx, opts, true)
@@ -693,18 +704,17 @@ func Deploys(ctx context.Context, opts NetworkOptions) ([]DeployInfo, error) {
 		}
 		out = append(out, info)
 	}
-	t := time.NewTimer(opts.HeartbeatInterval * 3 / 2)
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-		t.Stop()
+	s.listen(ctx, opts.HeartbeatInterval*3/2)
+	var rule liveRule
+	if err := s.refreshRule(ctx, &rule, name); err != nil {
+		return nil, err
 	}
 	for _, e := range s.tracker.Edges() {
-		if e.State != heartbeat.Alive || !e.Last.Synced || name != site.DefaultSite {
+		if e.State != heartbeat.Alive {
 			continue
 		}
 		for i := range out {
-			if out[i].ID.String() == e.Last.Deploy {
+			if live, _ := rule.serves(e.Last, out[i].ID); live {
 				out[i].LiveOn = append(out[i].LiveOn, e.Last.PublicURL)
 			}
 		}

@@ -74,6 +74,7 @@ func testNetwork(t testing.TB, n int) (dt.Keys, string, []*testEdge) {
 					h.Deploy = st.Active.String()
 				}
 				h.Synced = st.Synced
+				h.SetSites(siteStates(f))
 			}, nil)
 			done <- struct{}{}
 		}()
@@ -87,6 +88,22 @@ func testNetwork(t testing.TB, n int) (dt.Keys, string, []*testEdge) {
 		edges = append(edges, e)
 	}
 	return keys, addr, edges
+}
+
+// siteStates is what a follower serves of every site, for a heartbeat, as an edge reports it.
+func siteStates(f *deploy.Follower) []heartbeat.SiteState {
+	var states []heartbeat.SiteState
+	for _, st := range f.Sites() {
+		s := heartbeat.SiteState{Site: st.Site}
+		if !st.Active.IsZero() {
+			s.Served = st.Active.String()
+		}
+		if !st.Target.IsZero() {
+			s.Current = st.Target.String()
+		}
+		states = append(states, s)
+	}
+	return states
 }
 
 func writeSite(t testing.TB, dir string, files map[string]string) {

@@ -18,8 +18,8 @@ import (
 	"github.com/dt-cdn/dt/site"
 )
 
-// publishTo publishes dir to the site name. Heartbeats report only the default site's deploy,
-// so a publish to another site ends with ErrNoEdges once its pointer is written.
+// publishTo publishes dir to the site name and checks that it waited for every test edge to
+// serve it, by their per-site reports.
 func publishTo(t *testing.T, ctx context.Context, name, dir string, opts NetworkOptions) Result {
 	t.Helper()
 	publishes++
@@ -30,8 +30,8 @@ func publishTo(t *testing.T, ctx context.Context, name, dir string, opts Network
 	}
 	defer plan.Close()
 	res, err := Publish(ctx, plan, opts)
-	if err != nil && !(name != site.DefaultSite && errors.Is(err, ErrNoEdges)) {
-		t.Fatalf("publish to %s: %v", name, err)
+	if err != nil || res.EdgesLive == 0 || res.EdgesLive != len(res.Edges) {
+		t.Fatalf("publish to %s: live on %d of %+v, %v", name, res.EdgesLive, res.Edges, err)
 	}
 	if res.Site != name {
 		t.Fatalf("published to site %q, want %q", res.Site, name)
@@ -136,8 +136,8 @@ func TestTwoSites(t *testing.T) {
 	// Rollback of blog: to blog's previous deploy, never to docs's.
 	opts.Site = "blog"
 	rb, err := Rollback(ctx, site.DeployID{}, opts)
-	if err != nil && !errors.Is(err, ErrNoEdges) {
-		t.Fatal(err)
+	if err != nil || rb.EdgesLive != 1 {
+		t.Fatalf("blog's rollback: live on %d edges, %v", rb.EdgesLive, err)
 	}
 	if rb.Deploy != blog2.Deploy {
 		t.Fatalf("blog rolled back to %s, want %s", rb.Deploy.Short(), blog2.Deploy.Short())
@@ -148,6 +148,10 @@ func TestTwoSites(t *testing.T) {
 	list, err := Deploys(ctx, opts)
 	if err != nil || len(list) != 2 || list[0].ID != blog3.Deploy || !list[1].Current {
 		t.Fatalf("blog's deploys: %+v, %v", list, err)
+	}
+	// The edge serves blog's current deploy, and says nothing of the others.
+	if len(list[1].LiveOn) != 1 || len(list[0].LiveOn) != 0 {
+		t.Errorf("blog's deploys live on %v and %v", list[0].LiveOn, list[1].LiveOn)
 	}
 	opts.Site = ""
 

@@ -21,10 +21,19 @@ type SiteInfo struct {
 	Implicit bool `json:"implicit"`
 	// Current is the site's current deploy; zero (and left out of the JSON) for none yet.
 	Current *site.DeployID `json:"current,omitempty"`
+	// LiveOn names the live edges serving Current, sorted: each edge's name, or its URL when it
+	// has none. Empty when no edge does or the site has no current deploy.
+	LiveOn []string `json:"live_on"`
+	// Lagging counts the live edges that do not serve Current yet, among those that report
+	// the site (every edge for site.DefaultSite; for another site, edges of a release before
+	// sites serve none and are not counted).
+	Lagging int `json:"edges_lagging"`
 }
 
 // Sites lists the network's sites, sorted by name: every record, and the implicit default site
-// when it exists (site.ImplicitDefault). It needs no master key.
+// when it exists (site.ImplicitDefault), each with the edges serving its current deploy after
+// one and a half heartbeat intervals of listening (liveRule, as a publish waits for them). It
+// needs no master key.
 func Sites(ctx context.Context, opts NetworkOptions) ([]SiteInfo, error) {
 	opts = opts.withDefaults()
 	s, err := openSession(ctx, opts, true)
@@ -44,14 +53,44 @@ func Sites(ctx context.Context, opts NetworkOptions) ([]SiteInfo, error) {
 		out = append(out, SiteInfo{Name: r.Name, Hosts: r.Hosts})
 	}
 	slices.SortFunc(out, func(a, b SiteInfo) int { return cmp.Compare(a.Name, b.Name) })
+	currents := map[string]string{}
 	for i := range out {
+		out[i].LiveOn = []string{}
 		if id, ok, err := s.pointer(ctx, out[i].Name); err != nil {
 			return nil, err
 		} else if ok {
 			out[i].Current = &id
+			currents[out[i].Name] = id.String()
+		}
+	}
+	s.listen(ctx, opts.HeartbeatInterval*3/2)
+	edges := s.tracker.Edges()
+	for i := range out {
+		if out[i].Current != nil {
+			rule := newLiveRule(out[i].Name, currents)
+			results, _ := rule.results(edges, *out[i].Current)
+			out[i].LiveOn, out[i].Lagging = liveWhere(results)
 		}
 	}
 	return out, nil
+}
+
+// liveWhere returns the names of the edges in results that serve the deploy, sorted, and how
+// many do not.
+func liveWhere(results []EdgeResult) ([]string, int) {
+	names, lagging := []string{}, 0
+	for _, e := range results {
+		switch {
+		case !e.Live:
+			lagging++
+		case e.Name != "":
+			names = append(names, e.Name)
+		default:
+			names = append(names, e.URL)
+		}
+	}
+	slices.Sort(names)
+	return names, lagging
 }
 
 // AddSite writes the record of a new site named name claiming hosts. It refuses a name that

@@ -42,19 +42,20 @@ func benchHandler(b testing.TB, trusted []netip.Prefix) *Handler {
 }
 
 // benchSitesHandler is benchHandler with 100 sites of one host each, served by 20 edges across
-// the fleet's cities, edge i lagging for site i.
+// the fleet's cities, edge i lagging for site i, every edge knowing every site's current deploy.
 func benchSitesHandler(b testing.TB, trusted []netip.Prefix) *Handler {
 	places := []*heartbeat.Location{fleet.Amsterdam, fleet.Frankfurt, fleet.NewYork, fleet.Tokyo, fleet.SaoPaulo, fleet.London, fleet.Sydney}
 	var list []edgeset.Site
 	for i := range benchSites {
 		list = append(list, edgeset.Site{Name: fmt.Sprintf("site%03d", i), Hosts: []string{fmt.Sprintf("s%d.example.com", i)},
-			Current: fmt.Sprintf("deploy-%d", i), Since: fleet.Now.Add(-time.Hour)})
+			Current: fmt.Sprintf("deploy-%d", i)})
 	}
 	v := &edgeset.View{Sites: edgeset.NewSites(list), Reports: map[string]edgeset.SiteReport{}}
 	for i := range 20 {
 		node := fmt.Sprintf("edge%02d", i)
 		v.Edges = append(v.Edges, fleet.Live(node, places[i%len(places)]))
-		v.Reports[node] = edgeset.SiteReport{Reports: true, Sites: benchSites, Lagging: []edgeset.LaggingSite{{Site: list[i].Name}}}
+		v.Reports[node] = edgeset.SiteReport{Reports: true, Sites: benchSites, Lagging: []edgeset.LaggingSite{{Site: list[i].Name}},
+			Digest: fmt.Sprintf("%016x", i), CurrentDigest: v.Sites.CurrentsDigest()}
 	}
 	h, err := NewHandler(HandlerConfig{
 		Edges:          func() ([]heartbeat.Edge, string) { return v.Edges, "" },

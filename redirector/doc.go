@@ -30,7 +30,7 @@
 // # Guarantees
 //
 //   - A visitor is only ever sent to an eligible edge: alive, heartbeat fresh, synced to the
-//     current deploy of the site its Host names, not draining, with a valid certificate when its URL is https, reachable
+//     current deploy of the site its Host names, not draining, with a valid certificate for the name redirected to when its URL is https, reachable
 //     over the client's IP family, not disabled by configuration. When no edge is eligible the
 //     answer is 503 with Retry-After, never a guess among ineligible edges.
 //   - Without GeoIP data for a client, the choice is a configured default location or a weighted

@@ -83,9 +83,11 @@ func TestServiceSites(t *testing.T) {
 		}()
 		t.Cleanup(func() { cancel(); <-done })
 	}
-	edge("all", `"sites":3,"sites_digest":"0123456789abcdef"`)
-	edge("blog-lags", `"sites":3,"lagging":[{"site":"blog","deploy":"`+blog.String()[:12]+`"}],"sites_digest":"1123456789abcdef"`)
-	edge("docs-lags", `"sites":3,"lagging":[{"site":"docs","deploy":""}],"sites_digest":"2123456789abcdef"`)
+	// Every edge reporting sites knows the three current deploys.
+	knows := `,"current_digest":"` + heartbeat.CurrentsDigest(map[string]string{site.DefaultSite: def.String(), "blog": blog.String(), "docs": docs.String()}) + `"`
+	edge("all", `"sites":3,"sites_digest":"0123456789abcdef"`+knows)
+	edge("blog-lags", `"sites":3,"lagging":[{"site":"blog","deploy":"`+blog.String()[:12]+`"}],"sites_digest":"1123456789abcdef"`+knows)
+	edge("docs-lags", `"sites":3,"lagging":[{"site":"docs","deploy":""}],"sites_digest":"2123456789abcdef"`+knows)
 	edge("old", "")
 
 	reg := prometheus.NewRegistry()

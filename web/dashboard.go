@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dt-cdn/dt/edgeset"
+	"github.com/dt-cdn/dt/netcert"
 )
 
 // EdgeSource is the redirector's view of the edges. *edgeset.Set implements it, and so does
@@ -40,6 +41,11 @@ type Config struct {
 	Edges EdgeSource
 	// Deploys is the deploy history. Nil: the page lists no deploys.
 	Deploys DeploySource
+	// Certs lists the table's certificates, shown with the edges serving each. Nil: the page
+	// lists only the names edges report certificates of their own for.
+	Certs CertSource
+	// CertWarn is how long before its expiry a certificate is flagged. Zero: DefaultCertWarn.
+	CertWarn time.Duration
 	// Tick is how often a live stream sends a snapshot when no edge changed state, so that
 	// heartbeat ages and load figures move. Zero: 1 s.
 	Tick time.Duration
@@ -73,6 +79,9 @@ var _ http.Handler = (*Dashboard)(nil)
 func New(cfg Config) (*Dashboard, error) {
 	if cfg.Edges == nil {
 		return nil, errors.New("web: Config.Edges is required")
+	}
+	if cfg.CertWarn <= 0 {
+		cfg.CertWarn = DefaultCertWarn
 	}
 	if cfg.Tick <= 0 {
 		cfg.Tick = time.Second
@@ -129,7 +138,23 @@ func (d *Dashboard) Snapshot() Snapshot {
 			history = sh.SiteHistory()
 		}
 	}
-	return snapshot(time.Now(), d.cfg.Edges.Status(), deploys, history)
+	now, st := time.Now(), d.cfg.Edges.Status()
+	s := snapshot(now, st, deploys, history)
+	s.Certs = d.certs(now, st.Edges)
+	return s
+}
+
+// certs returns the page's certificates: the table's and the edges' own.
+func (d *Dashboard) certs(now time.Time, edges []edgeset.EdgeStatus) []Cert {
+	var recs []netcert.Record
+	var errs map[string]string
+	if d.cfg.Certs != nil {
+		recs = d.cfg.Certs.Certificates()
+		if es, ok := d.cfg.Certs.(CertErrorSource); ok {
+			errs = es.CertErrors()
+		}
+	}
+	return certRows(now, recs, errs, edges, d.cfg.CertWarn)
 }
 
 func (d *Dashboard) serveSnapshot(w http.ResponseWriter, r *http.Request) {

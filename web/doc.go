@@ -1,8 +1,9 @@
 // Package web is the status dashboard of a redirector: one page that lists every edge with its
 // state, location, deploy, load, heartbeat age and certificate expiry, places the edges on a world
 // map, lists the network's sites (each with its hosts, current deploy, the edges serving it and
-// the deploys its current pointer named), lists the deploys the network keeps, and updates itself
-// live.
+// the deploys its current pointer named), lists every certificate (the table's and the edges'
+// own, each with its issuer, expiry, the edges serving it and its last error, flagged ahead of
+// expiry), lists the deploys the network keeps, and updates itself live.
 //
 // Everything the page needs is embedded in the binary (go:embed): the HTML, the stylesheet, the
 // script and the land outline of the map. It loads nothing from elsewhere, and its

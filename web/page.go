@@ -13,6 +13,7 @@ import (
 type Page struct {
 	*Dashboard
 	history *History
+	certs   *CertIndex
 }
 
 // NewPage returns the dashboard of edges (the redirector's view of them) with the history of the
@@ -23,16 +24,20 @@ func NewPage(edges EdgeSource, node Loader, log *slog.Logger) (*Page, error) {
 	if err != nil {
 		return nil, err
 	}
-	dash, err := New(Config{Edges: edges, Deploys: history, Logger: log})
+	certs := NewCertIndex(log)
+	dash, err := New(Config{Edges: edges, Deploys: history, Certs: certs, Logger: log})
 	if err != nil {
 		return nil, err
 	}
-	return &Page{Dashboard: dash, history: history}, nil
+	return &Page{Dashboard: dash, history: history, certs: certs}, nil
 }
 
-// HandleEvent passes one event of the node to the deploy history. It does not block. Call it with
-// every event of the node, in order, from one goroutine.
-func (p *Page) HandleEvent(ev dt.Event) { p.history.HandleEvent(ev) }
+// HandleEvent passes one event of the node to the deploy history and the certificate index. It
+// does not block. Call it with every event of the node, in order, from one goroutine.
+func (p *Page) HandleEvent(ev dt.Event) {
+	p.history.HandleEvent(ev)
+	p.certs.HandleEvent(ev)
+}
 
 // Run reads the manifests of the deploys the history notes until ctx ends (see History.Run).
 func (p *Page) Run(ctx context.Context) error { return p.history.Run(ctx) }

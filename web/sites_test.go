@@ -47,9 +47,10 @@ func TestSnapshotShowsSites(t *testing.T) {
 		}
 		r.svc.HandleEvent(dt.Event{Type: dt.EventMessageReceived, From: edgeID(i), Object: b})
 	}
-	beat(1, `"sites":2,"sites_digest":"0123456789abcdef"`)
+	knows := heartbeat.CurrentsDigest(map[string]string{site.DefaultSite: def.String(), "blog": b2.String()})
+	beat(1, `"sites":2,"sites_digest":"0123456789abcdef","current_digest":"`+knows+`"`)
 	beat(2, "")
-	beat(3, `"sites":2,"lagging":[{"site":"blog","deploy":"`+b1.String()[:12]+`"}]`)
+	beat(3, `"sites":2,"lagging":[{"site":"blog","deploy":"`+b1.String()[:12]+`"}],"sites_digest":"1123456789abcdef","current_digest":"`+knows+`"`)
 
 	_, url := newDashboard(t, Config{Edges: r.svc, Deploys: history})
 	var snap Snapshot

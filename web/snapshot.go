@@ -25,6 +25,9 @@ type Snapshot struct {
 	// Sites are the network's sites, sorted by name: a network built before sites has the one
 	// site "default" (Implicit), whose current deploy is CurrentDeploy.
 	Sites []Site `json:"sites"`
+	// Certs are the network's certificates (the table's, then names edges hold certificates of
+	// their own for), each with the edges serving it.
+	Certs []Cert `json:"certs"`
 }
 
 // Site is one site of the network.
@@ -110,6 +113,7 @@ func snapshot(now time.Time, st edgeset.Status, deploys []Deploy, history map[st
 		Edges:   make([]Edge, 0, len(st.Edges)),
 		Deploys: make([]Deploy, 0, len(deploys)),
 		Sites:   make([]Site, 0, len(st.Sites)),
+		Certs:   []Cert{},
 	}
 	for _, ss := range st.Sites {
 		hist := history[ss.Name]

@@ -4,7 +4,8 @@
 // It makes no choice of its own. The edges are an edgeset.Set's (the redirector follows the same
 // heartbeats with one), and the choice is edgeset.Select, so an address is in an answer exactly
 // when the redirector would send that client to that edge: alive, heartbeat fresh, serving the
-// current deploy, not draining, with a valid certificate, and in the near band of the client's
+// current deploy, not draining, with a valid certificate for the name answered (Config.Name, by
+// the edge's heartbeat; see edgeset.SelectOptions.CertName), and in the near band of the client's
 // place. The client's place comes from the EDNS Client Subnet the resolver passed on, else from
 // the resolver's own address; with neither known, or no GeoIP database, every eligible edge is in
 // the answer.
@@ -56,7 +57,7 @@ type Config struct {
 	// Select.DefaultLocation's nearest).
 	Geo geoip.Locator
 	// Select tunes the choice exactly as for the redirector. MaxAgeBeats zero: DefaultMaxAgeBeats;
-	// MaxAge zero: DefaultMaxAge (see the package Caveats).
+	// MaxAge zero: DefaultMaxAge (see the package Caveats); CertName empty: Name.
 	Select edgeset.SelectOptions
 	// TTL is the answers' TTL. Zero: 20 s.
 	TTL time.Duration
@@ -102,6 +103,10 @@ func New(cfg Config) (*Answerer, error) {
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
+	}
+	if cfg.Select.CertName == "" {
+		// Visitors reach the edges under Name, so an https edge must hold a certificate for it.
+		cfg.Select.CertName = name
 	}
 	if cfg.Select.MaxAgeBeats == 0 {
 		cfg.Select.MaxAgeBeats = DefaultMaxAgeBeats

@@ -199,3 +199,30 @@ func BenchmarkAnswer(b *testing.B) {
 		}
 	}
 }
+
+// TestOnlyEdgesWithCertificateForName: an https edge whose heartbeat reports no valid
+// certificate for the answered name is left out of the answer, however near; one holding it
+// (exactly or by a wildcard) is in.
+func TestOnlyEdgesWithCertificateForName(t *testing.T) {
+	https := func(e heartbeat.Edge, names ...string) heartbeat.Edge {
+		e.Last.PublicURL = "https://" + e.Node + ".example.com"
+		e.Last.CertExpiry = now.Add(time.Hour).UnixMilli()
+		var cs []heartbeat.CertState
+		for _, n := range names {
+			cs = append(cs, heartbeat.CertState{Name: n, NotAfter: now.Add(time.Hour)})
+		}
+		e.Last.SetCerts(cs)
+		return e
+	}
+	near := https(edge("near", "192.0.2.20", "", ams), "near.example.com")
+	exact := https(edge("exact", "192.0.2.21", "", tyo), "exact.example.com", "www.example.com")
+	wildcard := https(edge("wild", "192.0.2.22", "", nyc), "wild.example.com", "*.example.com")
+	edges := []heartbeat.Edge{near, exact, wildcard}
+	a := answerer(t, func() []heartbeat.Edge { return edges }, Config{Geo: world, MinAnswers: 3})
+	rrs, _, ok := a.Answer(dns.TypeA, netip.MustParsePrefix("203.0.113.1/32"))
+	got := addrs(rrs)
+	slices.Sort(got)
+	if !ok || !slices.Equal(got, []string{"192.0.2.21", "192.0.2.22"}) {
+		t.Errorf("answer %v (ok %v), want the two edges with a certificate for www.example.com", got, ok)
+	}
+}

@@ -103,6 +103,33 @@ func (m *Manager) TLSConfig() *tls.Config {
 	return c
 }
 
+// Table is a source of certificates asked before the Manager's own: the network's certificates
+// from the dt table (netcert.Store). Lookup returns nil when it has none valid for host.
+type Table interface {
+	Lookup(host string) *tls.Certificate
+}
+
+// TLSConfigWith is TLSConfig with table asked first: a handshake whose server name table covers
+// gets table's certificate; any other (no server name, a name table lacks, or a CA's
+// tls-alpn-01 validation, which needs autocert's challenge certificate) gets the Manager's, as
+// from TLSConfig. A nil table is TLSConfig.
+func (m *Manager) TLSConfigWith(table Table) *tls.Config {
+	c := m.TLSConfig()
+	if table == nil {
+		return c
+	}
+	own := c.GetCertificate
+	c.GetCertificate = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		if hello.ServerName != "" && !slices.Contains(hello.SupportedProtos, acme.ALPNProto) {
+			if cert := table.Lookup(hello.ServerName); cert != nil {
+				return cert, nil
+			}
+		}
+		return own(hello)
+	}
+	return c
+}
+
 // Expiry returns the NotAfter of the certificate served for host, for heartbeats. In ACME mode
 // it reads the certificate autocert keeps in the cache directory for host (the ECDSA one, which
 // every current client gets), so it reflects renewals and survives restarts; it returns the

@@ -26,7 +26,15 @@ const acmeChallengePrefix = "/.well-known/acme-challenge/"
 // A Host header that is neither a DNS host name nor an IP address, and a request target that
 // is not a path (such as "*"), get 400 instead of a redirect.
 func (m *Manager) HTTPHandler(fallback http.Handler) http.Handler {
-	h := &httpHandler{domains: m.domains}
+	return m.HTTPHandlerWith(fallback, nil)
+}
+
+// HTTPHandlerWith is HTTPHandler that, in ACME mode, also redirects to HTTPS the hosts a valid
+// certificate of table covers (the node serves them over HTTPS too), rather than answering
+// them 404. Their ACME challenges are not autocert's: the caller answers them before this
+// handler. A nil table is HTTPHandler.
+func (m *Manager) HTTPHandlerWith(fallback http.Handler, table Table) http.Handler {
+	h := &httpHandler{domains: m.domains, table: table}
 	if m.acme != nil {
 		h.challenge = m.acme.HTTPHandler(nil)
 	} else {
@@ -39,6 +47,7 @@ var _ http.Handler = (*httpHandler)(nil)
 
 type httpHandler struct {
 	domains   map[string]bool // empty in local mode
+	table     Table           // hosts also redirected in ACME mode; nil: none
 	challenge http.Handler    // autocert's http-01 responder; nil in local mode
 	fallback  http.Handler    // local mode only; nil to redirect
 }
@@ -54,11 +63,12 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if h.challenge != nil {
-		if !h.domains[host] {
+		own := h.domains[host]
+		if !own && (h.table == nil || h.table.Lookup(host) == nil) {
 			http.NotFound(w, r)
 			return
 		}
-		if strings.HasPrefix(r.URL.Path, acmeChallengePrefix) {
+		if own && strings.HasPrefix(r.URL.Path, acmeChallengePrefix) {
 			// autocert checks its host policy against r.Host verbatim; give it the name
 			// without port, case or trailing dot, as a CA on a non-default port would send it.
 			r2 := r.WithContext(r.Context())

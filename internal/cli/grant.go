@@ -12,46 +12,10 @@ import (
 
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/issuer"
+	"github.com/dt-cdn/dt/site"
 )
 
 // Publish keys scoped to a site: dt grant, dt grants and dt revoke, through a transient node.
-
-// defaultSite is the site whose current deploy is site/current, as networks of earlier releases
-// hold it.
-const defaultSite = "default"
-
-// siteScope is what a site's publisher key may write: the site's own keys, put and delete; blobs
-// and manifests, put only (content-addressed, so a put cannot change what another site serves,
-// and only a master collects them). The site named default also gets site/current, its pointer.
-// Nothing under sites/ (the site list), grants/ or a DNS zone.
-func siteScope(name string) []dt.GrantRule {
-	scope := []dt.GrantRule{
-		{Prefix: "blob/", Ops: dt.OpPut},
-		{Prefix: "deploy/", Ops: dt.OpPut},
-		{Prefix: "site/" + name + "/", Ops: dt.OpPut | dt.OpDelete},
-	}
-	if name == defaultSite {
-		scope = append(scope, dt.GrantRule{Prefix: "site/current", Ops: dt.OpPut | dt.OpDelete})
-	}
-	return scope
-}
-
-// checkSiteName refuses what is not a site name: a DNS label of [a-z0-9-], 1 to 63 characters,
-// not starting or ending with '-' and without "--" (kept for <site>--<edge> names).
-func checkSiteName(name string) error {
-	if len(name) == 0 || len(name) > 63 {
-		return fmt.Errorf("site name %q: want 1 to 63 characters", name)
-	}
-	for _, c := range name {
-		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
-			return fmt.Errorf("site name %q: only a-z, 0-9 and '-'", name)
-		}
-	}
-	if name[0] == '-' || name[len(name)-1] == '-' || strings.Contains(name, "--") {
-		return fmt.Errorf("site name %q: no '-' at either end, and no \"--\"", name)
-	}
-	return nil
-}
 
 // parsePublisherKey reads a public key given as 64 hex digits, as publisher.pub holds it.
 func parsePublisherKey(s string) (ed25519.PublicKey, error) {
@@ -64,7 +28,7 @@ func parsePublisherKey(s string) (ed25519.PublicKey, error) {
 
 func runGrant(ctx context.Context, args []string, env *Env) error {
 	var f clientFlags
-	var site string
+	var name string
 	var certificates bool
 	fs := newFlagSet(env, "grant", "dt grant --keys DIR --peer ADDR (--site NAME | --certificates) PUBKEY",
 		"Lets the publisher key PUBKEY (the 64 hex digits of its publisher.pub, from dt keygen\n"+
@@ -77,13 +41,13 @@ func runGrant(ctx context.Context, args []string, env *Env) error {
 			"It replaces any grant the key had. Every node checks every record against it.\n"+
 			"Upgrade every node before granting keys: nodes of earlier releases trust masters only.\n"+
 			"Needs master.key in the keys directory.")
-	fs.StringVar(&site, "site", "", "the `NAME` of the site the key may publish")
+	fs.StringVar(&name, "site", "", "the `NAME` of the site the key may publish")
 	fs.BoolVar(&certificates, "certificates", false, "grant the certificate scope (certs/, acme/, issuer/) to an issuer key instead")
 	f.register(fs)
 	if err := f.parse(fs, args, 1, "PUBKEY"); err != nil {
 		return err
 	}
-	scope, err := grantScope(fs, site, certificates)
+	scope, err := grantScope(fs, name, certificates)
 	if err != nil {
 		return err
 	}
@@ -105,19 +69,19 @@ func runGrant(ctx context.Context, args []string, env *Env) error {
 }
 
 // grantScope is the scope dt grant's flags name: one site's, or the certificate issuer's.
-func grantScope(fs *flagSet, site string, certificates bool) ([]dt.GrantRule, error) {
+func grantScope(fs *flagSet, name string, certificates bool) ([]dt.GrantRule, error) {
 	switch {
-	case certificates && site != "":
+	case certificates && name != "":
 		return nil, fs.usageErrorf("--site and --certificates exclude each other")
 	case certificates:
 		return issuer.Scope(), nil
-	case site == "":
-		return nil, fs.usageErrorf("--site: %v", checkSiteName(site))
+	case name == "":
+		return nil, fs.usageErrorf("--site: %v", site.CheckSiteName(name))
 	}
-	if err := checkSiteName(site); err != nil {
+	if err := site.CheckSiteName(name); err != nil {
 		return nil, fs.usageErrorf("--site: %v", err)
 	}
-	return siteScope(site), nil
+	return site.PublisherScope(name), nil
 }
 
 func runRevoke(ctx context.Context, args []string, env *Env) error {

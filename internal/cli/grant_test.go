@@ -113,20 +113,3 @@ func TestGrantRefusesBadInput(t *testing.T) {
 		}
 	}
 }
-
-func TestSiteScope(t *testing.T) {
-	def := siteScope("default")
-	g := dt.Grant{Key: make([]byte, 32), Scope: def}
-	if err := g.Covers("site/current", dt.KindPut, 1); err != nil {
-		t.Errorf("default site: site/current: %v", err)
-	}
-	blog := dt.Grant{Key: make([]byte, 32), Scope: siteScope("blog")}
-	for _, key := range []string{"site/current", "sites/blog", "site/docs/current", "grants/x", "dns/example.com"} {
-		if err := blog.Covers(key, dt.KindPut, 1); !errors.Is(err, dt.ErrOutsideGrant) {
-			t.Errorf("blog's key may put %s: %v", key, err)
-		}
-	}
-	if err := blog.Covers("deploy/ab", dt.KindDelete, 1); !errors.Is(err, dt.ErrOutsideGrant) {
-		t.Errorf("blog's key may delete a deploy: %v", err)
-	}
-}

@@ -121,8 +121,10 @@ func runSiteRemove(ctx context.Context, args []string, env *Env) error {
 func runSites(ctx context.Context, args []string, env *Env) error {
 	var f siteFlags
 	fs := newFlagSet(env, "sites", "dt sites --keys DIR --peer ADDR [--json]",
-		"Lists the sites of the network: name, hosts and current deploy. A network published to\n"+
-			"before it had sites lists its one site as default (every host), with no record.")
+		"Lists the sites of the network: name, current deploy, hosts, the live edges serving the\n"+
+			"current deploy (by name, heard over one and a half heartbeat intervals) and how many live\n"+
+			"edges lag on it. A network published to before it had sites lists its one site as\n"+
+			"default (every host), with no record.")
 	f.register(fs)
 	if err := fs.parse(args); err != nil {
 		return err
@@ -151,16 +153,19 @@ func runSites(ctx context.Context, args []string, env *Env) error {
 
 func printSites(env *Env, list []publish.SiteInfo) {
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SITE\tCURRENT\tHOSTS")
+	fmt.Fprintln(tw, "SITE\tCURRENT\tHOSTS\tLIVE ON\tLAGGING")
 	for _, s := range list {
-		cur, hosts := "-", hostList(s.Hosts)
+		cur, hosts, live := "-", hostList(s.Hosts), "-"
 		if s.Current != nil {
 			cur = s.Current.Short()
 		}
 		if s.Implicit {
 			hosts = "(every host no other site claims)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Name, cur, hosts)
+		if len(s.LiveOn) > 0 {
+			live = strings.Join(s.LiveOn, " ")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", s.Name, cur, hosts, live, s.Lagging)
 	}
 	tw.Flush()
 }

@@ -12,7 +12,9 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/dt-cdn/dt/internal/testkit/testcert"
 	"github.com/dt-cdn/dt/internal/testkit/testnet"
+	"github.com/dt-cdn/dt/netcert"
 	"github.com/dt-cdn/dt/redirector"
 	"github.com/dt-cdn/dt/site"
 )
@@ -204,6 +206,31 @@ func TestDashboardAndRedirectsInBrowser(t *testing.T) {
 		if !strings.Contains(text, want) || !strings.Contains(text, res.Deploy.String()[:12]) {
 			t.Errorf("the row of site %s reads %q", name, text)
 		}
+	}
+
+	// A certificate written to the table: the page lists it with its issuer; the plain-HTTP
+	// edges report no certificates, so no edge serves it.
+	ca := testcert.NewCA(t)
+	chain, key := ca.Issue(t, time.Now().Add(-time.Hour), time.Now().Add(90*24*time.Hour), "www.example.com")
+	sealer, err := netcert.NewSealer(n.keys.Network)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certRec, err := netcert.NewRecord(chain, key, sealer, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	certBody, err := certRec.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := master.Put(ctx, certRec.TableKey(), certBody); err != nil {
+		t.Fatal(err)
+	}
+	certRow := chromedp.CSS(`#certs tr[data-cert="www.example.com"][data-serving="0"]`)
+	b.do(dashTab, 20*time.Second, "dashboard shows the certificate", chromedp.WaitVisible(certRow))
+	if text, err := chromedp.Run(dashTab, chromedp.Text(certRow)); err != nil || !strings.Contains(text, "dt test CA") || !strings.Contains(text, "no edge") {
+		t.Errorf("the certificate's row reads %q (%v)", text, err)
 	}
 
 	// A visit through the redirector lands on an edge.

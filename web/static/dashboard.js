@@ -170,6 +170,36 @@
     byId('no-sites').hidden = sites.length > 0;
   }
 
+  // renderCerts lists every certificate: the names it covers, its issuer, its expiry (flagged
+  // when it needs attention), the edges serving it and those lacking it, and its last error.
+  function renderCerts(snap) {
+    const names = new Map(snap.edges.map((e) => [e.node, e.name]));
+    const edgeNames = (ids) => ids.map((n) => names.get(n) || n.slice(0, 8)).join(', ');
+    const now = new Date(snap.time);
+    const certs = snap.certs || [];
+    const rows = certs.map((c) => {
+      let expires;
+      if (c.partial) {
+        expires = h('td', {class: 'empty'}, 'record not held by the redirector');
+      } else if (!c.not_after) {
+        expires = h('td', {}, h('span', {class: 'bad'}, 'no valid certificate'));
+      } else {
+        const left = (new Date(c.not_after) - now) / 86400000;
+        expires = h('td', {}, new Date(c.not_after).toLocaleDateString(),
+          h('small', {class: c.warn ? 'warn' : null}, Math.floor(left) + ' days left'));
+      }
+      return h('tr', {'data-cert': c.name, 'data-warn': c.warn ? 'true' : 'false', 'data-serving': String(c.serving.length)},
+        h('td', {}, c.names.join(', '), h('small', {}, c.source === 'table' ? 'from the table' : 'an edge\'s own')),
+        h('td', {}, c.issuer || ''),
+        expires,
+        h('td', {}, c.serving.length ? edgeNames(c.serving) : h('span', {class: 'bad'}, 'no edge'),
+          c.lacking.length ? h('small', {class: 'bad'}, 'lacking: ' + edgeNames(c.lacking)) : null),
+        c.error ? h('td', {class: 'bad'}, c.error) : h('td', {class: 'empty'}, 'none'));
+    });
+    byId('certs').tBodies[0].replaceChildren(...rows);
+    byId('no-certs').hidden = certs.length > 0;
+  }
+
   function renderSummary(snap) {
     const count = {alive: 0, suspect: 0, dead: 0};
     for (const e of snap.edges) count[e.state] = (count[e.state] || 0) + 1;
@@ -190,6 +220,7 @@
     renderMap(snap);
     renderEdges(snap);
     renderSites(snap);
+    renderCerts(snap);
     renderDeploys(snap);
   }
 

@@ -28,6 +28,7 @@ type Proxy struct {
 	conns   map[net.Conn]struct{} // guarded by mu
 	latency time.Duration         // guarded by mu
 	limiter *rate.Limiter         // guarded by mu; nil: unlimited
+	record  io.Writer             // guarded by mu; nil: none
 }
 
 // New starts a proxy on listenAddr ("127.0.0.1:0") that forwards to target.
@@ -78,6 +79,15 @@ func (p *Proxy) SetBandwidth(bytesPerSecond int) {
 		return
 	}
 	p.limiter = rate.NewLimiter(rate.Limit(bytesPerSecond), 64<<10)
+}
+
+// Record copies every chunk forwarded from now on, in either direction, to w (under the
+// proxy's lock, so w needs no locking of its own), for tests that inspect what went over the
+// wire; nil stops recording.
+func (p *Proxy) Record(w io.Writer) {
+	p.mu.Lock()
+	p.record = w
+	p.mu.Unlock()
 }
 
 // Close stops the proxy and closes every connection through it.
@@ -156,6 +166,9 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 		if n > 0 {
 			p.mu.Lock()
 			latency, lim := p.latency, p.limiter
+			if p.record != nil {
+				_, _ = p.record.Write(buf[:n])
+			}
 			p.mu.Unlock()
 			if latency > 0 {
 				t := time.NewTimer(latency)
