@@ -26,6 +26,7 @@ type manager struct {
 	http01Client *http.Client // to the edges, checking HTTP-01 answers
 	log          *slog.Logger
 	metrics      *metrics
+	edges        *edgeWatch // nil: no heartbeats followed
 
 	mu     sync.Mutex
 	states map[string]*CertStatus // guarded by mu; by certificate record key

@@ -59,8 +59,9 @@ type Config struct {
 	// Nameservers are the DNS servers (host:port) asked for a DNS-01 answer before the CA
 	// validates: every dt dns node. Empty: the zone's NS records, as the world resolves them.
 	Nameservers []string
-	// EdgeHTTP are the edges' port-80 listeners (host:port) asked for an HTTP-01 answer before
-	// the CA validates. Empty: no check (the CA is told at once).
+	// EdgeHTTP are edges' port-80 listeners (host:port) asked for an HTTP-01 answer before the
+	// CA validates, beside the heartbeats of every live edge, which report the challenge records
+	// each holds. Empty: the heartbeats alone.
 	EdgeHTTP []string
 	// PropagationTimeout bounds the wait for those answers. Zero: DefaultPropagationTimeout.
 	PropagationTimeout time.Duration
@@ -157,7 +158,10 @@ func (is *Issuer) Run(ctx context.Context) error {
 	}
 	is.m = &manager{cfg: cfg, table: h.Node(), sealer: sealer, http: cfg.HTTPClient,
 		http01Client: &http.Client{Timeout: 5 * time.Second}, log: is.log,
-		metrics: newMetrics(h.Registerer()), states: map[string]*CertStatus{}}
+		metrics: newMetrics(h.Registerer()), states: map[string]*CertStatus{}, edges: newEdgeWatch()}
+	if err := h.Subscribe(is.m.edges); err != nil {
+		return errors.Join(err, h.Close())
+	}
 	return h.Run(ctx, nodehost.Role{
 		Routes: func(mux *http.ServeMux) { mux.HandleFunc("GET /issuer", is.serveStatus) },
 		Serve: func(ctx context.Context, ready func(nodehost.Serving) error) error {

@@ -29,6 +29,7 @@ import (
 
 	"github.com/dt-cdn/dt/challenge"
 	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/heartbeat"
 	"github.com/dt-cdn/dt/internal/testkit/syncbuf"
 	"github.com/dt-cdn/dt/internal/testkit/testnet"
 	"github.com/dt-cdn/dt/netcert"
@@ -246,9 +247,18 @@ type network struct {
 	dnsAddr  string
 	httpAddr string
 	sealer   *netcert.Sealer
+
+	noEdgeHTTP bool // issuers learn of HTTP-01 answers from heartbeats alone
 }
 
 func newNetwork(t *testing.T, validity time.Duration) *network {
+	t.Helper()
+	return newNetworkHTTP(t, validity, func(nw *network) (string, int) { return startChallengeHTTP(t, nw.hub) })
+}
+
+// newNetworkHTTP is newNetwork with the HTTP-01 answers served by httpServer, which returns
+// its address and port.
+func newNetworkHTTP(t *testing.T, validity time.Duration, httpServer func(*network) (string, int)) *network {
 	t.Helper()
 	master, plain := testnet.Keys(t)
 	nw := &network{keys: master}
@@ -258,7 +268,7 @@ func newNetwork(t *testing.T, validity time.Duration) *network {
 	testnet.Drain(nw.master)
 	nw.dnsAddr = startChallengeDNS(t, nw.hub)
 	var port int
-	nw.httpAddr, port = startChallengeHTTP(t, nw.hub)
+	nw.httpAddr, port = httpServer(nw)
 	nw.ca = startPebble(t, port, nw.dnsAddr, validity)
 	s, err := netcert.NewSealer(master.Network)
 	if err != nil {
@@ -298,7 +308,7 @@ func (nw *network) startIssuerID(t *testing.T, logs io.Writer) (stop func(), id 
 			return nil
 		}},
 		Directory: nw.ca.directory, HTTPClient: nw.ca.client,
-		Nameservers: []string{nw.dnsAddr}, EdgeHTTP: []string{nw.httpAddr},
+		Nameservers: []string{nw.dnsAddr}, EdgeHTTP: nw.edgeHTTP(),
 		PropagationTimeout: 20 * time.Second, Scan: 100 * time.Millisecond,
 		RetryBase: 500 * time.Millisecond, RetryMax: 2 * time.Second,
 		Lease: LeaseConfig{Duration: 3 * time.Second, Renew: 500 * time.Millisecond, Settle: 300 * time.Millisecond},
@@ -326,6 +336,13 @@ func (nw *network) startIssuerID(t *testing.T, logs io.Writer) (stop func(), id 
 		t.Fatalf("issuer Run: %v", err)
 	}
 	return stop, id
+}
+
+func (nw *network) edgeHTTP() []string {
+	if nw.noEdgeHTTP {
+		return nil
+	}
+	return []string{nw.httpAddr}
 }
 
 // certificate waits until the hub holds a certificate record under key that opens, and
@@ -542,4 +559,84 @@ func TestNewSiteCertificate(t *testing.T) {
 	rec := nw.certificate(t, netcert.Key("shop.example.test"), time.Minute)
 	t.Logf("site record to certificate record: %v (scan every 100ms, HTTP-01 for 2 names)", time.Since(start).Round(time.Millisecond))
 	nw.verify(t, rec, "shop.example.test", "www.shop.example.test")
+}
+
+// startSlowEdge runs a node that acts as an edge for HTTP-01: a challenge.Set fed from its
+// events, each challenge record applied only delay after it arrived, its answers served on a
+// loopback port, and heartbeats every 100ms reporting the records it holds.
+func startSlowEdge(t *testing.T, nw *network, delay time.Duration) (string, int) {
+	t.Helper()
+	_, plain := testnet.Keys(t)
+	plain.Network, plain.Masters = nw.keys.Network, nw.keys.Masters
+	n := testnet.Node(t, testnet.Options{Keys: plain, Peers: []string{testnet.Addr(nw.hub)}})
+	set, err := challenge.NewSet(challenge.SetConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := n.Events()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for ev := range events {
+			if strings.HasPrefix(ev.Key, challenge.KeyPrefix) {
+				time.Sleep(delay)
+			}
+			set.HandleEvent(ev)
+		}
+	})
+	addr, port := serveHTTP(t, set.Handler(http.NotFoundHandler()))
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() {
+		cancel()
+		n.Close() // ends the events
+		wg.Wait()
+	})
+	wg.Go(func() {
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for seq := uint64(1); ; seq++ {
+			h := heartbeat.Heartbeat{Seq: seq, Time: time.Now().UnixMilli(), PublicURL: "http://" + addr, IntervalMS: 100}
+			h.ACME, h.ACMEDigest = set.Held()
+			if b, err := heartbeat.Encode(h); err == nil {
+				_ = n.SendMessage(ctx, json.RawMessage(b))
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	})
+	return addr, port
+}
+
+// serveHTTP serves h on a loopback port until the test ends.
+func serveHTTP(t *testing.T, h http.Handler) (string, int) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h, ErrorLog: log.New(io.Discard, "", 0)}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		srv.Close()
+		<-done
+	})
+	return ln.Addr().String(), ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestHTTP01WaitsForEdgeHeartbeats: the only edge applies challenge records a second and a half
+// late; the issuer, checking no edge directly, tells the CA to validate only once the edge's
+// heartbeat reports the records, so the first order succeeds.
+func TestHTTP01WaitsForEdgeHeartbeats(t *testing.T) {
+	nw := newNetworkHTTP(t, 0, func(nw *network) (string, int) { return startSlowEdge(t, nw, 1500*time.Millisecond) })
+	nw.noEdgeHTTP = true
+	nw.put(t, "sites/shop", `{"v":1,"name":"shop","hosts":["shop.example.test"]}`)
+	nw.startIssuer(t, logsOf(t, "issuer"))
+	rec := nw.certificate(t, netcert.Key("shop.example.test"), time.Minute)
+	nw.verify(t, rec, "shop.example.test")
+	if seq := nw.ca.sequence()["shop.example.test"]; seq != "of" {
+		t.Errorf("orders (o) and finalizations (f): %q, want the first order to succeed", seq)
+	}
 }

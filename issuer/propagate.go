@@ -18,9 +18,11 @@ import (
 // pollInterval is how often the issuer asks again whether the network answers a challenge.
 const pollInterval = 250 * time.Millisecond
 
-// waitAnswered waits until every authoritative DNS server answers p's TXT values and every
-// edge p's HTTP-01 tokens, or Config.PropagationTimeout passes; then it returns, and the CA
-// validates what it can.
+// waitAnswered waits until every authoritative DNS server answers p's TXT values, every live
+// edge reports in its heartbeats the digest of the challenge records the issuer holds
+// (heartbeat.Heartbeat.ACMEDigest; edges of releases that report none are not waited for), and
+// every edge of Config.EdgeHTTP answers p's tokens; or until Config.PropagationTimeout passes.
+// Then it returns, and the CA validates what it can.
 func (m *manager) waitAnswered(ctx context.Context, p pending) {
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.PropagationTimeout)
 	defer cancel()
@@ -28,6 +30,12 @@ func (m *manager) waitAnswered(ctx context.Context, p pending) {
 		for _, ns := range m.nameservers(ctx, domain) {
 			m.poll(ctx, "dns-01", domain, ns, func() bool { return answersTXT(ctx, ns, domain, txt) })
 		}
+	}
+	if len(p.http01) > 0 && m.edges != nil {
+		digest := liveChallengeDigest(ctx, m.table, m.cfg.Now())
+		m.poll(ctx, "http-01", "", "every live edge (heartbeats)", func() bool {
+			return len(m.edges.lagging(ctx, digest, m.cfg.Now())) == 0
+		})
 	}
 	for _, r := range p.http01 {
 		for _, addr := range m.cfg.EdgeHTTP {
