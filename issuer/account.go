@@ -83,6 +83,9 @@ func (m *manager) account(ctx context.Context) (*acme.Client, error) {
 	c := &acme.Client{DirectoryURL: m.cfg.Directory, HTTPClient: m.http, UserAgent: "dt-issuer"}
 	if b, err := m.table.Get(ctx, AccountKey); err == nil {
 		r, perr := ParseAccount(b)
+		if perr != nil {
+			m.metrics.refused.WithLabelValues("account").Inc()
+		}
 		if perr == nil && r.Directory == m.cfg.Directory {
 			if key, oerr := r.open(m.sealer); oerr == nil {
 				c.Key, c.KID = key, acme.KeyID(r.URI)

@@ -18,8 +18,13 @@ import (
 // take under 2 KiB.
 const MaxRenewalInfoBytes = 64 << 10
 
-// ErrNoRenewalInfo is returned when the CA's directory offers no renewalInfo resource.
-var ErrNoRenewalInfo = errors.New("issuer: the CA offers no renewal information")
+// Errors of renewal information.
+var (
+	// ErrNoRenewalInfo is returned when the CA's directory offers no renewalInfo resource.
+	ErrNoRenewalInfo = errors.New("issuer: the CA offers no renewal information")
+	// ErrInvalidRenewalInfo is wrapped by every error of ParseRenewalInfo.
+	ErrInvalidRenewalInfo = errors.New("issuer: invalid renewal information")
+)
 
 // RenewalWindow is the window in which a CA suggests renewing a certificate (RFC 9773 §4.2).
 type RenewalWindow struct {
@@ -63,22 +68,43 @@ func FetchRenewalInfo(ctx context.Context, client *http.Client, directory string
 	if err != nil {
 		return RenewalWindow{}, err
 	}
+	var raw json.RawMessage
+	h, err := getJSON(ctx, client, strings.TrimSuffix(dir.RenewalInfo, "/")+"/"+id, &raw)
+	if err != nil {
+		return RenewalWindow{}, err
+	}
+	w, err := ParseRenewalInfo(raw)
+	if err != nil {
+		return RenewalWindow{}, err
+	}
+	if s, err := time.ParseDuration(h.Get("Retry-After") + "s"); err == nil && s > 0 {
+		w.RetryAfter = s
+	}
+	return w, nil
+}
+
+// ParseRenewalInfo decodes a renewalInfo answer (RFC 9773 §4.2):
+//
+//	{"suggestedWindow":{"start":"2025-01-02T04:00:00Z","end":"2025-01-03T04:00:00Z"},"explanationURL":"…"}
+//
+// It refuses an answer over MaxRenewalInfoBytes and a window whose end is not after its start
+// (§4.2: such a window is invalid). Other fields are ignored.
+func ParseRenewalInfo(b []byte) (RenewalWindow, error) {
+	if len(b) > MaxRenewalInfoBytes {
+		return RenewalWindow{}, fmt.Errorf("%w: %d bytes, at most %d", ErrInvalidRenewalInfo, len(b), MaxRenewalInfoBytes)
+	}
 	var info struct {
 		SuggestedWindow struct {
 			Start time.Time `json:"start"`
 			End   time.Time `json:"end"`
 		} `json:"suggestedWindow"`
 	}
-	h, err := getJSON(ctx, client, strings.TrimSuffix(dir.RenewalInfo, "/")+"/"+id, &info)
-	if err != nil {
-		return RenewalWindow{}, err
+	if err := json.Unmarshal(b, &info); err != nil {
+		return RenewalWindow{}, fmt.Errorf("%w: %w", ErrInvalidRenewalInfo, err)
 	}
 	w := RenewalWindow{Start: info.SuggestedWindow.Start, End: info.SuggestedWindow.End}
 	if !w.Start.Before(w.End) {
-		return RenewalWindow{}, fmt.Errorf("issuer: renewal window %v to %v is empty", w.Start, w.End)
-	}
-	if s, err := time.ParseDuration(h.Get("Retry-After") + "s"); err == nil && s > 0 {
-		w.RetryAfter = s
+		return RenewalWindow{}, fmt.Errorf("%w: window %v to %v is empty", ErrInvalidRenewalInfo, w.Start, w.End)
 	}
 	return w, nil
 }
@@ -108,6 +134,9 @@ func getJSON(ctx context.Context, client *http.Client, url string, v any) (http.
 // of its lifetime is left.
 func (m *manager) renewAt(ctx context.Context, leaf *x509.Certificate) time.Time {
 	w, err := FetchRenewalInfo(ctx, m.http, m.cfg.Directory, leaf)
+	if errors.Is(err, ErrInvalidRenewalInfo) {
+		m.metrics.refused.WithLabelValues("renewal_info").Inc()
+	}
 	if err != nil {
 		if !errors.Is(err, ErrNoRenewalInfo) {
 			m.log.Warn("Renewal information not read; renewing at two thirds of the lifetime", "name", leaf.DNSNames, "err", err)

@@ -109,6 +109,9 @@ type LeaseConfig struct {
 	Now func() time.Time
 	// Logger receives the lease's changes. Nil discards them.
 	Logger *slog.Logger
+	// Refused is called for a lease record that ParseLease refuses (it counts as no lease).
+	// Nil: nothing is called.
+	Refused func()
 }
 
 // Lease lets one issuer of a network act at a time, through the record under LeaseKey.
@@ -174,6 +177,9 @@ func (l *Lease) Current(ctx context.Context) (LeaseRecord, time.Time, bool) {
 	}
 	clock, ok := l.cfg.Table.Version(LeaseKey)
 	r, err := ParseLease(body)
+	if err != nil && l.cfg.Refused != nil {
+		l.cfg.Refused()
+	}
 	if !ok || err != nil {
 		return LeaseRecord{}, time.Time{}, false
 	}

@@ -185,3 +185,21 @@ func FuzzParseLease(f *testing.F) {
 		}
 	})
 }
+
+func TestLeaseRefusedRecord(t *testing.T) {
+	_, nodes := issuerNodes(t, 1)
+	n := nodes[0]
+	if err := n.Put(t.Context(), LeaseKey, []byte(`{"v":9,"holder":"x","expires":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testLeaseConfig(n)
+	refused := 0
+	cfg.Refused = func() { refused++ }
+	l, err := NewLease(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := l.Current(t.Context()); ok || refused != 1 {
+		t.Errorf("Current of a malformed lease: held %v, refused %d times; want no lease, refused once", ok, refused)
+	}
+}

@@ -9,6 +9,9 @@ type metrics struct {
 	failures    prometheus.Counter
 	rateLimited prometheus.Counter
 	leaseHeld   prometheus.Gauge
+	// refused counts records and answers refused by their parsers (over their size limit or
+	// malformed), by record: lease, account, renewal_info.
+	refused *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -23,9 +26,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Failures the CA answered with a rate limit, retried no sooner than its Retry-After."}),
 		leaseHeld: prometheus.NewGauge(prometheus.GaugeOpts{Name: "dt_issuer_lease_held",
 			Help: "1 while this issuer holds the lease and acts, else 0."}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dt_issuer_refused_total",
+			Help: "Issuer records and CA answers refused as malformed or over their size limit, by record: lease, account, renewal_info."}, []string{"record"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.orders, m.issued, m.failures, m.rateLimited, m.leaseHeld)
+		reg.MustRegister(m.orders, m.issued, m.failures, m.rateLimited, m.leaseHeld, m.refused)
 	}
 	return m
 }

@@ -150,15 +150,17 @@ func (is *Issuer) Run(ctx context.Context) error {
 	}
 	cfg := is.cfg
 	cfg.holder = h.Node().ID().String()
+	met := newMetrics(h.Registerer())
 	lc := cfg.Lease
 	lc.Table, lc.Holder, lc.Now, lc.Logger = h.Node(), cfg.holder, cfg.Now, is.log
+	lc.Refused = met.refused.WithLabelValues("lease").Inc
 	lease, err := NewLease(lc)
 	if err != nil {
 		return errors.Join(err, h.Close())
 	}
 	is.m = &manager{cfg: cfg, table: h.Node(), sealer: sealer, http: cfg.HTTPClient,
 		http01Client: &http.Client{Timeout: 5 * time.Second}, log: is.log,
-		metrics: newMetrics(h.Registerer()), states: map[string]*CertStatus{}, edges: newEdgeWatch()}
+		metrics: met, states: map[string]*CertStatus{}, edges: newEdgeWatch()}
 	if err := h.Subscribe(is.m.edges); err != nil {
 		return errors.Join(err, h.Close())
 	}
