@@ -57,6 +57,13 @@ type Config struct {
 	// no longer served: the follower forgets its active deploy, and its blobs go as their
 	// objects do. Optional.
 	OnSites func(*site.Hosts)
+	// Held reports whether the table holds an object under key now. The follower asks it when
+	// a site's record leaves: dt reports a replaced object (dt site set) as a removal and then
+	// an addition, and a record the table still holds was replaced, so its site stays served,
+	// with its deploy, until the addition brings the new record. Nil: every removal of a record
+	// takes its site away, and a replaced record makes the site leave and come back, its
+	// visitors answered 421 and then 503 until its deploy is built again.
+	Held func(key string) bool
 	// MaxBlobSize bounds one decoded blob. Zero: 64 MiB (site's chunking keeps file blobs at 4 MiB;
 	// precompressed variants of large files can be bigger).
 	MaxBlobSize int64
@@ -158,8 +165,13 @@ func (f *Follower) added(key string, body []byte) error {
 		}
 		f.mu.Lock()
 		f.stateLocked(name).target = c.Deploy
-		changed := name == site.DefaultSite && !f.hasDefault
-		f.hasDefault = true
+		// Only the default site's pointer makes the default site exist without a record; a
+		// named site's pointer must not, or the next host table would hand every host no site
+		// claims to a default site that serves nothing (503 rather than 421).
+		changed := false
+		if name == site.DefaultSite {
+			changed, f.hasDefault = !f.hasDefault, true
+		}
 		f.mu.Unlock()
 		f.sitesChanged(changed)
 		return nil
@@ -295,6 +307,9 @@ func (f *Follower) deployAdded(id site.DeployID, body []byte) error {
 
 func (f *Follower) removed(key string) {
 	if name, ok := site.ParseRecordKey(key); ok {
+		if f.cfg.Held != nil && f.cfg.Held(key) {
+			return // replaced: the addition of the new record follows
+		}
 		f.mu.Lock()
 		_, had := f.records[name]
 		delete(f.records, name)

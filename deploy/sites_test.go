@@ -233,3 +233,94 @@ func TestSiteRemovedInEveryOrder(t *testing.T) {
 		})
 	}
 }
+
+// TestNamedSitesClaimNoOtherHost follows a network of named sites only, no default site: after
+// their pointers arrive and one of them is removed, a host no site claims is still claimed by no
+// site, so the edge answers it 421 rather than hand it to a default site that serves nothing.
+func TestNamedSitesClaimNoOtherHost(t *testing.T) {
+	f, _ := newFollower(t)
+	var hosts *site.Hosts
+	f.cfg.OnSites = func(h *site.Hosts) { hosts = h }
+	handle := func(typ dt.EventType, key string, body []byte) {
+		t.Helper()
+		if err := f.Handle(dt.Event{Type: typ, Key: key, Object: body}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"blog", "docs"} {
+		rec, _ := site.Record{V: 1, Name: name, Hosts: []string{name + ".example.com"}}.Marshal()
+		handle(dt.EventObjectAdded, site.RecordKey(name), rec)
+		_, id, _ := makeDeploy(t, 1)
+		cur, _ := site.Current{Deploy: id, Time: time.Now()}.Marshal()
+		handle(dt.EventObjectAdded, site.CurrentKeyOf(name), cur)
+	}
+	handle(dt.EventObjectRemoved, site.RecordKey("blog"), nil)
+	for _, host := range []string{"blog.example.com", "unknown.example.com"} {
+		if i, ok := hosts.Lookup(host); ok {
+			t.Errorf("%s claimed by %s", host, hosts.Names()[i])
+		}
+	}
+	if i, ok := hosts.Lookup("docs.example.com"); !ok || hosts.Names()[i] != "docs" {
+		t.Errorf("docs.example.com: %d %t", i, ok)
+	}
+}
+
+// TestReplacedRecordKeepsItsSite replaces a served site's record (dt site set), which reaches
+// the follower as the old record's removal and then the new one's addition: while the table
+// holds the record, the removal changes nothing, so the site is in every host table given and
+// its deploy is never switched away from and back.
+func TestReplacedRecordKeepsItsSite(t *testing.T) {
+	f, _ := newFollower(t)
+	var tables []*site.Hosts
+	var switches []site.DeployID
+	held := map[string]bool{}
+	f.cfg.OnSites = func(h *site.Hosts) { tables = append(tables, h) }
+	f.cfg.OnSwitch = func(a Active) { switches = append(switches, a.ID) }
+	f.cfg.Held = func(key string) bool { return held[key] }
+	handle := func(typ dt.EventType, key string, body []byte) {
+		t.Helper()
+		held[key] = typ == dt.EventObjectAdded
+		if err := f.Handle(dt.Event{Type: typ, Key: key, Object: body}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, id, objects := makeDeploy(t, 2)
+	for h, obj := range objects {
+		handle(dt.EventObjectAdded, site.BlobKey(h), obj)
+	}
+	body, _ := m.Marshal()
+	handle(dt.EventObjectAdded, site.DeployKey(id), body)
+	old, _ := site.Record{V: 1, Name: "blog", Hosts: []string{"blog.example.com"}}.Marshal()
+	handle(dt.EventObjectAdded, site.RecordKey("blog"), old)
+	cur, _ := site.Current{Deploy: id, Time: time.Now()}.Marshal()
+	handle(dt.EventObjectAdded, site.CurrentKeyOf("blog"), cur)
+	if len(switches) != 1 {
+		t.Fatalf("switches %v, want the blog's deploy once", switches)
+	}
+
+	// The replacement as dt delivers it: the table holds the new record when the old one's
+	// removal is handled.
+	tables = nil
+	if err := f.Handle(dt.Event{Type: dt.EventObjectRemoved, Key: site.RecordKey("blog"), Object: old}); err != nil {
+		t.Fatal(err)
+	}
+	renewed, _ := site.Record{V: 1, Name: "blog", Hosts: []string{"blog.example.com", "new.example.com"}}.Marshal()
+	handle(dt.EventObjectAdded, site.RecordKey("blog"), renewed)
+	for i, h := range tables {
+		if _, ok := h.Lookup("blog.example.com"); !ok {
+			t.Errorf("host table %d of the replacement lacks the blog", i)
+		}
+	}
+	if _, ok := tables[len(tables)-1].Lookup("new.example.com"); !ok {
+		t.Errorf("the last host table lacks the new host")
+	}
+	if a, ok := f.ActiveOf("blog"); !ok || a.ID != id || len(switches) != 1 {
+		t.Errorf("after the replacement: active %v %t, switches %v", a.ID, ok, switches)
+	}
+
+	// A removal the table agrees with takes the site away.
+	handle(dt.EventObjectRemoved, site.RecordKey("blog"), renewed)
+	if _, ok := tables[len(tables)-1].Lookup("blog.example.com"); ok {
+		t.Errorf("the removed blog still claims its host")
+	}
+}

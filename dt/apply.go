@@ -178,6 +178,7 @@ type batchWrite struct {
 	grantChanges map[[32]byte]*Grant // grants this batch changed; see delegation.go
 	grantOrder   [][32]byte          // their keys, in the order they changed
 	refusals     []refusal           // records refused against their signer's grant
+	verdicts     []outVerdict        // verdicts for the peers records came from, sent after the commit
 	dropped      int                 // records dropped because their grant changed
 }
 

@@ -120,6 +120,12 @@ type pendingRecords struct {
 	bytes    int
 }
 
+// notePending publishes the pending set's size to the metrics.
+func (n *Node) notePending(p *pendingRecords) {
+	n.pendingCount.Store(int64(p.count))
+	n.pendingBytes.Store(int64(p.bytes))
+}
+
 // grantee returns the public key a grant's table key names, and false for any other key.
 func grantee(key string) ([32]byte, bool) {
 	rest, ok := strings.CutPrefix(key, GrantKeyPrefix)
@@ -229,6 +235,8 @@ func (w *batchWrite) judge(tx *bolt.Tx, op applyOp) (applied bool, refused error
 	default:
 		w.discard(tx, op)
 		w.refusals = append(w.refusals, refusal{op: op, err: v})
+		g, granted := w.grantOf(op.rec.Master)
+		w.tell(op, VerdictRefused, func() string { return refusalReason(op.rec, g, granted) })
 		return false, v, nil
 	}
 }
@@ -237,6 +245,26 @@ func (w *batchWrite) judge(tx *bolt.Tx, op applyOp) (applied bool, refused error
 type refusal struct {
 	op  applyOp
 	err error
+}
+
+// outVerdict is a verdict for the peer a record came from. Its reason is put in words only when
+// the link's budget lets the verdict go.
+type outVerdict struct {
+	op      applyOp
+	verdict Verdict
+	reason  func() string
+}
+
+// tell queues a verdict on a record from a peer, to be sent after the commit.
+func (w *batchWrite) tell(op applyOp, v Verdict, reason func() string) {
+	if op.origin != (NodeID{}) {
+		w.verdicts = append(w.verdicts, outVerdict{op: op, verdict: v, reason: reason})
+	}
+}
+
+// pendingReason is the reason given with VerdictPending.
+func pendingReason(rec *Record) string {
+	return fmt.Sprintf("no grant for publisher %s yet: the record waits for one", Fingerprint(rec.Master))
 }
 
 // keepPending keeps a record until its signer's grant arrives, within the limits.
@@ -255,11 +283,12 @@ func (w *batchWrite) keepPending(tx *bolt.Tx, op applyOp) {
 		p.bySigner, p.ids = map[[32]byte][]applyOp{}, map[RecordID]struct{}{}
 	}
 	p.ids[op.id] = struct{}{}
+	w.tell(op, VerdictPending, func() string { return pendingReason(op.rec) })
 	signer := [32]byte(op.rec.Master)
 	p.bySigner[signer] = append(p.bySigner[signer], op)
 	p.count++
 	p.bytes += len(op.body)
-	w.n.pendingCount.Store(int64(p.count))
+	w.n.notePending(p)
 }
 
 // discard lets go of a record that will not be applied: its body, stored in the blob store
@@ -284,9 +313,13 @@ func (w *batchWrite) regrant(tx *bolt.Tx, pub [32]byte) error {
 		delete(p.ids, op.id)
 		p.count--
 		p.bytes -= len(op.body)
-		w.n.pendingCount.Store(int64(p.count))
-		if _, _, err := w.judge(tx, op); err != nil {
+		w.n.notePending(p)
+		applied, _, err := w.judge(tx, op)
+		if err != nil {
 			return err
+		}
+		if applied {
+			w.tell(op, VerdictApplied, func() string { return "the signer's grant came" })
 		}
 	}
 	return nil
@@ -346,6 +379,9 @@ func (n *Node) afterGrants(w *batchWrite) {
 	if len(w.grantChanges) > 0 {
 		n.grants.set(w.grantChanges)
 	}
+	for _, v := range w.verdicts {
+		n.sendVerdict(v.op.origin, v.verdict, v.op.rec, v.op.id, v.reason)
+	}
 	for _, r := range w.refusals {
 		n.metrics.recordsRefused.Inc()
 		if r.op.origin != (NodeID{}) {
@@ -388,6 +424,7 @@ func (w *batchWrite) auditPending(tx *bolt.Tx, peer NodeID) error {
 				continue
 			}
 			forged = op.rec
+			w.tell(op, VerdictRefused, func() string { return refusalReason(op.rec, Grant{}, false) })
 			delete(p.ids, op.id)
 			p.count--
 			p.bytes -= len(op.body)
@@ -399,7 +436,7 @@ func (w *batchWrite) auditPending(tx *bolt.Tx, peer NodeID) error {
 			p.bySigner[signer] = kept
 		}
 	}
-	w.n.pendingCount.Store(int64(p.count))
+	w.n.notePending(p)
 	if forged == nil {
 		return nil
 	}

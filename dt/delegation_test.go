@@ -376,3 +376,66 @@ func TestUngrantedLargeBodyNotFetched(t *testing.T) {
 		t.Fatalf("dt_records_pending_dropped_total %v", got)
 	}
 }
+
+// TestGrantAgainKeepsWhatTheKeyWrote grants a publisher key, has it write, then grants it again,
+// revokes it and grants it once more, as a master's dt grant and dt revoke do: what the key wrote
+// under its first grant stays on every node throughout, and it writes again once granted again.
+func TestGrantAgainKeepsWhatTheKeyWrote(t *testing.T) {
+	keys := testKeys(t)
+	_, publisher, _ := ed25519.GenerateKey(nil)
+	pub := publisher.Public().(ed25519.PublicKey)
+	relay := startNode(t, "relay", keys, "", listenOn("127.0.0.1:0"))
+	master := startNode(t, "master", keys, "", asMaster(), peers(relay.addr()))
+	pkeys := keys.plain()
+	pkeys.Publisher = publisher
+	pn := startNode(t, "publisher", pkeys, "", asMaster(), peers(relay.addr()))
+	ctx := ctxTimeout(t, 20*time.Second)
+	scope := []GrantRule{{Prefix: "site/blog/", Ops: OpPut | OpDelete}}
+	seen := func(what string, want func(Grant) bool) {
+		t.Helper()
+		waitFor(t, 20*time.Second, func() error {
+			for _, n := range []*testNode{relay, pn} {
+				if g, ok := n.grants.get(pub); !ok || !want(g) {
+					return fmt.Errorf("%s not seen yet", what)
+				}
+			}
+			return nil
+		})
+	}
+	first, err := master.Grant(ctx, pub, scope)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen("the grant", func(Grant) bool { return true })
+	if err := pn.Put(ctx, "site/blog/current", []byte(`"v1"`)); err != nil {
+		t.Fatal(err)
+	}
+	holds := func(when, want string) {
+		t.Helper()
+		waitFor(t, 20*time.Second, func() error {
+			if b, err := relay.Get(ctx, "site/blog/current"); err != nil || string(b) != want {
+				return fmt.Errorf("%s: relay holds %s, %v; want %s", when, b, err, want)
+			}
+			return nil
+		})
+	}
+	holds("after the put", `"v1"`)
+
+	again, err := master.Grant(ctx, pub, scope)
+	if err != nil || again.NotBefore != first.NotBefore {
+		t.Fatalf("granted again: not_before %d, the first grant's %d (%v)", again.NotBefore, first.NotBefore, err)
+	}
+	if _, err := master.Revoke(ctx, pub); err != nil {
+		t.Fatal(err)
+	}
+	seen("the revocation", func(g Grant) bool { return g.NotAfter != 0 })
+	if _, err := master.Grant(ctx, pub, scope); err != nil {
+		t.Fatal(err)
+	}
+	seen("the grant after the revocation", func(g Grant) bool { return g.NotAfter == 0 })
+	holds("granted again after the revocation", `"v1"`)
+	if err := pn.Put(ctx, "site/blog/current", []byte(`"v2"`)); err != nil {
+		t.Fatalf("put once granted again: %v", err)
+	}
+	holds("the put once granted again", `"v2"`)
+}

@@ -71,6 +71,12 @@
 // node had applied it, the key ends absent on every node. Once a link has caught up with its
 // peer's log, a record that peer sent whose signer still has no grant is forged.
 //
+// A node tells the peer a record came from what it did with it when it did not simply apply it:
+// refused, with the rule in words, or kept pending (then applied, once the grant came). The
+// record's writer learns it in WaitReplicated, which returns a *VerdictError wrapping ErrRefused
+// instead of counting that peer's acknowledgement as a confirmation. These verdicts are bounded
+// per link (VerdictRate, VerdictBurst); nodes of earlier releases skip them (see verdict.go).
+//
 // # Sync
 //
 // Each node keeps a log of its current records in the order it applied them. On every link, each

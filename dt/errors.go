@@ -40,6 +40,13 @@ var (
 	// ErrOutsideGrant is returned for a record whose signer's grant does not cover its key, its
 	// operation or its clock; the error names the rule that refused it.
 	ErrOutsideGrant = errors.New("dt: record outside its signer's grant")
+	// ErrRefused is returned by WaitReplicated when a peer refused the record the node wrote
+	// (outside its signer's grant, or its signer holds none); the error is a *VerdictError with
+	// the peer's reason.
+	ErrRefused = errors.New("dt: record refused by a peer")
+	// ErrPending is returned by WaitReplicated when it gave up while a peer still kept the record
+	// waiting for its signer's grant; the error is a *VerdictError with the peer's reason.
+	ErrPending = errors.New("dt: record waits for its signer's grant on a peer")
 	// ErrNotReady is returned when a master gives up waiting to learn the network's state.
 	ErrNotReady = errors.New("dt: node has not synchronised with any peer yet")
 )

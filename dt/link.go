@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/yamux"
+	"golang.org/x/time/rate"
 
 	"github.com/dt-cdn/dt/dt/internal/hlc"
 	"github.com/dt-cdn/dt/dt/internal/ipguard"
@@ -60,16 +61,18 @@ type link struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	needsAudit atomic.Bool         // the peer sent a record signed by a key other than a master's
-	ungranted  map[[32]byte]string // guarded by mu: signers without a grant whose records were not kept, and a key of each
+	needsAudit atomic.Bool                  // the peer sent a record signed by a key other than a master's
+	ungranted  map[[32]byte]ungrantedRecord // guarded by mu: signers without a grant whose records were not kept, and a record of each
 
-	ctrlOut     chan []byte      // sync protocol frames: senders block
-	msgOut      chan []byte      // flooded messages: senders never block
-	msgOutBytes atomic.Int64     // bytes in msgOut
-	budget      *neighbourBudget // what the peer may flood to us
-	logOut      chan []byte      // log entries from the tailer
-	wants       chan []RecordID  // the peer's wants, served in order
-	fetches     *fetchQueue
+	ctrlOut       chan []byte      // sync protocol frames: senders block
+	verdictOut    chan []byte      // verdicts on the peer's records: senders never block
+	verdictBudget *rate.Limiter    // verdicts this node may send the peer (VerdictRate)
+	msgOut        chan []byte      // flooded messages: senders never block
+	msgOutBytes   atomic.Int64     // bytes in msgOut
+	budget        *neighbourBudget // what the peer may flood to us
+	logOut        chan []byte      // log entries from the tailer
+	wants         chan []RecordID  // the peer's wants, served in order
+	fetches       *fetchQueue
 
 	tailOnce sync.Once
 
@@ -203,12 +206,14 @@ func (n *Node) handshake(raw net.Conn, dialed bool, ticket *ipguard.Ticket) (*se
 func (n *Node) newLink(raw net.Conn, dialed bool, peer securelink.Peer, ph hello) *link {
 	return &link{
 		n: n, peer: NodeIDOf(peer.PublicKey), peerKey: peer.PublicKey, hello: ph, dialed: dialed,
-		remote:  raw.RemoteAddr(),
-		ctrlOut: make(chan []byte, 64),
-		msgOut:  make(chan []byte, msgQueueLen),
-		logOut:  make(chan []byte, logQueueLen),
-		wants:   make(chan []RecordID, 16),
-		fetches: newFetchQueue(),
+		remote:        raw.RemoteAddr(),
+		ctrlOut:       make(chan []byte, 64),
+		verdictOut:    make(chan []byte, VerdictBurst),
+		verdictBudget: newVerdictBudget(),
+		msgOut:        make(chan []byte, msgQueueLen),
+		logOut:        make(chan []byte, logQueueLen),
+		wants:         make(chan []RecordID, 16),
+		fetches:       newFetchQueue(),
 
 		writerDone: make(chan struct{}),
 		readerDone: make(chan struct{}),
@@ -515,8 +520,9 @@ func (l *link) runWriter() {
 				l.takeMessage(f)
 			case f = <-l.ctrlOut:
 			case f = <-l.logOut:
+			case f = <-l.verdictOut:
 			case <-l.ackKick:
-				f = l.ackFrame()
+				f = l.ackAfterVerdicts()
 			case <-l.ctx.Done():
 				_ = l.ctrl.SetWriteDeadline(time.Now().Add(l.n.cfg.LinkTimeout))
 				for f := l.nextUrgent(); f != nil; f = l.nextUrgent() {
@@ -558,12 +564,34 @@ func (l *link) nextUrgent() []byte {
 		return l.takeMessage(f)
 	default:
 	}
+	// A verdict goes before the acknowledgement that may cover its record: the writer waiting
+	// on that record reads the verdict first.
+	select {
+	case f := <-l.verdictOut:
+		return f
+	default:
+	}
 	select {
 	case <-l.ackKick:
 		return l.ackFrame()
 	default:
 	}
 	return nil
+}
+
+// ackAfterVerdicts returns the frame to send when the writer woke for an ack: a verdict queued
+// meanwhile goes first, and the ack waits for the next turn.
+func (l *link) ackAfterVerdicts() []byte {
+	select {
+	case f := <-l.verdictOut:
+		select {
+		case l.ackKick <- struct{}{}:
+		default:
+		}
+		return f
+	default:
+		return l.ackFrame()
+	}
 }
 
 func (l *link) ackFrame() []byte {
@@ -658,6 +686,8 @@ func (l *link) dispatch(f frame) error {
 		return nil
 	case frameMessage:
 		return l.n.receiveMessage(l, f.payload)
+	case frameVerdict:
+		return l.receiveVerdict(f.payload)
 	case frameAck:
 		seq, err := parseUvarint(f.payload, "ack")
 		if err != nil {

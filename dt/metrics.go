@@ -34,6 +34,10 @@ type metrics struct {
 	recordsRefused    prometheus.Counter
 	recordsDropped    prometheus.Counter
 	pendingDropped    prometheus.Counter
+	verdictsSent      *prometheus.CounterVec
+	verdictsReceived  *prometheus.CounterVec
+	verdictsDropped   prometheus.Counter
+	verdictsIgnored   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, n *Node) *metrics {
@@ -68,8 +72,17 @@ func newMetrics(reg prometheus.Registerer, n *Node) *metrics {
 	m.recordsRefused = counter("records_refused_total", "Records refused because their signer's grant does not cover them (ErrOutsideGrant).")
 	m.recordsDropped = counter("records_dropped_total", "Applied records dropped because their signer's grant changed (a revocation).")
 	m.pendingDropped = counter("records_pending_dropped_total", "Records waiting for their signer's grant dropped over MaxPendingRecords or MaxPendingBytes.")
+	m.verdictsSent = m.verdictVec("verdicts_sent_total", "Verdicts on peers' records sent to them, by verdict (refused, pending, applied).")
+	m.verdictsReceived = m.verdictVec("verdicts_received_total", "Peers' verdicts on this node's records, by verdict.")
+	m.verdictsDropped = counter("verdicts_dropped_total", "Verdicts not sent because the link was over VerdictRate.")
+	m.verdictsIgnored = counter("verdicts_ignored_total", "Peers' verdicts on records this node did not write or holds no more, or of unknown kinds.")
+	m.collectors = append(m.collectors, prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "dt", Name: "verdicts_forgotten_total",
+		Help: "Records whose peers' verdicts were forgotten to keep at most 1024 (the least recently noted first)."},
+		func() float64 { return float64(n.verdictsForgotten()) }))
 	m.collectors = append(m.collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "dt", Name: "records_pending", Help: "Records waiting for their signer's grant (at most MaxPendingRecords)."},
 		func() float64 { return float64(n.pendingCount.Load()) }))
+	m.collectors = append(m.collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "dt", Name: "records_pending_bytes", Help: "Inline body bytes of the records waiting for their signer's grant (at most MaxPendingBytes)."},
+		func() float64 { return float64(n.pendingBytes.Load()) }))
 	m.collectors = append(m.collectors, m.links, m.messagesDropped, m.eventsDropped,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "dt", Name: "link_bytes_received_total", Help: "Bytes received on peer connections, handshakes and encryption included."},
 			func() float64 { return float64(m.bytesIn.Load()) }),
@@ -91,7 +104,7 @@ func newMetrics(reg prometheus.Registerer, n *Node) *metrics {
 			func() float64 { return float64(n.head.Load()) }),
 	)
 	for typ := range m.frameBytesOut {
-		if typ == 0 || frameType(typ) > frameAck {
+		if typ == 0 || frameType(typ) > frameVerdict {
 			continue
 		}
 		m.collectors = append(m.collectors, prometheus.NewCounterFunc(prometheus.CounterOpts{
@@ -105,6 +118,16 @@ func newMetrics(reg prometheus.Registerer, n *Node) *metrics {
 		}
 	}
 	return m
+}
+
+// verdictVec makes a counter of verdicts by kind, every kind present from the start.
+func (m *metrics) verdictVec(name, help string) *prometheus.CounterVec {
+	v := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "dt", Name: name, Help: help}, []string{"verdict"})
+	for _, k := range knownVerdicts {
+		v.WithLabelValues(k.String())
+	}
+	m.collectors = append(m.collectors, v)
+	return v
 }
 
 func (m *metrics) unregister() {

@@ -66,8 +66,12 @@ type Node struct {
 	grants       *grantTable    // written by the applier after each commit
 	pending      pendingRecords // used by the applier only
 	pendingCount atomic.Int64   // pending.count, for the metric
+	pendingBytes atomic.Int64   // pending.bytes, for the metric
 	pendingLog   *burstlog.Logger
 	refusedLog   *burstlog.Logger
+
+	verdictMu sync.Mutex
+	verdicts  *lru[RecordID, *heldVerdicts] // guarded by verdictMu: peers' verdicts on records this node wrote
 
 	applyCh  chan applyOp
 	verifyCh chan verifyJob
@@ -191,6 +195,7 @@ func newNode(cfg Config, identity ed25519.PrivateKey, st *store, state loaded, g
 		linkGone:    make(chan struct{}),
 		tailWake:    make(chan struct{}),
 		ackWake:     make(chan struct{}),
+		verdicts:    newLRU[RecordID, *heldVerdicts](maxHeldVerdicts),
 	}
 	n.log = cfg.Logger.With(slog.Any("node", n.id))
 	n.flood = newFloodLimits(&n.cfg)

@@ -13,34 +13,61 @@ import (
 // WaitReplicated blocks until at least peers linked peers have applied key's current record on
 // this node (a put, or the tombstone of a removal), or ctx ends. A writer uses it to know that a
 // change left the machine; it does not wait for the rest of the network.
+//
+// A peer that refused the record says so (see verdict.go): WaitReplicated then returns at once a
+// *VerdictError wrapping ErrRefused, with the peer's reason; so it does when a peer refused an
+// earlier record this node wrote that is still its key's current record, since the wait would
+// otherwise confirm it along with the log before key. A peer that keeps the record waiting
+// for its signer's grant does not count as holding it; when ctx ends while one does, the error
+// is a *VerdictError wrapping ErrPending (and ctx's error is not wrapped). Peers of releases
+// without verdicts acknowledge a record they refused like any other.
 func (n *Node) WaitReplicated(ctx context.Context, key string, peers int) error {
 	for {
 		n.mu.RLock()
 		e := n.index[key]
 		wake := n.ackWake
-		holding := 0
-		if e != nil {
-			for _, l := range n.links {
-				if l.acked.Load() >= e.seq {
-					holding++
-				}
-			}
-		}
 		n.mu.RUnlock()
 		if e == nil {
 			return fmt.Errorf("dt: %s: %w", key, ErrNotFound)
 		}
+		refused, pending := n.verdictsOn(e.id)
+		if refused != nil {
+			refused.Key = key
+			return refused
+		}
+		if refused := n.refusedUpTo(e.seq); refused != nil {
+			return refused
+		}
+		holding := n.holding(e.seq, pending)
 		if holding >= peers {
 			return nil
 		}
 		select {
 		case <-wake:
 		case <-ctx.Done():
+			if len(pending) > 0 {
+				p := pending[0]
+				return &VerdictError{Key: key, Peer: p.peer, Verdict: p.verdict, Reason: p.reason}
+			}
 			return fmt.Errorf("dt: %s reached %d of %d peers: %w", key, holding, peers, ctx.Err())
 		case <-n.ctx.Done():
 			return ErrClosed
 		}
 	}
+}
+
+// holding counts the linked peers that acknowledged the log up to seq, less those that keep the
+// record waiting for a grant.
+func (n *Node) holding(seq uint64, pending []peerVerdict) int {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	holding := 0
+	for _, l := range n.links {
+		if l.acked.Load() >= seq && !slices.ContainsFunc(pending, func(p peerVerdict) bool { return p.peer == l.peer }) {
+			holding++
+		}
+	}
+	return holding
 }
 
 // Get returns the body stored under key (an object's canonical JSON), or an error wrapping

@@ -72,7 +72,12 @@ func (l *link) respond(payload []byte) error {
 		return nil
 	}
 	if l.responder == nil {
+		// The snapshot takes n.mu, which is taken before l.mu (Close and register hold n.mu
+		// while they close links): taking it under l.mu could deadlock with them. Only this
+		// reader sets the responder, so it is still nil after the snapshot.
+		l.mu.Unlock()
 		set, head := l.n.snapshot()
+		l.mu.Lock()
 		l.responder, l.respHead = rbsr.NewResponder(set, reconcileFrameLimit), head
 	}
 	resp, head := l.responder, l.respHead

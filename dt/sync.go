@@ -201,26 +201,34 @@ const maxUngranted = 8
 
 // noteUngranted remembers that the peer sent a record whose signer had no grant, which the node
 // did not keep (its body would have to be fetched), so that audit still judges that signer.
-func (l *link) noteUngranted(rec *Record) {
+func (l *link) noteUngranted(rec *Record, id RecordID) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.ungranted == nil {
-		l.ungranted = map[[32]byte]string{}
+		l.ungranted = map[[32]byte]ungrantedRecord{}
 	}
 	if len(l.ungranted) < maxUngranted {
-		l.ungranted[[32]byte(rec.Master)] = rec.Key
+		l.ungranted[[32]byte(rec.Master)] = ungrantedRecord{rec: rec, id: id}
 	}
+}
+
+// ungrantedRecord is a record noted by noteUngranted.
+type ungrantedRecord struct {
+	rec *Record
+	id  RecordID
 }
 
 // ungrantedErr reports, once everything the peer sent is in, a signer noted by noteUngranted
 // that still has no grant: the peer sent a forged record.
 func (l *link) ungrantedErr() error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	for signer, key := range l.ungranted {
-		delete(l.ungranted, signer)
+	noted := l.ungranted
+	l.ungranted = nil
+	l.mu.Unlock()
+	for signer, u := range noted {
 		if _, ok := l.n.grants.get(ed25519.PublicKey(signer[:])); !ok {
-			return fmt.Errorf("record %s: %w: signer %x is not a trusted master and holds no grant", key, ErrForged, signer[:6])
+			l.n.sendVerdict(l.peer, VerdictRefused, u.rec, u.id, func() string { return refusalReason(u.rec, Grant{}, false) })
+			return fmt.Errorf("record %s: %w: signer %x is not a trusted master and holds no grant", u.rec.Key, ErrForged, signer[:6])
 		}
 	}
 	return nil

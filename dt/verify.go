@@ -127,8 +127,9 @@ func (l *link) accept(j verifyJob, signatureVerified bool) error {
 			// fetched for it, so what a key holder can make a node store for a grant that may
 			// never come stays within MaxPendingBytes. Reconciliation brings the record back
 			// once the grant is here; link.audit judges its signer meanwhile.
-			l.noteUngranted(rec)
+			l.noteUngranted(rec, j.id)
 			n.metrics.pendingDropped.Inc()
+			n.sendVerdict(l.peer, VerdictPending, rec, j.id, func() string { return pendingReason(rec) })
 			settle()
 			return nil
 		}

@@ -42,6 +42,10 @@ const (
 	// frameAck says the sender has applied the receiver's log up to uvarint seq (its committed
 	// cursor), so a writer can tell when a record reached a peer.
 	frameAck frameType = 11
+	// frameVerdict reports what the sender did with a record the receiver sent it: refused,
+	// kept waiting for a grant, or applied after waiting (see verdict.go). Nodes of earlier
+	// releases skip it.
+	frameVerdict frameType = 12
 )
 
 func (t frameType) String() string {
@@ -68,6 +72,8 @@ func (t frameType) String() string {
 		return "message"
 	case frameAck:
 		return "ack"
+	case frameVerdict:
+		return "verdict"
 	}
 	return fmt.Sprintf("frame(%d)", uint8(t))
 }

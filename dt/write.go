@@ -216,7 +216,9 @@ func (n *Node) checkOwnGrant(rec *Record, clock hlc.Timestamp) error {
 
 // Grant writes a grant letting key write records under the scope's prefixes with their
 // operations, from now on (not_before is this master's clock) with no end, and returns it. It
-// replaces any grant key held. Only a master may grant; it refuses a scope ParseGrant would
+// replaces any grant key held, keeping its not_before, so that what the key wrote under it stays
+// valid (within the new scope); after a revocation, the new grant covers again what the key
+// signed meanwhile. Only a master may grant; it refuses a scope ParseGrant would
 // refuse with ErrBadGrant.
 func (n *Node) Grant(ctx context.Context, key ed25519.PublicKey, scope []GrantRule) (Grant, error) {
 	if n.cfg.Keys.Master == nil {
@@ -226,6 +228,13 @@ func (n *Node) Grant(ctx context.Context, key ed25519.PublicKey, scope []GrantRu
 		return Grant{}, err
 	}
 	g := Grant{Key: key, Scope: scope, NotBefore: n.clock.Now()}
+	// A key granted before keeps the start of its window: every node drops the records a grant
+	// change no longer covers, so a window starting now would take away all the key wrote, a
+	// site's current pointer among them, each time a master ran dt grant for it again (to change
+	// its scope, to re-run a provisioning script, or to trust it again after a revocation).
+	if old, ok := n.grants.get(key); ok && len(old.Scope) > 0 {
+		g.NotBefore = min(g.NotBefore, old.NotBefore)
+	}
 	body, err := g.Marshal()
 	if err != nil {
 		return Grant{}, err

@@ -165,7 +165,8 @@ func newService(cfg serviceConfig) (*service, error) {
 		}
 		e.metrics = m
 	}
-	e.follower, err = follow.New(follow.Config{Blobs: cfg.Blobs, Logger: cfg.Logger, OnSwitch: e.switchTo, OnSites: e.setHosts})
+	e.follower, err = follow.New(follow.Config{Blobs: cfg.Blobs, Logger: cfg.Logger, OnSwitch: e.switchTo, OnSites: e.setHosts,
+		Held: cfg.Node.Has})
 	if err != nil {
 		return nil, err
 	}

@@ -178,8 +178,13 @@ func (s *Set) setCurrent(name, deploy string) {
 
 // removeSiteKey forgets a site record or a site's current pointer that left the table. The
 // pointer of DefaultSite is kept, as it always was: a network is not left without its site by
-// the removal of the pointer alone.
+// the removal of the pointer alone. A key the table still holds was replaced (dt reports a
+// replacement as a removal and then an addition): it is kept until the addition, so that a
+// publish or dt site set never leaves the site without its pointer or its hosts meanwhile.
 func (s *Set) removeSiteKey(key string) {
+	if s.cfg.Node.Has(key) {
+		return
+	}
 	if name, ok := site.ParseRecordKey(key); ok {
 		s.changeSites(func(recs *siteRecords) { delete(recs.records, name) })
 		return

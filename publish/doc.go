@@ -47,4 +47,13 @@
 // [SetSite], [RemoveSite] and [Sites] write and list the site records (site.Record). Blobs and
 // manifests stay content-addressed and shared: a file two sites have is sent once, and
 // collection frees a blob only when no kept deploy of any site names it.
+//
+// # Refused writes
+//
+// Every write waits for a peer's confirmation. A peer that refuses one of the session's records
+// (outside the signing key's grant, or a key without one) says which and why, and the wait ends
+// at once with an error wrapping [dt.ErrRefused] (a *dt.VerdictError carries the peer's
+// reason); a peer that keeps a record waiting for the key's grant does not confirm it, and a wait
+// that ends meanwhile wraps [dt.ErrPending]. A peer of a release without these reports confirms
+// a record it refused like any other.
 package publish

@@ -222,7 +222,7 @@ func runPublish(ctx context.Context, args []string, env *Env) error {
 	opts.Progress = out.publishSteps(f.peers)
 	// Linking first lets unchanged files reuse the current deploy's compressed variants.
 	res, err := publish.PublishDir(ctx, dir, scan, opts)
-	return reportPublish(env, out, f.json, res, explainPeers(ctx, err, watch, f.wait, "--timeout"))
+	return reportPublish(env, out, f.json, res, explainRefusal(explainPeers(ctx, err, watch, f.wait, "--timeout"), opts.Keys, f.site))
 }
 
 // scanned reports a finished scan: its size and time, and its warnings.
@@ -369,7 +369,7 @@ func (f *siteFlags) call(ctx context.Context, env *Env, fs *flagSet, master bool
 	}
 	defer watch.Stop()
 	if err := do(ctx, opts); err != nil {
-		return explainPeers(ctx, err, watch, f.wait, "--timeout")
+		return explainRefusal(explainPeers(ctx, err, watch, f.wait, "--timeout"), opts.Keys, f.site)
 	}
 	return nil
 }
@@ -451,7 +451,7 @@ func runRollback(ctx context.Context, args []string, env *Env) error {
 	out := newProgress(env, f.json)
 	res, err := publish.Rollback(ctx, id, opts)
 	if err != nil && !errors.Is(err, publish.ErrNotLive) && !errors.Is(err, publish.ErrNoEdges) {
-		return explainPeers(ctx, err, watch, f.wait, "--timeout")
+		return explainRefusal(explainPeers(ctx, err, watch, f.wait, "--timeout"), opts.Keys, f.site)
 	}
 	return reportPublish(env, out, f.json, res, err)
 }

@@ -92,9 +92,9 @@ func (n *network) startHub(t *testing.T, hubArgs ...string) {
 // hubAddr is the hub's peer listener.
 func (n *network) hubAddr() string { return n.hubAt.Listen[0] }
 
-// startEdge starts `dt edge` at location ("LAT,LON"). With partitionable, its link to the hub
-// goes through a faultnet proxy the test controls.
-func (n *network) startEdge(t *testing.T, name, location string, partitionable bool) *edgeProc {
+// startEdge starts `dt edge` at location ("LAT,LON"), with extra added to its command line. With
+// partitionable, its link to the hub goes through a faultnet proxy the test controls.
+func (n *network) startEdge(t *testing.T, name, location string, partitionable bool, extra ...string) *edgeProc {
 	t.Helper()
 	e := &edgeProc{}
 	peer := n.hubAddr()
@@ -110,15 +110,20 @@ func (n *network) startEdge(t *testing.T, name, location string, partitionable b
 	// itself is tested in internal/cli.
 	e.process = newProcess(t, n.dir, name, bins.dt, "edge", "--keys", n.keys, "--data", "data",
 		"--peer", peer, "--local", "--http", "127.0.0.1:0", "--admin", "127.0.0.1:0",
-		"--location", location, "--drain-wait", "100ms").withReadyFile()
+		"--location", location, "--drain-wait", "100ms")
+	e.args = append(e.args, extra...)
+	e.withReadyFile()
 	e.start(t)
 	at := e.waitReady(t, readyTimeout)
 	e.mu.Lock()
 	e.at = at
 	e.mu.Unlock()
-	// A restart keeps the port, so the edge keeps its public URL, as a real edge does.
-	i := slices.Index(e.args, "--http")
-	e.args[i+1] = at.HTTP
+	// A restart keeps the ports, so the edge keeps its public URL, as a real edge does.
+	for flag, addr := range map[string]string{"--http": at.HTTP, "--https": at.HTTPS} {
+		if i := slices.Index(e.args, flag); i >= 0 {
+			e.args[i+1] = addr
+		}
+	}
 	n.edges = append(n.edges, e)
 	return e
 }
@@ -173,7 +178,7 @@ func (n *network) publish(t *testing.T, s siteGen) publishResult {
 // rollback runs dt rollback (to the deploy before the current one) and expects exit 0.
 func (n *network) rollback(t *testing.T) publishResult {
 	t.Helper()
-	return n.siteCommand(t, []string{bins.dt, "rollback"})
+	return n.siteCommand(t, []string{bins.dt, "rollback"}, "--cache-dir", filepath.Join(n.dir, "publish-cache"))
 }
 
 // siteCommand runs a command that prints a publish summary with --json (cmd is the binary and

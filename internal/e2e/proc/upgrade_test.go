@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dt-cdn/dt/site"
 )
 
 // upgradeFixture is expected.json of a fixture: what the earlier release's edge served.
@@ -29,8 +31,10 @@ type upgradeFixture struct {
 // TestUpgrade runs this build on the data of networks that earlier releases built
 // (testdata/upgrade/<release>.tar.gz, made by scripts/make-upgrade-fixture.sh: keys, a hub node's
 // and an edge's data directories, and what the edge served). Upgraded in place, the edge serves
-// every path with the same bytes and the same ETag as before, from its own disk, and then takes
-// a deploy published by this build's dt-publish through the upgraded hub.
+// every path with the same bytes and the same ETag as before, from its own disk. The network
+// then takes a second site (dt site add, dt-publish --site), served on its hosts while the first
+// site keeps the same bytes and ETags, and a deploy of the first site published by this build's
+// dt-publish through the upgraded hub, which leaves the second site as it was.
 func TestUpgrade(t *testing.T) {
 	skipShort(t)
 	fixtures, err := filepath.Glob(filepath.Join("testdata", "upgrade", "*.tar.gz"))
@@ -74,6 +78,39 @@ func testUpgrade(t *testing.T, archive string) {
 		}
 		return nil
 	})
+	checkFixture(t, n, e, want)
+
+	// The network takes a second site; the first, the fixture's default site, stays as it was.
+	m := &multiSite{network: n, edges: []*edgeProc{e}, sites: []siteSpec{
+		makeSiteSpec("second", []string{"second.test", "www.second.test"}, 1, false)}}
+	second := m.sites[0]
+	m.addSite(t, second)
+	m.publishSite(t, second, "second-1", e)
+	for _, h := range second.hosts {
+		if err := m.checkSite(e, second, h); err != nil {
+			t.Error(err)
+		}
+	}
+	for path, f := range want.Files {
+		if r, err := fetch(n.http, e.url()+path, "second.test"); err != nil || r.sum == f.SHA256 {
+			t.Errorf("second.test, GET %s: the first site's bytes (%v)", path, err)
+		}
+	}
+	checkFixture(t, n, e, want)
+	secondBefore := m.snapshot(t, "second")
+
+	s := makeSite(1)
+	if c, _ := n.publishTo(t, n.keys, site.DefaultSite, s.write(t, n.dir)); c.code != 0 {
+		t.Fatalf("dt-publish --site %s: exit %d\n%s%s", site.DefaultSite, c.code, c.stdout, c.stderr)
+	}
+	waitFor(t, 30*time.Second, "the upgraded edge serves the new deploy", func() error { return n.checkServes(e, s) })
+	checkUnchanged(t, "a publish of the first site", secondBefore, m.snapshot(t, "second"))
+}
+
+// checkFixture checks that the edge serves every path of the fixture with the bytes and the
+// ETag the earlier release served.
+func checkFixture(t *testing.T, n *network, e *edgeProc, want upgradeFixture) {
+	t.Helper()
 	for path, f := range want.Files {
 		req, err := http.NewRequest(http.MethodGet, e.url()+path, nil)
 		if err != nil {
@@ -97,10 +134,6 @@ func testUpgrade(t *testing.T, archive string) {
 				want.Release, path, resp.Status, sum, resp.Header.Get("ETag"), f.SHA256, f.ETag)
 		}
 	}
-
-	s := makeSite(1)
-	n.publish(t, s)
-	waitFor(t, 30*time.Second, "the upgraded edge serves the new deploy", func() error { return n.checkServes(e, s) })
 }
 
 // untar unpacks a gzipped tar archive of regular files and directories into dir.
