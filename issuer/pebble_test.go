@@ -291,20 +291,21 @@ func (nw *network) put(t *testing.T, key, body string) {
 // startIssuer runs an issuer on the network with the master key (which works as an issuer
 // key) until the returned stop is called or the test ends.
 func (nw *network) startIssuer(t *testing.T, logs io.Writer) (stop func()) {
-	stop, _ = nw.startIssuerID(t, logs)
+	stop, _ = nw.startIssuerReady(t, logs)
 	return stop
 }
 
-// startIssuerID is startIssuer, and returns the issuer's node id once it serves.
-func (nw *network) startIssuerID(t *testing.T, logs io.Writer) (stop func(), id string) {
+// startIssuerReady is startIssuer, with an admin listener, and returns what it serves on
+// once it serves.
+func (nw *network) startIssuerReady(t *testing.T, logs io.Writer) (stop func(), ready nodehost.Ready) {
 	t.Helper()
 	cfg := dt.LocalConfig()
 	cfg.Keys, cfg.Master, cfg.DataDir, cfg.NoSync = nw.keys, true, t.TempDir(), true
 	cfg.Peers = []string{testnet.Addr(nw.hub)}
-	ids := make(chan string, 1)
+	readies := make(chan nodehost.Ready, 1)
 	is, err := New(Config{
-		Host: nodehost.Config{Node: cfg, Logger: slogTo(logs), Ready: func(r nodehost.Ready) error {
-			ids <- r.ID.String()
+		Host: nodehost.Config{Node: cfg, Logger: slogTo(logs), Admin: "127.0.0.1:0", Ready: func(r nodehost.Ready) error {
+			readies <- r
 			return nil
 		}},
 		Directory: nw.ca.directory, HTTPClient: nw.ca.client,
@@ -330,12 +331,12 @@ func (nw *network) startIssuerID(t *testing.T, logs io.Writer) (stop func(), id 
 	}
 	t.Cleanup(stop)
 	select {
-	case id = <-ids:
+	case ready = <-readies:
 	case err := <-done:
 		done <- err // for stop
 		t.Fatalf("issuer Run: %v", err)
 	}
-	return stop, id
+	return stop, ready
 }
 
 func (nw *network) edgeHTTP() []string {
@@ -401,7 +402,7 @@ func TestIssueZoneAndSite(t *testing.T) {
 			t.Logf("issuer log:\n%s", logs.String())
 		}
 	})
-	nw.startIssuer(t, logs)
+	_, ready := nw.startIssuerReady(t, logs)
 
 	zone := nw.certificate(t, netcert.Key("*.cdn.dt.test"), time.Minute)
 	nw.verify(t, zone, "cdn.dt.test", "blog.cdn.dt.test", "blog--ams.cdn.dt.test")
@@ -418,6 +419,30 @@ func TestIssueZoneAndSite(t *testing.T) {
 		if !nw.hub.Has(key) {
 			t.Errorf("no %s in the table", key)
 		}
+	}
+	// GET /issuer and the status record name both certificates, with their expiry.
+	resp, err := http.Get("http://" + ready.Admin + "/issuer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st Status
+	err = json.NewDecoder(resp.Body).Decode(&st)
+	resp.Body.Close()
+	if err != nil || len(st.Certs) != 2 || st.Certs[0].Name != "*.cdn.dt.test" || st.Certs[0].NotAfterUnix != zone.NotAfter ||
+		st.Certs[1].Name != "www.blog.test" || st.Certs[1].Site != "blog" || st.Holder != ready.ID.String() {
+		t.Errorf("GET /issuer: %+v, %v", st, err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		b, _ := nw.hub.Get(t.Context(), StatusKey)
+		var rec Status
+		if json.Unmarshal(b, &rec) == nil && len(rec.Certs) == 2 && rec.Certs[1].NotAfterUnix == site.NotAfter {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status record %s: want both certificates", b)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -521,9 +546,9 @@ func TestSuccessorCompletesOrder(t *testing.T) {
 	}
 	nw.ca.mu.Unlock()
 	for i := range 2 {
-		stop, id := nw.startIssuerID(t, logsOf(t, fmt.Sprintf("issuer %d", i+1)))
+		stop, ready := nw.startIssuerReady(t, logsOf(t, fmt.Sprintf("issuer %d", i+1)))
 		mu.Lock()
-		stops[id] = stop
+		stops[ready.ID.String()] = stop
 		mu.Unlock()
 	}
 	nw.put(t, "network/settings", `{"v":1,"cdn_zone":"cdn.dt.test"}`)
