@@ -136,18 +136,7 @@ type Lease struct {
 
 // NewLease checks cfg and returns the lease.
 func NewLease(cfg LeaseConfig) (*Lease, error) {
-	if cfg.Duration == 0 {
-		cfg.Duration = DefaultLeaseDuration
-	}
-	if cfg.Renew == 0 {
-		cfg.Renew = DefaultLeaseRenew
-	}
-	if cfg.Settle == 0 {
-		cfg.Settle = DefaultLeaseSettle
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
+	cfg = cfg.withDefaults()
 	var errs []error
 	if cfg.Table == nil {
 		errs = append(errs, errors.New("a table (Table) is required"))
@@ -155,8 +144,8 @@ func NewLease(cfg LeaseConfig) (*Lease, error) {
 	if cfg.Holder == "" || len(cfg.Holder) > MaxHolderLen {
 		errs = append(errs, fmt.Errorf("a holder name of 1 to %d characters is required", MaxHolderLen))
 	}
-	if cfg.Renew <= 0 || cfg.Settle <= 0 || cfg.Renew+cfg.Settle >= cfg.Duration {
-		errs = append(errs, fmt.Errorf("renew (%v) plus settle (%v) must be under the lease duration (%v)", cfg.Renew, cfg.Settle, cfg.Duration))
+	if err := cfg.checkTimers(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
@@ -166,6 +155,25 @@ func NewLease(cfg LeaseConfig) (*Lease, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Lease{cfg: cfg, log: log}, nil
+}
+
+// withDefaults returns cfg with its zero fields set to the defaults.
+func (cfg LeaseConfig) withDefaults() LeaseConfig {
+	cfg.Duration = cmp(cfg.Duration, DefaultLeaseDuration)
+	cfg.Renew = cmp(cfg.Renew, DefaultLeaseRenew)
+	cfg.Settle = cmp(cfg.Settle, DefaultLeaseSettle)
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return cfg
+}
+
+// checkTimers refuses timers with which the holder could not renew before its lease expires.
+func (cfg LeaseConfig) checkTimers() error {
+	if cfg.Renew <= 0 || cfg.Settle <= 0 || cfg.Renew+cfg.Settle >= cfg.Duration {
+		return fmt.Errorf("lease renew (%v) plus settle (%v) must be under the lease duration (%v)", cfg.Renew, cfg.Settle, cfg.Duration)
+	}
+	return nil
 }
 
 // Current returns the lease as the table holds it, with its expiry capped by the record's

@@ -203,3 +203,14 @@ func TestLeaseRefusedRecord(t *testing.T) {
 		t.Errorf("Current of a malformed lease: held %v, refused %d times; want no lease, refused once", ok, refused)
 	}
 }
+
+func TestConfigRefusesLeaseTimers(t *testing.T) {
+	cfg := Config{Lease: LeaseConfig{Duration: time.Second, Renew: time.Second}}
+	cfg.Host.Node.DataDir = t.TempDir()
+	if _, err := New(cfg); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("New with a renewal no shorter than the lease: %v", err)
+	}
+	if _, err := NewLease(LeaseConfig{Holder: "x"}); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("NewLease without a table: %v", err)
+	}
+}

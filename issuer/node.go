@@ -103,6 +103,9 @@ func New(cfg Config) (*Issuer, error) {
 	if cfg.PropagationTimeout < 0 || cfg.ChallengeTTL < 0 || cfg.Scan < 0 || cfg.RetryBase < 0 || cfg.RetryMax < 0 {
 		errs = append(errs, errors.New("negative durations"))
 	}
+	if err := cfg.Lease.withDefaults().checkTimers(); err != nil {
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
