@@ -232,7 +232,7 @@ func (d *Node) buildGeo(p *parts, n *dt.Node, reg prometheus.Registerer) (*geo.A
 	}
 	// One choice for answers and for /dns: an edge leaves both once its heartbeat is 2.5
 	// intervals old (the answers' TTL adds to the delay, so sooner than the redirector).
-	sel := edgeset.SelectOptions{MaxAge: d.cfg.HeartbeatInterval * 5 / 2, MaxAgeBeats: geo.DefaultMaxAgeBeats}
+	sel := edgeset.SelectOptions{MaxAge: d.cfg.HeartbeatInterval * 5 / 2, MaxAgeBeats: geo.DefaultMaxAgeBeats, Fallback: true}
 	edges, err := edgeset.New(edgeset.Config{Node: n, HeartbeatInterval: d.cfg.HeartbeatInterval,
 		Select: sel, Registerer: reg, Logger: d.log})
 	if err != nil {

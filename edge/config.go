@@ -8,8 +8,10 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/dt-cdn/dt/accesslog"
 	"github.com/dt-cdn/dt/heartbeat"
 	"github.com/dt-cdn/dt/nodehost"
+	"github.com/dt-cdn/dt/trafficstats"
 )
 
 // Defaults of Config.
@@ -64,8 +66,9 @@ type Config struct {
 	// does not rank it by distance).
 	Location *heartbeat.Location
 	// GeoIP is a MaxMind-format database file in which the edge looks up its public address
-	// when Location is nil. It stays open: the address may be learned from peers later, and
-	// change. Empty: no lookup.
+	// when Location is nil, and its visitors' countries for its statistics. It stays open: the
+	// address may be learned from peers later, and change. With a Location, a file that cannot
+	// be opened is logged and the statistics count every country as unknown. Empty: no lookup.
 	GeoIP string
 
 	// HeartbeatInterval is how often the edge reports itself; each heartbeat announces it, so
@@ -93,6 +96,19 @@ type Config struct {
 	// descriptor limit), 256 per address, 1,024 kept; a negative FDReserve: no bound from the
 	// descriptor limit.
 	MaxConns, MaxConnsPerIP, FDReserve int
+
+	// AccessLog, when set, writes a line for every response of a site (not of the health
+	// endpoint or ACME challenges, nor requests the server refuses before the site sees them) to
+	// an access log (package accesslog): off the request path, lines dropped and counted
+	// (dt_edge_access_log_dropped_total) rather than a response delayed. Node.Reopen reopens its
+	// file. Its Logger and Registerer, when nil, are the host's. Nil: no access log.
+	AccessLog *accesslog.Config
+
+	// StatsInterval is how often the edge sends its traffic per site (package trafficstats) as
+	// a dt message, which redirectors keep as series. Shorter gives finer series for more
+	// messages; a message is at most trafficstats.MaxSize whatever the traffic. Zero:
+	// trafficstats.DefaultInterval; negative: no statistics (nothing counted or sent).
+	StatsInterval time.Duration
 }
 
 // validate checks what can be checked before anything opens.
@@ -132,6 +148,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Host.Logger == nil {
 		c.Host.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.StatsInterval == 0 {
+		c.StatsInterval = trafficstats.DefaultInterval
 	}
 	return c
 }

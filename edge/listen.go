@@ -121,3 +121,13 @@ func geoLocator(db *geoip.DB, log *slog.Logger) func(netip.Addr) *heartbeat.Loca
 		return nil
 	}
 }
+
+// geoCountry returns a trafficstats.Config.Country that looks an address up in db.
+func geoCountry(db *geoip.DB) func(netip.Addr) string {
+	return func(ip netip.Addr) string {
+		if rec, err := db.Lookup(ip); err == nil && rec != nil {
+			return rec.Country
+		}
+		return ""
+	}
+}

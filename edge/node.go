@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dt-cdn/dt/accesslog"
 	"github.com/dt-cdn/dt/blobs"
 	"github.com/dt-cdn/dt/challenge"
 	follow "github.com/dt-cdn/dt/deploy"
@@ -17,6 +19,7 @@ import (
 	"github.com/dt-cdn/dt/internal/certs"
 	"github.com/dt-cdn/dt/netcert"
 	"github.com/dt-cdn/dt/nodehost"
+	"github.com/dt-cdn/dt/trafficstats"
 )
 
 // Node is an edge: a dt node that serves the network's current deploy to visitors, switching
@@ -26,6 +29,7 @@ type Node struct {
 	cfg     Config
 	started atomic.Bool
 	svc     atomic.Pointer[service] // set by Run once the edge is assembled
+	access  atomic.Pointer[accesslog.Logger]
 }
 
 // ErrRunOnce is returned by a second call of Node.Run: a Node's listeners and data directory
@@ -47,8 +51,11 @@ type parts struct {
 	table *netcert.Store // the network's certificates from the table; nil without HTTPS
 	acme  *challenge.Set // the table's ACME challenge answers
 	lns   listeners
-	geo   *geoip.DB // nil without Config.GeoIP, or with a Location
+	geo   *geoip.DB // nil without Config.GeoIP
 	svc   *service
+	// access is the access log, nil without Config.AccessLog. Its writer runs from serve until
+	// the servers have stopped, so that requests in flight are logged too.
+	access *accesslog.Logger
 }
 
 // close closes what was opened; listeners a server already closed are harmless to close again.
@@ -57,6 +64,9 @@ func (p *parts) close() error {
 	var err error
 	if p.geo != nil {
 		err = p.geo.Close()
+	}
+	if p.access != nil {
+		err = errors.Join(err, p.access.Close()) // its writer's Run closed it, if it ran
 	}
 	if p.store != nil {
 		err = errors.Join(err, p.store.Close())
@@ -128,17 +138,74 @@ func (e *Node) assemble(h *nodehost.Host, p *parts) error {
 		cs := certStatus{table: p.table, own: p.certs, host: strings.ToLower(hostOf(sc.PublicURL)), now: time.Now}
 		sc.CertExpiry, sc.CertStates = cs.expiry, cs.states
 	}
-	if c.Location == nil && c.GeoIP != "" {
-		if p.geo, err = geoip.Open(c.GeoIP, geoip.Options{Logger: log}); err != nil {
-			return err
-		}
-		sc.Locate = geoLocator(p.geo, log)
+	if err := e.openGeoIP(p, &sc, log); err != nil {
+		return err
 	}
+	if c.StatsInterval > 0 {
+		sc.Stats = trafficstats.New(trafficstats.Config{Country: sc.Country, Logger: log})
+		sc.StatsInterval = c.StatsInterval
+	}
+	if sc.AccessLog, err = e.openAccessLog(h); err != nil {
+		return err
+	}
+	p.access = sc.AccessLog
 	if p.svc, err = newService(sc); err != nil {
 		return err
 	}
 	e.svc.Store(p.svc)
 	return h.Subscribe(p.svc)
+}
+
+// openGeoIP opens Config.GeoIP, to locate the edge (without a Location) and its visitors. With
+// a Location the database serves only the statistics' countries, so a file that fails to open
+// is logged rather than stopping the edge.
+func (e *Node) openGeoIP(p *parts, sc *serviceConfig, log *slog.Logger) error {
+	c := e.cfg
+	if c.GeoIP == "" {
+		return nil
+	}
+	var err error
+	if p.geo, err = geoip.Open(c.GeoIP, geoip.Options{Logger: log}); err != nil {
+		if c.Location == nil {
+			return err
+		}
+		log.Warn("GeoIP database not opened; visitors' countries unknown", slog.Any("err", err))
+		return nil
+	}
+	if c.Location == nil {
+		sc.Locate = geoLocator(p.geo, log)
+	}
+	sc.Country = geoCountry(p.geo)
+	return nil
+}
+
+// openAccessLog opens the access log of Config.AccessLog, or returns nil without one.
+func (e *Node) openAccessLog(h *nodehost.Host) (*accesslog.Logger, error) {
+	if e.cfg.AccessLog == nil {
+		return nil, nil
+	}
+	c := *e.cfg.AccessLog
+	if c.Logger == nil {
+		c.Logger = h.Logger()
+	}
+	if c.Registerer == nil {
+		c.Registerer = h.Registerer()
+	}
+	l, err := accesslog.New(c)
+	if err != nil {
+		return nil, fmt.Errorf("edge: access log: %w", err)
+	}
+	e.access.Store(l)
+	return l, nil
+}
+
+// Reopen closes the access log's file and opens its path again, as logrotate needs after it
+// renamed the file (dt edge calls it on SIGHUP). It does not wait for the reopen. Without an
+// access log, or before Run opened it, it does nothing.
+func (e *Node) Reopen() {
+	if l := e.access.Load(); l != nil {
+		l.Reopen()
+	}
 }
 
 // tableParts makes what the edge serves from the table: the ACME challenge answers, and with
@@ -183,9 +250,20 @@ func (e *Node) serve(ctx context.Context, p *parts, log *slog.Logger, ready func
 	defer stopServing()
 	var wg sync.WaitGroup
 	errc := e.startServers(serveCtx, &wg, p, log)
+	logCtx, stopLog := context.WithCancel(context.Background())
+	logDone := make(chan struct{})
+	go func() {
+		defer close(logDone)
+		if p.access != nil {
+			_ = p.access.Run(logCtx) // only ErrRunOnce, and this is its one run
+		}
+	}()
 	beatCtx, stopBeats := context.WithCancel(context.Background())
 	beatsDone := make(chan struct{})
 	go func() { defer close(beatsDone); p.svc.sendHeartbeats(beatCtx) }()
+	statsCtx, stopStats := context.WithCancel(context.Background())
+	statsDone := make(chan struct{})
+	go func() { defer close(statsDone); p.svc.sendStats(statsCtx) }()
 	sv := nodehost.Serving{HTTP: p.lns.addr(p.lns.http), HTTPS: p.lns.addr(p.lns.https), PublicURL: p.svc.cfg.PublicURL}
 	log.Info("Edge serving", slog.String("http", sv.HTTP), slog.String("https", sv.HTTPS))
 
@@ -210,6 +288,10 @@ func (e *Node) serve(ctx context.Context, p *parts, log *slog.Logger, ready func
 	}
 	stopServing()
 	wg.Wait()
+	stopLog() // after the servers: the requests that were in flight are logged and counted
+	stopStats()
+	<-logDone
+	<-statsDone
 	close(errc)
 	for serr := range errc {
 		err = errors.Join(err, serr)

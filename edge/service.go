@@ -19,6 +19,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/dt-cdn/dt/accesslog"
 	"github.com/dt-cdn/dt/blobs"
 	"github.com/dt-cdn/dt/challenge"
 	follow "github.com/dt-cdn/dt/deploy"
@@ -29,6 +30,7 @@ import (
 	"github.com/dt-cdn/dt/internal/httpserve"
 	"github.com/dt-cdn/dt/site"
 	"github.com/dt-cdn/dt/static"
+	"github.com/dt-cdn/dt/trafficstats"
 )
 
 // HealthPath answers, for the site of the request's Host, 200 with the deploy id when the edge
@@ -64,6 +66,14 @@ type serviceConfig struct {
 	// (Config).
 	StdHTTP1, StdHTTP2                 bool
 	MaxConns, MaxConnsPerIP, FDReserve int
+	// AccessLog receives a line for every response of a site. Nil: none.
+	AccessLog *accesslog.Logger
+	// Stats counts every response of a site, and sendStats sends its messages every
+	// StatsInterval. Nil: no statistics.
+	Stats         *trafficstats.Collector
+	StatsInterval time.Duration
+	// Country returns the country of a visitor's address (Config.GeoIP). Nil: unknown.
+	Country func(netip.Addr) string
 	// Registerer receives the edge's metrics. Nil: none.
 	Registerer prometheus.Registerer
 	// Logger receives the edge's logs. Nil discards them.
@@ -100,6 +110,10 @@ type service struct {
 	// siteCounts are, for the metrics, the last heartbeat's counts of sites and certificate
 	// names, and the bytes of file data the served deploys hold in memory.
 	siteCounts gaugeCounts
+
+	// statsCounts are, for the metrics, the statistics messages sent, the site entries
+	// waiting for a later message and those dropped from a full backlog.
+	statsCounts statsCounts
 
 	located   netip.Addr          // the address Locate was last asked about; only report touches it
 	locatedAt *heartbeat.Location // what Locate answered for it
@@ -164,6 +178,9 @@ func newService(cfg serviceConfig) (*service, error) {
 			return nil, err
 		}
 		e.metrics = m
+		if err := registerStatsMetrics(cfg.Registerer, &e.statsCounts); err != nil {
+			return nil, err
+		}
 	}
 	e.follower, err = follow.New(follow.Config{Blobs: cfg.Blobs, Logger: cfg.Logger, OnSwitch: e.switchTo, OnSites: e.setHosts,
 		Held: cfg.Node.Has})
@@ -465,6 +482,18 @@ func (e *service) ObserveResponse(ri static.ResponseInfo) {
 	}
 	if e.metrics != nil {
 		e.metrics.observe(ri)
+	}
+}
+
+// ObserveRequest counts a response as ObserveResponse does, logs it in the access log and counts
+// it in the statistics.
+func (e *service) ObserveRequest(r *http.Request, site string, ri static.ResponseInfo) {
+	e.ObserveResponse(ri)
+	if e.cfg.AccessLog != nil {
+		logAccess(e.cfg.AccessLog, r, site, &ri)
+	}
+	if e.cfg.Stats != nil {
+		countTraffic(e.cfg.Stats, r, site, &ri)
 	}
 }
 

@@ -36,11 +36,18 @@ func familyOf(ip netip.Addr) family {
 type deployRule struct {
 	current string
 	site    func(e *heartbeat.Edge) (ExcludeReason, string)
+	// earlier reports whether an edge the rule excludes still serves an earlier deploy of the
+	// site, for SelectOptions.Fallback; nil: no fallback.
+	earlier func(e *heartbeat.Edge) bool
+	// any accepts every deploy: the rule of the fallback's second pass.
+	any bool
 }
 
 // exclusion returns why e does not serve the deploy, and 0 when it does.
 func (r deployRule) exclusion(e *heartbeat.Edge) (ExcludeReason, string) {
 	switch {
+	case r.any:
+		return 0, ""
 	case r.site != nil:
 		return r.site(e)
 	case r.current == "" || e.Last.Deploy != r.current:

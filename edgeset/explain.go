@@ -22,6 +22,9 @@ type Explanation struct {
 	Chosen     *ExplainedCandidate  `json:"chosen"`
 	Candidates []ExplainedCandidate `json:"candidates"`
 	Excluded   []ExplainedExclusion `json:"excluded"`
+	// Fallback says no edge served the current deploy and the candidates still serve an
+	// earlier one (Decision.Fallback).
+	Fallback bool `json:"fallback,omitempty"`
 }
 
 // ExplainedClient is the client a decision was made for.
@@ -54,7 +57,7 @@ type ExplainedExclusion struct {
 // Explain tells d, made for client c with current as the network's deploy, at now. Chosen points
 // into the result's Candidates.
 func Explain(d Decision, c Client, current string, now time.Time) Explanation {
-	x := Explanation{Client: ExplainedClient(c), Deploy: current, Basis: d.Basis, NearKm: d.NearKm}
+	x := Explanation{Client: ExplainedClient(c), Deploy: current, Basis: d.Basis, NearKm: d.NearKm, Fallback: d.Fallback}
 	x.Candidates = make([]ExplainedCandidate, len(d.Candidates))
 	for i, cand := range d.Candidates {
 		x.Candidates[i] = explainCandidate(cand)

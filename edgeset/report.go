@@ -1,6 +1,9 @@
 package edgeset
 
 import (
+	"slices"
+	"strings"
+
 	"github.com/dt-cdn/dt/heartbeat"
 )
 
@@ -45,4 +48,20 @@ func (r *SiteReport) verdict(name, expected string) heartbeat.SiteVerdict {
 	}
 	h := heartbeat.Heartbeat{Sites: r.Sites, Lagging: r.Lagging, LaggingMore: r.LaggingMore, SitesDigest: r.Digest, CurrentDigest: r.CurrentDigest}
 	return h.ServesSite(name, expected)
+}
+
+// servesEarlier reports whether the edge, not serving site name's current deploy, still serves
+// an earlier one of it: it lists the site lagging with the deploy it serves, or it has not heard
+// of the site's latest publish (its known current deploys differ from expected) while serving
+// every deploy it knows, and the site had a deploy before (hadEarlier). An edge reporting no
+// sites serves none but the default site's.
+func (r *SiteReport) servesEarlier(name, expected string, hadEarlier bool) bool {
+	switch r.verdict(name, expected) {
+	case heartbeat.LagsListed:
+		i, _ := slices.BinarySearchFunc(r.Lagging, name, func(l LaggingSite, n string) int { return strings.Compare(l.Site, n) })
+		return r.Lagging[i].Deploy != ""
+	case heartbeat.OtherCurrents:
+		return hadEarlier && r.Digest == r.CurrentDigest
+	}
+	return false
 }

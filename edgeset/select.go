@@ -66,6 +66,14 @@ type SelectOptions struct {
 	// host of the edge's own URL, where the redirector sends them (a name under the CDN zone is
 	// then covered by the zone's wildcard).
 	CertName string
+	// Fallback lets a choice that finds no edge serving the current deploy fall back to the
+	// edges that still serve an earlier deploy of the site and are eligible otherwise
+	// (Decision.Fallback). After a publish the table's new pointer reaches a redirector before
+	// the edges' heartbeats say they switched, which takes up to one interval; without a
+	// fallback every visitor of that moment gets 503, with it the previous version, and most
+	// edges have switched by the time the visitor arrives. False: only edges serving the
+	// current deploy, for callers asking where it is live.
+	Fallback bool
 }
 
 // Decision is the outcome of Select.
@@ -82,6 +90,10 @@ type Decision struct {
 	Basis Basis
 	// NearKm is the outer edge of the near band in km, or 0 when distance took no part.
 	NearKm float64
+	// Fallback is set when no edge served the current deploy and Candidates are edges still
+	// serving an earlier deploy of the site (SelectOptions.Fallback); they stay in Excluded
+	// with the reason they were not chosen first.
+	Fallback bool
 }
 
 // Candidate is an eligible edge and how it ranked.
@@ -141,9 +153,15 @@ const (
 // of these tiers, when the client's location is known, by great-circle distance, keeping the
 // near band (the nearest distance × NearFactor, at least NearFloorKm, widened by the client's
 // GeoIP accuracy radius). One of the near edges is drawn at random in proportion to its weight.
-// Select never picks an ineligible edge, however few eligible ones remain.
+// Select never picks an ineligible edge, however few eligible ones remain; with opts.Fallback,
+// when none serves the current deploy, it picks among those still serving an earlier one.
 func Select(edges []heartbeat.Edge, client Client, current string, now time.Time, opts SelectOptions) Decision {
-	return choose(edges, client, now, opts, deployRule{current: current})
+	rule := deployRule{current: current}
+	if current != "" {
+		// Any deploy but none: the default site's edges report the one deploy they serve.
+		rule.earlier = func(e *heartbeat.Edge) bool { return e.Last.Deploy != "" }
+	}
+	return choose(edges, client, now, opts, rule)
 }
 
 // choose is Select with the rule for the deploy an edge must serve given as rule.
@@ -171,7 +189,11 @@ func choose(edges []heartbeat.Edge, client Client, now time.Time, opts SelectOpt
 		}
 		d.Candidates = append(d.Candidates, rate(e, url, here, opts))
 	}
+	if len(d.Candidates) == 0 && opts.Fallback && rule.earlier != nil {
+		d.Candidates, d.Fallback = fallbackCandidates(d.Excluded, fam, rule, here, now, opts), true
+	}
 	if len(d.Candidates) == 0 {
+		d.Fallback = false
 		return d
 	}
 	slices.SortFunc(d.Candidates, compareCandidates)
@@ -342,4 +364,24 @@ func haversineKm(lat1, lon1, lat2, lon2 float64) float64 {
 	a := math.Sin(dLat/2)*math.Sin(dLat/2) +
 		math.Cos(lat1*rad)*math.Cos(lat2*rad)*math.Sin(dLon/2)*math.Sin(dLon/2)
 	return 2 * earthRadiusKm * math.Asin(math.Sqrt(min(a, 1)))
+}
+
+// fallbackCandidates returns the edges of excluded that were excluded only for the deploy they
+// serve, serve an earlier deploy of the site (rule.earlier), and pass every other rule.
+func fallbackCandidates(excluded []Exclusion, fam family, rule deployRule, here *geoip.Record, now time.Time, opts SelectOptions) []Candidate {
+	var out []Candidate
+	for _, x := range excluded {
+		switch x.Reason {
+		case ExcludeOldDeploy, ExcludeNotSynced, ExcludeSiteLagging:
+		default:
+			continue
+		}
+		if !rule.earlier(x.Edge) {
+			continue
+		}
+		if url, reason, _ := exclusionOf(x.Edge, fam, deployRule{any: true}, now, opts); reason == 0 {
+			out = append(out, rate(x.Edge, url, here, opts))
+		}
+	}
+	return out
 }

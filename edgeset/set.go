@@ -97,7 +97,7 @@ func New(cfg Config) (*Set, error) {
 	if cfg.Probe == nil {
 		cfg.Probe = probeHealth(&http.Client{Timeout: DefaultProbeTimeout})
 	}
-	s := &Set{cfg: cfg, log: cfg.Logger, recs: siteRecords{records: map[string]site.Record{}, currents: map[string]string{}}}
+	s := &Set{cfg: cfg, log: cfg.Logger, recs: siteRecords{records: map[string]site.Record{}, currents: map[string]string{}, previous: map[string]string{}}}
 	s.tracker = heartbeat.NewTracker(heartbeat.Config{Interval: cfg.HeartbeatInterval, Probe: cfg.Probe})
 	empty, none := []heartbeat.Edge{}, ""
 	s.snapshot.Store(&empty)

@@ -20,6 +20,10 @@ type Site struct {
 	Implicit bool     `json:"implicit,omitempty"`
 	// Current is its current deploy (64 hex), empty while it has none.
 	Current string `json:"current_deploy"`
+	// Previous is the deploy that was current before Current, as this node saw the site's
+	// pointer change; empty when it saw none. Edges still serving it are the fallback while none
+	// reports Current yet (SelectOptions.Fallback).
+	Previous string `json:"previous_deploy,omitempty"`
 }
 
 // Sites is the network's sites at one moment and the index of their hosts. It is not modified
@@ -69,6 +73,7 @@ type View struct {
 type siteRecords struct {
 	records  map[string]site.Record
 	currents map[string]string // site -> deploy
+	previous map[string]string // site -> the deploy current before, once a pointer changed
 }
 
 // build makes the Sites the records say exist: every site with a record, and DefaultSite when
@@ -76,11 +81,11 @@ type siteRecords struct {
 func (r *siteRecords) build() *Sites {
 	list := make([]Site, 0, len(r.records)+1)
 	for name, rec := range r.records {
-		list = append(list, Site{Name: name, Hosts: rec.Hosts, Current: r.currents[name]})
+		list = append(list, Site{Name: name, Hosts: rec.Hosts, Current: r.currents[name], Previous: r.previous[name]})
 	}
 	if _, ok := r.records[site.DefaultSite]; !ok {
 		if cur, ok := r.currents[site.DefaultSite]; ok {
-			list = append(list, Site{Name: site.DefaultSite, Hosts: []string{}, Implicit: true, Current: cur})
+			list = append(list, Site{Name: site.DefaultSite, Hosts: []string{}, Implicit: true, Current: cur, Previous: r.previous[site.DefaultSite]})
 		}
 	}
 	return NewSites(list)
@@ -117,9 +122,15 @@ func SelectSite(v *View, s Site, client Client, now time.Time, opts SelectOption
 		return Select(v.Edges, client, s.Current, now, opts)
 	}
 	expected := v.Sites.CurrentsDigest()
-	return choose(v.Edges, client, now, opts, deployRule{site: func(e *heartbeat.Edge) (ExcludeReason, string) {
-		return siteExclusion(e, v.Reports, s, expected)
-	}})
+	return choose(v.Edges, client, now, opts, deployRule{
+		site: func(e *heartbeat.Edge) (ExcludeReason, string) {
+			return siteExclusion(e, v.Reports, s, expected)
+		},
+		earlier: func(e *heartbeat.Edge) bool {
+			r := v.Reports[e.Node]
+			return s.Current != "" && r.servesEarlier(s.Name, expected, s.Previous != "")
+		},
+	})
 }
 
 // Details of ExcludeSiteLagging, by verdict, for people reading the explain endpoint.
@@ -146,6 +157,7 @@ func siteExclusion(e *heartbeat.Edge, reports map[string]SiteReport, s Site, exp
 // Serving returns the node ids of the edges eligible for s in v, for a client of unknown
 // address and place, sorted.
 func Serving(v *View, s Site, now time.Time, opts SelectOptions) []string {
+	opts.Fallback = false
 	d := SelectSite(v, s, Client{}, now, opts)
 	out := make([]string, 0, len(d.Candidates))
 	for _, c := range d.Candidates {
@@ -172,6 +184,9 @@ func (s *Set) addRecord(name string, b []byte) {
 // setCurrent takes site name's current deploy.
 func (s *Set) setCurrent(name, deploy string) {
 	s.changeSites(func(recs *siteRecords) {
+		if old := recs.currents[name]; old != "" && old != deploy {
+			recs.previous[name] = old
+		}
 		recs.currents[name] = deploy
 	})
 }
@@ -190,7 +205,7 @@ func (s *Set) removeSiteKey(key string) {
 		return
 	}
 	if name, ok := site.ParseCurrentKey(key); ok && name != site.DefaultSite {
-		s.changeSites(func(recs *siteRecords) { delete(recs.currents, name) })
+		s.changeSites(func(recs *siteRecords) { delete(recs.currents, name); delete(recs.previous, name) })
 	}
 }
 

@@ -180,6 +180,11 @@ func TestSetFollowsSites(t *testing.T) {
 	if st := s.Status(); st.Current != def.String() || st.Sites[1].Name != "default" || !st.Sites[1].Implicit || st.Sites[0].Hosts[0] != "blog.example.com" {
 		t.Errorf("status sites %+v", st.Sites)
 	}
+	blog2 := site.DeployIDOf([]byte("blog 2"))
+	add(site.CurrentKeyOf("blog"), site.Current{Deploy: blog2, Time: time.Now()})
+	if b, _ := s.View().Sites.Lookup("blog"); b.Current != blog2.String() || b.Previous != blog.String() {
+		t.Errorf("after a publish, blog's current %.8s and previous %.8s, want %.8s and %.8s", b.Current, b.Previous, blog2, blog)
+	}
 	s.HandleEvent(dt.Event{Type: dt.EventObjectRemoved, Key: site.RecordKey("blog")})
 	wait.For(t, time.Second, func() error {
 		if n := len(s.View().Sites.List()); n != 1 {

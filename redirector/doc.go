@@ -30,9 +30,13 @@
 // # Guarantees
 //
 //   - A visitor is only ever sent to an eligible edge: alive, heartbeat fresh, synced to the
-//     current deploy of the site its Host names, not draining, with a valid certificate for the name redirected to when its URL is https, reachable
-//     over the client's IP family, not disabled by configuration. When no edge is eligible the
-//     answer is 503 with Retry-After, never a guess among ineligible edges.
+//     current deploy of the site its Host names, not draining, with a valid certificate for the
+//     name redirected to when its URL is https, reachable over the client's IP family, not
+//     disabled by configuration. While no edge serves the current deploy yet (the moment after a
+//     publish, before the edges' heartbeats say they switched, or a deploy whose files have not
+//     arrived), the visitor goes to an edge still serving an earlier deploy of the site and
+//     eligible otherwise; /explain says "fallback". When there is none either, the answer is
+//     503 with Retry-After, never a guess among ineligible edges.
 //   - Without GeoIP data for a client, the choice is a configured default location or a weighted
 //     draw among all eligible edges; a missing location is never read as the point (0, 0).
 //   - Every redirect carries Cache-Control: private, no-store, whatever its status code, so no

@@ -40,6 +40,9 @@ type explainResponse struct {
 	Chosen     *edgeset.ExplainedCandidate  `json:"chosen"`
 	Candidates []edgeset.ExplainedCandidate `json:"candidates"`
 	Excluded   []edgeset.ExplainedExclusion `json:"excluded"`
+	// Fallback: no edge serves the current deploy, and the candidates still serve an earlier
+	// one (see edgeset.SelectOptions.Fallback).
+	Fallback bool `json:"fallback,omitempty"`
 }
 
 func (h *Handler) serveExplain(w http.ResponseWriter, r *http.Request) {
@@ -76,7 +79,7 @@ func (h *Handler) serveExplain(w http.ResponseWriter, r *http.Request) {
 		x = edgeset.Explain(d, c, current, h.now())
 	}
 	writeJSON(w, http.StatusOK, explainResponse{Client: x.Client, Site: x.Site, Deploy: x.Deploy, Basis: x.Basis, NearKm: x.NearKm,
-		Code: h.code, Chosen: x.Chosen, Candidates: x.Candidates, Excluded: x.Excluded})
+		Code: h.code, Chosen: x.Chosen, Candidates: x.Candidates, Excluded: x.Excluded, Fallback: x.Fallback})
 }
 
 // parseExplainIP parses the ip parameter; zones are dropped and IPv4-mapped addresses unmapped,

@@ -136,6 +136,9 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 		h.opts.DefaultLocation = &c
 	}
 	h.opts.Rand = nil
+	// A visitor arriving while the edges switch to a new deploy gets the previous one rather
+	// than 503.
+	h.opts.Fallback = true
 	if cfg.Rand != nil {
 		h.opts.Rand = &lockedSource{src: cfg.Rand}
 	}
@@ -195,6 +198,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.metrics.Redirected(d.Chosen.Edge.Node, h.code)
+	if m, ok := h.metrics.(siteRedirects); ok {
+		name := target.site.Name
+		if name == "" {
+			name = site.DefaultSite // a network without site records
+		}
+		m.RedirectedSite(name, d.Chosen.Edge.Node)
+	}
 	hdr := w.Header()
 	hdr["Location"] = []string{location(d.Chosen.URL, r)}
 	hdr["Cache-Control"] = []string{"private, no-store"}

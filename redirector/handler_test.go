@@ -225,7 +225,8 @@ func TestHandlerUnavailable(t *testing.T) {
 	ts := newTestServer(t, HandlerConfig{})
 	ts.fleet.set([]heartbeat.Edge{
 		fleet.With(fleet.Live("ams", fleet.Amsterdam), func(e *heartbeat.Edge) { e.State = heartbeat.Dead }),
-		fleet.With(fleet.Live("fra", fleet.Frankfurt), func(e *heartbeat.Edge) { e.Last.Synced = false }),
+		fleet.With(fleet.Live("fra", fleet.Frankfurt), func(e *heartbeat.Edge) { e.Last.Draining = true }),
+		fleet.With(fleet.Live("lhr", fleet.London), func(e *heartbeat.Edge) { e.Last.Deploy, e.Last.Synced = "", false }),
 	})
 	for _, method := range []string{"GET", "HEAD"} {
 		resp, body := do(t, method, ts.public.URL+"/page", nil)

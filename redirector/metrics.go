@@ -16,6 +16,12 @@ type Metrics interface {
 	Unavailable()
 }
 
+// siteRedirects is the optional method of a Metrics that counts redirects per site and chosen
+// edge, beside Redirected (kept out of Metrics for implementations written before it).
+type siteRedirects interface {
+	RedirectedSite(site, node string)
+}
+
 // nopMetrics stands in when HandlerConfig.Metrics is nil.
 type nopMetrics struct{}
 

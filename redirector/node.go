@@ -18,6 +18,7 @@ import (
 	"github.com/dt-cdn/dt/geoip"
 	"github.com/dt-cdn/dt/internal/certs"
 	"github.com/dt-cdn/dt/nodehost"
+	"github.com/dt-cdn/dt/trafficseries"
 	"github.com/dt-cdn/dt/web"
 )
 
@@ -220,6 +221,9 @@ type parts struct {
 	geo   *geoip.DB      // nil without Config.GeoIP
 	certs *certs.Manager // nil without Config.HTTPS
 	dash  *web.Page
+	// series keeps the edges' traffic statistics; stats logs the bad ones.
+	series *trafficseries.Store
+	stats  *statsReceiver
 	// admin holds the redirector's admin routes: /explain, and the dashboard on every other path.
 	admin *http.ServeMux
 	// reg receives the metrics of the service and the visitor listeners: the node's registry.
@@ -259,6 +263,13 @@ func (r *Node) build(n *dt.Node, reg prometheus.Registerer) (_ *parts, err error
 		return nil, err
 	}
 	p.admin.Handle("GET /explain", p.svc.Explain())
+	if p.series, err = trafficseries.Open(trafficseries.Config{Dir: r.cfg.Host.Node.DataDir, NoSync: r.cfg.Host.Node.NoSync, Logger: r.log}); err != nil {
+		return nil, err
+	}
+	if p.stats, err = newStatsReceiver(p.series, reg, r.log); err != nil {
+		return nil, err
+	}
+	p.admin.Handle("GET /api/stats", p.stats)
 	if p.dash, err = web.NewPage(p.svc, n, r.log); err != nil {
 		return nil, err
 	}
@@ -271,6 +282,7 @@ func (r *Node) build(n *dt.Node, reg prometheus.Registerer) (_ *parts, err error
 func (p *parts) handleEvent(ev dt.Event) {
 	p.svc.HandleEvent(ev)
 	p.dash.HandleEvent(ev)
+	p.stats.HandleEvent(ev)
 }
 
 // close releases what build opened; the dashboard's streams end.
@@ -280,5 +292,8 @@ func (p *parts) close() {
 	}
 	if p.geo != nil {
 		p.geo.Close()
+	}
+	if p.series != nil {
+		p.series.Close()
 	}
 }

@@ -107,10 +107,11 @@ func (s *Service) ServeStatus(w http.ResponseWriter, r *http.Request) {
 
 // promMetrics counts redirects for Prometheus.
 type promMetrics struct {
-	redirects   *prometheus.CounterVec
-	geoMisses   prometheus.Counter
-	unavailable prometheus.Counter
-	misdirected prometheus.Counter
+	redirects     *prometheus.CounterVec
+	geoMisses     prometheus.Counter
+	unavailable   prometheus.Counter
+	misdirected   prometheus.Counter
+	siteRedirects *prometheus.CounterVec
 }
 
 func newPromMetrics(reg prometheus.Registerer) (*promMetrics, error) {
@@ -124,7 +125,9 @@ func newPromMetrics(reg prometheus.Registerer) (*promMetrics, error) {
 		misdirected: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "dt", Subsystem: "redirector",
 			Name: "misdirected_total", Help: "Requests answered 421: no site claims their Host."}),
 	}
-	collectors := []prometheus.Collector{m.redirects, m.geoMisses, m.unavailable, m.misdirected} // and edgeset's dt_redirector_edges
+	m.siteRedirects = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "dt", Subsystem: "redirector",
+		Name: "site_redirects_total", Help: "Redirects sent, by site and chosen edge node id."}, []string{"site", "edge"})
+	collectors := []prometheus.Collector{m.redirects, m.geoMisses, m.unavailable, m.misdirected, m.siteRedirects} // and edgeset's dt_redirector_edges
 	for _, c := range collectors {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("redirector: register metrics: %w", err)
@@ -141,3 +144,8 @@ func (m *promMetrics) Unavailable() { m.unavailable.Inc() }
 
 // Misdirected counts a 421: no site claims the request's Host.
 func (m *promMetrics) Misdirected() { m.misdirected.Inc() }
+
+// RedirectedSite counts a redirect of the site's visitor to the edge with node id node.
+func (m *promMetrics) RedirectedSite(site, node string) {
+	m.siteRedirects.WithLabelValues(site, node).Inc()
+}

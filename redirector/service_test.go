@@ -195,9 +195,9 @@ func TestServiceRedirectsOnHeartbeatAtOnce(t *testing.T) {
 	if rec := visit(); rec.Code != http.StatusFound || rec.Header().Get("Location") != "http://192.0.2.1/page" {
 		t.Fatalf("after the edge's first heartbeat: %d %q", rec.Code, rec.Header().Get("Location"))
 	}
-	point(second) // the edge still serves the first deploy
-	if rec := visit(); rec.Code != http.StatusServiceUnavailable {
-		t.Fatalf("edge on the old deploy: %d %q", rec.Code, rec.Header().Get("Location"))
+	point(second) // the edge still serves the first deploy: the only one, so the fallback
+	if rec := visit(); rec.Code != http.StatusFound || rec.Header().Get("Location") != "http://192.0.2.1/page" {
+		t.Fatalf("edge on the previous deploy, none on the new one: %d %q", rec.Code, rec.Header().Get("Location"))
 	}
 	beat(2, second)
 	if rec := visit(); rec.Code != http.StatusFound {

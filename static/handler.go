@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
+
+	"github.com/dt-cdn/dt/site"
 )
 
 // Observer is told about every response the site handler writes, for metrics (the edge counts
@@ -18,6 +20,17 @@ import (
 // is written, on the request's goroutine: it must be quick and must not block.
 type Observer interface {
 	ObserveResponse(ResponseInfo)
+}
+
+// RequestObserver is an Observer also told the request each response answered and the name of
+// its site, for an access log or statistics per site. A Handler whose Observer is a
+// RequestObserver calls ObserveRequest instead of ObserveResponse, under the same contract. r
+// and its strings may be reused by the server once ObserveRequest returns: copy what is kept.
+// name is site.DefaultSite while the handler serves one site on every host (SetSite), and
+// empty when no site claimed the host (421).
+type RequestObserver interface {
+	Observer
+	ObserveRequest(r *http.Request, name string, ri ResponseInfo)
 }
 
 // ResponseInfo describes one response of the site handler.
@@ -191,27 +204,29 @@ func (h *Handler) SetSites(ss *Sites) { h.sites.Store(ss) }
 // Sites returns the sites being served, or nil when the handler serves one site on every host.
 func (h *Handler) Sites() *Sites { return h.sites.Load() }
 
-// pick returns the Site that answers r, or the status of the error that does.
-func (h *Handler) pick(r *http.Request) (*Site, int) {
+// pick returns the name of the site of r and the Site that answers it, or the status of the
+// error that does.
+func (h *Handler) pick(r *http.Request) (name string, s *Site, status int) {
 	ss := h.sites.Load()
 	if ss == nil {
 		if s := h.site.Load(); s != nil {
-			return s, 0
+			return site.DefaultSite, s, 0
 		}
-		return nil, http.StatusServiceUnavailable
+		return site.DefaultSite, nil, http.StatusServiceUnavailable
 	}
-	_, s, claimed := ss.Pick(r)
+	name, s, claimed := ss.Pick(r)
 	switch {
 	case !claimed:
-		return nil, http.StatusMisdirectedRequest
+		return "", nil, http.StatusMisdirectedRequest
 	case s == nil:
-		return nil, http.StatusServiceUnavailable
+		return name, nil, http.StatusServiceUnavailable
 	}
-	return s, 0
+	return name, s, 0
 }
 
 // outcome is what a response was, for the Observer.
 type outcome struct {
+	site   string
 	status int
 	coding coding
 	bytes  int64
@@ -224,19 +239,31 @@ func (h *Handler) serveSite(w http.ResponseWriter, r *http.Request) {
 	}
 	start := time.Now()
 	o := h.serve(w, r)
-	h.cfg.Observer.ObserveResponse(ResponseInfo{
+	ri := ResponseInfo{
 		Status:   o.status,
 		Encoding: o.coding.String(),
 		Bytes:    o.bytes,
 		Duration: time.Since(start),
-	})
+	}
+	if ro, ok := h.cfg.Observer.(RequestObserver); ok {
+		ro.ObserveRequest(r, o.site, ri)
+		return
+	}
+	h.cfg.Observer.ObserveResponse(ri)
 }
 
 // serve answers one request from the current site.
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request) outcome {
+	name, s, status := h.pick(r) // once: the whole response comes from this deploy
+	o := h.serveFrom(w, r, s, status)
+	o.site = name
+	return o
+}
+
+// serveFrom answers one request from s, or with the error status pick chose.
+func (h *Handler) serveFrom(w http.ResponseWriter, r *http.Request, s *Site, status int) outcome {
 	hdr := w.Header()
 	hdr[hNosniff] = h.vNosniff
-	s, status := h.pick(r) // once: the whole response comes from this deploy
 	if status == http.StatusMisdirectedRequest {
 		return h.writeError(w, r, status, nil) // not even OPTIONS: no site answers here
 	}

@@ -133,6 +133,7 @@ func commands() []command {
 		{name: "resolve", summary: "resolve a name on every node online and check that they agree", run: runResolve},
 		{name: "example", summary: "run the five-node example in one process", run: runExample},
 		{name: "loadtest", summary: "measure a two-node load test with real processes", run: runLoadtest},
+		{name: "stats", summary: "print a site's traffic as the redirector keeps it (requests, visitors, top pages, countries)", run: runStats},
 		{name: "guard", summary: "list or lift a node's address blocks (dt guard list, dt guard unblock ADDR|all)", run: runGuard},
 		{name: "version", summary: "print the version of this dt (also dt --version)", run: runVersion},
 		{name: "loadtest-node", hidden: true, run: runLoadtestNode},

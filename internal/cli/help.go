@@ -65,6 +65,10 @@ var examples = map[string][]string{
 	"example":     {"dt example --duration 30s"},
 	"loadtest":    {"dt loadtest --objects 30000 --mode initial"},
 	"version":     {"dt version", "dt --version"},
+	"stats": {
+		"dt stats --admin 127.0.0.1:9100 --site blog                 # the last 24 hours",
+		"dt stats --admin 127.0.0.1:9100 --site blog --since 720h --json",
+	},
 	"guard": {
 		"dt guard list --admin 127.0.0.1:9002",
 		"dt guard unblock --admin 127.0.0.1:9002 192.0.2.7",

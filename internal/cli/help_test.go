@@ -46,6 +46,7 @@ var helpFlags = map[string][]string{
 	"loadtest":    {"objects", "mode", "dir", "object-size", "writers", "batch", "timeout", "no-sync", "json", "log-cap"},
 	"version":     {"json"},
 	"guard":       {"data", "admin", "json", "timeout"},
+	"stats":       {"admin", "site", "since", "json", "timeout"},
 }
 
 // roleFlags: flags every serving role has, and flags only dt node has.

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -161,12 +162,14 @@ func putSite(t *testing.T, ctx context.Context, master *dt.Node, name string, ho
 
 // TestRedirectorFollowsEdgeSites runs two edges and a redirector: the redirector sends a
 // visitor of each site to the nearest edge serving it, stops sending the blog's visitors to
-// edges while the edges' heartbeats report the blog lagging (its new deploy's blobs held back),
-// meanwhile still sends the default site's, and sends the blog's again once the blobs arrive.
+// edges serving its new deploy while the edges' heartbeats report the blog lagging (its new
+// deploy's blobs held back) but to the nearest edge still serving its previous deploy, rather
+// than answering 503, meanwhile still sends the default site's, and sends the blog's to edges
+// serving the new deploy once the blobs arrive.
 func TestRedirectorFollowsEdgeSites(t *testing.T) {
 	n := newTestNetwork(t, 100*time.Millisecond)
 	ams := n.startEdge(amsterdam)
-	n.startEdge(newYork)
+	nyc := n.startEdge(newYork)
 	rd := n.startRedirector(redirector.Config{HeartbeatInterval: n.beat, Code: 302,
 		Select: edgeset.SelectOptions{DefaultLocation: &geoip.Record{Lat: 50, Lon: 5, HasLocation: true}}})
 	n.publishFiles(map[string]string{"index.html": "<h1>main</h1>"}, 2)
@@ -195,7 +198,44 @@ func TestRedirectorFollowsEdgeSites(t *testing.T) {
 			return nil
 		}
 	}
-	wait.For(t, 10*time.Second, toAmsterdam("blog.example.com"))
+	// fallback checks the redirector's choice for the blog's visitors: the blog's, a fallback or not.
+	fallback := func(want bool) func() error {
+		return func() error {
+			var x struct {
+				Site     string `json:"site"`
+				Fallback bool   `json:"fallback"`
+			}
+			resp, err := http.Get(rd.admin + "/explain?host=blog.example.com")
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			if err := json.NewDecoder(resp.Body).Decode(&x); err != nil {
+				return fmt.Errorf("/explain: %w", err)
+			}
+			if x.Site != "blog" || x.Fallback != want {
+				return fmt.Errorf("the redirector's choice for the blog: site %q, fallback %v, want blog, %v", x.Site, x.Fallback, want)
+			}
+			return nil
+		}
+	}
+	// Until the redirector knows the blog's record, blog.example.com is the default site's (it
+	// claims every host): wait for both edges to serve the blog and for the redirector's choice to
+	// be the blog's.
+	for _, url := range []string{ams.url, nyc.url} {
+		wait.For(t, 10*time.Second, func() error {
+			if r := getHost(t, url+"/", "blog.example.com"); r.body != "<h1>blog v1</h1>" {
+				return fmt.Errorf("blog on %s: %+v", url, r)
+			}
+			return nil
+		})
+	}
+	wait.For(t, 10*time.Second, func() error {
+		if err := fallback(false)(); err != nil {
+			return err
+		}
+		return toAmsterdam("blog.example.com")()
+	})
 	wait.For(t, 10*time.Second, toAmsterdam("www.example.com"))
 
 	// A new blog deploy whose blobs are held back: every edge lags for the blog.
@@ -207,12 +247,15 @@ func TestRedirectorFollowsEdgeSites(t *testing.T) {
 	if err := master.PutMany(ctx, []string{site.DeployKey(id), site.CurrentKeyOf("blog")}, [][]byte{manifest, cur}); err != nil {
 		t.Fatal(err)
 	}
-	wait.For(t, 10*time.Second, func() error {
-		if code, loc := redirect("blog.example.com"); code == 302 {
-			return fmt.Errorf("the blog's visitors still sent to %s, which lags", loc)
-		}
-		return nil
-	})
+	// No edge serves it: the blog's visitors go to the nearest edge still serving v1, and
+	// /explain says the choice is a fallback, rather than getting 503.
+	wait.For(t, 10*time.Second, fallback(true))
+	if err := toAmsterdam("blog.example.com")(); err != nil {
+		t.Errorf("the blog's visitors while every edge lags: %v", err)
+	}
+	if r := getHost(t, ams.url+"/", "blog.example.com"); r.body != "<h1>blog v1</h1>" {
+		t.Errorf("blog on Amsterdam while it lags: %+v", r)
+	}
 	if err := toAmsterdam("www.example.com")(); err != nil {
 		t.Errorf("the default site while the blog lags: %v", err)
 	}
@@ -220,7 +263,12 @@ func TestRedirectorFollowsEdgeSites(t *testing.T) {
 	if err := master.Put(ctx, site.BlobKey(blobs.Sum([]byte("<h1>blog v2</h1>"))), obj); err != nil {
 		t.Fatal(err)
 	}
-	wait.For(t, 10*time.Second, toAmsterdam("blog.example.com"))
+	wait.For(t, 10*time.Second, func() error {
+		if err := fallback(false)(); err != nil {
+			return err
+		}
+		return toAmsterdam("blog.example.com")()
+	})
 	// The redirector counts an edge for the blog only on a heartbeat built once the edge knew
 	// the blog's new deploy and served it: the edge it sends visitors to serves v2 at once.
 	if r := getHost(t, ams.url+"/", "blog.example.com"); r.body != "<h1>blog v2</h1>" {

@@ -191,6 +191,10 @@ func report(w io.Writer, o options, servers []*server, fx *fixture, res results)
 				}
 				verdicts = append(verdicts, fmt.Sprintf("%-20s edge/nginx %.2f %s the %.1fx target", t.name(), m.reqs/base, verdict, target))
 			}
+			if s.name == "dt edge + log + stats" {
+				off := mean(res[t.name()]["dt edge"]).reqs // NaN without the edge
+				verdicts = append(verdicts, fmt.Sprintf("%-20s access log and statistics on/off %.2f (target 0.9x)", t.name(), m.reqs/off))
+			}
 		}
 	}
 	tw.Flush()

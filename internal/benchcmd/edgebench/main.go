@@ -18,6 +18,10 @@
 // Usage:
 //
 //	edgebench [-d 3s] [-rounds 2] [-only test] [-servers edge,nginx,caddy,fileserver] [-pin] [-keep]
+//
+// The server edge-log (not run unless named in -servers) is the edge with its access log and
+// traffic statistics on:
+// -servers edge,edge-log measures what they cost.
 package main
 
 import (
@@ -70,7 +74,7 @@ func main() {
 	flag.IntVar(&o.threads, "t", 1, "client threads; the client shares the machine's cores with the server")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, logs, files)")
 	flag.StringVar(&o.only, "only", "", "run only tests whose name contains this (e.g. html, h2)")
-	flag.StringVar(&o.servers, "servers", "edge,nginx,caddy,fileserver", "servers to run, comma-separated")
+	flag.StringVar(&o.servers, "servers", "edge,nginx,caddy,fileserver", "servers to run, comma-separated: edge, edge-log (the edge with its access log and statistics on), nginx, caddy, fileserver")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (the edge and Go FileServer) during the load runs")
 	flag.BoolVar(&o.pin, "pin", false, "servers on CPU 0, clients on CPU 1 (taskset), instead of all sharing every core")
 	flag.Parse()

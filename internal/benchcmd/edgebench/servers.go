@@ -18,9 +18,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dt-cdn/dt/accesslog"
 	"github.com/dt-cdn/dt/internal/connlimit"
 	"github.com/dt-cdn/dt/internal/httpserve"
 	"github.com/dt-cdn/dt/static"
+	"github.com/dt-cdn/dt/trafficstats"
 )
 
 // server is one server under test, listening on 127.0.0.1 for HTTP/1.1 (h1) and HTTPS with
@@ -40,7 +42,7 @@ func startServers(ctx context.Context, dir string, fx *fixture, only []string) (
 		key   string
 		start func(context.Context, string, *fixture) (*server, error)
 	}{
-		{"edge", startEdge}, {"nginx", startNginx}, {"caddy", startCaddy}, {"fileserver", startFileServer},
+		{"edge", startEdge}, {"edge-log", startEdgeLogging}, {"nginx", startNginx}, {"caddy", startCaddy}, {"fileserver", startFileServer},
 	} {
 		if !slices.Contains(only, sv.key) {
 			continue
@@ -85,7 +87,57 @@ func freePorts() (int, int, error) {
 }
 
 func startEdge(ctx context.Context, _ string, fx *fixture) (*server, error) {
-	h := static.NewHandler(static.HandlerConfig{SendTimeout: httpserve.DefaultSendTimeout})
+	return startEdgeWith(ctx, fx, nil, "dt edge")
+}
+
+// startEdgeLogging is the edge with its access log on (JSON lines to a file in dir) and its
+// traffic statistics counted, to measure what both cost beside startEdge in the same run.
+func startEdgeLogging(ctx context.Context, dir string, fx *fixture) (*server, error) {
+	l, err := accesslog.New(accesslog.Config{Path: filepath.Join(dir, "edge-access.log")})
+	if err != nil {
+		return nil, err
+	}
+	lctx, stopLog := context.WithCancel(ctx)
+	logDone := make(chan error, 1)
+	go func() { logDone <- l.Run(lctx) }()
+	s, err := startEdgeWith(ctx, fx, accessObserver{l, trafficstats.New(trafficstats.Config{})}, "dt edge + log + stats")
+	if err != nil {
+		stopLog()
+		return nil, errors.Join(err, <-logDone)
+	}
+	stopServer := s.stop
+	s.stop = func() error {
+		err := stopServer()
+		stopLog()
+		st := l.Stats()
+		fmt.Fprintf(os.Stderr, "edge access log: %d lines written, %d dropped (queue full), %d dropped (write failed)\n", st.Lines, st.QueueFull, st.WriteFailed)
+		return errors.Join(err, <-logDone)
+	}
+	return s, nil
+}
+
+// accessObserver logs and counts every response of the site, as the edge's service does.
+type accessObserver struct {
+	l     *accesslog.Logger
+	stats *trafficstats.Collector
+}
+
+func (accessObserver) ObserveResponse(static.ResponseInfo) {}
+
+func (o accessObserver) ObserveRequest(r *http.Request, site string, ri static.ResponseInfo) {
+	e := accesslog.Entry{Time: time.Now(), Site: site, Status: ri.Status, Bytes: ri.Bytes, Duration: ri.Duration, Encoding: ri.Encoding}
+	e.SetRequest(r)
+	o.l.Log(&e)
+	tr := trafficstats.Response{Site: site, Path: r.URL.Path, Remote: r.RemoteAddr, Status: ri.Status, Bytes: ri.Bytes}
+	if v := r.Header["Referer"]; len(v) > 0 {
+		tr.Referer = v[0]
+	}
+	o.stats.Observe(tr)
+}
+
+// startEdgeWith starts the edge's handler and server, with obs as the handler's Observer.
+func startEdgeWith(ctx context.Context, fx *fixture, obs static.Observer, name string) (*server, error) {
+	h := static.NewHandler(static.HandlerConfig{SendTimeout: httpserve.DefaultSendTimeout, Observer: obs})
 	h.SetSite(fx.site)
 	// The edge's server: its defaults, with connection caps.
 	srv, err := httpserve.New(httpserve.Config{Handler: h, ConnCaps: &connlimit.Config{}})
@@ -101,7 +153,7 @@ func startEdge(ctx context.Context, _ string, fx *fixture) (*server, error) {
 	go func() { errc <- srv.Serve(sctx, ln1, nil) }()
 	go func() { errc <- srv.Serve(sctx, ln2, &tls.Config{Certificates: []tls.Certificate{fx.cert}}) }()
 	return &server{
-		name: "dt edge",
+		name: name,
 		h1:   "http://" + ln1.Addr().String(),
 		h2:   "https://" + ln2.Addr().String(),
 		stop: func() error {

@@ -162,3 +162,22 @@ func File(t testing.TB) string {
 	}
 	return path
 }
+
+// LoopbackFile writes a database that places the loopback networks (127.0.0.0/8 and ::1) in
+// the given country, for tests whose visitors all come from loopback, and returns its path.
+func LoopbackFile(t testing.TB, country, continent string) string {
+	t.Helper()
+	g := Net{Country: country, Continent: continent, Lat: 52.37, Lon: 4.89, Radius: 20}
+	var nets []Net
+	for _, c := range []string{"127.0.0.0/8", "::1/128"} {
+		g.CIDR = c
+		nets = append(nets, g)
+	}
+	b := writeTree(t, mmdbwriter.Options{DatabaseType: "GeoLite2-City", RecordSize: 28, Languages: []string{"en"},
+		Description: map[string]string{"en": "dt test database, loopback"}, IncludeReservedNetworks: true}, nets, LayoutMaxMind)
+	path := filepath.Join(t.TempDir(), "loopback.mmdb")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}

@@ -1,0 +1,285 @@
+package trafficstats
+
+import (
+	"hash/maphash"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/axiomhq/hyperloglog"
+)
+
+// Defaults of Config.
+const (
+	// DefaultInterval is how often an edge sends its statistics: the redirector keeps them at
+	// one-minute resolution, and one message a minute per edge is nothing beside heartbeats.
+	DefaultInterval = time.Minute
+	// DefaultMaxTrackedSites bounds the sites counted at once; a network's site table bounds its
+	// sites, and this bounds the memory if it is huge: about 30 KiB a busy site.
+	DefaultMaxTrackedSites = 1024
+	// MaxBacklog bounds the site entries waiting for a message; past it the oldest are dropped.
+	MaxBacklog = 4 * MaxSites
+	// countryCacheSize bounds the addresses' /24 and /48 whose country is remembered within an
+	// interval, so that a busy client costs one GeoIP lookup per interval.
+	countryCacheSize = 4096
+	// seenSize bounds the visitor hashes a site remembers within an interval, so that a
+	// returning visitor costs a map lookup instead of a sketch insertion (which, while the
+	// sketch is sparse, merges a sorted list every few dozen insertions).
+	seenSize = 8192
+)
+
+// Config configures a Collector. New does not modify it.
+type Config struct {
+	// Country returns the ISO country code of an address ("" when unknown). Nil: every visitor
+	// counts under UnknownCountry.
+	Country func(netip.Addr) string
+	// MaxTrackedSites bounds the sites counted in one interval; responses of further sites are
+	// not counted (and logged once per interval). Zero: DefaultMaxTrackedSites.
+	MaxTrackedSites int
+	// Now returns the time. Nil: time.Now.
+	Now func() time.Time
+	// Logger receives what the collector drops. Nil discards.
+	Logger *slog.Logger
+}
+
+// Collector counts responses per site until Take. Its methods are safe for concurrent use;
+// Observe holds one lock for a few map updates.
+type Collector struct {
+	cfg Config
+
+	mu    sync.Mutex
+	start time.Time
+	sites map[string]*siteCounts // guarded by mu
+	// day and seed key the visitor hash: seed is made when day begins and replaced when it
+	// ends, never stored or sent. Guarded by mu.
+	day       string
+	seed      maphash.Seed
+	countries map[netip.Prefix]string // the interval's cache of Country, guarded by mu
+	untracked uint64                  // responses of sites past MaxTrackedSites, guarded by mu
+
+	backlog []Site // entries waiting for a message, oldest first; guarded by mu
+	dropped int    // entries dropped from a full backlog since the last message; guarded by mu
+}
+
+// siteCounts are one site's counts over the current interval.
+type siteCounts struct {
+	requests, bytes  uint64
+	status           [4]uint64
+	notModified      uint64
+	paths, referrers *topK
+	countries        map[string]uint64
+	visitors         *hyperloglog.Sketch
+	seen             map[uint64]struct{} // hashes inserted this interval, up to seenSize
+}
+
+// New returns a Collector whose first interval starts now.
+func New(cfg Config) *Collector {
+	if cfg.MaxTrackedSites <= 0 {
+		cfg.MaxTrackedSites = DefaultMaxTrackedSites
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	c := &Collector{cfg: cfg, sites: map[string]*siteCounts{}, countries: map[netip.Prefix]string{}}
+	c.start = cfg.Now()
+	c.rekeyLocked(c.start)
+	return c
+}
+
+// Response is what Observe counts of one response.
+type Response struct {
+	Site    string // the site's name; empty (no site claimed the host): not counted
+	Path    string // the request's path, without the query
+	Referer string // the Referer field, empty for none
+	Remote  string // the client's "ip:port" (http.Request.RemoteAddr)
+	Status  int
+	Bytes   int64
+}
+
+// Observe counts one response. It keeps no reference to r's strings.
+func (c *Collector) Observe(r Response) {
+	if r.Site == "" {
+		return
+	}
+	ip := remoteIP(r.Remote)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.sites[r.Site]
+	if s == nil {
+		if len(c.sites) >= c.cfg.MaxTrackedSites {
+			c.untracked++
+			return
+		}
+		s = newSiteCounts()
+		c.sites[strings.Clone(r.Site)] = s
+	}
+	s.requests++
+	s.bytes += uint64(max(r.Bytes, 0))
+	if cl := r.Status/100 - 2; cl >= 0 && cl < len(s.status) {
+		s.status[cl]++
+	}
+	if r.Status == 304 {
+		s.notModified++
+	}
+	s.paths.add(r.Path)
+	if r.Referer != "" {
+		s.referrers.add(r.Referer)
+	}
+	if ip.IsValid() {
+		s.addVisitor(maphash.Comparable(c.seed, ip.As16())) // the bytes, not netip.Addr's zone pointer
+		s.addCountry(c.countryLocked(ip))
+	}
+}
+
+func newSiteCounts() *siteCounts {
+	sk, _ := hyperloglog.NewSketch(SketchPrecision, true) // cannot fail: a valid precision
+	return &siteCounts{paths: newTopK(TrackedKeys), referrers: newTopK(TrackedKeys), countries: map[string]uint64{}, visitors: sk,
+		seen: map[uint64]struct{}{}}
+}
+
+// addVisitor inserts a visitor's hash into the sketch, once per interval while seen has room.
+func (s *siteCounts) addVisitor(h uint64) {
+	if _, ok := s.seen[h]; ok {
+		return
+	}
+	if len(s.seen) < seenSize {
+		s.seen[h] = struct{}{}
+	}
+	s.visitors.InsertHash(h)
+}
+
+// addCountry counts a visitor's country, under OtherCountry once MaxCountries are counted.
+func (s *siteCounts) addCountry(cc string) {
+	if _, ok := s.countries[cc]; !ok && len(s.countries) >= MaxCountries && cc != UnknownCountry {
+		cc = OtherCountry
+	}
+	s.countries[cc]++
+}
+
+// countryLocked returns ip's country, from the interval's cache of its /24 or /48.
+func (c *Collector) countryLocked(ip netip.Addr) string {
+	if c.cfg.Country == nil {
+		return UnknownCountry
+	}
+	bits := 48
+	if ip.Is4() {
+		bits = 24
+	}
+	p, _ := ip.Prefix(bits)
+	if cc, ok := c.countries[p]; ok {
+		return cc
+	}
+	cc := c.cfg.Country(ip)
+	if cc == "" || len(cc) > 8 {
+		cc = UnknownCountry
+	}
+	if len(c.countries) >= countryCacheSize {
+		clear(c.countries)
+	}
+	c.countries[p] = cc
+	return cc
+}
+
+// remoteIP returns the address of "ip:port", unmapped, or the zero Addr.
+func remoteIP(remote string) netip.Addr {
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap().WithZone("")
+}
+
+// rekeyLocked makes a new visitor key when the day of now is not the key's.
+func (c *Collector) rekeyLocked(now time.Time) {
+	day := now.UTC().Format(time.DateOnly)
+	if day == c.day {
+		return
+	}
+	c.day = day
+	c.seed = maphash.MakeSeed() // random; the previous day's is gone with this assignment
+}
+
+// Take ends the current interval and returns the message to send: the backlog's entries first,
+// then the interval's sites, as many as fit MaxSites and MaxSize; the rest wait. The first Take
+// after a UTC day ends replaces the visitor key, so each sketch has one key, named by its Day.
+func (c *Collector) Take() Message {
+	now := c.cfg.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closeIntervalLocked(now)
+	m := Message{Type: Type, V: Version}
+	size := len(`{"type":"stats","v":1,"sites":[],"backlog":000,"dropped":000}`)
+	for len(c.backlog) > 0 && len(m.Sites) < MaxSites {
+		n := entrySize(&c.backlog[0])
+		if size+n+1 > MaxSize {
+			break
+		}
+		size += n + 1
+		m.Sites = append(m.Sites, c.backlog[0])
+		c.backlog = c.backlog[1:]
+	}
+	m.Backlog, m.Dropped = len(c.backlog), c.dropped
+	c.dropped = 0
+	c.backlog = slices.Clip(c.backlog)
+	return m
+}
+
+// closeIntervalLocked turns the interval's counts into backlog entries and starts the next
+// interval (and the next day's key, when the day changed).
+func (c *Collector) closeIntervalLocked(now time.Time) {
+	end := now
+	if !end.After(c.start) {
+		end = c.start.Add(time.Millisecond)
+	}
+	names := make([]string, 0, len(c.sites))
+	for name := range c.sites {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		c.backlog = append(c.backlog, c.sites[name].entry(name, c.start, end, c.day))
+	}
+	if over := len(c.backlog) - MaxBacklog; over > 0 {
+		c.dropped += over
+		c.backlog = c.backlog[over:]
+	}
+	if c.untracked > 0 {
+		c.cfg.Logger.Warn("Traffic of sites past the tracked limit not counted", slog.Uint64("responses", c.untracked), slog.Int("limit", c.cfg.MaxTrackedSites))
+	}
+	c.sites, c.untracked = map[string]*siteCounts{}, 0
+	clear(c.countries)
+	c.start = end
+	c.rekeyLocked(end)
+}
+
+// entry is the site's counts as a message entry.
+func (s *siteCounts) entry(name string, start, end time.Time, day string) Site {
+	e := Site{Site: name, Start: start.UnixMilli(), End: end.UnixMilli(), Requests: s.requests, Bytes: s.bytes,
+		Status: s.status, NotModified: s.notModified, Paths: s.paths.top(MaxTop), Referrers: s.referrers.top(MaxTop), Day: day}
+	if e.End <= e.Start {
+		e.End = e.Start + 1
+	}
+	for cc, n := range s.countries {
+		e.Countries = append(e.Countries, Count{Key: cc, N: n})
+	}
+	slices.SortFunc(e.Countries, func(a, b Count) int { return strings.Compare(a.Key, b.Key) })
+	if b, err := s.visitors.MarshalBinary(); err == nil && len(b) <= MaxSketchBytes {
+		e.Visitors = b
+	}
+	return e
+}
+
+// entrySize is the encoded size of an entry.
+func entrySize(e *Site) int {
+	b, err := Encode(Message{Sites: []Site{*e}})
+	if err != nil {
+		return MaxSize
+	}
+	return len(b) - len(`{"type":"stats","v":1,"sites":[]}`)
+}
