@@ -28,6 +28,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/dt-cdn/dt/challenge"
+	dtdns "github.com/dt-cdn/dt/dns"
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/heartbeat"
 	"github.com/dt-cdn/dt/internal/testkit/syncbuf"
@@ -260,13 +261,20 @@ func newNetwork(t *testing.T, validity time.Duration) *network {
 // its address and port.
 func newNetworkHTTP(t *testing.T, validity time.Duration, httpServer func(*network) (string, int)) *network {
 	t.Helper()
+	return newNetworkWith(t, validity, httpServer, func(nw *network) string { return startChallengeDNS(t, nw.hub) })
+}
+
+// newNetworkWith is newNetwork with the HTTP-01 answers served by httpServer and DNS by
+// dnsServer, which returns its TCP address.
+func newNetworkWith(t *testing.T, validity time.Duration, httpServer func(*network) (string, int), dnsServer func(*network) string) *network {
+	t.Helper()
 	master, plain := testnet.Keys(t)
 	nw := &network{keys: master}
 	nw.hub = testnet.Node(t, testnet.Options{Keys: plain, Listen: true})
 	testnet.Drain(nw.hub)
 	nw.master = testnet.Node(t, testnet.Options{Keys: master, Master: true, Peers: []string{testnet.Addr(nw.hub)}})
 	testnet.Drain(nw.master)
-	nw.dnsAddr = startChallengeDNS(t, nw.hub)
+	nw.dnsAddr = dnsServer(nw)
 	var port int
 	nw.httpAddr, port = httpServer(nw)
 	nw.ca = startPebble(t, port, nw.dnsAddr, validity)
@@ -662,6 +670,53 @@ func TestHTTP01WaitsForEdgeHeartbeats(t *testing.T) {
 	rec := nw.certificate(t, netcert.Key("shop.example.test"), time.Minute)
 	nw.verify(t, rec, "shop.example.test")
 	if seq := nw.ca.sequence()["shop.example.test"]; seq != "of" {
+		t.Errorf("orders (o) and finalizations (f): %q, want the first order to succeed", seq)
+	}
+}
+
+// startDTDNS runs a dt DNS node (package dns) linked to the hub, and returns its address.
+func startDTDNS(t *testing.T, nw *network) string {
+	t.Helper()
+	_, plain := testnet.Keys(t)
+	plain.Network, plain.Masters = nw.keys.Network, nw.keys.Masters
+	cfg := dt.LocalConfig()
+	cfg.Keys, cfg.DataDir, cfg.NoSync, cfg.Peers = plain, t.TempDir(), true, []string{testnet.Addr(nw.hub)}
+	d, err := dtdns.New(dtdns.Config{Host: nodehost.Config{Node: cfg}, Addr: "127.0.0.1:0",
+		CDNNameServers: []string{"ns1.dt.test"}, Resolvers: []string{"127.0.0.1:1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("dns node: %v", err)
+		}
+	})
+	for {
+		if st, ok := d.Status(); ok {
+			return st.Addr
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("dns node: %v", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// TestIssueZoneThroughDTDNS: the CDN zone's wildcard and apex by DNS-01, Pebble's VA asking a
+// dt DNS node, which answers the "_acme-challenge" TXT from the table; the issuer checks that
+// node before telling the CA to validate.
+func TestIssueZoneThroughDTDNS(t *testing.T) {
+	nw := newNetworkWith(t, 0, func(nw *network) (string, int) { return startChallengeHTTP(t, nw.hub) }, func(nw *network) string { return startDTDNS(t, nw) })
+	nw.put(t, "network/settings", `{"v":1,"cdn_zone":"cdn.dt.test"}`)
+	nw.startIssuer(t, logsOf(t, "issuer"))
+	zone := nw.certificate(t, netcert.Key("*.cdn.dt.test"), time.Minute)
+	nw.verify(t, zone, "cdn.dt.test", "shop.cdn.dt.test")
+	if seq := nw.ca.sequence()["*.cdn.dt.test,cdn.dt.test"]; seq != "of" {
 		t.Errorf("orders (o) and finalizations (f): %q, want the first order to succeed", seq)
 	}
 }
