@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -21,10 +20,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/letsencrypt/pebble/v2/ca"
-	"github.com/letsencrypt/pebble/v2/db"
-	"github.com/letsencrypt/pebble/v2/va"
-	"github.com/letsencrypt/pebble/v2/wfe"
+	testpebble "github.com/dt-cdn/dt/internal/testkit/pebble"
+
 	"github.com/miekg/dns"
 
 	"github.com/dt-cdn/dt/challenge"
@@ -62,38 +59,22 @@ type caEvent struct {
 	names string // sorted, comma-separated
 }
 
-// startPebble assembles Pebble as its cmd/pebble does, issuing certificates valid for validity
-// (zero: Pebble's default, 90 days), validating HTTP-01 on httpPort through the DNS server at
-// resolver.
+// startPebble runs Pebble, issuing certificates valid for validity (zero: Pebble's default, 90
+// days), validating HTTP-01 on httpPort through the DNS server at resolver, every order anew,
+// and recording the orders and finalizations it receives.
 func startPebble(t *testing.T, httpPort int, resolver string, validity time.Duration) *pebble {
 	t.Helper()
-	t.Setenv("PEBBLE_VA_NOSLEEP", "1")
-	t.Setenv("PEBBLE_WFE_NONCEREJECT", "0")
-	t.Setenv("PEBBLE_AUTHZREUSE", "0") // every order validates: the test checks the challenges
-	logs := &syncbuf.Buffer{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("pebble log:\n%s", logs.String())
-		}
-	})
-	logger := log.New(logs, "pebble ", log.Lmicroseconds)
-	store := db.NewMemoryStore()
-	authority := ca.New(logger, store, "", "ecdsa", 0, 1,
-		map[string]ca.Profile{"default": {Description: "default", ValidityPeriod: uint64(validity / time.Second)}})
-	validator := va.New(logger, httpPort, httpPort, false, resolver, store)
-	front := wfe.New(logger, store, validator, authority, []string{"pebble.letsencrypt.org"}, false, false, 0, 0)
 	p := &pebble{}
-	handler := front.Handler()
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost {
-			p.observe(r)
-		}
-		handler.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	p.directory, p.client = srv.URL+wfe.DirectoryPath, srv.Client()
-	p.roots = x509.NewCertPool()
-	p.roots.AddCert(authority.GetRootCert(0).Cert)
+	ca := testpebble.Start(t, testpebble.Options{HTTPPort: httpPort, Resolver: resolver, Validity: validity, NoAuthzReuse: true,
+		Wrap: func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Method == http.MethodPost {
+					p.observe(r)
+				}
+				next.ServeHTTP(w, r)
+			})
+		}})
+	p.directory, p.client, p.roots = ca.Directory, ca.Client, ca.Roots
 	return p
 }
 

@@ -6,22 +6,17 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
-	"log"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
-	"github.com/letsencrypt/pebble/v2/ca"
-	"github.com/letsencrypt/pebble/v2/db"
-	"github.com/letsencrypt/pebble/v2/va"
-	"github.com/letsencrypt/pebble/v2/wfe"
+	"github.com/dt-cdn/dt/internal/testkit/pebble"
+
 	"github.com/miekg/dns"
 
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/edge"
-	"github.com/dt-cdn/dt/internal/testkit/syncbuf"
 	"github.com/dt-cdn/dt/internal/testkit/testnet"
 	"github.com/dt-cdn/dt/internal/testkit/wait"
 	"github.com/dt-cdn/dt/issuer"
@@ -110,24 +105,8 @@ func runIssuer(t *testing.T, n *testNetwork, directory string, caClient *http.Cl
 // through resolver.
 func startPebbleCA(t *testing.T, httpPort int, resolver string) (string, *http.Client, *x509.CertPool) {
 	t.Helper()
-	t.Setenv("PEBBLE_VA_NOSLEEP", "1")
-	t.Setenv("PEBBLE_WFE_NONCEREJECT", "0")
-	logs := &syncbuf.Buffer{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("pebble log:\n%s", logs.String())
-		}
-	})
-	logger := log.New(logs, "pebble ", log.Lmicroseconds)
-	store := db.NewMemoryStore()
-	authority := ca.New(logger, store, "", "ecdsa", 0, 1, map[string]ca.Profile{"default": {Description: "default"}})
-	validator := va.New(logger, httpPort, httpPort, false, resolver, store)
-	front := wfe.New(logger, store, validator, authority, []string{"pebble.letsencrypt.org"}, false, false, 0, 0)
-	srv := httptest.NewTLSServer(front.Handler())
-	t.Cleanup(srv.Close)
-	roots := x509.NewCertPool()
-	roots.AddCert(authority.GetRootCert(0).Cert)
-	return srv.URL + wfe.DirectoryPath, srv.Client(), roots
+	ca := pebble.Start(t, pebble.Options{HTTPPort: httpPort, Resolver: resolver})
+	return ca.Directory, ca.Client, ca.Roots
 }
 
 // startLoopbackDNS answers every A query with 127.0.0.1, over TCP (Pebble's VA asks over TCP).
