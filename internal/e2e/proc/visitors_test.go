@@ -18,10 +18,10 @@ type visit struct {
 	// served says some edge was eligible for current by the same reading: until then the
 	// redirector falls back to edges still serving the previous deploy.
 	served bool
-	code    int       // the redirector's status
-	edge    *edgeProc // where it sent the visitor; nil when it did not redirect
-	gen     int       // the generation of version.txt the edge served; -1 when none
-	err     error     // the redirector or the edge could not be reached, or answered oddly
+	code   int       // the redirector's status
+	edge   *edgeProc // where it sent the visitor; nil when it did not redirect
+	gen    int       // the generation of version.txt the edge served; -1 when none
+	err    error     // the redirector or the edge could not be reached, or answered oddly
 }
 
 func (v visit) String() string {
