@@ -18,8 +18,8 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/dt-cdn/dt/dt"
 	dtdns "github.com/dt-cdn/dt/dns"
+	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/edge"
 	"github.com/dt-cdn/dt/internal/testkit/needs"
 	"github.com/dt-cdn/dt/internal/testkit/pebble"
