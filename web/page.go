@@ -14,7 +14,16 @@ type Page struct {
 	*Dashboard
 	history *History
 	certs   *CertIndex
+	issuer  *IssuerIndex
 }
+
+// issuedCerts is the table's certificates with the issuer's reports of them.
+type issuedCerts struct {
+	*CertIndex
+	issuer *IssuerIndex
+}
+
+func (c issuedCerts) CertReports() map[string]CertReport { return c.issuer.CertReports() }
 
 // NewPage returns the dashboard of edges (the redirector's view of them) with the history of the
 // deploys that node's table holds. Feed it every event of the node (HandleEvent) and run it (Run)
@@ -24,19 +33,21 @@ func NewPage(edges EdgeSource, node Loader, log *slog.Logger) (*Page, error) {
 	if err != nil {
 		return nil, err
 	}
-	certs := NewCertIndex(log)
-	dash, err := New(Config{Edges: edges, Deploys: history, Certs: certs, Logger: log})
+	certs, is := NewCertIndex(log), NewIssuerIndex(log)
+	dash, err := New(Config{Edges: edges, Deploys: history, Certs: issuedCerts{certs, is}, Issuer: is, Logger: log})
 	if err != nil {
 		return nil, err
 	}
-	return &Page{Dashboard: dash, history: history, certs: certs}, nil
+	return &Page{Dashboard: dash, history: history, certs: certs, issuer: is}, nil
 }
 
-// HandleEvent passes one event of the node to the deploy history and the certificate index. It
+// HandleEvent passes one event of the node to the deploy history, the certificate index and the
+// issuer's records. It
 // does not block. Call it with every event of the node, in order, from one goroutine.
 func (p *Page) HandleEvent(ev dt.Event) {
 	p.history.HandleEvent(ev)
 	p.certs.HandleEvent(ev)
+	p.issuer.HandleEvent(ev)
 }
 
 // Run reads the manifests of the deploys the history notes until ctx ends (see History.Run).
