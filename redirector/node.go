@@ -279,7 +279,7 @@ func (r *Node) build(n *dt.Node, reg prometheus.Registerer) (_ *parts, err error
 		return nil, err
 	}
 	p.admin.Handle("GET /api/stats", p.stats)
-	if p.dash, err = web.NewPage(p.svc, n, r.log); err != nil {
+	if p.dash, err = web.NewPage(p.svc, n, r.log, reg); err != nil {
 		return nil, err
 	}
 	p.admin.Handle("/", p.dash)

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/issuer"
 	"github.com/dt-cdn/dt/netcert"
@@ -69,8 +71,9 @@ type IssuerState struct {
 // every event of the node (HandleEvent); its methods are safe for concurrent use. Records whose
 // event carries no body (a lazy node) are ignored: the page then shows no reports.
 type IssuerIndex struct {
-	log *slog.Logger
-	now func() time.Time
+	log     *slog.Logger
+	now     func() time.Time
+	refused *prometheus.CounterVec // by record: "lease", "status"
 
 	mu      sync.Mutex
 	lease   *issuer.LeaseRecord   // guarded by mu; nil: none
@@ -78,12 +81,21 @@ type IssuerIndex struct {
 	updated time.Time             // guarded by mu
 }
 
-// NewIssuerIndex returns an empty index; log receives a line per refused record (nil: none).
-func NewIssuerIndex(log *slog.Logger) *IssuerIndex {
+// NewIssuerIndex returns an empty index; log receives a line per refused record (nil: none),
+// reg dt_redirector_issuer_records_refused_total{record} (nil: not registered).
+func NewIssuerIndex(log *slog.Logger, reg prometheus.Registerer) (*IssuerIndex, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &IssuerIndex{log: log, now: time.Now, reports: map[string]CertReport{}}
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dt_redirector_issuer_records_refused_total",
+		Help: "Issuer lease and status records the dashboard refused (malformed, or the status over MaxIssuerStatusBytes or listing too many certificates), by record."},
+		[]string{"record"})
+	if reg != nil {
+		if err := reg.Register(refused); err != nil {
+			return nil, fmt.Errorf("web: register issuer metrics: %w", err)
+		}
+	}
+	return &IssuerIndex{log: log, now: time.Now, refused: refused, reports: map[string]CertReport{}}, nil
 }
 
 // HandleEvent takes one event of the node; it does not block.
@@ -103,6 +115,7 @@ func (x *IssuerIndex) HandleEvent(ev dt.Event) {
 	if ev.Key == issuer.LeaseKey {
 		l, err := issuer.ParseLease(ev.Object)
 		if err != nil {
+			x.refused.WithLabelValues("lease").Inc()
 			x.log.Warn("Issuer lease record refused", slog.Any("err", err))
 			return
 		}
@@ -111,6 +124,7 @@ func (x *IssuerIndex) HandleEvent(ev dt.Event) {
 	}
 	st, err := parseIssuerStatus(ev.Object)
 	if err != nil {
+		x.refused.WithLabelValues("status").Inc()
 		x.log.Warn("Issuer status record refused", slog.Any("err", err))
 		return
 	}

@@ -7,7 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/internal/testkit/promtest"
 	"github.com/dt-cdn/dt/internal/testkit/testcert"
 	"github.com/dt-cdn/dt/issuer"
 	"github.com/dt-cdn/dt/netcert"
@@ -27,7 +30,11 @@ func TestIssuerReportsOnPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	certs, is := NewCertIndex(nil), NewIssuerIndex(nil)
+	certs := NewCertIndex(nil)
+	is, err := NewIssuerIndex(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	feed := func(key string, v any) {
 		b, err := json.Marshal(v)
 		if err != nil {
@@ -88,7 +95,11 @@ func TestIssuerReportsOnPage(t *testing.T) {
 // TestIssuerStatusRefused: records the page does not show, each for its reason; the reports
 // held stay.
 func TestIssuerStatusRefused(t *testing.T) {
-	is := NewIssuerIndex(nil)
+	reg := prometheus.NewRegistry()
+	is, err := NewIssuerIndex(nil, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	is.HandleEvent(dt.Event{Type: dt.EventObjectAdded, Key: issuer.StatusKey, Object: []byte(`{"v":1,"certs":[{"name":"a.test","error":"x"}]}`)})
 	for name, b := range map[string]string{
 		"not json":   `{"v":1,`,
@@ -102,8 +113,15 @@ func TestIssuerStatusRefused(t *testing.T) {
 		}
 		is.HandleEvent(dt.Event{Type: dt.EventObjectAdded, Key: issuer.StatusKey, Object: []byte(b)})
 	}
+	is.HandleEvent(dt.Event{Type: dt.EventObjectAdded, Key: issuer.LeaseKey, Object: []byte(`{"v":1}`)})
 	if got := is.CertReports(); got["a.test"].Error != "x" {
 		t.Errorf("reports %+v", got)
+	}
+	if n := promtest.Value(t, reg, "dt_redirector_issuer_records_refused_total", "record=status"); n != 5 {
+		t.Errorf("status records refused: %v, want 5", n)
+	}
+	if n := promtest.Value(t, reg, "dt_redirector_issuer_records_refused_total", "record=lease"); n != 1 {
+		t.Errorf("lease records refused: %v, want 1", n)
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/dt-cdn/dt/dt"
 )
 
@@ -26,14 +28,18 @@ type issuedCerts struct {
 func (c issuedCerts) CertReports() map[string]CertReport { return c.issuer.CertReports() }
 
 // NewPage returns the dashboard of edges (the redirector's view of them) with the history of the
-// deploys that node's table holds. Feed it every event of the node (HandleEvent) and run it (Run)
+// deploys that node's table holds; its metrics go to reg (nil: none). Feed it every event of the node (HandleEvent) and run it (Run)
 // so that the deploys appear; Close ends its live streams.
-func NewPage(edges EdgeSource, node Loader, log *slog.Logger) (*Page, error) {
+func NewPage(edges EdgeSource, node Loader, log *slog.Logger, reg prometheus.Registerer) (*Page, error) {
 	history, err := NewHistory(HistoryConfig{Node: node, Logger: log})
 	if err != nil {
 		return nil, err
 	}
-	certs, is := NewCertIndex(log), NewIssuerIndex(log)
+	certs := NewCertIndex(log)
+	is, err := NewIssuerIndex(log, reg)
+	if err != nil {
+		return nil, err
+	}
 	dash, err := New(Config{Edges: edges, Deploys: history, Certs: issuedCerts{certs, is}, Issuer: is, Logger: log})
 	if err != nil {
 		return nil, err
