@@ -2,6 +2,7 @@ package trafficstats
 
 import (
 	"cmp"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -91,6 +92,45 @@ func (t *topK) up(i int) {
 func (t *topK) swap(i, j int) {
 	t.heap[i], t.heap[j] = t.heap[j], t.heap[i]
 	t.heap[i].at, t.heap[j].at = i, j
+}
+
+// merge adds o's counts to t, as if t had counted o's stream too (Agarwal et al., "Mergeable
+// Summaries", 2012): a key one side lacks counts that side's smallest counter, when all its
+// counters are taken, as both count and error. The k largest remain, so the merged error stays
+// within (n+m)/k.
+func (t *topK) merge(o *topK) {
+	floorT, floorO := t.floor(), o.floor()
+	sum := make(map[string]Count, len(t.heap)+len(o.heap))
+	for _, s := range t.heap {
+		sum[s.Key] = Count{Key: s.Key, N: s.N + floorO, Err: s.Err + floorO}
+	}
+	for _, s := range o.heap {
+		c, ok := sum[s.Key]
+		if !ok {
+			c = Count{Key: s.Key, N: floorT, Err: floorT}
+		} else {
+			c.N, c.Err = c.N-floorO, c.Err-floorO
+		}
+		c.N, c.Err = c.N+s.N, c.Err+s.Err
+		sum[s.Key] = c
+	}
+	all := slices.SortedFunc(maps.Values(sum), func(a, b Count) int { return cmp.Compare(b.N, a.N) })
+	t.heap, t.idx = t.heap[:0], make(map[string]*slot, t.k)
+	for _, c := range all[:min(t.k, len(all))] {
+		s := &slot{Count: c, at: len(t.heap)}
+		t.heap = append(t.heap, s)
+		t.idx[c.Key] = s
+		t.up(s.at)
+	}
+}
+
+// floor is the count a key without a counter may have had: the smallest counter's, once all k
+// are taken, else zero.
+func (t *topK) floor() uint64 {
+	if len(t.heap) < t.k {
+		return 0
+	}
+	return t.heap[0].N
 }
 
 // top returns the n largest counts, largest first (ties by key, for a stable order).
