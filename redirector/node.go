@@ -222,8 +222,9 @@ type parts struct {
 	certs *certs.Manager // nil without Config.HTTPS
 	dash  *web.Page
 	// series keeps the edges' traffic statistics; stats logs the bad ones.
-	series *trafficseries.Store
-	stats  *statsReceiver
+	series    *trafficseries.Store
+	redirects *trafficseries.RedirectCounter // counted by the Service, stored by stats
+	stats     *statsReceiver
 	// admin holds the redirector's admin routes: /explain, and the dashboard on every other path.
 	admin *http.ServeMux
 	// reg receives the metrics of the service and the visitor listeners: the node's registry.
@@ -233,7 +234,7 @@ type parts struct {
 // build makes the parts on the open node n, with their metrics on reg. On error, what it opened
 // is closed.
 func (r *Node) build(n *dt.Node, reg prometheus.Registerer) (_ *parts, err error) {
-	p := &parts{reg: reg, admin: http.NewServeMux()}
+	p := &parts{reg: reg, admin: http.NewServeMux(), redirects: trafficseries.NewRedirectCounter()}
 	defer func() {
 		if err != nil {
 			p.close()
@@ -252,7 +253,7 @@ func (r *Node) build(n *dt.Node, reg prometheus.Registerer) (_ *parts, err error
 		}
 	}
 	scfg := ServiceConfig{Node: n, TrustedProxies: r.cfg.TrustedProxies, Code: r.cfg.Code, Select: r.cfg.Select,
-		HeartbeatInterval: r.cfg.HeartbeatInterval, Registerer: reg, Logger: r.log}
+		HeartbeatInterval: r.cfg.HeartbeatInterval, Registerer: reg, Logger: r.log, Redirects: p.redirects}
 	if p.geo != nil {
 		scfg.Geo = p.geo
 	}
@@ -266,7 +267,7 @@ func (r *Node) build(n *dt.Node, reg prometheus.Registerer) (_ *parts, err error
 	if p.series, err = trafficseries.Open(trafficseries.Config{Dir: r.cfg.Host.Node.DataDir, NoSync: r.cfg.Host.Node.NoSync, Logger: r.log}); err != nil {
 		return nil, err
 	}
-	if p.stats, err = newStatsReceiver(p.series, reg, r.log); err != nil {
+	if p.stats, err = newStatsReceiver(p.series, p.redirects, reg, r.log); err != nil {
 		return nil, err
 	}
 	p.admin.Handle("GET /api/stats", p.stats)
