@@ -21,28 +21,29 @@ import (
 // DefaultStatsSince is the range of /api/stats without since=.
 const DefaultStatsSince = 24 * time.Hour
 
-// RedirectFlushInterval is how often the redirects counted in memory are stored in the series:
+// DefaultRedirectFlushInterval is how often the redirects counted in memory are stored in the series:
 // often enough that the dashboard's minute points fill as the minute goes, seldom enough that a
 // busy redirector writes its database a few times a minute rather than per redirect.
-const RedirectFlushInterval = 10 * time.Second
+const DefaultRedirectFlushInterval = 10 * time.Second
 
 // statsReceiver stores the edges' statistics messages in the series, counts them per site for
 // Prometheus, and answers /api/stats.
 type statsReceiver struct {
-	series    *trafficseries.Store
-	redirects *trafficseries.RedirectCounter
-	log       *slog.Logger
-	bad       burstlog.Logger
+	series     *trafficseries.Store
+	redirects  *trafficseries.RedirectCounter
+	flushEvery time.Duration // how often redirects are stored
+	log        *slog.Logger
+	bad        burstlog.Logger
 
 	requests, bytes, notModified *prometheus.CounterVec
 	responses                    *prometheus.CounterVec
 }
 
-func newStatsReceiver(series *trafficseries.Store, redirects *trafficseries.RedirectCounter, reg prometheus.Registerer, log *slog.Logger) (*statsReceiver, error) {
+func newStatsReceiver(series *trafficseries.Store, redirects *trafficseries.RedirectCounter, flushEvery time.Duration, reg prometheus.Registerer, log *slog.Logger) (*statsReceiver, error) {
 	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
 		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "dt", Subsystem: "redirector", Name: name, Help: help}, labels)
 	}
-	s := &statsReceiver{series: series, redirects: redirects, log: log,
+	s := &statsReceiver{series: series, redirects: redirects, flushEvery: flushEvery, log: log,
 		bad:         burstlog.Logger{Log: log, Level: slog.LevelWarn, Msg: "Bad statistics message"},
 		requests:    counter("site_requests_total", "Responses the edges sent for the site, as their statistics report (one message per edge a minute).", "site"),
 		bytes:       counter("site_response_bytes_total", "Body bytes the edges sent for the site, as their statistics report.", "site"),
@@ -75,10 +76,10 @@ func (s *statsReceiver) count(_ string, e *trafficstats.Site) {
 	}
 }
 
-// flushRedirects stores the redirects counted every RedirectFlushInterval until ctx ends, then
+// flushRedirects stores the redirects counted every flushEvery until ctx ends, then
 // once more.
 func (s *statsReceiver) flushRedirects(ctx context.Context) error {
-	t := time.NewTicker(RedirectFlushInterval)
+	t := time.NewTicker(s.flushEvery)
 	defer t.Stop()
 	for {
 		select {

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -26,7 +27,7 @@ func TestStatsReceiver(t *testing.T) {
 	defer store.Close()
 	reg := prometheus.NewRegistry()
 	redirects := trafficseries.NewRedirectCounter()
-	s, err := newStatsReceiver(store, redirects, reg, nil)
+	s, err := newStatsReceiver(store, redirects, time.Minute, reg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
