@@ -141,9 +141,9 @@ func (l *Logger) Stats() Stats {
 var ErrRunOnce = errors.New("accesslog: a Logger runs once")
 
 // Run writes queued records until ctx ends, then writes what is queued at that moment, closes
-// the file and returns. It writes every Config.FlushInterval, and sooner when a shard of the queue is half
-// full. Records logged after it returned are dropped once the queue is full. A Logger runs once
-// (ErrRunOnce).
+// the file and returns. It writes every Config.FlushInterval, and sooner when a shard of the
+// queue is half full. Records logged after it returned are dropped once the queue is full. A
+// Logger runs once (ErrRunOnce).
 func (l *Logger) Run(ctx context.Context) error {
 	if !l.ran.CompareAndSwap(false, true) {
 		return ErrRunOnce
