@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -169,13 +170,13 @@ func (l *Logger) Run(ctx context.Context) error {
 // writePending takes the queued records of every shard and writes them in the order of their
 // Reopen count and time, so that a line logged before a Reopen is written before the reopen.
 func (l *Logger) writePending() {
-	l.order = l.order[:0]
-	for i := range l.shards {
-		l.order = l.shards[i].take(l.order)
-	}
+	l.order = takeAll(l.shards, l.order[:0])
 	if len(l.shards) > 1 {
-		slices.SortStableFunc(l.order, func(a, b *record) int {
-			return cmp.Or(cmp.Compare(a.gen, b.gen), cmp.Compare(a.unixNano, b.unixNano))
+		// Each shard's records are in their order already, so pdqsort finds long sorted runs;
+		// ties go by address, which within a shard is the order of logging.
+		slices.SortFunc(l.order, func(a, b *record) int {
+			return cmp.Or(cmp.Compare(a.gen, b.gen), cmp.Compare(a.unixNano, b.unixNano),
+				cmp.Compare(uintptr(unsafe.Pointer(a)), uintptr(unsafe.Pointer(b))))
 		})
 	}
 	for _, r := range l.order {

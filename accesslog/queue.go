@@ -49,14 +49,24 @@ func (s *queueShard) put(e *Entry, gen uint64, wait bool) (ok, half bool) {
 	return true, n+1 == max(1, cap(s.pending)/2)
 }
 
-// take swaps the shard's records for the batch written before and appends them to order.
-func (s *queueShard) take(order []*record) []*record {
-	s.mu.Lock()
-	batch := s.pending
-	s.pending, s.spare = s.spare[:0], batch
-	s.mu.Unlock()
-	for i := range batch {
-		order = append(order, &batch[i])
+// takeAll swaps every shard's records for the batch written before and appends them to
+// order. It holds every shard's lock at once, so that the batch is a cut of the queue in time: a
+// record logged before another is never left for the next batch while the other is written.
+func takeAll(shards []queueShard, order []*record) []*record {
+	for i := range shards {
+		shards[i].mu.Lock()
+	}
+	for i := range shards {
+		s := &shards[i]
+		s.pending, s.spare = s.spare[:0], s.pending
+	}
+	for i := range shards {
+		shards[i].mu.Unlock()
+	}
+	for i := range shards {
+		for j := range shards[i].spare {
+			order = append(order, &shards[i].spare[j])
+		}
 	}
 	return order
 }
