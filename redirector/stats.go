@@ -51,7 +51,7 @@ func newStatsReceiver(series *trafficseries.Store, redirects *trafficseries.Redi
 		responses:   counter("site_responses_total", "Responses of the site by status class (2xx, 3xx, 4xx, 5xx), as the edges' statistics report.", "site", "class"),
 	}
 	dropped := prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "dt", Subsystem: "redirector", Name: "stats_entries_dropped_total",
-		Help: "Site entries of the edges' statistics not kept: their site would pass trafficseries.DefaultMaxSites sites."}, func() float64 { return float64(series.Dropped()) })
+		Help: "Site entries of the edges' statistics, and the redirectors' redirect counts, not kept: their site would pass trafficseries.DefaultMaxSites sites."}, func() float64 { return float64(series.Dropped()) })
 	if reg != nil {
 		unkept := prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "dt", Subsystem: "redirector", Name: "redirects_unkept_total",
 			Help: "Redirects not kept in the traffic series: trafficseries.MaxPendingRedirects (site, edge, reason) counts were waiting for the next store."},

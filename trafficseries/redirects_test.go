@@ -102,3 +102,39 @@ func TestRedirectCounterBound(t *testing.T) {
 		t.Errorf("after a flush: dropped %d, %d held", c.Dropped(), len(c.pending))
 	}
 }
+
+// TestRedirectsMaxSites: redirects of sites past Config.MaxSites are dropped and counted, as the
+// traffic of such sites is; the sites kept are counted again when the store is reopened.
+func TestRedirectsMaxSites(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(Config{Dir: dir, NoSync: true, MaxSites: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now()
+	if err := s.AddRedirects(at, map[RedirectKey]uint64{{"blog", "edge", "same country"}: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddRedirects(at, map[RedirectKey]uint64{{"docs", "edge", "same country"}: 1, {"blog", "edge", "elsewhere"}: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if s.Dropped() != 1 {
+		t.Errorf("dropped %d, want 1 (docs)", s.Dropped())
+	}
+	s.Close()
+	if s, err = Open(Config{Dir: dir, NoSync: true, MaxSites: 1}); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.AddRedirects(at, map[RedirectKey]uint64{{"corp", "edge", "same country"}: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if s.Dropped() != 1 {
+		t.Errorf("after reopening: dropped %d, want 1 (corp)", s.Dropped())
+	}
+	for site, want := range map[string]int{"blog": 2, "docs": 0, "corp": 0} {
+		if r, _ := s.Query(site, time.Hour); len(r.Redirects) != want {
+			t.Errorf("%s: redirects %+v, want %d counts", site, r.Redirects, want)
+		}
+	}
+}
