@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"strings"
 	"sync"
 	"testing"
@@ -64,5 +65,37 @@ func TestRateLimitIsNotAWrongKey(t *testing.T) {
 	r := run(t, "{}", "add", "--keys", keygen(t), "--peer", startPeer(t, keysDir).addr, "--timeout", "30s", "-")
 	if r.code != 1 || !strings.Contains(r.stderr, "is its network.key the same") || strings.Contains(r.stderr, "rate-limits connections") {
 		t.Errorf("another network's key: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// TestLinkLimitIsNotSlowness runs dt add against a node that takes one link per address while
+// another node on this machine holds it: the add gives up at its timeout saying the node closes
+// its links, most likely for too many links from this address, not that the node is slow.
+func TestLinkLimitIsNotSlowness(t *testing.T) {
+	keysDir := keygen(t)
+	keys, err := dt.LoadKeys(keysDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys.Master = nil
+	cfg := dt.LocalConfig()
+	cfg.Keys, cfg.DataDir, cfg.Listen, cfg.NoSync = keys, t.TempDir(), []string{"127.0.0.1:0"}, true
+	cfg.MaxLinksPerAddress = 1
+	hub, err := dt.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hub.Close()
+	testnet.Drain(hub)
+	holder := testnet.Node(t, testnet.Options{Keys: keys, Peers: []string{hub.Addrs()[0].String()}})
+	testnet.Drain(holder)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := holder.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, "{}", "add", "--keys", keysDir, "--peer", hub.Addrs()[0].String(), "--timeout", "3s", "-")
+	if r.code != 1 || !strings.Contains(r.stderr, "closed each link after the handshake") || !strings.Contains(r.stderr, "too many links") {
+		t.Errorf("add with the node's links from this address taken: exit %d\n%s", r.code, r.stderr)
 	}
 }
