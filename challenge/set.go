@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -152,6 +153,19 @@ func (s *Set) KeyAuthorization(token, host string) (string, bool) {
 		return "", false
 	}
 	return r.KeyAuthorization, true
+}
+
+// TXT returns the TXT values of the live DNS-01 record of domain (lower case, without "*." or a
+// trailing dot), sorted, and none without one: what a DNS node answers for
+// "_acme-challenge.<domain>".
+func (s *Set) TXT(domain string) []string {
+	s.mu.RLock()
+	r, ok := s.dns[domain]
+	s.mu.RUnlock()
+	if !ok || !r.Live(s.now()) {
+		return nil
+	}
+	return slices.Clone(r.TXT)
 }
 
 // Held returns how many live records the Set holds, and Digest of their table keys: what a node

@@ -86,3 +86,35 @@ func TestSetHeldDigest(t *testing.T) {
 		t.Errorf("after removal: %d, %s", n, digest)
 	}
 }
+
+// TestSetTXT: the TXT values of a live DNS-01 record answer for its domain alone, until it
+// expires or leaves the table.
+func TestSetTXT(t *testing.T) {
+	now := time.Now()
+	s, err := NewSet(SetConfig{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	value := strings.Repeat("v", 43)
+	for domain, expires := range map[string]time.Time{"www.example.com": now.Add(time.Hour), "old.example.com": now.Add(-time.Second)} {
+		r, err := NewDNS01(domain, []string{value}, expires)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := r.Marshal()
+		s.HandleEvent(dt.Event{Type: dt.EventObjectAdded, Key: DNS01Key(domain), Object: b})
+	}
+	if got := s.TXT("www.example.com"); len(got) != 1 || got[0] != value {
+		t.Errorf("TXT of a live record = %v", got)
+	}
+	if got := s.TXT("old.example.com"); got != nil {
+		t.Errorf("TXT of an expired record = %v", got)
+	}
+	if got := s.TXT("example.com"); got != nil {
+		t.Errorf("TXT of no record = %v", got)
+	}
+	s.HandleEvent(dt.Event{Type: dt.EventObjectRemoved, Key: DNS01Key("www.example.com")})
+	if got := s.TXT("www.example.com"); got != nil {
+		t.Errorf("TXT of a removed record = %v", got)
+	}
+}

@@ -11,9 +11,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/dt-cdn/dt/challenge"
 	"github.com/dt-cdn/dt/dns/geo"
 	"github.com/dt-cdn/dt/dns/resolve"
 	"github.com/dt-cdn/dt/dns/server"
+	"github.com/dt-cdn/dt/dns/synth"
 	"github.com/dt-cdn/dt/dns/zone"
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/edgeset"
@@ -76,6 +78,13 @@ type Config struct {
 	// heartbeat.DefaultInterval.
 	HeartbeatInterval time.Duration
 
+	// CDNNameServers are the host names the CDN zone (dt network set --cdn-zone) is delegated
+	// to, for the SOA and NS the node makes for it when no zone of that apex is published (see
+	// package dns/synth). The node answers the CDN zone whenever the network has one, with or
+	// without them. Empty: the SOA names the zone itself and NS queries get NODATA, unless a
+	// zone of that apex is published.
+	CDNNameServers []string
+
 	// Resolvers are the recursive resolvers (host:port) with which the node answers dt resolve.
 	// Empty: the nameservers of /etc/resolv.conf; when there are none, the node runs without
 	// answering dt resolve, and logs why.
@@ -94,8 +103,13 @@ func (cfg *Config) validate() error {
 	if cfg.Addr == "" {
 		errs = append(errs, errors.New("an address to answer on (Addr) is required"))
 	}
-	if cfg.GeoName == "" && cfg.GeoIP != "" {
-		errs = append(errs, errors.New("a GeoIP database needs GeoName"))
+	if cfg.GeoName == "" && len(cfg.CDNNameServers) == 0 && cfg.GeoIP != "" {
+		errs = append(errs, errors.New("a GeoIP database needs GeoName or CDNNameServers"))
+	}
+	for _, ns := range cfg.CDNNameServers {
+		if zone.CanonicalName(ns) == "" {
+			errs = append(errs, fmt.Errorf("the CDN name server %q is not a domain name", ns))
+		}
 	}
 	if cfg.GeoName != "" && zone.CanonicalName(cfg.GeoName) == "" {
 		errs = append(errs, fmt.Errorf("the GeoName %q is not a domain name", cfg.GeoName))
@@ -113,7 +127,8 @@ func (cfg *Config) validate() error {
 }
 
 // Node is a DNS node: a dt node that answers DNS for the zones its table holds, GeoDNS for the
-// site's name when configured, and dt resolve; its admin listener adds GET /dns.
+// site's name when configured, the network's CDN zone when it has one (package synth), ACME
+// DNS-01 answers from the table, and dt resolve; its admin listener adds GET /dns.
 //
 // Run runs it once. Status is safe to call from any goroutine.
 type Node struct {
@@ -185,13 +200,16 @@ func (d *Node) Run(ctx context.Context) error {
 	})
 }
 
-// parts are what a DNS node builds on its open node: the zones, the DNS handler, and optionally
-// GeoDNS (on an edgeset.Set, as the redirector tracks the edges) and the resolve responder.
+// parts are what a DNS node builds on its open node: the zones, the edges (an edgeset.Set, as the
+// redirector tracks them), the CDN zone's answers, the table's ACME challenges, the DNS handler,
+// and optionally GeoDNS for GeoName and the resolve responder.
 type parts struct {
 	addr      string
 	store     *server.Store
 	handler   *server.Handler
-	edges     *edgeset.Set // nil without GeoName
+	edges     *edgeset.Set
+	synth     *synth.Synth
+	acme      *challenge.Set
 	geoName   string
 	geoDB     *geoip.DB          // nil without GeoIP
 	responder *resolve.Responder // nil without a resolver
@@ -206,48 +224,58 @@ func (d *Node) build(n *dt.Node, addr string, reg prometheus.Registerer) (_ *par
 			p.close()
 		}
 	}()
-	cfg := server.Config{Store: p.store, MaxUDPSize: d.cfg.MaxUDPSize, Registerer: reg, Logger: d.log}
-	if d.cfg.GeoName != "" {
-		a, err := d.buildGeo(p, n, reg)
-		if err != nil {
+	if d.cfg.GeoIP != "" {
+		if p.geoDB, err = geoip.Open(d.cfg.GeoIP, geoip.Options{Logger: d.log}); err != nil {
 			return nil, err
 		}
-		cfg.Dynamic = a
 	}
+	// One choice for answers and for /dns: an edge leaves both once its heartbeat is 2.5
+	// intervals old (the answers' TTL adds to the delay, so sooner than the redirector).
+	sel := edgeset.SelectOptions{MaxAge: d.cfg.HeartbeatInterval * 5 / 2, MaxAgeBeats: geo.DefaultMaxAgeBeats, Fallback: true}
+	p.edges, err = edgeset.New(edgeset.Config{Node: n, HeartbeatInterval: d.cfg.HeartbeatInterval,
+		Select: sel, Registerer: reg, Logger: d.log})
+	if err != nil {
+		return nil, err
+	}
+	cfg := server.Config{Store: p.store, MaxUDPSize: d.cfg.MaxUDPSize, Registerer: reg, Logger: d.log}
+	if d.cfg.GeoName != "" {
+		if cfg.Dynamic, err = d.answerer(d.cfg.GeoName, p, sel); err != nil {
+			return nil, err
+		}
+		p.geoName = cfg.Dynamic.Name()
+	}
+	if p.synth, err = d.buildSynth(n, p, sel); err != nil {
+		return nil, err
+	}
+	if p.acme, err = challenge.NewSet(challenge.SetConfig{Registerer: reg, Logger: d.log}); err != nil {
+		return nil, err
+	}
+	cfg.Synth, cfg.Challenges = p.synth, p.acme.TXT
 	if p.handler, err = server.NewHandler(cfg); err != nil {
 		return nil, err
 	}
 	return p, nil
 }
 
-// buildGeo adds GeoDNS to p: an edgeset.Set that follows the heartbeats and the current deploy,
-// and the answerer that chooses among its edges with edgeset.Select.
-func (d *Node) buildGeo(p *parts, n *dt.Node, reg prometheus.Registerer) (*geo.Answerer, error) {
-	if d.cfg.GeoIP != "" {
-		db, err := geoip.Open(d.cfg.GeoIP, geoip.Options{Logger: d.log})
-		if err != nil {
-			return nil, err
-		}
-		p.geoDB = db
-	}
-	// One choice for answers and for /dns: an edge leaves both once its heartbeat is 2.5
-	// intervals old (the answers' TTL adds to the delay, so sooner than the redirector).
-	sel := edgeset.SelectOptions{MaxAge: d.cfg.HeartbeatInterval * 5 / 2, MaxAgeBeats: geo.DefaultMaxAgeBeats, Fallback: true}
-	edges, err := edgeset.New(edgeset.Config{Node: n, HeartbeatInterval: d.cfg.HeartbeatInterval,
-		Select: sel, Registerer: reg, Logger: d.log})
-	if err != nil {
-		return nil, err
-	}
-	gcfg := geo.Config{Name: d.cfg.GeoName, Edges: edges.Edges, TTL: d.cfg.GeoTTL, MaxAnswers: d.cfg.GeoAnswers, Select: sel}
+// answerer makes the GeoDNS answerer for name, choosing among p's edges with sel.
+func (d *Node) answerer(name string, p *parts, sel edgeset.SelectOptions) (*geo.Answerer, error) {
+	gcfg := geo.Config{Name: name, Edges: p.edges.Edges, TTL: d.cfg.GeoTTL, MaxAnswers: d.cfg.GeoAnswers, Select: sel}
 	if p.geoDB != nil {
 		gcfg.Geo = p.geoDB
 	}
-	a, err := geo.New(gcfg)
+	return geo.New(gcfg)
+}
+
+// buildSynth makes the CDN zone's answers on p's edges.
+func (d *Node) buildSynth(n *dt.Node, p *parts, sel edgeset.SelectOptions) (*synth.Synth, error) {
+	// The answerer's own name is never asked for: synth answers through AnswerSite, naming the
+	// site's name itself. "invalid." is reserved for such a use (RFC 6761 §6.4).
+	a, err := d.answerer("invalid.", p, sel)
 	if err != nil {
 		return nil, err
 	}
-	p.edges, p.geoName = edges, a.Name()
-	return a, nil
+	return synth.New(synth.Config{View: p.edges.View, Geo: a, Select: a.Options(), NameServers: d.cfg.CDNNameServers,
+		Load: n.Get, Held: n.Has, Logger: d.log})
 }
 
 // responder builds the node's answering side of dt resolve. Without a usable resolver it
@@ -275,9 +303,9 @@ func (d *Node) responder(n *dt.Node) *resolve.Responder {
 // goroutine.
 func (p *parts) HandleEvent(ev dt.Event) {
 	p.store.HandleEvent(ev)
-	if p.edges != nil {
-		p.edges.HandleEvent(ev)
-	}
+	p.synth.HandleEvent(ev)
+	p.acme.HandleEvent(ev)
+	p.edges.HandleEvent(ev)
 	if p.responder != nil {
 		p.responder.HandleEvent(ev)
 	}
@@ -304,9 +332,7 @@ func (p *parts) serve(ctx context.Context, l *server.Listeners) error {
 		})
 	}
 	run(func(ctx context.Context) error { return server.Serve(ctx, p.handler, l) })
-	if p.edges != nil {
-		run(p.edges.Run)
-	}
+	run(p.edges.Run)
 	if p.geoDB != nil {
 		run(p.geoDB.Watch)
 	}

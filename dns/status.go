@@ -17,17 +17,35 @@ type Status struct {
 	// GeoName is the GeoDNS name, canonical; empty without GeoDNS.
 	GeoName string `json:"geo_name,omitempty"`
 	// Edges are the edges as GeoDNS sees them, and Deploy the current deploy; empty without
-	// GeoDNS.
+	// GeoDNS and without a CDN zone.
 	Edges  []edgeset.EdgeStatus `json:"edges,omitempty"`
 	Deploy string               `json:"current_deploy,omitempty"`
+	// CDNZone is the CDN zone the node answers (package dns/synth); empty for none. EdgeLabels
+	// gives each edge's label under it (by node id), and SharedLabels the heartbeat names more
+	// than one edge has, which name none of them (each answers to its derived label instead).
+	CDNZone      string              `json:"cdn_zone,omitempty"`
+	EdgeLabels   map[string]string   `json:"edge_labels,omitempty"`
+	SharedLabels map[string][]string `json:"shared_labels,omitempty"`
 }
 
 func (p *parts) status() Status {
 	st := Status{Addr: p.addr, GeoName: p.geoName}
 	st.Zones, st.RRsets = p.store.Counts()
-	if p.edges != nil {
+	st.CDNZone = p.synth.Zone()
+	if p.geoName != "" || st.CDNZone != "" {
 		rs := p.edges.Status()
 		st.Edges, st.Deploy = rs.Edges, rs.Current
+	}
+	if st.CDNZone != "" {
+		v := p.edges.View()
+		labels := p.synth.Labels(v)
+		st.EdgeLabels = map[string]string{}
+		for _, e := range v.Edges {
+			st.EdgeLabels[e.Node], _ = labels.Label(e.Node)
+		}
+		if shared := labels.Shared(); len(shared) > 0 {
+			st.SharedLabels = shared
+		}
 	}
 	return st
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/dt-cdn/dt/internal/connlimit"
 	"github.com/dt-cdn/dt/internal/h2"
 	"github.com/dt-cdn/dt/internal/httpserve"
+	"github.com/dt-cdn/dt/netconf"
 	"github.com/dt-cdn/dt/site"
 	"github.com/dt-cdn/dt/static"
 	"github.com/dt-cdn/dt/trafficstats"
@@ -101,8 +102,11 @@ type service struct {
 	// sites are the deploys being served, by site, and hosts the host table of the network's
 	// sites (nil until the first site appears: the handler then serves one site on every host,
 	// as an edge of a network without named sites does). Guarded by mu.
-	sites    map[string]*static.Site
-	hosts    *site.Hosts
+	sites map[string]*static.Site
+	hosts *site.Hosts
+	// zone is the network's CDN zone (netconf), empty for none: the edge serves the names under
+	// it too (static.Sites.WithZone). Guarded by mu.
+	zone     string
 	draining atomic.Bool
 	// beatNow asks for a heartbeat at once (buffered: one pending request is enough).
 	beatNow chan struct{}
@@ -264,7 +268,38 @@ func (e *service) publishLocked() {
 	if e.hosts == nil {
 		return
 	}
-	e.handler.SetSites(static.NewSites(e.hosts, maps.Clone(e.sites)))
+	e.handler.SetSites(static.NewSites(e.hosts, maps.Clone(e.sites)).WithZone(e.zone, hostOf(e.cfg.PublicURL)))
+}
+
+// setZone takes the network's settings record (nil: removed): the CDN zone whose names the
+// edge serves. A record the edge refuses counts as none.
+func (e *service) setZone(body []byte) {
+	zone := ""
+	if body != nil {
+		s, err := netconf.ParseSettings(body)
+		if err != nil {
+			e.log.Warn("Bad network settings; no CDN zone", slog.Any("err", err))
+		}
+		zone = s.CDNZone
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if zone != e.zone {
+		e.zone = zone
+		e.publishLocked()
+		e.log.Info("CDN zone", slog.String("zone", zone))
+		select { // DNS nodes and redirectors send visitors by the zone's names once told
+		case e.beatNow <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Zone returns the CDN zone the edge serves names under; "" for none.
+func (e *service) Zone() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.zone
 }
 
 // servedOf returns the deploy that answers new requests of the named site (zero before the
@@ -290,11 +325,43 @@ func (e *service) serving(name string) (served site.DeployID, synced bool) {
 
 // HandleEvent takes one event of the node; call it with every event, in order, from one goroutine.
 func (e *service) HandleEvent(ev dt.Event) {
+	if ev.Key == netconf.Key {
+		e.handleSettings(ev)
+		return
+	}
 	if err := e.follower.Handle(ev); err != nil {
 		if e.metrics != nil {
 			e.metrics.refused.Inc()
 		}
 		e.log.Warn("Deploy object refused", slog.String("key", ev.Key), slog.Any("err", err))
+	}
+}
+
+// settingsLoadTimeout bounds the fetch of a settings record an event came without (a node with
+// lazy bodies), which blocks the event loop.
+const settingsLoadTimeout = 10 * time.Second
+
+// handleSettings takes an event of the settings record.
+func (e *service) handleSettings(ev dt.Event) {
+	switch ev.Type {
+	case dt.EventObjectRemoved:
+		if e.cfg.Node.Has(ev.Key) {
+			return // replaced (dt reports a removal, then the addition): keep the zone until then
+		}
+		e.setZone(nil)
+	case dt.EventObjectAdded:
+		body := []byte(ev.Object)
+		if len(body) == 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), settingsLoadTimeout)
+			var err error
+			body, err = e.cfg.Node.Get(ctx, ev.Key)
+			cancel()
+			if err != nil {
+				e.log.Warn("Network settings unavailable", slog.Any("err", err))
+				return
+			}
+		}
+		e.setZone(body)
 	}
 }
 
@@ -367,6 +434,7 @@ func (e *service) report(h *heartbeat.Heartbeat) {
 	}
 	h.Synced = synced
 	e.reportSites(h)
+	h.CDNZone = e.Zone()
 	h.Draining = e.draining.Load()
 	if n, b, err := e.cfg.Blobs.Count(usageMaxAge); err == nil {
 		h.Objects, h.Bytes = n, b

@@ -228,3 +228,9 @@ func hostIP(origin string) (netip.Addr, bool) {
 	ip, err := netip.ParseAddr(host)
 	return ip, err == nil
 }
+
+// Live reports whether e is alive and its last heartbeat fresh by opts' staleness bounds
+// (MaxAge, MaxAgeBeats): what an edge's own name under the CDN zone needs, whatever it serves.
+func Live(e *heartbeat.Edge, now time.Time, opts SelectOptions) bool {
+	return e.State == heartbeat.Alive && !isStale(e, now, opts)
+}

@@ -22,6 +22,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/dt-cdn/dt/netconf"
 )
 
 // Type is the value of the "type" field that marks a dt message as a heartbeat.
@@ -118,6 +120,11 @@ type Heartbeat struct {
 	// setting of theirs. Zero: not announced (edges older than this field); receivers fall back
 	// to their configured interval (see IntervalOr). Readers that predate the field ignore it.
 	IntervalMS int64 `json:"interval_ms,omitempty"`
+	// CDNZone is the CDN zone (netconf) whose names the edge serves, so that DNS nodes and
+	// redirectors send visitors by those names only to edges that answer them. Empty: none, or
+	// an edge of a release before the field, whose readers ignore it. Decode drops a value that
+	// is not a zone (netconf.CheckZone), keeping the heartbeat.
+	CDNZone string `json:"cdn_zone,omitempty"`
 }
 
 // Location is where an edge is.
@@ -198,6 +205,9 @@ func Decode(b []byte) (Heartbeat, error) {
 		// Likewise, a malformed certificate report leaves the edge judged by CertExpiry.
 		h.Certs, h.ACME, h.ACMEDigest = nil, 0, ""
 	}
+	if h.CDNZone != "" && netconf.CheckZone(h.CDNZone) != nil {
+		h.CDNZone = ""
+	}
 	return h, nil
 }
 
@@ -208,6 +218,11 @@ func (h *Heartbeat) validate() error {
 	}
 	if err := h.validateCerts(); err != nil {
 		return err
+	}
+	if h.CDNZone != "" {
+		if err := netconf.CheckZone(h.CDNZone); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
 	}
 	return h.validateSites()
 }

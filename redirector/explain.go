@@ -31,13 +31,16 @@ func (h *Handler) Explain() http.Handler { return http.HandlerFunc(h.serveExplai
 // explainResponse is the JSON of the explain endpoint: an edgeset.Explanation with the redirect's
 // status code.
 type explainResponse struct {
-	Client     edgeset.ExplainedClient      `json:"client"`
-	Site       string                       `json:"site,omitempty"`
-	Deploy     string                       `json:"deploy"`
-	Basis      edgeset.Basis                `json:"basis"`
-	NearKm     float64                      `json:"near_km,omitempty"`
-	Code       int                          `json:"redirect_code"`
-	Chosen     *edgeset.ExplainedCandidate  `json:"chosen"`
+	Client edgeset.ExplainedClient     `json:"client"`
+	Site   string                      `json:"site,omitempty"`
+	Deploy string                      `json:"deploy"`
+	Basis  edgeset.Basis               `json:"basis"`
+	NearKm float64                     `json:"near_km,omitempty"`
+	Code   int                         `json:"redirect_code"`
+	Chosen *edgeset.ExplainedCandidate `json:"chosen"`
+	// Target is the origin a visitor is sent to: the chosen edge's public URL, or with a CDN
+	// zone its "<site>--<edge>.<zone>" name; empty when no edge is chosen.
+	Target     string                       `json:"target,omitempty"`
 	Candidates []edgeset.ExplainedCandidate `json:"candidates"`
 	Excluded   []edgeset.ExplainedExclusion `json:"excluded"`
 	// Fallback: no edge serves the current deploy, and the candidates still serve an earlier
@@ -70,7 +73,7 @@ func (h *Handler) serveExplain(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusMisdirectedRequest, "no site claims this host")
 		return
 	}
-	d, c := h.decide(ip, t, nopMetrics{}) // admin questions are not visitor traffic
+	d, c := h.decide(ip, &t, nopMetrics{}) // admin questions are not visitor traffic
 	var x edgeset.Explanation
 	if t.view != nil {
 		x = edgeset.ExplainSite(d, c, t.site, h.now())
@@ -78,8 +81,12 @@ func (h *Handler) serveExplain(w http.ResponseWriter, r *http.Request) {
 		_, current := h.edges()
 		x = edgeset.Explain(d, c, current, h.now())
 	}
-	writeJSON(w, http.StatusOK, explainResponse{Client: x.Client, Site: x.Site, Deploy: x.Deploy, Basis: x.Basis, NearKm: x.NearKm,
-		Code: h.code, Chosen: x.Chosen, Candidates: x.Candidates, Excluded: x.Excluded, Fallback: x.Fallback})
+	resp := explainResponse{Client: x.Client, Site: x.Site, Deploy: x.Deploy, Basis: x.Basis, NearKm: x.NearKm,
+		Code: h.code, Chosen: x.Chosen, Candidates: x.Candidates, Excluded: x.Excluded, Fallback: x.Fallback}
+	if d.Chosen != nil {
+		resp.Target = h.origin(d.Chosen, t)
+	}
+	writeJSON(w, http.StatusOK, resp)
 }
 
 // parseExplainIP parses the ip parameter; zones are dropped and IPv4-mapped addresses unmapped,

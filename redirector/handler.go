@@ -58,9 +58,14 @@ type HandlerConfig struct {
 	Logger *slog.Logger
 	// Now returns the time to judge heartbeat age and certificates by. Nil: time.Now.
 	Now func() time.Time
+	// Zone returns the network's CDN zone (netconf), called once per redirect; "" for none.
+	// With a zone, a visitor of site S goes to "<S>--<edge>.<zone>" (package cdnzone) with the
+	// scheme and port of the chosen edge's public URL; without one, to that URL. Nil: no zone.
+	Zone func() string
 }
 
-// Handler redirects every request to the chosen edge: Location is the edge's public URL followed
+// Handler redirects every request to the chosen edge: Location is the edge's public URL (with a
+// CDN zone, HandlerConfig.Zone, "<site>--<edge>.<zone>" with that URL's scheme and port) followed
 // by the request's path (as the client escaped it) and query; the status is HandlerConfig.Code;
 // Cache-Control is private, no-store. It works for every method, HEAD included, and sends no
 // body with a redirect.
@@ -85,6 +90,8 @@ type Handler struct {
 	metrics Metrics
 	log     *slog.Logger
 	now     func() time.Time
+	zone    func() string
+	labels  labelCache
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -121,6 +128,7 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 		metrics: cfg.Metrics,
 		log:     cfg.Logger,
 		now:     cfg.Now,
+		zone:    cfg.Zone,
 	}
 	for i, p := range cfg.TrustedProxies {
 		h.trusted[i] = p.Masked()
@@ -192,7 +200,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.misdirected(w)
 		return
 	}
-	d, _ := h.decide(ClientIP(r, h.trusted), target, h.metrics)
+	d, _ := h.decide(ClientIP(r, h.trusted), &target, h.metrics)
 	if d.Chosen == nil {
 		h.unavailable(w)
 		return
@@ -206,16 +214,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		m.RedirectedSite(name, d.Chosen.Edge.Node)
 	}
 	hdr := w.Header()
-	hdr["Location"] = []string{location(d.Chosen.URL, r)}
+	hdr["Location"] = []string{location(h.origin(d.Chosen, target), r)}
 	hdr["Cache-Control"] = []string{"private, no-store"}
 	w.WriteHeader(h.code)
 }
 
 // target is what a request is decided for: a site of a View, or (view nil) the one site of
-// HandlerConfig.Edges.
+// HandlerConfig.Edges, whose edges decide keeps in edges.
 type target struct {
-	view *edgeset.View
-	site edgeset.Site
+	view  *edgeset.View
+	site  edgeset.Site
+	edges []heartbeat.Edge
 }
 
 // siteOf returns the target of a request for host: with Sites, the site claiming host (when
@@ -242,7 +251,7 @@ func (h *Handler) siteOf(host string, byHost bool) (target, bool) {
 }
 
 // decide looks the client up and chooses for t; it also returns the client. GeoIP misses go to m.
-func (h *Handler) decide(ip netip.Addr, t target, m Metrics) (edgeset.Decision, edgeset.Client) {
+func (h *Handler) decide(ip netip.Addr, t *target, m Metrics) (edgeset.Decision, edgeset.Client) {
 	c := edgeset.Client{IP: ip}
 	if h.geo != nil {
 		rec, err := h.geo.Lookup(ip)
@@ -258,6 +267,7 @@ func (h *Handler) decide(ip netip.Addr, t target, m Metrics) (edgeset.Decision, 
 		return edgeset.SelectSite(t.view, t.site, c, h.now(), h.opts), c
 	}
 	edges, current := h.edges()
+	t.edges = edges
 	return edgeset.Select(edges, c, current, h.now(), h.opts), c
 }
 

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +18,7 @@ import (
 	"github.com/dt-cdn/dt/edgeset"
 	"github.com/dt-cdn/dt/geoip"
 	"github.com/dt-cdn/dt/heartbeat"
+	"github.com/dt-cdn/dt/netconf"
 )
 
 // ServiceConfig configures a redirector running on a dt node.
@@ -51,8 +53,59 @@ type ServiceConfig struct {
 // node (an edgeset.Set), and answers visitors with a redirect to the nearest live edge that
 // serves it.
 type Service struct {
-	*edgeset.Set // HandleEvent, Run, Edges, Changed, Status
+	*edgeset.Set // Run, Edges, Changed, Status; HandleEvent is the Service's own
 	handler      *Handler
+	node         *dt.Node
+	log          *slog.Logger
+	zone         atomic.Pointer[string] // the CDN zone of the settings record; "" for none
+}
+
+// settingsLoadTimeout bounds the fetch of a settings record an event came without (a node with
+// lazy bodies), which blocks the event loop.
+const settingsLoadTimeout = 10 * time.Second
+
+// HandleEvent takes one event of the node: the network's settings (the CDN zone), and
+// everything the edgeset.Set follows. Call it with every event, in order, from one goroutine.
+func (s *Service) HandleEvent(ev dt.Event) {
+	if ev.Key == netconf.Key {
+		s.takeSettings(ev)
+	}
+	s.Set.HandleEvent(ev)
+}
+
+// takeSettings follows the settings record; one the Service refuses counts as none.
+func (s *Service) takeSettings(ev dt.Event) {
+	zone := ""
+	if ev.Type == dt.EventObjectAdded {
+		body := []byte(ev.Object)
+		if len(body) == 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), settingsLoadTimeout)
+			var err error
+			body, err = s.node.Get(ctx, ev.Key)
+			cancel()
+			if err != nil {
+				s.log.Warn("Network settings unavailable", slog.Any("err", err))
+				return
+			}
+		}
+		st, err := netconf.ParseSettings(body)
+		if err != nil {
+			s.log.Warn("Bad network settings; no CDN zone", slog.Any("err", err))
+		}
+		zone = st.CDNZone
+	} else if ev.Type != dt.EventObjectRemoved || s.node.Has(ev.Key) {
+		return // not a change, or a replacement (a removal, then the addition): keep the zone until then
+	}
+	s.zone.Store(&zone)
+	s.log.Info("CDN zone", slog.String("zone", zone))
+}
+
+// Zone returns the network's CDN zone; "" for none.
+func (s *Service) Zone() string {
+	if z := s.zone.Load(); z != nil {
+		return *z
+	}
+	return ""
 }
 
 // NewService builds a Service; Run starts it.
@@ -73,7 +126,12 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 		}
 		m = pm
 	}
+	svc := &Service{Set: set, node: cfg.Node, log: cfg.Logger}
+	if svc.log == nil {
+		svc.log = slog.New(slog.DiscardHandler)
+	}
 	h, err := NewHandler(HandlerConfig{
+		Zone:           svc.Zone,
 		Edges:          set.Snapshot,
 		Sites:          set.View,
 		Geo:            cfg.Geo,
@@ -87,7 +145,8 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Service{Set: set, handler: h}, nil
+	svc.handler = h
+	return svc, nil
 }
 
 // Handler returns the visitors' handler: redirects to edges.

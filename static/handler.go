@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -214,15 +215,30 @@ func (h *Handler) pick(r *http.Request) (name string, s *Site, status int) {
 		}
 		return site.DefaultSite, nil, http.StatusServiceUnavailable
 	}
-	name, s, claimed := ss.Pick(r)
+	name, s, claimed, preview := ss.PickDeploy(r)
 	switch {
 	case !claimed:
 		return "", nil, http.StatusMisdirectedRequest
 	case s == nil:
 		return name, nil, http.StatusServiceUnavailable
+	case preview != "" && !strings.HasPrefix(s.ID().String(), preview):
+		return name, nil, statusNoPreview
 	}
 	return name, s, 0
 }
+
+// statusNoPreview is pick's status for a preview name of a deploy other than the site's
+// current one: an edge holds each site's current deploy only, so it answers 404 with
+// previewMissing.
+const statusNoPreview = -http.StatusNotFound
+
+// previewMissing is the body of statusNoPreview's 404.
+var previewMissing = errorResponse{
+	body: []byte(previewMissingText),
+	lenH: []string{strconv.Itoa(len(previewMissingText))},
+}
+
+const previewMissingText = "404 Not Found: this edge serves only the site's current deploy; the preview of another deploy is not held here\n"
 
 // outcome is what a response was, for the Observer.
 type outcome struct {
@@ -276,6 +292,9 @@ func (h *Handler) serveFrom(w http.ResponseWriter, r *http.Request, s *Site, sta
 	default:
 		hdr[hAllow] = h.vAllow
 		return h.writeError(w, r, http.StatusMethodNotAllowed, nil)
+	}
+	if status == statusNoPreview {
+		return h.writePreviewMissing(w, r)
 	}
 	if s == nil {
 		return h.writeError(w, r, status, nil)
@@ -379,6 +398,20 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, status int,
 	}
 	n, _ := w.Write(e.body) // a client that went away is not an error here
 	return outcome{status: status, bytes: int64(n)}
+}
+
+// writePreviewMissing writes the 404 of statusNoPreview, as writeError writes others.
+func (h *Handler) writePreviewMissing(w http.ResponseWriter, r *http.Request) outcome {
+	hdr := w.Header()
+	hdr[hContentType] = h.vTextPlain
+	hdr[hContentLength] = previewMissing.lenH
+	hdr[hCacheControl] = h.vNoStore
+	w.WriteHeader(http.StatusNotFound)
+	if r.Method == http.MethodHead {
+		return outcome{status: http.StatusNotFound}
+	}
+	n, _ := w.Write(previewMissing.body)
+	return outcome{status: http.StatusNotFound, bytes: int64(n)}
 }
 
 // errorFor returns the response of an error status. The common ones are made once by

@@ -26,8 +26,8 @@
 // is that site's, and the choice is Select's rule by the edges' Deploy and Synced, which edges of
 // every release report. Other sites get no GeoDNS name yet: their visitors go through the
 // redirector, which chooses by the request's Host among the edges serving that site (see
-// edgeset.SelectSite). Names per site, or per site and edge under a CDN zone
-// ("<site>--<edge>.<zone>"), are not answered here.
+// edgeset.SelectSite). AnswerSite makes the same choice for any site of an edgeset.View, for
+// the names of sites under the CDN zone, which package dns/synth answers.
 package geo
 
 import (
@@ -137,24 +137,48 @@ func (a *Answerer) Name() string { return a.name }
 // unknown), and the prefix length the answer holds for. ok is false when no edge is eligible at
 // all; records are empty when edges are eligible but none has an address of the type asked.
 func (a *Answerer) Answer(qtype uint16, client netip.Prefix) (rrs []dns.RR, scope int, ok bool) {
+	edges, current := a.cfg.Edges()
+	now := a.cfg.Now()
+	return a.answer(a.name, qtype, client, edges, func(edges []heartbeat.Edge, place *geoip.Record) edgeset.Decision {
+		return edgeset.Select(edges, edgeset.Client{Geo: place}, current, now, a.cfg.Select)
+	})
+}
+
+// AnswerSite is Answer for the site s of the view v, chosen by edgeset.SelectSite, with the
+// records owned by owner (canonical): the name of a site under the CDN zone (package
+// dns/synth), whose certificate an https edge must hold (a wildcard of its parent counting).
+// Config.Name, Config.Edges and Config.Select.CertName play no part in it.
+func (a *Answerer) AnswerSite(owner string, qtype uint16, client netip.Prefix, v *edgeset.View, s edgeset.Site) (rrs []dns.RR, scope int, ok bool) {
+	now := a.cfg.Now()
+	opts := a.cfg.Select
+	opts.CertName = owner // visitors ask the edges for the owner's name
+	return a.answer(owner, qtype, client, v.Edges, func(edges []heartbeat.Edge, place *geoip.Record) edgeset.Decision {
+		view := *v
+		view.Edges = edges
+		return edgeset.SelectSite(&view, s, edgeset.Client{Geo: place}, now, opts)
+	})
+}
+
+// answer chooses among edges with choose, for a client in the given prefix, the records owned
+// by owner (see Answer).
+func (a *Answerer) answer(owner string, qtype uint16, client netip.Prefix, edges []heartbeat.Edge,
+	choose func([]heartbeat.Edge, *geoip.Record) edgeset.Decision) (rrs []dns.RR, scope int, ok bool) {
 	if qtype != dns.TypeA && qtype != dns.TypeAAAA {
 		return nil, 0, false
 	}
-	edges, current := a.cfg.Edges()
-	now := a.cfg.Now()
 	place, scope := a.locate(client)
 	reachable := slices.DeleteFunc(slices.Clone(edges), func(e heartbeat.Edge) bool { return !address(e, qtype).IsValid() })
 	// The client's address family does not matter here: the query type says which family of
 	// edge address is wanted, and the edges without one are gone already.
-	d := edgeset.Select(reachable, edgeset.Client{Geo: place}, current, now, a.cfg.Select)
+	d := choose(reachable, place)
 	if d.Chosen == nil {
-		if len(reachable) < len(edges) && edgeset.Select(edges, edgeset.Client{Geo: place}, current, now, a.cfg.Select).Chosen != nil {
+		if len(reachable) < len(edges) && choose(edges, place).Chosen != nil {
 			return nil, scope, true
 		}
 		return nil, 0, false
 	}
 	for _, c := range a.pick(d) {
-		rrs = append(rrs, a.record(qtype, address(*c.Edge, qtype)))
+		rrs = append(rrs, Record(owner, qtype, a.ttl, address(*c.Edge, qtype)))
 	}
 	return rrs, scope, true
 }
@@ -195,13 +219,18 @@ func (a *Answerer) pick(d edgeset.Decision) []*edgeset.Candidate {
 	return out
 }
 
-func (a *Answerer) record(qtype uint16, ip netip.Addr) dns.RR {
-	h := dns.RR_Header{Name: a.name, Rrtype: qtype, Class: dns.ClassINET, Ttl: a.ttl}
+// Record returns an A (or AAAA, by qtype) record of ip owned by name with the given TTL.
+func Record(name string, qtype uint16, ttl uint32, ip netip.Addr) dns.RR {
+	h := dns.RR_Header{Name: name, Rrtype: qtype, Class: dns.ClassINET, Ttl: ttl}
 	if qtype == dns.TypeA {
 		return &dns.A{Hdr: h, A: net.IP(ip.AsSlice())}
 	}
 	return &dns.AAAA{Hdr: h, AAAA: net.IP(ip.AsSlice())}
 }
+
+// Address is the edge's public address of the family qtype (A or AAAA) asks for, from its
+// heartbeat; invalid when it reports none.
+func Address(e heartbeat.Edge, qtype uint16) netip.Addr { return address(e, qtype) }
 
 // address is the edge's public address of the family qtype asks for, from its heartbeat.
 func address(e heartbeat.Edge, qtype uint16) netip.Addr {
@@ -210,3 +239,10 @@ func address(e heartbeat.Edge, qtype uint16) netip.Addr {
 	}
 	return e.Last.IPv6
 }
+
+// TTL returns the TTL of the answers, in seconds.
+func (a *Answerer) TTL() uint32 { return a.ttl }
+
+// Options returns Config.Select with the defaults filled in: the options the Answerer chooses
+// with.
+func (a *Answerer) Options() edgeset.SelectOptions { return a.cfg.Select }

@@ -15,6 +15,9 @@
 //     are NODATA (RFC 8020). CNAMEs are followed within the zones served (at most 8 links);
 //     wildcards answer for names that do not exist (RFC 4592); a name at or below a delegation
 //     gets a referral with its glue.
+//   - A Synthesizer (the CDN zone, package dns/synth) answers the names of its zone that no
+//     published zone of the same apex holds; Challenges answers TXT queries for
+//     "_acme-challenge.<domain>" in every zone served. Answers keep the query name's case (0x20).
 //   - ANY over UDP gets the one HINFO of RFC 8482 rather than every set; over TCP, every set.
 //   - EDNS0 (RFC 6891): version 0, BADVERS otherwise; UDP answers are truncated (TC) to the
 //     client's buffer size, never above MaxUDPSize (1232 by default). EDNS Client Subnet (RFC

@@ -9,8 +9,6 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/dt-cdn/dt/dns/zone"
 )
 
 // DefaultMaxUDPSize is the largest UDP answer sent: the size DNS Flag Day 2020 settled on, which
@@ -25,6 +23,13 @@ type Config struct {
 	// Dynamic, when set, answers A and AAAA for its name (GeoDNS). It must lie in a zone of the
 	// Store; the zone's own A and AAAA records for the name answer only when it has none.
 	Dynamic Dynamic
+	// Synth, when set, answers the names of its zone (the CDN zone) that no published zone of
+	// the same apex holds. Nil: none.
+	Synth Synthesizer
+	// Challenges, when set, returns the live TXT values of the ACME DNS-01 challenge of a domain
+	// (canonical, without the trailing dot), which answer TXT queries for
+	// "_acme-challenge.<domain>" in every zone served here and in Synth's. Nil: none.
+	Challenges func(domain string) []string
 	// MaxUDPSize bounds answers over UDP, whatever the client's EDNS buffer size. Zero:
 	// DefaultMaxUDPSize.
 	MaxUDPSize int
@@ -124,15 +129,10 @@ func (h *Handler) Respond(r *dns.Msg, remote netip.Addr, tcp bool) *dns.Msg {
 	case q.Qtype == dns.TypeAXFR || q.Qtype == dns.TypeIXFR:
 		res = result{rcode: dns.RcodeRefused}
 	default:
-		name := zone.CanonicalName(q.Name)
-		if name == "" {
-			res = result{rcode: dns.RcodeFormatError}
-			break
-		}
-		res = h.cfg.Store.lookup(query{name: name, qtype: q.Qtype, client: client, tcp: tcp}, h.cfg.Dynamic)
+		res = h.answer(q, client, tcp)
 	}
 	m.Rcode, m.Authoritative = res.rcode, res.authoritative
-	m.Answer, m.Ns, m.Extra = res.answer, res.authority, res.extra
+	m.Answer, m.Ns, m.Extra = preserveCase(res.answer, q.Name), res.authority, res.extra
 	if res.dynamic {
 		h.metrics.dynamicAnswer()
 	}

@@ -80,7 +80,8 @@ func Run(ctx context.Context, args []string, env *Env) int {
 	}
 	err := commands()[i].run(ctx, args[1:], env)
 	if name == "guard" && len(args) > 1 && (args[1] == "list" || args[1] == "unblock") ||
-		name == "site" && len(args) > 1 && (args[1] == "add" || args[1] == "set" || args[1] == "remove") {
+		name == "site" && len(args) > 1 && (args[1] == "add" || args[1] == "set" || args[1] == "remove") ||
+		name == "network" && len(args) > 1 && (args[1] == "set" || args[1] == "show") {
 		name += " " + args[1] // errors name the subcommand, as its usage does
 	}
 	var uerr *usageError
@@ -125,6 +126,7 @@ func commands() []command {
 		{name: "deploys", summary: "list the deploys the network keeps", run: runDeploys},
 		{name: "rollback", summary: "make a kept deploy current again", run: runRollback},
 		{name: "site", summary: "add, change or remove a site (dt site add|set|remove NAME)", run: runSite},
+		{name: "network", summary: "show or change the network-wide settings: the CDN zone (dt network show|set)", run: runNetwork},
 		{name: "sites", summary: "list the sites of the network: names, hosts, current deploys", run: runSites},
 		{name: "dns", summary: "run a DNS node: answer DNS for the zones the table holds, and GeoDNS for the site", run: runDNS},
 		{name: "dns-publish", summary: "publish a zone file to every DNS node", run: runDNSPublish},

@@ -21,6 +21,7 @@ type dnsFlags struct {
 	geoTTL     time.Duration
 	geoAnswers int
 	heartbeat  time.Duration
+	cdnNS      stringList
 }
 
 func runDNS(ctx context.Context, args []string, env *Env) error {
@@ -28,7 +29,7 @@ func runDNS(ctx context.Context, args []string, env *Env) error {
 		nf nodeFlags
 		df dnsFlags
 	)
-	fs := newFlagSet(env, "dns", "dt dns --keys DIR --data DATADIR --peer ADDR... --dns ADDR [--listen ADDR] [--admin ADDR] [--geo-name NAME [--geoip FILE.mmdb] [--geo-ttl 20s]] [--resolver ADDR]...",
+	fs := newFlagSet(env, "dns", "dt dns --keys DIR --data DATADIR --peer ADDR... --dns ADDR [--listen ADDR] [--admin ADDR] [--geo-name NAME] [--geoip FILE.mmdb] [--geo-ttl 20s] [--cdn-ns NAME]... [--resolver ADDR]...",
 		"Runs a DNS node: a dt node that answers DNS over UDP and TCP on --dns, authoritatively, for\n"+
 			"the zones its table holds (written by dt dns-publish). Every DNS node of a network answers\n"+
 			"alike, and one that was offline catches up when it reconnects.\n"+
@@ -36,6 +37,10 @@ func runDNS(ctx context.Context, args []string, env *Env) error {
 			"nearest live edges, chosen as the redirector chooses, from the edges' heartbeats; the\n"+
 			"client is located by EDNS Client Subnet or the resolver's address (--geoip). The name must\n"+
 			"lie in a published zone; its own A/AAAA records there answer when no edge is live.\n"+
+			"When the network has a CDN zone (dt network set --cdn-zone), the node answers it too:\n"+
+			"<edge>.<zone>, <site>.<zone> (GeoDNS), <site>--<edge>.<zone> and previews, made from the\n"+
+			"heartbeats and the sites; its SOA and NS are a published zone's of that apex, else made\n"+
+			"from --cdn-ns. It answers ACME DNS-01 challenges from the table in every zone it serves.\n"+
 			"The node also answers dt resolve with --resolver (or the system's resolvers). The admin\n"+
 			"listener adds /dns (the zones and, with --geo-name, the edges).")
 	nf.register(fs)
@@ -46,6 +51,7 @@ func runDNS(ctx context.Context, args []string, env *Env) error {
 	fs.StringVar(&df.geoip, "geoip", "", "locate clients with the MaxMind-format database `FILE.mmdb` (reloaded when the file changes); without it every live edge is in each answer")
 	fs.DurationVar(&df.geoTTL, "geo-ttl", dns.DefaultGeoTTL, "`TTL` of GeoDNS answers: how long resolvers may keep an edge that has since failed")
 	fs.IntVar(&df.geoAnswers, "geo-answers", dns.DefaultGeoAnswers, "at most `N` addresses in a GeoDNS answer")
+	fs.Var(&df.cdnNS, "cdn-ns", "the CDN zone is delegated to the name server `NAME` (as the NS records at its parent say), for its SOA and NS when no zone of its apex is published; repeatable")
 	fs.DurationVar(&df.heartbeat, "heartbeat-interval", heartbeat.DefaultInterval, "the heartbeat `INTERVAL` to assume for edges older than this release, which do not announce theirs")
 	if err := parsePlainNode(fs, args, &nf, "a DNS node"); err != nil {
 		return err
@@ -65,13 +71,18 @@ func (df *dnsFlags) config(fs *flagSet) (dns.Config, error) {
 	switch {
 	case df.addr == "":
 		return dns.Config{}, fs.usageErrorf("--dns is required")
-	case df.geoName == "" && df.geoip != "":
-		return dns.Config{}, fs.usageErrorf("--geoip needs --geo-name")
+	case df.geoName == "" && len(df.cdnNS) == 0 && df.geoip != "":
+		return dns.Config{}, fs.usageErrorf("--geoip needs --geo-name or --cdn-ns")
 	case df.geoName != "" && zone.CanonicalName(df.geoName) == "":
 		return dns.Config{}, fs.usageErrorf("--geo-name %q is not a domain name", df.geoName)
 	case df.geoTTL < dns.MinGeoTTL || df.geoAnswers < 1 || df.heartbeat <= 0:
 		return dns.Config{}, fs.usageErrorf("--geo-ttl must be at least 1s, --geo-answers and --heartbeat-interval positive")
 	}
+	for _, ns := range df.cdnNS {
+		if zone.CanonicalName(ns) == "" {
+			return dns.Config{}, fs.usageErrorf("--cdn-ns %q is not a domain name", ns)
+		}
+	}
 	return dns.Config{Addr: df.addr, MaxUDPSize: df.maxUDP, GeoName: df.geoName, GeoIP: df.geoip, GeoTTL: df.geoTTL,
-		GeoAnswers: df.geoAnswers, HeartbeatInterval: df.heartbeat, Resolvers: df.servers}, nil
+		GeoAnswers: df.geoAnswers, HeartbeatInterval: df.heartbeat, Resolvers: df.servers, CDNNameServers: df.cdnNS}, nil
 }

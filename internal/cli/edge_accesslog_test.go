@@ -59,7 +59,7 @@ func TestEdgeAccessLogAndSIGHUP(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			want := fmt.Sprintf(`127.0.0.0 - - [`)
+			want := `127.0.0.0 - - [`
 			for _, l := range strings.Split(string(b), "\n") {
 				if strings.HasPrefix(l, want) && strings.Contains(l, `"GET `+path+` HTTP/1.1" 200 `) {
 					return nil

@@ -47,10 +47,20 @@ var examples = map[string][]string{
 		"dt site set --keys keys --peer 127.0.0.1:7002 default --host www.example.com   # default stops serving every host",
 	},
 	"site remove": {"dt site remove --keys keys --peer 127.0.0.1:7002 blog"},
-	"sites":       {"dt sites --keys keys --peer 127.0.0.1:7002", "dt sites --keys keys --peer 127.0.0.1:7002 --json"},
+	"network": {
+		"dt network set --keys keys --peer 127.0.0.1:7002 --cdn-zone cdn.example.com",
+		"dt network show --keys keys --peer 127.0.0.1:7002",
+	},
+	"network set": {
+		"dt network set --keys keys --peer 127.0.0.1:7002 --cdn-zone cdn.example.com",
+		"dt network set --keys keys --peer 127.0.0.1:7002 --cdn-zone ''   # no CDN zone",
+	},
+	"network show": {"dt network show --keys keys --peer 127.0.0.1:7002", "dt network show --keys keys --peer 127.0.0.1:7002 --json"},
+	"sites":        {"dt sites --keys keys --peer 127.0.0.1:7002", "dt sites --keys keys --peer 127.0.0.1:7002 --json"},
 	"dns": {
 		"dt dns --keys keys --data d1 --peer 127.0.0.1:7002 --dns 127.0.0.1:5353",
 		"dt dns --keys keys --data d1 --peer 127.0.0.1:7002 --dns :53 --geo-name cdn.example.com --geoip GeoLite2-City.mmdb",
+		"dt dns --keys keys --data d1 --peer 127.0.0.1:7002 --dns :53 --cdn-ns ns1.example.com --cdn-ns ns2.example.net --geoip GeoLite2-City.mmdb",
 	},
 	"dns-publish": {
 		"dt dns-publish --keys keys --peer 127.0.0.1:7002 example.com.zone",

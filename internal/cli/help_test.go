@@ -38,6 +38,7 @@ var helpFlags = map[string][]string{
 	"deploys":     {"config", "keys", "peer", "timeout", "json", "log-level", "cache-dir", "site"},
 	"rollback":    {"config", "keys", "peer", "timeout", "json", "log-level", "cache-dir", "site"},
 	"site":        {"config", "keys", "peer", "timeout", "json", "log-level", "cache-dir", "host"},
+	"network":     {"keys", "peer", "timeout", "log-level"},
 	"sites":       {"config", "keys", "peer", "timeout", "json", "log-level", "cache-dir"},
 	"dns-publish": {"keys", "peer", "timeout", "log-level", "origin", "dry-run", "remove-zone", "cache-dir"},
 	"dns-records": {"keys", "peer", "timeout", "log-level", "zone"},
