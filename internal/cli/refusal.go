@@ -29,7 +29,7 @@ func masterOnlyWrites() []masterOnlyWrite {
 		{key: site.RecordKeyPrefix, what: "the site list", command: "dt site add NAME --host HOST (or dt site set, dt site remove)"},
 		{key: dt.GrantKeyPrefix, what: "the grants", command: "dt grant --site SITE PUBKEY (or dt revoke PUBKEY)"},
 		{key: zone.KeyPrefix, what: "the DNS zones", command: "dt dns-publish ZONEFILE"},
-		{key: netconf.Key[:strings.IndexByte(netconf.Key, '/')+1], what: "the network's settings"},
+		{key: netconf.Key[:strings.IndexByte(netconf.Key, '/')+1], what: "the network's settings", command: "dt network set --cdn-zone ZONE"},
 	}
 }
 
@@ -61,11 +61,8 @@ func masterOnlyOf(err error) (masterOnlyWrite, bool) {
 
 // explain says that only a master may write the key, and what to run on a master instead.
 func (mo masterOnlyWrite) explain(step string) string {
-	s := fmt.Sprintf("%s: %s is in %s, which only a master key (one in every node's master.pub) may write: no grant covers it", step, mo.key, mo.what)
-	if mo.command == "" {
-		return s + "; run the command with a keys directory that holds master.key"
-	}
-	return s + "; on a machine with master.key, run: " + mo.command
+	return fmt.Sprintf("%s: %s is in %s, which only a master key (one in every node's master.pub) may write: no grant covers it; "+
+		"on a machine with master.key, run: %s", step, mo.key, mo.what, mo.command)
 }
 
 // explainMasterOnly adds to the error of a refused write under a master-only prefix that only a

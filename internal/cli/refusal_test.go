@@ -107,7 +107,7 @@ func TestRefusalOfMasterOnlyKeys(t *testing.T) {
 		{fmt.Errorf("publish: zone: %w", &dt.VerdictError{Key: "dns/example.com", Verdict: dt.VerdictPending}),
 			[]string{"waiting for a grant: dns/example.com is in the DNS zones", "run: dt dns-publish ZONEFILE"}},
 		{&dt.VerdictError{Key: "network/settings", Verdict: dt.VerdictRefused},
-			[]string{"network/settings is in the network's settings", "with a keys directory that holds master.key"}},
+			[]string{"network/settings is in the network's settings", "run: dt network set --cdn-zone ZONE"}},
 	} {
 		got := explainRefusal(c.err, pkeys, "blog").Error()
 		for _, w := range append(c.want, "no grant covers it") {
