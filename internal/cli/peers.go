@@ -67,10 +67,10 @@ func reportPeers(w *client.Watch, timeout time.Duration) string {
 	return "\n  " + strings.Join(lines, "\n  ")
 }
 
-// droppedLinkDials is how many successful dials of one peer, none of them failing its handshake,
-// show that the node closes the link after the handshake (dt.Config.MaxLinksPerAddress) rather
-// than being slow: a link that syncs slowly is dialed once, and the client's node redials a
-// dropped link within a second.
+// droppedLinkDials is how many connections to one peer in a row, none of them failing its
+// handshake (client.Peer.Connects), show that the node closes the link after the handshake
+// (dt.Config.MaxLinksPerAddress) rather than being slow: a link that syncs slowly is made
+// once, and the client's node redials a dropped link within a second.
 const droppedLinkDials = 3
 
 // refusedAddress explains a connection the node reset before reading the handshake: its address
@@ -92,10 +92,10 @@ func describePeer(st client.Peer, timeout time.Duration) string {
 	switch {
 	case st.Attempts == 0:
 		return fmt.Sprintf("no connection within %s: the name may be slow to resolve, or the host drops the packets (a firewall?)", timeout)
-	case st.Err == nil && st.Linked && st.Attempts >= droppedLinkDials:
+	case st.Err == nil && st.Connects >= droppedLinkDials:
 		return fmt.Sprintf("connected %d times, but the node closed each link after the handshake: most likely it holds too many links "+
 			"from this address already (by default 16; every dt command and node on this machine linked to it takes one): "+
-			"run fewer dt commands in parallel, or retry once the others finish", st.Attempts)
+			"run fewer dt commands in parallel, or retry once the others finish", st.Connects)
 	case st.Err == nil && st.Linked:
 		return "connected, but the handshake and first sync did not finish in time: try a longer --timeout; " +
 			"if that does not help, check that a dt node listens there"

@@ -176,7 +176,7 @@ func TestWatchTellsRefusedAddress(t *testing.T) {
 	testnet.Drain(other)
 
 	first := gaveUp(t, keys, testnet.Addr(hub), false) // takes the hub's one connection
-	if p := first.Watch().Peers()[0]; p.Err != nil || !p.Linked {
+	if p := first.Watch().Peers()[0]; p.Err != nil || !p.Linked || p.Connects != 1 {
 		t.Fatalf("first client, within the limit: %+v", p)
 	}
 	first.Close()

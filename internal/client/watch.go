@@ -58,13 +58,17 @@ type Peer struct {
 	Handshake bool
 	// Refused is set when the node reset the connection before it read the first handshake
 	// message (or while it was being made): its address guard refused this address (rate
-	// limited, blocked, or too many handshakes in flight). Nodes of earlier releases close such connections
-	// without a reset, which looks like a refused key (see RefusedAtAccept).
+	// limited, blocked, or too many handshakes in flight). Nodes of earlier releases close
+	// such connections without a reset, which looks like a refused key (see RefusedAtAccept).
 	Refused bool
 	// Since is when the current run of failures began.
 	Since time.Time
 	// Linked is set when a connection was made since the last failure.
 	Linked bool
+	// Connects counts the connections made since the last failure. More than one means the
+	// node closed the links after their handshakes (too many links from this address, say):
+	// the node redials a link that ended, and a failed handshake would have been a failure.
+	Connects int
 
 	// refusedRun is when the current run of Refused failures began. Unlike Since it outlives
 	// the connects between them: every refused connection is first a successful connect.
@@ -110,6 +114,7 @@ func (w *Watch) Dialer(dial DialFunc) DialFunc {
 			return nil, err
 		}
 		p.Err, p.Handshake, p.Refused, p.Linked = nil, false, false, true
+		p.Connects++
 		w.byRemote[conn.RemoteAddr().String()] = addr
 		return conn, nil
 	}
@@ -135,7 +140,7 @@ func (w *Watch) failLocked(p *Peer, err error, handshake bool) {
 	if p.Err == nil {
 		p.Since = time.Now()
 	}
-	p.Err, p.Handshake, p.Linked = err, handshake, false
+	p.Err, p.Handshake, p.Linked, p.Connects = err, handshake, false, 0
 	p.Refused = RefusedAtAccept(err)
 	switch {
 	case !p.Refused:
@@ -184,10 +189,10 @@ func (p *Peer) final() bool {
 }
 
 // RefusedAtAccept reports whether err, from a dial or a handshake on a dialed connection, is a
-// reset before the node read the first handshake message. A node resets the connections its address
-// guard refuses (dt's acceptLoop) before reading from them, while a node that rejects the
-// handshake itself (a wrong network key) has read the first message and closes cleanly, so
-// the client sees the end of the stream instead.
+// reset before the node read the first handshake message. A node resets the connections its
+// address guard refuses (dt's acceptLoop) before reading from them, while a node that rejects
+// the handshake itself (a wrong network key) has read the first message and closes cleanly,
+// so the client sees the end of the stream instead.
 func RefusedAtAccept(err error) bool {
 	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
