@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/dt-cdn/dt/internal/dnsname"
 )
 
 // Kind is what a name under the zone names.
@@ -49,7 +51,7 @@ func Parse(host, zone string) (Name, error) {
 	}
 	host = strings.ToLower(strings.TrimSuffix(host, "."))
 	first, ok := strings.CutSuffix(host, "."+zone)
-	if !ok || !isLabel(first) {
+	if !ok || !dnsname.IsLabel(first) {
 		return Name{}, ErrNotInZone
 	}
 	a, b, two := strings.Cut(first, sep)
@@ -96,22 +98,8 @@ func CheckFits(a, b string) error {
 	return nil
 }
 
-// isLabel reports whether l is a lower-case LDH label (RFC 1123 §2.1).
-func isLabel(l string) bool {
-	if l == "" || len(l) > MaxLabel || l[0] == '-' || l[len(l)-1] == '-' {
-		return false
-	}
-	for i := 0; i < len(l); i++ {
-		c := l[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
 // isPart reports whether p may be one side of "<a>--<b>": a label without "--".
-func isPart(p string) bool { return isLabel(p) && !strings.Contains(p, sep) }
+func isPart(p string) bool { return dnsname.IsLabel(p) && !strings.Contains(p, sep) }
 
 func isDeployPrefix(s string) bool {
 	if len(s) != DeployPrefixLen {

@@ -23,6 +23,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/dt-cdn/dt/internal/dnsname"
 )
 
 // Key prefixes of the records; the issuer's grant covers KeyPrefix.
@@ -234,24 +236,11 @@ func checkDomain(d string) error {
 		return fmt.Errorf("%w: domain of %d characters, want 1 to %d", ErrInvalid, len(d), MaxDomainLen)
 	}
 	for l := range strings.SplitSeq(name, ".") {
-		if !isLabel(l) {
+		if !dnsname.IsLabel(l) {
 			return fmt.Errorf("%w: domain %.80q: label %.70q is not 1 to 63 of a-z, 0-9 and '-'", ErrInvalid, d, l)
 		}
 	}
 	return nil
-}
-
-func isLabel(l string) bool {
-	if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
-		return false
-	}
-	for i := 0; i < len(l); i++ {
-		c := l[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // checkBase64URL accepts 1 to MaxValueLen characters of the unpadded base64url alphabet (RFC

@@ -23,6 +23,9 @@ const (
 
 	PublisherKeyFile    = "publisher.key" // a publisher's Ed25519 seed: 64 hex digits (secret)
 	PublisherPubKeyFile = "publisher.pub" // its public key, 64 hex digits: what a master grants
+
+	IssuerKeyFile    = "issuer.key" // a certificate issuer's Ed25519 seed: 64 hex digits (secret)
+	IssuerPubKeyFile = "issuer.pub" // its public key, 64 hex digits: what a master grants
 )
 
 // NetworkKey is the secret every node of one network shares. It keys the transport (Noise PSK) and
@@ -55,13 +58,31 @@ type Keys struct {
 // key writes nothing until a master grants it a scope; a publisher's keys directory also needs
 // the network's network.key and master.pub.
 func GeneratePublisherKey(dir string, random io.Reader) (ed25519.PublicKey, error) {
+	return generateGranteeKey(dir, PublisherKeyFile, PublisherPubKeyFile, random)
+}
+
+// GenerateIssuerKey writes a new certificate issuer key pair into dir, as GeneratePublisherKey
+// does: issuer.key (mode 0600) and issuer.pub. The key writes nothing until a master grants it
+// the certificate scope (dt grant --certificates).
+func GenerateIssuerKey(dir string, random io.Reader) (ed25519.PublicKey, error) {
+	return generateGranteeKey(dir, IssuerKeyFile, IssuerPubKeyFile, random)
+}
+
+// LoadIssuerKey reads issuer.key from dir; it returns nil and no error when the file is absent.
+func LoadIssuerKey(dir string) (ed25519.PrivateKey, error) {
+	return loadSeedFile(filepath.Join(dir, IssuerKeyFile))
+}
+
+// generateGranteeKey writes a key pair for a grantee into dir under the two names given,
+// refusing to overwrite either.
+func generateGranteeKey(dir, keyFile, pubFile string, random io.Reader) (ed25519.PublicKey, error) {
 	if random == nil {
 		random = rand.Reader
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("dt: create keys directory: %w", err)
 	}
-	for _, name := range []string{PublisherKeyFile, PublisherPubKeyFile} {
+	for _, name := range []string{keyFile, pubFile} {
 		if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
 			return nil, fmt.Errorf("dt: %s: %w", filepath.Join(dir, name), ErrKeyExists)
 		} else if !errors.Is(err, fs.ErrNotExist) {
@@ -70,12 +91,12 @@ func GeneratePublisherKey(dir string, random io.Reader) (ed25519.PublicKey, erro
 	}
 	pub, priv, err := ed25519.GenerateKey(random)
 	if err != nil {
-		return nil, fmt.Errorf("dt: generate publisher key: %w", err)
+		return nil, fmt.Errorf("dt: generate %s: %w", keyFile, err)
 	}
-	if err := writeNewFile(filepath.Join(dir, PublisherKeyFile), []byte(hex.EncodeToString(priv.Seed())+"\n"), 0o600); err != nil {
+	if err := writeNewFile(filepath.Join(dir, keyFile), []byte(hex.EncodeToString(priv.Seed())+"\n"), 0o600); err != nil {
 		return nil, err
 	}
-	if err := writeNewFile(filepath.Join(dir, PublisherPubKeyFile), []byte(hex.EncodeToString(pub)+"\n"), 0o644); err != nil {
+	if err := writeNewFile(filepath.Join(dir, pubFile), []byte(hex.EncodeToString(pub)+"\n"), 0o644); err != nil {
 		return nil, err
 	}
 	return pub, nil
@@ -196,19 +217,24 @@ func LoadKeys(dir string) (Keys, error) {
 			return keys, fmt.Errorf("dt: %s: %w", dir, ErrMasterNotTrusted)
 		}
 	}
-	raw, err = os.ReadFile(filepath.Join(dir, PublisherKeyFile))
+	keys.Publisher, err = loadSeedFile(filepath.Join(dir, PublisherKeyFile))
+	return keys, err
+}
+
+// loadSeedFile reads an Ed25519 seed in hex from path; nil and no error when it is absent.
+func loadSeedFile(path string) (ed25519.PrivateKey, error) {
+	raw, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
+		return nil, nil
 	case err != nil:
-		return keys, fmt.Errorf("dt: read publisher key: %w", err)
-	default:
-		seed, err := decodeHexKey(raw, ed25519.SeedSize)
-		if err != nil {
-			return keys, fmt.Errorf("dt: %s: %w", filepath.Join(dir, PublisherKeyFile), err)
-		}
-		keys.Publisher = ed25519.NewKeyFromSeed(seed)
+		return nil, fmt.Errorf("dt: read %s: %w", path, err)
 	}
-	return keys, nil
+	seed, err := decodeHexKey(raw, ed25519.SeedSize)
+	if err != nil {
+		return nil, fmt.Errorf("dt: %s: %w", path, err)
+	}
+	return ed25519.NewKeyFromSeed(seed), nil
 }
 
 func decodeHexKey(raw []byte, size int) ([]byte, error) {

@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/dt-cdn/dt/internal/dnsname"
 )
 
 // Key is the table key of the settings record.
@@ -116,23 +118,9 @@ func CheckZone(z string) error {
 		return fmt.Errorf("%w: CDN zone %q has one label; use a zone under your domain, such as cdn.%s.com", ErrInvalidSettings, z, z)
 	}
 	for _, l := range labels {
-		if !isLabel(l) {
+		if !dnsname.IsLabel(l) {
 			return fmt.Errorf("%w: CDN zone %q: label %q is not 1 to 63 of a-z, 0-9 and '-' (not first or last)", ErrInvalidSettings, z, l)
 		}
 	}
 	return nil
-}
-
-// isLabel reports whether l is a lower-case LDH label (RFC 1123 §2.1).
-func isLabel(l string) bool {
-	if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
-		return false
-	}
-	for i := 0; i < len(l); i++ {
-		c := l[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
 }

@@ -10,17 +10,13 @@ import (
 	"log"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/dt-cdn/dt/internal/testkit/syncbuf"
-	"github.com/letsencrypt/pebble/v2/ca"
-	"github.com/letsencrypt/pebble/v2/db"
-	"github.com/letsencrypt/pebble/v2/va"
-	"github.com/letsencrypt/pebble/v2/wfe"
+	"github.com/dt-cdn/dt/internal/testkit/pebble"
+
 	"github.com/miekg/dns"
 )
 
@@ -43,34 +39,12 @@ type pebbleServer struct {
 	roots     *x509.CertPool
 }
 
-// startPebble assembles Pebble as its cmd/pebble does. Its VA validates http-01 on httpPort
-// and tls-alpn-01 on tlsPort, resolving names through the DNS server at resolver (TCP).
+// startPebble runs Pebble; its VA validates http-01 on httpPort and tls-alpn-01 on tlsPort,
+// resolving names through the DNS server at resolver (TCP).
 func startPebble(t *testing.T, httpPort, tlsPort int, resolver string) *pebbleServer {
 	t.Helper()
-	// Validate at once instead of after a random pause of up to 5 s, and do not reject 5 %
-	// of nonces: the test checks issuance, not the client's retries.
-	t.Setenv("PEBBLE_VA_NOSLEEP", "1")
-	t.Setenv("PEBBLE_WFE_NONCEREJECT", "0")
-
-	logs := &syncbuf.Buffer{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("pebble log:\n%s", logs.String())
-		}
-	})
-	logger := log.New(logs, "pebble ", log.Lmicroseconds)
-	store := db.NewMemoryStore()
-	authority := ca.New(logger, store, "", "ecdsa", 0, 1,
-		map[string]ca.Profile{"default": {Description: "default"}})
-	validator := va.New(logger, httpPort, tlsPort, false, resolver, store)
-	front := wfe.New(logger, store, validator, authority, []string{"pebble.letsencrypt.org"},
-		false, false, 0, 0)
-	srv := httptest.NewTLSServer(front.Handler())
-	t.Cleanup(srv.Close)
-
-	roots := x509.NewCertPool()
-	roots.AddCert(authority.GetRootCert(0).Cert)
-	return &pebbleServer{directory: srv.URL + wfe.DirectoryPath, client: srv.Client(), roots: roots}
+	p := pebble.Start(t, pebble.Options{HTTPPort: httpPort, TLSPort: tlsPort, Resolver: resolver})
+	return &pebbleServer{directory: p.Directory, client: p.Client, roots: p.Roots}
 }
 
 // startDNS serves A records pointing name at 127.0.0.1 over TCP (Pebble's VA asks over TCP)

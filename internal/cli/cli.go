@@ -128,6 +128,7 @@ func commands() []command {
 		{name: "site", summary: "add, change or remove a site (dt site add|set|remove NAME)", run: runSite},
 		{name: "network", summary: "show or change the network-wide settings: the CDN zone (dt network show|set)", run: runNetwork},
 		{name: "sites", summary: "list the sites of the network: names, hosts, current deploys", run: runSites},
+		{name: "issuer", summary: "run a certificate issuer: one ACME client obtaining every certificate of the network", run: runIssuer},
 		{name: "dns", summary: "run a DNS node: answer DNS for the zones the table holds, and GeoDNS for the site", run: runDNS},
 		{name: "dns-publish", summary: "publish a zone file to every DNS node", run: runDNSPublish},
 		{name: "dns-records", summary: "list the DNS records the table holds", run: runDNSRecords},

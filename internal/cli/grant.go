@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/issuer"
 	"github.com/dt-cdn/dt/site"
 )
 
@@ -28,28 +29,34 @@ func parsePublisherKey(s string) (ed25519.PublicKey, error) {
 func runGrant(ctx context.Context, args []string, env *Env) error {
 	var f clientFlags
 	var name string
-	fs := newFlagSet(env, "grant", "dt grant --keys DIR --peer ADDR --site NAME PUBKEY",
+	var certificates bool
+	fs := newFlagSet(env, "grant", "dt grant --keys DIR --peer ADDR (--site NAME | --certificates) PUBKEY",
 		"Lets the publisher key PUBKEY (the 64 hex digits of its publisher.pub, from dt keygen\n"+
 			"--publisher) publish, roll back and lock the site NAME and nothing else: put and delete\n"+
 			"under site/NAME/, put under blob/ and deploy/ (content-addressed, shared by every site);\n"+
 			"for the site default also site/current. Never the site list, DNS zones or grants.\n"+
+			"With --certificates it lets the issuer key PUBKEY (issuer.pub, from dt keygen --issuer)\n"+
+			"obtain the network's certificates: put and delete under certs/, acme/ and issuer/, and\n"+
+			"nothing else.\n"+
 			"It replaces any grant the key had. Every node checks every record against it.\n"+
 			"Upgrade every node before granting keys: nodes of earlier releases trust masters only.\n"+
 			"Needs master.key in the keys directory.")
-	fs.StringVar(&name, "site", "", "the `NAME` of the site the key may publish; required")
+	fs.StringVar(&name, "site", "", "the `NAME` of the site the key may publish")
+	fs.BoolVar(&certificates, "certificates", false, "grant the certificate scope (certs/, acme/, issuer/) to an issuer key instead")
 	f.register(fs)
 	if err := f.parse(fs, args, 1, "PUBKEY"); err != nil {
 		return err
 	}
-	if err := site.CheckSiteName(name); err != nil {
-		return fs.usageErrorf("--site: %v", err)
+	scope, err := grantScope(fs, name, certificates)
+	if err != nil {
+		return err
 	}
 	key, err := parsePublisherKey(fs.Arg(0))
 	if err != nil {
 		return fs.usageErrorf("%v", err)
 	}
 	return withMaster(ctx, env, &f, func(ctx context.Context, t *transient) error {
-		g, err := t.n.Grant(ctx, key, site.PublisherScope(name))
+		g, err := t.n.Grant(ctx, key, scope)
 		if err != nil {
 			return err
 		}
@@ -59,6 +66,22 @@ func runGrant(ctx context.Context, args []string, env *Env) error {
 		fmt.Fprintln(env.Stdout, grantLine(g))
 		return nil
 	})
+}
+
+// grantScope is the scope dt grant's flags name: one site's, or the certificate issuer's.
+func grantScope(fs *flagSet, name string, certificates bool) ([]dt.GrantRule, error) {
+	switch {
+	case certificates && name != "":
+		return nil, fs.usageErrorf("--site and --certificates exclude each other")
+	case certificates:
+		return issuer.Scope(), nil
+	case name == "":
+		return nil, fs.usageErrorf("--site: %v", site.CheckSiteName(name))
+	}
+	if err := site.CheckSiteName(name); err != nil {
+		return nil, fs.usageErrorf("--site: %v", err)
+	}
+	return site.PublisherScope(name), nil
 }
 
 func runRevoke(ctx context.Context, args []string, env *Env) error {
@@ -150,7 +173,7 @@ func runGrants(ctx context.Context, args []string, env *Env) error {
 	var f clientFlags
 	var asJSON bool
 	fs := newFlagSet(env, "grants", "dt grants --keys DIR --peer ADDR [--json]",
-		"Lists the publisher keys the network's masters granted: key, since when (or when it was\n"+
+		"Lists the publisher and issuer keys the network's masters granted: key, since when (or when it was\n"+
 			"revoked), and each prefix with the operations it allows.")
 	fs.BoolVar(&asJSON, "json", false, "print a JSON array")
 	f.register(fs)

@@ -4,8 +4,12 @@ package cli
 // against the README's loopback network (keys in keys/, a node on 127.0.0.1:7002), and the
 // common variations.
 var examples = map[string][]string{
-	"keygen": {"dt keygen keys/", "dt keygen --publisher ci-keys/   # then copy keys/network.key and keys/master.pub into ci-keys/"},
-	"grant":  {"dt grant --keys keys --peer 127.0.0.1:7002 --site blog $(cat ci-keys/publisher.pub)"},
+	"keygen": {"dt keygen keys/", "dt keygen --publisher ci-keys/   # then copy keys/network.key and keys/master.pub into ci-keys/",
+		"dt keygen --issuer issuer-keys/   # then copy keys/network.key and keys/master.pub into issuer-keys/"},
+	"grant": {"dt grant --keys keys --peer 127.0.0.1:7002 --site blog $(cat ci-keys/publisher.pub)",
+		"dt grant --keys keys --peer 127.0.0.1:7002 --certificates $(cat issuer-keys/issuer.pub)"},
+	"issuer": {"dt issuer --keys issuer-keys --data /var/lib/dt/issuer --peer 10.0.0.1:7000 --acme-email ops@example.com \\\n" +
+		"      --nameserver 10.0.0.5:53 --admin 127.0.0.1:9004"},
 	"grants": {"dt grants --keys keys --peer 127.0.0.1:7002", "dt grants --keys keys --peer 127.0.0.1:7002 --json"},
 	"revoke": {"dt revoke --keys keys --peer 127.0.0.1:7002 $(cat ci-keys/publisher.pub)"},
 	"node": {

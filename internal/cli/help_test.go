@@ -26,8 +26,8 @@ import (
 // shows up here as a difference. The serving roles (node, edge, redirector, dns) gain flags
 // often; for them the test checks the flags every one of them must and must not have.
 var helpFlags = map[string][]string{
-	"keygen":      {"publisher"},
-	"grant":       {"keys", "peer", "timeout", "log-level", "site"},
+	"keygen":      {"publisher", "issuer"},
+	"grant":       {"keys", "peer", "timeout", "log-level", "site", "certificates"},
 	"grants":      {"keys", "peer", "timeout", "log-level", "json"},
 	"revoke":      {"keys", "peer", "timeout", "log-level"},
 	"add":         {"keys", "peer", "timeout", "log-level"},

@@ -50,6 +50,7 @@ func (n *testNetwork) open(listen bool, peers []string, lazy bool) *dt.Node {
 // proxy that can cut it off, and serving HTTP on a loopback port.
 type runningEdge struct {
 	url    string
+	https  string // the HTTPS listener's address; empty without one
 	id     dt.NodeID
 	link   *faultnet.Proxy
 	stop   context.CancelFunc
@@ -104,7 +105,7 @@ func startEdgeNode(t *testing.T, keys dt.Keys, peer string, beat time.Duration, 
 	go func() { defer close(re.done); runErr = e.Run(ctx) }()
 	select {
 	case r := <-ready:
-		re.url, re.id = r.Serving.PublicURL, r.ID
+		re.url, re.https, re.id = r.Serving.PublicURL, r.Serving.HTTPS, r.ID
 	case <-re.done:
 		stop()
 		t.Fatalf("edge stopped before it served: %v", runErr)

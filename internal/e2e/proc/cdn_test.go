@@ -311,7 +311,8 @@ func (c *cdn) testKillEdge(t *testing.T) {
 
 // testPartition cuts two edges off from the hub (and so from the master side: the publisher,
 // the redirector and the third edge), publishes, and checks that they stay on the old deploy and
-// get no visitors; after healing they converge on the new deploy and get visitors again.
+// get no visitors once the third edge serves the new one; after healing they converge on the new
+// deploy and get visitors again.
 func (c *cdn) testPartition(t *testing.T) {
 	cut := []*edgeProc{c.nyc, c.tyo}
 	cutAt := time.Now()
@@ -366,7 +367,9 @@ func (c *cdn) testPartition(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, x := range visits {
-		if x.current == c.deploys[4].id && x.at.Before(healed) && x.edge != nil && x.edge != c.ams {
+		// Until ams reported generation 4 no edge served it, and the redirector's fallback may
+		// send a visitor to any live edge still serving generation 3; after that, only ams.
+		if x.current == c.deploys[4].id && x.served && x.at.Before(healed) && x.edge != nil && x.edge != c.ams {
 			t.Fatalf("a visitor was sent to a cut-off edge: %s", x)
 		}
 	}

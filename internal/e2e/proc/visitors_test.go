@@ -15,10 +15,13 @@ import (
 type visit struct {
 	at      time.Time // when the visitor asked the redirector
 	current string    // the redirector's current deploy, read just before
-	code    int       // the redirector's status
-	edge    *edgeProc // where it sent the visitor; nil when it did not redirect
-	gen     int       // the generation of version.txt the edge served; -1 when none
-	err     error     // the redirector or the edge could not be reached, or answered oddly
+	// served says some edge was eligible for current by the same reading: until then the
+	// redirector falls back to edges still serving the previous deploy.
+	served bool
+	code   int       // the redirector's status
+	edge   *edgeProc // where it sent the visitor; nil when it did not redirect
+	gen    int       // the generation of version.txt the edge served; -1 when none
+	err    error     // the redirector or the edge could not be reached, or answered oddly
 }
 
 func (v visit) String() string {
@@ -79,6 +82,9 @@ func (v *visitors) visit() visit {
 		return one
 	}
 	one.current, one.at = st.Current, time.Now()
+	for _, e := range st.Edges {
+		one.served = one.served || e.Eligible
+	}
 	code, loc, _, err := n.get("http://" + n.redAt.HTTP + "/version.txt")
 	one.code = code
 	switch {
@@ -145,10 +151,11 @@ func (r switchReport) String() string {
 
 // checkSwitch checks the visitors' guarantee across a switch of the current deploy from one
 // deploy to another (the same for a period without a switch): a visitor who asked the
-// redirector while its current deploy was to was sent to an edge that served to, never to one
-// still on from; a visitor who asked while it was from got either (the edge may have switched
-// between the redirect and the fetch). Visits that failed are errors unless tolerate accepts
-// them.
+// redirector while its current deploy was to, and some edge was eligible for to, was sent to an
+// edge that served to, never to one still on from; a visitor who asked while no edge served to
+// yet (the redirector's fallback to the previous deploy) or while the current deploy was from
+// got either (the edge may have switched between the redirect and the fetch). Visits that
+// failed are errors unless tolerate accepts them.
 func checkSwitch(visits []visit, from, to deployRef, tolerate func(visit) bool) (switchReport, error) {
 	var (
 		r    switchReport
@@ -181,8 +188,10 @@ func checkSwitch(visits []visit, from, to deployRef, tolerate func(visit) bool) 
 			continue
 		}
 		switch {
-		case v.current == to.id && v.gen != to.gen:
-			bad(v, fmt.Sprintf("sent to an edge on generation %d after the redirector switched to %d", v.gen, to.gen))
+		case v.current == to.id && v.served && v.gen != to.gen:
+			bad(v, fmt.Sprintf("sent to an edge on generation %d after an edge served generation %d", v.gen, to.gen))
+		case v.current == to.id && v.gen != to.gen && v.gen != from.gen:
+			bad(v, "served a generation from neither deploy")
 		case v.current == from.id && v.gen != from.gen && v.gen != to.gen:
 			bad(v, "served a generation from neither deploy")
 		}
