@@ -25,7 +25,6 @@ import (
 	"github.com/dt-cdn/dt/internal/testkit/pebble"
 	"github.com/dt-cdn/dt/internal/testkit/testnet"
 	"github.com/dt-cdn/dt/internal/testkit/wait"
-	"github.com/dt-cdn/dt/issuer"
 	"github.com/dt-cdn/dt/netcert"
 	"github.com/dt-cdn/dt/nodehost"
 )
@@ -84,7 +83,7 @@ func TestNetworkCertificates(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := n.publishSiteFiles("shop", map[string]string{"index.html": "<h1>shop</h1>"}, len(edges))
-	runZoneIssuer(t, n, ca, dnsAddr)
+	runIssuer(t, n, ca.Directory, ca.Client, dnsAddr)
 
 	waitCertificate(t, master, netcert.Key("*."+zone))
 	waitCertificate(t, master, netcert.Key(hosts[0]))
@@ -166,29 +165,6 @@ func startZoneDNS(t *testing.T, n *testNetwork) string {
 		return nil
 	})
 	return addr
-}
-
-// runZoneIssuer runs an issuer with the master key until the test ends, checking DNS-01
-// answers at the dt dns node at nameserver.
-func runZoneIssuer(t *testing.T, n *testNetwork, ca *pebble.CA, nameserver string) {
-	t.Helper()
-	cfg := dt.LocalConfig()
-	cfg.Keys, cfg.Master, cfg.DataDir, cfg.NoSync, cfg.Peers = n.keys, true, t.TempDir(), true, []string{n.peer}
-	is, err := issuer.New(issuer.Config{Host: nodehost.Config{Node: cfg}, Directory: ca.Directory, HTTPClient: ca.Client,
-		Nameservers: []string{nameserver}, Scan: 100 * time.Millisecond, PropagationTimeout: 30 * time.Second,
-		Lease: issuer.LeaseConfig{Duration: 3 * time.Second, Renew: 500 * time.Millisecond, Settle: 300 * time.Millisecond}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- is.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("issuer: %v", err)
-		}
-	})
 }
 
 // waitCertificate waits until the table holds a certificate record at key.
