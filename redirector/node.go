@@ -17,6 +17,7 @@ import (
 	"github.com/dt-cdn/dt/edgeset"
 	"github.com/dt-cdn/dt/geoip"
 	"github.com/dt-cdn/dt/internal/certs"
+	"github.com/dt-cdn/dt/netcert"
 	"github.com/dt-cdn/dt/nodehost"
 	"github.com/dt-cdn/dt/trafficseries"
 	"github.com/dt-cdn/dt/web"
@@ -44,8 +45,10 @@ type Config struct {
 	// answers ACME HTTP-01 challenges for Domains. Port 0 picks a free port, reported to
 	// Host.Ready. Empty: no plain listener. At least one of HTTP and HTTPS is required.
 	HTTP string
-	// HTTPS is the address on which visitors are redirected over TLS (HTTP/2 and HTTP/1.1).
-	// Empty: no TLS listener.
+	// HTTPS is the address on which visitors are redirected over TLS (HTTP/2 and HTTP/1.1). A
+	// handshake whose server name a certificate of the table covers (the network's, obtained by
+	// the issuer, exact name before wildcard) gets that one; any other gets the certificate of
+	// Domains or the local one. Empty: no TLS listener.
 	HTTPS string
 	// Domains are the names to obtain certificates for by ACME (see package internal/certs);
 	// they need HTTPS, and HTTP on port 80 or HTTPS on 443 reachable under each name. Empty: a
@@ -227,6 +230,9 @@ type parts struct {
 	svc   *Service
 	geo   *geoip.DB      // nil without Config.GeoIP
 	certs *certs.Manager // nil without Config.HTTPS
+	// table holds the network's certificates from the table, served before the Manager's own
+	// by SNI; nil without Config.HTTPS.
+	table *netcert.Store
 	dash  *web.Page
 	// series keeps the edges' traffic statistics; stats logs the bad ones.
 	series    *trafficseries.Store
@@ -258,6 +264,9 @@ func (r *Node) build(n *dt.Node, reg prometheus.Registerer) (_ *parts, err error
 		if err != nil {
 			return nil, err
 		}
+		if p.table, err = r.certStore(n, reg); err != nil {
+			return nil, err
+		}
 	}
 	scfg := ServiceConfig{Node: n, TrustedProxies: r.cfg.TrustedProxies, Code: r.cfg.Code, Select: r.cfg.Select,
 		HeartbeatInterval: r.cfg.HeartbeatInterval, Registerer: reg, Logger: r.log, Redirects: p.redirects}
@@ -278,7 +287,7 @@ func (r *Node) build(n *dt.Node, reg prometheus.Registerer) (_ *parts, err error
 		return nil, err
 	}
 	p.admin.Handle("GET /api/stats", p.stats)
-	if p.dash, err = web.NewPage(p.svc, n, r.log); err != nil {
+	if p.dash, err = web.NewPage(p.svc, n, r.log, reg); err != nil {
 		return nil, err
 	}
 	p.admin.Handle("/", p.dash)
@@ -289,8 +298,22 @@ func (r *Node) build(n *dt.Node, reg prometheus.Registerer) (_ *parts, err error
 // goroutine.
 func (p *parts) handleEvent(ev dt.Event) {
 	p.svc.HandleEvent(ev)
+	if p.table != nil {
+		p.table.HandleEvent(ev)
+	}
 	p.dash.HandleEvent(ev)
 	p.stats.HandleEvent(ev)
+}
+
+// certStore returns the store of the network's certificates, opening their keys with the
+// network key. The node is lazy: a record whose body does not travel inline is read with Get,
+// which finds it only when the node holds it.
+func (r *Node) certStore(n *dt.Node, reg prometheus.Registerer) (*netcert.Store, error) {
+	sealer, err := netcert.NewSealer(r.cfg.Host.Node.Keys.Network)
+	if err != nil {
+		return nil, err
+	}
+	return netcert.NewStore(netcert.StoreConfig{Sealer: sealer, Load: n.Get, Registerer: reg, Logger: r.log})
 }
 
 // close releases what build opened; the dashboard's streams end.

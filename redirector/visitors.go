@@ -97,7 +97,7 @@ func (r *Node) listen(p *parts, run func(func(context.Context) error)) (addrs no
 		}
 	}
 	if r.cfg.HTTPS != "" {
-		if addrs.HTTPS, err = serve(r.cfg.HTTPS, p.certs.TLSConfig()); err != nil {
+		if addrs.HTTPS, err = serve(r.cfg.HTTPS, p.certs.TLSConfigWith(p.table)); err != nil {
 			return addrs, err
 		}
 	}

@@ -55,8 +55,13 @@ type Cert struct {
 	// Warn says the certificate has expired, is invalid, or expires within the warning window
 	// (Config.CertWarn), or an edge lacks it.
 	Warn bool `json:"warn"`
-	// Error is the last error obtaining or renewing it (CertErrorSource); empty: none reported.
-	Error string `json:"error,omitempty"`
+	// Error is the last error obtaining or renewing it (CertReportSource or CertErrorSource);
+	// empty: none reported. ErrorAt is when the attempt that failed was made (zero: unknown).
+	Error   string    `json:"error,omitempty"`
+	ErrorAt time.Time `json:"error_at,omitzero"`
+	// Overdue says the certificate is RenewOverdue past its planned renewal and the table still
+	// holds it: the issuer is down or failing.
+	Overdue bool `json:"overdue,omitempty"`
 	// Partial says the record's body is not held here (a lazy node, and a record over its inline
 	// body limit): only its first name is known, and Warn counts only the edges lacking it.
 	Partial bool `json:"partial,omitempty"`
@@ -123,16 +128,21 @@ func (c *CertIndex) Certificates() []netcert.Record {
 }
 
 // certRows builds the page's certificates from the table's records and the edges' reports.
-func certRows(now time.Time, recs []netcert.Record, errs map[string]string, edges []edgeset.EdgeStatus, warn time.Duration) []Cert {
+func certRows(now time.Time, recs []netcert.Record, reports map[string]CertReport, edges []edgeset.EdgeStatus, warn time.Duration) []Cert {
 	rows := make([]Cert, 0, len(recs))
 	covered := map[string]bool{}
 	for _, r := range recs {
-		c := Cert{Name: r.Names[0], Names: r.Names, Source: "table", Issuer: r.Issuer, Error: errs[r.Names[0]], Partial: r.V == 0}
+		rep := reports[r.Names[0]]
+		c := Cert{Name: r.Names[0], Names: r.Names, Source: "table", Issuer: r.Issuer, Error: rep.Error, Partial: r.V == 0}
+		if rep.Error != "" {
+			c.ErrorAt = rep.At
+		}
 		if r.NotAfter != 0 && now.Unix() < r.NotAfter && now.Unix() >= r.NotBefore {
 			c.NotAfter = time.Unix(r.NotAfter, 0).UTC()
 		}
 		if r.RenewAfter != 0 {
 			c.RenewAfter = time.Unix(r.RenewAfter, 0).UTC()
+			c.Overdue = !now.Before(c.RenewAfter.Add(RenewOverdue))
 		}
 		for _, n := range r.Names {
 			covered[n] = true
@@ -200,7 +210,7 @@ func withEdges(c Cert, now time.Time, edges []edgeset.EdgeStatus, warn, lifetime
 	}
 	c.Warn = warned(c, now, warn)
 	if c.Partial {
-		c.Warn = len(c.Lacking) > 0 || c.Error != ""
+		c.Warn = len(c.Lacking) > 0 || c.Error != "" || c.Overdue
 	}
 	return c
 }
@@ -208,5 +218,22 @@ func withEdges(c Cert, now time.Time, edges []edgeset.EdgeStatus, warn, lifetime
 // warned says whether c needs attention: no valid certificate, expiry within warn, an edge
 // lacking it, or an error.
 func warned(c Cert, now time.Time, warn time.Duration) bool {
-	return c.NotAfter.IsZero() || c.NotAfter.Sub(now) < warn || len(c.Lacking) > 0 || c.Error != ""
+	return c.NotAfter.IsZero() || c.NotAfter.Sub(now) < warn || len(c.Lacking) > 0 || c.Error != "" || c.Overdue
+}
+
+// certReports returns src's reports: a CertReportSource's, else a CertErrorSource's errors
+// (without times); nil when it has neither.
+func certReports(src CertSource) map[string]CertReport {
+	if rs, ok := src.(CertReportSource); ok {
+		return rs.CertReports()
+	}
+	es, ok := src.(CertErrorSource)
+	if !ok {
+		return nil
+	}
+	out := map[string]CertReport{}
+	for name, e := range es.CertErrors() {
+		out[name] = CertReport{Error: e}
+	}
+	return out
 }

@@ -44,6 +44,9 @@ type Config struct {
 	// Certs lists the table's certificates, shown with the edges serving each. Nil: the page
 	// lists only the names edges report certificates of their own for.
 	Certs CertSource
+	// Issuer tells whether an issuer holds the lease, so that the page warns when none does
+	// (certificates then go unrenewed). Nil: no warning.
+	Issuer IssuerSource
 	// CertWarn is how long before its expiry a certificate is flagged. Zero: DefaultCertWarn.
 	CertWarn time.Duration
 	// Tick is how often a live stream sends a snapshot when no edge changed state, so that
@@ -141,20 +144,23 @@ func (d *Dashboard) Snapshot() Snapshot {
 	now, st := time.Now(), d.cfg.Edges.Status()
 	s := snapshot(now, st, deploys, history)
 	s.Certs = d.certs(now, st.Edges)
+	if d.cfg.Issuer != nil {
+		if is, ok := d.cfg.Issuer.IssuerState(); ok {
+			s.Issuer = &is
+		}
+	}
 	return s
 }
 
 // certs returns the page's certificates: the table's and the edges' own.
 func (d *Dashboard) certs(now time.Time, edges []edgeset.EdgeStatus) []Cert {
 	var recs []netcert.Record
-	var errs map[string]string
+	var reports map[string]CertReport
 	if d.cfg.Certs != nil {
 		recs = d.cfg.Certs.Certificates()
-		if es, ok := d.cfg.Certs.(CertErrorSource); ok {
-			errs = es.CertErrors()
-		}
+		reports = certReports(d.cfg.Certs)
 	}
-	return certRows(now, recs, errs, edges, d.cfg.CertWarn)
+	return certRows(now, recs, reports, edges, d.cfg.CertWarn)
 }
 
 func (d *Dashboard) serveSnapshot(w http.ResponseWriter, r *http.Request) {

@@ -28,6 +28,9 @@ type Snapshot struct {
 	// Certs are the network's certificates (the table's, then names edges hold certificates of
 	// their own for), each with the edges serving it.
 	Certs []Cert `json:"certs"`
+	// Issuer is the issuer's lease (Down: it has expired, nothing is renewed); nil when the
+	// table holds no lease record (a network without an issuer).
+	Issuer *IssuerState `json:"issuer,omitempty"`
 }
 
 // Site is one site of the network.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/dt-cdn/dt/internal/testkit/testcert"
 	"github.com/dt-cdn/dt/internal/testkit/testnet"
+	"github.com/dt-cdn/dt/issuer"
 	"github.com/dt-cdn/dt/netcert"
 	"github.com/dt-cdn/dt/redirector"
 	"github.com/dt-cdn/dt/site"
@@ -231,6 +232,19 @@ func TestDashboardAndRedirectsInBrowser(t *testing.T) {
 	b.do(dashTab, 20*time.Second, "dashboard shows the certificate", chromedp.WaitVisible(certRow))
 	if text, err := chromedp.Run(dashTab, chromedp.Text(certRow)); err != nil || !strings.Contains(text, "dt test CA") || !strings.Contains(text, "no edge") {
 		t.Errorf("the certificate's row reads %q (%v)", text, err)
+	}
+
+	// The issuer's records: an error for the certificate, and a lease that has expired. The row
+	// shows the error; the page says no issuer holds the lease.
+	failedAt := time.Now().Add(-time.Minute).Unix()
+	status := fmt.Sprintf(`{"v":1,"holder":"gone","updated":%d,"certs":[{"name":"www.example.com","names":["www.example.com"],"failures":1,"error":"acme: rate limited","last_attempt":%d}]}`, failedAt, failedAt)
+	lease := fmt.Sprintf(`{"v":1,"holder":"gone","expires":%d}`, failedAt)
+	if err := master.PutMany(ctx, []string{issuer.StatusKey, issuer.LeaseKey}, [][]byte{[]byte(status), []byte(lease)}); err != nil {
+		t.Fatal(err)
+	}
+	b.do(dashTab, 20*time.Second, "dashboard says the issuer is down", chromedp.WaitVisible(chromedp.CSS(`#issuer-down`)))
+	if text, err := chromedp.Run(dashTab, chromedp.Text(certRow)); err != nil || !strings.Contains(text, "acme: rate limited") {
+		t.Errorf("the certificate's row with the issuer's error reads %q (%v)", text, err)
 	}
 
 	// A visit through the redirector lands on an edge.

@@ -79,13 +79,14 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// runIssuer runs an issuer with the master key on the network until the test ends.
-func runIssuer(t *testing.T, n *testNetwork, directory string, caClient *http.Client) {
+// runIssuer runs an issuer with the master key on the network until the test ends; nameservers,
+// when given, are where it checks DNS-01 answers.
+func runIssuer(t *testing.T, n *testNetwork, directory string, caClient *http.Client, nameservers ...string) {
 	t.Helper()
 	cfg := dt.LocalConfig()
 	cfg.Keys, cfg.Master, cfg.DataDir, cfg.NoSync, cfg.Peers = n.keys, true, t.TempDir(), true, []string{n.peer}
 	is, err := issuer.New(issuer.Config{Host: nodehost.Config{Node: cfg}, Directory: directory, HTTPClient: caClient,
-		Scan: 100 * time.Millisecond, PropagationTimeout: 30 * time.Second,
+		Nameservers: nameservers, Scan: 100 * time.Millisecond, PropagationTimeout: 30 * time.Second,
 		Lease: issuer.LeaseConfig{Duration: 3 * time.Second, Renew: 500 * time.Millisecond, Settle: 300 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)

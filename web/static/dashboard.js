@@ -186,7 +186,8 @@
       } else {
         const left = (new Date(c.not_after) - now) / 86400000;
         expires = h('td', {}, new Date(c.not_after).toLocaleDateString(),
-          h('small', {class: c.warn ? 'warn' : null}, Math.floor(left) + ' days left'));
+          h('small', {class: c.warn ? 'warn' : null}, Math.floor(left) + ' days left'),
+          c.overdue ? h('small', {class: 'bad'}, 'not renewed since ' + new Date(c.renew_after).toLocaleString()) : null);
       }
       return h('tr', {'data-cert': c.name, 'data-warn': c.warn ? 'true' : 'false', 'data-serving': String(c.serving.length)},
         h('td', {}, c.names.join(', '), h('small', {}, c.source === 'table' ? 'from the table' : 'an edge\'s own')),
@@ -194,8 +195,15 @@
         expires,
         h('td', {}, c.serving.length ? edgeNames(c.serving) : h('span', {class: 'bad'}, 'no edge'),
           c.lacking.length ? h('small', {class: 'bad'}, 'lacking: ' + edgeNames(c.lacking)) : null),
-        c.error ? h('td', {class: 'bad'}, c.error) : h('td', {class: 'empty'}, 'none'));
+        c.error ? h('td', {class: 'bad'}, c.error, c.error_at ? h('small', {}, new Date(c.error_at).toLocaleString()) : null)
+          : h('td', {class: 'empty'}, 'none'));
     });
+    const down = byId('issuer-down');
+    down.hidden = !(snap.issuer && snap.issuer.down);
+    if (!down.hidden) {
+      down.textContent = 'No issuer holds the lease since ' + new Date(snap.issuer.expires).toLocaleString() +
+        ': certificates are not renewed until one does.';
+    }
     byId('certs').tBodies[0].replaceChildren(...rows);
     byId('no-certs').hidden = certs.length > 0;
   }

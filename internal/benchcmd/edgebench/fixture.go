@@ -45,6 +45,7 @@ type fixture struct {
 	certFile string
 	keyFile  string
 	cert     tls.Certificate
+	key      *ecdsa.PrivateKey // cert's (ECDSA P-256)
 	pool     *x509.CertPool
 }
 
@@ -107,7 +108,8 @@ func makeFixture(dir string) (*fixture, error) {
 	return fx, nil
 }
 
-// makeCert makes a self-signed certificate for 127.0.0.1 and writes it for nginx and Caddy.
+// makeCert makes a self-signed ECDSA P-256 certificate for 127.0.0.1 and benchName and writes
+// it for nginx and Caddy.
 func (fx *fixture) makeCert(dir string) error {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -119,6 +121,7 @@ func (fx *fixture) makeCert(dir string) error {
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(24 * time.Hour),
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:     []string{benchName},
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
@@ -148,6 +151,7 @@ func (fx *fixture) makeCert(dir string) error {
 	}
 	fx.pool = x509.NewCertPool()
 	fx.pool.AddCert(leaf)
+	fx.key = key
 	return nil
 }
 

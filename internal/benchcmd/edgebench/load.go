@@ -16,7 +16,7 @@ import (
 // test is one load: a file over one protocol.
 type test struct {
 	file  benchFile
-	proto string // "h1" (wrk, plain HTTP/1.1) or "h2" (h2load, HTTPS with HTTP/2)
+	proto string // "h1" (wrk, plain HTTP/1.1), "h2" (h2load, HTTPS with HTTP/2) or "hs" (handshakes)
 }
 
 func (t test) name() string { return t.file.name + " " + t.proto }
@@ -33,7 +33,11 @@ type results map[string]map[string][]measure
 func tests(o options, fx *fixture) []test {
 	var out []test
 	for _, f := range fx.files {
-		for _, proto := range []string{"h1", "h2"} {
+		protos := []string{"h1", "h2"}
+		if f.name == handshakeFile {
+			protos = append(protos, "hs")
+		}
+		for _, proto := range protos {
 			t := test{f, proto}
 			if o.only == "" || strings.Contains(t.name(), o.only) {
 				out = append(out, t)
@@ -56,7 +60,7 @@ func load(ctx context.Context, o options, servers []*server, fx *fixture) (resul
 				slices.Reverse(order)
 			}
 			for _, s := range order {
-				m, err := runLoad(ctx, o, t, s)
+				m, err := runLoad(ctx, o, t, s, fx)
 				if err != nil {
 					return nil, fmt.Errorf("%s on %s: %w", t.name(), s.name, err)
 				}
@@ -68,7 +72,10 @@ func load(ctx context.Context, o options, servers []*server, fx *fixture) (resul
 	return res, nil
 }
 
-func runLoad(ctx context.Context, o options, t test, s *server) (measure, error) {
+func runLoad(ctx context.Context, o options, t test, s *server, fx *fixture) (measure, error) {
+	if t.proto == "hs" {
+		return runHandshakes(ctx, o, t, s, fx)
+	}
 	secs := strconv.Itoa(max(1, int(o.duration/time.Second)))
 	threads := strconv.Itoa(o.threads)
 	var argv []string

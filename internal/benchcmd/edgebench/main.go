@@ -1,7 +1,10 @@
 // Command edgebench measures the edge's HTTP serving against its peers on this machine: nginx,
 // Caddy and Go's http.FileServer, serving the same three files (a 1 KiB HTML page, a 100 KiB
 // script with a precompressed gzip variant, a 10 MiB binary) in one run, loaded by the same
-// clients: wrk over HTTP/1.1 and h2load over HTTPS with HTTP/2. Runs are interleaved (every
+// clients: wrk over HTTP/1.1 and h2load over HTTPS with HTTP/2; and new TLS handshakes per
+// second (test "hs": a new TLS 1.3 connection per request, never resumed, all servers with the
+// same ECDSA P-256 certificate, the edge picking it by server name from its table store), loaded
+// by edgebench's own client in a process of its own. Runs are interleaved (every
 // server once per round, in a different order each round) so that drift on a shared machine
 // spreads over all of them. It prints requests and megabytes per second per server and the
 // ratio to nginx.
@@ -17,7 +20,7 @@
 //
 // Usage:
 //
-//	edgebench [-d 3s] [-rounds 2] [-only test] [-servers edge,nginx,caddy,fileserver] [-pin] [-keep]
+//	edgebench [-d 3s] [-rounds 2] [-only test] [-servers edge,nginx,caddy,fileserver] [-hsc 16] [-pin] [-keep]
 //
 // The server edge-log (not run unless named in -servers) is the edge with its access log and
 // traffic statistics on:
@@ -46,6 +49,7 @@ type options struct {
 	bigConns   int // wrk connections for the 10 MiB file
 	h2Clients  int // h2load clients (connections)
 	h2Streams  int // h2load concurrent streams per connection
+	hsConns    int // handshake client's concurrent connections
 	threads    int // client threads (wrk -t, h2load -t)
 	keep       bool
 	only       string
@@ -64,6 +68,13 @@ const (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == handshakeClientArg {
+		if err := runHandshakeClient(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "edgebench handshake client:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	var o options
 	flag.DurationVar(&o.duration, "d", 3*time.Second, "duration of one load run")
 	flag.IntVar(&o.rounds, "rounds", 2, "rounds (every server is loaded once per round and test)")
@@ -71,6 +82,7 @@ func main() {
 	flag.IntVar(&o.bigConns, "bigc", 8, "wrk connections for the 10 MiB file")
 	flag.IntVar(&o.h2Clients, "h2c", 8, "h2load clients (HTTP/2 connections)")
 	flag.IntVar(&o.h2Streams, "h2m", 10, "h2load concurrent streams per connection (1 for the 10 MiB file)")
+	flag.IntVar(&o.hsConns, "hsc", 16, "concurrent connections of the handshake test (a new TLS 1.3 connection per request)")
 	flag.IntVar(&o.threads, "t", 1, "client threads; the client shares the machine's cores with the server")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, logs, files)")
 	flag.StringVar(&o.only, "only", "", "run only tests whose name contains this (e.g. html, h2)")
