@@ -134,7 +134,6 @@ type SiteSpec struct {
 // edge of an earlier release is heard over one and a half heartbeat intervals (ErrOldEdges,
 // naming them), unless spec.Force.
 func AddSiteSpec(ctx context.Context, name string, spec SiteSpec, opts NetworkOptions) (site.Record, error) {
-	spec.SetHosts = true
 	return putSite(ctx, name, spec, opts, false)
 }
 
@@ -209,7 +208,7 @@ func siteUpdate(records []site.Record, implicit bool, name string, spec SiteSpec
 		old = records[i]
 	}
 	hosts := old.Hosts
-	if spec.SetHosts {
+	if spec.SetHosts || !replace {
 		hosts = spec.Hosts
 	}
 	r, err := newRecord(name, hosts)
