@@ -210,7 +210,7 @@ func runSites(ctx context.Context, args []string, env *Env) error {
 
 func printSites(env *Env, list []publish.SiteInfo) {
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SITE\tCURRENT\tHOSTS\tLIVE ON\tLAGGING\tSETTINGS")
+	fmt.Fprintln(tw, "SITE\tCURRENT\tHOSTS\tSETTINGS\tLIVE ON\tLAGGING")
 	for _, s := range list {
 		cur, hosts, live := "-", hostList(s.Hosts), "-"
 		if s.Current != nil {
@@ -222,7 +222,7 @@ func printSites(env *Env, list []publish.SiteInfo) {
 		if len(s.LiveOn) > 0 {
 			live = strings.Join(s.LiveOn, " ")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", s.Name, cur, hosts, live, s.Lagging, s.Settings.String())
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", s.Name, cur, hosts, s.Settings.String(), live, s.Lagging)
 	}
 	tw.Flush()
 }
