@@ -126,7 +126,8 @@ type SiteSpec struct {
 	// (site.Settings.Merge).
 	Settings site.Settings
 	// Force writes a record with settings even while live edges of an earlier release are
-	// heard: those edges refuse it and stop serving the site until they are upgraded.
+	// heard: those edges refuse it, so they never serve a new site, keep what they last read of
+	// one that exists, and drop it when they restart, until they are upgraded.
 	Force bool
 }
 
@@ -228,7 +229,7 @@ func siteUpdate(records []site.Record, implicit bool, name string, spec SiteSpec
 // checkEdgesReadSettings listens to heartbeats for one and a half intervals and returns an
 // error wrapping ErrOldEdges naming every live edge that does not report reading site settings
 // (heartbeat.Heartbeat.SiteSettings): an edge of an earlier release, which would refuse a
-// record with settings and stop serving the site.
+// record with settings (see site.Record).
 func (s *session) checkEdgesReadSettings(ctx context.Context, opts NetworkOptions) error {
 	s.listen(ctx, opts.HeartbeatInterval*3/2)
 	if err := ctx.Err(); err != nil {
@@ -244,7 +245,7 @@ func (s *session) checkEdgesReadSettings(ctx context.Context, opts NetworkOption
 		return nil
 	}
 	slices.Sort(old)
-	return fmt.Errorf("%w: %s; upgrade them first, or write the settings anyway with --force (those edges then stop serving the site until upgraded)",
+	return fmt.Errorf("%w: %s; upgrade them first, or write the settings anyway with --force (those edges then refuse the record until upgraded: a new site is not served there, and an existing one is dropped when they restart)",
 		ErrOldEdges, strings.Join(old, ", "))
 }
 

@@ -53,7 +53,9 @@ const (
 //
 // Settings is written only when a setting is given: a record without settings has the bytes
 // it had before settings existed, which nodes of earlier releases read. Those nodes refuse a
-// record with settings (they refuse unknown fields), and so drop the site.
+// record with settings (they refuse unknown fields): they never serve a site added with
+// settings, keep the record they last read of a site that gains them, and drop that site when
+// they restart.
 type Record struct {
 	V        int       `json:"v"`
 	Name     string    `json:"name"`

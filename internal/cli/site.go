@@ -63,7 +63,7 @@ func (p *siteSettingFlags) register(fs *flagSet) {
 	fs.BoolVar(&p.clean, "clean-urls", false, "serve /about.html at /about in every publish to the site that does not say otherwise\n(--clean-urls=false: never)")
 	fs.BoolVar(&p.spa, "spa", false, "serve /index.html for paths that match nothing in every publish to the site that does not say\notherwise (--spa=false: never)")
 	fs.IntVar(&p.keep, "keep", 0, fmt.Sprintf("keep the newest `N` deploys of the site for rollback (1 to %d) when a publish does not say", site.MaxKeep))
-	fs.BoolVar(&p.force, "force", false, "write settings even while live edges of an earlier release are heard: those edges\nstop serving the site until they are upgraded")
+	fs.BoolVar(&p.force, "force", false, "write settings even while live edges of an earlier release are heard: those edges\nrefuse the record until upgraded: they never serve a new site, and drop an existing one\nwhen they restart")
 }
 
 // settings returns the settings among p that were given on the command line.
