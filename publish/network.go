@@ -135,7 +135,9 @@ var (
 
 // Publish sends a plan to the network: only the blobs the network lacks, then the manifest and the
 // current pointer (so edges switch only once they hold every blob), then it waits for the edges'
-// heartbeats to report the deploy, and collects deploys beyond Keep.
+// heartbeats to report the deploy, and collects deploys beyond Keep. With Keep zero, the site's
+// keep setting applies; its serving settings apply only through PublishDir, since the plan's
+// manifest is already made.
 func Publish(ctx context.Context, plan *Plan, opts NetworkOptions) (Result, error) {
 	opts = opts.withDefaults()
 	step := opts.stepper()
