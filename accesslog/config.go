@@ -84,7 +84,7 @@ type Config struct {
 	// the disk, for 2 × RecordBytes each, allocated at New. Zero: DefaultQueue.
 	Queue int
 	// FlushInterval is how long a line may wait before it is written; the writer writes sooner
-	// when the queue is half full. Shorter shows lines sooner for more writes on a quiet edge.
+	// when a shard of the queue is half full. Shorter shows lines sooner for more writes on a quiet edge.
 	// Zero: DefaultFlushInterval.
 	FlushInterval time.Duration
 	// Stdout is where Path "-" writes. Nil: os.Stdout.

@@ -6,7 +6,7 @@
 // A request never waits for the log. Logger.Log copies the response's fields into a record of
 // fixed size (each field truncated to its cap, see MaxURIBytes) in a queue of Config.Queue
 // records, under a lock held only for that copy. One goroutine, Logger.Run, takes the whole queue
-// every Config.FlushInterval (sooner when it is half full), formats the records and writes them
+// every Config.FlushInterval (sooner when a shard of it is half full), formats the records and writes them
 // in batches, so that a busy edge pays neither a goroutine wake-up nor a system call per request.
 // When the queue is full (the disk is slow, or the writer is behind) the record is dropped and
 // counted; when a write fails (the disk is full) the lines it held are dropped and counted.

@@ -1,16 +1,19 @@
 package accesslog
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -25,13 +28,13 @@ const batchBytes = 64 << 10
 // writes. See the package documentation for what is dropped when.
 type Logger struct {
 	cfg Config
-	// mu guards pending, the records waiting for the writer (capacity Config.Queue). The writer
-	// swaps it for spare, the batch it has written, and formats the records outside the lock: a
-	// request holds mu only to copy its record in.
-	mu      sync.Mutex
-	pending []record
-	spare   []record // owned by the writer
-	// kick wakes the writer before its tick when pending is half full (buffered: one pending
+	// shards hold the records waiting for the writer (Config.Queue in all). A request copies its
+	// record into one shard it can lock without waiting, so that requests on different cores
+	// do not queue behind one lock; the writer swaps each shard's records for the batch it has
+	// written and formats them outside the locks.
+	shards []queueShard
+	order  []*record // the writer's batch, in the order of logging; owned by the writer
+	// kick wakes the writer before its tick when a shard is half full (buffered: one pending
 	// request is enough). Waking it for every record would cost each request a goroutine wake-up.
 	kick   chan struct{}
 	reopen chan struct{} // buffered: one pending request is enough
@@ -60,7 +63,7 @@ func New(cfg Config) (*Logger, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	l := &Logger{cfg: cfg, pending: make([]record, 0, cfg.Queue), spare: make([]record, 0, cfg.Queue),
+	l := &Logger{cfg: cfg, shards: newShards(cfg.Queue), order: make([]*record, 0, cfg.Queue),
 		kick: make(chan struct{}, 1), reopen: make(chan struct{}, 1), batch: make([]byte, 0, batchBytes+RecordBytes*2)}
 	l.errLog = burstlog.Logger{Log: cfg.Logger, Level: slog.LevelWarn, Msg: "Access log lines dropped"}
 	if cfg.Path == Stdout {
@@ -81,25 +84,31 @@ func New(cfg Config) (*Logger, error) {
 }
 
 // Log queues e to be written, or drops and counts it when the queue is full. It copies what it
-// needs of e before returning, and never blocks.
+// needs of e before returning, and never blocks on the writer.
 func (l *Logger) Log(e *Entry) {
-	l.mu.Lock()
-	n := len(l.pending)
-	if n == cap(l.pending) {
-		l.mu.Unlock()
-		l.queueFull.Add(1)
-		return
-	}
-	l.pending = l.pending[:n+1]
-	r := &l.pending[n]
-	r.set(e)
-	r.gen = l.gen.Load()
-	l.mu.Unlock()
-	if n+1 == max(1, l.cfg.Queue/2) {
-		select {
-		case l.kick <- struct{}{}:
-		default:
+	gen := l.gen.Load()
+	start := rand.IntN(len(l.shards))
+	// First a shard that is free, then any with room: a record is dropped only when every
+	// shard is full, as one queue of Config.Queue records would drop it.
+	for _, wait := range [2]bool{false, true} {
+		for i := range l.shards {
+			if ok, half := l.shards[(start+i)%len(l.shards)].put(e, gen, wait); ok {
+				if half {
+					l.wake()
+				}
+				return
+			}
 		}
+	}
+	l.queueFull.Add(1)
+}
+
+// wake wakes the writer before its tick. Waking it for every record would cost each request a
+// goroutine wake-up.
+func (l *Logger) wake() {
+	select {
+	case l.kick <- struct{}{}:
+	default:
 	}
 }
 
@@ -133,9 +142,9 @@ func (l *Logger) Stats() Stats {
 var ErrRunOnce = errors.New("accesslog: a Logger runs once")
 
 // Run writes queued records until ctx ends, then writes what is queued at that moment, closes
-// the file and returns. It writes every Config.FlushInterval, and sooner when the queue is half
-// full. Records logged after it returned are dropped once the queue is full. A Logger runs once
-// (ErrRunOnce).
+// the file and returns. It writes every Config.FlushInterval, and sooner when a shard of the
+// queue is half full. Records logged after it returned are dropped once the queue is full. A
+// Logger runs once (ErrRunOnce).
 func (l *Logger) Run(ctx context.Context) error {
 	if !l.ran.CompareAndSwap(false, true) {
 		return ErrRunOnce
@@ -158,14 +167,20 @@ func (l *Logger) Run(ctx context.Context) error {
 	}
 }
 
-// writePending takes the queued records and writes them.
+// writePending takes the queued records of every shard and writes them in the order of their
+// Reopen count and time, so that a line logged before a Reopen is written before the reopen.
 func (l *Logger) writePending() {
-	l.mu.Lock()
-	batch := l.pending
-	l.pending, l.spare = l.spare[:0], batch
-	l.mu.Unlock()
-	for i := range batch {
-		l.add(&batch[i])
+	l.order = takeAll(l.shards, l.order[:0])
+	if len(l.shards) > 1 {
+		// Each shard's records are in their order already, so pdqsort finds long sorted runs;
+		// ties go by address, which within a shard is the order of logging.
+		slices.SortFunc(l.order, func(a, b *record) int {
+			return cmp.Or(cmp.Compare(a.gen, b.gen), cmp.Compare(a.unixNano, b.unixNano),
+				cmp.Compare(uintptr(unsafe.Pointer(a)), uintptr(unsafe.Pointer(b))))
+		})
+	}
+	for _, r := range l.order {
+		l.add(r)
 	}
 	l.flush()
 }

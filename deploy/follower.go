@@ -58,11 +58,13 @@ type Config struct {
 	// objects do. Optional.
 	OnSites func(*site.Hosts)
 	// Held reports whether the table holds an object under key now. The follower asks it when
-	// a site's record leaves: dt reports a replaced object (dt site set) as a removal and then
-	// an addition, and a record the table still holds was replaced, so its site stays served,
-	// with its deploy, until the addition brings the new record. Nil: every removal of a record
-	// takes its site away, and a replaced record makes the site leave and come back, its
-	// visitors answered 421 and then 503 until its deploy is built again.
+	// a site's record or current pointer leaves: dt reports a replaced object (dt site set, a
+	// publish) as a removal and then an addition, and a key the table still holds was
+	// replaced, so its site stays served, with its deploy, until the addition brings the new
+	// record or pointer. Nil: every removal of a record takes its site away, and a replaced
+	// record makes the site leave and come back, its visitors answered 421 and then 503 until
+	// its deploy is built again; removals of current pointers are ignored (every publish
+	// replaces one), so a site keeps its last current deploy as its target.
 	Held func(key string) bool
 	// MaxBlobSize bounds one decoded blob. Zero: 64 MiB (site's chunking keeps file blobs at 4 MiB;
 	// precompressed variants of large files can be bigger).
@@ -306,6 +308,10 @@ func (f *Follower) deployAdded(id site.DeployID, body []byte) error {
 }
 
 func (f *Follower) removed(key string) {
+	if name, ok := site.ParseCurrentKey(key); ok {
+		f.currentRemoved(name, key)
+		return
+	}
 	if name, ok := site.ParseRecordKey(key); ok {
 		if f.cfg.Held != nil && f.cfg.Held(key) {
 			return // replaced: the addition of the new record follows

@@ -110,6 +110,30 @@ func (f *Follower) dropGoneLocked() []blobs.Hash {
 	return free
 }
 
+// currentRemoved applies the removal of the current pointer of the site name (under key), unless
+// the table still holds one (Held: a publish replaced it). The site then has no current deploy:
+// its target is cleared, so its status and heartbeats report none, as the table does for every
+// observer (heartbeat.CurrentsDigest leaves the site out). A site with a record keeps serving its
+// active deploy until its record leaves too; the default site without a record exists only by
+// its pointer, so it leaves with it, and hosts no site claims are misdirected (421) rather than
+// sent to a site with nothing to serve.
+func (f *Follower) currentRemoved(name, key string) {
+	if f.cfg.Held == nil || f.cfg.Held(key) {
+		return
+	}
+	f.mu.Lock()
+	if st := f.sites[name]; st != nil {
+		st.target, st.missing = site.DeployID{}, 0
+		st.targetMissing, st.targetMissingFor, st.targetNew = nil, site.DeployID{}, nil
+	}
+	changed := name == site.DefaultSite && f.hasDefault
+	if changed {
+		f.hasDefault = false
+	}
+	f.mu.Unlock()
+	f.sitesChanged(changed)
+}
+
 // ActiveOf returns the active deploy of the named site, if any.
 func (f *Follower) ActiveOf(name string) (Active, bool) {
 	f.mu.Lock()

@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -323,4 +324,95 @@ func TestReplacedRecordKeepsItsSite(t *testing.T) {
 	if _, ok := tables[len(tables)-1].Lookup("blog.example.com"); ok {
 		t.Errorf("the removed blog still claims its host")
 	}
+}
+
+// TestRemovedCurrentPointer removes current pointers as dt delivers it: a pointer replaced by a
+// publish (the table holds the new one when the old one's removal is handled) changes nothing;
+// a named site whose pointer leaves for good has no current deploy (its status and the states a
+// heartbeat reports from say none, as the table does) but keeps serving its last deploy while its
+// record stays; the default site without a record leaves with its pointer, and a host no site
+// claims is then claimed by none (421, not 503). A follower without Held ignores the removals.
+func TestRemovedCurrentPointer(t *testing.T) {
+	f, _ := newFollower(t)
+	var hosts *site.Hosts
+	held := map[string]bool{}
+	f.cfg.OnSites = func(h *site.Hosts) { hosts = h }
+	f.cfg.Held = func(key string) bool { return held[key] }
+	handle := func(typ dt.EventType, key string, body []byte) {
+		t.Helper()
+		held[key] = typ == dt.EventObjectAdded
+		if err := f.Handle(dt.Event{Type: typ, Key: key, Object: body}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish := func(name string) (site.DeployID, []byte) {
+		m, id, objects := makeDeploy(t, 2)
+		for h, obj := range objects {
+			handle(dt.EventObjectAdded, site.BlobKey(h), obj)
+		}
+		body, _ := m.Marshal()
+		handle(dt.EventObjectAdded, site.DeployKey(id), body)
+		cur, _ := site.Current{Deploy: id, Time: time.Now()}.Marshal()
+		handle(dt.EventObjectAdded, site.CurrentKeyOf(name), cur)
+		return id, cur
+	}
+	rec, _ := site.Record{V: 1, Name: "blog", Hosts: []string{"blog.example.com"}}.Marshal()
+	handle(dt.EventObjectAdded, site.RecordKey("blog"), rec)
+	blogID, blogCur := publish("blog")
+	_, defCur := publish(site.DefaultSite)
+
+	// A publish replaces the default pointer: removal (the table holds the new one), addition.
+	if err := f.Handle(dt.Event{Type: dt.EventObjectRemoved, Key: site.CurrentKey, Object: defCur}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := hosts.Lookup("unknown.example.com"); !ok {
+		t.Fatal("a replaced default pointer took the default site away")
+	}
+	defID, _ := publish(site.DefaultSite)
+	if st := f.Status(); !st.Synced || st.Active != defID {
+		t.Fatalf("default after a second publish: %+v", st)
+	}
+
+	handle(dt.EventObjectRemoved, site.CurrentKeyOf("blog"), blogCur)
+	if st := f.StatusOf("blog"); !st.Target.IsZero() || st.Synced || st.Active != blogID {
+		t.Errorf("blog without its pointer: %+v, want no target and its deploy still active", st)
+	}
+	if i, ok := hosts.Lookup("blog.example.com"); !ok || hosts.Names()[i] != "blog" {
+		t.Error("the blog left with its pointer while its record stays")
+	}
+	if got, want := targets(f.Sites()), map[string]string{site.DefaultSite: defID.String()}; !maps.Equal(got, want) {
+		t.Errorf("current deploys reported %v, the table's are %v", got, want)
+	}
+
+	handle(dt.EventObjectRemoved, site.CurrentKey, defCur)
+	if _, ok := hosts.Lookup("unknown.example.com"); ok {
+		t.Error("a host no site claims is still the default site's after its pointer left")
+	}
+	if _, ok := f.ActiveOf(site.DefaultSite); ok || len(f.Sites()) != 1 || f.Sites()[0].Site != "blog" {
+		t.Errorf("sites after the default pointer left: %+v", f.Sites())
+	}
+
+	// Without Held a removal cannot be told from a publish's replacement: ignored.
+	plain, _ := newFollower(t)
+	cur, _ := site.Current{Deploy: blogID, Time: time.Now()}.Marshal()
+	for _, ev := range []dt.Event{{Type: dt.EventObjectAdded, Key: site.CurrentKey, Object: cur}, {Type: dt.EventObjectRemoved, Key: site.CurrentKey}} {
+		if err := plain.Handle(ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := plain.Status(); st.Target != blogID {
+		t.Errorf("a follower without Held dropped the target on a removal: %+v", st)
+	}
+}
+
+// targets returns the current deploy of each site as the follower reports them, as
+// heartbeat.CurrentsDigest takes them: sites without one left out.
+func targets(sites []SiteStatus) map[string]string {
+	out := map[string]string{}
+	for _, s := range sites {
+		if !s.Target.IsZero() {
+			out[s.Site] = s.Target.String()
+		}
+	}
+	return out
 }

@@ -763,11 +763,22 @@ func (n *Node) acceptLoop(ln net.Listener) {
 		if err != nil {
 			n.metrics.refused.Inc()
 			n.log.Debug("Connection refused", slog.String("remote", addr.String()), slog.Any("err", err))
-			conn.Close()
+			resetConn(conn)
 			continue
 		}
 		n.wg.Go(func() { _ = n.runLink(conn, false, ticket) })
 	}
+}
+
+// resetConn closes a connection the guard refused with a TCP reset rather than a clean close, so
+// the dialer can tell a refused address (its handshake reset before the node read a byte) from
+// a refused key (the first message read, then a clean close), and the refused connection leaves
+// no TIME_WAIT state on the node.
+func resetConn(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	c.Close()
 }
 
 func remoteAddr(c net.Conn) netip.Addr {

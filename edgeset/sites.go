@@ -191,11 +191,12 @@ func (s *Set) setCurrent(name, deploy string) {
 	})
 }
 
-// removeSiteKey forgets a site record or a site's current pointer that left the table. The
-// pointer of DefaultSite is kept, as it always was: a network is not left without its site by
-// the removal of the pointer alone. A key the table still holds was replaced (dt reports a
-// replacement as a removal and then an addition): it is kept until the addition, so that a
-// publish or dt site set never leaves the site without its pointer or its hosts meanwhile.
+// removeSiteKey forgets a site record or a site's current pointer that left the table, as the
+// edges' followers do (package deploy): a site without its pointer has no current deploy, and
+// DefaultSite without a record leaves with its pointer (dt site remove default). A key the
+// table still holds was replaced (dt reports a replacement as a removal and then an addition):
+// it is kept until the addition, so that a publish or dt site set never leaves the site without
+// its pointer or its hosts meanwhile.
 func (s *Set) removeSiteKey(key string) {
 	if s.cfg.Node.Has(key) {
 		return
@@ -204,7 +205,11 @@ func (s *Set) removeSiteKey(key string) {
 		s.changeSites(func(recs *siteRecords) { delete(recs.records, name) })
 		return
 	}
-	if name, ok := site.ParseCurrentKey(key); ok && name != site.DefaultSite {
+	if name, ok := site.ParseCurrentKey(key); ok {
+		if name == site.DefaultSite {
+			none := ""
+			s.current.Store(&none)
+		}
 		s.changeSites(func(recs *siteRecords) { delete(recs.currents, name); delete(recs.previous, name) })
 	}
 }

@@ -192,6 +192,21 @@ func TestSetFollowsSites(t *testing.T) {
 		}
 		return nil
 	})
+	// dt site remove default: the implicit default site leaves with its pointer, as it does
+	// on the edges, and no site claims a host any more.
+	s.HandleEvent(dt.Event{Type: dt.EventObjectRemoved, Key: site.CurrentKey})
+	wait.For(t, time.Second, func() error {
+		if n := len(s.View().Sites.List()); n != 0 {
+			return fmt.Errorf("%d sites after the default pointer's removal", n)
+		}
+		return nil
+	})
+	if m, ok := s.View().Sites.Match("unknown.example.com"); ok {
+		t.Errorf("an unclaimed host matched %q with no site left", m.Name)
+	}
+	if _, cur := s.Snapshot(); cur != "" {
+		t.Errorf("Snapshot's current %q with no default pointer", cur)
+	}
 }
 
 // TestHundredSites checks the benchmark's view: each site is served by every edge but the ones

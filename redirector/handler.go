@@ -211,12 +211,26 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if name == "" {
 			name = site.DefaultSite // a network without site records
 		}
-		m.RedirectedSite(name, d.Chosen.Edge.Node)
+		m.RedirectedSite(name, d.Chosen.Edge.Node, redirectReason(&d))
 	}
 	hdr := w.Header()
 	hdr["Location"] = []string{location(h.origin(d.Chosen, target), r)}
 	hdr["Cache-Control"] = []string{"private, no-store"}
 	w.WriteHeader(h.code)
+}
+
+// redirectReason says why a visitor went to the chosen edge, as the dashboard shows it: the
+// edge's match with the visitor's place ("same country", "same continent", "elsewhere"),
+// "no client geo" when the visitor's place was unknown, or "fallback" when no edge served the
+// site's current deploy yet.
+func redirectReason(d *edgeset.Decision) string {
+	switch {
+	case d.Fallback:
+		return "fallback"
+	case d.Basis == edgeset.BasisNone:
+		return edgeset.BasisNone.String()
+	}
+	return d.Chosen.Match.String()
 }
 
 // target is what a request is decided for: a site of a View, or (view nil) the one site of

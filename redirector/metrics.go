@@ -17,9 +17,10 @@ type Metrics interface {
 }
 
 // siteRedirects is the optional method of a Metrics that counts redirects per site and chosen
-// edge, beside Redirected (kept out of Metrics for implementations written before it).
+// edge, and why that edge (redirectReason), beside Redirected (kept out of Metrics for
+// implementations written before it).
 type siteRedirects interface {
-	RedirectedSite(site, node string)
+	RedirectedSite(site, node, reason string)
 }
 
 // nopMetrics stands in when HandlerConfig.Metrics is nil.

@@ -78,6 +78,10 @@ type Config struct {
 	// releases before heartbeat.Heartbeat.IntervalMS); the others are judged by their own. Zero:
 	// heartbeat.DefaultInterval.
 	HeartbeatInterval time.Duration
+	// RedirectFlushInterval is how often the redirects counted in memory are stored in the
+	// traffic series (/api/stats, the dashboard): shorter shows them sooner for more database
+	// writes. Zero: DefaultRedirectFlushInterval.
+	RedirectFlushInterval time.Duration
 
 	// MaxConns caps the visitor connections open at once, over both listeners; past it
 	// connections are reset at accept. Zero: 10,000 (internal/connlimit's default), lowered to
@@ -118,8 +122,8 @@ func (cfg *Config) validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("redirect Code %d is not 301, 302, 307 or 308", cfg.Code))
 	}
-	if cfg.HeartbeatInterval < 0 || cfg.MaxConns < 0 || cfg.MaxConnsPerAddr < 0 {
-		errs = append(errs, errors.New("negative HeartbeatInterval, MaxConns or MaxConnsPerAddr"))
+	if cfg.HeartbeatInterval < 0 || cfg.MaxConns < 0 || cfg.MaxConnsPerAddr < 0 || cfg.RedirectFlushInterval < 0 {
+		errs = append(errs, errors.New("negative HeartbeatInterval, MaxConns, MaxConnsPerAddr or RedirectFlushInterval"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
@@ -147,6 +151,9 @@ func New(cfg Config) (*Node, error) {
 	}
 	if cfg.Code == 0 {
 		cfg.Code = DefaultCode
+	}
+	if cfg.RedirectFlushInterval == 0 {
+		cfg.RedirectFlushInterval = DefaultRedirectFlushInterval
 	}
 	cfg.Host.Node.LazyBodies = true
 	log := cfg.Host.Logger
@@ -222,8 +229,9 @@ type parts struct {
 	certs *certs.Manager // nil without Config.HTTPS
 	dash  *web.Page
 	// series keeps the edges' traffic statistics; stats logs the bad ones.
-	series *trafficseries.Store
-	stats  *statsReceiver
+	series    *trafficseries.Store
+	redirects *trafficseries.RedirectCounter // counted by the Service, stored by stats
+	stats     *statsReceiver
 	// admin holds the redirector's admin routes: /explain, and the dashboard on every other path.
 	admin *http.ServeMux
 	// reg receives the metrics of the service and the visitor listeners: the node's registry.
@@ -233,7 +241,7 @@ type parts struct {
 // build makes the parts on the open node n, with their metrics on reg. On error, what it opened
 // is closed.
 func (r *Node) build(n *dt.Node, reg prometheus.Registerer) (_ *parts, err error) {
-	p := &parts{reg: reg, admin: http.NewServeMux()}
+	p := &parts{reg: reg, admin: http.NewServeMux(), redirects: trafficseries.NewRedirectCounter()}
 	defer func() {
 		if err != nil {
 			p.close()
@@ -252,7 +260,7 @@ func (r *Node) build(n *dt.Node, reg prometheus.Registerer) (_ *parts, err error
 		}
 	}
 	scfg := ServiceConfig{Node: n, TrustedProxies: r.cfg.TrustedProxies, Code: r.cfg.Code, Select: r.cfg.Select,
-		HeartbeatInterval: r.cfg.HeartbeatInterval, Registerer: reg, Logger: r.log}
+		HeartbeatInterval: r.cfg.HeartbeatInterval, Registerer: reg, Logger: r.log, Redirects: p.redirects}
 	if p.geo != nil {
 		scfg.Geo = p.geo
 	}
@@ -266,7 +274,7 @@ func (r *Node) build(n *dt.Node, reg prometheus.Registerer) (_ *parts, err error
 	if p.series, err = trafficseries.Open(trafficseries.Config{Dir: r.cfg.Host.Node.DataDir, NoSync: r.cfg.Host.Node.NoSync, Logger: r.log}); err != nil {
 		return nil, err
 	}
-	if p.stats, err = newStatsReceiver(p.series, reg, r.log); err != nil {
+	if p.stats, err = newStatsReceiver(p.series, p.redirects, r.cfg.RedirectFlushInterval, reg, r.log); err != nil {
 		return nil, err
 	}
 	p.admin.Handle("GET /api/stats", p.stats)

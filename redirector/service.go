@@ -19,6 +19,7 @@ import (
 	"github.com/dt-cdn/dt/geoip"
 	"github.com/dt-cdn/dt/heartbeat"
 	"github.com/dt-cdn/dt/netconf"
+	"github.com/dt-cdn/dt/trafficseries"
 )
 
 // ServiceConfig configures a redirector running on a dt node.
@@ -45,6 +46,9 @@ type ServiceConfig struct {
 	Probe func(ctx context.Context, e heartbeat.Edge) error
 	// Registerer receives the redirector's metrics. Nil: none.
 	Registerer prometheus.Registerer
+	// Redirects counts the redirects per site, chosen edge and reason, for the traffic series;
+	// it needs Registerer (the redirects are counted beside their metrics). Nil: not counted.
+	Redirects *trafficseries.RedirectCounter
 	// Logger receives the Service's logs. Nil discards them.
 	Logger *slog.Logger
 }
@@ -120,7 +124,7 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	}
 	var m Metrics
 	if cfg.Registerer != nil {
-		pm, err := newPromMetrics(cfg.Registerer)
+		pm, err := newPromMetrics(cfg.Registerer, cfg.Redirects)
 		if err != nil {
 			return nil, err
 		}
@@ -171,10 +175,11 @@ type promMetrics struct {
 	unavailable   prometheus.Counter
 	misdirected   prometheus.Counter
 	siteRedirects *prometheus.CounterVec
+	series        *trafficseries.RedirectCounter // nil: redirects are not kept in the series
 }
 
-func newPromMetrics(reg prometheus.Registerer) (*promMetrics, error) {
-	m := &promMetrics{
+func newPromMetrics(reg prometheus.Registerer, redirects *trafficseries.RedirectCounter) (*promMetrics, error) {
+	m := &promMetrics{series: redirects,
 		redirects: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "dt", Subsystem: "redirector",
 			Name: "redirects_total", Help: "Redirects sent, by edge node id and status code."}, []string{"edge", "code"}),
 		geoMisses: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "dt", Subsystem: "redirector",
@@ -204,7 +209,11 @@ func (m *promMetrics) Unavailable() { m.unavailable.Inc() }
 // Misdirected counts a 421: no site claims the request's Host.
 func (m *promMetrics) Misdirected() { m.misdirected.Inc() }
 
-// RedirectedSite counts a redirect of the site's visitor to the edge with node id node.
-func (m *promMetrics) RedirectedSite(site, node string) {
+// RedirectedSite counts a redirect of the site's visitor to the edge with node id node, and
+// why, for the series.
+func (m *promMetrics) RedirectedSite(site, node, reason string) {
 	m.siteRedirects.WithLabelValues(site, node).Inc()
+	if m.series != nil {
+		m.series.Count(site, node, reason)
+	}
 }

@@ -21,22 +21,29 @@ import (
 // DefaultStatsSince is the range of /api/stats without since=.
 const DefaultStatsSince = 24 * time.Hour
 
+// DefaultRedirectFlushInterval is how often the redirects counted in memory are stored in the series:
+// often enough that the dashboard's minute points fill as the minute goes, seldom enough that a
+// busy redirector writes its database a few times a minute rather than per redirect.
+const DefaultRedirectFlushInterval = 10 * time.Second
+
 // statsReceiver stores the edges' statistics messages in the series, counts them per site for
 // Prometheus, and answers /api/stats.
 type statsReceiver struct {
-	series *trafficseries.Store
-	log    *slog.Logger
-	bad    burstlog.Logger
+	series     *trafficseries.Store
+	redirects  *trafficseries.RedirectCounter
+	flushEvery time.Duration // how often redirects are stored
+	log        *slog.Logger
+	bad        burstlog.Logger
 
 	requests, bytes, notModified *prometheus.CounterVec
 	responses                    *prometheus.CounterVec
 }
 
-func newStatsReceiver(series *trafficseries.Store, reg prometheus.Registerer, log *slog.Logger) (*statsReceiver, error) {
+func newStatsReceiver(series *trafficseries.Store, redirects *trafficseries.RedirectCounter, flushEvery time.Duration, reg prometheus.Registerer, log *slog.Logger) (*statsReceiver, error) {
 	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
 		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "dt", Subsystem: "redirector", Name: name, Help: help}, labels)
 	}
-	s := &statsReceiver{series: series, log: log,
+	s := &statsReceiver{series: series, redirects: redirects, flushEvery: flushEvery, log: log,
 		bad:         burstlog.Logger{Log: log, Level: slog.LevelWarn, Msg: "Bad statistics message"},
 		requests:    counter("site_requests_total", "Responses the edges sent for the site, as their statistics report (one message per edge a minute).", "site"),
 		bytes:       counter("site_response_bytes_total", "Body bytes the edges sent for the site, as their statistics report.", "site"),
@@ -44,9 +51,12 @@ func newStatsReceiver(series *trafficseries.Store, reg prometheus.Registerer, lo
 		responses:   counter("site_responses_total", "Responses of the site by status class (2xx, 3xx, 4xx, 5xx), as the edges' statistics report.", "site", "class"),
 	}
 	dropped := prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "dt", Subsystem: "redirector", Name: "stats_entries_dropped_total",
-		Help: "Site entries of the edges' statistics not kept: their site would pass trafficseries.DefaultMaxSites sites."}, func() float64 { return float64(series.Dropped()) })
+		Help: "Site entries of the edges' statistics, and the redirectors' redirect counts, not kept: their site would pass trafficseries.DefaultMaxSites sites."}, func() float64 { return float64(series.Dropped()) })
 	if reg != nil {
-		for _, c := range []prometheus.Collector{s.requests, s.bytes, s.notModified, s.responses, dropped} {
+		unkept := prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "dt", Subsystem: "redirector", Name: "redirects_unkept_total",
+			Help: "Redirects not kept in the traffic series: trafficseries.MaxPendingRedirects (site, edge, reason) counts were waiting for the next store."},
+			func() float64 { return float64(redirects.Dropped()) })
+		for _, c := range []prometheus.Collector{s.requests, s.bytes, s.notModified, s.responses, dropped, unkept} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("redirector: register metrics: %w", err)
 			}
@@ -63,6 +73,28 @@ func (s *statsReceiver) count(_ string, e *trafficstats.Site) {
 	s.notModified.WithLabelValues(e.Site).Add(float64(e.NotModified))
 	for i, class := range []string{"2xx", "3xx", "4xx", "5xx"} {
 		s.responses.WithLabelValues(e.Site, class).Add(float64(e.Status[i]))
+	}
+}
+
+// flushRedirects stores the redirects counted every flushEvery until ctx ends, then
+// once more.
+func (s *statsReceiver) flushRedirects(ctx context.Context) error {
+	t := time.NewTicker(s.flushEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			s.flushRedirectsOnce()
+			return nil
+		}
+		s.flushRedirectsOnce()
+	}
+}
+
+func (s *statsReceiver) flushRedirectsOnce() {
+	if err := s.redirects.Flush(s.series, time.Now()); err != nil {
+		s.log.Warn("Redirect counts not stored", slog.Any("err", err))
 	}
 }
 

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -24,7 +26,8 @@ func TestStatsReceiver(t *testing.T) {
 	}
 	defer store.Close()
 	reg := prometheus.NewRegistry()
-	s, err := newStatsReceiver(store, reg, nil)
+	redirects := trafficseries.NewRedirectCounter()
+	s, err := newStatsReceiver(store, redirects, time.Minute, reg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,6 +44,13 @@ func TestStatsReceiver(t *testing.T) {
 	s.HandleEvent(dt.Event{Type: dt.EventMessageReceived, From: edge, Object: []byte(`{"type":"stats","v":1,"sites":[{"site":"BAD"}]}`)})
 	s.HandleEvent(dt.Event{Type: dt.EventMessageReceived, From: edge, Object: []byte(`{"type":"heartbeat","v":1}`)})
 
+	edgeB := dt.NodeID{4, 5, 6}
+	for range 3 {
+		redirects.Count("blog", edge.String(), "same country")
+	}
+	redirects.Count("blog", edgeB.String(), "fallback")
+	s.flushRedirectsOnce()
+
 	srv := httptest.NewServer(s)
 	defer srv.Close()
 	resp, err := http.Get(srv.URL + "/api/stats?site=blog&since=1h")
@@ -54,6 +64,13 @@ func TestStatsReceiver(t *testing.T) {
 	}
 	if res.Total.Requests != 4 || res.Total.Bytes != 60 || res.Total.Status != [4]uint64{2, 1, 1, 0} || len(res.Edges[edge.String()]) != 1 || res.Visitors != 1 {
 		t.Errorf("result %+v", res)
+	}
+	wantRedirects := []trafficseries.Redirects{{Edge: edge.String(), Reason: "same country", N: 3}, {Edge: edgeB.String(), Reason: "fallback", N: 1}}
+	if !reflect.DeepEqual(res.Redirects, wantRedirects) || len(res.RedirectEdges[edge.String()]) != 1 || res.RedirectEdges[edgeB.String()][0].N != 1 {
+		t.Errorf("redirects %+v by edge %+v, want %+v", res.Redirects, res.RedirectEdges, wantRedirects)
+	}
+	if got := promtest.Value(t, reg, "dt_redirector_redirects_unkept_total"); got != 0 {
+		t.Errorf("dt_redirector_redirects_unkept_total = %v", got)
 	}
 	if got := promtest.Value(t, reg, "dt_redirector_site_requests_total", "site=blog"); got != 4 {
 		t.Errorf("dt_redirector_site_requests_total{site=blog} = %v", got)

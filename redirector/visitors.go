@@ -55,6 +55,7 @@ func (r *Node) serve(ctx context.Context, p *parts, ready func(nodehost.Serving)
 		run(p.geo.Watch)
 	}
 	run(p.dash.Run)
+	run(p.stats.flushRedirects)
 	if len(r.cfg.Domains) > 0 {
 		wg.Go(func() {
 			if err := p.certs.Warm(ctx); err != nil && ctx.Err() == nil {

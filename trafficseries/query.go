@@ -38,6 +38,10 @@ type Result struct {
 	Countries []trafficstats.Count `json:"countries"`
 	// Visitors estimates the unique visitors of those days (see the package's caveats).
 	Visitors uint64 `json:"visitors"`
+	// Redirects are the visitors the redirectors sent to each edge over the range, by reason,
+	// largest first; RedirectEdges the same per edge (by node id) and step, oldest first.
+	Redirects     []Redirects                `json:"redirects"`
+	RedirectEdges map[string][]RedirectPoint `json:"redirect_edges"`
 }
 
 // Query returns the site's traffic over the last since (at most MaxSince).
@@ -46,16 +50,20 @@ func (s *Store) Query(site string, since time.Duration) (Result, error) {
 		return Result{}, fmt.Errorf("trafficseries: a range of %v: want up to %v", since, MaxSince)
 	}
 	now := s.cfg.Now().UTC()
-	r := Result{Site: site, Until: now.Unix(), Edges: map[string][]Point{}, Points: []Point{}}
-	bucket, step := bucketHour, time.Hour
+	r := Result{Site: site, Until: now.Unix(), Edges: map[string][]Point{}, Points: []Point{},
+		Redirects: []Redirects{}, RedirectEdges: map[string][]RedirectPoint{}}
+	bucket, redirects, step := bucketHour, bucketRedirectHour, time.Hour
 	if since <= 24*time.Hour {
-		bucket, step = bucketMinute, time.Minute
+		bucket, redirects, step = bucketMinute, bucketRedirectMinute, time.Minute
 	}
 	from := now.Add(-since).Truncate(step)
 	r.From, r.Step = from.Unix(), int64(step/time.Second)
 	err := s.db.View(func(tx *bolt.Tx) error {
 		if b := tx.Bucket(bucket).Bucket([]byte(site)); b != nil {
 			r.readPoints(b, from)
+		}
+		if b := tx.Bucket(redirects).Bucket([]byte(site)); b != nil {
+			r.readRedirects(b, from)
 		}
 		if b := tx.Bucket(bucketDay).Bucket([]byte(site)); b != nil {
 			return r.readDays(b, from)

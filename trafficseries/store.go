@@ -64,8 +64,10 @@ type Store struct {
 	// sites counts the sites kept; Add reads and updates it within its write transaction
 	// (bbolt runs one at a time). A transaction that fails after creating a site leaves it
 	// counted: the bound errs on the safe side.
-	sites   int
-	dropped atomic.Uint64
+	sites int
+	// redirectSites counts the sites with redirect counts, as sites counts the traffic's.
+	redirectSites int
+	dropped       atomic.Uint64
 	// OnAdd, when set before the first Add, is called with each site entry stored, for metrics.
 	OnAdd func(edge string, s *trafficstats.Site)
 }
@@ -89,7 +91,7 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("trafficseries: %w", err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMinute, bucketHour, bucketDay} {
+		for _, b := range [][]byte{bucketMinute, bucketHour, bucketDay, bucketRedirectMinute, bucketRedirectHour} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -102,6 +104,9 @@ func Open(cfg Config) (*Store, error) {
 	}
 	st := &Store{cfg: cfg, db: db}
 	err = db.View(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketRedirectHour).ForEachBucket(func([]byte) error { st.redirectSites++; return nil }); err != nil {
+			return err
+		}
 		return tx.Bucket(bucketHour).ForEachBucket(func([]byte) error { st.sites++; return nil })
 	})
 	if err != nil {
@@ -248,7 +253,8 @@ func prune(tx *bolt.Tx, now time.Time) error {
 	for _, r := range []struct {
 		bucket []byte
 		before time.Time
-	}{{bucketMinute, now.Add(-MinuteRetention)}, {bucketHour, now.Add(-HourRetention)}} {
+	}{{bucketMinute, now.Add(-MinuteRetention)}, {bucketHour, now.Add(-HourRetention)},
+		{bucketRedirectMinute, now.Add(-MinuteRetention)}, {bucketRedirectHour, now.Add(-HourRetention)}} {
 		limit := binary.BigEndian.AppendUint64(nil, uint64(r.before.Unix()))
 		err := tx.Bucket(r.bucket).ForEachBucket(func(site []byte) error {
 			c := tx.Bucket(r.bucket).Bucket(site).Cursor()

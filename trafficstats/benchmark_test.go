@@ -19,3 +19,21 @@ func BenchmarkObserve(b *testing.B) {
 		i++
 	}
 }
+
+// BenchmarkObserveParallel is BenchmarkObserve from every core at once, as an edge's requests
+// count: what the shards save in waiting for each other.
+func BenchmarkObserveParallel(b *testing.B) {
+	c := New(Config{})
+	rs := make([]Response, 1000)
+	for i := range rs {
+		rs[i] = Response{Site: "blog", Path: fmt.Sprintf("/p/%d", i%100), Referer: "https://r.example/", Remote: fmt.Sprintf("10.0.%d.%d:1", i/250, i%250), Status: 200, Bytes: 1000}
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			c.Observe(rs[i%len(rs)])
+			i++
+		}
+	})
+}

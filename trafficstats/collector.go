@@ -3,10 +3,14 @@ package trafficstats
 import (
 	"hash/maphash"
 	"log/slog"
+	"maps"
+	"math/rand/v2"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/axiomhq/hyperloglog"
@@ -36,8 +40,10 @@ type Config struct {
 	// Country returns the ISO country code of an address ("" when unknown). Nil: every visitor
 	// counts under UnknownCountry.
 	Country func(netip.Addr) string
-	// MaxTrackedSites bounds the sites counted in one interval; responses of further sites are
-	// not counted (and logged once per interval). Zero: DefaultMaxTrackedSites.
+	// MaxTrackedSites bounds the site counts held in one interval; responses of further sites
+	// are not counted (and logged once per interval). A site counted by several of the
+	// Collector's shards (one per core, up to 8) takes one from each: on a busy edge the bound
+	// is reached with fewer sites, and the memory stays bounded. Zero: DefaultMaxTrackedSites.
 	MaxTrackedSites int
 	// Now returns the time. Nil: time.Now.
 	Now func() time.Time
@@ -45,23 +51,38 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Collector counts responses per site until Take. Its methods are safe for concurrent use;
-// Observe holds one lock for a few map updates.
+// Collector counts responses per site until Take. Its methods are safe for concurrent use.
+// Observe counts into one of several shards, the first it can lock without waiting, so that
+// requests on different cores rarely wait for each other; Take merges the shards.
 type Collector struct {
 	cfg Config
 
+	shards []collectorShard
+	// tracked counts the site counts held by all shards, bounded by Config.MaxTrackedSites.
+	tracked atomic.Int64
+
 	mu    sync.Mutex
-	start time.Time
-	sites map[string]*siteCounts // guarded by mu
+	start time.Time // guarded by mu
 	// day and seed key the visitor hash: seed is made when day begins and replaced when it
-	// ends, never stored or sent. Guarded by mu.
-	day       string
-	seed      maphash.Seed
-	countries map[netip.Prefix]string // the interval's cache of Country, guarded by mu
-	untracked uint64                  // responses of sites past MaxTrackedSites, guarded by mu
+	// ends, never stored or sent; each shard holds a copy. Guarded by mu.
+	day  string
+	seed maphash.Seed
 
 	backlog []Site // entries waiting for a message, oldest first; guarded by mu
 	dropped int    // entries dropped from a full backlog since the last message; guarded by mu
+}
+
+// maxShards bounds a Collector's shards: one per core, up to a few; Take merges them all.
+const maxShards = 8
+
+// collectorShard is one shard's counts over the current interval.
+type collectorShard struct {
+	mu        sync.Mutex
+	sites     map[string]*siteCounts  // guarded by mu
+	seed      maphash.Seed            // the Collector's, guarded by mu
+	countries map[netip.Prefix]string // the interval's cache of Country, guarded by mu
+	untracked uint64                  // responses of sites past MaxTrackedSites, guarded by mu
+	_         [64]byte                // keeps the next shard's lock off this one's cache line
 }
 
 // siteCounts are one site's counts over the current interval.
@@ -86,9 +107,12 @@ func New(cfg Config) *Collector {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	c := &Collector{cfg: cfg, sites: map[string]*siteCounts{}, countries: map[netip.Prefix]string{}}
+	c := &Collector{cfg: cfg, shards: make([]collectorShard, min(maxShards, runtime.GOMAXPROCS(0)))}
 	c.start = cfg.Now()
 	c.rekeyLocked(c.start)
+	for i := range c.shards {
+		c.shards[i].sites, c.shards[i].countries, c.shards[i].seed = map[string]*siteCounts{}, map[netip.Prefix]string{}, c.seed
+	}
 	return c
 }
 
@@ -108,16 +132,31 @@ func (c *Collector) Observe(r Response) {
 		return
 	}
 	ip := remoteIP(r.Remote)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	s := c.sites[r.Site]
+	start := rand.IntN(len(c.shards))
+	for i := range c.shards {
+		if sh := &c.shards[(start+i)%len(c.shards)]; sh.mu.TryLock() {
+			c.observeLocked(sh, &r, ip)
+			sh.mu.Unlock()
+			return
+		}
+	}
+	sh := &c.shards[start]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	c.observeLocked(sh, &r, ip)
+}
+
+// observeLocked counts r in sh, whose lock is held.
+func (c *Collector) observeLocked(sh *collectorShard, r *Response, ip netip.Addr) {
+	s := sh.sites[r.Site]
 	if s == nil {
-		if len(c.sites) >= c.cfg.MaxTrackedSites {
-			c.untracked++
+		if c.tracked.Add(1) > int64(c.cfg.MaxTrackedSites) {
+			c.tracked.Add(-1)
+			sh.untracked++
 			return
 		}
 		s = newSiteCounts()
-		c.sites[strings.Clone(r.Site)] = s
+		sh.sites[strings.Clone(r.Site)] = s
 	}
 	s.requests++
 	s.bytes += uint64(max(r.Bytes, 0))
@@ -132,8 +171,8 @@ func (c *Collector) Observe(r Response) {
 		s.referrers.add(r.Referer)
 	}
 	if ip.IsValid() {
-		s.addVisitor(maphash.Comparable(c.seed, ip.As16())) // the bytes, not netip.Addr's zone pointer
-		s.addCountry(c.countryLocked(ip))
+		s.addVisitor(maphash.Comparable(sh.seed, ip.As16())) // the bytes, not netip.Addr's zone pointer
+		s.addCountry(sh.country(c.cfg.Country, ip), 1)
 	}
 }
 
@@ -154,17 +193,18 @@ func (s *siteCounts) addVisitor(h uint64) {
 	s.visitors.InsertHash(h)
 }
 
-// addCountry counts a visitor's country, under OtherCountry once MaxCountries are counted.
-func (s *siteCounts) addCountry(cc string) {
+// addCountry counts n visitors of a country, under OtherCountry once MaxCountries are counted.
+func (s *siteCounts) addCountry(cc string, n uint64) {
 	if _, ok := s.countries[cc]; !ok && len(s.countries) >= MaxCountries && cc != UnknownCountry {
 		cc = OtherCountry
 	}
-	s.countries[cc]++
+	s.countries[cc] += n
 }
 
-// countryLocked returns ip's country, from the interval's cache of its /24 or /48.
-func (c *Collector) countryLocked(ip netip.Addr) string {
-	if c.cfg.Country == nil {
+// country returns ip's country, from the interval's cache of its /24 or /48. The shard's lock
+// is held.
+func (sh *collectorShard) country(lookup func(netip.Addr) string, ip netip.Addr) string {
+	if lookup == nil {
 		return UnknownCountry
 	}
 	bits := 48
@@ -172,17 +212,17 @@ func (c *Collector) countryLocked(ip netip.Addr) string {
 		bits = 24
 	}
 	p, _ := ip.Prefix(bits)
-	if cc, ok := c.countries[p]; ok {
+	if cc, ok := sh.countries[p]; ok {
 		return cc
 	}
-	cc := c.cfg.Country(ip)
+	cc := lookup(ip)
 	if cc == "" || len(cc) > 8 {
 		cc = UnknownCountry
 	}
-	if len(c.countries) >= countryCacheSize {
-		clear(c.countries)
+	if len(sh.countries) >= countryCacheSize {
+		clear(sh.countries)
 	}
-	c.countries[p] = cc
+	sh.countries[p] = cc
 	return cc
 }
 
@@ -237,25 +277,66 @@ func (c *Collector) closeIntervalLocked(now time.Time) {
 	if !end.After(c.start) {
 		end = c.start.Add(time.Millisecond)
 	}
-	names := make([]string, 0, len(c.sites))
-	for name := range c.sites {
+	day := c.day // the key of the interval's sketches
+	c.rekeyLocked(end)
+	sites, untracked := c.takeShards()
+	names := make([]string, 0, len(sites))
+	for name := range sites {
 		names = append(names, name)
 	}
 	slices.Sort(names)
 	for _, name := range names {
-		c.backlog = append(c.backlog, c.sites[name].entry(name, c.start, end, c.day))
+		c.backlog = append(c.backlog, sites[name].entry(name, c.start, end, day))
 	}
 	if over := len(c.backlog) - MaxBacklog; over > 0 {
 		c.dropped += over
 		c.backlog = c.backlog[over:]
 	}
-	if c.untracked > 0 {
-		c.cfg.Logger.Warn("Traffic of sites past the tracked limit not counted", slog.Uint64("responses", c.untracked), slog.Int("limit", c.cfg.MaxTrackedSites))
+	if untracked > 0 {
+		c.cfg.Logger.Warn("Traffic of sites past the tracked limit not counted", slog.Uint64("responses", untracked), slog.Int("limit", c.cfg.MaxTrackedSites))
 	}
-	c.sites, c.untracked = map[string]*siteCounts{}, 0
-	clear(c.countries)
 	c.start = end
-	c.rekeyLocked(end)
+}
+
+// takeShards empties every shard, hands it the current visitor key, and returns their counts
+// merged per site. Call it after rekeyLocked: counting goes on in the next interval under the
+// next key, if the day changed.
+func (c *Collector) takeShards() (map[string]*siteCounts, uint64) {
+	sites, untracked := map[string]*siteCounts{}, uint64(0)
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.Lock()
+		taken := sh.sites
+		untracked += sh.untracked
+		sh.sites, sh.untracked, sh.seed = map[string]*siteCounts{}, 0, c.seed
+		clear(sh.countries)
+		sh.mu.Unlock()
+		c.tracked.Add(-int64(len(taken)))
+		for name, s := range taken {
+			if into := sites[name]; into != nil {
+				into.merge(s)
+			} else {
+				sites[name] = s
+			}
+		}
+	}
+	return sites, untracked
+}
+
+// merge adds o's counts to s.
+func (s *siteCounts) merge(o *siteCounts) {
+	s.requests += o.requests
+	s.bytes += o.bytes
+	for i := range s.status {
+		s.status[i] += o.status[i]
+	}
+	s.notModified += o.notModified
+	s.paths.merge(o.paths)
+	s.referrers.merge(o.referrers)
+	for _, cc := range slices.Sorted(maps.Keys(o.countries)) {
+		s.addCountry(cc, o.countries[cc])
+	}
+	_ = s.visitors.Merge(o.visitors) // cannot fail: both of SketchPrecision
 }
 
 // entry is the site's counts as a message entry.

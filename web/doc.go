@@ -4,9 +4,10 @@
 // the deploys its current pointer named), lists every certificate (the table's and the edges'
 // own, each with its issuer, expiry, the edges serving it and its last error, flagged ahead of
 // expiry), lists the deploys the network keeps, and updates itself live. Its traffic section
-// draws a site's requests per edge and bandwidth over a chosen range, its status classes, top
-// pages, referrers and countries, from GET /api/stats, which the redirector serves beside the
-// Dashboard on its admin listener (package trafficseries), and refreshes them every 15 s.
+// draws a site's requests per edge and bandwidth over a chosen range, the visitors the
+// redirectors sent to each edge and why, its status classes, top pages, referrers and countries,
+// from GET /api/stats, which the redirector serves beside the Dashboard on its admin listener
+// (package trafficseries), and refreshes them every 15 s.
 //
 // Everything the page needs is embedded in the binary (go:embed): the HTML, the stylesheet, the
 // script and the land outline of the map. It loads nothing from elsewhere, and its

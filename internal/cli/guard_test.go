@@ -81,6 +81,8 @@ func TestGuardUnblock(t *testing.T) {
 	t.Logf("dt guard list --admin:\n%s", r.stdout)
 	if r := rightKeyAdd(t, keys, peer); r.code == 0 {
 		t.Fatal("the right key got through a block")
+	} else if !strings.Contains(r.stderr, "reset the connection before reading the handshake") || !strings.Contains(r.stderr, "dt guard unblock") {
+		t.Errorf("the right key against a block is not told the address is refused:\n%s", r.stderr)
 	}
 	r = run(t, "", "guard", "list", "--data", data)
 	if r.code != 1 || !strings.Contains(r.stderr, "in use by a running node") || !strings.Contains(r.stderr, "--admin") {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,4 +82,80 @@ func selfTrusting(t *testing.T, keys, pdir, pub string) string {
 		}
 	}
 	return dir
+}
+
+// TestRefusalOfMasterOnlyKeys: a refused write to the site list, the grants, a DNS zone or the
+// network's settings, whether a peer refused it or the node's own check did, is explained as a
+// master's alone with the command that writes it, never with a grant to ask for; a refused
+// write under a site's own keys still names the grant.
+func TestRefusalOfMasterOnlyKeys(t *testing.T) {
+	keys := keygen(t)
+	_, pub := publisherKeys(t, keys)
+	pdir, _ := publisherKeys(t, keys)
+	pkeys, err := dt.LoadKeys(pdir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		err  error
+		want []string
+	}{
+		{&dt.VerdictError{Key: "sites/docs", Verdict: dt.VerdictRefused, Reason: "outside"},
+			[]string{"sites/docs is in the site list, which only a master key", "run: dt site add docs --host HOST"}},
+		{fmt.Errorf("dt: put grants/%s: %w: grants/ is written by masters only", pub, dt.ErrOutsideGrant),
+			[]string{"grants/" + pub + " is in the grants", "run: dt grant --site SITE PUBKEY"}},
+		{fmt.Errorf("publish: zone: %w", &dt.VerdictError{Key: "dns/example.com", Verdict: dt.VerdictPending}),
+			[]string{"waiting for a grant: dns/example.com is in the DNS zones", "run: dt dns-publish ZONEFILE"}},
+		{&dt.VerdictError{Key: "network/settings", Verdict: dt.VerdictRefused},
+			[]string{"network/settings is in the network's settings", "run: dt network set --cdn-zone ZONE"}},
+	} {
+		got := explainRefusal(c.err, pkeys, "blog").Error()
+		for _, w := range append(c.want, "no grant covers it") {
+			if !strings.Contains(got, w) {
+				t.Errorf("explanation of %v lacks %q:\n%s", c.err, w, got)
+			}
+		}
+		if strings.Contains(got, "dt grant --site blog") {
+			t.Errorf("explanation of %v asks for a grant:\n%s", c.err, got)
+		}
+		if m := explainMasterOnly(c.err).Error(); !strings.Contains(m, c.want[0]) {
+			t.Errorf("explainMasterOnly(%v) = %s", c.err, m)
+		}
+	}
+	own := &dt.VerdictError{Key: "site/docs/current", Verdict: dt.VerdictRefused}
+	if got := explainRefusal(own, pkeys, "docs").Error(); !strings.Contains(got, "ask the master to run: dt grant --site docs") || strings.Contains(got, "only a master key") {
+		t.Errorf("a site's own pointer: %s", got)
+	}
+	if got := explainMasterOnly(own); got != error(own) {
+		t.Errorf("explainMasterOnly changed a site's own key: %v", got)
+	}
+}
+
+// TestSiteAddRefusedByPeer runs dt site add with a publisher key that trusts itself as a
+// master: the peer refuses it, and the error says that only a master key may write the site
+// list, and what to run on a master.
+func TestSiteAddRefusedByPeer(t *testing.T) {
+	keys := keygen(t)
+	peer := startPeer(t, keys)
+	pdir, pub := publisherKeys(t, keys)
+	if r := run(t, "", "grant", "--keys", keys, "--peer", peer.addr, "--timeout", "20s", "--site", "blog", pub); r.code != 0 {
+		t.Fatalf("grant: exit %d, %s", r.code, r.stderr)
+	}
+	hostile := selfTrusting(t, keys, pdir, pub)
+	common := []string{"--keys", hostile, "--peer", peer.addr, "--timeout", "20s"}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"site", "add", "evil", "--host", "evil.example.com"}, "sites/evil is in the site list, which only a master key"},
+	} {
+		r := run(t, "", append(c.args, common...)...)
+		if r.code != 1 || !strings.Contains(r.stderr, c.want) || strings.Contains(r.stderr, "ask the master to run: dt grant") {
+			t.Errorf("%v: exit %d\n%s", c.args, r.code, r.stderr)
+		}
+		t.Logf("%v:\n%s", c.args, r.stderr)
+	}
+	if peer.Has("sites/evil") {
+		t.Error("the peer applied a site record written by a publisher key")
+	}
 }

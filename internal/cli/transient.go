@@ -100,9 +100,10 @@ func openTransientWith(ctx context.Context, env *Env, f *clientFlags, o transien
 }
 
 // explain says, for an error of a wait on the network under ctx (the context openTransientWith
-// returned), what happened to each peer; other errors pass through unchanged.
+// returned), what happened to each peer, and for a refused write that no grant could cover, that
+// only a master may write it; other errors pass through unchanged.
 func (t *transient) explain(ctx context.Context, err error) error {
-	return explainPeers(ctx, err, t.c.Watch(), t.timeout, t.timeoutFlag)
+	return explainMasterOnly(explainPeers(ctx, err, t.c.Watch(), t.timeout, t.timeoutFlag))
 }
 
 // close closes the node (flushing queued messages) and removes its data. Safe to call twice.

@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	"golang.org/x/time/rate"
+
+	"github.com/dt-cdn/dt/dt"
 
 	"github.com/dt-cdn/dt/internal/testkit/testnet"
 )
@@ -151,4 +154,67 @@ func closedPort(t *testing.T) string {
 	addr := l.Addr().String()
 	l.Close()
 	return addr
+}
+
+// TestWatchTellsRefusedAddress checks that a node whose address guard rate-limits the client is
+// told apart from one that refuses its key: over the limit, the connection is reset before the
+// handshake (Refused), and the watch gives up only after limitedGrace; with another network's
+// key, the handshake is refused and the watch gives up at once.
+func TestWatchTellsRefusedAddress(t *testing.T) {
+	keys, plain := testnet.Keys(t)
+	cfg := dt.LocalConfig()
+	cfg.Keys, cfg.DataDir, cfg.NoSync, cfg.Listen = plain, t.TempDir(), true, []string{"127.0.0.1:0"}
+	cfg.Guard.ConnBurst, cfg.Guard.ConnRate = 1, rate.Every(time.Hour)
+	hub, err := dt.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hub.Close()
+	testnet.Drain(hub)
+	_, stranger := testnet.Keys(t)
+	other := testnet.Node(t, testnet.Options{Keys: stranger, Listen: true})
+	testnet.Drain(other)
+
+	first := gaveUp(t, keys, testnet.Addr(hub), false) // takes the hub's one connection
+	if p := first.Watch().Peers()[0]; p.Err != nil || !p.Linked || p.Connects != 1 {
+		t.Fatalf("first client, within the limit: %+v", p)
+	}
+	first.Close()
+	began := time.Now()
+	limited := gaveUp(t, keys, testnet.Addr(hub), true)
+	if p := limited.Watch().Peers()[0]; !p.Refused || !RefusedAtAccept(p.Err) {
+		t.Errorf("client over the rate limit: %+v", p)
+	}
+	if took := time.Since(began); took < limitedGrace {
+		t.Errorf("gave up on a rate-limited peer after %s, before the grace of %s", took, limitedGrace)
+	}
+	wrong := gaveUp(t, keys, testnet.Addr(other), true)
+	if p := wrong.Watch().Peers()[0]; p.Refused || !p.Handshake || RefusedAtAccept(p.Err) {
+		t.Errorf("client with another network's key: %+v", p)
+	}
+}
+
+// gaveUp opens a client of one peer and waits, up to 20 s, for its watch to give up (want) or
+// for a link to be made (!want). The client is closed at the end of the test.
+func gaveUp(t *testing.T, keys dt.Keys, addr string, want bool) *Client {
+	t.Helper()
+	c, ctx, err := Open(context.Background(), Config{Keys: keys, Peers: []string{addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if !want {
+		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		if err := c.Node().WaitSynced(wctx); err != nil {
+			t.Fatalf("no link to %s: %v (%+v)", addr, err, c.Watch().Peers())
+		}
+		return c
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the watch did not give up on %s: %+v", addr, c.Watch().Peers())
+	}
+	return c
 }

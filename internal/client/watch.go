@@ -21,6 +21,13 @@ var ErrPeersFailed = errors.New("client: every peer failed")
 // than at the command's timeout.
 const refusedGrace = 2 * time.Second
 
+// limitedGrace is how long a peer may keep resetting connections before their handshake before
+// the watch gives up on it. A node resets the connections its address guard refuses: an
+// address over its connection rate limit gets in again within a second or two (by default
+// the limit refills at 2 connections a second), while a block lasts an hour, so waiting longer
+// than a few seconds would only delay the explanation.
+const limitedGrace = 5 * time.Second
+
 // DefaultDialTimeout bounds one dial when the caller gives no dial function (Config.Dial): a
 // host that drops the packets is dialed again rather than waited on for the system's minutes of
 // SYN retries, and 5 s is far beyond a connect to any reachable host.
@@ -49,10 +56,23 @@ type Peer struct {
 	Err error
 	// Handshake is set when Err is a failed handshake on a connection that was made.
 	Handshake bool
+	// Refused is set when the node reset the connection before it read the first handshake
+	// message (or while it was being made): its address guard refused this address (rate
+	// limited, blocked, or too many handshakes in flight). Nodes of earlier releases close
+	// such connections without a reset, which looks like a refused key (see RefusedAtAccept).
+	Refused bool
 	// Since is when the current run of failures began.
 	Since time.Time
 	// Linked is set when a connection was made since the last failure.
 	Linked bool
+	// Connects counts the connections made since the last failure. More than one means the
+	// node closed the links after their handshakes (too many links from this address, say):
+	// the node redials a link that ended, and a failed handshake would have been a failure.
+	Connects int
+
+	// refusedRun is when the current run of Refused failures began. Unlike Since it outlives
+	// the connects between them: every refused connection is first a successful connect.
+	refusedRun time.Time
 }
 
 // NewWatch returns a watch of peers and a context derived from ctx that ends, with
@@ -93,7 +113,8 @@ func (w *Watch) Dialer(dial DialFunc) DialFunc {
 			w.failLocked(p, err, false)
 			return nil, err
 		}
-		p.Err, p.Handshake, p.Linked = nil, false, true
+		p.Err, p.Handshake, p.Refused, p.Linked = nil, false, false, true
+		p.Connects++
 		w.byRemote[conn.RemoteAddr().String()] = addr
 		return conn, nil
 	}
@@ -119,7 +140,14 @@ func (w *Watch) failLocked(p *Peer, err error, handshake bool) {
 	if p.Err == nil {
 		p.Since = time.Now()
 	}
-	p.Err, p.Handshake, p.Linked = err, handshake, false
+	p.Err, p.Handshake, p.Linked, p.Connects = err, handshake, false, 0
+	p.Refused = RefusedAtAccept(err)
+	switch {
+	case !p.Refused:
+		p.refusedRun = time.Time{}
+	case p.refusedRun.IsZero():
+		p.refusedRun = time.Now()
+	}
 	for _, addr := range w.order {
 		if !w.peers[addr].final() {
 			return
@@ -148,6 +176,8 @@ func (p *Peer) final() bool {
 	}
 	var dnsErr *net.DNSError
 	switch {
+	case p.Refused:
+		return time.Since(p.refusedRun) >= limitedGrace
 	case p.Handshake:
 		return true
 	case errors.As(p.Err, &dnsErr) && dnsErr.IsNotFound:
@@ -156,4 +186,13 @@ func (p *Peer) final() bool {
 		return time.Since(p.Since) >= refusedGrace
 	}
 	return false
+}
+
+// RefusedAtAccept reports whether err, from a dial or a handshake on a dialed connection, is a
+// reset before the node read the first handshake message. A node resets the connections its
+// address guard refuses (dt's acceptLoop) before reading from them, while a node that rejects
+// the handshake itself (a wrong network key) has read the first message and closes cleanly,
+// so the client sees the end of the stream instead.
+func RefusedAtAccept(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/dt-cdn/dt/geoip"
 	"github.com/dt-cdn/dt/internal/testkit/testnet"
 	"github.com/dt-cdn/dt/internal/testkit/wait"
+	"github.com/dt-cdn/dt/publish"
 	"github.com/dt-cdn/dt/redirector"
 	"github.com/dt-cdn/dt/site"
 )
@@ -274,4 +275,53 @@ func TestRedirectorFollowsEdgeSites(t *testing.T) {
 	if r := getHost(t, ams.url+"/", "blog.example.com"); r.body != "<h1>blog v2</h1>" {
 		t.Errorf("blog on Amsterdam: %+v", r)
 	}
+}
+
+// TestRemovedDefaultSiteIsMisdirected runs an edge of a network whose default site has no
+// record (built before sites) beside a named site, and removes the default site as dt site
+// remove does: the edge stops answering every host with it, so an unknown host gets 421 (not
+// 503, not the removed site's content), while the blog is served on as before. The blog's pointer
+// then leaves the table while its record stays: it is still served, with its last deploy.
+func TestRemovedDefaultSiteIsMisdirected(t *testing.T) {
+	n := newTestNetwork(t, 100*time.Millisecond)
+	e := n.startEdge(amsterdam)
+	n.publishFiles(map[string]string{"index.html": "<h1>main</h1>"}, 1)
+	master := testnet.Node(t, testnet.Options{Keys: n.keys, Master: true, Peers: []string{n.peer}})
+	testnet.Drain(master)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	putSite(t, ctx, master, "blog", []string{"blog.example.com"}, map[string]string{"/index.html": "<h1>blog</h1>"})
+	check := func(host string, want func(hostResponse) bool) {
+		t.Helper()
+		wait.For(t, 10*time.Second, func() error {
+			if r := getHost(t, e.url+"/", host); !want(r) {
+				return fmt.Errorf("Host %s: %d %q", host, r.status, r.body)
+			}
+			return nil
+		})
+	}
+	served := func(body string) func(hostResponse) bool {
+		return func(r hostResponse) bool { return r.status == 200 && r.body == body }
+	}
+	check("anything.example", served("<h1>main</h1>"))
+	check("blog.example.com", served("<h1>blog</h1>"))
+
+	if _, err := publish.RemoveSite(ctx, site.DefaultSite, publish.NetworkOptions{Keys: n.keys, Peers: []string{n.peer}, HeartbeatInterval: n.beat, Node: dt.LocalConfig()}); err != nil {
+		t.Fatal(err)
+	}
+	check("anything.example", func(r hostResponse) bool {
+		return r.status == http.StatusMisdirectedRequest && !strings.Contains(r.body, "<h1>")
+	})
+	check("blog.example.com", served("<h1>blog</h1>"))
+
+	if err := master.Delete(ctx, site.CurrentKeyOf("blog")); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, 10*time.Second, func() error {
+		if master.Has(site.CurrentKeyOf("blog")) {
+			return fmt.Errorf("the blog's pointer is still in the master's table")
+		}
+		return nil
+	})
+	check("blog.example.com", served("<h1>blog</h1>"))
 }

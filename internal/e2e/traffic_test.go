@@ -35,7 +35,7 @@ func TestTrafficChartsInBrowser(t *testing.T) {
 	n := newTestNetwork(t, time.Second)
 	fast := func(c *edge.Config) { c.StatsInterval = 200 * time.Millisecond }
 	edges := []*runningEdge{startEdgeNode(t, n.plain, n.peer, n.beat, amsterdam, fast), startEdgeNode(t, n.plain, n.peer, n.beat, newYork, fast)}
-	rd := n.startRedirector(redirector.Config{HeartbeatInterval: time.Second})
+	rd := n.startRedirector(redirector.Config{HeartbeatInterval: time.Second, RedirectFlushInterval: 200 * time.Millisecond})
 	n.publishFiles(map[string]string{"index.html": "<h1>home</h1>", "about.html": "<h1>about</h1>"}, 2)
 
 	get := func(url, referer string) {
@@ -60,6 +60,7 @@ func TestTrafficChartsInBrowser(t *testing.T) {
 		}
 	}
 	visit(5)
+	redirected := sendVisitors(t, rd, 6)
 	waitStats := func(want int) {
 		t.Helper()
 		wait.For(t, 20*time.Second, func() error {
@@ -75,6 +76,13 @@ func TestTrafficChartsInBrowser(t *testing.T) {
 			if r.Total.Requests != uint64(want) || len(r.Edges) != 2 {
 				return fmt.Errorf("api/stats: %d requests from %d edges, want %d from 2", r.Total.Requests, len(r.Edges), want)
 			}
+			var sentTo uint64
+			for _, rc := range r.Redirects {
+				sentTo += rc.N
+			}
+			if sentTo != redirected || len(r.Redirects) == 0 || r.Redirects[0].Reason != "no client geo" {
+				return fmt.Errorf("api/stats: redirects %+v, want %d visitors sent for want of GeoIP", r.Redirects, redirected)
+			}
 			return nil
 		})
 	}
@@ -89,7 +97,9 @@ func TestTrafficChartsInBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`#traffic-status rect[data-class="4xx"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#traffic-paths tr[data-key="/about.html"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#traffic-referrers tr[data-key="https://news.example/"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`#traffic-countries tr[data-key="unknown"]`)))
+		chromedp.WaitVisible(chromedp.CSS(`#traffic-countries tr[data-key="unknown"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#traffic-redirects tr[data-reason="no client geo"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#traffic-redirects-chart polyline`)))
 	if path := os.Getenv(screenshotEnv); path != "" {
 		png, err := chromedp.Run(tab, chromedp.FullScreenshot(100)) // quality 100: PNG
 		if err != nil {
@@ -102,7 +112,31 @@ func TestTrafficChartsInBrowser(t *testing.T) {
 
 	// More traffic reaches the open page at its next refresh.
 	visit(2)
+	redirected += sendVisitors(t, rd, 2)
 	waitStats(sent)
 	b.do(tab, 30*time.Second, "dashboard updates live",
 		chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`#traffic[data-requests="%d"]`, sent))))
+}
+
+// sendVisitors asks the redirector n times for the site, as visitors do before they reach an
+// edge, and returns how many it redirected.
+func sendVisitors(t *testing.T, rd *runningRedirector, n int) uint64 {
+	t.Helper()
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	defer c.CloseIdleConnections()
+	var redirected uint64
+	for range n {
+		resp, err := c.Get(rd.url + "/about.html")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode/100 == 3 {
+			redirected++
+		}
+	}
+	if redirected != uint64(n) {
+		t.Fatalf("the redirector redirected %d of %d visitors", redirected, n)
+	}
+	return redirected
 }

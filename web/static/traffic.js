@@ -1,6 +1,7 @@
-// The dashboard's traffic charts: a site's requests and bandwidth over time per edge, its status
-// classes, top pages, referrers and countries, from the redirector's api/stats, for the range
-// chosen, refreshed every 15 s. Every value from the network is put in the page as text.
+// The dashboard's traffic charts: a site's requests and bandwidth over time per edge, the
+// visitors the redirectors sent to each edge and why, its status classes, top pages, referrers
+// and countries, from the redirector's api/stats, for the range chosen, refreshed every 15 s.
+// Every value from the network is put in the page as text.
 'use strict';
 
 (function () {
@@ -81,6 +82,25 @@
     }
   }
 
+  // fillRedirects lists where the redirectors sent the site's visitors, and why.
+  function fillRedirects(redirects) {
+    const body = byId('traffic-redirects').tBodies[0];
+    body.replaceChildren();
+    for (const r of redirects || []) {
+      const tr = document.createElement('tr');
+      tr.dataset.edge = r.edge;
+      tr.dataset.reason = r.reason;
+      const cells = [edgeNames[r.edge] || r.edge.slice(0, 12), r.reason, String(r.n)].map((text) => {
+        const td = document.createElement('td');
+        td.textContent = text;
+        return td;
+      });
+      cells[2].className = 'num';
+      tr.append(...cells);
+      body.append(tr);
+    }
+  }
+
   // edgeNames maps node ids to the names the snapshot gives them.
   let edgeNames = {};
 
@@ -92,6 +112,13 @@
     series.sort((a, b) => a.name.localeCompare(b.name));
     lineChart(byId('traffic-requests'), series, r.from, r.until, '');
     lineChart(byId('traffic-bytes'), [{name: 'all edges', points: (r.points || []).map((p) => [p.t, p.bytes])}], r.from, r.until, 'B');
+    const redirects = Object.entries(r.redirect_edges || {}).map(([id, ps]) => ({
+      name: edgeNames[id] || id.slice(0, 12),
+      points: ps.map((p) => [p.t, p.n]),
+    }));
+    redirects.sort((a, b) => a.name.localeCompare(b.name));
+    lineChart(byId('traffic-redirects-chart'), redirects, r.from, r.until, '');
+    fillRedirects(r.redirects);
     statusBar(byId('traffic-status'), r.total.status);
     fillTable('traffic-paths', r.paths);
     fillTable('traffic-referrers', r.referrers);

@@ -181,3 +181,17 @@ func LoopbackFile(t testing.TB, country, continent string) string {
 	}
 	return path
 }
+
+// LoopbackNetsFile writes a database of nets inside the loopback networks (127.0.0.0/8, ::1),
+// for tests whose visitors come from loopback addresses of several countries (a client's dialer
+// binds 127.0.1.1 or 127.0.2.1, say), and returns its path.
+func LoopbackNetsFile(t testing.TB, nets []Net) string {
+	t.Helper()
+	b := writeTree(t, mmdbwriter.Options{DatabaseType: "GeoLite2-City", RecordSize: 28, Languages: []string{"en"},
+		Description: map[string]string{"en": "dt test database, loopback nets"}, IncludeReservedNetworks: true}, nets, LayoutMaxMind)
+	path := filepath.Join(t.TempDir(), "loopback-nets.mmdb")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}

@@ -1,0 +1,87 @@
+package trafficstats
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestMergedTopKeepsFrequentKeys: a stream split over four counts, as the shards of a Collector
+// split it, keeps the frequent keys on top once merged, each count within its error bound of the
+// truth, and the bound within n/k.
+func TestMergedTopKeepsFrequentKeys(t *testing.T) {
+	parts := []*topK{newTopK(TrackedKeys), newTopK(TrackedKeys), newTopK(TrackedKeys), newTopK(TrackedKeys)}
+	truth := map[string]uint64{}
+	rng := rand.New(rand.NewPCG(5, 6))
+	const n = 100_000
+	for i := range n {
+		k := fmt.Sprintf("/rare/%d", rng.IntN(50_000))
+		if i%4 == 0 {
+			k = fmt.Sprintf("/hot/%d", rng.IntN(5))
+		}
+		truth[k]++
+		parts[rng.IntN(len(parts))].add(k)
+	}
+	for _, p := range parts[1:] {
+		parts[0].merge(p)
+	}
+	top := parts[0].top(MaxTop)
+	for i, c := range top[:5] {
+		if c.Key[:5] != "/hot/" {
+			t.Errorf("top %d is %q, want a hot path", i, c.Key)
+		}
+	}
+	for _, c := range top {
+		if c.N < truth[c.Key] || c.N-c.Err > truth[c.Key] || c.Err > n/TrackedKeys || c.Err >= c.N {
+			t.Errorf("%q counted %d (error %d), truly %d", c.Key, c.N, c.Err, truth[c.Key])
+		}
+	}
+	if got := len(parts[0].heap); got != TrackedKeys {
+		t.Errorf("%d counters after the merge, want %d", got, TrackedKeys)
+	}
+}
+
+// TestConcurrentObserveCountsExactly: responses counted from many goroutines at once, spread over
+// the shards, add up exactly once taken, and the merged message decodes.
+func TestConcurrentObserveCountsExactly(t *testing.T) {
+	clk := &clock{time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)}
+	c := New(Config{Now: clk.now, Country: func(netip.Addr) string { return "NL" }})
+	const workers, each = 8, 2000
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				site := []string{"blog", "docs"}[i%2]
+				c.Observe(Response{Site: site, Path: fmt.Sprintf("/%d", i%7), Remote: fmt.Sprintf("192.0.2.%d:1", w), Status: 200 + 104*(i%2), Bytes: 3})
+			}
+		})
+	}
+	wg.Wait()
+	clk.t = clk.t.Add(time.Minute)
+	m := c.Take()
+	if len(m.Sites) != 2 {
+		t.Fatalf("sites %+v", m.Sites)
+	}
+	for _, s := range m.Sites {
+		var paths uint64
+		for _, p := range s.Paths {
+			paths += p.N
+			if p.Err != 0 {
+				t.Errorf("%s: %q has error %d with 7 paths and %d counters", s.Site, p.Key, p.Err, TrackedKeys)
+			}
+		}
+		if s.Requests != workers*each/2 || s.Bytes != 3*s.Requests || paths != s.Requests || s.Countries[0].N != s.Requests {
+			t.Errorf("%s: %d requests, %d bytes, %d in paths, countries %+v", s.Site, s.Requests, s.Bytes, paths, s.Countries)
+		}
+		if got := estimate(t, s); got != workers {
+			t.Errorf("%s: %d visitors, want %d", s.Site, got, workers)
+		}
+	}
+	checkRoundTrip(t, m)
+	if c.tracked.Load() != 0 {
+		t.Errorf("%d site counts still tracked after Take", c.tracked.Load())
+	}
+}
