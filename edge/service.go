@@ -435,6 +435,7 @@ func (e *service) report(h *heartbeat.Heartbeat) {
 	h.Synced = synced
 	e.reportSites(h)
 	h.CDNZone = e.Zone()
+	h.SiteSettings = true
 	h.Draining = e.draining.Load()
 	if n, b, err := e.cfg.Blobs.Count(usageMaxAge); err == nil {
 		h.Objects, h.Bytes = n, b

@@ -125,6 +125,11 @@ type Heartbeat struct {
 	// an edge of a release before the field, whose readers ignore it. Decode drops a value that
 	// is not a zone (netconf.CheckZone), keeping the heartbeat.
 	CDNZone string `json:"cdn_zone,omitempty"`
+	// SiteSettings is set by edges that read site records holding serving settings
+	// (site.Settings). Edges of earlier releases refuse such a record and drop its site, so a
+	// master writes settings only while every live edge sets it. Readers that predate the
+	// field ignore it.
+	SiteSettings bool `json:"site_settings,omitempty"`
 }
 
 // Location is where an edge is.

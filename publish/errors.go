@@ -40,4 +40,8 @@ var (
 	ErrSiteRequired = errors.New("publish: the network has several sites: name one")
 	// ErrHostTaken is returned by AddSite and SetSite for a host another site claims already.
 	ErrHostTaken = errors.New("publish: host claimed by another site")
+	// ErrOldEdges is returned by AddSiteSpec and UpdateSite for a record with settings while a
+	// live edge of an earlier release, which would refuse that record (see site.Record), is
+	// heard (SiteSpec.Force overrides).
+	ErrOldEdges = errors.New("publish: live edges of an earlier release would drop a site with settings")
 )

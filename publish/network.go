@@ -20,6 +20,11 @@ import (
 	"github.com/dt-cdn/dt/site"
 )
 
+// DefaultKeep is how many deploys a site keeps when neither the publisher nor the site's
+// settings say: enough to roll back over a bad week of publishes, while the blobs of older
+// deploys are freed.
+const DefaultKeep = 10
+
 // NetworkOptions configure how a plan is published to a dt network.
 type NetworkOptions struct {
 	// Keys must hold the network key and a master key.
@@ -32,8 +37,9 @@ type NetworkOptions struct {
 	// A site must exist before it is published to (AddSite), except site.DefaultSite on a
 	// network with no site at all, whose first publish makes it, as before there were sites.
 	Site string
-	// Keep is how many deploys each site keeps (for rollback); older ones and the blobs no kept
-	// deploy of any site uses are collected. Zero: 10.
+	// Keep is how many deploys the site published to keeps (for rollback); older ones and the
+	// blobs no kept deploy of any site uses are collected. Zero: the site's keep setting
+	// (site.Settings.Keep), or DefaultKeep when it has none.
 	Keep int
 	// Wait bounds how long Publish waits for the edges to serve the deploy. Zero: 2 min. The
 	// upload itself is bounded by ctx only.
@@ -129,7 +135,9 @@ var (
 
 // Publish sends a plan to the network: only the blobs the network lacks, then the manifest and the
 // current pointer (so edges switch only once they hold every blob), then it waits for the edges'
-// heartbeats to report the deploy, and collects deploys beyond Keep.
+// heartbeats to report the deploy, and collects deploys beyond Keep. With Keep zero, the site's
+// keep setting applies; its serving settings apply only through PublishDir, since the plan's
+// manifest is already made.
 func Publish(ctx context.Context, plan *Plan, opts NetworkOptions) (Result, error) {
 	opts = opts.withDefaults()
 	step := opts.stepper()
@@ -143,6 +151,11 @@ func Publish(ctx context.Context, plan *Plan, opts NetworkOptions) (Result, erro
 	if err != nil {
 		return Result{Files: len(plan.Manifest.Files), DryRun: opts.DryRun}, err
 	}
+	settings, err := s.siteSettings(ctx, name)
+	if err != nil {
+		return Result{Files: len(plan.Manifest.Files), DryRun: opts.DryRun}, err
+	}
+	opts.Keep = cmp.Or(max(opts.Keep, 0), settings.Keep, DefaultKeep)
 	prev, prevID, err := s.current(ctx, name)
 	if err != nil {
 		return Result{Files: len(plan.Manifest.Files), DryRun: opts.DryRun}, err
@@ -153,7 +166,9 @@ func Publish(ctx context.Context, plan *Plan, opts NetworkOptions) (Result, erro
 // PublishDir scans dir and publishes it, like Scan followed by Publish, but links to the network
 // first so that files unchanged since the current deploy reuse its compressed variants
 // (ScanOptions.Previous): a republish of a large site then costs reading it, not recompressing
-// it. The plan's warnings are in the result.
+// it. The site's settings (its record's site.Settings) apply where scan leaves SPA and clean
+// URLs to the site (KeepSPA, KeepCleanURLs) and opts leaves Keep at zero. The plan's warnings
+// are in the result.
 func PublishDir(ctx context.Context, dir string, scan ScanOptions, opts NetworkOptions) (Result, error) {
 	opts = opts.withDefaults()
 	step := opts.stepper()
@@ -167,6 +182,11 @@ func PublishDir(ctx context.Context, dir string, scan ScanOptions, opts NetworkO
 	if err != nil {
 		return Result{DryRun: opts.DryRun}, err
 	}
+	settings, err := s.siteSettings(ctx, name)
+	if err != nil {
+		return Result{DryRun: opts.DryRun}, err
+	}
+	scan, opts.Keep = scan.withSiteSettings(settings), cmp.Or(max(opts.Keep, 0), settings.Keep, DefaultKeep)
 	prev, prevID, err := s.current(ctx, name)
 	if err != nil {
 		return Result{DryRun: opts.DryRun}, err
@@ -273,9 +293,6 @@ func sameSite(m, prev *site.Manifest, prevID site.DeployID) (bool, error) {
 }
 
 func (o NetworkOptions) withDefaults() NetworkOptions {
-	if o.Keep <= 0 {
-		o.Keep = 10
-	}
 	if o.Wait <= 0 {
 		o.Wait = 2 * time.Minute
 	}

@@ -39,9 +39,10 @@ type ScanOptions struct {
 	FollowSymlinks bool
 	// SPA and CleanURLs are copied into the manifest (see site.Manifest).
 	SPA, CleanURLs bool
-	// KeepSPA and KeepCleanURLs take that setting from Previous instead of SPA or CleanURLs,
-	// when there is a Previous: a site's serving settings belong to the site, so a republish
-	// that does not name one keeps it. Without a Previous, SPA and CleanURLs apply.
+	// KeepSPA and KeepCleanURLs leave that setting to the site: PublishDir takes it from the
+	// site's record (site.Settings) when the record sets it, and otherwise from Previous when
+	// there is one, so a republish that does not name a setting keeps it. Without either, SPA
+	// and CleanURLs apply.
 	KeepSPA, KeepCleanURLs bool
 	// Created stamps the manifest (its Last-Modified on the edges). Zero: the current time,
 	// truncated to the second. The deploy id covers it: give the same time (a build's
@@ -68,6 +69,19 @@ type ScanOptions struct {
 	// megabyte within a file. Calls come from the worker goroutines but never concurrently, and
 	// the counts never go down. It should return quickly: workers wait for it.
 	Progress func(Progress)
+}
+
+// withSiteSettings returns the options with the settings of set that o leaves to the site
+// (KeepSPA, KeepCleanURLs) taken from set: a setting in the site's record comes before the
+// previous deploy's.
+func (o ScanOptions) withSiteSettings(set site.Settings) ScanOptions {
+	if o.KeepSPA && set.SPA != nil {
+		o.SPA, o.KeepSPA = *set.SPA, false
+	}
+	if o.KeepCleanURLs && set.CleanURLs != nil {
+		o.CleanURLs, o.KeepCleanURLs = *set.CleanURLs, false
+	}
+	return o
 }
 
 // Progress reports how far a Scan is.

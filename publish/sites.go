@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/dt-cdn/dt/dt"
+	"github.com/dt-cdn/dt/heartbeat"
 	"github.com/dt-cdn/dt/site"
 )
 
@@ -24,6 +25,8 @@ type SiteInfo struct {
 	// LiveOn names the live edges serving Current, sorted: each edge's name, or its URL when it
 	// has none. Empty when no edge does or the site has no current deploy.
 	LiveOn []string `json:"live_on"`
+	// Settings are the site's serving settings, as its record holds them; empty for none.
+	Settings site.Settings `json:"settings"`
 	// Lagging counts the live edges that do not serve Current yet, among those that report
 	// the site (every edge for site.DefaultSite; for another site, edges of a release before
 	// sites serve none and are not counted).
@@ -50,7 +53,11 @@ func Sites(ctx context.Context, opts NetworkOptions) ([]SiteInfo, error) {
 		out = append(out, SiteInfo{Name: site.DefaultSite, Hosts: []string{}, Implicit: true})
 	}
 	for _, r := range records {
-		out = append(out, SiteInfo{Name: r.Name, Hosts: r.Hosts})
+		info := SiteInfo{Name: r.Name, Hosts: r.Hosts}
+		if r.Settings != nil {
+			info.Settings = *r.Settings
+		}
+		out = append(out, info)
 	}
 	slices.SortFunc(out, func(a, b SiteInfo) int { return cmp.Compare(a.Name, b.Name) })
 	currents := map[string]string{}
@@ -98,19 +105,49 @@ func liveWhere(results []EdgeResult) ([]string, int) {
 // claims (ErrHostTaken, naming each host and its site), and waits until a peer holds the record.
 // Hosts are normalised (site.NormalizeHost) and must then pass site.CheckHost.
 func AddSite(ctx context.Context, name string, hosts []string, opts NetworkOptions) (site.Record, error) {
-	return putSite(ctx, name, hosts, opts, false)
+	return AddSiteSpec(ctx, name, SiteSpec{Hosts: hosts}, opts)
 }
 
 // SetSite replaces the hosts of the site name, like AddSite but for a site that exists
-// (ErrNoSite otherwise). Setting the implicit default site writes its first record: from then
-// on it serves only the hosts it lists.
+// (ErrNoSite otherwise), keeping its settings. Setting the implicit default site writes its
+// first record: from then on it serves only the hosts it lists.
 func SetSite(ctx context.Context, name string, hosts []string, opts NetworkOptions) (site.Record, error) {
-	return putSite(ctx, name, hosts, opts, true)
+	return UpdateSite(ctx, name, SiteSpec{Hosts: hosts, SetHosts: true}, opts)
 }
 
-func putSite(ctx context.Context, name string, hosts []string, opts NetworkOptions, replace bool) (site.Record, error) {
-	r, err := newRecord(name, hosts)
-	if err != nil {
+// SiteSpec is what AddSiteSpec writes of a new site and UpdateSite changes of one that exists.
+type SiteSpec struct {
+	// Hosts are the hosts the site claims, as a user types them (see AddSite).
+	Hosts []string
+	// SetHosts makes UpdateSite replace the site's hosts with Hosts; without it the site keeps
+	// its hosts. AddSiteSpec always takes Hosts.
+	SetHosts bool
+	// Settings are the serving settings to set; each one left unset keeps the site's own
+	// (site.Settings.Merge).
+	Settings site.Settings
+	// Force writes a record with settings even while live edges of an earlier release are
+	// heard: those edges refuse it, so they never serve a new site, keep what they last read of
+	// one that exists, and drop it when they restart, until they are upgraded.
+	Force bool
+}
+
+// AddSiteSpec is AddSite with settings. A record with settings is written only when no live
+// edge of an earlier release is heard over one and a half heartbeat intervals (ErrOldEdges,
+// naming them), unless spec.Force.
+func AddSiteSpec(ctx context.Context, name string, spec SiteSpec, opts NetworkOptions) (site.Record, error) {
+	return putSite(ctx, name, spec, opts, false)
+}
+
+// UpdateSite changes the site name as spec says (ErrNoSite for a site that does not exist),
+// with AddSiteSpec's check of the edges when the record it writes has settings. The implicit
+// default site claims every unclaimed host only while it has no record, so it takes settings
+// only with hosts of its own (spec.SetHosts).
+func UpdateSite(ctx context.Context, name string, spec SiteSpec, opts NetworkOptions) (site.Record, error) {
+	return putSite(ctx, name, spec, opts, true)
+}
+
+func putSite(ctx context.Context, name string, spec SiteSpec, opts NetworkOptions, replace bool) (site.Record, error) {
+	if _, err := newRecord(name, spec.Hosts); err != nil {
 		return site.Record{}, err
 	}
 	opts = opts.withDefaults()
@@ -123,12 +160,9 @@ func putSite(ctx context.Context, name string, hosts []string, opts NetworkOptio
 	if err != nil {
 		return site.Record{}, err
 	}
-	exists := implicit && name == site.DefaultSite || slices.ContainsFunc(records, func(o site.Record) bool { return o.Name == name })
-	switch {
-	case exists && !replace:
-		return site.Record{}, fmt.Errorf("%w: %s (change its hosts with dt site set)", ErrSiteExists, name)
-	case !exists && replace:
-		return site.Record{}, fmt.Errorf("%w: %s (add it with dt site add)", ErrNoSite, name)
+	r, err := siteUpdate(records, implicit, name, spec, replace)
+	if err != nil {
+		return site.Record{}, err
 	}
 	if claims := site.Claimed(records, r); len(claims) > 0 {
 		taken := make([]string, len(claims))
@@ -141,6 +175,11 @@ func putSite(ctx context.Context, name string, hosts []string, opts NetworkOptio
 	if err != nil {
 		return site.Record{}, err
 	}
+	if r.Settings != nil && !spec.Force {
+		if err := s.checkEdgesReadSettings(ctx, opts); err != nil {
+			return site.Record{}, fmt.Errorf("site %s: %w", name, err)
+		}
+	}
 	key := site.RecordKey(name)
 	if err := s.node.Put(ctx, key, body); err != nil {
 		return site.Record{}, fmt.Errorf("publish: write site %s: %w", name, err)
@@ -149,6 +188,65 @@ func putSite(ctx context.Context, name string, hosts []string, opts NetworkOptio
 		return r, fmt.Errorf("publish: site %s written but not confirmed by a peer: %w", name, err)
 	}
 	return r, nil
+}
+
+// siteUpdate returns the record spec makes of the site name among records (implicit: the
+// default site exists without one): a new site when !replace, the existing one changed when
+// replace.
+func siteUpdate(records []site.Record, implicit bool, name string, spec SiteSpec, replace bool) (site.Record, error) {
+	i := slices.IndexFunc(records, func(o site.Record) bool { return o.Name == name })
+	exists := implicit && name == site.DefaultSite || i >= 0
+	switch {
+	case exists && !replace:
+		return site.Record{}, fmt.Errorf("%w: %s (change its hosts with dt site set)", ErrSiteExists, name)
+	case !exists && replace:
+		return site.Record{}, fmt.Errorf("%w: %s (add it with dt site add)", ErrNoSite, name)
+	case i < 0 && replace && !spec.SetHosts:
+		return site.Record{}, fmt.Errorf("%w: site %s serves every host no other site claims until it has a record; give it its hosts (--host) with its first settings", ErrNoSite, name)
+	}
+	var old site.Record
+	if i >= 0 {
+		old = records[i]
+	}
+	hosts := old.Hosts
+	if spec.SetHosts || !replace {
+		hosts = spec.Hosts
+	}
+	r, err := newRecord(name, hosts)
+	if err != nil {
+		return site.Record{}, err
+	}
+	var settings site.Settings
+	if old.Settings != nil {
+		settings = *old.Settings
+	}
+	if settings = settings.Merge(spec.Settings); !settings.IsZero() {
+		r.Settings = &settings
+	}
+	return r, r.Validate()
+}
+
+// checkEdgesReadSettings listens to heartbeats for one and a half intervals and returns an
+// error wrapping ErrOldEdges naming every live edge that does not report reading site settings
+// (heartbeat.Heartbeat.SiteSettings): an edge of an earlier release, which would refuse a
+// record with settings (see site.Record).
+func (s *session) checkEdgesReadSettings(ctx context.Context, opts NetworkOptions) error {
+	s.listen(ctx, opts.HeartbeatInterval*3/2)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var old []string
+	for _, e := range s.tracker.Edges() {
+		if e.State == heartbeat.Alive && !e.Last.SiteSettings {
+			old = append(old, cmp.Or(e.Last.Name, e.Last.PublicURL, e.Node))
+		}
+	}
+	if len(old) == 0 {
+		return nil
+	}
+	slices.Sort(old)
+	return fmt.Errorf("%w: %s; upgrade them first, or write the settings anyway with --force (those edges then refuse the record until upgraded: a new site is not served there, and an existing one is dropped when they restart)",
+		ErrOldEdges, strings.Join(old, ", "))
 }
 
 // newRecord normalises hosts as a user types them and builds the record.
@@ -242,6 +340,20 @@ func (s *session) sites(ctx context.Context) ([]site.Record, bool, error) {
 	}
 	slices.SortFunc(records, func(a, b site.Record) int { return cmp.Compare(a.Name, b.Name) })
 	return records, site.ImplicitDefault(records, s.node.Has(site.CurrentKey)), nil
+}
+
+// siteSettings returns the settings of the site name's record; none when it has no record.
+func (s *session) siteSettings(ctx context.Context, name string) (site.Settings, error) {
+	records, _, err := s.sites(ctx)
+	if err != nil {
+		return site.Settings{}, err
+	}
+	for _, r := range records {
+		if r.Name == name && r.Settings != nil {
+			return *r.Settings, nil
+		}
+	}
+	return site.Settings{}, nil
 }
 
 // pointer returns the deploy the site name's current pointer names, and false when it has none.

@@ -33,6 +33,10 @@ const (
 	// MaxRecordBytes is the largest record ParseRecord reads: MaxHosts hosts of MaxHostLen
 	// characters with their quotes and commas, and the rest of the object, fit in it.
 	MaxRecordBytes = 32 << 10
+	// MaxKeep is the largest Settings.Keep: how many deploys a site keeps for rollback. Each
+	// kept deploy holds its manifest and its blobs on every node, so a record cannot make the
+	// network hold an unbounded history; 1,000 covers years of daily publishes.
+	MaxKeep = 1000
 )
 
 // Record is the object under "sites/<name>": a site and the host names it claims. It is
@@ -40,15 +44,90 @@ const (
 // removes the site. Its JSON, as Marshal writes it:
 //
 //	{"v":1,"name":"blog","hosts":["*.docs.example.com","blog.example.com"]}
+//	{"v":1,"name":"app","hosts":["app.example.com"],"settings":{"clean_urls":true,"spa":true,"keep":5}}
 //
 // Name is a DNS label (CheckSiteName). Hosts are lower-case host names without port or
 // trailing dot, or "*." followed by one, which matches exactly one more label, as TLS
 // wildcards do (RFC 6125 §6.4.3); each host appears once. A site with no hosts is valid: it is
 // published to and followed, but no request reaches it.
+//
+// Settings is written only when a setting is given: a record without settings has the bytes
+// it had before settings existed, which nodes of earlier releases read. Those nodes refuse a
+// record with settings (they refuse unknown fields): they never serve a site added with
+// settings, keep the record they last read of a site that gains them, and drop that site when
+// they restart.
 type Record struct {
-	V     int      `json:"v"`
-	Name  string   `json:"name"`
-	Hosts []string `json:"hosts"`
+	V        int       `json:"v"`
+	Name     string    `json:"name"`
+	Hosts    []string  `json:"hosts"`
+	Settings *Settings `json:"settings,omitempty"`
+}
+
+// Settings are a site's serving settings: the defaults of every publish to the site, which a
+// publisher's own flags override. CleanURLs and SPA have the meaning of the Manifest fields of
+// the same JSON names; each publish copies them into its deploy, which is what edges serve.
+// Nil (or zero for Keep) is not set: a publish then takes the setting from the current deploy
+// (Keep: the publisher's default). A setting of false is set, and turns the option off.
+type Settings struct {
+	CleanURLs *bool `json:"clean_urls,omitempty"`
+	SPA       *bool `json:"spa,omitempty"`
+	// Keep is how many deploys of the site a publish keeps for rollback, 1 to MaxKeep.
+	Keep int `json:"keep,omitempty"`
+}
+
+// IsZero reports whether no setting is set.
+func (s *Settings) IsZero() bool {
+	return s == nil || s.CleanURLs == nil && s.SPA == nil && s.Keep == 0
+}
+
+// Merge returns s with every setting that o sets taken from o.
+func (s Settings) Merge(o Settings) Settings {
+	if o.CleanURLs != nil {
+		s.CleanURLs = o.CleanURLs
+	}
+	if o.SPA != nil {
+		s.SPA = o.SPA
+	}
+	if o.Keep != 0 {
+		s.Keep = o.Keep
+	}
+	return s
+}
+
+// String names the settings set, compactly, in a fixed order: "clean-urls,spa,keep=10", with
+// "no-" before an option set to false ("no-spa"); "-" for none.
+func (s *Settings) String() string {
+	if s.IsZero() {
+		return "-"
+	}
+	var parts []string
+	for _, o := range []struct {
+		name string
+		v    *bool
+	}{{"clean-urls", s.CleanURLs}, {"spa", s.SPA}} {
+		switch {
+		case o.v == nil:
+		case *o.v:
+			parts = append(parts, o.name)
+		default:
+			parts = append(parts, "no-"+o.name)
+		}
+	}
+	if s.Keep != 0 {
+		parts = append(parts, fmt.Sprintf("keep=%d", s.Keep))
+	}
+	return strings.Join(parts, ",")
+}
+
+// normalize drops empty settings, so that a record has one form with none.
+func (r *Record) normalize() {
+	if r.Hosts == nil {
+		r.Hosts = []string{}
+	}
+	slices.Sort(r.Hosts)
+	if r.Settings.IsZero() {
+		r.Settings = nil
+	}
 }
 
 // NewRecord returns the record of a site named name claiming hosts, in canonical order, or an
@@ -64,8 +143,8 @@ func NewRecord(name string, hosts []string) (Record, error) {
 }
 
 // Validate reports the first rule the record breaks, as an error wrapping ErrInvalidRecord:
-// the version, the name (CheckSiteName), the number of hosts, each host (CheckHost), and hosts
-// appearing twice.
+// the version, the name (CheckSiteName), the number of hosts, each host (CheckHost), hosts
+// appearing twice, and a Keep setting outside 1 to MaxKeep.
 func (r Record) Validate() error {
 	if r.V != RecordVersion {
 		return fmt.Errorf("%w: version %d, want %d", ErrInvalidRecord, r.V, RecordVersion)
@@ -86,18 +165,19 @@ func (r Record) Validate() error {
 		}
 		seen[h] = true
 	}
+	if r.Settings != nil && r.Settings.Keep != 0 && (r.Settings.Keep < 1 || r.Settings.Keep > MaxKeep) {
+		return fmt.Errorf("%w: site %s: keep %d, want 1 to %d", ErrInvalidRecord, r.Name, r.Settings.Keep, MaxKeep)
+	}
 	return nil
 }
 
-// Marshal returns the record's canonical JSON: the fields in the order v, name, hosts, the
-// hosts sorted (byte order), no white space. It refuses a record that Validate refuses, so a
+// Marshal returns the record's canonical JSON: the fields in the order v, name, hosts,
+// settings (left out when none is set; within it clean_urls, spa, keep, each left out when not
+// set), the hosts sorted (byte order), no white space. It refuses a record that Validate refuses, so a
 // master never writes one that nodes would refuse. It does not modify r.
 func (r Record) Marshal() ([]byte, error) {
 	r.Hosts = slices.Clone(r.Hosts)
-	if r.Hosts == nil {
-		r.Hosts = []string{}
-	}
-	slices.Sort(r.Hosts)
+	r.normalize()
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
@@ -123,10 +203,7 @@ func ParseRecord(b []byte) (Record, error) {
 	if err := strictUnmarshal(b, &r); err != nil {
 		return Record{}, fmt.Errorf("%w: %w", ErrInvalidRecord, err)
 	}
-	if r.Hosts == nil {
-		r.Hosts = []string{}
-	}
-	slices.Sort(r.Hosts)
+	r.normalize()
 	if err := r.Validate(); err != nil {
 		return Record{}, err
 	}

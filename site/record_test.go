@@ -65,10 +65,64 @@ func TestParseRecordRefuses(t *testing.T) {
 		"long host":      `{"v":1,"name":"blog","hosts":["` + strings.Repeat("abcdefg.", 32) + `com"]}`,
 		"too many hosts": `{"v":1,"name":"blog","hosts":[` + strings.Join(many, ",") + `]}`,
 		"too big":        `{"v":1,"name":"blog","hosts":[],"pad":"` + strings.Repeat(" ", MaxRecordBytes) + `"}`,
+		"negative keep":  `{"v":1,"name":"blog","hosts":[],"settings":{"keep":-1}}`,
+		"keep too large": `{"v":1,"name":"blog","hosts":[],"settings":{"keep":1001}}`,
+		"spa not bool":   `{"v":1,"name":"blog","hosts":[],"settings":{"spa":"yes"}}`,
+		"unknown option": `{"v":1,"name":"blog","hosts":[],"settings":{"trailing_slash":"add"}}`,
+		"settings null":  `{"v":1,"name":"blog","hosts":[],"settings":[]}`,
 	} {
 		if r, err := ParseRecord([]byte(in)); !errors.Is(err, ErrInvalidRecord) {
 			t.Errorf("%s: ParseRecord = %+v, %v; want ErrInvalidRecord", name, r, err)
 		}
+	}
+}
+
+// TestRecordSettings checks that settings are written only when one is set, so that a record
+// without them keeps the bytes nodes of earlier releases read, and that they round-trip.
+func TestRecordSettings(t *testing.T) {
+	yes, no := true, false
+	r, err := NewRecord("app", []string{"app.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, empty := range []*Settings{nil, {}} {
+		r.Settings = empty
+		if b, _ := r.Marshal(); string(b) != `{"v":1,"name":"app","hosts":["app.example"]}` {
+			t.Fatalf("settings %v marshal as %s", empty, b)
+		}
+	}
+	r.Settings = &Settings{SPA: &no, CleanURLs: &yes, Keep: 10}
+	b, err := r.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"v":1,"name":"app","hosts":["app.example"],"settings":{"clean_urls":true,"spa":false,"keep":10}}`
+	if string(b) != want {
+		t.Fatalf("Marshal = %s, want %s", b, want)
+	}
+	got, err := ParseRecord(b)
+	if err != nil || got.Settings.String() != "clean-urls,no-spa,keep=10" {
+		t.Fatalf("ParseRecord = %+v (%s), %v", got, got.Settings, err)
+	}
+	if got, err := ParseRecord([]byte(`{"v":1,"name":"app","hosts":[],"settings":{}}`)); err != nil || got.Settings != nil {
+		t.Fatalf("empty settings parse as %+v, %v; want none", got.Settings, err)
+	}
+	for _, keep := range []int{-1, MaxKeep + 1} {
+		r.Settings = &Settings{Keep: keep}
+		if _, err := r.Marshal(); !errors.Is(err, ErrInvalidRecord) {
+			t.Errorf("keep %d: Marshal = %v, want ErrInvalidRecord", keep, err)
+		}
+	}
+	r.Settings = &Settings{Keep: MaxKeep}
+	if _, err := r.Marshal(); err != nil {
+		t.Errorf("keep %d: %v", MaxKeep, err)
+	}
+	merged := Settings{SPA: &yes, Keep: 3}.Merge(Settings{SPA: &no, CleanURLs: &yes})
+	if merged.String() != "clean-urls,no-spa,keep=3" {
+		t.Fatalf("Merge = %s", merged.String())
+	}
+	if (*Settings)(nil).String() != "-" {
+		t.Fatal("no settings do not print as -")
 	}
 }
 
@@ -120,6 +174,9 @@ func FuzzParseRecord(f *testing.F) {
 	f.Add([]byte(`{"v":1,"name":"blog","hosts":["blog.example.com","*.docs.example.com"]}`))
 	f.Add([]byte(`{"v":1,"name":"default","hosts":[]}`))
 	f.Add([]byte(`{"v":1,"name":"a","hosts":["a","a"]}`))
+	f.Add([]byte(`{"v":1,"name":"app","hosts":["app.example"],"settings":{"clean_urls":true,"spa":false,"keep":10}}`))
+	f.Add([]byte(`{"v":1,"name":"app","hosts":[],"settings":{}}`))
+	f.Add([]byte(`{"v":1,"name":"app","hosts":[],"settings":{"keep":1001}}`))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		r, err := ParseRecord(in)
 		if err != nil {
@@ -141,6 +198,9 @@ func FuzzParseRecord(f *testing.F) {
 		}
 		if b2, _ := r2.Marshal(); !bytes.Equal(b, b2) {
 			t.Fatalf("not stable: %s then %s", b, b2)
+		}
+		if r.Settings != nil && (r.Settings.IsZero() || r.Settings.Keep < 0 || r.Settings.Keep > MaxKeep) {
+			t.Fatalf("settings %+v accepted", *r.Settings)
 		}
 		if len(r.Hosts) > MaxHosts || len(b) > MaxRecordBytes {
 			t.Fatalf("over the limits: %d hosts, %d bytes", len(r.Hosts), len(b))

@@ -45,10 +45,12 @@ var examples = map[string][]string{
 	"site add": {
 		"dt site add --keys keys --peer 127.0.0.1:7002 blog --host blog.example.com --host www.blog.example.com",
 		"dt site add --keys keys --peer 127.0.0.1:7002 docs --host '*.docs.example.com'   # one label more",
+		"dt site add --keys keys --peer 127.0.0.1:7002 app --host app.example.com --spa --keep 20   # defaults of its publishes",
 	},
 	"site set": {
 		"dt site set --keys keys --peer 127.0.0.1:7002 blog --host blog.example.com",
 		"dt site set --keys keys --peer 127.0.0.1:7002 default --host www.example.com   # default stops serving every host",
+		"dt site set --keys keys --peer 127.0.0.1:7002 docs --clean-urls   # changes that setting alone; the hosts stay",
 	},
 	"site remove": {"dt site remove --keys keys --peer 127.0.0.1:7002 blog"},
 	"network": {

@@ -162,12 +162,12 @@ type publishFlags struct {
 }
 
 func (p *publishFlags) register(fs *flagSet, f *siteFlags) {
-	fs.IntVar(&f.keep, "keep", 10, "keep the newest `N` deploys for rollback; collect older ones and the blobs only they use")
+	fs.IntVar(&f.keep, "keep", publish.DefaultKeep, "keep the newest `N` deploys for rollback; collect older ones and the blobs only they use;\nwhen not given, the site's keep setting (dt site set --keep) applies, if it has one")
 	fs.BoolVar(&p.dryRun, "dry-run", false, "list what would change and the bytes that would be sent; send nothing (needs no master.key)")
 	fs.BoolVar(&p.hidden, "include-hidden", false, "publish hidden files (.well-known is always published; .git never)")
 	fs.BoolVar(&p.symlinks, "follow-symlinks", false, "follow symbolic links that stay inside DIR")
-	fs.BoolVar(&p.spa, "spa", false, "serve /index.html for paths that match nothing (single-page applications);\nwhen not given, the current deploy's setting is kept (--spa=false turns it off)")
-	fs.BoolVar(&p.clean, "clean-urls", false, "serve /about.html at /about;\nwhen not given, the current deploy's setting is kept (--clean-urls=false turns it off)")
+	fs.BoolVar(&p.spa, "spa", false, "serve /index.html for paths that match nothing (single-page applications);\nwhen not given, the site's setting (dt site set --spa) applies, or else the current deploy's\nsetting is kept (--spa=false turns it off)")
+	fs.BoolVar(&p.clean, "clean-urls", false, "serve /about.html at /about;\nwhen not given, the site's setting (dt site set --clean-urls) applies, or else the current\ndeploy's setting is kept (--clean-urls=false turns it off)")
 	fs.StringVar(&p.compression, "compression", "auto", "precompress text `LEVEL`: best (brotli 11, about 1 MB/s per CPU), fast (brotli 6, over ten times faster, variants a few percent larger), or auto (best for sites up to 64 MB, fast above)")
 }
 
@@ -216,6 +216,9 @@ func runPublish(ctx context.Context, args []string, env *Env) error {
 		IncludeHidden: p.hidden, FollowSymlinks: p.symlinks, SPA: p.spa, CleanURLs: p.clean, Compression: level,
 		KeepSPA: !given["spa"], KeepCleanURLs: !given["clean-urls"],
 		Progress: func(pr publish.Progress) { out.bar("hashing", pr.Bytes, pr.BytesTotal, began) },
+	}
+	if !given["keep"] {
+		opts.Keep = 0 // the site's keep setting, or publish.DefaultKeep
 	}
 	opts.Scanned = func(plan *publish.Plan) { out.scanned(plan, began) }
 	opts.DryRun = p.dryRun

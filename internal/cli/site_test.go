@@ -102,3 +102,20 @@ func TestSiteCommands(t *testing.T) {
 		t.Fatalf("dt site alone: exit %d", r.code)
 	}
 }
+
+// TestSiteSettingFlags checks that dt site add and set refuse a --keep outside 1 to
+// site.MaxKeep as a usage error, before any peer is dialed.
+func TestSiteSettingFlags(t *testing.T) {
+	keys := keygen(t)
+	for _, args := range [][]string{
+		{"site", "add", "app", "--keep", "0"},
+		{"site", "set", "app", "--keep", "1001"},
+		{"site", "set", "app", "--keep", "-1"},
+	} {
+		// The peer is a closed port: a command that dialed it would fail with 1, not 2.
+		r := run(t, "", append(args, "--keys", keys, "--peer", "127.0.0.1:1", "--timeout", "5s")...)
+		if r.code != 2 || !strings.Contains(r.stderr, "--keep") {
+			t.Errorf("%v: exit %d, want 2\n%s", args, r.code, r.stderr)
+		}
+	}
+}
