@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dt-cdn/dt/internal/testkit/testdns"
+
 	testpebble "github.com/dt-cdn/dt/internal/testkit/pebble"
 
 	"github.com/miekg/dns"
@@ -137,10 +139,6 @@ func (p *pebble) sequence() map[string]string {
 // "_acme-challenge.<domain>", and 127.0.0.1 for every A query.
 func startChallengeDNS(t *testing.T, n *dt.Node) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	handler := dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
 		m := new(dns.Msg)
 		m.SetReply(q)
@@ -171,20 +169,7 @@ func startChallengeDNS(t *testing.T, n *dt.Node) string {
 		}
 		_ = w.WriteMsg(m)
 	})
-	started := make(chan struct{})
-	srv := &dns.Server{Listener: ln, Net: "tcp", Handler: handler, NotifyStartedFunc: func() { close(started) }}
-	done := make(chan error, 1)
-	go func() { done <- srv.ActivateAndServe() }()
-	select {
-	case <-started:
-	case err := <-done:
-		t.Fatalf("dns server: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = srv.Shutdown()
-		<-done
-	})
-	return ln.Addr().String()
+	return testdns.ServeTCP(t, handler)
 }
 
 // startChallengeHTTP answers HTTP-01 from the records n holds, for the record's domain only,

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dt-cdn/dt/internal/testkit/testdns"
+
 	"github.com/dt-cdn/dt/internal/testkit/pebble"
 
 	"github.com/miekg/dns"
@@ -51,10 +53,6 @@ func startPebble(t *testing.T, httpPort, tlsPort int, resolver string) *pebbleSe
 // and NXDOMAIN for every other name. It returns the server's address.
 func startDNS(t *testing.T, name string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	fqdn := dns.Fqdn(name)
 	handler := dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
 		m := new(dns.Msg)
@@ -73,22 +71,7 @@ func startDNS(t *testing.T, name string) string {
 		}
 		_ = w.WriteMsg(m)
 	})
-	started := make(chan struct{})
-	srv := &dns.Server{Listener: ln, Net: "tcp", Handler: handler, NotifyStartedFunc: func() { close(started) }}
-	done := make(chan error, 1)
-	go func() { done <- srv.ActivateAndServe() }()
-	select {
-	case <-started:
-	case err := <-done:
-		t.Fatalf("dns server: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := srv.Shutdown(); err != nil {
-			t.Errorf("dns shutdown: %v", err)
-		}
-		<-done
-	})
-	return ln.Addr().String()
+	return testdns.ServeTCP(t, handler)
 }
 
 // serve runs srv on ln (over TLS when tlsOn) until the test ends. Handshake errors, which

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dt-cdn/dt/internal/testkit/testdns"
+
 	"github.com/dt-cdn/dt/internal/testkit/pebble"
 
 	"github.com/miekg/dns"
@@ -113,10 +115,6 @@ func startPebbleCA(t *testing.T, httpPort int, resolver string) (string, *http.C
 // startLoopbackDNS answers every A query with 127.0.0.1, over TCP (Pebble's VA asks over TCP).
 func startLoopbackDNS(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	handler := dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
 		m := new(dns.Msg)
 		m.SetReply(q)
@@ -128,18 +126,5 @@ func startLoopbackDNS(t *testing.T) string {
 		}
 		_ = w.WriteMsg(m)
 	})
-	started := make(chan struct{})
-	srv := &dns.Server{Listener: ln, Net: "tcp", Handler: handler, NotifyStartedFunc: func() { close(started) }}
-	done := make(chan error, 1)
-	go func() { done <- srv.ActivateAndServe() }()
-	select {
-	case <-started:
-	case err := <-done:
-		t.Fatalf("dns server: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = srv.Shutdown()
-		<-done
-	})
-	return ln.Addr().String()
+	return testdns.ServeTCP(t, handler)
 }

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dt-cdn/dt/internal/testkit/testdns"
+
 	"github.com/miekg/dns"
 
 	dtdns "github.com/dt-cdn/dt/dns"
@@ -250,24 +252,7 @@ func startCNAMEResolver(t *testing.T, upstream string, custom []string, target s
 		}
 		_ = w.WriteMsg(m)
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	started := make(chan struct{})
-	srv := &dns.Server{Listener: ln, Net: "tcp", Handler: handler, NotifyStartedFunc: func() { close(started) }}
-	done := make(chan error, 1)
-	go func() { done <- srv.ActivateAndServe() }()
-	select {
-	case <-started:
-	case err := <-done:
-		t.Fatalf("resolver: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = srv.Shutdown()
-		<-done
-	})
-	r.addr = ln.Addr().String()
+	r.addr = testdns.ServeTCP(t, handler)
 	return r
 }
 

@@ -37,3 +37,29 @@ func MXResolver(t testing.TB, mailHost string) string {
 	t.Cleanup(func() { _ = srv.Shutdown(); <-done })
 	return pc.LocalAddr().String()
 }
+
+// ServeTCP serves h over TCP on 127.0.0.1 (Pebble's VA and dt's issuer ask over TCP) until the
+// test ends, and returns its address.
+func ServeTCP(t testing.TB, h dns.Handler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan struct{})
+	srv := &dns.Server{Listener: ln, Net: "tcp", Handler: h, NotifyStartedFunc: func() { close(started) }}
+	done := make(chan error, 1)
+	go func() { done <- srv.ActivateAndServe() }()
+	select {
+	case <-started:
+	case err := <-done:
+		t.Fatalf("dns server: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Shutdown(); err != nil {
+			t.Errorf("dns server shutdown: %v", err)
+		}
+		<-done
+	})
+	return ln.Addr().String()
+}
