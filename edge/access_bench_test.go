@@ -1,0 +1,92 @@
+package edge
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dt-cdn/dt/accesslog"
+	"github.com/dt-cdn/dt/static"
+	"github.com/dt-cdn/dt/trafficstats"
+)
+
+// benchRequests are requests as a server hands them to the handler: 1,000 distinct paths,
+// 5,000 distinct clients over 500 /24s, a browser's User-Agent, some with a Referer.
+func benchRequests(n int) []*http.Request {
+	rs := make([]*http.Request, n)
+	for i := range rs {
+		path := fmt.Sprintf("/blog/2026/post-%d/index.html", i%1000)
+		r := &http.Request{Method: "GET", Host: "blog.example", RequestURI: path, Proto: "HTTP/2.0",
+			URL: &url.URL{Path: path}, RemoteAddr: fmt.Sprintf("203.%d.%d.%d:%d", i%5000/2500, i%2500/10, i%10, 40000+i%20000),
+			TLS: &tls.ConnectionState{Version: tls.VersionTLS13},
+			Header: http.Header{"User-Agent": {"Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"}}}
+		if i%3 == 0 {
+			r.Header["Referer"] = []string{"https://news.example/item?id=" + fmt.Sprint(i%50)}
+		}
+		rs[i] = r
+	}
+	return rs
+}
+
+// BenchmarkLogAndCount measures what an edge pays for one response logged (JSON lines to a
+// file) and counted in the statistics, on the request's goroutine and off it: cpu-ns/op is the
+// process's CPU time (the writer's included) per response, which is what the edge's cores lose.
+func BenchmarkLogAndCount(b *testing.B) {
+	l, err := accesslog.New(accesslog.Config{Path: filepath.Join(b.TempDir(), "access.log")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	c := trafficstats.New(trafficstats.Config{Country: func(netip.Addr) string { return "NL" }})
+	rs := benchRequests(1 << 14)
+	ri := static.ResponseInfo{Status: 200, Bytes: 1024, Encoding: "gzip", Duration: 30 * time.Microsecond}
+	b.ReportAllocs()
+	cpu0 := cpuTime()
+	i := 0
+	for b.Loop() {
+		r := rs[i%len(rs)]
+		logAccess(l, r, "blog", &ri)
+		countTraffic(c, r, "blog", &ri)
+		if i++; i%512 == 0 {
+			catchUp(l, uint64(i))
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+	st := l.Stats()
+	b.ReportMetric(float64(st.QueueFull)/float64(b.N), "dropped/op")
+}
+
+// catchUp waits (off the CPU) while more than half the default queue waits for the writer, as
+// requests that each take a while to serve would: the benchmark measures the log's cost, not
+// how many lines a writer outrun by a tight loop drops.
+func catchUp(l *accesslog.Logger, logged uint64) {
+	for {
+		st := l.Stats()
+		if logged-st.Lines-st.QueueFull-st.WriteFailed <= accesslog.DefaultQueue/2 {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		panic(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
