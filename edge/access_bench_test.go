@@ -25,7 +25,7 @@ func benchRequests(n int) []*http.Request {
 		path := fmt.Sprintf("/blog/2026/post-%d/index.html", i%1000)
 		r := &http.Request{Method: "GET", Host: "blog.example", RequestURI: path, Proto: "HTTP/2.0",
 			URL: &url.URL{Path: path}, RemoteAddr: fmt.Sprintf("203.%d.%d.%d:%d", i%5000/2500, i%2500/10, i%10, 40000+i%20000),
-			TLS: &tls.ConnectionState{Version: tls.VersionTLS13},
+			TLS:    &tls.ConnectionState{Version: tls.VersionTLS13},
 			Header: http.Header{"User-Agent": {"Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"}}}
 		if i%3 == 0 {
 			r.Header["Referer"] = []string{"https://news.example/item?id=" + fmt.Sprint(i%50)}

@@ -1,0 +1,42 @@
+package accesslog
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// TestClockMatchesTimeFormat: a line's time, from the per-second cache or formatted anew, is
+// byte for byte what time.Format writes, for times around second turns, before 1970, with and
+// without a fraction, and out of order.
+func TestClockMatchesTimeFormat(t *testing.T) {
+	base := time.Date(2026, 12, 7, 23, 59, 59, 0, time.UTC).UnixNano()
+	times := []int64{0, 1, -1, base, base - 1, base + 1, base + 999_999_999, base + 1e9, base + 100, base + 120_000_000,
+		-1e9, -1e9 + 1, math.MaxInt64, math.MinInt64}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 2000 {
+		times = append(times, base+rng.Int64N(4e9)-2e9, rng.Int64())
+	}
+	var c clock
+	for _, ns := range times {
+		tm := time.Unix(0, ns).UTC()
+		for _, ck := range []*clock{&c, nil} {
+			if got, want := string(appendRFC3339Nano(nil, ns, ck)), tm.Format(time.RFC3339Nano); got != want {
+				t.Fatalf("appendRFC3339Nano(%d) = %q, want %q", ns, got, want)
+			}
+			if got, want := string(ck.stamp(ns).clf), tm.Format("02/Jan/2006:15:04:05 -0700"); got != want {
+				t.Fatalf("clf stamp of %d = %q, want %q", ns, got, want)
+			}
+		}
+	}
+}
+
+// TestClockKeepsNewestSecond: a line of an earlier second does not displace the newest.
+func TestClockKeepsNewestSecond(t *testing.T) {
+	var c clock
+	now := c.stamp(5e9)
+	if c.stamp(4e9) == now || c.stamp(5e9+1) != now {
+		t.Error("an earlier second replaced the newest one in the cache")
+	}
+}
