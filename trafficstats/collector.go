@@ -22,7 +22,7 @@ const (
 	// one-minute resolution, and one message a minute per edge is nothing beside heartbeats.
 	DefaultInterval = time.Minute
 	// DefaultMaxTrackedSites bounds the sites counted at once; a network's site table bounds its
-	// sites, and this bounds the memory if it is huge: about 30 KiB a busy site.
+	// sites, and this bounds the memory if it is huge: about 35 KiB a busy site.
 	DefaultMaxTrackedSites = 1024
 	// MaxBacklog bounds the site entries waiting for a message; past it the oldest are dropped.
 	MaxBacklog = 4 * MaxSites
@@ -224,15 +224,6 @@ func (sh *collectorShard) country(lookup func(netip.Addr) string, ip netip.Addr)
 	}
 	sh.countries[p] = cc
 	return cc
-}
-
-// remoteIP returns the address of "ip:port", unmapped, or the zero Addr.
-func remoteIP(remote string) netip.Addr {
-	ap, err := netip.ParseAddrPort(remote)
-	if err != nil {
-		return netip.Addr{}
-	}
-	return ap.Addr().Unmap().WithZone("")
 }
 
 // rekeyLocked makes a new visitor key when the day of now is not the key's.

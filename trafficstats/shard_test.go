@@ -85,3 +85,36 @@ func TestConcurrentObserveCountsExactly(t *testing.T) {
 		t.Errorf("%d site counts still tracked after Take", c.tracked.Load())
 	}
 }
+
+// TestFilteredTopKBounds: one counter set over a stream of a few frequent keys in a long tail of
+// rare ones (most keys filtered rather than taking a counter) keeps space-saving's bounds: every
+// key truly more frequent than n/k holds a counter, each count is at least the truth and at most
+// its error above it, the error stays within n/k, and the counters sum to at most n.
+func TestFilteredTopKBounds(t *testing.T) {
+	tk, truth := newTopK(TrackedKeys), map[string]uint64{}
+	rng := rand.New(rand.NewPCG(7, 8))
+	const n = 200_000
+	for range n {
+		k := fmt.Sprintf("/tail/%d", rng.IntN(100_000))
+		if r := rng.IntN(100); r < 30 {
+			k = fmt.Sprintf("/hot/%d", r%10) // 3 % each: over n/k
+		}
+		truth[k]++
+		tk.add(k)
+	}
+	held, sum := map[string]bool{}, uint64(0)
+	for _, s := range tk.heap {
+		held[s.Key], sum = true, sum+s.N
+		if s.N < truth[s.Key] || s.N-s.Err > truth[s.Key] || s.Err > n/TrackedKeys {
+			t.Errorf("%q counted %d (error %d), truly %d", s.Key, s.N, s.Err, truth[s.Key])
+		}
+	}
+	for k, c := range truth {
+		if c > n/TrackedKeys && !held[k] {
+			t.Errorf("%q (%d of %d) holds no counter", k, c, n)
+		}
+	}
+	if sum > n {
+		t.Errorf("counters sum to %d, over the %d keys counted", sum, n)
+	}
+}
