@@ -40,3 +40,24 @@ func TestClockKeepsNewestSecond(t *testing.T) {
 		t.Error("an earlier second replaced the newest one in the cache")
 	}
 }
+
+// TestPlainPrefix: the scan 8 bytes at a time stops where the scan byte by byte does, for every
+// byte at every place in a word.
+func TestPlainPrefix(t *testing.T) {
+	for c := range 256 {
+		for at := range 20 {
+			b := []byte("abcdefghijklmnopqrstuvwxyz")
+			b[at] = byte(c)
+			want := 0
+			for want < len(b) && jsonPlain[b[want]] {
+				want++
+			}
+			if got := plainPrefix(b); got != want {
+				t.Fatalf("byte %#x at %d: plainPrefix = %d, want %d", c, at, got, want)
+			}
+			if got := plainPrefix(string(b)); got != want {
+				t.Fatalf("byte %#x at %d: plainPrefix of a string = %d, want %d", c, at, got, want)
+			}
+		}
+	}
+}

@@ -65,9 +65,7 @@ func appendJSONString[S []byte | string](dst []byte, s S) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
-		for i < len(s) && jsonPlain[s[i]] {
-			i++
-		}
+		i += plainPrefix(s[i:])
 		if i == len(s) {
 			break
 		}
@@ -125,21 +123,20 @@ func appendQuoted(dst []byte, s string) []byte {
 	return append(appendEscaped(dst, s), '"')
 }
 
-// clfPlain marks the bytes the Combined Log Format writes as they are: printable ASCII but '"'
-// and '\\'.
-var clfPlain = jsonPlain
-
 // appendEscaped appends s with '"', '\\' and every byte outside printable ASCII as \xHH, as
 // nginx's escape=default does: a line then never breaks, and no field can close its quotes.
-// Runs of bytes that need no escape are appended at once.
+// Runs of bytes that need no escape (jsonPlain's) are appended at once.
 func appendEscaped[S []byte | string](dst []byte, s S) []byte {
 	start := 0
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; !clfPlain[c] {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'x', hexDigits[c>>4], hexDigits[c&0xf])
-			start = i + 1
+		i += plainPrefix(s[i:])
+		if i == len(s) {
+			break
 		}
+		c := s[i]
+		dst = append(dst, s[start:i]...)
+		dst = append(dst, '\\', 'x', hexDigits[c>>4], hexDigits[c&0xf])
+		start = i + 1
 	}
 	return append(dst, s[start:]...)
 }
