@@ -45,14 +45,12 @@ func newStamp(sec int64) *stamp {
 // appendRFC3339Nano appends the time unixNano as time.RFC3339Nano formats it in UTC: the
 // seconds' text, then the fraction without its trailing zeros (none when zero), then "Z".
 func appendRFC3339Nano(dst []byte, unixNano int64, c *clock) []byte {
-	dst = append(dst, c.stamp(unixNano).rfc3339...)
-	if ns := unixNano - floorDiv(unixNano, 1e9)*1e9; ns != 0 {
+	st := c.stamp(unixNano)
+	dst = append(dst, st.rfc3339...)
+	if ns := unixNano - st.sec*1e9; ns != 0 {
 		var frac [10]byte
 		frac[0] = '.'
-		for i := 9; i > 0; i-- {
-			frac[i] = byte('0' + ns%10)
-			ns /= 10
-		}
+		putDigits(frac[1:], uint64(ns))
 		n := 10
 		for frac[n-1] == '0' {
 			n--
@@ -60,6 +58,24 @@ func appendRFC3339Nano(dst []byte, unixNano int64, c *clock) []byte {
 		dst = append(dst, frac[:n]...)
 	}
 	return append(dst, 'Z')
+}
+
+// twoDigits holds "00" to "99", so that digits are written two at a time.
+const twoDigits = "00010203040506070809101112131415161718192021222324252627282930313233343536373839" +
+	"40414243444546474849505152535455565758596061626364656667686970717273747576777879" +
+	"8081828384858687888990919293949596979899"
+
+// putDigits writes v's last len(dst) decimal digits into dst, zero-padded on the left.
+func putDigits(dst []byte, v uint64) {
+	i := len(dst)
+	for ; i >= 2; i -= 2 {
+		d := v % 100 * 2
+		dst[i-2], dst[i-1] = twoDigits[d], twoDigits[d+1]
+		v /= 100
+	}
+	if i == 1 {
+		dst[0] = byte('0' + v%10)
+	}
 }
 
 // floorDiv is a/b rounded down, as time.Unix(0, a) splits nanoseconds into seconds.

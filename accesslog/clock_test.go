@@ -1,6 +1,7 @@
 package accesslog
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -58,6 +59,24 @@ func TestPlainPrefix(t *testing.T) {
 			if got := plainPrefix(string(b)); got != want {
 				t.Fatalf("byte %#x at %d: plainPrefix of a string = %d, want %d", c, at, got, want)
 			}
+		}
+	}
+}
+
+// TestAppendSeconds: durations in seconds with six decimals, negative ones as zero.
+func TestAppendSeconds(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, d := range []time.Duration{0, 1, time.Microsecond, 999_999 * time.Microsecond, time.Second, -time.Second, math.MaxInt64} {
+		us := max(d, 0) / time.Microsecond
+		if got, want := string(appendSeconds(nil, d)), fmt.Sprintf("%d.%06d", us/1e6, us%1e6); got != want {
+			t.Errorf("appendSeconds(%v) = %q, want %q", d, got, want)
+		}
+	}
+	for range 10_000 {
+		d := time.Duration(rng.Int64N(int64(100 * time.Second)))
+		us := d / time.Microsecond
+		if got, want := string(appendSeconds(nil, d)), fmt.Sprintf("%d.%06d", us/1e6, us%1e6); got != want {
+			t.Fatalf("appendSeconds(%v) = %q, want %q", d, got, want)
 		}
 	}
 }

@@ -149,14 +149,10 @@ func appendSeconds(dst []byte, d time.Duration) []byte {
 	}
 	us := int64(d / time.Microsecond)
 	dst = strconv.AppendInt(dst, us/1e6, 10)
-	frac := us % 1e6
-	var digits [7]byte
-	digits[0] = '.'
-	for i := 6; i > 0; i-- {
-		digits[i] = byte('0' + frac%10)
-		frac /= 10
-	}
-	return append(dst, digits[:]...)
+	var frac [7]byte
+	frac[0] = '.'
+	putDigits(frac[1:], uint64(us%1e6))
+	return append(dst, frac[:]...)
 }
 
 // clientAddr appends to scratch the address of an "ip:port" remote address, truncated to /24

@@ -118,3 +118,32 @@ func TestFilteredTopKBounds(t *testing.T) {
 		t.Errorf("counters sum to %d, over the %d keys counted", sum, n)
 	}
 }
+
+// TestBlockOf: addresses share a country cache entry exactly when they share their /24 (IPv4)
+// or /48 (IPv6); no IPv4 block is an IPv6 one.
+func TestBlockOf(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	random := func(v6 bool) netip.Addr {
+		var b [16]byte
+		for i := range b {
+			b[i] = byte(rng.IntN(3)) // few values: many pairs share a block
+		}
+		if v6 {
+			return netip.AddrFrom16(b)
+		}
+		return netip.AddrFrom4([4]byte(b[:4]))
+	}
+	for range 20_000 {
+		a, b := random(rng.IntN(2) == 0), random(rng.IntN(2) == 0)
+		same := a.Is4() == b.Is4()
+		if same {
+			bits := map[bool]int{true: 24, false: 48}[a.Is4()]
+			pa, _ := a.Prefix(bits)
+			pb, _ := b.Prefix(bits)
+			same = pa == pb
+		}
+		if got := blockOf(a) == blockOf(b); got != same {
+			t.Fatalf("%v and %v: same block %v, want %v", a, b, got, same)
+		}
+	}
+}
