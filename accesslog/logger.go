@@ -162,7 +162,10 @@ func (l *Logger) Run(ctx context.Context) error {
 			l.writePending()
 			return nil
 		}
-		l.writePending()
+		// Lines the queue refilled with while it was written get no wake-up of their own.
+		for more := l.writePending(); more && ctx.Err() == nil; {
+			more = l.writePending()
+		}
 	}
 }
 
@@ -171,11 +174,14 @@ func (l *Logger) Run(ctx context.Context) error {
 const headEvery = 32
 
 // writePending writes the lines queued, in the order of the queue, up to the first one not
-// yet ready (still being copied in: it is written the next time).
-func (l *Logger) writePending() {
+// yet ready (still being formatted: it is written the next time), and at most a queue's worth,
+// so that requests logging as fast as it writes cannot keep it from Run's loop. It reports
+// whether it stopped there with lines ready.
+func (l *Logger) writePending() (more bool) {
 	q := l.queue
 	h := q.head.Load()
-	for i := 1; ; i++ {
+	end := h + uint64(len(q.slots))
+	for i := 1; h < end; i++ {
 		n, gen, ok := q.peek(h)
 		if !ok {
 			break
@@ -193,6 +199,8 @@ func (l *Logger) writePending() {
 	}
 	q.head.Store(h)
 	l.flush()
+	_, _, more = q.peek(h)
+	return more
 }
 
 // beforeLine makes room in the batch for a line of n bytes of Reopen count gen: it reopens the
