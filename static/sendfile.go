@@ -1,0 +1,156 @@
+package static
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/dt-cdn/dt/blobs"
+	"github.com/dt-cdn/dt/internal/fdcache"
+	"github.com/dt-cdn/dt/internal/sendconn"
+)
+
+// DefaultSendfileMin is HandlerConfig.SendfileMin's default: the smallest body held in memory
+// that plain HTTP/1.1 sends by sendfile(2) from an open blob file rather than by writev(2)
+// from memory. Measured on loopback, server on one core (CPU time per response, header of
+// 300 bytes): at 4 KiB writev costs 9–11 µs and header+sendfile 11–14 µs; at 16 KiB they
+// are even (13.5–14.5 against 12.9–13.6); at 26 KB sendfile saves about 0.5 µs, at 64 KiB
+// 3 µs, at 100 KiB 6 µs. Copying the body into the socket grows with its size, sending page
+// references does not, and the second system call costs about what copying 16 KiB does.
+const DefaultSendfileMin = 16 << 10
+
+// sendsFile reports whether n bytes of rp go by sendfile to a FileSender: always for a
+// representation on disk, and from SendfileMin up for one held in memory.
+func (h *Handler) sendsFile(rp *rep, n int64) bool {
+	return n > 0 && h.files != nil && (rp.data == nil || (h.sendfileMin > 0 && n >= h.sendfileMin))
+}
+
+// blobSpan is where a span of a representation starts on disk: the open blob file holding
+// its first byte, that blob's index in rep.parts and the offset in it. The file is acquired
+// before the status line is sent, so that a missing blob is still a clean 500.
+type blobSpan struct {
+	start int64 // in the representation
+	file  *fdcache.File[blobs.Hash]
+	part  int
+	off   int64 // in the blob
+}
+
+// acquireSpan acquires the blob holding byte off of rp and checks its size against the
+// manifest's (a blob shorter than that is answered 500 rather than cut short).
+func (h *Handler) acquireSpan(s *Site, rp *rep, off int64) (blobSpan, error) {
+	start := off
+	for i, pt := range rp.parts {
+		if off >= pt.size {
+			off -= pt.size
+			continue
+		}
+		bf, err := h.files.Acquire(pt.hash, s.src)
+		if err != nil {
+			return blobSpan{}, &blobError{fmt.Errorf("static: open blob %s: %w", pt.hash.Short(), err)}
+		}
+		if bf.Size() < pt.size {
+			bf.Release()
+			return blobSpan{}, &blobError{fmt.Errorf("%w: %s holds %d bytes, manifest says %d", ErrMissingBlob, pt.hash.Short(), bf.Size(), pt.size)}
+		}
+		return blobSpan{start: start, file: bf, part: i, off: off}, nil
+	}
+	return blobSpan{}, &blobError{fmt.Errorf("static: offset %d past the representation", off)}
+}
+
+// serveSendfile answers with the whole of rp (status 200, or an error page's) by sendfile,
+// the headers being set.
+func (h *Handler) serveSendfile(w http.ResponseWriter, r *http.Request, fs sendconn.FileSender, s *Site, f *file, rp *rep, status int) outcome {
+	sp, err := h.acquireSpan(s, rp, 0)
+	if err != nil {
+		h.logBlobError(s, f, err)
+		clearFileHeaders(w.Header())
+		return h.writeError(w, r, http.StatusInternalServerError, nil)
+	}
+	w.WriteHeader(status)
+	n, err := h.sendSpan(w, fs, s, rp, sp, rp.size)
+	if err != nil {
+		h.logBodyError(s, f, err)
+	}
+	return outcome{status: status, coding: rp.coding, bytes: n}
+}
+
+// serveRangeSendfile answers with one range of rp (206) by sendfile, the headers but the
+// range's being set.
+func (h *Handler) serveRangeSendfile(w http.ResponseWriter, r *http.Request, fs sendconn.FileSender, s *Site, f *file, rp *rep, br byteRange) outcome {
+	sp, err := h.acquireSpan(s, rp, br.start)
+	if err != nil {
+		h.logBlobError(s, f, err)
+		clearFileHeaders(w.Header())
+		return h.writeError(w, r, http.StatusInternalServerError, nil)
+	}
+	hdr := w.Header()
+	hdr[hContentRange] = []string{formatContentRange(br, rp.size)}
+	hdr[hContentLength] = []string{strconv.FormatInt(br.length, 10)}
+	w.WriteHeader(http.StatusPartialContent)
+	n, err := h.sendSpan(w, fs, s, rp, sp, br.length)
+	if err != nil {
+		h.logBodyError(s, f, err)
+	}
+	return outcome{status: http.StatusPartialContent, bytes: n}
+}
+
+// sendSpan sends n bytes of rp from sp by fs, releasing each blob file once sent. When fs
+// cannot take them (sendconn.ErrNotSendable), they are written by w from memory or from the
+// files.
+func (h *Handler) sendSpan(w http.ResponseWriter, fs sendconn.FileSender, s *Site, rp *rep, sp blobSpan, n int64) (int64, error) {
+	var sent int64
+	bf, off := sp.file, sp.off
+	for i := sp.part; sent < n; i++ {
+		pt := rp.parts[i]
+		if bf == nil {
+			var err error
+			if bf, err = h.files.Acquire(pt.hash, s.src); err != nil {
+				return sent, &blobError{fmt.Errorf("static: open blob %s: %w", pt.hash.Short(), err)}
+			}
+		}
+		k := min(pt.size-off, n-sent)
+		m, err := fs.SendFileAt(bf.Fd(), off, k)
+		if errors.Is(err, sendconn.ErrNotSendable) {
+			m, err = h.copySpan(w, bf, rp, sp.start+sent, off, k)
+		}
+		bf.Release()
+		bf, off = nil, 0
+		sent += m
+		if errors.Is(err, sendconn.ErrShortFile) {
+			err = &blobError{fmt.Errorf("static: blob %s: %w", pt.hash.Short(), err)}
+		}
+		if err != nil {
+			return sent, err
+		}
+	}
+	return sent, nil
+}
+
+// copySpan writes k bytes of a blob from off by w: from memory when rp is held there (at
+// representation offset at), else read from the file.
+func (h *Handler) copySpan(w http.ResponseWriter, bf *fdcache.File[blobs.Hash], rp *rep, at, off, k int64) (int64, error) {
+	if rp.data != nil {
+		m, err := w.Write(rp.data[at : at+k])
+		return int64(m), err
+	}
+	bufp := h.bufs.Get().(*[]byte)
+	defer h.bufs.Put(bufp)
+	var sent int64
+	for sent < k {
+		p := (*bufp)[:min(int64(len(*bufp)), k-sent)]
+		m, err := bf.ReadAt(p, off+sent)
+		if m < len(p) {
+			if err == nil {
+				err = fmt.Errorf("static: short read: %w", sendconn.ErrShortFile)
+			}
+			return sent, &blobError{fmt.Errorf("static: read blob %s: %w", bf.Name(), err)}
+		}
+		m, err = w.Write(p)
+		sent += int64(m)
+		if err != nil {
+			return sent, err
+		}
+	}
+	return sent, nil
+}
