@@ -13,9 +13,16 @@ import (
 // each step of at most sendStep bytes, arm sets the write deadline (SendTimeout per step); the
 // waits for the socket to drain (below TCP_NOTSENT_LOWAT) end at that deadline.
 //
+// A body of more than one step is sent under TCP_CORK instead of MSG_MORE: the ends of its
+// sendfile calls then leave in full segments too, and the two setsockopt(2) calls are nothing
+// next to such a body.
+//
 // It returns the file's bytes sent. A file that ends early gives an error wrapping
 // ErrShortFile; an error of the socket or the deadline is returned as rc gives it.
 func SendFile(rc syscall.RawConn, head []byte, fd int, off, n int64, arm func() error) (int64, error) {
+	if n > sendStep && setCork(rc, true) {
+		defer setCork(rc, false)
+	}
 	var sent int64
 	for first := true; first || sent < n; first = false {
 		if err := arm(); err != nil {
@@ -79,4 +86,19 @@ func sendHead(sock int, head []byte, more bool) ([]byte, bool, error) {
 		head = head[k:]
 	}
 	return head, true, nil
+}
+
+// setCork sets or clears TCP_CORK on rc's socket, and reports whether it did.
+func setCork(rc syscall.RawConn, on bool) bool {
+	v := 0
+	if on {
+		v = 1
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_CORK, v)
+	}); err != nil {
+		return false
+	}
+	return serr == nil
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -39,7 +40,8 @@ func readN(c net.Conn, n int) <-chan []byte {
 }
 
 // The head, then the file's span from an offset, arrive whole and in order, in steps of
-// sendStep each armed; the file's position is left alone.
+// sendStep each armed; the file's position is left alone, and the cork that a body of several
+// steps is sent under is cleared.
 func TestSendFile(t *testing.T) {
 	body := make([]byte, 3*sendStep+1234)
 	r := rand.New(rand.NewPCG(1, 2))
@@ -69,6 +71,11 @@ func TestSendFile(t *testing.T) {
 	}
 	if arms != 4 {
 		t.Errorf("armed %d times for %d bytes, want 4 steps of %d", arms, n, sendStep)
+	}
+	var cork int
+	rc.Control(func(fd uintptr) { cork, _ = syscall.GetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_CORK) })
+	if cork != 0 {
+		t.Errorf("TCP_CORK = %d after a body of several steps, want it cleared", cork)
 	}
 	if pos, _ := f.Seek(0, io.SeekCurrent); pos != 0 {
 		t.Errorf("the file's position moved to %d", pos)
