@@ -59,30 +59,27 @@ func (h *Handler) acquireSpan(s *Site, rp *rep, off int64) (blobSpan, error) {
 }
 
 // serveSendfile answers with the whole of rp (status 200, or an error page's) by sendfile,
-// the headers being set.
-func (h *Handler) serveSendfile(w http.ResponseWriter, r *http.Request, fs sendconn.FileSender, s *Site, f *file, rp *rep, status int) outcome {
-	sp, err := h.acquireSpan(s, rp, 0)
-	if err != nil {
-		h.logBlobError(s, f, err)
-		clearFileHeaders(w.Header())
-		return h.writeError(w, r, http.StatusInternalServerError, nil)
+// the headers being set. It reports false, having written nothing, when the blob cannot be
+// opened but rp is held in memory: the caller sends it from there.
+func (h *Handler) serveSendfile(w http.ResponseWriter, r *http.Request, fs sendconn.FileSender, s *Site, f *file, rp *rep, status int) (outcome, bool) {
+	sp, ok, o := h.acquireOrFail(w, r, s, f, rp, 0)
+	if !ok {
+		return o, o.status != 0
 	}
 	w.WriteHeader(status)
 	n, err := h.sendSpan(w, fs, s, rp, sp, rp.size)
 	if err != nil {
 		h.logBodyError(s, f, err)
 	}
-	return outcome{status: status, coding: rp.coding, bytes: n}
+	return outcome{status: status, coding: rp.coding, bytes: n}, true
 }
 
 // serveRangeSendfile answers with one range of rp (206) by sendfile, the headers but the
-// range's being set.
-func (h *Handler) serveRangeSendfile(w http.ResponseWriter, r *http.Request, fs sendconn.FileSender, s *Site, f *file, rp *rep, br byteRange) outcome {
-	sp, err := h.acquireSpan(s, rp, br.start)
-	if err != nil {
-		h.logBlobError(s, f, err)
-		clearFileHeaders(w.Header())
-		return h.writeError(w, r, http.StatusInternalServerError, nil)
+// range's being set; it reports false as serveSendfile does.
+func (h *Handler) serveRangeSendfile(w http.ResponseWriter, r *http.Request, fs sendconn.FileSender, s *Site, f *file, rp *rep, br byteRange) (outcome, bool) {
+	sp, ok, o := h.acquireOrFail(w, r, s, f, rp, br.start)
+	if !ok {
+		return o, o.status != 0
 	}
 	hdr := w.Header()
 	hdr[hContentRange] = []string{formatContentRange(br, rp.size)}
@@ -92,7 +89,24 @@ func (h *Handler) serveRangeSendfile(w http.ResponseWriter, r *http.Request, fs 
 	if err != nil {
 		h.logBodyError(s, f, err)
 	}
-	return outcome{status: http.StatusPartialContent, bytes: n}
+	return outcome{status: http.StatusPartialContent, bytes: n}, true
+}
+
+// acquireOrFail acquires the blob holding byte off of rp. When it cannot, it answers 500
+// (and returns that outcome), unless rp is held in memory: then it returns a zero outcome,
+// and the response is sent from memory. NewSite checked every blob, but one may have gone
+// since (removed by hand, or by a collection that a deploy held in memory survived).
+func (h *Handler) acquireOrFail(w http.ResponseWriter, r *http.Request, s *Site, f *file, rp *rep, off int64) (blobSpan, bool, outcome) {
+	sp, err := h.acquireSpan(s, rp, off)
+	if err == nil {
+		return sp, true, outcome{}
+	}
+	h.logBlobError(s, f, err)
+	if rp.data != nil {
+		return blobSpan{}, false, outcome{}
+	}
+	clearFileHeaders(w.Header())
+	return blobSpan{}, false, h.writeError(w, r, http.StatusInternalServerError, nil)
 }
 
 // sendSpan sends n bytes of rp from sp by fs, releasing each blob file once sent. When fs

@@ -150,9 +150,13 @@ func blobPath(t *testing.T, st *blobs.Store, h blobs.Hash) string {
 }
 
 // A blob removed from the store while its file is kept open still serves; a handler that
-// keeps none answers 500, before sending anything of the response.
+// keeps none answers 500, before sending anything of the response, or sends the file from
+// memory when it is held there.
 func TestSendfileRemovedBlob(t *testing.T) {
-	files := map[string]*testFile{"/big.bin": {body: randomBytes(5, 200<<10), typ: "application/octet-stream"}}
+	files := map[string]*testFile{
+		"/big.bin": {body: randomBytes(5, 200<<10), typ: "application/octet-stream"},
+		"/mid.bin": {body: randomBytes(8, 30<<10), typ: "application/octet-stream"},
+	}
 	d := newDeploy(t, files, nil, SiteOptions{})
 	h := NewHandler(HandlerConfig{})
 	h.SetSite(d.site)
@@ -176,6 +180,17 @@ func TestSendfileRemovedBlob(t *testing.T) {
 	srv2 := startServer(t, uncached)
 	if r := do(t, srv2, http.MethodGet, "/big.bin"); r.status != http.StatusInternalServerError {
 		t.Fatalf("removed blob, no open files: status %d, want 500", r.status)
+	}
+	mid := files["/mid.bin"].body
+	if err := d.store.Delete(blobs.Sum(mid)); err != nil {
+		t.Fatal(err)
+	}
+	c2 := srv2.Client()
+	if err := fetch(c2, srv2.URL+"/mid.bin", "identity", "", http.StatusOK, mid); err != nil {
+		t.Fatalf("removed blob held in memory: %v", err)
+	}
+	if err := fetch(c2, srv2.URL+"/mid.bin", "identity", "bytes=10-20000", http.StatusPartialContent, mid[10:20001]); err != nil {
+		t.Fatalf("a range of a removed blob held in memory: %v", err)
 	}
 }
 

@@ -79,7 +79,9 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, s *Site, f *
 		return outcome{status: status, coding: rp.coding}
 	}
 	if fs, ok := w.(sendconn.FileSender); ok && h.sendsFile(rp, rp.size) {
-		return h.serveSendfile(w, r, fs, s, f, rp, status)
+		if o, ok := h.serveSendfile(w, r, fs, s, f, rp, status); ok {
+			return o
+		}
 	}
 	b, err := h.openBody(s, rp, 0, rp.size)
 	if err != nil {
@@ -138,7 +140,9 @@ func (h *Handler) serveRanges(w http.ResponseWriter, r *http.Request, s *Site, f
 	if len(ranges) == 1 {
 		br := ranges[0]
 		if fs, ok := w.(sendconn.FileSender); ok && h.sendsFile(rp, br.length) {
-			return h.serveRangeSendfile(w, r, fs, s, f, rp, br)
+			if o, ok := h.serveRangeSendfile(w, r, fs, s, f, rp, br); ok {
+				return o
+			}
 		}
 		b, err := h.openBody(s, rp, br.start, br.length)
 		if err != nil {
