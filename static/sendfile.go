@@ -12,13 +12,16 @@ import (
 )
 
 // DefaultSendfileMin is HandlerConfig.SendfileMin's default: the smallest body held in memory
-// that plain HTTP/1.1 sends by sendfile(2) from an open blob file rather than by writev(2)
-// from memory. Measured on loopback, server on one core (CPU time per response, header of
-// 300 bytes): at 4 KiB writev costs 9–11 µs and header+sendfile 11–14 µs; at 16 KiB they
-// are even (13.5–14.5 against 12.9–13.6); at 26 KB sendfile saves about 0.5 µs, at 64 KiB
-// 3 µs, at 100 KiB 6 µs. Copying the body into the socket grows with its size, sending page
-// references does not, and the second system call costs about what copying 16 KiB does.
-const DefaultSendfileMin = 16 << 10
+// that plain HTTP/1.1 sends by sendfile(2) from its open blob file rather than by writev(2)
+// from memory. Sending page references saves the copy of the body into the socket, which grows
+// with its size; it costs a second system call and the open file's lookup, which do not.
+// Measured on loopback on a shared 2-core machine (CPU time per response): sendfile against
+// writev alone, server on one core, saves nothing at 4–16 KiB, 0.4–0.9 µs of 12–14 at 26 KB,
+// 3 µs at 64 KiB and 6 µs at 100 KiB; through the whole server (static.BenchmarkSendfileCrossover,
+// client in the process) it cost 1 µs more at 16 KiB and 3.5 more at 26 KiB, and was even at
+// 48 KiB; the edgebench cell of a 26 KB gzip body showed no difference either way (14–19 µs per
+// request, within the noise). Below 48 KiB writev stays.
+const DefaultSendfileMin = 48 << 10
 
 // sendsFile reports whether n bytes of rp go by sendfile to a FileSender: always for a
 // representation on disk, and from SendfileMin up for one held in memory.
