@@ -24,7 +24,7 @@ import (
 // memory, mid-sized ones held in memory and sent by sendfile, large ones on disk; some with a
 // gzip variant, some in chunks (several blobs).
 func sendfileFiles(n int) map[string]*testFile {
-	sizes := []int{1 << 10, 12 << 10, 20 << 10, 40 << 10, 70 << 10, 100 << 10, 300 << 10, 600 << 10}
+	sizes := []int{1 << 10, 20 << 10, 40 << 10, 56 << 10, 70 << 10, 100 << 10, 300 << 10, 600 << 10}
 	files := map[string]*testFile{}
 	for i := range n {
 		size := sizes[i%len(sizes)] + i*37
@@ -155,7 +155,7 @@ func blobPath(t *testing.T, st *blobs.Store, h blobs.Hash) string {
 func TestSendfileRemovedBlob(t *testing.T) {
 	files := map[string]*testFile{
 		"/big.bin": {body: randomBytes(5, 200<<10), typ: "application/octet-stream"},
-		"/mid.bin": {body: randomBytes(8, 30<<10), typ: "application/octet-stream"},
+		"/mid.bin": {body: randomBytes(8, 56<<10), typ: "application/octet-stream"},
 	}
 	d := newDeploy(t, files, nil, SiteOptions{})
 	h := NewHandler(HandlerConfig{})
