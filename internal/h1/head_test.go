@@ -168,3 +168,41 @@ func headSeeds() []string {
 	)
 	return append(seeds, strings.ReplaceAll(browserRequest, "\r\n", "\n"))
 }
+
+// BenchmarkReadHead compares the fast path with http.ReadRequest followed by the checks and
+// the context, as the connection would otherwise read the same head: the benchmark's request
+// and a browser's.
+func BenchmarkReadHead(b *testing.B) {
+	ctx := context.WithValue(context.Background(), headCtxKey{}, "conn")
+	for _, head := range []struct{ name, raw string }{
+		{"small", "GET /page.html HTTP/1.1\r\nHost: bench.test\r\nAccept-Encoding: gzip\r\nUser-Agent: bench\r\n\r\n"},
+		{"browser", browserRequest},
+	} {
+		raw := []byte(head.raw)
+		b.Run(head.name+"/fast", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, ok := parseHead(ctx, raw); !ok {
+					b.Fatal("declined")
+				}
+			}
+		})
+		b.Run(head.name+"/net-http", func(b *testing.B) {
+			b.ReportAllocs()
+			br := bufio.NewReaderSize(nil, readBufferSize)
+			rd := bytes.NewReader(raw)
+			for b.Loop() {
+				rd.Reset(raw)
+				br.Reset(rd)
+				req, err := http.ReadRequest(br)
+				if err == nil {
+					err = checkRequest(req)
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+				req.WithContext(ctx)
+			}
+		})
+	}
+}
