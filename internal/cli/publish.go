@@ -417,10 +417,18 @@ func runDeploys(ctx context.Context, args []string, env *Env) error {
 		if d.Current {
 			mark = "*"
 		}
-		fmt.Fprintf(env.Stdout, "%s %s  %s  %5d files  %9s  %s  live on %d: %s\n", mark, d.ID.Short(),
-			d.Created.Local().Format(time.DateTime), d.Files, sizeOf(d.Bytes), settingsOf(d.SPA, d.CleanURLs), len(d.LiveOn), strings.Join(d.LiveOn, " "))
+		fmt.Fprintf(env.Stdout, "%s %s  %s  %5d files  %9s  %s  %s\n", mark, d.ID.Short(),
+			d.Created.Local().Format(time.DateTime), d.Files, sizeOf(d.Bytes), settingsOf(d.SPA, d.CleanURLs), liveOnList(d.LiveOn))
 	}
 	return nil
+}
+
+// liveOnList says which edges serve a deploy, for dt deploys.
+func liveOnList(edges []string) string {
+	if len(edges) == 0 {
+		return "live on no edge"
+	}
+	return fmt.Sprintf("live on %d: %s", len(edges), strings.Join(edges, " "))
 }
 
 func runRollback(ctx context.Context, args []string, env *Env) error {

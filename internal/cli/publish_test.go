@@ -54,7 +54,8 @@ func TestPublishCommands(t *testing.T) {
 	}
 
 	r = run(t, "", append([]string{"deploys"}, common...)...)
-	if r.code != 0 || strings.Count(r.stdout, "\n") != 2 || !strings.HasPrefix(r.stdout, "*") {
+	if r.code != 0 || strings.Count(r.stdout, "\n") != 2 || !strings.HasPrefix(r.stdout, "*") ||
+		strings.Count(r.stdout, "live on no edge\n") != 2 {
 		t.Fatalf("deploys: %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 
