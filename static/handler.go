@@ -69,8 +69,8 @@ type HandlerConfig struct {
 	// an open, fstat and close each (see package fdcache): blobs are named by their content,
 	// so a descriptor stays right across deploys. More saves opens on more files and holds
 	// more descriptors, out of the process's limit, and the disk space of blobs removed
-	// meanwhile, until they are evicted. Zero means fdcache.DefaultMaxIdle; negative keeps
-	// none open.
+	// meanwhile, until they are evicted (or unused for fdcache.DefaultMaxIdleTime). Zero
+	// means fdcache.DefaultMaxIdle; negative keeps none open.
 	OpenFiles int
 	// SendfileMin is the smallest body held in memory that a plain HTTP/1.1 connection of
 	// internal/h1 is sent by sendfile(2) from its open blob file rather than by writev(2)

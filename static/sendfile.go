@@ -19,8 +19,9 @@ import (
 // writev alone, server on one core, saves nothing at 4–16 KiB, 0.4–0.9 µs of 12–14 at 26 KB,
 // 3 µs at 64 KiB and 6 µs at 100 KiB; through the whole server (static.BenchmarkSendfileCrossover,
 // client in the process) it cost 1 µs more at 16 KiB and 3.5 more at 26 KiB, and was even at
-// 48 KiB; the edgebench cell of a 26 KB gzip body showed no difference either way (14–19 µs per
-// request, within the noise). Below 48 KiB writev stays.
+// 48 KiB; the edgebench cell of a 26 KB gzip body (pinned, edge CPU time per request, four
+// alternating runs each) took 11.8–12.5 µs by writev and 11.3–12.9 µs by sendfile: no
+// difference. Below 48 KiB writev stays.
 const DefaultSendfileMin = 48 << 10
 
 // sendsFile reports whether n bytes of rp go by sendfile to a FileSender: always for a

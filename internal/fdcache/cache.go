@@ -6,6 +6,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // DefaultMaxIdle is how many files a Cache keeps open while unused when Config.MaxIdle is
@@ -15,6 +16,11 @@ import (
 // most of its descriptors for connections: the connection caps (internal/connlimit) take at
 // most half of what their reserve leaves, and these come out of the other half.
 const DefaultMaxIdle = 1000
+
+// DefaultMaxIdleTime is how long a Cache keeps a file no one uses when Config.MaxIdleTime is
+// zero: nginx's open_file_cache default (inactive=60s). It bounds how long the disk space of
+// a removed file stays taken while traffic goes on.
+const DefaultMaxIdleTime = time.Minute
 
 // Opener opens the file of a key, positioned anywhere: the cache reads it only by offset.
 // It is called from many goroutines at once.
@@ -29,20 +35,27 @@ type Config struct {
 	// Zero means DefaultMaxIdle; negative keeps none: every Acquire opens, every last
 	// Release closes.
 	MaxIdle int
+	// MaxIdleTime closes a file unused for this long, at the cache's next Acquire or Release
+	// (there is no timer: a cache nobody uses keeps its files until Close). Longer saves
+	// more opens of files used now and then; shorter gives back the disk space of removed
+	// files sooner. Zero means DefaultMaxIdleTime; negative keeps files however long unused.
+	MaxIdleTime time.Duration
 }
 
 // Stats counts what a Cache did. The counters only grow; Open is the files open now.
 type Stats struct {
 	Hits    atomic.Uint64 // Acquire found the file open
 	Misses  atomic.Uint64 // Acquire opened the file (or failed to)
-	Evicted atomic.Uint64 // idle files closed to keep within MaxIdle
+	Evicted atomic.Uint64 // idle files closed to keep within MaxIdle, or unused for MaxIdleTime
 	Open    atomic.Int64  // files open now, held or idle
 }
 
 // Cache keeps files open by key. It is safe for concurrent use.
 type Cache[K comparable] struct {
-	maxIdle int
-	stats   Stats
+	maxIdle     int
+	maxIdleTime time.Duration    // ≤0: none
+	now         func() time.Time // time.Now; tests set their own
+	stats       Stats
 
 	mu     sync.Mutex
 	files  map[K]*File[K] // guarded by mu: the files kept, held or idle
@@ -55,7 +68,10 @@ func New[K comparable](cfg Config) *Cache[K] {
 	if cfg.MaxIdle == 0 {
 		cfg.MaxIdle = DefaultMaxIdle
 	}
-	return &Cache[K]{maxIdle: max(cfg.MaxIdle, 0), files: map[K]*File[K]{}}
+	if cfg.MaxIdleTime == 0 {
+		cfg.MaxIdleTime = DefaultMaxIdleTime
+	}
+	return &Cache[K]{maxIdle: max(cfg.MaxIdle, 0), maxIdleTime: cfg.MaxIdleTime, now: time.Now, files: map[K]*File[K]{}}
 }
 
 // Stats returns the cache's counters, for metrics.
@@ -71,7 +87,8 @@ type File[K comparable] struct {
 	size int64
 	// guarded by c.mu:
 	refs       int
-	kept       bool // in c.files; false for a file opened past the cache, closed on Release
+	kept       bool      // in c.files; false for a file opened past the cache, closed on Release
+	released   time.Time // when it last became idle
 	prev, next *File[K]
 }
 
@@ -100,7 +117,12 @@ func (c *Cache[K]) Acquire(key K, o Opener[K]) (*File[K], error) {
 		c.stats.Hits.Add(1)
 		return f, nil
 	}
+	var expired []*File[K]
+	if c.maxIdleTime > 0 && c.idle.len > 0 {
+		expired = c.evictLocked(c.now())
+	}
 	c.mu.Unlock()
+	c.closeEvicted(expired)
 	c.stats.Misses.Add(1)
 	f, err := c.open(key, o)
 	if err != nil {
@@ -150,16 +172,31 @@ func (f *File[K]) Release() {
 		c.closeFile(f)
 		return
 	}
+	f.released = c.now()
 	c.idle.pushFront(f)
+	evict := c.evictLocked(f.released)
+	c.mu.Unlock()
+	c.closeEvicted(evict)
+}
+
+// evictLocked takes out of the cache the idle files past MaxIdle, least recently used first,
+// and those unused for MaxIdleTime, and returns them to be closed.
+func (c *Cache[K]) evictLocked(now time.Time) []*File[K] {
 	var evict []*File[K]
-	for c.idle.len > c.maxIdle {
-		old := c.idle.back()
+	for old := c.idle.back(); old != nil; old = c.idle.back() {
+		expired := c.maxIdleTime > 0 && now.Sub(old.released) >= c.maxIdleTime
+		if c.idle.len <= c.maxIdle && !expired {
+			break
+		}
 		c.idle.remove(old)
 		delete(c.files, old.key)
 		old.kept = false
 		evict = append(evict, old)
 	}
-	c.mu.Unlock()
+	return evict
+}
+
+func (c *Cache[K]) closeEvicted(evict []*File[K]) {
 	for _, old := range evict {
 		c.stats.Evicted.Add(1)
 		c.closeFile(old)

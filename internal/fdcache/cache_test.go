@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/dt-cdn/dt/internal/testkit/procusage"
 )
@@ -239,4 +240,28 @@ func TestConcurrentUse(t *testing.T) {
 	if got := procusage.Now(t).FDs; got != before.FDs || s.Open.Load() != 0 {
 		t.Fatalf("after Close: %d descriptors open, %d before; %d counted open", got, before.FDs, s.Open.Load())
 	}
+}
+
+// A file unused for MaxIdleTime is closed at the next Release, or before the next open.
+func TestIdleTimeCloses(t *testing.T) {
+	o := newFiles(t, 3)
+	c := New[string](Config{MaxIdleTime: time.Minute})
+	defer c.Close()
+	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	c.now = func() time.Time { return clock }
+	use(t, c, o, "f0")
+	clock = clock.Add(30 * time.Second)
+	use(t, c, o, "f1")
+	clock = clock.Add(40 * time.Second) // f0 unused for 70s, f1 for 40s
+	use(t, c, o, "f1")                  // its Release closes f0
+	expectStats(t, c, 1, 2, 1, 1)
+	clock = clock.Add(2 * time.Minute)
+	f, err := c.Acquire("f2", o) // closes f1 before opening f2
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectStats(t, c, 1, 3, 2, 1)
+	f.Release()
+	use(t, c, o, "f2")
+	expectStats(t, c, 2, 3, 2, 1)
 }
