@@ -15,9 +15,13 @@ import (
 )
 
 // TestEdgeOpenFilesMetrics: a file sent from disk over plain HTTP/1.1 is opened once and then
-// sent from the blob file kept open, as dt_edge_open_files_* count.
+// sent from the blob file kept open, as dt_edge_open_files_* count. The connection cap is
+// low enough for the descriptor limit to leave room for open files (see openFiles).
 func TestEdgeOpenFilesMetrics(t *testing.T) {
-	se := startSitesEdge(t)
+	se := startSitesEdge(t, func(c *serviceConfig) { c.MaxConns = 100 })
+	if n := openFiles(100, 0); n <= 0 {
+		t.Fatalf("openFiles(100, 0) = %d: the descriptor limit leaves no room at 100 connections", n)
+	}
 	d := makeSiteDeploy(t, "default", "v1")
 	big := bytes.Repeat([]byte("0123456789abcdef"), static.DefaultMaxMemoryFile/16+1)
 	h := blobs.Sum(big)

@@ -152,6 +152,7 @@ func newService(cfg serviceConfig) (*service, error) {
 		Logger:      cfg.Logger,
 		Observer:    e,
 		SendTimeout: httpserve.DefaultSendTimeout, // the server's
+		OpenFiles:   openFiles(cfg.MaxConns, cfg.FDReserve),
 		Routes: func(r chi.Router) {
 			r.Get(HealthPath, e.serveHealth)
 			r.Head(HealthPath, e.serveHealth)

@@ -12,9 +12,8 @@ import (
 // DefaultMaxIdle is how many files a Cache keeps open while unused when Config.MaxIdle is
 // zero. A thousand is nginx's documented example for open_file_cache: it covers the hot files
 // of many sites, and it is small next to a server's descriptor limit once raised to the hard
-// limit (commonly 524,288 or more), while a process left at the traditional 1,024 still keeps
-// most of its descriptors for connections: the connection caps (internal/connlimit) take at
-// most half of what their reserve leaves, and these come out of the other half.
+// limit (commonly 524,288 or more). A process with a lower limit should pass what its other
+// descriptors leave (the edge does: see edge's openFiles).
 const DefaultMaxIdle = 1000
 
 // DefaultMaxIdleTime is how long a Cache keeps a file no one uses when Config.MaxIdleTime is
