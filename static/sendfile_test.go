@@ -302,3 +302,43 @@ func benchmarkRaw(b *testing.B, srv *testServer, path string) {
 	b.ReportMetric(float64(cpu)/float64(b.N), "cpu-ns/op")
 	b.SetBytes(int64(clen))
 }
+
+// Pipelined requests for files sent by sendfile and from memory get their responses in order,
+// each whole: the responses gathered before a file's header leave with it.
+func TestSendfilePipelined(t *testing.T) {
+	files := map[string]*testFile{
+		"/big.bin":   {body: randomBytes(11, 150<<10), typ: "application/octet-stream"},
+		"/mid.bin":   {body: randomBytes(12, 56<<10), typ: "application/octet-stream"},
+		"/small.txt": {body: []byte("small"), typ: "text/plain"},
+	}
+	d := newDeploy(t, files, nil, SiteOptions{})
+	h := NewHandler(HandlerConfig{})
+	h.SetSite(d.site)
+	srv := startServer(t, h)
+	conn, err := net.Dial("tcp", srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(time.Minute))
+	order := []string{"/small.txt", "/big.bin", "/small.txt", "/mid.bin", "/big.bin", "/small.txt"}
+	var reqs strings.Builder
+	for _, p := range order {
+		fmt.Fprintf(&reqs, "GET %s HTTP/1.1\r\nHost: edge.test\r\n\r\n", p)
+	}
+	if _, err := io.WriteString(conn, reqs.String()); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	for i, p := range order {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("response %d (%s): %v", i, p, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK || blobs.Sum(body) != blobs.Sum(files[p].body) {
+			t.Fatalf("response %d (%s): status %d, %d bytes, %v", i, p, resp.StatusCode, len(body), err)
+		}
+	}
+}
