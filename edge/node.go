@@ -68,6 +68,9 @@ func (p *parts) close() error {
 	if p.access != nil {
 		err = errors.Join(err, p.access.Close()) // its writer's Run closed it, if it ran
 	}
+	if p.svc != nil {
+		err = errors.Join(err, p.svc.handler.Close()) // the blob files it keeps open
+	}
 	if p.store != nil {
 		err = errors.Join(err, p.store.Close())
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/dt-cdn/dt/dt"
 	"github.com/dt-cdn/dt/heartbeat"
 	"github.com/dt-cdn/dt/internal/connlimit"
+	"github.com/dt-cdn/dt/internal/fdcache"
 	"github.com/dt-cdn/dt/internal/h2"
 	"github.com/dt-cdn/dt/internal/httpserve"
 	"github.com/dt-cdn/dt/netconf"
@@ -151,6 +152,7 @@ func newService(cfg serviceConfig) (*service, error) {
 		Logger:      cfg.Logger,
 		Observer:    e,
 		SendTimeout: httpserve.DefaultSendTimeout, // the server's
+		OpenFiles:   openFiles(cfg.MaxConns, cfg.FDReserve),
 		Routes: func(r chi.Router) {
 			r.Get(HealthPath, e.serveHealth)
 			r.Head(HealthPath, e.serveHealth)
@@ -177,7 +179,7 @@ func newService(cfg serviceConfig) (*service, error) {
 	}
 	e.server = srv
 	if cfg.Registerer != nil {
-		m, err := newEdgeMetrics(cfg.Registerer, srv.H2Stats(), &e.siteCounts)
+		m, err := newEdgeMetrics(cfg.Registerer, srv.H2Stats(), e.handler.OpenFiles(), &e.siteCounts)
 		if err != nil {
 			return nil, err
 		}
@@ -623,7 +625,7 @@ type gaugeCounts struct {
 	certNames, certInvalid, certsUnlisted atomic.Int64
 }
 
-func newEdgeMetrics(reg prometheus.Registerer, h2s *h2.Stats, c *gaugeCounts) (*edgeMetrics, error) {
+func newEdgeMetrics(reg prometheus.Registerer, h2s *h2.Stats, of *fdcache.Stats, c *gaugeCounts) (*edgeMetrics, error) {
 	m := &edgeMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "dt", Subsystem: "edge", Name: "requests_total",
 			Help: "Responses of the site, by status code and content coding."}, []string{"code", "encoding"}),
@@ -646,6 +648,9 @@ func newEdgeMetrics(reg prometheus.Registerer, h2s *h2.Stats, c *gaugeCounts) (*
 		{"h2_control_floods_total", "HTTP/2 connections closed: too many control frames queued for a client that does not read.", &h2s.ControlFloods},
 		{"h2_continuation_floods_total", "HTTP/2 connections closed: too many CONTINUATION frames in a header block.", &h2s.ContinuationFloods},
 		{"h2_send_memory_waits_total", "Times an HTTP/2 connection waited for the send memory budget.", &h2s.SendMemoryWaits},
+		{"open_files_hits_total", "Responses sent from a blob file kept open (static.HandlerConfig.OpenFiles).", &of.Hits},
+		{"open_files_misses_total", "Responses whose blob file was opened for them, not found kept open.", &of.Misses},
+		{"open_files_evicted_total", "Blob files closed, unused, to keep within the bound on files kept open.", &of.Evicted},
 	} {
 		cs = append(cs, prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "dt", Subsystem: "edge", Name: l.name, Help: l.help},
 			func() float64 { return float64(l.v.Load()) }))
@@ -654,6 +659,7 @@ func newEdgeMetrics(reg prometheus.Registerer, h2s *h2.Stats, c *gaugeCounts) (*
 		name, help string
 		v          *atomic.Int64
 	}{
+		{"open_files", "Blob files open to send responses: kept open between them, and being sent.", &of.Open},
 		{"sites", "Sites of the network the edge serves, as its last heartbeat reported.", &c.sites},
 		{"sites_lagging", "Sites whose current deploy the edge did not serve yet, as its last heartbeat reported.", &c.lagging},
 		{"heartbeat_lagging_unlisted", "Lagging sites the last heartbeat counted in lagging_more, past heartbeat.MaxLagging or MaxLaggingBytes.", &c.unlisted},

@@ -37,7 +37,7 @@ type sitesEdge struct {
 	last heartbeat.Heartbeat
 }
 
-func startSitesEdge(t *testing.T) *sitesEdge {
+func startSitesEdge(t *testing.T, opts ...func(*serviceConfig)) *sitesEdge {
 	t.Helper()
 	keys, plain := testnet.Keys(t)
 	observer := testnet.Node(t, testnet.Options{Keys: plain, Listen: true})
@@ -60,7 +60,11 @@ func startSitesEdge(t *testing.T) *sitesEdge {
 	}
 	t.Cleanup(func() { store.Close() })
 	node := testnet.Node(t, testnet.Options{Keys: plain, Peers: addr})
-	se.svc, err = newService(serviceConfig{Node: node, Blobs: store, PublicURL: "http://127.0.0.1:1", HeartbeatInterval: 50 * time.Millisecond, Registerer: se.reg})
+	cfg := serviceConfig{Node: node, Blobs: store, PublicURL: "http://127.0.0.1:1", HeartbeatInterval: 50 * time.Millisecond, Registerer: se.reg}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	se.svc, err = newService(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

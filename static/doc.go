@@ -6,6 +6,9 @@
 // manifest and its blob source into a Site: every response header that does not depend on the
 // request is computed there, once per deploy, and small files are read into memory, so the
 // request path does no formatting and, for small files, no system call but the socket write.
+// Over plain HTTP/1.1 (internal/h1), bodies from HandlerConfig.SendfileMin up go by sendfile(2)
+// at an offset from blob files kept open between responses (package fdcache), with the header
+// in the same segments: two system calls per response and no copy of the body.
 // A Handler serves one Site at a time and switches atomically (Handler.SetSite), or many, each on
 // its hosts, picked per request by Host and TLS server name (Handler.SetSites, Sites). It runs under
 // any http.Server; under dt's own servers (package internal/httpserve, which picks

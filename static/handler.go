@@ -1,6 +1,7 @@
 package static
 
 import (
+	"cmp"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/dt-cdn/dt/blobs"
+	"github.com/dt-cdn/dt/internal/fdcache"
 	"github.com/dt-cdn/dt/site"
 )
 
@@ -62,6 +65,18 @@ type HandlerConfig struct {
 	// over net/http's HTTP/2 server (httpserve.Config.StdHTTP2); package h2 applies its own.
 	// Give it the SendTimeout of the server that runs the handler. Zero means none.
 	SendTimeout time.Duration
+	// OpenFiles bounds the blob files kept open between responses, to be sent again without
+	// an open, fstat and close each (see package fdcache): blobs are named by their content,
+	// so a descriptor stays right across deploys. More saves opens on more files and holds
+	// more descriptors, out of the process's limit, and the disk space of blobs removed
+	// meanwhile, until they are evicted (or unused for fdcache.DefaultMaxIdleTime). Zero
+	// means fdcache.DefaultMaxIdle; negative keeps none open.
+	OpenFiles int
+	// SendfileMin is the smallest body held in memory that a plain HTTP/1.1 connection of
+	// internal/h1 is sent by sendfile(2) from its open blob file rather than by writev(2)
+	// from memory; bodies on disk always are. Zero means DefaultSendfileMin; negative sends
+	// every body held in memory from memory.
+	SendfileMin int64
 }
 
 // Handler serves the current deploy (a Site) over HTTP with the semantics of RFC 9110 and RFC
@@ -121,6 +136,9 @@ type Handler struct {
 	sites atomic.Pointer[Sites] // when set, the sites picked by Host instead of site
 	mux   *chi.Mux
 	bufs  sync.Pool // *[]byte of copyBufSize, for bodies read from blob files
+	// files are the blob files kept open for sendfile (HandlerConfig.OpenFiles).
+	files       *fdcache.Cache[blobs.Hash]
+	sendfileMin int64 // HandlerConfig.SendfileMin with its default; negative for none
 
 	// Shared header values (len == cap; see field).
 	vNosniff, vAllow, vAcceptRanges, vVary, vTextPlain, vNoStore []string
@@ -159,6 +177,8 @@ func NewHandler(cfg HandlerConfig) *Handler {
 		vTextPlain:    []string{"text/plain; charset=utf-8"},
 		vNoStore:      []string{"no-store"},
 		errors:        map[int]errorResponse{},
+		files:         fdcache.New[blobs.Hash](fdcache.Config{MaxIdle: cfg.OpenFiles}),
+		sendfileMin:   cmp.Or(cfg.SendfileMin, DefaultSendfileMin),
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
@@ -188,6 +208,15 @@ func (h *Handler) routes() *chi.Mux {
 
 // ServeHTTP serves a request: a node route if one matches, else the current site.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// OpenFiles returns the counts of the blob files kept open (HandlerConfig.OpenFiles), for
+// metrics.
+func (h *Handler) OpenFiles() *fdcache.Stats { return h.files.Stats() }
+
+// Close closes the blob files kept open; those sending a response close when it is sent. The
+// handler still serves afterwards, opening each blob per response. It is safe to call more
+// than once.
+func (h *Handler) Close() error { return h.files.Close() }
 
 // SetSite makes s the site served from now on. Requests in flight finish with the site they
 // started with. A nil s makes the handler answer 503.

@@ -78,6 +78,11 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, s *Site, f *
 		w.WriteHeader(status)
 		return outcome{status: status, coding: rp.coding}
 	}
+	if fs, ok := w.(sendconn.FileSender); ok && h.sendsFile(rp, rp.size) {
+		if o, ok := h.serveSendfile(w, r, fs, s, f, rp, status); ok {
+			return o
+		}
+	}
 	b, err := h.openBody(s, rp, 0, rp.size)
 	if err != nil {
 		h.logBlobError(s, f, err)
@@ -134,6 +139,11 @@ func (h *Handler) serveRanges(w http.ResponseWriter, r *http.Request, s *Site, f
 	hdr := w.Header()
 	if len(ranges) == 1 {
 		br := ranges[0]
+		if fs, ok := w.(sendconn.FileSender); ok && h.sendsFile(rp, br.length) {
+			if o, ok := h.serveRangeSendfile(w, r, fs, s, f, rp, br); ok {
+				return o
+			}
+		}
 		b, err := h.openBody(s, rp, br.start, br.length)
 		if err != nil {
 			h.logBlobError(s, f, err)

@@ -228,13 +228,27 @@ func (c *conn) linger() {
 
 // readRequest reads the next request and checks it as net/http's server does.
 func (c *conn) readRequest() (*http.Request, error) {
-	c.headLimit = int64(cmp.Or(c.srv.MaxHeaderBytes, DefaultMaxHeaderBytes)) + headerSlack
-	c.hitLimit = false
 	if c.afterPOST {
 		// RFC 9112 §2.2: a client may send a CRLF after a POST body; it is skipped.
 		peek, _ := c.br.Peek(4)
 		c.br.Discard(leadingCRLF(peek))
 	}
+	// A head of the common shape that has arrived whole is parsed where it lies; any other
+	// goes to net/http's parser (parseHead says why this gives the same request).
+	buffered, _ := c.br.Peek(c.br.Buffered())
+	if req, n, ok := parseHead(c.ctx, buffered); ok {
+		c.br.Discard(n)
+		c.afterPOST = req.Method == http.MethodPost
+		req.RemoteAddr = c.remoteAddr
+		return req, nil
+	}
+	return c.readRequestSlow()
+}
+
+// readRequestSlow reads the next request with http.ReadRequest and checks it.
+func (c *conn) readRequestSlow() (*http.Request, error) {
+	c.headLimit = int64(cmp.Or(c.srv.MaxHeaderBytes, DefaultMaxHeaderBytes)) + headerSlack
+	c.hitLimit = false
 	req, err := http.ReadRequest(c.br)
 	c.headLimit = -1
 	if err != nil {
@@ -244,40 +258,48 @@ func (c *conn) readRequest() (*http.Request, error) {
 		return nil, err
 	}
 	c.afterPOST = req.Method == http.MethodPost
-	if req.ProtoMajor != 1 {
-		return nil, &statusError{http.StatusHTTPVersionNotSupported, "unsupported protocol version"}
+	if err := checkRequest(req); err != nil {
+		return nil, err
 	}
-	// http.ReadRequest has taken Host out of the header (refusing more than one) and into
-	// req.Host, from the request target in absolute form if there is one. An HTTP/1.1 request
-	// without it is refused (RFC 9112 §3.2), and with it an empty one: a request this server
-	// cannot place.
-	if req.Host == "" && req.ProtoAtLeast(1, 1) && req.Method != http.MethodConnect {
-		return nil, &statusError{http.StatusBadRequest, "missing required Host header"}
-	}
-	if !httpguts.ValidHostHeader(req.Host) {
-		return nil, &statusError{http.StatusBadRequest, "malformed Host header"}
-	}
-	for k, vv := range req.Header {
-		if !httpguts.ValidHeaderFieldName(k) {
-			return nil, &statusError{http.StatusBadRequest, "invalid header name"}
-		}
-		for _, v := range vv {
-			if !httpguts.ValidHeaderFieldValue(v) {
-				return nil, &statusError{http.StatusBadRequest, "invalid header value"}
-			}
-		}
-	}
-	// RFC 9110 §10.1.1: 100-continue is the only expectation; another is answered 417.
-	expect, hasExpect := req.Header["Expect"]
-	if hasExpect && (len(expect) != 1 || !strings.EqualFold(expect[0], "100-continue")) {
-		return nil, &statusError{http.StatusExpectationFailed, ""}
-	}
+	_, hasExpect := req.Header["Expect"]
 	req = req.WithContext(c.ctx)
 	req.RemoteAddr = c.remoteAddr
 	if req.Body != http.NoBody {
 		req.Body = &requestBody{r: req.Body, expect: hasExpect && req.ProtoAtLeast(1, 1)}
 	}
 	return req, nil
+}
+
+// checkRequest checks a request from http.ReadRequest as net/http's server does.
+func checkRequest(req *http.Request) error {
+	if req.ProtoMajor != 1 {
+		return &statusError{http.StatusHTTPVersionNotSupported, "unsupported protocol version"}
+	}
+	// http.ReadRequest has taken Host out of the header (refusing more than one) and into
+	// req.Host, from the request target in absolute form if there is one. An HTTP/1.1 request
+	// without it is refused (RFC 9112 §3.2), and with it an empty one: a request this server
+	// cannot place.
+	if req.Host == "" && req.ProtoAtLeast(1, 1) && req.Method != http.MethodConnect {
+		return &statusError{http.StatusBadRequest, "missing required Host header"}
+	}
+	if !httpguts.ValidHostHeader(req.Host) {
+		return &statusError{http.StatusBadRequest, "malformed Host header"}
+	}
+	for k, vv := range req.Header {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return &statusError{http.StatusBadRequest, "invalid header name"}
+		}
+		for _, v := range vv {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return &statusError{http.StatusBadRequest, "invalid header value"}
+			}
+		}
+	}
+	// RFC 9110 §10.1.1: 100-continue is the only expectation; another is answered 417.
+	if expect, ok := req.Header["Expect"]; ok && (len(expect) != 1 || !strings.EqualFold(expect[0], "100-continue")) {
+		return &statusError{http.StatusExpectationFailed, ""}
+	}
+	return nil
 }
 
 func leadingCRLF(b []byte) int {

@@ -7,8 +7,14 @@
 // net/http's server checks them: HTTP/1.x only, one valid Host in HTTP/1.1, valid field
 // names and values, a bounded header section, Expect. What is this package's own is the
 // connection loop and the response path, where net/http spends most of its time on a small
-// response:
+// response, and a shortcut for the common request:
 //
+//   - A request head that has arrived whole and has the shape of nearly every request (a
+//     method other than CONNECT, an origin-form target, HTTP/1.0 or 1.1, well-formed fields,
+//     no body) is parsed where it lies in the read buffer, into the request that
+//     http.ReadRequest and the checks would give, with a third of the allocations for a
+//     browser's request. A head of any other shape, or one that would be refused, goes to
+//     http.ReadRequest on the same bytes; fuzz tests hold the two equal.
 //   - The status line and header fields go straight into the connection's output buffer, in
 //     the handler's map order (net/http sorts them; HTTP gives order no meaning between
 //     fields of different names), with a Date value formatted once a second. A response whose length the handler gives leaves

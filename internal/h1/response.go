@@ -10,6 +10,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dt-cdn/dt/internal/tcpopt"
 	"golang.org/x/net/http/httpguts"
@@ -525,6 +526,9 @@ func appendFields(b []byte, h http.Header, skip skipFields) []byte {
 }
 
 func appendValue(b []byte, v string) []byte {
+	if plainValue(v) {
+		return append(b, v...)
+	}
 	v = strings.TrimSpace(v)
 	start := len(b)
 	b = append(b, v...)
@@ -536,7 +540,27 @@ func appendValue(b []byte, v string) []byte {
 	return b
 }
 
+// plainValue reports whether v is written as it is: it holds no CR or LF, and TrimSpace would
+// leave it unchanged (it is empty or begins and ends with visible ASCII).
+func plainValue(v string) bool {
+	if v == "" {
+		return true
+	}
+	if first, last := v[0], v[len(v)-1]; first <= ' ' || first >= utf8.RuneSelf || last <= ' ' || last >= utf8.RuneSelf {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c == '\r' || c == '\n' {
+			return false
+		}
+	}
+	return true
+}
+
 func appendStatusLine(b []byte, http11 bool, code int) []byte {
+	if http11 && code == http.StatusOK {
+		return append(b, "HTTP/1.1 200 OK\r\n"...) // by far the most common, in one copy
+	}
 	if http11 {
 		b = append(b, "HTTP/1.1 "...)
 	} else {
@@ -557,7 +581,8 @@ func appendStatusLine(b []byte, http11 bool, code int) []byte {
 // net/http's do: when the handler set none (not even an empty one) and no Content-Encoding.
 func sniffs(h http.Header) bool {
 	_, haveType := h["Content-Type"]
-	return !haveType && h.Get("Content-Encoding") == ""
+	// h["Content-Encoding"] rather than Get, which would put the name in canonical form again.
+	return !haveType && (len(h["Content-Encoding"]) == 0 || h["Content-Encoding"][0] == "")
 }
 
 func bodyAllowedForStatus(code int) bool {

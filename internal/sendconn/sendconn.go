@@ -13,6 +13,10 @@
 // writev, as nginx's tcp_nopush does; the connections also get their unsent bytes bounded
 // (TCP_NOTSENT_LOWAT, see NotSentLowat).
 //
+// SendFile sends a header and a span of a file with two system calls, send(2) with MSG_MORE
+// and sendfile(2) at an offset, under the same deadline per step; internal/h1's responses
+// offer it to handlers as a FileSender.
+//
 // Listener hands out such connections; the connection caps' wrappers (internal/connlimit) are
 // seen through, and their Close is kept.
 package sendconn
