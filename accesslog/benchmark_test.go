@@ -2,23 +2,23 @@ package accesslog
 
 import "testing"
 
-// BenchmarkFormat measures the writer's work per line, which an edge pays on its cores beside
-// the requests'.
+// BenchmarkFormat measures the formatting of a line, which Log does on the request's goroutine.
 func BenchmarkFormat(b *testing.B) {
 	var r record
 	r.set(entry(1))
+	var c clock
 	for _, f := range []Format{JSON, Combined} {
 		b.Run(f.String(), func(b *testing.B) {
 			b.ReportAllocs()
 			var buf []byte
 			for b.Loop() {
-				buf = appendLine(buf[:0], &r, f, false)
+				buf = appendLine(buf[:0], &r, f, false, &c)
 			}
 		})
 	}
 }
 
-// BenchmarkLog measures what a request pays: copying its record into the queue.
+// BenchmarkLog measures what a request pays: formatting its line and copying it into the queue.
 func BenchmarkLog(b *testing.B) {
 	const queue = 1024
 	l, err := New(Config{Path: Stdout, Stdout: nopWriter{}, Queue: queue})

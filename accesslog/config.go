@@ -46,10 +46,11 @@ func (f Format) String() string {
 
 // Defaults of Config.
 const (
-	// DefaultQueue is the number of records waiting to be written before new ones are dropped:
-	// with the batch being written, 4,096 records of RecordBytes, about 10 MiB, which holds a
-	// busy edge's responses (50,000 a second) for 40 ms of a disk that stopped.
-	DefaultQueue = 2048
+	// DefaultQueue is the number of slots of RecordBytes lines wait in before they are written:
+	// 4 MiB, 4,096 common lines, which holds a busy edge's responses (50,000 a second) for 80 ms
+	// of a disk that stopped, and wakes the writer once per 2,048 lines under load. A slot's
+	// memory is touched only as far as its line reaches.
+	DefaultQueue = 4096
 	// DefaultFlushInterval is how long a line may wait before it is written when the queue is
 	// not half full: short enough that `tail -f` follows the traffic, long enough that a quiet
 	// edge writes a few times a second, not once per request.
@@ -79,12 +80,13 @@ type Config struct {
 	// TruncateIP logs the client's address truncated to its /24 (IPv4) or /48 (IPv6). False:
 	// the whole address.
 	TruncateIP bool
-	// Queue is how many records may wait for the writer while it writes the previous batch (of
-	// up to as many); past it records are dropped and counted. Larger rides out longer stalls of
-	// the disk, for 2 × RecordBytes each, allocated at New. Zero: DefaultQueue.
+	// Queue is the number of slots of RecordBytes the lines waiting for the writer take: a line
+	// takes one, a line longer than a slot more. Past it lines are dropped and counted (a line
+	// longer than the whole queue always is). Larger rides out longer stalls of the disk, for
+	// RecordBytes each, allocated at New. Zero: DefaultQueue.
 	Queue int
 	// FlushInterval is how long a line may wait before it is written; the writer writes sooner
-	// when a shard of the queue is half full. Shorter shows lines sooner for more writes on a quiet edge.
+	// when the queue is half full. Shorter shows lines sooner for more writes on a quiet edge.
 	// Zero: DefaultFlushInterval.
 	FlushInterval time.Duration
 	// Stdout is where Path "-" writes. Nil: os.Stdout.

@@ -3,15 +3,17 @@
 //
 // # Off the request path
 //
-// A request never waits for the log. Logger.Log copies the response's fields into a record of
-// fixed size (each field truncated to its cap, see MaxURIBytes) in a queue of Config.Queue
-// records, under a lock held only for that copy. One goroutine, Logger.Run, takes the whole queue
-// every Config.FlushInterval (sooner when a shard of it is half full), formats the records and writes them
-// in batches, so that a busy edge pays neither a goroutine wake-up nor a system call per request.
-// When the queue is full (the disk is slow, or the writer is behind) the record is dropped and
+// A request never waits for the log. Logger.Log formats the response's line on the request's
+// goroutine (each field truncated to its cap, see MaxURIBytes; the time's text made once a
+// second) and copies it into a ring of Config.Queue slots of RecordBytes, claimed with one
+// compare-and-swap, without a lock. One goroutine, Logger.Run, writes the ring's lines every
+// Config.FlushInterval, sooner when the ring is half full, in writes of up to 64 KiB, so that a
+// busy edge pays neither a goroutine wake-up nor a system call per request. Lines come out in
+// the order their slots were claimed: those of one goroutine in its order.
+// When the ring is full (the disk is slow, or the writer is behind) the line is dropped and
 // counted; when a write fails (the disk is full) the lines it held are dropped and counted.
-// Neither ever stalls a response. Memory is bounded: two queues (the one filling, the one being
-// written) of Queue records of RecordBytes each, allocated once.
+// Neither ever stalls a response. Memory is bounded: the ring, allocated once, and the batch
+// being written.
 //
 // # Rotation
 //

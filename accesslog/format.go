@@ -8,48 +8,54 @@ import (
 	"unicode/utf8"
 )
 
-// appendLine appends r's line in format f, newline included.
-func appendLine(dst []byte, r *record, f Format, truncateIP bool) []byte {
+// appendLine appends r's line in format f, newline included. c caches the time's text per
+// second; nil formats it anew.
+func appendLine(dst []byte, r *record, f Format, truncateIP bool, c *clock) []byte {
 	if f == Combined {
-		return appendCombined(dst, r, truncateIP)
+		return appendCombined(dst, r, truncateIP, c)
 	}
-	return appendJSON(dst, r, truncateIP)
+	return appendJSON(dst, r, truncateIP, c)
 }
 
 // appendJSON appends r as one JSON object and a newline. Strings are escaped as RFC 8259 §7
 // requires, with invalid UTF-8 replaced by U+FFFD so that every line parses.
-func appendJSON(dst []byte, r *record, truncateIP bool) []byte {
+func appendJSON(dst []byte, r *record, truncateIP bool, c *clock) []byte {
 	dst = append(dst, `{"time":"`...)
-	dst = time.Unix(0, r.unixNano).UTC().AppendFormat(dst, time.RFC3339Nano)
+	dst = appendRFC3339Nano(dst, r.unixNano, c)
 	dst = append(dst, '"')
-	for _, f := range []struct {
-		name string
-		f    field
-	}{{"site", fSite}, {"host", fHost}, {"method", fMethod}, {"path", fURI}} {
-		dst = appendJSONField(dst, f.name, r.get(f.f))
-	}
+	dst = appendJSONField(dst, `,"site":`, r.get(fSite))
+	dst = appendJSONField(dst, `,"host":`, r.get(fHost))
+	dst = appendJSONField(dst, `,"method":`, r.get(fMethod))
+	dst = appendJSONField(dst, `,"path":`, r.get(fURI))
 	dst = append(dst, `,"status":`...)
 	dst = strconv.AppendUint(dst, uint64(r.status), 10)
 	dst = append(dst, `,"bytes":`...)
 	dst = strconv.AppendInt(dst, r.bytes, 10)
 	dst = append(dst, `,"duration":`...)
 	dst = appendSeconds(dst, time.Duration(r.duration))
-	dst = appendJSONField(dst, "protocol", r.get(fProto))
-	dst = appendJSONString(append(dst, `,"tls":`...), tlsName(r.tlsVersion))
-	dst = appendJSONField(dst, "encoding", r.get(fEncoding))
-	dst = appendJSONField(dst, "referer", r.get(fReferer))
-	dst = appendJSONField(dst, "user_agent", r.get(fUserAgent))
+	dst = appendJSONField(dst, `,"protocol":`, r.get(fProto))
+	dst = appendJSONField(dst, `,"tls":`, tlsName(r.tlsVersion))
+	dst = appendJSONField(dst, `,"encoding":`, r.get(fEncoding))
+	dst = appendJSONField(dst, `,"referer":`, r.get(fReferer))
+	dst = appendJSONField(dst, `,"user_agent":`, r.get(fUserAgent))
 	var scratch [64]byte
-	dst = appendJSONString(append(dst, `,"client":`...), clientAddr(scratch[:], r.get(fRemote), truncateIP))
+	dst = appendJSONField(dst, `,"client":`, clientAddr(scratch[:0], r.get(fRemote), truncateIP))
 	return append(dst, "}\n"...)
 }
 
+// appendJSONField appends the field's name (quoted, with its comma and colon) and v as a JSON
+// string.
 func appendJSONField[S []byte | string](dst []byte, name string, v S) []byte {
-	dst = append(dst, ',', '"')
-	dst = append(dst, name...)
-	dst = append(dst, '"', ':')
-	return appendJSONString(dst, v)
+	return appendJSONString(append(dst, name...), v)
 }
+
+// jsonPlain marks the bytes a JSON string holds as they are: printable ASCII but '"' and '\\'.
+var jsonPlain = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 const hexDigits = "0123456789abcdef"
 
@@ -59,11 +65,11 @@ func appendJSONString[S []byte | string](dst []byte, s S) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c < 0x7f && c != '"' && c != '\\' {
-			i++
-			continue
+		i += plainPrefix(s[i:])
+		if i == len(s) {
+			break
 		}
+		c := s[i]
 		if c >= utf8.RuneSelf {
 			r, n := utf8.DecodeRuneInString(string(s[i:min(len(s), i+utf8.UTFMax)]))
 			if r != utf8.RuneError || n != 1 {
@@ -88,11 +94,11 @@ func appendJSONString[S []byte | string](dst []byte, s S) []byte {
 }
 
 // appendCombined appends r in the Combined Log Format and a newline.
-func appendCombined(dst []byte, r *record, truncateIP bool) []byte {
+func appendCombined(dst []byte, r *record, truncateIP bool, c *clock) []byte {
 	var scratch [64]byte
-	dst = appendEscaped(dst, clientAddr(scratch[:], r.get(fRemote), truncateIP))
+	dst = appendEscaped(dst, clientAddr(scratch[:0], r.get(fRemote), truncateIP))
 	dst = append(dst, " - - ["...)
-	dst = time.Unix(0, r.unixNano).UTC().AppendFormat(dst, "02/Jan/2006:15:04:05 -0700")
+	dst = append(dst, c.stamp(r.unixNano).clf...)
 	dst = append(dst, "] \""...)
 	dst = appendEscaped(dst, r.get(fMethod))
 	dst = append(dst, ' ')
@@ -109,7 +115,7 @@ func appendCombined(dst []byte, r *record, truncateIP bool) []byte {
 }
 
 // appendQuoted appends s quoted and escaped, or "-" when empty, as nginx writes header fields.
-func appendQuoted(dst, s []byte) []byte {
+func appendQuoted(dst []byte, s string) []byte {
 	if len(s) == 0 {
 		return append(dst, `"-"`...)
 	}
@@ -119,15 +125,20 @@ func appendQuoted(dst, s []byte) []byte {
 
 // appendEscaped appends s with '"', '\\' and every byte outside printable ASCII as \xHH, as
 // nginx's escape=default does: a line then never breaks, and no field can close its quotes.
-func appendEscaped(dst, s []byte) []byte {
-	for _, c := range s {
-		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
-			dst = append(dst, '\\', 'x', hexDigits[c>>4], hexDigits[c&0xf])
-			continue
+// Runs of bytes that need no escape (jsonPlain's) are appended at once.
+func appendEscaped[S []byte | string](dst []byte, s S) []byte {
+	start := 0
+	for i := 0; i < len(s); i++ {
+		i += plainPrefix(s[i:])
+		if i == len(s) {
+			break
 		}
-		dst = append(dst, c)
+		c := s[i]
+		dst = append(dst, s[start:i]...)
+		dst = append(dst, '\\', 'x', hexDigits[c>>4], hexDigits[c&0xf])
+		start = i + 1
 	}
-	return dst
+	return append(dst, s[start:]...)
 }
 
 // appendSeconds appends d in seconds with microsecond precision ("0.000123"): what a duration
@@ -138,29 +149,27 @@ func appendSeconds(dst []byte, d time.Duration) []byte {
 	}
 	us := int64(d / time.Microsecond)
 	dst = strconv.AppendInt(dst, us/1e6, 10)
-	frac := us % 1e6
-	dst = append(dst, '.')
-	for div := int64(1e5); div > 0; div /= 10 {
-		dst = append(dst, byte('0'+frac/div%10))
-	}
-	return dst
+	var frac [7]byte
+	frac[0] = '.'
+	putDigits(frac[1:], uint64(us%1e6))
+	return append(dst, frac[:]...)
 }
 
-// clientAddr returns the address of an "ip:port" remote address, truncated to /24 or /48 when
-// asked, in scratch or aliasing remote. A remote address that does not parse is returned as it
-// is when not truncated, else as "-". Callers escape the result.
-func clientAddr(scratch, remote []byte, truncate bool) []byte {
+// clientAddr appends to scratch the address of an "ip:port" remote address, truncated to /24
+// or /48 when asked. A remote address that does not parse is appended as it is when not
+// truncated, else as "-". Callers escape the result.
+func clientAddr[S []byte | string](scratch []byte, remote S, truncate bool) []byte {
 	if !truncate {
 		if ip, ok := plainIPv4(remote); ok {
-			return ip
+			return append(scratch, ip...)
 		}
 	}
 	ap, err := netip.ParseAddrPort(string(remote))
 	if err != nil {
 		if truncate {
-			return append(scratch[:0], '-') // it cannot be truncated, so it is not logged
+			return append(scratch, '-') // it cannot be truncated, so it is not logged
 		}
-		return remote
+		return append(scratch, remote...)
 	}
 	ip := ap.Addr().Unmap().WithZone("")
 	if truncate {
@@ -171,33 +180,34 @@ func clientAddr(scratch, remote []byte, truncate bool) []byte {
 		p, _ := ip.Prefix(bits) // cannot fail: bits fits either family
 		ip = p.Addr()
 	}
-	return ip.AppendTo(scratch[:0])
+	return ip.AppendTo(scratch)
 }
 
 // plainIPv4 returns the address of "a.b.c.d:port", the common case, without parsing it: the
 // part before the colon when it is only digits and dots. ok is false for anything else (IPv6,
 // malformed), which is parsed.
-func plainIPv4(remote []byte) (ip []byte, ok bool) {
+func plainIPv4[S []byte | string](remote S) (ip S, ok bool) {
 	colon := -1
-	for i, c := range remote {
-		switch {
+	for i := 0; i < len(remote); i++ {
+		switch c := remote[i]; {
 		case c == ':':
 			if colon >= 0 {
-				return nil, false
+				return ip, false
 			}
 			colon = i
 		case c == '.' || c >= '0' && c <= '9':
 		default:
-			return nil, false
+			return ip, false
 		}
 	}
 	if colon <= 0 {
-		return nil, false
+		return ip, false
 	}
 	return remote[:colon], true
 }
 
-// tlsName names a TLS version as Caddy and nginx log it ("1.3"), or "" for none.
+// tlsName names a TLS version as Caddy and nginx log it ("1.3"), or "" for none. Versions
+// without a name are formatted anew: a line with one allocates.
 func tlsName(v uint16) string {
 	switch v {
 	case 0:

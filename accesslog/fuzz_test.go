@@ -18,7 +18,7 @@ func FuzzLine(f *testing.F) {
 		e.Method, e.URI, e.Referer, e.UserAgent, e.Host, e.RemoteAddr = method, uri, referer, ua, host, remote
 		var r record
 		r.set(e)
-		line := appendJSON(nil, &r, false)
+		line := appendJSON(nil, &r, false, nil)
 		var got map[string]any
 		if err := json.Unmarshal(line, &got); err != nil {
 			t.Fatalf("JSON line %q: %v", line, err)
@@ -32,7 +32,7 @@ func FuzzLine(f *testing.F) {
 				t.Errorf("%s = %q, want %q", name, got[name], want)
 			}
 		}
-		c := appendCombined(nil, &r, true)
+		c := appendCombined(nil, &r, true, nil)
 		if i := bytes.IndexFunc(c[:len(c)-1], func(r rune) bool { return r < 0x20 || r >= 0x7f }); i >= 0 || c[len(c)-1] != '\n' {
 			t.Fatalf("combined line %q is not one line of printable ASCII", c)
 		}

@@ -1,19 +1,15 @@
 package accesslog
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"os"
-	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -27,20 +23,16 @@ const batchBytes = 64 << 10
 // Logger is an access log. Log may be called by many goroutines at once and never blocks; Run
 // writes. See the package documentation for what is dropped when.
 type Logger struct {
-	cfg Config
-	// shards hold the records waiting for the writer (Config.Queue in all). A request copies its
-	// record into one shard it can lock without waiting, so that requests on different cores
-	// do not queue behind one lock; the writer swaps each shard's records for the batch it has
-	// written and formats them outside the locks.
-	shards []queueShard
-	order  []*record // the writer's batch, in the order of logging; owned by the writer
-	// kick wakes the writer before its tick when a shard is half full (buffered: one pending
-	// request is enough). Waking it for every record would cost each request a goroutine wake-up.
+	cfg   Config
+	queue *ring
+	clock clock // the current second's text, shared by every Log
+	// kick wakes the writer before its tick when the queue is half full (buffered: one pending
+	// request is enough). Waking it for every line would cost each request a goroutine wake-up.
 	kick   chan struct{}
 	reopen chan struct{} // buffered: one pending request is enough
 	ran    atomic.Bool
-	// gen counts Reopen calls. Each record carries the count at its Log, and the writer reopens
-	// before the first record of a newer count: a line logged after Reopen returns goes to the
+	// gen counts Reopen calls. Each line carries the count at its Log, and the writer reopens
+	// before the first line of a newer count: a line logged after Reopen returns goes to the
 	// new file, whatever the order in which the writer sees the two.
 	gen atomic.Uint64
 
@@ -63,8 +55,8 @@ func New(cfg Config) (*Logger, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	l := &Logger{cfg: cfg, shards: newShards(cfg.Queue), order: make([]*record, 0, cfg.Queue),
-		kick: make(chan struct{}, 1), reopen: make(chan struct{}, 1), batch: make([]byte, 0, batchBytes+RecordBytes*2)}
+	l := &Logger{cfg: cfg, queue: newRing(cfg.Queue), kick: make(chan struct{}, 1), reopen: make(chan struct{}, 1),
+		batch: make([]byte, 0, batchBytes+RecordBytes)}
 	l.errLog = burstlog.Logger{Log: cfg.Logger, Level: slog.LevelWarn, Msg: "Access log lines dropped"}
 	if cfg.Path == Stdout {
 		l.out = cfg.Stdout
@@ -83,27 +75,34 @@ func New(cfg Config) (*Logger, error) {
 	return l, nil
 }
 
-// Log queues e to be written, or drops and counts it when the queue is full. It copies what it
-// needs of e before returning, and never blocks on the writer.
+// Log formats e's line and queues it to be written, or drops and counts it when the queue is
+// full. It keeps no reference to e or its strings, and never blocks on the writer.
 func (l *Logger) Log(e *Entry) {
+	var r record
+	r.set(e)
 	gen := l.gen.Load()
-	start := rand.IntN(len(l.shards))
-	// First a shard that is free, then any with room: a record is dropped only when every
-	// shard is full, as one queue of Config.Queue records would drop it.
-	for _, wait := range [2]bool{false, true} {
-		for i := range l.shards {
-			if ok, half := l.shards[(start+i)%len(l.shards)].put(e, gen, wait); ok {
-				if half {
-					l.wake()
-				}
-				return
-			}
-		}
+	t, ok, half := l.queue.claim(1)
+	if !ok {
+		l.queueFull.Add(1)
+		return
 	}
-	l.queueFull.Add(1)
+	line := appendLine(l.queue.room(t), &r, l.cfg.Format, l.cfg.TruncateIP, &l.clock)
+	if len(line) <= slotData { // formatted in place, the common case
+		l.queue.commit(t, uint32(len(line)), gen)
+	} else { // formatted on the heap: copied into slots of its own, the first left empty
+		l.queue.commit(t, skipSlot, gen)
+		var more bool
+		if ok, more = l.queue.put(line, gen); !ok {
+			l.queueFull.Add(1)
+		}
+		half = half || more
+	}
+	if half {
+		l.wake()
+	}
 }
 
-// wake wakes the writer before its tick. Waking it for every record would cost each request a
+// wake wakes the writer before its tick. Waking it for every line would cost each request a
 // goroutine wake-up.
 func (l *Logger) wake() {
 	select {
@@ -141,9 +140,9 @@ func (l *Logger) Stats() Stats {
 // ErrRunOnce is returned by a second call of Logger.Run.
 var ErrRunOnce = errors.New("accesslog: a Logger runs once")
 
-// Run writes queued records until ctx ends, then writes what is queued at that moment, closes
-// the file and returns. It writes every Config.FlushInterval, and sooner when a shard of the
-// queue is half full. Records logged after it returned are dropped once the queue is full. A
+// Run writes queued lines until ctx ends, then writes what is queued at that moment, closes
+// the file and returns. It writes every Config.FlushInterval, and sooner when the queue is half
+// full. Lines logged after it returned are dropped once the queue is full. A
 // Logger runs once (ErrRunOnce).
 func (l *Logger) Run(ctx context.Context) error {
 	if !l.ran.CompareAndSwap(false, true) {
@@ -163,46 +162,59 @@ func (l *Logger) Run(ctx context.Context) error {
 			l.writePending()
 			return nil
 		}
-		l.writePending()
+		// Lines the queue refilled with while it was written get no wake-up of their own.
+		for more := l.writePending(); more && ctx.Err() == nil; {
+			more = l.writePending()
+		}
 	}
 }
 
-// writePending takes the queued records of every shard and writes them in the order of their
-// Reopen count and time, so that a line logged before a Reopen is written before the reopen.
-func (l *Logger) writePending() {
-	l.order = takeAll(l.shards, l.order[:0])
-	if len(l.shards) > 1 {
-		// Each shard's records are in their order already, so pdqsort finds long sorted runs;
-		// ties go by address, which within a shard is the order of logging.
-		slices.SortFunc(l.order, func(a, b *record) int {
-			return cmp.Or(cmp.Compare(a.gen, b.gen), cmp.Compare(a.unixNano, b.unixNano),
-				cmp.Compare(uintptr(unsafe.Pointer(a)), uintptr(unsafe.Pointer(b))))
-		})
+// headEvery is how many lines the writer reads before it frees their slots: freeing each at
+// once would move the queue's head, which every Log reads, for every line.
+const headEvery = 32
+
+// writePending writes the lines queued, in the order of the queue, up to the first one not
+// yet ready (still being formatted: it is written the next time), and at most a queue's worth,
+// so that requests logging as fast as it writes cannot keep it from Run's loop. It reports
+// whether it stopped there with lines ready.
+func (l *Logger) writePending() (more bool) {
+	q := l.queue
+	h := q.head.Load()
+	end := h + uint64(len(q.slots))
+	for i := 1; h < end; i++ {
+		n, gen, ok := q.peek(h)
+		if !ok {
+			break
+		}
+		if uint32(n) == skipSlot {
+			h++
+			continue
+		}
+		l.beforeLine(gen, n)
+		l.batch, h = q.appendLine(l.batch, h, n)
+		l.batched++
+		if i%headEvery == 0 {
+			q.head.Store(h)
+		}
 	}
-	for _, r := range l.order {
-		l.add(r)
-	}
+	q.head.Store(h)
 	l.flush()
+	_, _, more = q.peek(h)
+	return more
 }
 
-// add formats r into the batch, writing the batch first when it is full and rotating the file
-// first when the line would take it past MaxSize.
-func (l *Logger) add(r *record) {
-	if r.gen > l.fileGen {
-		l.reopenAt(r.gen)
+// beforeLine makes room in the batch for a line of n bytes of Reopen count gen: it reopens the
+// file first when the line is logged after a Reopen, rotates it first when the line would take
+// it past MaxSize, and writes the batch first when the line would take it past batchBytes.
+func (l *Logger) beforeLine(gen uint64, n int) {
+	if gen > l.fileGen {
+		l.reopenAt(gen)
 	}
-	n := len(l.batch)
-	l.batch = appendLine(l.batch, r, l.cfg.Format, l.cfg.TruncateIP)
-	line := int64(len(l.batch) - n)
-	if l.file != nil && l.cfg.MaxSize > 0 && l.size > 0 && l.size+int64(n)+line > l.cfg.MaxSize {
-		pending := append([]byte(nil), l.batch[n:]...)
-		l.batch = l.batch[:n]
+	if l.file != nil && l.cfg.MaxSize > 0 && l.size > 0 && l.size+int64(len(l.batch))+int64(n) > l.cfg.MaxSize {
 		l.flush()
 		l.rotate()
-		l.batch = append(l.batch, pending...)
 	}
-	l.batched++
-	if len(l.batch) >= batchBytes {
+	if len(l.batch)+n > batchBytes {
 		l.flush()
 	}
 }

@@ -105,7 +105,7 @@ func TestCombinedLine(t *testing.T) {
 	e.Referer = ""
 	var r record
 	r.set(e)
-	got := string(appendCombined(nil, &r, true))
+	got := string(appendCombined(nil, &r, true, nil))
 	want := `192.0.2.0 - - [07/Dec/2026:18:00:00 +0000] "GET /p/3?q=1 HTTP/2.0" 200 3 "-" "evil \x22agent\x22\x0a"` + "\n"
 	if got != want {
 		t.Errorf("combined line\n got %q\nwant %q", got, want)

@@ -1,72 +1,135 @@
 package accesslog
 
-import "sync"
+import "sync/atomic"
 
-// maxShards bounds the queue's shards: enough that the request goroutines of a few cores rarely
-// find every shard locked, few enough that the writer's sort of a batch stays cheap.
-const maxShards = 8
+// RecordBytes is the size of one slot of the queue. A line of up to RecordBytes less a slot's
+// header (24 bytes) takes one slot and is formatted in it, the common case; a longer line (a
+// long URI, Referer or User-Agent) is formatted on the heap and copied into one more slot per
+// further RecordBytes - 24 bytes, the slot it did not fit in left empty.
+const RecordBytes = 1024
 
-// queueShard is one part of the queue: its own lock and records.
-type queueShard struct {
-	mu      sync.Mutex
-	pending []record // guarded by mu
-	spare   []record // the batch the writer is writing; owned by the writer
-	_       [64]byte // keeps the next shard's lock off this one's cache line
+// slotHeader is the size of a slot's fields before its data.
+const slotHeader = 24
+
+// slotData is the line bytes a slot holds.
+const slotData = RecordBytes - slotHeader
+
+// skipSlot is the length of a slot that holds no line: the one a line did not fit in.
+const skipSlot = ^uint32(0)
+
+// slot is one part of the ring. A line takes consecutive slots; the first holds its length
+// and Reopen count, and says when the line is written.
+type slot struct {
+	// ready is the position of the line that starts here plus one, stored once its bytes are
+	// in place; any other value (a line of an earlier lap, or none) means not yet.
+	ready atomic.Uint64
+	gen   uint64 // Logger.gen at Log; set before ready
+	n     uint32 // the line's length, or skipSlot; set before ready
+	_     uint32
+	data  [slotData]byte
 }
 
-// newShards cuts a queue of size records into shards, the first ones a record larger when size
-// does not divide evenly.
-func newShards(size int) []queueShard {
-	n := min(maxShards, size)
-	s := make([]queueShard, n)
-	for i := range s {
-		c := size / n
-		if i < size%n {
-			c++
-		}
-		s[i].pending, s[i].spare = make([]record, 0, c), make([]record, 0, c)
+// ring is the queue of formatted lines between the requests and the writer: a bounded
+// multi-producer, single-consumer ring of slots. A request claims the slots its line needs
+// with one compare-and-swap on tail, copies the line in without a lock, and marks it ready;
+// the writer reads lines in the order of their claims, so the lines one goroutine logs come
+// out in its order, and a line logged before another returned comes out before it. Nothing
+// is allocated after newRing.
+type ring struct {
+	slots []slot
+	half  uint64 // the slots in use at which the writer is woken early
+	_     [48]byte
+	// tail is the next position to claim. Positions count slots since newRing and never wrap
+	// in practice (2^64 slots).
+	tail atomic.Uint64
+	_    [56]byte
+	// head is the first position not yet read: slots before it are free. Only the writer
+	// stores it.
+	head atomic.Uint64
+	_    [56]byte
+}
+
+func newRing(size int) *ring {
+	return &ring{slots: make([]slot, size), half: uint64(max(1, size/2))}
+}
+
+// slotsFor is the number of slots a line of n bytes takes.
+func slotsFor(n int) uint64 {
+	if uint32(n) == skipSlot {
+		return 1
 	}
-	return s
+	return uint64(max(1, (n+slotData-1)/slotData))
 }
 
-// put copies e into the shard, waiting for its lock only when wait is set. ok reports whether
-// e was queued; half whether that made the shard half full, when the writer is woken early.
-func (s *queueShard) put(e *Entry, gen uint64, wait bool) (ok, half bool) {
-	if wait {
-		s.mu.Lock()
-	} else if !s.mu.TryLock() {
+// claim claims n slots. ok reports whether they were free; false means the writer is behind,
+// and nothing was claimed. half reports whether they filled the ring to half, when the writer
+// is to be woken. The caller fills the slots and then calls commit.
+func (q *ring) claim(n uint64) (t uint64, ok, half bool) {
+	size := uint64(len(q.slots))
+	for {
+		t = q.tail.Load()
+		h := q.head.Load()
+		if h > t { // the writer read past the tail loaded: load again
+			continue
+		}
+		used := t - h
+		if used+n > size {
+			return 0, false, false
+		}
+		if q.tail.CompareAndSwap(t, t+n) {
+			return t, true, used < q.half && used+n >= q.half
+		}
+	}
+}
+
+// room returns the data of the slot at position t, which the caller claimed, to append a line
+// of up to slotData bytes to without moving it.
+func (q *ring) room(t uint64) []byte {
+	return q.slots[t%uint64(len(q.slots))].data[:0:slotData]
+}
+
+// commit hands the line of n bytes (or skipSlot) at position t, claimed and filled, to the
+// writer.
+func (q *ring) commit(t uint64, n uint32, gen uint64) {
+	first := &q.slots[t%uint64(len(q.slots))]
+	first.gen, first.n = gen, n
+	first.ready.Store(t + 1) // publishes gen, n and the bytes to the writer's Load
+}
+
+// put claims the slots line needs, copies it in and commits it, as claim reports.
+func (q *ring) put(line []byte, gen uint64) (ok, half bool) {
+	n, size := slotsFor(len(line)), uint64(len(q.slots))
+	t, ok, half := q.claim(n)
+	if !ok {
 		return false, false
 	}
-	defer s.mu.Unlock()
-	n := len(s.pending)
-	if n == cap(s.pending) {
-		return false, false
+	rest := line
+	for i := range n {
+		rest = rest[copy(q.slots[(t+i)%size].data[:], rest):]
 	}
-	s.pending = s.pending[:n+1]
-	r := &s.pending[n]
-	r.set(e)
-	r.gen = gen
-	return true, n+1 == max(1, cap(s.pending)/2)
+	q.commit(t, uint32(len(line)), gen)
+	return true, half
 }
 
-// takeAll swaps every shard's records for the batch written before and appends them to
-// order. It holds every shard's lock at once, so that the batch is a cut of the queue in time: a
-// record logged before another is never left for the next batch while the other is written.
-func takeAll(shards []queueShard, order []*record) []*record {
-	for i := range shards {
-		shards[i].mu.Lock()
+// peek returns the length (or skipSlot) and Reopen count of the line at position h, or ok
+// false when it is not ready (not claimed, or being filled). Only the writer calls it.
+func (q *ring) peek(h uint64) (n int, gen uint64, ok bool) {
+	s := &q.slots[h%uint64(len(q.slots))]
+	if s.ready.Load() != h+1 {
+		return 0, 0, false
 	}
-	for i := range shards {
-		s := &shards[i]
-		s.pending, s.spare = s.spare[:0], s.pending
+	return int(s.n), s.gen, true
+}
+
+// appendLine appends the n bytes of the line at position h, which peek found ready, and
+// returns the position after it.
+func (q *ring) appendLine(dst []byte, h uint64, n int) ([]byte, uint64) {
+	size := uint64(len(q.slots))
+	k := slotsFor(n)
+	for i := range k {
+		c := min(n, slotData)
+		dst = append(dst, q.slots[(h+i)%size].data[:c]...)
+		n -= c
 	}
-	for i := range shards {
-		shards[i].mu.Unlock()
-	}
-	for i := range shards {
-		for j := range shards[i].spare {
-			order = append(order, &shards[i].spare[j])
-		}
-	}
-	return order
+	return dst, h + k
 }

@@ -3,7 +3,9 @@ package accesslog
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -11,17 +13,14 @@ import (
 	"github.com/dt-cdn/dt/internal/testkit/wait"
 )
 
-// TestShardsKeepEveryLineInOrder: records logged from many goroutines at once, spread over the
-// queue's shards, are each written once; those one goroutine logs come out in its order.
+// TestShardsKeepEveryLineInOrder: records logged from many goroutines at once, racing for the
+// queue's slots, are each written once; those one goroutine logs come out in its order.
 func TestShardsKeepEveryLineInOrder(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "access.log")
 	const workers, each = 8, 300
 	l, err := New(Config{Path: path, Queue: workers * each, FlushInterval: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
-	}
-	if len(l.shards) < 2 {
-		t.Fatalf("%d shards: the test needs several", len(l.shards))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -62,5 +61,110 @@ func TestShardsKeepEveryLineInOrder(t *testing.T) {
 	}
 	if s := l.Stats(); len(seen) != workers*each || s.QueueFull != 0 {
 		t.Errorf("%d distinct records written, want %d; %+v", len(seen), workers*each, s)
+	}
+}
+
+// TestLinesAcrossSlotsAndLaps: lines of one to several slots, logged by many goroutines into a
+// small queue that wraps around many times, come out whole, once each and in each goroutine's
+// order; those that found the queue full are counted, and nothing else is lost.
+func TestLinesAcrossSlotsAndLaps(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "access.log")
+	const workers, each = 4, 500
+	l, err := New(Config{Path: path, Queue: 16, FlushInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				n := w*each + i
+				e := entry(n)
+				e.Site = string(rune('a' + w))
+				e.URI, e.UserAgent = uriOf(n), strings.Repeat("u", n%MaxHeaderBytes)
+				l.Log(e)
+			}
+		})
+	}
+	wg.Wait()
+	wait.For(t, 10*time.Second, func() error {
+		if s := l.Stats(); s.Lines+s.QueueFull < workers*each {
+			return fmt.Errorf("%+v, want %d written or dropped", s, workers*each)
+		}
+		return nil
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	lines, last := readLines(t, path), map[string]int64{}
+	for _, line := range lines {
+		var v struct {
+			Site, Path string
+			Bytes      int64
+		}
+		if err := json.Unmarshal([]byte(line), &v); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		if v.Path != uriOf(int(v.Bytes)) {
+			t.Fatalf("line %d has path %q, want %q", v.Bytes, v.Path, uriOf(int(v.Bytes)))
+		}
+		if prev, ok := last[v.Site]; ok && v.Bytes <= prev {
+			t.Errorf("worker %s: record %d after %d", v.Site, v.Bytes, prev)
+		}
+		last[v.Site] = v.Bytes
+	}
+	if s := l.Stats(); s.Lines != uint64(len(lines)) || s.Lines+s.QueueFull != workers*each {
+		t.Errorf("%d lines in the file, Stats %+v: want them to add up to %d", len(lines), s, workers*each)
+	}
+}
+
+// uriOf is record n's URI, up to two slots long, its bytes telling which line a slot's piece
+// came from.
+func uriOf(n int) string {
+	return fmt.Sprintf("/%d/", n) + strings.Repeat(string(rune('a'+n%26)), n*37%(MaxURIBytes-10))
+}
+
+// TestLineLongerThanQueue: a line that cannot fit the whole queue is dropped and counted; the
+// next one is written.
+func TestLineLongerThanQueue(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "access.log")
+	l, err := New(Config{Path: path, Queue: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := entry(1)
+	long.URI = "/" + strings.Repeat("x", MaxURIBytes)
+	l.Log(long)
+	l.Log(entry(2))
+	stop := run(t, l)
+	wait.For(t, 5*time.Second, linesWritten(l, 1))
+	stop()
+	if s := l.Stats(); s.QueueFull != 1 || s.Lines != 1 {
+		t.Errorf("Stats = %+v, want the long line dropped and the short one written", s)
+	}
+	if lines := readLines(t, path); len(lines) != 1 || !strings.Contains(lines[0], "/p/2?") {
+		t.Errorf("lines %q, want the one of /p/2", lines)
+	}
+}
+
+// TestLogDoesNotAllocate: a common line is formatted and queued without allocating, in both
+// formats.
+func TestLogDoesNotAllocate(t *testing.T) {
+	for _, f := range []Format{JSON, Combined} {
+		l, err := New(Config{Path: Stdout, Stdout: nopWriter{}, Format: f, Queue: 1 << 12})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := entry(1)
+		e.UserAgent = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
+		l.Log(e) // the first of its second makes the second's text
+		if n := testing.AllocsPerRun(1000, func() { l.Log(e) }); n != 0 {
+			t.Errorf("%s: Log allocates %v times a line", f, n)
+		}
+		l.Close()
 	}
 }

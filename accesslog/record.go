@@ -3,7 +3,6 @@ package accesslog
 import (
 	"net/http"
 	"time"
-	"unsafe"
 )
 
 // Entry is one response to log. Logger.Log copies what it needs and keeps no reference to it
@@ -57,7 +56,7 @@ func (e *Entry) SetRequest(r *http.Request) {
 	}
 }
 
-// field numbers the string fields of a record, in the order of its buffer.
+// field numbers the string fields of a record.
 type field int
 
 const (
@@ -74,7 +73,7 @@ const (
 )
 
 // Caps of an Entry's longest string fields: a longer value is logged truncated to its first
-// bytes. They bound a record's size (RecordBytes) whatever a client sends; nginx caps its whole
+// bytes. They bound a line's length whatever a client sends; nginx caps its whole
 // request line at 8 KiB by default, but few paths worth reading exceed 1 KiB.
 const (
 	MaxURIBytes    = 1024
@@ -82,7 +81,7 @@ const (
 	MaxHostBytes   = 256 // a DNS name is at most 253 bytes, then a port
 )
 
-// fieldCap is the cap of each string field, in the order of a record's text.
+// fieldCap is the cap of each string field.
 var fieldCap = [nFields]int{
 	fSite:      64, // site.MaxSiteName is 63
 	fHost:      MaxHostBytes,
@@ -95,40 +94,23 @@ var fieldCap = [nFields]int{
 	fRemote:    64, // "[IPv6%zone]:port"
 }
 
-// recordText is the sum of fieldCap.
-const recordText = 64 + 256 + 16 + 1024 + 16 + 16 + 512 + 512 + 64
-
-// RecordBytes is the size of one queued record: the capped fields and the numbers.
-const RecordBytes = int(unsafe.Sizeof(record{}))
-
-// record is an Entry copied into fixed space: the queue holds these by value, so queuing one
-// allocates nothing and a burst of huge headers costs no more memory than a burst of small ones.
-// The fields are packed one after the other at the start of text, each cut to its cap, so that
-// queuing a typical record writes a few cache lines of it rather than one per field.
+// record is an Entry's fields as a line shows them: each string cut to its cap. It refers to
+// the Entry's strings rather than copying them; the line is formatted from it before Log
+// returns.
 type record struct {
 	unixNano, duration, bytes int64
-	gen                       uint64 // Logger.gen at Log
 	status, tlsVersion        uint16
-	ends                      [nFields]uint16 // where each field ends in text
-	text                      [recordText]byte
+	fields                    [nFields]string
 }
 
-// set copies e into r, truncating each string to its cap.
+// set points r at e's fields, truncating each string to its cap.
 func (r *record) set(e *Entry) {
 	r.unixNano, r.duration, r.bytes = e.Time.UnixNano(), int64(e.Duration), e.Bytes
 	r.status, r.tlsVersion = uint16(min(max(e.Status, 0), 999)), e.TLSVersion
-	off := 0
 	for i, s := range [nFields]string{e.Site, e.Host, e.Method, e.URI, e.Proto, e.Encoding, e.Referer, e.UserAgent, e.RemoteAddr} {
-		off += copy(r.text[off:off+min(len(s), fieldCap[i])], s)
-		r.ends[i] = uint16(off)
+		r.fields[i] = s[:min(len(s), fieldCap[i])]
 	}
 }
 
-// get returns the bytes of field f. They alias r.
-func (r *record) get(f field) []byte {
-	start := uint16(0)
-	if f > 0 {
-		start = r.ends[f-1]
-	}
-	return r.text[start:r.ends[f]]
-}
+// get returns field f.
+func (r *record) get(f field) string { return r.fields[f] }

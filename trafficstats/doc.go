@@ -10,8 +10,11 @@
 //     TrackedKeys counters per list, of which the MaxTop largest are sent, each with its
 //     overestimate bound. Keys are truncated to MaxKeyBytes. A count is at most n/TrackedKeys
 //     above the truth (n the site's requests in the interval), and a key more frequent than
-//     that is never missed. An edge counts in one shard per core and merges the shards' counters
-//     as mergeable summaries (Agarwal et al., 2012), which keeps the same bound.
+//     that is never missed. Once the counters are all taken, a key without one counts first in
+//     one of a few hashed filter counters and takes a counter only when that reaches the smallest
+//     (filtered space-saving, Homem and Carvalho, 2010): the same bounds, without an eviction per
+//     request of a rare path. An edge counts in one shard per core and merges the shards'
+//     counters as mergeable summaries (Agarwal et al., 2012), which keeps the same bound.
 //   - Countries are at most MaxCountries per site, the rest counted under "other".
 //   - Unique visitors are a HyperLogLog sketch (github.com/axiomhq/hyperloglog, precision
 //     SketchPrecision: about 1.6 % standard error, at most 4 KiB dense, a few bytes per visitor

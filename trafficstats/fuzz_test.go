@@ -2,6 +2,7 @@ package trafficstats
 
 import (
 	"encoding/json"
+	"net/netip"
 	"reflect"
 	"testing"
 	"time"
@@ -66,4 +67,25 @@ func normalize(m Message) Message {
 		m.Sites = nil
 	}
 	return m
+}
+
+// FuzzRemoteIP: the fast parse of "a.b.c.d:port" agrees with netip.ParseAddrPort on every
+// input it accepts, and remoteIP with netip on every input.
+func FuzzRemoteIP(f *testing.F) {
+	for _, s := range []string{"192.0.2.1:443", "0.0.0.0:0", "255.255.255.255:65535", "1.2.3.4:65536", "01.2.3.4:1",
+		"1.2.3.4:", "1.2.3.4", "[::1]:80", "[::ffff:1.2.3.4]:1", "1.2.3.4:0080", "1.2.3.256:1", "[fe80::1%eth0]:1", "1.2.3.4:+1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want := netip.Addr{}
+		if ap, err := netip.ParseAddrPort(s); err == nil {
+			want = ap.Addr().Unmap().WithZone("")
+		}
+		if got, ok := parseIPv4Port(s); ok && got != want {
+			t.Fatalf("parseIPv4Port(%q) = %v, netip says %v", s, got, want)
+		}
+		if got := remoteIP(s); got != want {
+			t.Fatalf("remoteIP(%q) = %v, want %v", s, got, want)
+		}
+	})
 }

@@ -85,3 +85,65 @@ func TestConcurrentObserveCountsExactly(t *testing.T) {
 		t.Errorf("%d site counts still tracked after Take", c.tracked.Load())
 	}
 }
+
+// TestFilteredTopKBounds: one counter set over a stream of a few frequent keys in a long tail of
+// rare ones (most keys filtered rather than taking a counter) keeps space-saving's bounds: every
+// key truly more frequent than n/k holds a counter, each count is at least the truth and at most
+// its error above it, the error stays within n/k, and the counters sum to at most n.
+func TestFilteredTopKBounds(t *testing.T) {
+	tk, truth := newTopK(TrackedKeys), map[string]uint64{}
+	rng := rand.New(rand.NewPCG(7, 8))
+	const n = 200_000
+	for range n {
+		k := fmt.Sprintf("/tail/%d", rng.IntN(100_000))
+		if r := rng.IntN(100); r < 30 {
+			k = fmt.Sprintf("/hot/%d", r%10) // 3 % each: over n/k
+		}
+		truth[k]++
+		tk.add(k)
+	}
+	held, sum := map[string]bool{}, uint64(0)
+	for _, s := range tk.heap {
+		held[s.Key], sum = true, sum+s.N
+		if s.N < truth[s.Key] || s.N-s.Err > truth[s.Key] || s.Err > n/TrackedKeys {
+			t.Errorf("%q counted %d (error %d), truly %d", s.Key, s.N, s.Err, truth[s.Key])
+		}
+	}
+	for k, c := range truth {
+		if c > n/TrackedKeys && !held[k] {
+			t.Errorf("%q (%d of %d) holds no counter", k, c, n)
+		}
+	}
+	if sum > n {
+		t.Errorf("counters sum to %d, over the %d keys counted", sum, n)
+	}
+}
+
+// TestBlockOf: addresses share a country cache entry exactly when they share their /24 (IPv4)
+// or /48 (IPv6); no IPv4 block is an IPv6 one.
+func TestBlockOf(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	random := func(v6 bool) netip.Addr {
+		var b [16]byte
+		for i := range b {
+			b[i] = byte(rng.IntN(3)) // few values: many pairs share a block
+		}
+		if v6 {
+			return netip.AddrFrom16(b)
+		}
+		return netip.AddrFrom4([4]byte(b[:4]))
+	}
+	for range 20_000 {
+		a, b := random(rng.IntN(2) == 0), random(rng.IntN(2) == 0)
+		same := a.Is4() == b.Is4()
+		if same {
+			bits := map[bool]int{true: 24, false: 48}[a.Is4()]
+			pa, _ := a.Prefix(bits)
+			pb, _ := b.Prefix(bits)
+			same = pa == pb
+		}
+		if got := blockOf(a) == blockOf(b); got != same {
+			t.Fatalf("%v and %v: same block %v, want %v", a, b, got, same)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package trafficstats
 
 import (
 	"cmp"
+	"hash/maphash"
 	"maps"
 	"slices"
 	"strings"
@@ -13,13 +14,28 @@ import (
 // counter, and each count is at most its error above the truth.
 //
 // The counters form a min-heap on their counts, indexed by key, so the smallest is found at the
-// root: a key that takes a counter costs O(log k) instead of a scan of all k, which on a site
-// with more distinct paths than k is what most requests cost. Not safe for concurrent use.
+// root: a key that takes a counter costs O(log k) instead of a scan of all k.
+//
+// Once all k counters are taken, a key without one is filtered first (Homem and Carvalho,
+// "Finding Top-k Elements in Data Streams", 2010, filtered space-saving): it counts in one of
+// filterSize counters chosen by a hash of the key, and takes the smallest counter only once
+// that filter counter has reached it. On a site with many rarely requested paths most requests
+// are of such keys, and they then cost a hash and an increment instead of a counter's eviction
+// and a copy of the key. The bounds stay those of space-saving: a filter counter never exceeds
+// the smallest counter, which never exceeds n/k, and it counts every occurrence of the keys that
+// hash to it while they have no counter (and the count of a key evicted), so a key taking a
+// counter inherits it as its overestimate bound. Not safe for concurrent use.
 type topK struct {
-	k    int
-	heap []*slot          // a min-heap on slot.N
-	idx  map[string]*slot // the key's slot
+	k      int
+	heap   []*slot          // a min-heap on slot.N
+	idx    map[string]*slot // the key's slot
+	filter []uint64         // made once the k counters are taken; nil after merge
+	seed   maphash.Seed
 }
+
+// filterPerKey is the size of a topK's filter per counter: enough that few keys share a filter
+// counter with a frequent one, for 8 bytes each.
+const filterPerKey = 4
 
 // slot is one counter: its Count and its place in the heap.
 type slot struct {
@@ -28,7 +44,7 @@ type slot struct {
 }
 
 func newTopK(k int) *topK {
-	return &topK{k: k, heap: make([]*slot, 0, k), idx: make(map[string]*slot, k)}
+	return &topK{k: k, heap: make([]*slot, 0, k), idx: make(map[string]*slot, k), seed: maphash.MakeSeed()}
 }
 
 // add counts one occurrence of key. The key is copied when it takes a counter, so the caller
@@ -49,10 +65,20 @@ func (t *topK) add(key string) {
 		t.up(s.at)
 		return
 	}
+	if t.filter == nil {
+		t.filter = make([]uint64, filterPerKey*t.k)
+	}
 	s := t.heap[0]
+	f := &t.filter[maphash.String(t.seed, key)%uint64(len(t.filter))]
+	if *f < s.N { // it stays at most the smallest counter
+		*f++
+		return
+	}
+	evicted := &t.filter[maphash.String(t.seed, s.Key)%uint64(len(t.filter))]
+	*evicted = max(*evicted, s.N)
 	delete(t.idx, s.Key)
-	s.Key, s.Err = strings.Clone(key), s.N
-	s.N++
+	s.Key, s.Err = strings.Clone(key), *f
+	s.N = *f + 1
 	t.idx[s.Key] = s
 	t.down(0)
 }
@@ -115,7 +141,7 @@ func (t *topK) merge(o *topK) {
 		sum[s.Key] = c
 	}
 	all := slices.SortedFunc(maps.Values(sum), func(a, b Count) int { return cmp.Compare(b.N, a.N) })
-	t.heap, t.idx = t.heap[:0], make(map[string]*slot, t.k)
+	t.heap, t.idx, t.filter = t.heap[:0], make(map[string]*slot, t.k), nil
 	for _, c := range all[:min(t.k, len(all))] {
 		s := &slot{Count: c, at: len(t.heap)}
 		t.heap = append(t.heap, s)

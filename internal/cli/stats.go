@@ -31,7 +31,7 @@ func runStats(ctx context.Context, args []string, env *Env) error {
 	fs := newFlagSet(env, "stats", "dt stats --admin ADDR [--site NAME] [--since 24h] [--json]",
 		"Prints a site's traffic as the redirector keeps it from the edges' statistics: requests,\n"+
 			"bytes, status classes, cache validations (304), unique visitors, top paths, referrers and\n"+
-			"countries, and the traffic per edge. Minute points for ranges of up to a day, hourly\n"+
+			"countries, the traffic per edge, and the redirects to each edge by reason. Minute points for ranges of up to a day, hourly\n"+
 			"beyond, for up to 90 days.")
 	fs.StringVar(&f.admin, "admin", "", "the redirector's admin listener, its --admin `ADDR`")
 	fs.StringVar(&f.site, "site", "", "the site `NAME` (left out: the site of a network without site records)")
@@ -101,7 +101,8 @@ func printStats(w io.Writer, r *trafficseries.Result) error {
 	for _, l := range []struct {
 		title string
 		list  []countLine
-	}{{"Top paths", countLines(r.Paths)}, {"Top referrers", countLines(r.Referrers)}, {"Countries", countLines(r.Countries)}, {"Edges", edgeLines(r.Edges)}} {
+	}{{"Top paths", countLines(r.Paths)}, {"Top referrers", countLines(r.Referrers)}, {"Countries", countLines(r.Countries)}, {"Edges", edgeLines(r.Edges)},
+		{"Redirects", redirectLines(r.Redirects)}} {
 		if len(l.list) == 0 {
 			continue
 		}
@@ -122,6 +123,16 @@ func countLines(cs []trafficstats.Count) []countLine {
 	out := make([]countLine, len(cs))
 	for i, c := range cs {
 		out[i] = countLine{c.Key, c.N}
+	}
+	return out
+}
+
+// redirectLines are the visitors the redirectors sent to each edge for each reason, in the
+// result's order (largest first): the edge and the reason in a column each.
+func redirectLines(rs []trafficseries.Redirects) []countLine {
+	out := make([]countLine, len(rs))
+	for i, r := range rs {
+		out[i] = countLine{r.Edge + "\t" + r.Reason, r.N}
 	}
 	return out
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +26,13 @@ func TestStatsCommand(t *testing.T) {
 		c.Observe(trafficstats.Response{Site: "blog", Path: []string{"/", "/about"}[i%2], Remote: "192.0.2.1:1", Status: []int{200, 304, 404}[i%3], Bytes: 100})
 	}
 	if err := store.Add("edge-1", c.Take()); err != nil {
+		t.Fatal(err)
+	}
+	rc := trafficseries.NewRedirectCounter()
+	for i := range 7 {
+		rc.Count("blog", []string{"edge-1", "edge-2"}[min(i, 1)], []string{"nearest", "fallback"}[min(i, 1)])
+	}
+	if err := rc.Flush(store, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	var asked string
@@ -52,6 +60,9 @@ func TestStatsCommand(t *testing.T) {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, r.stdout)
 		}
+	}
+	if !regexp.MustCompile(`(?m)^Redirects\s*\n\s+edge-2\s+fallback\s+6\s*\n\s+edge-1\s+nearest\s+1\s*$`).MatchString(r.stdout) {
+		t.Errorf("output lacks the redirects per edge and reason, largest first:\n%s", r.stdout)
 	}
 	r = run(t, "", "stats", "--admin", admin, "--site", "blog", "--json")
 	var res trafficseries.Result
