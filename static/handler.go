@@ -340,14 +340,14 @@ func (h *Handler) serveFrom(w http.ResponseWriter, r *http.Request, s *Site, sta
 			}
 			return h.redirect(w, http.StatusMovedPermanently, loc)
 		}
-		return h.serveFile(w, r, s, rt.file, rt.headers, http.StatusOK)
+		return h.serveFile(w, r, s, rt.file, rt.headers, rt.blocks, http.StatusOK)
 	}
 	a := s.resolve(p, r.URL.RawQuery, hidden)
 	switch {
 	case a.location != "":
 		return h.redirect(w, a.status, a.location)
 	case a.file != nil:
-		return h.serveFile(w, r, s, a.file, a.headers, a.status)
+		return h.serveFile(w, r, s, a.file, a.headers, a.file.blocksFor(a.headers), a.status)
 	}
 	return h.writeError(w, r, a.status, nil)
 }
