@@ -100,12 +100,9 @@ func (h *Handler) newHeaderBlock(s *Site, hs *headerSet, rp *rep) *h1.HeaderBloc
 	return hb
 }
 
-// disjoint reports whether the header map holds none of the block's fields. The map holds
-// X-Content-Type-Options alone unless a layer in front of the handler set others.
+// disjoint reports whether the header map holds none of the block's fields. The map is empty
+// unless a layer in front of the handler set a field.
 func disjoint(hdr http.Header, hb *h1.HeaderBlock) bool {
-	if _, ok := hdr[hNosniff]; ok && len(hdr) == 1 {
-		return true // never in a block: it is no field of setFileHeaders
-	}
 	for k := range hdr {
 		if hb.Has(k) {
 			return false

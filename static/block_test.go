@@ -108,6 +108,7 @@ func TestHeaderBlockSameFields(t *testing.T) {
 
 // rawHeader sends one request on a new connection and returns the response's header section
 // as it came, its field lines sorted and Date's value blanked, after reading the body whole.
+// The request's Host is edge.test unless lines give one.
 func rawHeader(t *testing.T, addr, method, path string, lines []string) []string {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
@@ -116,7 +117,10 @@ func rawHeader(t *testing.T, addr, method, path string, lines []string) []string
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(time.Minute))
-	req := method + " " + path + " HTTP/1.1\r\nHost: edge.test\r\n"
+	req := method + " " + path + " HTTP/1.1\r\n"
+	if !slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, "Host: ") }) {
+		req += "Host: edge.test\r\n"
+	}
 	for _, l := range lines {
 		req += l + "\r\n"
 	}
@@ -144,7 +148,7 @@ func rawHeader(t *testing.T, addr, method, path string, lines []string) []string
 	}
 	slices.Sort(out[1:])
 	body, err := io.ReadAll(br)
-	if err != nil || method == http.MethodGet && len(body) != clen || method == http.MethodHead && len(body) != 0 {
+	if err != nil || method == http.MethodGet && clen >= 0 && len(body) != clen || method == http.MethodHead && len(body) != 0 {
 		t.Fatalf("%s %s: %d body bytes for Content-Length %d: %v", method, path, len(body), clen, err)
 	}
 	return out
@@ -174,6 +178,54 @@ func TestHeaderBlockFieldSetInFront(t *testing.T) {
 		if resp.status != http.StatusOK || resp.header.Get("Content-Type") != "text/html; charset=utf-8" ||
 			resp.header.Get("X-Content-Type-Options") != "nosniff" {
 			t.Errorf("%s set in front: %d %v", name, resp.status, resp.header)
+		}
+	}
+}
+
+// Every kind of response carries X-Content-Type-Options: nosniff once, whether its fields go
+// in a header block or by the header map.
+func TestNosniffOnce(t *testing.T) {
+	t.Parallel()
+	d := newDeploy(t, blockTestFiles(), func(m *site.Manifest) { m.CleanURLs = true }, SiteOptions{})
+	one := NewHandler(HandlerConfig{})
+	one.SetSite(d.site)
+	oneSrv := startServer(t, one)
+	sitesSrv := startServer(t, threeSites(t, false))
+	for _, c := range []struct {
+		srv            *testServer
+		method, target string
+		lines          []string
+		status         string
+	}{
+		{oneSrv, "GET", "/", nil, "200"},
+		{oneSrv, "GET", "/index.html", nil, "301"},
+		{oneSrv, "HEAD", "/app.3f9a2c1b.js", []string{"Accept-Encoding: br"}, "200"},
+		{oneSrv, "GET", "/big.txt", nil, "200"},
+		{oneSrv, "GET", "/docs/a", nil, "200"},
+		{oneSrv, "GET", "/", []string{"If-None-Match: *"}, "304"},
+		{oneSrv, "GET", "/", []string{"If-Match: \"x\""}, "412"},
+		{oneSrv, "GET", "/", []string{"Range: bytes=0-9"}, "206"},
+		{oneSrv, "GET", "/big.txt", []string{"Range: bytes=0-9"}, "206"},
+		{oneSrv, "GET", "/", []string{"Range: bytes=0-0,5-6"}, "206"},
+		{oneSrv, "GET", "/", []string{"Range: bytes=999999-"}, "416"},
+		{oneSrv, "GET", "/", []string{"Accept-Encoding: identity;q=0"}, "406"},
+		{oneSrv, "GET", "/docs", nil, "301"},
+		{oneSrv, "GET", "/a%00b", nil, "400"},
+		{oneSrv, "GET", "/nope", nil, "404"},
+		{oneSrv, "OPTIONS", "/", nil, "204"},
+		{oneSrv, "POST", "/", []string{"Content-Length: 0"}, "405"},
+		{sitesSrv, "GET", "/", []string{"Host: blog.example.com"}, "200"},
+		{sitesSrv, "GET", "/nope", []string{"Host: blog.example.com"}, "404"},
+		{sitesSrv, "GET", "/", []string{"Host: nobody.example.com"}, "421"},
+		{sitesSrv, "GET", "/", []string{"Host: shop.example.com"}, "503"},
+	} {
+		lines := rawHeader(t, c.srv.Addr, c.method, c.target, c.lines)
+		if !strings.Contains(lines[0], " "+c.status+" ") {
+			t.Errorf("%s %s %q: %q, want %s", c.method, c.target, c.lines, lines[0], c.status)
+		}
+		if n := slices.Index(lines, "X-Content-Type-Options: nosniff\r\n"); n < 0 ||
+			slices.Contains(lines[n+1:], lines[n]) {
+			t.Errorf("%s %s %q: header %q, want nosniff once", c.method, c.target, c.lines, lines)
 		}
 	}
 }

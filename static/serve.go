@@ -55,6 +55,7 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, s *Site, f *
 			// RFC 9110 §15.4.5: the fields a 200 would have had that guide caches (ETag,
 			// Cache-Control, Vary, …), no representation metadata.
 			setFields(hdr, hs.notModified)
+			hdr[hNosniff] = h.vNosniff
 			hdr[hETag] = rp.etagH
 			w.WriteHeader(http.StatusNotModified)
 			return outcome{status: http.StatusNotModified, coding: rp.coding}
@@ -102,6 +103,7 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, s *Site, f *
 
 // setFileHeaders sets the headers of a response that carries (part of) a representation.
 func (h *Handler) setFileHeaders(hdr http.Header, s *Site, hs *headerSet, rp *rep, status int) {
+	hdr[hNosniff] = h.vNosniff
 	setFields(hdr, hs.full)
 	if rp.encH != nil {
 		hdr[hContentEncoding] = rp.encH
