@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dt-cdn/dt/internal/h1"
 	"github.com/dt-cdn/dt/site"
 )
 
@@ -185,5 +186,49 @@ func BenchmarkRawH1(b *testing.B) {
 			}
 			benchmarkRaw(b, srv, c.path, lines...)
 		})
+	}
+}
+
+// blockDiscardWriter is a discardWriter that takes header blocks, as package h1's writer does.
+type blockDiscardWriter struct{ discardWriter }
+
+func (w *blockDiscardWriter) WriteHeaderBlock(status int, hb *h1.HeaderBlock, n int64) {
+	w.status = status
+}
+
+// BenchmarkHandlerHeaderBlock measures the handler alone for the 1 KiB page and the gzip
+// script with its fields set in a header map (as over net/http or package h2) and handed over
+// as a header block (as over package h1). The map is reused between requests here, where a
+// server gives a new one to each.
+func BenchmarkHandlerHeaderBlock(b *testing.B) {
+	d := newDeploy(b, benchFiles(), nil, SiteOptions{})
+	h := NewHandler(HandlerConfig{})
+	h.SetSite(d.site)
+	for _, c := range benchCases[:2] {
+		for _, way := range []string{"map", "block"} {
+			b.Run(c.name+"/"+way, func(b *testing.B) {
+				req := httptest.NewRequest("GET", c.path, nil)
+				if c.acceptEncoding != "" {
+					req.Header.Set("Accept-Encoding", c.acceptEncoding)
+				}
+				bw := &blockDiscardWriter{discardWriter{h: http.Header{}}}
+				var w interface {
+					http.ResponseWriter
+					reset()
+				} = &bw.discardWriter
+				if way == "block" {
+					w = bw
+				}
+				h.ServeHTTP(w, req)
+				if bw.status != 200 || (way == "block") != (len(bw.h) == 0) {
+					b.Fatalf("status %d, header map %v", bw.status, bw.h)
+				}
+				b.ReportAllocs()
+				for b.Loop() {
+					w.reset()
+					h.ServeHTTP(w, req)
+				}
+			})
+		}
 	}
 }
