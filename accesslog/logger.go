@@ -86,7 +86,16 @@ func (l *Logger) Log(e *Entry) {
 		l.queueFull.Add(1)
 		return
 	}
+	// A claimed slot must be committed whatever happens, or the writer, which reads the
+	// slots in order, would wait for it forever: one that formatting panicked in is skipped.
+	committed := false
+	defer func() {
+		if !committed {
+			l.queue.commit(t, skipSlot, gen)
+		}
+	}()
 	line := appendLine(l.queue.room(t), &r, l.cfg.Format, l.cfg.TruncateIP, &l.clock)
+	committed = true
 	if len(line) <= slotData { // formatted in place, the common case
 		l.queue.commit(t, uint32(len(line)), gen)
 	} else { // formatted on the heap: copied into slots of its own, the first left empty

@@ -202,6 +202,9 @@ func report(w io.Writer, o options, servers []*server, fx *fixture, res results)
 				off := mean(res[t.name()]["dt edge"]).reqs // NaN without the edge
 				verdicts = append(verdicts, fmt.Sprintf("%-20s access log and statistics on/off %.2f (target 0.9x)", t.name(), m.reqs/off))
 			}
+			if s.name == "nginx-log" {
+				verdicts = append(verdicts, fmt.Sprintf("%-20s nginx's access log on/off %.2f", t.name(), m.reqs/base))
+			}
 		}
 	}
 	tw.Flush()

@@ -24,7 +24,9 @@
 //
 // The server edge-log (not run unless named in -servers) is the edge with its access log and
 // traffic statistics on:
-// -servers edge,edge-log measures what they cost.
+// -servers edge,edge-log measures what they cost. Likewise nginx-log is nginx with its access log
+// on (combined, buffered), so that -servers edge,edge-log,nginx,nginx-log sets the edge's cost
+// beside nginx's in one run.
 package main
 
 import (
@@ -86,7 +88,7 @@ func main() {
 	flag.IntVar(&o.threads, "t", 1, "client threads; the client shares the machine's cores with the server")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, logs, files)")
 	flag.StringVar(&o.only, "only", "", "run only tests whose name contains this (e.g. html, h2)")
-	flag.StringVar(&o.servers, "servers", "edge,nginx,caddy,fileserver", "servers to run, comma-separated: edge, edge-log (the edge with its access log and statistics on), nginx, caddy, fileserver")
+	flag.StringVar(&o.servers, "servers", "edge,nginx,caddy,fileserver", "servers to run, comma-separated: edge, edge-log (the edge with its access log and statistics on), nginx, nginx-log (nginx with its access log on), caddy, fileserver")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (the edge and Go FileServer) during the load runs")
 	flag.BoolVar(&o.pin, "pin", false, "servers on CPU 0, clients on CPU 1 (taskset), instead of all sharing every core")
 	flag.Parse()

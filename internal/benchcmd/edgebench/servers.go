@@ -42,7 +42,7 @@ func startServers(ctx context.Context, dir string, fx *fixture, only []string) (
 		key   string
 		start func(context.Context, string, *fixture) (*server, error)
 	}{
-		{"edge", startEdge}, {"edge-log", startEdgeLogging}, {"nginx", startNginx}, {"caddy", startCaddy}, {"fileserver", startFileServer},
+		{"edge", startEdge}, {"edge-log", startEdgeLogging}, {"nginx", startNginx}, {"nginx-log", startNginxLogging}, {"caddy", startCaddy}, {"fileserver", startFileServer},
 	} {
 		if !slices.Contains(only, sv.key) {
 			continue
@@ -200,25 +200,38 @@ func startFileServer(ctx context.Context, _ string, fx *fixture) (*server, error
 }
 
 func startNginx(ctx context.Context, dir string, fx *fixture) (*server, error) {
+	return startNginxWith(ctx, dir, fx, "nginx", "access_log off;")
+}
+
+// startNginxLogging is nginx with its access log on, as a production server keeps it: the
+// combined format, buffered (64 KiB, flushed each second), to a file in dir. Beside startNginx
+// in the same run it measures what nginx pays for its log, the anchor for the edge's.
+func startNginxLogging(ctx context.Context, dir string, fx *fixture) (*server, error) {
+	log := filepath.Join(dir, "nginx-log", "access.log")
+	return startNginxWith(ctx, dir, fx, "nginx-log", "access_log "+log+" combined buffer=64k flush=1s;")
+}
+
+func startNginxWith(ctx context.Context, dir string, fx *fixture, name, accessLog string) (*server, error) {
 	p1, p2, err := freePorts()
 	if err != nil {
 		return nil, err
 	}
-	ndir := filepath.Join(dir, "nginx")
+	ndir := filepath.Join(dir, name)
 	if err := os.MkdirAll(filepath.Join(ndir, "logs"), 0o755); err != nil {
 		return nil, err
 	}
 	// Production settings a static site would use: TLS 1.2 and 1.3 (nginx before 1.23.4 leaves
 	// 1.3 out by default, which the Go servers and the handshake test use), sendfile, gzip_static for the precompressed
-	// script, no access log (the edge keeps none either), keep-alive without a request cap (the
-	// Go servers have none), one worker per core it may use (with -pin, one).
+	// script, the access log as asked (off, as the edge keeps none by default, or on for
+	// nginx-log), keep-alive without a request cap (the Go servers have none), one worker per
+	// core it may use (with -pin, one).
 	conf := fmt.Sprintf(`daemon off;
 worker_processes %[7]d;
 pid %[1]s/nginx.pid;
 error_log %[1]s/logs/error.log warn;
 events { worker_connections 4096; }
 http {
-	access_log off;
+	%[8]s
 	sendfile on;
 	tcp_nopush on;
 	keepalive_requests 10000000;
@@ -239,12 +252,12 @@ http {
 		gzip_static on;
 	}
 }
-`, ndir, p1, p2, fx.certFile, fx.keyFile, fx.www, runtime.NumCPU())
+`, ndir, p1, p2, fx.certFile, fx.keyFile, fx.www, runtime.NumCPU(), accessLog)
 	confFile := filepath.Join(ndir, "nginx.conf")
 	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
 		return nil, err
 	}
-	s, err := startProcess(ctx, "nginx", filepath.Join(ndir, "logs", "stderr.log"), nil, "nginx", "-p", ndir, "-c", confFile)
+	s, err := startProcess(ctx, name, filepath.Join(ndir, "logs", "stderr.log"), nil, "nginx", "-p", ndir, "-c", confFile)
 	if err != nil {
 		return nil, err
 	}
