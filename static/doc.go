@@ -8,7 +8,10 @@
 // request path does no formatting and, for small files, no system call but the socket write.
 // Over plain HTTP/1.1 (internal/h1), bodies from HandlerConfig.SendfileMin up go by sendfile(2)
 // at an offset from blob files kept open between responses (package fdcache), with the header
-// in the same segments: two system calls per response and no copy of the body.
+// in the same segments: two system calls per response and no copy of the body. There, too, a
+// 200 with a whole representation sends its fixed fields as one h1.HeaderBlock, made at the
+// representation's first such response and kept by the Site, instead of filling a header map:
+// the same fields with the same values, with no per-response map work (see headFor).
 // A Handler serves one Site at a time and switches atomically (Handler.SetSite), or many, each on
 // its hosts, picked per request by Host and TLS server name (Handler.SetSites, Sites). It runs under
 // any http.Server; under dt's own servers (package internal/httpserve, which picks

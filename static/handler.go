@@ -306,20 +306,25 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) outcome {
 }
 
 // serveFrom answers one request from s, or with the error status pick chose.
+//
+// Every response carries X-Content-Type-Options: nosniff, set by what writes its status
+// (writeError, redirect, setFileHeaders, …) rather than here at once, so that a response whose
+// fields all go in a header block leaves the header map empty: an empty map is never grown,
+// and package h1 then has nothing in it to write or look up.
 func (h *Handler) serveFrom(w http.ResponseWriter, r *http.Request, s *Site, status int) outcome {
-	hdr := w.Header()
-	hdr[hNosniff] = h.vNosniff
 	if status == http.StatusMisdirectedRequest {
 		return h.writeError(w, r, status, nil) // not even OPTIONS: no site answers here
 	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 	case http.MethodOptions:
+		hdr := w.Header()
+		hdr[hNosniff] = h.vNosniff
 		hdr[hAllow] = h.vAllow
 		w.WriteHeader(http.StatusNoContent)
 		return outcome{status: http.StatusNoContent}
 	default:
-		hdr[hAllow] = h.vAllow
+		w.Header()[hAllow] = h.vAllow
 		return h.writeError(w, r, http.StatusMethodNotAllowed, nil)
 	}
 	if status == statusNoPreview {
@@ -340,14 +345,14 @@ func (h *Handler) serveFrom(w http.ResponseWriter, r *http.Request, s *Site, sta
 			}
 			return h.redirect(w, http.StatusMovedPermanently, loc)
 		}
-		return h.serveFile(w, r, s, rt.file, rt.headers, http.StatusOK)
+		return h.serveFile(w, r, s, rt.file, rt.headers, rt.blocks, http.StatusOK)
 	}
 	a := s.resolve(p, r.URL.RawQuery, hidden)
 	switch {
 	case a.location != "":
 		return h.redirect(w, a.status, a.location)
 	case a.file != nil:
-		return h.serveFile(w, r, s, a.file, a.headers, a.status)
+		return h.serveFile(w, r, s, a.file, a.headers, a.file.blocksFor(a.headers), a.status)
 	}
 	return h.writeError(w, r, a.status, nil)
 }
@@ -403,7 +408,9 @@ func hasEncodedSlash(raw string) bool {
 
 // redirect answers with a redirect status and Location, and no body.
 func (h *Handler) redirect(w http.ResponseWriter, status int, location string) outcome {
-	w.Header()[hLocation] = []string{location}
+	hdr := w.Header()
+	hdr[hNosniff] = h.vNosniff
+	hdr[hLocation] = []string{location}
 	w.WriteHeader(status)
 	return outcome{status: status}
 }
@@ -415,6 +422,7 @@ func (h *Handler) redirect(w http.ResponseWriter, status int, location string) o
 func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, status int, f *file) outcome {
 	e := h.errorFor(status)
 	hdr := w.Header()
+	hdr[hNosniff] = h.vNosniff
 	hdr[hContentType] = h.vTextPlain
 	hdr[hContentLength] = e.lenH
 	hdr[hCacheControl] = h.vNoStore
@@ -432,6 +440,7 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, status int,
 // writePreviewMissing writes the 404 of statusNoPreview, as writeError writes others.
 func (h *Handler) writePreviewMissing(w http.ResponseWriter, r *http.Request) outcome {
 	hdr := w.Header()
+	hdr[hNosniff] = h.vNosniff
 	hdr[hContentType] = h.vTextPlain
 	hdr[hContentLength] = previewMissing.lenH
 	hdr[hCacheControl] = h.vNoStore

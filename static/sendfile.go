@@ -63,14 +63,14 @@ func (h *Handler) acquireSpan(s *Site, rp *rep, off int64) (blobSpan, error) {
 }
 
 // serveSendfile answers with the whole of rp (status 200, or an error page's) by sendfile,
-// the headers being set. It reports false, having written nothing, when the blob cannot be
-// opened but rp is held in memory: the caller sends it from there.
-func (h *Handler) serveSendfile(w http.ResponseWriter, r *http.Request, fs sendconn.FileSender, s *Site, f *file, rp *rep, status int) (outcome, bool) {
+// its header going out as hd says. It reports false, having written nothing, when the blob
+// cannot be opened but rp is held in memory: the caller sends it from there.
+func (h *Handler) serveSendfile(w http.ResponseWriter, r *http.Request, fs sendconn.FileSender, s *Site, f *file, rp *rep, hd head, status int) (outcome, bool) {
 	sp, ok, o := h.acquireOrFail(w, r, s, f, rp, 0)
 	if !ok {
 		return o, o.status != 0
 	}
-	w.WriteHeader(status)
+	hd.write(w, status)
 	n, err := h.sendSpan(w, fs, s, rp, sp, rp.size)
 	if err != nil {
 		h.logBodyError(s, f, err)

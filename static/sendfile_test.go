@@ -253,15 +253,20 @@ func BenchmarkSendfileCrossover(b *testing.B) {
 	}
 }
 
-// benchmarkRaw sends GET path on one connection, over and over, reading each response whole.
-// Every response has the same length (Date always has 29 characters): the first one's.
-func benchmarkRaw(b *testing.B, srv *testServer, path string) {
+// benchmarkRaw sends GET path with the header lines given on one connection, over and over,
+// reading each response whole. Every response has the same length (Date always has 29
+// characters): the first one's.
+func benchmarkRaw(b *testing.B, srv *testServer, path string, lines ...string) {
 	conn, err := net.Dial("tcp", srv.Addr)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer conn.Close()
-	req := []byte("GET " + path + " HTTP/1.1\r\nHost: edge.test\r\n\r\n")
+	head := "GET " + path + " HTTP/1.1\r\nHost: edge.test\r\n"
+	for _, l := range lines {
+		head += l + "\r\n"
+	}
+	req := []byte(head + "\r\n")
 	br := bufio.NewReaderSize(conn, 64<<10)
 	if _, err := conn.Write(req); err != nil {
 		b.Fatal(err)
@@ -287,6 +292,7 @@ func benchmarkRaw(b *testing.B, srv *testServer, path string) {
 		b.Fatal(err)
 	}
 	size += clen
+	b.ReportAllocs()
 	var ru0, ru1 syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 	for b.Loop() {

@@ -26,7 +26,9 @@ import (
 // ranges.go): ServeContent answers a malformed Range with 416 where RFC 9110 §14.2 says to
 // ignore it, cannot keep ranges to the raw content while negotiating encodings, and formats
 // Last-Modified and Content-Length on every request; here they are precomputed per deploy.
-func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, s *Site, f *file, hs *headerSet, status int) outcome {
+//
+// blocks, if not nil, are the header blocks kept for f under hs (see headFor).
+func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, s *Site, f *file, hs *headerSet, blocks *repBlocks, status int) outcome {
 	hdr := w.Header()
 	ae := parseAcceptEncoding(r.Header[hAcceptEncoding])
 	rangeLines := r.Header[hRange]
@@ -53,6 +55,7 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, s *Site, f *
 			// RFC 9110 §15.4.5: the fields a 200 would have had that guide caches (ETag,
 			// Cache-Control, Vary, …), no representation metadata.
 			setFields(hdr, hs.notModified)
+			hdr[hNosniff] = h.vNosniff
 			hdr[hETag] = rp.etagH
 			w.WriteHeader(http.StatusNotModified)
 			return outcome{status: http.StatusNotModified, coding: rp.coding}
@@ -72,14 +75,13 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, s *Site, f *
 			}
 		}
 	}
-	h.setFileHeaders(hdr, s, hs, rp, status)
-	hdr[hContentLength] = rp.lenH
+	hd := h.headFor(w, s, hs, rp, blocks, status)
 	if r.Method == http.MethodHead {
-		w.WriteHeader(status)
+		hd.write(w, status)
 		return outcome{status: status, coding: rp.coding}
 	}
 	if fs, ok := w.(sendconn.FileSender); ok && h.sendsFile(rp, rp.size) {
-		if o, ok := h.serveSendfile(w, r, fs, s, f, rp, status); ok {
+		if o, ok := h.serveSendfile(w, r, fs, s, f, rp, hd, status); ok {
 			return o
 		}
 	}
@@ -89,7 +91,7 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, s *Site, f *
 		clearFileHeaders(hdr)
 		return h.writeError(w, r, http.StatusInternalServerError, nil)
 	}
-	w.WriteHeader(status)
+	hd.write(w, status)
 	uncork := sendconn.Cork(w, r, b.n)
 	n, err := h.sendBody(w, r, s, b)
 	uncork()
@@ -101,6 +103,7 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, s *Site, f *
 
 // setFileHeaders sets the headers of a response that carries (part of) a representation.
 func (h *Handler) setFileHeaders(hdr http.Header, s *Site, hs *headerSet, rp *rep, status int) {
+	hdr[hNosniff] = h.vNosniff
 	setFields(hdr, hs.full)
 	if rp.encH != nil {
 		hdr[hContentEncoding] = rp.encH

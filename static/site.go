@@ -85,6 +85,8 @@ type file struct {
 	headers  *headerSet
 	defaults defaultsKey
 	vary     bool // there are variants: every response for this file carries Vary
+	// blocks are the header blocks of its 200 responses under headers.
+	blocks repBlocks
 }
 
 // rep is one representation of a file: the raw content or one precompressed variant.
@@ -114,6 +116,9 @@ type route struct {
 	// to the path serves it without redirecting).
 	file    *file
 	headers *headerSet
+	// blocks are the header blocks of file's 200 responses under headers: file's own when
+	// headers are its defaults, else the route's.
+	blocks *repBlocks
 	// location, when set, makes the route a 301 redirect to this escaped path.
 	location string
 	// slow is set when a _redirects rule matches the path: the request goes through the rules
@@ -477,5 +482,8 @@ func (s *Site) buildRoutes(files map[string]*file, paths []string, cleanURLs boo
 		}
 		r.slow = s.anyRuleMatches(p, true)
 		r.headers = s.headersFor(r.file, p, interned)
+		if r.blocks = r.file.blocksFor(r.headers); r.blocks == nil {
+			r.blocks = new(repBlocks)
+		}
 	}
 }

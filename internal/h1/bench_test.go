@@ -117,3 +117,48 @@ func BenchmarkWriteHeader(b *testing.B) {
 		c.out = c.out[:0]
 	}
 }
+
+// BenchmarkWriteHeaderBlock measures what BenchmarkWriteHeader does with the handler's fixed
+// fields in a header block (WriteHeaderBlock), X-Content-Type-Options in the map beside it
+// or in the block too.
+func BenchmarkWriteHeaderBlock(b *testing.B) {
+	req, _, ok := parseHead(context.Background(), []byte(browserRequest))
+	if !ok {
+		b.Fatal("request declined")
+	}
+	var hb HeaderBlock
+	for _, f := range [][2]string{
+		{"Content-Type", "text/html; charset=utf-8"},
+		{"Etag", `"0123456789abcdef0123456789abcdef"`},
+		{"Cache-Control", "public, max-age=0, must-revalidate"},
+		{"Last-Modified", "Mon, 07 Dec 2026 20:00:00 GMT"},
+		{"Accept-Ranges", "bytes"},
+		{"Vary", "Accept-Encoding"},
+	} {
+		if err := hb.Add(f[0], f[1]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	nosniff := []string{"nosniff"}
+	for _, inMap := range []bool{true, false} {
+		name := "nosniff-in-block"
+		if inMap {
+			name = "nosniff-in-map"
+		} else if err := hb.Add("X-Content-Type-Options", nosniff[0]); err != nil {
+			b.Fatal(err)
+		}
+		b.Run(name, func(b *testing.B) {
+			c := &conn{srv: &Server{}, log: slog.New(slog.DiscardHandler)}
+			c.takeOut()
+			b.ReportAllocs()
+			for b.Loop() {
+				w := c.newResponse(req)
+				if inMap {
+					w.Header()["X-Content-Type-Options"] = nosniff
+				}
+				w.WriteHeaderBlock(http.StatusOK, &hb, 1024)
+				c.out = c.out[:0]
+			}
+		})
+	}
+}

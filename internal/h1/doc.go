@@ -19,6 +19,10 @@
 //     the handler's map order (net/http sorts them; HTTP gives order no meaning between
 //     fields of different names), with a Date value formatted once a second. A response whose length the handler gives leaves
 //     in one write, its body alongside the header (writev) when it does not fit the buffer.
+//   - A handler that sends the same fields with many responses may serialize them once into a
+//     HeaderBlock, checked once as the header map's fields are checked per response, and
+//     hand it over with the body's length (HeaderBlockWriter): the block is copied into the
+//     output after the map's fields, and the map, left empty, costs nothing to write.
 //   - Output is written when the connection would otherwise wait for input, so a burst of
 //     pipelined requests is answered with one write.
 //   - The handler runs on the connection's goroutine and nothing else runs per request: there

@@ -36,6 +36,8 @@ type response struct {
 	// snapshot is the header as of WriteHeader, when the header section could not be
 	// written then (its framing waits on the body); nil otherwise.
 	snapshot http.Header
+	// block holds fields written after the header's (WriteHeaderBlock); nil for none.
+	block *HeaderBlock
 
 	status      int  // the final status, once WriteHeader is called
 	headerSent  bool // the status line and header section are in the output
@@ -58,6 +60,7 @@ var _ interface {
 	http.ResponseWriter
 	http.Flusher
 	io.ReaderFrom
+	HeaderBlockWriter
 } = (*response)(nil)
 
 func (c *conn) newResponse(req *http.Request) *response {
@@ -82,22 +85,8 @@ func (c *conn) newResponse(req *http.Request) *response {
 func (w *response) Header() http.Header { return w.header }
 
 func (w *response) WriteHeader(code int) {
-	if code < 100 || code > 999 {
-		panic("h1: invalid WriteHeader code " + strconv.Itoa(code))
-	}
-	if w.status != 0 {
-		w.c.log.LogAttrs(w.c.ctx, slog.LevelDebug, "Superfluous WriteHeader call",
-			slog.Int("code", code), slog.String("path", w.req.URL.Path))
+	if !w.setStatus(code) {
 		return
-	}
-	if code < 200 && code != http.StatusSwitchingProtocols {
-		w.writeInformational(code)
-		return
-	}
-	w.status = code
-	w.bodyAllowed = bodyAllowedForStatus(code)
-	if code == http.StatusSwitchingProtocols {
-		w.closeAfter = true // there is no protocol to switch to
 	}
 	if cl, ok := w.header["Content-Length"]; ok {
 		if v, err := strconv.ParseInt(strings.TrimSpace(cl[0]), 10, 64); len(cl) == 1 && err == nil && v >= 0 {
@@ -108,7 +97,48 @@ func (w *response) WriteHeader(code int) {
 			delete(w.header, "Content-Length")
 		}
 	}
-	if !w.bodyAllowed || (w.clen >= 0 && !sniffs(w.header)) {
+	w.startHeader()
+}
+
+// WriteHeaderBlock implements HeaderBlockWriter.
+func (w *response) WriteHeaderBlock(code int, hb *HeaderBlock, contentLength int64) {
+	if !w.setStatus(code) {
+		return
+	}
+	w.block = hb
+	if contentLength >= 0 {
+		w.clen = contentLength
+	}
+	w.startHeader()
+}
+
+// setStatus makes code the response's final status and reports true; it reports false, having
+// sent a 1xx response or ignored a superfluous call, when code is not one.
+func (w *response) setStatus(code int) bool {
+	if code < 100 || code > 999 {
+		panic("h1: invalid WriteHeader code " + strconv.Itoa(code))
+	}
+	if w.status != 0 {
+		w.c.log.LogAttrs(w.c.ctx, slog.LevelDebug, "Superfluous WriteHeader call",
+			slog.Int("code", code), slog.String("path", w.req.URL.Path))
+		return false
+	}
+	if code < 200 && code != http.StatusSwitchingProtocols {
+		w.writeInformational(code)
+		return false
+	}
+	w.status = code
+	w.bodyAllowed = bodyAllowedForStatus(code)
+	if code == http.StatusSwitchingProtocols {
+		w.closeAfter = true // there is no protocol to switch to
+	}
+	return true
+}
+
+// startHeader writes the header section once the status and any declared length are known,
+// unless its framing or type waits on the body.
+func (w *response) startHeader() {
+	if !w.bodyAllowed || (w.clen >= 0 && !w.sniffs(w.header)) {
 		w.writeHeaderSection(nil)
 		return
 	}
@@ -392,7 +422,7 @@ func (w *response) decidePersistence(h http.Header) (keepAlive10 bool) {
 // sniffedType returns the Content-Type net/http would detect for a response whose handler set
 // none, from the body's first bytes (staged, or p, the first write), or "" for none to add.
 func (w *response) sniffedType(h http.Header, p []byte) string {
-	if !w.bodyAllowed || !sniffs(h) {
+	if !w.bodyAllowed || !w.sniffs(h) {
 		return ""
 	}
 	body := w.c.stage
@@ -411,6 +441,9 @@ func (w *response) sniffedType(h http.Header, p []byte) string {
 func (w *response) appendHeaderSection(b []byte, h http.Header, skip skipFields, sniffed string, keepAlive10 bool) []byte {
 	b = appendStatusLine(b, w.req.ProtoAtLeast(1, 1), w.status)
 	b = appendFields(b, h, skip)
+	if w.block != nil {
+		b = append(b, w.block.b...)
+	}
 	if _, ok := h["Date"]; !ok {
 		b = append(b, "Date: "...)
 		b = w.c.srv.appendDate(b, time.Now())
@@ -575,6 +608,12 @@ func appendStatusLine(b []byte, http11 bool, code int) []byte {
 		b = strconv.AppendInt(b, int64(code), 10)
 	}
 	return append(b, "\r\n"...)
+}
+
+// sniffs reports whether the response, with header h, gets its Content-Type from its body:
+// as sniffs says, unless its header block gives a type or an encoding.
+func (w *response) sniffs(h http.Header) bool {
+	return sniffs(h) && (w.block == nil || !w.block.typed)
 }
 
 // sniffs reports whether a response with header h gets its Content-Type from its body, as
