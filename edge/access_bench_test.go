@@ -82,7 +82,7 @@ func benchLogAndCount(b *testing.B, log, count bool) {
 	go func() { done <- l.Run(ctx) }()
 	c := trafficstats.New(trafficstats.Config{Country: func(netip.Addr) string { return "NL" }})
 	tr := newBenchTraffic()
-	ri := static.ResponseInfo{Status: 200, Bytes: 1024, Encoding: "gzip", Duration: 30 * time.Microsecond}
+	ri := static.ResponseInfo{Status: 200, Bytes: 1024, Encoding: "gzip", Duration: 30 * time.Microsecond, End: time.Now()}
 	b.ReportAllocs()
 	cpu0 := cpuTime()
 	i := 0

@@ -48,6 +48,9 @@ type ResponseInfo struct {
 	// Duration runs from the handler's start to the end of the body, or over package h2 to
 	// the body's handing over: the transfer that follows is the connection's.
 	Duration time.Duration
+	// End is when Duration ended, for an observer that needs the time of the response (an
+	// access log line) without reading the clock again.
+	End time.Time
 }
 
 // HandlerConfig configures a Handler. The zero value serves the site with no logging, metrics
@@ -284,11 +287,13 @@ func (h *Handler) serveSite(w http.ResponseWriter, r *http.Request) {
 	}
 	start := time.Now()
 	o := h.serve(w, r)
+	end := time.Now()
 	ri := ResponseInfo{
 		Status:   o.status,
 		Encoding: o.coding.String(),
 		Bytes:    o.bytes,
-		Duration: time.Since(start),
+		Duration: end.Sub(start),
+		End:      end,
 	}
 	if ro, ok := h.cfg.Observer.(RequestObserver); ok {
 		ro.ObserveRequest(r, o.site, ri)

@@ -92,6 +92,7 @@ func (r *recorder) ObserveResponse(i ResponseInfo) {
 }
 
 func TestObserverAndRoutes(t *testing.T) {
+	testStart := time.Now()
 	files := mainFiles()
 	d := newDeploy(t, files, mainRules, SiteOptions{})
 	obs := &recorder{}
@@ -146,7 +147,10 @@ func TestObserverAndRoutes(t *testing.T) {
 		if g.Duration <= 0 {
 			t.Errorf("response %d: duration %v", i, g.Duration)
 		}
-		g.Duration = 0
+		if g.End.IsZero() || g.End.Before(testStart) {
+			t.Errorf("response %d: end %v, before the test's start %v", i, g.End, testStart)
+		}
+		g.Duration, g.End = 0, time.Time{}
 		if g != w {
 			t.Errorf("response %d: %+v, want %+v", i, g, w)
 		}

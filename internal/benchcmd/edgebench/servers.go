@@ -125,7 +125,7 @@ type accessObserver struct {
 func (accessObserver) ObserveResponse(static.ResponseInfo) {}
 
 func (o accessObserver) ObserveRequest(r *http.Request, site string, ri static.ResponseInfo) {
-	e := accesslog.Entry{Time: time.Now(), Site: site, Status: ri.Status, Bytes: ri.Bytes, Duration: ri.Duration, Encoding: ri.Encoding}
+	e := accesslog.Entry{Time: ri.End, Site: site, Status: ri.Status, Bytes: ri.Bytes, Duration: ri.Duration, Encoding: ri.Encoding}
 	e.SetRequest(r)
 	o.l.Log(&e)
 	tr := trafficstats.Response{Site: site, Path: r.URL.Path, Remote: r.RemoteAddr, Status: ri.Status, Bytes: ri.Bytes}
