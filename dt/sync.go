@@ -286,12 +286,20 @@ func (l *link) saveCursor() {
 		l.mu.Unlock()
 		return
 	}
+	prev := l.tracker.saved
 	l.tracker.saved = c
 	l.mu.Unlock()
 	// The cursor op queues behind every record op this link submitted, so it commits with or
-	// after them: a cursor never runs ahead of the records it covers.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+	// after them: a cursor never runs ahead of the records it covers. While the link is up it
+	// waits for room in the queue as long as the link lives: the peer's writer waits for the
+	// acknowledgement this op sends, and nothing may come later to save the cursor again (a
+	// publisher sends its manifest and waits). A link that is closing saves it within a bound.
+	wait := l.ctx
+	if wait.Err() != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		wait = ctx
+	}
 	op := applyOp{cursor: &cursorUpdate{peer: l.peer, incarnation: l.hello.incarnation, seq: c}, committed: func() {
 		l.ackOut.Store(c)
 		select {
@@ -301,7 +309,13 @@ func (l *link) saveCursor() {
 	}}
 	select {
 	case l.n.applyCh <- op:
-	case <-ctx.Done():
+	case <-wait.Done():
+		// Not saved: a later call saves it (the tracker must not take it for saved).
+		l.mu.Lock()
+		if l.tracker.saved == c {
+			l.tracker.saved = prev
+		}
+		l.mu.Unlock()
 	case <-l.n.ctx.Done():
 	}
 }
