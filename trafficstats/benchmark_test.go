@@ -60,3 +60,20 @@ func BenchmarkObserveLongTail(b *testing.B) {
 		i++
 	}
 }
+
+// BenchmarkObserveRuns counts responses as keep-alive and HTTP/2 connections bring them: runs
+// of 5 from one client, 1,000 clients, 100 paths.
+func BenchmarkObserveRuns(b *testing.B) {
+	c := New(Config{Country: func(netip.Addr) string { return "NL" }})
+	rs := make([]Response, 5000)
+	for i := range rs {
+		v := i / 5
+		rs[i] = Response{Site: "blog", Path: fmt.Sprintf("/p/%d", i%100), Remote: fmt.Sprintf("10.0.%d.%d:1", v/250, v%250), Status: 200, Bytes: 1000}
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		c.Observe(rs[i%len(rs)])
+		i++
+	}
+}

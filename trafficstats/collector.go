@@ -82,7 +82,20 @@ type collectorShard struct {
 	seed      maphash.Seed           // the Collector's, guarded by mu
 	countries map[uint64]string      // the interval's cache of Country by blockOf, guarded by mu
 	untracked uint64                 // responses of sites past MaxTrackedSites, guarded by mu
+	last      lastVisitor            // guarded by mu
 	_         [64]byte               // keeps the next shard's lock off this one's cache line
+}
+
+// lastVisitor is the visitor a shard counted last. A connection's requests come in runs
+// (keep-alive, HTTP/2's streams), and Observe sends an address to the same shard each time, so
+// a run costs one country lookup and one visitor hash instead of one per response.
+type lastVisitor struct {
+	ip      netip.Addr
+	country string
+	site    *siteCounts // the site whose visitors hold ip this interval; nil for none
+	// responses are the run's responses not yet added to site's countries (flushLast): one
+	// addition per run instead of a map update per response.
+	responses uint64
 }
 
 // siteCounts are one site's counts over the current interval.
@@ -132,7 +145,7 @@ func (c *Collector) Observe(r Response) {
 		return
 	}
 	ip := remoteIP(r.Remote)
-	start := rand.IntN(len(c.shards))
+	start := shardOf(ip, len(c.shards))
 	for i := range c.shards {
 		if sh := &c.shards[(start+i)%len(c.shards)]; sh.mu.TryLock() {
 			c.observeLocked(sh, &r, ip)
@@ -170,10 +183,37 @@ func (c *Collector) observeLocked(sh *collectorShard, r *Response, ip netip.Addr
 	if r.Referer != "" {
 		s.referrers.add(r.Referer)
 	}
-	if ip.IsValid() {
-		s.addVisitor(maphash.Comparable(sh.seed, ip.As16())) // the bytes, not netip.Addr's zone pointer
-		s.addCountry(sh.country(c.cfg.Country, ip), 1)
+	if !ip.IsValid() {
+		return
 	}
+	if last := &sh.last; ip != last.ip || s != last.site {
+		cc := last.country
+		if ip != last.ip {
+			cc = sh.country(c.cfg.Country, ip)
+		}
+		sh.flushLast()
+		*last = lastVisitor{ip: ip, country: cc, site: s}
+		s.addVisitor(maphash.Comparable(sh.seed, ip.As16())) // the bytes, not netip.Addr's zone pointer
+	}
+	sh.last.responses++
+}
+
+// flushLast adds the last visitor's responses to its site's countries. The shard's lock is held.
+func (sh *collectorShard) flushLast() {
+	if l := &sh.last; l.responses > 0 {
+		l.site.addCountry(l.country, l.responses)
+		l.responses = 0
+	}
+}
+
+// shardOf is the shard to try first for a client's responses: the same for every response of
+// an address, so that its runs meet the shard's lastVisitor; a random one without an address.
+func shardOf(ip netip.Addr, n int) int {
+	if !ip.IsValid() {
+		return rand.IntN(n)
+	}
+	b := ip.As16()
+	return int(b[15]^b[14]^b[13]^b[7]) % n
 }
 
 func newSiteCounts() *siteCounts {
@@ -303,10 +343,12 @@ func (c *Collector) takeShards() (map[string]*siteCounts, uint64) {
 	for i := range c.shards {
 		sh := &c.shards[i]
 		sh.mu.Lock()
+		sh.flushLast()
 		taken := sh.sites
 		untracked += sh.untracked
 		sh.sites, sh.untracked, sh.seed = map[string]*siteCounts{}, 0, c.seed
 		clear(sh.countries)
+		sh.last = lastVisitor{}
 		sh.mu.Unlock()
 		c.tracked.Add(-int64(len(taken)))
 		for name, s := range taken {
