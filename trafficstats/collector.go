@@ -83,6 +83,7 @@ type collectorShard struct {
 	countries map[uint64]string      // the interval's cache of Country by blockOf, guarded by mu
 	untracked uint64                 // responses of sites past MaxTrackedSites, guarded by mu
 	last      lastVisitor            // guarded by mu
+	lastSite  *siteCounts            // the site counted last (siteOf), guarded by mu
 	_         [64]byte               // keeps the next shard's lock off this one's cache line
 }
 
@@ -100,6 +101,7 @@ type lastVisitor struct {
 
 // siteCounts are one site's counts over the current interval.
 type siteCounts struct {
+	name             string // the site's, the key of the shard's map
 	requests, bytes  uint64
 	status           [4]uint64
 	notModified      uint64
@@ -161,15 +163,10 @@ func (c *Collector) Observe(r Response) {
 
 // observeLocked counts r in sh, whose lock is held.
 func (c *Collector) observeLocked(sh *collectorShard, r *Response, ip netip.Addr) {
-	s := sh.sites[r.Site]
+	s := sh.siteOf(c, r.Site)
 	if s == nil {
-		if c.tracked.Add(1) > int64(c.cfg.MaxTrackedSites) {
-			c.tracked.Add(-1)
-			sh.untracked++
-			return
-		}
-		s = newSiteCounts()
-		sh.sites[strings.Clone(r.Site)] = s
+		sh.untracked++
+		return
 	}
 	s.requests++
 	s.bytes += uint64(max(r.Bytes, 0))
@@ -198,6 +195,26 @@ func (c *Collector) observeLocked(sh *collectorShard, r *Response, ip netip.Addr
 	sh.last.responses++
 }
 
+// siteOf returns the counts of the named site, made when the site is new and MaxTrackedSites
+// allows, else nil. The shard's lock is held. The last site's counts are remembered: a run of
+// one site's responses costs a string comparison instead of a map lookup.
+func (sh *collectorShard) siteOf(c *Collector, name string) *siteCounts {
+	if s := sh.lastSite; s != nil && s.name == name {
+		return s
+	}
+	s := sh.sites[name]
+	if s == nil {
+		if c.tracked.Add(1) > int64(c.cfg.MaxTrackedSites) {
+			c.tracked.Add(-1)
+			return nil
+		}
+		s = newSiteCounts(strings.Clone(name))
+		sh.sites[s.name] = s
+	}
+	sh.lastSite = s
+	return s
+}
+
 // flushLast adds the last visitor's responses to its site's countries. The shard's lock is held.
 func (sh *collectorShard) flushLast() {
 	if l := &sh.last; l.responses > 0 {
@@ -216,9 +233,9 @@ func shardOf(ip netip.Addr, n int) int {
 	return int(b[15]^b[14]^b[13]^b[7]) % n
 }
 
-func newSiteCounts() *siteCounts {
+func newSiteCounts(name string) *siteCounts {
 	sk, _ := hyperloglog.NewSketch(SketchPrecision, true) // cannot fail: a valid precision
-	return &siteCounts{paths: newTopK(TrackedKeys), referrers: newTopK(TrackedKeys), countries: map[string]uint64{}, visitors: sk,
+	return &siteCounts{name: name, paths: newTopK(TrackedKeys), referrers: newTopK(TrackedKeys), countries: map[string]uint64{}, visitors: sk,
 		seen: map[uint64]struct{}{}}
 }
 
@@ -348,7 +365,7 @@ func (c *Collector) takeShards() (map[string]*siteCounts, uint64) {
 		untracked += sh.untracked
 		sh.sites, sh.untracked, sh.seed = map[string]*siteCounts{}, 0, c.seed
 		clear(sh.countries)
-		sh.last = lastVisitor{}
+		sh.last, sh.lastSite = lastVisitor{}, nil
 		sh.mu.Unlock()
 		c.tracked.Add(-int64(len(taken)))
 		for name, s := range taken {
