@@ -98,5 +98,3 @@ func registerStatsMetrics(reg prometheus.Registerer, c *statsCounts) error {
 	}
 	return nil
 }
-
-var _ static.RequestObserver = (*service)(nil)
