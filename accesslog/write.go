@@ -130,4 +130,3 @@ func (l *Logger) closeFile() {
 		l.file = nil
 	}
 }
-
