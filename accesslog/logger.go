@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -42,7 +41,7 @@ type Logger struct {
 	// file writer (writeChunks) in order through full; written chunks come back through free.
 	cur       *chunk // being filled, nil for none; the taker's
 	full      chan *chunk
-	free      chunkStack
+	free      chan *chunk
 	made      int          // chunks allocated, at most maxChunks; the taker's
 	maxChunks int          // Config.Buffer in chunks
 	handed    atomic.Int64 // chunks handed to the file writer and not yet written
@@ -72,7 +71,7 @@ func New(cfg Config) (*Logger, error) {
 	cfg = cfg.withDefaults()
 	maxChunks := max(2, int(cfg.Buffer/chunkBytes)) // one being written, one being filled
 	l := &Logger{cfg: cfg, queue: newRing(cfg.Queue), kick: make(chan struct{}, 1), reopen: make(chan struct{}, 1),
-		maxChunks: maxChunks, full: make(chan *chunk, maxChunks+reopenMarks)}
+		maxChunks: maxChunks, full: make(chan *chunk, maxChunks+reopenMarks), free: make(chan *chunk, maxChunks)}
 	l.errLog = burstlog.Logger{Log: cfg.Logger, Level: slog.LevelWarn, Msg: "Access log lines dropped"}
 	if cfg.Path == Stdout {
 		l.out = cfg.Stdout
@@ -264,7 +263,9 @@ func (l *Logger) roomFor(gen uint64, n int) bool {
 		return true
 	}
 	l.handOff()
-	if l.cur = l.free.pop(); l.cur == nil {
+	select {
+	case l.cur = <-l.free:
+	default:
 		if l.made == l.maxChunks {
 			return false
 		}
@@ -273,33 +274,6 @@ func (l *Logger) roomFor(gen uint64, n int) bool {
 	}
 	l.cur.gen = gen
 	return true
-}
-
-// chunkStack holds the written chunks, the last written on top: it is the one most likely
-// still in the CPU's cache, so the taker fills it next. Safe for concurrent use.
-type chunkStack struct {
-	mu     sync.Mutex
-	chunks []*chunk
-}
-
-func (s *chunkStack) push(c *chunk) {
-	s.mu.Lock()
-	s.chunks = append(s.chunks, c)
-	s.mu.Unlock()
-}
-
-// pop returns the chunk on top, or nil when there is none.
-func (s *chunkStack) pop() *chunk {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := len(s.chunks)
-	if n == 0 {
-		return nil
-	}
-	c := s.chunks[n-1]
-	s.chunks[n-1] = nil
-	s.chunks = s.chunks[:n-1]
-	return c
 }
 
 // handOff hands the current chunk, unless empty, to the file writer. It never blocks: full has

@@ -22,7 +22,7 @@ func (l *Logger) writeChunks() {
 		l.handed.Add(-1)
 		if c.b != nil {
 			c.b, c.lines = c.b[:0], 0
-			l.free.push(c)
+			l.free <- c // never blocks: free has room for every chunk
 		}
 	}
 }
