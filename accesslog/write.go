@@ -130,3 +130,4 @@ func (l *Logger) closeFile() {
 		l.file = nil
 	}
 }
+
