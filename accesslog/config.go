@@ -46,17 +46,11 @@ func (f Format) String() string {
 
 // Defaults of Config.
 const (
-	// DefaultQueue is the number of slots of RecordBytes lines wait in until the writer takes
-	// them: 256 KiB. The queue only has to hold the lines logged while the writer's goroutine
-	// waits to run, since a slow disk stalls Buffer, not the queue; and a small queue's slots
-	// are still in the CPU's cache when a lap comes back to them, which made a line cost an edge
-	// about 150 ns less than in a queue of 4,096. A slot's memory is touched only as far as its
-	// line reaches.
-	DefaultQueue = 256
-	// DefaultBuffer is how many bytes of lines taken from the queue may wait for the file: 4 MiB,
-	// about 12,000 lines, which holds a busy edge's responses (50,000 a second) for a quarter of
-	// a second of a disk that stopped.
-	DefaultBuffer = 4 << 20
+	// DefaultQueue is the number of slots of RecordBytes lines wait in before they are written:
+	// 4 MiB, 4,096 common lines, which holds a busy edge's responses (50,000 a second) for 80 ms
+	// of a disk that stopped, and wakes the writer once per 2,048 lines under load. A slot's
+	// memory is touched only as far as its line reaches.
+	DefaultQueue = 4096
 	// DefaultFlushInterval is how long a line may wait before it is written when the queue is
 	// not half full: short enough that `tail -f` follows the traffic, long enough that a quiet
 	// edge writes a few times a second, not once per request.
@@ -86,16 +80,11 @@ type Config struct {
 	// TruncateIP logs the client's address truncated to its /24 (IPv4) or /48 (IPv6). False:
 	// the whole address.
 	TruncateIP bool
-	// Queue is the number of slots of RecordBytes that lines wait in until the writer takes
-	// them into Buffer: a line takes one, a line longer than a slot more. Past it lines are
-	// dropped and counted (a line longer than the whole queue always is). Allocated at New.
-	// Zero: DefaultQueue.
+	// Queue is the number of slots of RecordBytes the lines waiting for the writer take: a line
+	// takes one, a line longer than a slot more. Past it lines are dropped and counted (a line
+	// longer than the whole queue always is). Larger rides out longer stalls of the disk, for
+	// RecordBytes each, allocated at New. Zero: DefaultQueue.
 	Queue int
-	// Buffer is how many bytes of lines taken from the queue may wait for the file, in chunks
-	// of 64 KiB (at least two): when the disk is slow it fills, and lines are then dropped and
-	// counted. Larger rides out longer stalls of the disk, for the memory they fill. Zero:
-	// DefaultBuffer.
-	Buffer int64
 	// FlushInterval is how long a line may wait before it is written; the writer writes sooner
 	// when the queue is half full. Shorter shows lines sooner for more writes on a quiet edge.
 	// Zero: DefaultFlushInterval.
@@ -121,8 +110,8 @@ func (c *Config) validate() error {
 	if c.Format != JSON && c.Format != Combined {
 		errs = append(errs, fmt.Errorf("accesslog: unknown Config.Format %d", c.Format))
 	}
-	if c.MaxSize < 0 || c.Keep < 0 || c.Queue < 0 || c.Buffer < 0 || c.FlushInterval < 0 {
-		errs = append(errs, errors.New("accesslog: Config.MaxSize, Keep, Queue, Buffer and FlushInterval cannot be negative"))
+	if c.MaxSize < 0 || c.Keep < 0 || c.Queue < 0 || c.FlushInterval < 0 {
+		errs = append(errs, errors.New("accesslog: Config.MaxSize, Keep, Queue and FlushInterval cannot be negative"))
 	}
 	return errors.Join(errs...)
 }
@@ -134,9 +123,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Queue == 0 {
 		c.Queue = DefaultQueue
-	}
-	if c.Buffer == 0 {
-		c.Buffer = DefaultBuffer
 	}
 	if c.FlushInterval == 0 {
 		c.FlushInterval = DefaultFlushInterval

@@ -5,18 +5,15 @@
 //
 // A request never waits for the log. Logger.Log formats the response's line on the request's
 // goroutine (each field truncated to its cap, see MaxURIBytes; the time's text made once a
-// second) straight into a slot of a ring of Config.Queue slots of RecordBytes, claimed with one
-// compare-and-swap, without a lock. Logger.Run takes the ring's lines every
-// Config.FlushInterval, sooner when the ring is half full, into chunks of 64 KiB, and a second
-// goroutine writes each chunk with one system call, so that a busy edge pays neither a
-// goroutine wake-up nor a system call per request. The ring is small (256 KiB by default) so
-// that its slots are still in the CPU's cache when requests come back to them; a slow disk
-// holds chunks, up to Config.Buffer, not the ring. Lines come out in the order their slots were
-// claimed: those of one goroutine in its order.
-// When the ring or the buffer is full (the disk is slow, or the writer is behind) the line is
-// dropped and counted; when a write fails (the disk is full) the lines it held are dropped and
-// counted. Neither ever stalls a response. Memory is bounded: the ring, allocated once, and the
-// chunks, up to Config.Buffer.
+// second) and copies it into a ring of Config.Queue slots of RecordBytes, claimed with one
+// compare-and-swap, without a lock. One goroutine, Logger.Run, writes the ring's lines every
+// Config.FlushInterval, sooner when the ring is half full, in writes of up to 64 KiB, so that a
+// busy edge pays neither a goroutine wake-up nor a system call per request. Lines come out in
+// the order their slots were claimed: those of one goroutine in its order.
+// When the ring is full (the disk is slow, or the writer is behind) the line is dropped and
+// counted; when a write fails (the disk is full) the lines it held are dropped and counted.
+// Neither ever stalls a response. Memory is bounded: the ring, allocated once, and the batch
+// being written.
 //
 // # Rotation
 //

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -15,9 +16,9 @@ import (
 	"github.com/dt-cdn/dt/internal/burstlog"
 )
 
-// chunkBytes is the size of a chunk: the lines the taker moves out of the queue gather in
-// chunks, and each is written with one system call.
-const chunkBytes = 64 << 10
+// batchBytes is how much the writer gathers before a write: a batch is written when it grows
+// past this or when the queue taken is written out, so a busy log takes few system calls.
+const batchBytes = 64 << 10
 
 // Logger is an access log. Log may be called by many goroutines at once and never blocks; Run
 // writes. See the package documentation for what is dropped when.
@@ -25,41 +26,26 @@ type Logger struct {
 	cfg   Config
 	queue *ring
 	clock clock // the current second's text, shared by every Log
-	// kick wakes the taker before its tick when the queue is half full (buffered: one pending
+	// kick wakes the writer before its tick when the queue is half full (buffered: one pending
 	// request is enough). Waking it for every line would cost each request a goroutine wake-up.
 	kick   chan struct{}
 	reopen chan struct{} // buffered: one pending request is enough
 	ran    atomic.Bool
-	// gen counts Reopen calls. Each line carries the count at its Log, and the file is reopened
+	// gen counts Reopen calls. Each line carries the count at its Log, and the writer reopens
 	// before the first line of a newer count: a line logged after Reopen returns goes to the
 	// new file, whatever the order in which the writer sees the two.
 	gen atomic.Uint64
 
 	lines, queueFull, writeFailed atomic.Uint64
 
-	// The taker (Run's goroutine) moves lines from the queue into chunks and hands them to the
-	// file writer (writeChunks) in order through full; written chunks come back through free.
-	cur       *chunk // being filled, nil for none; the taker's
-	full      chan *chunk
-	free      chan *chunk
-	made      int          // chunks allocated, at most maxChunks; the taker's
-	maxChunks int          // Config.Buffer in chunks
-	handed    atomic.Int64 // chunks handed to the file writer and not yet written
-
-	// The file writer's, or New's and Close's when Run never starts (ran decides).
+	// Owned by Run's goroutine, or by New and Close when Run never starts (ran decides).
 	out     io.Writer
 	file    *os.File // nil for standard output
 	fileGen uint64   // the gen the file was opened at
 	size    int64    // bytes in file, for MaxSize
+	batch   []byte
+	batched uint64 // lines in batch
 	errLog  burstlog.Logger
-}
-
-// chunk is lines taken from the queue, of one Reopen count, to be written at once. A chunk
-// without a buffer only carries a Reopen to the file writer.
-type chunk struct {
-	b     []byte
-	lines uint64
-	gen   uint64
 }
 
 // New opens the log's file (so that a path that cannot be written fails at start, not at the
@@ -69,9 +55,8 @@ func New(cfg Config) (*Logger, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	maxChunks := max(2, int(cfg.Buffer/chunkBytes)) // one being written, one being filled
 	l := &Logger{cfg: cfg, queue: newRing(cfg.Queue), kick: make(chan struct{}, 1), reopen: make(chan struct{}, 1),
-		maxChunks: maxChunks, full: make(chan *chunk, maxChunks+reopenMarks), free: make(chan *chunk, maxChunks)}
+		batch: make([]byte, 0, batchBytes+RecordBytes)}
 	l.errLog = burstlog.Logger{Log: cfg.Logger, Level: slog.LevelWarn, Msg: "Access log lines dropped"}
 	if cfg.Path == Stdout {
 		l.out = cfg.Stdout
@@ -164,29 +149,15 @@ func (l *Logger) Stats() Stats {
 // ErrRunOnce is returned by a second call of Logger.Run.
 var ErrRunOnce = errors.New("accesslog: a Logger runs once")
 
-// reopenMarks bounds the Reopens waiting for the file writer without a line after them; more
-// while it is stalled are merged into the next line's.
-const reopenMarks = 8
-
 // Run writes queued lines until ctx ends, then writes what is queued at that moment, closes
-// the file and returns. It takes the queue's lines every Config.FlushInterval, sooner when the
-// queue is half full, into chunks of up to 64 KiB that a second goroutine writes, so that a
-// slow write holds neither the queue nor a request. Lines logged after it returned are dropped
-// once the queue is full. A Logger runs once (ErrRunOnce).
+// the file and returns. It writes every Config.FlushInterval, and sooner when the queue is half
+// full. Lines logged after it returned are dropped once the queue is full. A
+// Logger runs once (ErrRunOnce).
 func (l *Logger) Run(ctx context.Context) error {
 	if !l.ran.CompareAndSwap(false, true) {
 		return ErrRunOnce
 	}
-	written := make(chan struct{})
-	go func() {
-		defer close(written)
-		l.writeChunks()
-	}()
-	defer func() {
-		close(l.full)
-		<-written
-		l.closeFile()
-	}()
+	defer l.closeFile()
 	tick := time.NewTicker(l.cfg.FlushInterval)
 	defer tick.Stop()
 	for {
@@ -194,38 +165,28 @@ func (l *Logger) Run(ctx context.Context) error {
 		case <-tick.C:
 		case <-l.kick:
 		case <-l.reopen:
-			l.takePending() // older lines to the old file
-			l.handOff()
-			select {
-			case l.full <- &chunk{gen: l.gen.Load()}:
-				l.handed.Add(1)
-			default: // the writer is stalled with reopenMarks waiting: the next line reopens
-			}
+			l.writePending() // older lines to the old file
+			l.reopenAt(l.gen.Load())
 		case <-ctx.Done():
-			l.takePending()
-			l.handOff()
+			l.writePending()
 			return nil
 		}
-		// Lines the queue refilled with while it was taken get no wake-up of their own.
-		for more := l.takePending(); more && ctx.Err() == nil; {
-			more = l.takePending()
-		}
-		if l.handed.Load() == 0 { // the writer is idle: write now rather than at the next tick
-			l.handOff()
+		// Lines the queue refilled with while it was written get no wake-up of their own.
+		for more := l.writePending(); more && ctx.Err() == nil; {
+			more = l.writePending()
 		}
 	}
 }
 
-// headEvery is how many lines the taker reads before it frees their slots: freeing each at
+// headEvery is how many lines the writer reads before it frees their slots: freeing each at
 // once would move the queue's head, which every Log reads, for every line.
 const headEvery = 32
 
-// takePending moves the lines queued into chunks, in the order of the queue, up to the first
-// one not yet ready (still being formatted: it is taken the next time), and at most a queue's
-// worth, so that requests logging as fast as it takes cannot keep it from Run's loop. A line
-// that finds every chunk taken (the disk is slow) is dropped and counted. It reports whether
-// it stopped with lines ready.
-func (l *Logger) takePending() (more bool) {
+// writePending writes the lines queued, in the order of the queue, up to the first one not
+// yet ready (still being formatted: it is written the next time), and at most a queue's worth,
+// so that requests logging as fast as it writes cannot keep it from Run's loop. It reports
+// whether it stopped there with lines ready.
+func (l *Logger) writePending() (more bool) {
 	q := l.queue
 	h := q.head.Load()
 	end := h + uint64(len(q.slots))
@@ -238,53 +199,115 @@ func (l *Logger) takePending() (more bool) {
 			h++
 			continue
 		}
-		if l.roomFor(gen, n) {
-			l.cur.b, h = q.appendLine(l.cur.b, h, n)
-			l.cur.lines++
-		} else {
-			h += slotsFor(n)
-			l.queueFull.Add(1)
-		}
+		l.beforeLine(gen, n)
+		l.batch, h = q.appendLine(l.batch, h, n)
+		l.batched++
 		if i%headEvery == 0 {
 			q.head.Store(h)
 		}
 	}
 	q.head.Store(h)
+	l.flush()
 	_, _, more = q.peek(h)
 	return more
 }
 
-// roomFor makes the current chunk one that takes a line of n bytes and Reopen count gen,
-// handing the current one to the writer when it is full or of another count. It reports false
-// when no chunk is free: the writer is behind by Config.Buffer.
-func (l *Logger) roomFor(gen uint64, n int) bool {
-	if c := l.cur; c != nil && (c.gen == gen || c.lines == 0) && len(c.b)+n <= cap(c.b) {
-		c.gen = gen
-		return true
+// beforeLine makes room in the batch for a line of n bytes of Reopen count gen: it reopens the
+// file first when the line is logged after a Reopen, rotates it first when the line would take
+// it past MaxSize, and writes the batch first when the line would take it past batchBytes.
+func (l *Logger) beforeLine(gen uint64, n int) {
+	if gen > l.fileGen {
+		l.reopenAt(gen)
 	}
-	l.handOff()
-	select {
-	case l.cur = <-l.free:
-	default:
-		if l.made == l.maxChunks {
-			return false
-		}
-		l.made++
-		l.cur = &chunk{b: make([]byte, 0, chunkBytes)}
+	if l.file != nil && l.cfg.MaxSize > 0 && l.size > 0 && l.size+int64(len(l.batch))+int64(n) > l.cfg.MaxSize {
+		l.flush()
+		l.rotate()
 	}
-	l.cur.gen = gen
-	return true
+	if len(l.batch)+n > batchBytes {
+		l.flush()
+	}
 }
 
-// handOff hands the current chunk, unless empty, to the file writer. It never blocks: full has
-// room for every chunk.
-func (l *Logger) handOff() {
-	if l.cur == nil || l.cur.lines == 0 {
+// flush writes the batch. On failure its lines are counted as dropped: a full disk loses lines
+// rather than holding them, which would stall the queue behind it.
+func (l *Logger) flush() {
+	if len(l.batch) == 0 {
 		return
 	}
-	l.handed.Add(1)
-	l.full <- l.cur
-	l.cur = nil
+	n, err := l.out.Write(l.batch)
+	l.size += int64(n)
+	if err != nil {
+		l.writeFailed.Add(l.batched)
+		l.errLog.Hit(context.Background(), slog.String("path", l.cfg.Path), slog.Uint64("lines", l.batched), slog.Any("err", err))
+	} else {
+		l.lines.Add(l.batched)
+	}
+	l.batch, l.batched = l.batch[:0], 0
+}
+
+// open opens the path for appending and notes its size.
+func (l *Logger) open() error {
+	f, err := os.OpenFile(l.cfg.Path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return fmt.Errorf("accesslog: %w", err)
+	}
+	var size int64
+	if fi, err := f.Stat(); err == nil {
+		size = fi.Size()
+	}
+	l.file, l.out, l.size = f, f, size
+	return nil
+}
+
+// reopenAt writes the batch and reopens the file, unless it was opened at gen or later.
+func (l *Logger) reopenAt(gen uint64) {
+	if gen <= l.fileGen {
+		return
+	}
+	l.flush()
+	l.reopenFile()
+	l.fileGen = gen
+}
+
+// reopenFile closes the file and opens its path again. If the path cannot be opened the old
+// file stays in use (lines keep going to the renamed file rather than nowhere).
+func (l *Logger) reopenFile() {
+	if l.file == nil {
+		return
+	}
+	old := l.file
+	if err := l.open(); err != nil {
+		l.cfg.Logger.Warn("Access log not reopened; writing on to the old file", slog.Any("err", err))
+		return
+	}
+	if err := old.Close(); err != nil {
+		l.cfg.Logger.Warn("Access log: closing the old file failed", slog.Any("err", err))
+	}
+}
+
+// rotate renames FILE.(Keep-1) to FILE.Keep, …, FILE to FILE.1, and opens a new FILE. A failed
+// rename is logged and the writing goes on: losing rotation is better than losing the log.
+func (l *Logger) rotate() {
+	p := l.cfg.Path
+	for i := l.cfg.Keep - 1; i >= 1; i-- {
+		if err := os.Rename(p+"."+strconv.Itoa(i), p+"."+strconv.Itoa(i+1)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			l.cfg.Logger.Warn("Access log rotation: rename failed", slog.Any("err", err))
+		}
+	}
+	if err := os.Rename(p, p+".1"); err != nil {
+		l.cfg.Logger.Warn("Access log rotation: rename failed", slog.Any("err", err))
+	}
+	l.reopenFile()
+}
+
+// closeFile closes the file, if any.
+func (l *Logger) closeFile() {
+	if l.file != nil {
+		if err := l.file.Close(); err != nil {
+			l.cfg.Logger.Warn("Access log: close failed", slog.Any("err", err))
+		}
+		l.file = nil
+	}
 }
 
 // Close closes the file of a Logger whose Run never started (New opened it); Run closes it
