@@ -67,11 +67,19 @@ func (a *Accounting) ObserveResponse(ri static.ResponseInfo) {
 // counts it in the statistics.
 func (a *Accounting) ObserveRequest(r *http.Request, site string, ri static.ResponseInfo) {
 	a.ObserveResponse(ri)
+	referer, looked := "", false
 	if a.log != nil {
-		logAccess(a.log, r, site, &ri)
+		e := accesslog.Entry{Time: ri.End, Site: site, Status: ri.Status, Bytes: ri.Bytes, Duration: ri.Duration,
+			Encoding: ri.Encoding}
+		e.SetRequest(r)
+		a.log.Log(&e)
+		referer, looked = e.Referer, true
 	}
 	if a.stats != nil {
-		countTraffic(a.stats, r, site, &ri)
+		if !looked {
+			referer = refererOf(r)
+		}
+		countTraffic(a.stats, r, site, referer, &ri)
 	}
 }
 
