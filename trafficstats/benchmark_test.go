@@ -48,7 +48,7 @@ func BenchmarkObserveLongTail(b *testing.B) {
 	zipf := rand.NewZipf(rand.New(rand.NewPCG(1, 2)), 1.1, 1, 19_999)
 	rs := make([]Response, 1<<16)
 	for i := range rs {
-		rs[i] = Response{Site: "blog", Path: fmt.Sprintf("/blog/post-%d/", zipf.Uint64()), Remote: fmt.Sprintf("203.0.%d.%d:%d", i%5000/10, i%10, 40000+i%20000), Status: 200, Bytes: 1000}
+		rs[i] = Response{Site: "blog", Path: fmt.Sprintf("/blog/post-%d/", zipf.Uint64()), Remote: fmt.Sprintf("203.%d.%d.%d:%d", i%5000/10/250, i%5000/10%250, i%10, 40000+i%20000), Status: 200, Bytes: 1000}
 		if i%3 == 0 {
 			rs[i].Referer = fmt.Sprintf("https://news.example/item?id=%d", zipf.Uint64()%200)
 		}
