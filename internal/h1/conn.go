@@ -77,6 +77,7 @@ type conn struct {
 	raw        syscall.RawConn // nc's, to wait for a request without a buffer; nil if nc has none
 	ctx        context.Context
 	cancel     context.CancelFunc
+	baseReq    *http.Request // holds ctx for parseHead's requests to copy
 	remoteAddr string
 	log        *slog.Logger
 
@@ -137,6 +138,7 @@ func (s *Server) newConn(ctx context.Context, nc net.Conn) *conn {
 		c.tryReadFn = c.tryRead
 	}
 	c.ctx, c.cancel = context.WithCancel(ctx)
+	c.baseReq = baseRequest(c.ctx)
 	return c
 }
 
@@ -236,7 +238,7 @@ func (c *conn) readRequest() (*http.Request, error) {
 	// A head of the common shape that has arrived whole is parsed where it lies; any other
 	// goes to net/http's parser (parseHead says why this gives the same request).
 	buffered, _ := c.br.Peek(c.br.Buffered())
-	if req, n, ok := parseHead(c.ctx, buffered); ok {
+	if req, n, ok := parseHead(c.baseReq, buffered); ok {
 		c.br.Discard(n)
 		c.afterPOST = req.Method == http.MethodPost
 		req.RemoteAddr = c.remoteAddr
