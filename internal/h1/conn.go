@@ -92,9 +92,10 @@ type conn struct {
 	out       []byte      // output not yet written, in *outp or in what a large header grew
 	bufs      net.Buffers // scratch for writev, over vecs
 	vecs      [3][]byte
-	werr      error   // the first write error: the connection is done
-	stagep    *[]byte // from stageBufs once a response needs stage
-	stage     []byte  // body bytes held while a response's length is unknown
+	werr      error     // the first write error: the connection is done
+	stagep    *[]byte   // from stageBufs once a response needs stage
+	stage     []byte    // body bytes held while a response's length is unknown
+	rs        *response // from responses once a request is read; nil while idle
 
 	// idle is set while the reader waits for the first byte of a request, for Shutdown.
 	idle atomic.Bool
@@ -166,8 +167,11 @@ func (c *conn) serve() {
 			return
 		}
 		c.takeOut()
-		w := c.newResponse(req)
-		if !c.runHandler(w) {
+		hw := c.newResponse(req)
+		ok := c.runHandler(hw)
+		w := hw.r
+		w.retire()
+		if !ok {
 			c.flush()
 			return
 		}
@@ -181,7 +185,7 @@ func (c *conn) serve() {
 
 // runHandler calls the handler; it reports false if the handler panicked, which ends the
 // connection as it stands (what was written is sent; the client sees the response cut short).
-func (c *conn) runHandler(w *response) (ok bool) {
+func (c *conn) runHandler(w *responseWriter) (ok bool) {
 	defer func() {
 		if v := recover(); v != nil {
 			if v != http.ErrAbortHandler {
@@ -194,11 +198,11 @@ func (c *conn) runHandler(w *response) (ok bool) {
 		}
 	}()
 	c.readState = readingBody
-	h := c.srv.Handler
-	if w.req.RequestURI == "*" && w.req.Method == http.MethodOptions && !c.srv.DisableGeneralOptionsHandler {
+	h, req := c.srv.Handler, w.r.req
+	if req.RequestURI == "*" && req.Method == http.MethodOptions && !c.srv.DisableGeneralOptionsHandler {
 		h = generalOptions
 	}
-	h.ServeHTTP(w, w.req)
+	h.ServeHTTP(w, req)
 	return true
 }
 
@@ -512,6 +516,10 @@ func (c *conn) releaseBuffers() {
 	if c.outp != nil && len(c.out) == 0 {
 		outBufs.Put(c.outp)
 		c.outp, c.out = nil, nil
+	}
+	if c.rs != nil {
+		c.rs.release()
+		c.rs = nil
 	}
 	if c.stagep != nil && cap(c.stage) <= stageSize {
 		*c.stagep = c.stage[:0]
