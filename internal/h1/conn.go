@@ -107,6 +107,8 @@ type conn struct {
 	readArmed  time.Time // the read deadline set on nc (zero: none)
 	writeArmed time.Time
 	afterPOST  bool // the last request was a POST
+	// datePos is where in out a Date value waits to be written (appendDate); 0 for none.
+	datePos int
 }
 
 // The buffers a connection takes while it works on a request, shared by all connections:
@@ -544,17 +546,50 @@ func (c *conn) armRead() error {
 		c.readArmed = want
 		return c.nc.SetReadDeadline(want)
 	default:
-		return slide(c.nc.SetReadDeadline, &c.readArmed, c.srv.IdleTimeout)
+		var now time.Time
+		if c.srv.IdleTimeout > 0 {
+			now = time.Now()
+		}
+		return slide(c.nc.SetReadDeadline, &c.readArmed, c.srv.IdleTimeout, now)
 	}
 }
 
+// armWrite sets the write deadline before output is written, and dates the header section
+// in the output that waits for it: one reading of the clock serves both.
 func (c *conn) armWrite() error {
-	return slide(c.nc.SetWriteDeadline, &c.writeArmed, c.srv.SendTimeout)
+	var now time.Time
+	if c.datePos > 0 || c.srv.SendTimeout > 0 {
+		now = time.Now()
+	}
+	c.fillDate(now)
+	return slide(c.nc.SetWriteDeadline, &c.writeArmed, c.srv.SendTimeout, now)
 }
+
+// appendDate appends a Date field value to b, the output, as a placeholder that armWrite fills
+// just before the output is written, with the time it reads for the write deadline. A
+// placeholder still unfilled (a pipelined response's, gathered with this one) is filled now.
+func (c *conn) appendDate(b []byte) []byte {
+	if c.datePos > 0 {
+		c.fillDate(time.Now())
+	}
+	c.datePos = len(b)
+	return append(b, datePlaceholder[:]...)
+}
+
+// fillDate writes the Date value for now over the output's placeholder, if one waits.
+func (c *conn) fillDate(now time.Time) {
+	if c.datePos > 0 && c.datePos+dateLen <= len(c.out) {
+		copy(c.out[c.datePos:], c.srv.date(now))
+	}
+	c.datePos = 0
+}
+
+// datePlaceholder holds the place of a Date value until the output is written.
+var datePlaceholder [dateLen]byte
 
 // slide keeps a deadline between d·7/8 and d from now (none when d is zero), calling set only
 // when it has to move.
-func slide(set func(time.Time) error, armed *time.Time, d time.Duration) error {
+func slide(set func(time.Time) error, armed *time.Time, d time.Duration, now time.Time) error {
 	if d <= 0 {
 		if armed.IsZero() {
 			return nil
@@ -562,7 +597,6 @@ func slide(set func(time.Time) error, armed *time.Time, d time.Duration) error {
 		*armed = time.Time{}
 		return set(time.Time{})
 	}
-	now := time.Now()
 	want := now.Add(d)
 	if !armed.IsZero() && !armed.After(want) && armed.After(want.Add(-d/8)) {
 		return nil

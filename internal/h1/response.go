@@ -10,7 +10,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"time"
 	"unicode/utf8"
 
 	"github.com/dt-cdn/dt/internal/tcpopt"
@@ -431,7 +430,7 @@ func (w *response) appendHeaderSection(b []byte, h http.Header, skip skipFields,
 	}
 	if _, ok := h["Date"]; !ok {
 		b = append(b, "Date: "...)
-		b = w.c.srv.appendDate(b, time.Now())
+		b = w.c.appendDate(b)
 		b = append(b, "\r\n"...)
 	}
 	if sniffed != "" {
