@@ -88,6 +88,7 @@ type conn struct {
 	tryReadFn func(fd uintptr) bool
 	awaited   *bufio.Reader // what tryRead read, for readFirst
 	awaitErr  error
+	waitArmed bool        // the read deadline of readFirst's wait is set
 	outp      *[]byte     // from outBufs while a response is gathered; nil in between
 	out       []byte      // output not yet written, in *outp or in what a large header grew
 	bufs      net.Buffers // scratch for writev, over vecs
@@ -409,8 +410,12 @@ func (c *conn) awaitRequest() error {
 		return err
 	}
 	c.releaseBuffers()
-	if err := c.armRead(); err != nil {
-		return err
+	// On a socket the wait's read deadline is set once the socket is found empty (armWait),
+	// so that a request already there costs no reading of the clock.
+	if c.raw == nil {
+		if err := c.armRead(); err != nil {
+			return err
+		}
 	}
 	// Shutdown may end this wait. The flag is checked after the deadline is set: Shutdown sets
 	// the flag, then a past deadline, so either this sees the flag or the wait sees the
@@ -452,7 +457,18 @@ func (c *conn) readFirst() (*bufio.Reader, error) {
 	}
 	// The raw read calls tryRead again each time the socket turns readable, until it returns
 	// true; it returns the poller's errors (a deadline, a closed connection) itself.
-	if err := c.raw.Read(c.tryReadFn); err != nil {
+	c.waitArmed = false
+	err := c.raw.Read(c.tryReadFn)
+	if err != nil && !c.waitArmed && errors.Is(err, os.ErrDeadlineExceeded) {
+		// The deadline of the request before had passed, and the raw read refused to start
+		// before tryRead could set the wait's own: set it, and wait.
+		c.waitArmed = true
+		if err := c.armWait(); err != nil {
+			return nil, err
+		}
+		err = c.raw.Read(c.tryReadFn)
+	}
+	if err != nil {
 		return nil, err
 	}
 	br, err := c.awaited, c.awaitErr
@@ -473,7 +489,31 @@ func (c *conn) tryRead(fd uintptr) bool {
 		br = nil
 	}
 	c.awaited, c.awaitErr = br, err
-	return !errors.Is(err, errWouldBlock)
+	if !errors.Is(err, errWouldBlock) {
+		return true
+	}
+	if !c.waitArmed {
+		// Nothing to read: the wait parks from here, under its read deadline.
+		c.waitArmed = true
+		if err := c.armWait(); err != nil {
+			c.awaitErr = err
+			return true
+		}
+	}
+	return false
+}
+
+// armWait sets the read deadline of a wait for a request on a socket, once tryRead has found
+// nothing to read, and ends the wait if the server is closing: Shutdown sets its flag, then a
+// past deadline, so either this sees the flag or the wait sees Shutdown's deadline.
+func (c *conn) armWait() error {
+	if err := c.armRead(); err != nil {
+		return err
+	}
+	if c.srv.closing.Load() {
+		return errServerClosing
+	}
+	return nil
 }
 
 // readNow reads what the socket holds without waiting: errWouldBlock when it holds nothing.
