@@ -101,7 +101,12 @@ type conn struct {
 	// idle is set while the reader waits for the first byte of a request, for Shutdown.
 	idle atomic.Bool
 
-	readState  int
+	readState int
+	// headStart is when the request's head began, for ReadHeaderTimeout: the accept, for a
+	// connection's first request. For a later one it is zero until the reader first has to
+	// wait for more of the head, and then that time: the head's first bytes were read just
+	// before, so the bound is the same but for their parsing, and a head that arrives whole
+	// (nearly every one) costs no reading of the clock.
 	headStart  time.Time
 	headLimit  int64 // bytes left before the header section is too large; <0 when not reading one
 	hitLimit   bool
@@ -162,7 +167,7 @@ func (c *conn) serve() {
 			}
 		} else {
 			// Pipelined: the next request is already here.
-			c.readState, c.headStart = readingHead, time.Now()
+			c.readState, c.headStart = readingHead, time.Time{}
 		}
 		req, err := c.readRequest()
 		if err != nil {
@@ -439,7 +444,7 @@ func (c *conn) awaitRequest() error {
 	}
 	c.br = br
 	if c.readState == readingIdle {
-		c.readState, c.headStart = readingHead, time.Now()
+		c.readState, c.headStart = readingHead, time.Time{}
 	}
 	return nil
 }
@@ -578,6 +583,9 @@ func (c *conn) armRead() error {
 	case readingHead:
 		want := time.Time{}
 		if d := c.srv.ReadHeaderTimeout; d > 0 {
+			if c.headStart.IsZero() {
+				c.headStart = time.Now()
+			}
 			want = c.headStart.Add(d)
 		}
 		if want.Equal(c.readArmed) {
