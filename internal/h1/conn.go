@@ -414,24 +414,19 @@ func (c *conn) awaitRequest() error {
 	if err := c.flush(); err != nil {
 		return err
 	}
-	c.releaseBuffers()
-	// On a socket the wait's read deadline is set once the socket is found empty (armWait),
-	// so that a request already there costs no reading of the clock.
+	// On a socket the buffers go back to their pools, the wait's read deadline is set and the
+	// connection counts as idle once the socket is found empty (readyWait), so that a request
+	// already there costs neither the pools nor a reading of the clock.
 	if c.raw == nil {
-		if err := c.armRead(); err != nil {
+		if err := c.readyWait(); err != nil {
+			c.idle.Store(false)
 			return err
 		}
-	}
-	// Shutdown may end this wait. The flag is checked after the deadline is set: Shutdown sets
-	// the flag, then a past deadline, so either this sees the flag or the wait sees the
-	// deadline.
-	c.idle.Store(true)
-	if c.srv.closing.Load() {
-		c.idle.Store(false)
+	} else if c.srv.closing.Load() {
 		return errServerClosing
 	}
 	br, err := c.readFirst()
-	c.idle.Store(false)
+	c.idle.Swap(false) // a swap, for idle_test's ordering of its reads before what follows
 	if c.srv.closing.Load() {
 		if err != nil {
 			return errServerClosing
@@ -468,7 +463,7 @@ func (c *conn) readFirst() (*bufio.Reader, error) {
 		// The deadline of the request before had passed, and the raw read refused to start
 		// before tryRead could set the wait's own: set it, and wait.
 		c.waitArmed = true
-		if err := c.armWait(); err != nil {
+		if err := c.readyWait(); err != nil {
 			return nil, err
 		}
 		err = c.raw.Read(c.tryReadFn)
@@ -481,26 +476,30 @@ func (c *conn) readFirst() (*bufio.Reader, error) {
 	return br, err
 }
 
-// tryRead is readFirst's step on a socket: it reads what has arrived into a read buffer from
-// the pool, and gives the buffer back if nothing had. It reports whether the wait is over.
+// tryRead is readFirst's step on a socket: it reads what has arrived into the read buffer (the
+// connection's, or one from the pool). It reports whether the wait is over; when nothing had
+// arrived, the first time, it readies the connection to wait (readyWait).
 func (c *conn) tryRead(fd uintptr) bool {
-	br := readers.Get().(*bufio.Reader)
-	br.Reset(connReader{c})
-	c.rawFD = int(fd)
-	_, err := br.Peek(1)
-	c.rawFD = -1
-	if err != nil {
-		readers.Put(br)
-		br = nil
+	if c.waitArmed {
+		// Woken: the connection is no longer idle for Shutdown, which, finding it busy, waits
+		// for it to answer what arrived.
+		c.idle.Swap(false)
 	}
-	c.awaited, c.awaitErr = br, err
+	if c.br == nil {
+		c.br = readers.Get().(*bufio.Reader)
+		c.br.Reset(connReader{c})
+	}
+	c.rawFD = int(fd)
+	_, err := c.br.Peek(1)
+	c.rawFD = -1
+	c.awaited, c.awaitErr = c.br, err
 	if !errors.Is(err, errWouldBlock) {
 		return true
 	}
+	c.awaited = nil
 	if !c.waitArmed {
-		// Nothing to read: the wait parks from here, under its read deadline.
 		c.waitArmed = true
-		if err := c.armWait(); err != nil {
+		if err := c.readyWait(); err != nil {
 			c.awaitErr = err
 			return true
 		}
@@ -508,13 +507,17 @@ func (c *conn) tryRead(fd uintptr) bool {
 	return false
 }
 
-// armWait sets the read deadline of a wait for a request on a socket, once tryRead has found
-// nothing to read, and ends the wait if the server is closing: Shutdown sets its flag, then a
-// past deadline, so either this sees the flag or the wait sees Shutdown's deadline.
-func (c *conn) armWait() error {
+// readyWait readies the connection to wait for its next request: its buffers go back to their
+// pools, its read deadline is set, and it counts as idle, for Shutdown to end the wait. The
+// closing flag is checked after the deadline is set and the idle flag stored: Shutdown sets its
+// flag, then a past deadline on the idle connections, so either this sees the flag or the wait
+// sees Shutdown's deadline.
+func (c *conn) readyWait() error {
+	c.releaseBuffers()
 	if err := c.armRead(); err != nil {
 		return err
 	}
+	c.idle.Store(true)
 	if c.srv.closing.Load() {
 		return errServerClosing
 	}
