@@ -97,6 +97,9 @@ type conn struct {
 	stagep    *[]byte   // from stageBufs once a response needs stage
 	stage     []byte    // body bytes held while a response's length is unknown
 	rs        *response // from responses once a request is read; nil while idle
+	// nextWriter is where the next response's handle goes, allocated with its request by
+	// parseHeadInto; nil to allocate one.
+	nextWriter *responseWriter
 
 	// idle is set while the reader waits for the first byte of a request, for Shutdown.
 	idle atomic.Bool
@@ -250,10 +253,12 @@ func (c *conn) readRequest() (*http.Request, error) {
 	// A head of the common shape that has arrived whole is parsed where it lies; any other
 	// goes to net/http's parser (parseHead says why this gives the same request).
 	buffered, _ := c.br.Peek(c.br.Buffered())
-	if req, n, ok := parseHead(c.baseReq, buffered); ok {
+	if p, n, ok := parseHeadInto(c.baseReq, buffered); ok {
 		c.br.Discard(n)
+		req := &p.req
 		c.afterPOST = req.Method == http.MethodPost
 		req.RemoteAddr = c.remoteAddr
+		c.nextWriter = &p.writer
 		return req, nil
 	}
 	return c.readRequestSlow()

@@ -26,8 +26,18 @@ import (
 //
 // It costs a string for the head (the method, target and values are parts of it, and so are
 // names already in canonical form), the header map, and one parsedRequest: the request, its
-// URL and the values of up to inlineValues field lines (more take a []string of their own).
+// URL, the values of up to inlineValues field lines (more take a []string of their own) and
+// the handle on its response.
 func parseHead(base *http.Request, buf []byte) (req *http.Request, n int, ok bool) {
+	p, n, ok := parseHeadInto(base, buf)
+	if !ok {
+		return nil, 0, false
+	}
+	return &p.req, n, true
+}
+
+// parseHeadInto is parseHead, returning the request in the parsedRequest that holds it.
+func parseHeadInto(base *http.Request, buf []byte) (p *parsedRequest, n int, ok bool) {
 	end := bytes.Index(buf, headEnd)
 	if end < 0 {
 		return nil, 0, false
@@ -39,7 +49,7 @@ func parseHead(base *http.Request, buf []byte) (req *http.Request, n int, ok boo
 	if !rl.parse(line) {
 		return nil, 0, false
 	}
-	p := new(parsedRequest)
+	p = new(parsedRequest)
 	values := p.values[:]
 	if lines > len(values) {
 		values = make([]string, lines)
@@ -62,18 +72,21 @@ func parseHead(base *http.Request, buf []byte) (req *http.Request, n int, ok boo
 	conn := h["Connection"]
 	r.Close = httpguts.HeaderValuesContainsToken(conn, "close") ||
 		r.ProtoMinor == 0 && !httpguts.HeaderValuesContainsToken(conn, "keep-alive")
-	return r, end + len(headEnd), true
+	return p, end + len(headEnd), true
 }
 
 // inlineValues is how many field values a parsedRequest holds itself: enough for the requests
-// of tools and benchmarks (a browser's, with more fields, takes a slice of its own).
-const inlineValues = 4
+// of tools and benchmarks (a browser's, with more fields, takes a slice of its own), and few
+// enough that a parsedRequest fits a 512-byte size class of the allocator.
+const inlineValues = 3
 
-// parsedRequest is what parseHead allocates for a request, in one piece.
+// parsedRequest is what parseHead allocates for a request, in one piece, with the handle on its
+// response that the handler gets (responseWriter).
 type parsedRequest struct {
 	req    http.Request
 	url    url.URL
 	values [inlineValues]string
+	writer responseWriter
 }
 
 // baseRequest returns the request parseHead copies its requests from: one holding ctx.

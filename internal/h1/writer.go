@@ -27,8 +27,9 @@ var responses = sync.Pool{New: func() any { return &response{header: make(http.H
 // carries the state's generation as of that request; once the handler returns the state moves
 // on (retire), so that a handler or a goroutine of its keeping w after it returned cannot write
 // into a later response: its writes return ErrHandlerReturned, and Header gives a map of its
-// own that nothing reads. The handle is 16 bytes: the state (about 200 bytes) and its header
-// map are not allocated per request.
+// own that nothing reads. The handle is 16 bytes, allocated with the request (parsedRequest)
+// when it is parsed in place: the state (about 200 bytes) and its header map are not
+// allocated per request.
 type responseWriter struct {
 	r   *response
 	gen uint64
@@ -49,7 +50,12 @@ func (c *conn) newResponse(req *http.Request) *responseWriter {
 	}
 	w := c.rs
 	w.reset(c, req)
-	hw := &responseWriter{r: w, gen: w.gen.Load()}
+	hw := c.nextWriter
+	if hw == nil {
+		hw = new(responseWriter)
+	}
+	c.nextWriter = nil
+	*hw = responseWriter{r: w, gen: w.gen.Load()}
 	if rb, ok := req.Body.(*requestBody); ok {
 		rb.w = hw
 	}
