@@ -43,21 +43,26 @@ func TestClockKeepsNewestSecond(t *testing.T) {
 }
 
 // TestPlainPrefix: the scan 8 bytes at a time stops where the scan byte by byte does, for every
-// byte at every place in a word.
+// byte at every place of strings of every length up to 26: whole words, a tail read as the last
+// word, and strings shorter than a word.
 func TestPlainPrefix(t *testing.T) {
-	for c := range 256 {
-		for at := range 20 {
-			b := []byte("abcdefghijklmnopqrstuvwxyz")
-			b[at] = byte(c)
-			want := 0
-			for want < len(b) && jsonPlain[b[want]] {
-				want++
-			}
-			if got := plainPrefix(b); got != want {
-				t.Fatalf("byte %#x at %d: plainPrefix = %d, want %d", c, at, got, want)
-			}
-			if got := plainPrefix(string(b)); got != want {
-				t.Fatalf("byte %#x at %d: plainPrefix of a string = %d, want %d", c, at, got, want)
+	for n := range 27 {
+		for c := range 256 {
+			for at := range max(n, 1) {
+				b := []byte("abcdefghijklmnopqrstuvwxyz")[:n]
+				if at < n {
+					b[at] = byte(c)
+				}
+				want := 0
+				for want < len(b) && jsonPlain[b[want]] {
+					want++
+				}
+				if got := plainPrefix(b); got != want {
+					t.Fatalf("%d bytes, byte %#x at %d: plainPrefix = %d, want %d", n, c, at, got, want)
+				}
+				if got := plainPrefix(string(b)); got != want {
+					t.Fatalf("%d bytes, byte %#x at %d: plainPrefix of a string = %d, want %d", n, c, at, got, want)
+				}
 			}
 		}
 	}

@@ -18,35 +18,31 @@ func appendLine(dst []byte, r *record, f Format, truncateIP bool, c *clock) []by
 }
 
 // appendJSON appends r as one JSON object and a newline. Strings are escaped as RFC 8259 §7
-// requires, with invalid UTF-8 replaced by U+FFFD so that every line parses.
+// requires, with invalid UTF-8 replaced by U+FFFD so that every line parses. Each constant
+// part holds the quotes around it, so that a field costs two appends.
 func appendJSON(dst []byte, r *record, truncateIP bool, c *clock) []byte {
 	dst = append(dst, `{"time":"`...)
 	dst = appendRFC3339Nano(dst, r.unixNano, c)
-	dst = append(dst, '"')
-	dst = appendJSONField(dst, `,"site":`, r.get(fSite))
-	dst = appendJSONField(dst, `,"host":`, r.get(fHost))
-	dst = appendJSONField(dst, `,"method":`, r.get(fMethod))
-	dst = appendJSONField(dst, `,"path":`, r.get(fURI))
-	dst = append(dst, `,"status":`...)
-	dst = strconv.AppendUint(dst, uint64(r.status), 10)
-	dst = append(dst, `,"bytes":`...)
-	dst = strconv.AppendInt(dst, r.bytes, 10)
-	dst = append(dst, `,"duration":`...)
-	dst = appendSeconds(dst, time.Duration(r.duration))
-	dst = appendJSONField(dst, `,"protocol":`, r.get(fProto))
-	dst = appendJSONField(dst, `,"tls":`, tlsName(r.tlsVersion))
-	dst = appendJSONField(dst, `,"encoding":`, r.get(fEncoding))
-	dst = appendJSONField(dst, `,"referer":`, r.get(fReferer))
-	dst = appendJSONField(dst, `,"user_agent":`, r.get(fUserAgent))
-	var scratch [64]byte
-	dst = appendJSONField(dst, `,"client":`, clientAddr(scratch[:0], r.get(fRemote), truncateIP))
-	return append(dst, "}\n"...)
-}
-
-// appendJSONField appends the field's name (quoted, with its comma and colon) and v as a JSON
-// string.
-func appendJSONField[S []byte | string](dst []byte, name string, v S) []byte {
-	return appendJSONString(append(dst, name...), v)
+	dst = appendJSONText(append(dst, `","site":"`...), r.get(fSite))
+	dst = appendJSONText(append(dst, `","host":"`...), r.get(fHost))
+	dst = appendJSONText(append(dst, `","method":"`...), r.get(fMethod))
+	dst = appendJSONText(append(dst, `","path":"`...), r.get(fURI))
+	dst = strconv.AppendUint(append(dst, `","status":`...), uint64(r.status), 10)
+	dst = strconv.AppendInt(append(dst, `,"bytes":`...), r.bytes, 10)
+	dst = appendSeconds(append(dst, `,"duration":`...), time.Duration(r.duration))
+	dst = appendJSONText(append(dst, `,"protocol":"`...), r.get(fProto))
+	dst = append(append(dst, `","tls":"`...), tlsName(r.tlsVersion)...) // digits, dots, "0x": nothing to escape
+	dst = appendJSONText(append(dst, `","encoding":"`...), r.get(fEncoding))
+	dst = appendJSONText(append(dst, `","referer":"`...), r.get(fReferer))
+	dst = appendJSONText(append(dst, `","user_agent":"`...), r.get(fUserAgent))
+	dst = append(dst, `","client":"`...)
+	if ip, ok := plainIPv4(r.get(fRemote)); ok && !truncateIP {
+		dst = append(dst, ip...) // digits and dots: nothing to escape
+	} else {
+		var scratch [64]byte
+		dst = appendJSONText(dst, clientAddr(scratch[:0], r.get(fRemote), truncateIP))
+	}
+	return append(dst, "\"}\n"...)
 }
 
 // jsonPlain marks the bytes a JSON string holds as they are: printable ASCII but '"' and '\\'.
@@ -59,21 +55,22 @@ var jsonPlain = func() (t [256]bool) {
 
 const hexDigits = "0123456789abcdef"
 
-// appendJSONString appends s as a JSON string. Runs of bytes that need no escape (nearly every
-// byte of a request's fields) are appended at once rather than byte by byte.
-func appendJSONString[S []byte | string](dst []byte, s S) []byte {
-	dst = append(dst, '"')
+// appendJSONText appends s escaped as the inside of a JSON string. A string that needs no
+// escape, nearly every request's field, is appended at once; otherwise runs of bytes that need
+// none are.
+func appendJSONText[S []byte | string](dst []byte, s S) []byte {
+	i := plainPrefix(s)
+	if i == len(s) {
+		return append(dst, s...)
+	}
 	start := 0
-	for i := 0; i < len(s); {
-		i += plainPrefix(s[i:])
-		if i == len(s) {
-			break
-		}
+	for i < len(s) {
 		c := s[i]
 		if c >= utf8.RuneSelf {
 			r, n := utf8.DecodeRuneInString(string(s[i:min(len(s), i+utf8.UTFMax)]))
 			if r != utf8.RuneError || n != 1 {
 				i += n // valid: part of the run
+				i += plainPrefix(s[i:])
 				continue
 			}
 		}
@@ -88,9 +85,9 @@ func appendJSONString[S []byte | string](dst []byte, s S) []byte {
 		}
 		i++
 		start = i
+		i += plainPrefix(s[i:])
 	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
+	return append(dst, s[start:]...)
 }
 
 // appendCombined appends r in the Combined Log Format and a newline.

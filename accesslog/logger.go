@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -108,6 +109,11 @@ func (l *Logger) Log(e *Entry) {
 	}
 	if half {
 		l.wake()
+		// A goroutine that never blocks (a connection whose requests keep arriving) would
+		// otherwise keep its core until the scheduler preempts it, up to 10 ms, while the
+		// writer waits to run there and the queue fills: at half, and at each eighth more
+		// while the writer has not caught up, it yields.
+		runtime.Gosched()
 	}
 }
 

@@ -38,6 +38,7 @@ type slot struct {
 type ring struct {
 	slots []slot
 	half  uint64 // the slots in use at which the writer is woken early
+	step  uint64 // past half, the writer is woken again at every step more in use
 	_     [48]byte
 	// tail is the next position to claim. Positions count slots since newRing and never wrap
 	// in practice (2^64 slots).
@@ -50,7 +51,7 @@ type ring struct {
 }
 
 func newRing(size int) *ring {
-	return &ring{slots: make([]slot, size), half: uint64(max(1, size/2))}
+	return &ring{slots: make([]slot, size), half: uint64(max(1, size/2)), step: uint64(max(1, size/8))}
 }
 
 // slotsFor is the number of slots a line of n bytes takes.
@@ -62,8 +63,9 @@ func slotsFor(n int) uint64 {
 }
 
 // claim claims n slots. ok reports whether they were free; false means the writer is behind,
-// and nothing was claimed. half reports whether they filled the ring to half, when the writer
-// is to be woken. The caller fills the slots and then calls commit.
+// and nothing was claimed. half reports whether they filled the ring to half, or to a further
+// eighth of it past half, when the writer is to be woken (again: it has not caught up). The
+// caller fills the slots and then calls commit.
 func (q *ring) claim(n uint64) (t uint64, ok, half bool) {
 	size := uint64(len(q.slots))
 	for {
@@ -77,9 +79,21 @@ func (q *ring) claim(n uint64) (t uint64, ok, half bool) {
 			return 0, false, false
 		}
 		if q.tail.CompareAndSwap(t, t+n) {
-			return t, true, used < q.half && used+n >= q.half
+			return t, true, q.nudges(used, used+n)
 		}
 	}
+}
+
+// nudges reports whether filling the ring from before to after slots in use reaches half, or
+// a further step past half.
+func (q *ring) nudges(before, after uint64) bool {
+	switch {
+	case after < q.half:
+		return false
+	case before < q.half:
+		return true
+	}
+	return (before-q.half)/q.step != (after-q.half)/q.step
 }
 
 // room returns the data of the slot at position t, which the caller claimed, to append a line

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -166,5 +167,45 @@ func TestLogDoesNotAllocate(t *testing.T) {
 			t.Errorf("%s: Log allocates %v times a line", f, n)
 		}
 		l.Close()
+	}
+}
+
+// TestBusyLoggerLetsTheWriterRun: on one core, a goroutine that logs without ever blocking (a
+// connection whose requests keep arriving) lets the writer run once the queue is half full,
+// instead of keeping the core until the scheduler preempts it: no line is dropped. The lines go
+// to memory, so that only the scheduling is tested, not the disk.
+func TestBusyLoggerLetsTheWriterRun(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	const queue, n = 256, 20_000
+	l, err := New(Config{Path: Stdout, Stdout: nopWriter{}, Queue: queue})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run(t, l)
+	e := entry(1)
+	for range n {
+		l.Log(e)
+	}
+	wait.For(t, 10*time.Second, linesWritten(l, n-l.Stats().QueueFull))
+	stop()
+	if s := l.Stats(); s.QueueFull != 0 || s.Lines != n {
+		t.Errorf("Stats = %+v, want all %d lines written", s, n)
+	}
+}
+
+// TestRingNudges: the writer is woken when the queue reaches half, and again at each eighth
+// more while it has not caught up, never twice for one step.
+func TestRingNudges(t *testing.T) {
+	q := newRing(64) // half 32, steps of 8
+	for _, c := range []struct {
+		before, after uint64
+		want          bool
+	}{
+		{0, 1, false}, {30, 31, false}, {31, 32, true}, {30, 34, true}, {32, 33, false},
+		{39, 40, true}, {40, 41, false}, {47, 48, true}, {55, 56, true}, {63, 64, true}, {33, 39, false},
+	} {
+		if got := q.nudges(c.before, c.after); got != c.want {
+			t.Errorf("nudges(%d, %d) = %v, want %v", c.before, c.after, got, c.want)
+		}
 	}
 }

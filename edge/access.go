@@ -11,30 +11,26 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/dt-cdn/dt/accesslog"
 	"github.com/dt-cdn/dt/static"
 	"github.com/dt-cdn/dt/trafficstats"
 )
 
-// logAccess hands one response to the access log. It runs on the request's goroutine once the
-// response is written: Log copies the fields and never blocks.
-func logAccess(l *accesslog.Logger, r *http.Request, site string, ri *static.ResponseInfo) {
-	e := accesslog.Entry{Time: ri.End, Site: site, Status: ri.Status, Bytes: ri.Bytes, Duration: ri.Duration,
-		Encoding: ri.Encoding}
-	e.SetRequest(r)
-	l.Log(&e)
-}
-
-// countTraffic counts one response in the edge's statistics.
-func countTraffic(c *trafficstats.Collector, r *http.Request, site string, ri *static.ResponseInfo) {
-	tr := trafficstats.Response{Site: site, Remote: r.RemoteAddr, Status: ri.Status, Bytes: ri.Bytes}
+// countTraffic counts one response in the edge's statistics; referer is the request's Referer.
+func countTraffic(c *trafficstats.Collector, r *http.Request, site, referer string, ri *static.ResponseInfo) {
+	tr := trafficstats.Response{Site: site, Remote: r.RemoteAddr, Referer: referer, Status: ri.Status, Bytes: ri.Bytes}
 	if r.URL != nil {
 		tr.Path = r.URL.Path
 	}
-	if v := r.Header["Referer"]; len(v) > 0 {
-		tr.Referer = v[0]
-	}
 	c.Observe(tr)
+}
+
+// refererOf returns the request's Referer field, looked up by its canonical key directly (Get
+// would canonicalise it again).
+func refererOf(r *http.Request) string {
+	if v := r.Header["Referer"]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // sendStats sends the statistics every StatsInterval until ctx ends, then once more with what
@@ -98,5 +94,3 @@ func registerStatsMetrics(reg prometheus.Registerer, c *statsCounts) error {
 	}
 	return nil
 }
-
-var _ static.RequestObserver = (*service)(nil)

@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"runtime"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -96,7 +95,7 @@ type service struct {
 	handler  *static.Handler
 	server   *httpserve.Server
 	follower *follow.Follower
-	load     loadMeter
+	acct     *Accounting // the handler's Observer
 	metrics  *edgeMetrics
 
 	mu sync.Mutex
@@ -147,10 +146,14 @@ func newService(cfg serviceConfig) (*service, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	e := &service{cfg: cfg, log: cfg.Logger, beatNow: make(chan struct{}, 1), sites: map[string]*static.Site{}}
-	e.load.start = time.Now()
+	acct, err := NewAccounting(AccountingConfig{Registerer: cfg.Registerer, AccessLog: cfg.AccessLog, Stats: cfg.Stats})
+	if err != nil {
+		return nil, err
+	}
+	e.acct = acct
 	e.handler = static.NewHandler(static.HandlerConfig{
 		Logger:      cfg.Logger,
-		Observer:    e,
+		Observer:    acct,
 		SendTimeout: httpserve.DefaultSendTimeout, // the server's
 		OpenFiles:   openFiles(cfg.MaxConns, cfg.FDReserve),
 		Routes: func(r chi.Router) {
@@ -445,7 +448,7 @@ func (e *service) report(h *heartbeat.Heartbeat) {
 	if free, err := e.cfg.Blobs.DiskFree(); err == nil {
 		h.DiskFree = free
 	}
-	h.Load = e.load.sample()
+	h.Load = e.acct.load.sample()
 	if e.cfg.CertExpiry != nil {
 		if t := e.cfg.CertExpiry(); !t.IsZero() {
 			h.CertExpiry = t.UnixMilli()
@@ -544,30 +547,6 @@ func publicAddrs(observed []netip.Addr) (v4, v6 netip.Addr) {
 // sharedNAT is RFC 6598's shared address space, used behind carrier-grade NAT.
 var sharedNAT = netip.MustParsePrefix("100.64.0.0/10")
 
-// ObserveResponse counts a response for the load report and the metrics.
-func (e *service) ObserveResponse(ri static.ResponseInfo) {
-	e.load.requests.Add(1)
-	e.load.bytes.Add(ri.Bytes)
-	if ri.Status >= 500 {
-		e.load.errors5xx.Add(1)
-	}
-	if e.metrics != nil {
-		e.metrics.observe(ri)
-	}
-}
-
-// ObserveRequest counts a response as ObserveResponse does, logs it in the access log and counts
-// it in the statistics.
-func (e *service) ObserveRequest(r *http.Request, site string, ri static.ResponseInfo) {
-	e.ObserveResponse(ri)
-	if e.cfg.AccessLog != nil {
-		logAccess(e.cfg.AccessLog, r, site, &ri)
-	}
-	if e.cfg.Stats != nil {
-		countTraffic(e.cfg.Stats, r, site, &ri)
-	}
-}
-
 // loadMeter turns counters into the rates a heartbeat reports, over the time since the last one.
 type loadMeter struct {
 	requests, bytes, errors5xx atomic.Int64
@@ -613,10 +592,7 @@ func processCPU() time.Duration {
 
 // edgeMetrics are the edge's Prometheus metrics.
 type edgeMetrics struct {
-	requests *prometheus.CounterVec
-	bytes    prometheus.Counter
-	latency  prometheus.Histogram
-	refused  prometheus.Counter
+	refused prometheus.Counter
 }
 
 // gaugeCounts are what the last heartbeat reported, for the edge's gauges.
@@ -627,16 +603,10 @@ type gaugeCounts struct {
 
 func newEdgeMetrics(reg prometheus.Registerer, h2s *h2.Stats, of *fdcache.Stats, c *gaugeCounts) (*edgeMetrics, error) {
 	m := &edgeMetrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "dt", Subsystem: "edge", Name: "requests_total",
-			Help: "Responses of the site, by status code and content coding."}, []string{"code", "encoding"}),
-		bytes: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "dt", Subsystem: "edge", Name: "response_bytes_total",
-			Help: "Body bytes sent."}),
-		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "dt", Subsystem: "edge", Name: "response_seconds",
-			Help: "Time to serve a response, body included.", Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10)}),
 		refused: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "dt", Subsystem: "edge", Name: "objects_refused_total",
 			Help: "Table objects of sites and deploys the edge refused as invalid: blobs, manifests, current pointers, site records (over site.MaxHosts hosts, say)."}),
 	}
-	cs := []prometheus.Collector{m.requests, m.bytes, m.latency, m.refused}
+	cs := []prometheus.Collector{m.refused}
 	for _, l := range []struct {
 		name, help string
 		v          *atomic.Uint64
@@ -677,14 +647,4 @@ func newEdgeMetrics(reg prometheus.Registerer, h2s *h2.Stats, of *fdcache.Stats,
 		}
 	}
 	return m, nil
-}
-
-func (m *edgeMetrics) observe(ri static.ResponseInfo) {
-	enc := ri.Encoding
-	if enc == "" {
-		enc = "identity"
-	}
-	m.requests.WithLabelValues(strconv.Itoa(ri.Status), enc).Inc()
-	m.bytes.Add(float64(ri.Bytes))
-	m.latency.Observe(ri.Duration.Seconds())
 }

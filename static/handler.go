@@ -338,13 +338,15 @@ func (h *Handler) serveSite(w http.ResponseWriter, r *http.Request) {
 	}
 	start := time.Now()
 	o := h.serve(w, r)
-	end := time.Now()
+	// time.Since reads only the monotonic clock, where a second time.Now would read the wall
+	// clock too: the end is the start moved by it.
+	d := time.Since(start)
 	ri := ResponseInfo{
 		Status:   o.status,
 		Encoding: o.coding.String(),
 		Bytes:    o.bytes,
-		Duration: end.Sub(start),
-		End:      end,
+		Duration: d,
+		End:      start.Add(d),
 	}
 	if ro, ok := h.cfg.Observer.(RequestObserver); ok {
 		ro.ObserveRequest(r, o.site, ri)

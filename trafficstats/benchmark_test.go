@@ -48,10 +48,27 @@ func BenchmarkObserveLongTail(b *testing.B) {
 	zipf := rand.NewZipf(rand.New(rand.NewPCG(1, 2)), 1.1, 1, 19_999)
 	rs := make([]Response, 1<<16)
 	for i := range rs {
-		rs[i] = Response{Site: "blog", Path: fmt.Sprintf("/blog/post-%d/", zipf.Uint64()), Remote: fmt.Sprintf("203.0.%d.%d:%d", i%5000/10, i%10, 40000+i%20000), Status: 200, Bytes: 1000}
+		rs[i] = Response{Site: "blog", Path: fmt.Sprintf("/blog/post-%d/", zipf.Uint64()), Remote: fmt.Sprintf("203.%d.%d.%d:%d", i%5000/10/250, i%5000/10%250, i%10, 40000+i%20000), Status: 200, Bytes: 1000}
 		if i%3 == 0 {
 			rs[i].Referer = fmt.Sprintf("https://news.example/item?id=%d", zipf.Uint64()%200)
 		}
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		c.Observe(rs[i%len(rs)])
+		i++
+	}
+}
+
+// BenchmarkObserveRuns counts responses as keep-alive and HTTP/2 connections bring them: runs
+// of 5 from one client, 1,000 clients, 100 paths.
+func BenchmarkObserveRuns(b *testing.B) {
+	c := New(Config{Country: func(netip.Addr) string { return "NL" }})
+	rs := make([]Response, 5000)
+	for i := range rs {
+		v := i / 5
+		rs[i] = Response{Site: "blog", Path: fmt.Sprintf("/p/%d", i%100), Remote: fmt.Sprintf("10.0.%d.%d:1", v/250, v%250), Status: 200, Bytes: 1000}
 	}
 	b.ReportAllocs()
 	i := 0

@@ -82,11 +82,26 @@ type collectorShard struct {
 	seed      maphash.Seed           // the Collector's, guarded by mu
 	countries map[uint64]string      // the interval's cache of Country by blockOf, guarded by mu
 	untracked uint64                 // responses of sites past MaxTrackedSites, guarded by mu
+	last      lastVisitor            // guarded by mu
+	lastSite  *siteCounts            // the site counted last (siteOf), guarded by mu
 	_         [64]byte               // keeps the next shard's lock off this one's cache line
+}
+
+// lastVisitor is the visitor a shard counted last. A connection's requests come in runs
+// (keep-alive, HTTP/2's streams), and Observe sends an address to the same shard each time, so
+// a run costs one country lookup and one visitor hash instead of one per response.
+type lastVisitor struct {
+	ip      netip.Addr
+	country string
+	site    *siteCounts // the site whose visitors hold ip this interval; nil for none
+	// responses are the run's responses not yet added to site's countries (flushLast): one
+	// addition per run instead of a map update per response.
+	responses uint64
 }
 
 // siteCounts are one site's counts over the current interval.
 type siteCounts struct {
+	name             string // the site's, the key of the shard's map
 	requests, bytes  uint64
 	status           [4]uint64
 	notModified      uint64
@@ -132,7 +147,7 @@ func (c *Collector) Observe(r Response) {
 		return
 	}
 	ip := remoteIP(r.Remote)
-	start := rand.IntN(len(c.shards))
+	start := shardOf(ip, len(c.shards))
 	for i := range c.shards {
 		if sh := &c.shards[(start+i)%len(c.shards)]; sh.mu.TryLock() {
 			c.observeLocked(sh, &r, ip)
@@ -148,15 +163,10 @@ func (c *Collector) Observe(r Response) {
 
 // observeLocked counts r in sh, whose lock is held.
 func (c *Collector) observeLocked(sh *collectorShard, r *Response, ip netip.Addr) {
-	s := sh.sites[r.Site]
+	s := sh.siteOf(c, r.Site)
 	if s == nil {
-		if c.tracked.Add(1) > int64(c.cfg.MaxTrackedSites) {
-			c.tracked.Add(-1)
-			sh.untracked++
-			return
-		}
-		s = newSiteCounts()
-		sh.sites[strings.Clone(r.Site)] = s
+		sh.untracked++
+		return
 	}
 	s.requests++
 	s.bytes += uint64(max(r.Bytes, 0))
@@ -170,15 +180,62 @@ func (c *Collector) observeLocked(sh *collectorShard, r *Response, ip netip.Addr
 	if r.Referer != "" {
 		s.referrers.add(r.Referer)
 	}
-	if ip.IsValid() {
+	if !ip.IsValid() {
+		return
+	}
+	if last := &sh.last; ip != last.ip || s != last.site {
+		cc := last.country
+		if ip != last.ip {
+			cc = sh.country(c.cfg.Country, ip)
+		}
+		sh.flushLast()
+		*last = lastVisitor{ip: ip, country: cc, site: s}
 		s.addVisitor(maphash.Comparable(sh.seed, ip.As16())) // the bytes, not netip.Addr's zone pointer
-		s.addCountry(sh.country(c.cfg.Country, ip), 1)
+	}
+	sh.last.responses++
+}
+
+// siteOf returns the counts of the named site, made when the site is new and MaxTrackedSites
+// allows, else nil. The shard's lock is held. The last site's counts are remembered: a run of
+// one site's responses costs a string comparison instead of a map lookup.
+func (sh *collectorShard) siteOf(c *Collector, name string) *siteCounts {
+	if s := sh.lastSite; s != nil && s.name == name {
+		return s
+	}
+	s := sh.sites[name]
+	if s == nil {
+		if c.tracked.Add(1) > int64(c.cfg.MaxTrackedSites) {
+			c.tracked.Add(-1)
+			return nil
+		}
+		s = newSiteCounts(strings.Clone(name))
+		sh.sites[s.name] = s
+	}
+	sh.lastSite = s
+	return s
+}
+
+// flushLast adds the last visitor's responses to its site's countries. The shard's lock is held.
+func (sh *collectorShard) flushLast() {
+	if l := &sh.last; l.responses > 0 {
+		l.site.addCountry(l.country, l.responses)
+		l.responses = 0
 	}
 }
 
-func newSiteCounts() *siteCounts {
+// shardOf is the shard to try first for a client's responses: the same for every response of
+// an address, so that its runs meet the shard's lastVisitor; a random one without an address.
+func shardOf(ip netip.Addr, n int) int {
+	if !ip.IsValid() {
+		return rand.IntN(n)
+	}
+	b := ip.As16()
+	return int(b[15]^b[14]^b[13]^b[7]) % n
+}
+
+func newSiteCounts(name string) *siteCounts {
 	sk, _ := hyperloglog.NewSketch(SketchPrecision, true) // cannot fail: a valid precision
-	return &siteCounts{paths: newTopK(TrackedKeys), referrers: newTopK(TrackedKeys), countries: map[string]uint64{}, visitors: sk,
+	return &siteCounts{name: name, paths: newTopK(TrackedKeys), referrers: newTopK(TrackedKeys), countries: map[string]uint64{}, visitors: sk,
 		seen: map[uint64]struct{}{}}
 }
 
@@ -303,10 +360,12 @@ func (c *Collector) takeShards() (map[string]*siteCounts, uint64) {
 	for i := range c.shards {
 		sh := &c.shards[i]
 		sh.mu.Lock()
+		sh.flushLast()
 		taken := sh.sites
 		untracked += sh.untracked
 		sh.sites, sh.untracked, sh.seed = map[string]*siteCounts{}, 0, c.seed
 		clear(sh.countries)
+		sh.last, sh.lastSite = lastVisitor{}, nil
 		sh.mu.Unlock()
 		c.tracked.Add(-int64(len(taken)))
 		for name, s := range taken {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -145,5 +146,57 @@ func TestBlockOf(t *testing.T) {
 		if got := blockOf(a) == blockOf(b); got != same {
 			t.Fatalf("%v and %v: same block %v, want %v", a, b, got, same)
 		}
+	}
+}
+
+// TestRunsOfOneClientCountExactly: a client's responses in runs, alternating between two sites
+// and going on across an interval's end, count every response under its site and country, and
+// the client once per site and interval.
+func TestRunsOfOneClientCountExactly(t *testing.T) {
+	clk := &clock{time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)}
+	lookups := 0
+	c := New(Config{Now: clk.now, Country: func(ip netip.Addr) string {
+		lookups++
+		if ip.As4()[0] == 192 {
+			return "NL"
+		}
+		return "DE"
+	}})
+	observe := func(site, remote string, n int) {
+		for range n {
+			c.Observe(Response{Site: site, Path: "/", Remote: remote, Status: 200, Bytes: 1})
+		}
+	}
+	observe("blog", "192.0.2.1:1000", 5)
+	observe("docs", "192.0.2.1:1000", 3)
+	observe("blog", "198.51.100.2:1000", 2)
+	observe("blog", "192.0.2.1:1001", 4)
+	clk.t = clk.t.Add(time.Minute)
+	first := c.Take()
+	observe("blog", "192.0.2.1:1000", 6) // the run goes on in the next interval
+	clk.t = clk.t.Add(time.Minute)
+	second := c.Take()
+
+	want := func(m Message, site string, requests uint64, countries []Count, visitors uint64) {
+		t.Helper()
+		for _, s := range m.Sites {
+			if s.Site != site {
+				continue
+			}
+			if s.Requests != requests || !slices.Equal(s.Countries, countries) {
+				t.Errorf("%s: %d requests, countries %+v; want %d, %+v", site, s.Requests, s.Countries, requests, countries)
+			}
+			if got := estimate(t, s); got != visitors {
+				t.Errorf("%s: %d visitors, want %d", site, got, visitors)
+			}
+			return
+		}
+		t.Errorf("%s missing from %+v", site, m.Sites)
+	}
+	want(first, "blog", 11, []Count{{Key: "DE", N: 2}, {Key: "NL", N: 9}}, 2)
+	want(first, "docs", 3, []Count{{Key: "NL", N: 3}}, 1)
+	want(second, "blog", 6, []Count{{Key: "NL", N: 6}}, 1)
+	if lookups != 3 { // each address once per interval
+		t.Errorf("%d country lookups, want 3", lookups)
 	}
 }

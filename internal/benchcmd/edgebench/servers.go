@@ -18,7 +18,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/dt-cdn/dt/accesslog"
+	"github.com/dt-cdn/dt/edge"
 	"github.com/dt-cdn/dt/internal/connlimit"
 	"github.com/dt-cdn/dt/internal/httpserve"
 	"github.com/dt-cdn/dt/static"
@@ -86,8 +89,10 @@ func freePorts() (int, int, error) {
 	return a.Addr().(*net.TCPAddr).Port, b.Addr().(*net.TCPAddr).Port, nil
 }
 
+// startEdge is the edge as it runs with its access log and statistics off: its handler counts
+// every response for the load report and the metrics (edge.Accounting), as a deployed edge's does.
 func startEdge(ctx context.Context, _ string, fx *fixture) (*server, error) {
-	return startEdgeWith(ctx, fx, nil, "dt edge")
+	return startEdgeWith(ctx, fx, edge.AccountingConfig{}, "dt edge")
 }
 
 // startEdgeLogging is the edge with its access log on (JSON lines to a file in dir) and its
@@ -100,7 +105,7 @@ func startEdgeLogging(ctx context.Context, dir string, fx *fixture) (*server, er
 	lctx, stopLog := context.WithCancel(ctx)
 	logDone := make(chan error, 1)
 	go func() { logDone <- l.Run(lctx) }()
-	s, err := startEdgeWith(ctx, fx, accessObserver{l, trafficstats.New(trafficstats.Config{})}, "dt edge + log + stats")
+	s, err := startEdgeWith(ctx, fx, edge.AccountingConfig{AccessLog: l, Stats: trafficstats.New(trafficstats.Config{})}, "dt edge + log + stats")
 	if err != nil {
 		stopLog()
 		return nil, errors.Join(err, <-logDone)
@@ -116,31 +121,19 @@ func startEdgeLogging(ctx context.Context, dir string, fx *fixture) (*server, er
 	return s, nil
 }
 
-// accessObserver logs and counts every response of the site, as the edge's service does.
-type accessObserver struct {
-	l     *accesslog.Logger
-	stats *trafficstats.Collector
-}
-
-func (accessObserver) ObserveResponse(static.ResponseInfo) {}
-
-func (o accessObserver) ObserveRequest(r *http.Request, site string, ri static.ResponseInfo) {
-	e := accesslog.Entry{Time: ri.End, Site: site, Status: ri.Status, Bytes: ri.Bytes, Duration: ri.Duration, Encoding: ri.Encoding}
-	e.SetRequest(r)
-	o.l.Log(&e)
-	tr := trafficstats.Response{Site: site, Path: r.URL.Path, Remote: r.RemoteAddr, Status: ri.Status, Bytes: ri.Bytes}
-	if v := r.Header["Referer"]; len(v) > 0 {
-		tr.Referer = v[0]
+// startEdgeWith starts the edge's handler and server, the handler's responses counted as acct
+// says, with the edge's metrics registered.
+func startEdgeWith(ctx context.Context, fx *fixture, acct edge.AccountingConfig, name string) (*server, error) {
+	reg := prometheus.NewRegistry()
+	acct.Registerer = reg
+	obs, err := edge.NewAccounting(acct)
+	if err != nil {
+		return nil, err
 	}
-	o.stats.Observe(tr)
-}
-
-// startEdgeWith starts the edge's handler and server, with obs as the handler's Observer.
-func startEdgeWith(ctx context.Context, fx *fixture, obs static.Observer, name string) (*server, error) {
 	h := static.NewHandler(static.HandlerConfig{SendTimeout: httpserve.DefaultSendTimeout, Observer: obs})
 	h.SetSite(fx.site)
-	// The edge's server: its defaults, with connection caps.
-	srv, err := httpserve.New(httpserve.Config{Handler: h, ConnCaps: &connlimit.Config{}})
+	// The edge's server: its defaults, with connection caps and its metrics.
+	srv, err := httpserve.New(httpserve.Config{Handler: h, ConnCaps: &connlimit.Config{}, Registerer: reg, Subsystem: "edge"})
 	if err != nil {
 		return nil, err
 	}
