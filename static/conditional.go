@@ -40,6 +40,14 @@ type validators struct {
 // called only for responses that would otherwise be 200: a server must ignore preconditions
 // when the response would be anything else (RFC 9110 §13.2.1), such as a 404 page.
 func checkPreconditions(h http.Header, v validators) int {
+	if !mayHaveConditionals(h) {
+		return 0
+	}
+	return evalPreconditions(h, v)
+}
+
+// evalPreconditions is checkPreconditions without its shortcut for a request without any.
+func evalPreconditions(h http.Header, v validators) int {
 	// Step 1-2: If-Match, else If-Unmodified-Since.
 	ifMatch := checkIfMatch(h, v)
 	if ifMatch == condNone {
@@ -60,6 +68,24 @@ func checkPreconditions(h http.Header, v validators) int {
 	}
 	return 0
 }
+
+// mayHaveConditionals reports false when h holds none of the conditional fields, for a small
+// header, where going over its few names costs less than looking up the four fields (nearly
+// every request has none of them); true otherwise, and for a larger header.
+func mayHaveConditionals(h http.Header) bool {
+	if len(h) > maxScannedFields {
+		return true
+	}
+	for k := range h {
+		if strings.HasPrefix(k, "If-") {
+			return true
+		}
+	}
+	return false
+}
+
+// maxScannedFields is the largest request header mayHaveConditionals goes over.
+const maxScannedFields = 4
 
 // checkIfMatch: true if the field is "*" or lists the current ETag, by strong comparison
 // (RFC 9110 §13.1.1). A weak tag never matches strongly. "*" matches: this is only called for a

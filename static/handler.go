@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -138,7 +139,12 @@ type Handler struct {
 	site  atomic.Pointer[Site]
 	sites atomic.Pointer[Sites] // when set, the sites picked by Host instead of site
 	mux   *chi.Mux
-	bufs  sync.Pool // *[]byte of copyBufSize, for bodies read from blob files
+	// routePrefixes are the literal starts of the node routes' patterns, and muxAlways is
+	// set when every request must go through mux (a middleware wraps the site too): see
+	// siteOnly.
+	routePrefixes []string
+	muxAlways     bool
+	bufs          sync.Pool // *[]byte of copyBufSize, for bodies read from blob files
 	// files are the blob files kept open for sendfile (HandlerConfig.OpenFiles).
 	files       *fdcache.Cache[blobs.Hash]
 	sendfileMin int64 // HandlerConfig.SendfileMin with its default; negative for none
@@ -191,6 +197,7 @@ func NewHandler(cfg HandlerConfig) *Handler {
 		h.errors[status] = newErrorResponse(status)
 	}
 	h.mux = h.routes()
+	h.routePrefixes, h.muxAlways = routePrefixes(h.mux)
 	return h
 }
 
@@ -210,7 +217,51 @@ func (h *Handler) routes() *chi.Mux {
 }
 
 // ServeHTTP serves a request: a node route if one matches, else the current site.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.siteOnly(r) {
+		h.serveSite(w, r)
+		return
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+// siteOnly reports whether r goes to the site whatever the router would do with it: no node
+// route's pattern can match its path, and no middleware wraps the site. Such a request skips
+// the router, which would give it a routing context (a context value and a copy of the
+// request, two allocations) and walk its tree only to end at the site.
+func (h *Handler) siteOnly(r *http.Request) bool {
+	if h.muxAlways {
+		return false
+	}
+	// The path chi routes by (Mux.routeHTTP).
+	p := cmp.Or(r.URL.RawPath, r.URL.Path, "/")
+	for _, prefix := range h.routePrefixes {
+		if strings.HasPrefix(p, prefix) {
+			return false
+		}
+	}
+	return true
+}
+
+// routePrefixes returns the literal start of every route pattern of mux (up to its first
+// parameter or wildcard: a path without one of them as its prefix matches no route), and
+// reports whether mux must see every request anyway because middlewares wrap its not-found
+// handler, or its routes could not be listed.
+func routePrefixes(mux *chi.Mux) (prefixes []string, always bool) {
+	if len(mux.Middlewares()) > 0 {
+		return nil, true
+	}
+	err := chi.Walk(mux, func(_, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		if i := strings.IndexAny(route, "{*"); i >= 0 {
+			route = route[:i]
+		}
+		if !slices.Contains(prefixes, route) {
+			prefixes = append(prefixes, route)
+		}
+		return nil
+	})
+	return prefixes, err != nil
+}
 
 // OpenFiles returns the counts of the blob files kept open (HandlerConfig.OpenFiles), for
 // metrics.

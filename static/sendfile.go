@@ -17,12 +17,12 @@ import (
 // with its size; it costs a second system call and the open file's lookup, which do not.
 // Measured on loopback on a shared 2-core machine (CPU time per response): sendfile against
 // writev alone, server on one core, saves nothing at 4–16 KiB, 0.4–0.9 µs of 12–14 at 26 KB,
-// 3 µs at 64 KiB and 6 µs at 100 KiB; through the whole server (static.BenchmarkSendfileCrossover,
-// client in the process) it cost 1 µs more at 16 KiB and 3.5 more at 26 KiB, and was even at
-// 48 KiB; the edgebench cell of a 26 KB gzip body (pinned, edge CPU time per request, four
-// alternating runs each) took 11.8–12.5 µs by writev and 11.3–12.9 µs by sendfile: no
-// difference. Below 48 KiB writev stays.
-const DefaultSendfileMin = 48 << 10
+// 3 µs at 64 KiB and 6 µs at 100 KiB. Once the rest of a response cost less (package h1's
+// allocations and clock readings cut), the edgebench cell of a 26 KB gzip body, against nginx
+// (which sends it by sendfile) in the same run, went from 0.87× to 0.98–1.01× pinned and from
+// 0.73–0.77× to 0.80–0.81× unpinned (two alternating runs each) by sendfile: from 24 KiB,
+// sendfile.
+const DefaultSendfileMin = 24 << 10
 
 // sendsFile reports whether n bytes of rp go by sendfile to a FileSender: always for a
 // representation on disk, and from SendfileMin up for one held in memory.

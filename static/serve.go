@@ -92,7 +92,12 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, s *Site, f *
 		return h.writeError(w, r, http.StatusInternalServerError, nil)
 	}
 	hd.write(w, status)
-	uncork := sendconn.Cork(w, r, b.n)
+	uncork := noUncork
+	if hd.hb == nil {
+		// A response by header block is package h1's, which sends a header and a body in
+		// one write of its own: nothing to cork.
+		uncork = sendconn.Cork(w, r, b.n)
+	}
 	n, err := h.sendBody(w, r, s, b)
 	uncork()
 	if err != nil {
@@ -100,6 +105,8 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, s *Site, f *
 	}
 	return outcome{status: status, coding: rp.coding, bytes: n}
 }
+
+func noUncork() {}
 
 // setFileHeaders sets the headers of a response that carries (part of) a representation.
 func (h *Handler) setFileHeaders(hdr http.Header, s *Site, hs *headerSet, rp *rep, status int) {

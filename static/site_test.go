@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -329,5 +331,63 @@ func TestUnderivedVariantLeftOut(t *testing.T) {
 	r = do(t, srv, "GET", "/", "Accept-Encoding: zstd, gzip;q=0.5")
 	if r.status != 200 || r.header.Get("Content-Encoding") != "gzip" || !bytes.Equal(r.body, files["/index.html"].variants["gzip"]) {
 		t.Errorf("zstd or gzip asked: %d, Content-Encoding %q", r.status, r.header.Get("Content-Encoding"))
+	}
+}
+
+// TestSiteSkipsRouter checks that a request the handler sends straight to the site, past the
+// router, gets what the router would have given it, for node routes of every kind (a fixed
+// path, a parameter, a mounted router) and paths that come near them, and that a middleware on
+// the router sends every request through it.
+func TestSiteSkipsRouter(t *testing.T) {
+	d := newDeploy(t, mainFiles(), mainRules, SiteOptions{})
+	text := func(s string) http.HandlerFunc {
+		return func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte(s)) }
+	}
+	routes := func(r chi.Router) {
+		r.Get("/.well-known/dt/health", text("health"))
+		r.Get("/api/{id}/info", text("info"))
+		sub := chi.NewRouter()
+		sub.With(func(next http.Handler) http.Handler { return next }).Get("/x", text("sub"))
+		r.Mount("/sub", sub)
+	}
+	tagged := func(r chi.Router) {
+		r.Use(func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("X-Middleware", "1")
+				next.ServeHTTP(w, r)
+			})
+		})
+		routes(r)
+	}
+	for _, tc := range []struct {
+		name       string
+		routes     func(chi.Router)
+		wantAlways bool
+	}{{"none", nil, false}, {"routes", routes, false}, {"middleware", tagged, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := NewHandler(HandlerConfig{Routes: tc.routes})
+			h.SetSite(d.site)
+			if h.muxAlways != tc.wantAlways {
+				t.Fatalf("muxAlways = %v, want %v (prefixes %q)", h.muxAlways, tc.wantAlways, h.routePrefixes)
+			}
+			if !tc.wantAlways && (!h.siteOnly(httptest.NewRequest("GET", "/index.html", nil)) ||
+				tc.routes != nil && h.siteOnly(httptest.NewRequest("GET", "/sub/x", nil))) {
+				t.Fatalf("siteOnly wrong for /index.html or /sub/x (prefixes %q)", h.routePrefixes)
+			}
+			for _, target := range []string{"/", "/index.html", "/.well-known/dt/health", "/.well-known/dt/health/",
+				"/.well-known/dt/%68ealth", "/.well-known/dt/healthz", "/.well-known/security.txt", "/api/7/info",
+				"/api/", "/api", "/sub/x", "/sub", "/sub/y", "/subx", "/old", "/about"} {
+				for _, method := range []string{"GET", "HEAD", "POST"} {
+					direct, routed := httptest.NewRecorder(), httptest.NewRecorder()
+					h.ServeHTTP(direct, httptest.NewRequest(method, target, nil))
+					h.mux.ServeHTTP(routed, httptest.NewRequest(method, target, nil))
+					if direct.Code != routed.Code || !bytes.Equal(direct.Body.Bytes(), routed.Body.Bytes()) ||
+						!maps.EqualFunc(direct.Header(), routed.Header(), slices.Equal) {
+						t.Errorf("%s %s: %d %v %q, through the router %d %v %q", method, target,
+							direct.Code, direct.Header(), direct.Body, routed.Code, routed.Header(), routed.Body)
+					}
+				}
+			}
+		})
 	}
 }

@@ -90,7 +90,7 @@ func benchmarkRequests(b *testing.B, addr string, size int) {
 // BenchmarkWriteHeader measures a response's start and header section as the edge's static
 // handler sets it (values shared between responses, as it keeps them), without the network.
 func BenchmarkWriteHeader(b *testing.B) {
-	req, _, ok := parseHead(context.Background(), []byte(browserRequest))
+	req, _, ok := parseHead(baseRequest(context.Background()), []byte(browserRequest))
 	if !ok {
 		b.Fatal("request declined")
 	}
@@ -122,7 +122,7 @@ func BenchmarkWriteHeader(b *testing.B) {
 // fields in a header block (WriteHeaderBlock), X-Content-Type-Options in the map beside it
 // or in the block too.
 func BenchmarkWriteHeaderBlock(b *testing.B) {
-	req, _, ok := parseHead(context.Background(), []byte(browserRequest))
+	req, _, ok := parseHead(baseRequest(context.Background()), []byte(browserRequest))
 	if !ok {
 		b.Fatal("request declined")
 	}

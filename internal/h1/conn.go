@@ -77,6 +77,7 @@ type conn struct {
 	raw        syscall.RawConn // nc's, to wait for a request without a buffer; nil if nc has none
 	ctx        context.Context
 	cancel     context.CancelFunc
+	baseReq    *http.Request // holds ctx for parseHead's requests to copy
 	remoteAddr string
 	log        *slog.Logger
 
@@ -87,24 +88,36 @@ type conn struct {
 	tryReadFn func(fd uintptr) bool
 	awaited   *bufio.Reader // what tryRead read, for readFirst
 	awaitErr  error
+	waitArmed bool        // the read deadline of readFirst's wait is set
 	outp      *[]byte     // from outBufs while a response is gathered; nil in between
 	out       []byte      // output not yet written, in *outp or in what a large header grew
 	bufs      net.Buffers // scratch for writev, over vecs
 	vecs      [3][]byte
-	werr      error   // the first write error: the connection is done
-	stagep    *[]byte // from stageBufs once a response needs stage
-	stage     []byte  // body bytes held while a response's length is unknown
+	werr      error     // the first write error: the connection is done
+	stagep    *[]byte   // from stageBufs once a response needs stage
+	stage     []byte    // body bytes held while a response's length is unknown
+	rs        *response // from responses once a request is read; nil while idle
+	// nextWriter is where the next response's handle goes, allocated with its request by
+	// parseHeadInto; nil to allocate one.
+	nextWriter *responseWriter
 
 	// idle is set while the reader waits for the first byte of a request, for Shutdown.
 	idle atomic.Bool
 
-	readState  int
+	readState int
+	// headStart is when the request's head began, for ReadHeaderTimeout: the accept, for a
+	// connection's first request. For a later one it is zero until the reader first has to
+	// wait for more of the head, and then that time: the head's first bytes were read just
+	// before, so the bound is the same but for their parsing, and a head that arrives whole
+	// (nearly every one) costs no reading of the clock.
 	headStart  time.Time
 	headLimit  int64 // bytes left before the header section is too large; <0 when not reading one
 	hitLimit   bool
 	readArmed  time.Time // the read deadline set on nc (zero: none)
 	writeArmed time.Time
 	afterPOST  bool // the last request was a POST
+	// datePos is where in out a Date value waits to be written (appendDate); 0 for none.
+	datePos int
 }
 
 // The buffers a connection takes while it works on a request, shared by all connections:
@@ -137,6 +150,7 @@ func (s *Server) newConn(ctx context.Context, nc net.Conn) *conn {
 		c.tryReadFn = c.tryRead
 	}
 	c.ctx, c.cancel = context.WithCancel(ctx)
+	c.baseReq = baseRequest(c.ctx)
 	return c
 }
 
@@ -156,7 +170,7 @@ func (c *conn) serve() {
 			}
 		} else {
 			// Pipelined: the next request is already here.
-			c.readState, c.headStart = readingHead, time.Now()
+			c.readState, c.headStart = readingHead, time.Time{}
 		}
 		req, err := c.readRequest()
 		if err != nil {
@@ -164,8 +178,11 @@ func (c *conn) serve() {
 			return
 		}
 		c.takeOut()
-		w := c.newResponse(req)
-		if !c.runHandler(w) {
+		hw := c.newResponse(req)
+		ok := c.runHandler(hw)
+		w := hw.r
+		w.retire()
+		if !ok {
 			c.flush()
 			return
 		}
@@ -179,7 +196,7 @@ func (c *conn) serve() {
 
 // runHandler calls the handler; it reports false if the handler panicked, which ends the
 // connection as it stands (what was written is sent; the client sees the response cut short).
-func (c *conn) runHandler(w *response) (ok bool) {
+func (c *conn) runHandler(w *responseWriter) (ok bool) {
 	defer func() {
 		if v := recover(); v != nil {
 			if v != http.ErrAbortHandler {
@@ -192,11 +209,11 @@ func (c *conn) runHandler(w *response) (ok bool) {
 		}
 	}()
 	c.readState = readingBody
-	h := c.srv.Handler
-	if w.req.RequestURI == "*" && w.req.Method == http.MethodOptions && !c.srv.DisableGeneralOptionsHandler {
+	h, req := c.srv.Handler, w.r.req
+	if req.RequestURI == "*" && req.Method == http.MethodOptions && !c.srv.DisableGeneralOptionsHandler {
 		h = generalOptions
 	}
-	h.ServeHTTP(w, w.req)
+	h.ServeHTTP(w, req)
 	return true
 }
 
@@ -236,10 +253,12 @@ func (c *conn) readRequest() (*http.Request, error) {
 	// A head of the common shape that has arrived whole is parsed where it lies; any other
 	// goes to net/http's parser (parseHead says why this gives the same request).
 	buffered, _ := c.br.Peek(c.br.Buffered())
-	if req, n, ok := parseHead(c.ctx, buffered); ok {
+	if p, n, ok := parseHeadInto(c.baseReq, buffered); ok {
 		c.br.Discard(n)
+		req := &p.req
 		c.afterPOST = req.Method == http.MethodPost
 		req.RemoteAddr = c.remoteAddr
+		c.nextWriter = &p.writer
 		return req, nil
 	}
 	return c.readRequestSlow()
@@ -400,20 +419,19 @@ func (c *conn) awaitRequest() error {
 	if err := c.flush(); err != nil {
 		return err
 	}
-	c.releaseBuffers()
-	if err := c.armRead(); err != nil {
-		return err
-	}
-	// Shutdown may end this wait. The flag is checked after the deadline is set: Shutdown sets
-	// the flag, then a past deadline, so either this sees the flag or the wait sees the
-	// deadline.
-	c.idle.Store(true)
-	if c.srv.closing.Load() {
-		c.idle.Store(false)
+	// On a socket the buffers go back to their pools, the wait's read deadline is set and the
+	// connection counts as idle once the socket is found empty (readyWait), so that a request
+	// already there costs neither the pools nor a reading of the clock.
+	if c.raw == nil {
+		if err := c.readyWait(); err != nil {
+			c.idle.Store(false)
+			return err
+		}
+	} else if c.srv.closing.Load() {
 		return errServerClosing
 	}
 	br, err := c.readFirst()
-	c.idle.Store(false)
+	c.idle.Swap(false) // a swap, for idle_test's ordering of its reads before what follows
 	if c.srv.closing.Load() {
 		if err != nil {
 			return errServerClosing
@@ -426,7 +444,7 @@ func (c *conn) awaitRequest() error {
 	}
 	c.br = br
 	if c.readState == readingIdle {
-		c.readState, c.headStart = readingHead, time.Now()
+		c.readState, c.headStart = readingHead, time.Time{}
 	}
 	return nil
 }
@@ -444,7 +462,18 @@ func (c *conn) readFirst() (*bufio.Reader, error) {
 	}
 	// The raw read calls tryRead again each time the socket turns readable, until it returns
 	// true; it returns the poller's errors (a deadline, a closed connection) itself.
-	if err := c.raw.Read(c.tryReadFn); err != nil {
+	c.waitArmed = false
+	err := c.raw.Read(c.tryReadFn)
+	if err != nil && !c.waitArmed && errors.Is(err, os.ErrDeadlineExceeded) {
+		// The deadline of the request before had passed, and the raw read refused to start
+		// before tryRead could set the wait's own: set it, and wait.
+		c.waitArmed = true
+		if err := c.readyWait(); err != nil {
+			return nil, err
+		}
+		err = c.raw.Read(c.tryReadFn)
+	}
+	if err != nil {
 		return nil, err
 	}
 	br, err := c.awaited, c.awaitErr
@@ -452,20 +481,52 @@ func (c *conn) readFirst() (*bufio.Reader, error) {
 	return br, err
 }
 
-// tryRead is readFirst's step on a socket: it reads what has arrived into a read buffer from
-// the pool, and gives the buffer back if nothing had. It reports whether the wait is over.
+// tryRead is readFirst's step on a socket: it reads what has arrived into the read buffer (the
+// connection's, or one from the pool). It reports whether the wait is over; when nothing had
+// arrived, the first time, it readies the connection to wait (readyWait).
 func (c *conn) tryRead(fd uintptr) bool {
-	br := readers.Get().(*bufio.Reader)
-	br.Reset(connReader{c})
-	c.rawFD = int(fd)
-	_, err := br.Peek(1)
-	c.rawFD = -1
-	if err != nil {
-		readers.Put(br)
-		br = nil
+	if c.waitArmed {
+		// Woken: the connection is no longer idle for Shutdown, which, finding it busy, waits
+		// for it to answer what arrived.
+		c.idle.Swap(false)
 	}
-	c.awaited, c.awaitErr = br, err
-	return !errors.Is(err, errWouldBlock)
+	if c.br == nil {
+		c.br = readers.Get().(*bufio.Reader)
+		c.br.Reset(connReader{c})
+	}
+	c.rawFD = int(fd)
+	_, err := c.br.Peek(1)
+	c.rawFD = -1
+	c.awaited, c.awaitErr = c.br, err
+	if !errors.Is(err, errWouldBlock) {
+		return true
+	}
+	c.awaited = nil
+	if !c.waitArmed {
+		c.waitArmed = true
+		if err := c.readyWait(); err != nil {
+			c.awaitErr = err
+			return true
+		}
+	}
+	return false
+}
+
+// readyWait readies the connection to wait for its next request: its buffers go back to their
+// pools, its read deadline is set, and it counts as idle, for Shutdown to end the wait. The
+// closing flag is checked after the deadline is set and the idle flag stored: Shutdown sets its
+// flag, then a past deadline on the idle connections, so either this sees the flag or the wait
+// sees Shutdown's deadline.
+func (c *conn) readyWait() error {
+	c.releaseBuffers()
+	if err := c.armRead(); err != nil {
+		return err
+	}
+	c.idle.Store(true)
+	if c.srv.closing.Load() {
+		return errServerClosing
+	}
+	return nil
 }
 
 // readNow reads what the socket holds without waiting: errWouldBlock when it holds nothing.
@@ -511,6 +572,10 @@ func (c *conn) releaseBuffers() {
 		outBufs.Put(c.outp)
 		c.outp, c.out = nil, nil
 	}
+	if c.rs != nil {
+		c.rs.release()
+		c.rs = nil
+	}
 	if c.stagep != nil && cap(c.stage) <= stageSize {
 		*c.stagep = c.stage[:0]
 		stageBufs.Put(c.stagep)
@@ -526,6 +591,9 @@ func (c *conn) armRead() error {
 	case readingHead:
 		want := time.Time{}
 		if d := c.srv.ReadHeaderTimeout; d > 0 {
+			if c.headStart.IsZero() {
+				c.headStart = time.Now()
+			}
 			want = c.headStart.Add(d)
 		}
 		if want.Equal(c.readArmed) {
@@ -534,17 +602,50 @@ func (c *conn) armRead() error {
 		c.readArmed = want
 		return c.nc.SetReadDeadline(want)
 	default:
-		return slide(c.nc.SetReadDeadline, &c.readArmed, c.srv.IdleTimeout)
+		var now time.Time
+		if c.srv.IdleTimeout > 0 {
+			now = time.Now()
+		}
+		return slide(c.nc.SetReadDeadline, &c.readArmed, c.srv.IdleTimeout, now)
 	}
 }
 
+// armWrite sets the write deadline before output is written, and dates the header section
+// in the output that waits for it: one reading of the clock serves both.
 func (c *conn) armWrite() error {
-	return slide(c.nc.SetWriteDeadline, &c.writeArmed, c.srv.SendTimeout)
+	var now time.Time
+	if c.datePos > 0 || c.srv.SendTimeout > 0 {
+		now = time.Now()
+	}
+	c.fillDate(now)
+	return slide(c.nc.SetWriteDeadline, &c.writeArmed, c.srv.SendTimeout, now)
 }
+
+// appendDate appends a Date field value to b, the output, as a placeholder that armWrite fills
+// just before the output is written, with the time it reads for the write deadline. A
+// placeholder still unfilled (a pipelined response's, gathered with this one) is filled now.
+func (c *conn) appendDate(b []byte) []byte {
+	if c.datePos > 0 {
+		c.fillDate(time.Now())
+	}
+	c.datePos = len(b)
+	return append(b, datePlaceholder[:]...)
+}
+
+// fillDate writes the Date value for now over the output's placeholder, if one waits.
+func (c *conn) fillDate(now time.Time) {
+	if c.datePos > 0 && c.datePos+dateLen <= len(c.out) {
+		copy(c.out[c.datePos:], c.srv.date(now))
+	}
+	c.datePos = 0
+}
+
+// datePlaceholder holds the place of a Date value until the output is written.
+var datePlaceholder [dateLen]byte
 
 // slide keeps a deadline between d·7/8 and d from now (none when d is zero), calling set only
 // when it has to move.
-func slide(set func(time.Time) error, armed *time.Time, d time.Duration) error {
+func slide(set func(time.Time) error, armed *time.Time, d time.Duration, now time.Time) error {
 	if d <= 0 {
 		if armed.IsZero() {
 			return nil
@@ -552,7 +653,6 @@ func slide(set func(time.Time) error, armed *time.Time, d time.Duration) error {
 		*armed = time.Time{}
 		return set(time.Time{})
 	}
-	now := time.Now()
 	want := now.Add(d)
 	if !armed.IsZero() && !armed.After(want) && armed.After(want.Add(-d/8)) {
 		return nil

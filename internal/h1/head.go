@@ -12,9 +12,10 @@ import (
 
 // parseHead reads a request head of the common shape from buf, where it must be whole, and
 // returns the request as http.ReadRequest followed by readRequest's checks would give it, with
-// ctx as its context, and the head's length in buf. It reports false, having read nothing, for
-// a head of any other shape: http.ReadRequest then reads the same bytes, so that every unusual
-// case (and every request refused) keeps net/http's rules by construction.
+// base's context (base is a request holding nothing else: see baseRequest), and the head's
+// length in buf. It reports false, having read nothing, for a head of any other shape:
+// http.ReadRequest then reads the same bytes, so that every unusual case (and every request
+// refused) keeps net/http's rules by construction.
 //
 // The common shape is a request line with a token method other than CONNECT, an origin-form
 // target and HTTP/1.0 or HTTP/1.1, then header fields with token names and values free of
@@ -24,9 +25,19 @@ import (
 // Cache-Control). Such a request has no body.
 //
 // It costs a string for the head (the method, target and values are parts of it, and so are
-// names already in canonical form), the header map, one []string backing for the values, the
-// URL and the request.
-func parseHead(ctx context.Context, buf []byte) (req *http.Request, n int, ok bool) {
+// names already in canonical form), the header map, and one parsedRequest: the request, its
+// URL, the values of up to inlineValues field lines (more take a []string of their own) and
+// the handle on its response.
+func parseHead(base *http.Request, buf []byte) (req *http.Request, n int, ok bool) {
+	p, n, ok := parseHeadInto(base, buf)
+	if !ok {
+		return nil, 0, false
+	}
+	return &p.req, n, true
+}
+
+// parseHeadInto is parseHead, returning the request in the parsedRequest that holds it.
+func parseHeadInto(base *http.Request, buf []byte) (p *parsedRequest, n int, ok bool) {
 	end := bytes.Index(buf, headEnd)
 	if end < 0 {
 		return nil, 0, false
@@ -34,73 +45,112 @@ func parseHead(ctx context.Context, buf []byte) (req *http.Request, n int, ok bo
 	lines := bytes.Count(buf[:end], crlf) // header fields, the request line aside
 	s := string(buf[:end+len(crlf)])
 	line, s, _ := strings.Cut(s, "\r\n")
-	r, ok := parseRequestLine(line)
-	if !ok {
+	var rl requestLine
+	if !rl.parse(line) {
 		return nil, 0, false
 	}
-	if r.Header, r.Host, ok = parseFields(s, lines); !ok {
+	p = new(parsedRequest)
+	values := p.values[:]
+	if lines > len(values) {
+		values = make([]string, lines)
+	}
+	h, host, ok := parseFields(s, lines, values)
+	if !ok || host == "" && rl.minor == 1 || !httpguts.ValidHostHeader(host) {
 		return nil, 0, false
 	}
-	if r.Host == "" && r.ProtoMinor == 1 || !httpguts.ValidHostHeader(r.Host) {
-		return nil, 0, false
+	// A copy of base carries its context: http.Request's is unexported, and WithContext
+	// would allocate a request of its own.
+	p.req = *base
+	r := &p.req
+	r.Method, r.RequestURI, r.Host, r.Header, r.Body = rl.method, rl.target, host, h, http.NoBody
+	r.Proto, r.ProtoMajor, r.ProtoMinor = rl.proto, 1, rl.minor
+	if r.URL = rl.url; r.URL == nil {
+		p.url = rl.plain
+		r.URL = &p.url
 	}
 	// As http.ReadRequest: HTTP/1.0 ends the connection unless asked not to (RFC 9112 §9.3).
-	conn := r.Header["Connection"]
+	conn := h["Connection"]
 	r.Close = httpguts.HeaderValuesContainsToken(conn, "close") ||
 		r.ProtoMinor == 0 && !httpguts.HeaderValuesContainsToken(conn, "keep-alive")
-	r.Body = http.NoBody
-	// r stays on the stack: WithContext makes the one copy on the heap.
-	return r.WithContext(ctx), end + len(headEnd), true
+	return p, end + len(headEnd), true
+}
+
+// inlineValues is how many field values a parsedRequest holds itself: enough for the requests
+// of tools and benchmarks (a browser's, with more fields, takes a slice of its own), and few
+// enough that a parsedRequest fits a 512-byte size class of the allocator.
+const inlineValues = 3
+
+// parsedRequest is what parseHead allocates for a request, in one piece, with the handle on its
+// response that the handler gets (responseWriter).
+type parsedRequest struct {
+	req    http.Request
+	url    url.URL
+	values [inlineValues]string
+	writer responseWriter
+}
+
+// baseRequest returns the request parseHead copies its requests from: one holding ctx.
+func baseRequest(ctx context.Context) *http.Request {
+	return new(http.Request).WithContext(ctx)
 }
 
 var headEnd = []byte("\r\n\r\n")
 
-// parseRequestLine parses a request line of the common shape (see parseHead) into a request
-// with its method, target and version; ok is false for any other.
-func parseRequestLine(line string) (r http.Request, ok bool) {
+// requestLine is a request line of the common shape (see parseHead).
+type requestLine struct {
+	method, target, proto string
+	minor                 int
+	// url is the target's URL when url.ParseRequestURI made it; plain the target's otherwise.
+	url   *url.URL
+	plain url.URL
+}
+
+// parse parses line into rl; it reports false for a line not of the common shape.
+func (rl *requestLine) parse(line string) bool {
 	method, rest, ok1 := strings.Cut(line, " ")
 	target, proto, ok2 := strings.Cut(rest, " ")
 	if !ok1 || !ok2 || !isToken(method) || method == http.MethodConnect {
-		return r, false
+		return false
 	}
 	switch proto {
 	case "HTTP/1.1":
-		r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.1", 1, 1
+		rl.minor = 1
 	case "HTTP/1.0":
-		r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.0", 1, 0
+		rl.minor = 0
 	default:
-		return r, false
+		return false
 	}
-	u, ok := parseOriginForm(target)
-	if !ok {
-		return r, false
+	if !parseOriginForm(target, &rl.plain, &rl.url) {
+		return false
 	}
-	r.Method, r.RequestURI, r.URL = method, target, u
-	return r, true
+	rl.method, rl.target, rl.proto = method, target, proto
+	return true
 }
 
 // parseOriginForm parses a request target in origin form (RFC 9112 §3.2.1) as
-// url.ParseRequestURI does. A path that needs unescaping, or that url.URL keeps a RawPath for,
-// is left to url.ParseRequestURI itself.
-func parseOriginForm(target string) (*url.URL, bool) {
+// url.ParseRequestURI does, into plain, or into a *parsed that url.ParseRequestURI made for a
+// path that needs unescaping, or that url.URL keeps a RawPath for. It reports false for a
+// target of another form.
+func parseOriginForm(target string, plain *url.URL, parsed **url.URL) bool {
 	if len(target) == 0 || target[0] != '/' {
-		return nil, false
+		return false
 	}
 	path, query, hasQuery := strings.Cut(target, "?")
 	for i := 0; i < len(path); i++ {
 		if !plainPathByte[path[i]] {
 			u, err := url.ParseRequestURI(target)
-			return u, err == nil
+			*parsed = u
+			return err == nil
 		}
 	}
 	for i := 0; i < len(query); i++ {
 		if c := query[i]; c <= ' ' || c >= 0x7f || c == '#' {
-			return nil, false
+			return false
 		}
 	}
 	// url.Parse's rule: a lone "?" at the end forces an empty query.
-	force := hasQuery && query == ""
-	return &url.URL{Path: path, RawQuery: query, ForceQuery: force}, true
+	*plain = url.URL{Path: path, RawQuery: query, ForceQuery: hasQuery && query == ""}
+	return true
 }
 
 // plainPathByte holds the bytes that url.URL's path encoding leaves as they are: a path of only
@@ -131,10 +181,10 @@ func isToken(s string) bool {
 
 // parseFields parses the header section s, lines of "name: value" each ended by CRLF, into a
 // header as textproto's reader gives it, Host taken out. n is the number of lines, to size the
-// header. ok is false for a section not of the common shape (see parseHead).
-func parseFields(s string, n int) (h http.Header, host string, ok bool) {
+// header, and values (n long at least) holds the values. ok is false for a section not of the
+// common shape (see parseHead).
+func parseFields(s string, n int, values []string) (h http.Header, host string, ok bool) {
 	h = make(http.Header, n)
-	values := make([]string, n)
 	hasHost := false
 	for s != "" {
 		i := strings.Index(s, "\r\n")
@@ -143,7 +193,7 @@ func parseFields(s string, n int) (h http.Header, host string, ok bool) {
 			return nil, "", false
 		}
 		key := canonicalName(name)
-		value = strings.Trim(value, " \t")
+		value = trimOWS(value)
 		if !validValue(value) {
 			return nil, "", false
 		}
@@ -168,6 +218,18 @@ func parseFields(s string, n int) (h http.Header, host string, ok bool) {
 		h[key] = vv
 	}
 	return h, host, true
+}
+
+// trimOWS returns v without the optional whitespace (spaces and tabs, RFC 9110 §5.6.3) around
+// it, as strings.Trim(v, " \t") would, without building a set of the two for every value.
+func trimOWS(v string) string {
+	for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
+		v = v[1:]
+	}
+	for len(v) > 0 && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
+		v = v[:len(v)-1]
+	}
+	return v
 }
 
 // validValue reports whether a field value (trimmed) is one textproto and readRequest's checks

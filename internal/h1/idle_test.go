@@ -96,9 +96,9 @@ func TestIdleConnectionHoldsNoBuffer(t *testing.T) {
 				if got := c.raw != nil; got != tc.rawWait {
 					t.Errorf("waits by the poller: %v, want %v", got, tc.rawWait)
 				}
-				// The connection loads closing as soon as its wait ends: storing the value it
-				// has orders the connection's next writes to these fields after these reads.
-				s.closing.Store(false)
+				// The connection swaps the idle flag as soon as its wait ends: storing the value
+				// it has orders the connection's next writes to these fields after these reads.
+				c.idle.Store(true)
 			}
 		})
 	}

@@ -366,6 +366,22 @@ func TestIdleTimeout(t *testing.T) {
 		}
 		lcExpectClosed(t, c, c.br)
 	})
+	t.Run("request that outlasts the header timeout", func(t *testing.T) {
+		// The read deadline left from the request's header section has passed when the
+		// connection next waits: the wait sets its own, and the connection stays open.
+		slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/slow" {
+				time.Sleep(2 * idle)
+			}
+			lcHello(w, r)
+		})
+		ls := lcServe(t, &Server{Handler: slow, IdleTimeout: 4 * idle, ReadHeaderTimeout: idle})
+		c := lcConnect(t, ls.addr)
+		c.get(t, "/slow")
+		time.Sleep(idle / 4) // the connection waits for the next request
+		c.get(t, "/after")
+		lcExpectClosed(t, c, c.br)
+	})
 }
 
 // A handler that reads a body sent slowly but steadily gets all of it: IdleTimeout bounds the

@@ -8,8 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
-	"time"
 	"unicode/utf8"
 
 	"github.com/dt-cdn/dt/internal/tcpopt"
@@ -28,8 +28,14 @@ const (
 	sniffLen = 512
 )
 
-// response is the http.ResponseWriter of one request.
+// response is the state of a request's response, which handlers reach through a
+// responseWriter. A connection reuses it from one request to the next; the pool (responses)
+// passes it between connections.
 type response struct {
+	// gen counts the requests the state has served and the handlers it has outlived:
+	// a responseWriter is live while it holds the current value. It is the one field read
+	// by other goroutines (a handler's, after it returned).
+	gen    atomic.Uint64
 	c      *conn
 	req    *http.Request
 	header http.Header
@@ -38,7 +44,11 @@ type response struct {
 	snapshot http.Header
 	// block holds fields written after the header's (WriteHeaderBlock); nil for none.
 	block *HeaderBlock
+	responseFlags
+}
 
+// responseFlags is what a response decides along the way, set anew for each request.
+type responseFlags struct {
 	status      int  // the final status, once WriteHeader is called
 	headerSent  bool // the status line and header section are in the output
 	isHEAD      bool
@@ -54,32 +64,6 @@ type response struct {
 	// change the request's header.
 	wantsClose       bool
 	wantsKeepAlive10 bool
-}
-
-var _ interface {
-	http.ResponseWriter
-	http.Flusher
-	io.ReaderFrom
-	HeaderBlockWriter
-} = (*response)(nil)
-
-func (c *conn) newResponse(req *http.Request) *response {
-	w := &response{
-		c:      c,
-		req:    req,
-		header: make(http.Header, 8),
-		clen:   -1,
-		isHEAD: req.Method == http.MethodHead,
-	}
-	if req.ProtoAtLeast(1, 1) {
-		w.wantsClose = hasToken(req.Header["Connection"], "close")
-	} else {
-		w.wantsKeepAlive10 = hasToken(req.Header["Connection"], "keep-alive")
-	}
-	if rb, ok := req.Body.(*requestBody); ok {
-		rb.w = w
-	}
-	return w
 }
 
 func (w *response) Header() http.Header { return w.header }
@@ -446,7 +430,7 @@ func (w *response) appendHeaderSection(b []byte, h http.Header, skip skipFields,
 	}
 	if _, ok := h["Date"]; !ok {
 		b = append(b, "Date: "...)
-		b = w.c.srv.appendDate(b, time.Now())
+		b = w.c.appendDate(b)
 		b = append(b, "\r\n"...)
 	}
 	if sniffed != "" {
@@ -497,7 +481,7 @@ func (w *response) drainRequestBody() {
 // the first read, and Close does not read what is left (the server decides that).
 type requestBody struct {
 	r      io.ReadCloser
-	w      *response
+	w      *responseWriter
 	expect bool
 	eof    bool
 	closed bool
@@ -511,7 +495,9 @@ func (b *requestBody) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	if b.expect && b.w != nil {
-		b.w.send100()
+		if w := b.w.live(); w != nil {
+			w.send100()
+		}
 	}
 	n, err := b.r.Read(p)
 	if errors.Is(err, io.EOF) {

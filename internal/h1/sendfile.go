@@ -6,8 +6,6 @@ import (
 	"github.com/dt-cdn/dt/internal/sendconn"
 )
 
-var _ sendconn.FileSender = (*response)(nil)
-
 // SendFileAt sends n bytes of the file open as fd from off as part of the body, by
 // sendconn.SendFile: the output gathered (the header section) leaves with the file's first
 // bytes, in two system calls and no copy, and the file's position is left alone. It returns

@@ -48,7 +48,7 @@ type Server struct {
 	listeners map[*net.Listener]struct{}
 	conns     map[*conn]struct{}
 	closing   atomic.Bool
-	date      atomic.Pointer[dateValue]
+	dateCache atomic.Pointer[dateValue]
 }
 
 // DefaultMaxHeaderBytes is net/http's default bound on a request's header section.
@@ -225,12 +225,16 @@ type dateValue struct {
 	value []byte
 }
 
-func (s *Server) appendDate(b []byte, now time.Time) []byte {
+// dateLen is the length of a Date field value (http.TimeFormat, RFC 9110 §5.6.7).
+const dateLen = len("Mon, 02 Jan 2006 15:04:05 GMT")
+
+// date returns the Date field value for now.
+func (s *Server) date(now time.Time) []byte {
 	sec := now.Unix()
-	d := s.date.Load()
+	d := s.dateCache.Load()
 	if d == nil || d.unix != sec {
 		d = &dateValue{unix: sec, value: now.UTC().AppendFormat(nil, http.TimeFormat)}
-		s.date.Store(d)
+		s.dateCache.Store(d)
 	}
-	return append(b, d.value...)
+	return d.value
 }
