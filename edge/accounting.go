@@ -67,18 +67,17 @@ func (a *Accounting) ObserveResponse(ri static.ResponseInfo) {
 // counts it in the statistics.
 func (a *Accounting) ObserveRequest(r *http.Request, site string, ri static.ResponseInfo) {
 	a.ObserveResponse(ri)
-	referer, looked := "", false
+	var referer string
 	if a.log != nil {
 		e := accesslog.Entry{Time: ri.End, Site: site, Status: ri.Status, Bytes: ri.Bytes, Duration: ri.Duration,
 			Encoding: ri.Encoding}
 		e.SetRequest(r)
 		a.log.Log(&e)
-		referer, looked = e.Referer, true
+		referer = e.Referer // looked up once for both
+	} else if a.stats != nil {
+		referer = refererOf(r)
 	}
 	if a.stats != nil {
-		if !looked {
-			referer = refererOf(r)
-		}
 		countTraffic(a.stats, r, site, referer, &ri)
 	}
 }
